@@ -1,0 +1,9 @@
+//! Types shared by the server and the bundled client.
+
+pub mod command;
+pub mod name;
+pub mod reply;
+
+pub use command::{Command, ParseError, Password, Verb};
+pub use name::{Name, NameError};
+pub use reply::{CloseReason, ErrorCode, Notice, Reply};

@@ -1,0 +1,130 @@
+//! The line decoder: telnet filtering, then tokio-util's `LinesCodec` with a maximum length.
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
+
+use super::telnet::TelnetFilter;
+
+/// What the decoder yields. Bad input is an item, not a decode error: `FramedRead` ends the
+/// stream on the first error, and one bad line must not cost the client its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Line(String),
+    /// The line was longer than the maximum; it is discarded up to its newline.
+    TooLong,
+    /// The line was not valid UTF-8; it is discarded.
+    BadUtf8,
+}
+
+/// Decodes client lines. Bytes pass through a [`TelnetFilter`] into a buffer of their own that
+/// `LinesCodec` reads, so the codec sees plain text whatever the client is.
+#[derive(Debug)]
+pub struct LineCodec {
+    telnet: TelnetFilter,
+    filtered: BytesMut,
+    lines: LinesCodec,
+}
+
+impl LineCodec {
+    pub fn new(max_line_length: usize) -> Self {
+        Self {
+            telnet: TelnetFilter::default(),
+            filtered: BytesMut::new(),
+            lines: LinesCodec::new_with_max_length(max_line_length),
+        }
+    }
+
+    fn absorb(&mut self, src: &mut BytesMut) {
+        if !src.is_empty() {
+            self.telnet.filter(src, &mut self.filtered);
+            src.clear();
+        }
+    }
+
+    fn frame(result: Result<Option<String>, LinesCodecError>) -> Option<Frame> {
+        match result {
+            Ok(line) => line.map(Frame::Line),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Some(Frame::TooLong),
+            Err(LinesCodecError::Io(_)) => Some(Frame::BadUtf8),
+        }
+    }
+}
+
+impl Decoder for LineCodec {
+    type Item = Frame;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        self.absorb(src);
+        let frame = Self::frame(self.lines.decode(&mut self.filtered));
+        if frame.is_none() && self.filtered.is_empty() && self.filtered.capacity() > 0 {
+            // Everything read is consumed: an idle connection should not hold a buffer.
+            self.filtered = BytesMut::new();
+        }
+        Ok(frame)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
+        self.absorb(src);
+        Ok(Self::frame(self.lines.decode_eof(&mut self.filtered)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(codec: &mut LineCodec, input: &[u8]) -> Vec<Frame> {
+        let mut src = BytesMut::from(input);
+        let mut frames = Vec::new();
+        while let Some(frame) = codec.decode(&mut src).unwrap() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    fn line(text: &str) -> Frame {
+        Frame::Line(text.into())
+    }
+
+    #[test]
+    fn splits_lines_and_strips_line_endings() {
+        let mut codec = LineCodec::new(64);
+        assert_eq!(
+            decode_all(&mut codec, b"one\r\ntwo\nthree\r\0"),
+            [line("one"), line("two"), line("three")]
+        );
+    }
+
+    #[test]
+    fn overlong_line_is_reported_once_and_the_next_line_survives() {
+        let mut codec = LineCodec::new(8);
+        let mut frames = decode_all(&mut codec, b"0123456789abcdef");
+        frames.extend(decode_all(&mut codec, b"still the long line\nok\n"));
+        assert_eq!(frames, [Frame::TooLong, line("ok")]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_and_the_next_line_survives() {
+        let mut codec = LineCodec::new(64);
+        assert_eq!(
+            decode_all(&mut codec, b"bad \xc3\x28 bytes\nfine\n"),
+            [Frame::BadUtf8, line("fine")]
+        );
+    }
+
+    #[test]
+    fn a_line_split_across_reads_is_reassembled() {
+        let mut codec = LineCodec::new(64);
+        assert!(decode_all(&mut codec, b"MSG hel").is_empty());
+        assert_eq!(decode_all(&mut codec, b"lo\n"), [line("MSG hello")]);
+    }
+
+    #[test]
+    fn last_line_without_newline_is_read_at_eof() {
+        let mut codec = LineCodec::new(64);
+        assert!(decode_all(&mut codec, b"QUIT").is_empty());
+        let mut empty = BytesMut::new();
+        assert_eq!(codec.decode_eof(&mut empty).unwrap(), Some(line("QUIT")));
+    }
+}

@@ -1,0 +1,8 @@
+//! One client's socket: framing of incoming lines and the bounded outbox of outgoing ones.
+
+mod codec;
+mod outbox;
+mod telnet;
+
+pub use codec::{Frame, LineCodec};
+pub use outbox::{Delivery, Outbox, OutboxFull, Writer, outbox};

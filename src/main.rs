@@ -1,0 +1,73 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use linechat::server::Server;
+use linechat::settings::{Overrides, Settings};
+
+/// The linechat server. Settings come from built-in defaults, then the config file, then
+/// LINECHAT_* environment variables, then these flags.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on (LINECHAT_ADDR); port 0 picks a free one.
+    #[arg(long)]
+    addr: Option<String>,
+    /// Directory for the server's files (LINECHAT_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Longest accepted line in bytes (LINECHAT_MAX_LINE_LENGTH).
+    #[arg(long)]
+    max_line_length: Option<usize>,
+    /// Whether NICK logins without an account are allowed (LINECHAT_ALLOW_GUESTS).
+    #[arg(long)]
+    allow_guests: Option<bool>,
+    /// Settings file, read when it exists.
+    #[arg(long, default_value = "linechat.toml")]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        addr: cli.addr,
+        data_dir: cli.data_dir,
+        max_line_length: cli.max_line_length,
+        allow_guests: cli.allow_guests,
+    };
+    let settings = Settings::load(&cli.config, overrides)?;
+    let server = Server::bind(settings.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    info!("listening on {}", server.local_addr()?);
+    server.run(shutdown_signal()).await;
+    info!("bye");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,285 @@
+//! The `AccountStore`: owns the accounts. Password hashing runs off the async workers, a few
+//! at a time, so that a storm of logins cannot stall chat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::common::{Name, Password};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("that name is taken")]
+    NameTaken,
+    #[error("wrong name or password")]
+    BadPassword,
+    #[error("the account store is unavailable")]
+    Unavailable,
+}
+
+#[derive(Debug)]
+struct Account {
+    /// The name as registered; logins in any case get this spelling.
+    name: Name,
+    /// A PHC string: `$argon2id$v=19$...`.
+    hash: String,
+}
+
+#[derive(Debug)]
+enum AccountRequest {
+    Create {
+        name: Name,
+        password: Password,
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    },
+    /// Sent by the hashing task of a `Create` when its hash is ready.
+    Hashed {
+        name: Name,
+        hash: Option<String>,
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    },
+    Verify {
+        name: Name,
+        password: Password,
+        reply: oneshot::Sender<Result<Name, AccountError>>,
+    },
+    Exists {
+        name: Name,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// A handle to the [`AccountStore`].
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    tx: mpsc::UnboundedSender<AccountRequest>,
+}
+
+impl Accounts {
+    /// Starts the store; at most `hash_workers` hashes are computed at once.
+    pub fn spawn(hash_workers: usize) -> Self {
+        // Unbounded: a connection waits for each answer, so at most one request per connection.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let store = AccountStore {
+            accounts: HashMap::new(),
+            pending: HashSet::new(),
+            hashing: Arc::new(Semaphore::new(hash_workers.max(1))),
+            tx: tx.clone(),
+        };
+        tokio::spawn(store.run(rx));
+        Self { tx }
+    }
+
+    pub async fn create(&self, name: Name, password: Password) -> Result<(), AccountError> {
+        self.ask(|reply| AccountRequest::Create {
+            name,
+            password,
+            reply,
+        })
+        .await?
+    }
+
+    /// Checks a password; on success, the account's name as registered.
+    pub async fn verify(&self, name: Name, password: Password) -> Result<Name, AccountError> {
+        self.ask(|reply| AccountRequest::Verify {
+            name,
+            password,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn exists(&self, name: Name) -> Result<bool, AccountError> {
+        self.ask(|reply| AccountRequest::Exists { name, reply })
+            .await
+    }
+
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> AccountRequest,
+    ) -> Result<T, AccountError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(request(reply))
+            .map_err(|_| AccountError::Unavailable)?;
+        answer.await.map_err(|_| AccountError::Unavailable)
+    }
+}
+
+struct AccountStore {
+    accounts: HashMap<Name, Account>,
+    /// Names whose hash is being computed: a second `REGISTER` of one is refused at once.
+    pending: HashSet<Name>,
+    hashing: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<AccountRequest>,
+}
+
+impl AccountStore {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<AccountRequest>) {
+        while let Some(request) = rx.recv().await {
+            self.handle(request);
+        }
+    }
+
+    fn handle(&mut self, request: AccountRequest) {
+        match request {
+            AccountRequest::Create {
+                name,
+                password,
+                reply,
+            } => {
+                if self.accounts.contains_key(&name) || !self.pending.insert(name.clone()) {
+                    let _ = reply.send(Err(AccountError::NameTaken));
+                    return;
+                }
+                let store = self.tx.clone();
+                let hashing = self.hashing.clone();
+                tokio::spawn(async move {
+                    let hash = off_thread(&hashing, move || hash(&password))
+                        .await
+                        .flatten();
+                    let _ = store.send(AccountRequest::Hashed { name, hash, reply });
+                });
+            }
+            AccountRequest::Hashed { name, hash, reply } => {
+                self.pending.remove(&name);
+                let result = match hash {
+                    Some(hash) => {
+                        let account = Account {
+                            name: name.clone(),
+                            hash,
+                        };
+                        self.accounts.insert(name, account);
+                        Ok(())
+                    }
+                    None => Err(AccountError::Unavailable),
+                };
+                let _ = reply.send(result);
+            }
+            AccountRequest::Verify {
+                name,
+                password,
+                reply,
+            } => {
+                let account = self
+                    .accounts
+                    .get(&name)
+                    .map(|account| (account.name.clone(), account.hash.clone()));
+                let hashing = self.hashing.clone();
+                tokio::spawn(async move {
+                    let result = match account {
+                        Some((name, hash)) => {
+                            let ok = off_thread(&hashing, move || verify(&password, &hash)).await;
+                            if ok == Some(true) {
+                                Ok(name)
+                            } else {
+                                Err(AccountError::BadPassword)
+                            }
+                        }
+                        None => {
+                            // Spend the same time as a real check, so that timing does not
+                            // tell which names have accounts.
+                            off_thread(&hashing, move || verify(&password, dummy_hash())).await;
+                            Err(AccountError::BadPassword)
+                        }
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            AccountRequest::Exists { name, reply } => {
+                let _ =
+                    reply.send(self.accounts.contains_key(&name) || self.pending.contains(&name));
+            }
+        }
+    }
+}
+
+/// Runs CPU-heavy `work` on the blocking pool once a hashing permit is free.
+async fn off_thread<T: Send + 'static>(
+    permits: &Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let _permit = permits.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+fn hash(password: &Password) -> Option<String> {
+    Argon2::default()
+        .hash_password(password.expose().as_bytes())
+        .ok()
+        .map(|hash| hash.to_string())
+}
+
+fn verify(password: &Password, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.expose().as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash(&Password::new("not a real password")).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn register_then_verify_in_any_case() {
+        let accounts = Accounts::spawn(2);
+        let secret = Password::new("s3cret words");
+        accounts
+            .create(name("Alice"), secret.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            accounts
+                .verify(name("alice"), secret)
+                .await
+                .unwrap()
+                .as_str(),
+            "Alice"
+        );
+        assert_eq!(
+            accounts.verify(name("alice"), Password::new("wrong")).await,
+            Err(AccountError::BadPassword)
+        );
+        assert_eq!(
+            accounts.verify(name("nobody"), Password::new("x")).await,
+            Err(AccountError::BadPassword)
+        );
+        assert!(accounts.exists(name("ALICE")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_name_is_registered_once_even_when_racing() {
+        let accounts = Accounts::spawn(2);
+        let (first, second) = tokio::join!(
+            accounts.create(name("bob"), Password::new("one")),
+            accounts.create(name("BOB"), Password::new("two")),
+        );
+        let mut results = [first, second];
+        results.sort_by_key(|r| r.is_err());
+        assert_eq!(results, [Ok(()), Err(AccountError::NameTaken)]);
+    }
+
+    #[test]
+    fn hashes_are_argon2id_and_never_the_password() {
+        let hashed = hash(&Password::new("hunter2")).unwrap();
+        assert!(hashed.starts_with("$argon2id$"), "{hashed}");
+        assert!(!hashed.contains("hunter2"));
+        assert!(verify(&Password::new("hunter2"), &hashed));
+        assert!(!verify(&Password::new("hunter3"), &hashed));
+    }
+}

@@ -1,0 +1,164 @@
+//! The `ServerProcessor`: routes a logged-in user's commands to the actor that owns the state
+//! they touch, and cleans up after a session ends.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::accounts::Accounts;
+use super::member::Member;
+use super::room::{RoomRequest, Rooms};
+use super::user::{UserRequest, Users};
+use crate::common::{Command, ErrorCode, Name, Reply};
+
+#[derive(Debug)]
+enum ServerRequest {
+    Execute {
+        member: Member,
+        command: Command,
+        reply: oneshot::Sender<Reply>,
+    },
+    Disconnect {
+        member: Member,
+        rooms: Vec<Name>,
+        reason: Option<String>,
+    },
+}
+
+/// What a session holds to talk to the server: the router, and the account and user
+/// processors that its login steps use directly.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    tx: mpsc::UnboundedSender<ServerRequest>,
+    pub accounts: Accounts,
+    pub users: Users,
+}
+
+impl ServerHandle {
+    /// Starts every actor of the server.
+    pub fn spawn(password_hash_workers: usize) -> Self {
+        let users = Users::spawn();
+        let rooms = Rooms::spawn(users.clone());
+        let accounts = Accounts::spawn(password_hash_workers);
+        // Unbounded: a session awaits each command's reply before it sends the next one.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let processor = ServerProcessor {
+            users: users.clone(),
+            rooms,
+        };
+        tokio::spawn(processor.run(rx));
+        Self {
+            tx,
+            accounts,
+            users,
+        }
+    }
+
+    /// Runs one chat command for `member` and returns its final reply.
+    pub async fn execute(&self, member: &Member, command: Command) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let request = ServerRequest::Execute {
+            member: member.clone(),
+            command,
+            reply,
+        };
+        if self.tx.send(request).is_err() {
+            return unavailable();
+        }
+        answer.await.unwrap_or_else(|_| unavailable())
+    }
+
+    /// Takes `member` offline and out of `rooms`. Synchronous, so that it can run while a
+    /// session's task unwinds.
+    pub fn disconnect(&self, member: Member, rooms: Vec<Name>, reason: Option<String>) {
+        let _ = self.tx.send(ServerRequest::Disconnect {
+            member,
+            rooms,
+            reason,
+        });
+    }
+}
+
+fn unavailable() -> Reply {
+    Reply::err(ErrorCode::Internal, "the server is unavailable; try again")
+}
+
+struct ServerProcessor {
+    users: Users,
+    rooms: Rooms,
+}
+
+impl ServerProcessor {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<ServerRequest>) {
+        while let Some(request) = rx.recv().await {
+            match request {
+                ServerRequest::Execute {
+                    member,
+                    command,
+                    reply,
+                } => self.route(member, command, reply),
+                ServerRequest::Disconnect {
+                    member,
+                    rooms,
+                    reason,
+                } => {
+                    for room in rooms {
+                        self.rooms.leave_quietly(member.clone(), room);
+                    }
+                    self.users.logout(member, reason);
+                }
+            }
+        }
+    }
+
+    /// Forwards the command with its reply sender, so that the router never waits.
+    fn route(&self, member: Member, command: Command, reply: oneshot::Sender<Reply>) {
+        match command {
+            Command::Msg { text } => self.users.send(UserRequest::Broadcast {
+                from: member,
+                text,
+                reply,
+            }),
+            Command::Pm { to, text } => self.users.send(UserRequest::Private {
+                from: member,
+                to,
+                text,
+                reply,
+            }),
+            Command::Users => self.users.send(UserRequest::List { reply }),
+            Command::CreateRoom { room } => self.rooms.send(RoomRequest::Create {
+                member,
+                room,
+                reply,
+            }),
+            Command::JoinRoom { room } => self.rooms.send(RoomRequest::Join {
+                member,
+                room,
+                reply,
+            }),
+            Command::LeaveRoom { room } => self.rooms.send(RoomRequest::Leave {
+                member,
+                room,
+                reply: Some(reply),
+            }),
+            Command::ListRooms => self.rooms.send(RoomRequest::List { reply }),
+            Command::ListRoomUsers { room } => {
+                self.rooms.send(RoomRequest::Members { room, reply })
+            }
+            Command::RoomMessage { room, text } => self.rooms.send(RoomRequest::Say {
+                member,
+                room,
+                text,
+                reply,
+            }),
+            // The session answers these itself; they carry no shared state.
+            other @ (Command::Register { .. }
+            | Command::Login { .. }
+            | Command::Nick { .. }
+            | Command::Ping { .. }
+            | Command::Help { .. }
+            | Command::Quit { .. }) => {
+                let message = format!("{} is not routed to the server", other.verb());
+                let _ = reply.send(Reply::err(ErrorCode::Internal, message));
+            }
+        }
+    }
+}

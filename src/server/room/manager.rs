@@ -1,0 +1,156 @@
+//! The `RoomManager`: one task per room with members.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::common::{ErrorCode, Name, Reply, Verb};
+use crate::connection::{Delivery, Outbox};
+use crate::server::member::Member;
+
+#[derive(Debug)]
+pub(super) enum RoomMessage {
+    Join {
+        member: Member,
+        /// `CR` or `JR`: the verb the joiner's `OK` names.
+        verb: Verb,
+        reply: oneshot::Sender<Reply>,
+    },
+    Leave {
+        member: Member,
+        reply: Option<oneshot::Sender<Reply>>,
+    },
+    Say {
+        from: Member,
+        text: String,
+        reply: oneshot::Sender<Reply>,
+    },
+    Members {
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Sent by the processor after the room reported itself empty: the task ends if the room
+    /// is still empty, otherwise it carries on (someone joined in between).
+    Close {
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// Tells the room processor that a room has no members left.
+pub(super) type IdleSender = mpsc::UnboundedSender<Name>;
+
+pub(super) struct RoomManager {
+    room: Name,
+    members: HashMap<Name, Outbox>,
+    idle: IdleSender,
+}
+
+impl RoomManager {
+    /// Starts the task of `room` and returns its inbox.
+    pub(super) fn spawn(room: Name, idle: IdleSender) -> mpsc::UnboundedSender<RoomMessage> {
+        // Unbounded: requests come through the room processor, one per waiting connection.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let manager = RoomManager {
+            room,
+            members: HashMap::new(),
+            idle,
+        };
+        tokio::spawn(manager.run(rx));
+        tx
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RoomMessage>) {
+        while let Some(message) = rx.recv().await {
+            if self.handle(message).is_break() {
+                return;
+            }
+        }
+    }
+
+    /// Handles one message; `Break` when the task should end.
+    fn handle(&mut self, message: RoomMessage) -> ControlFlow<()> {
+        let room = self.room.clone();
+        match message {
+            RoomMessage::Join {
+                member,
+                verb,
+                reply,
+            } => {
+                let answer = if self.members.contains_key(&member.name) {
+                    Reply::err(ErrorCode::AlreadyInRoom, format!("you are in {room}"))
+                } else {
+                    let user = member.name.clone();
+                    self.fan_out(Reply::Joined { room, user }, &member.name);
+                    self.members.insert(member.name, member.outbox);
+                    Reply::ok_with(verb, &self.room)
+                };
+                let _ = reply.send(answer);
+            }
+            RoomMessage::Leave { member, reply } => {
+                let present = self
+                    .members
+                    .get(&member.name)
+                    .is_some_and(|outbox| outbox.same_connection(&member.outbox));
+                let answer = if present {
+                    self.members.remove(&member.name);
+                    let user = member.name.clone();
+                    self.fan_out(Reply::Left { room, user }, &member.name);
+                    if self.members.is_empty() {
+                        let _ = self.idle.send(self.room.clone());
+                    }
+                    Reply::ok_with(Verb::Lr, &self.room)
+                } else {
+                    not_in(&room)
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(answer);
+                }
+            }
+            RoomMessage::Say { from, text, reply } => {
+                let answer = if self.members.contains_key(&from.name) {
+                    let from = from.name;
+                    self.fan_out(
+                        Reply::Rm {
+                            room,
+                            from: from.clone(),
+                            text,
+                        },
+                        &from,
+                    );
+                    Reply::ok_with(Verb::Rm, &self.room)
+                } else {
+                    not_in(&room)
+                };
+                let _ = reply.send(answer);
+            }
+            RoomMessage::Members { reply } => {
+                let mut users: Vec<Name> = self.members.keys().cloned().collect();
+                users.sort();
+                let _ = reply.send(Reply::RoomUsers { room, users });
+            }
+            RoomMessage::Close { reply } => {
+                let empty = self.members.is_empty();
+                let _ = reply.send(empty);
+                if empty {
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Queues `reply` for every member but `except`, encoded once for all of them. Never waits:
+    /// a member whose outbox is full is being disconnected, and will be removed as it leaves.
+    fn fan_out(&self, reply: Reply, except: &Name) {
+        let line = Delivery::new(reply);
+        for (name, outbox) in &self.members {
+            if name != except {
+                let _ = outbox.push(line.clone());
+            }
+        }
+    }
+}
+
+fn not_in(room: &Name) -> Reply {
+    Reply::err(ErrorCode::NotInRoom, format!("you are not in {room}"))
+}

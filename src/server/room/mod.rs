@@ -1,0 +1,8 @@
+//! Rooms: the `RoomProcessor` owns the room table, and each room with members has a
+//! `RoomManager` task that owns its member list and fans its messages out.
+
+mod manager;
+mod processor;
+
+pub(crate) use processor::RoomRequest;
+pub use processor::Rooms;

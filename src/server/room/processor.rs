@@ -1,0 +1,251 @@
+//! The `RoomProcessor`: owns the table of rooms and routes requests to their managers.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::manager::{RoomManager, RoomMessage};
+use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
+use crate::server::member::Member;
+use crate::server::user::Users;
+
+/// What the room processor is asked; requests with a `reply` are answered on it.
+#[derive(Debug)]
+pub(crate) enum RoomRequest {
+    Create {
+        member: Member,
+        room: Name,
+        reply: oneshot::Sender<Reply>,
+    },
+    Join {
+        member: Member,
+        room: Name,
+        reply: oneshot::Sender<Reply>,
+    },
+    Leave {
+        member: Member,
+        room: Name,
+        reply: Option<oneshot::Sender<Reply>>,
+    },
+    Say {
+        member: Member,
+        room: Name,
+        text: String,
+        reply: oneshot::Sender<Reply>,
+    },
+    Members {
+        room: Name,
+        reply: oneshot::Sender<Reply>,
+    },
+    List {
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// A handle to the [`RoomProcessor`].
+#[derive(Debug, Clone)]
+pub struct Rooms {
+    tx: mpsc::UnboundedSender<RoomRequest>,
+}
+
+impl Rooms {
+    pub fn spawn(users: Users) -> Self {
+        // Unbounded: every request but a quiet leave is awaited by its connection, and a
+        // connection leaves quietly once per room it is in.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let processor = RoomProcessor {
+            rooms: HashMap::new(),
+            users,
+            idle: idle_tx,
+        };
+        tokio::spawn(processor.run(rx, idle_rx));
+        Self { tx }
+    }
+
+    pub(crate) fn send(&self, request: RoomRequest) {
+        // A closed processor drops the request and its reply sender with it.
+        let _ = self.tx.send(request);
+    }
+
+    /// Leaves without waiting for an answer, as a disconnecting session does.
+    pub fn leave_quietly(&self, member: Member, room: Name) {
+        self.send(RoomRequest::Leave {
+            member,
+            room,
+            reply: None,
+        });
+    }
+}
+
+struct Room {
+    /// The name as it was created, for listings.
+    name: Name,
+    /// The running manager; `None` while the room has no members, so that an empty room
+    /// costs no task.
+    manager: Option<mpsc::UnboundedSender<RoomMessage>>,
+}
+
+struct RoomProcessor {
+    rooms: HashMap<Name, Room>,
+    users: Users,
+    idle: mpsc::UnboundedSender<Name>,
+}
+
+impl RoomProcessor {
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<RoomRequest>,
+        mut idle: mpsc::UnboundedReceiver<Name>,
+    ) {
+        loop {
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(request) => self.handle(request),
+                    None => return,
+                },
+                Some(room) = idle.recv() => self.close_if_empty(room).await,
+            }
+        }
+    }
+
+    fn handle(&mut self, request: RoomRequest) {
+        match request {
+            RoomRequest::Create {
+                member,
+                room,
+                reply,
+            } => {
+                if let Some(existing) = self.rooms.get(&room) {
+                    let message = format!("{} already exists; JR joins it", existing.name);
+                    let _ = reply.send(Reply::err(ErrorCode::RoomExists, message));
+                    return;
+                }
+                self.rooms.insert(
+                    room.clone(),
+                    Room {
+                        name: room.clone(),
+                        manager: None,
+                    },
+                );
+                let notice = Notice::RoomCreated {
+                    room: room.clone(),
+                    by: member.name.clone(),
+                };
+                self.users.notify(notice, member.name.clone());
+                self.join(member, room, Verb::Cr, reply);
+            }
+            RoomRequest::Join {
+                member,
+                room,
+                reply,
+            } => self.join(member, room, Verb::Jr, reply),
+            RoomRequest::Leave {
+                member,
+                room,
+                reply,
+            } => match self.rooms.get(&room) {
+                Some(Room {
+                    manager: Some(manager),
+                    ..
+                }) => {
+                    let _ = manager.send(RoomMessage::Leave { member, reply });
+                }
+                found => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(match found {
+                            Some(_) => {
+                                Reply::err(ErrorCode::NotInRoom, format!("you are not in {room}"))
+                            }
+                            None => no_such_room(&room),
+                        });
+                    }
+                }
+            },
+            RoomRequest::Say {
+                member,
+                room,
+                text,
+                reply,
+            } => match self.rooms.get(&room) {
+                Some(Room {
+                    manager: Some(manager),
+                    ..
+                }) => {
+                    let message = RoomMessage::Say {
+                        from: member,
+                        text,
+                        reply,
+                    };
+                    let _ = manager.send(message);
+                }
+                Some(_) => {
+                    let message = format!("you are not in {room}");
+                    let _ = reply.send(Reply::err(ErrorCode::NotInRoom, message));
+                }
+                None => {
+                    let _ = reply.send(no_such_room(&room));
+                }
+            },
+            RoomRequest::Members { room, reply } => match self.rooms.get(&room) {
+                Some(Room {
+                    manager: Some(manager),
+                    ..
+                }) => {
+                    let _ = manager.send(RoomMessage::Members { reply });
+                }
+                Some(Room { name, .. }) => {
+                    let _ = reply.send(Reply::RoomUsers {
+                        room: name.clone(),
+                        users: Vec::new(),
+                    });
+                }
+                None => {
+                    let _ = reply.send(no_such_room(&room));
+                }
+            },
+            RoomRequest::List { reply } => {
+                let mut names: Vec<Name> = self.rooms.values().map(|r| r.name.clone()).collect();
+                names.sort();
+                let _ = reply.send(Reply::Rooms(names));
+            }
+        }
+    }
+
+    fn join(&mut self, member: Member, room: Name, verb: Verb, reply: oneshot::Sender<Reply>) {
+        let Some(entry) = self.rooms.get_mut(&room) else {
+            let _ = reply.send(no_such_room(&room));
+            return;
+        };
+        let manager = entry
+            .manager
+            .get_or_insert_with(|| RoomManager::spawn(entry.name.clone(), self.idle.clone()));
+        let _ = manager.send(RoomMessage::Join {
+            member,
+            verb,
+            reply,
+        });
+    }
+
+    /// Stops the manager of a room that reported itself empty, unless someone joined since:
+    /// the manager answers after handling every request sent to it before this one.
+    async fn close_if_empty(&mut self, room: Name) {
+        let Some(entry) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let Some(manager) = &entry.manager else {
+            return;
+        };
+        let (reply, answer) = oneshot::channel();
+        if manager.send(RoomMessage::Close { reply }).is_err() || answer.await.unwrap_or(true) {
+            entry.manager = None;
+        }
+    }
+}
+
+fn no_such_room(room: &Name) -> Reply {
+    Reply::err(
+        ErrorCode::NoSuchRoom,
+        format!("there is no room {room}; CR creates it"),
+    )
+}

@@ -1,0 +1,309 @@
+//! One client's session: the greeting, login under a deadline, then commands until the client
+//! quits, disconnects, stops reading, or the server shuts down.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::accounts::AccountError;
+use super::member::Member;
+use super::processor::ServerHandle;
+use crate::common::{CloseReason, Command, ErrorCode, Name, Notice, Reply, Verb};
+use crate::connection::{Frame, LineCodec, Outbox, outbox};
+use crate::settings::Settings;
+
+/// Initial read buffer: most lines are short, and an idle connection should hold little.
+const READ_CAPACITY: usize = 1024;
+
+/// What every session shares.
+#[derive(Debug, Clone)]
+pub(super) struct SessionContext {
+    pub server: ServerHandle,
+    pub settings: Arc<Settings>,
+    pub shutdown: CancellationToken,
+}
+
+/// Serves one connection to its end. Never fails: what goes wrong is logged and ends only this
+/// connection.
+pub(super) async fn serve(socket: TcpStream, peer: SocketAddr, context: SessionContext) {
+    let _ = socket.set_nodelay(true);
+    let (read, write) = socket.into_split();
+    let (outbox, writer) = outbox(context.settings.outbox_limit_bytes);
+    let writing = tokio::spawn(writer.run(write));
+    let codec = LineCodec::new(context.settings.max_line_length);
+    let mut lines = FramedRead::with_capacity(read, codec, READ_CAPACITY);
+
+    debug!(%peer, "connected");
+    let _ = outbox.send(Reply::Hello);
+    let mut session = Session {
+        peer,
+        outbox: outbox.clone(),
+        context: context.clone(),
+        presence: None,
+    };
+    let end = session.run(&mut lines).await;
+    session.finish(end);
+
+    outbox.finish();
+    let stop_writing = writing.abort_handle();
+    if timeout(context.settings.shutdown_grace(), writing)
+        .await
+        .is_err()
+    {
+        stop_writing.abort();
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    Quit,
+    Eof,
+    ReadError(std::io::Error),
+    /// The outbox closed: the client stopped reading or the socket failed.
+    Closed,
+    LoginTimeout,
+    Shutdown,
+}
+
+/// A logged-in user. Dropping it takes the user offline and out of their rooms, also when the
+/// session's task panics, so that nobody is left behind in a room.
+struct Presence {
+    server: ServerHandle,
+    member: Member,
+    rooms: BTreeSet<Name>,
+    reason: Option<String>,
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        let rooms = std::mem::take(&mut self.rooms).into_iter().collect();
+        self.server
+            .disconnect(self.member.clone(), rooms, self.reason.take());
+    }
+}
+
+struct Session {
+    peer: SocketAddr,
+    outbox: Outbox,
+    context: SessionContext,
+    presence: Option<Presence>,
+}
+
+impl Session {
+    async fn run(&mut self, lines: &mut FramedRead<OwnedReadHalf, LineCodec>) -> End {
+        let login_deadline = Instant::now() + self.context.settings.login_timeout();
+        loop {
+            let frame = tokio::select! {
+                frame = lines.next() => frame,
+                () = self.outbox.closed() => return End::Closed,
+                () = self.context.shutdown.cancelled() => return End::Shutdown,
+                () = sleep_until(login_deadline), if self.presence.is_none() => {
+                    return End::LoginTimeout;
+                }
+            };
+            let line = match frame {
+                None => return End::Eof,
+                Some(Err(error)) => return End::ReadError(error),
+                Some(Ok(Frame::TooLong)) => {
+                    let max = self.context.settings.max_line_length;
+                    let message = format!("lines are at most {max} bytes; the line was dropped");
+                    self.send(Reply::err(ErrorCode::LineTooLong, message));
+                    continue;
+                }
+                Some(Ok(Frame::BadUtf8)) => {
+                    let message = "lines must be UTF-8 text; the line was dropped";
+                    self.send(Reply::err(ErrorCode::BadUtf8, message));
+                    continue;
+                }
+                Some(Ok(Frame::Line(line))) => line,
+            };
+            match Command::parse(&line) {
+                Ok(None) => {}
+                Ok(Some(command)) => {
+                    if self.execute(command).await.is_break() {
+                        return End::Quit;
+                    }
+                }
+                Err(error) => self.send(Reply::err(ErrorCode::from(&error), error.to_string())),
+            }
+        }
+    }
+
+    /// Runs one command and sends its final reply; `Break` after `QUIT`.
+    async fn execute(&mut self, command: Command) -> std::ops::ControlFlow<()> {
+        use std::ops::ControlFlow::{Break, Continue};
+        let reply = match command {
+            Command::Ping { token } => Reply::Pong(token),
+            Command::Help { verb } => {
+                let verbs = verb.map_or(Verb::ALL.to_vec(), |verb| vec![verb]);
+                for verb in verbs {
+                    self.send(Reply::Help(verb));
+                }
+                Reply::ok(Verb::Help)
+            }
+            Command::Quit { reason } => {
+                if let Some(presence) = &mut self.presence {
+                    presence.reason = reason;
+                }
+                self.send(Reply::ok(Verb::Quit));
+                return Break(());
+            }
+            Command::Register { .. } | Command::Login { .. } | Command::Nick { .. } => {
+                match &self.presence {
+                    Some(presence) => Reply::err(
+                        ErrorCode::AlreadyLoggedIn,
+                        format!("you are logged in as {}", presence.member.name),
+                    ),
+                    None => self.log_in(command).await,
+                }
+            }
+            command => match &mut self.presence {
+                None => Reply::err(
+                    ErrorCode::NotLoggedIn,
+                    "log in first: LOGIN <name> <password>, REGISTER <name> <password> or NICK <name>",
+                ),
+                Some(presence) => {
+                    let room = match &command {
+                        Command::CreateRoom { room }
+                        | Command::JoinRoom { room }
+                        | Command::LeaveRoom { room } => Some(room.clone()),
+                        _ => None,
+                    };
+                    let reply = self.context.server.execute(&presence.member, command).await;
+                    if let (Some(room), Reply::Ok { verb, .. }) = (room, &reply) {
+                        if *verb == Verb::Lr {
+                            presence.rooms.remove(&room);
+                        } else {
+                            presence.rooms.insert(room);
+                        }
+                    }
+                    reply
+                }
+            },
+        };
+        self.send(reply);
+        Continue(())
+    }
+
+    /// The login verbs: on success the session has a [`Presence`].
+    async fn log_in(&mut self, command: Command) -> Reply {
+        let server = &self.context.server;
+        let (verb, name) = match command {
+            Command::Nick { name } => {
+                if !self.context.settings.allow_guests {
+                    let message = "guests are not allowed here; REGISTER or LOGIN";
+                    return Reply::err(ErrorCode::GuestsDisabled, message);
+                }
+                match server.accounts.exists(name.clone()).await {
+                    Ok(false) => (Verb::Nick, name),
+                    Ok(true) => {
+                        let message = format!("{name} is a registered account; use LOGIN");
+                        return Reply::err(ErrorCode::NameTaken, message);
+                    }
+                    Err(error) => return account_failure(error),
+                }
+            }
+            Command::Register { name, password } => {
+                if server.users.is_online(name.clone()).await {
+                    return name_in_use(&name);
+                }
+                match server.accounts.create(name.clone(), password).await {
+                    Ok(()) => (Verb::Register, name),
+                    Err(AccountError::NameTaken) => {
+                        let message = format!("{name} is already registered");
+                        return Reply::err(ErrorCode::NameTaken, message);
+                    }
+                    Err(error) => return account_failure(error),
+                }
+            }
+            Command::Login { name, password } => {
+                match server.accounts.verify(name.clone(), password).await {
+                    Ok(registered) => (Verb::Login, registered),
+                    Err(AccountError::BadPassword) => {
+                        info!(peer = %self.peer, user = %name, "failed login");
+                        return Reply::err(ErrorCode::BadPassword, "wrong name or password");
+                    }
+                    Err(error) => return account_failure(error),
+                }
+            }
+            _ => return Reply::err(ErrorCode::Internal, "not a login command"),
+        };
+        let member = Member {
+            name: name.clone(),
+            outbox: self.outbox.clone(),
+        };
+        if !server.users.login(member.clone()).await {
+            return name_in_use(&name);
+        }
+        info!(peer = %self.peer, user = %name, "logged in");
+        self.presence = Some(Presence {
+            server: server.clone(),
+            member,
+            rooms: BTreeSet::new(),
+            reason: None,
+        });
+        Reply::ok_with(verb, name)
+    }
+
+    /// Says goodbye as fits the end, logs it, and lets the [`Presence`] go.
+    fn finish(&mut self, end: End) {
+        let user = self.presence.as_ref().map(|p| p.member.name.to_string());
+        let user = user.as_deref().unwrap_or("-");
+        let reason = match &end {
+            End::Quit => None,
+            End::Eof => Some("connection closed"),
+            End::ReadError(error) => {
+                debug!(peer = %self.peer, %error, "read failed");
+                Some("connection lost")
+            }
+            End::Closed if self.outbox.overflowed() => {
+                warn!(peer = %self.peer, user, "disconnected: not reading, outbox full");
+                let _ = self.outbox.send(Reply::Notice(Notice::Closing {
+                    reason: CloseReason::SlowConsumer,
+                }));
+                Some("not reading")
+            }
+            End::Closed => Some("connection lost"),
+            End::LoginTimeout => {
+                info!(peer = %self.peer, "disconnected: no login in time");
+                self.send(Reply::Notice(Notice::Closing {
+                    reason: CloseReason::LoginTimeout,
+                }));
+                None
+            }
+            End::Shutdown => {
+                self.send(Reply::Notice(Notice::Shutdown));
+                Some("server shutdown")
+            }
+        };
+        debug!(peer = %self.peer, user, "session ended");
+        if let Some(mut presence) = self.presence.take() {
+            if presence.reason.is_none() {
+                presence.reason = reason.map(str::to_owned);
+            }
+            info!(peer = %self.peer, user, "logged out");
+        }
+    }
+
+    fn send(&self, reply: Reply) {
+        // A full outbox closes the connection; the session loop sees that and ends.
+        let _ = self.outbox.send(reply);
+    }
+}
+
+fn name_in_use(name: &Name) -> Reply {
+    Reply::err(ErrorCode::NameTaken, format!("{name} is online already"))
+}
+
+fn account_failure(error: AccountError) -> Reply {
+    Reply::err(ErrorCode::Internal, error.to_string())
+}

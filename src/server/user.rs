@@ -1,0 +1,190 @@
+//! The `UserProcessor`: owns who is online and how to reach them.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::member::Member;
+use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
+use crate::connection::{Delivery, Outbox};
+
+/// What the user processor is asked; requests with a `reply` are answered on it.
+#[derive(Debug)]
+pub(crate) enum UserRequest {
+    Login {
+        member: Member,
+        reply: oneshot::Sender<bool>,
+    },
+    Logout {
+        member: Member,
+        reason: Option<String>,
+    },
+    IsOnline {
+        name: Name,
+        reply: oneshot::Sender<bool>,
+    },
+    List {
+        reply: oneshot::Sender<Reply>,
+    },
+    Broadcast {
+        from: Member,
+        text: String,
+        reply: oneshot::Sender<Reply>,
+    },
+    Private {
+        from: Member,
+        to: Name,
+        text: String,
+        reply: oneshot::Sender<Reply>,
+    },
+    Notify {
+        notice: Notice,
+        except: Name,
+    },
+}
+
+/// A handle to the [`UserProcessor`].
+#[derive(Debug, Clone)]
+pub struct Users {
+    tx: mpsc::UnboundedSender<UserRequest>,
+}
+
+impl Users {
+    /// Starts the processor task.
+    pub fn spawn() -> Self {
+        // Unbounded is safe here: each connection awaits the answer to one request before
+        // sending the next, so the queue is bounded by the number of connections.
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(UserProcessor::default().run(rx));
+        Self { tx }
+    }
+
+    /// Puts `member` online; false when the name is already in use.
+    pub async fn login(&self, member: Member) -> bool {
+        self.ask(|reply| UserRequest::Login { member, reply })
+            .await
+            .unwrap_or(false)
+    }
+
+    pub fn logout(&self, member: Member, reason: Option<String>) {
+        let _ = self.tx.send(UserRequest::Logout { member, reason });
+    }
+
+    pub async fn is_online(&self, name: Name) -> bool {
+        self.ask(|reply| UserRequest::IsOnline { name, reply })
+            .await
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn send(&self, request: UserRequest) {
+        // A closed processor drops the request, and with it the reply sender: the asker
+        // sees the channel close and answers `ERR INTERNAL`.
+        let _ = self.tx.send(request);
+    }
+
+    /// Sends a global notice to everyone online but `except`.
+    pub fn notify(&self, notice: Notice, except: Name) {
+        let _ = self.tx.send(UserRequest::Notify { notice, except });
+    }
+
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UserRequest) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(request(reply)).ok()?;
+        answer.await.ok()
+    }
+}
+
+/// Owns the table of online users. Delivery never waits: an outbox that cannot take a line is
+/// being closed, and its session will log the user out.
+#[derive(Debug, Default)]
+struct UserProcessor {
+    online: HashMap<Name, Outbox>,
+}
+
+impl UserProcessor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<UserRequest>) {
+        while let Some(request) = rx.recv().await {
+            self.handle(request);
+        }
+    }
+
+    fn handle(&mut self, request: UserRequest) {
+        match request {
+            UserRequest::Login { member, reply } => {
+                if self.online.contains_key(&member.name) {
+                    let _ = reply.send(false);
+                    return;
+                }
+                self.announce(
+                    Notice::Online {
+                        user: member.name.clone(),
+                    },
+                    &member.name,
+                );
+                self.online.insert(member.name, member.outbox);
+                let _ = reply.send(true);
+            }
+            UserRequest::Logout { member, reason } => {
+                let current = self.online.get(&member.name);
+                if current.is_some_and(|outbox| outbox.same_connection(&member.outbox)) {
+                    self.online.remove(&member.name);
+                    let user = member.name.clone();
+                    self.announce(Notice::Offline { user, reason }, &member.name);
+                }
+            }
+            UserRequest::IsOnline { name, reply } => {
+                let _ = reply.send(self.online.contains_key(&name));
+            }
+            UserRequest::List { reply } => {
+                let mut names: Vec<Name> = self.online.keys().cloned().collect();
+                names.sort();
+                let _ = reply.send(Reply::Users(names));
+            }
+            UserRequest::Broadcast { from, text, reply } => {
+                let line = Delivery::new(Reply::Msg {
+                    from: from.name.clone(),
+                    text,
+                });
+                self.fan_out(&line, &from.name);
+                let _ = reply.send(Reply::ok(Verb::Msg));
+            }
+            UserRequest::Private {
+                from,
+                to,
+                text,
+                reply,
+            } => {
+                let answer = match self.online.get_key_value(&to) {
+                    Some((name, outbox)) => {
+                        let name = name.clone();
+                        match outbox.send(Reply::Pm {
+                            from: from.name,
+                            text,
+                        }) {
+                            Ok(()) => Reply::ok_with(Verb::Pm, name),
+                            Err(_) => Reply::err(
+                                ErrorCode::NoSuchUser,
+                                format!("{name} is disconnecting"),
+                            ),
+                        }
+                    }
+                    None => Reply::err(ErrorCode::NoSuchUser, format!("{to} is not online")),
+                };
+                let _ = reply.send(answer);
+            }
+            UserRequest::Notify { notice, except } => self.announce(notice, &except),
+        }
+    }
+
+    fn announce(&self, notice: Notice, except: &Name) {
+        self.fan_out(&Delivery::new(Reply::Notice(notice)), except);
+    }
+
+    fn fan_out(&self, line: &std::sync::Arc<Delivery>, except: &Name) {
+        for (name, outbox) in &self.online {
+            if name != except {
+                let _ = outbox.push(line.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Test harness: runs the real `linechat` binary on 127.0.0.1 port 0 and talks to it over TCP
+//! as a user would.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// How long a test waits for a line it expects.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    logs: mpsc::Receiver<String>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(&[], &[])
+    }
+
+    /// Starts the server with extra flags and environment variables.
+    pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
+            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .arg("--config")
+            .arg(data_dir.path().join("linechat.toml"))
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the linechat binary");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            logs,
+            _data_dir: data_dir,
+        };
+        let line = server.wait_for_log("listening on ");
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        server.addr = addr.parse().expect("address in the log line");
+        server
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line containing {needle:?}"),
+            }
+        }
+    }
+
+    /// A connected client that has read the greeting.
+    pub async fn connect(&self) -> Client {
+        let mut client = Client::connect(self.addr).await;
+        let hello = client.line().await;
+        assert!(hello.starts_with("HELLO "), "greeting: {hello}");
+        client
+    }
+
+    /// A client logged in as guest `name`.
+    pub async fn guest(&self, name: &str) -> Client {
+        let mut client = self.connect().await;
+        client.send(&format!("NICK {name}")).await;
+        client.expect(&format!("OK NICK {name}")).await;
+        client
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Client {
+    lines: Lines<AsyncBufReader<OwnedReadHalf>>,
+    writer: OwnedWriteHalf,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (read, writer) = stream.into_split();
+        Self {
+            lines: AsyncBufReader::new(read).lines(),
+            writer,
+        }
+    }
+
+    /// Sends one line; the newline is added.
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write");
+    }
+
+    /// Closes the sending side only (a half-close).
+    pub async fn shutdown_write(&mut self) {
+        self.writer.shutdown().await.expect("shutdown");
+    }
+
+    /// The next line; fails the test on timeout or end of stream.
+    pub async fn line(&mut self) -> String {
+        match tokio::time::timeout(PATIENCE, self.lines.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) => panic!("connection closed while a line was expected"),
+            Ok(Err(error)) => panic!("read failed: {error}"),
+            Err(_) => panic!("no line within {PATIENCE:?}"),
+        }
+    }
+
+    pub async fn expect(&mut self, expected: &str) {
+        let line = self.line().await;
+        assert_eq!(line, expected);
+    }
+
+    /// Expects a line starting with `prefix` and returns it.
+    pub async fn expect_prefix(&mut self, prefix: &str) -> String {
+        let line = self.line().await;
+        assert!(
+            line.starts_with(prefix),
+            "expected {prefix:?}..., got {line:?}"
+        );
+        line
+    }
+
+    /// Sends a command and returns the next line.
+    pub async fn ask(&mut self, command: &str) -> String {
+        self.send(command).await;
+        self.line().await
+    }
+
+    /// Expects the server to close the connection, and returns the lines read before.
+    pub async fn expect_closed(&mut self) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(PATIENCE, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => seen.push(line),
+                Ok(Ok(None)) | Ok(Err(_)) => return seen,
+                Err(_) => panic!("connection still open; lines read: {seen:?}"),
+            }
+        }
+    }
+
+    /// Asserts that no line arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(result) = tokio::time::timeout(wait, self.lines.next_line()).await {
+            panic!("expected silence, got {result:?}");
+        }
+    }
+}
