@@ -22,7 +22,8 @@ pub struct Settings {
     /// Bytes that may wait in one client's outbox before it counts as not reading and is
     /// disconnected.
     pub outbox_limit_bytes: usize,
-    /// Password hashes computed at once; each takes a core and ~19 MiB for ~15 ms.
+    /// Password hashes computed at once; each takes a core and ~19 MiB for ~15 ms. The
+    /// default, half the cores, leaves the rest to chat during a storm of logins.
     pub password_hash_workers: usize,
     /// Seconds given to clients to receive their last lines at shutdown.
     pub shutdown_grace_secs: u64,
@@ -37,7 +38,8 @@ impl Default for Settings {
             allow_guests: true,
             login_timeout_secs: 60,
             outbox_limit_bytes: 4 * 1024 * 1024,
-            password_hash_workers: 2,
+            password_hash_workers: std::thread::available_parallelism()
+                .map_or(1, |cores| (cores.get() / 2).max(1)),
             shutdown_grace_secs: 5,
         }
     }

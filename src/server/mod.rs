@@ -5,6 +5,8 @@ mod member;
 mod processor;
 mod room;
 mod session;
+#[cfg(test)]
+mod testing;
 mod user;
 
 use std::future::Future;

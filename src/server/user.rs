@@ -188,3 +188,76 @@ impl UserProcessor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::testing::{member, name};
+
+    async fn ask(users: &Users, request: impl FnOnce(oneshot::Sender<Reply>) -> UserRequest) -> String {
+        let (reply, answer) = oneshot::channel();
+        users.send(request(reply));
+        answer.await.unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_regardless_of_case_and_others_are_told() {
+        let users = Users::spawn();
+        let (alice, mut alice_inbox) = member("alice");
+        let (shouting, _) = member("ALICE");
+        let (bob, _) = member("bob");
+        assert!(users.login(alice).await);
+        assert!(!users.login(shouting).await);
+        assert!(users.login(bob).await);
+        assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
+        assert!(users.is_online(name("Bob")).await);
+        assert_eq!(ask(&users, |reply| UserRequest::List { reply }).await, "USERS alice bob");
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_with_nobody_else_online_is_fine() {
+        let users = Users::spawn();
+        let (alone, mut inbox) = member("alone");
+        assert!(users.login(alone.clone()).await);
+        let text = "anyone?".to_string();
+        let reply = ask(&users, |reply| UserRequest::Broadcast { from: alone, text, reply }).await;
+        assert_eq!(reply, "OK MSG");
+        inbox.expect_nothing().await;
+    }
+
+    #[tokio::test]
+    async fn private_messages_reach_only_their_target() {
+        let users = Users::spawn();
+        let (alice, mut alice_inbox) = member("alice");
+        let (bob, mut bob_inbox) = member("bob");
+        assert!(users.login(alice.clone()).await);
+        assert!(users.login(bob).await);
+        assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
+        let (to, text) = (name("BOB"), "psst".to_string());
+        let reply = ask(&users, |reply| UserRequest::Private { from: alice.clone(), to, text, reply });
+        assert_eq!(reply.await, "OK PM bob");
+        assert_eq!(bob_inbox.line().await, "PM alice psst");
+        let (to, text) = (name("carol"), "hi".to_string());
+        let reply = ask(&users, |reply| UserRequest::Private { from: alice, to, text, reply });
+        assert_eq!(reply.await, "ERR NO_SUCH_USER carol is not online");
+        alice_inbox.expect_nothing().await;
+    }
+
+    #[tokio::test]
+    async fn a_stale_logout_does_not_remove_the_new_session() {
+        let users = Users::spawn();
+        let (old, _) = member("alice");
+        let (new, _) = member("alice");
+        let (watcher, mut watcher_inbox) = member("watcher");
+        assert!(users.login(watcher).await);
+        assert!(users.login(old.clone()).await);
+        users.logout(old, None);
+        assert!(users.login(new).await);
+        users.logout(member("alice").0, None);
+        assert!(users.is_online(name("alice")).await);
+        assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
+        assert_eq!(watcher_inbox.line().await, "NOTICE OFFLINE alice");
+        assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
+        watcher_inbox.expect_nothing().await;
+    }
+}

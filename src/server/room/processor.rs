@@ -249,3 +249,124 @@ fn no_such_room(room: &Name) -> Reply {
         format!("there is no room {room}; CR creates it"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::testing::{member, name};
+
+    async fn ask(rooms: &Rooms, request: impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest) -> String {
+        let (reply, answer) = oneshot::channel();
+        rooms.send(request(reply));
+        answer.await.unwrap().to_string()
+    }
+
+    fn create(member: &Member, room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
+        let (member, room) = (member.clone(), name(room));
+        |reply| RoomRequest::Create { member, room, reply }
+    }
+
+    fn join(member: &Member, room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
+        let (member, room) = (member.clone(), name(room));
+        |reply| RoomRequest::Join { member, room, reply }
+    }
+
+    fn leave(member: &Member, room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
+        let (member, room) = (member.clone(), name(room));
+        |reply| RoomRequest::Leave { member, room, reply: Some(reply) }
+    }
+
+    fn say(member: &Member, room: &str, text: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
+        let (member, room, text) = (member.clone(), name(room), text.to_string());
+        |reply| RoomRequest::Say { member, room, text, reply }
+    }
+
+    fn members(room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
+        let room = name(room);
+        |reply| RoomRequest::Members { room, reply }
+    }
+
+    #[tokio::test]
+    async fn creating_an_existing_room_is_an_error_and_keeps_it() {
+        let rooms = Rooms::spawn(Users::spawn());
+        let (alice, _) = member("alice");
+        let (bob, _) = member("bob");
+        assert_eq!(ask(&rooms, create(&alice, "Dev")).await, "OK CR Dev");
+        assert_eq!(
+            ask(&rooms, create(&bob, "dev")).await,
+            "ERR ROOM_EXISTS Dev already exists; JR joins it"
+        );
+        assert_eq!(ask(&rooms, members("dev")).await, "LRU Dev alice");
+    }
+
+    #[tokio::test]
+    async fn room_messages_reach_other_members_only() {
+        let rooms = Rooms::spawn(Users::spawn());
+        let (alice, mut alice_inbox) = member("alice");
+        let (bob, mut bob_inbox) = member("bob");
+        let (eve, mut eve_inbox) = member("eve");
+        assert_eq!(ask(&rooms, create(&alice, "dev")).await, "OK CR dev");
+        assert_eq!(ask(&rooms, join(&bob, "dev")).await, "OK JR dev");
+        assert_eq!(alice_inbox.line().await, "JR dev bob");
+        assert_eq!(ask(&rooms, say(&bob, "dev", "hi there")).await, "OK RM dev");
+        assert_eq!(alice_inbox.line().await, "RM dev bob hi there");
+        assert_eq!(
+            ask(&rooms, say(&eve, "dev", "let me in")).await,
+            "ERR NOT_IN_ROOM you are not in dev"
+        );
+        assert_eq!(
+            ask(&rooms, say(&eve, "ops", "x")).await,
+            "ERR NO_SUCH_ROOM there is no room ops; CR creates it"
+        );
+        bob_inbox.expect_nothing().await;
+        eve_inbox.expect_nothing().await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_empty_room_stays_listed_but_its_task_ends() {
+        let runtime = tokio::runtime::Handle::current();
+        let rooms = Rooms::spawn(Users::spawn());
+        let (alice, _) = member("alice");
+        let (bob, mut bob_inbox) = member("bob");
+        let idle_tasks = runtime.metrics().num_alive_tasks();
+        assert_eq!(ask(&rooms, create(&alice, "dev")).await, "OK CR dev");
+        assert_eq!(runtime.metrics().num_alive_tasks(), idle_tasks + 1);
+        assert_eq!(ask(&rooms, leave(&alice, "dev")).await, "OK LR dev");
+        // The last member leaving is not an error, and the room's task ends.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while runtime.metrics().num_alive_tasks() > idle_tasks {
+            assert!(tokio::time::Instant::now() < deadline, "the room task lingers");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(ask(&rooms, |reply| RoomRequest::List { reply }).await, "LRS dev");
+        assert_eq!(ask(&rooms, members("dev")).await, "LRU dev");
+        assert_eq!(
+            ask(&rooms, leave(&alice, "dev")).await,
+            "ERR NOT_IN_ROOM you are not in dev"
+        );
+        assert_eq!(ask(&rooms, join(&alice, "dev")).await, "OK JR dev");
+        assert_eq!(ask(&rooms, join(&bob, "dev")).await, "OK JR dev");
+        assert_eq!(ask(&rooms, say(&alice, "dev", "back")).await, "OK RM dev");
+        assert_eq!(bob_inbox.line().await, "RM dev alice back");
+    }
+
+    #[tokio::test]
+    async fn a_member_that_cannot_take_lines_does_not_stall_the_room() {
+        let rooms = Rooms::spawn(Users::spawn());
+        let (alice, _) = member("alice");
+        let (bob, mut bob_inbox) = member("bob");
+        // A member whose writer is gone: every push to it fails at once.
+        let (outbox, writer) = crate::connection::outbox(64);
+        drop(writer);
+        let stuck = Member { name: name("stuck"), outbox };
+        assert_eq!(ask(&rooms, create(&alice, "dev")).await, "OK CR dev");
+        assert_eq!(ask(&rooms, join(&stuck, "dev")).await, "OK JR dev");
+        assert_eq!(ask(&rooms, join(&bob, "dev")).await, "OK JR dev");
+        for i in 0..100 {
+            assert_eq!(ask(&rooms, say(&alice, "dev", &i.to_string())).await, "OK RM dev");
+        }
+        for i in 0..100 {
+            assert_eq!(bob_inbox.line().await, format!("RM dev alice {i}"));
+        }
+    }
+}
