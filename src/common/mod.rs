@@ -6,4 +6,4 @@ pub mod reply;
 
 pub use command::{Command, ParseError, Password, Verb};
 pub use name::{Name, NameError};
-pub use reply::{CloseReason, ErrorCode, Notice, Reply};
+pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply};

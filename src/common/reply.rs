@@ -71,25 +71,51 @@ impl From<&ParseError> for ErrorCode {
     }
 }
 
-/// Why the server is closing a connection.
+/// Why the server is closing a connection, told to that connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     LoginTimeout,
-    SlowConsumer,
 }
 
 impl CloseReason {
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::LoginTimeout => "LOGIN_TIMEOUT",
-            CloseReason::SlowConsumer => "SLOW_CONSUMER",
         }
     }
 
     fn explanation(self) -> &'static str {
         match self {
             CloseReason::LoginTimeout => "no login in time",
-            CloseReason::SlowConsumer => "you stopped reading and your queue filled up",
+        }
+    }
+}
+
+/// How a user went offline, as others are told in `NOTICE OFFLINE <user> <how> [text]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Departure {
+    /// `QUIT`, with the user's reason if they gave one.
+    Quit(Option<String>),
+    /// The client closed the connection.
+    Closed,
+    /// The connection failed.
+    Lost,
+    /// The client stopped reading and its outbox filled up.
+    NotReading,
+    Shutdown,
+}
+
+impl fmt::Display for Departure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Departure::Quit(reason) => {
+                f.write_str("QUIT")?;
+                write_optional(f, reason)
+            }
+            Departure::Closed => f.write_str("CLOSED"),
+            Departure::Lost => f.write_str("LOST"),
+            Departure::NotReading => f.write_str("NOT_READING"),
+            Departure::Shutdown => f.write_str("SHUTDOWN"),
         }
     }
 }
@@ -98,7 +124,7 @@ impl CloseReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     Online { user: Name },
-    Offline { user: Name, reason: Option<String> },
+    Offline { user: Name, how: Departure },
     RoomCreated { room: Name, by: Name },
     Shutdown,
     Closing { reason: CloseReason },
@@ -214,7 +240,7 @@ impl fmt::Display for Reply {
                 f.write_str("PONG")?;
                 write_optional(f, token)
             }
-            Reply::Help(verb) => write!(f, "HELP {verb} {}", verb.usage()),
+            Reply::Help(verb) => write!(f, "HELP {}", verb.usage()),
             Reply::Msg { from, text } => write!(f, "MSG {from} {text}"),
             Reply::Pm { from, text } => write!(f, "PM {from} {text}"),
             Reply::Rm { room, from, text } => write!(f, "RM {room} {from} {text}"),
@@ -222,10 +248,7 @@ impl fmt::Display for Reply {
             Reply::Left { room, user } => write!(f, "LR {room} {user}"),
             Reply::Notice(notice) => match notice {
                 Notice::Online { user } => write!(f, "NOTICE ONLINE {user}"),
-                Notice::Offline { user, reason } => {
-                    write!(f, "NOTICE OFFLINE {user}")?;
-                    write_optional(f, reason)
-                }
+                Notice::Offline { user, how } => write!(f, "NOTICE OFFLINE {user} {how}"),
                 Notice::RoomCreated { room, by } => write!(f, "NOTICE ROOM {room} {by}"),
                 Notice::Shutdown => f.write_str("NOTICE SHUTDOWN the server is going down"),
                 Notice::Closing { reason } => write!(

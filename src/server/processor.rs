@@ -7,7 +7,7 @@ use super::accounts::Accounts;
 use super::member::Member;
 use super::room::{RoomRequest, Rooms};
 use super::user::{UserRequest, Users};
-use crate::common::{Command, ErrorCode, Name, Reply};
+use crate::common::{Command, Departure, ErrorCode, Name, Reply};
 
 #[derive(Debug)]
 enum ServerRequest {
@@ -19,7 +19,7 @@ enum ServerRequest {
     Disconnect {
         member: Member,
         rooms: Vec<Name>,
-        reason: Option<String>,
+        how: Departure,
     },
 }
 
@@ -68,12 +68,10 @@ impl ServerHandle {
 
     /// Takes `member` offline and out of `rooms`. Synchronous, so that it can run while a
     /// session's task unwinds.
-    pub fn disconnect(&self, member: Member, rooms: Vec<Name>, reason: Option<String>) {
-        let _ = self.tx.send(ServerRequest::Disconnect {
-            member,
-            rooms,
-            reason,
-        });
+    pub fn disconnect(&self, member: Member, rooms: Vec<Name>, how: Departure) {
+        let _ = self
+            .tx
+            .send(ServerRequest::Disconnect { member, rooms, how });
     }
 }
 
@@ -95,15 +93,11 @@ impl ServerProcessor {
                     command,
                     reply,
                 } => self.route(member, command, reply),
-                ServerRequest::Disconnect {
-                    member,
-                    rooms,
-                    reason,
-                } => {
+                ServerRequest::Disconnect { member, rooms, how } => {
                     for room in rooms {
                         self.rooms.leave_quietly(member.clone(), room);
                     }
-                    self.users.logout(member, reason);
+                    self.users.logout(member, how);
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -16,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::accounts::AccountError;
 use super::member::Member;
 use super::processor::ServerHandle;
-use crate::common::{CloseReason, Command, ErrorCode, Name, Notice, Reply, Verb};
+use crate::common::{CloseReason, Command, Departure, ErrorCode, Name, Notice, Reply, Verb};
 use crate::connection::{Frame, LineCodec, Outbox, outbox};
 use crate::settings::Settings;
 
@@ -65,7 +66,7 @@ pub(super) async fn serve(socket: TcpStream, peer: SocketAddr, context: SessionC
 /// Why a session ended.
 #[derive(Debug)]
 enum End {
-    Quit,
+    Quit(Option<String>),
     Eof,
     ReadError(std::io::Error),
     /// The outbox closed: the client stopped reading or the socket failed.
@@ -80,14 +81,15 @@ struct Presence {
     server: ServerHandle,
     member: Member,
     rooms: BTreeSet<Name>,
-    reason: Option<String>,
+    /// What others are told; stays `Lost` if the session's task panics.
+    how: Departure,
 }
 
 impl Drop for Presence {
     fn drop(&mut self) {
         let rooms = std::mem::take(&mut self.rooms).into_iter().collect();
         self.server
-            .disconnect(self.member.clone(), rooms, self.reason.take());
+            .disconnect(self.member.clone(), rooms, self.how.clone());
     }
 }
 
@@ -129,8 +131,8 @@ impl Session {
             match Command::parse(&line) {
                 Ok(None) => {}
                 Ok(Some(command)) => {
-                    if self.execute(command).await.is_break() {
-                        return End::Quit;
+                    if let Break(reason) = self.execute(command).await {
+                        return End::Quit(reason);
                     }
                 }
                 Err(error) => self.send(Reply::err(ErrorCode::from(&error), error.to_string())),
@@ -138,9 +140,8 @@ impl Session {
         }
     }
 
-    /// Runs one command and sends its final reply; `Break` after `QUIT`.
-    async fn execute(&mut self, command: Command) -> std::ops::ControlFlow<()> {
-        use std::ops::ControlFlow::{Break, Continue};
+    /// Runs one command and sends its final reply; `Break` with the reason after `QUIT`.
+    async fn execute(&mut self, command: Command) -> ControlFlow<Option<String>> {
         let reply = match command {
             Command::Ping { token } => Reply::Pong(token),
             Command::Help { verb } => {
@@ -151,11 +152,8 @@ impl Session {
                 Reply::ok(Verb::Help)
             }
             Command::Quit { reason } => {
-                if let Some(presence) = &mut self.presence {
-                    presence.reason = reason;
-                }
                 self.send(Reply::ok(Verb::Quit));
-                return Break(());
+                return Break(reason);
             }
             Command::Register { .. } | Command::Login { .. } | Command::Nick { .. } => {
                 match &self.presence {
@@ -249,7 +247,7 @@ impl Session {
             server: server.clone(),
             member,
             rooms: BTreeSet::new(),
-            reason: None,
+            how: Departure::Lost,
         });
         Reply::ok_with(verb, name)
     }
@@ -258,39 +256,34 @@ impl Session {
     fn finish(&mut self, end: End) {
         let user = self.presence.as_ref().map(|p| p.member.name.to_string());
         let user = user.as_deref().unwrap_or("-");
-        let reason = match &end {
-            End::Quit => None,
-            End::Eof => Some("connection closed"),
+        let how = match end {
+            End::Quit(reason) => Departure::Quit(reason),
+            End::Eof => Departure::Closed,
             End::ReadError(error) => {
                 debug!(peer = %self.peer, %error, "read failed");
-                Some("connection lost")
+                Departure::Lost
             }
+            // The client is not reading, so a parting line would not reach it: only log.
             End::Closed if self.outbox.overflowed() => {
                 warn!(peer = %self.peer, user, "disconnected: not reading, outbox full");
-                let _ = self.outbox.send(Reply::Notice(Notice::Closing {
-                    reason: CloseReason::SlowConsumer,
-                }));
-                Some("not reading")
+                Departure::NotReading
             }
-            End::Closed => Some("connection lost"),
+            End::Closed => Departure::Lost,
             End::LoginTimeout => {
                 info!(peer = %self.peer, "disconnected: no login in time");
                 self.send(Reply::Notice(Notice::Closing {
                     reason: CloseReason::LoginTimeout,
                 }));
-                None
+                Departure::Lost
             }
             End::Shutdown => {
                 self.send(Reply::Notice(Notice::Shutdown));
-                Some("server shutdown")
+                Departure::Shutdown
             }
         };
-        debug!(peer = %self.peer, user, "session ended");
         if let Some(mut presence) = self.presence.take() {
-            if presence.reason.is_none() {
-                presence.reason = reason.map(str::to_owned);
-            }
-            info!(peer = %self.peer, user, "logged out");
+            info!(peer = %self.peer, user, %how, "logged out");
+            presence.how = how;
         }
     }
 

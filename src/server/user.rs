@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 use super::member::Member;
-use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
+use crate::common::{Departure, ErrorCode, Name, Notice, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
 
 /// What the user processor is asked; requests with a `reply` are answered on it.
@@ -17,7 +17,7 @@ pub(crate) enum UserRequest {
     },
     Logout {
         member: Member,
-        reason: Option<String>,
+        how: Departure,
     },
     IsOnline {
         name: Name,
@@ -66,8 +66,8 @@ impl Users {
             .unwrap_or(false)
     }
 
-    pub fn logout(&self, member: Member, reason: Option<String>) {
-        let _ = self.tx.send(UserRequest::Logout { member, reason });
+    pub fn logout(&self, member: Member, how: Departure) {
+        let _ = self.tx.send(UserRequest::Logout { member, how });
     }
 
     pub async fn is_online(&self, name: Name) -> bool {
@@ -124,12 +124,12 @@ impl UserProcessor {
                 self.online.insert(member.name, member.outbox);
                 let _ = reply.send(true);
             }
-            UserRequest::Logout { member, reason } => {
+            UserRequest::Logout { member, how } => {
                 let current = self.online.get(&member.name);
                 if current.is_some_and(|outbox| outbox.same_connection(&member.outbox)) {
                     self.online.remove(&member.name);
                     let user = member.name.clone();
-                    self.announce(Notice::Offline { user, reason }, &member.name);
+                    self.announce(Notice::Offline { user, how }, &member.name);
                 }
             }
             UserRequest::IsOnline { name, reply } => {
@@ -194,7 +194,10 @@ mod tests {
     use super::*;
     use crate::server::testing::{member, name};
 
-    async fn ask(users: &Users, request: impl FnOnce(oneshot::Sender<Reply>) -> UserRequest) -> String {
+    async fn ask(
+        users: &Users,
+        request: impl FnOnce(oneshot::Sender<Reply>) -> UserRequest,
+    ) -> String {
         let (reply, answer) = oneshot::channel();
         users.send(request(reply));
         answer.await.unwrap().to_string()
@@ -211,7 +214,10 @@ mod tests {
         assert!(users.login(bob).await);
         assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
         assert!(users.is_online(name("Bob")).await);
-        assert_eq!(ask(&users, |reply| UserRequest::List { reply }).await, "USERS alice bob");
+        assert_eq!(
+            ask(&users, |reply| UserRequest::List { reply }).await,
+            "USERS alice bob"
+        );
     }
 
     #[tokio::test]
@@ -220,7 +226,12 @@ mod tests {
         let (alone, mut inbox) = member("alone");
         assert!(users.login(alone.clone()).await);
         let text = "anyone?".to_string();
-        let reply = ask(&users, |reply| UserRequest::Broadcast { from: alone, text, reply }).await;
+        let reply = ask(&users, |reply| UserRequest::Broadcast {
+            from: alone,
+            text,
+            reply,
+        })
+        .await;
         assert_eq!(reply, "OK MSG");
         inbox.expect_nothing().await;
     }
@@ -234,11 +245,21 @@ mod tests {
         assert!(users.login(bob).await);
         assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
         let (to, text) = (name("BOB"), "psst".to_string());
-        let reply = ask(&users, |reply| UserRequest::Private { from: alice.clone(), to, text, reply });
+        let reply = ask(&users, |reply| UserRequest::Private {
+            from: alice.clone(),
+            to,
+            text,
+            reply,
+        });
         assert_eq!(reply.await, "OK PM bob");
         assert_eq!(bob_inbox.line().await, "PM alice psst");
         let (to, text) = (name("carol"), "hi".to_string());
-        let reply = ask(&users, |reply| UserRequest::Private { from: alice, to, text, reply });
+        let reply = ask(&users, |reply| UserRequest::Private {
+            from: alice,
+            to,
+            text,
+            reply,
+        });
         assert_eq!(reply.await, "ERR NO_SUCH_USER carol is not online");
         alice_inbox.expect_nothing().await;
     }
@@ -251,12 +272,12 @@ mod tests {
         let (watcher, mut watcher_inbox) = member("watcher");
         assert!(users.login(watcher).await);
         assert!(users.login(old.clone()).await);
-        users.logout(old, None);
+        users.logout(old, Departure::Closed);
         assert!(users.login(new).await);
-        users.logout(member("alice").0, None);
+        users.logout(member("alice").0, Departure::Closed);
         assert!(users.is_online(name("alice")).await);
         assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
-        assert_eq!(watcher_inbox.line().await, "NOTICE OFFLINE alice");
+        assert_eq!(watcher_inbox.line().await, "NOTICE OFFLINE alice CLOSED");
         assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
         watcher_inbox.expect_nothing().await;
     }

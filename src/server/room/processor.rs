@@ -255,7 +255,10 @@ mod tests {
     use super::*;
     use crate::server::testing::{member, name};
 
-    async fn ask(rooms: &Rooms, request: impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest) -> String {
+    async fn ask(
+        rooms: &Rooms,
+        request: impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest,
+    ) -> String {
         let (reply, answer) = oneshot::channel();
         rooms.send(request(reply));
         answer.await.unwrap().to_string()
@@ -263,22 +266,43 @@ mod tests {
 
     fn create(member: &Member, room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
         let (member, room) = (member.clone(), name(room));
-        |reply| RoomRequest::Create { member, room, reply }
+        |reply| RoomRequest::Create {
+            member,
+            room,
+            reply,
+        }
     }
 
     fn join(member: &Member, room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
         let (member, room) = (member.clone(), name(room));
-        |reply| RoomRequest::Join { member, room, reply }
+        |reply| RoomRequest::Join {
+            member,
+            room,
+            reply,
+        }
     }
 
     fn leave(member: &Member, room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
         let (member, room) = (member.clone(), name(room));
-        |reply| RoomRequest::Leave { member, room, reply: Some(reply) }
+        |reply| RoomRequest::Leave {
+            member,
+            room,
+            reply: Some(reply),
+        }
     }
 
-    fn say(member: &Member, room: &str, text: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
+    fn say(
+        member: &Member,
+        room: &str,
+        text: &str,
+    ) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
         let (member, room, text) = (member.clone(), name(room), text.to_string());
-        |reply| RoomRequest::Say { member, room, text, reply }
+        |reply| RoomRequest::Say {
+            member,
+            room,
+            text,
+            reply,
+        }
     }
 
     fn members(room: &str) -> impl FnOnce(oneshot::Sender<Reply>) -> RoomRequest {
@@ -335,10 +359,16 @@ mod tests {
         // The last member leaving is not an error, and the room's task ends.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         while runtime.metrics().num_alive_tasks() > idle_tasks {
-            assert!(tokio::time::Instant::now() < deadline, "the room task lingers");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the room task lingers"
+            );
             tokio::task::yield_now().await;
         }
-        assert_eq!(ask(&rooms, |reply| RoomRequest::List { reply }).await, "LRS dev");
+        assert_eq!(
+            ask(&rooms, |reply| RoomRequest::List { reply }).await,
+            "LRS dev"
+        );
         assert_eq!(ask(&rooms, members("dev")).await, "LRU dev");
         assert_eq!(
             ask(&rooms, leave(&alice, "dev")).await,
@@ -358,12 +388,18 @@ mod tests {
         // A member whose writer is gone: every push to it fails at once.
         let (outbox, writer) = crate::connection::outbox(64);
         drop(writer);
-        let stuck = Member { name: name("stuck"), outbox };
+        let stuck = Member {
+            name: name("stuck"),
+            outbox,
+        };
         assert_eq!(ask(&rooms, create(&alice, "dev")).await, "OK CR dev");
         assert_eq!(ask(&rooms, join(&stuck, "dev")).await, "OK JR dev");
         assert_eq!(ask(&rooms, join(&bob, "dev")).await, "OK JR dev");
         for i in 0..100 {
-            assert_eq!(ask(&rooms, say(&alice, "dev", &i.to_string())).await, "OK RM dev");
+            assert_eq!(
+                ask(&rooms, say(&alice, "dev", &i.to_string())).await,
+                "OK RM dev"
+            );
         }
         for i in 0..100 {
             assert_eq!(bob_inbox.line().await, format!("RM dev alice {i}"));
