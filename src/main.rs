@@ -50,24 +50,23 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::bind(settings.clone())
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let shutdown = shutdown_signal().context("installing signal handlers")?;
     info!("listening on {}", server.local_addr()?);
-    server.run(shutdown_signal()).await;
+    server.run(shutdown).await;
     info!("bye");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+/// Installs the SIGINT and SIGTERM handlers at once (so that a signal right after start is
+/// not fatal) and returns a future that resolves on either.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    })
 }

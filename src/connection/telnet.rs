@@ -22,20 +22,32 @@ enum State {
     Iac,
     /// After `IAC WILL|WONT|DO|DONT`: one option byte follows.
     Option,
-    /// Inside `IAC SB ... IAC SE`.
-    Sub,
-    SubIac,
+    /// Inside `IAC SB ... IAC SE`, with the count of bytes seen.
+    Sub(usize),
+    SubIac(usize),
 }
+
+/// Longest subnegotiation accepted; real ones (window size, terminal type) are far shorter.
+const MAX_SUBNEGOTIATION: usize = 64;
 
 /// A streaming filter that drops IAC sequences and NUL bytes and turns `CR NUL` into `\n`.
 ///
-/// A byte 255 never occurs in UTF-8, so dropping IAC sequences cannot damage text.
+/// A byte 255 never occurs in UTF-8, so dropping IAC sequences cannot damage text. A line
+/// ending always ends a line, even inside what looks like a telnet sequence, so that a stray
+/// 255 costs at most its own line.
 #[derive(Debug, Default)]
 pub struct TelnetFilter {
     state: State,
 }
 
 impl TelnetFilter {
+    fn sub_len(&self) -> usize {
+        match self.state {
+            State::Sub(len) | State::SubIac(len) => len,
+            _ => 0,
+        }
+    }
+
     /// Appends the data bytes of `input` to `output`.
     pub fn filter(&mut self, input: &[u8], output: &mut BytesMut) {
         output.reserve(input.len());
@@ -65,18 +77,34 @@ impl TelnetFilter {
                     output.put_u8(byte);
                     State::Data
                 }
+                // A line ending inside a sequence means the 255 was a stray byte, not telnet
+                // (Latin-1 'ÿ', say): keep it so that its line fails as bad UTF-8, and keep
+                // the line ending so that only that line is lost.
+                (State::Iac | State::Option | State::Sub(_) | State::SubIac(_), LF) => {
+                    output.put_u8(IAC);
+                    output.put_u8(LF);
+                    State::Data
+                }
+                (State::Iac | State::Option | State::Sub(_) | State::SubIac(_), CR) => {
+                    output.put_u8(IAC);
+                    State::Cr
+                }
                 (State::Iac, WILL..=DONT) => State::Option,
-                (State::Iac, SB) => State::Sub,
+                (State::Iac, SB) => State::Sub(0),
                 // An escaped 255 is not UTF-8 either; let the line fail as bad UTF-8.
                 (State::Iac, IAC) => {
                     output.put_u8(IAC);
                     State::Data
                 }
                 (State::Iac, _) | (State::Option, _) => State::Data,
-                (State::Sub, IAC) => State::SubIac,
-                (State::Sub, _) => State::Sub,
-                (State::SubIac, SE) => State::Data,
-                (State::SubIac, _) => State::Sub,
+                (State::Sub(_) | State::SubIac(_), _) if self.sub_len() >= MAX_SUBNEGOTIATION => {
+                    output.put_u8(IAC);
+                    State::Data
+                }
+                (State::Sub(len), IAC) => State::SubIac(len + 1),
+                (State::Sub(len), _) => State::Sub(len + 1),
+                (State::SubIac(_), SE) => State::Data,
+                (State::SubIac(len), _) => State::Sub(len + 1),
             };
         }
     }
@@ -110,6 +138,22 @@ mod tests {
             run(&[&[IAC, SB, 31, 0, 80], &[0, 24, IAC, SE], b"ok\n"]),
             b"ok\n"
         );
+    }
+
+    #[test]
+    fn a_stray_255_costs_only_its_line() {
+        assert_eq!(run(&[b"a\xff\nb\n"]), b"a\xff\nb\n");
+        assert_eq!(run(&[b"a\xff", b"\r\nb\n"]), b"a\xff\nb\n");
+        // An unterminated subnegotiation ends at the line ending or at its size limit.
+        assert_eq!(
+            run(&[&[b'a', IAC, SB, b'x', b'\n', b'b', b'\n']]),
+            b"a\xff\nb\n"
+        );
+        let mut long = vec![IAC, SB];
+        long.extend([b'x'; 100]);
+        long.extend(b"ok\n");
+        let out = run(&[&long]);
+        assert!(out.ends_with(b"ok\n") && out.len() < 64, "{out:?}");
     }
 
     #[test]

@@ -53,7 +53,6 @@ pub(super) async fn serve(socket: TcpStream, peer: SocketAddr, context: SessionC
     let end = session.run(&mut lines).await;
     session.finish(end);
 
-    outbox.finish();
     let stop_writing = writing.abort_handle();
     if timeout(context.settings.shutdown_grace(), writing)
         .await
@@ -252,7 +251,7 @@ impl Session {
         Reply::ok_with(verb, name)
     }
 
-    /// Says goodbye as fits the end, logs it, and lets the [`Presence`] go.
+    /// Says goodbye as fits the end, closes the outbox, logs, and lets the [`Presence`] go.
     fn finish(&mut self, end: End) {
         let user = self.presence.as_ref().map(|p| p.member.name.to_string());
         let user = user.as_deref().unwrap_or("-");
@@ -281,6 +280,9 @@ impl Session {
                 Departure::Shutdown
             }
         };
+        // Nothing queued after this point is written: the parting line is the last one, even
+        // if others' departures reach this outbox while the user is taken offline.
+        self.outbox.finish();
         if let Some(mut presence) = self.presence.take() {
             info!(peer = %self.peer, user, %how, "logged out");
             presence.how = how;
