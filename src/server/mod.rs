@@ -5,6 +5,7 @@ mod member;
 mod processor;
 mod room;
 mod session;
+pub mod storage;
 #[cfg(test)]
 mod testing;
 mod user;

@@ -1,0 +1,155 @@
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+fn name(raw: &str) -> Name {
+    Name::parse(raw).unwrap()
+}
+
+fn options(dir: &std::path::Path) -> StorageOptions {
+    StorageOptions {
+        data_dir: dir.to_path_buf(),
+        history: true,
+        batch_window: Duration::from_millis(20),
+        keep_per_conversation: 0,
+        keep_days: 0,
+    }
+}
+
+fn said(conversation: Conversation, from: &str, text: &str) -> Record {
+    Record {
+        conversation,
+        from: name(from),
+        to: None,
+        text: text.into(),
+        at: SystemTime::now(),
+        pending: false,
+    }
+}
+
+fn texts(messages: &[StoredMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| format!("{} {}", m.from, m.text))
+        .collect()
+}
+
+#[tokio::test]
+async fn everything_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, loaded, task) = Store::open(options(dir.path())).await.unwrap();
+        assert!(loaded.accounts.is_empty() && loaded.rooms.is_empty());
+        store
+            .create_account(name("Alice"), "$argon2id$fake".into())
+            .await
+            .unwrap();
+        store.create_room(name("Dev"), name("Alice"));
+        store.join(name("alice"), name("dev"));
+        store.record(said(Conversation::Global, "Alice", "hello world"));
+        store.record(said(Conversation::Room(name("dev")), "Alice", "in dev"));
+        store.close().await;
+        task.await.unwrap();
+    }
+    let (store, loaded, _task) = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(
+        loaded.accounts,
+        [(name("Alice"), "$argon2id$fake".to_string())]
+    );
+    assert_eq!(loaded.accounts[0].0.as_str(), "Alice");
+    assert_eq!(loaded.rooms, [(name("Dev"), name("Alice"))]);
+    assert_eq!(store.memberships(name("ALICE")).await, [name("Dev")]);
+    let global = store.history(Conversation::Global, 10).await.unwrap();
+    assert_eq!(texts(&global), ["Alice hello world"]);
+    let room = store
+        .history(Conversation::Room(name("DEV")), 10)
+        .await
+        .unwrap();
+    assert_eq!(texts(&room), ["Alice in dev"]);
+}
+
+#[tokio::test]
+async fn history_is_the_latest_messages_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    for i in 0..10 {
+        store.record(said(Conversation::Global, "bob", &i.to_string()));
+    }
+    // A read sees every record queued before it, even inside the batch window.
+    let latest = store.history(Conversation::Global, 3).await.unwrap();
+    assert_eq!(texts(&latest), ["bob 7", "bob 8", "bob 9"]);
+}
+
+#[tokio::test]
+async fn a_private_conversation_is_one_history_in_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let between = |a: &str, b: &str| Conversation::Private(name(a), name(b));
+    store.record(said(between("alice", "bob"), "alice", "hi bob"));
+    store.record(said(between("Bob", "Alice"), "Bob", "hi alice"));
+    store.record(said(between("alice", "carol"), "alice", "hi carol"));
+    let history = store.history(between("BOB", "alice"), 10).await.unwrap();
+    assert_eq!(texts(&history), ["alice hi bob", "Bob hi alice"]);
+}
+
+#[tokio::test]
+async fn pending_messages_are_taken_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let mut queued = said(
+        Conversation::Private(name("a"), name("b")),
+        "a",
+        "while you were out",
+    );
+    queued.to = Some(name("b"));
+    queued.pending = true;
+    store.record(queued);
+    let taken = store.take_pending(name("B")).await;
+    assert_eq!(texts(&taken), ["a while you were out"]);
+    assert!(store.take_pending(name("b")).await.is_empty());
+}
+
+#[tokio::test]
+async fn retention_keeps_the_latest_per_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        for i in 0..10 {
+            store.record(said(Conversation::Global, "bob", &i.to_string()));
+            store.record(said(Conversation::Room(name("dev")), "bob", &i.to_string()));
+        }
+        store.close().await;
+        task.await.unwrap();
+    }
+    let mut keep_three = options(dir.path());
+    keep_three.keep_per_conversation = 3;
+    let (store, _, _task) = Store::open(keep_three).await.unwrap();
+    let global = store.history(Conversation::Global, 100).await.unwrap();
+    assert_eq!(texts(&global), ["bob 7", "bob 8", "bob 9"]);
+    let room = store
+        .history(Conversation::Room(name("dev")), 100)
+        .await
+        .unwrap();
+    assert_eq!(room.len(), 3);
+}
+
+#[tokio::test]
+async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut off = options(dir.path());
+    off.history = false;
+    let (store, _, _task) = Store::open(off).await.unwrap();
+    store.record(said(Conversation::Global, "bob", "gone"));
+    let mut queued = said(Conversation::Private(name("a"), name("b")), "a", "kept");
+    queued.to = Some(name("b"));
+    queued.pending = true;
+    store.record(queued);
+    assert!(
+        store
+            .history(Conversation::Global, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(texts(&store.take_pending(name("b")).await), ["a kept"]);
+}
