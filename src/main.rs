@@ -47,9 +47,7 @@ async fn main() -> anyhow::Result<()> {
         allow_guests: cli.allow_guests,
     };
     let settings = Settings::load(&cli.config, overrides)?;
-    let server = Server::bind(settings.clone())
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let server = Server::bind(settings).await?;
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     info!("listening on {}", server.local_addr()?);
     server.run(shutdown).await;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use crate::server::storage::StorageOptions;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// Address of the plain-text listener; port 0 picks a free port.
@@ -27,6 +29,19 @@ pub struct Settings {
     pub password_hash_workers: usize,
     /// Seconds given to clients to receive their last lines at shutdown.
     pub shutdown_grace_secs: u64,
+    /// Whether chat messages are kept for `HISTORY`.
+    pub history: bool,
+    /// Milliseconds a message may wait before its batch is committed to the database: the
+    /// most a hard kill can lose.
+    pub history_batch_ms: u64,
+    /// Messages `HISTORY` returns when no count is given.
+    pub history_default_count: u32,
+    /// The most messages one `HISTORY` returns.
+    pub history_max_count: u32,
+    /// Messages kept per conversation (global, a room, a pair of users); 0 keeps all.
+    pub history_keep_per_conversation: u64,
+    /// Days messages are kept; 0 keeps them forever.
+    pub history_keep_days: u64,
 }
 
 impl Default for Settings {
@@ -41,6 +56,12 @@ impl Default for Settings {
             password_hash_workers: std::thread::available_parallelism()
                 .map_or(1, |cores| (cores.get() / 2).max(1)),
             shutdown_grace_secs: 5,
+            history: true,
+            history_batch_ms: 100,
+            history_default_count: 50,
+            history_max_count: 1000,
+            history_keep_per_conversation: 100_000,
+            history_keep_days: 365,
         }
     }
 }
@@ -90,6 +111,16 @@ impl Settings {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn storage(&self) -> StorageOptions {
+        StorageOptions {
+            data_dir: self.data_dir.clone(),
+            history: self.history,
+            batch_window: Duration::from_millis(self.history_batch_ms),
+            keep_per_conversation: self.history_keep_per_conversation,
+            keep_days: self.history_keep_days,
+        }
     }
 }
 

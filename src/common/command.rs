@@ -25,13 +25,14 @@ pub enum Verb {
     Lrs,
     Lru,
     Rm,
+    History,
     Ping,
     Help,
     Quit,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 15] = [
+    pub const ALL: [Verb; 16] = [
         Verb::Register,
         Verb::Login,
         Verb::Nick,
@@ -44,6 +45,7 @@ impl Verb {
         Verb::Lrs,
         Verb::Lru,
         Verb::Rm,
+        Verb::History,
         Verb::Ping,
         Verb::Help,
         Verb::Quit,
@@ -63,6 +65,7 @@ impl Verb {
             Verb::Lrs => "LRS",
             Verb::Lru => "LRU",
             Verb::Rm => "RM",
+            Verb::History => "HISTORY",
             Verb::Ping => "PING",
             Verb::Help => "HELP",
             Verb::Quit => "QUIT",
@@ -95,6 +98,9 @@ impl Verb {
             Verb::Lrs => "LRS - list rooms",
             Verb::Lru => "LRU <room> - list a room's members",
             Verb::Rm => "RM <room> <text> - message a room you are in",
+            Verb::History => {
+                "HISTORY <*|room|user> [count] - past messages: global, a room you are in, or your private talk with a user"
+            }
             Verb::Ping => "PING [token] - the server answers PONG [token]",
             Verb::Help => "HELP [verb] - this help",
             Verb::Quit => "QUIT [reason] - leave the server",
@@ -131,21 +137,72 @@ impl fmt::Debug for Password {
 /// One parsed client line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Register { name: Name, password: Password },
-    Login { name: Name, password: Password },
-    Nick { name: Name },
-    Msg { text: String },
-    Pm { to: Name, text: String },
+    Register {
+        name: Name,
+        password: Password,
+    },
+    Login {
+        name: Name,
+        password: Password,
+    },
+    Nick {
+        name: Name,
+    },
+    Msg {
+        text: String,
+    },
+    Pm {
+        to: Name,
+        text: String,
+    },
     Users,
-    CreateRoom { room: Name },
-    JoinRoom { room: Name },
-    LeaveRoom { room: Name },
+    CreateRoom {
+        room: Name,
+    },
+    JoinRoom {
+        room: Name,
+    },
+    LeaveRoom {
+        room: Name,
+    },
     ListRooms,
-    ListRoomUsers { room: Name },
-    RoomMessage { room: Name, text: String },
-    Ping { token: Option<String> },
-    Help { verb: Option<Verb> },
-    Quit { reason: Option<String> },
+    ListRoomUsers {
+        room: Name,
+    },
+    RoomMessage {
+        room: Name,
+        text: String,
+    },
+    History {
+        target: HistoryTarget,
+        count: Option<u32>,
+    },
+    Ping {
+        token: Option<String>,
+    },
+    Help {
+        verb: Option<Verb>,
+    },
+    Quit {
+        reason: Option<String>,
+    },
+}
+
+/// What `HISTORY` reads: `*` for global messages, or a name: a room you are in, else the
+/// private conversation with that user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryTarget {
+    Global,
+    Named(Name),
+}
+
+impl fmt::Display for HistoryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HistoryTarget::Global => f.write_str("*"),
+            HistoryTarget::Named(name) => write!(f, "{name}"),
+        }
+    }
 }
 
 /// Why a line is not a command. Each maps to one stable error code on the wire.
@@ -161,6 +218,8 @@ pub enum ParseError {
     BadName { name: String, error: NameError },
     #[error("control characters are not allowed")]
     ControlCharacter,
+    #[error("{count:?} is not a count: use a whole number from 1; usage: {}", verb.usage())]
+    BadCount { count: String, verb: Verb },
 }
 
 impl Command {
@@ -208,6 +267,10 @@ impl Command {
                 let (room, text) = args.name_and_text()?;
                 Command::RoomMessage { room, text }
             }
+            Verb::History => {
+                let (target, count) = args.history()?;
+                Command::History { target, count }
+            }
             Verb::Ping => Command::Ping {
                 token: args.optional_text(),
             },
@@ -235,6 +298,7 @@ impl Command {
             Command::ListRooms => Verb::Lrs,
             Command::ListRoomUsers { .. } => Verb::Lru,
             Command::RoomMessage { .. } => Verb::Rm,
+            Command::History { .. } => Verb::History,
             Command::Ping { .. } => Verb::Ping,
             Command::Help { .. } => Verb::Help,
             Command::Quit { .. } => Verb::Quit,
@@ -259,6 +323,14 @@ impl fmt::Display for Command {
             | Command::LeaveRoom { room }
             | Command::ListRoomUsers { room } => write!(f, "{verb} {room}"),
             Command::RoomMessage { room, text } => write!(f, "{verb} {room} {text}"),
+            Command::History {
+                target,
+                count: None,
+            } => write!(f, "{verb} {target}"),
+            Command::History {
+                target,
+                count: Some(count),
+            } => write!(f, "{verb} {target} {count}"),
             Command::Ping { token: None }
             | Command::Quit { reason: None }
             | Command::Help { verb: None } => write!(f, "{verb}"),
@@ -322,6 +394,28 @@ impl Args<'_> {
 
     fn optional_text(&self) -> Option<String> {
         (!self.rest.is_empty()).then(|| self.rest.to_owned())
+    }
+
+    fn history(&self) -> Result<(HistoryTarget, Option<u32>), ParseError> {
+        let Ok((rest, target)) = word(self.rest) else {
+            return Err(ParseError::MissingArgument(self.verb));
+        };
+        let target = match target {
+            "*" => HistoryTarget::Global,
+            name => HistoryTarget::Named(parse_name(name)?),
+        };
+        let count = match word(rest) {
+            Err(_) => None,
+            Ok(("", count)) => match count.parse::<u32>() {
+                Ok(count) if count > 0 => Some(count),
+                _ => {
+                    let (count, verb) = (count.into(), self.verb);
+                    return Err(ParseError::BadCount { count, verb });
+                }
+            },
+            Ok(_) => return Err(ParseError::TooManyArguments(self.verb)),
+        };
+        Ok((target, count))
     }
 
     fn optional_verb(&self) -> Result<Option<Verb>, ParseError> {
@@ -443,6 +537,20 @@ mod tests {
             ("PING", Command::Ping { token: None }),
             ("HELP", Command::Help { verb: None }),
             ("QUIT", Command::Quit { reason: None }),
+            (
+                "HISTORY *",
+                Command::History {
+                    target: HistoryTarget::Global,
+                    count: None,
+                },
+            ),
+            (
+                "HISTORY Dev 20",
+                Command::History {
+                    target: HistoryTarget::Named(Name::parse("Dev").unwrap()),
+                    count: Some(20),
+                },
+            ),
         ];
         let mut seen = Vec::new();
         for (line, expected) in cases {
@@ -878,7 +986,42 @@ mod tests {
             proptest::option::of(text_strategy()).prop_map(|token| Command::Ping { token }),
             proptest::option::of(verb_strategy()).prop_map(|verb| Command::Help { verb }),
             proptest::option::of(text_strategy()).prop_map(|reason| Command::Quit { reason }),
+            (
+                proptest::option::of(name_strategy()),
+                proptest::option::of(1u32..),
+            )
+                .prop_map(|(name, count)| Command::History {
+                    target: name.map_or(HistoryTarget::Global, HistoryTarget::Named),
+                    count,
+                }),
         ]
+    }
+
+    #[test]
+    fn history_takes_a_target_and_an_optional_positive_count() {
+        for bad in [
+            "HISTORY * 0",
+            "HISTORY * -1",
+            "HISTORY * ten",
+            "HISTORY * 99999999999",
+        ] {
+            assert!(
+                matches!(Command::parse(bad), Err(ParseError::BadCount { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Command::parse("HISTORY"),
+            Err(ParseError::MissingArgument(Verb::History))
+        );
+        assert_eq!(
+            Command::parse("HISTORY * 1 2"),
+            Err(ParseError::TooManyArguments(Verb::History))
+        );
+        assert!(matches!(
+            Command::parse("HISTORY #dev"),
+            Err(ParseError::BadName { .. })
+        ));
     }
 
     /// Lines that look like commands: a verb, maybe prefixed, then pieces that are likely to

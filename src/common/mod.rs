@@ -4,6 +4,6 @@ pub mod command;
 pub mod name;
 pub mod reply;
 
-pub use command::{Command, ParseError, Password, Verb};
+pub use command::{Command, HistoryTarget, ParseError, Password, Verb};
 pub use name::{Name, NameError};
 pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply};

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use super::command::{ParseError, Verb};
+use std::time::SystemTime;
+
+use super::command::{HistoryTarget, ParseError, Verb};
 use super::name::Name;
 
 /// Stable error codes: bots switch on them, so a code is never renamed or reused.
@@ -62,9 +64,9 @@ impl From<&ParseError> for ErrorCode {
     fn from(error: &ParseError) -> Self {
         match error {
             ParseError::UnknownCommand(_) => ErrorCode::UnknownCommand,
-            ParseError::MissingArgument(_) | ParseError::TooManyArguments(_) => {
-                ErrorCode::BadArguments
-            }
+            ParseError::MissingArgument(_)
+            | ParseError::TooManyArguments(_)
+            | ParseError::BadCount { .. } => ErrorCode::BadArguments,
             ParseError::BadName { .. } => ErrorCode::BadName,
             ParseError::ControlCharacter => ErrorCode::BadText,
         }
@@ -164,6 +166,13 @@ pub enum Reply {
         from: Name,
         text: String,
     },
+    /// One message of a `HISTORY` answer.
+    Hist {
+        target: HistoryTarget,
+        at: SystemTime,
+        from: Name,
+        text: String,
+    },
     Joined {
         room: Name,
         user: Name,
@@ -244,6 +253,16 @@ impl fmt::Display for Reply {
             Reply::Msg { from, text } => write!(f, "MSG {from} {text}"),
             Reply::Pm { from, text } => write!(f, "PM {from} {text}"),
             Reply::Rm { room, from, text } => write!(f, "RM {room} {from} {text}"),
+            Reply::Hist {
+                target,
+                at,
+                from,
+                text,
+            } => write!(
+                f,
+                "HIST {target} {} {from} {text}",
+                humantime::format_rfc3339_millis(*at)
+            ),
             Reply::Joined { room, user } => write!(f, "JR {room} {user}"),
             Reply::Left { room, user } => write!(f, "LR {room} {user}"),
             Reply::Notice(notice) => match notice {

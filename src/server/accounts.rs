@@ -9,7 +9,8 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::common::{Name, Password};
+use super::storage::{Conversation, Record, Store};
+use crate::common::{ErrorCode, Name, Password, Reply, Verb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
@@ -51,6 +52,14 @@ enum AccountRequest {
         name: Name,
         reply: oneshot::Sender<bool>,
     },
+    /// A private message for a user who is offline: kept for their next login if they have an
+    /// account.
+    QueuePrivate {
+        from: Name,
+        to: Name,
+        text: String,
+        reply: oneshot::Sender<Reply>,
+    },
 }
 
 /// A handle to the [`AccountStore`].
@@ -60,18 +69,40 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Starts the store; at most `hash_workers` hashes are computed at once.
-    pub fn spawn(hash_workers: usize) -> Self {
+    /// Starts the account store with the accounts loaded from `storage`; at most
+    /// `hash_workers` hashes are computed at once.
+    pub fn spawn(hash_workers: usize, storage: Store, loaded: Vec<(Name, String)>) -> Self {
         // Unbounded: a connection waits for each answer, so at most one request per connection.
         let (tx, rx) = mpsc::unbounded_channel();
-        let store = AccountStore {
-            accounts: HashMap::new(),
+        let accounts = loaded
+            .into_iter()
+            .map(|(name, hash)| (name.clone(), Account { name, hash }))
+            .collect();
+        let actor = AccountStore {
+            accounts,
             pending: HashSet::new(),
             hashing: Arc::new(Semaphore::new(hash_workers.max(1))),
             tx: tx.clone(),
+            storage,
         };
-        tokio::spawn(store.run(rx));
+        tokio::spawn(actor.run(rx));
         Self { tx }
+    }
+
+    /// Queues a private message for an offline user; answers `OK PM` or `NO_SUCH_USER`.
+    pub(crate) fn queue_private(
+        &self,
+        from: Name,
+        to: Name,
+        text: String,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let _ = self.tx.send(AccountRequest::QueuePrivate {
+            from,
+            to,
+            text,
+            reply,
+        });
     }
 
     pub async fn create(&self, name: Name, password: Password) -> Result<(), AccountError> {
@@ -116,6 +147,7 @@ struct AccountStore {
     pending: HashSet<Name>,
     hashing: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<AccountRequest>,
+    storage: Store,
 }
 
 impl AccountStore {
@@ -147,18 +179,24 @@ impl AccountStore {
             }
             AccountRequest::Hashed { name, hash, reply } => {
                 self.pending.remove(&name);
-                let result = match hash {
-                    Some(hash) => {
-                        let account = Account {
-                            name: name.clone(),
-                            hash,
-                        };
-                        self.accounts.insert(name, account);
-                        Ok(())
-                    }
-                    None => Err(AccountError::Unavailable),
+                let Some(hash) = hash else {
+                    let _ = reply.send(Err(AccountError::Unavailable));
+                    return;
                 };
-                let _ = reply.send(result);
+                let account = Account {
+                    name: name.clone(),
+                    hash: hash.clone(),
+                };
+                self.accounts.insert(name.clone(), account);
+                // The account is usable at once; the answer waits until it is on disk.
+                let storage = self.storage.clone();
+                tokio::spawn(async move {
+                    let saved = storage.create_account(name, hash).await;
+                    if let Err(error) = &saved {
+                        tracing::error!(%error, "could not save an account");
+                    }
+                    let _ = reply.send(saved.map_err(|_| AccountError::Unavailable));
+                });
             }
             AccountRequest::Verify {
                 name,
@@ -189,6 +227,29 @@ impl AccountStore {
                     };
                     let _ = reply.send(result);
                 });
+            }
+            AccountRequest::QueuePrivate {
+                from,
+                to,
+                text,
+                reply,
+            } => {
+                let answer = match self.accounts.get(&to) {
+                    Some(account) => {
+                        let to = account.name.clone();
+                        self.storage.record(Record {
+                            conversation: Conversation::Private(from.clone(), to.clone()),
+                            from,
+                            to: Some(to.clone()),
+                            text,
+                            at: std::time::SystemTime::now(),
+                            pending: true,
+                        });
+                        Reply::ok_with(Verb::Pm, format!("{to} queued"))
+                    }
+                    None => Reply::err(ErrorCode::NoSuchUser, format!("{to} is not online")),
+                };
+                let _ = reply.send(answer);
             }
             AccountRequest::Exists { name, reply } => {
                 let _ =
@@ -237,7 +298,8 @@ mod tests {
 
     #[tokio::test]
     async fn register_then_verify_in_any_case() {
-        let accounts = Accounts::spawn(2);
+        let (storage, _dir) = crate::server::testing::store().await;
+        let accounts = Accounts::spawn(2, storage, Vec::new());
         let secret = Password::new("s3cret words");
         accounts
             .create(name("Alice"), secret.clone())
@@ -264,7 +326,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_is_registered_once_even_when_racing() {
-        let accounts = Accounts::spawn(2);
+        let (storage, _dir) = crate::server::testing::store().await;
+        let accounts = Accounts::spawn(2, storage, Vec::new());
         let (first, second) = tokio::join!(
             accounts.create(name("bob"), Password::new("one")),
             accounts.create(name("BOB"), Password::new("two")),

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -24,19 +25,41 @@ use tracing::{info, warn};
 use crate::settings::Settings;
 use processor::ServerHandle;
 use session::SessionContext;
+use storage::{Loaded, StorageError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: io::Error },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
 
 pub struct Server {
     listener: TcpListener,
     settings: Arc<Settings>,
+    store: Store,
+    loaded: Loaded,
+    store_task: JoinHandle<()>,
 }
 
 impl Server {
-    /// Binds the listener; nothing is served until [`Server::run`].
-    pub async fn bind(settings: Settings) -> io::Result<Self> {
-        let listener = TcpListener::bind(&settings.addr).await?;
+    /// Opens the database and binds the listener; nothing is served until [`Server::run`].
+    pub async fn bind(settings: Settings) -> Result<Self, ServerError> {
+        let (store, loaded, store_task) = Store::open(settings.storage()).await?;
+        let listener =
+            TcpListener::bind(&settings.addr)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    addr: settings.addr.clone(),
+                    source,
+                })?;
         Ok(Self {
             listener,
             settings: Arc::new(settings),
+            store,
+            loaded,
+            store_task,
         })
     }
 
@@ -45,10 +68,11 @@ impl Server {
     }
 
     /// Serves clients until `shutdown` resolves, then tells every client, lets their queued
-    /// lines go out (for at most the grace period), and returns.
+    /// lines go out (for at most the grace period), writes what history is pending, and
+    /// returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let context = SessionContext {
-            server: ServerHandle::spawn(self.settings.password_hash_workers),
+            server: ServerHandle::spawn(&self.settings, self.store.clone(), self.loaded),
             settings: self.settings.clone(),
             shutdown: CancellationToken::new(),
         };
@@ -79,5 +103,7 @@ impl Server {
         if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
             warn!("some sessions did not finish in time");
         }
+        self.store.close().await;
+        let _ = self.store_task.await;
     }
 }

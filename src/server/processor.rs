@@ -6,8 +6,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::accounts::Accounts;
 use super::member::Member;
 use super::room::{RoomRequest, Rooms};
+use super::storage::{Loaded, Store};
 use super::user::{UserRequest, Users};
 use crate::common::{Command, Departure, ErrorCode, Name, Reply};
+use crate::settings::Settings;
 
 #[derive(Debug)]
 enum ServerRequest {
@@ -24,20 +26,25 @@ enum ServerRequest {
 }
 
 /// What a session holds to talk to the server: the router, and the account and user
-/// processors that its login steps use directly.
+/// processors and the store that its login and history steps use directly.
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     tx: mpsc::UnboundedSender<ServerRequest>,
     pub accounts: Accounts,
     pub users: Users,
+    pub store: Store,
 }
 
 impl ServerHandle {
-    /// Starts every actor of the server.
-    pub fn spawn(password_hash_workers: usize) -> Self {
-        let users = Users::spawn();
-        let rooms = Rooms::spawn(users.clone());
-        let accounts = Accounts::spawn(password_hash_workers);
+    /// Starts every actor of the server, with what was loaded from the store.
+    pub fn spawn(settings: &Settings, store: Store, loaded: Loaded) -> Self {
+        let accounts = Accounts::spawn(
+            settings.password_hash_workers,
+            store.clone(),
+            loaded.accounts,
+        );
+        let users = Users::spawn(store.clone(), accounts.clone());
+        let rooms = Rooms::spawn(users.clone(), store.clone(), loaded.rooms);
         // Unbounded: a session awaits each command's reply before it sends the next one.
         let (tx, rx) = mpsc::unbounded_channel();
         let processor = ServerProcessor {
@@ -49,6 +56,7 @@ impl ServerHandle {
             tx,
             accounts,
             users,
+            store,
         }
     }
 
@@ -147,6 +155,7 @@ impl ServerProcessor {
             other @ (Command::Register { .. }
             | Command::Login { .. }
             | Command::Nick { .. }
+            | Command::History { .. }
             | Command::Ping { .. }
             | Command::Help { .. }
             | Command::Quit { .. }) => {

@@ -17,7 +17,10 @@ use tracing::{debug, info, warn};
 use super::accounts::AccountError;
 use super::member::Member;
 use super::processor::ServerHandle;
-use crate::common::{CloseReason, Command, Departure, ErrorCode, Name, Notice, Reply, Verb};
+use super::storage::Conversation;
+use crate::common::{
+    CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
+};
 use crate::connection::{Frame, LineCodec, Outbox, outbox};
 use crate::settings::Settings;
 
@@ -79,6 +82,8 @@ enum End {
 struct Presence {
     server: ServerHandle,
     member: Member,
+    /// Registered users' rooms are remembered across logins; guests' are not.
+    registered: bool,
     rooms: BTreeSet<Name>,
     /// What others are told; stays `Lost` if the session's task panics.
     how: Departure,
@@ -163,11 +168,12 @@ impl Session {
                     None => self.log_in(command).await,
                 }
             }
+            Command::History { target, count } => match &self.presence {
+                None => not_logged_in(),
+                Some(presence) => self.history(presence, target, count).await,
+            },
             command => match &mut self.presence {
-                None => Reply::err(
-                    ErrorCode::NotLoggedIn,
-                    "log in first: LOGIN <name> <password>, REGISTER <name> <password> or NICK <name>",
-                ),
+                None => not_logged_in(),
                 Some(presence) => {
                     let room = match &command {
                         Command::CreateRoom { room }
@@ -175,12 +181,20 @@ impl Session {
                         | Command::LeaveRoom { room } => Some(room.clone()),
                         _ => None,
                     };
-                    let reply = self.context.server.execute(&presence.member, command).await;
+                    let server = &self.context.server;
+                    let reply = server.execute(&presence.member, command).await;
                     if let (Some(room), Reply::Ok { verb, .. }) = (room, &reply) {
+                        let account = presence.member.name.clone();
                         if *verb == Verb::Lr {
                             presence.rooms.remove(&room);
+                            if presence.registered {
+                                server.store.leave(account, room);
+                            }
                         } else {
-                            presence.rooms.insert(room);
+                            presence.rooms.insert(room.clone());
+                            if presence.registered {
+                                server.store.join(account, room);
+                            }
                         }
                     }
                     reply
@@ -242,13 +256,81 @@ impl Session {
             return name_in_use(&name);
         }
         info!(peer = %self.peer, user = %name, "logged in");
-        self.presence = Some(Presence {
+        let mut presence = Presence {
             server: server.clone(),
             member,
+            registered: verb != Verb::Nick,
             rooms: BTreeSet::new(),
             how: Departure::Lost,
-        });
+        };
+        if verb == Verb::Login {
+            self.restore(&mut presence).await;
+        }
+        self.presence = Some(presence);
         Reply::ok_with(verb, name)
+    }
+
+    /// Puts a returning user back in their rooms (they see `JR <room> <you>` for each, the
+    /// members the usual `JR`), then hands over the private messages that waited for them.
+    async fn restore(&self, presence: &mut Presence) {
+        let server = &self.context.server;
+        let name = presence.member.name.clone();
+        for room in server.store.memberships(name.clone()).await {
+            let join = Command::JoinRoom { room: room.clone() };
+            if let Reply::Ok { .. } = server.execute(&presence.member, join).await {
+                presence.rooms.insert(room.clone());
+                self.send(Reply::Joined {
+                    room,
+                    user: name.clone(),
+                });
+            }
+        }
+        for message in server.store.take_pending(name).await {
+            self.send(Reply::Pm {
+                from: message.from,
+                text: message.text,
+            });
+        }
+    }
+
+    /// `HISTORY`: one `HIST` line per message, oldest first, then `OK HISTORY <n>`.
+    async fn history(
+        &self,
+        presence: &Presence,
+        target: HistoryTarget,
+        count: Option<u32>,
+    ) -> Reply {
+        let settings = &self.context.settings;
+        let count = count
+            .unwrap_or(settings.history_default_count)
+            .min(settings.history_max_count);
+        let conversation = match &target {
+            HistoryTarget::Global => Conversation::Global,
+            HistoryTarget::Named(room) if presence.rooms.contains(room) => {
+                Conversation::Room(room.clone())
+            }
+            HistoryTarget::Named(user) => {
+                Conversation::Private(presence.member.name.clone(), user.clone())
+            }
+        };
+        match self.context.server.store.history(conversation, count).await {
+            Ok(messages) => {
+                let n = messages.len();
+                for message in messages {
+                    self.send(Reply::Hist {
+                        target: target.clone(),
+                        at: message.at,
+                        from: message.from,
+                        text: message.text,
+                    });
+                }
+                Reply::ok_with(Verb::History, n)
+            }
+            Err(error) => {
+                warn!(%error, "history unavailable");
+                Reply::err(ErrorCode::Internal, "history is unavailable; try again")
+            }
+        }
     }
 
     /// Says goodbye as fits the end, closes the outbox, logs, and lets the [`Presence`] go.
@@ -293,6 +375,13 @@ impl Session {
         // A full outbox closes the connection; the session loop sees that and ends.
         let _ = self.outbox.send(reply);
     }
+}
+
+fn not_logged_in() -> Reply {
+    Reply::err(
+        ErrorCode::NotLoggedIn,
+        "log in first: LOGIN <name> <password>, REGISTER <name> <password> or NICK <name>",
+    )
 }
 
 fn name_in_use(name: &Name) -> Reply {

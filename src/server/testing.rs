@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
 
+use super::accounts::Accounts;
 use super::member::Member;
+use super::room::Rooms;
+use super::storage::{StorageOptions, Store};
+use super::user::Users;
 use crate::common::Name;
 use crate::connection::outbox;
 
@@ -30,6 +34,35 @@ impl Inbox {
 
 pub fn name(raw: &str) -> Name {
     Name::parse(raw).expect("a valid name")
+}
+
+/// A store in a temporary directory, deleted when the directory handle is dropped.
+pub async fn store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let options = StorageOptions {
+        data_dir: dir.path().to_path_buf(),
+        history: true,
+        batch_window: Duration::from_millis(10),
+        keep_per_conversation: 0,
+        keep_days: 0,
+    };
+    let (store, _, _) = Store::open(options).await.expect("a store");
+    (store, dir)
+}
+
+/// The user processor, on a temporary store.
+pub async fn users() -> (Users, tempfile::TempDir) {
+    let (store, dir) = store().await;
+    let accounts = Accounts::spawn(1, store.clone(), Vec::new());
+    (Users::spawn(store, accounts), dir)
+}
+
+/// The room processor, on a temporary store.
+pub async fn rooms() -> (Rooms, tempfile::TempDir) {
+    let (store, dir) = store().await;
+    let accounts = Accounts::spawn(1, store.clone(), Vec::new());
+    let users = Users::spawn(store.clone(), accounts);
+    (Rooms::spawn(users, store, Vec::new()), dir)
 }
 
 /// A member with a running writer, and the end its lines arrive at.

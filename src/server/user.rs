@@ -4,7 +4,11 @@ use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 
+use std::time::SystemTime;
+
+use super::accounts::Accounts;
 use super::member::Member;
+use super::storage::{Conversation, Record, Store};
 use crate::common::{Departure, ErrorCode, Name, Notice, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
 
@@ -50,12 +54,18 @@ pub struct Users {
 }
 
 impl Users {
-    /// Starts the processor task.
-    pub fn spawn() -> Self {
+    /// Starts the processor task. Messages are recorded in `store`; private messages to
+    /// users who are offline go to `accounts` to be kept for them.
+    pub fn spawn(store: Store, accounts: Accounts) -> Self {
         // Unbounded is safe here: each connection awaits the answer to one request before
         // sending the next, so the queue is bounded by the number of connections.
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(UserProcessor::default().run(rx));
+        let processor = UserProcessor {
+            online: HashMap::new(),
+            store,
+            accounts,
+        };
+        tokio::spawn(processor.run(rx));
         Self { tx }
     }
 
@@ -96,9 +106,10 @@ impl Users {
 
 /// Owns the table of online users. Delivery never waits: an outbox that cannot take a line is
 /// being closed, and its session will log the user out.
-#[derive(Debug, Default)]
 struct UserProcessor {
     online: HashMap<Name, Outbox>,
+    store: Store,
+    accounts: Accounts,
 }
 
 impl UserProcessor {
@@ -143,10 +154,18 @@ impl UserProcessor {
             UserRequest::Broadcast { from, text, reply } => {
                 let line = Delivery::new(Reply::Msg {
                     from: from.name.clone(),
-                    text,
+                    text: text.clone(),
                 });
                 self.fan_out(&line, &from.name);
                 let _ = reply.send(Reply::ok(Verb::Msg));
+                self.store.record(Record {
+                    conversation: Conversation::Global,
+                    from: from.name,
+                    to: None,
+                    text,
+                    at: SystemTime::now(),
+                    pending: false,
+                });
             }
             UserRequest::Private {
                 from,
@@ -154,23 +173,29 @@ impl UserProcessor {
                 text,
                 reply,
             } => {
-                let answer = match self.online.get_key_value(&to) {
-                    Some((name, outbox)) => {
-                        let name = name.clone();
-                        match outbox.send(Reply::Pm {
-                            from: from.name,
-                            text,
-                        }) {
-                            Ok(()) => Reply::ok_with(Verb::Pm, name),
-                            Err(_) => Reply::err(
-                                ErrorCode::NoSuchUser,
-                                format!("{name} is disconnecting"),
-                            ),
-                        }
-                    }
-                    None => Reply::err(ErrorCode::NoSuchUser, format!("{to} is not online")),
+                let Some((name, outbox)) = self.online.get_key_value(&to) else {
+                    self.accounts.queue_private(from.name, to, text, reply);
+                    return;
                 };
-                let _ = reply.send(answer);
+                let to = name.clone();
+                let delivered = outbox.send(Reply::Pm {
+                    from: from.name.clone(),
+                    text: text.clone(),
+                });
+                if delivered.is_err() {
+                    let message = format!("{to} is disconnecting");
+                    let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
+                    return;
+                }
+                let _ = reply.send(Reply::ok_with(Verb::Pm, &to));
+                self.store.record(Record {
+                    conversation: Conversation::Private(from.name.clone(), to.clone()),
+                    from: from.name,
+                    to: Some(to),
+                    text,
+                    at: SystemTime::now(),
+                    pending: false,
+                });
             }
             UserRequest::Notify { notice, except } => self.announce(notice, &except),
         }
@@ -205,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn names_are_unique_regardless_of_case_and_others_are_told() {
-        let users = Users::spawn();
+        let (users, _dir) = crate::server::testing::users().await;
         let (alice, mut alice_inbox) = member("alice");
         let (shouting, _) = member("ALICE");
         let (bob, _) = member("bob");
@@ -222,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_broadcast_with_nobody_else_online_is_fine() {
-        let users = Users::spawn();
+        let (users, _dir) = crate::server::testing::users().await;
         let (alone, mut inbox) = member("alone");
         assert!(users.login(alone.clone()).await);
         let text = "anyone?".to_string();
@@ -238,7 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn private_messages_reach_only_their_target() {
-        let users = Users::spawn();
+        let (users, _dir) = crate::server::testing::users().await;
         let (alice, mut alice_inbox) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
         assert!(users.login(alice.clone()).await);
@@ -266,7 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stale_logout_does_not_remove_the_new_session() {
-        let users = Users::spawn();
+        let (users, _dir) = crate::server::testing::users().await;
         let (old, _) = member("alice");
         let (new, _) = member("alice");
         let (watcher, mut watcher_inbox) = member("watcher");

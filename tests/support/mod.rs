@@ -19,7 +19,8 @@ pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
     logs: mpsc::Receiver<String>,
-    _data_dir: tempfile::TempDir,
+    /// The data directory, when the server owns it (see [`TestServer::start_in`]).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
@@ -27,14 +28,23 @@ impl TestServer {
         Self::start_with(&[], &[])
     }
 
-    /// Starts the server with extra flags and environment variables.
+    /// Starts the server with extra flags and environment variables, in a fresh data
+    /// directory of its own.
     pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::start_in(data_dir.path(), args, envs);
+        server._data_dir = Some(data_dir);
+        server
+    }
+
+    /// Starts the server on the data directory `data_dir`, which outlives it: a later server
+    /// started on the same directory finds what this one stored.
+    pub fn start_in(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
+            .arg(data_dir)
             .arg("--config")
-            .arg(data_dir.path().join("linechat.toml"))
+            .arg(data_dir.join("linechat.toml"))
             .args(args)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
@@ -56,7 +66,7 @@ impl TestServer {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
             logs,
-            _data_dir: data_dir,
+            _data_dir: None,
         };
         let line = server.wait_for_log("listening on ");
         let addr = line.rsplit("listening on ").next().unwrap().trim();
@@ -100,6 +110,12 @@ impl TestServer {
             .status()
             .expect("run kill");
         assert!(status.success());
+        self.wait()
+    }
+
+    /// Kills the process at once (SIGKILL): nothing is flushed.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.child.kill().expect("kill");
         self.wait()
     }
 

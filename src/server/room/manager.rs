@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::common::{ErrorCode, Name, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
 use crate::server::member::Member;
+use crate::server::storage::{Conversation, Record, Store};
 
 #[derive(Debug)]
 pub(super) enum RoomMessage {
@@ -43,17 +45,23 @@ pub(super) struct RoomManager {
     room: Name,
     members: HashMap<Name, Outbox>,
     idle: IdleSender,
+    store: Store,
 }
 
 impl RoomManager {
     /// Starts the task of `room` and returns its inbox.
-    pub(super) fn spawn(room: Name, idle: IdleSender) -> mpsc::UnboundedSender<RoomMessage> {
+    pub(super) fn spawn(
+        room: Name,
+        idle: IdleSender,
+        store: Store,
+    ) -> mpsc::UnboundedSender<RoomMessage> {
         // Unbounded: requests come through the room processor, one per waiting connection.
         let (tx, rx) = mpsc::unbounded_channel();
         let manager = RoomManager {
             room,
             members: HashMap::new(),
             idle,
+            store,
         };
         tokio::spawn(manager.run(rx));
         tx
@@ -108,15 +116,21 @@ impl RoomManager {
             }
             RoomMessage::Say { from, text, reply } => {
                 let answer = if self.members.contains_key(&from.name) {
-                    let from = from.name;
-                    self.fan_out(
-                        Reply::Rm {
-                            room,
-                            from: from.clone(),
-                            text,
-                        },
-                        &from,
-                    );
+                    let line = Reply::Rm {
+                        room: room.clone(),
+                        from: from.name.clone(),
+                        text: text.clone(),
+                    };
+                    self.fan_out(line, &from.name);
+                    // Delivered first, recorded after: chat never waits for the disk.
+                    self.store.record(Record {
+                        conversation: Conversation::Room(room),
+                        from: from.name,
+                        to: None,
+                        text,
+                        at: SystemTime::now(),
+                        pending: false,
+                    });
                     Reply::ok_with(Verb::Rm, &self.room)
                 } else {
                     not_in(&room)

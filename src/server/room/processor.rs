@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::manager::{RoomManager, RoomMessage};
 use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
 use crate::server::member::Member;
+use crate::server::storage::Store;
 use crate::server::user::Users;
 
 /// What the room processor is asked; requests with a `reply` are answered on it.
@@ -40,6 +41,11 @@ pub(crate) enum RoomRequest {
     List {
         reply: oneshot::Sender<Reply>,
     },
+    /// How many rooms have a running manager task.
+    #[cfg(test)]
+    RunningManagers {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 /// A handle to the [`RoomProcessor`].
@@ -49,14 +55,26 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    pub fn spawn(users: Users) -> Self {
+    /// Starts the room processor with the rooms loaded from `store` (name, creator).
+    pub fn spawn(users: Users, store: Store, loaded: Vec<(Name, Name)>) -> Self {
         // Unbounded: every request but a quiet leave is awaited by its connection, and a
         // connection leaves quietly once per room it is in.
         let (tx, rx) = mpsc::unbounded_channel();
         let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let rooms = loaded
+            .into_iter()
+            .map(|(name, _creator)| {
+                let room = Room {
+                    name: name.clone(),
+                    manager: None,
+                };
+                (name, room)
+            })
+            .collect();
         let processor = RoomProcessor {
-            rooms: HashMap::new(),
+            rooms,
             users,
+            store,
             idle: idle_tx,
         };
         tokio::spawn(processor.run(rx, idle_rx));
@@ -89,6 +107,7 @@ struct Room {
 struct RoomProcessor {
     rooms: HashMap<Name, Room>,
     users: Users,
+    store: Store,
     idle: mpsc::UnboundedSender<Name>,
 }
 
@@ -128,6 +147,7 @@ impl RoomProcessor {
                         manager: None,
                     },
                 );
+                self.store.create_room(room.clone(), member.name.clone());
                 let notice = Notice::RoomCreated {
                     room: room.clone(),
                     by: member.name.clone(),
@@ -204,6 +224,11 @@ impl RoomProcessor {
                     let _ = reply.send(no_such_room(&room));
                 }
             },
+            #[cfg(test)]
+            RoomRequest::RunningManagers { reply } => {
+                let running = self.rooms.values().filter(|r| r.manager.is_some()).count();
+                let _ = reply.send(running);
+            }
             RoomRequest::List { reply } => {
                 let mut names: Vec<Name> = self.rooms.values().map(|r| r.name.clone()).collect();
                 names.sort();
@@ -217,9 +242,9 @@ impl RoomProcessor {
             let _ = reply.send(no_such_room(&room));
             return;
         };
-        let manager = entry
-            .manager
-            .get_or_insert_with(|| RoomManager::spawn(entry.name.clone(), self.idle.clone()));
+        let manager = entry.manager.get_or_insert_with(|| {
+            RoomManager::spawn(entry.name.clone(), self.idle.clone(), self.store.clone())
+        });
         let _ = manager.send(RoomMessage::Join {
             member,
             verb,
@@ -312,7 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn creating_an_existing_room_is_an_error_and_keeps_it() {
-        let rooms = Rooms::spawn(Users::spawn());
+        let (rooms, _dir) = crate::server::testing::rooms().await;
         let (alice, _) = member("alice");
         let (bob, _) = member("bob");
         assert_eq!(ask(&rooms, create(&alice, "Dev")).await, "OK CR Dev");
@@ -325,7 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn room_messages_reach_other_members_only() {
-        let rooms = Rooms::spawn(Users::spawn());
+        let (rooms, _dir) = crate::server::testing::rooms().await;
         let (alice, mut alice_inbox) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
         let (eve, mut eve_inbox) = member("eve");
@@ -346,19 +371,23 @@ mod tests {
         eve_inbox.expect_nothing().await;
     }
 
-    #[tokio::test(flavor = "current_thread")]
+    async fn running_managers(rooms: &Rooms) -> usize {
+        let (reply, answer) = oneshot::channel();
+        rooms.send(RoomRequest::RunningManagers { reply });
+        answer.await.unwrap()
+    }
+
+    #[tokio::test]
     async fn an_empty_room_stays_listed_but_its_task_ends() {
-        let runtime = tokio::runtime::Handle::current();
-        let rooms = Rooms::spawn(Users::spawn());
+        let (rooms, _dir) = crate::server::testing::rooms().await;
         let (alice, _) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
-        let idle_tasks = runtime.metrics().num_alive_tasks();
         assert_eq!(ask(&rooms, create(&alice, "dev")).await, "OK CR dev");
-        assert_eq!(runtime.metrics().num_alive_tasks(), idle_tasks + 1);
+        assert_eq!(running_managers(&rooms).await, 1);
         assert_eq!(ask(&rooms, leave(&alice, "dev")).await, "OK LR dev");
         // The last member leaving is not an error, and the room's task ends.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while runtime.metrics().num_alive_tasks() > idle_tasks {
+        while running_managers(&rooms).await > 0 {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the room task lingers"
@@ -382,7 +411,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_member_that_cannot_take_lines_does_not_stall_the_room() {
-        let rooms = Rooms::spawn(Users::spawn());
+        let (rooms, _dir) = crate::server::testing::rooms().await;
         let (alice, _) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
         // A member whose writer is gone: every push to it fails at once.
