@@ -37,4 +37,3 @@ CREATE TABLE messages (
 
 CREATE INDEX messages_by_target ON messages (target, id);
 CREATE INDEX messages_pending ON messages (recipient_key) WHERE pending = 1;
-CREATE INDEX messages_by_time ON messages (sent_at);
