@@ -26,6 +26,9 @@ struct Cli {
     /// Whether NICK logins without an account are allowed (LINECHAT_ALLOW_GUESTS).
     #[arg(long)]
     allow_guests: Option<bool>,
+    /// Address of the TLS listener (LINECHAT_TLS_ADDR); needs tls_cert and tls_key.
+    #[arg(long)]
+    tls_addr: Option<String>,
     /// Settings file, read when it exists.
     #[arg(long, default_value = "linechat.toml")]
     config: PathBuf,
@@ -45,11 +48,15 @@ async fn main() -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         max_line_length: cli.max_line_length,
         allow_guests: cli.allow_guests,
+        tls_addr: cli.tls_addr,
     };
     let settings = Settings::load(&cli.config, overrides)?;
     let server = Server::bind(settings).await?;
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     info!("listening on {}", server.local_addr()?);
+    if let Some(addr) = server.tls_addr() {
+        info!("TLS listening on {}", addr?);
+    }
     server.run(shutdown).await;
     info!("bye");
     Ok(())

@@ -7,6 +7,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use crate::common::name::MAX_NAME_LEN;
 use crate::server::storage::StorageOptions;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,41 @@ pub struct Settings {
     pub history_keep_per_conversation: u64,
     /// Days messages are kept; 0 keeps them forever.
     pub history_keep_days: u64,
+    /// Lines per second a connection may send, on average; 0 turns flood control off.
+    pub flood_lines_per_sec: u32,
+    /// Lines a connection may send at once above the average rate.
+    pub flood_burst: u32,
+    /// Dropped lines in a row after which a flooding connection is closed.
+    pub flood_kick_after: u32,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+    /// Connections from one IP address at once; more are refused.
+    pub max_connections_per_ip: usize,
+    /// Seconds of silence from a logged-in client before the server sends it `PING`; 0 never.
+    pub idle_ping_secs: u64,
+    /// Seconds a client has to send any line after that `PING` before it is disconnected.
+    pub idle_timeout_secs: u64,
+    /// Failed logins (and registrations) allowed per IP address in a window.
+    pub login_failures_per_ip: u32,
+    /// Failed logins allowed per account in a window.
+    pub login_failures_per_account: u32,
+    /// Length of that window, in seconds; after it the counts start again.
+    pub login_failure_window_secs: u64,
+    /// Most rooms the server holds; `CR` beyond it is refused.
+    pub max_rooms: usize,
+    /// Most members one room may have.
+    pub max_room_members: usize,
+    /// Longest new user or room name, at most 32.
+    pub max_name_length: usize,
+    /// Address of the TLS listener, if any; needs `tls_cert` and `tls_key`.
+    pub tls_addr: Option<String>,
+    /// PEM file with the certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Seconds between log lines with the server's vital signs (connections, tasks,
+    /// memory); 0 never.
+    pub stats_log_secs: u64,
 }
 
 impl Default for Settings {
@@ -62,6 +98,23 @@ impl Default for Settings {
             history_max_count: 1000,
             history_keep_per_conversation: 100_000,
             history_keep_days: 365,
+            flood_lines_per_sec: 20,
+            flood_burst: 200,
+            flood_kick_after: 100,
+            max_connections: 16_384,
+            max_connections_per_ip: 64,
+            idle_ping_secs: 300,
+            idle_timeout_secs: 120,
+            login_failures_per_ip: 20,
+            login_failures_per_account: 5,
+            login_failure_window_secs: 300,
+            max_rooms: 10_000,
+            max_room_members: 10_000,
+            max_name_length: MAX_NAME_LEN,
+            tls_addr: None,
+            tls_cert: None,
+            tls_key: None,
+            stats_log_secs: 0,
         }
     }
 }
@@ -73,6 +126,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub max_line_length: Option<usize>,
     pub allow_guests: Option<bool>,
+    pub tls_addr: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +156,18 @@ impl Settings {
         if let Some(allow) = overrides.allow_guests {
             builder = builder.set_override("allow_guests", allow)?;
         }
+        if let Some(addr) = overrides.tls_addr {
+            builder = builder.set_override("tls_addr", addr)?;
+        }
         Ok(builder.build()?.try_deserialize()?)
+    }
+
+    pub fn idle_ping(&self) -> Option<Duration> {
+        (self.idle_ping_secs > 0).then(|| Duration::from_secs(self.idle_ping_secs))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
     }
 
     pub fn login_timeout(&self) -> Duration {

@@ -22,7 +22,7 @@ const NOT_LOGGED_IN: &str = "ERR NOT_LOGGED_IN log in first: LOGIN <name> <passw
 const BAD_CHARACTER: &str = "a name may hold only letters A-Z, digits, '_' and '-'";
 
 /// Every `HELP` line, in the order the server lists the verbs.
-const HELP_LINES: [&str; 16] = [
+const HELP_LINES: [&str; 17] = [
     "HELP REGISTER <name> <password> - create an account and log in",
     "HELP LOGIN <name> <password> - log in to your account",
     "HELP NICK <name> - log in as a guest",
@@ -37,6 +37,7 @@ const HELP_LINES: [&str; 16] = [
     "HELP RM <room> <text> - message a room you are in",
     "HELP HISTORY <*|room|user> [count] - past messages: global, a room you are in, or your private talk with a user",
     "HELP PING [token] - the server answers PONG [token]",
+    "HELP PONG [token] - answer to the server's PING; it gets no reply",
     "HELP HELP [verb] - this help",
     "HELP QUIT [reason] - leave the server",
 ];

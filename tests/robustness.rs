@@ -16,7 +16,11 @@ const SHUTDOWN: &str = "NOTICE SHUTDOWN the server is going down";
 const LOGIN_TIMEOUT: &str = "NOTICE CLOSING LOGIN_TIMEOUT no login in time";
 
 fn short_lines_server() -> TestServer {
-    TestServer::start_with(&["--max-line-length", "64"], &[])
+    // Flood control off: several tests here pipeline hundreds of lines on purpose.
+    TestServer::start_with(
+        &["--max-line-length", "64"],
+        &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")],
+    )
 }
 
 /// Pauses between writes, so that the pieces reach the server in separate reads.
@@ -447,7 +451,8 @@ async fn garbage_from_one_member_does_not_disturb_the_room() {
 
 #[tokio::test]
 async fn a_thousand_pipelined_commands_are_answered_in_order() {
-    let server = TestServer::start();
+    // Flood control off: this is about pipelining (tests/limits.rs covers the limit).
+    let server = TestServer::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
     let mut client = server.connect().await;
 
     let burst: String = (0..1000).map(|i| format!("PING {i}\n")).collect();
@@ -993,7 +998,8 @@ async fn a_client_that_does_not_read_at_shutdown_delays_nobody_else() {
 
 #[tokio::test]
 async fn two_hundred_connections_at_once_are_all_served() {
-    let server = TestServer::start();
+    // All from 127.0.0.1, so above the default per-address limit (tests/limits.rs).
+    let server = TestServer::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
     let mut clients = futures::future::join_all((0..200).map(|_| server.connect())).await;
     // All 200 are open together, and each is answered on its own.
     futures::future::join_all(

@@ -27,12 +27,13 @@ pub enum Verb {
     Rm,
     History,
     Ping,
+    Pong,
     Help,
     Quit,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 16] = [
+    pub const ALL: [Verb; 17] = [
         Verb::Register,
         Verb::Login,
         Verb::Nick,
@@ -47,6 +48,7 @@ impl Verb {
         Verb::Rm,
         Verb::History,
         Verb::Ping,
+        Verb::Pong,
         Verb::Help,
         Verb::Quit,
     ];
@@ -67,6 +69,7 @@ impl Verb {
             Verb::Rm => "RM",
             Verb::History => "HISTORY",
             Verb::Ping => "PING",
+            Verb::Pong => "PONG",
             Verb::Help => "HELP",
             Verb::Quit => "QUIT",
         }
@@ -102,6 +105,7 @@ impl Verb {
                 "HISTORY <*|room|user> [count] - past messages: global, a room you are in, or your private talk with a user"
             }
             Verb::Ping => "PING [token] - the server answers PONG [token]",
+            Verb::Pong => "PONG [token] - answer to the server's PING; it gets no reply",
             Verb::Help => "HELP [verb] - this help",
             Verb::Quit => "QUIT [reason] - leave the server",
         }
@@ -178,6 +182,9 @@ pub enum Command {
         count: Option<u32>,
     },
     Ping {
+        token: Option<String>,
+    },
+    Pong {
         token: Option<String>,
     },
     Help {
@@ -274,6 +281,9 @@ impl Command {
             Verb::Ping => Command::Ping {
                 token: args.optional_text(),
             },
+            Verb::Pong => Command::Pong {
+                token: args.optional_text(),
+            },
             Verb::Help => Command::Help {
                 verb: args.optional_verb()?,
             },
@@ -300,6 +310,7 @@ impl Command {
             Command::RoomMessage { .. } => Verb::Rm,
             Command::History { .. } => Verb::History,
             Command::Ping { .. } => Verb::Ping,
+            Command::Pong { .. } => Verb::Pong,
             Command::Help { .. } => Verb::Help,
             Command::Quit { .. } => Verb::Quit,
         }
@@ -332,9 +343,12 @@ impl fmt::Display for Command {
                 count: Some(count),
             } => write!(f, "{verb} {target} {count}"),
             Command::Ping { token: None }
+            | Command::Pong { token: None }
             | Command::Quit { reason: None }
             | Command::Help { verb: None } => write!(f, "{verb}"),
-            Command::Ping { token: Some(text) } | Command::Quit { reason: Some(text) } => {
+            Command::Ping { token: Some(text) }
+            | Command::Pong { token: Some(text) }
+            | Command::Quit { reason: Some(text) } => {
                 write!(f, "{verb} {text}")
             }
             Command::Help { verb: Some(topic) } => write!(f, "{verb} {topic}"),
@@ -537,6 +551,12 @@ mod tests {
             ("PING", Command::Ping { token: None }),
             ("HELP", Command::Help { verb: None }),
             ("QUIT", Command::Quit { reason: None }),
+            (
+                "PONG x1",
+                Command::Pong {
+                    token: Some("x1".into()),
+                },
+            ),
             (
                 "HISTORY *",
                 Command::History {
@@ -984,6 +1004,7 @@ mod tests {
             (name_strategy(), text_strategy())
                 .prop_map(|(room, text)| Command::RoomMessage { room, text }),
             proptest::option::of(text_strategy()).prop_map(|token| Command::Ping { token }),
+            proptest::option::of(text_strategy()).prop_map(|token| Command::Pong { token }),
             proptest::option::of(verb_strategy()).prop_map(|verb| Command::Help { verb }),
             proptest::option::of(text_strategy()).prop_map(|reason| Command::Quit { reason }),
             (

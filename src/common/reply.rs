@@ -27,6 +27,14 @@ pub enum ErrorCode {
     RoomExists,
     NotInRoom,
     AlreadyInRoom,
+    /// The line was over the connection's rate limit and was dropped.
+    Flood,
+    /// Too many failed logins from this address or for this account; wait and retry.
+    TooManyAttempts,
+    /// The server or this address has as many connections as allowed.
+    TooManyConnections,
+    RoomFull,
+    TooManyRooms,
     Internal,
 }
 
@@ -49,6 +57,11 @@ impl ErrorCode {
             ErrorCode::RoomExists => "ROOM_EXISTS",
             ErrorCode::NotInRoom => "NOT_IN_ROOM",
             ErrorCode::AlreadyInRoom => "ALREADY_IN_ROOM",
+            ErrorCode::Flood => "FLOOD",
+            ErrorCode::TooManyAttempts => "TOO_MANY_ATTEMPTS",
+            ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            ErrorCode::RoomFull => "ROOM_FULL",
+            ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -77,18 +90,26 @@ impl From<&ParseError> for ErrorCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     LoginTimeout,
+    /// No line came back after the server's `PING`.
+    IdleTimeout,
+    /// The client kept sending over its rate limit.
+    Flood,
 }
 
 impl CloseReason {
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::LoginTimeout => "LOGIN_TIMEOUT",
+            CloseReason::IdleTimeout => "IDLE_TIMEOUT",
+            CloseReason::Flood => "FLOOD",
         }
     }
 
     fn explanation(self) -> &'static str {
         match self {
             CloseReason::LoginTimeout => "no login in time",
+            CloseReason::IdleTimeout => "no answer to PING in time",
+            CloseReason::Flood => "too many lines over the rate limit",
         }
     }
 }
@@ -104,6 +125,10 @@ pub enum Departure {
     Lost,
     /// The client stopped reading and its outbox filled up.
     NotReading,
+    /// The client did not answer the server's `PING`.
+    TimedOut,
+    /// The client kept sending over its rate limit.
+    Flooding,
     Shutdown,
 }
 
@@ -117,6 +142,8 @@ impl fmt::Display for Departure {
             Departure::Closed => f.write_str("CLOSED"),
             Departure::Lost => f.write_str("LOST"),
             Departure::NotReading => f.write_str("NOT_READING"),
+            Departure::TimedOut => f.write_str("TIMED_OUT"),
+            Departure::Flooding => f.write_str("FLOODING"),
             Departure::Shutdown => f.write_str("SHUTDOWN"),
         }
     }
@@ -182,6 +209,8 @@ pub enum Reply {
         user: Name,
     },
     Notice(Notice),
+    /// The server checks that a silent client is still there; answer `PONG [token]`.
+    Ping(String),
 }
 
 impl Reply {
@@ -245,6 +274,7 @@ impl fmt::Display for Reply {
                 write!(f, "LRU {room}")?;
                 write_names(f, users)
             }
+            Reply::Ping(token) => write!(f, "PING {token}"),
             Reply::Pong(token) => {
                 f.write_str("PONG")?;
                 write_optional(f, token)
@@ -277,6 +307,625 @@ impl fmt::Display for Reply {
                     reason.explanation()
                 ),
             },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading server lines back: the client's side of the wire format written above.
+// ---------------------------------------------------------------------------------------------
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 22] = [
+        ErrorCode::UnknownCommand,
+        ErrorCode::BadArguments,
+        ErrorCode::BadName,
+        ErrorCode::BadText,
+        ErrorCode::LineTooLong,
+        ErrorCode::BadUtf8,
+        ErrorCode::NotLoggedIn,
+        ErrorCode::AlreadyLoggedIn,
+        ErrorCode::NameTaken,
+        ErrorCode::BadPassword,
+        ErrorCode::GuestsDisabled,
+        ErrorCode::NoSuchUser,
+        ErrorCode::NoSuchRoom,
+        ErrorCode::RoomExists,
+        ErrorCode::NotInRoom,
+        ErrorCode::AlreadyInRoom,
+        ErrorCode::Flood,
+        ErrorCode::TooManyAttempts,
+        ErrorCode::TooManyConnections,
+        ErrorCode::RoomFull,
+        ErrorCode::TooManyRooms,
+        ErrorCode::Internal,
+    ];
+
+    /// The code with this wire name (exact, upper case).
+    pub fn lookup(word: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == word)
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = ReplyParseError;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        ErrorCode::lookup(word).ok_or_else(|| ReplyParseError::new(word, "unknown error code"))
+    }
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 3] = [
+        CloseReason::LoginTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::Flood,
+    ];
+
+    /// The reason with this wire name (exact, upper case).
+    pub fn lookup(word: &str) -> Option<CloseReason> {
+        CloseReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == word)
+    }
+}
+
+/// A server line that is not one of the lines [`Reply`]'s `Display` writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a server line ({reason}): {line:?}")]
+pub struct ReplyParseError {
+    pub line: String,
+    pub reason: &'static str,
+}
+
+impl ReplyParseError {
+    fn new(line: &str, reason: &'static str) -> Self {
+        Self {
+            line: line.into(),
+            reason,
+        }
+    }
+}
+
+impl Reply {
+    /// Parses one server line (without its line ending): the inverse of `Display`.
+    pub fn parse(line: &str) -> Result<Reply, ReplyParseError> {
+        match reply_parser::reply(line) {
+            Ok(("", reply)) => Ok(reply),
+            Ok(_) => Err(ReplyParseError::new(line, "unexpected text at the end")),
+            Err(_) => Err(ReplyParseError::new(line, "unknown keyword or bad fields")),
+        }
+    }
+
+    /// Whether this is the final line of a command (protocol.md §2): every client line gets
+    /// exactly one, in the order the lines were sent.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Reply::Ok { .. }
+                | Reply::Err { .. }
+                | Reply::Users(_)
+                | Reply::Rooms(_)
+                | Reply::RoomUsers { .. }
+                | Reply::Pong(_)
+        )
+    }
+}
+
+impl std::str::FromStr for Reply {
+    type Err = ReplyParseError;
+
+    fn from_str(line: &str) -> Result<Self, ReplyParseError> {
+        Reply::parse(line)
+    }
+}
+
+/// The `nom` parsers behind [`Reply::parse`]. Fields are separated by exactly one space, as
+/// `Display` writes them; free text is the rest of the line, kept as is.
+mod reply_parser {
+    use std::time::SystemTime;
+
+    use nom::branch::alt;
+    use nom::bytes::complete::{tag, take_till1};
+    use nom::character::complete::char;
+    use nom::combinator::{eof, map, map_opt, map_res, rest, value};
+    use nom::multi::many0;
+    use nom::sequence::preceded;
+    use nom::{IResult, Parser};
+
+    use super::{CloseReason, Departure, ErrorCode, Notice, Reply};
+    use crate::common::command::{HistoryTarget, Verb};
+    use crate::common::name::Name;
+
+    fn word(input: &str) -> IResult<&str, &str> {
+        take_till1(|c| c == ' ').parse(input)
+    }
+
+    /// One space, then a field.
+    fn field(input: &str) -> IResult<&str, &str> {
+        preceded(char(' '), word).parse(input)
+    }
+
+    fn name(input: &str) -> IResult<&str, Name> {
+        map_res(field, Name::parse).parse(input)
+    }
+
+    /// One space, then the rest of the line (possibly empty).
+    fn text(input: &str) -> IResult<&str, String> {
+        map(preceded(char(' '), rest), str::to_owned).parse(input)
+    }
+
+    /// Either nothing, or a space and the rest of the line.
+    fn optional_text(input: &str) -> IResult<&str, Option<String>> {
+        alt((value(None, eof), map(text, Some))).parse(input)
+    }
+
+    fn names(input: &str) -> IResult<&str, Vec<Name>> {
+        many0(name).parse(input)
+    }
+
+    fn verb(input: &str) -> IResult<&str, Verb> {
+        map_opt(word, |word| {
+            Verb::ALL.into_iter().find(|verb| verb.as_str() == word)
+        })
+        .parse(input)
+    }
+
+    fn history_target(input: &str) -> IResult<&str, HistoryTarget> {
+        map_res(field, |word| match word {
+            "*" => Ok(HistoryTarget::Global),
+            name => Name::parse(name).map(HistoryTarget::Named),
+        })
+        .parse(input)
+    }
+
+    fn time(input: &str) -> IResult<&str, SystemTime> {
+        map_res(field, humantime::parse_rfc3339).parse(input)
+    }
+
+    fn departure(input: &str) -> IResult<&str, Departure> {
+        preceded(
+            char(' '),
+            alt((
+                map(preceded(tag("QUIT"), optional_text), Departure::Quit),
+                value(Departure::Closed, tag("CLOSED")),
+                value(Departure::Lost, tag("LOST")),
+                value(Departure::NotReading, tag("NOT_READING")),
+                value(Departure::TimedOut, tag("TIMED_OUT")),
+                value(Departure::Flooding, tag("FLOODING")),
+                value(Departure::Shutdown, tag("SHUTDOWN")),
+            )),
+        )
+        .parse(input)
+    }
+
+    fn notice(input: &str) -> IResult<&str, Notice> {
+        alt((
+            map(preceded(tag(" ONLINE"), name), |user| Notice::Online {
+                user,
+            }),
+            map(
+                preceded(tag(" OFFLINE"), (name, departure)),
+                |(user, how)| Notice::Offline { user, how },
+            ),
+            map(preceded(tag(" ROOM"), (name, name)), |(room, by)| {
+                Notice::RoomCreated { room, by }
+            }),
+            value(Notice::Shutdown, (tag(" SHUTDOWN"), optional_text)),
+            map(
+                preceded(
+                    tag(" CLOSING"),
+                    (map_opt(field, CloseReason::lookup), optional_text),
+                ),
+                |(reason, _)| Notice::Closing { reason },
+            ),
+        ))
+        .parse(input)
+    }
+
+    pub(super) fn reply(line: &str) -> IResult<&str, Reply> {
+        let (input, keyword) = word(line)?;
+        match keyword {
+            "HELLO" => value(Reply::Hello, rest).parse(input),
+            "OK" => map(
+                preceded(char(' '), (verb, optional_text)),
+                |(verb, detail)| Reply::Ok { verb, detail },
+            )
+            .parse(input),
+            "ERR" => map(
+                (map_opt(field, ErrorCode::lookup), optional_text),
+                |(code, message)| Reply::Err {
+                    code,
+                    message: message.unwrap_or_default(),
+                },
+            )
+            .parse(input),
+            "USERS" => map(names, Reply::Users).parse(input),
+            "LRS" => map(names, Reply::Rooms).parse(input),
+            "LRU" => map((name, names), |(room, users)| Reply::RoomUsers {
+                room,
+                users,
+            })
+            .parse(input),
+            "PONG" => map(optional_text, Reply::Pong).parse(input),
+            "PING" => map(text, Reply::Ping).parse(input),
+            // `HELP <usage>`: the usage starts with the verb.
+            "HELP" => map((preceded(char(' '), verb), rest), |(verb, _)| {
+                Reply::Help(verb)
+            })
+            .parse(input),
+            "HIST" => map(
+                (history_target, time, name, text),
+                |(target, at, from, text)| Reply::Hist {
+                    target,
+                    at,
+                    from,
+                    text,
+                },
+            )
+            .parse(input),
+            "MSG" => map((name, text), |(from, text)| Reply::Msg { from, text }).parse(input),
+            "PM" => map((name, text), |(from, text)| Reply::Pm { from, text }).parse(input),
+            "RM" => map((name, name, text), |(room, from, text)| Reply::Rm {
+                room,
+                from,
+                text,
+            })
+            .parse(input),
+            "JR" => map((name, name), |(room, user)| Reply::Joined { room, user }).parse(input),
+            "LR" => map((name, name), |(room, user)| Reply::Left { room, user }).parse(input),
+            "NOTICE" => map(notice, Reply::Notice).parse(input),
+            _ => Err(nom::Err::Error(nom::error::Error::new(
+                line,
+                nom::error::ErrorKind::Tag,
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
+    /// Display, then parse: the same reply, spelled the same way.
+    fn round_trip(reply: &Reply) {
+        let line = reply.to_string();
+        let parsed = Reply::parse(&line).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&parsed, reply, "{line:?}");
+        assert_eq!(parsed.to_string(), line);
+    }
+
+    #[test]
+    fn every_kind_of_line_round_trips() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_624_800_123);
+        let replies = [
+            Reply::Hello,
+            Reply::ok(Verb::Msg),
+            Reply::ok_with(Verb::Cr, "lobby"),
+            Reply::ok_with(Verb::Pm, "bob queued"),
+            Reply::err(ErrorCode::NoSuchRoom, "there is no room x; CR creates it"),
+            Reply::Users(vec![name("alice"), name("Bob")]),
+            Reply::Users(vec![]),
+            Reply::Rooms(vec![]),
+            Reply::Rooms(vec![name("dev"), name("lobby")]),
+            Reply::RoomUsers {
+                room: name("dev"),
+                users: vec![],
+            },
+            Reply::RoomUsers {
+                room: name("dev"),
+                users: vec![name("a"), name("b")],
+            },
+            Reply::Pong(None),
+            Reply::Pong(Some("a  b".into())),
+            Reply::Ping("idle".into()),
+            Reply::Help(Verb::History),
+            Reply::Msg {
+                from: name("bob"),
+                text: "hello   all ".into(),
+            },
+            Reply::Pm {
+                from: name("bob"),
+                text: "日本語 ok".into(),
+            },
+            Reply::Rm {
+                room: name("dev"),
+                from: name("bob"),
+                text: "deploy done".into(),
+            },
+            Reply::Hist {
+                target: HistoryTarget::Global,
+                at,
+                from: name("bob"),
+                text: "old news".into(),
+            },
+            Reply::Hist {
+                target: HistoryTarget::Named(name("dev")),
+                at,
+                from: name("bob"),
+                text: "x".into(),
+            },
+            Reply::Joined {
+                room: name("dev"),
+                user: name("bob"),
+            },
+            Reply::Left {
+                room: name("dev"),
+                user: name("bob"),
+            },
+            Reply::Notice(Notice::Online { user: name("bob") }),
+            Reply::Notice(Notice::Offline {
+                user: name("bob"),
+                how: Departure::Quit(None),
+            }),
+            Reply::Notice(Notice::Offline {
+                user: name("bob"),
+                how: Departure::Quit(Some("gone  fishing".into())),
+            }),
+            Reply::Notice(Notice::Offline {
+                user: name("bob"),
+                how: Departure::NotReading,
+            }),
+            Reply::Notice(Notice::RoomCreated {
+                room: name("dev"),
+                by: name("bob"),
+            }),
+            Reply::Notice(Notice::Shutdown),
+            Reply::Notice(Notice::Closing {
+                reason: CloseReason::LoginTimeout,
+            }),
+        ];
+        for reply in &replies {
+            round_trip(reply);
+        }
+        for code in ErrorCode::ALL {
+            round_trip(&Reply::err(code, "why"));
+            assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
+        }
+        for reason in CloseReason::ALL {
+            round_trip(&Reply::Notice(Notice::Closing { reason }));
+        }
+        for verb in Verb::ALL {
+            round_trip(&Reply::Help(verb));
+            round_trip(&Reply::ok(verb));
+        }
+    }
+
+    #[test]
+    fn parses_the_lines_of_the_protocol_document() {
+        assert_eq!(
+            "HIST dev 2026-11-25T16:40:00.123Z alice hi".parse::<Reply>(),
+            Ok(Reply::Hist {
+                target: HistoryTarget::Named(name("dev")),
+                at: humantime::parse_rfc3339("2026-11-25T16:40:00.123Z").unwrap(),
+                from: name("alice"),
+                text: "hi".into(),
+            })
+        );
+        // A greeting from another version is still a greeting.
+        assert_eq!(Reply::parse("HELLO linechat 9.9.9 - hi"), Ok(Reply::Hello));
+        assert_eq!(
+            Reply::parse("ERR NO_SUCH_USER bob is not online"),
+            Ok(Reply::err(ErrorCode::NoSuchUser, "bob is not online"))
+        );
+        assert!(Reply::parse("OK PM bob").unwrap().is_final());
+        assert!(!Reply::parse("PM bob hi").unwrap().is_final());
+    }
+
+    #[test]
+    fn rejects_lines_that_are_not_replies() {
+        for line in [
+            "",
+            "BOGUS x",
+            "OK",
+            "OK NOPE",
+            "ERR NOPE oops",
+            "USERS a  b",
+            "USERS a.b",
+            "RM dev",
+            "JR dev",
+            "JR dev bob extra",
+            "HIST * yesterday bob hi",
+            "NOTICE WHAT",
+            "NOTICE OFFLINE bob GONE",
+            "ok MSG",
+        ] {
+            assert!(Reply::parse(line).is_err(), "{line:?}");
+        }
+    }
+
+    fn name_strategy() -> impl Strategy<Value = Name> {
+        "[A-Za-z0-9_-]{1,32}".prop_map(|raw| Name::parse(&raw).unwrap())
+    }
+
+    /// Free text as the server relays it: no control characters (the parser of commands
+    /// refuses them), any other character, spaces anywhere.
+    fn text_strategy() -> impl Strategy<Value = String> {
+        let char = prop_oneof![
+            3 => any::<char>().prop_filter("no control characters", |c| !c.is_control()),
+            1 => Just(' '),
+        ];
+        proptest::collection::vec(char, 1..40).prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn names_strategy() -> impl Strategy<Value = Vec<Name>> {
+        proptest::collection::vec(name_strategy(), 0..5)
+    }
+
+    fn verb_strategy() -> impl Strategy<Value = Verb> {
+        proptest::sample::select(Verb::ALL.to_vec())
+    }
+
+    /// Fails to compile when a variant is added without updating `ALL` and the parser: the
+    /// index of each code in `ErrorCode::ALL`.
+    fn error_code_index(code: ErrorCode) -> usize {
+        use ErrorCode::*;
+        let position = |wanted| ErrorCode::ALL.iter().position(|c| *c == wanted);
+        match code {
+            UnknownCommand | BadArguments | BadName | BadText | LineTooLong | BadUtf8
+            | NotLoggedIn | AlreadyLoggedIn | NameTaken | BadPassword | GuestsDisabled
+            | NoSuchUser | NoSuchRoom | RoomExists | NotInRoom | AlreadyInRoom | Flood
+            | TooManyAttempts | TooManyConnections | RoomFull | TooManyRooms | Internal => {
+                position(code).expect("every code is in ErrorCode::ALL")
+            }
+        }
+    }
+
+    fn close_reason_index(reason: CloseReason) -> usize {
+        match reason {
+            CloseReason::LoginTimeout | CloseReason::IdleTimeout | CloseReason::Flood => {
+                CloseReason::ALL.iter().position(|r| *r == reason).unwrap()
+            }
+        }
+    }
+
+    /// Each variant once: the `match` fails to compile when one is added, so that the
+    /// strategies below (and the parser) are updated with it.
+    fn departure_strategy() -> impl Strategy<Value = Departure> {
+        let all = |quit: Option<String>| {
+            let departures = [
+                Departure::Quit(quit),
+                Departure::Closed,
+                Departure::Lost,
+                Departure::NotReading,
+                Departure::TimedOut,
+                Departure::Flooding,
+                Departure::Shutdown,
+            ];
+            for departure in &departures {
+                match departure {
+                    Departure::Quit(_)
+                    | Departure::Closed
+                    | Departure::Lost
+                    | Departure::NotReading
+                    | Departure::TimedOut
+                    | Departure::Flooding
+                    | Departure::Shutdown => {}
+                }
+            }
+            departures
+        };
+        (proptest::option::of(text_strategy()), 0..7usize)
+            .prop_map(move |(quit, index)| all(quit)[index].clone())
+    }
+
+    #[test]
+    fn the_lists_of_codes_are_complete() {
+        for (index, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(error_code_index(code), index);
+        }
+        for (index, reason) in CloseReason::ALL.into_iter().enumerate() {
+            assert_eq!(close_reason_index(reason), index);
+        }
+    }
+
+    fn notice_strategy() -> impl Strategy<Value = Notice> {
+        prop_oneof![
+            name_strategy().prop_map(|user| Notice::Online { user }),
+            (name_strategy(), departure_strategy())
+                .prop_map(|(user, how)| Notice::Offline { user, how }),
+            (name_strategy(), name_strategy())
+                .prop_map(|(room, by)| Notice::RoomCreated { room, by }),
+            Just(Notice::Shutdown),
+            proptest::sample::select(CloseReason::ALL.to_vec())
+                .prop_map(|reason| Notice::Closing { reason }),
+        ]
+    }
+
+    fn reply_strategy() -> impl Strategy<Value = Reply> {
+        // HIST times are written to the millisecond, from 1970 to 9999.
+        let time = (0u64..253_402_300_799_999)
+            .prop_map(|millis| UNIX_EPOCH + Duration::from_millis(millis));
+        let target = proptest::option::of(name_strategy())
+            .prop_map(|name| name.map_or(HistoryTarget::Global, HistoryTarget::Named));
+        prop_oneof![
+            Just(Reply::Hello),
+            (verb_strategy(), proptest::option::of(text_strategy()))
+                .prop_map(|(verb, detail)| Reply::Ok { verb, detail }),
+            (
+                proptest::sample::select(ErrorCode::ALL.to_vec()),
+                text_strategy()
+            )
+                .prop_map(|(code, message)| Reply::Err { code, message }),
+            names_strategy().prop_map(Reply::Users),
+            names_strategy().prop_map(Reply::Rooms),
+            (name_strategy(), names_strategy())
+                .prop_map(|(room, users)| Reply::RoomUsers { room, users }),
+            proptest::option::of(text_strategy()).prop_map(Reply::Pong),
+            text_strategy().prop_map(Reply::Ping),
+            verb_strategy().prop_map(Reply::Help),
+            (name_strategy(), text_strategy()).prop_map(|(from, text)| Reply::Msg { from, text }),
+            (name_strategy(), text_strategy()).prop_map(|(from, text)| Reply::Pm { from, text }),
+            (name_strategy(), name_strategy(), text_strategy())
+                .prop_map(|(room, from, text)| Reply::Rm { room, from, text }),
+            (target, time, name_strategy(), text_strategy()).prop_map(
+                |(target, at, from, text)| Reply::Hist {
+                    target,
+                    at,
+                    from,
+                    text
+                }
+            ),
+            (name_strategy(), name_strategy())
+                .prop_map(|(room, user)| Reply::Joined { room, user }),
+            (name_strategy(), name_strategy()).prop_map(|(room, user)| Reply::Left { room, user }),
+            notice_strategy().prop_map(Reply::Notice),
+        ]
+    }
+
+    /// Fails to compile when a kind of line is added, so that the strategy above and the
+    /// parser are updated with it.
+    fn kind(reply: &Reply) -> &'static str {
+        match reply {
+            Reply::Hello => "HELLO",
+            Reply::Ok { .. } => "OK",
+            Reply::Err { .. } => "ERR",
+            Reply::Users(_) => "USERS",
+            Reply::Rooms(_) => "LRS",
+            Reply::RoomUsers { .. } => "LRU",
+            Reply::Pong(_) => "PONG",
+            Reply::Ping(_) => "PING",
+            Reply::Help(_) => "HELP",
+            Reply::Msg { .. } => "MSG",
+            Reply::Pm { .. } => "PM",
+            Reply::Rm { .. } => "RM",
+            Reply::Hist { .. } => "HIST",
+            Reply::Joined { .. } => "JR",
+            Reply::Left { .. } => "LR",
+            Reply::Notice(
+                Notice::Online { .. }
+                | Notice::Offline { .. }
+                | Notice::RoomCreated { .. }
+                | Notice::Shutdown
+                | Notice::Closing { .. },
+            ) => "NOTICE",
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_gives_the_same_reply(reply in reply_strategy()) {
+            let line = reply.to_string();
+            prop_assert!(line.starts_with(kind(&reply)), "{:?}", line);
+            let parsed = Reply::parse(&line);
+            prop_assert_eq!(parsed.as_ref(), Ok(&reply), "{:?}", line);
+            // Names compare without regard to case: check that the spelling survives too.
+            prop_assert_eq!(parsed.unwrap().to_string(), line);
+        }
+
+        #[test]
+        fn parse_never_panics(line in any::<String>()) {
+            let _ = Reply::parse(&line);
         }
     }
 }

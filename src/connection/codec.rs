@@ -34,6 +34,12 @@ impl LineCodec {
         }
     }
 
+    /// Bytes held while waiting for the end of a line: never more than the maximum line
+    /// length plus one read.
+    pub fn buffered(&self) -> usize {
+        self.filtered.len()
+    }
+
     fn absorb(&mut self, src: &mut BytesMut) {
         if !src.is_empty() {
             self.telnet.filter(src, &mut self.filtered);
@@ -118,6 +124,28 @@ mod tests {
         let mut codec = LineCodec::new(64);
         assert!(decode_all(&mut codec, b"MSG hel").is_empty());
         assert_eq!(decode_all(&mut codec, b"lo\n"), [line("MSG hello")]);
+    }
+
+    proptest::proptest! {
+        /// The normal suite's share of the framing fuzz target (fuzz/fuzz_targets/framing.rs).
+        #[test]
+        fn any_bytes_in_any_reads_stay_bounded(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            chunk in 1usize..64,
+        ) {
+            let mut codec = LineCodec::new(32);
+            let mut src = BytesMut::new();
+            for read in data.chunks(chunk) {
+                src.extend_from_slice(read);
+                while let Some(frame) = codec.decode(&mut src).unwrap() {
+                    if let Frame::Line(line) = frame {
+                        proptest::prop_assert!(line.len() <= 32 && !line.contains('\n'));
+                    }
+                }
+                proptest::prop_assert!(codec.buffered() <= 32 + chunk + 1);
+            }
+            while codec.decode_eof(&mut src).unwrap().is_some() {}
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! at a time, so that a storm of logins cannot stall chat.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -10,6 +12,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::storage::{Conversation, Record, Store};
+use super::throttle::Throttle;
 use crate::common::{ErrorCode, Name, Password, Reply, Verb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +21,8 @@ pub enum AccountError {
     NameTaken,
     #[error("wrong name or password")]
     BadPassword,
+    #[error("too many failed attempts; try again in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
     #[error("the account store is unavailable")]
     Unavailable,
 }
@@ -35,6 +40,7 @@ enum AccountRequest {
     Create {
         name: Name,
         password: Password,
+        peer: IpAddr,
         reply: oneshot::Sender<Result<(), AccountError>>,
     },
     /// Sent by the hashing task of a `Create` when its hash is ready.
@@ -46,8 +52,11 @@ enum AccountRequest {
     Verify {
         name: Name,
         password: Password,
+        peer: IpAddr,
         reply: oneshot::Sender<Result<Name, AccountError>>,
     },
+    /// Sent by the checking task of a `Verify` when the password was wrong.
+    Failed { name: Name, peer: IpAddr },
     Exists {
         name: Name,
         reply: oneshot::Sender<bool>,
@@ -71,7 +80,12 @@ pub struct Accounts {
 impl Accounts {
     /// Starts the account store with the accounts loaded from `storage`; at most
     /// `hash_workers` hashes are computed at once.
-    pub fn spawn(hash_workers: usize, storage: Store, loaded: Vec<(Name, String)>) -> Self {
+    pub fn spawn(
+        hash_workers: usize,
+        limits: LoginLimits,
+        storage: Store,
+        loaded: Vec<(Name, String)>,
+    ) -> Self {
         // Unbounded: a connection waits for each answer, so at most one request per connection.
         let (tx, rx) = mpsc::unbounded_channel();
         let accounts = loaded
@@ -84,6 +98,8 @@ impl Accounts {
             hashing: Arc::new(Semaphore::new(hash_workers.max(1))),
             tx: tx.clone(),
             storage,
+            per_ip: Throttle::new(limits.per_ip, limits.window),
+            per_account: Throttle::new(limits.per_account, limits.window),
         };
         tokio::spawn(actor.run(rx));
         Self { tx }
@@ -105,20 +121,35 @@ impl Accounts {
         });
     }
 
-    pub async fn create(&self, name: Name, password: Password) -> Result<(), AccountError> {
+    /// Creates an account for a client at `peer`; every registration counts against the
+    /// address's allowance, as each costs a password hash.
+    pub async fn create(
+        &self,
+        name: Name,
+        password: Password,
+        peer: IpAddr,
+    ) -> Result<(), AccountError> {
         self.ask(|reply| AccountRequest::Create {
             name,
             password,
+            peer,
             reply,
         })
         .await?
     }
 
-    /// Checks a password; on success, the account's name as registered.
-    pub async fn verify(&self, name: Name, password: Password) -> Result<Name, AccountError> {
+    /// Checks a password for a client at `peer`; on success, the account's name as
+    /// registered. Failures count against the address and the account.
+    pub async fn verify(
+        &self,
+        name: Name,
+        password: Password,
+        peer: IpAddr,
+    ) -> Result<Name, AccountError> {
         self.ask(|reply| AccountRequest::Verify {
             name,
             password,
+            peer,
             reply,
         })
         .await?
@@ -148,6 +179,16 @@ struct AccountStore {
     hashing: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<AccountRequest>,
     storage: Store,
+    per_ip: Throttle<IpAddr>,
+    per_account: Throttle<Name>,
+}
+
+/// How many failed logins are allowed before the server makes a client wait.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub per_ip: u32,
+    pub per_account: u32,
+    pub window: Duration,
 }
 
 impl AccountStore {
@@ -162,8 +203,14 @@ impl AccountStore {
             AccountRequest::Create {
                 name,
                 password,
+                peer,
                 reply,
             } => {
+                if let Some(wait) = self.per_ip.retry_after(&peer) {
+                    let _ = reply.send(Err(AccountError::Throttled(wait)));
+                    return;
+                }
+                self.per_ip.fail(peer);
                 if self.accounts.contains_key(&name) || !self.pending.insert(name.clone()) {
                     let _ = reply.send(Err(AccountError::NameTaken));
                     return;
@@ -198,11 +245,26 @@ impl AccountStore {
                     let _ = reply.send(saved.map_err(|_| AccountError::Unavailable));
                 });
             }
+            AccountRequest::Failed { name, peer } => {
+                self.per_ip.fail(peer);
+                self.per_account.fail(name);
+            }
             AccountRequest::Verify {
                 name,
                 password,
+                peer,
                 reply,
             } => {
+                let wait = self
+                    .per_ip
+                    .retry_after(&peer)
+                    .or_else(|| self.per_account.retry_after(&name));
+                if let Some(wait) = wait {
+                    // Refused before any hashing: a guessing storm costs no argon2 work.
+                    let _ = reply.send(Err(AccountError::Throttled(wait)));
+                    return;
+                }
+                let store = self.tx.clone();
                 let account = self
                     .accounts
                     .get(&name)
@@ -210,10 +272,10 @@ impl AccountStore {
                 let hashing = self.hashing.clone();
                 tokio::spawn(async move {
                     let result = match account {
-                        Some((name, hash)) => {
+                        Some((registered, hash)) => {
                             let ok = off_thread(&hashing, move || verify(&password, &hash)).await;
                             if ok == Some(true) {
-                                Ok(name)
+                                Ok(registered)
                             } else {
                                 Err(AccountError::BadPassword)
                             }
@@ -225,6 +287,9 @@ impl AccountStore {
                             Err(AccountError::BadPassword)
                         }
                     };
+                    if result.is_err() {
+                        let _ = store.send(AccountRequest::Failed { name, peer });
+                    }
                     let _ = reply.send(result);
                 });
             }
@@ -291,6 +356,10 @@ fn dummy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::testing::no_login_limits;
+    use std::net::Ipv4Addr;
+
+    const HOME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     fn name(raw: &str) -> Name {
         Name::parse(raw).unwrap()
@@ -299,26 +368,30 @@ mod tests {
     #[tokio::test]
     async fn register_then_verify_in_any_case() {
         let (storage, _dir) = crate::server::testing::store().await;
-        let accounts = Accounts::spawn(2, storage, Vec::new());
+        let accounts = Accounts::spawn(2, no_login_limits(), storage, Vec::new());
         let secret = Password::new("s3cret words");
         accounts
-            .create(name("Alice"), secret.clone())
+            .create(name("Alice"), secret.clone(), HOME)
             .await
             .unwrap();
         assert_eq!(
             accounts
-                .verify(name("alice"), secret)
+                .verify(name("alice"), secret, HOME)
                 .await
                 .unwrap()
                 .as_str(),
             "Alice"
         );
         assert_eq!(
-            accounts.verify(name("alice"), Password::new("wrong")).await,
+            accounts
+                .verify(name("alice"), Password::new("wrong"), HOME)
+                .await,
             Err(AccountError::BadPassword)
         );
         assert_eq!(
-            accounts.verify(name("nobody"), Password::new("x")).await,
+            accounts
+                .verify(name("nobody"), Password::new("x"), HOME)
+                .await,
             Err(AccountError::BadPassword)
         );
         assert!(accounts.exists(name("ALICE")).await.unwrap());
@@ -327,10 +400,10 @@ mod tests {
     #[tokio::test]
     async fn a_name_is_registered_once_even_when_racing() {
         let (storage, _dir) = crate::server::testing::store().await;
-        let accounts = Accounts::spawn(2, storage, Vec::new());
+        let accounts = Accounts::spawn(2, no_login_limits(), storage, Vec::new());
         let (first, second) = tokio::join!(
-            accounts.create(name("bob"), Password::new("one")),
-            accounts.create(name("BOB"), Password::new("two")),
+            accounts.create(name("bob"), Password::new("one"), HOME),
+            accounts.create(name("BOB"), Password::new("two"), HOME),
         );
         let mut results = [first, second];
         results.sort_by_key(|r| r.is_err());
@@ -344,5 +417,55 @@ mod tests {
         assert!(!hashed.contains("hunter2"));
         assert!(verify(&Password::new("hunter2"), &hashed));
         assert!(!verify(&Password::new("hunter3"), &hashed));
+    }
+
+    #[tokio::test]
+    async fn failed_logins_are_throttled_per_address_and_per_account() {
+        let (storage, _dir) = crate::server::testing::store().await;
+        let limits = LoginLimits {
+            per_ip: 3,
+            per_account: 2,
+            window: Duration::from_millis(1500),
+        };
+        let accounts = Accounts::spawn(2, limits, storage, Vec::new());
+        let secret = Password::new("right");
+        accounts
+            .create(name("carol"), secret.clone(), HOME)
+            .await
+            .unwrap();
+        let away: IpAddr = "10.0.0.9".parse().unwrap();
+        for _ in 0..2 {
+            let wrong = accounts
+                .verify(name("carol"), Password::new("x"), away)
+                .await;
+            assert_eq!(wrong, Err(AccountError::BadPassword));
+        }
+        // The account is locked for everyone, even with the right password...
+        let locked = accounts.verify(name("carol"), secret.clone(), HOME).await;
+        assert!(
+            matches!(locked, Err(AccountError::Throttled(_))),
+            "{locked:?}"
+        );
+        // ...and the guessing address is close to its limit too (registration counted once).
+        let other = accounts
+            .verify(name("nobody"), Password::new("x"), away)
+            .await;
+        assert_eq!(other, Err(AccountError::BadPassword));
+        let blocked = accounts
+            .verify(name("nobody"), Password::new("x"), away)
+            .await;
+        assert!(
+            matches!(blocked, Err(AccountError::Throttled(_))),
+            "{blocked:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(
+            accounts
+                .verify(name("carol"), secret, HOME)
+                .await
+                .unwrap()
+                .as_str(),
+            "carol"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The server: the accept loop, the sessions, and the actors that own all shared state.
 
 mod accounts;
+mod limits;
 mod member;
 mod processor;
 mod room;
@@ -8,24 +9,33 @@ mod session;
 pub mod storage;
 #[cfg(test)]
 mod testing;
+mod throttle;
+mod tls;
 mod user;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+use crate::common::{ErrorCode, Reply};
 
 use crate::settings::Settings;
 use processor::ServerHandle;
 use session::SessionContext;
 use storage::{Loaded, StorageError, Store};
+use tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -33,10 +43,13 @@ pub enum ServerError {
     Listen { addr: String, source: io::Error },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 pub struct Server {
     listener: TcpListener,
+    tls: Option<(TcpListener, TlsAcceptor)>,
     settings: Arc<Settings>,
     store: Store,
     loaded: Loaded,
@@ -44,18 +57,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the database and binds the listener; nothing is served until [`Server::run`].
+    /// Opens the database and binds the listeners; nothing is served until [`Server::run`].
     pub async fn bind(settings: Settings) -> Result<Self, ServerError> {
+        let tls = match &settings.tls_addr {
+            Some(addr) => {
+                let acceptor =
+                    tls::acceptor(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
+                Some((listen(addr).await?, acceptor))
+            }
+            None => None,
+        };
+        let listener = listen(&settings.addr).await?;
         let (store, loaded, store_task) = Store::open(settings.storage()).await?;
-        let listener =
-            TcpListener::bind(&settings.addr)
-                .await
-                .map_err(|source| ServerError::Listen {
-                    addr: settings.addr.clone(),
-                    source,
-                })?;
         Ok(Self {
             listener,
+            tls,
             settings: Arc::new(settings),
             store,
             loaded,
@@ -65,6 +81,11 @@ impl Server {
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The TLS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.tls.as_ref().map(|(listener, _)| listener.local_addr())
     }
 
     /// Serves clients until `shutdown` resolves, then tells every client, lets their queued
@@ -77,26 +98,71 @@ impl Server {
             shutdown: CancellationToken::new(),
         };
         let sessions = TaskTracker::new();
+        let (ended, mut ended_rx) = mpsc::unbounded_channel();
+        let mut connections = ConnectionCount::new(&self.settings);
+        let stats_every = Duration::from_secs(self.settings.stats_log_secs.max(1));
+        let mut stats = tokio::time::interval(stats_every);
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((socket, peer)) => {
-                        // The session logs in inside its own task: a silent client never
-                        // holds up the next accept.
-                        sessions.spawn(session::serve(socket, peer, context.clone()));
-                    }
-                    Err(error) => {
-                        // Typically out of file descriptors: back off instead of spinning.
-                        warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+            let (accepted, acceptor) = tokio::select! {
+                _ = stats.tick(), if self.settings.stats_log_secs > 0 => {
+                    log_stats(&connections);
+                    continue;
+                }
+                accepted = self.listener.accept() => (accepted, None),
+                accepted = accept_tls(&self.tls), if self.tls.is_some() => accepted,
+                Some(ip) = ended_rx.recv() => {
+                    connections.release(ip);
+                    continue;
+                }
                 () = &mut shutdown => break,
+            };
+            let (socket, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let refusal = connections.admit(peer.ip());
+            if let Some(refusal) = &refusal {
+                warn!(%peer, %refusal, "connection refused");
             }
+            let slot = ConnectionSlot {
+                ip: peer.ip(),
+                ended: ended.clone(),
+                counted: refusal.is_none(),
+            };
+            // The TLS handshake and the login happen inside the connection's own task: a
+            // silent client never holds up the next accept.
+            let context = context.clone();
+            sessions.spawn(async move {
+                let _slot = slot;
+                match acceptor {
+                    None => {
+                        let (read, write) = socket.into_split();
+                        connect(read, write, peer, context, refusal).await;
+                    }
+                    Some(acceptor) => {
+                        let handshake = context.settings.login_timeout();
+                        match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
+                            Ok(Ok(stream)) => {
+                                let (read, write) = tokio::io::split(stream);
+                                connect(read, write, peer, context, refusal).await;
+                            }
+                            Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                            Err(_) => debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            });
         }
         info!(sessions = sessions.len(), "shutting down");
         drop(self.listener);
+        drop(self.tls);
         context.shutdown.cancel();
         sessions.close();
         let grace = self.settings.shutdown_grace() + Duration::from_secs(1);
@@ -105,5 +171,130 @@ impl Server {
         }
         self.store.close().await;
         let _ = self.store_task.await;
+    }
+}
+
+/// One line of vital signs, for operators and the soak test.
+fn log_stats(connections: &ConnectionCount) {
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    info!(connections = connections.total, tasks, rss_kib, "stats");
+}
+
+async fn listen(addr: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+type Accepted = io::Result<(TcpStream, SocketAddr)>;
+
+async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> (Accepted, Option<TlsAcceptor>) {
+    match tls {
+        Some((listener, acceptor)) => (listener.accept().await, Some(acceptor.clone())),
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves a connection, or tells it why it is refused.
+async fn connect<R, W>(
+    read: R,
+    write: W,
+    peer: SocketAddr,
+    context: SessionContext,
+    refusal: Option<Refusal>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    match refusal {
+        None => session::serve(read, write, peer, context).await,
+        Some(refusal) => {
+            let line = Reply::err(ErrorCode::TooManyConnections, refusal.to_string());
+            let mut write = write;
+            let goodbye = async {
+                write.write_all(format!("{line}\n").as_bytes()).await?;
+                write.shutdown().await
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+        }
+    }
+}
+
+/// Why a connection is refused.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+enum Refusal {
+    #[error("the server is full ({0} connections); try again later")]
+    Full(usize),
+    #[error("too many connections from your address ({0})")]
+    PerAddress(usize),
+}
+
+/// Connections open now, in all and per address; owned by the accept loop.
+struct ConnectionCount {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    max_total: usize,
+    max_per_ip: usize,
+}
+
+impl ConnectionCount {
+    fn new(settings: &Settings) -> Self {
+        Self {
+            total: 0,
+            per_ip: HashMap::new(),
+            max_total: settings.max_connections,
+            max_per_ip: settings.max_connections_per_ip,
+        }
+    }
+
+    /// Counts a new connection in, unless that would pass a limit.
+    fn admit(&mut self, ip: IpAddr) -> Option<Refusal> {
+        if self.total >= self.max_total {
+            return Some(Refusal::Full(self.max_total));
+        }
+        let from_ip = self.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.max_per_ip {
+            return Some(Refusal::PerAddress(self.max_per_ip));
+        }
+        *from_ip += 1;
+        self.total += 1;
+        None
+    }
+
+    fn release(&mut self, ip: IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(from_ip) = self.per_ip.get_mut(&ip) {
+            *from_ip -= 1;
+            if *from_ip == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Held by a connection's task; when the task ends (or panics), the accept loop hears of it.
+struct ConnectionSlot {
+    ip: IpAddr,
+    ended: mpsc::UnboundedSender<IpAddr>,
+    counted: bool,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if self.counted {
+            let _ = self.ended.send(self.ip);
+        }
     }
 }

@@ -3,9 +3,11 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::accounts::Accounts;
+use std::time::Duration;
+
+use super::accounts::{Accounts, LoginLimits};
 use super::member::Member;
-use super::room::{RoomRequest, Rooms};
+use super::room::{RoomLimits, RoomRequest, Rooms};
 use super::storage::{Loaded, Store};
 use super::user::{UserRequest, Users};
 use crate::common::{Command, Departure, ErrorCode, Name, Reply};
@@ -38,13 +40,23 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Starts every actor of the server, with what was loaded from the store.
     pub fn spawn(settings: &Settings, store: Store, loaded: Loaded) -> Self {
+        let limits = LoginLimits {
+            per_ip: settings.login_failures_per_ip,
+            per_account: settings.login_failures_per_account,
+            window: Duration::from_secs(settings.login_failure_window_secs),
+        };
         let accounts = Accounts::spawn(
             settings.password_hash_workers,
+            limits,
             store.clone(),
             loaded.accounts,
         );
         let users = Users::spawn(store.clone(), accounts.clone());
-        let rooms = Rooms::spawn(users.clone(), store.clone(), loaded.rooms);
+        let room_limits = RoomLimits {
+            max_rooms: settings.max_rooms,
+            max_members: settings.max_room_members,
+        };
+        let rooms = Rooms::spawn(users.clone(), store.clone(), loaded.rooms, room_limits);
         // Unbounded: a session awaits each command's reply before it sends the next one.
         let (tx, rx) = mpsc::unbounded_channel();
         let processor = ServerProcessor {
@@ -157,6 +169,7 @@ impl ServerProcessor {
             | Command::Nick { .. }
             | Command::History { .. }
             | Command::Ping { .. }
+            | Command::Pong { .. }
             | Command::Help { .. }
             | Command::Quit { .. }) => {
                 let message = format!("{} is not routed to the server", other.verb());

@@ -7,14 +7,14 @@ use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::accounts::AccountError;
+use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch};
 use super::member::Member;
 use super::processor::ServerHandle;
 use super::storage::Conversation;
@@ -35,11 +35,13 @@ pub(super) struct SessionContext {
     pub shutdown: CancellationToken,
 }
 
-/// Serves one connection to its end. Never fails: what goes wrong is logged and ends only this
-/// connection.
-pub(super) async fn serve(socket: TcpStream, peer: SocketAddr, context: SessionContext) {
-    let _ = socket.set_nodelay(true);
-    let (read, write) = socket.into_split();
+/// Serves one connection, given as its two halves, to its end. Never fails: what goes wrong
+/// is logged and ends only this connection.
+pub(super) async fn serve<R, W>(read: R, write: W, peer: SocketAddr, context: SessionContext)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (outbox, writer) = outbox(context.settings.outbox_limit_bytes);
     let writing = tokio::spawn(writer.run(write));
     let codec = LineCodec::new(context.settings.max_line_length);
@@ -74,6 +76,8 @@ enum End {
     /// The outbox closed: the client stopped reading or the socket failed.
     Closed,
     LoginTimeout,
+    IdleTimeout,
+    Flood,
     Shutdown,
 }
 
@@ -105,9 +109,13 @@ struct Session {
 }
 
 impl Session {
-    async fn run(&mut self, lines: &mut FramedRead<OwnedReadHalf, LineCodec>) -> End {
-        let login_deadline = Instant::now() + self.context.settings.login_timeout();
+    async fn run<R: AsyncRead + Unpin>(&mut self, lines: &mut FramedRead<R, LineCodec>) -> End {
+        let settings = self.context.settings.clone();
+        let login_deadline = Instant::now() + settings.login_timeout();
+        let mut flood = FloodGuard::new(&settings);
+        let mut idle = IdleWatch::new(&settings);
         loop {
+            let idle_deadline = idle.deadline().filter(|_| self.presence.is_some());
             let frame = tokio::select! {
                 frame = lines.next() => frame,
                 () = self.outbox.closed() => return End::Closed,
@@ -115,7 +123,27 @@ impl Session {
                 () = sleep_until(login_deadline), if self.presence.is_none() => {
                     return End::LoginTimeout;
                 }
+                () = sleep_until(idle_deadline.unwrap_or(login_deadline)), if idle_deadline.is_some() => {
+                    match idle.fired() {
+                        IdleAction::Ping => self.send(Reply::Ping("idle".into())),
+                        IdleAction::Close => return End::IdleTimeout,
+                    }
+                    continue;
+                }
             };
+            idle.heard();
+            match flood.admit() {
+                Admission::Accept => {}
+                Admission::Drop => {
+                    let message = format!(
+                        "over {} lines per second; the line was dropped",
+                        settings.flood_lines_per_sec
+                    );
+                    self.send(Reply::err(ErrorCode::Flood, message));
+                    continue;
+                }
+                Admission::Close => return End::Flood,
+            }
             let line = match frame {
                 None => return End::Eof,
                 Some(Err(error)) => return End::ReadError(error),
@@ -146,8 +174,14 @@ impl Session {
 
     /// Runs one command and sends its final reply; `Break` with the reason after `QUIT`.
     async fn execute(&mut self, command: Command) -> ControlFlow<Option<String>> {
+        if let Some(refusal) = self.check_new_name(&command) {
+            self.send(refusal);
+            return Continue(());
+        }
         let reply = match command {
             Command::Ping { token } => Reply::Pong(token),
+            // The answer to the server's PING: hearing it was all that mattered.
+            Command::Pong { .. } => return Continue(()),
             Command::Help { verb } => {
                 let verbs = verb.map_or(Verb::ALL.to_vec(), |verb| vec![verb]);
                 for verb in verbs {
@@ -205,9 +239,25 @@ impl Session {
         Continue(())
     }
 
+    /// Names that a command would create must fit `max_name_length`, which may be stricter
+    /// than the protocol's 32 characters; existing names are accepted as they are.
+    fn check_new_name(&self, command: &Command) -> Option<Reply> {
+        let name = match command {
+            Command::Register { name, .. } | Command::Nick { name } => name,
+            Command::CreateRoom { room } => room,
+            _ => return None,
+        };
+        let max = self.context.settings.max_name_length;
+        (name.as_str().len() > max).then(|| {
+            let message = format!("bad name \"{name}\": a name is at most {max} characters here");
+            Reply::err(ErrorCode::BadName, message)
+        })
+    }
+
     /// The login verbs: on success the session has a [`Presence`].
     async fn log_in(&mut self, command: Command) -> Reply {
         let server = &self.context.server;
+        let ip = self.peer.ip();
         let (verb, name) = match command {
             Command::Nick { name } => {
                 if !self.context.settings.allow_guests {
@@ -227,7 +277,7 @@ impl Session {
                 if server.users.is_online(name.clone()).await {
                     return name_in_use(&name);
                 }
-                match server.accounts.create(name.clone(), password).await {
+                match server.accounts.create(name.clone(), password, ip).await {
                     Ok(()) => (Verb::Register, name),
                     Err(AccountError::NameTaken) => {
                         let message = format!("{name} is already registered");
@@ -237,11 +287,15 @@ impl Session {
                 }
             }
             Command::Login { name, password } => {
-                match server.accounts.verify(name.clone(), password).await {
+                match server.accounts.verify(name.clone(), password, ip).await {
                     Ok(registered) => (Verb::Login, registered),
                     Err(AccountError::BadPassword) => {
                         info!(peer = %self.peer, user = %name, "failed login");
                         return Reply::err(ErrorCode::BadPassword, "wrong name or password");
+                    }
+                    Err(error @ AccountError::Throttled(_)) => {
+                        warn!(peer = %self.peer, user = %name, "login throttled");
+                        return account_failure(error);
                     }
                     Err(error) => return account_failure(error),
                 }
@@ -357,6 +411,20 @@ impl Session {
                 }));
                 Departure::Lost
             }
+            End::IdleTimeout => {
+                info!(peer = %self.peer, user, "disconnected: no answer to PING");
+                self.send(Reply::Notice(Notice::Closing {
+                    reason: CloseReason::IdleTimeout,
+                }));
+                Departure::TimedOut
+            }
+            End::Flood => {
+                warn!(peer = %self.peer, user, "disconnected: flooding");
+                self.send(Reply::Notice(Notice::Closing {
+                    reason: CloseReason::Flood,
+                }));
+                Departure::Flooding
+            }
             End::Shutdown => {
                 self.send(Reply::Notice(Notice::Shutdown));
                 Departure::Shutdown
@@ -389,5 +457,9 @@ fn name_in_use(name: &Name) -> Reply {
 }
 
 fn account_failure(error: AccountError) -> Reply {
-    Reply::err(ErrorCode::Internal, error.to_string())
+    let code = match error {
+        AccountError::Throttled(_) => ErrorCode::TooManyAttempts,
+        _ => ErrorCode::Internal,
+    };
+    Reply::err(code, error.to_string())
 }

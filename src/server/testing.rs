@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
 
-use super::accounts::Accounts;
+use super::accounts::{Accounts, LoginLimits};
 use super::member::Member;
-use super::room::Rooms;
+use super::room::{RoomLimits, Rooms};
 use super::storage::{StorageOptions, Store};
 use super::user::Users;
 use crate::common::Name;
@@ -50,19 +50,31 @@ pub async fn store() -> (Store, tempfile::TempDir) {
     (store, dir)
 }
 
+pub fn no_login_limits() -> LoginLimits {
+    LoginLimits {
+        per_ip: 0,
+        per_account: 0,
+        window: Duration::from_secs(1),
+    }
+}
+
 /// The user processor, on a temporary store.
 pub async fn users() -> (Users, tempfile::TempDir) {
     let (store, dir) = store().await;
-    let accounts = Accounts::spawn(1, store.clone(), Vec::new());
+    let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
     (Users::spawn(store, accounts), dir)
 }
 
 /// The room processor, on a temporary store.
 pub async fn rooms() -> (Rooms, tempfile::TempDir) {
     let (store, dir) = store().await;
-    let accounts = Accounts::spawn(1, store.clone(), Vec::new());
+    let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
     let users = Users::spawn(store.clone(), accounts);
-    (Rooms::spawn(users, store, Vec::new()), dir)
+    let limits = RoomLimits {
+        max_rooms: 3,
+        max_members: 3,
+    };
+    (Rooms::spawn(users, store, Vec::new(), limits), dir)
 }
 
 /// A member with a running writer, and the end its lines arrive at.

@@ -149,7 +149,10 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
         let (read, writer) = stream.into_split();
         Self {
             lines: AsyncBufReader::new(read).lines(),
@@ -219,5 +222,42 @@ impl Client {
         if let Ok(result) = tokio::time::timeout(wait, self.lines.next_line()).await {
             panic!("expected silence, got {result:?}");
         }
+    }
+}
+
+impl TestServer {
+    /// Starts the server on `data_dir` listening on `addr` rather than a free port: a test
+    /// restarts a server where its clients will look for it.
+    pub fn start_at(addr: SocketAddr, data_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
+            .arg("--addr")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(data_dir.join("linechat.toml"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the linechat binary");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let server = Self {
+            child,
+            addr,
+            logs,
+            _data_dir: None,
+        };
+        server.wait_for_log("listening on ");
+        server
     }
 }

@@ -43,6 +43,7 @@ pub(super) type IdleSender = mpsc::UnboundedSender<Name>;
 
 pub(super) struct RoomManager {
     room: Name,
+    max_members: usize,
     members: HashMap<Name, Outbox>,
     idle: IdleSender,
     store: Store,
@@ -52,6 +53,7 @@ impl RoomManager {
     /// Starts the task of `room` and returns its inbox.
     pub(super) fn spawn(
         room: Name,
+        max_members: usize,
         idle: IdleSender,
         store: Store,
     ) -> mpsc::UnboundedSender<RoomMessage> {
@@ -59,6 +61,7 @@ impl RoomManager {
         let (tx, rx) = mpsc::unbounded_channel();
         let manager = RoomManager {
             room,
+            max_members,
             members: HashMap::new(),
             idle,
             store,
@@ -86,6 +89,9 @@ impl RoomManager {
             } => {
                 let answer = if self.members.contains_key(&member.name) {
                     Reply::err(ErrorCode::AlreadyInRoom, format!("you are in {room}"))
+                } else if self.members.len() >= self.max_members {
+                    let message = format!("{room} has {} members, its most", self.members.len());
+                    Reply::err(ErrorCode::RoomFull, message)
                 } else {
                     let user = member.name.clone();
                     self.fan_out(Reply::Joined { room, user }, &member.name);

@@ -5,4 +5,4 @@ mod manager;
 mod processor;
 
 pub(crate) use processor::RoomRequest;
-pub use processor::Rooms;
+pub use processor::{RoomLimits, Rooms};

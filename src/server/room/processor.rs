@@ -56,7 +56,12 @@ pub struct Rooms {
 
 impl Rooms {
     /// Starts the room processor with the rooms loaded from `store` (name, creator).
-    pub fn spawn(users: Users, store: Store, loaded: Vec<(Name, Name)>) -> Self {
+    pub fn spawn(
+        users: Users,
+        store: Store,
+        loaded: Vec<(Name, Name)>,
+        limits: RoomLimits,
+    ) -> Self {
         // Unbounded: every request but a quiet leave is awaited by its connection, and a
         // connection leaves quietly once per room it is in.
         let (tx, rx) = mpsc::unbounded_channel();
@@ -76,6 +81,7 @@ impl Rooms {
             users,
             store,
             idle: idle_tx,
+            limits,
         };
         tokio::spawn(processor.run(rx, idle_rx));
         Self { tx }
@@ -104,7 +110,15 @@ struct Room {
     manager: Option<mpsc::UnboundedSender<RoomMessage>>,
 }
 
+/// Sizes the room processor enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomLimits {
+    pub max_rooms: usize,
+    pub max_members: usize,
+}
+
 struct RoomProcessor {
+    limits: RoomLimits,
     rooms: HashMap<Name, Room>,
     users: Users,
     store: Store,
@@ -138,6 +152,11 @@ impl RoomProcessor {
                 if let Some(existing) = self.rooms.get(&room) {
                     let message = format!("{} already exists; JR joins it", existing.name);
                     let _ = reply.send(Reply::err(ErrorCode::RoomExists, message));
+                    return;
+                }
+                if self.rooms.len() >= self.limits.max_rooms {
+                    let message = format!("the server holds {} rooms, its most", self.rooms.len());
+                    let _ = reply.send(Reply::err(ErrorCode::TooManyRooms, message));
                     return;
                 }
                 self.rooms.insert(
@@ -243,7 +262,13 @@ impl RoomProcessor {
             return;
         };
         let manager = entry.manager.get_or_insert_with(|| {
-            RoomManager::spawn(entry.name.clone(), self.idle.clone(), self.store.clone())
+            let room = entry.name.clone();
+            RoomManager::spawn(
+                room,
+                self.limits.max_members,
+                self.idle.clone(),
+                self.store.clone(),
+            )
         });
         let _ = manager.send(RoomMessage::Join {
             member,
@@ -433,5 +458,30 @@ mod tests {
         for i in 0..100 {
             assert_eq!(bob_inbox.line().await, format!("RM dev alice {i}"));
         }
+    }
+
+    #[tokio::test]
+    async fn rooms_and_members_are_limited() {
+        // The test processor allows 3 rooms of 3 members.
+        let (rooms, _dir) = crate::server::testing::rooms().await;
+        let people: Vec<_> = ["a", "b", "c", "d"].map(|n| member(n).0).into();
+        for room in ["r1", "r2", "r3"] {
+            assert_eq!(
+                ask(&rooms, create(&people[0], room)).await,
+                format!("OK CR {room}")
+            );
+        }
+        assert_eq!(
+            ask(&rooms, create(&people[0], "r4")).await,
+            "ERR TOO_MANY_ROOMS the server holds 3 rooms, its most"
+        );
+        assert_eq!(ask(&rooms, join(&people[1], "r1")).await, "OK JR r1");
+        assert_eq!(ask(&rooms, join(&people[2], "r1")).await, "OK JR r1");
+        assert_eq!(
+            ask(&rooms, join(&people[3], "r1")).await,
+            "ERR ROOM_FULL r1 has 3 members, its most"
+        );
+        assert_eq!(ask(&rooms, leave(&people[2], "r1")).await, "OK LR r1");
+        assert_eq!(ask(&rooms, join(&people[3], "r1")).await, "OK JR r1");
     }
 }

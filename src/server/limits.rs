@@ -1,0 +1,160 @@
+//! Per-connection limits: flood control and idle detection.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+use crate::settings::Settings;
+
+/// What to do with a line under flood control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admission {
+    Accept,
+    /// Over the rate: drop the line and say so.
+    Drop,
+    /// Over the rate for too long: close the connection.
+    Close,
+}
+
+/// A token bucket per connection (lines per second, with a burst), and a count of lines
+/// dropped in a row to tell a burst from sustained abuse.
+pub(super) struct FloodGuard {
+    limiter: Option<DefaultDirectRateLimiter>,
+    dropped_in_a_row: u32,
+    close_after: u32,
+}
+
+impl FloodGuard {
+    pub(super) fn new(settings: &Settings) -> Self {
+        let limiter = NonZeroU32::new(settings.flood_lines_per_sec).map(|rate| {
+            let burst = NonZeroU32::new(settings.flood_burst).unwrap_or(rate);
+            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+        });
+        Self {
+            limiter,
+            dropped_in_a_row: 0,
+            close_after: settings.flood_kick_after.max(1),
+        }
+    }
+
+    pub(super) fn admit(&mut self) -> Admission {
+        let Some(limiter) = &self.limiter else {
+            return Admission::Accept;
+        };
+        if limiter.check().is_ok() {
+            self.dropped_in_a_row = 0;
+            return Admission::Accept;
+        }
+        self.dropped_in_a_row += 1;
+        if self.dropped_in_a_row >= self.close_after {
+            Admission::Close
+        } else {
+            Admission::Drop
+        }
+    }
+}
+
+/// What the idle timer asks for when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IdleAction {
+    Ping,
+    Close,
+}
+
+/// Tracks a logged-in client's silence: after `ping_after` the server sends `PING`; if
+/// nothing comes back within `timeout`, the client is gone.
+pub(super) struct IdleWatch {
+    ping_after: Option<Duration>,
+    timeout: Duration,
+    last_heard: Instant,
+    pinged_at: Option<Instant>,
+}
+
+impl IdleWatch {
+    pub(super) fn new(settings: &Settings) -> Self {
+        Self {
+            ping_after: settings.idle_ping(),
+            timeout: settings.idle_timeout(),
+            last_heard: Instant::now(),
+            pinged_at: None,
+        }
+    }
+
+    /// Any line from the client counts as an answer.
+    pub(super) fn heard(&mut self) {
+        self.last_heard = Instant::now();
+        self.pinged_at = None;
+    }
+
+    /// When the timer should next fire; `None` when idle detection is off.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let ping_after = self.ping_after?;
+        Some(match self.pinged_at {
+            Some(pinged) => pinged + self.timeout,
+            None => self.last_heard + ping_after,
+        })
+    }
+
+    pub(super) fn fired(&mut self) -> IdleAction {
+        if self.pinged_at.is_some() {
+            IdleAction::Close
+        } else {
+            self.pinged_at = Some(Instant::now());
+            IdleAction::Ping
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(rate: u32, burst: u32, close_after: u32) -> Settings {
+        Settings {
+            flood_lines_per_sec: rate,
+            flood_burst: burst,
+            flood_kick_after: close_after,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_burst_passes_then_lines_are_dropped_then_the_connection_closes() {
+        let mut guard = FloodGuard::new(&settings(1, 5, 3));
+        for _ in 0..5 {
+            assert_eq!(guard.admit(), Admission::Accept);
+        }
+        assert_eq!(guard.admit(), Admission::Drop);
+        assert_eq!(guard.admit(), Admission::Drop);
+        assert_eq!(guard.admit(), Admission::Close);
+    }
+
+    #[test]
+    fn zero_rate_turns_flood_control_off() {
+        let mut guard = FloodGuard::new(&settings(0, 0, 1));
+        for _ in 0..10_000 {
+            assert_eq!(guard.admit(), Admission::Accept);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_brings_a_ping_then_a_close_unless_the_client_answers() {
+        let mut idle = IdleWatch::new(&Settings {
+            idle_ping_secs: 10,
+            idle_timeout_secs: 5,
+            ..Settings::default()
+        });
+        let start = Instant::now();
+        assert_eq!(idle.deadline(), Some(start + Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(idle.fired(), IdleAction::Ping);
+        assert_eq!(idle.deadline(), Some(start + Duration::from_secs(15)));
+        idle.heard();
+        assert_eq!(idle.deadline(), Some(start + Duration::from_secs(20)));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(idle.fired(), IdleAction::Ping);
+        assert_eq!(idle.fired(), IdleAction::Close);
+    }
+}
