@@ -47,6 +47,9 @@ pub enum ServerError {
     Tls(#[from] TlsError),
 }
 
+/// How often memory freed by finished connections is handed back to the system.
+const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(10);
+
 pub struct Server {
     listener: TcpListener,
     tls: Option<(TcpListener, TlsAcceptor)>,
@@ -102,9 +105,14 @@ impl Server {
         let mut connections = ConnectionCount::new(&self.settings);
         let stats_every = Duration::from_secs(self.settings.stats_log_secs.max(1));
         let mut stats = tokio::time::interval(stats_every);
+        let mut trim = tokio::time::interval(RELEASE_MEMORY_EVERY);
         tokio::pin!(shutdown);
         loop {
             let (accepted, acceptor) = tokio::select! {
+                _ = trim.tick() => {
+                    release_memory();
+                    continue;
+                }
                 _ = stats.tick(), if self.settings.stats_log_secs > 0 => {
                     log_stats(&connections);
                     continue;
@@ -187,6 +195,16 @@ fn log_stats(connections: &ConnectionCount) {
         })
         .unwrap_or(0);
     info!(connections = connections.total, tasks, rss_kib, "stats");
+}
+
+/// Hands memory freed after a load back to the system. glibc's allocator keeps freed pages
+/// in its arenas otherwise, so a server that once served a crowd would stay that big.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn listen(addr: &str) -> Result<TcpListener, ServerError> {

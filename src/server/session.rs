@@ -217,17 +217,22 @@ impl Session {
                     };
                     let server = &self.context.server;
                     let reply = server.execute(&presence.member, command).await;
+                    // A room and a registered user's membership are on disk before the OK
+                    // goes out: those are not in any batch window.
                     if let (Some(room), Reply::Ok { verb, .. }) = (room, &reply) {
                         let account = presence.member.name.clone();
+                        let remembered = presence.registered;
                         if *verb == Verb::Lr {
                             presence.rooms.remove(&room);
-                            if presence.registered {
-                                server.store.leave(account, room);
+                            if remembered {
+                                server.store.leave(account, room).await;
                             }
                         } else {
                             presence.rooms.insert(room.clone());
-                            if presence.registered {
-                                server.store.join(account, room);
+                            if remembered {
+                                server.store.join(account, room).await;
+                            } else if *verb == Verb::Cr {
+                                server.store.sync().await;
                             }
                         }
                     }

@@ -152,20 +152,22 @@ impl UserProcessor {
                 let _ = reply.send(Reply::Users(names));
             }
             UserRequest::Broadcast { from, text, reply } => {
-                let line = Delivery::new(Reply::Msg {
-                    from: from.name.clone(),
-                    text: text.clone(),
-                });
-                self.fan_out(&line, &from.name);
-                let _ = reply.send(Reply::ok(Verb::Msg));
+                // Queued for history first (it never waits), so that a HISTORY sent by anyone
+                // who has seen the message finds it.
                 self.store.record(Record {
                     conversation: Conversation::Global,
-                    from: from.name,
+                    from: from.name.clone(),
                     to: None,
-                    text,
+                    text: text.clone(),
                     at: SystemTime::now(),
                     pending: false,
                 });
+                let line = Delivery::new(Reply::Msg {
+                    from: from.name.clone(),
+                    text,
+                });
+                self.fan_out(&line, &from.name);
+                let _ = reply.send(Reply::ok(Verb::Msg));
             }
             UserRequest::Private {
                 from,
@@ -178,24 +180,25 @@ impl UserProcessor {
                     return;
                 };
                 let to = name.clone();
-                let delivered = outbox.send(Reply::Pm {
-                    from: from.name.clone(),
-                    text: text.clone(),
-                });
-                if delivered.is_err() {
+                if outbox.is_closed() {
                     let message = format!("{to} is disconnecting");
                     let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
                     return;
                 }
-                let _ = reply.send(Reply::ok_with(Verb::Pm, &to));
+                // Recorded before it is delivered, as MSG is.
                 self.store.record(Record {
                     conversation: Conversation::Private(from.name.clone(), to.clone()),
-                    from: from.name,
-                    to: Some(to),
-                    text,
+                    from: from.name.clone(),
+                    to: Some(to.clone()),
+                    text: text.clone(),
                     at: SystemTime::now(),
                     pending: false,
                 });
+                let _ = outbox.send(Reply::Pm {
+                    from: from.name,
+                    text,
+                });
+                let _ = reply.send(Reply::ok_with(Verb::Pm, &to));
             }
             UserRequest::Notify { notice, except } => self.announce(notice, &except),
         }

@@ -122,21 +122,22 @@ impl RoomManager {
             }
             RoomMessage::Say { from, text, reply } => {
                 let answer = if self.members.contains_key(&from.name) {
-                    let line = Reply::Rm {
-                        room: room.clone(),
-                        from: from.name.clone(),
-                        text: text.clone(),
-                    };
-                    self.fan_out(line, &from.name);
-                    // Delivered first, recorded after: chat never waits for the disk.
+                    // Queued for history first (never waits), so that a member's HISTORY right
+                    // after the delivery finds it.
                     self.store.record(Record {
-                        conversation: Conversation::Room(room),
-                        from: from.name,
+                        conversation: Conversation::Room(room.clone()),
+                        from: from.name.clone(),
                         to: None,
-                        text,
+                        text: text.clone(),
                         at: SystemTime::now(),
                         pending: false,
                     });
+                    let line = Reply::Rm {
+                        room,
+                        from: from.name.clone(),
+                        text,
+                    };
+                    self.fan_out(line, &from.name);
                     Reply::ok_with(Verb::Rm, &self.room)
                 } else {
                     not_in(&room)

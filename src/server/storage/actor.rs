@@ -78,6 +78,8 @@ pub(super) struct StorageActor {
     keep_days: u64,
     /// Messages written since start, for the log at close.
     written: u64,
+    /// Whether chat history is kept (queued private messages always are, until delivered).
+    history: bool,
 }
 
 impl StorageActor {
@@ -90,6 +92,7 @@ impl StorageActor {
             keep_per_conversation: options.keep_per_conversation,
             keep_days: options.keep_days,
             written: 0,
+            history: options.history,
         }
     }
 
@@ -160,7 +163,14 @@ impl StorageActor {
                 .await;
                 log_failure("saving a room", result);
             }
-            StorageRequest::Join { account, room } => {
+            StorageRequest::Sync { done } => {
+                let _ = done.send(());
+            }
+            StorageRequest::Join {
+                account,
+                room,
+                done,
+            } => {
                 let result = sqlx::query(
                     "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
                      ON CONFLICT DO NOTHING",
@@ -170,8 +180,13 @@ impl StorageActor {
                 .execute(&self.pool)
                 .await;
                 log_failure("saving a membership", result);
+                let _ = done.send(());
             }
-            StorageRequest::Leave { account, room } => {
+            StorageRequest::Leave {
+                account,
+                room,
+                done,
+            } => {
                 let result =
                     sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
                         .bind(key(&account))
@@ -179,6 +194,7 @@ impl StorageActor {
                         .execute(&self.pool)
                         .await;
                 log_failure("removing a membership", result);
+                let _ = done.send(());
             }
             StorageRequest::Memberships { account, reply } => {
                 let rooms: Result<Vec<(String,)>, _> = sqlx::query_as(
@@ -231,7 +247,13 @@ impl StorageActor {
         .bind(key(account))
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query("UPDATE messages SET pending = 0 WHERE recipient_key = ? AND pending = 1")
+        // Delivered, they become history, unless no history is kept.
+        let delivered = if self.history {
+            "UPDATE messages SET pending = 0 WHERE recipient_key = ? AND pending = 1"
+        } else {
+            "DELETE FROM messages WHERE recipient_key = ? AND pending = 1"
+        };
+        sqlx::query(delivered)
             .bind(key(account))
             .execute(&mut *tx)
             .await?;

@@ -117,10 +117,16 @@ enum StorageRequest {
     Join {
         account: Name,
         room: Name,
+        done: oneshot::Sender<()>,
     },
     Leave {
         account: Name,
         room: Name,
+        done: oneshot::Sender<()>,
+    },
+    /// Answered once everything sent before it is on disk.
+    Sync {
+        done: oneshot::Sender<()>,
     },
     Memberships {
         account: Name,
@@ -181,13 +187,31 @@ impl Store {
         self.send(StorageRequest::CreateRoom { room, creator });
     }
 
-    /// Remembers that registered user `account` is in `room`.
-    pub fn join(&self, account: Name, room: Name) {
-        self.send(StorageRequest::Join { account, room });
+    /// Remembers that registered user `account` is in `room`; returns once it is on disk,
+    /// with everything sent before it (such as the room's creation).
+    pub async fn join(&self, account: Name, room: Name) {
+        let _ = self
+            .ask(|done| StorageRequest::Join {
+                account,
+                room,
+                done,
+            })
+            .await;
     }
 
-    pub fn leave(&self, account: Name, room: Name) {
-        self.send(StorageRequest::Leave { account, room });
+    pub async fn leave(&self, account: Name, room: Name) {
+        let _ = self
+            .ask(|done| StorageRequest::Leave {
+                account,
+                room,
+                done,
+            })
+            .await;
+    }
+
+    /// Returns once everything sent before is on disk.
+    pub async fn sync(&self) {
+        let _ = self.ask(|done| StorageRequest::Sync { done }).await;
     }
 
     /// The rooms `account` was in, by their names as created.

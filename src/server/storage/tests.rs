@@ -45,7 +45,7 @@ async fn everything_survives_a_reopen() {
             .await
             .unwrap();
         store.create_room(name("Dev"), name("Alice"));
-        store.join(name("alice"), name("dev"));
+        store.join(name("alice"), name("dev")).await;
         store.record(said(Conversation::Global, "Alice", "hello world"));
         store.record(said(Conversation::Room(name("dev")), "Alice", "in dev"));
         store.close().await;
@@ -152,4 +152,7 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
             .is_empty()
     );
     assert_eq!(texts(&store.take_pending(name("b")).await), ["a kept"]);
+    // Delivered, it is gone: no history is kept.
+    let between = Conversation::Private(name("a"), name("b"));
+    assert!(store.history(between, 10).await.unwrap().is_empty());
 }

@@ -1,0 +1,1274 @@
+//! What the server keeps in its data directory: accounts, rooms, registered users' room
+//! memberships, chat history and private messages queued for offline users. Each test runs the
+//! real binary on a data directory of its own, and most stop it (SIGTERM, or SIGKILL for the
+//! crash tests) and start another server on the same directory to see what survived.
+//!
+//! `HIST` lines carry the time a message was said; [`untimed`] checks that field's shape and
+//! drops it, so that tests can compare the rest of each line exactly. Tests that compare
+//! `HISTORY` before and after a restart compare the whole lines, time included.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use support::{Client, PATIENCE, TestServer};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// How long "nothing arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(300);
+
+const NOT_LOGGED_IN: &str = "ERR NOT_LOGGED_IN log in first: LOGIN <name> <password>, \
+                             REGISTER <name> <password> or NICK <name>";
+const HISTORY_USAGE: &str = "HISTORY <*|room|user> [count] - past messages: global, a room \
+                             you are in, or your private talk with a user";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `command` and asserts the single reply line.
+async fn check(client: &mut Client, command: &str, reply: &str) {
+    assert_eq!(client.ask(command).await, reply, "reply to {command:?}");
+}
+
+/// A new connection that registers `name` and is logged in as it.
+async fn register(server: &TestServer, name: &str, password: &str) -> Client {
+    let mut client = server.connect().await;
+    check(
+        &mut client,
+        &format!("REGISTER {name} {password}"),
+        &format!("OK REGISTER {name}"),
+    )
+    .await;
+    client
+}
+
+/// A new connection that sends `LOGIN <name> <password>` and gets exactly `lines` in answer:
+/// everything up to and including the final line (`OK ...` or `ERR ...`).
+async fn login(server: &TestServer, name: &str, password: &str, lines: &[&str]) -> Client {
+    let mut client = server.connect().await;
+    client.send(&format!("LOGIN {name} {password}")).await;
+    let mut seen = Vec::with_capacity(lines.len());
+    loop {
+        let line = client.line().await;
+        let last = line.starts_with("OK ") || line.starts_with("ERR ");
+        seen.push(line);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(seen, lines, "answer to LOGIN {name}");
+    client
+}
+
+/// Quits `client` cleanly: `OK QUIT`, then the server closes.
+async fn quit(mut client: Client) {
+    check(&mut client, "QUIT", "OK QUIT").await;
+    client.expect_closed().await;
+}
+
+/// Reads lines until one starts with `prefix`; returns the lines read before it.
+async fn skip_until(client: &mut Client, prefix: &str) -> Vec<String> {
+    let mut skipped = Vec::new();
+    loop {
+        let line = client.line().await;
+        if line.starts_with(prefix) {
+            return skipped;
+        }
+        skipped.push(line);
+    }
+}
+
+/// Waits until `observer` is told that `name` went offline, so that the name is free to log in
+/// again. Whatever `observer` was told before is skipped.
+async fn wait_offline(observer: &mut Client, name: &str) {
+    skip_until(observer, &format!("NOTICE OFFLINE {name} ")).await;
+}
+
+/// Reads as many lines as `expected` holds and compares them without regard to order, for
+/// lines that come from independent actors of the server.
+async fn expect_unordered(client: &mut Client, expected: &[&str]) {
+    let mut seen = Vec::with_capacity(expected.len());
+    for _ in expected {
+        seen.push(client.line().await);
+    }
+    seen.sort();
+    let mut expected: Vec<String> = expected.iter().map(|line| line.to_string()).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+/// Stops `server` gracefully (SIGTERM), checks that it exited successfully, and starts another
+/// server on the same data directory.
+fn restart(mut server: TestServer, data_dir: &Path, envs: &[(&str, &str)]) -> TestServer {
+    let status = server.terminate();
+    assert!(status.success(), "graceful shutdown ended with {status}");
+    drop(server);
+    TestServer::start_in(data_dir, &[], envs)
+}
+
+/// Sends a `HISTORY` command and returns its `HIST` lines whole, after checking that the
+/// closing `OK HISTORY <n>` counts them.
+async fn history(client: &mut Client, command: &str) -> Vec<String> {
+    client.send(command).await;
+    let mut lines = Vec::new();
+    loop {
+        let line = client.line().await;
+        if let Some(n) = line.strip_prefix("OK HISTORY ") {
+            assert_eq!(
+                n,
+                lines.len().to_string(),
+                "{command:?}: OK HISTORY must count the HIST lines {lines:?}"
+            );
+            return lines;
+        }
+        assert!(
+            line.starts_with("HIST "),
+            "{command:?}: unexpected {line:?} after {lines:?}"
+        );
+        lines.push(line);
+    }
+}
+
+/// `HISTORY` as [`history`] does, with the time field of every line checked and removed:
+/// `HIST <target> <from> <text>`.
+async fn hist(client: &mut Client, command: &str) -> Vec<String> {
+    untimed(&history(client, command).await)
+}
+
+/// The `HIST` lines without their time field, which is checked by [`hist_time`].
+fn untimed(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|line| {
+            let (target, at, rest) = split_hist(line);
+            hist_time(at);
+            format!("HIST {target} {rest}")
+        })
+        .collect()
+}
+
+/// `HIST <target> <time> <from text...>` split into target, time, and the rest.
+fn split_hist(line: &str) -> (&str, &str, &str) {
+    let mut parts = line.splitn(4, ' ');
+    assert_eq!(parts.next(), Some("HIST"), "{line:?}");
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(target), Some(at), Some(rest)) => (target, at, rest),
+        _ => panic!("a HIST line has a target, a time, a sender and a text: {line:?}"),
+    }
+}
+
+/// Checks that `at` is an RFC 3339 UTC time with milliseconds (`2024-05-01T12:34:56.789Z`),
+/// within a minute of now, and returns it.
+fn hist_time(at: &str) -> SystemTime {
+    let shape_ok = at.len() == 24
+        && at.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'.',
+            23 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    assert!(shape_ok, "not an RFC 3339 UTC time with millis: {at:?}");
+    let time = humantime::parse_rfc3339(at).unwrap_or_else(|e| panic!("{at:?}: {e}"));
+    let now = SystemTime::now();
+    let off = now
+        .duration_since(time)
+        .unwrap_or_else(|early| early.duration());
+    assert!(off < Duration::from_secs(60), "{at:?} is {off:?} from now");
+    time
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restart (SIGTERM) on the same data directory
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn accounts_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let alice = register(&server, "Alice", "s3cret words").await;
+    quit(alice).await;
+    let bob = register(&server, "bob", "pw").await;
+    drop(bob);
+
+    let server = restart(server, dir.path(), &[]);
+    let mut client = server.connect().await;
+    for wrong in ["LOGIN alice wrong", "LOGIN alice s3cret", "LOGIN bob PW"] {
+        check(
+            &mut client,
+            wrong,
+            "ERR BAD_PASSWORD wrong name or password",
+        )
+        .await;
+    }
+    check(&mut client, "USERS", NOT_LOGGED_IN).await;
+    check(
+        &mut client,
+        "NICK alice",
+        "ERR NAME_TAKEN alice is a registered account; use LOGIN",
+    )
+    .await;
+    check(
+        &mut client,
+        "NICK BOB",
+        "ERR NAME_TAKEN BOB is a registered account; use LOGIN",
+    )
+    .await;
+    check(
+        &mut client,
+        "REGISTER alice other",
+        "ERR NAME_TAKEN alice is already registered",
+    )
+    .await;
+    check(&mut client, "USERS", NOT_LOGGED_IN).await;
+    // The right password, in any case of the name, logs in under the registered spelling.
+    check(&mut client, "LOGIN aLiCe s3cret words", "OK LOGIN Alice").await;
+    check(&mut client, "USERS", "USERS Alice").await;
+    let mut bob = login(&server, "bob", "pw", &["OK LOGIN bob"]).await;
+    client.expect("NOTICE ONLINE bob").await;
+    check(&mut bob, "USERS", "USERS Alice bob").await;
+    // A name never registered is still free for a guest.
+    let mut carol = server.connect().await;
+    check(&mut carol, "NICK carol", "OK NICK carol").await;
+}
+
+#[tokio::test]
+async fn an_account_survives_a_hard_kill_right_after_ok_register() {
+    // `OK REGISTER` waits until the account is on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(dir.path(), &[], &[]);
+    let _alice = register(&server, "alice", "pw").await;
+    server.kill();
+    drop(server);
+
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut client = server.connect().await;
+    check(
+        &mut client,
+        "LOGIN alice nope",
+        "ERR BAD_PASSWORD wrong name or password",
+    )
+    .await;
+    check(&mut client, "LOGIN alice pw", "OK LOGIN alice").await;
+}
+
+#[tokio::test]
+async fn a_room_and_its_membership_survive_a_hard_kill_right_after_ok_cr() {
+    // Only history is written in batches (protocol.md §11: "Accounts and rooms are written at
+    // once, not in batches"; a crash loses "at most the messages of the last batch window").
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut alice = register(&server, "alice", "pw").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    server.kill();
+    drop(server);
+
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut guest = server.guest("guest").await;
+    check(&mut guest, "LRS", "LRS dev").await;
+    let _alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+}
+
+#[tokio::test]
+async fn rooms_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut alice = server.guest("alice").await;
+    for room in ["Dev", "ops", "gamma"] {
+        check(&mut alice, &format!("CR {room}"), &format!("OK CR {room}")).await;
+    }
+    check(&mut alice, "LRS", "LRS Dev gamma ops").await;
+    drop(alice);
+
+    let server = restart(server, dir.path(), &[]);
+    let mut bob = server.guest("bob").await;
+    check(&mut bob, "LRS", "LRS Dev gamma ops").await;
+    check(
+        &mut bob,
+        "CR dev",
+        "ERR ROOM_EXISTS Dev already exists; JR joins it",
+    )
+    .await;
+    check(
+        &mut bob,
+        "CR ops",
+        "ERR ROOM_EXISTS ops already exists; JR joins it",
+    )
+    .await;
+    // The rooms are empty (guest alice is not restored) but work.
+    check(&mut bob, "LRU dev", "LRU Dev").await;
+    check(&mut bob, "JR dev", "OK JR Dev").await;
+    check(&mut bob, "LRU dev", "LRU Dev bob").await;
+    let mut carol = server.guest("carol").await;
+    bob.expect("NOTICE ONLINE carol").await;
+    check(&mut carol, "JR DEV", "OK JR Dev").await;
+    bob.expect("JR Dev carol").await;
+    check(&mut carol, "RM dev hi", "OK RM Dev").await;
+    bob.expect("RM Dev carol hi").await;
+    // A new room made now is kept too.
+    check(&mut carol, "CR new", "OK CR new").await;
+    bob.expect("NOTICE ROOM new carol").await;
+    drop((bob, carol));
+
+    let server = restart(server, dir.path(), &[]);
+    let mut dave = server.guest("dave").await;
+    check(&mut dave, "LRS", "LRS Dev gamma new ops").await;
+}
+
+#[tokio::test]
+async fn memberships_are_restored_at_login_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+
+    // alice (registered) makes dev and ops, joins carol's qa, and leaves ops.
+    let mut alice = register(&server, "alice", "pw").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    check(&mut alice, "CR ops", "OK CR ops").await;
+    let mut carol = server.guest("carol").await;
+    alice.expect("NOTICE ONLINE carol").await;
+    check(&mut carol, "CR qa", "OK CR qa").await;
+    alice.expect("NOTICE ROOM qa carol").await;
+    check(&mut carol, "JR dev", "OK JR dev").await;
+    alice.expect("JR dev carol").await;
+    check(&mut alice, "JR QA", "OK JR qa").await;
+    carol.expect("JR qa alice").await;
+    check(&mut alice, "LR ops", "OK LR ops").await;
+    // Disconnecting does not forget memberships.
+    quit(alice).await;
+    wait_offline(&mut carol, "alice").await;
+    // Guest dave joins dev and leaves; then the name is registered by a new account that never
+    // joins anything.
+    let mut dave = server.guest("dave").await;
+    check(&mut dave, "JR dev", "OK JR dev").await;
+    quit(dave).await;
+    wait_offline(&mut carol, "dave").await;
+    let dave = register(&server, "dave", "pw").await;
+    quit(dave).await;
+    drop(carol);
+
+    let server = restart(server, dir.path(), &[]);
+    let mut watcher = server.guest("watcher").await;
+    check(&mut watcher, "JR dev", "OK JR dev").await;
+
+    let mut alice = login(
+        &server,
+        "alice",
+        "pw",
+        &["JR dev alice", "JR qa alice", "OK LOGIN alice"],
+    )
+    .await;
+    watcher.expect("NOTICE ONLINE alice").await;
+    watcher.expect("JR dev alice").await;
+    check(&mut alice, "LRU dev", "LRU dev alice watcher").await;
+    check(&mut alice, "LRU qa", "LRU qa alice").await;
+    check(&mut alice, "LRU ops", "LRU ops").await;
+    check(&mut alice, "RM ops x", "ERR NOT_IN_ROOM you are not in ops").await;
+    check(&mut watcher, "RM dev hey", "OK RM dev").await;
+    alice.expect("RM dev watcher hey").await;
+    check(&mut alice, "RM dev hello", "OK RM dev").await;
+    watcher.expect("RM dev alice hello").await;
+
+    // The guest's room is not restored.
+    let mut carol = server.connect().await;
+    check(&mut carol, "NICK carol", "OK NICK carol").await;
+    alice.expect("NOTICE ONLINE carol").await;
+    watcher.expect("NOTICE ONLINE carol").await;
+    carol.expect_silence(QUIET).await;
+    check(&mut carol, "LRU dev", "LRU dev alice watcher").await;
+    check(
+        &mut carol,
+        "RM dev hi",
+        "ERR NOT_IN_ROOM you are not in dev",
+    )
+    .await;
+
+    // Nor is the room of the guest who had dave's name before the account existed.
+    let mut dave = login(&server, "dave", "pw", &["OK LOGIN dave"]).await;
+    for client in [&mut alice, &mut watcher, &mut carol] {
+        client.expect("NOTICE ONLINE dave").await;
+    }
+    check(&mut dave, "LRU dev", "LRU dev alice watcher").await;
+    dave.expect_silence(QUIET).await;
+
+    // A room joined after the restart is remembered with the others; a quit forgets nothing.
+    check(&mut alice, "JR ops", "OK JR ops").await;
+    quit(alice).await;
+    expect_unordered(&mut watcher, &["LR dev alice", "NOTICE OFFLINE alice QUIT"]).await;
+    let _alice = login(
+        &server,
+        "alice",
+        "pw",
+        &[
+            "JR dev alice",
+            "JR ops alice",
+            "JR qa alice",
+            "OK LOGIN alice",
+        ],
+    )
+    .await;
+    watcher.expect("NOTICE ONLINE alice").await;
+    watcher.expect("JR dev alice").await;
+    watcher.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn a_room_left_with_lr_is_not_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut observer = server.guest("observer").await;
+    let mut alice = register(&server, "alice", "pw").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    check(&mut alice, "CR ops", "OK CR ops").await;
+    check(&mut alice, "LR dev", "OK LR dev").await;
+    // Left and joined again: kept.
+    check(&mut alice, "LR ops", "OK LR ops").await;
+    check(&mut alice, "JR ops", "OK JR ops").await;
+    quit(alice).await;
+    wait_offline(&mut observer, "alice").await;
+    // Without a restart too.
+    let alice = login(&server, "alice", "pw", &["JR ops alice", "OK LOGIN alice"]).await;
+    drop((alice, observer));
+
+    let server = restart(server, dir.path(), &[]);
+    let mut observer = server.guest("observer").await;
+    let mut alice = login(&server, "alice", "pw", &["JR ops alice", "OK LOGIN alice"]).await;
+    alice.expect_silence(QUIET).await;
+    check(&mut alice, "LRU dev", "LRU dev").await;
+    check(&mut alice, "LR ops", "OK LR ops").await;
+    quit(alice).await;
+    wait_offline(&mut observer, "alice").await;
+    let mut alice = login(&server, "alice", "pw", &["OK LOGIN alice"]).await;
+    alice.expect_silence(QUIET).await;
+    drop(alice);
+
+    let server = restart(server, dir.path(), &[]);
+    let mut alice = login(&server, "alice", "pw", &["OK LOGIN alice"]).await;
+    alice.expect_silence(QUIET).await;
+    check(&mut alice, "LRS", "LRS dev ops").await;
+}
+
+#[tokio::test]
+async fn history_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut alice = register(&server, "alice", "pw").await;
+    let mut bob = register(&server, "bob", "pw").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    bob.expect("NOTICE ROOM dev alice").await;
+    check(&mut bob, "JR dev", "OK JR dev").await;
+    alice.expect("JR dev bob").await;
+
+    check(&mut alice, "MSG hello  world", "OK MSG").await;
+    bob.expect("MSG alice hello  world").await;
+    check(&mut bob, "MSG h\u{e9}llo \u{2713}", "OK MSG").await;
+    alice.expect("MSG bob h\u{e9}llo \u{2713}").await;
+    check(&mut alice, "RM dev in the room", "OK RM dev").await;
+    bob.expect("RM dev alice in the room").await;
+    check(&mut bob, "RM dev reply: yes", "OK RM dev").await;
+    alice.expect("RM dev bob reply: yes").await;
+    check(&mut alice, "PM bob psst  secret", "OK PM bob").await;
+    bob.expect("PM alice psst  secret").await;
+    check(&mut bob, "PM alice ok", "OK PM alice").await;
+    alice.expect("PM bob ok").await;
+
+    let global = history(&mut alice, "HISTORY *").await;
+    let room = history(&mut alice, "HISTORY dev").await;
+    let private = history(&mut alice, "HISTORY bob").await;
+    assert_eq!(
+        untimed(&global),
+        [
+            "HIST * alice hello  world",
+            "HIST * bob h\u{e9}llo \u{2713}"
+        ]
+    );
+    assert_eq!(
+        untimed(&room),
+        ["HIST dev alice in the room", "HIST dev bob reply: yes"]
+    );
+    assert_eq!(
+        untimed(&private),
+        ["HIST bob alice psst  secret", "HIST bob bob ok"]
+    );
+    drop((alice, bob));
+
+    let server = restart(server, dir.path(), &[]);
+    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    let mut bob = login(&server, "bob", "pw", &["JR dev bob", "OK LOGIN bob"]).await;
+    alice.expect("NOTICE ONLINE bob").await;
+    alice.expect("JR dev bob").await;
+    // The same lines, times included.
+    assert_eq!(history(&mut alice, "HISTORY *").await, global);
+    assert_eq!(history(&mut alice, "HISTORY dev").await, room);
+    assert_eq!(history(&mut alice, "HISTORY bob").await, private);
+    assert_eq!(history(&mut bob, "HISTORY *").await, global);
+    assert_eq!(history(&mut bob, "HISTORY dev").await, room);
+    assert_eq!(
+        hist(&mut bob, "HISTORY alice").await,
+        ["HIST alice alice psst  secret", "HIST alice bob ok"]
+    );
+    // New messages go after the old ones.
+    check(&mut bob, "MSG after", "OK MSG").await;
+    alice.expect("MSG bob after").await;
+    assert_eq!(
+        hist(&mut alice, "HISTORY *").await,
+        [
+            "HIST * alice hello  world",
+            "HIST * bob h\u{e9}llo \u{2713}",
+            "HIST * bob after"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
+    // With a minute-long batch window nothing is committed before the shutdown.
+    let envs = [("LINECHAT_HISTORY_BATCH_MS", "60000")];
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &envs);
+    let mut alice = register(&server, "alice", "pw").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    let mut bob = server.guest("bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    check(&mut alice, "MSG one", "OK MSG").await;
+    check(&mut alice, "RM dev two", "OK RM dev").await;
+    check(&mut alice, "PM bob three", "OK PM bob").await;
+    check(&mut alice, "MSG four", "OK MSG").await;
+    bob.expect("MSG alice one").await;
+    bob.expect("PM alice three").await;
+    bob.expect("MSG alice four").await;
+    drop((alice, bob));
+
+    let server = restart(server, dir.path(), &envs);
+    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    assert_eq!(
+        hist(&mut alice, "HISTORY *").await,
+        ["HIST * alice one", "HIST * alice four"]
+    );
+    assert_eq!(
+        hist(&mut alice, "HISTORY dev").await,
+        ["HIST dev alice two"]
+    );
+    assert_eq!(
+        hist(&mut alice, "HISTORY bob").await,
+        ["HIST bob alice three"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private messages to offline registered users
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut alice = server.guest("alice").await;
+    let mut bob = register(&server, "bob", "pw").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    check(&mut bob, "CR dev", "OK CR dev").await;
+    alice.expect("NOTICE ROOM dev bob").await;
+    quit(bob).await;
+    alice.expect("NOTICE OFFLINE bob QUIT").await;
+
+    check(&mut alice, "PM bob first", "OK PM bob queued").await;
+    check(&mut alice, "PM BOB second  one", "OK PM bob queued").await;
+    check(
+        &mut alice,
+        "PM nobody x",
+        "ERR NO_SUCH_USER nobody is not online",
+    )
+    .await;
+    let mut carol = server.guest("carol").await;
+    alice.expect("NOTICE ONLINE carol").await;
+    check(&mut carol, "PM bob from carol", "OK PM bob queued").await;
+    drop((alice, carol));
+
+    let server = restart(server, dir.path(), &[]);
+    let mut observer = server.guest("observer").await;
+    // Rooms first, then the queued messages in the order they were sent, then OK LOGIN.
+    let mut bob = login(
+        &server,
+        "bob",
+        "pw",
+        &[
+            "JR dev bob",
+            "PM alice first",
+            "PM alice second  one",
+            "PM carol from carol",
+            "OK LOGIN bob",
+        ],
+    )
+    .await;
+    bob.expect_silence(QUIET).await;
+    // The queued messages are part of the conversation.
+    assert_eq!(
+        hist(&mut bob, "HISTORY alice").await,
+        ["HIST alice alice first", "HIST alice alice second  one"]
+    );
+    quit(bob).await;
+    wait_offline(&mut observer, "bob").await;
+
+    // Not again on the next login...
+    let mut bob = login(&server, "bob", "pw", &["JR dev bob", "OK LOGIN bob"]).await;
+    bob.expect_silence(QUIET).await;
+    drop(bob);
+    // ...nor after another restart.
+    let server = restart(server, dir.path(), &[]);
+    let mut bob = login(&server, "bob", "pw", &["JR dev bob", "OK LOGIN bob"]).await;
+    bob.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn private_messages_to_offline_users_without_a_restart() {
+    let server = TestServer::start();
+    let mut alice = server.guest("alice").await;
+    let mut bob = register(&server, "bob", "pw").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    let mut guest = server.guest("guest").await;
+    alice.expect("NOTICE ONLINE guest").await;
+    bob.expect("NOTICE ONLINE guest").await;
+    quit(bob).await;
+    alice.expect("NOTICE OFFLINE bob QUIT").await;
+    guest.expect("NOTICE OFFLINE bob QUIT").await;
+    quit(guest).await;
+    alice.expect("NOTICE OFFLINE guest QUIT").await;
+
+    // A guest who left has no account: nothing is kept for them.
+    check(
+        &mut alice,
+        "PM guest hello",
+        "ERR NO_SUCH_USER guest is not online",
+    )
+    .await;
+    check(&mut alice, "PM bob while you were out", "OK PM bob queued").await;
+    let mut bob = server.connect().await;
+    bob.send("LOGIN Bob pw").await;
+    bob.expect("PM alice while you were out").await;
+    bob.expect("OK LOGIN bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    // Online now: delivered at once, not queued.
+    check(&mut alice, "PM bob now", "OK PM bob").await;
+    bob.expect("PM alice now").await;
+    bob.expect_silence(QUIET).await;
+    quit(bob).await;
+    alice.expect("NOTICE OFFLINE bob QUIT").await;
+    let mut bob = login(&server, "bob", "pw", &["OK LOGIN bob"]).await;
+    bob.expect_silence(QUIET).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HISTORY: counts, errors, targets, the time field, the batch window
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn history_count_defaults_and_clamps_to_the_settings() {
+    let server = TestServer::start_with(
+        &[],
+        &[
+            ("LINECHAT_HISTORY_DEFAULT_COUNT", "3"),
+            ("LINECHAT_HISTORY_MAX_COUNT", "5"),
+        ],
+    );
+    let mut alice = server.guest("alice").await;
+    for i in 1..=7 {
+        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+    }
+    let last =
+        |n: usize| -> Vec<String> { (8 - n..=7).map(|i| format!("HIST * alice m{i}")).collect() };
+    assert_eq!(hist(&mut alice, "HISTORY *").await, last(3));
+    assert_eq!(hist(&mut alice, "HISTORY * 1").await, last(1));
+    assert_eq!(hist(&mut alice, "HISTORY * 2").await, last(2));
+    assert_eq!(hist(&mut alice, "HISTORY * 5").await, last(5));
+    assert_eq!(hist(&mut alice, "HISTORY * 6").await, last(5));
+    assert_eq!(hist(&mut alice, "HISTORY * 4294967295").await, last(5));
+
+    // Also for rooms and private conversations.
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    for i in 1..=7 {
+        check(&mut alice, &format!("RM dev r{i}"), "OK RM dev").await;
+    }
+    assert_eq!(
+        hist(&mut alice, "HISTORY dev").await,
+        [
+            "HIST dev alice r5",
+            "HIST dev alice r6",
+            "HIST dev alice r7"
+        ]
+    );
+    assert_eq!(
+        hist(&mut alice, "HISTORY dev 9").await,
+        (3..=7)
+            .map(|i| format!("HIST dev alice r{i}"))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn history_default_count_is_clamped_to_the_maximum() {
+    let server = TestServer::start_with(
+        &[],
+        &[
+            ("LINECHAT_HISTORY_DEFAULT_COUNT", "10"),
+            ("LINECHAT_HISTORY_MAX_COUNT", "2"),
+        ],
+    );
+    let mut alice = server.guest("alice").await;
+    for i in 1..=4 {
+        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+    }
+    assert_eq!(
+        hist(&mut alice, "HISTORY *").await,
+        ["HIST * alice m3", "HIST * alice m4"]
+    );
+}
+
+#[tokio::test]
+async fn history_default_count_is_fifty() {
+    let server = TestServer::start();
+    let mut alice = server.guest("alice").await;
+    for i in 1..=52 {
+        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+    }
+    let expected = |from: usize| -> Vec<String> {
+        (from..=52).map(|i| format!("HIST * alice m{i}")).collect()
+    };
+    assert_eq!(hist(&mut alice, "HISTORY *").await, expected(3));
+    assert_eq!(hist(&mut alice, "HISTORY * 52").await, expected(1));
+    assert_eq!(hist(&mut alice, "HISTORY * 1000").await, expected(1));
+}
+
+#[tokio::test]
+async fn history_of_a_conversation_without_messages_is_empty() {
+    let server = TestServer::start();
+    let mut alice = server.guest("alice").await;
+    let mut bob = server.guest("bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    check(&mut alice, "HISTORY *", "OK HISTORY 0").await;
+    check(&mut alice, "HISTORY * 10", "OK HISTORY 0").await;
+    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
+    check(&mut alice, "HISTORY nobody 3", "OK HISTORY 0").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    bob.expect("NOTICE ROOM dev alice").await;
+    check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
+    // Messages elsewhere do not show up in these.
+    check(&mut alice, "MSG hi", "OK MSG").await;
+    bob.expect("MSG alice hi").await;
+    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
+    check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
+    check(&mut bob, "HISTORY alice", "OK HISTORY 0").await;
+}
+
+#[tokio::test]
+async fn history_before_login_and_bad_arguments_are_refused() {
+    let server = TestServer::start();
+    let mut client = server.connect().await;
+    check(&mut client, "HISTORY *", NOT_LOGGED_IN).await;
+    check(&mut client, "HISTORY bob 5", NOT_LOGGED_IN).await;
+
+    check(&mut client, "NICK alice", "OK NICK alice").await;
+    check(&mut client, "MSG one", "OK MSG").await;
+    for count in ["0", "-1", "ten", "1.5", "99999999999"] {
+        check(
+            &mut client,
+            &format!("HISTORY * {count}"),
+            &format!(
+                "ERR BAD_ARGUMENTS \"{count}\" is not a count: use a whole number from 1; \
+                 usage: {HISTORY_USAGE}"
+            ),
+        )
+        .await;
+    }
+    check(
+        &mut client,
+        "HISTORY",
+        &format!("ERR BAD_ARGUMENTS missing argument; usage: {HISTORY_USAGE}"),
+    )
+    .await;
+    check(
+        &mut client,
+        "HISTORY * 1 2",
+        &format!("ERR BAD_ARGUMENTS too many arguments; usage: {HISTORY_USAGE}"),
+    )
+    .await;
+    check(
+        &mut client,
+        "HISTORY a.b",
+        "ERR BAD_NAME bad name \"a.b\": a name may hold only letters A-Z, digits, '_' and '-'",
+    )
+    .await;
+    // Still fine afterwards.
+    assert_eq!(hist(&mut client, "HISTORY * 1").await, ["HIST * alice one"]);
+}
+
+#[tokio::test]
+async fn room_history_needs_membership_and_private_history_is_private() {
+    let server = TestServer::start();
+    let mut alice = server.guest("alice").await;
+    let mut bob = server.guest("bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    let mut carol = server.guest("carol").await;
+    alice.expect("NOTICE ONLINE carol").await;
+    bob.expect("NOTICE ONLINE carol").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    bob.expect("NOTICE ROOM dev alice").await;
+    carol.expect("NOTICE ROOM dev alice").await;
+    check(&mut bob, "JR dev", "OK JR dev").await;
+    alice.expect("JR dev bob").await;
+    check(&mut alice, "RM dev for members", "OK RM dev").await;
+    bob.expect("RM dev alice for members").await;
+    check(&mut alice, "PM bob just us", "OK PM bob").await;
+    bob.expect("PM alice just us").await;
+
+    // carol is in neither conversation.
+    check(&mut carol, "HISTORY dev", "OK HISTORY 0").await;
+    check(&mut carol, "HISTORY bob", "OK HISTORY 0").await;
+    check(&mut carol, "HISTORY alice", "OK HISTORY 0").await;
+    // A member reads the room's history, also what was said before they joined.
+    check(&mut carol, "JR dev", "OK JR dev").await;
+    alice.expect("JR dev carol").await;
+    bob.expect("JR dev carol").await;
+    assert_eq!(
+        hist(&mut carol, "HISTORY dev").await,
+        ["HIST dev alice for members"]
+    );
+    check(&mut carol, "LR dev", "OK LR dev").await;
+    alice.expect("LR dev carol").await;
+    bob.expect("LR dev carol").await;
+    check(&mut carol, "HISTORY dev", "OK HISTORY 0").await;
+    assert_eq!(
+        hist(&mut bob, "HISTORY alice").await,
+        ["HIST alice alice just us"]
+    );
+    assert_eq!(
+        hist(&mut bob, "HISTORY dev").await,
+        ["HIST dev alice for members"]
+    );
+}
+
+#[tokio::test]
+async fn hist_time_is_rfc3339_utc_with_millis_and_recent() {
+    let server = TestServer::start();
+    let mut alice = server.guest("alice").await;
+    let before = SystemTime::now();
+    check(&mut alice, "MSG first", "OK MSG").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    check(&mut alice, "MSG second", "OK MSG").await;
+    let lines = history(&mut alice, "HISTORY *").await;
+    let after = SystemTime::now();
+    assert_eq!(
+        untimed(&lines),
+        ["HIST * alice first", "HIST * alice second"]
+    );
+    let times: Vec<SystemTime> = lines
+        .iter()
+        .map(|line| hist_time(split_hist(line).1))
+        .collect();
+    // Millisecond precision: allow for the truncation.
+    let slack = Duration::from_millis(1);
+    assert!(times[0] + slack >= before, "{lines:?}");
+    assert!(times[1] <= after, "{lines:?}");
+    assert!(times[0] < times[1], "oldest first: {lines:?}");
+}
+
+#[tokio::test]
+async fn history_right_after_a_message_includes_it() {
+    // A batch window far longer than the test: HISTORY must not wait for the commit.
+    let server = TestServer::start_with(&[], &[("LINECHAT_HISTORY_BATCH_MS", "60000")]);
+    let mut alice = server.guest("alice").await;
+    let mut bob = server.guest("bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    let carol = register(&server, "carol", "pw").await;
+    alice.expect("NOTICE ONLINE carol").await;
+    bob.expect("NOTICE ONLINE carol").await;
+    quit(carol).await;
+    alice.expect("NOTICE OFFLINE carol QUIT").await;
+    bob.expect("NOTICE OFFLINE carol QUIT").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    bob.expect("NOTICE ROOM dev alice").await;
+    check(&mut bob, "JR dev", "OK JR dev").await;
+    alice.expect("JR dev bob").await;
+
+    check(&mut alice, "MSG now", "OK MSG").await;
+    assert_eq!(hist(&mut alice, "HISTORY *").await, ["HIST * alice now"]);
+    bob.expect("MSG alice now").await;
+    assert_eq!(hist(&mut bob, "HISTORY *").await, ["HIST * alice now"]);
+
+    check(&mut bob, "RM dev here", "OK RM dev").await;
+    assert_eq!(hist(&mut bob, "HISTORY dev").await, ["HIST dev bob here"]);
+    alice.expect("RM dev bob here").await;
+    assert_eq!(hist(&mut alice, "HISTORY dev").await, ["HIST dev bob here"]);
+
+    check(&mut alice, "PM bob direct", "OK PM bob").await;
+    assert_eq!(
+        hist(&mut alice, "HISTORY bob").await,
+        ["HIST bob alice direct"]
+    );
+    bob.expect("PM alice direct").await;
+    assert_eq!(
+        hist(&mut bob, "HISTORY alice").await,
+        ["HIST alice alice direct"]
+    );
+
+    check(&mut alice, "PM carol later", "OK PM carol queued").await;
+    assert_eq!(
+        hist(&mut alice, "HISTORY carol").await,
+        ["HIST carol alice later"]
+    );
+
+    // Many in a row, each asked for at once.
+    for i in 0..20 {
+        check(&mut alice, &format!("MSG n{i}"), "OK MSG").await;
+        let lines = hist(&mut alice, "HISTORY * 1").await;
+        assert_eq!(lines, [format!("HIST * alice n{i}")]);
+    }
+}
+
+/// Many clients at once, each asking for its own message as soon as it is acknowledged: the
+/// reply must never overtake the recording of the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_right_after_the_ok_includes_the_message_under_load() {
+    const CLIENTS: usize = 6;
+    const ROUNDS: usize = 150;
+    let server = TestServer::start_with(
+        &[],
+        &[
+            ("LINECHAT_HISTORY_BATCH_MS", "60000"),
+            ("LINECHAT_FLOOD_LINES_PER_SEC", "0"),
+        ],
+    );
+    let mut tasks = Vec::new();
+    for k in 0..CLIENTS {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let me = format!("s{k}");
+            let mut client = Client::connect(addr).await;
+            client.send(&format!("NICK {me}")).await;
+            skip_until(&mut client, "OK NICK").await;
+            let mut misses = Vec::new();
+            for i in 0..ROUNDS {
+                // A private message to oneself: delivered, acknowledged, then asked for.
+                client.send(&format!("PM {me} p{i}")).await;
+                skip_until(&mut client, &format!("PM {me} p{i}")).await;
+                skip_until(&mut client, &format!("OK PM {me}")).await;
+                client.send(&format!("HISTORY {me} 1")).await;
+                let answer = skip_until(&mut client, "OK HISTORY").await;
+                let want = format!("{me} p{i}");
+                if !answer
+                    .iter()
+                    .any(|l| l.starts_with("HIST ") && l.ends_with(&want))
+                {
+                    misses.push(format!("PM {me} p{i}: {answer:?}"));
+                }
+                // A global message: acknowledged, then asked for (others' lines are skipped).
+                client.send(&format!("MSG {me}-m{i}")).await;
+                skip_until(&mut client, "OK MSG").await;
+                client.send("HISTORY * 100").await;
+                let answer = skip_until(&mut client, "OK HISTORY").await;
+                let want = format!(" {me} {me}-m{i}");
+                if !answer
+                    .iter()
+                    .any(|l| l.starts_with("HIST ") && l.ends_with(&want))
+                {
+                    misses.push(format!("MSG {me}-m{i}"));
+                }
+            }
+            misses
+        }));
+    }
+    let mut misses = Vec::new();
+    for task in tasks {
+        misses.extend(task.await.unwrap());
+    }
+    assert!(
+        misses.is_empty(),
+        "{} of {} messages were missing from HISTORY asked right after their OK: {misses:?}",
+        misses.len(),
+        2 * CLIENTS * ROUNDS
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings: history off, retention
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn with_history_off_nothing_is_kept() {
+    let off = [("LINECHAT_HISTORY", "false")];
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &off);
+    let mut alice = register(&server, "alice", "pw").await;
+    let mut bob = server.guest("bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    bob.expect("NOTICE ROOM dev alice").await;
+    check(&mut bob, "JR dev", "OK JR dev").await;
+    alice.expect("JR dev bob").await;
+    check(&mut alice, "MSG hi all", "OK MSG").await;
+    bob.expect("MSG alice hi all").await;
+    check(&mut alice, "RM dev hi room", "OK RM dev").await;
+    bob.expect("RM dev alice hi room").await;
+    check(&mut alice, "PM bob hi you", "OK PM bob").await;
+    bob.expect("PM alice hi you").await;
+
+    for client in [&mut alice, &mut bob] {
+        check(client, "HISTORY *", "OK HISTORY 0").await;
+        check(client, "HISTORY dev", "OK HISTORY 0").await;
+    }
+    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
+    check(&mut bob, "HISTORY alice 10", "OK HISTORY 0").await;
+    drop((alice, bob));
+
+    // Nothing reached the disk either: a server with history on finds nothing.
+    let server = restart(server, dir.path(), &[]);
+    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    check(&mut alice, "HISTORY *", "OK HISTORY 0").await;
+    check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
+    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
+}
+
+#[tokio::test]
+async fn with_history_off_queued_private_messages_still_work() {
+    let off = [("LINECHAT_HISTORY", "false")];
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &off);
+    let mut alice = server.guest("alice").await;
+    let bob = register(&server, "bob", "pw").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    quit(bob).await;
+    alice.expect("NOTICE OFFLINE bob QUIT").await;
+    check(&mut alice, "PM bob kept for you", "OK PM bob queued").await;
+    check(&mut alice, "PM bob and this", "OK PM bob queued").await;
+    drop(alice);
+
+    let server = restart(server, dir.path(), &off);
+    let mut observer = server.guest("observer").await;
+    let mut bob = login(
+        &server,
+        "bob",
+        "pw",
+        &["PM alice kept for you", "PM alice and this", "OK LOGIN bob"],
+    )
+    .await;
+    bob.expect_silence(QUIET).await;
+    quit(bob).await;
+    wait_offline(&mut observer, "bob").await;
+    let mut bob = login(&server, "bob", "pw", &["OK LOGIN bob"]).await;
+    bob.expect_silence(QUIET).await;
+    // History is off: the delivered messages are not history.
+    check(&mut bob, "HISTORY alice", "OK HISTORY 0").await;
+    check(&mut bob, "HISTORY *", "OK HISTORY 0").await;
+}
+
+#[tokio::test]
+async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut alice = register(&server, "alice", "pw").await;
+    let mut bob = register(&server, "bob", "pw").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    check(&mut alice, "CR dev", "OK CR dev").await;
+    bob.expect("NOTICE ROOM dev alice").await;
+    for i in 1..=5 {
+        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+        bob.expect(&format!("MSG alice m{i}")).await;
+        check(&mut alice, &format!("RM dev r{i}"), "OK RM dev").await;
+        check(&mut alice, &format!("PM bob p{i}"), "OK PM bob").await;
+        bob.expect(&format!("PM alice p{i}")).await;
+    }
+    let all = |prefix: &str, from: usize| -> Vec<String> {
+        (from..=5).map(|i| format!("{prefix}{i}")).collect()
+    };
+    // Before the restart, and with the default retention, everything is there.
+    assert_eq!(
+        hist(&mut alice, "HISTORY *").await,
+        all("HIST * alice m", 1)
+    );
+    assert_eq!(
+        hist(&mut alice, "HISTORY dev").await,
+        all("HIST dev alice r", 1)
+    );
+    assert_eq!(
+        hist(&mut alice, "HISTORY bob").await,
+        all("HIST bob alice p", 1)
+    );
+    drop((alice, bob));
+
+    let keep3 = [("LINECHAT_HISTORY_KEEP_PER_CONVERSATION", "3")];
+    let server = restart(server, dir.path(), &keep3);
+    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    assert_eq!(
+        hist(&mut alice, "HISTORY *").await,
+        all("HIST * alice m", 3)
+    );
+    assert_eq!(
+        hist(&mut alice, "HISTORY dev 100").await,
+        all("HIST dev alice r", 3)
+    );
+    assert_eq!(
+        hist(&mut alice, "HISTORY bob").await,
+        all("HIST bob alice p", 3)
+    );
+    // Later messages count too: the next start prunes again.
+    check(&mut alice, "MSG m6", "OK MSG").await;
+    drop(alice);
+    let server = restart(server, dir.path(), &keep3);
+    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    assert_eq!(
+        hist(&mut alice, "HISTORY *").await,
+        ["HIST * alice m4", "HIST * alice m5", "HIST * alice m6"]
+    );
+}
+
+#[tokio::test]
+async fn retention_keeps_private_messages_until_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut alice = server.guest("alice").await;
+    let bob = register(&server, "bob", "pw").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    quit(bob).await;
+    alice.expect("NOTICE OFFLINE bob QUIT").await;
+    for i in 1..=5 {
+        check(&mut alice, &format!("PM bob q{i}"), "OK PM bob queued").await;
+    }
+    drop(alice);
+
+    let keep3 = [("LINECHAT_HISTORY_KEEP_PER_CONVERSATION", "3")];
+    let server = restart(server, dir.path(), &keep3);
+    let _bob = login(
+        &server,
+        "bob",
+        "pw",
+        &[
+            "PM alice q1",
+            "PM alice q2",
+            "PM alice q3",
+            "PM alice q4",
+            "PM alice q5",
+            "OK LOGIN bob",
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hard kill
+// ---------------------------------------------------------------------------------------------
+
+/// Lines written per burst, and the pause between bursts, of the flood below.
+const BURST: usize = 10;
+const BURST_PAUSE: Duration = Duration::from_millis(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_kill_loses_at_most_the_last_batch_window() {
+    const BATCH_MS: u64 = 200;
+    const MARGIN_MS: u64 = 300;
+    let batch = BATCH_MS.to_string();
+    let envs = [
+        ("LINECHAT_HISTORY_BATCH_MS", batch.as_str()),
+        ("LINECHAT_HISTORY_MAX_COUNT", "1000000"),
+        ("LINECHAT_FLOOD_LINES_PER_SEC", "0"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(dir.path(), &[], &envs);
+
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let hello = lines.next_line().await.unwrap().unwrap();
+    assert!(hello.starts_with("HELLO "), "{hello}");
+    write.write_all(b"NICK flood\n").await.unwrap();
+    assert_eq!(
+        lines.next_line().await.unwrap().as_deref(),
+        Some("OK NICK flood")
+    );
+
+    // The writer sends `MSG m<i>` in bursts until told to stop or the connection fails; it
+    // returns how many lines it tried to send.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut sent = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let mut burst = String::new();
+                for _ in 0..BURST {
+                    burst.push_str(&format!("MSG m{sent}\n"));
+                    sent += 1;
+                }
+                if write.write_all(burst.as_bytes()).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(BURST_PAUSE).await;
+            }
+            sent
+        }
+    });
+    // The reader notes when each `OK MSG` arrived, until the connection ends.
+    let reader = tokio::spawn(async move {
+        let mut arrivals = Vec::new();
+        loop {
+            match tokio::time::timeout(PATIENCE, lines.next_line()).await {
+                Ok(Ok(Some(line))) if line == "OK MSG" => arrivals.push(Instant::now()),
+                Ok(Ok(Some(line))) => return Err(format!("unexpected line {line:?}")),
+                Ok(Ok(None)) | Ok(Err(_)) => return Ok(arrivals),
+                Err(_) => return Err("the connection neither closed nor answered".into()),
+            }
+        }
+    });
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let killed_at = Instant::now();
+    server.kill();
+    stop.store(true, Ordering::Relaxed);
+    let sent = writer.await.unwrap();
+    let arrivals = reader.await.unwrap().unwrap();
+    drop(server);
+
+    let safe_before = killed_at - Duration::from_millis(BATCH_MS + MARGIN_MS);
+    let must_keep = arrivals.iter().filter(|&&at| at < safe_before).count();
+    assert!(
+        must_keep >= 100,
+        "too little traffic to judge: {must_keep} acknowledged in time, {} in all",
+        arrivals.len()
+    );
+    assert!(
+        arrivals
+            .last()
+            .is_some_and(|&at| at + Duration::from_millis(100) >= killed_at),
+        "the kill was not mid-traffic"
+    );
+
+    // The restarted server starts cleanly on the crashed database and answers.
+    let server = TestServer::start_in(dir.path(), &[], &envs);
+    let mut checker = server.guest("checker").await;
+    check(&mut checker, "PING alive", "PONG alive").await;
+    let kept = hist(&mut checker, "HISTORY * 1000000").await;
+    // What was kept is the messages in the order sent, from the first, without gaps or
+    // duplicates (batches commit whole and in order)...
+    for (i, line) in kept.iter().enumerate() {
+        assert_eq!(
+            *line,
+            format!("HIST * flood m{i}"),
+            "line {i} of {} kept",
+            kept.len()
+        );
+    }
+    // ...and holds at least every message acknowledged a batch window (and a margin) before
+    // the kill, and nothing that was never sent.
+    assert!(
+        kept.len() >= must_keep,
+        "lost acknowledged messages: kept {}, but {must_keep} were acknowledged more than \
+         {BATCH_MS} + {MARGIN_MS} ms before the kill ({} acknowledged, {sent} sent)",
+        kept.len(),
+        arrivals.len()
+    );
+    assert!(kept.len() <= sent, "kept {} of {sent} sent", kept.len());
+}
