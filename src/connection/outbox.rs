@@ -45,8 +45,9 @@ impl Delivery {
 
 enum Outgoing {
     Line(Arc<Delivery>),
-    /// Everything before this is written, then the socket is shut down.
-    Finish,
+    /// Everything before this is written, then this last line if any, then the socket is
+    /// shut down. One message, so that nothing another task queues can slip in between.
+    Finish(Option<Arc<Delivery>>),
 }
 
 /// State shared by the outbox handles and the writer: counters and a flag, not data.
@@ -54,7 +55,16 @@ enum Outgoing {
 struct Shared {
     queued_bytes: AtomicUsize,
     overflowed: AtomicBool,
+    /// Set with `closed`: checked on every push, where the token's own check (a lock) costs.
+    is_closed: AtomicBool,
     closed: CancellationToken,
+}
+
+impl Shared {
+    fn close(&self) {
+        self.is_closed.store(true, Ordering::Release);
+        self.closed.cancel();
+    }
 }
 
 /// The recipient cannot take the line: its queue is full or its connection is closed. The
@@ -75,7 +85,7 @@ impl Outbox {
     /// Queues a line without waiting. A full queue closes the connection rather than slow down
     /// the sender: one client that stops reading must not stall a room.
     pub fn push(&self, delivery: Arc<Delivery>) -> Result<(), OutboxFull> {
-        if self.shared.closed.is_cancelled() {
+        if self.shared.is_closed.load(Ordering::Acquire) {
             return Err(OutboxFull);
         }
         let size = delivery.line().len();
@@ -83,7 +93,7 @@ impl Outbox {
         if before + size > self.limit_bytes {
             self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
             self.shared.overflowed.store(true, Ordering::Relaxed);
-            self.shared.closed.cancel();
+            self.shared.close();
             return Err(OutboxFull);
         }
         self.tx
@@ -95,9 +105,10 @@ impl Outbox {
         self.push(Delivery::new(reply))
     }
 
-    /// Asks the writer to write what is queued and then shut the socket down.
-    pub fn finish(&self) {
-        let _ = self.tx.send(Outgoing::Finish);
+    /// Asks the writer to write what is queued, then `last`, and then shut the socket down.
+    /// Lines pushed after this are never written.
+    pub fn finish(&self, last: Option<Reply>) {
+        let _ = self.tx.send(Outgoing::Finish(last.map(Delivery::new)));
     }
 
     /// Resolves when the connection is closed: the queue overflowed or the socket failed.
@@ -106,7 +117,7 @@ impl Outbox {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.is_cancelled()
+        self.shared.is_closed.load(Ordering::Acquire)
     }
 
     /// Whether the connection was closed because the client stopped reading.
@@ -143,7 +154,7 @@ impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outgoing::Line(delivery) => f.debug_tuple("Line").field(delivery).finish(),
-            Outgoing::Finish => f.write_str("Finish"),
+            Outgoing::Finish(last) => f.debug_tuple("Finish").field(last).finish(),
         }
     }
 }
@@ -153,26 +164,40 @@ impl Writer {
     /// queued up while a write was in progress goes out together in the next write.
     pub async fn run<W: AsyncWrite + Unpin>(mut self, mut io: W) -> io::Result<()> {
         let result = self.write_until_finished(&mut io).await;
-        self.shared.closed.cancel();
+        self.shared.close();
         result
     }
 
     async fn write_until_finished<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
-        let closed = self.shared.closed.clone();
+        // Registered once: a fresh wait on the token for every write costs a lock each time.
+        let closed = self.shared.closed.clone().cancelled_owned();
+        tokio::pin!(closed);
+        let mut batch = BytesMut::new();
         let mut finished = false;
         while !finished {
-            let first = tokio::select! {
-                item = self.rx.recv() => item,
-                () = closed.cancelled() => return Ok(()),
+            // No need to watch `closed` here: the session always sends `Finish` at its end,
+            // and the channel closes once every handle is dropped.
+            let first = match self.rx.recv().await {
+                Some(Outgoing::Line(first)) => first,
+                Some(Outgoing::Finish(Some(last))) => {
+                    finished = true;
+                    last
+                }
+                Some(Outgoing::Finish(None)) | None => break,
             };
-            let Some(Outgoing::Line(first)) = first else {
-                break;
-            };
-            let mut batch = BytesMut::from(&first.line()[..]);
-            while batch.len() < MAX_BATCH {
+            if self.rx.is_empty() {
+                // Let whoever woke us queue more first: under load one write then carries many
+                // lines, which is what makes a large room's fan-out cheap.
+                tokio::task::yield_now().await;
+            }
+            batch.extend_from_slice(first.line());
+            while !finished && batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(Outgoing::Line(delivery)) => batch.extend_from_slice(delivery.line()),
-                    Ok(Outgoing::Finish) => {
+                    Ok(Outgoing::Finish(last)) => {
+                        if let Some(last) = last {
+                            batch.extend_from_slice(last.line());
+                        }
                         finished = true;
                         break;
                     }
@@ -182,11 +207,16 @@ impl Writer {
             tokio::select! {
                 written = io.write_all(&batch) => written?,
                 // A client that never reads would hold this write forever.
-                () = closed.cancelled() => return Ok(()),
+                () = &mut closed => return Ok(()),
             }
             self.shared
                 .queued_bytes
                 .fetch_sub(batch.len(), Ordering::Relaxed);
+            batch.clear();
+            if self.rx.is_empty() {
+                // An idle connection holds no write buffer.
+                batch = BytesMut::new();
+            }
         }
         io.flush().await?;
         io.shutdown().await
@@ -204,7 +234,7 @@ mod tests {
         let (outbox, writer) = outbox(1024);
         outbox.send(Reply::Pong(Some("1".into()))).unwrap();
         outbox.send(Reply::ok(Verb::Quit)).unwrap();
-        outbox.finish();
+        outbox.finish(None);
         let (client, server) = tokio::io::duplex(64);
         let writing = tokio::spawn(writer.run(server));
         let mut received = String::new();
@@ -212,6 +242,37 @@ mod tests {
         client.read_to_string(&mut received).await.unwrap();
         assert_eq!(received, "PONG 1\nOK QUIT\n");
         writing.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_parting_line_is_the_last_even_with_lines_queued_after_it() {
+        let (outbox, writer) = outbox(1024);
+        outbox.send(Reply::Pong(Some("before".into()))).unwrap();
+        outbox.finish(Some(Reply::ok(Verb::Quit)));
+        outbox.send(Reply::Pong(Some("after".into()))).unwrap();
+        let (mut client, server) = tokio::io::duplex(64);
+        let writing = tokio::spawn(writer.run(server));
+        let mut received = String::new();
+        client.read_to_string(&mut received).await.unwrap();
+        assert_eq!(received, "PONG before\nOK QUIT\n");
+        writing.await.unwrap().unwrap();
+
+        // Also when the writer picks up the parting line first.
+        let (outbox, writer) = outbox_pair_with_finish_first();
+        let (mut client, server) = tokio::io::duplex(64);
+        let writing = tokio::spawn(writer.run(server));
+        let mut received = String::new();
+        client.read_to_string(&mut received).await.unwrap();
+        assert_eq!(received, "OK QUIT\n");
+        writing.await.unwrap().unwrap();
+        drop(outbox);
+    }
+
+    fn outbox_pair_with_finish_first() -> (Outbox, Writer) {
+        let (outbox, writer) = outbox(1024);
+        outbox.finish(Some(Reply::ok(Verb::Quit)));
+        outbox.send(Reply::Pong(Some("after".into()))).unwrap();
+        (outbox, writer)
     }
 
     #[tokio::test]

@@ -189,10 +189,8 @@ impl Session {
                 }
                 Reply::ok(Verb::Help)
             }
-            Command::Quit { reason } => {
-                self.send(Reply::ok(Verb::Quit));
-                return Break(reason);
-            }
+            // `OK QUIT` is the parting line, sent by `finish`.
+            Command::Quit { reason } => return Break(reason),
             Command::Register { .. } | Command::Login { .. } | Command::Nick { .. } => {
                 match &self.presence {
                     Some(presence) => Reply::err(
@@ -396,8 +394,12 @@ impl Session {
     fn finish(&mut self, end: End) {
         let user = self.presence.as_ref().map(|p| p.member.name.to_string());
         let user = user.as_deref().unwrap_or("-");
+        let mut parting = None;
         let how = match end {
-            End::Quit(reason) => Departure::Quit(reason),
+            End::Quit(reason) => {
+                parting = Some(Reply::ok(Verb::Quit));
+                Departure::Quit(reason)
+            }
             End::Eof => Departure::Closed,
             End::ReadError(error) => {
                 debug!(peer = %self.peer, %error, "read failed");
@@ -411,33 +413,33 @@ impl Session {
             End::Closed => Departure::Lost,
             End::LoginTimeout => {
                 info!(peer = %self.peer, "disconnected: no login in time");
-                self.send(Reply::Notice(Notice::Closing {
+                parting = Some(Reply::Notice(Notice::Closing {
                     reason: CloseReason::LoginTimeout,
                 }));
                 Departure::Lost
             }
             End::IdleTimeout => {
                 info!(peer = %self.peer, user, "disconnected: no answer to PING");
-                self.send(Reply::Notice(Notice::Closing {
+                parting = Some(Reply::Notice(Notice::Closing {
                     reason: CloseReason::IdleTimeout,
                 }));
                 Departure::TimedOut
             }
             End::Flood => {
                 warn!(peer = %self.peer, user, "disconnected: flooding");
-                self.send(Reply::Notice(Notice::Closing {
+                parting = Some(Reply::Notice(Notice::Closing {
                     reason: CloseReason::Flood,
                 }));
                 Departure::Flooding
             }
             End::Shutdown => {
-                self.send(Reply::Notice(Notice::Shutdown));
+                parting = Some(Reply::Notice(Notice::Shutdown));
                 Departure::Shutdown
             }
         };
         // Nothing queued after this point is written: the parting line is the last one, even
         // if others' departures reach this outbox while the user is taken offline.
-        self.outbox.finish();
+        self.outbox.finish(parting);
         if let Some(mut presence) = self.presence.take() {
             info!(peer = %self.peer, user, %how, "logged out");
             presence.how = how;
