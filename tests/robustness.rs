@@ -1026,3 +1026,47 @@ async fn two_hundred_connections_at_once_are_all_served() {
     let mut late = server.guest("late").await;
     assert_eq!(late.ask("USERS").await, "USERS late");
 }
+
+#[tokio::test]
+async fn pipelined_room_messages_keep_their_replies_in_order_with_other_commands() {
+    let server = TestServer::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
+    let mut listener = server.guest("listener").await;
+    let mut talker = server.guest("talker").await;
+    listener.expect("NOTICE ONLINE talker").await;
+    assert_eq!(talker.ask("CR a").await, "OK CR a");
+    listener.expect("NOTICE ROOM a talker").await;
+    assert_eq!(listener.ask("JR a").await, "OK JR a");
+    talker.expect("JR a listener").await;
+    // Room messages run ahead of their replies; everything else must still answer in order.
+    let mut burst = String::new();
+    let mut expected = Vec::new();
+    for i in 0..300 {
+        match i % 5 {
+            0 => {
+                burst.push_str(&format!("PING {i}\n"));
+                expected.push(format!("PONG {i}"));
+            }
+            1 => {
+                burst.push_str(&format!("RM nowhere {i}\n"));
+                expected.push("ERR NO_SUCH_ROOM there is no room nowhere; CR creates it".into());
+            }
+            2 => {
+                burst.push_str("FOO\n");
+                expected.push(
+                    "ERR UNKNOWN_COMMAND unknown command \"FOO\"; HELP lists the commands".into(),
+                );
+            }
+            _ => {
+                burst.push_str(&format!("RM a {i}\n"));
+                expected.push("OK RM a".into());
+            }
+        }
+    }
+    burst.push_str("QUIT\n");
+    expected.push("OK QUIT".into());
+    talker.send_raw(burst.as_bytes()).await;
+    assert_eq!(talker.expect_closed().await, expected);
+    for i in (0..300).filter(|i| i % 5 >= 3) {
+        listener.expect(&format!("RM a talker {i}")).await;
+    }
+}

@@ -330,7 +330,29 @@ async fn off_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     let _permit = permits.acquire().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
+    tokio::task::spawn_blocking(move || {
+        yield_to_chat();
+        work()
+    })
+    .await
+    .ok()
+}
+
+/// Lowers the priority of the current (blocking pool) thread, once: when hashing and chat
+/// share a core, the scheduler then gives chat the lion's share, so a storm of logins only
+/// slows the logins down.
+fn yield_to_chat() {
+    thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    #[cfg(target_os = "linux")]
+    LOWERED.with(|lowered| {
+        if !lowered.replace(true) {
+            // SAFETY: gettid and setpriority on the calling thread have no memory effects.
+            unsafe {
+                let thread = libc::gettid() as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, thread, 10);
+            }
+        }
+    });
 }
 
 fn hash(password: &Password) -> Option<String> {

@@ -74,15 +74,30 @@ impl ServerHandle {
 
     /// Runs one chat command for `member` and returns its final reply.
     pub async fn execute(&self, member: &Member, command: Command) -> Reply {
+        Self::answer(self.submit(member, command)).await
+    }
+
+    /// Sends one chat command on its way; its final reply comes on the returned channel.
+    pub fn submit(&self, member: &Member, command: Command) -> oneshot::Receiver<Reply> {
         let (reply, answer) = oneshot::channel();
         let request = ServerRequest::Execute {
             member: member.clone(),
             command,
             reply,
         };
-        if self.tx.send(request).is_err() {
-            return unavailable();
-        }
+        // If the router is gone, the request and its sender are dropped: the answer below
+        // turns that into `ERR INTERNAL`.
+        let _ = self.tx.send(request);
+        answer
+    }
+
+    /// The reply to a submitted command.
+    pub async fn answer(mut answer: oneshot::Receiver<Reply>) -> Reply {
+        Self::answer_ref(&mut answer).await
+    }
+
+    /// The same, without taking the receiver: cancel-safe, for use in `select!`.
+    pub async fn answer_ref(answer: &mut oneshot::Receiver<Reply>) -> Reply {
         answer.await.unwrap_or_else(|_| unavailable())
     }
 

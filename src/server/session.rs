@@ -1,13 +1,14 @@
 //! One client's session: the greeting, login under a deadline, then commands until the client
 //! quits, disconnects, stops reading, or the server shuts down.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +55,7 @@ where
         outbox: outbox.clone(),
         context: context.clone(),
         presence: None,
+        in_flight: VecDeque::new(),
     };
     let end = session.run(&mut lines).await;
     session.finish(end);
@@ -106,7 +108,14 @@ struct Session {
     outbox: Outbox,
     context: SessionContext,
     presence: Option<Presence>,
+    /// Messages (`RM`, `MSG`, `PM`) sent on without waiting, oldest first. Their replies go
+    /// out in this order, and before the reply of any later command, so a burst of messages
+    /// costs no round trip each, yet every command still gets its final line in order.
+    in_flight: VecDeque<oneshot::Receiver<Reply>>,
 }
+
+/// Messages a session lets run ahead of their replies.
+const MAX_IN_FLIGHT: usize = 64;
 
 impl Session {
     async fn run<R: AsyncRead + Unpin>(&mut self, lines: &mut FramedRead<R, LineCodec>) -> End {
@@ -117,6 +126,11 @@ impl Session {
         loop {
             let idle_deadline = idle.deadline().filter(|_| self.presence.is_some());
             let frame = tokio::select! {
+                reply = next_answer(&mut self.in_flight), if !self.in_flight.is_empty() => {
+                    self.in_flight.pop_front();
+                    self.send(reply);
+                    continue;
+                }
                 frame = lines.next() => frame,
                 () = self.outbox.closed() => return End::Closed,
                 () = self.context.shutdown.cancelled() => return End::Shutdown,
@@ -139,23 +153,27 @@ impl Session {
                         "over {} lines per second; the line was dropped",
                         settings.flood_lines_per_sec
                     );
-                    self.send(Reply::err(ErrorCode::Flood, message));
+                    self.answer(Reply::err(ErrorCode::Flood, message)).await;
                     continue;
                 }
                 Admission::Close => return End::Flood,
             }
             let line = match frame {
-                None => return End::Eof,
+                None => {
+                    self.settle().await;
+                    return End::Eof;
+                }
                 Some(Err(error)) => return End::ReadError(error),
                 Some(Ok(Frame::TooLong)) => {
                     let max = self.context.settings.max_line_length;
                     let message = format!("lines are at most {max} bytes; the line was dropped");
-                    self.send(Reply::err(ErrorCode::LineTooLong, message));
+                    self.answer(Reply::err(ErrorCode::LineTooLong, message))
+                        .await;
                     continue;
                 }
                 Some(Ok(Frame::BadUtf8)) => {
                     let message = "lines must be UTF-8 text; the line was dropped";
-                    self.send(Reply::err(ErrorCode::BadUtf8, message));
+                    self.answer(Reply::err(ErrorCode::BadUtf8, message)).await;
                     continue;
                 }
                 Some(Ok(Frame::Line(line))) => line,
@@ -167,13 +185,31 @@ impl Session {
                         return End::Quit(reason);
                     }
                 }
-                Err(error) => self.send(Reply::err(ErrorCode::from(&error), error.to_string())),
+                Err(error) => {
+                    let code = ErrorCode::from(&error);
+                    self.answer(Reply::err(code, error.to_string())).await;
+                }
             }
         }
     }
 
     /// Runs one command and sends its final reply; `Break` with the reason after `QUIT`.
     async fn execute(&mut self, command: Command) -> ControlFlow<Option<String>> {
+        let pipelined = matches!(
+            command,
+            Command::RoomMessage { .. } | Command::Msg { .. } | Command::Pm { .. }
+        );
+        if let (true, Some(presence)) = (pipelined, &self.presence) {
+            let answer = self.context.server.submit(&presence.member, command);
+            self.in_flight.push_back(answer);
+            if self.in_flight.len() > MAX_IN_FLIGHT
+                && let Some(oldest) = self.in_flight.pop_front()
+            {
+                self.send(ServerHandle::answer(oldest).await);
+            }
+            return Continue(());
+        }
+        self.settle().await;
         if let Some(refusal) = self.check_new_name(&command) {
             self.send(refusal);
             return Continue(());
@@ -446,9 +482,30 @@ impl Session {
         }
     }
 
+    /// Sends the replies of the messages still in flight, in order.
+    async fn settle(&mut self) {
+        while let Some(oldest) = self.in_flight.pop_front() {
+            self.send(ServerHandle::answer(oldest).await);
+        }
+    }
+
+    /// Sends a final reply after those of the commands before it.
+    async fn answer(&mut self, reply: Reply) {
+        self.settle().await;
+        self.send(reply);
+    }
+
     fn send(&self, reply: Reply) {
         // A full outbox closes the connection; the session loop sees that and ends.
         let _ = self.outbox.send(reply);
+    }
+}
+
+/// The reply of the oldest message in flight.
+async fn next_answer(in_flight: &mut VecDeque<oneshot::Receiver<Reply>>) -> Reply {
+    match in_flight.front_mut() {
+        Some(oldest) => ServerHandle::answer_ref(oldest).await,
+        None => std::future::pending().await,
     }
 }
 
