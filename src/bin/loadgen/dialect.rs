@@ -7,13 +7,16 @@ use clap::ValueEnum;
 pub enum Dialect {
     /// linechat's own line protocol.
     Linechat,
-    /// Plain IRC (RFC 1459 registration, JOIN, PRIVMSG).
+    /// Plain IRC (RFC 1459 registration, JOIN, PRIVMSG). Lines end with LF alone, which
+    /// every server accepts: ircd-hybrid 8 stops parsing a client's input when a CR LF pair
+    /// is split across two reads, and then closes a fast sender for "Excess Flood" even
+    /// when flood protection is off for it.
     Irc,
-    /// Redis pub/sub with inline commands: SUBSCRIBE and PUBLISH.
+    /// Redis pub/sub with inline commands: SUBSCRIBE and PUBLISH (replies are RESP).
     Redis,
 }
 
-/// What a connection waits for after sending a step's lines.
+/// What a connection sends in one set-up step, and the reply that ends the step.
 pub struct Step {
     pub send: String,
     /// A line containing this ends the step.
@@ -21,6 +24,14 @@ pub struct Step {
 }
 
 impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Linechat => "linechat",
+            Dialect::Irc => "irc",
+            Dialect::Redis => "redis",
+        }
+    }
+
     /// Whether a sender is itself a room member (and so receives the others' messages).
     pub fn senders_are_members(self) -> bool {
         self != Dialect::Redis
@@ -33,8 +44,10 @@ impl Dialect {
                 send: format!("NICK {name}\n"),
                 until: "OK NICK",
             }),
+            // RPL_WELCOME (001) ends the registration; the MOTD that follows is read and
+            // dropped like any other line.
             Dialect::Irc => Some(Step {
-                send: format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\n"),
+                send: format!("NICK {name}\nUSER {name} 0 * :{name}\n"),
                 until: " 001 ",
             }),
             Dialect::Redis => None,
@@ -52,8 +65,9 @@ impl Dialect {
                 send: format!("JR {room}\n"),
                 until: "OK JR",
             },
+            // RPL_ENDOFNAMES (366) is the last reply to a JOIN.
             Dialect::Irc => Step {
-                send: format!("JOIN #{room}\r\n"),
+                send: format!("JOIN #{room}\n"),
                 until: " 366 ",
             },
             Dialect::Redis => Step {
@@ -63,37 +77,141 @@ impl Dialect {
         }
     }
 
+    /// Lines that end a connection politely.
+    pub fn quit(self) -> &'static [u8] {
+        match self {
+            Dialect::Linechat => b"QUIT\n",
+            Dialect::Irc => b"QUIT :bye\n",
+            Dialect::Redis => b"QUIT\r\n",
+        }
+    }
+
     /// A message to everyone in `room`.
     pub fn room_message(self, room: &str, payload: &str, out: &mut Vec<u8>) {
-        let line = match self {
-            Dialect::Linechat => format!("RM {room} {payload}\n"),
-            Dialect::Irc => format!("PRIVMSG #{room} :{payload}\r\n"),
-            Dialect::Redis => format!("PUBLISH {room} {payload}\r\n"),
+        let parts: [&[u8]; 4] = match self {
+            Dialect::Linechat => [b"RM ", room.as_bytes(), b" ", b"\n"],
+            Dialect::Irc => [b"PRIVMSG #", room.as_bytes(), b" :", b"\n"],
+            Dialect::Redis => [b"PUBLISH ", room.as_bytes(), b" ", b"\r\n"],
         };
-        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(parts[0]);
+        out.extend_from_slice(parts[1]);
+        out.extend_from_slice(parts[2]);
+        out.extend_from_slice(payload.as_bytes());
+        out.extend_from_slice(parts[3]);
     }
 
     /// A private message to `to`.
     pub fn private_message(self, to: &str, payload: &str, out: &mut Vec<u8>) {
-        let line = match self {
-            Dialect::Linechat => format!("PM {to} {payload}\n"),
-            Dialect::Irc => format!("PRIVMSG {to} :{payload}\r\n"),
+        let parts: [&[u8]; 3] = match self {
+            Dialect::Linechat => [b"PM ", b" ", b"\n"],
+            Dialect::Irc => [b"PRIVMSG ", b" :", b"\n"],
             // A channel per receiver stands in for a private conversation.
-            Dialect::Redis => format!("PUBLISH {to} {payload}\r\n"),
+            Dialect::Redis => [b"PUBLISH ", b" ", b"\r\n"],
         };
-        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(parts[0]);
+        out.extend_from_slice(to.as_bytes());
+        out.extend_from_slice(parts[1]);
+        out.extend_from_slice(payload.as_bytes());
+        out.extend_from_slice(parts[2]);
     }
 
-    /// The answer to a keep-alive probe from the server, if `line` is one.
+    /// The answer to a keep-alive probe from the server, if `line` is one: IRC's
+    /// `PING :token` and linechat's `PING token` both want the token back in a `PONG`.
     pub fn pong(self, line: &[u8]) -> Option<Vec<u8>> {
-        match self {
-            Dialect::Irc if line.starts_with(b"PING") => {
-                let mut pong = b"PONG".to_vec();
-                pong.extend_from_slice(&line[4..]);
-                pong.extend_from_slice(b"\r\n");
-                Some(pong)
-            }
-            _ => None,
+        if self == Dialect::Redis {
+            return None;
         }
+        let rest = line.strip_prefix(b"PING")?;
+        if !(rest.is_empty() || rest.starts_with(b" ")) {
+            return None;
+        }
+        let mut pong = b"PONG".to_vec();
+        pong.extend_from_slice(rest);
+        pong.push(b'\n');
+        Some(pong)
+    }
+
+    /// Whether `line` reports a failure: linechat's `ERR`, an IRC error numeric (400-599) or
+    /// `ERROR` (the server closing the link), a Redis error reply.
+    pub fn is_error(self, line: &[u8]) -> bool {
+        match self {
+            Dialect::Linechat => line.starts_with(b"ERR "),
+            Dialect::Irc => {
+                if line.starts_with(b"ERROR") {
+                    return true;
+                }
+                // ":server 433 * nick :Nickname is already in use"
+                let mut words = line.split(|&b| b == b' ');
+                let first = words.next().unwrap_or_default();
+                if !first.starts_with(b":") {
+                    return false;
+                }
+                let code = words.next().unwrap_or_default();
+                // 422 (ERR_NOMOTD) only says that there is no message of the day.
+                code.len() == 3
+                    && code.iter().all(u8::is_ascii_digit)
+                    && (b'4'..=b'5').contains(&code[0])
+                    && code != b"422"
+            }
+            Dialect::Redis => line.starts_with(b"-"),
+        }
+    }
+}
+
+/// Short names that every server accepts: at most 9 characters (RFC 1459's nick length,
+/// still the default of ngIRCd and ircd-hybrid), starting with a letter. `kind` is one
+/// letter, `tag` keeps one run's names apart from another's, `index` is written in base 36.
+pub fn short_name(kind: char, tag: &str, index: usize) -> String {
+    let mut digits = Vec::new();
+    let mut rest = index;
+    loop {
+        digits.push(char::from_digit((rest % 36) as u32, 36).unwrap_or('0'));
+        rest /= 36;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut name = String::with_capacity(9);
+    name.push(kind);
+    name.push_str(tag);
+    name.extend(digits.iter().rev());
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_stay_within_nine_characters() {
+        assert_eq!(short_name('m', "a1b", 0), "ma1b0");
+        assert_eq!(short_name('m', "a1b", 35), "ma1bz");
+        assert_eq!(short_name('m', "a1b", 36), "ma1b10");
+        assert!(short_name('m', "zzz", 36usize.pow(5) - 1).len() <= 9);
+    }
+
+    #[test]
+    fn pings_are_answered_in_kind() {
+        assert_eq!(
+            Dialect::Irc.pong(b"PING :irc.local").unwrap(),
+            b"PONG :irc.local\n"
+        );
+        assert_eq!(
+            Dialect::Linechat.pong(b"PING idle").unwrap(),
+            b"PONG idle\n"
+        );
+        assert!(Dialect::Linechat.pong(b"PINGS").is_none());
+        assert!(Dialect::Redis.pong(b"PING").is_none());
+    }
+
+    #[test]
+    fn errors_are_recognised() {
+        assert!(Dialect::Irc.is_error(b":s 433 * m1 :Nickname is already in use"));
+        assert!(Dialect::Irc.is_error(b"ERROR :Closing link"));
+        assert!(!Dialect::Irc.is_error(b":s 001 m1 :Welcome"));
+        assert!(!Dialect::Irc.is_error(b":s 422 m1 :MOTD File is missing"));
+        assert!(!Dialect::Irc.is_error(b":m1!u@h PRIVMSG #b :433 x"));
+        assert!(Dialect::Linechat.is_error(b"ERR FLOOD slow down"));
+        assert!(Dialect::Redis.is_error(b"-ERR unknown command"));
     }
 }

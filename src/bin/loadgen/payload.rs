@@ -1,6 +1,7 @@
 //! The text of a generated message: who sent it, its sequence number and when, so that a
 //! receiver can check order and measure latency. It has no spaces, for Redis inline commands.
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use memchr::memmem;
@@ -16,17 +17,27 @@ pub struct Payload {
 /// Writes a payload padded with `x` to at least `size` bytes.
 pub fn encode(sender: u32, seq: u64, sent_ns: u64, size: usize) -> String {
     let mut text = format!("~lg~{sender}:{seq}:{sent_ns}:");
-    while text.len() < size {
-        text.push('x');
-    }
+    let pad = size.saturating_sub(text.len());
+    text.extend(std::iter::repeat_n('x', pad));
     text
 }
 
 /// Finds and reads a payload anywhere in `line`.
 pub fn decode(line: &[u8]) -> Option<Payload> {
-    let start = memmem::find(line, MARK)? + MARK.len();
-    let mut fields = line[start..].split(|&b| b == b':');
-    let mut number = || -> Option<u64> { std::str::from_utf8(fields.next()?).ok()?.parse().ok() };
+    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(MARK));
+    let start = FINDER.find(line)? + MARK.len();
+    let mut rest = &line[start..];
+    let mut number = || -> Option<u64> {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 19 || rest.get(digits) != Some(&b':') {
+            return None;
+        }
+        let value = rest[..digits]
+            .iter()
+            .fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0'));
+        rest = &rest[digits + 1..];
+        Some(value)
+    };
     Some(Payload {
         sender: u32::try_from(number()?).ok()?,
         seq: number()?,
@@ -58,5 +69,7 @@ mod tests {
             );
         }
         assert!(decode(b"OK RM bench").is_none());
+        assert!(decode(b"RM bench m3 ~lg~3:42").is_none());
+        assert!(decode(b"RM bench m3 ~lg~3:x:1:").is_none());
     }
 }

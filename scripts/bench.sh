@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: linechat (release build) against the IRC servers ngIRCd, InspIRCd
+# and ircd-hybrid and against Redis pub/sub, with the same workloads from
+# src/bin/loadgen, in alternating rounds. Each server runs pinned to one core (taskset -c 0),
+# the generator to the other (taskset -c 1); each run gets a freshly started server. Writes
+# BENCHMARKS.md (table of medians, machine, versions, how each peer was configured, the
+# commands) and BENCHMARKS.json (every run). See BENCHMARKS.md for what the columns mean.
+#
+#   bash scripts/bench.sh [--rounds N] [--servers "linechat ngircd ..."] [--quick]
+#                         [--no-big] [--no-install] [--out FILE.md]
+#
+# --quick runs one round with smaller counts (to check the set-up, not to quote). --no-big
+# skips the runs of linechat alone at large sizes (19,000 idle connections, 10,000 members).
+# Needs root (apt-get, running the IRC servers as the user irc) and Debian's packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+original_args="$*"
+rounds=3
+servers="linechat ngircd inspircd ircd-hybrid redis"
+quick=0
+big=1
+install=1
+out=BENCHMARKS.md
+while [ $# -gt 0 ]; do
+    case $1 in
+    --rounds) rounds=$2; shift ;;
+    --servers) servers=$2; shift ;;
+    --quick) quick=1; rounds=1 ;;
+    --no-big) big=0 ;;
+    --no-install) install=0 ;;
+    --out) out=$2; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+server_core=0
+loadgen_core=1
+# ngIRCd conflicts with ircd-hybrid as a Debian package (both are "an ircd"), so its package
+# is unpacked here instead of installed.
+ngircd_root=/opt/linechat-bench/ngircd
+ngircd_bin=$ngircd_root/usr/sbin/ngircd
+# The IRC servers refuse to run as root.
+peer_user=irc
+declare -A port=([linechat]=17100 [ngircd]=17101 [inspircd]=17102 [ircd-hybrid]=17103 [redis]=17104)
+declare -A dialect=([linechat]=linechat [ngircd]=irc [inspircd]=irc [ircd-hybrid]=irc [redis]=redis)
+# Connections the generator sets up at once. ngIRCd listens with a backlog of 10 (fixed in
+# its code), so more at once get reset; InspIRCd completes registrations on a one-second
+# timer, so many at once keep its set-up short. Set-up is not measured.
+declare -A connect_concurrency=([linechat]=200 [ngircd]=8 [inspircd]=1000 [ircd-hybrid]=200 [redis]=200)
+# ircd-hybrid's DNS look-ups go to this stand-in resolver (see scripts/bench/nxdns.py).
+nxdns_addr=127.0.0.53
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+install_peers() {
+    local missing=()
+    command -v inspircd >/dev/null || missing+=(inspircd)
+    command -v ircd-hybrid >/dev/null || missing+=(ircd-hybrid)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    if [ ${#missing[@]} -gt 0 ] || [ ! -x "$ngircd_bin" ]; then
+        log "installing peers: ${missing[*]} ngircd"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" libident
+        if [ ! -x "$ngircd_bin" ]; then
+            local tmp
+            tmp=$(mktemp -d)
+            (cd "$tmp" && apt-get download ngircd)
+            mkdir -p "$ngircd_root"
+            dpkg-deb -x "$tmp"/ngircd_*.deb "$ngircd_root"
+            cp "$tmp"/ngircd_*.deb "$ngircd_root/"
+            rm -rf "$tmp"
+        fi
+    fi
+    # The distribution's own instances must not run: ours use the configs in scripts/bench/.
+    local service
+    for service in inspircd ircd-hybrid redis-server ngircd; do
+        service "$service" stop >/dev/null 2>&1 || true
+        update-rc.d "$service" disable >/dev/null 2>&1 || true
+    done
+}
+
+versions() {
+    local v dirty
+    dirty=$(git status --porcelain -- src Cargo.toml Cargo.lock ':!src/bin/loadgen' |
+        awk '{print $2}' | tr '\n' ' ')
+    echo "linechat=$("$linechat_bin" --version | awk '{print $2}')"
+    echo "linechat_commit=$(git rev-parse --short HEAD)${dirty:+ with uncommitted changes in ${dirty% }}"
+    echo "ngircd=$(find "$ngircd_root" -maxdepth 1 -name 'ngircd_*.deb' | head -1 |
+        sed 's/.*ngircd_\(.*\)_.*\.deb/\1/') ($("$ngircd_bin" --version 2>/dev/null | head -1))"
+    for v in inspircd ircd-hybrid redis-server; do
+        echo "$v=$(dpkg-query -W -f='${Version}' "$v")"
+    done
+}
+
+cpu_busy() { # prints the busy % of cores 0 and 1 over half a second
+    python3 - <<'PY'
+import time
+def read():
+    out = {}
+    for line in open("/proc/stat"):
+        f = line.split()
+        if f[0].startswith("cpu") and f[0] != "cpu":
+            v = list(map(int, f[1:9]))
+            out[f[0]] = (sum(v) - v[3] - v[4], sum(v))
+    return out
+a = read(); time.sleep(0.5); b = read()
+print(" ".join(str(round(100 * (b[c][0] - a[c][0]) / max(1, b[c][1] - a[c][1])))
+               for c in ("cpu0", "cpu1")))
+PY
+}
+
+# Waits (up to 10 s) for both cores to be quiet before a run: other work on this machine
+# (builds, tests) competes for the same cores. Prints the background load finally seen.
+wait_quiet() {
+    local busy0 busy1 deadline=$((SECONDS + 10))
+    while :; do
+        read -r busy0 busy1 < <(cpu_busy)
+        if { [ "$busy0" -le 20 ] && [ "$busy1" -le 20 ]; } || [ $SECONDS -ge $deadline ]; then
+            echo "$((busy0 > busy1 ? busy0 : busy1))"
+            return
+        fi
+        sleep 0.5
+    done
+}
+
+config() { # name -> path of the config with @WORK@ and @PORT@ filled in
+    local name=$1 file
+    file=$work/$name.conf
+    sed -e "s#@WORK@#$work/$name#g" -e "s#@PORT@#${port[$name]}#g" \
+        "scripts/bench/$name.conf" >"$file"
+    chown "$peer_user" "$file"
+    echo "$file"
+}
+
+# A prefix, not a function: a function run with & would be a subshell, and $! its pid.
+as_peer=(setpriv --reuid="$peer_user" --regid="$peer_user" --clear-groups)
+
+server_pid=
+start_server() { # name
+    local name=$1 dir=$work/$1
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    chown "$peer_user" "$dir"
+    local logfile=$dir/server.log conf=
+    if ss -Htln "sport = :${port[$name]}" | grep -q .; then
+        log "port ${port[$name]} is taken: is an earlier $name still running?"
+        return 1
+    fi
+    [ "$name" = linechat ] || conf=$(config "$name")
+    case $name in
+    linechat)
+        # Limits above the load: flood control off, connection limits above the runs.
+        # History stays on (the default): every message is also stored in SQLite.
+        LINECHAT_FLOOD_LINES_PER_SEC=0 LINECHAT_MAX_CONNECTIONS=100000 \
+            LINECHAT_MAX_CONNECTIONS_PER_IP=100000 RUST_LOG=warn \
+            taskset -c $server_core "$linechat_bin" --config /dev/null \
+            --addr "127.0.0.1:${port[linechat]}" --data-dir "$dir/data" >"$logfile" 2>&1 &
+        ;;
+    ngircd)
+        "${as_peer[@]}" taskset -c $server_core "$ngircd_bin" -n -f "$conf" >"$logfile" 2>&1 &
+        ;;
+    inspircd)
+        "${as_peer[@]}" taskset -c $server_core inspircd --nofork --config "$conf" >"$logfile" 2>&1 &
+        ;;
+    ircd-hybrid)
+        # In a mount namespace of its own, /etc/resolv.conf names the stand-in resolver.
+        echo "nameserver $nxdns_addr" >"$dir/resolv.conf"
+        unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh \
+            "$dir/resolv.conf" "${as_peer[@]}" taskset -c $server_core ircd-hybrid -foreground \
+            -configfile "$conf" -pidfile "$dir/hybrid.pid" -logfile "$dir/hybrid.log" \
+            -klinefile "$dir/kline.db" -dlinefile "$dir/dline.db" -xlinefile "$dir/xline.db" \
+            -resvfile "$dir/resv.db" >"$logfile" 2>&1 &
+        ;;
+    redis)
+        "${as_peer[@]}" taskset -c $server_core redis-server "$conf" >"$logfile" 2>&1 &
+        ;;
+    esac
+    server_pid=$!
+    local _
+    for _ in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/${port[$name]}") 2>/dev/null; then
+            sleep 0.2
+            return 0
+        fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            log "$name did not start:"
+            tail -20 "$logfile" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    log "$name is not listening on port ${port[$name]}"
+    return 1
+}
+
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    kill -TERM "$server_pid" 2>/dev/null || true
+    local _
+    for _ in $(seq 100); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# Scenario name | loadgen arguments | servers ("all", or a list).
+if [ $quick = 1 ]; then
+    scenarios=(
+        "fanout-burst-100|fanout --members 100 --senders 1 --messages 2000|all"
+        "fanout-burst-1000|fanout --members 1000 --senders 1 --messages 300|all"
+        "fanout-burst-1000x10|fanout --members 1000 --senders 10 --messages 50|all"
+        "fanout-paced-100|fanout --members 100 --senders 1 --messages 2000 --rate 1000|all"
+        "pm-100|pm --pairs 100 --messages 300|all"
+        "idle-2000|idle --clients 2000|all"
+        "logins-100|logins --accounts 50 --concurrency 25 --members 100 --rate 1000|linechat"
+    )
+else
+    scenarios=(
+        "fanout-burst-100|fanout --members 100 --senders 1 --messages 10000|all"
+        "fanout-burst-1000|fanout --members 1000 --senders 1 --messages 2000|all"
+        "fanout-burst-1000x10|fanout --members 1000 --senders 10 --messages 200|all"
+        "fanout-paced-100|fanout --members 100 --senders 1 --messages 3000 --rate 1000|all"
+        "pm-100|pm --pairs 100 --messages 1000|all"
+        "idle-2000|idle --clients 2000|all"
+        "logins-100|logins --accounts 200 --concurrency 50 --members 100 --rate 1000|linechat"
+    )
+fi
+
+work=$(mktemp -d /tmp/linechat-bench.XXXXXX)
+chmod 755 "$work"
+runs=$work/runs.jsonl
+nxdns_pid=
+trap 'stop_server; [ -z "$nxdns_pid" ] || kill "$nxdns_pid" 2>/dev/null; log "work directory: $work"' EXIT
+
+log "building the release binaries"
+cargo build --release --quiet --bin linechat --bin loadgen
+# The binaries are copied: others may rebuild target/release while the benchmark runs.
+mkdir -p "$work/bin"
+cp target/release/linechat target/release/loadgen "$work/bin/"
+linechat_bin=$work/bin/linechat
+loadgen_bin=$work/bin/loadgen
+[ $install = 1 ] && install_peers
+for name in $servers; do
+    case $name in
+    linechat | redis | inspircd | ircd-hybrid) ;;
+    ngircd) [ -x "$ngircd_bin" ] || { log "ngircd is not installed"; exit 1; } ;;
+    *) log "unknown server $name"; exit 2 ;;
+    esac
+done
+ulimit -n "$(ulimit -Hn)"
+peer_versions=$(versions)
+if [[ " $servers " == *" ircd-hybrid "* ]]; then
+    python3 scripts/bench/nxdns.py "$nxdns_addr" 53 &
+    nxdns_pid=$!
+fi
+
+# One run: a fresh server, the generator, the server stopped. Failures are recorded too.
+run_one() { # round scenario-name server args
+    local round=$1 scenario=$2 name=$3 args=$4
+    local background
+    background=$(wait_quiet)
+    if ! start_server "$name"; then
+        printf '{"target":"%s","label":"scenario=%s,round=%s","failed":"server did not start"}\n' \
+            "$name" "$scenario" "$round" >>"$runs"
+        stop_server
+        return
+    fi
+    local out status=0
+    # shellcheck disable=SC2086
+    out=$(RUST_BACKTRACE=0 timeout 300 taskset -c $loadgen_core "$loadgen_bin" \
+        --addr "127.0.0.1:${port[$name]}" --dialect "${dialect[$name]}" --target "$name" \
+        --connect-concurrency "${connect_concurrency[$name]}" \
+        --server-pid "$server_pid" --label "scenario=$scenario,round=$round,background=$background" \
+        --json "$runs" $args 2>&1) || status=$?
+    if [ $status -ne 0 ]; then
+        log "FAILED ($status): $name $scenario: $(echo "$out" | tail -6 | tr '\n' ' ')"
+        python3 - "$runs" "$name" "$scenario" "$round" "$out" <<'PY'
+import json, sys
+path, name, scenario, round_, out = sys.argv[1:]
+lines = [l.strip() for l in out.splitlines() if l.strip()]
+with open(path, "a") as f:
+    f.write(json.dumps({"target": name, "label": f"scenario={scenario},round={round_}",
+                        "failed": " ".join(lines[-6:])[:600]}) + "\n")
+PY
+    else
+        log "$(echo "$out" | tail -1 | cut -c1-400)"
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        log "the server $name exited during the run: $(tail -3 "$work/$name/server.log" | tr '\n' ' ')"
+    fi
+    stop_server
+}
+
+started=$(date +%s)
+for round in $(seq "$rounds"); do
+    for entry in "${scenarios[@]}"; do
+        IFS='|' read -r scenario args targets <<<"$entry"
+        [ "$targets" = all ] && targets=$servers
+        # Rotate the order of the servers from round to round.
+        list=()
+        for name in $servers; do
+            case " $targets " in *" $name "*) list+=("$name") ;; esac
+        done
+        count=${#list[@]}
+        [ "$count" -gt 0 ] || continue
+        for i in $(seq 0 $((count - 1))); do
+            name=${list[$(((i + round - 1) % count))]}
+            log "round $round/$rounds: $scenario on $name"
+            run_one "$round" "$scenario" "$name" "$args"
+        done
+    done
+done
+# Outliers: a scenario whose rounds disagree on a server (deliveries/s or p99 more than 30%
+# apart, e.g. because a build started next door) is run once more there; the median then
+# has one more value to choose from.
+if [ "$rounds" -ge 2 ]; then
+    while IFS='|' read -r scenario name; do
+        [ -n "$scenario" ] || continue
+        for entry in "${scenarios[@]}"; do
+            IFS='|' read -r s args _ <<<"$entry"
+            if [ "$s" = "$scenario" ]; then
+                log "rerun (the rounds disagreed): $scenario on $name"
+                run_one extra "$scenario" "$name" "$args"
+            fi
+        done
+    done < <(python3 scripts/bench/report.py --runs "$runs" --outliers)
+fi
+if [ $big = 1 ] && [ $quick = 0 ] && [[ " $servers " == *" linechat "* ]]; then
+    log "linechat alone: 19,000 idle connections, then a room of 10,000 members"
+    run_one 1 idle-19000 linechat "idle --clients 19000 --settle-secs 5"
+    run_one 1 fanout-burst-10000 linechat "fanout --members 10000 --senders 1 --messages 200"
+fi
+elapsed=$(($(date +%s) - started))
+
+cmdline="bash scripts/bench.sh${original_args:+ $original_args}"
+python3 scripts/bench/report.py --runs "$runs" --out "$out" --json "${out%.md}.json" \
+    --elapsed "$elapsed" --rounds "$rounds" --command "$cmdline" \
+    --versions "$peer_versions" --server-core $server_core --loadgen-core $loadgen_core
+log "wrote $out and ${out%.md}.json in $((elapsed / 60)) min $((elapsed % 60)) s"

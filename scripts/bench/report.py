@@ -1,0 +1,594 @@
+#!/usr/bin/env python3
+"""Turns the runs of scripts/bench.sh (one JSON line per loadgen run) into BENCHMARKS.md
+(medians per scenario and server, machine, versions, peer configuration, commands) and
+BENCHMARKS.json (everything, every run). Hand-written notes after the NOTES marker in an
+existing BENCHMARKS.md are kept."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+
+NOTES_MARKER = "<!-- Notes below this line are written by hand and kept by scripts/bench.sh. -->"
+
+SERVERS = ["linechat", "redis", "ngircd", "inspircd", "ircd-hybrid"]
+IRC = ["ngircd", "inspircd", "ircd-hybrid"]
+
+# How each server was configured for the benchmark (the configs are in scripts/bench/).
+CONFIG = {
+    "linechat": (
+        "release build; `LINECHAT_FLOOD_LINES_PER_SEC=0` (flood control off; default 20 "
+        "lines/s with a burst of 200), `LINECHAT_MAX_CONNECTIONS=100000` and "
+        "`LINECHAT_MAX_CONNECTIONS_PER_IP=100000` (defaults 16,384 and 64); everything else "
+        "default: history on (every message is also written to SQLite in batches), 4 MiB "
+        "outbox per client, one password hash at a time (half the cores)"
+    ),
+    "ngircd": (
+        "`scripts/bench/ngircd.conf`: `MaxPenaltyTime = 0` (command penalties, its flood "
+        "protection, off; default: no cap), `MaxConnections = 0` and `MaxConnectionsIP = 0` "
+        "(unlimited; defaults unlimited and 5), `MaxJoins = 0`, DNS and ident look-ups off, "
+        "PING every 600 s. Not configurable: its 10-connection listen backlog and its "
+        "per-client write buffer limits"
+    ),
+    "inspircd": (
+        "`scripts/bench/inspircd.conf`, connect class: `commandrate=100000000` and "
+        "`threshold=10000000` with `fakelag=no` (flood protection off; defaults 1 line/s "
+        "after a penalty of 10), `recvq=64M` (default 10K), `softsendq=16M` and "
+        "`hardsendq=64M` (defaults 10K and 1M), `localmax`/`globalmax=100000` (default 3 per "
+        "address), `limit=100000`; `<performance netbuffersize=65534>` (the maximum; the "
+        "default 10240 leaves a burst sender's lines waiting for InspIRCd's once-a-second "
+        "timer after two buffers per readiness event), `softlimit=20000`, `somaxconn=4096`; "
+        "DNS and ident look-ups off"
+    ),
+    "ircd-hybrid": (
+        "`scripts/bench/ircd-hybrid.conf`: auth block `flags = exceed_limit, can_flood` (no "
+        "flood limits, no Excess Flood), `default_floodcount = 0` (per-target message "
+        "throttle off; default 10/s), `throttle_count = 0`/`throttle_time = 0` (connection "
+        "throttle off; default 1 per 2 s per address), `default_join_flood_count = 0`, class "
+        "`sendq = 64 megabytes` (default 100 KiB), `number_per_ip_*`, `number_per_cidr` and "
+        "`max_number` 100,000 (defaults 2/8, 16, 100), `default_max_clients = 19000` "
+        "(default 512), ident off. Its reverse-DNS look-up at connect cannot be turned off"
+    ),
+    "redis": (
+        "`scripts/bench/redis.conf`: `client-output-buffer-limit pubsub 0 0 0` (no limit; "
+        "default 32 MB hard, 8 MB over 60 s), `maxclients 19968` (default 10,000), "
+        "`protected-mode no` (bound to 127.0.0.1 only: the generator's sources rotate over "
+        "127.0.0.x), `tcp-backlog 4096`, no persistence, `io-threads 1`. Commands are "
+        "inline (plain text); replies are RESP"
+    ),
+}
+
+# Scenarios in the order of the report; the titles come from the runs' parameters.
+SCENARIOS = [
+    "fanout-burst-100",
+    "fanout-burst-1000",
+    "fanout-burst-1000x10",
+    "fanout-burst-10000",
+    "fanout-paced-100",
+    "pm-100",
+    "idle-2000",
+    "idle-19000",
+    "logins-100",
+]
+
+
+def title(scenario, parameters, alone):
+    p = dict(part.split("=", 1) for part in parameters.split() if "=" in part)
+    n = lambda key: f"{int(p.get(key, 0)):,}"
+    who = " (linechat alone)" if alone else ""
+    if scenario.startswith("fanout"):
+        senders = int(p.get("senders", 1))
+        pace = (
+            f"at {n('rate')} messages/s in all"
+            if int(p.get("rate", 0))
+            else "as fast as possible"
+            + (f", at most {n('window')} in flight per sender" if int(p.get("window", 0)) else "")
+        )
+        kind = "paced" if int(p.get("rate", 0)) else "burst"
+        return (
+            f"Fan-out, {kind}: {n('members')} members in one room, {senders} sender"
+            f"{'s' if senders > 1 else ''} sending {n('messages')} messages of {p.get('size')} "
+            f"bytes each, {pace}{who}"
+        )
+    if scenario.startswith("pm"):
+        pace = (
+            f"at {n('rate')} messages/s in all"
+            if int(p.get("rate", 0))
+            else "as fast as possible"
+            + (f", at most {n('window')} in flight per pair" if int(p.get("window", 0)) else "")
+        )
+        return (
+            f"Private messages: {n('pairs')} pairs at once, {n('messages')} messages of "
+            f"{p.get('size')} bytes per pair, {pace}{who}"
+        )
+    if scenario.startswith("idle"):
+        return f"Idle: {n('clients')} logged-in connections{who}"
+    if scenario.startswith("logins"):
+        return (
+            f"Login storm: {n('accounts')} accounts REGISTER, then LOGIN, {n('concurrency')} "
+            f"at once, each over a fresh connection, while {p.get('senders')} sender sends "
+            f"{n('rate')} messages/s to a room of {n('members')} members"
+        )
+    return scenario
+
+
+def parse_label(label):
+    out = {}
+    for part in (label or "").split(","):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            out[key] = value
+    return out
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ms(us):
+    if us is None:
+        return "-"
+    value = us / 1000
+    if value < 1:
+        return f"{value:.3f}"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def num(value, digits=0):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def machine():
+    info = {}
+    try:
+        cpuinfo = open("/proc/cpuinfo").read()
+        models = [l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name")]
+        mhz = [l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("cpu MHz")]
+        flags = next((l for l in cpuinfo.splitlines() if l.startswith("flags")), "")
+        info["cpu"] = models[0] if models else platform.processor()
+        info["cores"] = len(models)
+        info["mhz"] = mhz[0] if mhz else "?"
+        info["hypervisor"] = "yes" if " hypervisor" in flags else "no"
+    except OSError:
+        pass
+    info["uname"] = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    try:
+        mem = next(l for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+        info["memory"] = f"{int(mem.split()[1]) // 1024} MiB"
+    except (OSError, StopIteration):
+        pass
+    try:
+        os_release = dict(
+            l.rstrip().split("=", 1) for l in open("/etc/os-release") if "=" in l
+        )
+        info["os"] = os_release.get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        pass
+    return info
+
+
+def summarise(runs):
+    groups = {}
+    for run in runs:
+        label = parse_label(run.get("label"))
+        key = (label.get("scenario", "?"), run.get("target", "?"))
+        groups.setdefault(key, []).append((label, run))
+    summary = []
+    for (scenario, target), entries in groups.items():
+        ok = [r for _, r in entries if "failed" not in r]
+        failed = [r for _, r in entries if "failed" in r]
+        cpu = [r.get("cpu") or {} for r in ok]
+        storm = [r.get("storm") or {} for r in ok]
+        row = {
+            "scenario": scenario,
+            "target": target,
+            "parameters": next((r.get("parameters", "") for r in ok), ""),
+            "messages_per_read": median([r.get("messages_per_read") for r in ok]),
+            "runs": len(entries),
+            "failed_runs": len(failed),
+            "extra_runs": sum(1 for label, _ in entries if label.get("round") == "extra"),
+            "failures": [r["failed"] for r in failed],
+            "deliveries_per_sec": median([r["deliveries_per_sec"] for r in ok]),
+            "deliveries_per_sec_all": [round(r["deliveries_per_sec"]) for r in ok],
+            "p50_us": median([r["p50_us"] for r in ok]),
+            "p90_us": median([r["p90_us"] for r in ok]),
+            "p99_us": median([r["p99_us"] for r in ok]),
+            "p99_us_all": [round(r["p99_us"]) for r in ok],
+            "p999_us": median([r["p999_us"] for r in ok]),
+            "max_us": median([r["max_us"] for r in ok]),
+            "delivered": sum(r["delivered"] for r in ok),
+            "expected": sum(r["expected"] for r in ok),
+            "out_of_order": sum(r["out_of_order"] for r in ok),
+            "errors": sum(r.get("errors", 0) for r in ok),
+            "closed_early": sum(r.get("closed_early", 0) for r in ok),
+            "timed_out": sum(r.get("timed_out", 0) for r in ok),
+            "first_problem": next((r["first_problem"] for r in ok if r.get("first_problem")), None),
+            "server_cpu_pct": median([c.get("server_pct") for c in cpu]),
+            "generator_cpu_pct": median([c.get("generator_pct") for c in cpu]),
+            "generator_cpu_pct_max": max([c.get("generator_pct", 0) for c in cpu], default=None),
+            "generator_core_busy_pct": median([c.get("generator_cores_busy_pct") for c in cpu]),
+            "server_core_busy_pct": median([c.get("server_cores_busy_pct") for c in cpu]),
+            "generator_saturated_runs": sum(1 for c in cpu if c.get("saturated") in ("generator", "both")),
+            "server_saturated_runs": sum(1 for c in cpu if c.get("saturated") in ("server", "both")),
+            "background_pct": median([float(l.get("background", "nan")) for l, r in entries if "failed" not in r and l.get("background")]),
+            "setup_seconds": median([r.get("setup_seconds") for r in ok]),
+            "rss_per_connection_bytes": median([r.get("rss_per_connection_bytes") for r in ok]),
+            "rss_per_connection_all": [round(r["rss_per_connection_bytes"]) for r in ok if r.get("rss_per_connection_bytes") is not None],
+            "connections_per_sec": median([r.get("connections_per_sec") for r in ok]),
+            "connections": median([r.get("connections") for r in ok]),
+            "registers_per_sec": median([s.get("registers_per_sec") for s in storm]),
+            "logins_per_sec": median([s.get("logins_per_sec") for s in storm]),
+            "login_p99_us": median([(s.get("login_latency") or {}).get("p99_us") for s in storm]),
+            "storm_failures": sum(s.get("failures", 0) for s in storm),
+            "storm_seconds": median([s.get("storm_seconds") for s in storm]),
+            "chat_before_p50_us": median([(s.get("chat_before_storm") or {}).get("p50_us") for s in storm]),
+            "chat_before_p99_us": median([(s.get("chat_before_storm") or {}).get("p99_us") for s in storm]),
+            "chat_before_max_us": median([(s.get("chat_before_storm") or {}).get("max_us") for s in storm]),
+        }
+        summary.append(row)
+    order = {name: i for i, name in enumerate(SCENARIOS)}
+    rank = {name: i for i, name in enumerate(SERVERS)}
+    summary.sort(key=lambda r: (order.get(r["scenario"], 99), rank.get(r["target"], 99)))
+    return summary
+
+
+def spread(values):
+    values = [v for v in values if v]
+    return max(values) / min(values) if len(values) >= 2 and min(values) > 0 else 1.0
+
+
+def outliers(runs):
+    """Scenario and server pairs whose rounds disagree by more than 30%, on deliveries/s
+    for the throughput runs or on p99 for the paced and login runs."""
+    out = []
+    for row in summarise(runs):
+        if row["scenario"].startswith("idle") or row["runs"] > 3:
+            continue
+        paced = "paced" in row["scenario"] or row["scenario"].startswith("logins")
+        values = row["p99_us_all"] if paced else row["deliveries_per_sec_all"]
+        if spread(values) > 1.3 or row["failed_runs"]:
+            out.append((row["scenario"], row["target"]))
+    return out
+
+
+def notes_for(row):
+    notes = []
+    # While connecting (idle), saturation says nothing about what is measured.
+    if row["generator_saturated_runs"] and not row["scenario"].startswith("idle"):
+        notes.append(f"generator-bound in {row['generator_saturated_runs']}/{row['runs']} runs")
+    if row["server_saturated_runs"] and not row["scenario"].startswith("idle"):
+        notes.append(f"server core saturated in {row['server_saturated_runs']}/{row['runs']}")
+    if row["delivered"] < row["expected"]:
+        notes.append(f"LOST {row['expected'] - row['delivered']:,} of {row['expected']:,}")
+    if row["errors"]:
+        notes.append(f"{row['errors']:,} error lines")
+    if row["closed_early"]:
+        notes.append(f"{row['closed_early']:,} connections closed")
+    if row["timed_out"]:
+        notes.append(f"{row['timed_out']:,} receivers timed out")
+    if row["out_of_order"]:
+        notes.append(f"{row['out_of_order']:,} out of order")
+    if row["failed_runs"]:
+        notes.append(f"{row['failed_runs']} runs FAILED")
+    if row["extra_runs"]:
+        notes.append(f"rounds disagreed: {row['extra_runs']} more run")
+    return "; ".join(notes) or "ok"
+
+
+def cpu_cell(row):
+    def pct(value):
+        return "-" if value is None else f"{value:.0f}%"
+
+    return f"{pct(row['server_cpu_pct'])} / {pct(row['generator_cpu_pct'])}"
+
+
+def chat_table(rows, lines):
+    lines.append(
+        "| server | deliveries/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | msgs/read | CPU server / generator | notes |"
+    )
+    lines.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for row in rows:
+        lines.append(
+            f"| {row['target']} | {num(row['deliveries_per_sec'])} | {ms(row['p50_us'])} | "
+            f"{ms(row['p90_us'])} | {ms(row['p99_us'])} | {ms(row['p999_us'])} | "
+            f"{ms(row['max_us'])} | {num(row['messages_per_read'], 1)} | {cpu_cell(row)} | {notes_for(row)} |"
+        )
+
+
+def find(summary, scenario, target):
+    return next((r for r in summary if r["scenario"] == scenario and r["target"] == target), None)
+
+
+def targets(summary):
+    out = []
+
+    def line(ok, text):
+        mark = "met" if ok else ("**not met**" if ok is not None else "not measured")
+        out.append(f"- {text}: {mark}")
+
+    for scenario, who in (("fanout-burst-1000", "1 sender"), ("fanout-burst-1000x10", "10 senders")):
+        burst = find(summary, scenario, "linechat")
+        if not (burst and burst["deliveries_per_sec"]):
+            line(None, f"fan-out burst, 1,000 members, {who}")
+            continue
+        rate = burst["deliveries_per_sec"]
+        line(rate >= 4e6, f"fan-out burst, 1,000 members, {who}: at least 4,000,000 deliveries/s (linechat: {num(rate)})")
+        irc = [find(summary, scenario, s) for s in IRC]
+        irc = [r for r in irc if r and r["deliveries_per_sec"]]
+        if irc:
+            best = max(irc, key=lambda r: r["deliveries_per_sec"])
+            line(rate > best["deliveries_per_sec"],
+                 f"... ahead of every IRC server (best: {best['target']}, {num(best['deliveries_per_sec'])})")
+        redis = find(summary, scenario, "redis")
+        if redis and redis["deliveries_per_sec"]:
+            line(rate >= 0.95 * redis["deliveries_per_sec"],
+                 f"... at least level with Redis ({num(redis['deliveries_per_sec'])}; within 5% counts as level)")
+    paced = find(summary, "fanout-paced-100", "linechat")
+    line(paced and paced["p99_us"] is not None and paced["p99_us"] < 1000,
+         f"paced 1,000 msgs/s to 100 members: p99 under 1 ms (linechat: {ms(paced['p99_us']) if paced else '-'} ms)")
+    for scenario in ("idle-2000", "idle-19000"):
+        idle = find(summary, scenario, "linechat")
+        if idle and idle["rss_per_connection_bytes"] is not None:
+            line(idle["rss_per_connection_bytes"] < 8192,
+                 f"idle logged-in connection under 8 KiB of server memory ({scenario}: "
+                 f"{num(idle['rss_per_connection_bytes'])} bytes)")
+    storm = find(summary, "logins-100", "linechat")
+    line(storm and storm["p99_us"] is not None and storm["p99_us"] < 5000,
+         f"login storm does not lift chat p99 above 5 ms (linechat during the storm: "
+         f"{ms(storm['p99_us']) if storm else '-'} ms; before it: "
+         f"{ms(storm['chat_before_p99_us']) if storm else '-'} ms)")
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--outliers", action="store_true",
+                        help="only print scenario|server pairs whose rounds disagree")
+    parser.add_argument("--out")
+    parser.add_argument("--json")
+    parser.add_argument("--elapsed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--command", default="bash scripts/bench.sh")
+    parser.add_argument("--versions", default="")
+    parser.add_argument("--server-core", default="0")
+    parser.add_argument("--loadgen-core", default="1")
+    args = parser.parse_args()
+
+    runs = [json.loads(l) for l in open(args.runs) if l.strip()]
+    if args.outliers:
+        for scenario, target in outliers(runs):
+            print(f"{scenario}|{target}")
+        return
+    versions = dict(l.split("=", 1) for l in args.versions.splitlines() if "=" in l)
+    summary = summarise(runs)
+    info = machine()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    kept = ""
+    if os.path.exists(args.out):
+        old = open(args.out).read()
+        if NOTES_MARKER in old:
+            kept = old.split(NOTES_MARKER, 1)[1].strip("\n")
+
+    lines = []
+    lines.append("# Benchmarks")
+    lines.append("")
+    lines.append(
+        f"linechat side by side with the IRC servers ngIRCd, InspIRCd and ircd-hybrid, and with "
+        f"Redis pub/sub as the reference for raw fan-out speed, under the same workloads from "
+        f"the load generator (`src/bin/loadgen`). Measured {now}, {args.rounds} rounds, "
+        f"{args.elapsed // 60} min {args.elapsed % 60} s. Every figure is the **median of the "
+        f"rounds**; every run started a fresh server. Servers ran pinned to core "
+        f"{args.server_core} (`taskset -c {args.server_core}`), the generator to core "
+        f"{args.loadgen_core}, and the servers took turns, in a different order each round."
+    )
+    lines.append("")
+    lines.append(
+        "**Noise.** Other engineers were building and testing on this 2-core machine at the "
+        "same time, so timings are noisy. Before each run the script waited (up to 10 s) for "
+        "both cores to fall below 20% busy; the background load it saw last is in the JSON "
+        "(`background` in each run's label), and the busy time of each core during the run is "
+        "there too (`cpu.*_cores_busy_pct`). Medians damp the outliers; single runs can be "
+        "far off."
+    )
+    lines.append("")
+    lines.append(
+        "In a burst, each sender keeps at most a window of messages in flight (sent but "
+        "not yet received by one receiver it is paired with; `--window`, 1,000 by default): "
+        "enough to keep every server busy, while a sender that simply writes as fast as the "
+        "socket takes measures how a server copes with an unbounded backlog instead "
+        "(InspIRCd then reads a client's excess input only once a second, and the latency "
+        "becomes the depth of the backlog). Burst latencies are therefore latencies under "
+        "full load with that window, not idle latencies; the paced runs give those."
+    )
+    lines.append("")
+    lines.append(
+        "The generator speaks the same workload in three dialects: linechat's protocol; IRC "
+        "(`NICK`/`USER`, `JOIN #room`, `PRIVMSG`, `PONG` to every `PING`; lines end with LF "
+        "alone, which all three servers accept, because ircd-hybrid 8 stops parsing a "
+        "client's input at a CR LF split across two reads and then drops a fast sender for "
+        "\"Excess Flood\" even with flood protection off); and Redis (`SUBSCRIBE`, "
+        "`PUBLISH` as inline commands; a private conversation is a channel per receiver, and "
+        "Redis publishers are extra connections, not members). Names have at most 9 "
+        "characters, the RFC nick length."
+    )
+    lines.append("")
+    lines.append(
+        "Latencies are from send to receipt (the send time travels in the message), in "
+        "milliseconds; they include the generator's own time to get round to each socket "
+        "(one core reads every receiver in turn), which is the same for every server. "
+        "**msgs/read** is how many messages a receiver got per read, i.e. roughly how many "
+        "the server packed into each write. **CPU server / generator** is each process's "
+        "CPU time during the measured part, as a share of the one core it was pinned to; at "
+        "90% or more the process counts as saturated, and a generator at that level means "
+        "the generator, not only the server, may have been the bottleneck (flagged in the "
+        "notes)."
+    )
+    lines.append("")
+    lines.append("## Machine")
+    lines.append("")
+    lines.append(f"- CPU: {info.get('cpu', '?')}, {info.get('cores', '?')} cores at {info.get('mhz', '?')} MHz (virtual machine: {info.get('hypervisor', '?')})")
+    lines.append(f"- Memory: {info.get('memory', '?')}")
+    lines.append(f"- OS: {info.get('os', '?')}")
+    lines.append(f"- `uname -a`: `{info.get('uname', '?')}`")
+    lines.append("")
+    lines.append("## Versions")
+    lines.append("")
+    lines.append("| server | version |")
+    lines.append("|---|---|")
+    lines.append(
+        f"| linechat | {versions.get('linechat', '?')} (`cargo run --release --bin linechat -- --version`), "
+        f"release build of commit {versions.get('linechat_commit', '?')} |"
+    )
+    lines.append(f"| ngIRCd | {versions.get('ngircd', '?')} (Debian package, unpacked: it conflicts with ircd-hybrid) |")
+    lines.append(f"| InspIRCd | {versions.get('inspircd', '?')} (Debian package) |")
+    lines.append(f"| ircd-hybrid | {versions.get('ircd-hybrid', '?')} (Debian package) |")
+    lines.append(f"| Redis | {versions.get('redis-server', '?')} (Debian package) |")
+    lines.append("")
+    lines.append("## How each server was configured")
+    lines.append("")
+    lines.append(
+        "All listen on 127.0.0.1 only, on high ports, started by `scripts/bench.sh` from the "
+        "configs in `scripts/bench/` (the IRC servers and Redis as the user `irc`). Flood "
+        "protection is off or far above the load, so that what is measured is delivery "
+        "speed."
+    )
+    lines.append("")
+    lines.append("| server | configuration |")
+    lines.append("|---|---|")
+    for name in SERVERS:
+        lines.append(f"| {name} | {CONFIG[name]} |")
+    lines.append("")
+    lines.append("## Targets (issue 5)")
+    lines.append("")
+    lines.extend(targets(summary))
+    lines.append("")
+    lines.append("## Results")
+    lines.append("")
+    by_scenario = {}
+    for row in summary:
+        by_scenario.setdefault(row["scenario"], []).append(row)
+    for scenario, rows in by_scenario.items():
+        alone = len(rows) == 1 and rows[0]["target"] == "linechat" and not scenario.startswith("logins")
+        lines.append(f"### {title(scenario, rows[0]['parameters'], alone)}")
+        lines.append("")
+        if scenario.startswith("idle"):
+            lines.append("| server | connections | server memory per connection (bytes) | logins/s while connecting | notes |")
+            lines.append("|---|--:|--:|--:|---|")
+            for row in rows:
+                lines.append(
+                    f"| {row['target']} | {num(row['connections'])} | "
+                    f"{num(row['rss_per_connection_bytes'])} | {num(row['connections_per_sec'])} | {notes_for(row)} |"
+                )
+            lines.append("")
+            lines.append(
+                "Memory per connection: growth of the server's resident memory "
+                "(`VmRSS` in `/proc/<pid>/status`) from before the first connection to 3 s "
+                "after the last logged in (or joined, for Redis: connected), divided by the "
+                "connections. For Redis a connection is not logged in (it has no login)."
+            )
+        elif scenario.startswith("logins"):
+            for row in rows:
+                lines.append("| | |")
+                lines.append("|---|--:|")
+                lines.append(f"| registrations/s | {num(row['registers_per_sec'], 1)} |")
+                lines.append(f"| logins/s | {num(row['logins_per_sec'], 1)} |")
+                lines.append(f"| login p99, connect to `OK` | {ms(row['login_p99_us'])} ms |")
+                lines.append(f"| storm duration | {num(row['storm_seconds'], 1)} s |")
+                lines.append(f"| chat latency before the storm, p50 / p99 / max | {ms(row['chat_before_p50_us'])} / {ms(row['chat_before_p99_us'])} / {ms(row['chat_before_max_us'])} ms |")
+                lines.append(f"| chat latency during the storm, p50 / p99 / p99.9 / max | {ms(row['p50_us'])} / {ms(row['p99_us'])} / {ms(row['p999_us'])} / {ms(row['max_us'])} ms |")
+                lines.append(f"| CPU server / generator | {cpu_cell(row)} |")
+                lines.append(f"| failures, notes | {row['storm_failures']}; {notes_for(row)} |")
+            lines.append("")
+            lines.append(
+                "linechat only: the IRC servers and Redis have no accounts, so they have no "
+                "login storm."
+            )
+        else:
+            chat_table(rows, lines)
+        lines.append("")
+        problems = [r for r in rows if r["first_problem"] or r["failures"]]
+        for row in problems:
+            if row["first_problem"]:
+                lines.append(f"- {row['target']}: first problem seen: `{row['first_problem']}`")
+            for failure in row["failures"][:2]:
+                lines.append(f"- {row['target']}: a run failed: `{failure}`")
+        if problems:
+            lines.append("")
+    lines.append("Per-round values (deliveries/s and p99 in µs, in run order) are in `BENCHMARKS.json`.")
+    lines.append("")
+    lines.append("## Commands")
+    lines.append("")
+    lines.append("```sh")
+    lines.append(args.command)
+    lines.append("```")
+    lines.append("")
+    lines.append(
+        "It builds the release binaries, installs the peers from Debian's packages if they "
+        "are missing (`apt-get install inspircd ircd-hybrid redis-server`; ngIRCd with "
+        "`apt-get download ngircd` and `dpkg-deb -x` into `/opt/linechat-bench/ngircd`, "
+        "because its package conflicts with ircd-hybrid's), stops the distribution's own "
+        "instances, then for each round, scenario and server starts the server with "
+        "`taskset -c 0`, runs the generator with `taskset -c 1`, and stops the server. A "
+        "single run looks like this:"
+    )
+    lines.append("")
+    lines.append("```sh")
+    lines.append("taskset -c 1 ./target/release/loadgen --addr 127.0.0.1:17100 --dialect linechat \\")
+    lines.append("    --target linechat --server-pid <pid> --json runs.jsonl \\")
+    lines.append("    fanout --members 1000 --senders 1 --messages 1000")
+    lines.append("```")
+    lines.append("")
+    lines.append("The scenarios' generator arguments:")
+    lines.append("")
+    seen = set()
+    for run in runs:
+        label = parse_label(run.get("label"))
+        scenario = label.get("scenario")
+        if scenario and scenario not in seen and "failed" not in run:
+            seen.add(scenario)
+            lines.append(f"- `{scenario}`: `{run.get('scenario')} {params_to_flags(run.get('parameters', ''))}`")
+    lines.append("")
+    lines.append(NOTES_MARKER)
+    if kept:
+        lines.append("")
+        lines.append(kept)
+    lines.append("")
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    with open(args.json, "w") as f:
+        json.dump(
+            {
+                "generated": now,
+                "command": args.command,
+                "rounds": args.rounds,
+                "elapsed_seconds": args.elapsed,
+                "machine": info,
+                "versions": versions,
+                "configuration": CONFIG,
+                "summary": summary,
+                "runs": runs,
+            },
+            f,
+            indent=1,
+        )
+        f.write("\n")
+
+
+def params_to_flags(parameters):
+    return " ".join(f"--{p.split('=')[0]} {p.split('=')[1]}" for p in parameters.split() if "=" in p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+//! CPU time of the generator and the server over a run, and the busy time of the cores they
+//! run on, from /proc: to tell whether the server, the generator or neither was the
+//! bottleneck, and whether other processes were competing for the same cores.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// Clock ticks per second of the times in /proc (USER_HZ, 100 on every Linux build that
+/// matters here).
+const TICKS_PER_SEC: f64 = 100.0;
+/// At or above this share of its cores, a process counts as saturated.
+const SATURATED_PCT: f64 = 90.0;
+
+pub struct Snapshot {
+    at: Instant,
+    own_ticks: u64,
+    server_ticks: Option<u64>,
+    /// Busy and total ticks of every core, by core number.
+    cores: Vec<(u64, u64)>,
+}
+
+/// CPU use over a run, in percent of one core unless said otherwise.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuUse {
+    /// The generator's CPU time over the run, per core it may use.
+    pub generator_pct: f64,
+    pub generator_cores: Vec<usize>,
+    /// The server's CPU time over the run, per core it may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_pct: Option<f64>,
+    pub server_cores: Vec<usize>,
+    /// How busy the generator's and the server's cores were, by every process: well above
+    /// the process's own share means other load competed for the core.
+    pub generator_cores_busy_pct: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cores_busy_pct: Option<f64>,
+    /// "server", "generator", "both" or "neither" (then latency or contention limited).
+    pub saturated: String,
+}
+
+pub fn snapshot(server_pid: Option<u32>) -> Snapshot {
+    Snapshot {
+        at: Instant::now(),
+        own_ticks: process_ticks("self").unwrap_or(0),
+        server_ticks: server_pid.and_then(|pid| process_ticks(&pid.to_string()).ok()),
+        cores: core_ticks().unwrap_or_default(),
+    }
+}
+
+pub fn usage(before: &Snapshot, after: &Snapshot, server_pid: Option<u32>) -> CpuUse {
+    let seconds = after.at.duration_since(before.at).as_secs_f64().max(1e-6);
+    let generator_cores = allowed_cores("self").unwrap_or_default();
+    let server_cores = server_pid
+        .and_then(|pid| allowed_cores(&pid.to_string()).ok())
+        .unwrap_or_default();
+    let share = |ticks: u64, cores: usize| {
+        100.0 * ticks as f64 / TICKS_PER_SEC / seconds / cores.max(1) as f64
+    };
+    let generator_pct = share(
+        after.own_ticks.saturating_sub(before.own_ticks),
+        generator_cores.len(),
+    );
+    let server_pct = match (before.server_ticks, after.server_ticks) {
+        (Some(start), Some(end)) => Some(share(end.saturating_sub(start), server_cores.len())),
+        _ => None,
+    };
+    let busy = |cores: &[usize]| -> f64 {
+        let (mut busy, mut total) = (0u64, 0u64);
+        for &core in cores {
+            if let (Some(start), Some(end)) = (before.cores.get(core), after.cores.get(core)) {
+                busy += end.0.saturating_sub(start.0);
+                total += end.1.saturating_sub(start.1);
+            }
+        }
+        if total == 0 {
+            0.0
+        } else {
+            100.0 * busy as f64 / total as f64
+        }
+    };
+    let generator_busy = generator_pct >= SATURATED_PCT;
+    let server_busy = server_pct.is_some_and(|pct| pct >= SATURATED_PCT);
+    let saturated = match (server_busy, generator_busy) {
+        (true, true) => "both",
+        (true, false) => "server",
+        (false, true) => "generator",
+        (false, false) => "neither",
+    };
+    CpuUse {
+        generator_pct,
+        generator_cores_busy_pct: busy(&generator_cores),
+        server_cores_busy_pct: server_pid.map(|_| busy(&server_cores)),
+        generator_cores,
+        server_pct,
+        server_cores,
+        saturated: saturated.into(),
+    }
+}
+
+/// User plus system ticks of a process (`self` or a pid).
+fn process_ticks(pid: &str) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let after_name = &stat[stat.rfind(')').context("no ')' in stat")? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 (utime) and 15 (stime) of stat(5); the first after the name is field 3.
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+/// Busy and total ticks per core from /proc/stat.
+fn core_ticks() -> anyhow::Result<Vec<(u64, u64)>> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let mut cores = Vec::new();
+    for line in stat.lines() {
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let Some(Ok(core)) = fields.next().map(str::parse::<usize>) else {
+            continue; // the "cpu" total line
+        };
+        let values: Vec<u64> = fields.filter_map(|field| field.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal (guest times are inside user).
+        let total: u64 = values.iter().take(8).sum();
+        let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+        if cores.len() <= core {
+            cores.resize(core + 1, (0, 0));
+        }
+        cores[core] = (total.saturating_sub(idle), total);
+    }
+    Ok(cores)
+}
+
+/// The cores a process may run on (its affinity, as set by taskset), from
+/// `Cpus_allowed_list` in /proc/<pid>/status.
+pub fn allowed_cores(pid: &str) -> anyhow::Result<Vec<usize>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .context("no Cpus_allowed_list")?;
+    parse_core_list(list)
+}
+
+/// "0-2,5" -> [0, 1, 2, 5]
+fn parse_core_list(list: &str) -> anyhow::Result<Vec<usize>> {
+    let mut cores = Vec::new();
+    for part in list.trim().split(',').filter(|part| !part.is_empty()) {
+        match part.split_once('-') {
+            Some((first, last)) => cores.extend(first.parse::<usize>()?..=last.parse()?),
+            None => cores.push(part.parse()?),
+        }
+    }
+    Ok(cores)
+}
+
+/// Resident memory of a process, from /proc/<pid>/status.
+pub fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading the status of process {pid}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS line")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists_are_read_like_taskset_writes_them() {
+        assert_eq!(parse_core_list("1\n").unwrap(), vec![1]);
+        assert_eq!(parse_core_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
+        assert!(parse_core_list("x").is_err());
+    }
+
+    #[test]
+    fn this_process_has_times_and_cores() {
+        assert!(process_ticks("self").is_ok());
+        assert!(!allowed_cores("self").unwrap().is_empty());
+        assert!(!core_ticks().unwrap().is_empty());
+    }
+}
