@@ -494,9 +494,11 @@ def main():
             lines.append("")
             lines.append(
                 "Memory per connection: growth of the server's resident memory "
-                "(`VmRSS` in `/proc/<pid>/status`) from before the first connection to 3 s "
-                "after the last logged in (or joined, for Redis: connected), divided by the "
-                "connections. For Redis a connection is not logged in (it has no login)."
+                "(`VmRSS` in `/proc/<pid>/status`) from before the first connection to a "
+                "few seconds (`--settle-secs`: 3, or 5 for 19,000) after the last one logged "
+                "in, divided by the connections. Redis has no login: its connections are "
+                "only connected. Logins/s is how fast the generator got them all logged in "
+                "(InspIRCd completes registrations on a one-second timer)."
             )
         elif scenario.startswith("logins"):
             for row in rows:
