@@ -23,7 +23,13 @@ pub struct LineCodec {
     telnet: TelnetFilter,
     filtered: BytesMut,
     lines: LinesCodec,
+    /// Whether the last read filled the read buffer.
+    full_read: bool,
 }
+
+/// The read buffer's size between these bounds follows the client's pace.
+pub const MIN_READ_BUFFER: usize = 256;
+const MAX_READ_BUFFER: usize = 16 * 1024;
 
 impl LineCodec {
     pub fn new(max_line_length: usize) -> Self {
@@ -31,6 +37,7 @@ impl LineCodec {
             telnet: TelnetFilter::default(),
             filtered: BytesMut::new(),
             lines: LinesCodec::new_with_max_length(max_line_length),
+            full_read: false,
         }
     }
 
@@ -42,8 +49,21 @@ impl LineCodec {
 
     fn absorb(&mut self, src: &mut BytesMut) {
         if !src.is_empty() {
+            self.full_read = src.len() == src.capacity();
             self.telnet.filter(src, &mut self.filtered);
             src.clear();
+        }
+    }
+
+    /// Sizes the read buffer for the next read, which comes next: double it after a read
+    /// that filled it (a client sending in bulk), back to small after one that did not (an
+    /// idle or typing client need not hold more).
+    fn size_read_buffer(&self, src: &mut BytesMut) {
+        let capacity = src.capacity();
+        if self.full_read && capacity < MAX_READ_BUFFER {
+            *src = BytesMut::with_capacity((capacity * 2).clamp(MIN_READ_BUFFER, MAX_READ_BUFFER));
+        } else if !self.full_read && capacity > MIN_READ_BUFFER {
+            *src = BytesMut::with_capacity(MIN_READ_BUFFER);
         }
     }
 
@@ -63,9 +83,14 @@ impl Decoder for LineCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
         self.absorb(src);
         let frame = Self::frame(self.lines.decode(&mut self.filtered));
-        if frame.is_none() && self.filtered.is_empty() && self.filtered.capacity() > 0 {
-            // Everything read is consumed: an idle connection should not hold a buffer.
-            self.filtered = BytesMut::new();
+        if frame.is_none() {
+            if self.filtered.is_empty() && self.filtered.capacity() > 0 {
+                // Everything read is consumed: an idle connection should not hold a buffer.
+                self.filtered = BytesMut::new();
+            }
+            if src.is_empty() {
+                self.size_read_buffer(src);
+            }
         }
         Ok(frame)
     }

@@ -4,5 +4,5 @@ mod codec;
 mod outbox;
 mod telnet;
 
-pub use codec::{Frame, LineCodec};
+pub use codec::{Frame, LineCodec, MIN_READ_BUFFER};
 pub use outbox::{Delivery, Outbox, OutboxFull, Writer, outbox};

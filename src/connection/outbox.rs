@@ -18,36 +18,41 @@ const MAX_BATCH: usize = 64 * 1024;
 /// it is pushed to: every recipient's writer shares the same bytes.
 #[derive(Debug)]
 pub struct Delivery {
-    reply: Reply,
+    reply: Option<Reply>,
+    /// The last thing the writer takes: it writes this line, if any, then shuts the socket.
+    /// A flag here rather than a variant of an enum keeps the queue's slots one pointer wide,
+    /// which every connection's queue pays for.
+    ends: bool,
     line: OnceLock<Bytes>,
 }
 
 impl Delivery {
     pub fn new(reply: Reply) -> Arc<Self> {
         Arc::new(Self {
-            reply,
+            reply: Some(reply),
+            ends: false,
             line: OnceLock::new(),
         })
     }
 
-    pub fn reply(&self) -> &Reply {
-        &self.reply
+    fn end(last: Option<Reply>) -> Arc<Self> {
+        Arc::new(Self {
+            reply: last,
+            ends: true,
+            line: OnceLock::new(),
+        })
     }
 
     fn line(&self) -> &Bytes {
-        self.line.get_or_init(|| {
-            let mut line = self.reply.to_string();
-            line.push('\n');
-            Bytes::from(line)
+        self.line.get_or_init(|| match &self.reply {
+            Some(reply) => {
+                let mut line = reply.to_string();
+                line.push('\n');
+                Bytes::from(line)
+            }
+            None => Bytes::new(),
         })
     }
-}
-
-enum Outgoing {
-    Line(Arc<Delivery>),
-    /// Everything before this is written, then this last line if any, then the socket is
-    /// shut down. One message, so that nothing another task queues can slip in between.
-    Finish(Option<Arc<Delivery>>),
 }
 
 /// State shared by the outbox handles and the writer: counters and a flag, not data.
@@ -76,7 +81,7 @@ pub struct OutboxFull;
 /// A handle to push lines to one client. Cheap to clone: the user and room actors each hold one.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outgoing>,
+    tx: mpsc::UnboundedSender<Arc<Delivery>>,
     shared: Arc<Shared>,
     limit_bytes: usize,
 }
@@ -90,15 +95,13 @@ impl Outbox {
         }
         let size = delivery.line().len();
         let before = self.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
-        if before + size > self.limit_bytes {
+        if before.saturating_add(size) > self.limit_bytes {
             self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
             self.shared.overflowed.store(true, Ordering::Relaxed);
             self.shared.close();
             return Err(OutboxFull);
         }
-        self.tx
-            .send(Outgoing::Line(delivery))
-            .map_err(|_| OutboxFull)
+        self.tx.send(delivery).map_err(|_| OutboxFull)
     }
 
     pub fn send(&self, reply: Reply) -> Result<(), OutboxFull> {
@@ -108,7 +111,7 @@ impl Outbox {
     /// Asks the writer to write what is queued, then `last`, and then shut the socket down.
     /// Lines pushed after this are never written.
     pub fn finish(&self, last: Option<Reply>) {
-        let _ = self.tx.send(Outgoing::Finish(last.map(Delivery::new)));
+        let _ = self.tx.send(Delivery::end(last));
     }
 
     /// Resolves when the connection is closed: the queue overflowed or the socket failed.
@@ -134,7 +137,7 @@ impl Outbox {
 /// Drains an [`Outbox`] into a socket.
 #[derive(Debug)]
 pub struct Writer {
-    rx: mpsc::UnboundedReceiver<Outgoing>,
+    rx: mpsc::UnboundedReceiver<Arc<Delivery>>,
     shared: Arc<Shared>,
 }
 
@@ -148,15 +151,6 @@ pub fn outbox(limit_bytes: usize) -> (Outbox, Writer) {
         limit_bytes,
     };
     (outbox, Writer { rx, shared })
-}
-
-impl std::fmt::Debug for Outgoing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outgoing::Line(delivery) => f.debug_tuple("Line").field(delivery).finish(),
-            Outgoing::Finish(last) => f.debug_tuple("Finish").field(last).finish(),
-        }
-    }
 }
 
 impl Writer {
@@ -177,29 +171,26 @@ impl Writer {
         while !finished {
             // No need to watch `closed` here: the session always sends `Finish` at its end,
             // and the channel closes once every handle is dropped.
-            let first = match self.rx.recv().await {
-                Some(Outgoing::Line(first)) => first,
-                Some(Outgoing::Finish(Some(last))) => {
-                    finished = true;
-                    last
-                }
-                Some(Outgoing::Finish(None)) | None => break,
+            let Some(first) = self.rx.recv().await else {
+                break;
             };
-            if self.rx.is_empty() {
+            finished = first.ends;
+            if !finished && self.rx.is_empty() {
                 // Let whoever woke us queue more first: under load one write then carries many
                 // lines, which is what makes a large room's fan-out cheap.
                 tokio::task::yield_now().await;
             }
             batch.extend_from_slice(first.line());
+            // Only pushed lines were counted in; the parting line was not.
+            let mut counted = if finished { 0 } else { first.line().len() };
             while !finished && batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
-                    Ok(Outgoing::Line(delivery)) => batch.extend_from_slice(delivery.line()),
-                    Ok(Outgoing::Finish(last)) => {
-                        if let Some(last) = last {
-                            batch.extend_from_slice(last.line());
+                    Ok(delivery) => {
+                        batch.extend_from_slice(delivery.line());
+                        finished = delivery.ends;
+                        if !finished {
+                            counted += delivery.line().len();
                         }
-                        finished = true;
-                        break;
                     }
                     Err(_) => break,
                 }
@@ -211,7 +202,7 @@ impl Writer {
             }
             self.shared
                 .queued_bytes
-                .fetch_sub(batch.len(), Ordering::Relaxed);
+                .fetch_sub(counted, Ordering::Relaxed);
             batch.clear();
             if self.rx.is_empty() {
                 // An idle connection holds no write buffer.

@@ -48,7 +48,7 @@ pub enum ServerError {
 }
 
 /// How often memory freed by finished connections is handed back to the system.
-const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(10);
+const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Server {
     listener: TcpListener,
@@ -110,7 +110,8 @@ impl Server {
         loop {
             let (accepted, acceptor) = tokio::select! {
                 _ = trim.tick() => {
-                    release_memory();
+                    // On the blocking pool: with a large heap the trim can take a while.
+                    tokio::task::spawn_blocking(release_memory);
                     continue;
                 }
                 _ = stats.tick(), if self.settings.stats_log_secs > 0 => {

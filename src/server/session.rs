@@ -22,11 +22,8 @@ use super::storage::Conversation;
 use crate::common::{
     CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
 };
-use crate::connection::{Frame, LineCodec, Outbox, outbox};
+use crate::connection::{Frame, LineCodec, MIN_READ_BUFFER, Outbox, outbox};
 use crate::settings::Settings;
-
-/// Initial read buffer: most lines are short, and an idle connection should hold little.
-const READ_CAPACITY: usize = 1024;
 
 /// What every session shares.
 #[derive(Debug, Clone)]
@@ -46,7 +43,7 @@ where
     let (outbox, writer) = outbox(context.settings.outbox_limit_bytes);
     let writing = tokio::spawn(writer.run(write));
     let codec = LineCodec::new(context.settings.max_line_length);
-    let mut lines = FramedRead::with_capacity(read, codec, READ_CAPACITY);
+    let mut lines = FramedRead::with_capacity(read, codec, MIN_READ_BUFFER);
 
     debug!(%peer, "connected");
     let _ = outbox.send(Reply::Hello);
