@@ -963,18 +963,14 @@ mod tests {
     // Property tests.
 
     fn name_strategy() -> impl Strategy<Value = Name> {
-        "[A-Za-z0-9_-]{1,32}".prop_map(|raw| Name::parse(&raw).unwrap())
+        crate::common::strategies::name()
     }
 
     /// Non-empty text without control characters that neither starts nor ends with
     /// whitespace; runs of inner spaces are common.
     fn text_strategy() -> impl Strategy<Value = String> {
-        let char = prop_oneof![
-            3 => any::<char>().prop_filter("no control characters", |c| !c.is_control()),
-            1 => Just(' '),
-        ];
-        proptest::collection::vec(char, 1..40)
-            .prop_map(|chars| chars.into_iter().collect::<String>().trim().to_owned())
+        crate::common::strategies::free_text()
+            .prop_map(|text| text.trim().to_owned())
             .prop_filter("non-empty", |text| !text.is_empty())
     }
 

@@ -3,6 +3,8 @@
 pub mod command;
 pub mod name;
 pub mod reply;
+#[cfg(test)]
+mod strategies;
 
 pub use command::{Command, HistoryTarget, ParseError, Password, Verb};
 pub use name::{Name, NameError};

@@ -744,19 +744,7 @@ mod parse_tests {
         }
     }
 
-    fn name_strategy() -> impl Strategy<Value = Name> {
-        "[A-Za-z0-9_-]{1,32}".prop_map(|raw| Name::parse(&raw).unwrap())
-    }
-
-    /// Free text as the server relays it: no control characters (the parser of commands
-    /// refuses them), any other character, spaces anywhere.
-    fn text_strategy() -> impl Strategy<Value = String> {
-        let char = prop_oneof![
-            3 => any::<char>().prop_filter("no control characters", |c| !c.is_control()),
-            1 => Just(' '),
-        ];
-        proptest::collection::vec(char, 1..40).prop_map(|chars| chars.into_iter().collect())
-    }
+    use crate::common::strategies::{free_text as text_strategy, name as name_strategy};
 
     fn names_strategy() -> impl Strategy<Value = Vec<Name>> {
         proptest::collection::vec(name_strategy(), 0..5)
