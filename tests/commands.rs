@@ -386,7 +386,7 @@ async fn register_refuses_taken_names() {
     check(
         &mut client,
         "REGISTER ALICE other",
-        "ERR NAME_TAKEN ALICE is online already",
+        "ERR NAME_TAKEN ALICE is already registered",
     )
     .await;
     quit(alice, "QUIT").await;
@@ -469,37 +469,32 @@ async fn nick_of_a_registered_account_is_taken() {
 }
 
 #[tokio::test]
-async fn login_while_online_elsewhere_is_refused() {
+async fn login_while_online_elsewhere_takes_the_session_over() {
     let server = TestServer::start();
     let [mut observer] = guests(&server, ["observer"]).await;
     let mut first = register(&server, "alice", "pw").await;
     observer.expect("NOTICE ONLINE alice").await;
 
+    // A wrong password changes nothing.
     let mut second = server.connect().await;
     check(
         &mut second,
-        "LOGIN alice pw",
-        "ERR NAME_TAKEN alice is online already",
+        "LOGIN alice wrong",
+        "ERR BAD_PASSWORD wrong name or password",
     )
     .await;
-    // In another case the refusal names the account as registered.
-    check(
-        &mut second,
-        "LOGIN ALICE pw",
-        "ERR NAME_TAKEN alice is online already",
-    )
-    .await;
-    check(&mut second, "USERS", NOT_LOGGED_IN).await;
-    // The first session is untouched and nobody heard of the attempts.
-    first.expect_silence(QUIET).await;
-    observer.expect_silence(QUIET).await;
     check(&mut first, "USERS", "USERS alice observer").await;
-
-    // Once the first session is gone, the second may log in.
-    quit(first, "QUIT").await;
-    observer.expect("NOTICE OFFLINE alice QUIT").await;
-    check(&mut second, "LOGIN alice pw", "OK LOGIN alice").await;
-    observer.expect("NOTICE ONLINE alice").await;
+    // The right one, in any case, takes the account over: the first connection is told and
+    // closed, and nobody else hears of it.
+    check(&mut second, "LOGIN ALICE pw", "OK LOGIN alice").await;
+    assert_eq!(
+        first.expect_closed().await,
+        ["NOTICE CLOSING REPLACED you logged in on another connection"]
+    );
+    observer.expect_silence(QUIET).await;
+    check(&mut second, "USERS", "USERS alice observer").await;
+    check(&mut observer, "PM alice still you?", "OK PM alice").await;
+    second.expect("PM observer still you?").await;
 }
 
 #[tokio::test]

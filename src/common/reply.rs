@@ -94,6 +94,8 @@ pub enum CloseReason {
     IdleTimeout,
     /// The client kept sending over its rate limit.
     Flood,
+    /// The user logged in to their account on another connection, which took over.
+    Replaced,
 }
 
 impl CloseReason {
@@ -102,6 +104,7 @@ impl CloseReason {
             CloseReason::LoginTimeout => "LOGIN_TIMEOUT",
             CloseReason::IdleTimeout => "IDLE_TIMEOUT",
             CloseReason::Flood => "FLOOD",
+            CloseReason::Replaced => "REPLACED",
         }
     }
 
@@ -110,6 +113,7 @@ impl CloseReason {
             CloseReason::LoginTimeout => "no login in time",
             CloseReason::IdleTimeout => "no answer to PING in time",
             CloseReason::Flood => "too many lines over the rate limit",
+            CloseReason::Replaced => "you logged in on another connection",
         }
     }
 }
@@ -358,10 +362,11 @@ impl std::str::FromStr for ErrorCode {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 3] = [
+    pub const ALL: [CloseReason; 4] = [
         CloseReason::LoginTimeout,
         CloseReason::IdleTimeout,
         CloseReason::Flood,
+        CloseReason::Replaced,
     ];
 
     /// The reason with this wire name (exact, upper case).
@@ -771,9 +776,10 @@ mod parse_tests {
 
     fn close_reason_index(reason: CloseReason) -> usize {
         match reason {
-            CloseReason::LoginTimeout | CloseReason::IdleTimeout | CloseReason::Flood => {
-                CloseReason::ALL.iter().position(|r| *r == reason).unwrap()
-            }
+            CloseReason::LoginTimeout
+            | CloseReason::IdleTimeout
+            | CloseReason::Flood
+            | CloseReason::Replaced => CloseReason::ALL.iter().position(|r| *r == reason).unwrap(),
         }
     }
 

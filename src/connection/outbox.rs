@@ -60,6 +60,8 @@ impl Delivery {
 struct Shared {
     queued_bytes: AtomicUsize,
     overflowed: AtomicBool,
+    /// Set when the connection's user logged in on another connection, which took over.
+    replaced: AtomicBool,
     /// Set with `closed`: checked on every push, where the token's own check (a lock) costs.
     is_closed: AtomicBool,
     closed: CancellationToken,
@@ -112,6 +114,19 @@ impl Outbox {
     /// Lines pushed after this are never written.
     pub fn finish(&self, last: Option<Reply>) {
         let _ = self.tx.send(Delivery::end(last));
+    }
+
+    /// Ends the connection because its user logged in on another one: the writer writes what
+    /// is queued and `last`, then shuts the socket; the session learns of it from
+    /// [`Outbox::replaced`].
+    pub fn replace(&self, last: Reply) {
+        self.shared.replaced.store(true, Ordering::Release);
+        self.finish(Some(last));
+    }
+
+    /// Whether the connection's user took their session over on another connection.
+    pub fn replaced(&self) -> bool {
+        self.shared.replaced.load(Ordering::Acquire)
     }
 
     /// Resolves when the connection is closed: the queue overflowed or the socket failed.

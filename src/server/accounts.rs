@@ -11,9 +11,9 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::storage::{Conversation, Record, Store};
+use super::storage::Store;
 use super::throttle::Throttle;
-use crate::common::{ErrorCode, Name, Password, Reply, Verb};
+use crate::common::{Name, Password};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
@@ -29,10 +29,19 @@ pub enum AccountError {
 
 #[derive(Debug)]
 struct Account {
+    id: i64,
     /// The name as registered; logins in any case get this spelling.
     name: Name,
     /// A PHC string: `$argon2id$v=19$...`.
     hash: String,
+}
+
+/// A registered account as a login sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub id: i64,
+    /// The name as registered.
+    pub name: Name,
 }
 
 #[derive(Debug)]
@@ -41,34 +50,24 @@ enum AccountRequest {
         name: Name,
         password: Password,
         peer: IpAddr,
-        reply: oneshot::Sender<Result<(), AccountError>>,
+        reply: oneshot::Sender<Result<i64, AccountError>>,
     },
-    /// Sent by the hashing task of a `Create` when its hash is ready.
-    Hashed {
-        name: Name,
-        hash: Option<String>,
-        reply: oneshot::Sender<Result<(), AccountError>>,
+    /// Sent by the task of a `Create` once the account is on disk: only then is it usable.
+    Stored {
+        account: Account,
+        reply: oneshot::Sender<Result<i64, AccountError>>,
     },
+    /// Sent by the task of a `Create` whose hash or write failed.
+    NotStored { name: Name },
     Verify {
         name: Name,
         password: Password,
         peer: IpAddr,
-        reply: oneshot::Sender<Result<Name, AccountError>>,
+        reply: oneshot::Sender<Result<Registered, AccountError>>,
     },
-    /// Sent by the checking task of a `Verify` when the password was wrong.
-    Failed { name: Name, peer: IpAddr },
-    Exists {
-        name: Name,
-        reply: oneshot::Sender<bool>,
-    },
-    /// A private message for a user who is offline: kept for their next login if they have an
-    /// account.
-    QueuePrivate {
-        from: Name,
-        to: Name,
-        text: String,
-        reply: oneshot::Sender<Reply>,
-    },
+    /// Sent by the checking task of a `Verify` when the password was right: the attempt is
+    /// given back.
+    Verified { name: Name, peer: IpAddr },
 }
 
 /// A handle to the [`AccountStore`].
@@ -78,19 +77,19 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Starts the account store with the accounts loaded from `storage`; at most
-    /// `hash_workers` hashes are computed at once.
+    /// Starts the account store with the accounts loaded from `storage` (id, name, hash); at
+    /// most `hash_workers` hashes are computed at once.
     pub fn spawn(
         hash_workers: usize,
         limits: LoginLimits,
         storage: Store,
-        loaded: Vec<(Name, String)>,
+        loaded: Vec<(i64, Name, String)>,
     ) -> Self {
         // Unbounded: a connection waits for each answer, so at most one request per connection.
         let (tx, rx) = mpsc::unbounded_channel();
         let accounts = loaded
             .into_iter()
-            .map(|(name, hash)| (name.clone(), Account { name, hash }))
+            .map(|(id, name, hash)| (name.clone(), Account { id, name, hash }))
             .collect();
         let actor = AccountStore {
             accounts,
@@ -105,30 +104,16 @@ impl Accounts {
         Self { tx }
     }
 
-    /// Queues a private message for an offline user; answers `OK PM` or `NO_SUCH_USER`.
-    pub(crate) fn queue_private(
-        &self,
-        from: Name,
-        to: Name,
-        text: String,
-        reply: oneshot::Sender<Reply>,
-    ) {
-        let _ = self.tx.send(AccountRequest::QueuePrivate {
-            from,
-            to,
-            text,
-            reply,
-        });
-    }
-
-    /// Creates an account for a client at `peer`; every registration counts against the
-    /// address's allowance, as each costs a password hash.
+    /// Creates an account for a client at `peer` and returns its id once it is stored. Every
+    /// registration counts against the address's allowance, as each costs a password hash.
+    /// Whether the name is free for a new account is the user directory's decision, made
+    /// before it asks; this only refuses a name that already has an account.
     pub async fn create(
         &self,
         name: Name,
         password: Password,
         peer: IpAddr,
-    ) -> Result<(), AccountError> {
+    ) -> Result<i64, AccountError> {
         self.ask(|reply| AccountRequest::Create {
             name,
             password,
@@ -138,14 +123,15 @@ impl Accounts {
         .await?
     }
 
-    /// Checks a password for a client at `peer`; on success, the account's name as
-    /// registered. Failures count against the address and the account.
+    /// Checks a password for a client at `peer`; on success, the account. Each attempt counts
+    /// against the address and the account before its password is checked (§4 of
+    /// protocol.md), and is given back if the password was right.
     pub async fn verify(
         &self,
         name: Name,
         password: Password,
         peer: IpAddr,
-    ) -> Result<Name, AccountError> {
+    ) -> Result<Registered, AccountError> {
         self.ask(|reply| AccountRequest::Verify {
             name,
             password,
@@ -153,11 +139,6 @@ impl Accounts {
             reply,
         })
         .await?
-    }
-
-    pub async fn exists(&self, name: Name) -> Result<bool, AccountError> {
-        self.ask(|reply| AccountRequest::Exists { name, reply })
-            .await
     }
 
     async fn ask<T>(
@@ -174,7 +155,7 @@ impl Accounts {
 
 struct AccountStore {
     accounts: HashMap<Name, Account>,
-    /// Names whose hash is being computed: a second `REGISTER` of one is refused at once.
+    /// Names whose account is being hashed or stored: a second `REGISTER` of one is refused.
     pending: HashSet<Name>,
     hashing: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<AccountRequest>,
@@ -183,7 +164,7 @@ struct AccountStore {
     per_account: Throttle<Name>,
 }
 
-/// How many failed logins are allowed before the server makes a client wait.
+/// How many password attempts are allowed before the server makes a client wait.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
     pub per_ip: u32,
@@ -210,44 +191,48 @@ impl AccountStore {
                     let _ = reply.send(Err(AccountError::Throttled(wait)));
                     return;
                 }
-                self.per_ip.fail(peer);
+                self.per_ip.take(peer);
                 if self.accounts.contains_key(&name) || !self.pending.insert(name.clone()) {
                     let _ = reply.send(Err(AccountError::NameTaken));
                     return;
                 }
-                let store = self.tx.clone();
+                let actor = self.tx.clone();
                 let hashing = self.hashing.clone();
+                let storage = self.storage.clone();
                 tokio::spawn(async move {
                     let hash = off_thread(&hashing, move || hash(&password))
                         .await
                         .flatten();
-                    let _ = store.send(AccountRequest::Hashed { name, hash, reply });
-                });
-            }
-            AccountRequest::Hashed { name, hash, reply } => {
-                self.pending.remove(&name);
-                let Some(hash) = hash else {
-                    let _ = reply.send(Err(AccountError::Unavailable));
-                    return;
-                };
-                let account = Account {
-                    name: name.clone(),
-                    hash: hash.clone(),
-                };
-                self.accounts.insert(name.clone(), account);
-                // The account is usable at once; the answer waits until it is on disk.
-                let storage = self.storage.clone();
-                tokio::spawn(async move {
-                    let saved = storage.create_account(name, hash).await;
-                    if let Err(error) = &saved {
-                        tracing::error!(%error, "could not save an account");
+                    let Some(hash) = hash else {
+                        let _ = actor.send(AccountRequest::NotStored { name });
+                        let _ = reply.send(Err(AccountError::Unavailable));
+                        return;
+                    };
+                    match storage.create_account(name.clone(), hash.clone()).await {
+                        Ok(id) => {
+                            let account = Account { id, name, hash };
+                            let _ = actor.send(AccountRequest::Stored { account, reply });
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "could not save an account");
+                            let _ = actor.send(AccountRequest::NotStored { name });
+                            let _ = reply.send(Err(AccountError::Unavailable));
+                        }
                     }
-                    let _ = reply.send(saved.map_err(|_| AccountError::Unavailable));
                 });
             }
-            AccountRequest::Failed { name, peer } => {
-                self.per_ip.fail(peer);
-                self.per_account.fail(name);
+            AccountRequest::Stored { account, reply } => {
+                self.pending.remove(&account.name);
+                let id = account.id;
+                self.accounts.insert(account.name.clone(), account);
+                let _ = reply.send(Ok(id));
+            }
+            AccountRequest::NotStored { name } => {
+                self.pending.remove(&name);
+            }
+            AccountRequest::Verified { name, peer } => {
+                self.per_ip.give_back(&peer);
+                self.per_account.give_back(&name);
             }
             AccountRequest::Verify {
                 name,
@@ -255,20 +240,23 @@ impl AccountStore {
                 peer,
                 reply,
             } => {
-                let wait = self
-                    .per_ip
-                    .retry_after(&peer)
-                    .or_else(|| self.per_account.retry_after(&name));
-                if let Some(wait) = wait {
+                if let Some(wait) = self.refusal(&name, peer) {
                     // Refused before any hashing: a guessing storm costs no argon2 work.
                     let _ = reply.send(Err(AccountError::Throttled(wait)));
                     return;
                 }
-                let store = self.tx.clone();
-                let account = self
-                    .accounts
-                    .get(&name)
-                    .map(|account| (account.name.clone(), account.hash.clone()));
+                // Counted now, before the check: attempts that arrive together are all
+                // counted, however long their checks take.
+                self.per_ip.take(peer);
+                self.per_account.take(name.clone());
+                let actor = self.tx.clone();
+                let account = self.accounts.get(&name).map(|account| {
+                    let registered = Registered {
+                        id: account.id,
+                        name: account.name.clone(),
+                    };
+                    (registered, account.hash.clone())
+                });
                 let hashing = self.hashing.clone();
                 tokio::spawn(async move {
                     let result = match account {
@@ -287,40 +275,25 @@ impl AccountStore {
                             Err(AccountError::BadPassword)
                         }
                     };
-                    if result.is_err() {
-                        let _ = store.send(AccountRequest::Failed { name, peer });
+                    if result.is_ok() {
+                        let _ = actor.send(AccountRequest::Verified { name, peer });
                     }
                     let _ = reply.send(result);
                 });
             }
-            AccountRequest::QueuePrivate {
-                from,
-                to,
-                text,
-                reply,
-            } => {
-                let answer = match self.accounts.get(&to) {
-                    Some(account) => {
-                        let to = account.name.clone();
-                        self.storage.record(Record {
-                            conversation: Conversation::Private(from.clone(), to.clone()),
-                            from,
-                            to: Some(to.clone()),
-                            text,
-                            at: std::time::SystemTime::now(),
-                            pending: true,
-                        });
-                        Reply::ok_with(Verb::Pm, format!("{to} queued"))
-                    }
-                    None => Reply::err(ErrorCode::NoSuchUser, format!("{to} is not online")),
-                };
-                let _ = reply.send(answer);
-            }
-            AccountRequest::Exists { name, reply } => {
-                let _ =
-                    reply.send(self.accounts.contains_key(&name) || self.pending.contains(&name));
-            }
         }
+    }
+
+    /// Why a password attempt for `name` from `peer` is refused unchecked, if it is: the
+    /// address has used up its attempts, or the account has and this address has tried
+    /// before in the window. An address with no attempts on record may still try a locked
+    /// account, so that guessers cannot lock its owner out; each such address gets one try.
+    fn refusal(&self, name: &Name, peer: IpAddr) -> Option<Duration> {
+        if let Some(wait) = self.per_ip.retry_after(&peer) {
+            return Some(wait);
+        }
+        let wait = self.per_account.retry_after(name)?;
+        (self.per_ip.attempts(&peer) > 0).then_some(wait)
     }
 }
 
@@ -392,18 +365,12 @@ mod tests {
         let (storage, _dir) = crate::server::testing::store().await;
         let accounts = Accounts::spawn(2, no_login_limits(), storage, Vec::new());
         let secret = Password::new("s3cret words");
-        accounts
+        let id = accounts
             .create(name("Alice"), secret.clone(), HOME)
             .await
             .unwrap();
-        assert_eq!(
-            accounts
-                .verify(name("alice"), secret, HOME)
-                .await
-                .unwrap()
-                .as_str(),
-            "Alice"
-        );
+        let registered = accounts.verify(name("alice"), secret, HOME).await.unwrap();
+        assert_eq!((registered.id, registered.name.as_str()), (id, "Alice"));
         assert_eq!(
             accounts
                 .verify(name("alice"), Password::new("wrong"), HOME)
@@ -416,7 +383,6 @@ mod tests {
                 .await,
             Err(AccountError::BadPassword)
         );
-        assert!(accounts.exists(name("ALICE")).await.unwrap());
     }
 
     #[tokio::test]
@@ -427,7 +393,7 @@ mod tests {
             accounts.create(name("bob"), Password::new("one"), HOME),
             accounts.create(name("BOB"), Password::new("two"), HOME),
         );
-        let mut results = [first, second];
+        let mut results = [first.map(drop), second.map(drop)];
         results.sort_by_key(|r| r.is_err());
         assert_eq!(results, [Ok(()), Err(AccountError::NameTaken)]);
     }
@@ -442,7 +408,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failed_logins_are_throttled_per_address_and_per_account() {
+    async fn attempts_are_throttled_per_address_and_per_account() {
         let (storage, _dir) = crate::server::testing::store().await;
         let limits = LoginLimits {
             per_ip: 3,
@@ -456,19 +422,27 @@ mod tests {
             .await
             .unwrap();
         let away: IpAddr = "10.0.0.9".parse().unwrap();
-        for _ in 0..2 {
-            let wrong = accounts
-                .verify(name("carol"), Password::new("x"), away)
-                .await;
-            assert_eq!(wrong, Err(AccountError::BadPassword));
-        }
-        // The account is locked for everyone, even with the right password...
-        let locked = accounts.verify(name("carol"), secret.clone(), HOME).await;
-        assert!(
-            matches!(locked, Err(AccountError::Throttled(_))),
-            "{locked:?}"
+        // Two guesses, sent together, are both counted before either is checked.
+        let (first, second) = tokio::join!(
+            accounts.verify(name("carol"), Password::new("x"), away),
+            accounts.verify(name("carol"), Password::new("y"), away),
         );
-        // ...and the guessing address is close to its limit too (registration counted once).
+        assert_eq!(first, Err(AccountError::BadPassword));
+        assert_eq!(second, Err(AccountError::BadPassword));
+        // The account is now locked for the guessing address, even with the right password,
+        // and for the home address, which registered it (that counted as an attempt)...
+        for peer in [away, HOME] {
+            let locked = accounts.verify(name("carol"), secret.clone(), peer).await;
+            assert!(
+                matches!(locked, Err(AccountError::Throttled(_))),
+                "{locked:?}"
+            );
+        }
+        // ...but not for an address with no attempts on record.
+        let fresh: IpAddr = "10.0.0.10".parse().unwrap();
+        let owner = accounts.verify(name("carol"), secret.clone(), fresh).await;
+        assert_eq!(owner.map(|r| r.name.to_string()), Ok("carol".to_string()));
+        // The guessing address has one attempt left in all, then it is refused for any name.
         let other = accounts
             .verify(name("nobody"), Password::new("x"), away)
             .await;
@@ -481,13 +455,7 @@ mod tests {
             "{blocked:?}"
         );
         tokio::time::sleep(Duration::from_millis(1600)).await;
-        assert_eq!(
-            accounts
-                .verify(name("carol"), secret, HOME)
-                .await
-                .unwrap()
-                .as_str(),
-            "carol"
-        );
+        let later = accounts.verify(name("carol"), secret, away).await;
+        assert_eq!(later.map(|r| r.name.to_string()), Ok("carol".to_string()));
     }
 }

@@ -45,13 +45,18 @@ impl ServerHandle {
             per_account: settings.login_failures_per_account,
             window: Duration::from_secs(settings.login_failure_window_secs),
         };
+        let registered = loaded
+            .accounts
+            .iter()
+            .map(|(id, name, _)| (*id, name.clone()))
+            .collect();
         let accounts = Accounts::spawn(
             settings.password_hash_workers,
             limits,
             store.clone(),
             loaded.accounts,
         );
-        let users = Users::spawn(store.clone(), accounts.clone());
+        let users = Users::spawn(store.clone(), accounts.clone(), registered);
         let room_limits = RoomLimits {
             max_rooms: settings.max_rooms,
             max_members: settings.max_room_members,

@@ -16,9 +16,10 @@ use tracing::{debug, info, warn};
 
 use super::accounts::AccountError;
 use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch};
-use super::member::Member;
+use super::member::{Member, UserId};
 use super::processor::ServerHandle;
 use super::storage::Conversation;
+use super::user::{NameRefusal, RegisterError};
 use crate::common::{
     CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
 };
@@ -294,37 +295,37 @@ impl Session {
     async fn log_in(&mut self, command: Command) -> Reply {
         let server = &self.context.server;
         let ip = self.peer.ip();
-        let (verb, name) = match command {
+        let outbox = self.outbox.clone();
+        let (verb, member) = match command {
             Command::Nick { name } => {
                 if !self.context.settings.allow_guests {
                     let message = "guests are not allowed here; REGISTER or LOGIN";
                     return Reply::err(ErrorCode::GuestsDisabled, message);
                 }
-                match server.accounts.exists(name.clone()).await {
-                    Ok(false) => (Verb::Nick, name),
-                    Ok(true) => {
-                        let message = format!("{name} is a registered account; use LOGIN");
-                        return Reply::err(ErrorCode::NameTaken, message);
-                    }
-                    Err(error) => return account_failure(error),
+                match server.users.guest(name.clone(), outbox).await {
+                    Ok(member) => (Verb::Nick, member),
+                    Err(refusal) => return name_refused(&name, refusal, Verb::Nick),
                 }
             }
             Command::Register { name, password } => {
-                if server.users.is_online(name.clone()).await {
-                    return name_in_use(&name);
-                }
-                match server.accounts.create(name.clone(), password, ip).await {
-                    Ok(()) => (Verb::Register, name),
-                    Err(AccountError::NameTaken) => {
-                        let message = format!("{name} is already registered");
-                        return Reply::err(ErrorCode::NameTaken, message);
+                match server
+                    .users
+                    .register(name.clone(), password, ip, outbox)
+                    .await
+                {
+                    Ok(member) => (Verb::Register, member),
+                    Err(RegisterError::Name(refusal)) => {
+                        return name_refused(&name, refusal, Verb::Register);
                     }
-                    Err(error) => return account_failure(error),
+                    Err(RegisterError::Account(AccountError::NameTaken)) => {
+                        return name_refused(&name, NameRefusal::Registered, Verb::Register);
+                    }
+                    Err(RegisterError::Account(error)) => return account_failure(error),
                 }
             }
             Command::Login { name, password } => {
-                match server.accounts.verify(name.clone(), password, ip).await {
-                    Ok(registered) => (Verb::Login, registered),
+                let registered = match server.accounts.verify(name.clone(), password, ip).await {
+                    Ok(registered) => registered,
                     Err(AccountError::BadPassword) => {
                         info!(peer = %self.peer, user = %name, "failed login");
                         return Reply::err(ErrorCode::BadPassword, "wrong name or password");
@@ -334,17 +335,20 @@ impl Session {
                         return account_failure(error);
                     }
                     Err(error) => return account_failure(error),
+                };
+                let member = Member {
+                    name: registered.name,
+                    id: UserId::Account(registered.id),
+                    outbox,
+                };
+                if !server.users.login(member.clone()).await {
+                    return account_failure(AccountError::Unavailable);
                 }
+                (Verb::Login, member)
             }
             _ => return Reply::err(ErrorCode::Internal, "not a login command"),
         };
-        let member = Member {
-            name: name.clone(),
-            outbox: self.outbox.clone(),
-        };
-        if !server.users.login(member.clone()).await {
-            return name_in_use(&name);
-        }
+        let name = member.name.clone();
         info!(peer = %self.peer, user = %name, "logged in");
         let mut presence = Presence {
             server: server.clone(),
@@ -375,7 +379,7 @@ impl Session {
                 });
             }
         }
-        for message in server.store.take_pending(name).await {
+        for message in server.store.take_pending(presence.member.id).await {
             self.send(Reply::Pm {
                 from: message.from,
                 text: message.text,
@@ -399,8 +403,13 @@ impl Session {
             HistoryTarget::Named(room) if presence.rooms.contains(room) => {
                 Conversation::Room(room.clone())
             }
+            // Your conversation with whoever the name stands for now: a guest's lasts as long
+            // as their session, an account's as long as the account.
             HistoryTarget::Named(user) => {
-                Conversation::Private(presence.member.name.clone(), user.clone())
+                match self.context.server.users.resolve(user.clone()).await {
+                    Some(other) => Conversation::Private(presence.member.id, other),
+                    None => return Reply::ok_with(Verb::History, 0),
+                }
             }
         };
         match self.context.server.store.history(conversation, count).await {
@@ -442,6 +451,14 @@ impl Session {
             End::Closed if self.outbox.overflowed() => {
                 warn!(peer = %self.peer, user, "disconnected: not reading, outbox full");
                 Departure::NotReading
+            }
+            // The user logged in on another connection, which has their rooms now.
+            End::Closed if self.outbox.replaced() => {
+                info!(peer = %self.peer, user, "replaced by a new login");
+                if let Some(presence) = &mut self.presence {
+                    presence.rooms.clear();
+                }
+                Departure::Lost
             }
             End::Closed => Departure::Lost,
             End::LoginTimeout => {
@@ -513,8 +530,17 @@ fn not_logged_in() -> Reply {
     )
 }
 
-fn name_in_use(name: &Name) -> Reply {
-    Reply::err(ErrorCode::NameTaken, format!("{name} is online already"))
+/// `NAME_TAKEN`, worded for the command that was refused; `name` as the client wrote it.
+fn name_refused(name: &Name, refusal: NameRefusal, verb: Verb) -> Reply {
+    let message = match refusal {
+        NameRefusal::Online => format!("{name} is online already"),
+        NameRefusal::Registered if verb == Verb::Register => {
+            format!("{name} is already registered")
+        }
+        NameRefusal::Registered => format!("{name} is a registered account; use LOGIN"),
+        NameRefusal::LooksLike(_) => refusal.to_string(),
+    };
+    Reply::err(ErrorCode::NameTaken, message)
 }
 
 fn account_failure(error: AccountError) -> Reply {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
 
 use super::accounts::{Accounts, LoginLimits};
-use super::member::Member;
+use super::member::{Member, UserId};
 use super::room::{RoomLimits, Rooms};
 use super::storage::{StorageOptions, Store};
 use super::user::Users;
@@ -62,14 +62,14 @@ pub fn no_login_limits() -> LoginLimits {
 pub async fn users() -> (Users, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
-    (Users::spawn(store, accounts), dir)
+    (Users::spawn(store, accounts, Vec::new()), dir)
 }
 
 /// The room processor, on a temporary store.
 pub async fn rooms() -> (Rooms, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
-    let users = Users::spawn(store.clone(), accounts);
+    let users = Users::spawn(store.clone(), accounts, Vec::new());
     let limits = RoomLimits {
         max_rooms: 3,
         max_members: 3,
@@ -84,6 +84,7 @@ pub fn member(raw_name: &str) -> (Member, Inbox) {
     tokio::spawn(writer.run(server));
     let member = Member {
         name: name(raw_name),
+        id: UserId::new_guest(),
         outbox,
     };
     let inbox = Inbox {

@@ -1,31 +1,80 @@
-//! The `UserProcessor`: owns who is online and how to reach them.
+//! The `UserProcessor`: the directory of names. It owns who is online and how to reach them,
+//! which names have accounts, and which are being registered, so that whether a name is free
+//! is decided in one place, in one step: one name, one owner.
 
-use std::collections::HashMap;
-
-use tokio::sync::{mpsc, oneshot};
-
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::SystemTime;
 
-use super::accounts::Accounts;
-use super::member::Member;
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
+use super::accounts::{AccountError, Accounts};
+use super::member::{Member, UserId};
 use super::storage::{Conversation, Record, Store};
-use crate::common::{Departure, ErrorCode, Name, Notice, Reply, Verb};
+use crate::common::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
+
+/// Why a name cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameRefusal {
+    #[error("that name is online already")]
+    Online,
+    /// The name has an account, or one is being registered.
+    #[error("that name is registered")]
+    Registered,
+    /// The name looks like one that is taken (Unicode TR39 confusables), shown as it is spelled.
+    #[error("that name looks too much like {0}")]
+    LooksLike(Name),
+}
+
+/// Why a `REGISTER` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Name(#[from] NameRefusal),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
 
 /// What the user processor is asked; requests with a `reply` are answered on it.
 #[derive(Debug)]
 pub(crate) enum UserRequest {
+    /// A guest takes a name that has no account.
+    Guest {
+        name: Name,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<Member, NameRefusal>>,
+    },
+    /// A new account: the name is held while its password is hashed and stored.
+    Register {
+        name: Name,
+        password: Password,
+        peer: IpAddr,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<Member, RegisterError>>,
+    },
+    /// Sent by the task of a `Register` once the account store has answered.
+    Registered {
+        name: Name,
+        outbox: Outbox,
+        account: Result<i64, AccountError>,
+        reply: oneshot::Sender<Result<Member, RegisterError>>,
+    },
+    /// A registered user whose password was checked comes online. If the account is online
+    /// on another connection already, this one takes its place.
     Login {
         member: Member,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<()>,
     },
     Logout {
         member: Member,
         how: Departure,
     },
-    IsOnline {
+    /// Who a name stands for now: the user online under it, or else its account.
+    Resolve {
         name: Name,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Option<UserId>>,
     },
     List {
         reply: oneshot::Sender<Reply>,
@@ -54,36 +103,80 @@ pub struct Users {
 }
 
 impl Users {
-    /// Starts the processor task. Messages are recorded in `store`; private messages to
-    /// users who are offline go to `accounts` to be kept for them.
-    pub fn spawn(store: Store, accounts: Accounts) -> Self {
+    /// Starts the processor task with the registered accounts (id, name). Messages are
+    /// recorded in `store`; new accounts are made by `accounts`.
+    pub fn spawn(store: Store, accounts: Accounts, registered: Vec<(i64, Name)>) -> Self {
         // Unbounded is safe here: each connection awaits the answer to one request before
-        // sending the next, so the queue is bounded by the number of connections.
+        // sending the next, but for its pipelined messages, of which it has at most 64 in
+        // flight.
         let (tx, rx) = mpsc::unbounded_channel();
-        let processor = UserProcessor {
+        let mut processor = UserProcessor {
             online: HashMap::new(),
+            registered: HashMap::new(),
+            registering: HashSet::new(),
+            look_alikes: HashMap::new(),
             store,
             accounts,
+            tx: tx.clone(),
         };
+        for (id, name) in registered {
+            processor
+                .look_alikes
+                .entry(look_alike_key(&name))
+                .or_insert(name.clone());
+            processor.registered.insert(name, id);
+        }
         tokio::spawn(processor.run(rx));
         Self { tx }
     }
 
-    /// Puts `member` online; false when the name is already in use.
+    /// Puts a guest online under `name`, reached through `outbox`.
+    pub async fn guest(&self, name: Name, outbox: Outbox) -> Result<Member, NameRefusal> {
+        self.ask(|reply| UserRequest::Guest {
+            name,
+            outbox,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(NameRefusal::Online))
+    }
+
+    /// Registers `name` and puts its new account online, reached through `outbox`.
+    pub async fn register(
+        &self,
+        name: Name,
+        password: Password,
+        peer: IpAddr,
+        outbox: Outbox,
+    ) -> Result<Member, RegisterError> {
+        self.ask(|reply| UserRequest::Register {
+            name,
+            password,
+            peer,
+            outbox,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(RegisterError::Account(AccountError::Unavailable)))
+    }
+
+    /// Puts a registered user online; a session of the same account on another connection
+    /// is closed and replaced.
     pub async fn login(&self, member: Member) -> bool {
         self.ask(|reply| UserRequest::Login { member, reply })
             .await
-            .unwrap_or(false)
+            .is_some()
     }
 
     pub fn logout(&self, member: Member, how: Departure) {
         let _ = self.tx.send(UserRequest::Logout { member, how });
     }
 
-    pub async fn is_online(&self, name: Name) -> bool {
-        self.ask(|reply| UserRequest::IsOnline { name, reply })
+    /// Who `name` stands for now, if anyone.
+    pub async fn resolve(&self, name: Name) -> Option<UserId> {
+        self.ask(|reply| UserRequest::Resolve { name, reply })
             .await
-            .unwrap_or(false)
+            .flatten()
     }
 
     pub(crate) fn send(&self, request: UserRequest) {
@@ -104,12 +197,27 @@ impl Users {
     }
 }
 
-/// Owns the table of online users. Delivery never waits: an outbox that cannot take a line is
-/// being closed, and its session will log the user out.
+/// Someone online.
+struct Online {
+    id: UserId,
+    outbox: Outbox,
+}
+
+/// Owns the table of names. Delivery never waits: an outbox that cannot take a line is being
+/// closed, and its session will log the user out.
 struct UserProcessor {
-    online: HashMap<Name, Outbox>,
+    online: HashMap<Name, Online>,
+    /// Every account, by name, with its id.
+    registered: HashMap<Name, i64>,
+    /// Names whose `REGISTER` is being hashed and stored.
+    registering: HashSet<Name>,
+    /// The look-alike key of every name that is registered, being registered, or online,
+    /// and the name that holds it.
+    look_alikes: HashMap<String, Name>,
     store: Store,
     accounts: Accounts,
+    /// The processor's own inbox, for the answers of work it hands off.
+    tx: mpsc::UnboundedSender<UserRequest>,
 }
 
 impl UserProcessor {
@@ -121,30 +229,118 @@ impl UserProcessor {
 
     fn handle(&mut self, request: UserRequest) {
         match request {
-            UserRequest::Login { member, reply } => {
-                if self.online.contains_key(&member.name) {
-                    let _ = reply.send(false);
+            UserRequest::Guest {
+                name,
+                outbox,
+                reply,
+            } => {
+                if let Err(refusal) = self.check_free(&name) {
+                    let _ = reply.send(Err(refusal));
                     return;
                 }
-                self.announce(
-                    Notice::Online {
-                        user: member.name.clone(),
-                    },
-                    &member.name,
-                );
-                self.online.insert(member.name, member.outbox);
-                let _ = reply.send(true);
-            }
-            UserRequest::Logout { member, how } => {
-                let current = self.online.get(&member.name);
-                if current.is_some_and(|outbox| outbox.same_connection(&member.outbox)) {
-                    self.online.remove(&member.name);
-                    let user = member.name.clone();
-                    self.announce(Notice::Offline { user, how }, &member.name);
+                let member = Member {
+                    name,
+                    id: UserId::new_guest(),
+                    outbox,
+                };
+                self.look_alikes
+                    .insert(look_alike_key(&member.name), member.name.clone());
+                self.come_online(&member);
+                if reply.send(Ok(member.clone())).is_err() {
+                    self.go_offline(member, Departure::Lost);
                 }
             }
-            UserRequest::IsOnline { name, reply } => {
-                let _ = reply.send(self.online.contains_key(&name));
+            UserRequest::Register {
+                name,
+                password,
+                peer,
+                outbox,
+                reply,
+            } => {
+                if let Err(refusal) = self.check_free(&name) {
+                    let _ = reply.send(Err(refusal.into()));
+                    return;
+                }
+                // Held while its hash is computed: nobody else can take it meanwhile.
+                self.registering.insert(name.clone());
+                self.look_alikes.insert(look_alike_key(&name), name.clone());
+                let accounts = self.accounts.clone();
+                let processor = self.tx.clone();
+                tokio::spawn(async move {
+                    let account = accounts.create(name.clone(), password, peer).await;
+                    let _ = processor.send(UserRequest::Registered {
+                        name,
+                        outbox,
+                        account,
+                        reply,
+                    });
+                });
+            }
+            UserRequest::Registered {
+                name,
+                outbox,
+                account,
+                reply,
+            } => {
+                self.registering.remove(&name);
+                let id = match account {
+                    Ok(id) => id,
+                    Err(error) => {
+                        self.release_look_alike(&name);
+                        let _ = reply.send(Err(error.into()));
+                        return;
+                    }
+                };
+                self.registered.insert(name.clone(), id);
+                let member = Member {
+                    name,
+                    id: UserId::Account(id),
+                    outbox,
+                };
+                // A client that left while its account was made is not brought online.
+                if reply.is_closed() {
+                    return;
+                }
+                self.come_online(&member);
+                if reply.send(Ok(member.clone())).is_err() {
+                    self.go_offline(member, Departure::Lost);
+                }
+            }
+            UserRequest::Login { member, reply } => {
+                if reply.is_closed() {
+                    return;
+                }
+                match self.online.get_mut(&member.name) {
+                    // The same account on another connection: the owner, who just proved it,
+                    // takes it over. Nobody else notices; the old session's rooms pass to
+                    // this one as it rejoins them.
+                    Some(current) if current.id == member.id => {
+                        let old = std::mem::replace(&mut current.outbox, member.outbox.clone());
+                        old.replace(Reply::Notice(Notice::Closing {
+                            reason: CloseReason::Replaced,
+                        }));
+                        info!(user = %member.name, "session taken over by a new login");
+                    }
+                    // Only a guest could hold an account's name, and the directory never lets
+                    // one; should it happen, the guest goes.
+                    Some(_) => {
+                        let old = self.online.remove(&member.name);
+                        if let Some(old) = old {
+                            old.outbox.replace(Reply::Notice(Notice::Closing {
+                                reason: CloseReason::Replaced,
+                            }));
+                        }
+                        self.come_online(&member);
+                    }
+                    None => self.come_online(&member),
+                }
+                let _ = reply.send(());
+            }
+            UserRequest::Logout { member, how } => self.go_offline(member, how),
+            UserRequest::Resolve { name, reply } => {
+                let online = self.online.get(&name).map(|online| online.id);
+                let registered = || self.registered.get(&name).map(|id| UserId::Account(*id));
+                let _ = reply.send(online.or_else(registered));
             }
             UserRequest::List { reply } => {
                 let mut names: Vec<Name> = self.online.keys().cloned().collect();
@@ -175,32 +371,94 @@ impl UserProcessor {
                 text,
                 reply,
             } => {
-                let Some((name, outbox)) = self.online.get_key_value(&to) else {
-                    self.accounts.queue_private(from.name, to, text, reply);
-                    return;
-                };
-                let to = name.clone();
-                if outbox.is_closed() {
-                    let message = format!("{to} is disconnecting");
-                    let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
-                    return;
+                let answer = self.private(from, to, text);
+                let _ = reply.send(answer);
+            }
+            UserRequest::Notify { notice, except } => self.announce(notice, &except),
+        }
+    }
+
+    /// Whether a new guest or account may take `name`.
+    fn check_free(&self, name: &Name) -> Result<(), NameRefusal> {
+        if self.registered.contains_key(name) || self.registering.contains(name) {
+            return Err(NameRefusal::Registered);
+        }
+        if self.online.contains_key(name) {
+            return Err(NameRefusal::Online);
+        }
+        match self.look_alikes.get(&look_alike_key(name)) {
+            Some(holder) => Err(NameRefusal::LooksLike(holder.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn come_online(&mut self, member: &Member) {
+        self.announce(
+            Notice::Online {
+                user: member.name.clone(),
+            },
+            &member.name,
+        );
+        let online = Online {
+            id: member.id,
+            outbox: member.outbox.clone(),
+        };
+        self.online.insert(member.name.clone(), online);
+    }
+
+    /// Takes `member` offline, unless the name is online on another connection by now.
+    fn go_offline(&mut self, member: Member, how: Departure) {
+        let current = self.online.get(&member.name);
+        if !current.is_some_and(|online| online.outbox.same_connection(&member.outbox)) {
+            return;
+        }
+        self.online.remove(&member.name);
+        if !self.registered.contains_key(&member.name) {
+            self.release_look_alike(&member.name);
+        }
+        let user = member.name.clone();
+        self.announce(Notice::Offline { user, how }, &member.name);
+    }
+
+    fn release_look_alike(&mut self, name: &Name) {
+        let key = look_alike_key(name);
+        if self.look_alikes.get(&key) == Some(name) {
+            self.look_alikes.remove(&key);
+        }
+    }
+
+    /// Delivers a private message, or keeps it for an account that is offline.
+    fn private(&self, from: Member, to: Name, text: String) -> Reply {
+        let (to, recipient, outbox) = match self.online.get_key_value(&to) {
+            Some((name, online)) => (name.clone(), online.id, Some(&online.outbox)),
+            None => match self.registered.get_key_value(&to) {
+                Some((name, id)) => (name.clone(), UserId::Account(*id), None),
+                None => {
+                    return Reply::err(ErrorCode::NoSuchUser, format!("{to} is not online"));
                 }
-                // Recorded before it is delivered, as MSG is.
-                self.store.record(Record {
-                    conversation: Conversation::Private(from.name.clone(), to.clone()),
-                    from: from.name.clone(),
-                    to: Some(to.clone()),
-                    text: text.clone(),
-                    at: SystemTime::now(),
-                    pending: false,
-                });
+            },
+        };
+        if outbox.is_some_and(Outbox::is_closed) {
+            return Reply::err(ErrorCode::NoSuchUser, format!("{to} is disconnecting"));
+        }
+        // Recorded before it is delivered, as MSG is.
+        self.store.record(Record {
+            conversation: Conversation::Private(from.id, recipient),
+            from: from.name.clone(),
+            to: Some(recipient),
+            text: text.clone(),
+            at: SystemTime::now(),
+            pending: outbox.is_none(),
+        });
+        match outbox {
+            Some(outbox) => {
                 let _ = outbox.send(Reply::Pm {
                     from: from.name,
                     text,
                 });
-                let _ = reply.send(Reply::ok_with(Verb::Pm, &to));
+                Reply::ok_with(Verb::Pm, &to)
             }
-            UserRequest::Notify { notice, except } => self.announce(notice, &except),
+            None => Reply::ok_with(Verb::Pm, format!("{to} queued")),
         }
     }
 
@@ -209,18 +467,26 @@ impl UserProcessor {
     }
 
     fn fan_out(&self, line: &std::sync::Arc<Delivery>, except: &Name) {
-        for (name, outbox) in &self.online {
+        for (name, online) in &self.online {
             if name != except {
-                let _ = outbox.push(line.clone());
+                let _ = online.outbox.push(line.clone());
             }
         }
     }
 }
 
+/// What two names that look alike have in common: their TR39 skeleton (`I`, `l` and `1`
+/// alike, `0` and `O`, `rn` and `m`, ...), without regard to case, as names are compared.
+fn look_alike_key(name: &Name) -> String {
+    unicode_security::skeleton(name.as_str())
+        .collect::<String>()
+        .to_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::testing::{member, name};
+    use crate::server::testing::{Inbox, member, name};
 
     async fn ask(
         users: &Users,
@@ -231,28 +497,43 @@ mod tests {
         answer.await.unwrap().to_string()
     }
 
+    /// A guest online under `raw`, or why not.
+    async fn guest(users: &Users, raw: &str) -> Result<(Member, Inbox), NameRefusal> {
+        let (member, inbox) = member(raw);
+        let member = users.guest(member.name, member.outbox).await?;
+        Ok((member, inbox))
+    }
+
+    async fn online(users: &Users) -> String {
+        ask(users, |reply| UserRequest::List { reply }).await
+    }
+
     #[tokio::test]
-    async fn names_are_unique_regardless_of_case_and_others_are_told() {
+    async fn names_are_unique_regardless_of_case_and_look_and_others_are_told() {
         let (users, _dir) = crate::server::testing::users().await;
-        let (alice, mut alice_inbox) = member("alice");
-        let (shouting, _) = member("ALICE");
-        let (bob, _) = member("bob");
-        assert!(users.login(alice).await);
-        assert!(!users.login(shouting).await);
-        assert!(users.login(bob).await);
-        assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
-        assert!(users.is_online(name("Bob")).await);
+        let (_alice, mut alice_inbox) = guest(&users, "alice").await.unwrap();
         assert_eq!(
-            ask(&users, |reply| UserRequest::List { reply }).await,
-            "USERS alice bob"
+            guest(&users, "ALICE").await.err(),
+            Some(NameRefusal::Online)
         );
+        assert_eq!(
+            guest(&users, "aIice").await.err(),
+            Some(NameRefusal::LooksLike(name("alice")))
+        );
+        guest(&users, "bob").await.unwrap();
+        assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
+        assert!(matches!(
+            users.resolve(name("Bob")).await,
+            Some(UserId::Guest(_))
+        ));
+        assert_eq!(users.resolve(name("carol")).await, None);
+        assert_eq!(online(&users).await, "USERS alice bob");
     }
 
     #[tokio::test]
     async fn a_broadcast_with_nobody_else_online_is_fine() {
         let (users, _dir) = crate::server::testing::users().await;
-        let (alone, mut inbox) = member("alone");
-        assert!(users.login(alone.clone()).await);
+        let (alone, mut inbox) = guest(&users, "alone").await.unwrap();
         let text = "anyone?".to_string();
         let reply = ask(&users, |reply| UserRequest::Broadcast {
             from: alone,
@@ -267,10 +548,8 @@ mod tests {
     #[tokio::test]
     async fn private_messages_reach_only_their_target() {
         let (users, _dir) = crate::server::testing::users().await;
-        let (alice, mut alice_inbox) = member("alice");
-        let (bob, mut bob_inbox) = member("bob");
-        assert!(users.login(alice.clone()).await);
-        assert!(users.login(bob).await);
+        let (alice, mut alice_inbox) = guest(&users, "alice").await.unwrap();
+        let (_bob, mut bob_inbox) = guest(&users, "bob").await.unwrap();
         assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
         let (to, text) = (name("BOB"), "psst".to_string());
         let reply = ask(&users, |reply| UserRequest::Private {
@@ -295,18 +574,25 @@ mod tests {
     #[tokio::test]
     async fn a_stale_logout_does_not_remove_the_new_session() {
         let (users, _dir) = crate::server::testing::users().await;
-        let (old, _) = member("alice");
-        let (new, _) = member("alice");
-        let (watcher, mut watcher_inbox) = member("watcher");
-        assert!(users.login(watcher).await);
-        assert!(users.login(old.clone()).await);
+        let (_watcher, mut watcher_inbox) = guest(&users, "watcher").await.unwrap();
+        let (old, _) = guest(&users, "alice").await.unwrap();
         users.logout(old, Departure::Closed);
-        assert!(users.login(new).await);
+        let (_new, _) = guest(&users, "alice").await.unwrap();
         users.logout(member("alice").0, Departure::Closed);
-        assert!(users.is_online(name("alice")).await);
+        assert_eq!(online(&users).await, "USERS alice watcher");
         assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
         assert_eq!(watcher_inbox.line().await, "NOTICE OFFLINE alice CLOSED");
         assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
         watcher_inbox.expect_nothing().await;
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key() {
+        let key = |raw: &str| look_alike_key(&name(raw));
+        assert_eq!(key("aIice"), key("Alice"));
+        assert_eq!(key("A1ice"), key("alice"));
+        assert_eq!(key("rnodern"), key("modern"));
+        assert_eq!(key("b0b"), key("bob"));
+        assert_ne!(key("alicia"), key("alice"));
     }
 }

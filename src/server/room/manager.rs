@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::common::{ErrorCode, Name, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
-use crate::server::member::Member;
+use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
 
 #[derive(Debug)]
@@ -41,10 +41,16 @@ pub(super) enum RoomMessage {
 /// Tells the room processor that a room has no members left.
 pub(super) type IdleSender = mpsc::UnboundedSender<Name>;
 
+/// A member's place in the room: who they are and where their lines go.
+struct Seat {
+    id: UserId,
+    outbox: Outbox,
+}
+
 pub(super) struct RoomManager {
     room: Name,
     max_members: usize,
-    members: HashMap<Name, Outbox>,
+    members: HashMap<Name, Seat>,
     idle: IdleSender,
     store: Store,
 }
@@ -87,24 +93,14 @@ impl RoomManager {
                 verb,
                 reply,
             } => {
-                let answer = if self.members.contains_key(&member.name) {
-                    Reply::err(ErrorCode::AlreadyInRoom, format!("you are in {room}"))
-                } else if self.members.len() >= self.max_members {
-                    let message = format!("{room} has {} members, its most", self.members.len());
-                    Reply::err(ErrorCode::RoomFull, message)
-                } else {
-                    let user = member.name.clone();
-                    self.fan_out(Reply::Joined { room, user }, &member.name);
-                    self.members.insert(member.name, member.outbox);
-                    Reply::ok_with(verb, &self.room)
-                };
+                let answer = self.join(member, verb);
                 let _ = reply.send(answer);
             }
             RoomMessage::Leave { member, reply } => {
                 let present = self
                     .members
                     .get(&member.name)
-                    .is_some_and(|outbox| outbox.same_connection(&member.outbox));
+                    .is_some_and(|seat| seat.outbox.same_connection(&member.outbox));
                 let answer = if present {
                     self.members.remove(&member.name);
                     let user = member.name.clone();
@@ -160,13 +156,53 @@ impl RoomManager {
         ControlFlow::Continue(())
     }
 
+    fn join(&mut self, member: Member, verb: Verb) -> Reply {
+        let room = self.room.clone();
+        match self.members.get_mut(&member.name) {
+            Some(seat) if seat.outbox.same_connection(&member.outbox) => {
+                return Reply::err(ErrorCode::AlreadyInRoom, format!("you are in {room}"));
+            }
+            // The same user on a new connection, after a login that took their session over:
+            // they keep their seat, and the others see no change.
+            Some(seat) if seat.id == member.id => {
+                seat.outbox = member.outbox;
+                return Reply::ok_with(verb, &room);
+            }
+            // Someone else under that name, whose session is ending: they leave first.
+            Some(_) => {
+                self.members.remove(&member.name);
+                let user = member.name.clone();
+                self.fan_out(
+                    Reply::Left {
+                        room: room.clone(),
+                        user,
+                    },
+                    &member.name,
+                );
+            }
+            None => {}
+        }
+        if self.members.len() >= self.max_members {
+            let message = format!("{room} has {} members, its most", self.members.len());
+            return Reply::err(ErrorCode::RoomFull, message);
+        }
+        let user = member.name.clone();
+        self.fan_out(Reply::Joined { room, user }, &member.name);
+        let seat = Seat {
+            id: member.id,
+            outbox: member.outbox,
+        };
+        self.members.insert(member.name, seat);
+        Reply::ok_with(verb, &self.room)
+    }
+
     /// Queues `reply` for every member but `except`, encoded once for all of them. Never waits:
     /// a member whose outbox is full is being disconnected, and will be removed as it leaves.
     fn fan_out(&self, reply: Reply, except: &Name) {
         let line = Delivery::new(reply);
-        for (name, outbox) in &self.members {
+        for (name, seat) in &self.members {
             if name != except {
-                let _ = outbox.push(line.clone());
+                let _ = seat.outbox.push(line.clone());
             }
         }
     }

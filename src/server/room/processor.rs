@@ -444,6 +444,7 @@ mod tests {
         drop(writer);
         let stuck = Member {
             name: name("stuck"),
+            id: crate::server::member::UserId::new_guest(),
             outbox,
         };
         assert_eq!(ask(&rooms, create(&alice, "dev")).await, "OK CR dev");

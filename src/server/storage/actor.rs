@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 
 use super::{Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage, key};
 use crate::common::Name;
+use crate::server::member::UserId;
 
 /// A batch this large is written at once, whatever the window.
 const MAX_BATCH: usize = 4096;
@@ -46,13 +47,13 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded
     info!(path = %path.display(), "database open");
 
     let mut loaded = Loaded::default();
-    let accounts: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, password_hash FROM accounts")
+    let accounts: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, name, password_hash FROM accounts")
             .fetch_all(&pool)
             .await?;
-    for (name, hash) in accounts {
+    for (id, name, hash) in accounts {
         match Name::parse(&name) {
-            Ok(name) => loaded.accounts.push((name, hash)),
+            Ok(name) => loaded.accounts.push((id, name, hash)),
             Err(error) => warn!(name, %error, "skipping an account with a bad name"),
         }
     }
@@ -138,17 +139,17 @@ impl StorageActor {
     async fn handle(&mut self, request: StorageRequest) {
         match request {
             StorageRequest::CreateAccount { name, hash, reply } => {
-                let result = sqlx::query(
+                let result: Result<(i64,), _> = sqlx::query_as(
                     "INSERT INTO accounts (name_key, name, password_hash, created_at) \
-                     VALUES (?, ?, ?, ?)",
+                     VALUES (?, ?, ?, ?) RETURNING id",
                 )
                 .bind(key(&name))
                 .bind(name.as_str())
                 .bind(hash)
                 .bind(millis(SystemTime::now()))
-                .execute(&self.pool)
+                .fetch_one(&self.pool)
                 .await;
-                let _ = reply.send(result.map(drop).map_err(StorageError::from));
+                let _ = reply.send(result.map(|(id,)| id).map_err(StorageError::from));
             }
             StorageRequest::CreateRoom { room, creator } => {
                 let result = sqlx::query(
@@ -238,13 +239,13 @@ impl StorageActor {
         }
     }
 
-    async fn take_pending(&self, account: &Name) -> Result<Vec<StoredMessage>, sqlx::Error> {
+    async fn take_pending(&self, account: &UserId) -> Result<Vec<StoredMessage>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT sender, body, sent_at FROM messages \
              WHERE recipient_key = ? AND pending = 1 ORDER BY id",
         )
-        .bind(key(account))
+        .bind(account.key())
         .fetch_all(&mut *tx)
         .await?;
         // Delivered, they become history, unless no history is kept.
@@ -254,7 +255,7 @@ impl StorageActor {
             "DELETE FROM messages WHERE recipient_key = ? AND pending = 1"
         };
         sqlx::query(delivered)
-            .bind(key(account))
+            .bind(account.key())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -285,7 +286,7 @@ impl StorageActor {
             insert.push_values(rows, |mut row, record| {
                 row.push_bind(record.conversation.key())
                     .push_bind(record.from.as_str().to_owned())
-                    .push_bind(record.to.as_ref().map(key))
+                    .push_bind(record.to.as_ref().map(UserId::key))
                     .push_bind(record.text.clone())
                     .push_bind(millis(record.at))
                     .push_bind(i64::from(record.pending));

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::member::UserId;
 use crate::common::Name;
 
 /// Where a message was said, as history is kept.
@@ -20,18 +21,20 @@ use crate::common::Name;
 pub enum Conversation {
     Global,
     Room(Name),
-    /// The private conversation between two users, in either direction.
-    Private(Name, Name),
+    /// The private conversation between two users (accounts or guest sessions), in either
+    /// direction.
+    Private(UserId, UserId),
 }
 
 impl Conversation {
-    /// The key history is filed under: names lower-cased, a private pair in sorted order.
+    /// The key history is filed under: a room's name lower-cased, a private pair's identities
+    /// in sorted order.
     fn key(&self) -> String {
         match self {
             Conversation::Global => "*".into(),
             Conversation::Room(room) => format!("room:{}", key(room)),
             Conversation::Private(a, b) => {
-                let (a, b) = (key(a), key(b));
+                let (a, b) = (a.key(), b.key());
                 let (low, high) = if a <= b { (a, b) } else { (b, a) };
                 format!("pm:{low} {high}")
             }
@@ -49,7 +52,7 @@ pub struct Record {
     pub conversation: Conversation,
     pub from: Name,
     /// For a private message: its recipient.
-    pub to: Option<Name>,
+    pub to: Option<UserId>,
     pub text: String,
     pub at: SystemTime,
     /// A private message for a user who is offline, to deliver at their next login.
@@ -67,8 +70,8 @@ pub struct StoredMessage {
 /// What the server needs in memory at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// Accounts: the name as registered, and the password hash.
-    pub accounts: Vec<(Name, String)>,
+    /// Accounts: the id, the name as registered, and the password hash.
+    pub accounts: Vec<(i64, Name, String)>,
     /// Rooms: the name as created, and who created it.
     pub rooms: Vec<(Name, Name)>,
 }
@@ -108,7 +111,7 @@ enum StorageRequest {
     CreateAccount {
         name: Name,
         hash: String,
-        reply: oneshot::Sender<Result<(), StorageError>>,
+        reply: oneshot::Sender<Result<i64, StorageError>>,
     },
     CreateRoom {
         room: Name,
@@ -133,7 +136,7 @@ enum StorageRequest {
         reply: oneshot::Sender<Vec<Name>>,
     },
     TakePending {
-        account: Name,
+        account: UserId,
         reply: oneshot::Sender<Vec<StoredMessage>>,
     },
     History {
@@ -178,7 +181,8 @@ impl Store {
         }
     }
 
-    pub async fn create_account(&self, name: Name, hash: String) -> Result<(), StorageError> {
+    /// Stores a new account and returns its id.
+    pub async fn create_account(&self, name: Name, hash: String) -> Result<i64, StorageError> {
         self.ask(|reply| StorageRequest::CreateAccount { name, hash, reply })
             .await?
     }
@@ -222,7 +226,7 @@ impl Store {
     }
 
     /// Private messages that waited for `account`, oldest first; they count as delivered.
-    pub async fn take_pending(&self, account: Name) -> Vec<StoredMessage> {
+    pub async fn take_pending(&self, account: UserId) -> Vec<StoredMessage> {
         self.ask(|reply| StorageRequest::TakePending { account, reply })
             .await
             .unwrap_or_default()

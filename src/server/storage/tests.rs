@@ -1,6 +1,10 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::server::member::UserId;
+
+const A: UserId = UserId::Account(1);
+const B: UserId = UserId::Account(2);
 
 fn name(raw: &str) -> Name {
     Name::parse(raw).unwrap()
@@ -40,10 +44,11 @@ async fn everything_survives_a_reopen() {
     {
         let (store, loaded, task) = Store::open(options(dir.path())).await.unwrap();
         assert!(loaded.accounts.is_empty() && loaded.rooms.is_empty());
-        store
+        let id = store
             .create_account(name("Alice"), "$argon2id$fake".into())
             .await
             .unwrap();
+        assert_eq!(id, 1);
         store.create_room(name("Dev"), name("Alice"));
         store.join(name("alice"), name("dev")).await;
         store.record(said(Conversation::Global, "Alice", "hello world"));
@@ -54,9 +59,9 @@ async fn everything_survives_a_reopen() {
     let (store, loaded, _task) = Store::open(options(dir.path())).await.unwrap();
     assert_eq!(
         loaded.accounts,
-        [(name("Alice"), "$argon2id$fake".to_string())]
+        [(1, name("Alice"), "$argon2id$fake".to_string())]
     );
-    assert_eq!(loaded.accounts[0].0.as_str(), "Alice");
+    assert_eq!(loaded.accounts[0].1.as_str(), "Alice");
     assert_eq!(loaded.rooms, [(name("Dev"), name("Alice"))]);
     assert_eq!(store.memberships(name("ALICE")).await, [name("Dev")]);
     let global = store.history(Conversation::Global, 10).await.unwrap();
@@ -84,29 +89,31 @@ async fn history_is_the_latest_messages_oldest_first() {
 async fn a_private_conversation_is_one_history_in_both_directions() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
-    let between = |a: &str, b: &str| Conversation::Private(name(a), name(b));
-    store.record(said(between("alice", "bob"), "alice", "hi bob"));
-    store.record(said(between("Bob", "Alice"), "Bob", "hi alice"));
-    store.record(said(between("alice", "carol"), "alice", "hi carol"));
-    let history = store.history(between("BOB", "alice"), 10).await.unwrap();
+    let guest = UserId::new_guest();
+    store.record(said(Conversation::Private(A, B), "alice", "hi bob"));
+    store.record(said(Conversation::Private(B, A), "Bob", "hi alice"));
+    store.record(said(Conversation::Private(A, guest), "alice", "hi carol"));
+    let history = store
+        .history(Conversation::Private(B, A), 10)
+        .await
+        .unwrap();
     assert_eq!(texts(&history), ["alice hi bob", "Bob hi alice"]);
+    // Another guest session under the same name reads nothing of it.
+    let other = Conversation::Private(A, UserId::new_guest());
+    assert!(store.history(other, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn pending_messages_are_taken_once() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
-    let mut queued = said(
-        Conversation::Private(name("a"), name("b")),
-        "a",
-        "while you were out",
-    );
-    queued.to = Some(name("b"));
+    let mut queued = said(Conversation::Private(A, B), "a", "while you were out");
+    queued.to = Some(B);
     queued.pending = true;
     store.record(queued);
-    let taken = store.take_pending(name("B")).await;
+    let taken = store.take_pending(B).await;
     assert_eq!(texts(&taken), ["a while you were out"]);
-    assert!(store.take_pending(name("b")).await.is_empty());
+    assert!(store.take_pending(B).await.is_empty());
 }
 
 #[tokio::test]
@@ -140,8 +147,8 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
     off.history = false;
     let (store, _, _task) = Store::open(off).await.unwrap();
     store.record(said(Conversation::Global, "bob", "gone"));
-    let mut queued = said(Conversation::Private(name("a"), name("b")), "a", "kept");
-    queued.to = Some(name("b"));
+    let mut queued = said(Conversation::Private(A, B), "a", "kept");
+    queued.to = Some(B);
     queued.pending = true;
     store.record(queued);
     assert!(
@@ -151,8 +158,8 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(texts(&store.take_pending(name("b")).await), ["a kept"]);
+    assert_eq!(texts(&store.take_pending(B).await), ["a kept"]);
     // Delivered, it is gone: no history is kept.
-    let between = Conversation::Private(name("a"), name("b"));
+    let between = Conversation::Private(A, B);
     assert!(store.history(between, 10).await.unwrap().is_empty());
 }

@@ -1,0 +1,278 @@
+//! Who a name and a conversation belong to (issue 9, items 1, 2, 3, 11, 12 and 13): history
+//! follows the person, not the name; one name has one owner; password guessing is bounded
+//! however the attempts arrive; the owner of an account can take their session back; names
+//! that look alike are refused; rooms nobody keeps go away.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Client, TestServer};
+use tokio::net::TcpSocket;
+
+async fn register(server: &TestServer, name: &str, password: &str) -> Client {
+    let mut client = server.connect().await;
+    let reply = client.ask(&format!("REGISTER {name} {password}")).await;
+    assert_eq!(reply, format!("OK REGISTER {name}"));
+    client
+}
+
+async fn quit(mut client: Client) {
+    assert_eq!(client.ask("QUIT").await, "OK QUIT");
+    client.expect_closed().await;
+}
+
+/// Reads lines up to the final `OK HISTORY <n>` and returns the `HIST` lines.
+async fn history(client: &mut Client, target: &str) -> Vec<String> {
+    client.send(&format!("HISTORY {target}")).await;
+    let mut lines = Vec::new();
+    loop {
+        let line = client.line().await;
+        if line.starts_with("OK HISTORY ") {
+            assert_eq!(line, format!("OK HISTORY {}", lines.len()));
+            return lines;
+        }
+        assert!(line.starts_with("HIST "), "unexpected {line:?}");
+        lines.push(line);
+    }
+}
+
+/// A client connected from another loopback address.
+async fn connect_from(source: &str, server: &TestServer) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut client = Client::from_stream(socket.connect(server.addr).await.unwrap());
+    client.expect_prefix("HELLO ").await;
+    client
+}
+
+#[tokio::test]
+async fn a_guest_who_takes_a_name_later_does_not_read_its_private_history() {
+    let server = TestServer::start();
+    quit(register(&server, "carol", "pw").await).await;
+
+    // A guest "bob" leaves a message for carol, who is offline, and goes.
+    let mut bob = server.guest("bob").await;
+    assert_eq!(
+        bob.ask("PM carol my pin is 4711").await,
+        "OK PM carol queued"
+    );
+    assert_eq!(history(&mut bob, "carol").await.len(), 1);
+    quit(bob).await;
+
+    // Another guest under the same name sees nothing of it.
+    let mut impostor = server.guest("bob").await;
+    assert_eq!(history(&mut impostor, "carol").await, Vec::<String>::new());
+    quit(impostor).await;
+
+    // Nor does someone who registers the name afterwards.
+    let mut registered = register(&server, "bob", "other").await;
+    assert_eq!(
+        history(&mut registered, "carol").await,
+        Vec::<String>::new()
+    );
+    quit(registered).await;
+
+    // Carol still gets the message that was meant for her.
+    let mut carol = server.connect().await;
+    carol.send("LOGIN carol pw").await;
+    carol.expect("PM bob my pin is 4711").await;
+    carol.expect("OK LOGIN carol").await;
+}
+
+#[tokio::test]
+async fn registered_users_keep_their_conversation_across_logins() {
+    let server = TestServer::start();
+    let mut alice = register(&server, "alice", "pw-a").await;
+    let mut dave = register(&server, "dave", "pw-d").await;
+    alice.expect("NOTICE ONLINE dave").await;
+    assert_eq!(dave.ask("PM alice hello alice").await, "OK PM alice");
+    alice.expect("PM dave hello alice").await;
+    quit(dave).await;
+    alice.expect("NOTICE OFFLINE dave QUIT").await;
+    // A guest cannot pose as dave while he is away...
+    let mut guest = server.connect().await;
+    assert_eq!(
+        guest.ask("NICK dave").await,
+        "ERR NAME_TAKEN dave is a registered account; use LOGIN"
+    );
+    // ...and alice reads her conversation with the account, not with whoever holds the name.
+    let lines = history(&mut alice, "dave").await;
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].ends_with(" dave hello alice"), "{lines:?}");
+    let mut dave = server.connect().await;
+    assert_eq!(dave.ask("LOGIN dave pw-d").await, "OK LOGIN dave");
+    assert_eq!(history(&mut dave, "ALICE").await.len(), 1);
+}
+
+/// Each round races a guest `NICK` against a `REGISTER` of the same name: exactly one wins,
+/// and a `REGISTER` that lost leaves no account behind.
+#[tokio::test]
+async fn nick_and_register_racing_for_a_name_have_one_winner() {
+    let server = TestServer::start_with(&[], &[("LINECHAT_LOGIN_FAILURES_PER_IP", "0")]);
+    for round in 0..40 {
+        let name = format!("race{round}");
+        let mut guest = server.connect().await;
+        let mut owner = server.connect().await;
+        let nick = format!("NICK {name}");
+        let register = format!("REGISTER {name} pw");
+        let (nicked, registered) = tokio::join!(guest.ask(&nick), owner.ask(&register));
+        let nick_won = nicked == format!("OK NICK {name}");
+        let register_won = registered == format!("OK REGISTER {name}");
+        assert!(
+            nick_won != register_won,
+            "round {round}: {nicked:?} / {registered:?}"
+        );
+        if nick_won {
+            assert!(registered.starts_with("ERR NAME_TAKEN"), "{registered}");
+            // No hidden account: the password opens nothing.
+            let mut checker = server.connect().await;
+            assert_eq!(
+                checker.ask(&format!("LOGIN {name} pw")).await,
+                "ERR BAD_PASSWORD wrong name or password"
+            );
+        } else {
+            assert!(nicked.starts_with("ERR NAME_TAKEN"), "{nicked}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn simultaneous_guesses_are_counted_before_any_is_checked() {
+    let server = TestServer::start_with(
+        &[],
+        &[
+            ("LINECHAT_LOGIN_FAILURES_PER_ACCOUNT", "5"),
+            ("LINECHAT_LOGIN_FAILURES_PER_IP", "20"),
+            ("LINECHAT_MAX_CONNECTIONS_PER_IP", "100"),
+        ],
+    );
+    quit(register(&server, "target", "the right one").await).await;
+    let mut guessers = Vec::new();
+    for _ in 0..60 {
+        guessers.push(connect_from("127.0.0.7", &server).await);
+    }
+    // Every guess is on the wire before the first answer comes back.
+    for (i, guesser) in guessers.iter_mut().enumerate() {
+        guesser.send(&format!("LOGIN target guess{i}")).await;
+    }
+    let mut checked = 0;
+    for guesser in &mut guessers {
+        let reply = guesser.line().await;
+        if reply == "ERR BAD_PASSWORD wrong name or password" {
+            checked += 1;
+        } else {
+            assert!(reply.starts_with("ERR TOO_MANY_ATTEMPTS"), "{reply}");
+        }
+    }
+    assert_eq!(checked, 5, "password checks for 60 simultaneous guesses");
+
+    // The owner, from an address with no failures, is not locked out of their account.
+    let mut owner = connect_from("127.0.0.8", &server).await;
+    assert_eq!(
+        owner.ask("LOGIN target the right one").await,
+        "OK LOGIN target"
+    );
+    // The guessing address stays refused, with the right password too.
+    let mut again = connect_from("127.0.0.7", &server).await;
+    let reply = again.ask("LOGIN target the right one").await;
+    assert!(reply.starts_with("ERR TOO_MANY_ATTEMPTS"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_login_with_the_right_password_takes_over_a_vanished_session() {
+    let server = TestServer::start();
+    let mut ghost = register(&server, "erin", "pw").await;
+    assert_eq!(ghost.ask("CR den").await, "OK CR den");
+    let mut friend = server.guest("frank").await;
+    ghost.expect("NOTICE ONLINE frank").await;
+    assert_eq!(friend.ask("JR den").await, "OK JR den");
+    ghost.expect("JR den frank").await;
+
+    // Erin's first connection stops answering; she logs in again from elsewhere.
+    let mut erin = server.connect().await;
+    erin.send("LOGIN erin pw").await;
+    erin.expect("JR den erin").await;
+    erin.expect("OK LOGIN erin").await;
+    assert_eq!(
+        ghost.expect_closed().await,
+        ["NOTICE CLOSING REPLACED you logged in on another connection"]
+    );
+    // To the others she never left: no OFFLINE, ONLINE, LR or JR.
+    assert_eq!(friend.ask("RM den still there?").await, "OK RM den");
+    erin.expect("RM den frank still there?").await;
+    assert_eq!(friend.ask("LRU den").await, "LRU den erin frank");
+    assert_eq!(friend.ask("USERS").await, "USERS erin frank");
+    friend.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn names_that_look_like_a_taken_one_are_refused() {
+    let server = TestServer::start();
+    let _alice = server.guest("Alice").await;
+    quit(register(&server, "modern", "pw").await).await;
+    for (command, holder) in [
+        ("NICK aIice", "Alice"),
+        ("NICK A1ice", "Alice"),
+        ("REGISTER AIice pw", "Alice"),
+        ("NICK rnodern", "modern"),
+        ("REGISTER m0dern pw", "modern"),
+    ] {
+        let mut client = server.connect().await;
+        assert_eq!(
+            client.ask(command).await,
+            format!("ERR NAME_TAKEN that name looks too much like {holder}")
+        );
+    }
+    let mut fine = server.connect().await;
+    assert_eq!(fine.ask("NICK alicia").await, "OK NICK alicia");
+}
+
+#[tokio::test]
+async fn rooms_nobody_keeps_go_away_and_creating_them_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [
+        ("LINECHAT_ROOM_EXPIRY_SECS", "1"),
+        ("LINECHAT_ROOMS_CREATED_PER_MINUTE", "3"),
+    ];
+    let mut server = TestServer::start_in(dir.path(), &[], &envs);
+    let mut guest = server.guest("gus").await;
+    for room in ["g1", "g2", "g3"] {
+        assert_eq!(
+            guest.ask(&format!("CR {room}")).await,
+            format!("OK CR {room}")
+        );
+    }
+    let refused = guest.ask("CR g4").await;
+    assert!(
+        refused.starts_with("ERR FLOOD rooms are created at most 3 per minute"),
+        "{refused}"
+    );
+    assert_eq!(guest.ask("RM g1 hello").await, "OK RM g1");
+    let mut owner = register(&server, "hana", "pw").await;
+    assert_eq!(owner.ask("CR kept").await, "OK CR kept");
+    quit(owner).await;
+    for room in ["g1", "g2"] {
+        assert_eq!(
+            guest.ask(&format!("LR {room}")).await,
+            format!("OK LR {room}")
+        );
+    }
+    // g3 has a member, "kept" a registered user who will come back: both stay.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(guest.ask("LRS").await, "LRS g3 kept");
+    assert_eq!(
+        guest.ask("JR g1").await,
+        "ERR NO_SUCH_ROOM there is no room g1; CR creates it"
+    );
+    // A new room under an old name starts with no history.
+    assert_eq!(guest.ask("CR g1").await, "OK CR g1");
+    assert_eq!(history(&mut guest, "g1").await, Vec::<String>::new());
+    quit(guest).await;
+
+    server.terminate();
+    let server = TestServer::start_in(dir.path(), &[], &envs);
+    let mut later = server.guest("late").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(later.ask("LRS").await, "LRS kept");
+}
