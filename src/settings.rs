@@ -57,14 +57,21 @@ pub struct Settings {
     pub idle_ping_secs: u64,
     /// Seconds a client has to send any line after that `PING` before it is disconnected.
     pub idle_timeout_secs: u64,
-    /// Failed logins (and registrations) allowed per IP address in a window.
+    /// Password attempts allowed per IP address in a window: `LOGIN`s, counted before they
+    /// are checked and given back when right, and every `REGISTER`.
     pub login_failures_per_ip: u32,
-    /// Failed logins allowed per account in a window.
+    /// The same per account; a locked account still takes attempts from addresses with none
+    /// in the window.
     pub login_failures_per_account: u32,
     /// Length of that window, in seconds; after it the counts start again.
     pub login_failure_window_secs: u64,
     /// Most rooms the server holds; `CR` beyond it is refused.
     pub max_rooms: usize,
+    /// Seconds a room may stay empty before it is deleted with its history, unless a
+    /// registered user remembers it (is in it across logins); 0 keeps every room.
+    pub room_expiry_secs: u64,
+    /// Rooms one connection may create per minute; 0 does not limit.
+    pub rooms_created_per_minute: u32,
     /// Most members one room may have.
     pub max_room_members: usize,
     /// Longest new user or room name, at most 32.
@@ -109,6 +116,8 @@ impl Default for Settings {
             login_failures_per_account: 5,
             login_failure_window_secs: 300,
             max_rooms: 10_000,
+            room_expiry_secs: 3600,
+            rooms_created_per_minute: 5,
             max_room_members: 10_000,
             max_name_length: MAX_NAME_LEN,
             tls_addr: None,
@@ -172,6 +181,10 @@ impl Settings {
 
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout_secs)
+    }
+
+    pub fn room_expiry(&self) -> Option<Duration> {
+        (self.room_expiry_secs > 0).then(|| Duration::from_secs(self.room_expiry_secs))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -534,7 +534,8 @@ async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
     let server = TestServer::start_in(dir.path(), &[], &envs);
     let mut alice = register(&server, "alice", "pw").await;
     check(&mut alice, "CR dev", "OK CR dev").await;
-    let mut bob = server.guest("bob").await;
+    // Registered: a private conversation outlives a session only between accounts.
+    let mut bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
     check(&mut alice, "MSG one", "OK MSG").await;
     check(&mut alice, "RM dev two", "OK RM dev").await;
@@ -569,7 +570,7 @@ async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
 async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_in(dir.path(), &[], &[]);
-    let mut alice = server.guest("alice").await;
+    let mut alice = register(&server, "alice", "pw").await;
     let mut bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
     check(&mut bob, "CR dev", "OK CR dev").await;

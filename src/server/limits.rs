@@ -56,6 +56,28 @@ impl FloodGuard {
     }
 }
 
+/// How many rooms one connection may create: `rooms_created_per_minute`, as a bucket that
+/// refills evenly over the minute. Rooms outlive their creator, so without it one client
+/// could fill the server's room table in seconds.
+pub(super) struct RoomCreations {
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl RoomCreations {
+    pub(super) fn new(settings: &Settings) -> Self {
+        let limiter = NonZeroU32::new(settings.rooms_created_per_minute)
+            .map(|per_minute| RateLimiter::direct(Quota::per_minute(per_minute)));
+        Self { limiter }
+    }
+
+    /// Whether one more room may be created now; counts it if so.
+    pub(super) fn allow(&self) -> bool {
+        self.limiter
+            .as_ref()
+            .is_none_or(|limiter| limiter.check().is_ok())
+    }
+}
+
 /// What the idle timer asks for when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum IdleAction {
@@ -129,6 +151,21 @@ mod tests {
         assert_eq!(guard.admit(), Admission::Drop);
         assert_eq!(guard.admit(), Admission::Drop);
         assert_eq!(guard.admit(), Admission::Close);
+    }
+
+    #[test]
+    fn room_creations_are_limited_per_minute_unless_off() {
+        let limited = RoomCreations::new(&Settings {
+            rooms_created_per_minute: 2,
+            ..Settings::default()
+        });
+        assert!(limited.allow() && limited.allow());
+        assert!(!limited.allow());
+        let unlimited = RoomCreations::new(&Settings {
+            rooms_created_per_minute: 0,
+            ..Settings::default()
+        });
+        assert!((0..1000).all(|_| unlimited.allow()));
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl ServerHandle {
         let users = Users::spawn(store.clone(), accounts.clone(), registered);
         let room_limits = RoomLimits {
             max_rooms: settings.max_rooms,
+            expiry: settings.room_expiry(),
             max_members: settings.max_room_members,
         };
         let rooms = Rooms::spawn(users.clone(), store.clone(), loaded.rooms, room_limits);

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::accounts::AccountError;
-use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch};
+use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch, RoomCreations};
 use super::member::{Member, UserId};
 use super::processor::ServerHandle;
 use super::storage::Conversation;
@@ -54,6 +54,7 @@ where
         context: context.clone(),
         presence: None,
         in_flight: VecDeque::new(),
+        room_creations: RoomCreations::new(&context.settings),
     };
     let end = session.run(&mut lines).await;
     session.finish(end);
@@ -110,6 +111,7 @@ struct Session {
     /// out in this order, and before the reply of any later command, so a burst of messages
     /// costs no round trip each, yet every command still gets its final line in order.
     in_flight: VecDeque<oneshot::Receiver<Reply>>,
+    room_creations: RoomCreations,
 }
 
 /// Messages a session lets run ahead of their replies.
@@ -210,6 +212,17 @@ impl Session {
         self.settle().await;
         if let Some(refusal) = self.check_new_name(&command) {
             self.send(refusal);
+            return Continue(());
+        }
+        if matches!(command, Command::CreateRoom { .. })
+            && self.presence.is_some()
+            && !self.room_creations.allow()
+        {
+            let per_minute = self.context.settings.rooms_created_per_minute;
+            let message = format!(
+                "rooms are created at most {per_minute} per minute per connection; the line was dropped"
+            );
+            self.send(Reply::err(ErrorCode::Flood, message));
             return Continue(());
         }
         let reply = match command {

@@ -73,6 +73,7 @@ pub async fn rooms() -> (Rooms, tempfile::TempDir) {
     let limits = RoomLimits {
         max_rooms: 3,
         max_members: 3,
+        expiry: None,
     };
     (Rooms::spawn(users, store, Vec::new(), limits), dir)
 }

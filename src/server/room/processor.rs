@@ -1,8 +1,12 @@
-//! The `RoomProcessor`: owns the table of rooms and routes requests to their managers.
+//! The `RoomProcessor`: owns the table of rooms and routes requests to their managers. Rooms
+//! that nobody is in and no registered user remembers expire after a while.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::info;
 
 use super::manager::{RoomManager, RoomMessage};
 use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
@@ -66,12 +70,15 @@ impl Rooms {
         // connection leaves quietly once per room it is in.
         let (tx, rx) = mpsc::unbounded_channel();
         let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let (unremembered_tx, unremembered_rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
         let rooms = loaded
             .into_iter()
             .map(|(name, _creator)| {
                 let room = Room {
                     name: name.clone(),
                     manager: None,
+                    empty_since: now,
                 };
                 (name, room)
             })
@@ -81,9 +88,10 @@ impl Rooms {
             users,
             store,
             idle: idle_tx,
+            unremembered: unremembered_tx,
             limits,
         };
-        tokio::spawn(processor.run(rx, idle_rx));
+        tokio::spawn(processor.run(rx, idle_rx, unremembered_rx));
         Self { tx }
     }
 
@@ -108,6 +116,8 @@ struct Room {
     /// The running manager; `None` while the room has no members, so that an empty room
     /// costs no task.
     manager: Option<mpsc::UnboundedSender<RoomMessage>>,
+    /// Since when the room has had no members (meaningful while `manager` is `None`).
+    empty_since: Instant,
 }
 
 /// Sizes the room processor enforces.
@@ -115,6 +125,9 @@ struct Room {
 pub struct RoomLimits {
     pub max_rooms: usize,
     pub max_members: usize,
+    /// How long a room may stay empty before it goes, unless a registered user remembers
+    /// it; `None` keeps every room.
+    pub expiry: Option<Duration>,
 }
 
 struct RoomProcessor {
@@ -123,14 +136,29 @@ struct RoomProcessor {
     users: Users,
     store: Store,
     idle: mpsc::UnboundedSender<Name>,
+    /// Where the store's answer comes back: which expired rooms nobody remembers.
+    unremembered: mpsc::UnboundedSender<(Instant, Vec<Name>)>,
 }
+
+/// How often expired rooms are looked for, at most.
+const SWEEP_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
 impl RoomProcessor {
     async fn run(
         mut self,
         mut requests: mpsc::UnboundedReceiver<RoomRequest>,
         mut idle: mpsc::UnboundedReceiver<Name>,
+        mut unremembered: mpsc::UnboundedReceiver<(Instant, Vec<Name>)>,
     ) {
+        let every = self
+            .limits
+            .expiry
+            .map_or(SWEEP_AT_MOST_EVERY, |expiry| {
+                (expiry / 2).min(SWEEP_AT_MOST_EVERY)
+            })
+            .max(Duration::from_millis(100));
+        let mut sweep = tokio::time::interval(every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 request = requests.recv() => match request {
@@ -138,7 +166,55 @@ impl RoomProcessor {
                     None => return,
                 },
                 Some(room) = idle.recv() => self.close_if_empty(room).await,
+                _ = sweep.tick(), if self.limits.expiry.is_some() => self.sweep(),
+                Some((swept, rooms)) = unremembered.recv() => self.expire(swept, rooms),
             }
+        }
+    }
+
+    /// Asks the store which of the rooms empty for longer than the expiry no registered
+    /// user remembers; the answer comes back to [`RoomProcessor::expire`].
+    fn sweep(&mut self) {
+        let Some(expiry) = self.limits.expiry else {
+            return;
+        };
+        let now = Instant::now();
+        let expired: Vec<Name> = self
+            .rooms
+            .values_mut()
+            .filter(|room| room.manager.is_none() && room.empty_since + expiry <= now)
+            .map(|room| {
+                // Checked again one expiry from now if someone remembers it.
+                room.empty_since = now;
+                room.name.clone()
+            })
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let answer = self.unremembered.clone();
+        tokio::spawn(async move {
+            let _ = answer.send((now, store.unremembered_rooms(expired).await));
+        });
+    }
+
+    /// Removes the rooms nobody remembers that have stayed empty since the sweep at `swept`,
+    /// and their history.
+    fn expire(&mut self, swept: Instant, rooms: Vec<Name>) {
+        let mut gone = Vec::new();
+        for room in rooms {
+            let still_empty = self
+                .rooms
+                .get(&room)
+                .is_some_and(|entry| entry.manager.is_none() && entry.empty_since <= swept);
+            if let Some(entry) = still_empty.then(|| self.rooms.remove(&room)).flatten() {
+                gone.push(entry.name);
+            }
+        }
+        if !gone.is_empty() {
+            info!(rooms = gone.len(), "expired empty rooms");
+            self.store.delete_rooms(gone);
         }
     }
 
@@ -164,6 +240,7 @@ impl RoomProcessor {
                     Room {
                         name: room.clone(),
                         manager: None,
+                        empty_since: Instant::now(),
                     },
                 );
                 self.store.create_room(room.clone(), member.name.clone());
@@ -289,6 +366,7 @@ impl RoomProcessor {
         let (reply, answer) = oneshot::channel();
         if manager.send(RoomMessage::Close { reply }).is_err() || answer.await.unwrap_or(true) {
             entry.manager = None;
+            entry.empty_since = Instant::now();
         }
     }
 }

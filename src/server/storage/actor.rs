@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
-use super::{Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage, key};
+use super::{
+    Conversation, Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage, key,
+};
 use crate::common::Name;
 use crate::server::member::UserId;
 
@@ -235,8 +237,49 @@ impl StorageActor {
                 .await;
                 let _ = reply.send(rows.map(stored).map_err(StorageError::from));
             }
+            StorageRequest::UnrememberedRooms { rooms, reply } => {
+                let mut unremembered = Vec::new();
+                for room in rooms {
+                    let remembered: Result<Option<(i64,)>, _> =
+                        sqlx::query_as("SELECT 1 FROM memberships WHERE room_key = ? LIMIT 1")
+                            .bind(key(&room))
+                            .fetch_optional(&self.pool)
+                            .await;
+                    // A room whose memberships cannot be read is kept.
+                    if let Some(None) = log_failure("reading a room's memberships", remembered) {
+                        unremembered.push(room);
+                    }
+                }
+                let _ = reply.send(unremembered);
+            }
+            StorageRequest::DeleteRooms { rooms } => {
+                for room in rooms {
+                    let result = self.delete_room(&room).await;
+                    log_failure("deleting an expired room", result);
+                }
+            }
             StorageRequest::Record(_) | StorageRequest::Close { .. } => {}
         }
+    }
+
+    /// Deletes a room nobody remembers, and its history, in one transaction.
+    async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM rooms WHERE name_key = ? \
+             AND NOT EXISTS (SELECT 1 FROM memberships WHERE room_key = ?)",
+        )
+        .bind(key(room))
+        .bind(key(room))
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() > 0 {
+            sqlx::query("DELETE FROM messages WHERE target = ?")
+                .bind(Conversation::Room(room.clone()).key())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
     }
 
     async fn take_pending(&self, account: &UserId) -> Result<Vec<StoredMessage>, sqlx::Error> {

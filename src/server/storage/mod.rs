@@ -144,6 +144,15 @@ enum StorageRequest {
         count: u32,
         reply: oneshot::Sender<Result<Vec<StoredMessage>, StorageError>>,
     },
+    /// Of these rooms, those no registered user remembers.
+    UnrememberedRooms {
+        rooms: Vec<Name>,
+        reply: oneshot::Sender<Vec<Name>>,
+    },
+    /// Deletes rooms nobody remembers, with their history.
+    DeleteRooms {
+        rooms: Vec<Name>,
+    },
     /// Write everything queued, then stop.
     Close {
         reply: oneshot::Sender<()>,
@@ -244,6 +253,19 @@ impl Store {
             reply,
         })
         .await?
+    }
+
+    /// Of `rooms`, those that no registered user remembers.
+    pub async fn unremembered_rooms(&self, rooms: Vec<Name>) -> Vec<Name> {
+        self.ask(|reply| StorageRequest::UnrememberedRooms { rooms, reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Deletes `rooms` and their history, except any that a registered user remembers by
+    /// the time this runs.
+    pub fn delete_rooms(&self, rooms: Vec<Name>) {
+        self.send(StorageRequest::DeleteRooms { rooms });
     }
 
     /// Writes everything queued and stops the storage task.
