@@ -25,6 +25,8 @@ pub enum AccountError {
     Throttled(Duration),
     #[error("the account store is unavailable")]
     Unavailable,
+    #[error("the account could not be stored; try again later")]
+    Storage,
 }
 
 #[derive(Debug)]
@@ -47,6 +49,13 @@ enum AccountRequest {
     Hashed {
         name: Name,
         hash: Option<String>,
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    },
+    /// Sent by the task that stored a hashed account: it exists only if it was stored.
+    Stored {
+        name: Name,
+        hash: String,
+        stored: bool,
         reply: oneshot::Sender<Result<(), AccountError>>,
     },
     Verify {
@@ -225,25 +234,43 @@ impl AccountStore {
                 });
             }
             AccountRequest::Hashed { name, hash, reply } => {
-                self.pending.remove(&name);
                 let Some(hash) = hash else {
+                    self.pending.remove(&name);
                     let _ = reply.send(Err(AccountError::Unavailable));
                     return;
                 };
+                // The name stays reserved while the account is stored; the account enters
+                // memory only once it is on disk, so a failed write leaves none behind.
+                let storage = self.storage.clone();
+                let store = self.tx.clone();
+                tokio::spawn(async move {
+                    let stored = storage.create_account(name.clone(), hash.clone()).await;
+                    let stored = stored.is_ok();
+                    let _ = store.send(AccountRequest::Stored {
+                        name,
+                        hash,
+                        stored,
+                        reply,
+                    });
+                });
+            }
+            AccountRequest::Stored {
+                name,
+                hash,
+                stored,
+                reply,
+            } => {
+                self.pending.remove(&name);
+                if !stored {
+                    let _ = reply.send(Err(AccountError::Storage));
+                    return;
+                }
                 let account = Account {
                     name: name.clone(),
-                    hash: hash.clone(),
+                    hash,
                 };
-                self.accounts.insert(name.clone(), account);
-                // The account is usable at once; the answer waits until it is on disk.
-                let storage = self.storage.clone();
-                tokio::spawn(async move {
-                    let saved = storage.create_account(name, hash).await;
-                    if let Err(error) = &saved {
-                        tracing::error!(%error, "could not save an account");
-                    }
-                    let _ = reply.send(saved.map_err(|_| AccountError::Unavailable));
-                });
+                self.accounts.insert(name, account);
+                let _ = reply.send(Ok(()));
             }
             AccountRequest::Failed { name, peer } => {
                 self.per_ip.fail(peer);
@@ -299,22 +326,35 @@ impl AccountStore {
                 text,
                 reply,
             } => {
-                let answer = match self.accounts.get(&to) {
-                    Some(account) => {
-                        let to = account.name.clone();
-                        self.storage.record(Record {
-                            conversation: Conversation::Private(from.clone(), to.clone()),
-                            from,
-                            to: Some(to.clone()),
-                            text,
-                            at: std::time::SystemTime::now(),
-                            pending: true,
-                        });
-                        Reply::ok_with(Verb::Pm, format!("{to} queued"))
-                    }
-                    None => Reply::err(ErrorCode::NoSuchUser, format!("{to} is not online")),
+                let Some(account) = self.accounts.get(&to) else {
+                    let message = format!("{to} is not online");
+                    let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
+                    return;
                 };
-                let _ = reply.send(answer);
+                let to = account.name.clone();
+                // Stored before `OK PM <user> queued`; sent to the writer now, so that queued
+                // messages keep their order, and answered when stored.
+                let stored = self.storage.queue_private(Record {
+                    conversation: Conversation::Private(from.clone(), to.clone()),
+                    from,
+                    to: Some(to.clone()),
+                    text,
+                    at: std::time::SystemTime::now(),
+                    pending: true,
+                });
+                tokio::spawn(async move {
+                    let answer = match stored.await {
+                        Ok(()) => Reply::ok_with(Verb::Pm, format!("{to} queued")),
+                        Err(error) => Reply::err(
+                            ErrorCode::Storage,
+                            format!(
+                                "the message for {to} could not be stored: {}",
+                                error.client_message()
+                            ),
+                        ),
+                    };
+                    let _ = reply.send(answer);
+                });
             }
             AccountRequest::Exists { name, reply } => {
                 let _ =

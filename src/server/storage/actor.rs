@@ -1,15 +1,18 @@
-//! The storage task and its SQL. Everything here is plain SQL that PostgreSQL also accepts,
-//! but for the pool type and the connection options.
+//! The writer task and its SQL: every write goes through here, in order, on the one
+//! read-write connection. Everything here is plain SQL that PostgreSQL also accepts, but for
+//! the pool type and the connection options.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
-use super::{Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage, key};
+use super::{
+    Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage, files, key,
+};
 use crate::common::Name;
 
 /// A batch this large is written at once, whatever the window.
@@ -18,15 +21,14 @@ const MAX_BATCH: usize = 4096;
 const ROWS_PER_INSERT: usize = 256;
 /// How often old history is pruned while running (it is also pruned at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-const DATABASE_FILE: &str = "linechat.db";
+/// At most one log line per this long about history batches that could not be written, with
+/// the count lost since the last line: a full disk must not flood the log.
+const REPORT_LOSS_EVERY: Duration = Duration::from_secs(10);
+pub(super) const DATABASE_FILE: &str = "linechat.db";
 
 /// Opens the database, migrates it, and reads what is kept in memory.
 pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded), StorageError> {
-    std::fs::create_dir_all(&options.data_dir).map_err(|source| StorageError::DataDir {
-        path: options.data_dir.clone(),
-        source,
-    })?;
-    let path = options.data_dir.join(DATABASE_FILE);
+    let path = files::prepare(&options.data_dir, DATABASE_FILE)?;
     let connect = SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true)
@@ -35,7 +37,8 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded
         // committed transaction, and saves an fsync per commit.
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5));
-    // One connection: the storage task is the only user, and it works in order.
+    // One connection: the writer task is its only user, and it works in order. Reads have
+    // connections of their own (`reader.rs`).
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(connect)
@@ -80,6 +83,14 @@ pub(super) struct StorageActor {
     written: u64,
     /// Whether chat history is kept (queued private messages always are, until delivered).
     history: bool,
+    /// Readers waiting for the batch being gathered to be committed.
+    barriers: Vec<oneshot::Sender<()>>,
+    /// History messages lost to failed batches since start, and since the last log line.
+    lost: u64,
+    lost_unreported: u64,
+    last_error: Option<String>,
+    /// When the last log line about lost history was written.
+    reported_at: Option<Instant>,
 }
 
 impl StorageActor {
@@ -93,6 +104,11 @@ impl StorageActor {
             keep_days: options.keep_days,
             written: 0,
             history: options.history,
+            barriers: Vec::new(),
+            lost: 0,
+            lost_unreported: 0,
+            last_error: None,
+            reported_at: None,
         }
     }
 
@@ -110,15 +126,25 @@ impl StorageActor {
                             self.deadline = Some(Instant::now() + self.batch_window);
                         }
                     }
+                    Some(StorageRequest::Barrier { done }) => {
+                        // Answered with the batch it waits for, without a commit of its own.
+                        if self.batch.is_empty() {
+                            let _ = done.send(());
+                        } else {
+                            self.barriers.push(done);
+                        }
+                    }
                     Some(StorageRequest::Close { reply }) => {
                         self.flush().await;
+                        self.report_loss(true);
                         self.pool.close().await;
                         info!(messages = self.written, "history written, database closed");
                         let _ = reply.send(());
                         return;
                     }
                     Some(request) => {
-                        // Anything else sees every record sent before it.
+                        // Any other write is acknowledged to a client, and is rare: it commits
+                        // now, after the records sent before it (ids stay in the order sent).
                         self.flush().await;
                         self.handle(request).await;
                     }
@@ -148,9 +174,13 @@ impl StorageActor {
                 .bind(millis(SystemTime::now()))
                 .execute(&self.pool)
                 .await;
-                let _ = reply.send(result.map(drop).map_err(StorageError::from));
+                let _ = reply.send(stored_or_logged("saving an account", result));
             }
-            StorageRequest::CreateRoom { room, creator } => {
+            StorageRequest::CreateRoom {
+                room,
+                creator,
+                reply,
+            } => {
                 let result = sqlx::query(
                     "INSERT INTO rooms (name_key, name, creator, created_at) VALUES (?, ?, ?, ?) \
                      ON CONFLICT DO NOTHING",
@@ -161,15 +191,12 @@ impl StorageActor {
                 .bind(millis(SystemTime::now()))
                 .execute(&self.pool)
                 .await;
-                log_failure("saving a room", result);
-            }
-            StorageRequest::Sync { done } => {
-                let _ = done.send(());
+                let _ = reply.send(stored_or_logged("saving a room", result));
             }
             StorageRequest::Join {
                 account,
                 room,
-                done,
+                reply,
             } => {
                 let result = sqlx::query(
                     "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
@@ -179,13 +206,12 @@ impl StorageActor {
                 .bind(key(&room))
                 .execute(&self.pool)
                 .await;
-                log_failure("saving a membership", result);
-                let _ = done.send(());
+                let _ = reply.send(stored_or_logged("saving a membership", result));
             }
             StorageRequest::Leave {
                 account,
                 room,
-                done,
+                reply,
             } => {
                 let result =
                     sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
@@ -193,55 +219,42 @@ impl StorageActor {
                         .bind(key(&room))
                         .execute(&self.pool)
                         .await;
-                log_failure("removing a membership", result);
-                let _ = done.send(());
+                let _ = reply.send(stored_or_logged("removing a membership", result));
             }
-            StorageRequest::Memberships { account, reply } => {
-                let rooms: Result<Vec<(String,)>, _> = sqlx::query_as(
-                    "SELECT rooms.name FROM memberships \
-                     JOIN rooms ON rooms.name_key = memberships.room_key \
-                     WHERE memberships.account_key = ? ORDER BY rooms.name_key",
-                )
-                .bind(key(&account))
-                .fetch_all(&self.pool)
-                .await;
-                let rooms = log_failure("reading memberships", rooms).unwrap_or_default();
-                let rooms = rooms
-                    .into_iter()
-                    .filter_map(|(room,)| Name::parse(&room).ok())
-                    .collect();
-                let _ = reply.send(rooms);
+            StorageRequest::QueuePrivate { record, reply } => {
+                let result = self.write(std::slice::from_ref(&record)).await;
+                let _ = reply.send(stored_or_logged("queueing a private message", result));
             }
             StorageRequest::TakePending { account, reply } => {
                 let pending =
                     log_failure("reading queued messages", self.take_pending(&account).await);
                 let _ = reply.send(pending.unwrap_or_default());
             }
-            StorageRequest::History {
-                conversation,
-                count,
-                reply,
-            } => {
-                let rows: Result<Vec<(String, String, i64)>, _> = sqlx::query_as(
-                    "SELECT sender, body, sent_at FROM \
-                     (SELECT id, sender, body, sent_at FROM messages WHERE target = ? \
-                      ORDER BY id DESC LIMIT ?) AS latest \
-                     ORDER BY id",
-                )
-                .bind(conversation.key())
-                .bind(i64::from(count))
-                .fetch_all(&self.pool)
-                .await;
-                let _ = reply.send(rows.map(stored).map_err(StorageError::from));
+            #[cfg(test)]
+            StorageRequest::FillUp { done } => {
+                let pages: (i64,) = sqlx::query_as("PRAGMA page_count")
+                    .fetch_one(&self.pool)
+                    .await
+                    .expect("page count");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA max_page_count = {}",
+                    pages.0
+                )))
+                .execute(&self.pool)
+                .await
+                .expect("max page count");
+                let _ = done.send(());
             }
-            StorageRequest::Record(_) | StorageRequest::Close { .. } => {}
+            StorageRequest::Record(_)
+            | StorageRequest::Barrier { .. }
+            | StorageRequest::Close { .. } => {}
         }
     }
 
     async fn take_pending(&self, account: &Name) -> Result<Vec<StoredMessage>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT sender, body, sent_at FROM messages \
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, sender, body, sent_at FROM messages \
              WHERE recipient_key = ? AND pending = 1 ORDER BY id",
         )
         .bind(key(account))
@@ -261,17 +274,47 @@ impl StorageActor {
         Ok(stored(rows))
     }
 
-    /// Writes the batch in one transaction.
+    /// Writes the batch in one transaction (the group commit), then answers the readers
+    /// that waited for it. A batch that cannot be written is lost: counted and reported, and
+    /// chat goes on.
     async fn flush(&mut self) {
         self.deadline = None;
-        if self.batch.is_empty() {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            match self.write(&batch).await {
+                Ok(()) => self.written += batch.len() as u64,
+                Err(error) => {
+                    self.lost += batch.len() as u64;
+                    self.lost_unreported += batch.len() as u64;
+                    self.last_error = Some(error.to_string());
+                }
+            }
+            self.report_loss(false);
+        }
+        for done in self.barriers.drain(..) {
+            let _ = done.send(());
+        }
+    }
+
+    /// Logs the history lost since the last report, at most once per [`REPORT_LOSS_EVERY`]
+    /// unless `now`.
+    fn report_loss(&mut self, now: bool) {
+        let due = now
+            || self
+                .reported_at
+                .is_none_or(|at| at.elapsed() >= REPORT_LOSS_EVERY);
+        if self.lost_unreported == 0 || !due {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
-        match self.write(&batch).await {
-            Ok(()) => self.written += batch.len() as u64,
-            Err(error) => error!(%error, lost = batch.len(), "could not write a history batch"),
-        }
+        error!(
+            lost = self.lost_unreported,
+            lost_since_start = self.lost,
+            error = self.last_error.as_deref().unwrap_or(""),
+            "HISTORY LOST: messages could not be written to the database (disk full?); \
+             chat goes on, they will be missing from history"
+        );
+        self.lost_unreported = 0;
+        self.reported_at = Some(Instant::now());
     }
 
     /// Writes a batch in one transaction, many rows per statement: per-statement overhead,
@@ -330,10 +373,12 @@ impl StorageActor {
     }
 }
 
-fn stored(rows: Vec<(String, String, i64)>) -> Vec<StoredMessage> {
+/// Rows of `(id, sender, body, sent_at)` as messages.
+pub(super) fn stored(rows: Vec<(i64, String, String, i64)>) -> Vec<StoredMessage> {
     rows.into_iter()
-        .filter_map(|(from, text, at)| {
+        .filter_map(|(id, from, text, at)| {
             Some(StoredMessage {
+                id,
                 from: Name::parse(&from).ok()?,
                 text,
                 at: UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
@@ -345,6 +390,14 @@ fn stored(rows: Vec<(String, String, i64)>) -> Vec<StoredMessage> {
 fn millis(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |since| {
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// The outcome of a write a client is told about; a failure is logged here.
+fn stored_or_logged<T>(what: &str, result: Result<T, sqlx::Error>) -> Result<(), StorageError> {
+    result.map(drop).map_err(|error| {
+        error!(%error, "{what} failed; the client is told");
+        StorageError::from(error)
     })
 }
 
