@@ -30,7 +30,13 @@ impl Drop for Started {
 /// skips them, and the start-up warnings are among them).
 fn start(data_dir: &Path) -> Started {
     let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
-        .args(["--addr", "127.0.0.1:0", "--config", "/dev/null", "--data-dir"])
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--config",
+            "/dev/null",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
