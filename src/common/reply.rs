@@ -36,6 +36,9 @@ pub enum ErrorCode {
     RoomFull,
     TooManyRooms,
     Internal,
+    /// A write the command needs could not be stored (e.g. the disk is full); nothing of
+    /// the command took effect.
+    Storage,
 }
 
 impl ErrorCode {
@@ -63,6 +66,7 @@ impl ErrorCode {
             ErrorCode::RoomFull => "ROOM_FULL",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Storage => "STORAGE",
         }
     }
 }
@@ -320,7 +324,7 @@ impl fmt::Display for Reply {
 // ---------------------------------------------------------------------------------------------
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadArguments,
         ErrorCode::BadName,
@@ -343,6 +347,7 @@ impl ErrorCode {
         ErrorCode::RoomFull,
         ErrorCode::TooManyRooms,
         ErrorCode::Internal,
+        ErrorCode::Storage,
     ];
 
     /// The code with this wire name (exact, upper case).
@@ -768,9 +773,8 @@ mod parse_tests {
             UnknownCommand | BadArguments | BadName | BadText | LineTooLong | BadUtf8
             | NotLoggedIn | AlreadyLoggedIn | NameTaken | BadPassword | GuestsDisabled
             | NoSuchUser | NoSuchRoom | RoomExists | NotInRoom | AlreadyInRoom | Flood
-            | TooManyAttempts | TooManyConnections | RoomFull | TooManyRooms | Internal => {
-                position(code).expect("every code is in ErrorCode::ALL")
-            }
+            | TooManyAttempts | TooManyConnections | RoomFull | TooManyRooms | Internal
+            | Storage => position(code).expect("every code is in ErrorCode::ALL"),
         }
     }
 

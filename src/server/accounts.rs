@@ -25,6 +25,8 @@ pub enum AccountError {
     Throttled(Duration),
     #[error("the account store is unavailable")]
     Unavailable,
+    #[error("the account could not be stored; try again later")]
+    Storage,
 }
 
 #[derive(Debug)]
@@ -216,7 +218,7 @@ impl AccountStore {
                         Err(error) => {
                             tracing::error!(%error, "could not save an account");
                             let _ = actor.send(AccountRequest::NotStored { name });
-                            let _ = reply.send(Err(AccountError::Unavailable));
+                            let _ = reply.send(Err(AccountError::Storage));
                         }
                     }
                 });

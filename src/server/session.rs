@@ -261,24 +261,33 @@ impl Session {
                         _ => None,
                     };
                     let server = &self.context.server;
-                    let reply = server.execute(&presence.member, command).await;
-                    // A room and a registered user's membership are on disk before the OK
-                    // goes out: those are not in any batch window.
+                    let account = presence.member.name.clone();
+                    let remembered = presence.registered;
+                    // A registered user's membership is on disk before the OK goes out: `LR`
+                    // deletes it first and leaves only once that is stored...
+                    if let (Command::LeaveRoom { room }, true) = (&command, remembered)
+                        && presence.rooms.contains(room)
+                        && let Err(error) = server.store.leave(account.clone(), room.clone()).await
+                    {
+                        let message = format!("leaving {room}: {}", error.client_message());
+                        self.send(Reply::err(ErrorCode::Storage, message));
+                        return Continue(());
+                    }
+                    let mut reply = server.execute(&presence.member, command).await;
+                    // ...and `CR`/`JR` join in memory, then store the membership, and leave
+                    // again if it cannot be stored. (`CR` stores the room itself first.)
                     if let (Some(room), Reply::Ok { verb, .. }) = (room, &reply) {
-                        let account = presence.member.name.clone();
-                        let remembered = presence.registered;
                         if *verb == Verb::Lr {
                             presence.rooms.remove(&room);
-                            if remembered {
-                                server.store.leave(account, room).await;
-                            }
+                        } else if remembered
+                            && let Err(error) = server.store.join(account, room.clone()).await
+                        {
+                            let leave = Command::LeaveRoom { room: room.clone() };
+                            let _ = server.execute(&presence.member, leave).await;
+                            let message = format!("joining {room}: {}", error.client_message());
+                            reply = Reply::err(ErrorCode::Storage, message);
                         } else {
-                            presence.rooms.insert(room.clone());
-                            if remembered {
-                                server.store.join(account, room).await;
-                            } else if *verb == Verb::Cr {
-                                server.store.sync().await;
-                            }
+                            presence.rooms.insert(room);
                         }
                     }
                     reply
@@ -559,6 +568,7 @@ fn name_refused(name: &Name, refusal: NameRefusal, verb: Verb) -> Reply {
 fn account_failure(error: AccountError) -> Reply {
     let code = match error {
         AccountError::Throttled(_) => ErrorCode::TooManyAttempts,
+        AccountError::Storage => ErrorCode::Storage,
         _ => ErrorCode::Internal,
     };
     Reply::err(code, error.to_string())

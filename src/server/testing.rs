@@ -45,6 +45,7 @@ pub async fn store() -> (Store, tempfile::TempDir) {
         batch_window: Duration::from_millis(10),
         keep_per_conversation: 0,
         keep_days: 0,
+        read_connections: 2,
     };
     let (store, _, _) = Store::open(options).await.expect("a store");
     (store, dir)

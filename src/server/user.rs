@@ -370,10 +370,7 @@ impl UserProcessor {
                 to,
                 text,
                 reply,
-            } => {
-                let answer = self.private(from, to, text);
-                let _ = reply.send(answer);
-            }
+            } => self.private(from, to, text, reply),
             UserRequest::Notify { notice, except } => self.announce(notice, &except),
         }
     }
@@ -427,39 +424,56 @@ impl UserProcessor {
         }
     }
 
-    /// Delivers a private message, or keeps it for an account that is offline.
-    fn private(&self, from: Member, to: Name, text: String) -> Reply {
+    /// Delivers a private message, or keeps it for an account that is offline: then the
+    /// answer waits until it is stored, without holding up the directory.
+    fn private(&self, from: Member, to: Name, text: String, reply: oneshot::Sender<Reply>) {
         let (to, recipient, outbox) = match self.online.get_key_value(&to) {
             Some((name, online)) => (name.clone(), online.id, Some(&online.outbox)),
             None => match self.registered.get_key_value(&to) {
                 Some((name, id)) => (name.clone(), UserId::Account(*id), None),
                 None => {
-                    return Reply::err(ErrorCode::NoSuchUser, format!("{to} is not online"));
+                    let message = format!("{to} is not online");
+                    let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
+                    return;
                 }
             },
         };
-        if outbox.is_some_and(Outbox::is_closed) {
-            return Reply::err(ErrorCode::NoSuchUser, format!("{to} is disconnecting"));
-        }
-        // Recorded before it is delivered, as MSG is.
-        self.store.record(Record {
+        let record = Record {
             conversation: Conversation::Private(from.id, recipient),
             from: from.name.clone(),
             to: Some(recipient),
             text: text.clone(),
             at: SystemTime::now(),
-            pending: outbox.is_none(),
-        });
-        match outbox {
-            Some(outbox) => {
-                let _ = outbox.send(Reply::Pm {
-                    from: from.name,
-                    text,
-                });
-                Reply::ok_with(Verb::Pm, &to)
-            }
-            None => Reply::ok_with(Verb::Pm, format!("{to} queued")),
+            pending: false,
+        };
+        let Some(outbox) = outbox else {
+            // Sent to the writer now, so that queued messages keep their order.
+            let stored = self.store.queue_private(record);
+            tokio::spawn(async move {
+                let answer = match stored.await {
+                    Ok(()) => Reply::ok_with(Verb::Pm, format!("{to} queued")),
+                    Err(error) => {
+                        let reason = error.client_message();
+                        let message = format!("the message for {to} could not be stored: {reason}");
+                        Reply::err(ErrorCode::Storage, message)
+                    }
+                };
+                let _ = reply.send(answer);
+            });
+            return;
+        };
+        if outbox.is_closed() {
+            let message = format!("{to} is disconnecting");
+            let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
+            return;
         }
+        // Recorded before it is delivered, as MSG is.
+        self.store.record(record);
+        let _ = outbox.send(Reply::Pm {
+            from: from.name,
+            text,
+        });
+        let _ = reply.send(Reply::ok_with(Verb::Pm, &to));
     }
 
     fn announce(&self, notice: Notice, except: &Name) {

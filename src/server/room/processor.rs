@@ -1,7 +1,7 @@
 //! The `RoomProcessor`: owns the table of rooms and routes requests to their managers. Rooms
 //! that nobody is in and no registered user remembers expire after a while.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -11,7 +11,7 @@ use tracing::info;
 use super::manager::{RoomManager, RoomMessage};
 use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
 use crate::server::member::Member;
-use crate::server::storage::Store;
+use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
 
 /// What the room processor is asked; requests with a `reply` are answered on it.
@@ -43,6 +43,13 @@ pub(crate) enum RoomRequest {
         reply: oneshot::Sender<Reply>,
     },
     List {
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Sent back to the processor by the task that waited for a `Create` to be stored.
+    Stored {
+        member: Member,
+        room: Name,
+        stored: Result<(), StorageError>,
         reply: oneshot::Sender<Reply>,
     },
     /// How many rooms have a running manager task.
@@ -85,6 +92,8 @@ impl Rooms {
             .collect();
         let processor = RoomProcessor {
             rooms,
+            creating: HashSet::new(),
+            back: tx.downgrade(),
             users,
             store,
             idle: idle_tx,
@@ -133,6 +142,12 @@ pub struct RoomLimits {
 struct RoomProcessor {
     limits: RoomLimits,
     rooms: HashMap<Name, Room>,
+    /// Rooms whose creation is being stored: the name is taken, but the room does not exist
+    /// until it is on disk.
+    creating: HashSet<Name>,
+    /// The processor's own inbox, for the answers of the storage; weak, so that the
+    /// processor still ends when every handle is gone.
+    back: mpsc::WeakUnboundedSender<RoomRequest>,
     users: Users,
     store: Store,
     idle: mpsc::UnboundedSender<Name>,
@@ -230,9 +245,44 @@ impl RoomProcessor {
                     let _ = reply.send(Reply::err(ErrorCode::RoomExists, message));
                     return;
                 }
-                if self.rooms.len() >= self.limits.max_rooms {
-                    let message = format!("the server holds {} rooms, its most", self.rooms.len());
+                if self.creating.contains(&room) {
+                    let message = format!("{room} already exists; JR joins it");
+                    let _ = reply.send(Reply::err(ErrorCode::RoomExists, message));
+                    return;
+                }
+                let held = self.rooms.len() + self.creating.len();
+                if held >= self.limits.max_rooms {
+                    let message = format!("the server holds {held} rooms, its most");
                     let _ = reply.send(Reply::err(ErrorCode::TooManyRooms, message));
+                    return;
+                }
+                // The name is reserved while the room is stored; the room exists, and `OK CR`
+                // goes out, only once it is on disk. The processor does not wait meanwhile.
+                self.creating.insert(room.clone());
+                let stored = self.store.create_room(room.clone(), member.name.clone());
+                let back = self.back.clone();
+                tokio::spawn(async move {
+                    let stored = stored.await;
+                    if let Some(back) = back.upgrade() {
+                        let _ = back.send(RoomRequest::Stored {
+                            member,
+                            room,
+                            stored,
+                            reply,
+                        });
+                    }
+                });
+            }
+            RoomRequest::Stored {
+                member,
+                room,
+                stored,
+                reply,
+            } => {
+                self.creating.remove(&room);
+                if let Err(error) = stored {
+                    let message = format!("{room} could not be stored: {}", error.client_message());
+                    let _ = reply.send(Reply::err(ErrorCode::Storage, message));
                     return;
                 }
                 self.rooms.insert(
@@ -243,7 +293,6 @@ impl RoomProcessor {
                         empty_since: Instant::now(),
                     },
                 );
-                self.store.create_room(room.clone(), member.name.clone());
                 let notice = Notice::RoomCreated {
                     room: room.clone(),
                     by: member.name.clone(),

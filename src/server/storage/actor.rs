@@ -1,16 +1,18 @@
-//! The storage task and its SQL. Everything here is plain SQL that PostgreSQL also accepts,
-//! but for the pool type and the connection options.
+//! The writer task and its SQL: every write goes through here, in order, on the one
+//! read-write connection. Everything here is plain SQL that PostgreSQL also accepts, but for
+//! the pool type and the connection options.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
 use super::{
-    Conversation, Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage, key,
+    Conversation, Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage,
+    files, key,
 };
 use crate::common::Name;
 use crate::server::member::UserId;
@@ -21,15 +23,14 @@ const MAX_BATCH: usize = 4096;
 const ROWS_PER_INSERT: usize = 256;
 /// How often old history is pruned while running (it is also pruned at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-const DATABASE_FILE: &str = "linechat.db";
+/// At most one log line per this long about history batches that could not be written, with
+/// the count lost since the last line: a full disk must not flood the log.
+const REPORT_LOSS_EVERY: Duration = Duration::from_secs(10);
+pub(super) const DATABASE_FILE: &str = "linechat.db";
 
 /// Opens the database, migrates it, and reads what is kept in memory.
 pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded), StorageError> {
-    std::fs::create_dir_all(&options.data_dir).map_err(|source| StorageError::DataDir {
-        path: options.data_dir.clone(),
-        source,
-    })?;
-    let path = options.data_dir.join(DATABASE_FILE);
+    let path = files::prepare(&options.data_dir, DATABASE_FILE)?;
     let connect = SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true)
@@ -38,7 +39,8 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded
         // committed transaction, and saves an fsync per commit.
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5));
-    // One connection: the storage task is the only user, and it works in order.
+    // One connection: the writer task is its only user, and it works in order. Reads have
+    // connections of their own (`reader.rs`).
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(connect)
@@ -83,6 +85,14 @@ pub(super) struct StorageActor {
     written: u64,
     /// Whether chat history is kept (queued private messages always are, until delivered).
     history: bool,
+    /// Readers waiting for the batch being gathered to be committed.
+    barriers: Vec<oneshot::Sender<()>>,
+    /// History messages lost to failed batches since start, and since the last log line.
+    lost: u64,
+    lost_unreported: u64,
+    last_error: Option<String>,
+    /// When the last log line about lost history was written.
+    reported_at: Option<Instant>,
 }
 
 impl StorageActor {
@@ -96,6 +106,11 @@ impl StorageActor {
             keep_days: options.keep_days,
             written: 0,
             history: options.history,
+            barriers: Vec::new(),
+            lost: 0,
+            lost_unreported: 0,
+            last_error: None,
+            reported_at: None,
         }
     }
 
@@ -113,15 +128,25 @@ impl StorageActor {
                             self.deadline = Some(Instant::now() + self.batch_window);
                         }
                     }
+                    Some(StorageRequest::Barrier { done }) => {
+                        // Answered with the batch it waits for, without a commit of its own.
+                        if self.batch.is_empty() {
+                            let _ = done.send(());
+                        } else {
+                            self.barriers.push(done);
+                        }
+                    }
                     Some(StorageRequest::Close { reply }) => {
                         self.flush().await;
+                        self.report_loss(true);
                         self.pool.close().await;
                         info!(messages = self.written, "history written, database closed");
                         let _ = reply.send(());
                         return;
                     }
                     Some(request) => {
-                        // Anything else sees every record sent before it.
+                        // Any other write is acknowledged to a client, and is rare: it commits
+                        // now, after the records sent before it (ids stay in the order sent).
                         self.flush().await;
                         self.handle(request).await;
                     }
@@ -141,19 +166,14 @@ impl StorageActor {
     async fn handle(&mut self, request: StorageRequest) {
         match request {
             StorageRequest::CreateAccount { name, hash, reply } => {
-                let result: Result<(i64,), _> = sqlx::query_as(
-                    "INSERT INTO accounts (name_key, name, password_hash, created_at) \
-                     VALUES (?, ?, ?, ?) RETURNING id",
-                )
-                .bind(key(&name))
-                .bind(name.as_str())
-                .bind(hash)
-                .bind(millis(SystemTime::now()))
-                .fetch_one(&self.pool)
-                .await;
-                let _ = reply.send(result.map(|(id,)| id).map_err(StorageError::from));
+                let result = self.create_account(&name, hash).await;
+                let _ = reply.send(self.settle("saving an account", result).await);
             }
-            StorageRequest::CreateRoom { room, creator } => {
+            StorageRequest::CreateRoom {
+                room,
+                creator,
+                reply,
+            } => {
                 let result = sqlx::query(
                     "INSERT INTO rooms (name_key, name, creator, created_at) VALUES (?, ?, ?, ?) \
                      ON CONFLICT DO NOTHING",
@@ -164,15 +184,12 @@ impl StorageActor {
                 .bind(millis(SystemTime::now()))
                 .execute(&self.pool)
                 .await;
-                log_failure("saving a room", result);
-            }
-            StorageRequest::Sync { done } => {
-                let _ = done.send(());
+                let _ = reply.send(self.settle("saving a room", result.map(drop)).await);
             }
             StorageRequest::Join {
                 account,
                 room,
-                done,
+                reply,
             } => {
                 let result = sqlx::query(
                     "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
@@ -182,13 +199,12 @@ impl StorageActor {
                 .bind(key(&room))
                 .execute(&self.pool)
                 .await;
-                log_failure("saving a membership", result);
-                let _ = done.send(());
+                let _ = reply.send(self.settle("saving a membership", result.map(drop)).await);
             }
             StorageRequest::Leave {
                 account,
                 room,
-                done,
+                reply,
             } => {
                 let result =
                     sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
@@ -196,46 +212,39 @@ impl StorageActor {
                         .bind(key(&room))
                         .execute(&self.pool)
                         .await;
-                log_failure("removing a membership", result);
-                let _ = done.send(());
+                let _ = reply.send(self.settle("removing a membership", result.map(drop)).await);
             }
-            StorageRequest::Memberships { account, reply } => {
-                let rooms: Result<Vec<(String,)>, _> = sqlx::query_as(
-                    "SELECT rooms.name FROM memberships \
-                     JOIN rooms ON rooms.name_key = memberships.room_key \
-                     WHERE memberships.account_key = ? ORDER BY rooms.name_key",
-                )
-                .bind(key(&account))
-                .fetch_all(&self.pool)
-                .await;
-                let rooms = log_failure("reading memberships", rooms).unwrap_or_default();
-                let rooms = rooms
-                    .into_iter()
-                    .filter_map(|(room,)| Name::parse(&room).ok())
-                    .collect();
-                let _ = reply.send(rooms);
+            StorageRequest::QueuePrivate { record, reply } => {
+                let result = self.write(std::slice::from_ref(&record)).await;
+                let _ = reply.send(self.settle("queueing a private message", result).await);
             }
             StorageRequest::TakePending { account, reply } => {
-                let pending =
-                    log_failure("reading queued messages", self.take_pending(&account).await);
+                let pending = self.take_pending(&account).await;
+                if pending.is_err() {
+                    self.roll_back_leftovers().await;
+                }
+                let pending = log_failure("taking queued messages", pending);
                 let _ = reply.send(pending.unwrap_or_default());
             }
-            StorageRequest::History {
-                conversation,
-                count,
-                reply,
-            } => {
-                let rows: Result<Vec<(String, String, i64)>, _> = sqlx::query_as(
-                    "SELECT sender, body, sent_at FROM \
-                     (SELECT id, sender, body, sent_at FROM messages WHERE target = ? \
-                      ORDER BY id DESC LIMIT ?) AS latest \
-                     ORDER BY id",
-                )
-                .bind(conversation.key())
-                .bind(i64::from(count))
-                .fetch_all(&self.pool)
-                .await;
-                let _ = reply.send(rows.map(stored).map_err(StorageError::from));
+            #[cfg(test)]
+            StorageRequest::FillUp { done } => {
+                // Free pages (left by migrations that rebuild tables) would still take rows.
+                sqlx::query("VACUUM")
+                    .execute(&self.pool)
+                    .await
+                    .expect("vacuum");
+                let pages: (i64,) = sqlx::query_as("PRAGMA page_count")
+                    .fetch_one(&self.pool)
+                    .await
+                    .expect("page count");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA max_page_count = {}",
+                    pages.0
+                )))
+                .execute(&self.pool)
+                .await
+                .expect("max page count");
+                let _ = done.send(());
             }
             StorageRequest::UnrememberedRooms { rooms, reply } => {
                 let mut unremembered = Vec::new();
@@ -255,11 +264,56 @@ impl StorageActor {
             StorageRequest::DeleteRooms { rooms } => {
                 for room in rooms {
                     let result = self.delete_room(&room).await;
+                    if result.is_err() {
+                        self.roll_back_leftovers().await;
+                    }
                     log_failure("deleting an expired room", result);
                 }
             }
-            StorageRequest::Record(_) | StorageRequest::Close { .. } => {}
+            StorageRequest::Record(_)
+            | StorageRequest::Barrier { .. }
+            | StorageRequest::Close { .. } => {}
         }
+    }
+
+    /// Logs a failed write (the client is told) and rolls back whatever it left open.
+    async fn settle<T>(
+        &self,
+        what: &str,
+        result: Result<T, sqlx::Error>,
+    ) -> Result<T, StorageError> {
+        if let Err(error) = &result {
+            error!(%error, "{what} failed; the client is told");
+            self.roll_back_leftovers().await;
+        }
+        result.map_err(StorageError::from)
+    }
+
+    /// After a failed write. SQLite may keep a transaction open when its `COMMIT` fails (a
+    /// full disk, for one), and the pool would hand the same connection on with it: every
+    /// later write would then run inside it, be acknowledged, and never be committed. An
+    /// explicit `ROLLBACK` ends it; with no transaction open it only fails harmlessly.
+    async fn roll_back_leftovers(&self) {
+        let _ = sqlx::query("ROLLBACK").execute(&self.pool).await;
+    }
+
+    /// Inserts an account and returns its id. In an explicit transaction: with `RETURNING`,
+    /// the id comes back before the statement's own commit, whose failure (a full disk)
+    /// would otherwise go unseen.
+    async fn create_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO accounts (name_key, name, password_hash, created_at) \
+             VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(key(name))
+        .bind(name.as_str())
+        .bind(hash)
+        .bind(millis(SystemTime::now()))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Deletes a room nobody remembers, and its history, in one transaction.
@@ -284,8 +338,8 @@ impl StorageActor {
 
     async fn take_pending(&self, account: &UserId) -> Result<Vec<StoredMessage>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT sender, body, sent_at FROM messages \
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, sender, body, sent_at FROM messages \
              WHERE recipient_key = ? AND pending = 1 ORDER BY id",
         )
         .bind(account.key())
@@ -305,17 +359,48 @@ impl StorageActor {
         Ok(stored(rows))
     }
 
-    /// Writes the batch in one transaction.
+    /// Writes the batch in one transaction (the group commit), then answers the readers
+    /// that waited for it. A batch that cannot be written is lost: counted and reported, and
+    /// chat goes on.
     async fn flush(&mut self) {
         self.deadline = None;
-        if self.batch.is_empty() {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            match self.write(&batch).await {
+                Ok(()) => self.written += batch.len() as u64,
+                Err(error) => {
+                    self.roll_back_leftovers().await;
+                    self.lost += batch.len() as u64;
+                    self.lost_unreported += batch.len() as u64;
+                    self.last_error = Some(error.to_string());
+                }
+            }
+            self.report_loss(false);
+        }
+        for done in self.barriers.drain(..) {
+            let _ = done.send(());
+        }
+    }
+
+    /// Logs the history lost since the last report, at most once per [`REPORT_LOSS_EVERY`]
+    /// unless `now`.
+    fn report_loss(&mut self, now: bool) {
+        let due = now
+            || self
+                .reported_at
+                .is_none_or(|at| at.elapsed() >= REPORT_LOSS_EVERY);
+        if self.lost_unreported == 0 || !due {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
-        match self.write(&batch).await {
-            Ok(()) => self.written += batch.len() as u64,
-            Err(error) => error!(%error, lost = batch.len(), "could not write a history batch"),
-        }
+        error!(
+            lost = self.lost_unreported,
+            lost_since_start = self.lost,
+            error = self.last_error.as_deref().unwrap_or(""),
+            "HISTORY LOST: messages could not be written to the database (disk full?); \
+             chat goes on, they will be missing from history"
+        );
+        self.lost_unreported = 0;
+        self.reported_at = Some(Instant::now());
     }
 
     /// Writes a batch in one transaction, many rows per statement: per-statement overhead,
@@ -374,10 +459,12 @@ impl StorageActor {
     }
 }
 
-fn stored(rows: Vec<(String, String, i64)>) -> Vec<StoredMessage> {
+/// Rows of `(id, sender, body, sent_at)` as messages.
+pub(super) fn stored(rows: Vec<(i64, String, String, i64)>) -> Vec<StoredMessage> {
     rows.into_iter()
-        .filter_map(|(from, text, at)| {
+        .filter_map(|(id, from, text, at)| {
             Some(StoredMessage {
+                id,
                 from: Name::parse(&from).ok()?,
                 text,
                 at: UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),

@@ -1,11 +1,20 @@
 //! The storage actor: accounts, rooms, memberships and chat history in an embedded SQLite
-//! database. One task owns the database; the rest of the server sends it messages and never
-//! knows which database it is.
+//! database. The rest of the server sends it messages and never knows which database it is.
+//!
+//! Writes and reads take separate paths, so that no write ever queues behind a read:
+//! - one writer task owns the only read-write connection and does every write in order;
+//! - reads (`HISTORY`, memberships) run on a small pool of read-only connections, which SQLite's
+//!   write-ahead log lets read while the writer writes, at most `read_connections` `HISTORY`
+//!   reads at once.
 //!
 //! Chat never waits for the disk: history records are queued without waiting and written in
 //! batched transactions (group commit), at the latest one batch window after they arrive.
+//! Everything else the server acknowledges (accounts, rooms, memberships, private messages
+//! queued for offline users) is written at once, and its caller hears whether it is stored.
 
 mod actor;
+mod files;
+mod reader;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -62,6 +71,9 @@ pub struct Record {
 /// A message read back from history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
+    /// Its row id: ids grow with every message stored, so they order a conversation, and
+    /// one is the `before` of the next page in [`Store::history_page`].
+    pub id: i64,
     pub from: Name,
     pub text: String,
     pub at: SystemTime,
@@ -91,6 +103,18 @@ pub enum StorageError {
     Gone,
 }
 
+impl StorageError {
+    /// What a client may be told: the database's own message (such as "database or disk is
+    /// full"), without paths or SQL.
+    pub fn client_message(&self) -> String {
+        match self {
+            StorageError::Database(sqlx::Error::Database(error)) => error.message().to_owned(),
+            StorageError::Gone => "the store is shutting down".into(),
+            _ => "the database failed".into(),
+        }
+    }
+}
+
 /// How the store behaves; taken from the settings.
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
@@ -103,11 +127,21 @@ pub struct StorageOptions {
     pub keep_per_conversation: u64,
     /// Days messages are kept; 0 keeps them forever.
     pub keep_days: u64,
+    /// `HISTORY` reads run at once, each on a read-only connection of its own; one more
+    /// connection serves the small reads of a login, so that they never wait behind them.
+    pub read_connections: usize,
 }
 
+/// What the writer task is asked. Each write that is acknowledged to a client answers with
+/// its outcome once it is committed.
 #[derive(Debug)]
 enum StorageRequest {
     Record(Record),
+    /// A private message for an offline user: written at once, not batched.
+    QueuePrivate {
+        record: Record,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
     CreateAccount {
         name: Name,
         hash: String,
@@ -116,33 +150,27 @@ enum StorageRequest {
     CreateRoom {
         room: Name,
         creator: Name,
+        reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Join {
         account: Name,
         room: Name,
-        done: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Leave {
         account: Name,
         room: Name,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    /// Answered once every record sent before it is committed: at the next group commit, or
+    /// at once when nothing is queued. It never forces a commit of its own.
+    Barrier {
         done: oneshot::Sender<()>,
     },
-    /// Answered once everything sent before it is on disk.
-    Sync {
-        done: oneshot::Sender<()>,
-    },
-    Memberships {
-        account: Name,
-        reply: oneshot::Sender<Vec<Name>>,
-    },
+    /// A read and a write (queued messages become delivered), so it is the writer's.
     TakePending {
         account: UserId,
         reply: oneshot::Sender<Vec<StoredMessage>>,
-    },
-    History {
-        conversation: Conversation,
-        count: u32,
-        reply: oneshot::Sender<Result<Vec<StoredMessage>, StorageError>>,
     },
     /// Of these rooms, those no registered user remembers.
     UnrememberedRooms {
@@ -157,37 +185,57 @@ enum StorageRequest {
     Close {
         reply: oneshot::Sender<()>,
     },
+    /// Makes the database "full" at its current size, to test the failure paths.
+    #[cfg(test)]
+    FillUp {
+        done: oneshot::Sender<()>,
+    },
 }
 
-/// A handle to the storage task.
+/// A handle to the storage: the writer task's inbox and the pool of read connections.
 #[derive(Debug, Clone)]
 pub struct Store {
     tx: mpsc::UnboundedSender<StorageRequest>,
+    reader: reader::Reader,
     history: bool,
 }
 
 impl Store {
     /// Opens (creating if needed) the database in the data directory, runs the embedded
-    /// migrations, loads what the server keeps in memory, and starts the storage task.
+    /// migrations, loads what the server keeps in memory, and starts the writer task.
     pub async fn open(
         options: StorageOptions,
     ) -> Result<(Store, Loaded, JoinHandle<()>), StorageError> {
         let (pool, loaded) = actor::open(&options).await?;
+        let reader = reader::Reader::open(&options).await?;
         // Unbounded so that recording never waits; the batch window bounds how much queues.
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(actor::StorageActor::new(pool, &options).run(rx));
         let store = Store {
             tx,
+            reader,
             history: options.history,
         };
         Ok((store, loaded, task))
     }
 
-    /// Queues a message for history. Never waits.
+    /// Queues a message for history. Never waits; a batch that cannot be written is counted
+    /// and logged, and its messages are lost (see the writer).
     pub fn record(&self, record: Record) {
         if self.history || record.pending {
             self.send(StorageRequest::Record(record));
         }
+    }
+
+    /// Stores a private message for an offline user (`record.pending` is set here). The
+    /// request is sent at once, so messages keep the order of the calls; the returned future
+    /// only waits for the outcome.
+    pub fn queue_private(
+        &self,
+        mut record: Record,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        record.pending = true;
+        self.ask_now(|reply| StorageRequest::QueuePrivate { record, reply })
     }
 
     /// Stores a new account and returns its id.
@@ -196,45 +244,57 @@ impl Store {
             .await?
     }
 
-    pub fn create_room(&self, room: Name, creator: Name) {
-        self.send(StorageRequest::CreateRoom { room, creator });
+    /// Stores a new room. Sent at once; the returned future only waits for the outcome, so an
+    /// actor can hand it to a task of its own and carry on.
+    pub fn create_room(
+        &self,
+        room: Name,
+        creator: Name,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        self.ask_now(|reply| StorageRequest::CreateRoom {
+            room,
+            creator,
+            reply,
+        })
     }
 
-    /// Remembers that registered user `account` is in `room`; returns once it is on disk,
-    /// with everything sent before it (such as the room's creation).
-    pub async fn join(&self, account: Name, room: Name) {
-        let _ = self
-            .ask(|done| StorageRequest::Join {
-                account,
-                room,
-                done,
-            })
-            .await;
+    /// Remembers that registered user `account` is in `room`; returns once it is on disk.
+    pub async fn join(&self, account: Name, room: Name) -> Result<(), StorageError> {
+        self.ask(|reply| StorageRequest::Join {
+            account,
+            room,
+            reply,
+        })
+        .await?
     }
 
-    pub async fn leave(&self, account: Name, room: Name) {
-        let _ = self
-            .ask(|done| StorageRequest::Leave {
-                account,
-                room,
-                done,
-            })
-            .await;
+    /// Forgets that `account` is in `room`; returns once that is on disk.
+    pub async fn leave(&self, account: Name, room: Name) -> Result<(), StorageError> {
+        self.ask(|reply| StorageRequest::Leave {
+            account,
+            room,
+            reply,
+        })
+        .await?
     }
 
-    /// Returns once everything sent before is on disk.
+    /// Returns once every record sent before is committed (at the next group commit).
     pub async fn sync(&self) {
-        let _ = self.ask(|done| StorageRequest::Sync { done }).await;
+        let _ = self.ask(|done| StorageRequest::Barrier { done }).await;
     }
 
-    /// The rooms `account` was in, by their names as created.
+    /// The rooms `account` was in, by their names as created. A read: it never waits for a
+    /// write, nor behind `HISTORY` reads.
     pub async fn memberships(&self, account: Name) -> Vec<Name> {
-        self.ask(|reply| StorageRequest::Memberships { account, reply })
+        self.reader
+            .memberships(&account)
             .await
+            .inspect_err(|error| tracing::error!(%error, "reading memberships failed"))
             .unwrap_or_default()
     }
 
     /// Private messages that waited for `account`, oldest first; they count as delivered.
+    /// On a failure nothing counts as delivered, and the messages wait for the next login.
     pub async fn take_pending(&self, account: UserId) -> Vec<StoredMessage> {
         self.ask(|reply| StorageRequest::TakePending { account, reply })
             .await
@@ -247,12 +307,9 @@ impl Store {
         conversation: Conversation,
         count: u32,
     ) -> Result<Vec<StoredMessage>, StorageError> {
-        self.ask(|reply| StorageRequest::History {
-            conversation,
-            count,
-            reply,
-        })
-        .await?
+        let mut page = self.history_page(conversation, count, None).await?;
+        page.reverse();
+        Ok(page)
     }
 
     /// Of `rooms`, those that no registered user remembers.
@@ -268,9 +325,44 @@ impl Store {
         self.send(StorageRequest::DeleteRooms { rooms });
     }
 
-    /// Writes everything queued and stops the storage task.
+    /// One page of a conversation's history, **newest first**: the `count` messages just
+    /// older than the message with id `before`, or the newest `count` when `before` is `None`.
+    /// The next page is `before: Some(<id of the last message of this page>)`; a page shorter
+    /// than `count` is the last.
+    ///
+    /// The first page (`before: None`) first waits for the writer to commit every record
+    /// queued before the call (at most one batch window, and no extra commit), so that it
+    /// includes messages sent a moment before; later pages are older and need no wait. At
+    /// most `read_connections` pages are read at once server-wide; the others wait their
+    /// turn, while writes go on.
+    pub async fn history_page(
+        &self,
+        conversation: Conversation,
+        count: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        if before.is_none() {
+            self.ask(|done| StorageRequest::Barrier { done }).await?;
+        }
+        self.reader
+            .history_page(&conversation, count, before)
+            .await
+            .map_err(StorageError::from)
+    }
+
+    /// Writes everything queued and stops the writer task; closes the read connections.
     pub async fn close(&self) {
+        // Readers first, so that the writer's connection is the last and checkpoints the
+        // write-ahead log into the database as it closes.
+        self.reader.close().await;
         let _ = self.ask(|reply| StorageRequest::Close { reply }).await;
+    }
+
+    /// Caps the database at its current size: later writes that need a new page fail as
+    /// on a full disk.
+    #[cfg(test)]
+    async fn fill_up(&self) {
+        let _ = self.ask(|done| StorageRequest::FillUp { done }).await;
     }
 
     fn send(&self, request: StorageRequest) {
@@ -287,6 +379,19 @@ impl Store {
             .send(request(reply))
             .map_err(|_| StorageError::Gone)?;
         answer.await.map_err(|_| StorageError::Gone)
+    }
+
+    /// Sends a write now and returns a future of its outcome.
+    fn ask_now(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<(), StorageError>>) -> StorageRequest,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.tx.send(request(reply));
+        async move {
+            sent.map_err(|_| StorageError::Gone)?;
+            answer.await.map_err(|_| StorageError::Gone)?
+        }
     }
 }
 

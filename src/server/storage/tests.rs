@@ -17,6 +17,7 @@ fn options(dir: &std::path::Path) -> StorageOptions {
         batch_window: Duration::from_millis(20),
         keep_per_conversation: 0,
         keep_days: 0,
+        read_connections: 2,
     }
 }
 
@@ -49,8 +50,8 @@ async fn everything_survives_a_reopen() {
             .await
             .unwrap();
         assert_eq!(id, 1);
-        store.create_room(name("Dev"), name("Alice"));
-        store.join(name("alice"), name("dev")).await;
+        store.create_room(name("Dev"), name("Alice")).await.unwrap();
+        store.join(name("alice"), name("dev")).await.unwrap();
         store.record(said(Conversation::Global, "Alice", "hello world"));
         store.record(said(Conversation::Room(name("dev")), "Alice", "in dev"));
         store.close().await;
@@ -162,4 +163,132 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
     // Delivered, it is gone: no history is kept.
     let between = Conversation::Private(A, B);
     assert!(store.history(between, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn history_pages_go_back_from_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    for i in 0..7 {
+        store.record(said(Conversation::Global, "bob", &i.to_string()));
+    }
+    store.record(said(Conversation::Room(name("dev")), "bob", "elsewhere"));
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .history_page(Conversation::Global, 3, before)
+            .await
+            .unwrap();
+        before = page.last().map(|m| m.id);
+        let last = page.len() < 3;
+        pages.push(texts(&page));
+        if last {
+            break;
+        }
+    }
+    assert_eq!(
+        pages,
+        [
+            vec!["bob 6", "bob 5", "bob 4"],
+            vec!["bob 3", "bob 2", "bob 1"],
+            vec!["bob 0"],
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_read_waits_for_the_group_commit_without_forcing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut slow = options(dir.path());
+    slow.batch_window = Duration::from_millis(1000);
+    let (store, _, _task) = Store::open(slow).await.unwrap();
+    // Nothing queued: the read is answered at once.
+    let started = tokio::time::Instant::now();
+    assert!(
+        store
+            .history(Conversation::Global, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(started.elapsed() < Duration::from_millis(800));
+    // A record queued: the read sees it, at the batch's commit, not before.
+    let started = tokio::time::Instant::now();
+    store.record(said(Conversation::Global, "bob", "queued"));
+    let history = store.history(Conversation::Global, 5).await.unwrap();
+    assert_eq!(texts(&history), ["bob queued"]);
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+#[tokio::test]
+async fn reads_do_not_hold_up_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    for i in 0..2000 {
+        store.record(said(
+            Conversation::Global,
+            "bob",
+            &format!("{i} {}", "x".repeat(200)),
+        ));
+    }
+    store.sync().await;
+    // Many large reads in flight; a write acknowledged to a client is not queued behind them.
+    let reads: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.history(Conversation::Global, 2000).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    store.create_room(name("dev"), name("bob")).await.unwrap();
+    let unfinished = reads.iter().filter(|read| !read.is_finished()).count();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap().len(), 2000);
+    }
+    assert!(
+        unfinished > 0,
+        "the reads all ended before the write: nothing was shown"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full database: every acknowledged write says so, history batches are counted as lost.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        store.create_room(name("old"), name("alice")).await.unwrap();
+        store.fill_up().await;
+        // Rows large enough to need pages the database may no longer take.
+        let big = "h".repeat(8192);
+        assert!(
+            store
+                .create_account(name("carol"), big.clone())
+                .await
+                .is_err()
+        );
+        let mut queued = said(Conversation::Private(A, B), "a", &big);
+        queued.to = Some(B);
+        assert!(store.queue_private(queued).await.is_err());
+        // A history batch that cannot be written is lost, and chat goes on: reads work.
+        store.record(said(Conversation::Global, "bob", &big));
+        assert!(
+            store
+                .history(Conversation::Global, 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.memberships(name("nobody")).await, Vec::<Name>::new());
+        store.close().await;
+        task.await.unwrap();
+    }
+    let (store, loaded, _task) = Store::open(options(dir.path())).await.unwrap();
+    assert!(loaded.accounts.is_empty());
+    assert_eq!(loaded.rooms, [(name("old"), name("alice"))]);
+    assert!(store.take_pending(B).await.is_empty());
 }
