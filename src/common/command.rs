@@ -225,6 +225,8 @@ pub enum ParseError {
     BadName { name: String, error: NameError },
     #[error("control characters are not allowed")]
     ControlCharacter,
+    #[error("invisible or direction-changing character U+{:04X} is not allowed", u32::from(*.0))]
+    InvisibleCharacter(char),
     #[error("{count:?} is not a count: use a whole number from 1; usage: {}", verb.usage())]
     BadCount { count: String, verb: Verb },
 }
@@ -233,8 +235,13 @@ impl Command {
     /// Parses one line (without its line ending). Blank lines are `Ok(None)`: they are ignored,
     /// not errors, so a stray Enter in telnet costs nothing.
     pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
-        if line.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(ParseError::ControlCharacter);
+        for c in line.chars() {
+            if c.is_control() && c != '\t' {
+                return Err(ParseError::ControlCharacter);
+            }
+            if is_invisible(c) {
+                return Err(ParseError::InvisibleCharacter(c));
+            }
         }
         let line = line.trim_matches(is_separator);
         if line.is_empty() {
@@ -354,6 +361,37 @@ impl fmt::Display for Command {
             Command::Help { verb: Some(topic) } => write!(f, "{verb} {topic}"),
         }
     }
+}
+
+/// Whether `c` is refused in a line although it is not a control character: it shows as
+/// nothing, or it changes the direction of the text around it, so a line holding it may show
+/// something else than it says (a "Trojan Source" reversal, a blank-looking message, a name
+/// in a text padded to look like another, text hidden in tag characters). These are the bidi
+/// embeddings, overrides, isolates and marks; the zero-width and fillers that render as
+/// nothing (including Hangul fillers and the soft hyphen); the Unicode line and paragraph
+/// separators; and the tag characters.
+///
+/// Kept: U+200D (zero-width joiner) and the variation selectors U+FE0E/U+FE0F, which emoji
+/// sequences need, and U+200C (zero-width non-joiner), which Persian and Indic scripts need
+/// to be spelt right. Right-to-left letters themselves are of course fine.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'                     // soft hyphen
+            | '\u{061C}'               // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' // Hangul choseong and jungseong fillers
+            | '\u{180E}'               // Mongolian vowel separator
+            | '\u{200B}'               // zero-width space
+            | '\u{200E}' | '\u{200F}' // left-to-right and right-to-left marks
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner and invisible operators
+            | '\u{2066}'..='\u{2069}' // isolates
+            | '\u{3164}'               // Hangul filler
+            | '\u{FEFF}'               // zero-width no-break space (byte order mark)
+            | '\u{FFA0}'               // halfwidth Hangul filler
+            | '\u{E0000}'..='\u{E007F}' // tags
+    )
 }
 
 fn is_separator(c: char) -> bool {
@@ -844,6 +882,82 @@ mod tests {
                 text: "a\tb".into()
             }
         );
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_errors() {
+        for c in [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}', // embeddings, overrides
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}', // isolates
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}', // direction marks
+            '\u{200B}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{2062}',
+            '\u{2063}',
+            '\u{2064}',
+            '\u{FEFF}',
+            '\u{180E}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{00AD}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{E0000}',
+            '\u{E0041}',
+            '\u{E007F}',
+        ] {
+            for line in [
+                format!("MSG a{c}b"),
+                format!("PM bob {c}"),
+                format!("{c}MSG hi"),
+            ] {
+                assert_eq!(
+                    parse_err(&line),
+                    ParseError::InvisibleCharacter(c),
+                    "{line:?}"
+                );
+            }
+        }
+        // The message names the character, so that a user can find it.
+        assert_eq!(
+            ParseError::InvisibleCharacter('\u{202E}').to_string(),
+            "invisible or direction-changing character U+202E is not allowed"
+        );
+        assert!(
+            ParseError::InvisibleCharacter('\u{E0041}')
+                .to_string()
+                .contains(" U+E0041 ")
+        );
+    }
+
+    #[test]
+    fn emoji_sequences_and_joining_marks_stay_allowed() {
+        for text in [
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}", // family: zero-width joiners
+            "\u{2764}\u{FE0F}",                            // emoji presentation selector
+            "\u{2764}\u{FE0E}",                            // text presentation selector
+            "\u{1F3F4}\u{200D}\u{2620}\u{FE0F}",           // pirate flag
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0645}", // Persian: zero-width non-joiner
+            "\u{05E9}\u{05DC}\u{05D5}\u{05DD} and \u{0645}\u{0631}\u{062D}\u{0628}\u{0627}", // right-to-left letters
+        ] {
+            assert_eq!(
+                parse(&format!("MSG {text}")),
+                Command::Msg { text: text.into() },
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
