@@ -3,7 +3,14 @@
 
 mod support;
 
-use support::TestServer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{Client, TestServer};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::rustls;
 
 /// Text that would show something else than it says is refused whole, naming the character,
 /// and reaches nobody; emoji sequences with joiners and variation selectors still pass.
@@ -36,4 +43,177 @@ async fn invisible_and_bidi_characters_are_refused_in_text() {
     assert_eq!(alice.ask(&format!("PM bob {family}")).await, "OK PM bob");
     // The refused lines never reached bob: the first line he gets is the allowed one.
     assert_eq!(bob.line().await, format!("PM alice {family}"));
+}
+
+/// A server with a TLS listener, and a client configuration that trusts its certificate.
+struct TlsServer {
+    server: TestServer,
+    tls_addr: SocketAddr,
+    connector: tokio_rustls::TlsConnector,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    fn start(envs: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert_path = dir.path().join("cert.pem");
+        let key_path = dir.path().join("key.pem");
+        std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+        std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+        let mut all_envs = vec![
+            ("LINECHAT_TLS_CERT", cert_path.to_str().unwrap()),
+            ("LINECHAT_TLS_KEY", key_path.to_str().unwrap()),
+        ];
+        all_envs.extend_from_slice(envs);
+        let server = TestServer::start_with(&["--tls-addr", "127.0.0.1:0"], &all_envs);
+        let line = server.wait_for_log("TLS listening on ");
+        let tls_addr = line.rsplit("TLS listening on ").next().unwrap().trim();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certified.cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self {
+            server,
+            tls_addr: tls_addr.parse().unwrap(),
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            _dir: dir,
+        }
+    }
+
+    /// Does the TLS handshake over `tcp` and returns the lines the server sends.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> tokio::io::Lines<BufReader<tokio_rustls::client::TlsStream<TcpStream>>> {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio::time::timeout(support::PATIENCE, self.connector.connect(name, tcp))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        BufReader::new(tls).lines()
+    }
+}
+
+/// Waits for the server to close a connection on which the client sends nothing, and
+/// returns how long that took; `None` if it is still open after `wait`.
+async fn closed_within(tcp: &mut TcpStream, wait: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(wait.saturating_sub(started.elapsed()), tcp.read(&mut buf)).await
+        {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {} // a goodbye line, or TLS bytes: wait for the close
+        }
+    }
+}
+
+/// A plain client connected from another loopback address, with its own per-address count.
+async fn connect_from(source: &str, addr: SocketAddr) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    Client::from_stream(socket.connect(addr).await.unwrap())
+}
+
+/// Silent TCP connections to the TLS port count against the connection limits from the
+/// moment they are accepted, and those over a limit are closed at once: they neither wait
+/// for a handshake nor hold a descriptor for its timeout.
+#[tokio::test]
+async fn tls_connections_over_the_limit_are_closed_at_accept() {
+    let tls = TlsServer::start(&[
+        ("LINECHAT_MAX_CONNECTIONS_PER_IP", "3"),
+        // Long, so that only a refusal can explain a prompt close.
+        ("LINECHAT_TLS_HANDSHAKE_TIMEOUT_SECS", "30"),
+    ]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(tls.tls_addr).await.unwrap());
+    }
+    for extra in 0..20 {
+        let mut tcp = TcpStream::connect(tls.tls_addr).await.unwrap();
+        let closed = closed_within(&mut tcp, Duration::from_secs(3)).await;
+        assert!(
+            closed.is_some(),
+            "extra TLS connection {extra} is still open"
+        );
+    }
+    for tcp in &mut held {
+        let closed = closed_within(tcp, Duration::from_millis(200)).await;
+        assert_eq!(closed, None, "a counted connection was closed");
+    }
+    // The silent TLS connections count against the same per-address limit as plain ones...
+    let mut plain = Client::connect(tls.server.addr).await;
+    plain.expect_prefix("ERR TOO_MANY_CONNECTIONS ").await;
+    // ...while another address is greeted on the plain port.
+    let mut other = connect_from("127.0.0.2", tls.server.addr).await;
+    other.expect_prefix("HELLO ").await;
+
+    // Once the silent ones go, their places are free for a real TLS client.
+    drop(held);
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        let tcp = TcpStream::connect(tls.tls_addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        if let Ok(stream) = tls.connector.connect(name, tcp).await {
+            let mut lines = BufReader::new(stream).lines();
+            let hello = tokio::time::timeout(support::PATIENCE, lines.next_line()).await;
+            if let Ok(Ok(Some(hello))) = hello {
+                assert!(hello.starts_with("HELLO "), "{hello}");
+                break;
+            }
+        }
+        // The server may not have seen the silent ones go yet.
+        assert!(Instant::now() < deadline, "no TLS client was greeted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TLS connection that never starts its handshake is closed after
+/// `tls_handshake_timeout_secs`, not after the login timeout.
+#[tokio::test]
+async fn a_silent_tls_connection_is_closed_after_the_handshake_timeout() {
+    let tls = TlsServer::start(&[("LINECHAT_TLS_HANDSHAKE_TIMEOUT_SECS", "1")]);
+    let mut tcp = TcpStream::connect(tls.tls_addr).await.unwrap();
+    let closed = closed_within(&mut tcp, Duration::from_secs(4))
+        .await
+        .expect("closed after the handshake timeout");
+    assert!(
+        closed >= Duration::from_millis(800),
+        "closed too early: {closed:?}"
+    );
+}
+
+/// The login deadline runs from the TCP connect, so time spent in the TLS handshake is
+/// part of it.
+#[tokio::test]
+async fn the_login_deadline_includes_the_tls_handshake() {
+    let tls = TlsServer::start(&[
+        ("LINECHAT_LOGIN_TIMEOUT_SECS", "3"),
+        ("LINECHAT_TLS_HANDSHAKE_TIMEOUT_SECS", "5"),
+    ]);
+    let connected = Instant::now();
+    let tcp = TcpStream::connect(tls.tls_addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut lines = tls.handshake(tcp).await;
+    let next = async |lines: &mut tokio::io::Lines<_>| {
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a line or the close in time")
+    };
+    let hello = next(&mut lines).await.unwrap().unwrap();
+    assert!(hello.starts_with("HELLO "), "{hello}");
+    let closing = next(&mut lines).await.unwrap().unwrap();
+    assert_eq!(closing, "NOTICE CLOSING LOGIN_TIMEOUT no login in time");
+    let since_connect = connected.elapsed();
+    // 3 s after the connect, not 3 s after the handshake (5.5 s).
+    assert!(
+        since_connect < Duration::from_millis(4500),
+        "login timeout came {since_connect:?} after the connect"
+    );
 }

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -135,10 +136,18 @@ impl Server {
                     continue;
                 }
             };
+            // The login deadline counts from here, on both listeners, so that a slow TLS
+            // handshake is not extra time.
+            let connected_at = Instant::now();
             let _ = socket.set_nodelay(true);
             let refusal = connections.admit(peer.ip());
             if let Some(refusal) = &refusal {
                 warn!(%peer, %refusal, "connection refused");
+                if acceptor.is_some() {
+                    // Telling a TLS client why would take a handshake first: CPU and a
+                    // descriptor for as long as the client cares to take. Closed at once.
+                    continue;
+                }
             }
             let slot = ConnectionSlot {
                 ip: peer.ip(),
@@ -153,14 +162,14 @@ impl Server {
                 match acceptor {
                     None => {
                         let (read, write) = socket.into_split();
-                        connect(read, write, peer, context, refusal).await;
+                        connect(read, write, peer, context, connected_at, refusal).await;
                     }
                     Some(acceptor) => {
-                        let handshake = context.settings.login_timeout();
+                        let handshake = context.settings.tls_handshake_timeout();
                         match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
                             Ok(Ok(stream)) => {
                                 let (read, write) = tokio::io::split(stream);
-                                connect(read, write, peer, context, refusal).await;
+                                connect(read, write, peer, context, connected_at, refusal).await;
                             }
                             Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
                             Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -232,13 +241,14 @@ async fn connect<R, W>(
     write: W,
     peer: SocketAddr,
     context: SessionContext,
+    connected_at: Instant,
     refusal: Option<Refusal>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     match refusal {
-        None => session::serve(read, write, peer, context).await,
+        None => session::serve(read, write, peer, context, connected_at).await,
         Some(refusal) => {
             let line = Reply::err(ErrorCode::TooManyConnections, refusal.to_string());
             let mut write = write;
