@@ -217,3 +217,34 @@ async fn the_login_deadline_includes_the_tls_handshake() {
         "login timeout came {since_connect:?} after the connect"
     );
 }
+
+/// Accepted sockets have TCP keepalive on, so that a client that vanished without a word
+/// (power cut, NAT dropped) is found out by the kernel. Seen from outside with `ss`, which
+/// shows a keepalive timer on the server's side of the connection (when no other timer, such
+/// as a retransmission, is running at that moment: hence a few looks).
+#[tokio::test]
+async fn accepted_connections_have_tcp_keepalive() {
+    let server = TestServer::start();
+    let _client = server.guest("kept").await;
+    let filter = format!("( sport = :{} )", server.addr.port());
+    let mut sockets = String::new();
+    for _ in 0..20 {
+        let output = match std::process::Command::new("ss")
+            .args(["-tnoH", "state", "established", &filter])
+            .output()
+        {
+            Ok(output) => output,
+            Err(error) => {
+                eprintln!("skipped: cannot run ss: {error}");
+                return;
+            }
+        };
+        sockets = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(!sockets.trim().is_empty(), "ss shows no server socket");
+        if sockets.contains("timer:(keepalive") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no keepalive timer on the server's socket: {sockets}");
+}

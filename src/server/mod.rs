@@ -139,7 +139,7 @@ impl Server {
             // The login deadline counts from here, on both listeners, so that a slow TLS
             // handshake is not extra time.
             let connected_at = Instant::now();
-            let _ = socket.set_nodelay(true);
+            prepare_socket(&socket);
             let refusal = connections.admit(peer.ip());
             if let Some(refusal) = &refusal {
                 warn!(%peer, %refusal, "connection refused");
@@ -224,6 +224,29 @@ async fn listen(addr: &str) -> Result<TcpListener, ServerError> {
             addr: addr.to_owned(),
             source,
         })
+}
+
+/// Idle time before the kernel probes a silent connection, the time between probes, and the
+/// unanswered probes after which it gives up: a peer that vanished without a word (power cut,
+/// a NAT or firewall that forgot the connection) is found out in about 90 s. Fixed values:
+/// the idle `PING` (`idle_ping_secs`) is the setting for what the protocol considers idle.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Sets up an accepted socket, on either listener: lines go out at once (no Nagle delay),
+/// and TCP keepalive finds dead peers. Failures are only logged: the connection still works.
+fn prepare_socket(socket: &TcpStream) {
+    if let Err(error) = socket.set_nodelay(true) {
+        debug!(%error, "cannot set TCP_NODELAY");
+    }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    if let Err(error) = socket2::SockRef::from(socket).set_tcp_keepalive(&keepalive) {
+        debug!(%error, "cannot set TCP keepalive");
+    }
 }
 
 type Accepted = io::Result<(TcpStream, SocketAddr)>;
@@ -325,5 +348,27 @@ impl Drop for ConnectionSlot {
         if self.counted {
             let _ = self.ended.send(self.ip);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_keepalive_and_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        prepare_socket(&accepted);
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
     }
 }
