@@ -248,3 +248,134 @@ async fn accepted_connections_have_tcp_keepalive() {
     }
     panic!("no keepalive timer on the server's socket: {sockets}");
 }
+
+/// Runs the server under `ulimit <limit>` (e.g. `-Sn 64`), set by a shell around it.
+fn start_with_ulimit(limit: &str, envs: &[(&str, &str)]) -> TestServer {
+    let script = format!("ulimit {limit} && exec \"$0\" \"$@\"");
+    TestServer::start_wrapped(&["bash", "-c", &script], &[], envs)
+}
+
+/// The open-file limit of a running process, soft and hard, from /proc.
+fn nofile_limit(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// Started with a low soft open-file limit, the server raises it towards the hard limit, says
+/// so, and serves more connections than the old soft limit would have allowed.
+#[tokio::test]
+async fn a_low_soft_descriptor_limit_is_raised_at_start() {
+    let (_, hard) = nofile_limit(std::process::id());
+    if hard < 1024 {
+        eprintln!("skipped: the hard open-file limit here is only {hard}");
+        return;
+    }
+    let server = start_with_ulimit("-Sn 64", &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
+    let line = server.wait_for_log("open-file limit");
+    assert!(line.contains("raised") && line.contains("64"), "{line}");
+    let (soft, _) = nofile_limit(server.pid());
+    assert!(soft > 1000, "soft limit still {soft}");
+    let mut clients = Vec::new();
+    for _ in 0..150 {
+        clients.push(server.connect().await);
+    }
+}
+
+/// With a low hard limit the server cannot raise, it warns with numbers and serves fewer
+/// connections than `max_connections`, so that connections past the descriptors are refused
+/// with `ERR TOO_MANY_CONNECTIONS` rather than left hanging unaccepted; accept never fails.
+#[tokio::test]
+async fn a_low_hard_descriptor_limit_lowers_max_connections() {
+    let server = start_with_ulimit("-n 128", &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
+    let warning = server.wait_for_log("open-file limit");
+    assert!(warning.contains("128"), "{warning}");
+    let mut greeted = Vec::new();
+    let mut refused = 0;
+    for _ in 0..160 {
+        let mut client = Client::connect(server.addr).await;
+        let first = client.line().await;
+        if first.starts_with("HELLO ") {
+            greeted.push(client);
+        } else {
+            assert!(first.starts_with("ERR TOO_MANY_CONNECTIONS "), "{first}");
+            refused += 1;
+        }
+    }
+    assert!(greeted.len() >= 32, "only {} greeted", greeted.len());
+    assert!(refused > 0, "none refused");
+    let logs = server.logs_for(Duration::from_millis(200));
+    assert!(
+        !logs.iter().any(|line| line.contains("accept failed")),
+        "{logs:?}"
+    );
+    // Those who were served can chat, and a place freed is taken again.
+    greeted.truncate(10);
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        let mut client = Client::connect(server.addr).await;
+        if client.line().await.starts_with("HELLO ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// When `accept` fails for lack of descriptors (here: the soft limit lowered under the running
+/// server), the server backs off and logs the failures once in a while with a count instead of
+/// once per attempt; once descriptors are back, the waiting clients are greeted.
+#[tokio::test]
+async fn accept_failures_back_off_and_are_logged_with_a_count() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no prlimit");
+        return;
+    }
+    let server = TestServer::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
+    let pid = server.pid();
+    let mut alice = server.guest("alice").await;
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let set_soft = |soft: String| {
+        let status = std::process::Command::new("prlimit")
+            .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    set_soft(open.to_string());
+    // These wait in the listen queue: the server cannot accept them.
+    let mut waiting = Vec::new();
+    for _ in 0..20 {
+        waiting.push(Client::connect(server.addr).await);
+    }
+    let logs = server.logs_for(Duration::from_millis(2500));
+    let failures: Vec<_> = logs
+        .iter()
+        .filter(|line| line.contains("accept failed"))
+        .collect();
+    assert!(!failures.is_empty(), "no accept failure logged: {logs:?}");
+    assert!(
+        failures.len() <= 3,
+        "accept failures flood the log: {failures:?}"
+    );
+    // Chat goes on meanwhile.
+    assert_eq!(alice.ask("PING still").await, "PONG still");
+
+    set_soft(nofile_limit(pid).1.to_string());
+    for client in &mut waiting {
+        client.expect_prefix("HELLO ").await;
+    }
+}
