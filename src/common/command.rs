@@ -235,11 +235,15 @@ impl Command {
     /// Parses one line (without its line ending). Blank lines are `Ok(None)`: they are ignored,
     /// not errors, so a stray Enter in telnet costs nothing.
     pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
-        for c in line.chars() {
+        let mut rest = line;
+        while let Some(c) = rest.chars().next() {
             if c.is_control() && c != '\t' {
                 return Err(ParseError::ControlCharacter);
             }
-            if is_invisible(c) {
+            rest = &rest[c.len_utf8()..];
+            if c == BLACK_FLAG {
+                rest = skip_subdivision_flag_tags(rest);
+            } else if is_invisible(c) {
                 return Err(ParseError::InvisibleCharacter(c));
             }
         }
@@ -373,7 +377,8 @@ impl fmt::Display for Command {
 ///
 /// Kept: U+200D (zero-width joiner) and the variation selectors U+FE0E/U+FE0F, which emoji
 /// sequences need, and U+200C (zero-width non-joiner), which Persian and Indic scripts need
-/// to be spelt right. Right-to-left letters themselves are of course fine.
+/// to be spelt right. Right-to-left letters themselves are of course fine. The parser also
+/// lets through the tags of the three subdivision flag emoji (England, Scotland, Wales).
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -392,6 +397,34 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{FFA0}'               // halfwidth Hangul filler
             | '\u{E0000}'..='\u{E007F}' // tags
     )
+}
+
+/// The base of the flags of subdivisions (England, Scotland, Wales): U+1F3F4 followed by tag
+/// characters spelling the region, then U+E007F.
+const BLACK_FLAG: char = '\u{1F3F4}';
+
+/// The regions whose flags are emoji (Unicode's recommended set): the only tag sequences
+/// allowed, so that tag characters cannot carry hidden text.
+const FLAG_REGIONS: [&str; 3] = ["gbeng", "gbsct", "gbwls"];
+
+/// After a U+1F3F4, skips the tags of one of [`FLAG_REGIONS`] and its cancel tag; anything
+/// else is left for the caller to check (and refuse, if it is a tag).
+fn skip_subdivision_flag_tags(after_flag: &str) -> &str {
+    const CANCEL_TAG: char = '\u{E007F}';
+    let tags_end = after_flag
+        .char_indices()
+        .find(|&(_, c)| !('\u{E0020}'..='\u{E007E}').contains(&c))
+        .map_or(after_flag.len(), |(at, _)| at);
+    let (tags, rest) = after_flag.split_at(tags_end);
+    // Tag characters U+E0020..U+E007E mirror ASCII U+0020..U+007E.
+    let region: String = tags
+        .chars()
+        .filter_map(|c| char::from_u32(u32::from(c) - 0xE0000))
+        .collect();
+    match rest.strip_prefix(CANCEL_TAG) {
+        Some(rest) if FLAG_REGIONS.contains(&region.as_str()) => rest,
+        _ => after_flag,
+    }
 }
 
 fn is_separator(c: char) -> bool {
@@ -930,6 +963,26 @@ mod tests {
                 );
             }
         }
+        // Tags are allowed only as the flag of England, Scotland or Wales: not to hide text
+        // after a black flag, nor left open.
+        for (line, refused) in [
+            ("MSG \u{1F3F4}\u{E0068}\u{E0069}\u{E007F}", '\u{E0068}'),
+            (
+                "MSG \u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}",
+                '\u{E0067}',
+            ),
+            ("MSG \u{1F3F4}\u{E007F}", '\u{E007F}'),
+            (
+                "MSG \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}\u{E007F}",
+                '\u{E007F}',
+            ),
+        ] {
+            assert_eq!(
+                parse_err(line),
+                ParseError::InvisibleCharacter(refused),
+                "{line:?}"
+            );
+        }
         // The message names the character, so that a user can find it.
         assert_eq!(
             ParseError::InvisibleCharacter('\u{202E}').to_string(),
@@ -949,6 +1002,8 @@ mod tests {
             "\u{2764}\u{FE0F}",                            // emoji presentation selector
             "\u{2764}\u{FE0E}",                            // text presentation selector
             "\u{1F3F4}\u{200D}\u{2620}\u{FE0F}",           // pirate flag
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} and \u{1F3F4}\u{E0067}\u{E0062}\u{E0077}\u{E006C}\u{E0073}\u{E007F}", // England, Wales
+            "\u{1F3F4}", // a black flag alone
             "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0645}", // Persian: zero-width non-joiner
             "\u{05E9}\u{05DC}\u{05D5}\u{05DD} and \u{0645}\u{0631}\u{062D}\u{0628}\u{0627}", // right-to-left letters
         ] {
