@@ -85,6 +85,8 @@ pub struct Settings {
     pub tls_cert: Option<PathBuf>,
     /// PEM file with the private key for TLS.
     pub tls_key: Option<PathBuf>,
+    /// Seconds a TLS connection has to finish its handshake before it is closed.
+    pub tls_handshake_timeout_secs: u64,
     /// Seconds between log lines with the server's vital signs (connections, tasks,
     /// memory); 0 never.
     pub stats_log_secs: u64,
@@ -127,6 +129,7 @@ impl Default for Settings {
             tls_addr: None,
             tls_cert: None,
             tls_key: None,
+            tls_handshake_timeout_secs: 5,
             stats_log_secs: 0,
         }
     }
@@ -189,6 +192,10 @@ impl Settings {
 
     pub fn room_expiry(&self) -> Option<Duration> {
         (self.room_expiry_secs > 0).then(|| Duration::from_secs(self.room_expiry_secs))
+    }
+
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.tls_handshake_timeout_secs)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -225,6 +225,8 @@ pub enum ParseError {
     BadName { name: String, error: NameError },
     #[error("control characters are not allowed")]
     ControlCharacter,
+    #[error("invisible or direction-changing character U+{:04X} is not allowed", u32::from(*.0))]
+    InvisibleCharacter(char),
     #[error("{count:?} is not a count: use a whole number from 1; usage: {}", verb.usage())]
     BadCount { count: String, verb: Verb },
 }
@@ -233,8 +235,17 @@ impl Command {
     /// Parses one line (without its line ending). Blank lines are `Ok(None)`: they are ignored,
     /// not errors, so a stray Enter in telnet costs nothing.
     pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
-        if line.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(ParseError::ControlCharacter);
+        let mut rest = line;
+        while let Some(c) = rest.chars().next() {
+            if c.is_control() && c != '\t' {
+                return Err(ParseError::ControlCharacter);
+            }
+            rest = &rest[c.len_utf8()..];
+            if c == BLACK_FLAG {
+                rest = skip_subdivision_flag_tags(rest);
+            } else if is_invisible(c) {
+                return Err(ParseError::InvisibleCharacter(c));
+            }
         }
         let line = line.trim_matches(is_separator);
         if line.is_empty() {
@@ -353,6 +364,66 @@ impl fmt::Display for Command {
             }
             Command::Help { verb: Some(topic) } => write!(f, "{verb} {topic}"),
         }
+    }
+}
+
+/// Whether `c` is refused in a line although it is not a control character: it shows as
+/// nothing, or it changes the direction of the text around it, so a line holding it may show
+/// something else than it says (a "Trojan Source" reversal, a blank-looking message, a name
+/// in a text padded to look like another, text hidden in tag characters). These are the bidi
+/// embeddings, overrides, isolates and marks; the zero-width and fillers that render as
+/// nothing (including Hangul fillers and the soft hyphen); the Unicode line and paragraph
+/// separators; and the tag characters.
+///
+/// Kept: U+200D (zero-width joiner) and the variation selectors U+FE0E/U+FE0F, which emoji
+/// sequences need, and U+200C (zero-width non-joiner), which Persian and Indic scripts need
+/// to be spelt right. Right-to-left letters themselves are of course fine. The parser also
+/// lets through the tags of the three subdivision flag emoji (England, Scotland, Wales).
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'                     // soft hyphen
+            | '\u{061C}'               // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' // Hangul choseong and jungseong fillers
+            | '\u{180E}'               // Mongolian vowel separator
+            | '\u{200B}'               // zero-width space
+            | '\u{200E}' | '\u{200F}' // left-to-right and right-to-left marks
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner and invisible operators
+            | '\u{2066}'..='\u{2069}' // isolates
+            | '\u{3164}'               // Hangul filler
+            | '\u{FEFF}'               // zero-width no-break space (byte order mark)
+            | '\u{FFA0}'               // halfwidth Hangul filler
+            | '\u{E0000}'..='\u{E007F}' // tags
+    )
+}
+
+/// The base of the flags of subdivisions (England, Scotland, Wales): U+1F3F4 followed by tag
+/// characters spelling the region, then U+E007F.
+const BLACK_FLAG: char = '\u{1F3F4}';
+
+/// The regions whose flags are emoji (Unicode's recommended set): the only tag sequences
+/// allowed, so that tag characters cannot carry hidden text.
+const FLAG_REGIONS: [&str; 3] = ["gbeng", "gbsct", "gbwls"];
+
+/// After a U+1F3F4, skips the tags of one of [`FLAG_REGIONS`] and its cancel tag; anything
+/// else is left for the caller to check (and refuse, if it is a tag).
+fn skip_subdivision_flag_tags(after_flag: &str) -> &str {
+    const CANCEL_TAG: char = '\u{E007F}';
+    let tags_end = after_flag
+        .char_indices()
+        .find(|&(_, c)| !('\u{E0020}'..='\u{E007E}').contains(&c))
+        .map_or(after_flag.len(), |(at, _)| at);
+    let (tags, rest) = after_flag.split_at(tags_end);
+    // Tag characters U+E0020..U+E007E mirror ASCII U+0020..U+007E.
+    let region: String = tags
+        .chars()
+        .filter_map(|c| char::from_u32(u32::from(c) - 0xE0000))
+        .collect();
+    match rest.strip_prefix(CANCEL_TAG) {
+        Some(rest) if FLAG_REGIONS.contains(&region.as_str()) => rest,
+        _ => after_flag,
     }
 }
 
@@ -844,6 +915,104 @@ mod tests {
                 text: "a\tb".into()
             }
         );
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_errors() {
+        for c in [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}', // embeddings, overrides
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}', // isolates
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}', // direction marks
+            '\u{200B}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{2062}',
+            '\u{2063}',
+            '\u{2064}',
+            '\u{FEFF}',
+            '\u{180E}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{00AD}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{E0000}',
+            '\u{E0041}',
+            '\u{E007F}',
+        ] {
+            for line in [
+                format!("MSG a{c}b"),
+                format!("PM bob {c}"),
+                format!("{c}MSG hi"),
+            ] {
+                assert_eq!(
+                    parse_err(&line),
+                    ParseError::InvisibleCharacter(c),
+                    "{line:?}"
+                );
+            }
+        }
+        // Tags are allowed only as the flag of England, Scotland or Wales: not to hide text
+        // after a black flag, nor left open.
+        for (line, refused) in [
+            ("MSG \u{1F3F4}\u{E0068}\u{E0069}\u{E007F}", '\u{E0068}'),
+            (
+                "MSG \u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}",
+                '\u{E0067}',
+            ),
+            ("MSG \u{1F3F4}\u{E007F}", '\u{E007F}'),
+            (
+                "MSG \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}\u{E007F}",
+                '\u{E007F}',
+            ),
+        ] {
+            assert_eq!(
+                parse_err(line),
+                ParseError::InvisibleCharacter(refused),
+                "{line:?}"
+            );
+        }
+        // The message names the character, so that a user can find it.
+        assert_eq!(
+            ParseError::InvisibleCharacter('\u{202E}').to_string(),
+            "invisible or direction-changing character U+202E is not allowed"
+        );
+        assert!(
+            ParseError::InvisibleCharacter('\u{E0041}')
+                .to_string()
+                .contains(" U+E0041 ")
+        );
+    }
+
+    #[test]
+    fn emoji_sequences_and_joining_marks_stay_allowed() {
+        for text in [
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}", // family: zero-width joiners
+            "\u{2764}\u{FE0F}",                            // emoji presentation selector
+            "\u{2764}\u{FE0E}",                            // text presentation selector
+            "\u{1F3F4}\u{200D}\u{2620}\u{FE0F}",           // pirate flag
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} and \u{1F3F4}\u{E0067}\u{E0062}\u{E0077}\u{E006C}\u{E0073}\u{E007F}", // England, Wales
+            "\u{1F3F4}", // a black flag alone
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0645}", // Persian: zero-width non-joiner
+            "\u{05E9}\u{05DC}\u{05D5}\u{05DD} and \u{0645}\u{0631}\u{062D}\u{0628}\u{0627}", // right-to-left letters
+        ] {
+            assert_eq!(
+                parse(&format!("MSG {text}")),
+                Command::Msg { text: text.into() },
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

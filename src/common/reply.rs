@@ -85,7 +85,7 @@ impl From<&ParseError> for ErrorCode {
             | ParseError::TooManyArguments(_)
             | ParseError::BadCount { .. } => ErrorCode::BadArguments,
             ParseError::BadName { .. } => ErrorCode::BadName,
-            ParseError::ControlCharacter => ErrorCode::BadText,
+            ParseError::ControlCharacter | ParseError::InvisibleCharacter(_) => ErrorCode::BadText,
         }
     }
 }

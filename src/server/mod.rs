@@ -1,6 +1,7 @@
 //! The server: the accept loop, the sessions, and the actors that own all shared state.
 
 mod accounts;
+mod descriptors;
 mod limits;
 mod member;
 mod processor;
@@ -24,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -102,7 +104,12 @@ impl Server {
         };
         let sessions = TaskTracker::new();
         let (ended, mut ended_rx) = mpsc::unbounded_channel();
-        let mut connections = ConnectionCount::new(&self.settings);
+        let max_connections = descriptors::connection_budget(self.settings.max_connections);
+        let mut connections =
+            ConnectionCount::new(max_connections, self.settings.max_connections_per_ip);
+        let mut backoff = descriptors::AcceptBackoff::new();
+        // While accepts are paused after a failure, until when.
+        let mut paused_until: Option<Instant> = None;
         let stats_every = Duration::from_secs(self.settings.stats_log_secs.max(1));
         let mut stats = tokio::time::interval(stats_every);
         let mut trim = tokio::time::interval(RELEASE_MEMORY_EVERY);
@@ -118,32 +125,55 @@ impl Server {
                     log_stats(&connections);
                     continue;
                 }
-                accepted = self.listener.accept() => (accepted, None),
-                accepted = accept_tls(&self.tls), if self.tls.is_some() => accepted,
-                Some(ip) = ended_rx.recv() => {
-                    connections.release(ip);
+                accepted = self.listener.accept(), if paused_until.is_none() => (accepted, None),
+                accepted = accept_tls(&self.tls), if self.tls.is_some() && paused_until.is_none() => {
+                    accepted
+                }
+                () = sleep_until(paused_until.unwrap_or_else(Instant::now)), if paused_until.is_some() => {
+                    paused_until = None;
+                    continue;
+                }
+                Some(place) = ended_rx.recv() => {
+                    connections.release(place);
                     continue;
                 }
                 () = &mut shutdown => break,
             };
             let (socket, peer) = match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff.succeeded();
+                    accepted
+                }
                 Err(error) => {
-                    // Typically out of file descriptors: back off instead of spinning.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Typically out of file descriptors: pause instead of spinning, while
+                    // connections that end still give theirs back.
+                    if let Some(pause) = backoff.failed(&error) {
+                        paused_until = Some(Instant::now() + pause);
+                    }
                     continue;
                 }
             };
-            let _ = socket.set_nodelay(true);
+            // The login deadline counts from here, on both listeners, so that a slow TLS
+            // handshake is not extra time.
+            let connected_at = Instant::now();
+            prepare_socket(&socket);
             let refusal = connections.admit(peer.ip());
-            if let Some(refusal) = &refusal {
-                warn!(%peer, %refusal, "connection refused");
-            }
+            let place = match &refusal {
+                None => Place::Connection(peer.ip()),
+                Some(refusal) => {
+                    warn!(%peer, %refusal, "connection refused");
+                    // Telling a TLS client why would take a handshake first: CPU and a
+                    // descriptor for as long as the client cares to take. And while many
+                    // refused clients are being told, more are not: each holds a descriptor.
+                    if acceptor.is_some() || !connections.take_goodbye() {
+                        continue;
+                    }
+                    Place::Goodbye
+                }
+            };
             let slot = ConnectionSlot {
-                ip: peer.ip(),
+                place,
                 ended: ended.clone(),
-                counted: refusal.is_none(),
             };
             // The TLS handshake and the login happen inside the connection's own task: a
             // silent client never holds up the next accept.
@@ -153,14 +183,14 @@ impl Server {
                 match acceptor {
                     None => {
                         let (read, write) = socket.into_split();
-                        connect(read, write, peer, context, refusal).await;
+                        connect(read, write, peer, context, connected_at, refusal).await;
                     }
                     Some(acceptor) => {
-                        let handshake = context.settings.login_timeout();
+                        let handshake = context.settings.tls_handshake_timeout();
                         match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
                             Ok(Ok(stream)) => {
                                 let (read, write) = tokio::io::split(stream);
-                                connect(read, write, peer, context, refusal).await;
+                                connect(read, write, peer, context, connected_at, refusal).await;
                             }
                             Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
                             Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -217,6 +247,29 @@ async fn listen(addr: &str) -> Result<TcpListener, ServerError> {
         })
 }
 
+/// Idle time before the kernel probes a silent connection, the time between probes, and the
+/// unanswered probes after which it gives up: a peer that vanished without a word (power cut,
+/// a NAT or firewall that forgot the connection) is found out in about 90 s. Fixed values:
+/// the idle `PING` (`idle_ping_secs`) is the setting for what the protocol considers idle.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Sets up an accepted socket, on either listener: lines go out at once (no Nagle delay),
+/// and TCP keepalive finds dead peers. Failures are only logged: the connection still works.
+fn prepare_socket(socket: &TcpStream) {
+    if let Err(error) = socket.set_nodelay(true) {
+        debug!(%error, "cannot set TCP_NODELAY");
+    }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    if let Err(error) = socket2::SockRef::from(socket).set_tcp_keepalive(&keepalive) {
+        debug!(%error, "cannot set TCP keepalive");
+    }
+}
+
 type Accepted = io::Result<(TcpStream, SocketAddr)>;
 
 async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> (Accepted, Option<TlsAcceptor>) {
@@ -232,13 +285,14 @@ async fn connect<R, W>(
     write: W,
     peer: SocketAddr,
     context: SessionContext,
+    connected_at: Instant,
     refusal: Option<Refusal>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     match refusal {
-        None => session::serve(read, write, peer, context).await,
+        None => session::serve(read, write, peer, context, connected_at).await,
         Some(refusal) => {
             let line = Reply::err(ErrorCode::TooManyConnections, refusal.to_string());
             let mut write = write;
@@ -260,22 +314,34 @@ enum Refusal {
     PerAddress(usize),
 }
 
-/// Connections open now, in all and per address; owned by the accept loop.
+/// Connections open now, in all and per address, and refused ones being told why; owned by
+/// the accept loop.
 struct ConnectionCount {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
     max_total: usize,
     max_per_ip: usize,
+    goodbyes: usize,
 }
 
 impl ConnectionCount {
-    fn new(settings: &Settings) -> Self {
+    fn new(max_total: usize, max_per_ip: usize) -> Self {
         Self {
             total: 0,
             per_ip: HashMap::new(),
-            max_total: settings.max_connections,
-            max_per_ip: settings.max_connections_per_ip,
+            max_total,
+            max_per_ip,
+            goodbyes: 0,
         }
+    }
+
+    /// Takes a place for telling a refused connection why, if one is free.
+    fn take_goodbye(&mut self) -> bool {
+        let free = self.goodbyes < descriptors::MAX_GOODBYES;
+        if free {
+            self.goodbyes += 1;
+        }
+        free
     }
 
     /// Counts a new connection in, unless that would pass a limit.
@@ -292,7 +358,14 @@ impl ConnectionCount {
         None
     }
 
-    fn release(&mut self, ip: IpAddr) {
+    fn release(&mut self, place: Place) {
+        let ip = match place {
+            Place::Connection(ip) => ip,
+            Place::Goodbye => {
+                self.goodbyes = self.goodbyes.saturating_sub(1);
+                return;
+            }
+        };
         self.total = self.total.saturating_sub(1);
         if let Some(from_ip) = self.per_ip.get_mut(&ip) {
             *from_ip -= 1;
@@ -303,17 +376,45 @@ impl ConnectionCount {
     }
 }
 
+/// What a connection's task holds a place of in [`ConnectionCount`].
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// A connection being served, from this address.
+    Connection(IpAddr),
+    /// A refused connection being told why.
+    Goodbye,
+}
+
 /// Held by a connection's task; when the task ends (or panics), the accept loop hears of it.
 struct ConnectionSlot {
-    ip: IpAddr,
-    ended: mpsc::UnboundedSender<IpAddr>,
-    counted: bool,
+    place: Place,
+    ended: mpsc::UnboundedSender<Place>,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        if self.counted {
-            let _ = self.ended.send(self.ip);
-        }
+        let _ = self.ended.send(self.place);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_keepalive_and_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        prepare_socket(&accepted);
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
     }
 }

@@ -36,8 +36,14 @@ pub(super) struct SessionContext {
 
 /// Serves one connection, given as its two halves, to its end. Never fails: what goes wrong
 /// is logged and ends only this connection.
-pub(super) async fn serve<R, W>(read: R, write: W, peer: SocketAddr, context: SessionContext)
-where
+/// `connected_at` is when the TCP connection was accepted: the login deadline counts from it.
+pub(super) async fn serve<R, W>(
+    read: R,
+    write: W,
+    peer: SocketAddr,
+    context: SessionContext,
+    connected_at: Instant,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
@@ -56,7 +62,7 @@ where
         in_flight: VecDeque::new(),
         room_creations: RoomCreations::new(&context.settings),
     };
-    let end = session.run(&mut lines).await;
+    let end = session.run(&mut lines, connected_at).await;
     session.finish(end);
 
     let stop_writing = writing.abort_handle();
@@ -118,9 +124,13 @@ struct Session {
 const MAX_IN_FLIGHT: usize = 64;
 
 impl Session {
-    async fn run<R: AsyncRead + Unpin>(&mut self, lines: &mut FramedRead<R, LineCodec>) -> End {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        lines: &mut FramedRead<R, LineCodec>,
+        connected_at: Instant,
+    ) -> End {
         let settings = self.context.settings.clone();
-        let login_deadline = Instant::now() + settings.login_timeout();
+        let login_deadline = connected_at + settings.login_timeout();
         let mut flood = FloodGuard::new(&settings);
         let mut idle = IdleWatch::new(&settings);
         loop {

@@ -261,3 +261,59 @@ impl TestServer {
         server
     }
 }
+
+impl TestServer {
+    /// Starts the server, in a fresh data directory, through a wrapper command that ends by
+    /// running the binary it is given with its arguments (e.g. `bash -c 'ulimit -Sn 64; exec
+    /// "$0" "$@"'`): the server then runs in the process setup the wrapper made.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .arg(env!("CARGO_BIN_EXE_linechat"))
+            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .arg("--config")
+            .arg(data_dir.path().join("linechat.toml"))
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the linechat binary through its wrapper");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            logs,
+            _data_dir: Some(data_dir),
+        };
+        let line = server.wait_for_log("listening on ");
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        server.addr = addr.parse().expect("address in the log line");
+        server
+    }
+
+    /// The log lines written in the next `wait`, and any not yet read before.
+    pub fn logs_for(&self, wait: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => return lines,
+            }
+        }
+    }
+}
