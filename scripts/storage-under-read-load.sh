@@ -24,7 +24,8 @@ trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 batch_ms=100
 export LINECHAT_HISTORY_BATCH_MS=$batch_ms LINECHAT_FLOOD_LINES_PER_SEC=0 \
     LINECHAT_MAX_CONNECTIONS_PER_IP=100000 LINECHAT_HISTORY_MAX_COUNT=100000 \
-    LINECHAT_LOGIN_FAILURES_PER_IP=0 LINECHAT_LOGIN_FAILURES_PER_ACCOUNT=0 RUST_LOG=info
+    LINECHAT_LOGIN_FAILURES_PER_IP=0 LINECHAT_LOGIN_FAILURES_PER_ACCOUNT=0 \
+    LINECHAT_ROOMS_CREATED_PER_MINUTE=0 RUST_LOG=info
 
 start() { # starts the server on $work/data, sets $pid and $addr
     local log="$work/server-$1.log"

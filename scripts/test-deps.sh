@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond cargo: `nc` (netcat-openbsd), which the shell-bot test
-# runs. Does nothing when it is already there.
+# Installs what the tests need beyond cargo, when it is missing: `nc` (netcat-openbsd) for the
+# shell-bot test, `ss` (iproute2) and `prlimit` (util-linux) for the connection-limit tests.
 set -euo pipefail
-if ! command -v nc >/dev/null 2>&1; then
-    echo "installing netcat-openbsd (needed by the shell bot test)" >&2
-    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+missing=()
+need() { # command, package
+    command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+need nc netcat-openbsd
+need ss iproute2
+need prlimit util-linux
+need python3 python3
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} (needed by the tests)" >&2
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq netcat-openbsd >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
