@@ -235,7 +235,68 @@ impl StorageActor {
                 let _ = reply.send(rows.map(stored).map_err(StorageError::from));
             }
             StorageRequest::Record(_) | StorageRequest::Close { .. } => {}
+            StorageRequest::HistoryPage {
+                conversation,
+                window,
+                after,
+                limit,
+                reply,
+            } => {
+                let page = self
+                    .history_page(&conversation.key(), window, after, limit)
+                    .await;
+                let _ = reply.send(page.map_err(StorageError::from));
+            }
         }
+    }
+
+    /// See [`super::Store::history_page`]. The first page finds where the window starts from
+    /// the index alone; later pages continue from the last row sent.
+    async fn history_page(
+        &self,
+        target: &str,
+        window: u32,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, StoredMessage)>, sqlx::Error> {
+        let rows: Vec<(i64, String, String, i64)> = match after {
+            None => {
+                sqlx::query_as(
+                    "SELECT id, sender, body, sent_at FROM messages \
+                     WHERE target = ?1 AND id >= COALESCE( \
+                       (SELECT id FROM messages WHERE target = ?1 \
+                        ORDER BY id DESC LIMIT 1 OFFSET ?2), 0) \
+                     ORDER BY id LIMIT ?3",
+                )
+                .bind(target)
+                .bind(i64::from(window.max(1)) - 1)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(after) => {
+                sqlx::query_as(
+                    "SELECT id, sender, body, sent_at FROM messages \
+                     WHERE target = ? AND id > ? ORDER BY id LIMIT ?",
+                )
+                .bind(target)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, from, text, at)| {
+                let message = StoredMessage {
+                    from: Name::parse(&from).ok()?,
+                    text,
+                    at: UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
+                };
+                Some((id, message))
+            })
+            .collect())
     }
 
     async fn take_pending(&self, account: &Name) -> Result<Vec<StoredMessage>, sqlx::Error> {

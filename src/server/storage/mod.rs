@@ -145,6 +145,13 @@ enum StorageRequest {
     Close {
         reply: oneshot::Sender<()>,
     },
+    HistoryPage {
+        conversation: Conversation,
+        window: u32,
+        after: Option<i64>,
+        limit: u32,
+        reply: oneshot::Sender<Result<Vec<(i64, StoredMessage)>, StorageError>>,
+    },
 }
 
 /// A handle to the storage task.
@@ -261,6 +268,27 @@ impl Store {
             .send(request(reply))
             .map_err(|_| StorageError::Gone)?;
         answer.await.map_err(|_| StorageError::Gone)
+    }
+
+    /// One page of a conversation's last `window` messages, oldest first, each with its row
+    /// id: without `after`, the first `limit` of them; with it, the `limit` after that row.
+    /// A long `HISTORY` reads page after page as its client takes the lines, instead of
+    /// holding all of them at once. Queued messages are included.
+    pub async fn history_page(
+        &self,
+        conversation: Conversation,
+        window: u32,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, StoredMessage)>, StorageError> {
+        self.ask(|reply| StorageRequest::HistoryPage {
+            conversation,
+            window,
+            after,
+            limit,
+            reply,
+        })
+        .await?
     }
 }
 
