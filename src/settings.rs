@@ -25,6 +25,10 @@ pub struct Settings {
     /// Bytes that may wait in one client's outbox before it counts as not reading and is
     /// disconnected.
     pub outbox_limit_bytes: usize,
+    /// Bytes that may wait in all outboxes together; past it, the connections with the most
+    /// queued are disconnected as not reading. 0 picks a quarter of the memory (see
+    /// [`Settings::output_budget`]).
+    pub output_budget_bytes: usize,
     /// Password hashes computed at once; each takes a core and ~19 MiB for ~15 ms. The
     /// default, half the cores, leaves the rest to chat during a storm of logins.
     pub password_hash_workers: usize,
@@ -101,6 +105,7 @@ impl Default for Settings {
             allow_guests: true,
             login_timeout_secs: 60,
             outbox_limit_bytes: 4 * 1024 * 1024,
+            output_budget_bytes: 0,
             password_hash_workers: std::thread::available_parallelism()
                 .map_or(1, |cores| (cores.get() / 2).max(1)),
             shutdown_grace_secs: 5,
@@ -202,6 +207,15 @@ impl Settings {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 
+    /// The output budget in bytes: `output_budget_bytes`, or when that is 0, a quarter of the
+    /// memory the server may use (the machine's, or its control group's limit if lower).
+    pub fn output_budget(&self) -> usize {
+        if self.output_budget_bytes > 0 {
+            return self.output_budget_bytes;
+        }
+        available_memory().map_or(AUTO_BUDGET_FALLBACK, |bytes| (bytes / 4) as usize)
+    }
+
     pub fn storage(&self) -> StorageOptions {
         StorageOptions {
             data_dir: self.data_dir.clone(),
@@ -211,6 +225,34 @@ impl Settings {
             keep_days: self.history_keep_days,
             read_connections: self.storage_read_connections,
         }
+    }
+}
+
+/// The automatic output budget when the memory size cannot be read.
+const AUTO_BUDGET_FALLBACK: usize = 1 << 30;
+
+/// Physical memory, or the cgroup (v2) memory limit when it is lower: in a container the
+/// machine's size says little about what the server may take.
+fn available_memory() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let physical = u64::try_from(pages)
+        .ok()
+        .zip(u64::try_from(page_size).ok())
+        .map(|(pages, size)| pages.saturating_mul(size))
+        .filter(|&bytes| bytes > 0);
+    // "max" when there is no limit, and no file outside a cgroup v2 hierarchy.
+    let limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|max| max.trim().parse::<u64>().ok());
+    match (physical, limit) {
+        (Some(physical), Some(limit)) => Some(physical.min(limit)),
+        (physical, limit) => physical.or(limit),
     }
 }
 
@@ -230,6 +272,19 @@ mod tests {
             settings.shutdown_grace_secs,
             Settings::default().shutdown_grace_secs
         );
+    }
+
+    #[test]
+    fn the_automatic_output_budget_is_a_share_of_memory() {
+        let auto = Settings::default().output_budget();
+        assert!(auto >= 16 << 20, "{auto}");
+        let memory = available_memory().expect("memory size on this system");
+        assert_eq!(auto as u64, memory / 4);
+        let set = Settings {
+            output_budget_bytes: 12345,
+            ..Settings::default()
+        };
+        assert_eq!(set.output_budget(), 12345);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! One client's socket: framing of incoming lines and the bounded outbox of outgoing ones.
 
+mod budget;
 mod codec;
 mod outbox;
 mod telnet;
 
+pub use budget::OutputBudget;
 pub use codec::{Frame, LineCodec, MIN_READ_BUFFER};
 pub use outbox::{Delivery, Outbox, OutboxFull, Writer, outbox};

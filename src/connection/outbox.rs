@@ -1,63 +1,82 @@
 //! The outgoing side of a connection: a queue bounded in bytes, drained by a writer task.
+//!
+//! Every line queued counts against its connection's limit, and against the server's output
+//! budget ([`OutputBudget`](super::OutputBudget)) when there is one, for what it holds: its
+//! bytes and its bookkeeping, until the writer has written it or the connection is gone.
 
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use super::budget::Budget;
 use crate::common::Reply;
 
 /// The most bytes the writer gathers into one write.
 const MAX_BATCH: usize = 64 * 1024;
 
-/// A reply on its way to one or more clients. It is encoded at most once, however many outboxes
-/// it is pushed to: every recipient's writer shares the same bytes.
+/// The most a streamed reply keeps queued (or half the outbox limit, if less): enough to keep
+/// the writer busy, and the rest of the outbox stays free for live traffic.
+const STREAM_WINDOW: usize = 256 * 1024;
+
+/// What one queued line holds beyond its bytes: the shared delivery (its reference counts,
+/// the `Bytes` handle and the flag), its pointer in the queue, and the allocator's header on
+/// each of its two allocations.
+pub(super) const ENTRY_OVERHEAD: usize =
+    size_of::<Delivery>() + 2 * size_of::<usize>() + size_of::<usize>() + 2 * 16;
+
+/// A line on its way to one or more clients, encoded once: every recipient's writer shares
+/// the same bytes. Only the bytes are kept, not the reply they were encoded from, so a queued
+/// line holds what it counts.
 #[derive(Debug)]
 pub struct Delivery {
-    reply: Option<Reply>,
+    /// The encoded line, with its `\n`; empty for an `end` without a parting line.
+    line: Bytes,
     /// The last thing the writer takes: it writes this line, if any, then shuts the socket.
     /// A flag here rather than a variant of an enum keeps the queue's slots one pointer wide,
     /// which every connection's queue pays for.
     ends: bool,
-    line: OnceLock<Bytes>,
 }
 
 impl Delivery {
     pub fn new(reply: Reply) -> Arc<Self> {
         Arc::new(Self {
-            reply: Some(reply),
+            line: encode(&reply),
             ends: false,
-            line: OnceLock::new(),
         })
     }
 
     fn end(last: Option<Reply>) -> Arc<Self> {
         Arc::new(Self {
-            reply: last,
+            line: last.as_ref().map_or_else(Bytes::new, encode),
             ends: true,
-            line: OnceLock::new(),
         })
     }
 
-    fn line(&self) -> &Bytes {
-        self.line.get_or_init(|| match &self.reply {
-            Some(reply) => {
-                let mut line = reply.to_string();
-                line.push('\n');
-                Bytes::from(line)
-            }
-            None => Bytes::new(),
-        })
+    /// What the line costs each outbox it is queued in: its bytes and its bookkeeping.
+    pub fn size(&self) -> usize {
+        self.line.len() + ENTRY_OVERHEAD
     }
 }
 
-/// State shared by the outbox handles and the writer: counters and a flag, not data.
-#[derive(Debug, Default)]
-struct Shared {
+fn encode(reply: &Reply) -> Bytes {
+    let mut line = reply.to_string();
+    line.push('\n');
+    // Cut to its length: the spare capacity a `String` grows (up to as much again) would be
+    // held, and not counted, for as long as the line waits.
+    Bytes::from(line.into_bytes().into_boxed_slice())
+}
+
+/// State shared by the outbox handles, the writer and the output budget: counters and flags,
+/// not data.
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// What the queued lines hold, those being written included ([`Delivery::size`]).
     queued_bytes: AtomicUsize,
     overflowed: AtomicBool,
     /// Set when the connection's user logged in on another connection, which took over.
@@ -65,12 +84,55 @@ struct Shared {
     /// Set with `closed`: checked on every push, where the token's own check (a lock) costs.
     is_closed: AtomicBool,
     closed: CancellationToken,
+    /// Notified each time the writer has written a batch, for a streamed reply waiting for
+    /// room. A stored permit, not a list of waiters: only the session waits, one at a time.
+    drained: Notify,
+    /// The server-wide budget this outbox also counts against, if any.
+    budget: Option<Arc<Budget>>,
 }
 
 impl Shared {
+    fn new(budget: Option<Arc<Budget>>) -> Self {
+        Self {
+            queued_bytes: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+            replaced: AtomicBool::new(false),
+            is_closed: AtomicBool::new(false),
+            closed: CancellationToken::new(),
+            drained: Notify::new(),
+            budget,
+        }
+    }
+
     fn close(&self) {
         self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
+    }
+
+    /// Closes the connection as one whose client does not read: nothing more is written.
+    pub(super) fn close_not_reading(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        self.close();
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.is_closed.load(Ordering::Acquire)
+    }
+
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Uncounts `bytes` that are no longer held: written, or dropped with the connection.
+    fn release(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        if let Some(budget) = &self.budget {
+            budget.release(bytes);
+        }
+        self.drained.notify_one();
     }
 }
 
@@ -84,7 +146,7 @@ pub struct OutboxFull;
 #[derive(Debug, Clone)]
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Arc<Delivery>>,
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     limit_bytes: usize,
 }
 
@@ -92,22 +154,51 @@ impl Outbox {
     /// Queues a line without waiting. A full queue closes the connection rather than slow down
     /// the sender: one client that stops reading must not stall a room.
     pub fn push(&self, delivery: Arc<Delivery>) -> Result<(), OutboxFull> {
-        if self.shared.is_closed.load(Ordering::Acquire) {
+        if self.shared.is_closed() {
             return Err(OutboxFull);
         }
-        let size = delivery.line().len();
+        let size = delivery.size();
         let before = self.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
         if before.saturating_add(size) > self.limit_bytes {
             self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-            self.shared.overflowed.store(true, Ordering::Relaxed);
-            self.shared.close();
+            self.shared.close_not_reading();
             return Err(OutboxFull);
         }
-        self.tx.send(delivery).map_err(|_| OutboxFull)
+        if let Some(budget) = &self.shared.budget {
+            budget.add(size);
+        }
+        if self.tx.send(delivery).is_err() {
+            // The writer is gone and has already uncounted what it left behind.
+            self.shared.release(size);
+            return Err(OutboxFull);
+        }
+        Ok(())
     }
 
     pub fn send(&self, reply: Reply) -> Result<(), OutboxFull> {
         self.push(Delivery::new(reply))
+    }
+
+    /// Waits until a line of `size` ([`Delivery::size`]) fits in the part of the outbox that
+    /// a long reply may fill: its lines go out as the client reads, instead of all being
+    /// queued at once. Always lets a line into an empty outbox. Fails once the connection is
+    /// closed. Cancel-safe: dropping the future loses nothing.
+    pub async fn wait_for_room(&self, size: usize) -> Result<(), OutboxFull> {
+        let window = (self.limit_bytes / 2).min(STREAM_WINDOW);
+        loop {
+            if self.shared.is_closed() {
+                return Err(OutboxFull);
+            }
+            let queued = self.shared.queued_bytes.load(Ordering::Acquire);
+            if queued == 0 || queued.saturating_add(size) <= window {
+                return Ok(());
+            }
+            // A write that ends between the check and here leaves a permit: no lost wake-up.
+            tokio::select! {
+                () = self.shared.drained.notified() => {}
+                () = self.shared.closed.cancelled() => return Err(OutboxFull),
+            }
+        }
     }
 
     /// Asks the writer to write what is queued, then `last`, and then shut the socket down.
@@ -135,12 +226,22 @@ impl Outbox {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed.load(Ordering::Acquire)
+        self.shared.is_closed()
+    }
+
+    /// Closes the connection as one whose client stopped reading, as an overflow does.
+    pub fn close_not_reading(&self) {
+        self.shared.close_not_reading();
     }
 
     /// Whether the connection was closed because the client stopped reading.
     pub fn overflowed(&self) -> bool {
         self.shared.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// What the lines queued for this client hold now, in bytes.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes()
     }
 
     /// Whether two handles lead to the same connection.
@@ -154,27 +255,38 @@ impl Outbox {
 pub struct Writer {
     rx: mpsc::UnboundedReceiver<Arc<Delivery>>,
     shared: Arc<Shared>,
+    /// What the lines copied into the batch being written counted: still held (in the batch)
+    /// until the write completes.
+    in_batch: usize,
 }
 
 /// Creates the two ends of a connection's output: handles to push to, and the writer.
 pub fn outbox(limit_bytes: usize) -> (Outbox, Writer) {
+    outbox_in(limit_bytes, None)
+}
+
+pub(super) fn outbox_in(limit_bytes: usize, budget: Option<Arc<Budget>>) -> (Outbox, Writer) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(budget));
     let outbox = Outbox {
         tx,
         shared: shared.clone(),
         limit_bytes,
     };
-    (outbox, Writer { rx, shared })
+    let writer = Writer {
+        rx,
+        shared,
+        in_batch: 0,
+    };
+    (outbox, writer)
 }
 
 impl Writer {
     /// Writes queued lines until the outbox is finished or the connection closed. Whatever has
     /// queued up while a write was in progress goes out together in the next write.
     pub async fn run<W: AsyncWrite + Unpin>(mut self, mut io: W) -> io::Result<()> {
-        let result = self.write_until_finished(&mut io).await;
-        self.shared.close();
-        result
+        self.write_until_finished(&mut io).await
+        // Dropping the writer closes the connection and uncounts what it leaves unwritten.
     }
 
     async fn write_until_finished<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
@@ -195,16 +307,19 @@ impl Writer {
                 // lines, which is what makes a large room's fan-out cheap.
                 tokio::task::yield_now().await;
             }
-            batch.extend_from_slice(first.line());
+            batch.extend_from_slice(&first.line);
             // Only pushed lines were counted in; the parting line was not.
-            let mut counted = if finished { 0 } else { first.line().len() };
+            if !finished {
+                self.in_batch += first.size();
+            }
+            drop(first);
             while !finished && batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(delivery) => {
-                        batch.extend_from_slice(delivery.line());
+                        batch.extend_from_slice(&delivery.line);
                         finished = delivery.ends;
                         if !finished {
-                            counted += delivery.line().len();
+                            self.in_batch += delivery.size();
                         }
                     }
                     Err(_) => break,
@@ -215,9 +330,7 @@ impl Writer {
                 // A client that never reads would hold this write forever.
                 () = &mut closed => return Ok(()),
             }
-            self.shared
-                .queued_bytes
-                .fetch_sub(counted, Ordering::Relaxed);
+            self.shared.release(std::mem::take(&mut self.in_batch));
             batch.clear();
             if self.rx.is_empty() {
                 // An idle connection holds no write buffer.
@@ -226,6 +339,27 @@ impl Writer {
         }
         io.flush().await?;
         io.shutdown().await
+    }
+}
+
+impl Drop for Writer {
+    /// Whether the writer finished, failed or was aborted, nothing more is written: the
+    /// connection closes, and what it still held is uncounted as it is freed.
+    fn drop(&mut self) {
+        self.shared.close();
+        // A push after this fails and uncounts its own line.
+        self.rx.close();
+        let mut held = std::mem::take(&mut self.in_batch);
+        loop {
+            match self.rx.try_recv() {
+                Ok(delivery) if !delivery.ends => held += delivery.size(),
+                Ok(_) => {}
+                // A push between its count and its send: it lands in a moment.
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        self.shared.release(held);
     }
 }
 
@@ -283,13 +417,83 @@ mod tests {
 
     #[tokio::test]
     async fn overflow_closes_the_connection_and_refuses_more() {
-        let (outbox, writer) = outbox(16);
         let line = Delivery::new(Reply::Pong(Some("0123456789".into())));
+        let (outbox, writer) = outbox(line.size() + 16);
         assert_eq!(outbox.push(line.clone()), Ok(()));
         assert_eq!(outbox.push(line.clone()), Err(OutboxFull));
         assert!(outbox.overflowed());
         assert!(outbox.is_closed());
         drop(writer);
         assert_eq!(outbox.push(line), Err(OutboxFull));
+    }
+
+    #[tokio::test]
+    async fn a_line_counts_its_exact_bytes_and_bookkeeping_until_written() {
+        let (outbox, writer) = outbox(1 << 20);
+        let reply = Reply::Pong(Some("x".repeat(1000)));
+        let line = Delivery::new(reply.clone());
+        // Encoded once, to its exact length, and nothing else kept.
+        assert_eq!(line.line.len(), format!("{reply}\n").len());
+        assert_eq!(
+            size_of::<Delivery>(),
+            size_of::<Bytes>() + size_of::<usize>()
+        );
+        assert_eq!(line.size(), line.line.len() + ENTRY_OVERHEAD);
+        outbox.push(line.clone()).unwrap();
+        outbox.push(line.clone()).unwrap();
+        assert_eq!(outbox.queued_bytes(), 2 * line.size());
+
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let writing = tokio::spawn(writer.run(server));
+        let mut received = vec![0; 2 * line.line.len()];
+        client.read_exact(&mut received).await.unwrap();
+        tokio::task::yield_now().await;
+        outbox.wait_for_room(usize::MAX).await.unwrap();
+        assert_eq!(outbox.queued_bytes(), 0);
+        outbox.finish(None);
+        writing.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn lines_left_unwritten_are_uncounted_when_the_writer_goes() {
+        let (outbox, writer) = outbox(1 << 20);
+        outbox.send(Reply::Pong(Some("x".repeat(100)))).unwrap();
+        outbox.send(Reply::Pong(Some("y".repeat(100)))).unwrap();
+        // A client that never reads, and a writer aborted at shutdown.
+        let (_client, server) = tokio::io::duplex(16);
+        let writing = tokio::spawn(writer.run(server));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(outbox.queued_bytes() > 0);
+        writing.abort();
+        let _ = writing.await;
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(outbox.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_streamed_reply_waits_for_the_client_to_take_its_lines() {
+        let line = Delivery::new(Reply::Pong(Some("z".repeat(1000))));
+        // Room for a window of four lines, half the limit.
+        let (outbox, writer) = outbox(8 * line.size());
+        for _ in 0..4 {
+            outbox.wait_for_room(line.size()).await.unwrap();
+            outbox.push(line.clone()).unwrap();
+        }
+        let mut waiting = Box::pin(outbox.wait_for_room(line.size()));
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        // The client reads: the writer's progress makes room.
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let writing = tokio::spawn(writer.run(server));
+        let mut buffer = vec![0; line.line.len()];
+        client.read_exact(&mut buffer).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("room in time")
+            .unwrap();
+        // A closed connection ends the wait with an error.
+        outbox.close_not_reading();
+        assert_eq!(outbox.wait_for_room(1).await, Err(OutboxFull));
+        outbox.finish(None);
+        let _ = writing.await;
     }
 }

@@ -2,6 +2,7 @@
 //! they touch, and cleans up after a session ends.
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::info;
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use super::room::{RoomLimits, RoomRequest, Rooms};
 use super::storage::{Loaded, Store};
 use super::user::{UserRequest, Users};
 use crate::common::{Command, Departure, ErrorCode, Name, Reply};
+use crate::connection::OutputBudget;
 use crate::settings::Settings;
 
 #[derive(Debug)]
@@ -35,6 +37,8 @@ pub struct ServerHandle {
     pub accounts: Accounts,
     pub users: Users,
     pub store: Store,
+    /// Makes each connection's outbox, counted against the server-wide output budget.
+    pub output: OutputBudget,
 }
 
 impl ServerHandle {
@@ -70,11 +74,14 @@ impl ServerHandle {
             rooms,
         };
         tokio::spawn(processor.run(rx));
+        let output = OutputBudget::spawn(settings.output_budget());
+        info!(bytes = output.limit_bytes(), "output budget");
         Self {
             tx,
             accounts,
             users,
             store,
+            output,
         }
     }
 

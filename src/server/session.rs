@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,7 +24,7 @@ use super::user::{NameRefusal, RegisterError};
 use crate::common::{
     CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
 };
-use crate::connection::{Frame, LineCodec, MIN_READ_BUFFER, Outbox, outbox};
+use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER, Outbox};
 use crate::settings::Settings;
 
 /// What every session shares.
@@ -47,7 +48,10 @@ pub(super) async fn serve<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (outbox, writer) = outbox(context.settings.outbox_limit_bytes);
+    let (outbox, writer) = context
+        .server
+        .output
+        .outbox(context.settings.outbox_limit_bytes);
     let writing = tokio::spawn(writer.run(write));
     let codec = LineCodec::new(context.settings.max_line_length);
     let mut lines = FramedRead::with_capacity(read, codec, MIN_READ_BUFFER);
@@ -155,7 +159,22 @@ impl Session {
                     continue;
                 }
             };
-            idle.heard();
+            // The end of input is no line: what came before it within the limit is served,
+            // and the session ends as the client closed it, never as a flood.
+            let frame = match frame {
+                None => {
+                    self.settle().await;
+                    return End::Eof;
+                }
+                Some(Err(error)) => return End::ReadError(error),
+                Some(Ok(frame)) => frame,
+            };
+            // A blank line gets no answer, so one now and then would keep a client that never
+            // reads connected for ever: only other lines count as activity. Blank lines still
+            // count for flood control.
+            if !is_blank(&frame) {
+                idle.heard();
+            }
             match flood.admit() {
                 Admission::Accept => {}
                 Admission::Drop => {
@@ -169,24 +188,19 @@ impl Session {
                 Admission::Close => return End::Flood,
             }
             let line = match frame {
-                None => {
-                    self.settle().await;
-                    return End::Eof;
-                }
-                Some(Err(error)) => return End::ReadError(error),
-                Some(Ok(Frame::TooLong)) => {
+                Frame::TooLong => {
                     let max = self.context.settings.max_line_length;
                     let message = format!("lines are at most {max} bytes; the line was dropped");
                     self.answer(Reply::err(ErrorCode::LineTooLong, message))
                         .await;
                     continue;
                 }
-                Some(Ok(Frame::BadUtf8)) => {
+                Frame::BadUtf8 => {
                     let message = "lines must be UTF-8 text; the line was dropped";
                     self.answer(Reply::err(ErrorCode::BadUtf8, message)).await;
                     continue;
                 }
-                Some(Ok(Frame::Line(line))) => line,
+                Frame::Line(line) => line,
             };
             match Command::parse(&line) {
                 Ok(None) => {}
@@ -419,7 +433,10 @@ impl Session {
         }
     }
 
-    /// `HISTORY`: one `HIST` line per message, oldest first, then `OK HISTORY <n>`.
+    /// `HISTORY`: one `HIST` line per message, oldest first, then `OK HISTORY <n>`. The lines
+    /// are read a page at a time and queued only as the client takes them, so that however
+    /// long the answer, a client that does not read pins little more than a page and a part
+    /// of its outbox. One that takes nothing for `idle_timeout_secs` counts as not reading.
     async fn history(
         &self,
         presence: &Presence,
@@ -444,24 +461,53 @@ impl Session {
                 }
             }
         };
-        match self.context.server.store.history(conversation, count).await {
-            Ok(messages) => {
-                let n = messages.len();
-                for message in messages {
-                    self.send(Reply::Hist {
-                        target: target.clone(),
-                        at: message.at,
-                        from: message.from,
-                        text: message.text,
-                    });
+        let stalled_after = settings.idle_timeout().max(Duration::from_secs(1));
+        let store = &self.context.server.store;
+        let mut sent = 0;
+        let mut after = None;
+        'pages: while sent < count {
+            let limit = (count - sent).min(HISTORY_PAGE);
+            let page = match store
+                .history_page(conversation.clone(), count, after, limit)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    warn!(%error, "history unavailable");
+                    return Reply::err(ErrorCode::Internal, "history is unavailable; try again");
                 }
-                Reply::ok_with(Verb::History, n)
+            };
+            if page.is_empty() {
+                break;
             }
-            Err(error) => {
-                warn!(%error, "history unavailable");
-                Reply::err(ErrorCode::Internal, "history is unavailable; try again")
+            for message in page {
+                let id = message.id;
+                let line = Delivery::new(Reply::Hist {
+                    target: target.clone(),
+                    at: message.at,
+                    from: message.from,
+                    text: message.text,
+                });
+                let room = timeout(stalled_after, self.outbox.wait_for_room(line.size()));
+                let ready = tokio::select! {
+                    room = room => match room {
+                        Ok(room) => room.is_ok(),
+                        Err(_) => {
+                            self.outbox.close_not_reading();
+                            false
+                        }
+                    },
+                    // The lines sent so far are counted in the final line.
+                    () = self.context.shutdown.cancelled() => false,
+                };
+                if !ready || self.outbox.push(line).is_err() {
+                    break 'pages;
+                }
+                sent += 1;
+                after = Some(id);
             }
         }
+        Reply::ok_with(Verb::History, sent)
     }
 
     /// Says goodbye as fits the end, closes the outbox, logs, and lets the [`Presence`] go.
@@ -545,6 +591,14 @@ impl Session {
         // A full outbox closes the connection; the session loop sees that and ends.
         let _ = self.outbox.send(reply);
     }
+}
+
+/// Messages `HISTORY` reads from the store at a time.
+const HISTORY_PAGE: u32 = 100;
+
+/// Whether a frame is a blank line, which `Command::parse` ignores.
+fn is_blank(frame: &Frame) -> bool {
+    matches!(frame, Frame::Line(line) if line.trim_matches([' ', '\t']).is_empty())
 }
 
 /// The reply of the oldest message in flight.

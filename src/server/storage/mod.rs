@@ -72,7 +72,7 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     /// Its row id: ids grow with every message stored, so they order a conversation, and
-    /// one is the `before` of the next page in [`Store::history_page`].
+    /// one is the `after` of the next page in [`Store::history_page`].
     pub id: i64,
     pub from: Name,
     pub text: String,
@@ -307,9 +307,32 @@ impl Store {
         conversation: Conversation,
         count: u32,
     ) -> Result<Vec<StoredMessage>, StorageError> {
-        let mut page = self.history_page(conversation, count, None).await?;
-        page.reverse();
-        Ok(page)
+        self.history_page(conversation, count, None, count).await
+    }
+
+    /// One page of a conversation's last `window` messages, oldest first: without `after`,
+    /// the first `limit` of them; with it, the `limit` after the message with that id. A
+    /// long `HISTORY` reads page after page as its client takes the lines, instead of
+    /// holding all of them at once.
+    ///
+    /// The first page (`after: None`) first waits for the writer to commit every record
+    /// queued before the call (at most one batch window, and no extra commit), so that it
+    /// includes messages sent a moment before. At most `read_connections` pages are read at
+    /// once server-wide; the others wait their turn, while writes go on.
+    pub async fn history_page(
+        &self,
+        conversation: Conversation,
+        window: u32,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        if after.is_none() {
+            self.ask(|done| StorageRequest::Barrier { done }).await?;
+        }
+        self.reader
+            .history_page(&conversation, window, after, limit)
+            .await
+            .map_err(StorageError::from)
     }
 
     /// Of `rooms`, those that no registered user remembers.
@@ -323,31 +346,6 @@ impl Store {
     /// the time this runs.
     pub fn delete_rooms(&self, rooms: Vec<Name>) {
         self.send(StorageRequest::DeleteRooms { rooms });
-    }
-
-    /// One page of a conversation's history, **newest first**: the `count` messages just
-    /// older than the message with id `before`, or the newest `count` when `before` is `None`.
-    /// The next page is `before: Some(<id of the last message of this page>)`; a page shorter
-    /// than `count` is the last.
-    ///
-    /// The first page (`before: None`) first waits for the writer to commit every record
-    /// queued before the call (at most one batch window, and no extra commit), so that it
-    /// includes messages sent a moment before; later pages are older and need no wait. At
-    /// most `read_connections` pages are read at once server-wide; the others wait their
-    /// turn, while writes go on.
-    pub async fn history_page(
-        &self,
-        conversation: Conversation,
-        count: u32,
-        before: Option<i64>,
-    ) -> Result<Vec<StoredMessage>, StorageError> {
-        if before.is_none() {
-            self.ask(|done| StorageRequest::Barrier { done }).await?;
-        }
-        self.reader
-            .history_page(&conversation, count, before)
-            .await
-            .map_err(StorageError::from)
     }
 
     /// Writes everything queued and stops the writer task; closes the read connections.

@@ -40,27 +40,48 @@ impl Reader {
         })
     }
 
-    /// See [`super::Store::history_page`].
+    /// See [`super::Store::history_page`]. The first page finds where the window starts
+    /// from the index alone.
     pub(super) async fn history_page(
         &self,
         conversation: &Conversation,
-        count: u32,
-        before: Option<i64>,
+        window: u32,
+        after: Option<i64>,
+        limit: u32,
     ) -> Result<Vec<StoredMessage>, sqlx::Error> {
         let _slot = self
             .history_slots
             .acquire()
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-            "SELECT id, sender, body, sent_at FROM messages WHERE target = ? AND id < ? \
-             ORDER BY id DESC LIMIT ?",
-        )
-        .bind(conversation.key())
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(count))
-        .fetch_all(&self.pool)
-        .await?;
+        let target = conversation.key();
+        let rows: Vec<(i64, String, String, i64)> = match after {
+            None => {
+                sqlx::query_as(
+                    "SELECT id, sender, body, sent_at FROM messages \
+                     WHERE target = ?1 AND id >= COALESCE( \
+                       (SELECT id FROM messages WHERE target = ?1 \
+                        ORDER BY id DESC LIMIT 1 OFFSET ?2), 0) \
+                     ORDER BY id LIMIT ?3",
+                )
+                .bind(&target)
+                .bind(i64::from(window.max(1)) - 1)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(after) => {
+                sqlx::query_as(
+                    "SELECT id, sender, body, sent_at FROM messages \
+                     WHERE target = ? AND id > ? ORDER BY id LIMIT ?",
+                )
+                .bind(&target)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         Ok(stored(rows))
     }
 

@@ -166,33 +166,33 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
 }
 
 #[tokio::test]
-async fn history_pages_go_back_from_the_newest() {
+async fn history_pages_walk_the_window_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
     for i in 0..7 {
         store.record(said(Conversation::Global, "bob", &i.to_string()));
     }
     store.record(said(Conversation::Room(name("dev")), "bob", "elsewhere"));
+    // The last 5 messages, 2 at a time.
     let mut pages = Vec::new();
-    let mut before = None;
+    let mut after = None;
     loop {
         let page = store
-            .history_page(Conversation::Global, 3, before)
+            .history_page(Conversation::Global, 5, after, 2)
             .await
             .unwrap();
-        before = page.last().map(|m| m.id);
-        let last = page.len() < 3;
-        pages.push(texts(&page));
-        if last {
+        if page.is_empty() {
             break;
         }
+        after = page.last().map(|m| m.id);
+        pages.push(texts(&page));
     }
     assert_eq!(
         pages,
         [
-            vec!["bob 6", "bob 5", "bob 4"],
-            vec!["bob 3", "bob 2", "bob 1"],
-            vec!["bob 0"],
+            vec!["bob 2", "bob 3"],
+            vec!["bob 4", "bob 5"],
+            vec!["bob 6"],
         ]
     );
 }
