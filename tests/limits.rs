@@ -3,9 +3,9 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use support::tls::TlsServer;
 use support::{Client, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
@@ -205,41 +205,10 @@ async fn rooms_members_and_names_have_configured_sizes() {
 
 #[tokio::test]
 async fn the_tls_listener_speaks_the_same_protocol() {
-    let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-    let server = TestServer::start_with(
-        &["--tls-addr", "127.0.0.1:0"],
-        &[
-            ("LINECHAT_TLS_CERT", cert_path.to_str().unwrap()),
-            ("LINECHAT_TLS_KEY", key_path.to_str().unwrap()),
-        ],
-    );
-    let line = server.wait_for_log("TLS listening on ");
-    let tls_addr: std::net::SocketAddr = line
-        .rsplit("TLS listening on ")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-
-    use tokio_rustls::rustls;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(tls_addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = connector.connect(name, tcp).await.unwrap();
+    let tls_server = TlsServer::start(&[]);
+    let server = &tls_server.server;
+    let tcp = TcpStream::connect(tls_server.tls_addr).await.unwrap();
+    let tls = tls_server.connect(tcp).await;
     let (read, mut write) = tokio::io::split(tls);
     let mut lines = BufReader::new(read).lines();
     let mut next = async || {

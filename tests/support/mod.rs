@@ -2,6 +2,8 @@
 //! as a user would.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -40,13 +42,22 @@ impl TestServer {
     /// Starts the server on the data directory `data_dir`, which outlives it: a later server
     /// started on the same directory finds what this one stored.
     pub fn start_in(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
-            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_linechat"));
+        command
+            .args(["--addr", "127.0.0.1:0"])
+            .envs(envs.iter().copied());
+        Self::launch(command, data_dir, args)
+    }
+
+    /// Runs `command` (the binary, or a wrapper that runs it) with a data directory and the
+    /// extra `args`, and waits until it listens. The address is the one it logs.
+    fn launch(mut command: Command, data_dir: &std::path::Path, args: &[&str]) -> Self {
+        let mut child = command
+            .arg("--data-dir")
             .arg(data_dir)
             .arg("--config")
             .arg(data_dir.join("linechat.toml"))
             .args(args)
-            .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -229,36 +240,9 @@ impl TestServer {
     /// Starts the server on `data_dir` listening on `addr` rather than a free port: a test
     /// restarts a server where its clients will look for it.
     pub fn start_at(addr: SocketAddr, data_dir: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_linechat"))
-            .arg("--addr")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--config")
-            .arg(data_dir.join("linechat.toml"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the linechat binary");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let server = Self {
-            child,
-            addr,
-            logs,
-            _data_dir: None,
-        };
-        server.wait_for_log("listening on ");
-        server
+        let mut command = Command::new(env!("CARGO_BIN_EXE_linechat"));
+        command.arg("--addr").arg(addr.to_string());
+        Self::launch(command, data_dir, &[])
     }
 }
 
@@ -268,39 +252,14 @@ impl TestServer {
     /// "$0" "$@"'`): the server then runs in the process setup the wrapper made.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(wrapper[0])
+        let mut command = Command::new(wrapper[0]);
+        command
             .args(&wrapper[1..])
             .arg(env!("CARGO_BIN_EXE_linechat"))
-            .args(["--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .arg("--config")
-            .arg(data_dir.path().join("linechat.toml"))
-            .args(args)
-            .envs(envs.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the linechat binary through its wrapper");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            logs,
-            _data_dir: Some(data_dir),
-        };
-        let line = server.wait_for_log("listening on ");
-        let addr = line.rsplit("listening on ").next().unwrap().trim();
-        server.addr = addr.parse().expect("address in the log line");
+            .args(["--addr", "127.0.0.1:0"])
+            .envs(envs.iter().copied());
+        let mut server = Self::launch(command, data_dir.path(), args);
+        server._data_dir = Some(data_dir);
         server
     }
 
