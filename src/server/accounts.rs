@@ -1,7 +1,7 @@
 //! The `AccountStore`: owns the accounts. Password hashing runs off the async workers, a few
 //! at a time, so that a storm of logins cannot stall chat.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -17,8 +17,6 @@ use crate::common::{Name, Password};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
-    #[error("that name is taken")]
-    NameTaken,
     #[error("wrong name or password")]
     BadPassword,
     #[error("too many failed attempts; try again in {} s", .0.as_secs().max(1))]
@@ -59,8 +57,6 @@ enum AccountRequest {
         account: Account,
         reply: oneshot::Sender<Result<i64, AccountError>>,
     },
-    /// Sent by the task of a `Create` whose hash or write failed.
-    NotStored { name: Name },
     Verify {
         name: Name,
         password: Password,
@@ -95,7 +91,6 @@ impl Accounts {
             .collect();
         let actor = AccountStore {
             accounts,
-            pending: HashSet::new(),
             hashing: Arc::new(Semaphore::new(hash_workers.max(1))),
             tx: tx.clone(),
             storage,
@@ -108,8 +103,8 @@ impl Accounts {
 
     /// Creates an account for a client at `peer` and returns its id once it is stored. Every
     /// registration counts against the address's allowance, as each costs a password hash.
-    /// Whether the name is free for a new account is the user directory's decision, made
-    /// before it asks; this only refuses a name that already has an account.
+    /// Whether the name is free for a new account is the user directory's decision alone,
+    /// made before it asks (and the database's unique key would refuse a second one).
     pub async fn create(
         &self,
         name: Name,
@@ -157,8 +152,6 @@ impl Accounts {
 
 struct AccountStore {
     accounts: HashMap<Name, Account>,
-    /// Names whose account is being hashed or stored: a second `REGISTER` of one is refused.
-    pending: HashSet<Name>,
     hashing: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<AccountRequest>,
     storage: Store,
@@ -194,10 +187,6 @@ impl AccountStore {
                     return;
                 }
                 self.per_ip.take(peer);
-                if self.accounts.contains_key(&name) || !self.pending.insert(name.clone()) {
-                    let _ = reply.send(Err(AccountError::NameTaken));
-                    return;
-                }
                 let actor = self.tx.clone();
                 let hashing = self.hashing.clone();
                 let storage = self.storage.clone();
@@ -206,7 +195,6 @@ impl AccountStore {
                         .await
                         .flatten();
                     let Some(hash) = hash else {
-                        let _ = actor.send(AccountRequest::NotStored { name });
                         let _ = reply.send(Err(AccountError::Unavailable));
                         return;
                     };
@@ -217,20 +205,15 @@ impl AccountStore {
                         }
                         Err(error) => {
                             tracing::error!(%error, "could not save an account");
-                            let _ = actor.send(AccountRequest::NotStored { name });
                             let _ = reply.send(Err(AccountError::Storage));
                         }
                     }
                 });
             }
             AccountRequest::Stored { account, reply } => {
-                self.pending.remove(&account.name);
                 let id = account.id;
                 self.accounts.insert(account.name.clone(), account);
                 let _ = reply.send(Ok(id));
-            }
-            AccountRequest::NotStored { name } => {
-                self.pending.remove(&name);
             }
             AccountRequest::Verified { name, peer } => {
                 self.per_ip.give_back(&peer);
@@ -385,19 +368,6 @@ mod tests {
                 .await,
             Err(AccountError::BadPassword)
         );
-    }
-
-    #[tokio::test]
-    async fn a_name_is_registered_once_even_when_racing() {
-        let (storage, _dir) = crate::server::testing::store().await;
-        let accounts = Accounts::spawn(2, no_login_limits(), storage, Vec::new());
-        let (first, second) = tokio::join!(
-            accounts.create(name("bob"), Password::new("one"), HOME),
-            accounts.create(name("BOB"), Password::new("two"), HOME),
-        );
-        let mut results = [first.map(drop), second.map(drop)];
-        results.sort_by_key(|r| r.is_err());
-        assert_eq!(results, [Ok(()), Err(AccountError::NameTaken)]);
     }
 
     #[test]

@@ -363,9 +363,6 @@ impl Session {
                     Err(RegisterError::Name(refusal)) => {
                         return name_refused(&name, refusal, Verb::Register);
                     }
-                    Err(RegisterError::Account(AccountError::NameTaken)) => {
-                        return name_refused(&name, NameRefusal::Registered, Verb::Register);
-                    }
                     Err(RegisterError::Account(error)) => return account_failure(error),
                 }
             }

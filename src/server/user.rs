@@ -600,6 +600,23 @@ mod tests {
         watcher_inbox.expect_nothing().await;
     }
 
+    #[tokio::test]
+    async fn a_name_is_registered_once_even_when_racing() {
+        let (users, _dir) = crate::server::testing::users().await;
+        let home = std::net::IpAddr::from([127, 0, 0, 1]);
+        let register = |raw: &str, password: &str| {
+            let (member, _) = member(raw);
+            users.register(member.name, Password::new(password), home, member.outbox)
+        };
+        let (first, second) = tokio::join!(register("bob", "one"), register("BOB", "two"));
+        let mut results = [first.map(drop), second.map(drop)];
+        results.sort_by_key(|r| r.is_err());
+        assert_eq!(
+            results,
+            [Ok(()), Err(RegisterError::Name(NameRefusal::Registered))]
+        );
+    }
+
     #[test]
     fn look_alike_names_share_a_key() {
         let key = |raw: &str| look_alike_key(&name(raw));
