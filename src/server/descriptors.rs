@@ -9,8 +9,9 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tracing::{info, warn};
+
+use super::log_tally::LogTally;
 
 /// Descriptors kept free for what is not a connection, beyond those open at start (standard
 /// streams, the runtime, the listeners, the database): the database opening more files
@@ -139,17 +140,14 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(super) struct AcceptBackoff {
     pause: Duration,
-    /// Failures since the last log line.
-    unlogged: u64,
-    last_logged: Option<Instant>,
+    failures: LogTally,
 }
 
 impl AcceptBackoff {
     pub(super) fn new() -> Self {
         Self {
             pause: FIRST_PAUSE,
-            unlogged: 0,
-            last_logged: None,
+            failures: LogTally::new(LOG_EVERY),
         }
     }
 
@@ -167,20 +165,12 @@ impl AcceptBackoff {
         }
         let pause = self.pause;
         self.pause = (self.pause * 2).min(MOST_PAUSE);
-        self.unlogged += 1;
-        let now = Instant::now();
-        if self
-            .last_logged
-            .is_none_or(|logged| now.duration_since(logged) >= LOG_EVERY)
-        {
+        if let Some(failures) = self.failures.count(1) {
             warn!(
                 %error,
-                "accept failed {} times since the last report; pausing accepts for {} ms",
-                self.unlogged,
+                "accept failed {failures} times since the last report; pausing accepts for {} ms",
                 pause.as_millis()
             );
-            self.unlogged = 0;
-            self.last_logged = Some(now);
         }
         Some(pause)
     }
@@ -189,12 +179,8 @@ impl AcceptBackoff {
     /// failures not yet reported are.
     pub(super) fn succeeded(&mut self) {
         self.pause = FIRST_PAUSE;
-        if self.unlogged > 0 {
-            info!(
-                "accepting again after {} more failed accepts",
-                self.unlogged
-            );
-            self.unlogged = 0;
+        if let Some(failures) = self.failures.take() {
+            info!("accepting again after {failures} more failed accepts");
         }
     }
 }
@@ -223,15 +209,23 @@ mod tests {
     async fn failures_are_counted_between_log_lines() {
         let mut backoff = AcceptBackoff::new();
         backoff.failed(&out_of_descriptors());
-        assert_eq!(backoff.unlogged, 0, "the first failure is logged at once");
+        assert_eq!(
+            backoff.failures.unlogged(),
+            0,
+            "the first failure is logged at once"
+        );
         for _ in 0..4 {
             tokio::time::advance(Duration::from_secs(1)).await;
             backoff.failed(&out_of_descriptors());
         }
-        assert_eq!(backoff.unlogged, 4, "not logged again within {LOG_EVERY:?}");
+        assert_eq!(
+            backoff.failures.unlogged(),
+            4,
+            "not logged again within {LOG_EVERY:?}"
+        );
         tokio::time::advance(Duration::from_secs(1)).await;
         backoff.failed(&out_of_descriptors());
-        assert_eq!(backoff.unlogged, 0, "logged with the count");
+        assert_eq!(backoff.failures.unlogged(), 0, "logged with the count");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod accounts;
 mod descriptors;
 mod limits;
+mod log_tally;
 mod member;
 mod processor;
 mod room;
@@ -34,6 +35,7 @@ use tracing::{debug, info, warn};
 use crate::common::{ErrorCode, Reply};
 
 use crate::settings::Settings;
+use log_tally::LogTally;
 use processor::ServerHandle;
 use session::SessionContext;
 use storage::{Loaded, StorageError, Store};
@@ -48,6 +50,9 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
+
+/// At most one log line per this long about refused connections, with their count.
+const REPORT_REFUSALS_EVERY: Duration = Duration::from_secs(5);
 
 /// How often memory freed by finished connections is handed back to the system.
 const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(2);
@@ -108,6 +113,8 @@ impl Server {
         let mut connections =
             ConnectionCount::new(max_connections, self.settings.max_connections_per_ip);
         let mut backoff = descriptors::AcceptBackoff::new();
+        // A storm of refused connections writes a line per interval, not one each.
+        let mut refusals = LogTally::new(REPORT_REFUSALS_EVERY);
         // While accepts are paused after a failure, until when.
         let mut paused_until: Option<Instant> = None;
         let stats_every = Duration::from_secs(self.settings.stats_log_secs.max(1));
@@ -161,7 +168,9 @@ impl Server {
             let place = match &refusal {
                 None => Place::Connection(peer.ip()),
                 Some(refusal) => {
-                    warn!(%peer, %refusal, "connection refused");
+                    if let Some(refused) = refusals.count(1) {
+                        warn!(%peer, %refusal, refused, "connection refused");
+                    }
                     // Telling a TLS client why would take a handshake first: CPU and a
                     // descriptor for as long as the client cares to take. And while many
                     // refused clients are being told, more are not: each holds a descriptor.

@@ -15,6 +15,7 @@ use super::{
     files, key,
 };
 use crate::common::Name;
+use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
 
 /// A batch this large is written at once, whatever the window.
@@ -87,12 +88,11 @@ pub(super) struct StorageActor {
     history: bool,
     /// Readers waiting for the batch being gathered to be committed.
     barriers: Vec<oneshot::Sender<()>>,
-    /// History messages lost to failed batches since start, and since the last log line.
+    /// History messages lost to failed batches since start.
     lost: u64,
-    lost_unreported: u64,
+    /// The same, counted between log lines.
+    loss_log: LogTally,
     last_error: Option<String>,
-    /// When the last log line about lost history was written.
-    reported_at: Option<Instant>,
 }
 
 impl StorageActor {
@@ -108,9 +108,8 @@ impl StorageActor {
             history: options.history,
             barriers: Vec::new(),
             lost: 0,
-            lost_unreported: 0,
+            loss_log: LogTally::new(REPORT_LOSS_EVERY),
             last_error: None,
-            reported_at: None,
         }
     }
 
@@ -138,7 +137,8 @@ impl StorageActor {
                     }
                     Some(StorageRequest::Close { reply }) => {
                         self.flush().await;
-                        self.report_loss(true);
+                        let unreported = self.loss_log.take();
+                        self.report_loss(unreported);
                         self.pool.close().await;
                         info!(messages = self.written, "history written, database closed");
                         let _ = reply.send(());
@@ -366,41 +366,39 @@ impl StorageActor {
         self.deadline = None;
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
-            match self.write(&batch).await {
-                Ok(()) => self.written += batch.len() as u64,
+            let lost = match self.write(&batch).await {
+                Ok(()) => {
+                    self.written += batch.len() as u64;
+                    0
+                }
                 Err(error) => {
                     self.roll_back_leftovers().await;
-                    self.lost += batch.len() as u64;
-                    self.lost_unreported += batch.len() as u64;
                     self.last_error = Some(error.to_string());
+                    batch.len() as u64
                 }
-            }
-            self.report_loss(false);
+            };
+            self.lost += lost;
+            // Also after a success: losses not yet reported are, once their line is due.
+            let due = self.loss_log.count(lost);
+            self.report_loss(due);
         }
         for done in self.barriers.drain(..) {
             let _ = done.send(());
         }
     }
 
-    /// Logs the history lost since the last report, at most once per [`REPORT_LOSS_EVERY`]
-    /// unless `now`.
-    fn report_loss(&mut self, now: bool) {
-        let due = now
-            || self
-                .reported_at
-                .is_none_or(|at| at.elapsed() >= REPORT_LOSS_EVERY);
-        if self.lost_unreported == 0 || !due {
+    /// Logs `lost` history messages, if any: those since the last line.
+    fn report_loss(&self, lost: Option<u64>) {
+        let Some(lost) = lost else {
             return;
-        }
+        };
         error!(
-            lost = self.lost_unreported,
+            lost,
             lost_since_start = self.lost,
             error = self.last_error.as_deref().unwrap_or(""),
             "HISTORY LOST: messages could not be written to the database (disk full?); \
              chat goes on, they will be missing from history"
         );
-        self.lost_unreported = 0;
-        self.reported_at = Some(Instant::now());
     }
 
     /// Writes a batch in one transaction, many rows per statement: per-statement overhead,
