@@ -158,24 +158,33 @@ impl Dialect {
     }
 }
 
+/// The digits names are written with: no `0`, `1` or `m`, so that no two names look alike
+/// to linechat, which refuses a name whose TR39 skeleton matches a taken one's (`o`/`0`,
+/// `l`/`1`, `rn`/`m`).
+pub const NAME_DIGITS: &[u8] = b"23456789abcdefghijklnopqrstuvwxyz";
+
 /// Short names that every server accepts: at most 9 characters (RFC 1459's nick length,
 /// still the default of ngIRCd and ircd-hybrid), starting with a letter. `kind` is one
-/// letter, `tag` keeps one run's names apart from another's, `index` is written in base 36.
+/// letter, `tag` keeps one run's names apart from another's, `index` is written in base 33
+/// ([`NAME_DIGITS`]).
 pub fn short_name(kind: char, tag: &str, index: usize) -> String {
-    let mut digits = Vec::new();
-    let mut rest = index;
-    loop {
-        digits.push(char::from_digit((rest % 36) as u32, 36).unwrap_or('0'));
-        rest /= 36;
-        if rest == 0 {
-            break;
-        }
-    }
     let mut name = String::with_capacity(9);
     name.push(kind);
     name.push_str(tag);
-    name.extend(digits.iter().rev());
+    push_digits(&mut name, index, 1);
     name
+}
+
+/// Writes `value` in [`NAME_DIGITS`], with at least `width` digits.
+pub fn push_digits(out: &mut String, value: usize, width: usize) {
+    let base = NAME_DIGITS.len();
+    let mut digits = Vec::new();
+    let mut rest = value;
+    while rest > 0 || digits.len() < width {
+        digits.push(char::from(NAME_DIGITS[rest % base]));
+        rest /= base;
+    }
+    out.extend(digits.iter().rev());
 }
 
 #[cfg(test)]
@@ -184,10 +193,26 @@ mod tests {
 
     #[test]
     fn names_stay_within_nine_characters() {
-        assert_eq!(short_name('m', "a1b", 0), "ma1b0");
-        assert_eq!(short_name('m', "a1b", 35), "ma1bz");
-        assert_eq!(short_name('m', "a1b", 36), "ma1b10");
-        assert!(short_name('m', "zzz", 36usize.pow(5) - 1).len() <= 9);
+        assert_eq!(short_name('m', "a2b", 0), "ma2b2");
+        assert_eq!(short_name('m', "a2b", 32), "ma2bz");
+        assert_eq!(short_name('m', "a2b", 33), "ma2b32");
+        assert!(short_name('m', "zzz", 33usize.pow(5) - 1).len() <= 9);
+    }
+
+    #[test]
+    fn no_two_names_look_alike() {
+        let key = |name: &str| {
+            unicode_security::skeleton(name)
+                .collect::<String>()
+                .to_lowercase()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for kind in ['m', 'b', 'u'] {
+            for index in 0..20_000 {
+                let name = short_name(kind, "k2z", index);
+                assert!(seen.insert(key(&name)), "{name} looks like an earlier name");
+            }
+        }
     }
 
     #[test]

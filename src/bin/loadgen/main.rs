@@ -942,18 +942,15 @@ async fn idle(cli: &Cli, clients: usize, settle: Duration) -> anyhow::Result<Rep
     Ok(report)
 }
 
-/// Three base-36 characters that keep this run's names and rooms apart from earlier runs'
-/// on the same server (rooms outlive their members), short enough for 9-character nicks.
+/// Three characters of `dialect::NAME_DIGITS` that keep this run's names and rooms apart
+/// from earlier runs' on the same server (rooms outlive their members for a while), short
+/// enough for 9-character nicks.
 fn run_tag() -> String {
     let seed = std::process::id()
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.subsec_nanos());
-    let mut value = seed as usize % (36 * 36 * 36);
     let mut tag = String::new();
-    for _ in 0..3 {
-        tag.push(char::from_digit((value % 36) as u32, 36).unwrap_or('0'));
-        value /= 36;
-    }
+    dialect::push_digits(&mut tag, seed as usize % 33usize.pow(3), 3);
     tag
 }
