@@ -11,10 +11,7 @@
 # The binary is target/debug/linechat (built if needed); LINECHAT_BIN overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${LINECHAT_BIN:-}" ]; then
-    cargo build --quiet --bin linechat
-    LINECHAT_BIN=target/debug/linechat
-fi
+. scripts/lib/server.sh
 work=$(mktemp -d)
 disk="$work/disk"
 mkdir "$disk"
@@ -33,19 +30,8 @@ fi
 export LINECHAT_HISTORY_BATCH_MS=50 LINECHAT_FLOOD_LINES_PER_SEC=0 \
     LINECHAT_LOGIN_FAILURES_PER_IP=0 LINECHAT_LOGIN_FAILURES_PER_ACCOUNT=0 RUST_LOG=info
 
-start() { # starts the server on the tmpfs, sets $pid and $addr
-    local log="$work/server-$1.log"
-    "$LINECHAT_BIN" --addr 127.0.0.1:0 --data-dir "$disk/data" --config /dev/null 2>"$log" &
-    pid=$!
-    addr=""
-    for _ in $(seq 200); do
-        addr=$(sed -n 's/.*listening on \(.*\)$/\1/p' "$log" 2>/dev/null || true)
-        [ -n "$addr" ] && return
-        sleep 0.05
-    done
-    echo "the server did not start:" >&2
-    cat "$log" >&2
-    exit 1
+start() { # the server on $disk/data, run N: sets $pid and $addr
+    start_server "$disk/data" "$work/server-$1.log"
 }
 stop() {
     kill -TERM "$pid"

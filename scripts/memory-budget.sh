@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-200}
 max_kib=${2:-1024}
-cargo build --quiet --bin linechat
+. scripts/lib/server.sh
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -19,16 +19,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-LINECHAT_FLOOD_LINES_PER_SEC=0 LINECHAT_MAX_CONNECTIONS_PER_IP=$((clients + 10)) RUST_LOG=info \
-    ./target/debug/linechat --addr 127.0.0.1:0 --data-dir "$work/data" \
-    --config "$work/none.toml" 2>"$work/server.log" &
-pid=$!
-addr=""
-for _ in $(seq 100); do
-    addr=$(sed -n 's/.*listening on \(.*\)$/\1/p' "$work/server.log")
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "the server did not start" >&2; cat "$work/server.log" >&2; exit 1; }
+export LINECHAT_FLOOD_LINES_PER_SEC=0 LINECHAT_MAX_CONNECTIONS_PER_IP=$((clients + 10)) \
+    RUST_LOG=info
+start_server "$work/data" "$work/server.log"
 python3 scripts/memory_probe.py --addr "$addr" --pid "$pid" --clients "$clients" \
     --settle 15 --max-kib "$max_kib"

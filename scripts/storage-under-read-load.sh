@@ -13,10 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 readers=${1:-100} seconds=${2:-6}
-if [ -z "${LINECHAT_BIN:-}" ]; then
-    cargo build --quiet --bin linechat
-    LINECHAT_BIN=target/debug/linechat
-fi
+. scripts/lib/server.sh
 work=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -27,19 +24,8 @@ export LINECHAT_HISTORY_BATCH_MS=$batch_ms LINECHAT_FLOOD_LINES_PER_SEC=0 \
     LINECHAT_LOGIN_FAILURES_PER_IP=0 LINECHAT_LOGIN_FAILURES_PER_ACCOUNT=0 \
     LINECHAT_ROOMS_CREATED_PER_MINUTE=0 RUST_LOG=info
 
-start() { # starts the server on $work/data, sets $pid and $addr
-    local log="$work/server-$1.log"
-    "$LINECHAT_BIN" --addr 127.0.0.1:0 --data-dir "$work/data" --config /dev/null 2>"$log" &
-    pid=$!
-    addr=""
-    for _ in $(seq 200); do
-        addr=$(sed -n 's/.*listening on \(.*\)$/\1/p' "$log" 2>/dev/null || true)
-        [ -n "$addr" ] && return
-        sleep 0.05
-    done
-    echo "the server did not start:" >&2
-    cat "$log" >&2
-    exit 1
+start() { # the server on $work/data, run N: sets $pid and $addr
+    start_server "$work/data" "$work/server-$1.log"
 }
 
 start 1

@@ -1,0 +1,25 @@
+# Sourced by the test scripts: the linechat binary, and starting it on a free port.
+#
+# LINECHAT_BIN is the binary: target/debug/linechat, built if needed, unless it is set.
+# start_server DATA_DIR LOG starts the server on 127.0.0.1 port 0 with no config file (the
+# LINECHAT_* variables of the caller apply), waits until it listens, and sets $pid and $addr.
+
+if [ -z "${LINECHAT_BIN:-}" ]; then
+    cargo build --quiet --bin linechat
+    LINECHAT_BIN=target/debug/linechat
+fi
+
+start_server() {
+    local data_dir=$1 log=$2
+    "$LINECHAT_BIN" --addr 127.0.0.1:0 --data-dir "$data_dir" --config /dev/null 2>"$log" &
+    pid=$!
+    addr=""
+    for _ in $(seq 200); do
+        addr=$(sed -n 's/.*listening on \(.*\)$/\1/p' "$log" 2>/dev/null || true)
+        [ -n "$addr" ] && return
+        sleep 0.05
+    done
+    echo "the server did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
