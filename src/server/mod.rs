@@ -33,6 +33,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::common::{ErrorCode, Reply};
+use crate::connection::OutputBudget;
 
 use crate::settings::Settings;
 use log_tally::LogTally;
@@ -129,7 +130,7 @@ impl Server {
                     continue;
                 }
                 _ = stats.tick(), if self.settings.stats_log_secs > 0 => {
-                    log_stats(&connections);
+                    log_stats(&connections, &context.server.output);
                     continue;
                 }
                 accepted = self.listener.accept(), if paused_until.is_none() => (accepted, None),
@@ -223,7 +224,7 @@ impl Server {
 }
 
 /// One line of vital signs, for operators and the soak test.
-fn log_stats(connections: &ConnectionCount) {
+fn log_stats(connections: &ConnectionCount, output: &OutputBudget) {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
@@ -234,7 +235,14 @@ fn log_stats(connections: &ConnectionCount) {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .unwrap_or(0);
-    info!(connections = connections.total, tasks, rss_kib, "stats");
+    let queued_output_bytes = output.queued_bytes();
+    info!(
+        connections = connections.total,
+        tasks,
+        rss_kib,
+        queued_output_bytes,
+        "stats"
+    );
 }
 
 /// Hands memory freed after a load back to the system. glibc's allocator keeps freed pages

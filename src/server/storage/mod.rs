@@ -258,6 +258,12 @@ impl Store {
         })
     }
 
+    /// Returns once every record sent before is committed (at the next group commit).
+    #[cfg(test)]
+    pub async fn sync(&self) {
+        let _ = self.ask(|done| StorageRequest::Barrier { done }).await;
+    }
+
     /// Remembers that registered user `account` is in `room`; returns once it is on disk.
     pub async fn join(&self, account: Name, room: Name) -> Result<(), StorageError> {
         self.ask(|reply| StorageRequest::Join {
@@ -278,11 +284,6 @@ impl Store {
         .await?
     }
 
-    /// Returns once every record sent before is committed (at the next group commit).
-    pub async fn sync(&self) {
-        let _ = self.ask(|done| StorageRequest::Barrier { done }).await;
-    }
-
     /// The rooms `account` was in, by their names as created. A read: it never waits for a
     /// write, nor behind `HISTORY` reads.
     pub async fn memberships(&self, account: Name) -> Vec<Name> {
@@ -301,7 +302,9 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// The last `count` messages of a conversation, oldest first, queued ones included.
+    /// The last `count` messages of a conversation, oldest first, queued ones included. The
+    /// server streams them with [`Store::history_page`]; this is for tests.
+    #[cfg(test)]
     pub async fn history(
         &self,
         conversation: Conversation,
