@@ -238,10 +238,7 @@ fn log_stats(connections: &ConnectionCount, output: &OutputBudget) {
     let queued_output_bytes = output.queued_bytes();
     info!(
         connections = connections.total,
-        tasks,
-        rss_kib,
-        queued_output_bytes,
-        "stats"
+        tasks, rss_kib, queued_output_bytes, "stats"
     );
 }
 
