@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// Longest user or room name, in characters.
 pub const MAX_NAME_LEN: usize = 32;
@@ -10,8 +11,10 @@ pub const MAX_NAME_LEN: usize = 32;
 ///
 /// Names keep the case they were written with for display, but compare and hash without regard
 /// to ASCII case, so `Alice` and `alice` are the same user in every map of the server.
+/// Shared, not copied: a name travels with every message its user sends, and a clone is a
+/// reference count.
 #[derive(Clone)]
-pub struct Name(Box<str>);
+pub struct Name(Arc<str>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -71,12 +74,10 @@ impl PartialOrd for Name {
 
 impl Ord for Name {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let lower = |s: &Self| {
-            s.0.bytes()
-                .map(|b| b.to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        };
-        lower(self).cmp(&lower(other))
+        fn lower(name: &Name) -> impl Iterator<Item = u8> + '_ {
+            name.0.bytes().map(|b| b.to_ascii_lowercase())
+        }
+        lower(self).cmp(lower(other))
     }
 }
 

@@ -65,12 +65,26 @@ impl Delivery {
 }
 
 fn encode(reply: &Reply) -> Bytes {
-    let mut line = reply.to_string();
-    line.push('\n');
-    // Cut to its length: the spare capacity a `String` grows (up to as much again) would be
-    // held, and not counted, for as long as the line waits.
-    Bytes::from(line.into_bytes().into_boxed_slice())
+    use std::fmt::Write;
+    thread_local! {
+        /// Where lines are formatted: reused, so that a line costs one allocation of its
+        /// exact length, not the doublings of a growing `String` and a shrink after them.
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with_borrow_mut(|line| {
+        line.clear();
+        // Writing to a `String` cannot fail.
+        let _ = writeln!(line, "{reply}");
+        let bytes = Bytes::copy_from_slice(line.as_bytes());
+        if line.capacity() > MAX_SCRATCH {
+            *line = String::new();
+        }
+        bytes
+    })
 }
+
+/// The scratch line is let go of when a very long reply made it larger than this.
+const MAX_SCRATCH: usize = 16 * 1024;
 
 /// State shared by the outbox handles, the writer and the output budget: counters and flags,
 /// not data.
@@ -83,6 +97,9 @@ pub(super) struct Shared {
     replaced: AtomicBool,
     /// Set with `closed`: checked on every push, where the token's own check (a lock) costs.
     is_closed: AtomicBool,
+    /// Set when the parting line is queued: nothing pushed after it would be written, so a
+    /// push fails at once, and a sender holding this handle learns that the session is over.
+    finished: AtomicBool,
     closed: CancellationToken,
     /// Notified each time the writer has written a batch, for a streamed reply waiting for
     /// room. A stored permit, not a list of waiters: only the session waits, one at a time.
@@ -98,6 +115,7 @@ impl Shared {
             overflowed: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             is_closed: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             closed: CancellationToken::new(),
             drained: Notify::new(),
             budget,
@@ -154,7 +172,7 @@ impl Outbox {
     /// Queues a line without waiting. A full queue closes the connection rather than slow down
     /// the sender: one client that stops reading must not stall a room.
     pub fn push(&self, delivery: Arc<Delivery>) -> Result<(), OutboxFull> {
-        if self.shared.is_closed() {
+        if self.is_closed() {
             return Err(OutboxFull);
         }
         let size = delivery.size();
@@ -202,8 +220,9 @@ impl Outbox {
     }
 
     /// Asks the writer to write what is queued, then `last`, and then shut the socket down.
-    /// Lines pushed after this are never written.
+    /// Pushes after this fail.
     pub fn finish(&self, last: Option<Reply>) {
+        self.shared.finished.store(true, Ordering::Release);
         let _ = self.tx.send(Delivery::end(last));
     }
 
@@ -225,8 +244,10 @@ impl Outbox {
         self.shared.closed.cancelled()
     }
 
+    /// Whether the connection takes no more lines: it is closed, or its parting line is
+    /// queued.
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+        self.shared.is_closed() || self.shared.finished.load(Ordering::Acquire)
     }
 
     /// Closes the connection as one whose client stopped reading, as an overflow does.
@@ -389,7 +410,7 @@ mod tests {
         let (outbox, writer) = outbox(1024);
         outbox.send(Reply::Pong(Some("before".into()))).unwrap();
         outbox.finish(Some(Reply::ok(Verb::Quit)));
-        outbox.send(Reply::Pong(Some("after".into()))).unwrap();
+        assert_eq!(outbox.send(Reply::Pong(Some("after".into()))), Err(OutboxFull));
         let (mut client, server) = tokio::io::duplex(64);
         let writing = tokio::spawn(writer.run(server));
         let mut received = String::new();
@@ -411,7 +432,7 @@ mod tests {
     fn outbox_pair_with_finish_first() -> (Outbox, Writer) {
         let (outbox, writer) = outbox(1024);
         outbox.finish(Some(Reply::ok(Verb::Quit)));
-        outbox.send(Reply::Pong(Some("after".into()))).unwrap();
+        assert_eq!(outbox.send(Reply::Pong(Some("after".into()))), Err(OutboxFull));
         (outbox, writer)
     }
 
