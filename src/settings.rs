@@ -20,6 +20,9 @@ pub struct Settings {
     pub max_line_length: usize,
     /// Whether `NICK` (login without an account) is allowed.
     pub allow_guests: bool,
+    /// `NOTICE ONLINE`/`OFFLINE` go to everyone while at most this many users are online;
+    /// on a larger server they go to nobody. 0 turns them off.
+    pub presence_max_online: usize,
     /// Seconds a new connection has to log in.
     pub login_timeout_secs: u64,
     /// Bytes that may wait in one client's outbox before it counts as not reading and is
@@ -103,6 +106,7 @@ impl Default for Settings {
             data_dir: "linechat-data".into(),
             max_line_length: 4096,
             allow_guests: true,
+            presence_max_online: 2_000,
             login_timeout_secs: 60,
             outbox_limit_bytes: 4 * 1024 * 1024,
             output_budget_bytes: 0,

@@ -51,11 +51,28 @@ impl Delivery {
         })
     }
 
+    /// A delivery of lines encoded already (each ending in `\n`).
+    pub fn from_bytes(line: Bytes) -> Arc<Self> {
+        Arc::new(Self { line, ends: false })
+    }
+
+    /// Appends the line of `reply`, with its `\n`, to `lines`: for several lines sent as one.
+    pub fn encode_into(reply: &Reply, lines: &mut BytesMut) {
+        use std::fmt::Write;
+        // Writing to a `BytesMut` grows it; it cannot fail.
+        let _ = writeln!(lines, "{reply}");
+    }
+
     fn end(last: Option<Reply>) -> Arc<Self> {
         Arc::new(Self {
             line: last.as_ref().map_or_else(Bytes::new, encode),
             ends: true,
         })
+    }
+
+    /// The encoded line.
+    pub fn bytes(&self) -> &[u8] {
+        &self.line
     }
 
     /// What the line costs each outbox it is queued in: its bytes and its bookkeeping.
@@ -410,7 +427,10 @@ mod tests {
         let (outbox, writer) = outbox(1024);
         outbox.send(Reply::Pong(Some("before".into()))).unwrap();
         outbox.finish(Some(Reply::ok(Verb::Quit)));
-        assert_eq!(outbox.send(Reply::Pong(Some("after".into()))), Err(OutboxFull));
+        assert_eq!(
+            outbox.send(Reply::Pong(Some("after".into()))),
+            Err(OutboxFull)
+        );
         let (mut client, server) = tokio::io::duplex(64);
         let writing = tokio::spawn(writer.run(server));
         let mut received = String::new();
@@ -432,7 +452,10 @@ mod tests {
     fn outbox_pair_with_finish_first() -> (Outbox, Writer) {
         let (outbox, writer) = outbox(1024);
         outbox.finish(Some(Reply::ok(Verb::Quit)));
-        assert_eq!(outbox.send(Reply::Pong(Some("after".into()))), Err(OutboxFull));
+        assert_eq!(
+            outbox.send(Reply::Pong(Some("after".into()))),
+            Err(OutboxFull)
+        );
         (outbox, writer)
     }
 

@@ -2,10 +2,10 @@
 
 mod accounts;
 mod descriptors;
+mod handle;
 mod limits;
 mod log_tally;
 mod member;
-mod processor;
 mod room;
 mod session;
 pub mod storage;
@@ -36,8 +36,8 @@ use crate::common::{ErrorCode, Reply};
 use crate::connection::OutputBudget;
 
 use crate::settings::Settings;
+use handle::ServerHandle;
 use log_tally::LogTally;
-use processor::ServerHandle;
 use session::SessionContext;
 use storage::{Loaded, StorageError, Store};
 use tls::TlsError;

@@ -1,11 +1,11 @@
 //! One client's session: the greeting, login under a deadline, then commands until the client
 //! quits, disconnects, stops reading, or the server shuts down.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,15 +16,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::accounts::AccountError;
+use super::handle::ServerHandle;
 use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch, RoomCreations};
 use super::member::{Member, UserId};
-use super::processor::ServerHandle;
-use super::storage::Conversation;
-use super::user::{NameRefusal, RegisterError};
+use super::room::{Joined, Room};
+use super::storage::{Conversation, Record};
+use super::user::{NameRefusal, Private, RegisterError, unavailable};
 use crate::common::{
     CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
 };
-use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER, Outbox};
+use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER, Outbox, OutboxFull};
 use crate::settings::Settings;
 
 /// What every session shares.
@@ -33,6 +34,75 @@ pub(super) struct SessionContext {
     pub server: ServerHandle,
     pub settings: Arc<Settings>,
     pub shutdown: CancellationToken,
+}
+
+impl SessionContext {
+    /// Runs a logged-in user's command that reads or changes shared state, and waits for
+    /// its answer: rooms and the list of users.
+    async fn run(&self, presence: &mut Presence, command: Command) -> Reply {
+        let server = &self.server;
+        match command {
+            Command::Users => server.users.list().await,
+            Command::ListRooms => server.rooms.list().await,
+            Command::ListRoomUsers { room } => server.rooms.members(room).await,
+            Command::CreateRoom { room } => {
+                let joined = server.rooms.create(presence.member.clone(), room).await;
+                self.entered(presence, Verb::Cr, joined).await
+            }
+            Command::JoinRoom { room } => {
+                let joined = server.rooms.join(presence.member.clone(), room).await;
+                self.entered(presence, Verb::Jr, joined).await
+            }
+            Command::LeaveRoom { room } => {
+                let Some(handle) = presence.rooms.get(&room) else {
+                    return server.rooms.not_member(room).await;
+                };
+                // A registered user's membership is deleted on disk first, and the user
+                // leaves only once that is stored.
+                if presence.registered
+                    && let Err(error) = server
+                        .store
+                        .leave(presence.member.name.clone(), handle.name().clone())
+                        .await
+                {
+                    let message = format!("leaving {room}: {}", error.client_message());
+                    return Reply::err(ErrorCode::Storage, message);
+                }
+                let reply = handle.leave(presence.member.clone()).await;
+                if let Reply::Ok { .. } = reply {
+                    presence.rooms.remove(&room);
+                }
+                reply
+            }
+            other => {
+                let message = format!("{} is not a shared-state command", other.verb());
+                Reply::err(ErrorCode::Internal, message)
+            }
+        }
+    }
+
+    /// After `CR` or `JR`: keeps the room's handle, once a registered user's membership is
+    /// stored (the user leaves again if it cannot be).
+    async fn entered(&self, presence: &mut Presence, verb: Verb, joined: Joined) -> Reply {
+        let room = match joined {
+            Ok(room) => room,
+            Err(refusal) => return refusal,
+        };
+        let name = room.name().clone();
+        if presence.registered
+            && let Err(error) = self
+                .server
+                .store
+                .join(presence.member.name.clone(), name.clone())
+                .await
+        {
+            room.leave(presence.member.clone()).await;
+            let message = format!("joining {name}: {}", error.client_message());
+            return Reply::err(ErrorCode::Storage, message);
+        }
+        presence.rooms.insert(name.clone(), room);
+        Reply::ok_with(verb, name)
+    }
 }
 
 /// Serves one connection, given as its two halves, to its end. Never fails: what goes wrong
@@ -64,6 +134,8 @@ pub(super) async fn serve<R, W>(
         context: context.clone(),
         presence: None,
         in_flight: VecDeque::new(),
+        privates_in_flight: 0,
+        recipients: HashMap::new(),
         room_creations: RoomCreations::new(&context.settings),
     };
     let end = session.run(&mut lines, connected_at).await;
@@ -99,16 +171,61 @@ struct Presence {
     member: Member,
     /// Registered users' rooms are remembered across logins; guests' are not.
     registered: bool,
-    rooms: BTreeSet<Name>,
+    /// The rooms the user is in, with the handles their messages go to.
+    rooms: BTreeMap<Name, Room>,
     /// What others are told; stays `Lost` if the session's task panics.
     how: Departure,
 }
 
 impl Drop for Presence {
     fn drop(&mut self) {
-        let rooms = std::mem::take(&mut self.rooms).into_iter().collect();
-        self.server
-            .disconnect(self.member.clone(), rooms, self.how.clone());
+        for room in std::mem::take(&mut self.rooms).into_values() {
+            room.leave_quietly(self.member.clone());
+        }
+        let how = std::mem::replace(&mut self.how, Departure::Lost);
+        self.server.users.logout(self.member.clone(), how);
+    }
+}
+
+/// Someone this session sent a private message to, kept so that the next ones go straight to
+/// their outbox: valid exactly as long as that outbox takes lines, that is as long as their
+/// session lives.
+struct Recipient {
+    member: Member,
+    /// `OK PM <name>`, encoded once.
+    sent: Arc<Delivery>,
+}
+
+/// The final line of a command sent on without waiting, in the order of the commands.
+enum InFlight {
+    /// Known already; it waits only for the lines of the commands before it.
+    Ready(Arc<Delivery>),
+    Reply(oneshot::Receiver<Reply>),
+    /// A private message the directory delivers; its answer may hand over the recipient.
+    Private(oneshot::Receiver<Private>),
+}
+
+/// What a command in flight came to.
+enum Answered {
+    Line(Arc<Delivery>),
+    Reply(Reply),
+    Private(Private),
+}
+
+impl InFlight {
+    async fn answered(&mut self) -> Answered {
+        match self {
+            InFlight::Ready(line) => Answered::Line(line.clone()),
+            InFlight::Reply(answer) => {
+                Answered::Reply(answer.await.unwrap_or_else(|_| unavailable()))
+            }
+            InFlight::Private(answer) => {
+                Answered::Private(answer.await.unwrap_or_else(|_| Private {
+                    reply: unavailable(),
+                    recipient: None,
+                }))
+            }
+        }
     }
 }
 
@@ -120,12 +237,20 @@ struct Session {
     /// Messages (`RM`, `MSG`, `PM`) sent on without waiting, oldest first. Their replies go
     /// out in this order, and before the reply of any later command, so a burst of messages
     /// costs no round trip each, yet every command still gets its final line in order.
-    in_flight: VecDeque<oneshot::Receiver<Reply>>,
+    in_flight: VecDeque<InFlight>,
+    /// How many of those are private messages the directory is delivering: while any is,
+    /// later ones go the same way, so that they cannot overtake it.
+    privates_in_flight: usize,
+    /// The users this session sent private messages to lately, by name.
+    recipients: HashMap<Name, Recipient>,
     room_creations: RoomCreations,
 }
 
 /// Messages a session lets run ahead of their replies.
 const MAX_IN_FLIGHT: usize = 64;
+
+/// Recipients a session keeps the handles of.
+const MAX_RECIPIENTS: usize = 32;
 
 impl Session {
     async fn run<R: AsyncRead + Unpin>(
@@ -140,9 +265,9 @@ impl Session {
         loop {
             let idle_deadline = idle.deadline().filter(|_| self.presence.is_some());
             let frame = tokio::select! {
-                reply = next_answer(&mut self.in_flight), if !self.in_flight.is_empty() => {
+                answered = next_answer(&mut self.in_flight), if !self.in_flight.is_empty() => {
                     self.in_flight.pop_front();
-                    self.send(reply);
+                    self.deliver(answered);
                     continue;
                 }
                 frame = lines.next() => frame,
@@ -219,20 +344,27 @@ impl Session {
 
     /// Runs one command and sends its final reply; `Break` with the reason after `QUIT`.
     async fn execute(&mut self, command: Command) -> ControlFlow<Option<String>> {
-        let pipelined = matches!(
-            command,
-            Command::RoomMessage { .. } | Command::Msg { .. } | Command::Pm { .. }
-        );
-        if let (true, Some(presence)) = (pipelined, &self.presence) {
-            let answer = self.context.server.submit(&presence.member, command);
-            self.in_flight.push_back(answer);
-            if self.in_flight.len() > MAX_IN_FLIGHT
-                && let Some(oldest) = self.in_flight.pop_front()
-            {
-                self.send(ServerHandle::answer(oldest).await);
+        // Messages go on without waiting for the previous ones' answers.
+        let command = match (command, &self.presence) {
+            (Command::RoomMessage { room, text }, Some(_)) => {
+                self.say_in_room(room, text).await;
+                return Continue(());
             }
-            return Continue(());
-        }
+            (Command::Pm { to, text }, Some(_)) => {
+                self.private(to, text).await;
+                return Continue(());
+            }
+            (Command::Msg { text }, Some(presence)) => {
+                let answer = self
+                    .context
+                    .server
+                    .users
+                    .broadcast(presence.member.clone(), text);
+                self.pipeline(InFlight::Reply(answer)).await;
+                return Continue(());
+            }
+            (command, _) => command,
+        };
         self.settle().await;
         if let Some(refusal) = self.check_new_name(&command) {
             self.send(refusal);
@@ -277,49 +409,121 @@ impl Session {
             },
             command => match &mut self.presence {
                 None => not_logged_in(),
-                Some(presence) => {
-                    let room = match &command {
-                        Command::CreateRoom { room }
-                        | Command::JoinRoom { room }
-                        | Command::LeaveRoom { room } => Some(room.clone()),
-                        _ => None,
-                    };
-                    let server = &self.context.server;
-                    let account = presence.member.name.clone();
-                    let remembered = presence.registered;
-                    // A registered user's membership is on disk before the OK goes out: `LR`
-                    // deletes it first and leaves only once that is stored...
-                    if let (Command::LeaveRoom { room }, true) = (&command, remembered)
-                        && presence.rooms.contains(room)
-                        && let Err(error) = server.store.leave(account.clone(), room.clone()).await
-                    {
-                        let message = format!("leaving {room}: {}", error.client_message());
-                        self.send(Reply::err(ErrorCode::Storage, message));
-                        return Continue(());
-                    }
-                    let mut reply = server.execute(&presence.member, command).await;
-                    // ...and `CR`/`JR` join in memory, then store the membership, and leave
-                    // again if it cannot be stored. (`CR` stores the room itself first.)
-                    if let (Some(room), Reply::Ok { verb, .. }) = (room, &reply) {
-                        if *verb == Verb::Lr {
-                            presence.rooms.remove(&room);
-                        } else if remembered
-                            && let Err(error) = server.store.join(account, room.clone()).await
-                        {
-                            let leave = Command::LeaveRoom { room: room.clone() };
-                            let _ = server.execute(&presence.member, leave).await;
-                            let message = format!("joining {room}: {}", error.client_message());
-                            reply = Reply::err(ErrorCode::Storage, message);
-                        } else {
-                            presence.rooms.insert(room);
-                        }
-                    }
-                    reply
-                }
+                Some(presence) => self.context.run(presence, command).await,
             },
         };
         self.send(reply);
         Continue(())
+    }
+
+    /// `RM`: straight to the room, whose handle the session holds since it joined.
+    async fn say_in_room(&mut self, room: Name, text: String) {
+        let said = match &self.presence {
+            Some(presence) => match presence.rooms.get(&room) {
+                Some(handle) => handle.say(&presence.member, text).await,
+                None => None,
+            },
+            None => None,
+        };
+        match said {
+            Some(ok) => self.pipeline(InFlight::Ready(ok)).await,
+            None => {
+                let refusal = self.context.server.rooms.not_member(room).await;
+                self.answer(refusal).await;
+            }
+        }
+    }
+
+    /// `PM`: straight to the recipient's outbox when the session holds it, otherwise through
+    /// the directory, whose answer hands it over.
+    async fn private(&mut self, to: Name, text: String) {
+        let Some(presence) = &self.presence else {
+            return;
+        };
+        let from = &presence.member;
+        if self.privates_in_flight == 0
+            && let Some(recipient) = self.recipients.get(&to)
+        {
+            let outbox = &recipient.member.outbox;
+            if !outbox.is_closed() {
+                // Recorded before it is delivered, so that a HISTORY the recipient sends on
+                // seeing it finds it.
+                self.context.server.store.record(Record {
+                    conversation: Conversation::Private(from.id, recipient.member.id),
+                    from: from.name.clone(),
+                    to: Some(recipient.member.id),
+                    text: text.clone(),
+                    at: SystemTime::now(),
+                    pending: false,
+                });
+                let line = Delivery::new(Reply::Pm {
+                    from: from.name.clone(),
+                    text,
+                });
+                let answer = match outbox.push(line) {
+                    Ok(()) => recipient.sent.clone(),
+                    Err(OutboxFull) => {
+                        let message = format!("{} is disconnecting", recipient.member.name);
+                        Delivery::new(Reply::err(ErrorCode::NoSuchUser, message))
+                    }
+                };
+                self.pipeline(InFlight::Ready(answer)).await;
+                return;
+            }
+            // Gone, or logged in again elsewhere: the directory knows where they are now.
+            self.recipients.remove(&to);
+        }
+        let answer = self.context.server.users.private(from.clone(), to, text);
+        self.privates_in_flight += 1;
+        self.pipeline(InFlight::Private(answer)).await;
+    }
+
+    /// Queues the final line of a message sent on without waiting, after those of the
+    /// commands before it; waits for the oldest when too many are in flight.
+    async fn pipeline(&mut self, item: InFlight) {
+        match item {
+            InFlight::Ready(line) if self.in_flight.is_empty() => {
+                let _ = self.outbox.push(line);
+            }
+            item => self.in_flight.push_back(item),
+        }
+        if self.in_flight.len() > MAX_IN_FLIGHT
+            && let Some(mut oldest) = self.in_flight.pop_front()
+        {
+            let answered = oldest.answered().await;
+            self.deliver(answered);
+        }
+    }
+
+    /// Sends what a command in flight came to, and keeps the recipient a directory handed
+    /// over.
+    fn deliver(&mut self, answered: Answered) {
+        match answered {
+            Answered::Line(line) => {
+                let _ = self.outbox.push(line);
+            }
+            Answered::Reply(reply) => self.send(reply),
+            Answered::Private(Private { reply, recipient }) => {
+                self.privates_in_flight = self.privates_in_flight.saturating_sub(1);
+                if let Some(member) = recipient {
+                    self.keep_recipient(member);
+                }
+                self.send(reply);
+            }
+        }
+    }
+
+    fn keep_recipient(&mut self, member: Member) {
+        if self.recipients.len() >= MAX_RECIPIENTS {
+            self.recipients
+                .retain(|_, recipient| !recipient.member.outbox.is_closed());
+            if self.recipients.len() >= MAX_RECIPIENTS {
+                self.recipients.clear();
+            }
+        }
+        let sent = Delivery::new(Reply::ok_with(Verb::Pm, &member.name));
+        self.recipients
+            .insert(member.name.clone(), Recipient { member, sent });
     }
 
     /// Names that a command would create must fit `max_name_length`, which may be stricter
@@ -397,7 +601,7 @@ impl Session {
             server: server.clone(),
             member,
             registered: verb != Verb::Nick,
-            rooms: BTreeSet::new(),
+            rooms: BTreeMap::new(),
             how: Departure::Lost,
         };
         if verb == Verb::Login {
@@ -413,13 +617,12 @@ impl Session {
         let server = &self.context.server;
         let name = presence.member.name.clone();
         for room in server.store.memberships(name.clone()).await {
-            let join = Command::JoinRoom { room: room.clone() };
-            if let Reply::Ok { .. } = server.execute(&presence.member, join).await {
-                presence.rooms.insert(room.clone());
+            if let Ok(handle) = server.rooms.join(presence.member.clone(), room).await {
                 self.send(Reply::Joined {
-                    room,
+                    room: handle.name().clone(),
                     user: name.clone(),
                 });
+                presence.rooms.insert(handle.name().clone(), handle);
             }
         }
         for message in server.store.take_pending(presence.member.id).await {
@@ -446,7 +649,7 @@ impl Session {
             .min(settings.history_max_count);
         let conversation = match &target {
             HistoryTarget::Global => Conversation::Global,
-            HistoryTarget::Named(room) if presence.rooms.contains(room) => {
+            HistoryTarget::Named(room) if presence.rooms.contains_key(room) => {
                 Conversation::Room(room.clone())
             }
             // Your conversation with whoever the name stands for now: a guest's lasts as long
@@ -573,8 +776,9 @@ impl Session {
 
     /// Sends the replies of the messages still in flight, in order.
     async fn settle(&mut self) {
-        while let Some(oldest) = self.in_flight.pop_front() {
-            self.send(ServerHandle::answer(oldest).await);
+        while let Some(mut oldest) = self.in_flight.pop_front() {
+            let answered = oldest.answered().await;
+            self.deliver(answered);
         }
     }
 
@@ -598,10 +802,11 @@ fn is_blank(frame: &Frame) -> bool {
     matches!(frame, Frame::Line(line) if line.trim_matches([' ', '\t']).is_empty())
 }
 
-/// The reply of the oldest message in flight.
-async fn next_answer(in_flight: &mut VecDeque<oneshot::Receiver<Reply>>) -> Reply {
+/// What the oldest message in flight came to. Cancel-safe: the message stays in flight until
+/// the caller pops it.
+async fn next_answer(in_flight: &mut VecDeque<InFlight>) -> Answered {
     match in_flight.front_mut() {
-        Some(oldest) => ServerHandle::answer_ref(oldest).await,
+        Some(oldest) => oldest.answered().await,
         None => std::future::pending().await,
     }
 }

@@ -63,14 +63,14 @@ pub fn no_login_limits() -> LoginLimits {
 pub async fn users() -> (Users, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
-    (Users::spawn(store, accounts, Vec::new()), dir)
+    (Users::spawn(store, accounts, Vec::new(), usize::MAX), dir)
 }
 
 /// The room processor, on a temporary store.
 pub async fn rooms() -> (Rooms, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
-    let users = Users::spawn(store.clone(), accounts, Vec::new());
+    let users = Users::spawn(store.clone(), accounts, Vec::new(), usize::MAX);
     let limits = RoomLimits {
         max_rooms: 3,
         max_members: 3,

@@ -4,7 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
@@ -88,12 +91,21 @@ pub(crate) enum UserRequest {
         from: Member,
         to: Name,
         text: String,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Private>,
     },
     Notify {
         notice: Notice,
         except: Name,
     },
+}
+
+/// The answer to a private message sent through the directory.
+#[derive(Debug)]
+pub struct Private {
+    pub reply: Reply,
+    /// The recipient, if they are online: the sender's session keeps the handle and sends
+    /// them its next messages directly, for as long as their outbox takes lines.
+    pub recipient: Option<Member>,
 }
 
 /// A handle to the [`UserProcessor`].
@@ -105,12 +117,19 @@ pub struct Users {
 impl Users {
     /// Starts the processor task with the registered accounts (id, name). Messages are
     /// recorded in `store`; new accounts are made by `accounts`.
-    pub fn spawn(store: Store, accounts: Accounts, registered: Vec<(i64, Name)>) -> Self {
+    /// Presence notices go to everyone online while at most `presence_max_online` users are.
+    pub fn spawn(
+        store: Store,
+        accounts: Accounts,
+        registered: Vec<(i64, Name)>,
+        presence_max_online: usize,
+    ) -> Self {
         // Unbounded is safe here: each connection awaits the answer to one request before
         // sending the next, but for its pipelined messages, of which it has at most 64 in
         // flight.
         let (tx, rx) = mpsc::unbounded_channel();
         let mut processor = UserProcessor {
+            presence: PresenceNotices::new(presence_max_online),
             online: HashMap::new(),
             registered: HashMap::new(),
             registering: HashSet::new(),
@@ -179,10 +198,38 @@ impl Users {
             .flatten()
     }
 
-    pub(crate) fn send(&self, request: UserRequest) {
+    /// `USERS`: everyone online.
+    pub async fn list(&self) -> Reply {
+        self.ask(|reply| UserRequest::List { reply })
+            .await
+            .unwrap_or_else(unavailable)
+    }
+
+    /// `MSG`: sends `text` to everyone online; the answer comes on the returned channel.
+    pub fn broadcast(&self, from: Member, text: String) -> oneshot::Receiver<Reply> {
+        self.submit(|reply| UserRequest::Broadcast { from, text, reply })
+    }
+
+    /// `PM` to a user whose handle the session does not hold: the directory delivers it, or
+    /// queues it for an account that is offline. The answer comes on the returned channel.
+    pub fn private(&self, from: Member, to: Name, text: String) -> oneshot::Receiver<Private> {
+        self.submit(|reply| UserRequest::Private {
+            from,
+            to,
+            text,
+            reply,
+        })
+    }
+
+    fn submit<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> UserRequest,
+    ) -> oneshot::Receiver<T> {
+        let (reply, answer) = oneshot::channel();
         // A closed processor drops the request, and with it the reply sender: the asker
         // sees the channel close and answers `ERR INTERNAL`.
-        let _ = self.tx.send(request);
+        let _ = self.tx.send(request(reply));
+        answer
     }
 
     /// Sends a global notice to everyone online but `except`.
@@ -191,10 +238,13 @@ impl Users {
     }
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UserRequest) -> Option<T> {
-        let (reply, answer) = oneshot::channel();
-        self.tx.send(request(reply)).ok()?;
-        answer.await.ok()
+        self.submit(request).await.ok()
     }
+}
+
+/// What an actor that has gone away answers.
+pub fn unavailable() -> Reply {
+    Reply::err(ErrorCode::Internal, "the server is unavailable; try again")
 }
 
 /// Someone online.
@@ -206,6 +256,8 @@ struct Online {
 /// Owns the table of names. Delivery never waits: an outbox that cannot take a line is being
 /// closed, and its session will log the user out.
 struct UserProcessor {
+    /// Notices of who came and went, waiting to go out together.
+    presence: PresenceNotices,
     online: HashMap<Name, Online>,
     /// Every account, by name, with its id.
     registered: HashMap<Name, i64>,
@@ -222,8 +274,53 @@ struct UserProcessor {
 
 impl UserProcessor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<UserRequest>) {
-        while let Some(request) = rx.recv().await {
+        loop {
+            let request = match self.presence.due() {
+                None => rx.recv().await,
+                Some(due) => tokio::select! {
+                    request = rx.recv() => request,
+                    () = tokio::time::sleep_until(due) => {
+                        self.flush_presence();
+                        continue;
+                    }
+                },
+            };
+            let Some(request) = request else { return };
             self.handle(request);
+            // What else is waiting is handled before the notices go: a burst of logins then
+            // costs each online user one line of many notices, not one write per login.
+            for _ in 0..MAX_REQUESTS_PER_TURN {
+                match rx.try_recv() {
+                    Ok(request) => self.handle(request),
+                    Err(_) => break,
+                }
+            }
+            if self.presence.may_flush_now() {
+                self.flush_presence();
+            }
+        }
+    }
+
+    /// Queues the waiting presence notices for everyone online: one shared line of all of
+    /// them for those who were online before them, and for each newcomer the part after
+    /// their own arrival.
+    fn flush_presence(&mut self) {
+        let Some((lines, newcomers)) = self.presence.take() else {
+            return;
+        };
+        let everything = Delivery::from_bytes(lines.clone());
+        for (name, online) in &self.online {
+            match newcomers.get(name) {
+                None => {
+                    let _ = online.outbox.push(everything.clone());
+                }
+                Some(&after) if after < lines.len() => {
+                    let _ = online
+                        .outbox
+                        .push(Delivery::from_bytes(lines.slice(after..)));
+                }
+                Some(_) => {}
+            }
         }
     }
 
@@ -348,6 +445,8 @@ impl UserProcessor {
                 let _ = reply.send(Reply::Users(names));
             }
             UserRequest::Broadcast { from, text, reply } => {
+                // Notices go first, in the order things happened.
+                self.flush_presence();
                 // Queued for history first (it never waits), so that a HISTORY sent by anyone
                 // who has seen the message finds it.
                 self.store.record(Record {
@@ -370,8 +469,14 @@ impl UserProcessor {
                 to,
                 text,
                 reply,
-            } => self.private(from, to, text, reply),
-            UserRequest::Notify { notice, except } => self.announce(notice, &except),
+            } => {
+                self.flush_presence();
+                self.private(from, to, text, reply);
+            }
+            UserRequest::Notify { notice, except } => {
+                self.flush_presence();
+                self.fan_out(&Delivery::new(Reply::Notice(notice)), &except);
+            }
         }
     }
 
@@ -390,12 +495,11 @@ impl UserProcessor {
     }
 
     fn come_online(&mut self, member: &Member) {
-        self.announce(
-            Notice::Online {
-                user: member.name.clone(),
-            },
-            &member.name,
-        );
+        let user = member.name.clone();
+        // Counted with the newcomer, as with the one leaving below.
+        self.presence
+            .add(Notice::Online { user }, self.online.len() + 1);
+        self.presence.arrived(member.name.clone());
         let online = Online {
             id: member.id,
             outbox: member.outbox.clone(),
@@ -414,7 +518,8 @@ impl UserProcessor {
             self.release_look_alike(&member.name);
         }
         let user = member.name.clone();
-        self.announce(Notice::Offline { user, how }, &member.name);
+        self.presence
+            .add(Notice::Offline { user, how }, self.online.len() + 1);
     }
 
     fn release_look_alike(&mut self, name: &Name) {
@@ -426,14 +531,18 @@ impl UserProcessor {
 
     /// Delivers a private message, or keeps it for an account that is offline: then the
     /// answer waits until it is stored, without holding up the directory.
-    fn private(&self, from: Member, to: Name, text: String, reply: oneshot::Sender<Reply>) {
+    fn private(&self, from: Member, to: Name, text: String, reply: oneshot::Sender<Private>) {
+        let refused = |reply: Reply| Private {
+            reply,
+            recipient: None,
+        };
         let (to, recipient, outbox) = match self.online.get_key_value(&to) {
             Some((name, online)) => (name.clone(), online.id, Some(&online.outbox)),
             None => match self.registered.get_key_value(&to) {
                 Some((name, id)) => (name.clone(), UserId::Account(*id), None),
                 None => {
                     let message = format!("{to} is not online");
-                    let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
+                    let _ = reply.send(refused(Reply::err(ErrorCode::NoSuchUser, message)));
                     return;
                 }
             },
@@ -458,13 +567,13 @@ impl UserProcessor {
                         Reply::err(ErrorCode::Storage, message)
                     }
                 };
-                let _ = reply.send(answer);
+                let _ = reply.send(refused(answer));
             });
             return;
         };
         if outbox.is_closed() {
             let message = format!("{to} is disconnecting");
-            let _ = reply.send(Reply::err(ErrorCode::NoSuchUser, message));
+            let _ = reply.send(refused(Reply::err(ErrorCode::NoSuchUser, message)));
             return;
         }
         // Recorded before it is delivered, as MSG is.
@@ -473,11 +582,14 @@ impl UserProcessor {
             from: from.name,
             text,
         });
-        let _ = reply.send(Reply::ok_with(Verb::Pm, &to));
-    }
-
-    fn announce(&self, notice: Notice, except: &Name) {
-        self.fan_out(&Delivery::new(Reply::Notice(notice)), except);
+        let _ = reply.send(Private {
+            reply: Reply::ok_with(Verb::Pm, &to),
+            recipient: Some(Member {
+                name: to,
+                id: recipient,
+                outbox: outbox.clone(),
+            }),
+        });
     }
 
     fn fan_out(&self, line: &std::sync::Arc<Delivery>, except: &Name) {
@@ -486,6 +598,78 @@ impl UserProcessor {
                 let _ = online.outbox.push(line.clone());
             }
         }
+    }
+}
+
+/// Requests the directory handles before it sends the presence notices they caused.
+const MAX_REQUESTS_PER_TURN: usize = 256;
+
+/// Presence notices are sent at most this often while users keep coming and going: under a
+/// login storm each online user then gets one write of many notices per period.
+const PRESENCE_EVERY: Duration = Duration::from_millis(25);
+
+/// The `NOTICE ONLINE` and `NOTICE OFFLINE` lines waiting to go out, encoded once, together.
+struct PresenceNotices {
+    /// The notices are sent only while at most this many users are online.
+    max_online: usize,
+    lines: BytesMut,
+    /// Who came online since the last flush, and where the lines after their arrival start:
+    /// a newcomer is told only of what happened after they arrived.
+    newcomers: HashMap<Name, usize>,
+    /// When the last notices went out.
+    last_flush: Option<Instant>,
+}
+
+impl PresenceNotices {
+    fn new(max_online: usize) -> Self {
+        Self {
+            max_online,
+            lines: BytesMut::new(),
+            newcomers: HashMap::new(),
+            last_flush: None,
+        }
+    }
+
+    /// Queues `notice` about a user for everyone else online; `online` counts them all, and
+    /// the user concerned.
+    fn add(&mut self, notice: Notice, online: usize) {
+        if online > 1 && online <= self.max_online {
+            Delivery::encode_into(&Reply::Notice(notice), &mut self.lines);
+        }
+    }
+
+    /// `name` came online after the notices queued so far.
+    fn arrived(&mut self, name: Name) {
+        if !self.lines.is_empty() {
+            self.newcomers.insert(name, self.lines.len());
+        }
+    }
+
+    /// When the waiting notices are due, if any wait.
+    fn due(&self) -> Option<Instant> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        Some(
+            self.last_flush
+                .map_or_else(Instant::now, |last| last + PRESENCE_EVERY),
+        )
+    }
+
+    fn may_flush_now(&self) -> bool {
+        self.due().is_some_and(|due| due <= Instant::now())
+    }
+
+    /// The waiting lines and the newcomers' starting points; `None` if nothing waits.
+    fn take(&mut self) -> Option<(Bytes, HashMap<Name, usize>)> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        self.last_flush = Some(Instant::now());
+        let lines = self.lines.split().freeze();
+        // The buffer is not kept: an idle server holds nothing for presence.
+        self.lines = BytesMut::new();
+        Some((lines, std::mem::take(&mut self.newcomers)))
     }
 }
 
@@ -502,13 +686,9 @@ mod tests {
     use super::*;
     use crate::server::testing::{Inbox, member, name};
 
-    async fn ask(
-        users: &Users,
-        request: impl FnOnce(oneshot::Sender<Reply>) -> UserRequest,
-    ) -> String {
-        let (reply, answer) = oneshot::channel();
-        users.send(request(reply));
-        answer.await.unwrap().to_string()
+    async fn private(users: &Users, from: &Member, to: &str, text: &str) -> String {
+        let answer = users.private(from.clone(), name(to), text.to_string());
+        answer.await.unwrap().reply.to_string()
     }
 
     /// A guest online under `raw`, or why not.
@@ -519,7 +699,7 @@ mod tests {
     }
 
     async fn online(users: &Users) -> String {
-        ask(users, |reply| UserRequest::List { reply }).await
+        users.list().await.to_string()
     }
 
     #[tokio::test]
@@ -548,14 +728,8 @@ mod tests {
     async fn a_broadcast_with_nobody_else_online_is_fine() {
         let (users, _dir) = crate::server::testing::users().await;
         let (alone, mut inbox) = guest(&users, "alone").await.unwrap();
-        let text = "anyone?".to_string();
-        let reply = ask(&users, |reply| UserRequest::Broadcast {
-            from: alone,
-            text,
-            reply,
-        })
-        .await;
-        assert_eq!(reply, "OK MSG");
+        let reply = users.broadcast(alone, "anyone?".into()).await.unwrap();
+        assert_eq!(reply.to_string(), "OK MSG");
         inbox.expect_nothing().await;
     }
 
@@ -565,23 +739,12 @@ mod tests {
         let (alice, mut alice_inbox) = guest(&users, "alice").await.unwrap();
         let (_bob, mut bob_inbox) = guest(&users, "bob").await.unwrap();
         assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
-        let (to, text) = (name("BOB"), "psst".to_string());
-        let reply = ask(&users, |reply| UserRequest::Private {
-            from: alice.clone(),
-            to,
-            text,
-            reply,
-        });
-        assert_eq!(reply.await, "OK PM bob");
+        assert_eq!(private(&users, &alice, "BOB", "psst").await, "OK PM bob");
         assert_eq!(bob_inbox.line().await, "PM alice psst");
-        let (to, text) = (name("carol"), "hi".to_string());
-        let reply = ask(&users, |reply| UserRequest::Private {
-            from: alice,
-            to,
-            text,
-            reply,
-        });
-        assert_eq!(reply.await, "ERR NO_SUCH_USER carol is not online");
+        assert_eq!(
+            private(&users, &alice, "carol", "hi").await,
+            "ERR NO_SUCH_USER carol is not online"
+        );
         alice_inbox.expect_nothing().await;
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
@@ -17,16 +18,18 @@ pub(super) enum RoomMessage {
         member: Member,
         /// `CR` or `JR`: the verb the joiner's `OK` names.
         verb: Verb,
-        reply: oneshot::Sender<Reply>,
+        /// The handle the joiner gets to keep.
+        handle: Room,
+        reply: oneshot::Sender<Result<Room, Reply>>,
     },
     Leave {
         member: Member,
         reply: Option<oneshot::Sender<Reply>>,
     },
+    /// A message from a member; the member's session answers `OK RM` itself.
     Say {
-        from: Member,
+        from: Name,
         text: String,
-        reply: oneshot::Sender<Reply>,
     },
     Members {
         reply: oneshot::Sender<Reply>,
@@ -40,6 +43,86 @@ pub(super) enum RoomMessage {
 
 /// Tells the room processor that a room has no members left.
 pub(super) type IdleSender = mpsc::UnboundedSender<Name>;
+
+/// Messages a room's inbox holds before a member's session waits to send it more: a sender
+/// faster than the room's fan-out is slowed down, not buffered without end.
+const INBOX: usize = 1024;
+
+/// A handle to one room's task. A member's session gets it from `CR` or `JR` and keeps it
+/// until `LR`, so that its messages go straight to the room.
+#[derive(Debug, Clone)]
+pub struct Room {
+    name: Name,
+    tx: mpsc::Sender<RoomMessage>,
+    /// `OK RM <room>`, encoded once for every message said in the room.
+    said: Arc<Delivery>,
+}
+
+impl Room {
+    /// The room's name as it was created.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// Says `text` to the other members. Waits only while the room's inbox is full. Returns
+    /// `OK RM <room>`, for the sender, or `None` if the room's task is gone.
+    pub async fn say(&self, from: &Member, text: String) -> Option<Arc<Delivery>> {
+        let from = from.name.clone();
+        let sent = self.tx.send(RoomMessage::Say { from, text }).await;
+        sent.is_ok().then(|| self.said.clone())
+    }
+
+    /// Leaves the room; the answer is `OK LR <room>` or why not.
+    pub async fn leave(&self, member: Member) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let leave = RoomMessage::Leave {
+            member,
+            reply: Some(reply),
+        };
+        if self.tx.send(leave).await.is_err() {
+            return not_in(&self.name);
+        }
+        answer.await.unwrap_or_else(|_| not_in(&self.name))
+    }
+
+    /// Leaves without waiting, as a disconnecting session does.
+    pub fn leave_quietly(&self, member: Member) {
+        post(
+            &self.tx,
+            RoomMessage::Leave {
+                member,
+                reply: None,
+            },
+        );
+    }
+
+    pub(super) fn post(&self, message: RoomMessage) {
+        post(&self.tx, message);
+    }
+
+    /// Ends the room's task if the room is still empty once it has handled everything sent
+    /// before; whether it ended (or was gone already).
+    pub(super) async fn close_if_empty(&self) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(RoomMessage::Close { reply }).await.is_err() {
+            return true;
+        }
+        answer.await.unwrap_or(true)
+    }
+}
+
+/// Sends `message` to a room without waiting: at once if its inbox has room, otherwise from a
+/// task of its own. For the room processor and for a session that is unwinding, which must
+/// not wait for one busy room.
+fn post(tx: &mpsc::Sender<RoomMessage>, message: RoomMessage) {
+    match tx.try_send(message) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(message)) => {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(message).await });
+        }
+    }
+}
 
 /// A member's place in the room: who they are and where their lines go.
 struct Seat {
@@ -56,15 +139,14 @@ pub(super) struct RoomManager {
 }
 
 impl RoomManager {
-    /// Starts the task of `room` and returns its inbox.
-    pub(super) fn spawn(
-        room: Name,
-        max_members: usize,
-        idle: IdleSender,
-        store: Store,
-    ) -> mpsc::UnboundedSender<RoomMessage> {
-        // Unbounded: requests come through the room processor, one per waiting connection.
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Starts the task of `room` and returns the handle its members will keep.
+    pub(super) fn spawn(room: Name, max_members: usize, idle: IdleSender, store: Store) -> Room {
+        let (tx, rx) = mpsc::channel(INBOX);
+        let handle = Room {
+            name: room.clone(),
+            tx,
+            said: Delivery::new(Reply::ok_with(Verb::Rm, &room)),
+        };
         let manager = RoomManager {
             room,
             max_members,
@@ -73,10 +155,10 @@ impl RoomManager {
             store,
         };
         tokio::spawn(manager.run(rx));
-        tx
+        handle
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RoomMessage>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomMessage>) {
         while let Some(message) = rx.recv().await {
             if self.handle(message).is_break() {
                 return;
@@ -91,9 +173,13 @@ impl RoomManager {
             RoomMessage::Join {
                 member,
                 verb,
+                handle,
                 reply,
             } => {
-                let answer = self.join(member, verb);
+                let answer = match self.join(member, verb) {
+                    Reply::Ok { .. } => Ok(handle),
+                    refusal => Err(refusal),
+                };
                 let _ = reply.send(answer);
             }
             RoomMessage::Leave { member, reply } => {
@@ -116,29 +202,27 @@ impl RoomManager {
                     let _ = reply.send(answer);
                 }
             }
-            RoomMessage::Say { from, text, reply } => {
-                let answer = if self.members.contains_key(&from.name) {
+            RoomMessage::Say { from, text } => {
+                // Only a member's session holds the handle; a session whose seat passed to a
+                // newer login of the same user may still send, as that user.
+                if self.members.contains_key(&from) {
+                    let line = Delivery::new(Reply::Rm {
+                        room: room.clone(),
+                        from: from.clone(),
+                        text: text.clone(),
+                    });
                     // Queued for history first (never waits), so that a member's HISTORY right
                     // after the delivery finds it.
                     self.store.record(Record {
-                        conversation: Conversation::Room(room.clone()),
-                        from: from.name.clone(),
+                        conversation: Conversation::Room(room),
+                        from: from.clone(),
                         to: None,
-                        text: text.clone(),
+                        text,
                         at: SystemTime::now(),
                         pending: false,
                     });
-                    let line = Reply::Rm {
-                        room,
-                        from: from.name.clone(),
-                        text,
-                    };
-                    self.fan_out(line, &from.name);
-                    Reply::ok_with(Verb::Rm, &self.room)
-                } else {
-                    not_in(&room)
-                };
-                let _ = reply.send(answer);
+                    self.deliver(&line, &from);
+                }
             }
             RoomMessage::Members { reply } => {
                 let mut users: Vec<Name> = self.members.keys().cloned().collect();
@@ -196,10 +280,14 @@ impl RoomManager {
         Reply::ok_with(verb, &self.room)
     }
 
-    /// Queues `reply` for every member but `except`, encoded once for all of them. Never waits:
-    /// a member whose outbox is full is being disconnected, and will be removed as it leaves.
+    /// Queues `reply` for every member but `except`, encoded once for all of them.
     fn fan_out(&self, reply: Reply, except: &Name) {
-        let line = Delivery::new(reply);
+        self.deliver(&Delivery::new(reply), except);
+    }
+
+    /// Queues `line` for every member but `except`. Never waits: a member whose outbox is full
+    /// is being disconnected, and will be removed as it leaves.
+    fn deliver(&self, line: &Arc<Delivery>, except: &Name) {
         for (name, seat) in &self.members {
             if name != except {
                 let _ = seat.outbox.push(line.clone());

@@ -4,5 +4,5 @@
 mod manager;
 mod processor;
 
-pub(crate) use processor::RoomRequest;
-pub use processor::{RoomLimits, Rooms};
+pub use manager::Room;
+pub use processor::{Joined, RoomLimits, Rooms};
