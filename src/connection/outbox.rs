@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::{
+    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
+};
 
 use super::budget::Budget;
 use crate::common::Reply;
@@ -263,6 +265,11 @@ impl Outbox {
 
     /// Whether the connection takes no more lines: it is closed, or its parting line is
     /// queued.
+    /// The same, as a future that holds its own handle to the token.
+    pub fn closed_owned(&self) -> WaitForCancellationFutureOwned {
+        self.shared.closed.clone().cancelled_owned()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed() || self.shared.finished.load(Ordering::Acquire)
     }

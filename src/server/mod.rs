@@ -103,11 +103,12 @@ impl Server {
     /// lines go out (for at most the grace period), writes what history is pending, and
     /// returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let context = SessionContext {
+        // Shared, not copied into each session: an idle connection holds one pointer to it.
+        let context = Arc::new(SessionContext {
             server: ServerHandle::spawn(&self.settings, self.store.clone(), self.loaded),
             settings: self.settings.clone(),
             shutdown: CancellationToken::new(),
-        };
+        });
         let sessions = TaskTracker::new();
         let (ended, mut ended_rx) = mpsc::unbounded_channel();
         let max_connections = descriptors::connection_budget(self.settings.max_connections);
@@ -188,26 +189,33 @@ impl Server {
             // The TLS handshake and the login happen inside the connection's own task: a
             // silent client never holds up the next accept.
             let context = context.clone();
-            sessions.spawn(async move {
+            let fut = async move {
                 let _slot = slot;
                 match acceptor {
                     None => {
                         let (read, write) = socket.into_split();
                         connect(read, write, peer, context, connected_at, refusal).await;
                     }
+                    // Boxed: a TLS connection's state (the handshake's above all) is several
+                    // times a plain one's, and every task is as large as its largest branch.
                     Some(acceptor) => {
-                        let handshake = context.settings.tls_handshake_timeout();
-                        match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
-                            Ok(Ok(stream)) => {
-                                let (read, write) = tokio::io::split(stream);
-                                connect(read, write, peer, context, connected_at, refusal).await;
+                        Box::pin(async move {
+                            let handshake = context.settings.tls_handshake_timeout();
+                            match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
+                                Ok(Ok(stream)) => {
+                                    let (read, write) = tokio::io::split(stream);
+                                    connect(read, write, peer, context, connected_at, refusal)
+                                        .await;
+                                }
+                                Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                                Err(_) => debug!(%peer, "TLS handshake timed out"),
                             }
-                            Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
-                            Err(_) => debug!(%peer, "TLS handshake timed out"),
-                        }
+                        })
+                        .await
                     }
                 }
-            });
+            };
+            sessions.spawn(fut);
         }
         info!(sessions = sessions.len(), "shutting down");
         drop(self.listener);
@@ -298,7 +306,7 @@ async fn connect<R, W>(
     read: R,
     write: W,
     peer: SocketAddr,
-    context: SessionContext,
+    context: Arc<SessionContext>,
     connected_at: Instant,
     refusal: Option<Refusal>,
 ) where

@@ -21,7 +21,7 @@ use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch, RoomCreations}
 use super::member::{Member, UserId};
 use super::room::{Joined, Room};
 use super::storage::{Conversation, Record};
-use super::user::{NameRefusal, Private, RegisterError, unavailable};
+use super::user::{NameRefusal, Private, RegisterError, Users, unavailable};
 use crate::common::{
     CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
 };
@@ -29,7 +29,7 @@ use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER, Outbox, Out
 use crate::settings::Settings;
 
 /// What every session shares.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct SessionContext {
     pub server: ServerHandle,
     pub settings: Arc<Settings>,
@@ -112,7 +112,7 @@ pub(super) async fn serve<R, W>(
     read: R,
     write: W,
     peer: SocketAddr,
-    context: SessionContext,
+    context: Arc<SessionContext>,
     connected_at: Instant,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
@@ -122,7 +122,6 @@ pub(super) async fn serve<R, W>(
         .server
         .output
         .outbox(context.settings.outbox_limit_bytes);
-    let writing = tokio::spawn(writer.run(write));
     let codec = LineCodec::new(context.settings.max_line_length);
     let mut lines = FramedRead::with_capacity(read, codec, MIN_READ_BUFFER);
 
@@ -138,15 +137,22 @@ pub(super) async fn serve<R, W>(
         recipients: HashMap::new(),
         room_creations: RoomCreations::new(&context.settings),
     };
-    let end = session.run(&mut lines, connected_at).await;
-    session.finish(end);
-
-    let stop_writing = writing.abort_handle();
-    if timeout(context.settings.shutdown_grace(), writing)
-        .await
-        .is_err()
-    {
-        stop_writing.abort();
+    let serving = async {
+        let end = session.run(&mut lines, connected_at).await;
+        session.finish(end);
+    };
+    // The writer runs in the session's task rather than a task of its own: one task per
+    // connection costs less memory, and a wake-up for output polls both at little cost.
+    let writing = writer.run(write);
+    tokio::pin!(serving, writing);
+    tokio::select! {
+        () = &mut serving => {
+            // The parting line and what was queued before it get a moment to go out.
+            let _ = timeout(context.settings.shutdown_grace(), writing).await;
+        }
+        // The socket failed or the client stopped reading: the session sees its outbox
+        // closed and ends.
+        _ = &mut writing => serving.await,
     }
 }
 
@@ -167,7 +173,7 @@ enum End {
 /// A logged-in user. Dropping it takes the user offline and out of their rooms, also when the
 /// session's task panics, so that nobody is left behind in a room.
 struct Presence {
-    server: ServerHandle,
+    users: Users,
     member: Member,
     /// Registered users' rooms are remembered across logins; guests' are not.
     registered: bool,
@@ -183,7 +189,7 @@ impl Drop for Presence {
             room.leave_quietly(self.member.clone());
         }
         let how = std::mem::replace(&mut self.how, Departure::Lost);
-        self.server.users.logout(self.member.clone(), how);
+        self.users.logout(self.member.clone(), how);
     }
 }
 
@@ -232,7 +238,7 @@ impl InFlight {
 struct Session {
     peer: SocketAddr,
     outbox: Outbox,
-    context: SessionContext,
+    context: Arc<SessionContext>,
     presence: Option<Presence>,
     /// Messages (`RM`, `MSG`, `PM`) sent on without waiting, oldest first. Their replies go
     /// out in this order, and before the reply of any later command, so a burst of messages
@@ -262,8 +268,16 @@ impl Session {
         let login_deadline = connected_at + settings.login_timeout();
         let mut flood = FloodGuard::new(&settings);
         let mut idle = IdleWatch::new(&settings);
+        // Made once, not at every turn of the loop: a timer or a wait on a token registers
+        // itself (under a lock) when first polled, which would cost every line twice.
+        let closed = self.outbox.closed_owned();
+        let shutdown = self.context.shutdown.clone().cancelled_owned();
+        // One timer: the login deadline until login, then the idle deadline. It is moved only
+        // when it fires: a line heard meanwhile makes it fire early, and it is set again.
+        let timer = sleep_until(login_deadline);
+        tokio::pin!(closed, shutdown, timer);
+        let mut timing_login = true;
         loop {
-            let idle_deadline = idle.deadline().filter(|_| self.presence.is_some());
             let frame = tokio::select! {
                 answered = next_answer(&mut self.in_flight), if !self.in_flight.is_empty() => {
                     self.in_flight.pop_front();
@@ -271,16 +285,20 @@ impl Session {
                     continue;
                 }
                 frame = lines.next() => frame,
-                () = self.outbox.closed() => return End::Closed,
-                () = self.context.shutdown.cancelled() => return End::Shutdown,
-                () = sleep_until(login_deadline), if self.presence.is_none() => {
-                    return End::LoginTimeout;
-                }
-                () = sleep_until(idle_deadline.unwrap_or(login_deadline)), if idle_deadline.is_some() => {
-                    match idle.fired() {
-                        IdleAction::Ping => self.send(Reply::Ping("idle".into())),
-                        IdleAction::Close => return End::IdleTimeout,
+                () = &mut closed => return End::Closed,
+                () = &mut shutdown => return End::Shutdown,
+                () = &mut timer => {
+                    if self.presence.is_none() {
+                        return End::LoginTimeout;
                     }
+                    match idle.deadline() {
+                        Some(due) if due <= Instant::now() => match idle.fired() {
+                            IdleAction::Ping => self.send(Reply::Ping("idle".into())),
+                            IdleAction::Close => return End::IdleTimeout,
+                        },
+                        _ => {}
+                    }
+                    timer.as_mut().reset(idle.deadline().unwrap_or_else(far_future));
                     continue;
                 }
             };
@@ -330,8 +348,17 @@ impl Session {
             match Command::parse(&line) {
                 Ok(None) => {}
                 Ok(Some(command)) => {
-                    if let Break(reason) = self.execute(command).await {
+                    let logging_in = timing_login;
+                    // Boxed: an idle connection then holds only the loop's own state, not
+                    // room for the largest command; one small allocation per command.
+                    if let Break(reason) = Box::pin(self.execute(command)).await {
                         return End::Quit(reason);
+                    }
+                    if logging_in && self.presence.is_some() {
+                        timing_login = false;
+                        timer
+                            .as_mut()
+                            .reset(idle.deadline().unwrap_or_else(far_future));
                     }
                 }
                 Err(error) => {
@@ -400,16 +427,18 @@ impl Session {
                         ErrorCode::AlreadyLoggedIn,
                         format!("you are logged in as {}", presence.member.name),
                     ),
-                    None => self.log_in(command).await,
+                    // Boxed, as are the other long, rare answers: a future is as large as its
+                    // largest state, and every idle connection would hold that much.
+                    None => Box::pin(self.log_in(command)).await,
                 }
             }
             Command::History { target, count } => match &self.presence {
                 None => not_logged_in(),
-                Some(presence) => self.history(presence, target, count).await,
+                Some(presence) => Box::pin(self.history(presence, target, count)).await,
             },
             command => match &mut self.presence {
                 None => not_logged_in(),
-                Some(presence) => self.context.run(presence, command).await,
+                Some(presence) => Box::pin(self.context.run(presence, command)).await,
             },
         };
         self.send(reply);
@@ -598,7 +627,7 @@ impl Session {
         let name = member.name.clone();
         info!(peer = %self.peer, user = %name, "logged in");
         let mut presence = Presence {
-            server: server.clone(),
+            users: server.users.clone(),
             member,
             registered: verb != Verb::Nick,
             rooms: BTreeMap::new(),
@@ -792,6 +821,11 @@ impl Session {
         // A full outbox closes the connection; the session loop sees that and ends.
         let _ = self.outbox.send(reply);
     }
+}
+
+/// A deadline that never comes, for a timer with nothing to wait for.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
 }
 
 /// Messages `HISTORY` reads from the store at a time.
