@@ -5,12 +5,13 @@
 #
 # Builds linechat and the load generator with the release settings plus line tables (a
 # `profiling` profile given on cargo's command line, so Cargo.toml and target/release stay as
-# they are), starts a fresh server pinned to core 0 under `perf record`, runs a scenario of
-# src/bin/loadgen pinned to core 1, and keeps only the samples taken while the generator was
-# sending (its report says how long the set-up took and how long the sending lasted), so
-# logins and joins do not blur the message path. Each scenario runs --rounds times (3), each
-# time on a fresh server, and the samples of all rounds are added up: one round of the
-# default scenarios sends for only a second or two. Writes, in benchmarks/flamegraphs/:
+# they are), starts a fresh server pinned to core 0, attaches `perf record` to it, runs a
+# scenario of src/bin/loadgen pinned to core 1, and keeps only the samples taken while the
+# generator was sending (its report says how long the set-up took and how long the sending
+# lasted), so logins and joins do not blur the message path. Each scenario runs --rounds
+# times (3), each time on a fresh server, and the samples of all rounds are added up: one
+# round of the default scenarios sends for only a second or two. Writes, in
+# benchmarks/flamegraphs/:
 #
 #   LABEL-pm.svg, LABEL-fanout.svg   flame graphs (inferno), one tower per server thread
 #   LABEL-top.txt                    per scenario: the generator's report, the functions with
@@ -52,7 +53,7 @@ loadgen_core=1
 out_dir=benchmarks/flamegraphs
 profile_dir=target/profiling
 # DWARF unwinding copies this much of the stack with each sample: Tokio's poll chains are
-# deep, and 8 KiB (perf's default) cuts many of them short.
+# deep, and this keeps over 99% of the stacks whole (the top file says how many).
 stack_bytes=32768
 
 log() { printf '[flamegraph %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -176,13 +177,17 @@ record() { # name round loadgen-arguments...
     window=$(python3 - "$work/$name.json" "$started" <<'PY'
 import json, sys
 report = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-start = float(sys.argv[2]) + report["setup_seconds"]
-# The generator's clock stops at the last delivery; right after it, the clients hang up,
-# and their logouts are no part of the message path.
-print(f"{start:.6f},{start + report['seconds']:.6f}")
+if "setup_seconds" in report and "seconds" in report:
+    start = float(sys.argv[2]) + report["setup_seconds"]
+    # The generator's clock stops at the last delivery; right after it, the clients hang
+    # up, and their logouts are no part of the message path.
+    print(f"{start:.6f},{start + report['seconds']:.6f}")
 PY
 )
-    perf script -i "$run.data" --time "$window" 2>/dev/null |
+    if [ -z "$window" ]; then
+        log "the generator's report has no set-up and sending times: keeping every sample"
+    fi
+    perf script -i "$run.data" ${window:+--time "$window"} 2>/dev/null |
         inferno-collapse-perf --kernel >"$run.folded"
     if [ "$keep" = 1 ]; then
         mv "$run.data" "$out_dir/$label-$name-$round.data"
@@ -195,23 +200,38 @@ PY
 # Adds up the rounds' folded stacks, then draws them.
 render() { # name title
     local name=$1 title=$2
-    python3 - "$work/$name"-*.folded >"$work/$name.folded" <<'PY'
+    python3 - "$work/$name.folded" "$work/$name.drawn" "$work/$name"-[0-9]*.folded <<'PY'
 import sys
 from collections import Counter
 total = Counter()
-for path in sys.argv[1:]:
+for path in sys.argv[3:]:
     for line in open(path):
         stack, _, count = line.rstrip("\n").rpartition(" ")
         if stack:
             total[stack] += int(count)
-for stack, count in sorted(total.items()):
-    print(stack, count)
+with open(sys.argv[1], "w") as out:
+    for stack, count in sorted(total.items()):
+        print(stack, count, file=out)
+# For the drawing, a sample inside a Tokio task keeps only its thread and the stack from the
+# task's poll up: the forty frames of runtime between them are the same for every task, and
+# cutting them leaves one tower per kind of task (session, writer, room, storage, ...) next
+# to the runtime's own work (I/O driver, parking) and the other threads.
+drawn = Counter()
+for stack, count in total.items():
+    frames = stack.split(";")
+    cut = max((i for i, f in enumerate(frames) if f.startswith("tokio::runtime::task::harness::Harness<")), default=None)
+    if cut is not None:
+        frames = [frames[0]] + frames[cut:]
+    drawn[";".join(frames)] += count
+with open(sys.argv[2], "w") as out:
+    for stack, count in sorted(drawn.items()):
+        print(stack, count, file=out)
 PY
     # --minwidth drops frames narrower than 0.2% of the graph: they cannot be read anyway,
     # and they make up most of the file's size.
     inferno-flamegraph --minwidth 0.2 --countname "ns of CPU" --title "$title" \
-        --subtitle "$(git rev-parse --short HEAD): linechat server, cpu-clock at ${freq} Hz, sending phase only, $rounds rounds" \
-        <"$work/$name.folded" >"$out_dir/$label-$name.svg"
+        --subtitle "$(git log -1 --format=%h -- src Cargo.toml Cargo.lock)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+changes'): linechat server, cpu-clock at ${freq} Hz, sending phase only, $rounds rounds" \
+        <"$work/$name.drawn" >"$out_dir/$label-$name.svg"
     if [ "$keep" = 1 ]; then
         cp "$work/$name.folded" "$out_dir/$label-$name.folded"
     fi
@@ -229,9 +249,11 @@ reports = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 print(f"=== {reports[0]['scenario']} {reports[0]['parameters']}")
 for r in reports:
     cpu = r.get("cpu") or {}
-    server_cpu = {k: v for k, v in cpu.items() if k.startswith("server") or k == "saturated"}
-    print(f"round: {r['deliveries_per_sec']:.0f} deliveries/s, {r['delivered']}/{r['expected']}"
-          f" delivered, {r['seconds']:.2f} s sending, p99 {r['p99_us']:.0f} us, {json.dumps(server_cpu)}")
+    server_cpu = " ".join(f"{k}={round(v) if isinstance(v, float) else v}" for k, v in cpu.items()
+                          if k.startswith("server") or k == "saturated")
+    print(f"round: {r.get('deliveries_per_sec', 0):.0f} deliveries/s,"
+          f" {r.get('delivered')}/{r.get('expected')} delivered, {r.get('seconds', 0):.2f} s sending,"
+          f" p99 {r.get('p99_us', 0):.0f} us, {server_cpu}")
 
 stacks = []
 for line in open(sys.argv[2]):
@@ -270,6 +292,10 @@ def leaf_name(frames):
             leaf = f"{leaf} in {outer}"
     return leaf if len(leaf) <= 110 else leaf[:107] + "..."
 
+# A stack that does not reach the thread's start lost its callers (unwinding failed).
+whole = sum(c for frames, c in stacks if len(frames) > 1 and frames[1] in ("clone3", "clone", "start_thread", "_start"))
+print(f"stacks unwound to the thread's start: {100 * whole / total:.1f}%")
+
 threads = Counter()
 selfs = Counter()
 inclusive = Counter()
@@ -281,6 +307,34 @@ for frames, count in stacks:
             inclusive[name] += count
 print("\nby thread:")
 for name, count in threads.most_common():
+    print(f"  {100 * count / total:5.1f}%  {name}")
+
+# Which Tokio task the time went to: the future above the last Harness::poll, named by the
+# async function body most often seen in it (the sessions are the async block spawned in
+# Server::run).
+def task_key(frames):
+    cut = max((i for i, f in enumerate(frames) if f.startswith("tokio::runtime::task::harness::Harness<")), default=None)
+    if cut is None:
+        where = "outside tasks: I/O driver, parking" if frames[0].startswith("tokio") else "thread"
+        return f"{frames[0]} ({where})", None
+    future = frames[cut + 1] if cut + 1 < len(frames) else ""
+    m = re.search(r"((?:linechat|sqlx_\w+|tokio)::[\w:]*(?:\{impl#\d+\}::)?[\w:]*)", future)
+    key = re.sub(r"::$", "", m.group(1)) if m else "(task)"
+    body = next((short(f) for f in frames[cut + 1:]
+                 if re.match(r"^<?(linechat|sqlx_\w+)::", short(f)) and short(f).endswith("{{closure}}")), None)
+    return key, body
+tasks = Counter()
+bodies = {}
+for frames, count in stacks:
+    key, body = task_key(frames)
+    tasks[key] += count
+    if body:
+        bodies.setdefault(key, Counter())[body] += count
+print("\nby Tokio task (the future a task runs, with all it calls):")
+for key, count in tasks.most_common(12):
+    name = bodies[key].most_common(1)[0][0] if key in bodies else key
+    if name.startswith("linechat::server::Server::run::{{closure}}::"):
+        name += " (connections: sessions)"
     print(f"  {100 * count / total:5.1f}%  {name}")
 print("\ntop 15 functions by self time (leaf frame; [k] = kernel):")
 for name, count in selfs.most_common(15):
@@ -344,7 +398,7 @@ PY
 
 top=$out_dir/$label-top.txt
 {
-    echo "# linechat CPU profile '$label': commit $(git rev-parse --short HEAD)$(git diff --quiet -- src Cargo.toml Cargo.lock || echo ' with uncommitted changes'), $(date -u +%F)"
+    echo "# linechat CPU profile '$label': server code of commit $(git log -1 --format=%h -- src Cargo.toml Cargo.lock)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' with uncommitted changes') (HEAD $(git rev-parse --short HEAD)), $(date -u +%F)"
     echo "# server on core $server_core, loadgen on core $loadgen_core; perf cpu-clock at $freq Hz, DWARF call graphs;"
     echo "# samples from the sending phase only. Made by scripts/flamegraph.sh."
     echo
