@@ -28,7 +28,7 @@ pub struct LineCodec {
 }
 
 /// The read buffer's size between these bounds follows the client's pace.
-pub const MIN_READ_BUFFER: usize = 256;
+pub const MIN_READ_BUFFER: usize = 128;
 const MAX_READ_BUFFER: usize = 16 * 1024;
 
 impl LineCodec {

@@ -60,21 +60,29 @@ impl FloodGuard {
 /// refills evenly over the minute. Rooms outlive their creator, so without it one client
 /// could fill the server's room table in seconds.
 pub(super) struct RoomCreations {
-    limiter: Option<DefaultDirectRateLimiter>,
+    per_minute: Option<NonZeroU32>,
+    /// Made at the first `CR`: most connections never create a room, and every connection
+    /// would otherwise carry a limiter.
+    limiter: Option<Box<DefaultDirectRateLimiter>>,
 }
 
 impl RoomCreations {
     pub(super) fn new(settings: &Settings) -> Self {
-        let limiter = NonZeroU32::new(settings.rooms_created_per_minute)
-            .map(|per_minute| RateLimiter::direct(Quota::per_minute(per_minute)));
-        Self { limiter }
+        Self {
+            per_minute: NonZeroU32::new(settings.rooms_created_per_minute),
+            limiter: None,
+        }
     }
 
     /// Whether one more room may be created now; counts it if so.
-    pub(super) fn allow(&self) -> bool {
+    pub(super) fn allow(&mut self) -> bool {
+        let Some(per_minute) = self.per_minute else {
+            return true;
+        };
         self.limiter
-            .as_ref()
-            .is_none_or(|limiter| limiter.check().is_ok())
+            .get_or_insert_with(|| Box::new(RateLimiter::direct(Quota::per_minute(per_minute))))
+            .check()
+            .is_ok()
     }
 }
 
@@ -155,13 +163,13 @@ mod tests {
 
     #[test]
     fn room_creations_are_limited_per_minute_unless_off() {
-        let limited = RoomCreations::new(&Settings {
+        let mut limited = RoomCreations::new(&Settings {
             rooms_created_per_minute: 2,
             ..Settings::default()
         });
         assert!(limited.allow() && limited.allow());
         assert!(!limited.allow());
-        let unlimited = RoomCreations::new(&Settings {
+        let mut unlimited = RoomCreations::new(&Settings {
             rooms_created_per_minute: 0,
             ..Settings::default()
         });

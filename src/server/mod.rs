@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -189,33 +189,29 @@ impl Server {
             // The TLS handshake and the login happen inside the connection's own task: a
             // silent client never holds up the next accept.
             let context = context.clone();
-            let fut = async move {
-                let _slot = slot;
-                match acceptor {
-                    None => {
-                        let (read, write) = socket.into_split();
-                        connect(read, write, peer, context, connected_at, refusal).await;
-                    }
-                    // Boxed: a TLS connection's state (the handshake's above all) is several
-                    // times a plain one's, and every task is as large as its largest branch.
-                    Some(acceptor) => {
-                        Box::pin(async move {
-                            let handshake = context.settings.tls_handshake_timeout();
-                            match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
-                                Ok(Ok(stream)) => {
-                                    let (read, write) = tokio::io::split(stream);
-                                    connect(read, write, peer, context, connected_at, refusal)
-                                        .await;
-                                }
-                                Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
-                                Err(_) => debug!(%peer, "TLS handshake timed out"),
-                            }
-                        })
-                        .await
-                    }
+            // Each kind of connection is a task of its own type, as large as it needs: a
+            // plain session does not carry room for a TLS handshake or a goodbye.
+            match (acceptor, refusal) {
+                (None, None) => {
+                    let (read, write) = socket.into_split();
+                    sessions.spawn(session::serve(
+                        read,
+                        write,
+                        peer,
+                        context,
+                        connected_at,
+                        slot,
+                    ));
                 }
-            };
-            sessions.spawn(fut);
+                (None, Some(refusal)) => {
+                    sessions.spawn(say_goodbye(socket, refusal, slot));
+                }
+                // Refused TLS connections were closed above.
+                (Some(acceptor), _) => {
+                    let tls = serve_tls(acceptor, socket, peer, context, connected_at, slot);
+                    sessions.spawn(tls);
+                }
+            }
         }
         info!(sessions = sessions.len(), "shutting down");
         drop(self.listener);
@@ -301,30 +297,34 @@ async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> (Accepted, Opti
     }
 }
 
-/// Serves a connection, or tells it why it is refused.
-async fn connect<R, W>(
-    read: R,
-    write: W,
+/// Serves a TLS connection once its handshake is done, within `tls_handshake_timeout_secs`.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    socket: TcpStream,
     peer: SocketAddr,
     context: Arc<SessionContext>,
     connected_at: Instant,
-    refusal: Option<Refusal>,
-) where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    match refusal {
-        None => session::serve(read, write, peer, context, connected_at).await,
-        Some(refusal) => {
-            let line = Reply::err(ErrorCode::TooManyConnections, refusal.to_string());
-            let mut write = write;
-            let goodbye = async {
-                write.write_all(format!("{line}\n").as_bytes()).await?;
-                write.shutdown().await
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+    slot: ConnectionSlot,
+) {
+    let handshake = context.settings.tls_handshake_timeout();
+    match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
+        Ok(Ok(stream)) => {
+            let (read, write) = tokio::io::split(stream);
+            session::serve(read, write, peer, context, connected_at, slot).await;
         }
+        Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => debug!(%peer, "TLS handshake timed out"),
     }
+}
+
+/// Tells a refused connection why, and closes it.
+async fn say_goodbye(mut socket: TcpStream, refusal: Refusal, _slot: ConnectionSlot) {
+    let line = Reply::err(ErrorCode::TooManyConnections, refusal.to_string());
+    let goodbye = async {
+        socket.write_all(format!("{line}\n").as_bytes()).await?;
+        socket.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
 }
 
 /// Why a connection is refused.

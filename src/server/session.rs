@@ -108,13 +108,19 @@ impl SessionContext {
 /// Serves one connection, given as its two halves, to its end. Never fails: what goes wrong
 /// is logged and ends only this connection.
 /// `connected_at` is when the TCP connection was accepted: the login deadline counts from it.
-pub(super) async fn serve<R, W>(
+/// `slot` is held until the connection ends: dropping it counts the connection out.
+///
+/// Not an `async fn`: those keep a copy of each argument beside what is built from it, for
+/// the whole connection; the block below captures each argument once.
+pub(super) fn serve<R, W>(
     read: R,
     write: W,
     peer: SocketAddr,
     context: Arc<SessionContext>,
     connected_at: Instant,
-) where
+    slot: impl Send + 'static,
+) -> impl Future<Output = ()> + Send
+where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
@@ -124,35 +130,39 @@ pub(super) async fn serve<R, W>(
         .outbox(context.settings.outbox_limit_bytes);
     let codec = LineCodec::new(context.settings.max_line_length);
     let mut lines = FramedRead::with_capacity(read, codec, MIN_READ_BUFFER);
-
-    debug!(%peer, "connected");
     let _ = outbox.send(Reply::Hello);
+    let grace = context.settings.shutdown_grace();
     let mut session = Session {
         peer,
-        outbox: outbox.clone(),
-        context: context.clone(),
+        room_creations: RoomCreations::new(&context.settings),
+        outbox,
+        context,
         presence: None,
         in_flight: VecDeque::new(),
         privates_in_flight: 0,
         recipients: HashMap::new(),
-        room_creations: RoomCreations::new(&context.settings),
     };
-    let serving = async {
-        let end = session.run(&mut lines, connected_at).await;
-        session.finish(end);
-    };
-    // The writer runs in the session's task rather than a task of its own: one task per
-    // connection costs less memory, and a wake-up for output polls both at little cost.
-    let writing = writer.run(write);
-    tokio::pin!(serving, writing);
-    tokio::select! {
-        () = &mut serving => {
-            // The parting line and what was queued before it get a moment to go out.
-            let _ = timeout(context.settings.shutdown_grace(), writing).await;
+    async move {
+        debug!(%peer, "connected");
+        let serving = async {
+            let end = session.run(&mut lines, connected_at).await;
+            session.finish(end);
+        };
+        // The writer runs in the session's task rather than a task of its own: one task per
+        // connection costs less memory, and a wake-up for output polls both at little cost.
+        let writing = writer.run(write);
+        tokio::pin!(serving, writing);
+        tokio::select! {
+            () = &mut serving => {
+                // The parting line and what was queued before it get a moment to go out.
+                // Boxed: the timer would otherwise take room in every connection's state.
+                let _ = Box::pin(timeout(grace, writing)).await;
+            }
+            // The socket failed or the client stopped reading: the session sees its outbox
+            // closed and ends.
+            _ = &mut writing => serving.await,
         }
-        // The socket failed or the client stopped reading: the session sees its outbox
-        // closed and ends.
-        _ = &mut writing => serving.await,
+        drop(slot);
     }
 }
 
@@ -325,7 +335,8 @@ impl Session {
                         "over {} lines per second; the line was dropped",
                         settings.flood_lines_per_sec
                     );
-                    self.answer(Reply::err(ErrorCode::Flood, message)).await;
+                    self.reply_in_order(Reply::err(ErrorCode::Flood, message))
+                        .await;
                     continue;
                 }
                 Admission::Close => return End::Flood,
@@ -334,13 +345,14 @@ impl Session {
                 Frame::TooLong => {
                     let max = self.context.settings.max_line_length;
                     let message = format!("lines are at most {max} bytes; the line was dropped");
-                    self.answer(Reply::err(ErrorCode::LineTooLong, message))
+                    self.reply_in_order(Reply::err(ErrorCode::LineTooLong, message))
                         .await;
                     continue;
                 }
                 Frame::BadUtf8 => {
                     let message = "lines must be UTF-8 text; the line was dropped";
-                    self.answer(Reply::err(ErrorCode::BadUtf8, message)).await;
+                    self.reply_in_order(Reply::err(ErrorCode::BadUtf8, message))
+                        .await;
                     continue;
                 }
                 Frame::Line(line) => line,
@@ -363,7 +375,8 @@ impl Session {
                 }
                 Err(error) => {
                     let code = ErrorCode::from(&error);
-                    self.answer(Reply::err(code, error.to_string())).await;
+                    self.reply_in_order(Reply::err(code, error.to_string()))
+                        .await;
                 }
             }
         }
@@ -449,7 +462,10 @@ impl Session {
     async fn say_in_room(&mut self, room: Name, text: String) {
         let said = match &self.presence {
             Some(presence) => match presence.rooms.get(&room) {
-                Some(handle) => handle.say(&presence.member, text).await,
+                Some(handle) => {
+                    let store = &self.context.server.store;
+                    handle.say(store, &presence.member, text).await
+                }
                 None => None,
             },
             None => None,
@@ -458,7 +474,7 @@ impl Session {
             Some(ok) => self.pipeline(InFlight::Ready(ok)).await,
             None => {
                 let refusal = self.context.server.rooms.not_member(room).await;
-                self.answer(refusal).await;
+                self.reply_in_order(refusal).await;
             }
         }
     }
@@ -811,10 +827,9 @@ impl Session {
         }
     }
 
-    /// Sends a final reply after those of the commands before it.
-    async fn answer(&mut self, reply: Reply) {
-        self.settle().await;
-        self.send(reply);
+    /// Sends a final reply after those of the commands before it, without waiting for them.
+    async fn reply_in_order(&mut self, reply: Reply) {
+        self.pipeline(InFlight::Ready(Delivery::new(reply))).await;
     }
 
     fn send(&self, reply: Reply) {

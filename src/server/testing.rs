@@ -67,7 +67,7 @@ pub async fn users() -> (Users, tempfile::TempDir) {
 }
 
 /// The room processor, on a temporary store.
-pub async fn rooms() -> (Rooms, tempfile::TempDir) {
+pub async fn rooms() -> (Rooms, Store, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
     let users = Users::spawn(store.clone(), accounts, Vec::new(), usize::MAX);
@@ -76,7 +76,11 @@ pub async fn rooms() -> (Rooms, tempfile::TempDir) {
         max_members: 3,
         expiry: None,
     };
-    (Rooms::spawn(users, store, Vec::new(), limits), dir)
+    (
+        Rooms::spawn(users, store.clone(), Vec::new(), limits),
+        store,
+        dir,
+    )
 }
 
 /// A member with a running writer, and the end its lines arrive at.

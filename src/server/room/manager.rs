@@ -64,9 +64,22 @@ impl Room {
         &self.name
     }
 
-    /// Says `text` to the other members. Waits only while the room's inbox is full. Returns
-    /// `OK RM <room>`, for the sender, or `None` if the room's task is gone.
-    pub async fn say(&self, from: &Member, text: String) -> Option<Arc<Delivery>> {
+    /// Says `text` to the other members, after queueing it for history (which never waits),
+    /// so that a member's `HISTORY` sent on seeing it, or the sender's on seeing the `OK`,
+    /// finds it. Waits only while the room's inbox is full. Returns `OK RM <room>`, for the
+    /// sender, or `None` if the room's task is gone.
+    pub async fn say(&self, store: &Store, from: &Member, text: String) -> Option<Arc<Delivery>> {
+        if self.tx.is_closed() {
+            return None;
+        }
+        store.record(Record {
+            conversation: Conversation::Room(self.name.clone()),
+            from: from.name.clone(),
+            to: None,
+            text: text.clone(),
+            at: SystemTime::now(),
+            pending: false,
+        });
         let from = from.name.clone();
         let sent = self.tx.send(RoomMessage::Say { from, text }).await;
         sent.is_ok().then(|| self.said.clone())
@@ -135,12 +148,11 @@ pub(super) struct RoomManager {
     max_members: usize,
     members: HashMap<Name, Seat>,
     idle: IdleSender,
-    store: Store,
 }
 
 impl RoomManager {
     /// Starts the task of `room` and returns the handle its members will keep.
-    pub(super) fn spawn(room: Name, max_members: usize, idle: IdleSender, store: Store) -> Room {
+    pub(super) fn spawn(room: Name, max_members: usize, idle: IdleSender) -> Room {
         let (tx, rx) = mpsc::channel(INBOX);
         let handle = Room {
             name: room.clone(),
@@ -152,7 +164,6 @@ impl RoomManager {
             max_members,
             members: HashMap::new(),
             idle,
-            store,
         };
         tokio::spawn(manager.run(rx));
         handle
@@ -209,17 +220,7 @@ impl RoomManager {
                     let line = Delivery::new(Reply::Rm {
                         room: room.clone(),
                         from: from.clone(),
-                        text: text.clone(),
-                    });
-                    // Queued for history first (never waits), so that a member's HISTORY right
-                    // after the delivery finds it.
-                    self.store.record(Record {
-                        conversation: Conversation::Room(room),
-                        from: from.clone(),
-                        to: None,
                         text,
-                        at: SystemTime::now(),
-                        pending: false,
                     });
                     self.deliver(&line, &from);
                 }

@@ -387,12 +387,7 @@ impl RoomProcessor {
         };
         let manager = entry.manager.get_or_insert_with(|| {
             let room = entry.name.clone();
-            RoomManager::spawn(
-                room,
-                self.limits.max_members,
-                self.idle.clone(),
-                self.store.clone(),
-            )
+            RoomManager::spawn(room, self.limits.max_members, self.idle.clone())
         });
         manager.post(RoomMessage::Join {
             member,
@@ -456,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn creating_an_existing_room_is_an_error_and_keeps_it() {
-        let (rooms, _dir) = crate::server::testing::rooms().await;
+        let (rooms, _store, _dir) = crate::server::testing::rooms().await;
         let (alice, _) = member("alice");
         let (bob, _) = member("bob");
         assert_eq!(create(&rooms, &alice, "Dev").await, "OK CR Dev");
@@ -469,14 +464,14 @@ mod tests {
 
     #[tokio::test]
     async fn room_messages_reach_other_members_only() {
-        let (rooms, _dir) = crate::server::testing::rooms().await;
+        let (rooms, store, _dir) = crate::server::testing::rooms().await;
         let (alice, mut alice_inbox) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
         let (_eve, mut eve_inbox) = member("eve");
         assert_eq!(create(&rooms, &alice, "dev").await, "OK CR dev");
         let dev = handle(&rooms, &bob, "dev").await;
         assert_eq!(alice_inbox.line().await, "JR dev bob");
-        let said = dev.say(&bob, "hi there".into()).await.unwrap();
+        let said = dev.say(&store, &bob, "hi there".into()).await.unwrap();
         assert_eq!(said.bytes(), b"OK RM dev\n");
         assert_eq!(alice_inbox.line().await, "RM dev bob hi there");
         assert_eq!(
@@ -500,7 +495,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_room_stays_listed_but_its_task_ends() {
-        let (rooms, _dir) = crate::server::testing::rooms().await;
+        let (rooms, store, _dir) = crate::server::testing::rooms().await;
         let (alice, _) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
         let dev = rooms.create(alice.clone(), name("dev")).await.unwrap();
@@ -524,13 +519,13 @@ mod tests {
         );
         let dev = handle(&rooms, &alice, "dev").await;
         assert_eq!(join(&rooms, &bob, "dev").await, "OK JR dev");
-        assert!(dev.say(&alice, "back".into()).await.is_some());
+        assert!(dev.say(&store, &alice, "back".into()).await.is_some());
         assert_eq!(bob_inbox.line().await, "RM dev alice back");
     }
 
     #[tokio::test]
     async fn a_member_that_cannot_take_lines_does_not_stall_the_room() {
-        let (rooms, _dir) = crate::server::testing::rooms().await;
+        let (rooms, store, _dir) = crate::server::testing::rooms().await;
         let (alice, _) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
         // A member whose writer is gone: every push to it fails at once.
@@ -545,7 +540,7 @@ mod tests {
         assert_eq!(join(&rooms, &stuck, "dev").await, "OK JR dev");
         assert_eq!(join(&rooms, &bob, "dev").await, "OK JR dev");
         for i in 0..100 {
-            assert!(dev.say(&alice, i.to_string()).await.is_some());
+            assert!(dev.say(&store, &alice, i.to_string()).await.is_some());
         }
         for i in 0..100 {
             assert_eq!(bob_inbox.line().await, format!("RM dev alice {i}"));
@@ -555,7 +550,7 @@ mod tests {
     #[tokio::test]
     async fn rooms_and_members_are_limited() {
         // The test processor allows 3 rooms of 3 members.
-        let (rooms, _dir) = crate::server::testing::rooms().await;
+        let (rooms, _store, _dir) = crate::server::testing::rooms().await;
         let people: Vec<_> = ["a", "b", "c", "d"].map(|n| member(n).0).into();
         for room in ["r1", "r2", "r3"] {
             assert_eq!(
