@@ -26,7 +26,7 @@ use super::member::UserId;
 use crate::common::Name;
 
 /// Where a message was said, as history is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Conversation {
     Global,
     Room(Name),

@@ -292,3 +292,60 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
     assert_eq!(loaded.rooms, [(name("old"), name("alice"))]);
     assert!(store.take_pending(B).await.is_empty());
 }
+
+/// What storing costs the writer alone: rows per second and CPU per row (every thread of the
+/// process: the writer task and SQLite's worker). A measurement, not a test; run it on a
+/// release build, as `scripts/bench-history.sh` does:
+/// `cargo test --release --lib storage::tests::writer_cost -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "a benchmark"]
+async fn writer_cost() {
+    const ROWS: usize = 200_000;
+    const PAIRS: u64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+    let sender = name("sender");
+    // As the PM benchmark sends them: 100 pairs of guests, 64-byte messages.
+    let records: Vec<Record> = (0..ROWS as u64)
+        .map(|i| {
+            let (from, to) = (
+                UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abc),
+                UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abd),
+            );
+            Record {
+                conversation: Conversation::Private(from, to),
+                from: sender.clone(),
+                to: Some(to),
+                text: format!("{i:0>64}"),
+                at: SystemTime::now(),
+                pending: false,
+            }
+        })
+        .collect();
+    let (cpu, wall) = (cpu_time(), std::time::Instant::now());
+    for record in records {
+        store.record(record);
+    }
+    store.sync().await;
+    let (cpu, wall) = (cpu_time() - cpu, wall.elapsed());
+    store.close().await;
+    task.await.unwrap();
+    println!(
+        "writer: {ROWS} rows in {:.3} s: {:.0} rows/s, {:.2} µs CPU per row",
+        wall.as_secs_f64(),
+        ROWS as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / ROWS as f64
+    );
+}
+
+/// CPU time of the whole process so far, user and system.
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
