@@ -30,6 +30,8 @@ const MAX_BATCH: usize = 16_384;
 /// Statements come in the powers of two up to it, so that every batch is written with a few
 /// statements that SQLite has already prepared (sqlx caches them by their text).
 const ROWS_PER_INSERT: usize = 1024;
+/// Requests taken from the inbox at once.
+const RECEIVED_AT_ONCE: usize = 256;
 /// Conversations (and recipients) whose keys the writer keeps in memory; past this, it
 /// forgets them all and looks them up again.
 const KEYS_KEPT: usize = 65_536;
@@ -53,6 +55,9 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded
         // A statement that writes many rows keeps a journal of its own, to undo just itself;
         // on disk (the default) it cost a third of every row written.
         .pragma("temp_store", "memory")
+        // Room for a whole batch's pages (the default is 2 MiB): a transaction larger than
+        // its cache spills pages to the log before it commits, and may write them twice.
+        .pragma("cache_size", "-16384")
         .busy_timeout(Duration::from_secs(5));
     // One connection: the writer task is its only user, and it works in order. Reads have
     // connections of their own (`reader.rs`).
@@ -142,51 +147,66 @@ impl StorageActor {
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StorageRequest>) {
         self.prune().await;
         let mut prune = tokio::time::interval_at(Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
+        // Requests are taken many at a time: at chat rates a wake-up, and a timer armed and
+        // disarmed, for every message would cost as much as writing it.
+        let mut requests = Vec::with_capacity(RECEIVED_AT_ONCE);
         loop {
             tokio::select! {
-                request = rx.recv() => match request {
-                    Some(StorageRequest::Record(record)) => {
-                        self.batch.push(record);
-                        if self.batch.len() >= MAX_BATCH {
-                            self.flush().await;
-                        } else if self.deadline.is_none() {
-                            self.deadline = Some(Instant::now() + self.batch_window);
-                        }
-                    }
-                    Some(StorageRequest::Barrier { done }) => {
-                        // Answered with the batch it waits for, without a commit of its own.
-                        if self.batch.is_empty() {
-                            let _ = done.send(());
-                        } else {
-                            self.barriers.push(done);
-                        }
-                    }
-                    Some(StorageRequest::Close { reply }) => {
-                        self.flush().await;
-                        let unreported = self.loss_log.take();
-                        self.report_loss(unreported);
-                        self.pool.close().await;
-                        info!(messages = self.written, "history written, database closed");
-                        let _ = reply.send(());
-                        return;
-                    }
-                    Some(request) => {
-                        // Any other write is acknowledged to a client, and is rare: it commits
-                        // now, after the records sent before it (ids stay in the order sent).
-                        self.flush().await;
-                        self.handle(request).await;
-                    }
-                    None => {
+                received = rx.recv_many(&mut requests, RECEIVED_AT_ONCE) => {
+                    if received == 0 {
                         self.flush().await;
                         return;
                     }
-                },
+                    for request in requests.drain(..) {
+                        if !self.take(request).await {
+                            return;
+                        }
+                    }
+                }
                 () = sleep_until(self.deadline.unwrap_or_else(Instant::now)), if self.deadline.is_some() => {
                     self.flush().await;
                 }
                 _ = prune.tick() => self.prune().await,
             }
         }
+    }
+
+    /// Takes one request; false once the store is closed.
+    async fn take(&mut self, request: StorageRequest) -> bool {
+        match request {
+            StorageRequest::Record(record) => {
+                self.batch.push(record);
+                if self.batch.len() >= MAX_BATCH {
+                    self.flush().await;
+                } else if self.deadline.is_none() {
+                    self.deadline = Some(Instant::now() + self.batch_window);
+                }
+            }
+            StorageRequest::Barrier { done } => {
+                // Answered with the batch it waits for, without a commit of its own.
+                if self.batch.is_empty() {
+                    let _ = done.send(());
+                } else {
+                    self.barriers.push(done);
+                }
+            }
+            StorageRequest::Close { reply } => {
+                self.flush().await;
+                let unreported = self.loss_log.take();
+                self.report_loss(unreported);
+                self.pool.close().await;
+                info!(messages = self.written, "history written, database closed");
+                let _ = reply.send(());
+                return false;
+            }
+            request => {
+                // Any other write is acknowledged to a client, and is rare: it commits now,
+                // after the records sent before it (ids stay in the order sent).
+                self.flush().await;
+                self.handle(request).await;
+            }
+        }
+        true
     }
 
     async fn handle(&mut self, request: StorageRequest) {
