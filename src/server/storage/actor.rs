@@ -32,8 +32,8 @@ const MAX_BATCH: usize = 16_384;
 const ROWS_PER_INSERT: usize = 1024;
 /// Requests taken from the inbox at once.
 const RECEIVED_AT_ONCE: usize = 256;
-/// Conversations (and recipients) whose keys the writer keeps in memory; past this, it
-/// forgets them all and looks them up again.
+/// Conversations (and senders' names) the writer keeps in memory; past this, it forgets
+/// them all and looks them up again.
 const KEYS_KEPT: usize = 65_536;
 /// How often old history is pruned while running (it is also pruned at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -115,8 +115,9 @@ pub(super) struct StorageActor {
     /// Conversations' ids in the `conversations` table, by conversation (both orders of a
     /// private pair), as far as they are committed.
     conversations: HashMap<Conversation, i64>,
-    /// Recipients' keys, shared by every row that names them.
-    recipients: HashMap<UserId, Arc<str>>,
+    /// Senders' names as spelled, shared by every row that names them: a parameter that
+    /// costs neither an allocation here nor a free on SQLite's thread.
+    senders: HashMap<Box<str>, Arc<str>>,
     /// `INSERT` statements for `1 << n` rows, by `n`.
     inserts: Vec<Arc<str>>,
 }
@@ -137,7 +138,7 @@ impl StorageActor {
             loss_log: LogTally::new(REPORT_LOSS_EVERY),
             last_error: None,
             conversations: HashMap::new(),
-            recipients: HashMap::new(),
+            senders: HashMap::new(),
             inserts: (0..=ROWS_PER_INSERT.ilog2())
                 .map(|n| insert_statement(1 << n).into())
                 .collect(),
@@ -481,10 +482,12 @@ impl StorageActor {
             let mut arguments = SqliteArguments::default();
             arguments.reserve(size * 6, 0);
             for (record, conversation) in rows.by_ref().take(size) {
-                let recipient = record.to.map(|to| self.recipient_key(to));
+                // Only a queued message needs its recipient (to be found at their login); in
+                // history the conversation says who it was for.
+                let recipient = record.to.filter(|_| record.pending).map(|to| to.key());
                 arguments.add(conversation).map_err(sqlx::Error::Encode)?;
                 arguments
-                    .add(String::from(record.from.as_str()))
+                    .add(self.sender(record.from.as_str()))
                     .map_err(sqlx::Error::Encode)?;
                 arguments.add(recipient).map_err(sqlx::Error::Encode)?;
                 arguments.add(record.text).map_err(sqlx::Error::Encode)?;
@@ -509,16 +512,17 @@ impl StorageActor {
         Ok(())
     }
 
-    /// How the store files `recipient`, from memory when it can.
-    fn recipient_key(&mut self, recipient: UserId) -> Arc<str> {
-        if self.recipients.len() >= KEYS_KEPT {
-            self.recipients.clear();
+    /// `name` as a shared parameter, from memory when it can.
+    fn sender(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.senders.get(name) {
+            return Arc::clone(shared);
         }
-        Arc::clone(
-            self.recipients
-                .entry(recipient)
-                .or_insert_with(|| recipient.key().into()),
-        )
+        if self.senders.len() >= KEYS_KEPT {
+            self.senders.clear();
+        }
+        let shared: Arc<str> = name.into();
+        self.senders.insert(name.into(), Arc::clone(&shared));
+        shared
     }
 
     /// Applies the retention settings. Queued private messages are kept until delivered.

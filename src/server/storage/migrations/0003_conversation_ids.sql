@@ -18,7 +18,8 @@ CREATE TABLE messages_new (
     id            INTEGER PRIMARY KEY,
     conversation  INTEGER NOT NULL,
     sender        TEXT NOT NULL,
-    -- Private messages only: who it is for.
+    -- Private messages queued for an offline user: who it is for. Not written for other
+    -- messages, whose conversation says it (rows written before this may have it).
     recipient_key TEXT,
     body          TEXT NOT NULL,
     sent_at       BIGINT NOT NULL,
