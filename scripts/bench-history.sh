@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# What storing history costs the fan-out: runs the same fan-out scenarios against a release
-# build with history on and off, alternating, and prints deliveries per second, the messages
-# stored per second, and the ratio. Server pinned to core 0, generator to core 1.
+# What storing history costs: runs the same scenarios against a release build with history
+# on and off, alternating, and prints deliveries per second, the server's CPU time for the
+# run (until it is idle again, so that it includes the last batches written), the messages
+# stored per second, and, from the medians, the throughput lost and the server CPU each stored
+# row costs. Server pinned to core 0, generator to core 1. Then the writer alone: rows stored
+# per second and CPU per row with nothing else running (a release-built `#[ignore]` test).
 #
 #   bash scripts/bench-history.sh [rounds]        (default 3 rounds)
 set -euo pipefail
@@ -10,16 +13,24 @@ rounds=${1:-3}
 cargo build --release --quiet --bin linechat --bin loadgen
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+tick=$(getconf CLK_TCK)
 
 # scenario name and loadgen arguments
 scenarios=(
+    "pm-100|pm --pairs 100 --messages 2000"
     "fanout-100x1|fanout --members 100 --senders 1 --messages 20000"
     "fanout-20x10|fanout --members 20 --senders 10 --messages 10000"
 )
 
-run() { # history(true|false) scenario-args -> prints "deliveries/s stored"
+cpu_ticks() { # pid -> user + system clock ticks so far
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+run() { # history(true|false) scenario-args -> prints "deliveries/s cpu-ms stored seconds"
     local history=$1 args=$2 dir="$work/data-$RANDOM" log="$work/server.log"
-    LINECHAT_HISTORY=$history RUST_LOG=info taskset -c 0 ./target/release/linechat \
+    LINECHAT_HISTORY=$history LINECHAT_FLOOD_LINES_PER_SEC=0 \
+        LINECHAT_MAX_CONNECTIONS_PER_IP=100000 RUST_LOG=info \
+        taskset -c 0 ./target/release/linechat \
         --addr 127.0.0.1:0 --data-dir "$dir" --config /dev/null 2>"$log" &
     local pid=$! addr=""
     for _ in $(seq 100); do
@@ -27,37 +38,56 @@ run() { # history(true|false) scenario-args -> prints "deliveries/s stored"
         [ -n "$addr" ] && break
         sleep 0.05
     done
-    local out
+    local out start end now
+    start=$(cpu_ticks "$pid")
     # shellcheck disable=SC2086
     out=$(taskset -c 1 ./target/release/loadgen --addr "$addr" --json "$work/run.json" $args)
+    # The writer may still be committing the last batches: wait until the server is idle.
+    end=$(cpu_ticks "$pid")
+    while sleep 0.3; do
+        now=$(cpu_ticks "$pid")
+        [ $((now - end)) -le 1 ] && break
+        end=$now
+    done
     kill -TERM "$pid"
     wait "$pid"
     local rate seconds stored
     rate=$(tail -1 "$work/run.json" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["deliveries_per_sec"]))')
     seconds=$(tail -1 "$work/run.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
     stored=$(sed -n 's/.*database closed messages=\([0-9]*\).*/\1/p' "$log")
-    echo "$rate $(python3 -c "print(round(${stored:-0} / $seconds))")"
+    echo "$rate $(((end - start) * 1000 / tick)) ${stored:-0} $seconds"
     echo "    $out" >&2
 }
 
-printf '%-14s %-8s %14s %16s\n' scenario history deliveries/s "stored msgs/s"
+printf '%-14s %-8s %14s %12s %16s\n' scenario history deliveries/s "server CPU" "stored msgs/s"
 for entry in "${scenarios[@]}"; do
     name=${entry%%|*} args=${entry#*|}
     on=() off=()
     for _ in $(seq "$rounds"); do
-        read -r rate stored < <(run false "$args")
-        printf '%-14s %-8s %14s %16s\n' "$name" off "$rate" "$stored"
-        off+=("$rate")
-        read -r rate stored < <(run true "$args")
-        printf '%-14s %-8s %14s %16s\n' "$name" on "$rate" "$stored"
-        on+=("$rate")
+        for history in false true; do
+            read -r rate cpu stored seconds < <(run "$history" "$args")
+            printf '%-14s %-8s %14s %10s ms %16s\n' "$name" "$history" "$rate" "$cpu" \
+                "$(python3 -c "print(round($stored / $seconds))")"
+            if [ "$history" = true ]; then on+=("$rate,$cpu,$stored"); else off+=("$rate,$cpu,$stored"); fi
+        done
     done
     python3 - "${on[*]}" "${off[*]}" "$name" <<'PY'
 import statistics, sys
-on = [float(x) for x in sys.argv[1].split()]
-off = [float(x) for x in sys.argv[2].split()]
-m_on, m_off = statistics.median(on), statistics.median(off)
-print(f"{sys.argv[3]}: median with history {m_on:.0f}/s, without {m_off:.0f}/s, "
-      f"cost {100 * (1 - m_on / m_off):.1f}%")
+on = [[float(v) for v in run.split(",")] for run in sys.argv[1].split()]
+off = [[float(v) for v in run.split(",")] for run in sys.argv[2].split()]
+rate_on, rate_off = (statistics.median(r[0] for r in runs) for runs in (on, off))
+cpu_on, cpu_off = (statistics.median(r[1] for r in runs) for runs in (on, off))
+stored = statistics.median(r[2] for r in on)
+per_row = (cpu_on - cpu_off) * 1000 / stored if stored else float("nan")
+print(f"{sys.argv[3]}: median with history {rate_on:.0f}/s, without {rate_off:.0f}/s, "
+      f"cost {100 * (1 - rate_on / rate_off):.1f}%; server CPU {cpu_on:.0f} ms against "
+      f"{cpu_off:.0f} ms ({cpu_on / cpu_off:.2f}x), {per_row:.2f} µs per stored row")
 PY
+done
+
+echo "the writer alone (records queued at once, then committed):"
+cargo test --release --quiet --lib --no-run 2>/dev/null
+for _ in $(seq "$rounds"); do
+    taskset -c 0 cargo test --release --quiet --lib storage::tests::writer_cost -- \
+        --ignored --nocapture 2>&1 | grep -o 'writer:.*'
 done

@@ -2,10 +2,14 @@
 //! read-write connection. Everything here is plain SQL that PostgreSQL also accepts, but for
 //! the pool type and the connection options.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Arguments, AssertSqlSafe, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
@@ -18,10 +22,19 @@ use crate::common::Name;
 use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
 
-/// A batch this large is written at once, whatever the window.
-const MAX_BATCH: usize = 4096;
-/// Rows per `INSERT` statement: 6 parameters each, well under SQLite's limit of 32766.
-const ROWS_PER_INSERT: usize = 256;
+/// A batch this large is written at once, whatever the window. Large, because a commit
+/// writes every page it touched, and messages to many conversations touch as many pages of
+/// the index HISTORY reads by: the more rows per commit, the fewer times each page is written.
+const MAX_BATCH: usize = 16_384;
+/// Most rows per `INSERT` statement: 6 parameters each, well under SQLite's limit of 32766.
+/// Statements come in the powers of two up to it, so that every batch is written with a few
+/// statements that SQLite has already prepared (sqlx caches them by their text).
+const ROWS_PER_INSERT: usize = 1024;
+/// Requests taken from the inbox at once.
+const RECEIVED_AT_ONCE: usize = 256;
+/// Conversations (and senders' names) the writer keeps in memory; past this, it forgets
+/// them all and looks them up again.
+const KEYS_KEPT: usize = 65_536;
 /// How often old history is pruned while running (it is also pruned at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// At most one log line per this long about history batches that could not be written, with
@@ -39,6 +52,12 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded
         // In WAL mode NORMAL survives a crash of the process (not of the machine) with every
         // committed transaction, and saves an fsync per commit.
         .synchronous(SqliteSynchronous::Normal)
+        // A statement that writes many rows keeps a journal of its own, to undo just itself;
+        // on disk (the default) it cost a third of every row written.
+        .pragma("temp_store", "memory")
+        // Room for a whole batch's pages (the default is 2 MiB): a transaction larger than
+        // its cache spills pages to the log before it commits, and may write them twice.
+        .pragma("cache_size", "-16384")
         .busy_timeout(Duration::from_secs(5));
     // One connection: the writer task is its only user, and it works in order. Reads have
     // connections of their own (`reader.rs`).
@@ -93,6 +112,14 @@ pub(super) struct StorageActor {
     /// The same, counted between log lines.
     loss_log: LogTally,
     last_error: Option<String>,
+    /// Conversations' ids in the `conversations` table, by conversation (both orders of a
+    /// private pair), as far as they are committed.
+    conversations: HashMap<Conversation, i64>,
+    /// Senders' names as spelled, shared by every row that names them: a parameter that
+    /// costs neither an allocation here nor a free on SQLite's thread.
+    senders: HashMap<Box<str>, Arc<str>>,
+    /// `INSERT` statements for `1 << n` rows, by `n`.
+    inserts: Vec<Arc<str>>,
 }
 
 impl StorageActor {
@@ -110,57 +137,77 @@ impl StorageActor {
             lost: 0,
             loss_log: LogTally::new(REPORT_LOSS_EVERY),
             last_error: None,
+            conversations: HashMap::new(),
+            senders: HashMap::new(),
+            inserts: (0..=ROWS_PER_INSERT.ilog2())
+                .map(|n| insert_statement(1 << n).into())
+                .collect(),
         }
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StorageRequest>) {
         self.prune().await;
         let mut prune = tokio::time::interval_at(Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
+        // Requests are taken many at a time: at chat rates a wake-up, and a timer armed and
+        // disarmed, for every message would cost as much as writing it.
+        let mut requests = Vec::with_capacity(RECEIVED_AT_ONCE);
         loop {
             tokio::select! {
-                request = rx.recv() => match request {
-                    Some(StorageRequest::Record(record)) => {
-                        self.batch.push(record);
-                        if self.batch.len() >= MAX_BATCH {
-                            self.flush().await;
-                        } else if self.deadline.is_none() {
-                            self.deadline = Some(Instant::now() + self.batch_window);
-                        }
-                    }
-                    Some(StorageRequest::Barrier { done }) => {
-                        // Answered with the batch it waits for, without a commit of its own.
-                        if self.batch.is_empty() {
-                            let _ = done.send(());
-                        } else {
-                            self.barriers.push(done);
-                        }
-                    }
-                    Some(StorageRequest::Close { reply }) => {
-                        self.flush().await;
-                        let unreported = self.loss_log.take();
-                        self.report_loss(unreported);
-                        self.pool.close().await;
-                        info!(messages = self.written, "history written, database closed");
-                        let _ = reply.send(());
-                        return;
-                    }
-                    Some(request) => {
-                        // Any other write is acknowledged to a client, and is rare: it commits
-                        // now, after the records sent before it (ids stay in the order sent).
-                        self.flush().await;
-                        self.handle(request).await;
-                    }
-                    None => {
+                received = rx.recv_many(&mut requests, RECEIVED_AT_ONCE) => {
+                    if received == 0 {
                         self.flush().await;
                         return;
                     }
-                },
+                    for request in requests.drain(..) {
+                        if !self.take(request).await {
+                            return;
+                        }
+                    }
+                }
                 () = sleep_until(self.deadline.unwrap_or_else(Instant::now)), if self.deadline.is_some() => {
                     self.flush().await;
                 }
                 _ = prune.tick() => self.prune().await,
             }
         }
+    }
+
+    /// Takes one request; false once the store is closed.
+    async fn take(&mut self, request: StorageRequest) -> bool {
+        match request {
+            StorageRequest::Record(record) => {
+                self.batch.push(record);
+                if self.batch.len() >= MAX_BATCH {
+                    self.flush().await;
+                } else if self.deadline.is_none() {
+                    self.deadline = Some(Instant::now() + self.batch_window);
+                }
+            }
+            StorageRequest::Barrier { done } => {
+                // Answered with the batch it waits for, without a commit of its own.
+                if self.batch.is_empty() {
+                    let _ = done.send(());
+                } else {
+                    self.barriers.push(done);
+                }
+            }
+            StorageRequest::Close { reply } => {
+                self.flush().await;
+                let unreported = self.loss_log.take();
+                self.report_loss(unreported);
+                self.pool.close().await;
+                info!(messages = self.written, "history written, database closed");
+                let _ = reply.send(());
+                return false;
+            }
+            request => {
+                // Any other write is acknowledged to a client, and is rare: it commits now,
+                // after the records sent before it (ids stay in the order sent).
+                self.flush().await;
+                self.handle(request).await;
+            }
+        }
+        true
     }
 
     async fn handle(&mut self, request: StorageRequest) {
@@ -215,7 +262,7 @@ impl StorageActor {
                 let _ = reply.send(self.settle("removing a membership", result.map(drop)).await);
             }
             StorageRequest::QueuePrivate { record, reply } => {
-                let result = self.write(std::slice::from_ref(&record)).await;
+                let result = self.write(vec![record]).await;
                 let _ = reply.send(self.settle("queueing a private message", result).await);
             }
             StorageRequest::TakePending { account, reply } => {
@@ -328,10 +375,13 @@ impl StorageActor {
         .execute(&mut *tx)
         .await?;
         if deleted.rows_affected() > 0 {
-            sqlx::query("DELETE FROM messages WHERE target = ?")
-                .bind(Conversation::Room(room.clone()).key())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM messages WHERE conversation IN \
+                 (SELECT id FROM conversations WHERE key = ?)",
+            )
+            .bind(Conversation::Room(room.clone()).key())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await
     }
@@ -365,16 +415,17 @@ impl StorageActor {
     async fn flush(&mut self) {
         self.deadline = None;
         if !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            let lost = match self.write(&batch).await {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH));
+            let rows = batch.len() as u64;
+            let lost = match self.write(batch).await {
                 Ok(()) => {
-                    self.written += batch.len() as u64;
+                    self.written += rows;
                     0
                 }
                 Err(error) => {
                     self.roll_back_leftovers().await;
                     self.last_error = Some(error.to_string());
-                    batch.len() as u64
+                    rows
                 }
             };
             self.lost += lost;
@@ -402,24 +453,76 @@ impl StorageActor {
     }
 
     /// Writes a batch in one transaction, many rows per statement: per-statement overhead,
-    /// not the disk, is what storing costs at chat rates.
-    async fn write(&self, batch: &[Record]) -> Result<(), sqlx::Error> {
+    /// not the disk, is what storing costs at chat rates. The records are consumed: their
+    /// strings become the statements' parameters without a copy.
+    async fn write(&mut self, batch: Vec<Record>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        for rows in batch.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO messages (target, sender, recipient_key, body, sent_at, pending) ",
-            );
-            insert.push_values(rows, |mut row, record| {
-                row.push_bind(record.conversation.key())
-                    .push_bind(record.from.as_str().to_owned())
-                    .push_bind(record.to.as_ref().map(UserId::key))
-                    .push_bind(record.text.clone())
-                    .push_bind(millis(record.at))
-                    .push_bind(i64::from(record.pending));
-            });
-            insert.build().execute(&mut *tx).await?;
+        // Conversations first filed by this transaction: kept only once it is committed.
+        let mut filed = HashMap::new();
+        let mut ids = Vec::with_capacity(batch.len());
+        for record in &batch {
+            let known = self.conversations.get(&record.conversation);
+            let id = match known.or_else(|| filed.get(&record.conversation)) {
+                Some(id) => *id,
+                None => {
+                    let id = file_conversation(&mut tx, &record.conversation).await?;
+                    filed.insert(record.conversation.clone(), id);
+                    id
+                }
+            };
+            ids.push(id);
         }
-        tx.commit().await
+        let mut rows = batch.into_iter().zip(ids);
+        let mut left = rows.len();
+        while left > 0 {
+            // The largest statement that fits: 1024-row ones, then at most one of each
+            // smaller power of two.
+            let n = left.min(ROWS_PER_INSERT).ilog2();
+            let size = 1 << n;
+            let mut arguments = SqliteArguments::default();
+            arguments.reserve(size * 6, 0);
+            for (record, conversation) in rows.by_ref().take(size) {
+                // Only a queued message needs its recipient (to be found at their login); in
+                // history the conversation says who it was for.
+                let recipient = record.to.filter(|_| record.pending).map(|to| to.key());
+                arguments.add(conversation).map_err(sqlx::Error::Encode)?;
+                arguments
+                    .add(self.sender(record.from.as_str()))
+                    .map_err(sqlx::Error::Encode)?;
+                arguments.add(recipient).map_err(sqlx::Error::Encode)?;
+                arguments.add(record.text).map_err(sqlx::Error::Encode)?;
+                arguments
+                    .add(millis(record.at))
+                    .map_err(sqlx::Error::Encode)?;
+                arguments
+                    .add(i64::from(record.pending))
+                    .map_err(sqlx::Error::Encode)?;
+            }
+            let insert = AssertSqlSafe(Arc::clone(&self.inserts[n as usize]));
+            sqlx::query_with(insert, arguments)
+                .execute(&mut *tx)
+                .await?;
+            left -= size;
+        }
+        tx.commit().await?;
+        if self.conversations.len() + filed.len() > KEYS_KEPT {
+            self.conversations.clear();
+        }
+        self.conversations.extend(filed);
+        Ok(())
+    }
+
+    /// `name` as a shared parameter, from memory when it can.
+    fn sender(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.senders.get(name) {
+            return Arc::clone(shared);
+        }
+        if self.senders.len() >= KEYS_KEPT {
+            self.senders.clear();
+        }
+        let shared: Arc<str> = name.into();
+        self.senders.insert(name.into(), Arc::clone(&shared));
+        shared
     }
 
     /// Applies the retention settings. Queued private messages are kept until delivered.
@@ -442,7 +545,7 @@ impl StorageActor {
             let result = sqlx::query(
                 "DELETE FROM messages WHERE pending = 0 AND id IN ( \
                    SELECT id FROM ( \
-                     SELECT id, ROW_NUMBER() OVER (PARTITION BY target ORDER BY id DESC) AS newer \
+                     SELECT id, ROW_NUMBER() OVER (PARTITION BY conversation ORDER BY id DESC) AS newer \
                      FROM messages) AS ranked \
                    WHERE newer > ?)",
             )
@@ -455,6 +558,35 @@ impl StorageActor {
             info!(removed, "pruned history");
         }
     }
+}
+
+/// `INSERT INTO messages ... VALUES (?, ...), ...` for `rows` rows.
+fn insert_statement(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO messages (conversation, sender, recipient_key, body, sent_at, pending) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "" } else { ", " });
+        sql.push_str("(?, ?, ?, ?, ?, ?)");
+    }
+    sql
+}
+
+/// The id of `conversation` in the `conversations` table, which files it if it is new.
+async fn file_conversation(
+    connection: &mut SqliteConnection,
+    conversation: &Conversation,
+) -> Result<i64, sqlx::Error> {
+    let key = conversation.key();
+    sqlx::query("INSERT INTO conversations (key) VALUES (?) ON CONFLICT DO NOTHING")
+        .bind(&key)
+        .execute(&mut *connection)
+        .await?;
+    let (id,): (i64,) = sqlx::query_as("SELECT id FROM conversations WHERE key = ?")
+        .bind(&key)
+        .fetch_one(&mut *connection)
+        .await?;
+    Ok(id)
 }
 
 /// Rows of `(id, sender, body, sent_at)` as messages.

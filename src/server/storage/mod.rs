@@ -26,7 +26,7 @@ use super::member::UserId;
 use crate::common::Name;
 
 /// Where a message was said, as history is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Conversation {
     Global,
     Room(Name),
@@ -60,7 +60,8 @@ fn key(name: &Name) -> String {
 pub struct Record {
     pub conversation: Conversation,
     pub from: Name,
-    /// For a private message: its recipient.
+    /// For a private message: its recipient. Stored only while the message is queued for
+    /// them (`pending`); in history the conversation says who it was for.
     pub to: Option<UserId>,
     pub text: String,
     pub at: SystemTime,

@@ -59,8 +59,10 @@ impl Reader {
             None => {
                 sqlx::query_as(
                     "SELECT id, sender, body, sent_at FROM messages \
-                     WHERE target = ?1 AND id >= COALESCE( \
-                       (SELECT id FROM messages WHERE target = ?1 \
+                     WHERE conversation = (SELECT id FROM conversations WHERE key = ?1) \
+                     AND id >= COALESCE( \
+                       (SELECT id FROM messages \
+                        WHERE conversation = (SELECT id FROM conversations WHERE key = ?1) \
                         ORDER BY id DESC LIMIT 1 OFFSET ?2), 0) \
                      ORDER BY id LIMIT ?3",
                 )
@@ -73,7 +75,8 @@ impl Reader {
             Some(after) => {
                 sqlx::query_as(
                     "SELECT id, sender, body, sent_at FROM messages \
-                     WHERE target = ? AND id > ? ORDER BY id LIMIT ?",
+                     WHERE conversation = (SELECT id FROM conversations WHERE key = ?) \
+                     AND id > ? ORDER BY id LIMIT ?",
                 )
                 .bind(&target)
                 .bind(after)

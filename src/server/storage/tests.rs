@@ -292,3 +292,121 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
     assert_eq!(loaded.rooms, [(name("old"), name("alice"))]);
     assert!(store.take_pending(B).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_deleted_room_takes_its_history_and_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    store.create_room(name("dev"), name("alice")).await.unwrap();
+    store.create_room(name("ops"), name("alice")).await.unwrap();
+    store.record(said(Conversation::Room(name("dev")), "alice", "old"));
+    store.record(said(Conversation::Room(name("ops")), "alice", "kept"));
+    store.sync().await;
+    store.delete_rooms(vec![name("DEV")]);
+    // The conversation keeps its id; a room of that name later starts with no history.
+    store.record(said(Conversation::Room(name("Dev")), "bob", "new"));
+    let dev = store.history(Conversation::Room(name("dev")), 10).await;
+    assert_eq!(texts(&dev.unwrap()), ["bob new"]);
+    let ops = store.history(Conversation::Room(name("ops")), 10).await;
+    assert_eq!(texts(&ops.unwrap()), ["alice kept"]);
+}
+
+#[tokio::test]
+async fn history_written_before_conversation_ids_is_read_after_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database as the two first migrations left it, with a message of each kind.
+    let old = tempfile::tempdir().unwrap();
+    for file in ["0001_initial.sql", "0002_identities.sql"] {
+        let from = std::path::Path::new("src/server/storage/migrations").join(file);
+        std::fs::copy(from, old.path().join(file)).unwrap();
+    }
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join(actor::DATABASE_FILE))
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO accounts (name_key, name, password_hash, created_at) \
+           VALUES ('bob', 'Bob', 'x', 0); \
+         INSERT INTO messages (target, sender, recipient_key, body, sent_at, pending) VALUES \
+           ('room:dev', 'alice', NULL, 'in dev', 1, 0), \
+           ('pm:a1 a2', 'alice', 'a2', 'seen', 2, 0), \
+           ('*', 'alice', NULL, 'to all', 3, 0), \
+           ('pm:a1 a2', 'alice', 'a2', 'waiting', 4, 1);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let dev = store.history(Conversation::Room(name("Dev")), 10).await;
+    assert_eq!(texts(&dev.unwrap()), ["alice in dev"]);
+    let global = store.history(Conversation::Global, 10).await;
+    assert_eq!(texts(&global.unwrap()), ["alice to all"]);
+    assert_eq!(texts(&store.take_pending(B).await), ["alice waiting"]);
+    store.record(said(Conversation::Private(B, A), "Bob", "answer"));
+    let private = store.history(Conversation::Private(A, B), 10).await;
+    assert_eq!(
+        texts(&private.unwrap()),
+        ["alice seen", "alice waiting", "Bob answer"]
+    );
+}
+
+/// What storing costs the writer alone: rows per second and CPU per row (every thread of the
+/// process: the writer task and SQLite's worker). A measurement, not a test; run it on a
+/// release build, as `scripts/bench-history.sh` does:
+/// `cargo test --release --lib storage::tests::writer_cost -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "a benchmark"]
+async fn writer_cost() {
+    const ROWS: usize = 200_000;
+    const PAIRS: u64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+    let sender = name("sender");
+    // As the PM benchmark sends them: 100 pairs of guests, 64-byte messages.
+    let records: Vec<Record> = (0..ROWS as u64)
+        .map(|i| {
+            let (from, to) = (
+                UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abc),
+                UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abd),
+            );
+            Record {
+                conversation: Conversation::Private(from, to),
+                from: sender.clone(),
+                to: Some(to),
+                text: format!("{i:0>64}"),
+                at: SystemTime::now(),
+                pending: false,
+            }
+        })
+        .collect();
+    let (cpu, wall) = (cpu_time(), std::time::Instant::now());
+    for record in records {
+        store.record(record);
+    }
+    store.sync().await;
+    let (cpu, wall) = (cpu_time() - cpu, wall.elapsed());
+    store.close().await;
+    task.await.unwrap();
+    println!(
+        "writer: {ROWS} rows in {:.3} s: {:.0} rows/s, {:.2} µs CPU per row",
+        wall.as_secs_f64(),
+        ROWS as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / ROWS as f64
+    );
+}
+
+/// CPU time of the whole process so far, user and system.
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
