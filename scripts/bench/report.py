@@ -594,6 +594,10 @@ def targets_issue5(summary):
     return out
 
 
+def ms_label(value):
+    return f"{value:.2f}" if value < 10 else f"{value:,.0f}"
+
+
 def short(scenario):
     """A chart label: the scenario name without its family prefix."""
     for prefix in ("fanout-burst-", "fanout-"):
@@ -628,7 +632,7 @@ def draw_charts(summary, directory):
     for row in summary:
         by_scenario.setdefault(row["scenario"], []).append(row)
 
-    def small_multiples(scenarios, value, unit, name, caption, log=False):
+    def small_multiples(scenarios, value, unit, name, caption, label):
         scenarios = [s for s in scenarios if any(value(r) is not None for r in by_scenario[s])]
         if not scenarios:
             return
@@ -639,11 +643,12 @@ def draw_charts(summary, directory):
             ax.axis("off")
         for ax, scenario in zip(axes.flat, scenarios):
             rows = [r for r in by_scenario[scenario] if value(r) is not None][::-1]
-            ax.barh([r["target"] for r in rows], [value(r) for r in rows],
-                    color=[COLOURS.get(r["target"], "grey") for r in rows])
+            bars = ax.barh([r["target"] for r in rows], [value(r) for r in rows],
+                           color=[COLOURS.get(r["target"], "grey") for r in rows])
+            ax.bar_label(bars, labels=[label(value(r)) for r in rows], fontsize=6, padding=2)
+            # Room on the right for the longest bar's label.
+            ax.set_xlim(0, max(value(r) for r in rows) * 1.3)
             ax.set_title(short(scenario), fontsize=9)
-            if log:
-                ax.set_xscale("log")
             ax.tick_params(axis="y", labelsize=7)
             ax.set_xlabel(unit, fontsize=7)
         fig.tight_layout()
@@ -653,9 +658,10 @@ def draw_charts(summary, directory):
     bursts = [s for s in chat if "paced" not in s]
     small_multiples(bursts, lambda r: r["deliveries_per_sec"] and r["deliveries_per_sec"] / 1e6,
                     "million deliveries/s", "deliveries.svg",
-                    "Deliveries per second (median of the rounds; more is better)")
-    small_multiples(chat, lambda r: r["p99_us"] and r["p99_us"] / 1e3, "p99 latency, ms (log scale)",
-                    "p99.svg", "p99 latency (median of the rounds; less is better)", log=True)
+                    "Deliveries per second (median of the rounds; more is better)",
+                    lambda v: f"{v:.2f}")
+    small_multiples(chat, lambda r: r["p99_us"] and r["p99_us"] / 1e3, "p99 latency, ms",
+                    "p99.svg", "p99 latency (median of the rounds; less is better)", ms_label)
 
     storms = [r for r in summary if r["scenario"].startswith("guests") and r.get("guest_slices")]
     if storms:
