@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: linechat (release build) against the IRC servers ngIRCd, InspIRCd
 # and ircd-hybrid and against Redis pub/sub, with the same workloads from
-# src/bin/loadgen, in alternating rounds. Each server runs pinned to one core (taskset -c 0),
+# src/bin/loadgen, in alternating rounds; linechat-nohistory is linechat with
+# LINECHAT_HISTORY=false, for the private-message runs. Each server runs pinned to one core (taskset -c 0),
 # the generator to the other (taskset -c 1); each run gets a freshly started server. Writes
 # BENCHMARKS.md (table of medians, machine, versions, how each peer was configured, the
-# commands) and BENCHMARKS.json (every run). See BENCHMARKS.md for what the columns mean.
+# commands, issue 10's targets met or not) with charts in benchmarks/charts/ next to it, and
+# BENCHMARKS.json (every run). See BENCHMARKS.md for what the columns mean.
 #
 #   bash scripts/bench.sh [--rounds N] [--servers "linechat ngircd ..."] [--quick]
 #                         [--no-big] [--no-install] [--out FILE.md]
 #
-# --quick runs one round with smaller counts (to check the set-up, not to quote). --no-big
-# skips the runs of linechat alone at large sizes (19,000 idle connections, 10,000 members).
+# --quick runs one round with smaller counts (to check the set-up, not to quote; a few
+# minutes). --no-big skips the runs of linechat alone at large sizes (19,000 idle
+# connections, 10,000 members). The default run takes about half an hour.
 # Needs root (apt-get, running the IRC servers as the user irc) and Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 original_args="$*"
 rounds=3
-servers="linechat ngircd inspircd ircd-hybrid redis"
+servers="linechat linechat-nohistory ngircd inspircd ircd-hybrid redis"
 quick=0
 big=1
 install=1
@@ -43,16 +46,34 @@ ngircd_root=/opt/linechat-bench/ngircd
 ngircd_bin=$ngircd_root/usr/sbin/ngircd
 # The IRC servers refuse to run as root.
 peer_user=irc
-declare -A port=([linechat]=17100 [ngircd]=17101 [inspircd]=17102 [ircd-hybrid]=17103 [redis]=17104)
-declare -A dialect=([linechat]=linechat [ngircd]=irc [inspircd]=irc [ircd-hybrid]=irc [redis]=redis)
+declare -A port=([linechat]=17100 [ngircd]=17101 [inspircd]=17102 [ircd-hybrid]=17103 [redis]=17104
+    [linechat-nohistory]=17105)
+declare -A dialect=([linechat]=linechat [ngircd]=irc [inspircd]=irc [ircd-hybrid]=irc [redis]=redis
+    [linechat-nohistory]=linechat)
+# Variants of a server run only in the scenarios that name them, not in "all".
+variants=" linechat-nohistory "
 # Connections the generator sets up at once. ngIRCd listens with a backlog of 10 (fixed in
 # its code), so more at once get reset; InspIRCd completes registrations on a one-second
 # timer, so many at once keep its set-up short. Set-up is not measured.
-declare -A connect_concurrency=([linechat]=200 [ngircd]=8 [inspircd]=1000 [ircd-hybrid]=200 [redis]=200)
+declare -A connect_concurrency=([linechat]=200 [ngircd]=8 [inspircd]=1000 [ircd-hybrid]=200 [redis]=200
+    [linechat-nohistory]=200)
 # ircd-hybrid's DNS look-ups go to this stand-in resolver (see scripts/bench/nxdns.py).
 nxdns_addr=127.0.0.53
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# The python3 that has matplotlib, for the report and its charts: the one on the PATH, or the
+# system's. Fails if neither has it.
+pick_report_python() {
+    local python
+    for python in python3 /usr/bin/python3; do
+        if "$python" -c 'import matplotlib' 2>/dev/null; then
+            echo "$python"
+            return 0
+        fi
+    done
+    return 1
+}
 
 install_peers() {
     local missing=()
@@ -72,6 +93,14 @@ install_peers() {
             cp "$tmp"/ngircd_*.deb "$ngircd_root/"
             rm -rf "$tmp"
         fi
+    fi
+    # scripts/bench/report.py draws the charts with matplotlib, Debian's for the system's
+    # python3 (the python3 first on the PATH may be another one).
+    if ! pick_report_python >/dev/null; then
+        log "installing python3-matplotlib for the charts"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib ||
+            { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib; } ||
+            log "no matplotlib: the report will have no charts"
     fi
     # The distribution's own instances must not run: ours use the configs in scripts/bench/.
     local service
@@ -148,15 +177,18 @@ start_server() { # name
         log "port ${port[$name]} is taken: is an earlier $name still running?"
         return 1
     fi
-    [ "$name" = linechat ] || conf=$(config "$name")
+    case $name in linechat*) ;; *) conf=$(config "$name") ;; esac
     case $name in
-    linechat)
+    linechat | linechat-nohistory)
         # Limits above the load: flood control off, connection limits above the runs.
-        # History stays on (the default): every message is also stored in SQLite.
+        # History stays on (the default), so every message is also stored in SQLite, except
+        # in the variant without it.
+        local history=true
+        [ "$name" = linechat ] || history=false
         LINECHAT_FLOOD_LINES_PER_SEC=0 LINECHAT_MAX_CONNECTIONS=100000 \
-            LINECHAT_MAX_CONNECTIONS_PER_IP=100000 RUST_LOG=warn \
+            LINECHAT_MAX_CONNECTIONS_PER_IP=100000 LINECHAT_HISTORY=$history RUST_LOG=warn \
             taskset -c $server_core "$linechat_bin" --config /dev/null \
-            --addr "127.0.0.1:${port[linechat]}" --data-dir "$dir/data" >"$logfile" 2>&1 &
+            --addr "127.0.0.1:${port[$name]}" --data-dir "$dir/data" >"$logfile" 2>&1 &
         ;;
     ngircd)
         "${as_peer[@]}" taskset -c $server_core "$ngircd_bin" -n -f "$conf" >"$logfile" 2>&1 &
@@ -208,28 +240,44 @@ stop_server() {
     server_pid=
 }
 
-# Scenario name | loadgen arguments | servers ("all", or a list).
+# Scenario name | loadgen arguments | servers: "all" (every server but the variants) and
+# other names. They cover issue 10's targets: private messages and room fan-out, windowed
+# (at most 1,000 messages in flight per sender) and unwindowed (--window 0: as fast as the
+# socket takes); paced fan-out; the guest login storm with the memory per connection after
+# it (linechat), next to the peers' memory per idle connection; the account login storm.
 if [ $quick = 1 ]; then
-    scenarios=(
-        "fanout-burst-100|fanout --members 100 --senders 1 --messages 2000|all"
-        "fanout-burst-1000|fanout --members 1000 --senders 1 --messages 300|all"
-        "fanout-burst-1000x10|fanout --members 1000 --senders 10 --messages 50|all"
-        "fanout-paced-100|fanout --members 100 --senders 1 --messages 2000 --rate 1000|all"
-        "pm-100|pm --pairs 100 --messages 300|all"
-        "idle-2000|idle --clients 2000|all"
-        "logins-100|logins --accounts 50 --concurrency 25 --members 100 --rate 1000|linechat"
-    )
+    fanout_messages=(2000 200 300 30)
+    pm_messages=300
+    paced_messages=2000
+    crowd=2000
+    give_up=60
+    logins="logins --accounts 50 --concurrency 25 --members 100 --rate 1000"
 else
-    scenarios=(
-        "fanout-burst-100|fanout --members 100 --senders 1 --messages 10000|all"
-        "fanout-burst-1000|fanout --members 1000 --senders 1 --messages 2000|all"
-        "fanout-burst-1000x10|fanout --members 1000 --senders 10 --messages 200|all"
-        "fanout-paced-100|fanout --members 100 --senders 1 --messages 3000 --rate 1000|all"
-        "pm-100|pm --pairs 100 --messages 1000|all"
-        "idle-2000|idle --clients 2000|all"
-        "logins-100|logins --accounts 200 --concurrency 50 --members 100 --rate 1000|linechat"
-    )
+    fanout_messages=(10000 1000 2000 200)
+    pm_messages=2000
+    paced_messages=3000
+    crowd=10000
+    give_up=120
+    logins="logins --accounts 200 --concurrency 50 --members 100 --rate 1000"
 fi
+scenarios=()
+i=0
+for shape in "100 1" "100 10" "1000 1" "1000 10"; do
+    read -r members senders <<<"$shape"
+    name=fanout-burst-$members
+    [ "$senders" = 1 ] || name+=x$senders
+    args="fanout --members $members --senders $senders --messages ${fanout_messages[$i]}"
+    scenarios+=("$name|$args|all" "$name-unwindowed|$args --window 0|all")
+    i=$((i + 1))
+done
+scenarios+=(
+    "fanout-paced-100|fanout --members 100 --senders 1 --messages $paced_messages --rate 1000|all"
+    "pm-100|pm --pairs 100 --messages $pm_messages|all linechat-nohistory"
+    "pm-100-unwindowed|pm --pairs 100 --messages $pm_messages --window 0|all linechat-nohistory"
+    "guests-$crowd|guests --guests $crowd --settle-secs 5 --give-up-secs $give_up|linechat"
+    "idle-$crowd|idle --clients $crowd --settle-secs 5|ngircd inspircd ircd-hybrid redis"
+    "logins-100|$logins|linechat"
+)
 
 work=$(mktemp -d /tmp/linechat-bench.XXXXXX)
 chmod 755 "$work"
@@ -247,7 +295,7 @@ loadgen_bin=$work/bin/loadgen
 [ $install = 1 ] && install_peers
 for name in $servers; do
     case $name in
-    linechat | redis | inspircd | ircd-hybrid) ;;
+    linechat | linechat-nohistory | redis | inspircd | ircd-hybrid) ;;
     ngircd) [ -x "$ngircd_bin" ] || { log "ngircd is not installed"; exit 1; } ;;
     *) log "unknown server $name"; exit 2 ;;
     esac
@@ -272,7 +320,8 @@ run_one() { # round scenario-name server args
     fi
     local out status=0
     # shellcheck disable=SC2086
-    out=$(RUST_BACKTRACE=0 timeout 300 taskset -c $loadgen_core "$loadgen_bin" \
+    # The timeout only catches a hung run (the guest storm gives up after $give_up s).
+    out=$(RUST_BACKTRACE=0 timeout 600 taskset -c $loadgen_core "$loadgen_bin" \
         --addr "127.0.0.1:${port[$name]}" --dialect "${dialect[$name]}" --target "$name" \
         --connect-concurrency "${connect_concurrency[$name]}" \
         --server-pid "$server_pid" --label "scenario=$scenario,round=$round,background=$background" \
@@ -300,11 +349,13 @@ started=$(date +%s)
 for round in $(seq "$rounds"); do
     for entry in "${scenarios[@]}"; do
         IFS='|' read -r scenario args targets <<<"$entry"
-        [ "$targets" = all ] && targets=$servers
         # Rotate the order of the servers from round to round.
         list=()
         for name in $servers; do
-            case " $targets " in *" $name "*) list+=("$name") ;; esac
+            case " $targets " in
+            *" $name "*) list+=("$name") ;;
+            *" all "*) [[ "$variants" == *" $name "* ]] || list+=("$name") ;;
+            esac
         done
         count=${#list[@]}
         [ "$count" -gt 0 ] || continue
@@ -338,7 +389,9 @@ fi
 elapsed=$(($(date +%s) - started))
 
 cmdline="bash scripts/bench.sh${original_args:+ $original_args}"
-python3 scripts/bench/report.py --runs "$runs" --out "$out" --json "${out%.md}.json" \
+report_python=$(pick_report_python) || report_python=python3
+"$report_python" scripts/bench/report.py --runs "$runs" --out "$out" --json "${out%.md}.json" \
+    --charts "$(dirname "$out")/benchmarks/charts" \
     --elapsed "$elapsed" --rounds "$rounds" --command "$cmdline" \
     --versions "$peer_versions" --server-core $server_core --loadgen-core $loadgen_core
 log "wrote $out and ${out%.md}.json in $((elapsed / 60)) min $((elapsed % 60)) s"

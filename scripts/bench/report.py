@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Turns the runs of scripts/bench.sh (one JSON line per loadgen run) into BENCHMARKS.md
-(medians per scenario and server, machine, versions, peer configuration, commands) and
-BENCHMARKS.json (everything, every run). Hand-written notes after the NOTES marker in an
-existing BENCHMARKS.md are kept."""
+(medians per scenario and server, issue 10's targets met or not, charts, machine, versions,
+peer configuration, commands) and BENCHMARKS.json (everything, every run). The charts
+(deliveries/s and p99 per server and scenario, the guest storm's CPU per login, memory per
+connection) are SVG files drawn with matplotlib into --charts; without matplotlib the report
+has none. Hand-written notes after the NOTES marker in an existing BENCHMARKS.md are kept."""
 
 import argparse
 import datetime
@@ -14,8 +16,18 @@ import subprocess
 
 NOTES_MARKER = "<!-- Notes below this line are written by hand and kept by scripts/bench.sh. -->"
 
-SERVERS = ["linechat", "redis", "ngircd", "inspircd", "ircd-hybrid"]
+SERVERS = ["linechat", "linechat-nohistory", "redis", "ngircd", "inspircd", "ircd-hybrid"]
 IRC = ["ngircd", "inspircd", "ircd-hybrid"]
+PEERS = ["redis"] + IRC
+# One colour per server in every chart.
+COLOURS = {
+    "linechat": "#1f77b4",
+    "linechat-nohistory": "#9ecae1",
+    "redis": "#d62728",
+    "ngircd": "#2ca02c",
+    "inspircd": "#ff7f0e",
+    "ircd-hybrid": "#9467bd",
+}
 
 # How each server was configured for the benchmark (the configs are in scripts/bench/).
 CONFIG = {
@@ -52,6 +64,11 @@ CONFIG = {
         "`max_number` 100,000 (defaults 2/8, 16, 100), `default_max_clients = 19000` "
         "(default 512), ident off. Its reverse-DNS look-up at connect cannot be turned off"
     ),
+    "linechat-nohistory": (
+        "as linechat, with `LINECHAT_HISTORY=false`: chat messages are not stored for "
+        "`HISTORY` (private messages to someone offline still are, to be delivered later); "
+        "in the private-message runs only"
+    ),
     "redis": (
         "`scripts/bench/redis.conf`: `client-output-buffer-limit pubsub 0 0 0` (no limit; "
         "default 32 MB hard, 8 MB over 60 s), `maxclients 19968` (default 10,000), "
@@ -64,15 +81,31 @@ CONFIG = {
 # Scenarios in the order of the report; the titles come from the runs' parameters.
 SCENARIOS = [
     "fanout-burst-100",
+    "fanout-burst-100-unwindowed",
+    "fanout-burst-100x10",
+    "fanout-burst-100x10-unwindowed",
     "fanout-burst-1000",
+    "fanout-burst-1000-unwindowed",
     "fanout-burst-1000x10",
+    "fanout-burst-1000x10-unwindowed",
     "fanout-burst-10000",
     "fanout-paced-100",
     "pm-100",
-    "idle-2000",
-    "idle-19000",
+    "pm-100-unwindowed",
+    "guests",
+    "idle",
     "logins-100",
 ]
+
+
+def scenario_rank(scenario):
+    """Position in the report: exact names first, then by prefix (guests-N, idle-N)."""
+    if scenario in SCENARIOS:
+        return (SCENARIOS.index(scenario), 0)
+    prefix, _, count = scenario.rpartition("-")
+    if prefix in SCENARIOS and count.isdigit():
+        return (SCENARIOS.index(prefix), int(count))
+    return (len(SCENARIOS), 0)
 
 
 def title(scenario, parameters, alone):
@@ -85,7 +118,11 @@ def title(scenario, parameters, alone):
             f"at {n('rate')} messages/s in all"
             if int(p.get("rate", 0))
             else "as fast as possible"
-            + (f", at most {n('window')} in flight per sender" if int(p.get("window", 0)) else "")
+            + (
+                f", at most {n('window')} in flight per sender"
+                if int(p.get("window", 0))
+                else ", unwindowed (as fast as the socket takes)"
+            )
         )
         kind = "paced" if int(p.get("rate", 0)) else "burst"
         return (
@@ -98,7 +135,11 @@ def title(scenario, parameters, alone):
             f"at {n('rate')} messages/s in all"
             if int(p.get("rate", 0))
             else "as fast as possible"
-            + (f", at most {n('window')} in flight per pair" if int(p.get("window", 0)) else "")
+            + (
+                f", at most {n('window')} in flight per pair"
+                if int(p.get("window", 0))
+                else ", unwindowed (as fast as the socket takes)"
+            )
         )
         return (
             f"Private messages: {n('pairs')} pairs at once, {n('messages')} messages of "
@@ -106,6 +147,16 @@ def title(scenario, parameters, alone):
         )
     if scenario.startswith("idle"):
         return f"Idle: {n('clients')} logged-in connections{who}"
+    if scenario.startswith("guests"):
+        together = (
+            "one after another (each waits for its `OK NICK`)"
+            if int(p.get("concurrency", 1)) <= 1
+            else f"{n('concurrency')} at a time"
+        )
+        return (
+            f"Guest login storm: {n('guests')} guests log in with `NICK` {together}, each "
+            f"connection staying and reading everything it is sent{who}"
+        )
     if scenario.startswith("logins"):
         return (
             f"Login storm: {n('accounts')} accounts REGISTER, then LOGIN, {n('concurrency')} "
@@ -234,12 +285,48 @@ def summarise(runs):
             "chat_before_p50_us": median([(s.get("chat_before_storm") or {}).get("p50_us") for s in storm]),
             "chat_before_p99_us": median([(s.get("chat_before_storm") or {}).get("p99_us") for s in storm]),
             "chat_before_max_us": median([(s.get("chat_before_storm") or {}).get("max_us") for s in storm]),
+            "seconds_all": [round(r["seconds"], 2) for r in ok],
         }
+        guests = [r["guests"] for r in ok if r.get("guests")]
+        if guests:
+            row.update(guest_summary(guests))
         summary.append(row)
-    order = {name: i for i, name in enumerate(SCENARIOS)}
     rank = {name: i for i, name in enumerate(SERVERS)}
-    summary.sort(key=lambda r: (order.get(r["scenario"], 99), rank.get(r["target"], 99)))
+    summary.sort(key=lambda r: (scenario_rank(r["scenario"]), rank.get(r["target"], 99)))
     return summary
+
+
+def guest_summary(guests):
+    """Medians over the runs of the guest storm, with the CPU per login slice by slice."""
+    slices = {}
+    for g in guests:
+        for piece in g.get("slices", []):
+            slices.setdefault(piece["online"], []).append(piece)
+    return {
+        "guests": median([g["guests"] for g in guests]),
+        "guests_logged_in": median([g.get("logged_in", g["guests"]) for g in guests]),
+        "guest_runs_given_up": sum(1 for g in guests if g.get("gave_up")),
+        "guest_concurrency": median([g["concurrency"] for g in guests]),
+        "guest_logins_seconds": median([g["logins_seconds"] for g in guests]),
+        "guest_logins_per_sec": median([g["logins_per_sec"] for g in guests]),
+        "guest_delivered_seconds": median([g["delivered_seconds"] for g in guests]),
+        "guest_delivered_seconds_all": [round(g["delivered_seconds"], 2) for g in guests],
+        "guest_server_cpu_ms_per_login": median([g.get("server_cpu_ms_per_login") for g in guests]),
+        "guest_generator_cpu_ms_per_login": median([g.get("generator_cpu_ms_per_login") for g in guests]),
+        "guest_slices": [
+            {
+                "online": online,
+                "server_cpu_ms_per_login": median([p.get("server_cpu_ms_per_login") for p in pieces]),
+                "generator_cpu_ms_per_login": median([p.get("generator_cpu_ms_per_login") for p in pieces]),
+            }
+            for online, pieces in sorted(slices.items())
+        ],
+        "notices_expected": sum(g.get("notices_expected") or 0 for g in guests),
+        "notices_received": sum(g["notices_received"] for g in guests),
+        "guests_short": sum(g["guests_short"] for g in guests),
+        "guest_lines_received": median([g["lines_received"] for g in guests]),
+        "guest_bytes_received": median([g["bytes_received"] for g in guests]),
+    }
 
 
 def spread(values):
@@ -255,7 +342,10 @@ def outliers(runs):
         if row["scenario"].startswith("idle") or row["runs"] > 3:
             continue
         paced = "paced" in row["scenario"] or row["scenario"].startswith("logins")
-        values = row["p99_us_all"] if paced else row["deliveries_per_sec_all"]
+        if row["scenario"].startswith("guests"):
+            values = row.get("guest_delivered_seconds_all", [])
+        else:
+            values = row["p99_us_all"] if paced else row["deliveries_per_sec_all"]
         if spread(values) > 1.3 or row["failed_runs"]:
             out.append((row["scenario"], row["target"]))
     return out
@@ -276,6 +366,12 @@ def notes_for(row):
         notes.append(f"{row['closed_early']:,} connections closed")
     if row["timed_out"]:
         notes.append(f"{row['timed_out']:,} receivers timed out")
+    if row.get("guest_runs_given_up"):
+        notes.append(
+            f"GAVE UP in {row['guest_runs_given_up']}/{row['runs']} runs (--give-up-secs): "
+            f"median {num(row['guests_logged_in'])} of {num(row['guests'])} guests logged in")
+    if row.get("guests_short"):
+        notes.append(f"{row['guests_short']:,} guests missed notices")
     if row["out_of_order"]:
         notes.append(f"{row['out_of_order']:,} out of order")
     if row["failed_runs"]:
@@ -309,12 +405,160 @@ def find(summary, scenario, target):
     return next((r for r in summary if r["scenario"] == scenario and r["target"] == target), None)
 
 
-def targets(summary):
+def mark(ok):
+    return "met" if ok else ("**not met**" if ok is not None else "not measured")
+
+
+def largest(summary, prefix, target):
+    """The row of `target` in the scenario `prefix`-N with the largest N (guests-10000)."""
+    rows = [
+        r for r in summary
+        if r["target"] == target and r["scenario"].rpartition("-")[0] == prefix
+        and r["scenario"].rpartition("-")[2].isdigit()
+    ]
+    return max(rows, key=lambda r: int(r["scenario"].rpartition("-")[2]), default=None)
+
+
+def slice_at(slices, online):
+    """The CPU per login of the slice that ends at `online` guests, or nearest above it."""
+    later = [s for s in slices if s["online"] >= online and s["server_cpu_ms_per_login"] is not None]
+    return min(later, key=lambda s: s["online"], default=None)
+
+
+# Issue 10: how far CPU per login may rise from the first slice of logins to the last and
+# still count as flat, and how close "level" is.
+FLAT_RATIO = 1.5
+LEVEL = 0.95
+
+
+def targets_issue10(summary):
+    """Issue 10's targets, met or not, with the figures behind each verdict."""
     out = []
 
     def line(ok, text):
-        mark = "met" if ok else ("**not met**" if ok is not None else "not measured")
-        out.append(f"- {text}: {mark}")
+        out.append(f"- {text}: {mark(ok)}")
+
+    def rate(row):
+        return row["deliveries_per_sec"] if row and row["deliveries_per_sec"] else None
+
+    def best(scenario, names):
+        rows = [find(summary, scenario, name) for name in names]
+        rows = [r for r in rows if rate(r)]
+        return max(rows, key=rate, default=None)
+
+    for scenario, what in (("pm-100", "windowed"), ("pm-100-unwindowed", "unwindowed")):
+        top = best(scenario, PEERS)
+        lc = find(summary, scenario, "linechat")
+        nohist = find(summary, scenario, "linechat-nohistory")
+        if not top or not rate(lc):
+            line(None, f"private messages, 100 pairs, {what}")
+            continue
+        peer = f"best peer: {top['target']}, {num(rate(top))}"
+        line(rate(lc) >= LEVEL * rate(top),
+             f"private messages, 100 pairs, {what}, history on: at least level with the best "
+             f"peer (linechat: {num(rate(lc))} deliveries/s, {rate(lc) / rate(top):.2f}x; "
+             f"{peer}; within 5% counts as level)")
+        if rate(nohist):
+            line(rate(nohist) >= 1.3 * rate(top),
+                 f"... history off: at least 1.3x the best peer (linechat-nohistory: "
+                 f"{num(rate(nohist))}, {rate(nohist) / rate(top):.2f}x)")
+        else:
+            line(None, "... history off: at least 1.3x the best peer")
+    for members in ("100", "1000"):
+        for senders in ("", "x10"):
+            for mode in ("", "-unwindowed"):
+                scenario = f"fanout-burst-{members}{senders}{mode}"
+                who = f"{int(members):,} members, {'10 senders' if senders else '1 sender'}, " + (
+                    "unwindowed" if mode else "windowed")
+                lc = find(summary, scenario, "linechat")
+                if not rate(lc):
+                    line(None, f"fan-out, {who}")
+                    continue
+                redis = find(summary, scenario, "redis")
+                if rate(redis):
+                    line(rate(lc) >= 1.2 * rate(redis),
+                         f"fan-out, {who}: at least 1.2x Redis (linechat: {num(rate(lc))} "
+                         f"deliveries/s, Redis: {num(rate(redis))}, "
+                         f"{rate(lc) / rate(redis):.2f}x)")
+                top = best(scenario, IRC)
+                if top:
+                    line(rate(lc) >= 2 * rate(top),
+                         f"... at least 2x the best IRC server ({top['target']}: "
+                         f"{num(rate(top))}, {rate(lc) / rate(top):.2f}x)")
+    storm = largest(summary, "guests", "linechat")
+    if storm and storm.get("guest_delivered_seconds") is not None:
+        count = f"{int(storm['guests']):,}"
+        if storm.get("guest_runs_given_up"):
+            line(False,
+                 f"{count} guests logging in one after another, each reading what it is sent: "
+                 f"under 5 s (linechat: gave up after {num(storm['guest_logins_seconds'], 0)} s "
+                 f"with {num(storm['guests_logged_in'])} logged in, "
+                 f"{num(storm['guest_logins_per_sec'])}/s)")
+        else:
+            line(storm["guest_delivered_seconds"] < 5,
+                 f"{count} guests logging in one after another, each reading what it is sent: "
+                 f"under 5 s (linechat: every notice delivered after "
+                 f"{num(storm['guest_delivered_seconds'], 2)} s, the last `OK NICK` after "
+                 f"{num(storm['guest_logins_seconds'], 2)} s)")
+        slices = storm["guest_slices"]
+        first = slice_at(slices, 1) if slices else None
+        last = slices[-1] if slices else None
+        marks = [slice_at(slices, k) for k in (1000, 5000, 10000) if k <= storm["guests"]]
+        marks = [m for m in marks if m]
+        if last and last not in marks:
+            marks.append(last)
+        figures = " / ".join(
+            f"{num(m['server_cpu_ms_per_login'], 3)} ms at {m['online']:,}" for m in marks)
+        flat = None
+        if first and last and first["server_cpu_ms_per_login"] and last["server_cpu_ms_per_login"] is not None:
+            ratio = last["server_cpu_ms_per_login"] / first["server_cpu_ms_per_login"]
+            flat = ratio <= FLAT_RATIO
+            figures += f"; last slice / first: {ratio:.1f}x"
+        line(flat,
+             f"... server CPU per login flat as the number online grows (at most "
+             f"{FLAT_RATIO}x from the first slice of logins to the last; per login by guests "
+             f"online: {figures or '-'})")
+        memory = storm.get("rss_per_connection_bytes")
+        redis = largest(summary, "idle", "redis")
+        versus = (
+            f"; Redis, idle, not logged in: {num(redis['rss_per_connection_bytes'])} bytes"
+            if redis and redis.get("rss_per_connection_bytes") is not None else ""
+        )
+        line(None if memory is None else memory <= 4096,
+             f"memory per logged-in idle connection at {count} connections, after the guest "
+             f"storm with its notices delivered: at most 4 KiB of server RSS (linechat: "
+             f"{num(memory)} bytes{versus})")
+    else:
+        line(None, "guests logging in one after another: under 5 s")
+        line(None, "memory per logged-in idle connection after the guest storm: at most 4 KiB")
+    paced = find(summary, "fanout-paced-100", "linechat")
+    line(None if not paced or paced["p99_us"] is None else paced["p99_us"] < 1000,
+         f"paced 1,000 msgs/s to 100 members: p99 under 1 ms (linechat: "
+         f"{ms(paced['p99_us']) if paced else '-'} ms)")
+    ours = [r for r in summary if r["target"].startswith("linechat")]
+    trouble = [
+        r for r in ours
+        if r["delivered"] < r["expected"] or r["timed_out"] or r["failed_runs"] or r.get("guests_short")
+    ]
+    line(not trouble if ours else None,
+         "nothing lost, ever: every receiver got every message in every linechat run"
+         + (f" (losses or failures in: {', '.join(r['target'] + ' ' + r['scenario'] for r in trouble)})"
+            if trouble else f" ({len(ours)} scenario and server pairs checked)"))
+    theirs = [
+        r["target"] + " " + r["scenario"] for r in summary
+        if not r["target"].startswith("linechat") and (r["delivered"] < r["expected"] or r["timed_out"])
+    ]
+    if theirs:
+        out.append(f"- (peers that lost messages or timed out, for the record: {', '.join(theirs)})")
+    return out
+
+
+def targets_issue5(summary):
+    out = []
+
+    def line(ok, text):
+        if ok is not None:
+            out.append(f"- {text}: {mark(ok)}")
 
     for scenario, who in (("fanout-burst-1000", "1 sender"), ("fanout-burst-1000x10", "10 senders")):
         burst = find(summary, scenario, "linechat")
@@ -350,6 +594,158 @@ def targets(summary):
     return out
 
 
+def ms_label(value):
+    return f"{value:.2f}" if value < 10 else f"{value:,.0f}"
+
+
+def short(scenario):
+    """A chart label: the scenario name without its family prefix."""
+    for prefix in ("fanout-burst-", "fanout-"):
+        if scenario.startswith(prefix):
+            return "fan-out " + scenario[len(prefix):].replace("-unwindowed", " unwin.")
+    return scenario.replace("-unwindowed", " unwin.")
+
+
+def draw_charts(summary, directory):
+    """Draws the SVG charts into `directory`; returns (caption, path) pairs, or none without
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    os.makedirs(directory, exist_ok=True)
+    # Stable ids and no date in the files: a regenerated chart differs only where its data does.
+    plt.rcParams["svg.hashsalt"] = "linechat-bench"
+    plt.rcParams["font.size"] = 8
+    charts = []
+
+    def save(fig, name, caption):
+        path = os.path.join(directory, name)
+        fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)
+        charts.append((caption, path))
+
+    by_scenario = {}
+    for row in summary:
+        by_scenario.setdefault(row["scenario"], []).append(row)
+
+    def small_multiples(scenarios, value, unit, name, caption, label):
+        scenarios = [s for s in scenarios if any(value(r) is not None for r in by_scenario[s])]
+        if not scenarios:
+            return
+        columns = 4
+        rows_n = (len(scenarios) + columns - 1) // columns
+        fig, axes = plt.subplots(rows_n, columns, figsize=(3.2 * columns, 1.9 * rows_n), squeeze=False)
+        for ax in axes.flat[len(scenarios):]:
+            ax.axis("off")
+        for ax, scenario in zip(axes.flat, scenarios):
+            rows = [r for r in by_scenario[scenario] if value(r) is not None][::-1]
+            bars = ax.barh([r["target"] for r in rows], [value(r) for r in rows],
+                           color=[COLOURS.get(r["target"], "grey") for r in rows])
+            ax.bar_label(bars, labels=[label(value(r)) for r in rows], fontsize=6, padding=2)
+            # Room on the right for the longest bar's label.
+            ax.set_xlim(0, max(value(r) for r in rows) * 1.3)
+            ax.set_title(short(scenario), fontsize=9)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.set_xlabel(unit, fontsize=7)
+        fig.tight_layout()
+        save(fig, name, caption)
+
+    chat = [s for s in by_scenario if s.startswith(("fanout", "pm"))]
+    bursts = [s for s in chat if "paced" not in s]
+    small_multiples(bursts, lambda r: r["deliveries_per_sec"] and r["deliveries_per_sec"] / 1e6,
+                    "million deliveries/s", "deliveries.svg",
+                    "Deliveries per second (median of the rounds; more is better)",
+                    lambda v: f"{v:.2f}")
+    small_multiples(chat, lambda r: r["p99_us"] and r["p99_us"] / 1e3, "p99 latency, ms",
+                    "p99.svg", "p99 latency (median of the rounds; less is better)", ms_label)
+
+    storms = [r for r in summary if r["scenario"].startswith("guests") and r.get("guest_slices")]
+    if storms:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        for row in storms:
+            points = [p for p in row["guest_slices"] if p["server_cpu_ms_per_login"] is not None]
+            ax.plot([p["online"] for p in points], [p["server_cpu_ms_per_login"] for p in points],
+                    marker="o", color=COLOURS.get(row["target"], "grey"),
+                    label=f"{row['target']}, server")
+            ax.plot([p["online"] for p in points], [p["generator_cpu_ms_per_login"] for p in points],
+                    marker=".", linestyle="--", color="grey", label="generator")
+        ax.set_xlabel("guests online at the end of the slice")
+        ax.set_ylabel("CPU ms per login")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        save(fig, "guests-cpu.svg",
+             "Guest login storm: CPU per login, slice by slice, as the number online grows "
+             "(flat is the target)")
+
+    memory = []
+    for row in summary:
+        if row.get("rss_per_connection_bytes") is None:
+            continue
+        if row["scenario"].startswith("guests"):
+            memory.append((f"{row['target']} (after the guest storm, {num(row['connections'])})", row))
+        elif row["scenario"].startswith("idle"):
+            memory.append((f"{row['target']} (idle, {num(row['connections'])})", row))
+    if memory:
+        fig, ax = plt.subplots(figsize=(6, 0.35 * len(memory) + 0.8))
+        memory = memory[::-1]
+        ax.barh([label for label, _ in memory], [r["rss_per_connection_bytes"] for _, r in memory],
+                color=[COLOURS.get(r["target"], "grey") for _, r in memory])
+        ax.axvline(4096, color="black", linestyle=":", linewidth=1, label="4 KiB target")
+        ax.set_xlabel("server memory per connection, bytes")
+        ax.legend()
+        save(fig, "memory.svg", "Server memory per logged-in idle connection (less is better)")
+    return charts
+
+
+def guests_table(rows, lines):
+    for row in rows:
+        slices = row.get("guest_slices") or []
+        cpu = ", ".join(
+            f"{num(p['server_cpu_ms_per_login'], 3)} at {p['online']:,}" for p in slices
+            if p["server_cpu_ms_per_login"] is not None
+        )
+        expected = row.get("notices_expected")
+        lines.append("| | |")
+        lines.append("|---|--:|")
+        lines.append(f"| guests logged in / meant to | {num(row.get('guests_logged_in'))} / {num(row.get('guests'))} |")
+        lines.append(f"| logins done (last `OK NICK`) | {num(row.get('guest_logins_seconds'), 2)} s |")
+        lines.append(f"| every notice delivered | {num(row.get('guest_delivered_seconds'), 2)} s |")
+        lines.append(f"| logins/s | {num(row.get('guest_logins_per_sec'))} |")
+        lines.append(f"| login p50 / p99, connect to `OK NICK` | {ms(row['p50_us'])} / {ms(row['p99_us'])} ms |")
+        lines.append(f"| server CPU per login, by guests online (ms) | {cpu or '-'} |")
+        lines.append(
+            f"| CPU per login over the storm, server / generator | "
+            f"{num(row.get('guest_server_cpu_ms_per_login'), 3)} / "
+            f"{num(row.get('guest_generator_cpu_ms_per_login'), 3)} ms |")
+        lines.append(f"| server memory per connection after the storm | {num(row['rss_per_connection_bytes'])} bytes |")
+        lines.append(
+            f"| `NOTICE ONLINE` names received / expected (all runs) | "
+            f"{num(row.get('notices_received'))} / {num(expected) if expected else '-'} |")
+        lines.append(
+            f"| received by the guests per run, lines / bytes | {num(row.get('guest_lines_received'))} / "
+            f"{num(row.get('guest_bytes_received'))} |")
+        lines.append(f"| CPU server / generator | {cpu_cell(row)} |")
+        lines.append(f"| notes | {notes_for(row)} |")
+    lines.append("")
+    lines.append(
+        "Each guest connects (source addresses rotate over 127.0.0.x), sends `NICK <name>` "
+        "and waits for `OK NICK` before the next connects; every connection then stays open "
+        "and reads everything it is sent, above all a `NOTICE ONLINE` for every guest who "
+        "logs in after it (n(n-1)/2 notices for n guests), and each guest's count is checked. "
+        "CPU per login is the server's CPU time (`/proc/<pid>/stat`) over each slice of "
+        "logins divided by the logins in it. Memory per connection: growth of the server's "
+        "`VmRSS` from before the first connection to a few seconds after every notice was "
+        "delivered, divided by the connections (the kernel's socket buffers are not in RSS). "
+        "A storm still logging guests in after `--give-up-secs` stops there, and reports what "
+        "it did by then."
+    )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", required=True)
@@ -363,6 +759,7 @@ def main():
     parser.add_argument("--versions", default="")
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--loadgen-core", default="1")
+    parser.add_argument("--charts", help="directory for the SVG charts (none without it)")
     args = parser.parse_args()
 
     runs = [json.loads(l) for l in open(args.runs) if l.strip()]
@@ -404,13 +801,15 @@ def main():
     )
     lines.append("")
     lines.append(
-        "In a burst, each sender keeps at most a window of messages in flight (sent but "
-        "not yet received by one receiver it is paired with; `--window`, 1,000 by default): "
-        "enough to keep every server busy, while a sender that simply writes as fast as the "
-        "socket takes measures how a server copes with an unbounded backlog instead "
-        "(InspIRCd then reads a client's excess input only once a second, and the latency "
-        "becomes the depth of the backlog). Burst latencies are therefore latencies under "
-        "full load with that window, not idle latencies; the paced runs give those."
+        "Every burst runs twice. Windowed, each sender keeps at most a window of messages in "
+        "flight (sent but not yet received by one receiver it is paired with; `--window`, "
+        "1,000 by default): enough to keep every server busy. Unwindowed (`--window 0`, "
+        "scenarios named `-unwindowed`), each sender writes as fast as its socket takes, "
+        "which measures how a server copes with an unbounded backlog as well (InspIRCd then "
+        "reads a client's excess input only once a second, and the latency becomes the depth "
+        "of the backlog). Burst latencies are therefore latencies under full load, not idle "
+        "latencies; the paced runs give those. Every run checks that every receiver got "
+        "every message (and in order); a shortfall shows as LOST in the notes."
     )
     lines.append("")
     lines.append(
@@ -470,10 +869,32 @@ def main():
     for name in SERVERS:
         lines.append(f"| {name} | {CONFIG[name]} |")
     lines.append("")
-    lines.append("## Targets (issue 5)")
+    lines.append("## Targets (issue 10)")
     lines.append("")
-    lines.extend(targets(summary))
+    lines.append(
+        "Medians of the rounds, from this run. \"Level\" allows 5%; CPU per login counts as "
+        f"flat when the last slice of logins costs at most {FLAT_RATIO}x the first."
+    )
     lines.append("")
+    lines.extend(targets_issue10(summary))
+    lines.append("")
+    earlier = targets_issue5(summary)
+    if earlier:
+        lines.append("### Earlier targets (issue 5)")
+        lines.append("")
+        lines.extend(earlier)
+        lines.append("")
+    charts = draw_charts(summary, args.charts) if args.charts else []
+    if charts:
+        lines.append("## Charts")
+        lines.append("")
+        base = os.path.dirname(os.path.abspath(args.out))
+        for caption, path in charts:
+            lines.append(f"*{caption}*")
+            lines.append("")
+            name = os.path.splitext(os.path.basename(path))[0]
+            lines.append(f"![{name}]({os.path.relpath(os.path.abspath(path), base)})")
+            lines.append("")
     lines.append("## Results")
     lines.append("")
     by_scenario = {}
@@ -483,9 +904,18 @@ def main():
         alone = len(rows) == 1 and rows[0]["target"] == "linechat" and not scenario.startswith("logins")
         lines.append(f"### {title(scenario, rows[0]['parameters'], alone)}")
         lines.append("")
-        if scenario.startswith("idle"):
+        if scenario.startswith("guests"):
+            guests_table(rows, lines)
+        elif scenario.startswith("idle"):
             lines.append("| server | connections | server memory per connection (bytes) | logins/s while connecting | notes |")
             lines.append("|---|--:|--:|--:|---|")
+            storm = find(summary, "guests-" + scenario.rpartition("-")[2], "linechat")
+            if storm and not any(r["target"] == "linechat" for r in rows):
+                lines.append(
+                    f"| linechat, after the guest storm | {num(storm['connections'])} | "
+                    f"{num(storm['rss_per_connection_bytes'])} | {num(storm['connections_per_sec'])} | "
+                    f"logged in one after another, every notice delivered |"
+                )
             for row in rows:
                 lines.append(
                     f"| {row['target']} | {num(row['connections'])} | "
@@ -494,9 +924,10 @@ def main():
             lines.append("")
             lines.append(
                 "Memory per connection: growth of the server's resident memory "
-                "(`VmRSS` in `/proc/<pid>/status`) from before the first connection to a "
-                "few seconds (`--settle-secs`: 3, or 5 for 19,000) after the last one logged "
-                "in, divided by the connections. Redis has no login: its connections are "
+                "(`VmRSS` in `/proc/<pid>/status`) from before the first connection to 5 s "
+                "(`--settle-secs`) after the last one logged in, divided by the connections; "
+                "linechat's, after the guest storm, from before the first guest to 5 s after "
+                "the last notice arrived. Redis has no login: its connections are "
                 "only connected. Logins/s is how fast the generator got them all logged in "
                 "(InspIRCd completes registrations on a one-second timer)."
             )

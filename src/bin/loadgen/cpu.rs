@@ -49,6 +49,24 @@ pub fn snapshot(server_pid: Option<u32>) -> Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Wall-clock seconds from `earlier` to this snapshot.
+    pub fn seconds_since(&self, earlier: &Snapshot) -> f64 {
+        self.at.duration_since(earlier.at).as_secs_f64()
+    }
+}
+
+/// CPU time spent between two snapshots, in milliseconds: the server's (if its pid was
+/// given) and the generator's.
+pub fn spent_ms(before: &Snapshot, after: &Snapshot) -> (Option<f64>, f64) {
+    let ms = |ticks: u64| ticks as f64 * 1000.0 / TICKS_PER_SEC;
+    let server = match (before.server_ticks, after.server_ticks) {
+        (Some(start), Some(end)) => Some(ms(end.saturating_sub(start))),
+        _ => None,
+    };
+    (server, ms(after.own_ticks.saturating_sub(before.own_ticks)))
+}
+
 pub fn usage(before: &Snapshot, after: &Snapshot, server_pid: Option<u32>) -> CpuUse {
     let seconds = after.at.duration_since(before.at).as_secs_f64().max(1e-6);
     let generator_cores = allowed_cores("self").unwrap_or_default();

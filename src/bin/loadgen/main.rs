@@ -8,6 +8,7 @@
 mod conn;
 mod cpu;
 mod dialect;
+mod guests;
 mod logins;
 mod payload;
 mod stats;
@@ -94,7 +95,7 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         size: usize,
         /// In a burst, messages a sender may have in flight (sent, not yet received by one
-        /// chosen receiver); 0 for no bound.
+        /// chosen receiver); 0 for none: unwindowed, as fast as the socket takes.
         #[arg(long, default_value_t = 1000)]
         window: u64,
     },
@@ -111,7 +112,7 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         size: usize,
         /// In a burst, messages a sender may have in flight (sent, not yet received); 0 for
-        /// no bound.
+        /// none: unwindowed, as fast as the socket takes.
         #[arg(long, default_value_t = 1000)]
         window: u64,
     },
@@ -123,6 +124,32 @@ enum Scenario {
         /// Seconds to let the server settle before its memory is read.
         #[arg(long, default_value_t = 3)]
         settle_secs: u64,
+    },
+    /// Guest login storm (linechat only): guests log in with NICK one after another, each
+    /// connection staying and reading everything it is sent (a NOTICE ONLINE for every later
+    /// guest); reports the time the logins take, the server's CPU per login by number online
+    /// (needs --server-pid) and, once the notices are delivered, its memory per connection.
+    Guests {
+        #[arg(long, default_value_t = 10_000)]
+        guests: usize,
+        /// Logins in flight at once; 1 waits for each OK NICK before the next connects.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// The CPU per login is reported for every slice of this many logins.
+        #[arg(long, default_value_t = 1000)]
+        slice: usize,
+        /// Which NOTICE ONLINE lines the guests should get: with `everyone`, the run waits
+        /// for all of them and counts those missing.
+        #[arg(long, value_enum, default_value = "everyone")]
+        presence: guests::Presence,
+        /// Seconds to let the server settle, once the notices are delivered, before its
+        /// memory is read.
+        #[arg(long, default_value_t = 3)]
+        settle_secs: u64,
+        /// Stop logging guests in after this many seconds (0: never), and report what was
+        /// done by then.
+        #[arg(long, default_value_t = 0)]
+        give_up_secs: u64,
     },
     /// Login storm (linechat only): accounts REGISTER, then LOGIN, each over a fresh
     /// connection, while a paced fan-out runs; reports logins per second and the chat
@@ -170,6 +197,7 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| cli.dialect.name().into());
     report.label = cli.label.clone();
+    report.check_losses();
     report.print();
     if let Some(path) = &cli.json {
         let mut file = std::fs::OpenOptions::new()
@@ -228,6 +256,36 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         } => {
             let mut report = idle(cli, clients, Duration::from_secs(settle_secs)).await?;
             report.parameters = format!("clients={clients}");
+            Ok(report)
+        }
+        Scenario::Guests {
+            guests,
+            concurrency,
+            slice,
+            presence,
+            settle_secs,
+            give_up_secs,
+        } => {
+            if cli.dialect != Dialect::Linechat {
+                bail!("the guest storm speaks linechat's NICK and NOTICE ONLINE");
+            }
+            if guests == 0 {
+                bail!("guests needs at least one guest");
+            }
+            let storm = guests::Storm {
+                guests,
+                concurrency: concurrency.max(1),
+                slice: slice.max(1),
+                presence,
+                settle: Duration::from_secs(settle_secs),
+                give_up: (give_up_secs > 0).then(|| Duration::from_secs(give_up_secs)),
+            };
+            let mut report = guests::run(cli, &storm).await?;
+            report.parameters = format!(
+                "guests={guests} concurrency={concurrency} slice={slice} presence={} \
+                 give-up-secs={give_up_secs}",
+                presence.name()
+            );
             Ok(report)
         }
         Scenario::Logins {

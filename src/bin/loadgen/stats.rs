@@ -219,6 +219,49 @@ pub struct StormReport {
     pub chat_before_storm: Percentiles,
 }
 
+/// The server's and the generator's CPU time per login over one slice of the guest storm.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginSlice {
+    /// Guests online (logged in) at the end of the slice.
+    pub online: u64,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ms_per_login: Option<f64>,
+    pub generator_cpu_ms_per_login: f64,
+}
+
+/// The guest login storm's own results.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestsReport {
+    /// Guests meant to log in, and those that did before the run gave up (if it did).
+    pub guests: u64,
+    pub logged_in: u64,
+    pub gave_up: bool,
+    /// Logins in flight at once (1: one after another).
+    pub concurrency: usize,
+    /// From the first connect to the last `OK NICK`.
+    pub logins_seconds: f64,
+    pub logins_per_sec: f64,
+    /// From the first connect to the last byte any guest received (every notice delivered).
+    pub delivered_seconds: f64,
+    /// Connect to `OK NICK`, per guest.
+    pub login_latency: Percentiles,
+    /// Over the whole storm, until every notice was delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ms_per_login: Option<f64>,
+    pub generator_cpu_ms_per_login: f64,
+    pub slices: Vec<LoginSlice>,
+    /// `NOTICE ONLINE` names the guests should get (when everyone hears of every login).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notices_expected: Option<u64>,
+    pub notices_received: u64,
+    /// Guests that got fewer notices than the logins after theirs.
+    pub guests_short: u64,
+    /// Everything the guests received after their `OK NICK`.
+    pub lines_received: u64,
+    pub bytes_received: u64,
+}
+
 /// One line of results.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -229,6 +272,8 @@ pub struct Report {
     pub label: Option<String>,
     pub expected: u64,
     pub delivered: u64,
+    /// Expected but never delivered: every run checks that every receiver got every message.
+    pub lost: u64,
     pub out_of_order: u64,
     pub seconds: f64,
     pub deliveries_per_sec: f64,
@@ -263,6 +308,8 @@ pub struct Report {
     pub rss_per_connection_bytes: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storm: Option<StormReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guests: Option<GuestsReport>,
 }
 
 impl Report {
@@ -277,6 +324,8 @@ impl Report {
             label: None,
             expected,
             delivered: tally.received,
+            // Set by `check_losses` once the scenario has filled in what was delivered.
+            lost: 0,
             out_of_order: tally.out_of_order,
             seconds,
             deliveries_per_sec: if seconds > 0.0 {
@@ -302,7 +351,13 @@ impl Report {
             rss_after_kib: None,
             rss_per_connection_bytes: None,
             storm: None,
+            guests: None,
         }
+    }
+
+    /// Counts what was expected but not delivered.
+    pub fn check_losses(&mut self) {
+        self.lost = self.expected.saturating_sub(self.delivered);
     }
 
     pub fn note_trouble(&mut self, trouble: &Trouble) {
@@ -330,6 +385,11 @@ impl Report {
             self.p999_us,
             self.max_us,
         );
+        if self.lost > 0 {
+            line += &format!("; LOST {} of {}", self.lost, self.expected);
+        } else {
+            line += "; nothing lost";
+        }
         if self.errors + self.closed_early + self.timed_out > 0 {
             line += &format!(
                 "; PROBLEMS: {} error lines, {} connections closed, {} receivers timed out, \
@@ -370,6 +430,51 @@ impl Report {
                 storm.chat_before_storm.p50_us,
                 storm.chat_before_storm.p99_us,
                 storm.chat_before_storm.max_us,
+            );
+        }
+        if let Some(guests) = &self.guests {
+            line += &format!(
+                "; {}{} guests logged in in {:.2}s ({:.0}/s, concurrency {}, login p50 {:.2} ms \
+                 p99 {:.2} ms), every notice delivered after {:.2}s: {}/{} NOTICE ONLINE \
+                 names, {} guests short, {} lines, {} bytes received",
+                if guests.gave_up { "GAVE UP: only " } else { "" },
+                guests.logged_in,
+                guests.logins_seconds,
+                guests.logins_per_sec,
+                guests.concurrency,
+                guests.login_latency.p50_us / 1e3,
+                guests.login_latency.p99_us / 1e3,
+                guests.delivered_seconds,
+                guests.notices_received,
+                guests
+                    .notices_expected
+                    .map_or_else(|| "?".into(), |n| n.to_string()),
+                guests.guests_short,
+                guests.lines_received,
+                guests.bytes_received,
+            );
+            if let Some(ms) = guests.server_cpu_ms_per_login {
+                line += &format!(
+                    "; CPU per login overall: server {ms:.3} ms, generator {:.3} ms",
+                    guests.generator_cpu_ms_per_login
+                );
+            }
+            let slices: Vec<String> = guests
+                .slices
+                .iter()
+                .map(|slice| {
+                    format!(
+                        "{}: {} ms",
+                        slice.online,
+                        slice
+                            .server_cpu_ms_per_login
+                            .map_or_else(|| "?".into(), |ms| format!("{ms:.3}"))
+                    )
+                })
+                .collect();
+            line += &format!(
+                "; server CPU per login by guests online: {}",
+                slices.join(", ")
             );
         }
         if let Some(cpu) = &self.cpu {
