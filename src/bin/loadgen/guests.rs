@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::ValueEnum;
 use futures::{StreamExt, stream};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
@@ -20,31 +19,13 @@ use crate::dialect::short_name;
 use crate::stats::{GuestsReport, LoginSlice, Percentiles, Report, Trouble};
 use crate::{Cli, connect_and_log_in, cpu, run_tag};
 
-/// Which `NOTICE ONLINE` lines the server is expected to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Presence {
-    /// Everyone online hears of every later login (the protocol's default): guest `i` of
-    /// `n` gets `n - 1 - i` notices.
-    Everyone,
-    /// None to these guests (a server that tells only those sharing a room with the
-    /// newcomer, and guests share none): the run waits for quiet instead.
-    None,
-}
-
-impl Presence {
-    pub fn name(self) -> &'static str {
-        match self {
-            Presence::Everyone => "everyone",
-            Presence::None => "none",
-        }
-    }
-}
-
 pub struct Storm {
     pub guests: usize,
     pub concurrency: usize,
     pub slice: usize,
-    pub presence: Presence,
+    /// The server's `presence_max_online`: a login is announced to everyone online while at
+    /// most this many are online, counting the newcomer; 0 means never.
+    pub presence_max_online: usize,
     pub settle: Duration,
     /// Logins stop once the storm has taken this long, if given: a server with logins that
     /// cost O(online) would otherwise keep a benchmark busy for many minutes.
@@ -129,15 +110,13 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
     drop(logins);
     let logins_seconds = began.elapsed().as_secs_f64();
 
-    let later = later_logins(&logged_in);
-    // Wait for the notices: all of them when their number is known, else for quiet.
-    let expected: Option<u64> = match storm.presence {
-        Presence::Everyone => Some((0..n).filter(|&i| logged_in[i]).map(|i| later[i]).sum()),
-        Presence::None => None,
-    };
-    let quiet = match storm.presence {
-        Presence::Everyone => Duration::from_secs(cli.idle_timeout_secs),
-        Presence::None => Duration::from_secs(1),
+    let later = later_logins(&logged_in, storm.presence_max_online);
+    // Wait for the notices: all of them, or for quiet if none are due.
+    let expected: u64 = (0..n).filter(|&i| logged_in[i]).map(|i| later[i]).sum();
+    let expected = (expected > 0).then_some(expected);
+    let quiet = match expected {
+        Some(_) => Duration::from_secs(cli.idle_timeout_secs),
+        None => Duration::from_secs(1),
     };
     let mut timed_out = false;
     loop {
@@ -179,16 +158,13 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
     let notices_received: u64 = per_guest.iter().sum();
     // Guest i hears of every later guest; with logins overlapping, of at least those that
     // began after its own had finished.
-    let guests_short = match storm.presence {
-        Presence::Everyone => per_guest
-            .iter()
-            .enumerate()
-            .filter(|&(i, &got)| {
-                logged_in[i] && got < later[i].saturating_sub(storm.concurrency as u64 - 1)
-            })
-            .count() as u64,
-        Presence::None => 0,
-    };
+    let guests_short = per_guest
+        .iter()
+        .enumerate()
+        .filter(|&(i, &got)| {
+            logged_in[i] && got < later[i].saturating_sub(storm.concurrency as u64 - 1)
+        })
+        .count() as u64;
     let expected_total = expected.unwrap_or(notices_received);
     let mut report = Report::from_tally(
         "guests",
@@ -242,12 +218,21 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
 
 /// For each guest, how many guests logged in after it, whose `NOTICE ONLINE` it should get
 /// (logins cut short by giving up may add a few).
-fn later_logins(logged_in: &[bool]) -> Vec<u64> {
+/// For each guest, how many `NOTICE ONLINE` lines it should get: one for each guest who
+/// logged in after it while at most `max_online` were online, counting the newcomer (nobody
+/// else is online during the storm).
+fn later_logins(logged_in: &[bool], max_online: usize) -> Vec<u64> {
+    let mut online_after = Vec::with_capacity(logged_in.len());
+    let mut online = 0;
+    for &came in logged_in {
+        online += usize::from(came);
+        online_after.push(online);
+    }
     let mut later = vec![0; logged_in.len()];
     let mut after = 0;
-    for (i, &online) in logged_in.iter().enumerate().rev() {
+    for (i, &came) in logged_in.iter().enumerate().rev() {
         later[i] = after;
-        after += u64::from(online);
+        after += u64::from(came && online_after[i] <= max_online);
     }
     later
 }
@@ -315,9 +300,23 @@ mod tests {
 
     #[test]
     fn each_guest_hears_of_the_guests_after_it() {
-        assert_eq!(later_logins(&[true; 4]), vec![3, 2, 1, 0]);
-        assert_eq!(later_logins(&[true, false, true, false]), vec![1, 1, 0, 0]);
-        let all = later_logins(&[true; 10_000]);
+        let everyone = usize::MAX;
+        assert_eq!(later_logins(&[true; 4], everyone), vec![3, 2, 1, 0]);
+        assert_eq!(
+            later_logins(&[true, false, true, false], everyone),
+            vec![1, 1, 0, 0]
+        );
+        let all = later_logins(&[true; 10_000], everyone);
         assert_eq!(all.iter().sum::<u64>(), 10_000 * 9_999 / 2);
+    }
+
+    #[test]
+    fn logins_past_the_presence_limit_are_not_announced() {
+        // The third guest makes three online: announced with a limit of 3, not of 2.
+        assert_eq!(later_logins(&[true; 4], 3), vec![2, 1, 0, 0]);
+        assert_eq!(later_logins(&[true; 4], 2), vec![1, 0, 0, 0]);
+        assert_eq!(later_logins(&[true; 4], 0), vec![0; 4]);
+        let all = later_logins(&[true; 10_000], 2_000);
+        assert_eq!(all.iter().sum::<u64>(), 2_000 * 1_999 / 2);
     }
 }

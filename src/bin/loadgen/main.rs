@@ -138,10 +138,11 @@ enum Scenario {
         /// The CPU per login is reported for every slice of this many logins.
         #[arg(long, default_value_t = 1000)]
         slice: usize,
-        /// Which NOTICE ONLINE lines the guests should get: with `everyone`, the run waits
-        /// for all of them and counts those missing.
-        #[arg(long, value_enum, default_value = "everyone")]
-        presence: guests::Presence,
+        /// The server's `presence_max_online`: a login is announced to everyone online
+        /// while at most this many are, counting the newcomer (0: never). The run waits for
+        /// every notice due and counts those missing.
+        #[arg(long, default_value_t = 2000)]
+        presence_max_online: usize,
         /// Seconds to let the server settle, once the notices are delivered, before its
         /// memory is read.
         #[arg(long, default_value_t = 3)]
@@ -262,7 +263,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             guests,
             concurrency,
             slice,
-            presence,
+            presence_max_online,
             settle_secs,
             give_up_secs,
         } => {
@@ -276,15 +277,14 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
                 guests,
                 concurrency: concurrency.max(1),
                 slice: slice.max(1),
-                presence,
+                presence_max_online,
                 settle: Duration::from_secs(settle_secs),
                 give_up: (give_up_secs > 0).then(|| Duration::from_secs(give_up_secs)),
             };
             let mut report = guests::run(cli, &storm).await?;
             report.parameters = format!(
-                "guests={guests} concurrency={concurrency} slice={slice} presence={} \
-                 give-up-secs={give_up_secs}",
-                presence.name()
+                "guests={guests} concurrency={concurrency} slice={slice} \
+                 presence-max-online={presence_max_online} give-up-secs={give_up_secs}"
             );
             Ok(report)
         }
