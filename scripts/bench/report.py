@@ -895,6 +895,32 @@ def main():
             name = os.path.splitext(os.path.basename(path))[0]
             lines.append(f"![{name}]({os.path.relpath(os.path.abspath(path), base)})")
             lines.append("")
+    profiles = [
+        label
+        for label in ("before", "after")
+        if os.path.exists(f"benchmarks/flamegraphs/{label}-pm.svg")
+    ]
+    if profiles:
+        lines.append("## Profiles")
+        lines.append("")
+        lines.append(
+            "CPU flame graphs of the server on the private-message and fan-out paths, made "
+            "by `scripts/flamegraph.sh` with `perf` (how, and how to read them: "
+            "[benchmarks/README.md](benchmarks/README.md)). `before` is commit 0130bbd, "
+            "five tasks between a sender and a recipient's writer; `after` is the code that "
+            "removed the hops. The shares of CPU by kind of work are in the `-top.txt` files."
+        )
+        lines.append("")
+        for label in profiles:
+            links = ", ".join(
+                f"[{scenario}](benchmarks/flamegraphs/{label}-{scenario}.svg)"
+                for scenario in ("pm", "fanout")
+            )
+            lines.append(
+                f"- {label}: {links}, "
+                f"[top functions and shares](benchmarks/flamegraphs/{label}-top.txt)"
+            )
+        lines.append("")
     lines.append("## Results")
     lines.append("")
     by_scenario = {}

@@ -49,64 +49,79 @@ impl TelnetFilter {
     }
 
     /// Appends the data bytes of `input` to `output`.
-    pub fn filter(&mut self, input: &[u8], output: &mut BytesMut) {
+    pub fn filter(&mut self, mut input: &[u8], output: &mut BytesMut) {
         output.reserve(input.len());
-        for &byte in input {
-            self.state = match (self.state, byte) {
-                (State::Data, IAC) => State::Iac,
-                (State::Data, CR) => State::Cr,
-                (State::Data, NUL) => State::Data,
-                (State::Data, _) => {
-                    output.put_u8(byte);
-                    State::Data
-                }
-                (State::Cr, LF | NUL) => {
-                    output.put_u8(LF);
-                    State::Data
-                }
-                (State::Cr, CR) => {
-                    output.put_u8(CR);
-                    State::Cr
-                }
-                (State::Cr, IAC) => {
-                    output.put_u8(CR);
-                    State::Iac
-                }
-                (State::Cr, _) => {
-                    output.put_u8(CR);
-                    output.put_u8(byte);
-                    State::Data
-                }
-                // A line ending inside a sequence means the 255 was a stray byte, not telnet
-                // (Latin-1 'ÿ', say): keep it so that its line fails as bad UTF-8, and keep
-                // the line ending so that only that line is lost.
-                (State::Iac | State::Option | State::Sub(_) | State::SubIac(_), LF) => {
-                    output.put_u8(IAC);
-                    output.put_u8(LF);
-                    State::Data
-                }
-                (State::Iac | State::Option | State::Sub(_) | State::SubIac(_), CR) => {
-                    output.put_u8(IAC);
-                    State::Cr
-                }
-                (State::Iac, WILL..=DONT) => State::Option,
-                (State::Iac, SB) => State::Sub(0),
-                // An escaped 255 is not UTF-8 either; let the line fail as bad UTF-8.
-                (State::Iac, IAC) => {
-                    output.put_u8(IAC);
-                    State::Data
-                }
-                (State::Iac, _) | (State::Option, _) => State::Data,
-                (State::Sub(_) | State::SubIac(_), _) if self.sub_len() >= MAX_SUBNEGOTIATION => {
-                    output.put_u8(IAC);
-                    State::Data
-                }
-                (State::Sub(len), IAC) => State::SubIac(len + 1),
-                (State::Sub(len), _) => State::Sub(len + 1),
-                (State::SubIac(_), SE) => State::Data,
-                (State::SubIac(len), _) => State::Sub(len + 1),
-            };
+        while !input.is_empty() {
+            if self.state == State::Data {
+                // Text up to the next byte that may begin a telnet sequence or a line ending
+                // is copied as it is, in one go: most input is nothing but that.
+                let run = memchr::memchr3(IAC, CR, NUL, input).unwrap_or(input.len());
+                output.extend_from_slice(&input[..run]);
+                input = &input[run..];
+            }
+            if let Some((&byte, rest)) = input.split_first() {
+                self.step(byte, output);
+                input = rest;
+            }
         }
+    }
+
+    /// Takes one byte through the state machine.
+    fn step(&mut self, byte: u8, output: &mut BytesMut) {
+        self.state = match (self.state, byte) {
+            (State::Data, IAC) => State::Iac,
+            (State::Data, CR) => State::Cr,
+            (State::Data, NUL) => State::Data,
+            (State::Data, _) => {
+                output.put_u8(byte);
+                State::Data
+            }
+            (State::Cr, LF | NUL) => {
+                output.put_u8(LF);
+                State::Data
+            }
+            (State::Cr, CR) => {
+                output.put_u8(CR);
+                State::Cr
+            }
+            (State::Cr, IAC) => {
+                output.put_u8(CR);
+                State::Iac
+            }
+            (State::Cr, _) => {
+                output.put_u8(CR);
+                output.put_u8(byte);
+                State::Data
+            }
+            // A line ending inside a sequence means the 255 was a stray byte, not telnet
+            // (Latin-1 'ÿ', say): keep it so that its line fails as bad UTF-8, and keep
+            // the line ending so that only that line is lost.
+            (State::Iac | State::Option | State::Sub(_) | State::SubIac(_), LF) => {
+                output.put_u8(IAC);
+                output.put_u8(LF);
+                State::Data
+            }
+            (State::Iac | State::Option | State::Sub(_) | State::SubIac(_), CR) => {
+                output.put_u8(IAC);
+                State::Cr
+            }
+            (State::Iac, WILL..=DONT) => State::Option,
+            (State::Iac, SB) => State::Sub(0),
+            // An escaped 255 is not UTF-8 either; let the line fail as bad UTF-8.
+            (State::Iac, IAC) => {
+                output.put_u8(IAC);
+                State::Data
+            }
+            (State::Iac, _) | (State::Option, _) => State::Data,
+            (State::Sub(_) | State::SubIac(_), _) if self.sub_len() >= MAX_SUBNEGOTIATION => {
+                output.put_u8(IAC);
+                State::Data
+            }
+            (State::Sub(len), IAC) => State::SubIac(len + 1),
+            (State::Sub(len), _) => State::Sub(len + 1),
+            (State::SubIac(_), SE) => State::Data,
+            (State::SubIac(len), _) => State::Sub(len + 1),
+        };
     }
 }
 
@@ -160,5 +175,32 @@ mod tests {
     fn line_endings_are_normalised() {
         assert_eq!(run(&[b"a\r\n", b"b\r", b"\0", b"c\n"]), b"a\nb\nc\n");
         assert_eq!(run(&[b"a\rb\n"]), b"a\rb\n");
+    }
+
+    proptest::proptest! {
+        /// Copying plain runs at once gives what taking every byte through the state
+        /// machine gives, however the input is split.
+        #[test]
+        fn runs_are_copied_as_the_state_machine_would(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(IAC), proptest::prelude::Just(CR),
+                    proptest::prelude::Just(LF), proptest::prelude::Just(NUL),
+                    proptest::prelude::Just(SB), proptest::prelude::Just(SE),
+                    proptest::prelude::Just(WILL), proptest::prelude::any::<u8>()
+                ],
+                0..200,
+            ),
+            split in 0usize..200,
+        ) {
+            let mut byte_by_byte = TelnetFilter::default();
+            let mut expected = BytesMut::new();
+            for &byte in &bytes {
+                byte_by_byte.step(byte, &mut expected);
+            }
+            let split = split.min(bytes.len());
+            let (first, second) = bytes.split_at(split);
+            proptest::prop_assert_eq!(run(&[first, second]), expected.to_vec());
+        }
     }
 }
