@@ -47,8 +47,13 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(reply: Reply) -> Arc<Self> {
+        Self::of(&reply)
+    }
+
+    /// The same, leaving the reply to the caller, who may still need its parts.
+    pub fn of(reply: &Reply) -> Arc<Self> {
         Arc::new(Self {
-            line: encode(&reply),
+            line: encode(reply),
             ends: false,
         })
     }

@@ -495,19 +495,24 @@ impl Session {
         if let Some(recipient) = self.recipients.get(&to) {
             let outbox = &recipient.member.outbox;
             if !outbox.is_closed() {
-                // Recorded before it is delivered, so that a HISTORY the recipient sends on
-                // seeing it finds it.
-                self.context.server.store.record(Record {
-                    conversation: Conversation::Private(from.id, recipient.member.id),
-                    from: from.name.clone(),
-                    to: Some(recipient.member.id),
-                    text: text.clone(),
-                    at: SystemTime::now(),
-                    pending: false,
-                });
-                let line = Delivery::new(Reply::Pm {
+                let pm = Reply::Pm {
                     from: from.name.clone(),
                     text,
+                };
+                let line = Delivery::of(&pm);
+                let Reply::Pm { from: name, text } = pm else {
+                    return;
+                };
+                // Recorded before it is delivered, so that a HISTORY the recipient sends on
+                // seeing it finds it. The text moves on to the record: a message is copied
+                // once, into its line.
+                self.context.server.store.record(Record {
+                    conversation: Conversation::Private(from.id, recipient.member.id),
+                    from: name,
+                    to: Some(recipient.member.id),
+                    text,
+                    at: SystemTime::now(),
+                    pending: false,
                 });
                 let answer = match outbox.push(line) {
                     Ok(()) => recipient.sent.clone(),

@@ -26,10 +26,11 @@ pub(super) enum RoomMessage {
         member: Member,
         reply: Option<oneshot::Sender<Reply>>,
     },
-    /// A message from a member; the member's session answers `OK RM` itself.
+    /// A message from a member, encoded by the member's session, which answers `OK RM`
+    /// itself.
     Say {
         from: Name,
-        text: String,
+        line: Arc<Delivery>,
     },
     Members {
         reply: oneshot::Sender<Reply>,
@@ -72,16 +73,25 @@ impl Room {
         if self.tx.is_closed() {
             return None;
         }
+        let said = Reply::Rm {
+            room: self.name.clone(),
+            from: from.name.clone(),
+            text,
+        };
+        let line = Delivery::of(&said);
+        // The text moves on to the history record: a message is copied once, into its line.
+        let Reply::Rm { from, text, .. } = said else {
+            return None;
+        };
         store.record(Record {
             conversation: Conversation::Room(self.name.clone()),
-            from: from.name.clone(),
+            from: from.clone(),
             to: None,
-            text: text.clone(),
+            text,
             at: SystemTime::now(),
             pending: false,
         });
-        let from = from.name.clone();
-        let sent = self.tx.send(RoomMessage::Say { from, text }).await;
+        let sent = self.tx.send(RoomMessage::Say { from, line }).await;
         sent.is_ok().then(|| self.said.clone())
     }
 
@@ -213,15 +223,10 @@ impl RoomManager {
                     let _ = reply.send(answer);
                 }
             }
-            RoomMessage::Say { from, text } => {
+            RoomMessage::Say { from, line } => {
                 // Only a member's session holds the handle; a session whose seat passed to a
                 // newer login of the same user may still send, as that user.
                 if self.members.contains_key(&from) {
-                    let line = Delivery::new(Reply::Rm {
-                        room: room.clone(),
-                        from: from.clone(),
-                        text,
-                    });
                     self.deliver(&line, &from);
                 }
             }
