@@ -246,8 +246,10 @@ fn log_stats(connections: &ConnectionCount, output: &OutputBudget) {
     );
 }
 
-/// Hands memory freed after a load back to the system. glibc's allocator keeps freed pages
-/// in its arenas otherwise, so a server that once served a crowd would stay that big.
+/// Hands memory freed after a load back to the system. The server binary allocates through
+/// jemalloc, which returns what it frees by itself after a few seconds; SQLite still
+/// allocates through glibc's allocator, which keeps freed pages in its arenas otherwise, so
+/// a server that once served a crowd would stay that big.
 fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
