@@ -254,7 +254,8 @@ struct Session {
     /// out in this order, and before the reply of any later command, so a burst of messages
     /// costs no round trip each, yet every command still gets its final line in order.
     in_flight: VecDeque<InFlight>,
-    /// How many of those are private messages the directory is delivering (0 or 1).
+    /// How many of those are private messages the directory is delivering. While any is, a
+    /// message to someone whose handle the session lacks first waits for their answers.
     privates_in_flight: usize,
     /// The users this session sent private messages to lately, by name.
     recipients: HashMap<Name, Recipient>,
@@ -481,10 +482,10 @@ impl Session {
     /// `PM`: straight to the recipient's outbox when the session holds it, otherwise through
     /// the directory, whose answer hands it over.
     async fn private(&mut self, to: Name, text: String) {
-        // The directory delivers at most one message at a time for this session: a message to
-        // someone whose handle the session lacks first waits for that one's answer, which may
-        // hand the handle over, so that a burst to one user pays one round trip, not one each,
-        // and nothing sent straight to a recipient overtakes what the directory delivers.
+        // A message to someone whose handle the session lacks first waits for the answers of
+        // the messages the directory is delivering, which may hand the handle over: a burst
+        // to one user pays one round trip, not one each, and nothing sent straight to a
+        // recipient overtakes what the directory delivers to them.
         if self.privates_in_flight > 0 && !self.recipients.contains_key(&to) {
             self.settle().await;
         }
