@@ -124,20 +124,7 @@ versions() {
 }
 
 cpu_busy() { # prints the busy % of cores 0 and 1 over half a second
-    python3 - <<'PY'
-import time
-def read():
-    out = {}
-    for line in open("/proc/stat"):
-        f = line.split()
-        if f[0].startswith("cpu") and f[0] != "cpu":
-            v = list(map(int, f[1:9]))
-            out[f[0]] = (sum(v) - v[3] - v[4], sum(v))
-    return out
-a = read(); time.sleep(0.5); b = read()
-print(" ".join(str(round(100 * (b[c][0] - a[c][0]) / max(1, b[c][1] - a[c][1])))
-               for c in ("cpu0", "cpu1")))
-PY
+    python3 scripts/bench/cpu_busy.py 0 1
 }
 
 # Waits (up to 10 s) for both cores to be quiet before a run: other work on this machine
