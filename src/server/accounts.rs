@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::request;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -142,11 +143,9 @@ impl Accounts {
         &self,
         request: impl FnOnce(oneshot::Sender<T>) -> AccountRequest,
     ) -> Result<T, AccountError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(request(reply))
-            .map_err(|_| AccountError::Unavailable)?;
-        answer.await.map_err(|_| AccountError::Unavailable)
+        request::ask(&self.tx, request)
+            .await
+            .ok_or(AccountError::Unavailable)
     }
 }
 

@@ -6,6 +6,7 @@ mod handle;
 mod limits;
 mod log_tally;
 mod member;
+mod request;
 mod room;
 mod session;
 pub mod storage;

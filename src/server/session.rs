@@ -19,9 +19,10 @@ use super::accounts::AccountError;
 use super::handle::ServerHandle;
 use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch, RoomCreations};
 use super::member::{Member, UserId};
+use super::request::unavailable;
 use super::room::{Joined, Room};
 use super::storage::{Conversation, Record};
-use super::user::{NameRefusal, Private, RegisterError, Users, unavailable};
+use super::user::{NameRefusal, Private, RegisterError, Users};
 use crate::common::{
     CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
 };

@@ -14,6 +14,7 @@ use tracing::info;
 
 use super::accounts::{AccountError, Accounts};
 use super::member::{Member, UserId};
+use super::request::{self, unavailable};
 use super::storage::{Conversation, Record, Store};
 use crate::common::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
@@ -225,11 +226,7 @@ impl Users {
         &self,
         request: impl FnOnce(oneshot::Sender<T>) -> UserRequest,
     ) -> oneshot::Receiver<T> {
-        let (reply, answer) = oneshot::channel();
-        // A closed processor drops the request, and with it the reply sender: the asker
-        // sees the channel close and answers `ERR INTERNAL`.
-        let _ = self.tx.send(request(reply));
-        answer
+        request::submit(&self.tx, request)
     }
 
     /// Sends a global notice to everyone online but `except`.
@@ -238,13 +235,8 @@ impl Users {
     }
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UserRequest) -> Option<T> {
-        self.submit(request).await.ok()
+        request::ask(&self.tx, request).await
     }
-}
-
-/// What an actor that has gone away answers.
-pub fn unavailable() -> Reply {
-    Reply::err(ErrorCode::Internal, "the server is unavailable; try again")
 }
 
 /// Someone online.

@@ -11,6 +11,7 @@ use tracing::info;
 use super::manager::{Room, RoomManager, RoomMessage};
 use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
 use crate::server::member::Member;
+use crate::server::request::{self, unavailable};
 use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
 
@@ -145,15 +146,8 @@ impl Rooms {
     }
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> RoomRequest) -> Option<T> {
-        let (reply, answer) = oneshot::channel();
-        // A closed processor drops the request and its reply sender with it.
-        let _ = self.tx.send(request(reply));
-        answer.await.ok()
+        request::ask(&self.tx, request).await
     }
-}
-
-fn unavailable() -> Reply {
-    Reply::err(ErrorCode::Internal, "the server is unavailable; try again")
 }
 
 struct RoomEntry {

@@ -19,6 +19,7 @@ mod reader;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::server::request;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -376,11 +377,9 @@ impl Store {
         &self,
         request: impl FnOnce(oneshot::Sender<T>) -> StorageRequest,
     ) -> Result<T, StorageError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(request(reply))
-            .map_err(|_| StorageError::Gone)?;
-        answer.await.map_err(|_| StorageError::Gone)
+        request::ask(&self.tx, request)
+            .await
+            .ok_or(StorageError::Gone)
     }
 
     /// Sends a write now and returns a future of its outcome.
@@ -388,12 +387,8 @@ impl Store {
         &self,
         request: impl FnOnce(oneshot::Sender<Result<(), StorageError>>) -> StorageRequest,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.tx.send(request(reply));
-        async move {
-            sent.map_err(|_| StorageError::Gone)?;
-            answer.await.map_err(|_| StorageError::Gone)?
-        }
+        let answer = request::submit(&self.tx, request);
+        async move { answer.await.map_err(|_| StorageError::Gone)? }
     }
 }
 

@@ -21,6 +21,14 @@ fn options(dir: &std::path::Path) -> StorageOptions {
     }
 }
 
+/// A store with the options above, in a temporary directory that lives as long as the
+/// returned handle to it.
+async fn open() -> (Store, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+    (store, task, dir)
+}
+
 fn said(conversation: Conversation, from: &str, text: &str) -> Record {
     Record {
         conversation,
@@ -76,8 +84,7 @@ async fn everything_survives_a_reopen() {
 
 #[tokio::test]
 async fn history_is_the_latest_messages_oldest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, _task, _dir) = open().await;
     for i in 0..10 {
         store.record(said(Conversation::Global, "bob", &i.to_string()));
     }
@@ -88,8 +95,7 @@ async fn history_is_the_latest_messages_oldest_first() {
 
 #[tokio::test]
 async fn a_private_conversation_is_one_history_in_both_directions() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, _task, _dir) = open().await;
     let guest = UserId::new_guest();
     store.record(said(Conversation::Private(A, B), "alice", "hi bob"));
     store.record(said(Conversation::Private(B, A), "Bob", "hi alice"));
@@ -106,8 +112,7 @@ async fn a_private_conversation_is_one_history_in_both_directions() {
 
 #[tokio::test]
 async fn pending_messages_are_taken_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, _task, _dir) = open().await;
     let mut queued = said(Conversation::Private(A, B), "a", "while you were out");
     queued.to = Some(B);
     queued.pending = true;
@@ -167,8 +172,7 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
 
 #[tokio::test]
 async fn history_pages_walk_the_window_oldest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, _task, _dir) = open().await;
     for i in 0..7 {
         store.record(said(Conversation::Global, "bob", &i.to_string()));
     }
@@ -223,8 +227,7 @@ async fn a_read_waits_for_the_group_commit_without_forcing_one() {
 
 #[tokio::test]
 async fn reads_do_not_hold_up_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, _task, _dir) = open().await;
     for i in 0..2000 {
         store.record(said(
             Conversation::Global,
@@ -295,8 +298,7 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
 
 #[tokio::test]
 async fn a_deleted_room_takes_its_history_and_only_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, _task, _dir) = open().await;
     store.create_room(name("dev"), name("alice")).await.unwrap();
     store.create_room(name("ops"), name("alice")).await.unwrap();
     store.record(said(Conversation::Room(name("dev")), "alice", "old"));
