@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: linechat (release build) against the IRC servers ngIRCd, InspIRCd
 # and ircd-hybrid and against Redis pub/sub, with the same workloads from
-# src/bin/loadgen, in alternating rounds; linechat-nohistory is linechat with
+# crates/loadgen, in alternating rounds; linechat-nohistory is linechat with
 # LINECHAT_HISTORY=false, for the private-message runs. Each server runs pinned to one core (taskset -c 0),
 # the generator to the other (taskset -c 1); each run gets a freshly started server. Writes
 # BENCHMARKS.md (table of medians, machine, versions, how each peer was configured, the
@@ -112,7 +112,7 @@ install_peers() {
 
 versions() {
     local v dirty
-    dirty=$(git status --porcelain -- src Cargo.toml Cargo.lock ':!src/bin/loadgen' |
+    dirty=$(git status --porcelain -- src crates/protocol Cargo.toml Cargo.lock |
         awk '{print $2}' | tr '\n' ' ')
     echo "linechat=$("$linechat_bin" --version | awk '{print $2}')"
     echo "linechat_commit=$(git rev-parse --short HEAD)${dirty:+ with uncommitted changes in ${dirty% }}"

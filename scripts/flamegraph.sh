@@ -6,7 +6,7 @@
 # Builds linechat and the load generator with the release settings plus line tables (a
 # `profiling` profile given on cargo's command line, so Cargo.toml and target/release stay as
 # they are), starts a fresh server pinned to core 0, attaches `perf record` to it, runs a
-# scenario of src/bin/loadgen pinned to core 1, and keeps only the samples taken while the
+# scenario of crates/loadgen pinned to core 1, and keeps only the samples taken while the
 # generator was sending (its report says how long the set-up took and how long the sending
 # lasted), so logins and joins do not blur the message path. Each scenario runs --rounds
 # times (3), each time on a fresh server, and the samples of all rounds are added up: one
@@ -349,8 +349,8 @@ user_kinds = [
     # Waking the task at the other end of a channel is scheduling work, not the channel's.
     (scheduling, r"(AtomicWaker::wake|::wake_by_ref$|::wake_by_val$|::wake$|Notify::notify)"),
     ("channels (tokio::sync)", r"^<?tokio::sync::"),
-    ("encoding replies (outbox, fmt)", r"(^<?linechat::connection::outbox::(encode|Delivery)|^<?linechat::common::reply|^<?core::fmt|^<?alloc::fmt|^<alloc::string::String as core::fmt::Write>|itoa)"),
-    ("decoding / parsing commands", r"(^<?linechat::connection::(codec|telnet)|^<?linechat::common::command|^<?nom::|Decoder|^<?tokio_util::codec|^<?memchr)"),
+    ("encoding replies (outbox, fmt)", r"(^<?linechat::connection::outbox::(encode|Delivery)|^<?linechat_protocol::reply|^<?core::fmt|^<?alloc::fmt|^<alloc::string::String as core::fmt::Write>|itoa)"),
+    ("decoding / parsing commands", r"(^<?linechat::connection::(codec|telnet)|^<?linechat_protocol::command|^<?nom::|Decoder|^<?tokio_util::codec|^<?memchr)"),
     ("tokio I/O driver (mio, readiness)", r"(^<?tokio::runtime::io|^<?mio::|^<?tokio::io::poll_evented|^<?tokio::net::)"),
     (scheduling, r"(^<?tokio::runtime::|^<?tokio::task::|^<?tokio::loom::|[Ww]aker|^<?tokio::time::|^<?tokio_util::task)"),
     ("linechat code (rest)", r"^<?linechat::"),

@@ -7,8 +7,8 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
-use crate::common::name::MAX_NAME_LEN;
 use crate::server::storage::StorageOptions;
+use linechat_protocol::name::MAX_NAME_LEN;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {

@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Client, TestServer};
+use support::{Client, ServerProcess};
 
 /// How long "nothing arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(300);
@@ -48,7 +48,7 @@ const HELP_LINES: [&str; 17] = [
 
 /// Logs in guests one after another. Each client already online reads the `NOTICE ONLINE` of
 /// every later one, so all of them start with nothing unread.
-async fn guests<const N: usize>(server: &TestServer, names: [&str; N]) -> [Client; N] {
+async fn guests<const N: usize>(server: &ServerProcess, names: [&str; N]) -> [Client; N] {
     let mut clients: Vec<Client> = Vec::with_capacity(N);
     for name in names {
         let client = server.guest(name).await;
@@ -64,7 +64,7 @@ async fn guests<const N: usize>(server: &TestServer, names: [&str; N]) -> [Clien
 }
 
 /// A new connection that registers `name` and is logged in as it.
-async fn register(server: &TestServer, name: &str, password: &str) -> Client {
+async fn register(server: &ServerProcess, name: &str, password: &str) -> Client {
     let mut client = server.connect().await;
     assert_eq!(
         client.ask(&format!("REGISTER {name} {password}")).await,
@@ -103,7 +103,7 @@ async fn quit(mut client: Client, command: &str) {
 
 #[tokio::test]
 async fn greeting_is_the_documented_hello_line() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = Client::connect(server.addr).await;
     client
         .expect(&format!(
@@ -117,7 +117,7 @@ async fn greeting_is_the_documented_hello_line() {
 
 #[tokio::test]
 async fn ping_answers_pong_with_and_without_token() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     check(&mut client, "PING", "PONG").await;
     check(&mut client, "PING 42", "PONG 42").await;
@@ -133,7 +133,7 @@ async fn ping_answers_pong_with_and_without_token() {
 
 #[tokio::test]
 async fn help_lists_one_line_per_verb_then_ok() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     for logged_in in [false, true] {
         client.send("HELP").await;
@@ -150,7 +150,7 @@ async fn help_lists_one_line_per_verb_then_ok() {
 
 #[tokio::test]
 async fn help_for_one_verb() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     for command in ["HELP pm", "HELP PM", "HELP :pm", "HELP /Pm", "help pm"] {
         client.send(command).await;
@@ -179,7 +179,7 @@ async fn help_for_one_verb() {
 
 #[tokio::test]
 async fn unknown_commands_and_bad_arguments() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     check(
         &mut client,
@@ -236,7 +236,7 @@ async fn unknown_commands_and_bad_arguments() {
 
 #[tokio::test]
 async fn chat_commands_before_login_are_refused() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut observer = server.guest("observer").await;
     let mut client = server.connect().await;
     for command in [
@@ -265,7 +265,7 @@ async fn chat_commands_before_login_are_refused() {
 
 #[tokio::test]
 async fn quit_before_login_closes_without_notice() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut observer = server.guest("observer").await;
     let client = server.connect().await;
     quit(client, "QUIT").await;
@@ -281,7 +281,7 @@ async fn quit_before_login_closes_without_notice() {
 
 #[tokio::test]
 async fn nick_logs_in_and_announces_to_others_only() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.connect().await;
     check(&mut alice, "NICK alice", "OK NICK alice").await;
     let mut waiting = server.connect().await; // connected, not logged in
@@ -296,7 +296,7 @@ async fn nick_logs_in_and_announces_to_others_only() {
 
 #[tokio::test]
 async fn register_logs_in_and_announces() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut observer] = guests(&server, ["observer"]).await;
     let mut alice = register(&server, "alice", "s3cret words").await;
     observer.expect("NOTICE ONLINE alice").await;
@@ -307,7 +307,7 @@ async fn register_logs_in_and_announces() {
 
 #[tokio::test]
 async fn login_with_right_and_wrong_password() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut observer] = guests(&server, ["observer"]).await;
     let alice = register(&server, "alice", "s3cret words").await;
     observer.expect("NOTICE ONLINE alice").await;
@@ -338,7 +338,7 @@ async fn login_with_right_and_wrong_password() {
 
 #[tokio::test]
 async fn login_to_an_unknown_account_is_a_bad_password() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     check(
         &mut client,
@@ -353,7 +353,7 @@ async fn login_to_an_unknown_account_is_a_bad_password() {
 
 #[tokio::test]
 async fn login_in_another_case_gets_the_registered_spelling() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut observer] = guests(&server, ["observer"]).await;
     let alice = register(&server, "Alice", "pw").await;
     observer.expect("NOTICE ONLINE Alice").await;
@@ -376,7 +376,7 @@ async fn login_in_another_case_gets_the_registered_spelling() {
 
 #[tokio::test]
 async fn register_refuses_taken_names() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut bob] = guests(&server, ["bob"]).await;
     let alice = register(&server, "alice", "pw").await;
     bob.expect("NOTICE ONLINE alice").await;
@@ -418,7 +418,7 @@ async fn register_refuses_taken_names() {
 
 #[tokio::test]
 async fn guest_names_are_unique_regardless_of_case() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice] = guests(&server, ["alice"]).await;
     let mut client = server.connect().await;
     check(
@@ -443,7 +443,7 @@ async fn guest_names_are_unique_regardless_of_case() {
 
 #[tokio::test]
 async fn nick_of_a_registered_account_is_taken() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut observer] = guests(&server, ["observer"]).await;
     let alice = register(&server, "alice", "pw").await;
     observer.expect("NOTICE ONLINE alice").await;
@@ -470,7 +470,7 @@ async fn nick_of_a_registered_account_is_taken() {
 
 #[tokio::test]
 async fn login_while_online_elsewhere_takes_the_session_over() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut observer] = guests(&server, ["observer"]).await;
     let mut first = register(&server, "alice", "pw").await;
     observer.expect("NOTICE ONLINE alice").await;
@@ -499,7 +499,7 @@ async fn login_while_online_elsewhere_takes_the_session_over() {
 
 #[tokio::test]
 async fn login_verbs_after_login_are_refused() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut observer] = guests(&server, ["alice", "observer"]).await;
     for command in [
         "NICK other",
@@ -533,17 +533,17 @@ async fn login_verbs_after_login_are_refused() {
 
 #[tokio::test]
 async fn guests_disabled_by_flag() {
-    let server = TestServer::start_with(&["--allow-guests", "false"], &[]);
+    let server = ServerProcess::start_with(&["--allow-guests", "false"], &[]);
     check_guests_disabled(&server).await;
 }
 
 #[tokio::test]
 async fn guests_disabled_by_environment() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_ALLOW_GUESTS", "false")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_ALLOW_GUESTS", "false")]);
     check_guests_disabled(&server).await;
 }
 
-async fn check_guests_disabled(server: &TestServer) {
+async fn check_guests_disabled(server: &ServerProcess) {
     let mut client = server.connect().await;
     check(
         &mut client,
@@ -573,7 +573,7 @@ async fn check_guests_disabled(server: &TestServer) {
 
 #[tokio::test]
 async fn bad_names_are_refused() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     let too_long = "a".repeat(33);
     for command in [
@@ -656,7 +656,7 @@ async fn bad_names_are_refused() {
 
 #[tokio::test]
 async fn msg_reaches_everyone_else() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol] = guests(&server, ["alice", "bob", "carol"]).await;
     let mut lurker = server.connect().await; // not logged in: gets nothing
     check(&mut alice, "MSG hello world", "OK MSG").await;
@@ -680,7 +680,7 @@ async fn msg_reaches_everyone_else() {
 
 #[tokio::test]
 async fn pm_reaches_only_its_target() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol] = guests(&server, ["alice", "Bob", "carol"]).await;
     check(&mut alice, "PM Bob hi  there, Bob", "OK PM Bob").await;
     bob.expect("PM alice hi  there, Bob").await;
@@ -715,7 +715,7 @@ async fn pm_reaches_only_its_target() {
 
 #[tokio::test]
 async fn users_lists_who_is_online_sorted() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut carol, bob, mut alice] = guests(&server, ["carol", "Bob", "alice"]).await;
     check(&mut carol, "USERS", "USERS alice Bob carol").await;
     check(&mut alice, "users", "USERS alice Bob carol").await;
@@ -731,7 +731,7 @@ async fn users_lists_who_is_online_sorted() {
 
 #[tokio::test]
 async fn cr_creates_joins_and_notifies_everyone_else() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol] = guests(&server, ["alice", "bob", "carol"]).await;
     check(&mut alice, "LRS", "LRS").await;
     check(&mut alice, "CR dev", "OK CR dev").await;
@@ -749,7 +749,7 @@ async fn cr_creates_joins_and_notifies_everyone_else() {
 
 #[tokio::test]
 async fn cr_of_an_existing_room_is_refused_in_any_case() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob] = guests(&server, ["alice", "bob"]).await;
     check(&mut alice, "CR Dev", "OK CR Dev").await;
     bob.expect("NOTICE ROOM Dev alice").await;
@@ -767,7 +767,7 @@ async fn cr_of_an_existing_room_is_refused_in_any_case() {
 
 #[tokio::test]
 async fn jr_and_lr_are_seen_by_the_other_members() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         guests(&server, ["alice", "bob", "carol", "dave"]).await;
     check(&mut alice, "CR dev", "OK CR dev").await;
@@ -797,7 +797,7 @@ async fn jr_and_lr_are_seen_by_the_other_members() {
 
 #[tokio::test]
 async fn room_errors() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob] = guests(&server, ["alice", "bob"]).await;
     let no_such = "ERR NO_SUCH_ROOM there is no room nope; CR creates it";
     check(&mut alice, "JR nope", no_such).await;
@@ -832,7 +832,7 @@ async fn room_errors() {
 
 #[tokio::test]
 async fn rm_reaches_the_other_members_only() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         guests(&server, ["alice", "bob", "carol", "dave"]).await;
     check(&mut alice, "CR dev", "OK CR dev").await;
@@ -858,7 +858,7 @@ async fn rm_reaches_the_other_members_only() {
 
 #[tokio::test]
 async fn lrs_lists_rooms_sorted() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob] = guests(&server, ["alice", "bob"]).await;
     check(&mut bob, "LRS", "LRS").await;
     for room in ["gamma", "Alpha", "beta"] {
@@ -871,7 +871,7 @@ async fn lrs_lists_rooms_sorted() {
 
 #[tokio::test]
 async fn lru_lists_members_sorted() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut carol, mut alice, mut bob] = guests(&server, ["carol", "alice", "Bob"]).await;
     check(&mut carol, "CR dev", "OK CR dev").await;
     alice.expect("NOTICE ROOM dev carol").await;
@@ -890,7 +890,7 @@ async fn lru_lists_members_sorted() {
 
 #[tokio::test]
 async fn verbs_are_case_insensitive_and_may_have_a_prefix() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.connect().await;
     check(&mut alice, ":NiCk alice", "OK NICK alice").await;
     let mut bob = server.connect().await;
@@ -927,7 +927,7 @@ async fn verbs_are_case_insensitive_and_may_have_a_prefix() {
 
 #[tokio::test]
 async fn quit_closes_and_notifies_the_others() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, bob, mut carol] = guests(&server, ["alice", "bob", "carol"]).await;
     quit(bob, "QUIT").await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
@@ -942,7 +942,7 @@ async fn quit_closes_and_notifies_the_others() {
 
 #[tokio::test]
 async fn a_dropped_connection_goes_offline() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, bob] = guests(&server, ["alice", "bob"]).await;
     drop(bob);
     alice.expect("NOTICE OFFLINE bob CLOSED").await;
@@ -959,7 +959,7 @@ async fn a_dropped_connection_goes_offline() {
 
 #[tokio::test]
 async fn a_name_is_free_again_once_its_user_left() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut observer, bob, carol] = guests(&server, ["observer", "bob", "carol"]).await;
     quit(bob, "QUIT").await;
     observer.expect("NOTICE OFFLINE bob QUIT").await;
@@ -1011,7 +1011,7 @@ async fn bob_is_gone(alice: &mut Client, carol: &mut Client, dave: &mut Client, 
 
 #[tokio::test]
 async fn quit_leaves_every_room() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         guests(&server, ["alice", "bob", "carol", "dave"]).await;
     two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
@@ -1021,7 +1021,7 @@ async fn quit_leaves_every_room() {
 
 #[tokio::test]
 async fn quit_with_reason_leaves_every_room() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         guests(&server, ["alice", "bob", "carol", "dave"]).await;
     two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
@@ -1037,7 +1037,7 @@ async fn quit_with_reason_leaves_every_room() {
 
 #[tokio::test]
 async fn a_dropped_connection_leaves_every_room() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         guests(&server, ["alice", "bob", "carol", "dave"]).await;
     two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
@@ -1053,7 +1053,7 @@ async fn a_dropped_connection_leaves_every_room() {
 
 #[tokio::test]
 async fn rooms_left_with_lr_are_not_left_again_on_quit() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         guests(&server, ["alice", "bob", "carol", "dave"]).await;
     two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
@@ -1077,7 +1077,7 @@ async fn rooms_left_with_lr_are_not_left_again_on_quit() {
 
 #[tokio::test]
 async fn a_returning_user_is_not_in_the_rooms_of_the_old_session() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         guests(&server, ["alice", "bob", "carol", "dave"]).await;
     two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
@@ -1107,7 +1107,7 @@ async fn a_returning_user_is_not_in_the_rooms_of_the_old_session() {
 
 #[tokio::test]
 async fn the_last_member_leaving_by_lr_keeps_the_room() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob] = guests(&server, ["alice", "bob"]).await;
     check(&mut alice, "CR dev", "OK CR dev").await;
     bob.expect("NOTICE ROOM dev alice").await;
@@ -1137,7 +1137,7 @@ async fn the_last_member_leaving_by_lr_keeps_the_room() {
 
 #[tokio::test]
 async fn the_last_member_leaving_by_quit_or_drop_keeps_the_room() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut observer, alice, bob] = guests(&server, ["observer", "alice", "bob"]).await;
     let mut alice = alice;
     let mut bob = bob;
@@ -1176,7 +1176,7 @@ async fn the_last_member_leaving_by_quit_or_drop_keeps_the_room() {
 
 #[tokio::test]
 async fn leaving_and_rejoining_quickly_keeps_the_room_working() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob] = guests(&server, ["alice", "bob"]).await;
     check(&mut alice, "CR dev", "OK CR dev").await;
     bob.expect("NOTICE ROOM dev alice").await;
@@ -1201,7 +1201,7 @@ async fn leaving_and_rejoining_quickly_keeps_the_room_working() {
 
 #[tokio::test]
 async fn pm_to_yourself_is_delivered() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob] = guests(&server, ["Alice", "bob"]).await;
     alice.send("PM alice note to  self").await;
     alice.expect("PM Alice note to  self").await;
@@ -1212,7 +1212,7 @@ async fn pm_to_yourself_is_delivered() {
 
 #[tokio::test]
 async fn lines_after_quit_are_ignored() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let [mut alice, mut bob] = guests(&server, ["alice", "bob"]).await;
     check(&mut bob, "CR dev", "OK CR dev").await;
     alice.expect("NOTICE ROOM dev bob").await;

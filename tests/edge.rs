@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::tls::TlsServer;
-use support::{Client, TestServer};
+use support::{Client, ServerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::rustls;
@@ -16,7 +16,7 @@ use tokio_rustls::rustls;
 /// and reaches nobody; emoji sequences with joiners and variation selectors still pass.
 #[tokio::test]
 async fn invisible_and_bidi_characters_are_refused_in_text() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -170,7 +170,7 @@ async fn the_login_deadline_includes_the_tls_handshake() {
 /// as a retransmission, is running at that moment: hence a few looks).
 #[tokio::test]
 async fn accepted_connections_have_tcp_keepalive() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let _client = server.guest("kept").await;
     let filter = format!("( sport = :{} )", server.addr.port());
     let mut sockets = String::new();
@@ -196,9 +196,9 @@ async fn accepted_connections_have_tcp_keepalive() {
 }
 
 /// Runs the server under `ulimit <limit>` (e.g. `-Sn 64`), set by a shell around it.
-fn start_with_ulimit(limit: &str, envs: &[(&str, &str)]) -> TestServer {
+fn start_with_ulimit(limit: &str, envs: &[(&str, &str)]) -> ServerProcess {
     let script = format!("ulimit {limit} && exec \"$0\" \"$@\"");
-    TestServer::start_wrapped(&["bash", "-c", &script], &[], envs)
+    ServerProcess::start_wrapped(&["bash", "-c", &script], &[], envs)
 }
 
 /// The open-file limit of a running process, soft and hard, from /proc.
@@ -288,7 +288,7 @@ async fn accept_failures_back_off_and_are_logged_with_a_count() {
         eprintln!("skipped: no prlimit");
         return;
     }
-    let server = TestServer::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
     let pid = server.pid();
     let mut alice = server.guest("alice").await;
     let open = std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -6,13 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::TestServer;
+use support::ServerProcess;
 
 /// A private message after the recipient left and someone else took the name reaches the new
 /// holder of the name, never the old connection, and is not lost.
 #[tokio::test]
 async fn a_kept_recipient_that_left_is_looked_up_again() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -43,7 +43,7 @@ async fn a_kept_recipient_that_left_is_looked_up_again() {
 /// sent to it afterwards go to the new connection.
 #[tokio::test]
 async fn a_kept_recipient_that_logged_in_elsewhere_is_followed() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut carol = server.connect().await;
     assert_eq!(
         carol.ask("REGISTER carol secret-1").await,
@@ -68,7 +68,7 @@ async fn a_kept_recipient_that_logged_in_elsewhere_is_followed() {
 /// line in the order they were sent, and every recipient gets them in order.
 #[tokio::test]
 async fn a_burst_of_mixed_messages_keeps_its_order() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
     let mut carol = server.guest("carol").await;
@@ -151,7 +151,7 @@ async fn a_burst_of_mixed_messages_keeps_its_order() {
 /// `presence_max_online`: past it, nobody is told who comes and goes.
 #[tokio::test]
 async fn presence_notices_stop_above_the_configured_number_online() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_PRESENCE_MAX_ONLINE", "3")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_PRESENCE_MAX_ONLINE", "3")]);
     let mut a = server.guest("a").await;
     let mut b = server.guest("b").await;
     a.expect("NOTICE ONLINE b").await;
@@ -173,7 +173,7 @@ async fn presence_notices_stop_above_the_configured_number_online() {
 /// happened, and a newcomer only those about the users who came after it.
 #[tokio::test]
 async fn a_login_burst_tells_everyone_once_in_order() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut watcher = server.guest("watcher").await;
     let names: Vec<String> = (0..60).map(|i| format!("n{i}")).collect();
     let mut clients = Vec::new();

@@ -7,10 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Client, TestServer};
+use support::{Client, ServerProcess};
 use tokio::net::TcpSocket;
 
-async fn register(server: &TestServer, name: &str, password: &str) -> Client {
+async fn register(server: &ServerProcess, name: &str, password: &str) -> Client {
     let mut client = server.connect().await;
     let reply = client.ask(&format!("REGISTER {name} {password}")).await;
     assert_eq!(reply, format!("OK REGISTER {name}"));
@@ -38,7 +38,7 @@ async fn history(client: &mut Client, target: &str) -> Vec<String> {
 }
 
 /// A client connected from another loopback address.
-async fn connect_from(source: &str, server: &TestServer) -> Client {
+async fn connect_from(source: &str, server: &ServerProcess) -> Client {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let mut client = Client::from_stream(socket.connect(server.addr).await.unwrap());
@@ -48,7 +48,7 @@ async fn connect_from(source: &str, server: &TestServer) -> Client {
 
 #[tokio::test]
 async fn a_guest_who_takes_a_name_later_does_not_read_its_private_history() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     quit(register(&server, "carol", "pw").await).await;
 
     // A guest "bob" leaves a message for carol, who is offline, and goes.
@@ -82,7 +82,7 @@ async fn a_guest_who_takes_a_name_later_does_not_read_its_private_history() {
 
 #[tokio::test]
 async fn registered_users_keep_their_conversation_across_logins() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = register(&server, "alice", "pw-a").await;
     let mut dave = register(&server, "dave", "pw-d").await;
     alice.expect("NOTICE ONLINE dave").await;
@@ -109,7 +109,7 @@ async fn registered_users_keep_their_conversation_across_logins() {
 /// and a `REGISTER` that lost leaves no account behind.
 #[tokio::test]
 async fn nick_and_register_racing_for_a_name_have_one_winner() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_LOGIN_FAILURES_PER_IP", "0")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_LOGIN_FAILURES_PER_IP", "0")]);
     for round in 0..40 {
         let name = format!("race{round}");
         let mut guest = server.connect().await;
@@ -139,7 +139,7 @@ async fn nick_and_register_racing_for_a_name_have_one_winner() {
 
 #[tokio::test]
 async fn simultaneous_guesses_are_counted_before_any_is_checked() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_LOGIN_FAILURES_PER_ACCOUNT", "5"),
@@ -181,7 +181,7 @@ async fn simultaneous_guesses_are_counted_before_any_is_checked() {
 
 #[tokio::test]
 async fn a_login_with_the_right_password_takes_over_a_vanished_session() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut ghost = register(&server, "erin", "pw").await;
     assert_eq!(ghost.ask("CR den").await, "OK CR den");
     let mut friend = server.guest("frank").await;
@@ -208,7 +208,7 @@ async fn a_login_with_the_right_password_takes_over_a_vanished_session() {
 
 #[tokio::test]
 async fn names_that_look_like_a_taken_one_are_refused() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let _alice = server.guest("Alice").await;
     quit(register(&server, "modern", "pw").await).await;
     for (command, holder) in [
@@ -235,7 +235,7 @@ async fn rooms_nobody_keeps_go_away_and_creating_them_is_rate_limited() {
         ("LINECHAT_ROOM_EXPIRY_SECS", "1"),
         ("LINECHAT_ROOMS_CREATED_PER_MINUTE", "3"),
     ];
-    let mut server = TestServer::start_in(dir.path(), &[], &envs);
+    let mut server = ServerProcess::start_in(dir.path(), &[], &envs);
     let mut owner = register(&server, "hana", "pw").await;
     assert_eq!(owner.ask("CR kept").await, "OK CR kept");
     quit(owner).await;
@@ -273,7 +273,7 @@ async fn rooms_nobody_keeps_go_away_and_creating_them_is_rate_limited() {
     quit(newcomer).await;
 
     server.terminate();
-    let server = TestServer::start_in(dir.path(), &[], &envs);
+    let server = ServerProcess::start_in(dir.path(), &[], &envs);
     let mut later = server.guest("late").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(later.ask("LRS").await, "LRS kept");

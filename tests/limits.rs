@@ -6,13 +6,13 @@ mod support;
 use std::time::Duration;
 
 use support::tls::TlsServer;
-use support::{Client, TestServer};
+use support::{Client, ServerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
 #[tokio::test]
 async fn a_flood_is_dropped_line_by_line_then_disconnected() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_FLOOD_LINES_PER_SEC", "1"),
@@ -45,7 +45,7 @@ async fn a_flood_is_dropped_line_by_line_then_disconnected() {
 
 #[tokio::test]
 async fn a_paced_client_is_never_limited() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_FLOOD_LINES_PER_SEC", "50"),
@@ -61,7 +61,7 @@ async fn a_paced_client_is_never_limited() {
 
 #[tokio::test]
 async fn connections_over_the_per_address_limit_are_refused_and_others_carry_on() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "3")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "3")]);
     let mut first = server.guest("first").await;
     let _second = server.connect().await;
     let _third = server.connect().await;
@@ -91,7 +91,7 @@ async fn connections_over_the_per_address_limit_are_refused_and_others_carry_on(
 
 #[tokio::test]
 async fn the_total_connection_limit_refuses_newcomers() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS", "2")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS", "2")]);
     let mut a = server.guest("a").await;
     let _b = connect_from("127.0.0.3", &server).await;
     let mut refused = connect_from("127.0.0.4", &server).await;
@@ -104,7 +104,7 @@ async fn the_total_connection_limit_refuses_newcomers() {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_without_hurting_others() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_LOGIN_FAILURES_PER_ACCOUNT", "2"),
@@ -138,7 +138,7 @@ async fn failed_logins_are_throttled_without_hurting_others() {
 
 #[tokio::test]
 async fn a_silent_client_is_pinged_then_disconnected_unless_it_answers() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_IDLE_PING_SECS", "1"),
@@ -170,7 +170,7 @@ async fn a_silent_client_is_pinged_then_disconnected_unless_it_answers() {
 
 #[tokio::test]
 async fn rooms_members_and_names_have_configured_sizes() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_MAX_ROOMS", "1"),
@@ -230,7 +230,7 @@ async fn the_tls_listener_speaks_the_same_protocol() {
 }
 
 /// A client connected from another loopback address.
-async fn connect_from(source: &str, server: &TestServer) -> Client {
+async fn connect_from(source: &str, server: &ServerProcess) -> Client {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let stream = socket.connect(server.addr).await.unwrap();

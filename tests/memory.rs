@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::TestServer;
+use support::ServerProcess;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -15,17 +15,17 @@ use tokio::net::{TcpSocket, TcpStream};
 const LINE_TEXT: usize = 8000;
 const MESSAGES: usize = 1000;
 
-fn history_server(envs: &[(&str, &str)]) -> TestServer {
+fn history_server(envs: &[(&str, &str)]) -> ServerProcess {
     let mut all = vec![
         ("LINECHAT_FLOOD_LINES_PER_SEC", "0"),
         ("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000"),
     ];
     all.extend_from_slice(envs);
-    TestServer::start_with(&["--max-line-length", "16384"], &all)
+    ServerProcess::start_with(&["--max-line-length", "16384"], &all)
 }
 
 /// Fills the global history with [`MESSAGES`] messages of [`LINE_TEXT`] bytes.
-async fn fill_history(server: &TestServer) {
+async fn fill_history(server: &ServerProcess) {
     let mut filler = server.guest("filler").await;
     let text = "h".repeat(LINE_TEXT);
     for start in (0..MESSAGES).step_by(100) {
@@ -42,14 +42,14 @@ async fn fill_history(server: &TestServer) {
 
 /// A connection with a receive buffer of a few kB, set before connecting so that the window
 /// it advertises stays small: the server cannot push much into it.
-async fn small_window(server: &TestServer) -> TcpStream {
+async fn small_window(server: &ServerProcess) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(server.addr).await.unwrap()
 }
 
 /// A client that logs in as `name`, asks for the whole history, and never reads a byte.
-async fn non_reader(server: &TestServer, name: &str) -> TcpStream {
+async fn non_reader(server: &ServerProcess, name: &str) -> TcpStream {
     let mut stream = small_window(server).await;
     let request = format!("NICK {name}\nHISTORY * {MESSAGES}\n");
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -158,7 +158,7 @@ async fn over_the_output_budget_the_largest_queues_are_closed_first() {
 
 #[tokio::test]
 async fn blank_lines_do_not_keep_an_idle_client_connected() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_IDLE_PING_SECS", "1"),
@@ -212,7 +212,7 @@ async fn blank_lines_do_not_keep_an_idle_client_connected() {
 #[tokio::test]
 async fn the_end_of_input_after_a_burst_is_not_a_flood() {
     // One line per second on average, so the burst is all that counts.
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_FLOOD_LINES_PER_SEC", "1"),

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Client, TestServer};
+use support::{Client, ServerProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,9 +15,9 @@ const BAD_TEXT: &str = "ERR BAD_TEXT control characters are not allowed";
 const SHUTDOWN: &str = "NOTICE SHUTDOWN the server is going down";
 const LOGIN_TIMEOUT: &str = "NOTICE CLOSING LOGIN_TIMEOUT no login in time";
 
-fn short_lines_server() -> TestServer {
+fn short_lines_server() -> ServerProcess {
     // Flood control off: several tests here pipeline hundreds of lines on purpose.
-    TestServer::start_with(
+    ServerProcess::start_with(
         &["--max-line-length", "64"],
         &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")],
     )
@@ -39,7 +39,7 @@ async fn assert_next_is_pong(client: &mut Client, token: &str) {
 
 /// Signals the server without waiting for it to exit, so that clients can keep reading while
 /// it shuts down.
-fn send_sigterm(server: &TestServer) {
+fn send_sigterm(server: &ServerProcess) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status()
@@ -140,7 +140,7 @@ async fn a_bad_last_line_before_the_client_half_closes_is_answered() {
 
 #[tokio::test]
 async fn invalid_utf8_costs_only_its_line() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
 
     client.send_raw(b"PING \xc3\x28\n").await;
@@ -180,7 +180,7 @@ async fn invalid_utf8_costs_only_its_line() {
 
 #[tokio::test]
 async fn telnet_negotiation_is_dropped() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
 
     // IAC DO ECHO, IAC WILL SUPPRESS-GO-AHEAD.
@@ -264,7 +264,7 @@ async fn expect_recovery_after(client: &mut Client, bad: &[u8], token: &str) {
 
 #[tokio::test]
 async fn a_stray_iac_before_the_line_ending_costs_only_its_line() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     expect_recovery_after(&mut client, b"PING b\xff\r\n", "after-iac-crlf").await;
     // IAC LF: LF is no telnet command, yet it is swallowed with the IAC.
@@ -273,7 +273,7 @@ async fn a_stray_iac_before_the_line_ending_costs_only_its_line() {
 
 #[tokio::test]
 async fn an_unterminated_subnegotiation_costs_only_its_line() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     // IAC SB that no IAC SE ever ends: `\xff\xfa` is `ÿú` in Latin-1.
     expect_recovery_after(
@@ -286,7 +286,7 @@ async fn an_unterminated_subnegotiation_costs_only_its_line() {
 
 #[tokio::test]
 async fn blank_lines_get_no_reply() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
 
     client.send_raw(b"\n").await;
@@ -310,7 +310,7 @@ async fn blank_lines_get_no_reply() {
 
 #[tokio::test]
 async fn bad_commands_get_their_error_and_nothing_else() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut observer = server.guest("observer").await;
     let mut client = server.connect().await;
 
@@ -452,7 +452,7 @@ async fn garbage_from_one_member_does_not_disturb_the_room() {
 #[tokio::test]
 async fn a_thousand_pipelined_commands_are_answered_in_order() {
     // Flood control off: this is about pipelining (tests/limits.rs covers the limit).
-    let server = TestServer::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
     let mut client = server.connect().await;
 
     let burst: String = (0..1000).map(|i| format!("PING {i}\n")).collect();
@@ -516,7 +516,7 @@ fn head(line: &str) -> String {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_without_stalling_the_room() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &["--max-line-length", "40000"],
         &[("LINECHAT_OUTBOX_LIMIT_BYTES", "65536")],
     );
@@ -622,7 +622,7 @@ async fn a_client_that_stops_reading_is_dropped_without_stalling_the_room() {
 
 #[tokio::test]
 async fn silent_and_half_sent_clients_do_not_hold_up_others() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut silent = Vec::new();
     for _ in 0..10 {
         // Connected, greeting unread, nothing sent.
@@ -653,7 +653,7 @@ async fn silent_and_half_sent_clients_do_not_hold_up_others() {
 
 #[tokio::test]
 async fn clients_that_do_not_log_in_in_time_are_closed() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_LOGIN_TIMEOUT_SECS", "1")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_LOGIN_TIMEOUT_SECS", "1")]);
     let connected = Instant::now();
     let mut silent = Client::connect(server.addr).await;
     let mut partial = server.connect().await;
@@ -694,7 +694,7 @@ async fn clients_that_do_not_log_in_in_time_are_closed() {
 
 #[tokio::test]
 async fn half_closed_client_gets_every_reply_before_the_close() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut watcher = server.guest("watcher").await;
     assert_eq!(watcher.ask("CR den").await, "OK CR den");
 
@@ -750,7 +750,7 @@ async fn half_closed_client_gets_every_reply_before_the_close() {
 
 #[tokio::test]
 async fn a_client_that_vanishes_is_cleaned_up() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut watcher = server.guest("watcher").await;
     assert_eq!(watcher.ask("CR den").await, "OK CR den");
 
@@ -813,7 +813,7 @@ async fn expect_shutdown(client: &mut Client, me: &str, pending: &[&str], users:
 
 #[tokio::test]
 async fn sigterm_tells_every_client_and_exits_cleanly() {
-    let mut server = TestServer::start();
+    let mut server = ServerProcess::start();
     let users = ["alice", "bob", "erin"];
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
@@ -868,7 +868,7 @@ async fn sigterm_tells_every_client_and_exits_cleanly() {
 /// `NOTICE OFFLINE <other> SHUTDOWN` may come before a client's own notice (§4), not after it.
 #[tokio::test]
 async fn notice_shutdown_is_the_last_line_on_every_connection() {
-    let mut server = TestServer::start();
+    let mut server = ServerProcess::start();
     let names: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
     let mut clients = Vec::new();
     for name in &names {
@@ -911,7 +911,7 @@ async fn notice_shutdown_is_the_last_line_on_every_connection() {
 
 #[tokio::test]
 async fn output_queued_before_sigterm_is_delivered_before_the_close() {
-    let mut server = TestServer::start_with(
+    let mut server = ServerProcess::start_with(
         &["--max-line-length", "65536"],
         &[("LINECHAT_OUTBOX_LIMIT_BYTES", "16777216")],
     );
@@ -952,7 +952,7 @@ async fn output_queued_before_sigterm_is_delivered_before_the_close() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_at_shutdown_delays_nobody_else() {
-    let mut server = TestServer::start_with(
+    let mut server = ServerProcess::start_with(
         &["--max-line-length", "65536"],
         &[
             ("LINECHAT_SHUTDOWN_GRACE_SECS", "2"),
@@ -1000,7 +1000,7 @@ async fn a_client_that_does_not_read_at_shutdown_delays_nobody_else() {
 #[tokio::test]
 async fn two_hundred_connections_at_once_are_all_served() {
     // All from 127.0.0.1, so above the default per-address limit (tests/limits.rs).
-    let server = TestServer::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000")]);
     let mut clients = futures::future::join_all((0..200).map(|_| server.connect())).await;
     // All 200 are open together, and each is answered on its own.
     futures::future::join_all(
@@ -1030,7 +1030,7 @@ async fn two_hundred_connections_at_once_are_all_served() {
 
 #[tokio::test]
 async fn pipelined_room_messages_keep_their_replies_in_order_with_other_commands() {
-    let server = TestServer::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
     let mut listener = server.guest("listener").await;
     let mut talker = server.guest("talker").await;
     listener.expect("NOTICE ONLINE talker").await;

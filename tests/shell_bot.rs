@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, PATIENCE, TestServer};
+use support::{Client, PATIENCE, ServerProcess};
 
 /// The echo bot: `sh`, with its `nc` and keepalive loop, in a process group of its own so that
 /// all of them can be stopped together. Dropping it stops them.
@@ -15,7 +15,7 @@ struct Bot {
 }
 
 impl Bot {
-    fn start(server: &TestServer, name: &str, room: &str) -> Self {
+    fn start(server: &ServerProcess, name: &str, room: &str) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo-bot.sh");
         let child = Command::new("sh")
             .arg(script)
@@ -101,7 +101,7 @@ fn sorted(lines: [&str; 2]) -> Vec<String> {
 
 /// Starts the bot as `echobot` in room `bots`, and returns it with a client `tester` once
 /// `LRU bots` lists the bot.
-async fn bot_in_room(server: &TestServer) -> (Bot, Client) {
+async fn bot_in_room(server: &ServerProcess) -> (Bot, Client) {
     let mut bot = Bot::start(server, "echobot", "bots");
     let mut tester = server.guest("tester").await;
     let deadline = Instant::now() + PATIENCE;
@@ -130,7 +130,7 @@ async fn bot_in_room(server: &TestServer) -> (Bot, Client) {
 
 #[tokio::test]
 async fn echoes_room_and_private_messages() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let (mut bot, mut tester) = bot_in_room(&server).await;
 
     tester.send("JR bots").await;
@@ -161,7 +161,7 @@ async fn echoes_room_and_private_messages() {
 
 #[tokio::test]
 async fn joins_an_existing_room_and_exits_when_the_server_closes() {
-    let mut server = TestServer::start();
+    let mut server = ServerProcess::start();
     // The room exists already, so the bot's CR fails and it must JR instead.
     let mut owner = server.guest("owner").await;
     owner.send("CR bots").await;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Client, PATIENCE, TestServer};
+use support::{Client, PATIENCE, ServerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -36,7 +36,7 @@ async fn check(client: &mut Client, command: &str, reply: &str) {
 }
 
 /// A new connection that registers `name` and is logged in as it.
-async fn register(server: &TestServer, name: &str, password: &str) -> Client {
+async fn register(server: &ServerProcess, name: &str, password: &str) -> Client {
     let mut client = server.connect().await;
     check(
         &mut client,
@@ -49,7 +49,7 @@ async fn register(server: &TestServer, name: &str, password: &str) -> Client {
 
 /// A new connection that sends `LOGIN <name> <password>` and gets exactly `lines` in answer:
 /// everything up to and including the final line (`OK ...` or `ERR ...`).
-async fn login(server: &TestServer, name: &str, password: &str, lines: &[&str]) -> Client {
+async fn login(server: &ServerProcess, name: &str, password: &str, lines: &[&str]) -> Client {
     let mut client = server.connect().await;
     client.send(&format!("LOGIN {name} {password}")).await;
     let mut seen = Vec::with_capacity(lines.len());
@@ -104,11 +104,11 @@ async fn expect_unordered(client: &mut Client, expected: &[&str]) {
 
 /// Stops `server` gracefully (SIGTERM), checks that it exited successfully, and starts another
 /// server on the same data directory.
-fn restart(mut server: TestServer, data_dir: &Path, envs: &[(&str, &str)]) -> TestServer {
+fn restart(mut server: ServerProcess, data_dir: &Path, envs: &[(&str, &str)]) -> ServerProcess {
     let status = server.terminate();
     assert!(status.success(), "graceful shutdown ended with {status}");
     drop(server);
-    TestServer::start_in(data_dir, &[], envs)
+    ServerProcess::start_in(data_dir, &[], envs)
 }
 
 /// Sends a `HISTORY` command and returns its `HIST` lines whole, after checking that the
@@ -191,7 +191,7 @@ fn hist_time(at: &str) -> SystemTime {
 #[tokio::test]
 async fn accounts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let alice = register(&server, "Alice", "s3cret words").await;
     quit(alice).await;
     let bob = register(&server, "bob", "pw").await;
@@ -242,12 +242,12 @@ async fn accounts_survive_a_restart() {
 async fn an_account_survives_a_hard_kill_right_after_ok_register() {
     // `OK REGISTER` waits until the account is on disk.
     let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut server = ServerProcess::start_in(dir.path(), &[], &[]);
     let _alice = register(&server, "alice", "pw").await;
     server.kill();
     drop(server);
 
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut client = server.connect().await;
     check(
         &mut client,
@@ -263,13 +263,13 @@ async fn a_room_and_its_membership_survive_a_hard_kill_right_after_ok_cr() {
     // Only history is written in batches (protocol.md §11: "Accounts and rooms are written at
     // once, not in batches"; a crash loses "at most the messages of the last batch window").
     let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start_in(dir.path(), &[], &[]);
+    let mut server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut alice = register(&server, "alice", "pw").await;
     check(&mut alice, "CR dev", "OK CR dev").await;
     server.kill();
     drop(server);
 
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut guest = server.guest("guest").await;
     check(&mut guest, "LRS", "LRS dev").await;
     let _alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
@@ -278,7 +278,7 @@ async fn a_room_and_its_membership_survive_a_hard_kill_right_after_ok_cr() {
 #[tokio::test]
 async fn rooms_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut alice = server.guest("alice").await;
     for room in ["Dev", "ops", "gamma"] {
         check(&mut alice, &format!("CR {room}"), &format!("OK CR {room}")).await;
@@ -324,7 +324,7 @@ async fn rooms_survive_a_restart() {
 #[tokio::test]
 async fn memberships_are_restored_at_login_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
 
     // alice (registered) makes dev and ops, joins carol's qa, and leaves ops.
     let mut alice = register(&server, "alice", "pw").await;
@@ -420,7 +420,7 @@ async fn memberships_are_restored_at_login_after_a_restart() {
 #[tokio::test]
 async fn a_room_left_with_lr_is_not_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut observer = server.guest("observer").await;
     let mut alice = register(&server, "alice", "pw").await;
     check(&mut alice, "CR dev", "OK CR dev").await;
@@ -456,7 +456,7 @@ async fn a_room_left_with_lr_is_not_restored() {
 #[tokio::test]
 async fn history_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut alice = register(&server, "alice", "pw").await;
     let mut bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -531,7 +531,7 @@ async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
     // With a minute-long batch window nothing is committed before the shutdown.
     let envs = [("LINECHAT_HISTORY_BATCH_MS", "60000")];
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &envs);
+    let server = ServerProcess::start_in(dir.path(), &[], &envs);
     let mut alice = register(&server, "alice", "pw").await;
     check(&mut alice, "CR dev", "OK CR dev").await;
     // Registered: a private conversation outlives a session only between accounts.
@@ -569,7 +569,7 @@ async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
 #[tokio::test]
 async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut alice = register(&server, "alice", "pw").await;
     let mut bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -628,7 +628,7 @@ async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
 
 #[tokio::test]
 async fn private_messages_to_offline_users_without_a_restart() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.guest("alice").await;
     let mut bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -670,7 +670,7 @@ async fn private_messages_to_offline_users_without_a_restart() {
 
 #[tokio::test]
 async fn history_count_defaults_and_clamps_to_the_settings() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_HISTORY_DEFAULT_COUNT", "3"),
@@ -713,7 +713,7 @@ async fn history_count_defaults_and_clamps_to_the_settings() {
 
 #[tokio::test]
 async fn history_default_count_is_clamped_to_the_maximum() {
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             ("LINECHAT_HISTORY_DEFAULT_COUNT", "10"),
@@ -732,7 +732,7 @@ async fn history_default_count_is_clamped_to_the_maximum() {
 
 #[tokio::test]
 async fn history_default_count_is_fifty() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.guest("alice").await;
     for i in 1..=52 {
         check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
@@ -747,7 +747,7 @@ async fn history_default_count_is_fifty() {
 
 #[tokio::test]
 async fn history_of_a_conversation_without_messages_is_empty() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -768,7 +768,7 @@ async fn history_of_a_conversation_without_messages_is_empty() {
 
 #[tokio::test]
 async fn history_before_login_and_bad_arguments_are_refused() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut client = server.connect().await;
     check(&mut client, "HISTORY *", NOT_LOGGED_IN).await;
     check(&mut client, "HISTORY bob 5", NOT_LOGGED_IN).await;
@@ -810,7 +810,7 @@ async fn history_before_login_and_bad_arguments_are_refused() {
 
 #[tokio::test]
 async fn room_history_needs_membership_and_private_history_is_private() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -855,7 +855,7 @@ async fn room_history_needs_membership_and_private_history_is_private() {
 
 #[tokio::test]
 async fn hist_time_is_rfc3339_utc_with_millis_and_recent() {
-    let server = TestServer::start();
+    let server = ServerProcess::start();
     let mut alice = server.guest("alice").await;
     let before = SystemTime::now();
     check(&mut alice, "MSG first", "OK MSG").await;
@@ -882,7 +882,7 @@ async fn hist_time_is_rfc3339_utc_with_millis_and_recent() {
 async fn history_right_after_a_message_includes_it() {
     // HISTORY waits for the batch that holds what was sent before it to be committed (at most
     // one window, and without forcing a commit), so that writes never queue behind reads.
-    let server = TestServer::start_with(&[], &[("LINECHAT_HISTORY_BATCH_MS", "200")]);
+    let server = ServerProcess::start_with(&[], &[("LINECHAT_HISTORY_BATCH_MS", "200")]);
     let mut alice = server.guest("alice").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -938,7 +938,7 @@ async fn history_right_after_a_message_includes_it() {
 async fn history_right_after_the_ok_includes_the_message_under_load() {
     const CLIENTS: usize = 6;
     const ROUNDS: usize = 150;
-    let server = TestServer::start_with(
+    let server = ServerProcess::start_with(
         &[],
         &[
             // Short, as each HISTORY waits for the commit of the batch before it.
@@ -1005,7 +1005,7 @@ async fn history_right_after_the_ok_includes_the_message_under_load() {
 async fn with_history_off_nothing_is_kept() {
     let off = [("LINECHAT_HISTORY", "false")];
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &off);
+    let server = ServerProcess::start_in(dir.path(), &[], &off);
     let mut alice = register(&server, "alice", "pw").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -1040,7 +1040,7 @@ async fn with_history_off_nothing_is_kept() {
 async fn with_history_off_queued_private_messages_still_work() {
     let off = [("LINECHAT_HISTORY", "false")];
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &off);
+    let server = ServerProcess::start_in(dir.path(), &[], &off);
     let mut alice = server.guest("alice").await;
     let bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -1072,7 +1072,7 @@ async fn with_history_off_queued_private_messages_still_work() {
 #[tokio::test]
 async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut alice = register(&server, "alice", "pw").await;
     let mut bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -1132,7 +1132,7 @@ async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart(
 #[tokio::test]
 async fn retention_keeps_private_messages_until_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), &[], &[]);
+    let server = ServerProcess::start_in(dir.path(), &[], &[]);
     let mut alice = server.guest("alice").await;
     let bob = register(&server, "bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -1180,7 +1180,7 @@ async fn a_hard_kill_loses_at_most_the_last_batch_window() {
         ("LINECHAT_FLOOD_LINES_PER_SEC", "0"),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start_in(dir.path(), &[], &envs);
+    let mut server = ServerProcess::start_in(dir.path(), &[], &envs);
 
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let (read, mut write) = stream.into_split();
@@ -1250,7 +1250,7 @@ async fn a_hard_kill_loses_at_most_the_last_batch_window() {
     );
 
     // The restarted server starts cleanly on the crashed database and answers.
-    let server = TestServer::start_in(dir.path(), &[], &envs);
+    let server = ServerProcess::start_in(dir.path(), &[], &envs);
     let mut checker = server.guest("checker").await;
     check(&mut checker, "PING alive", "PONG alive").await;
     let kept = hist(&mut checker, "HISTORY * 1000000").await;

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use linechat::common::Command;
+use linechat_protocol::Command;
 
 fuzz_target!(|line: &str| {
     if let Ok(Some(command)) = Command::parse(line) {

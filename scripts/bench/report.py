@@ -784,7 +784,7 @@ def main():
     lines.append(
         f"linechat side by side with the IRC servers ngIRCd, InspIRCd and ircd-hybrid, and with "
         f"Redis pub/sub as the reference for raw fan-out speed, under the same workloads from "
-        f"the load generator (`src/bin/loadgen`). Measured {now}, {args.rounds} rounds, "
+        f"the load generator (`crates/loadgen`). Measured {now}, {args.rounds} rounds, "
         f"{args.elapsed // 60} min {args.elapsed % 60} s. Every figure is the **median of the "
         f"rounds**; every run started a fresh server. Servers ran pinned to core "
         f"{args.server_core} (`taskset -c {args.server_core}`), the generator to core "

@@ -149,8 +149,8 @@ fn relieve(budget: &Budget, outboxes: &mut Vec<Weak<Shared>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::Reply;
     use crate::connection::{Delivery, OutboxFull};
+    use linechat_protocol::Reply;
 
     fn line(bytes: usize) -> Arc<Delivery> {
         Delivery::new(Reply::Pong(Some("x".repeat(bytes))))

@@ -17,7 +17,7 @@ use tokio_util::sync::{
 };
 
 use super::budget::Budget;
-use crate::common::Reply;
+use linechat_protocol::Reply;
 
 /// The most bytes the writer gathers into one write.
 const MAX_BATCH: usize = 64 * 1024;
@@ -416,7 +416,7 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::{Reply, Verb};
+    use linechat_protocol::{Reply, Verb};
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]

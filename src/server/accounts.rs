@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::storage::Store;
 use super::throttle::Throttle;
-use crate::common::{Name, Password};
+use linechat_protocol::{Name, Password};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {

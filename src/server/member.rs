@@ -1,7 +1,7 @@
 //! A logged-in user as the actors see them.
 
-use crate::common::Name;
 use crate::connection::Outbox;
+use linechat_protocol::Name;
 
 /// Who a user is, beyond the name they go by: their account if they have one, otherwise their
 /// guest session. History and queued messages are filed under it, never under the name, so

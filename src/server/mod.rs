@@ -33,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::common::{ErrorCode, Reply};
 use crate::connection::OutputBudget;
+use linechat_protocol::{ErrorCode, Reply};
 
 use crate::settings::Settings;
 use handle::ServerHandle;

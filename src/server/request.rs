@@ -3,7 +3,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::common::{ErrorCode, Reply};
+use linechat_protocol::{ErrorCode, Reply};
 
 /// Sends `request`, built around a fresh reply sender, to the actor behind `tx`; its answer
 /// comes on the returned receiver. If the actor is gone the request is dropped with its

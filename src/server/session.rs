@@ -23,11 +23,11 @@ use super::request::unavailable;
 use super::room::{Joined, Room};
 use super::storage::{Conversation, Record};
 use super::user::{NameRefusal, Private, RegisterError, Users};
-use crate::common::{
-    CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
-};
 use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER, Outbox, OutboxFull};
 use crate::settings::Settings;
+use linechat_protocol::{
+    CloseReason, Command, Departure, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb,
+};
 
 /// What every session shares.
 #[derive(Debug)]

@@ -9,8 +9,8 @@ use super::member::{Member, UserId};
 use super::room::{RoomLimits, Rooms};
 use super::storage::{StorageOptions, Store};
 use super::user::Users;
-use crate::common::Name;
 use crate::connection::outbox;
+use linechat_protocol::Name;
 
 /// The client end of a test member's connection.
 pub struct Inbox {

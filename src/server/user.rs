@@ -16,8 +16,8 @@ use super::accounts::{AccountError, Accounts};
 use super::member::{Member, UserId};
 use super::request::{self, unavailable};
 use super::storage::{Conversation, Record, Store};
-use crate::common::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
+use linechat_protocol::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
 
 /// Why a name cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

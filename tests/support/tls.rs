@@ -8,11 +8,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
-use super::TestServer;
+use super::ServerProcess;
 
 /// A server with a TLS listener, and a client configuration that trusts its certificate.
 pub struct TlsServer {
-    pub server: TestServer,
+    pub server: ServerProcess,
     pub tls_addr: SocketAddr,
     pub connector: tokio_rustls::TlsConnector,
     _dir: tempfile::TempDir,
@@ -31,7 +31,7 @@ impl TlsServer {
             ("LINECHAT_TLS_KEY", key_path.to_str().unwrap()),
         ];
         all_envs.extend_from_slice(envs);
-        let server = TestServer::start_with(&["--tls-addr", "127.0.0.1:0"], &all_envs);
+        let server = ServerProcess::start_with(&["--tls-addr", "127.0.0.1:0"], &all_envs);
         let line = server.wait_for_log("TLS listening on ");
         let tls_addr = line.rsplit("TLS listening on ").next().unwrap().trim();
         let mut roots = rustls::RootCertStore::empty();

@@ -7,10 +7,10 @@ use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::common::{ErrorCode, Name, Reply, Verb};
 use crate::connection::{Delivery, Outbox};
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
+use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
 #[derive(Debug)]
 pub(super) enum RoomMessage {

@@ -9,11 +9,11 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::manager::{Room, RoomManager, RoomMessage};
-use crate::common::{ErrorCode, Name, Notice, Reply, Verb};
 use crate::server::member::Member;
 use crate::server::request::{self, unavailable};
 use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
+use linechat_protocol::{ErrorCode, Name, Notice, Reply, Verb};
 
 /// What a join answers: the room's handle, or why not.
 pub type Joined = Result<Room, Reply>;

@@ -18,9 +18,9 @@ use super::{
     Conversation, Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage,
     files, key,
 };
-use crate::common::Name;
 use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
+use linechat_protocol::Name;
 
 /// A batch this large is written at once, whatever the window. Large, because a commit
 /// writes every page it touched, and messages to many conversations touch as many pages of

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::member::UserId;
-use crate::common::Name;
+use linechat_protocol::Name;
 
 /// Where a message was said, as history is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

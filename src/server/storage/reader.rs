@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::actor::{DATABASE_FILE, stored};
 use super::{Conversation, StorageError, StorageOptions, StoredMessage, key};
-use crate::common::Name;
+use linechat_protocol::Name;
 
 #[derive(Debug, Clone)]
 pub(super) struct Reader {

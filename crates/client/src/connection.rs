@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use linechat::common::{Command, ErrorCode, Name, Notice, Password, Reply};
+use linechat_protocol::{Command, ErrorCode, Name, Notice, Password, Reply};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;

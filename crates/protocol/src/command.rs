@@ -529,7 +529,7 @@ fn parse_name(raw: &str) -> Result<Name, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::name::MAX_NAME_LEN;
+    use crate::name::MAX_NAME_LEN;
     use proptest::prelude::*;
 
     fn name(raw: &str) -> Name {
@@ -1135,13 +1135,13 @@ mod tests {
     // Property tests.
 
     fn name_strategy() -> impl Strategy<Value = Name> {
-        crate::common::strategies::name()
+        crate::strategies::name()
     }
 
     /// Non-empty text without control characters that neither starts nor ends with
     /// whitespace; runs of inner spaces are common.
     fn text_strategy() -> impl Strategy<Value = String> {
-        crate::common::strategies::free_text()
+        crate::strategies::free_text()
             .prop_map(|text| text.trim().to_owned())
             .prop_filter("non-empty", |text| !text.is_empty())
     }

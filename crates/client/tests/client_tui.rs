@@ -1,6 +1,7 @@
 //! The bundled client's TUI, run in a pseudo-terminal against the real server: keys are
 //! typed into the terminal, and its output is turned back into a screen by `vt100`.
 
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};

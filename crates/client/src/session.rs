@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use linechat::common::{Command, HistoryTarget, Name, Reply, Verb};
+use linechat_protocol::{Command, HistoryTarget, Name, Reply, Verb};
 use tokio::sync::mpsc;
 
 use crate::connection::Line;

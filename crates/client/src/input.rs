@@ -5,7 +5,7 @@
 //! a leading `:` on a verb. Only the few commands that mean something else in the client are
 //! handled here.
 
-use linechat::common::{Command, Name, NameError, ParseError, Verb};
+use linechat_protocol::{Command, Name, NameError, ParseError, Verb};
 
 /// One line of user input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +131,7 @@ pub const COMMANDS_HELP: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linechat::common::{HistoryTarget, NameError};
+    use linechat_protocol::{HistoryTarget, NameError};
 
     fn name(raw: &str) -> Name {
         Name::parse(raw).unwrap()

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Local};
-use linechat::common::{Command, Departure, ErrorCode, Name, Notice, Verb};
+use linechat_protocol::{Command, Departure, ErrorCode, Name, Notice, Verb};
 
 use crate::session::Pending;
 
@@ -120,7 +120,7 @@ pub fn pong(token: Option<&str>, answered: Option<&Pending>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linechat::common::Password;
+    use linechat_protocol::Password;
 
     #[test]
     fn words_for_replies() {

@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use linechat::common::{ErrorCode, Name, Password};
+use linechat_protocol::{ErrorCode, Name, Password};
 
 use crate::connection::{Connection, Credentials, Line, LoginError};
 use crate::input;

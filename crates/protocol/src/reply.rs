@@ -446,8 +446,8 @@ mod reply_parser {
     use nom::{IResult, Parser};
 
     use super::{CloseReason, Departure, ErrorCode, Notice, Reply};
-    use crate::common::command::{HistoryTarget, Verb};
-    use crate::common::name::Name;
+    use crate::command::{HistoryTarget, Verb};
+    use crate::name::Name;
 
     fn word(input: &str) -> IResult<&str, &str> {
         take_till1(|c| c == ' ').parse(input)
@@ -754,7 +754,7 @@ mod parse_tests {
         }
     }
 
-    use crate::common::strategies::{free_text as text_strategy, name as name_strategy};
+    use crate::strategies::{free_text as text_strategy, name as name_strategy};
 
     fn names_strategy() -> impl Strategy<Value = Vec<Name>> {
         proptest::collection::vec(name_strategy(), 0..5)

@@ -23,7 +23,7 @@
 use std::io::Write;
 
 use chrono::Local;
-use linechat::common::{Command, Reply};
+use linechat_protocol::{Command, Reply};
 use tokio::sync::mpsc;
 
 use crate::connection::{Line, LinkEvent};
@@ -223,7 +223,7 @@ pub fn read_stdin() -> mpsc::Receiver<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linechat::common::Name;
+    use linechat_protocol::Name;
 
     fn session() -> Session {
         let mut session = Session::new(Name::parse("me").unwrap());

@@ -1,4 +1,6 @@
-//! Types shared by the server and the bundled client.
+//! linechat's wire protocol: the commands a client sends, the replies and notices a server
+//! sends, and the names both use, with their parsers and encodings. Shared by the server, the
+//! bundled client and the load generator.
 
 pub mod command;
 pub mod name;

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
-use linechat::common::{Command, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb};
+use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::editor::Editor;

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use chrono::Local;
-use linechat::common::Name;
+use linechat_protocol::Name;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};

@@ -1,0 +1,161 @@
+//! The server in the test's own process, on 127.0.0.1 port 0, reached over real sockets.
+//!
+//! Each server runs on a runtime of its own, on a thread of its own, as the binary's would:
+//! stopping it ends that runtime, which drops every task and closes every socket at once, the
+//! way a killed process does. Tests about timeouts run the server on their own runtime instead
+//! ([`TestServer::spawn`]), so that a paused clock (`tokio::time::pause`) drives both.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use linechat::server::Server;
+use linechat::settings::Settings;
+use tokio::sync::oneshot;
+
+use super::Client;
+
+/// How a server on its own thread is told to stop.
+enum Stop {
+    /// As on SIGTERM: clients are told, queued lines and history are written.
+    Gracefully,
+    /// As on SIGKILL: the runtime is dropped with everything on it.
+    Now,
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<Stop>>,
+    thread: Option<JoinHandle<()>>,
+    /// The data directory, when the server owns it (see [`TestServer::start_in`]).
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+/// The settings tests start from: the defaults, on a free port of 127.0.0.1 and the data
+/// directory `data_dir`.
+pub fn settings(data_dir: &Path) -> Settings {
+    Settings {
+        addr: "127.0.0.1:0".into(),
+        data_dir: data_dir.to_path_buf(),
+        ..Settings::default()
+    }
+}
+
+impl TestServer {
+    /// A server with the default settings, in a fresh data directory of its own.
+    pub fn start() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// A server whose settings `configure` changes, in a fresh data directory of its own.
+    pub fn with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let mut server = Self::start_in(data_dir.path(), configure);
+        server._data_dir = Some(data_dir);
+        server
+    }
+
+    /// A server on `data_dir`, which outlives it: a later server started on the same
+    /// directory finds what this one stored.
+    pub fn start_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = settings(data_dir);
+        configure(&mut settings);
+        Self::start_on_thread(settings)
+    }
+
+    /// A server on `data_dir` listening on `addr` rather than a free port: a test restarts a
+    /// server where its clients will look for it.
+    pub fn start_at(addr: SocketAddr, data_dir: &Path) -> Self {
+        Self::start_in(data_dir, |settings| settings.addr = addr.to_string())
+    }
+
+    fn start_on_thread(settings: Settings) -> Self {
+        let (started, listening) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let server = Server::bind(settings).await.expect("the server starts");
+                started
+                    .send(server.local_addr().expect("an address"))
+                    .unwrap();
+                let (graceful, now) = oneshot::channel::<()>();
+                let serving = tokio::spawn(server.run(async {
+                    // Only a word shuts down gracefully: when the sender is dropped, the
+                    // runtime is about to be, and the server must not say goodbye first.
+                    if now.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }));
+                match stopped.await {
+                    Ok(Stop::Gracefully) => {
+                        let _ = graceful.send(());
+                        let _ = serving.await;
+                    }
+                    // A dropped handle stops the server as abruptly as a kill.
+                    Ok(Stop::Now) | Err(_) => {}
+                }
+            });
+            runtime.shutdown_background();
+        });
+        let addr = listening.recv().expect("the server starts");
+        Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            _data_dir: None,
+        }
+    }
+
+    /// Starts the server on the test's own runtime, so that the test's clock (paused or not)
+    /// is the server's; it stops when the runtime does.
+    pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> (SocketAddr, tempfile::TempDir) {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let mut settings = settings(data_dir.path());
+        configure(&mut settings);
+        let server = Server::bind(settings).await.expect("the server starts");
+        let addr = server.local_addr().expect("an address");
+        tokio::spawn(server.run(std::future::pending()));
+        (addr, data_dir)
+    }
+
+    /// Shuts the server down as SIGTERM does, and waits until it has.
+    pub fn terminate(&mut self) {
+        self.stop_with(Stop::Gracefully);
+    }
+
+    /// Stops the server at once, as SIGKILL does: connections drop without a word.
+    pub fn kill(&mut self) {
+        self.stop_with(Stop::Now);
+    }
+
+    fn stop_with(&mut self, how: Stop) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(how);
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the server's thread ends cleanly");
+        }
+    }
+
+    /// A connected client that has read the greeting.
+    pub async fn connect(&self) -> Client {
+        Client::greeted(self.addr).await
+    }
+
+    /// A client logged in as guest `name`.
+    pub async fn guest(&self, name: &str) -> Client {
+        Client::guest(self.addr, name).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop_with(Stop::Now);
+    }
+}
