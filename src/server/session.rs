@@ -43,16 +43,16 @@ impl SessionContext {
     async fn run(&self, presence: &mut Presence, command: Command) -> Reply {
         let server = &self.server;
         match command {
-            Command::Users => server.users.list().await,
-            Command::ListRooms => server.rooms.list().await,
+            Command::Users {} => server.users.list().await,
+            Command::ListRooms {} => server.rooms.list().await,
             Command::ListRoomUsers { room } => server.rooms.members(room).await,
             Command::CreateRoom { room } => {
                 let joined = server.rooms.create(presence.member.clone(), room).await;
-                self.entered(presence, Verb::Cr, joined).await
+                self.entered(presence, Verb::CreateRoom, joined).await
             }
             Command::JoinRoom { room } => {
                 let joined = server.rooms.join(presence.member.clone(), room).await;
-                self.entered(presence, Verb::Jr, joined).await
+                self.entered(presence, Verb::JoinRoom, joined).await
             }
             Command::LeaveRoom { room } => {
                 let Some(handle) = presence.rooms.get(&room) else {

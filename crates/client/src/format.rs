@@ -75,10 +75,10 @@ pub fn notice(notice: &Notice) -> String {
 pub fn ok(verb: Verb, detail: Option<&str>) -> String {
     let detail = detail.unwrap_or_default();
     match verb {
-        Verb::Cr => format!("created #{detail}"),
-        Verb::Jr => format!("joined #{detail}"),
-        Verb::Lr => format!("left #{detail}"),
-        Verb::Rm => format!("sent to #{detail}"),
+        Verb::CreateRoom => format!("created #{detail}"),
+        Verb::JoinRoom => format!("joined #{detail}"),
+        Verb::LeaveRoom => format!("left #{detail}"),
+        Verb::RoomMessage => format!("sent to #{detail}"),
         Verb::Msg => "sent to everyone".into(),
         Verb::Pm => match detail.strip_suffix(" queued") {
             Some(user) => format!("{user} is offline: the message waits for their next login"),
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn words_for_replies() {
         let bob = Name::parse("bob").unwrap();
-        assert_eq!(ok(Verb::Jr, Some("dev")), "joined #dev");
+        assert_eq!(ok(Verb::JoinRoom, Some("dev")), "joined #dev");
         assert_eq!(ok(Verb::Pm, Some("bob")), "sent to @bob");
         assert_eq!(
             ok(Verb::Pm, Some("bob queued")),

@@ -161,11 +161,11 @@ mod tests {
                 text: "hi  there".into()
             }
         );
-        assert_eq!(send(":users"), Command::Users);
+        assert_eq!(send(":users"), Command::Users {});
         assert_eq!(send(":cr dev"), Command::CreateRoom { room: name("dev") });
         assert_eq!(send(":JR dev"), Command::JoinRoom { room: name("dev") });
         assert_eq!(send(":lr dev"), Command::LeaveRoom { room: name("dev") });
-        assert_eq!(send(":lrs"), Command::ListRooms);
+        assert_eq!(send(":lrs"), Command::ListRooms {});
         assert_eq!(
             send(":lru dev"),
             Command::ListRoomUsers { room: name("dev") }
@@ -243,7 +243,9 @@ mod tests {
         );
         assert_eq!(
             parse(":cr"),
-            Err(InputError::Parse(ParseError::MissingArgument(Verb::Cr)))
+            Err(InputError::Parse(ParseError::MissingArgument(
+                Verb::CreateRoom
+            )))
         );
         assert_eq!(
             parse(":users now"),
@@ -251,7 +253,9 @@ mod tests {
         );
         assert_eq!(
             parse(":rm dev"),
-            Err(InputError::Parse(ParseError::MissingArgument(Verb::Rm)))
+            Err(InputError::Parse(ParseError::MissingArgument(
+                Verb::RoomMessage
+            )))
         );
         assert!(matches!(
             parse(":history * zero"),

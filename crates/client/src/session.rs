@@ -144,8 +144,8 @@ impl Session {
         if let Reply::Ok { verb, detail } = reply {
             let room = detail.as_deref().and_then(|room| Name::parse(room).ok());
             match (verb, room) {
-                (Verb::Cr | Verb::Jr, Some(room)) => self.joined(&room),
-                (Verb::Lr, Some(room)) => self.rooms.retain(|r| *r != room),
+                (Verb::CreateRoom | Verb::JoinRoom, Some(room)) => self.joined(&room),
+                (Verb::LeaveRoom, Some(room)) => self.rooms.retain(|r| *r != room),
                 _ => {}
             }
         }
@@ -205,18 +205,18 @@ mod tests {
     fn final_lines_answer_commands_in_order() {
         let (mut session, mut commands) = connected();
         assert_eq!(session.me.as_str(), "Me");
-        session.send(Command::Users, false).unwrap();
+        session.send(Command::Users {}, false).unwrap();
         session.send(Command::Ping { token: None }, false).unwrap();
-        assert_eq!(commands.try_recv().unwrap(), Command::Users);
+        assert_eq!(commands.try_recv().unwrap(), Command::Users {});
         assert!(session.is_busy());
         assert!(session.on_line(&line("MSG bob hi")).is_none());
         let first = session.on_line(&line("USERS Me bob")).unwrap();
-        assert_eq!(first.command, Command::Users);
+        assert_eq!(first.command, Command::Users {});
         let second = session.on_line(&line("PONG")).unwrap();
         assert_eq!(second.command, Command::Ping { token: None });
         assert!(!session.is_busy());
         // A final line this client cannot read still answers the oldest command.
-        session.send(Command::Users, false).unwrap();
+        session.send(Command::Users {}, false).unwrap();
         assert!(
             session
                 .on_line(&Line::Unknown("USERS a.b".into()))
@@ -255,11 +255,11 @@ mod tests {
         let (mut session, _commands) = connected();
         session.on_line(&line("OK CR dev"));
         session.on_line(&line("OK CR ops"));
-        session.send(Command::Users, false).unwrap();
+        session.send(Command::Users {}, false).unwrap();
         let lost = session.on_lost();
         assert_eq!(lost.len(), 1);
         assert!(!session.is_connected());
-        assert_eq!(session.send(Command::Users, false), Err(NotConnected));
+        assert_eq!(session.send(Command::Users {}, false), Err(NotConnected));
         // The server puts a registered user back in `ops` during LOGIN...
         session.on_line(&line("JR ops Me"));
         let (outbox, mut commands) = mpsc::unbounded_channel();

@@ -8,8 +8,20 @@ use std::time::SystemTime;
 use super::command::{HistoryTarget, ParseError, Verb};
 use super::name::Name;
 
-/// Stable error codes: bots switch on them, so a code is never renamed or reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Stable error codes: bots switch on them, so a code is never renamed or reused. On the wire
+/// each is its variant's name in upper snake case (`BadUtf8` is `BAD_UTF8`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     UnknownCommand,
     BadArguments,
@@ -42,32 +54,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [ErrorCode] = <ErrorCode as strum::VariantArray>::VARIANTS;
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::UnknownCommand => "UNKNOWN_COMMAND",
-            ErrorCode::BadArguments => "BAD_ARGUMENTS",
-            ErrorCode::BadName => "BAD_NAME",
-            ErrorCode::BadText => "BAD_TEXT",
-            ErrorCode::LineTooLong => "LINE_TOO_LONG",
-            ErrorCode::BadUtf8 => "BAD_UTF8",
-            ErrorCode::NotLoggedIn => "NOT_LOGGED_IN",
-            ErrorCode::AlreadyLoggedIn => "ALREADY_LOGGED_IN",
-            ErrorCode::NameTaken => "NAME_TAKEN",
-            ErrorCode::BadPassword => "BAD_PASSWORD",
-            ErrorCode::GuestsDisabled => "GUESTS_DISABLED",
-            ErrorCode::NoSuchUser => "NO_SUCH_USER",
-            ErrorCode::NoSuchRoom => "NO_SUCH_ROOM",
-            ErrorCode::RoomExists => "ROOM_EXISTS",
-            ErrorCode::NotInRoom => "NOT_IN_ROOM",
-            ErrorCode::AlreadyInRoom => "ALREADY_IN_ROOM",
-            ErrorCode::Flood => "FLOOD",
-            ErrorCode::TooManyAttempts => "TOO_MANY_ATTEMPTS",
-            ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
-            ErrorCode::RoomFull => "ROOM_FULL",
-            ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
-            ErrorCode::Internal => "INTERNAL",
-            ErrorCode::Storage => "STORAGE",
-        }
+        self.into()
+    }
+
+    /// The code with this wire name (exact, upper case).
+    pub fn lookup(word: &str) -> Option<ErrorCode> {
+        word.parse().ok()
     }
 }
 
@@ -90,35 +86,49 @@ impl From<&ParseError> for ErrorCode {
     }
 }
 
-/// Why the server is closing a connection, told to that connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why the server is closing a connection, told to that connection: on the wire, the
+/// variant's name in upper snake case, then the explanation.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumMessage,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum CloseReason {
+    #[strum(message = "no login in time")]
     LoginTimeout,
     /// No line came back after the server's `PING`.
+    #[strum(message = "no answer to PING in time")]
     IdleTimeout,
     /// The client kept sending over its rate limit.
+    #[strum(message = "too many lines over the rate limit")]
     Flood,
     /// The user logged in to their account on another connection, which took over.
+    #[strum(message = "you logged in on another connection")]
     Replaced,
 }
 
 impl CloseReason {
+    /// Every reason, in declaration order.
+    pub const ALL: &'static [CloseReason] = <CloseReason as strum::VariantArray>::VARIANTS;
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::LoginTimeout => "LOGIN_TIMEOUT",
-            CloseReason::IdleTimeout => "IDLE_TIMEOUT",
-            CloseReason::Flood => "FLOOD",
-            CloseReason::Replaced => "REPLACED",
-        }
+        self.into()
+    }
+
+    /// The reason with this wire name (exact, upper case).
+    pub fn lookup(word: &str) -> Option<CloseReason> {
+        word.parse().ok()
     }
 
     fn explanation(self) -> &'static str {
-        match self {
-            CloseReason::LoginTimeout => "no login in time",
-            CloseReason::IdleTimeout => "no answer to PING in time",
-            CloseReason::Flood => "too many lines over the rate limit",
-            CloseReason::Replaced => "you logged in on another connection",
-        }
+        strum::EnumMessage::get_message(&self).unwrap_or_default()
     }
 }
 
@@ -322,65 +332,6 @@ impl fmt::Display for Reply {
 // ---------------------------------------------------------------------------------------------
 // Reading server lines back: the client's side of the wire format written above.
 // ---------------------------------------------------------------------------------------------
-
-impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
-        ErrorCode::UnknownCommand,
-        ErrorCode::BadArguments,
-        ErrorCode::BadName,
-        ErrorCode::BadText,
-        ErrorCode::LineTooLong,
-        ErrorCode::BadUtf8,
-        ErrorCode::NotLoggedIn,
-        ErrorCode::AlreadyLoggedIn,
-        ErrorCode::NameTaken,
-        ErrorCode::BadPassword,
-        ErrorCode::GuestsDisabled,
-        ErrorCode::NoSuchUser,
-        ErrorCode::NoSuchRoom,
-        ErrorCode::RoomExists,
-        ErrorCode::NotInRoom,
-        ErrorCode::AlreadyInRoom,
-        ErrorCode::Flood,
-        ErrorCode::TooManyAttempts,
-        ErrorCode::TooManyConnections,
-        ErrorCode::RoomFull,
-        ErrorCode::TooManyRooms,
-        ErrorCode::Internal,
-        ErrorCode::Storage,
-    ];
-
-    /// The code with this wire name (exact, upper case).
-    pub fn lookup(word: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL
-            .into_iter()
-            .find(|code| code.as_str() == word)
-    }
-}
-
-impl std::str::FromStr for ErrorCode {
-    type Err = ReplyParseError;
-
-    fn from_str(word: &str) -> Result<Self, Self::Err> {
-        ErrorCode::lookup(word).ok_or_else(|| ReplyParseError::new(word, "unknown error code"))
-    }
-}
-
-impl CloseReason {
-    pub const ALL: [CloseReason; 4] = [
-        CloseReason::LoginTimeout,
-        CloseReason::IdleTimeout,
-        CloseReason::Flood,
-        CloseReason::Replaced,
-    ];
-
-    /// The reason with this wire name (exact, upper case).
-    pub fn lookup(word: &str) -> Option<CloseReason> {
-        CloseReason::ALL
-            .into_iter()
-            .find(|reason| reason.as_str() == word)
-    }
-}
 
 /// A server line that is not one of the lines [`Reply`]'s `Display` writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -621,7 +572,7 @@ mod parse_tests {
         let replies = [
             Reply::Hello,
             Reply::ok(Verb::Msg),
-            Reply::ok_with(Verb::Cr, "lobby"),
+            Reply::ok_with(Verb::CreateRoom, "lobby"),
             Reply::ok_with(Verb::Pm, "bob queued"),
             Reply::err(ErrorCode::NoSuchRoom, "there is no room x; CR creates it"),
             Reply::Users(vec![name("alice"), name("Bob")]),
@@ -698,11 +649,11 @@ mod parse_tests {
         for reply in &replies {
             round_trip(reply);
         }
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::ALL {
             round_trip(&Reply::err(code, "why"));
             assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
         }
-        for reason in CloseReason::ALL {
+        for &reason in CloseReason::ALL {
             round_trip(&Reply::Notice(Notice::Closing { reason }));
         }
         for verb in Verb::ALL {
@@ -764,29 +715,6 @@ mod parse_tests {
         proptest::sample::select(Verb::ALL.to_vec())
     }
 
-    /// Fails to compile when a variant is added without updating `ALL` and the parser: the
-    /// index of each code in `ErrorCode::ALL`.
-    fn error_code_index(code: ErrorCode) -> usize {
-        use ErrorCode::*;
-        let position = |wanted| ErrorCode::ALL.iter().position(|c| *c == wanted);
-        match code {
-            UnknownCommand | BadArguments | BadName | BadText | LineTooLong | BadUtf8
-            | NotLoggedIn | AlreadyLoggedIn | NameTaken | BadPassword | GuestsDisabled
-            | NoSuchUser | NoSuchRoom | RoomExists | NotInRoom | AlreadyInRoom | Flood
-            | TooManyAttempts | TooManyConnections | RoomFull | TooManyRooms | Internal
-            | Storage => position(code).expect("every code is in ErrorCode::ALL"),
-        }
-    }
-
-    fn close_reason_index(reason: CloseReason) -> usize {
-        match reason {
-            CloseReason::LoginTimeout
-            | CloseReason::IdleTimeout
-            | CloseReason::Flood
-            | CloseReason::Replaced => CloseReason::ALL.iter().position(|r| *r == reason).unwrap(),
-        }
-    }
-
     /// Each variant once: the `match` fails to compile when one is added, so that the
     /// strategies below (and the parser) are updated with it.
     fn departure_strategy() -> impl Strategy<Value = Departure> {
@@ -815,16 +743,6 @@ mod parse_tests {
         };
         (proptest::option::of(text_strategy()), 0..7usize)
             .prop_map(move |(quit, index)| all(quit)[index].clone())
-    }
-
-    #[test]
-    fn the_lists_of_codes_are_complete() {
-        for (index, code) in ErrorCode::ALL.into_iter().enumerate() {
-            assert_eq!(error_code_index(code), index);
-        }
-        for (index, reason) in CloseReason::ALL.into_iter().enumerate() {
-            assert_eq!(close_reason_index(reason), index);
-        }
     }
 
     fn notice_strategy() -> impl Strategy<Value = Notice> {

@@ -167,7 +167,7 @@ impl RoomManager {
         let handle = Room {
             name: room.clone(),
             tx,
-            said: Delivery::new(Reply::ok_with(Verb::Rm, &room)),
+            said: Delivery::new(Reply::ok_with(Verb::RoomMessage, &room)),
         };
         let manager = RoomManager {
             room,
@@ -215,7 +215,7 @@ impl RoomManager {
                     if self.members.is_empty() {
                         let _ = self.idle.send(self.room.clone());
                     }
-                    Reply::ok_with(Verb::Lr, &self.room)
+                    Reply::ok_with(Verb::LeaveRoom, &self.room)
                 } else {
                     not_in(&room)
                 };

@@ -329,13 +329,13 @@ impl RoomProcessor {
                     by: member.name.clone(),
                 };
                 self.users.notify(notice, member.name.clone());
-                self.join(member, room, Verb::Cr, reply);
+                self.join(member, room, Verb::CreateRoom, reply);
             }
             RoomRequest::Join {
                 member,
                 room,
                 reply,
-            } => self.join(member, room, Verb::Jr, reply),
+            } => self.join(member, room, Verb::JoinRoom, reply),
             RoomRequest::NotMember { room, reply } => {
                 let answer = match self.rooms.get(&room) {
                     Some(entry) => {
@@ -428,11 +428,14 @@ mod tests {
     }
 
     async fn create(rooms: &Rooms, member: &Member, room: &str) -> String {
-        shown(Verb::Cr, rooms.create(member.clone(), name(room)).await)
+        shown(
+            Verb::CreateRoom,
+            rooms.create(member.clone(), name(room)).await,
+        )
     }
 
     async fn join(rooms: &Rooms, member: &Member, room: &str) -> String {
-        shown(Verb::Jr, rooms.join(member.clone(), name(room)).await)
+        shown(Verb::JoinRoom, rooms.join(member.clone(), name(room)).await)
     }
 
     async fn handle(rooms: &Rooms, member: &Member, room: &str) -> Room {

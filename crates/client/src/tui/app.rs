@@ -275,7 +275,7 @@ impl App {
                     conversation.history = HistoryState::Unloaded;
                     conversation.members = None;
                 }
-                let _ = self.session.send(Command::Users, true);
+                let _ = self.session.send(Command::Users {}, true);
                 if again {
                     self.note(Body::Info(format!(
                         "reconnected to {} as {}",
@@ -411,14 +411,14 @@ impl App {
                 let text = format::ok(verb, detail.as_deref());
                 let room = detail.as_deref().and_then(|d| Name::parse(d).ok());
                 match (verb, room) {
-                    (Verb::Cr | Verb::Jr, Some(room)) => {
+                    (Verb::CreateRoom | Verb::JoinRoom, Some(room)) => {
                         let index = self.ensure(Target::Room(room));
                         if !automatic {
                             self.select(index);
                         }
                         self.push(index, Body::Info(text));
                     }
-                    (Verb::Lr, Some(room)) => {
+                    (Verb::LeaveRoom, Some(room)) => {
                         self.remove(&Target::Room(room));
                         self.note(Body::Info(text));
                     }
@@ -434,7 +434,7 @@ impl App {
                             self.push_to(&Target::User(to), Body::Info(text));
                         }
                     }
-                    (Verb::Msg | Verb::Rm | Verb::Help, _) => {}
+                    (Verb::Msg | Verb::RoomMessage | Verb::Help, _) => {}
                     (Verb::Quit, _) => self.done = Some(Ok(())),
                     _ if automatic => {}
                     _ => self.note(Body::Info(text)),
@@ -465,7 +465,7 @@ impl App {
                             return;
                         }
                     }
-                    Some(Command::ListRoomUsers { .. }) | Some(Command::Users) if automatic => {
+                    Some(Command::ListRoomUsers { .. }) | Some(Command::Users {}) if automatic => {
                         return;
                     }
                     _ => {}

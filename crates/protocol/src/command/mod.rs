@@ -1,0 +1,232 @@
+//! Client commands: the table that declares them, and the parser that reads them from a line.
+//!
+//! Every command is declared once, in [`command_table!`]: its verb on the wire, its
+//! arguments, its usage and its help. The [`Verb`] and [`Command`] types, the parser, the
+//! canonical form and the `HELP` lines are generated from it here; the server generates its
+//! dispatch to one module per command from the same table (`src/server/cmd/`).
+
+mod args;
+mod text;
+
+use std::fmt;
+
+pub use args::{HistoryTarget, Password};
+pub use text::is_invisible;
+
+use crate::name::{Name, NameError};
+
+/// The commands a client may send, one entry each:
+///
+/// `Variant(module) "VERB" ["ALIAS", ...] { field: Type, ... } usage "<usage>", help "help";`
+///
+/// - `module` names the server's module that runs it (`src/server/cmd/<module>.rs`);
+/// - the aliases are words people type for it elsewhere (IRC, habit): an unknown command
+///   that is one of them gets a suggestion;
+/// - each field's type says how it is read (see `args.rs`): a `Name` or a count is one
+///   word, `String` and `Password` are the rest of the line, `Option` is optional;
+/// - usage and help make the `HELP` line: `VERB <usage> - help`.
+///
+/// Calls `$callback! { entries }`; the callback matches the entries it needs.
+#[macro_export]
+macro_rules! command_table {
+    ($callback:ident) => {
+        $callback! {
+            Register(register) "REGISTER" ["SIGNUP"] { name: Name, password: Password }
+                usage "<name> <password>", help "create an account and log in";
+            Login(login) "LOGIN" ["IDENTIFY"] { name: Name, password: Password }
+                usage "<name> <password>", help "log in to your account";
+            Nick(nick) "NICK" [] { name: Name }
+                usage "<name>", help "log in as a guest";
+            Msg(msg) "MSG" ["SAY", "ALL"] { text: String }
+                usage "<text>", help "message everyone online";
+            Pm(pm) "PM" ["PRIVMSG", "QUERY", "WHISPER", "TELL"] { to: Name, text: String }
+                usage "<user> <text>", help "private message";
+            Users(users) "USERS" ["WHO"] {}
+                help "list who is online";
+            CreateRoom(create_room) "CR" ["CREATE"] { room: Name }
+                usage "<room>", help "create a room and join it";
+            JoinRoom(join_room) "JR" ["JOIN"] { room: Name }
+                usage "<room>", help "join a room";
+            LeaveRoom(leave_room) "LR" ["PART", "LEAVE"] { room: Name }
+                usage "<room>", help "leave a room";
+            ListRooms(list_rooms) "LRS" ["LIST", "ROOMS"] {}
+                help "list rooms";
+            ListRoomUsers(list_room_users) "LRU" ["NAMES"] { room: Name }
+                usage "<room>", help "list a room's members";
+            RoomMessage(room_message) "RM" [] { room: Name, text: String }
+                usage "<room> <text>", help "message a room you are in";
+            History(history) "HISTORY" ["LOG", "BACKLOG"] { target: HistoryTarget, count: Option<u32> }
+                usage "<*|room|user> [count]",
+                help "past messages: global, a room you are in, or your private talk with a user";
+            Ping(ping) "PING" [] { token: Option<String> }
+                usage "[token]", help "the server answers PONG [token]";
+            Pong(pong) "PONG" [] { token: Option<String> }
+                usage "[token]", help "answer to the server's PING; it gets no reply";
+            Help(help) "HELP" ["COMMANDS"] { verb: Option<Verb> }
+                usage "[verb]", help "this help";
+            Quit(quit) "QUIT" ["EXIT", "BYE", "LOGOUT"] { reason: Option<String> }
+                usage "[reason]", help "leave the server";
+        }
+    };
+}
+
+/// Generates [`Verb`], [`Command`], parsing and the canonical form from the table.
+macro_rules! define_commands {
+    ($(
+        $variant:ident($module:ident) $wire:literal [$($alias:literal),*]
+            { $($field:ident: $type:ty),* }
+            $(usage $usage:literal,)? help $help:literal;
+    )*) => {
+        /// The verbs a client may send. Verbs are matched without regard to case.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Verb {
+            $($variant,)*
+        }
+
+        impl Verb {
+            pub const ALL: [Verb; [$($wire),*].len()] = [$(Verb::$variant,)*];
+
+            /// The verb as it is written on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Verb::$variant => $wire,)*
+                }
+            }
+
+            /// One line of usage, as `HELP` prints it.
+            pub fn usage(self) -> &'static str {
+                match self {
+                    $(Verb::$variant => concat!($wire, $(" ", $usage,)? " - ", $help),)*
+                }
+            }
+
+            /// The words people type elsewhere for this verb.
+            fn aliases(self) -> &'static [&'static str] {
+                match self {
+                    $(Verb::$variant => &[$($alias),*],)*
+                }
+            }
+        }
+
+        /// One parsed client line.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Command {
+            $($variant { $($field: $type),* },)*
+        }
+
+        impl Command {
+            pub fn verb(&self) -> Verb {
+                match self {
+                    $(Command::$variant { .. } => Verb::$variant,)*
+                }
+            }
+
+            /// Reads the arguments of `verb` from `args`.
+            fn with_arguments(verb: Verb, args: &mut args::Args<'_>) -> Result<Command, ParseError> {
+                use args::Arg;
+                Ok(match verb {
+                    $(Verb::$variant => Command::$variant {
+                        $($field: <$type as Arg>::take(args)?,)*
+                    },)*
+                })
+            }
+        }
+
+        /// Writes the command in its canonical wire form, which [`Command::parse`] reads back.
+        impl fmt::Display for Command {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                #[allow(unused_imports)]
+                use args::Arg;
+                match self {
+                    $(Command::$variant { $($field),* } => {
+                        f.write_str($wire)?;
+                        $(Arg::write($field, f)?;)*
+                        Ok(())
+                    })*
+                }
+            }
+        }
+    };
+}
+
+command_table!(define_commands);
+
+impl Verb {
+    /// Finds a verb by name, ignoring case and one leading `:` or `/`.
+    pub fn lookup(word: &str) -> Option<Verb> {
+        let word = without_prefix(word);
+        Verb::ALL
+            .into_iter()
+            .find(|verb| verb.as_str().eq_ignore_ascii_case(word))
+    }
+
+    /// The verb an unknown command was probably meant as: `JOIN` or `/join` is `JR`.
+    pub fn suggest(word: &str) -> Option<Verb> {
+        let word = without_prefix(word);
+        Verb::ALL.into_iter().find(|verb| {
+            verb.aliases()
+                .iter()
+                .any(|alias| alias.eq_ignore_ascii_case(word))
+        })
+    }
+}
+
+fn without_prefix(word: &str) -> &str {
+    word.strip_prefix(':')
+        .or_else(|| word.strip_prefix('/'))
+        .unwrap_or(word)
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a line is not a command. Each maps to one stable error code on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("unknown command {:?}; {}", .0, suggestion(.0))]
+    UnknownCommand(String),
+    #[error("missing argument; usage: {}", .0.usage())]
+    MissingArgument(Verb),
+    #[error("too many arguments; usage: {}", .0.usage())]
+    TooManyArguments(Verb),
+    #[error("bad name {name:?}: {error}")]
+    BadName { name: String, error: NameError },
+    #[error("control characters are not allowed")]
+    ControlCharacter,
+    #[error("invisible or direction-changing character U+{:04X} is not allowed", u32::from(*.0))]
+    InvisibleCharacter(char),
+    #[error("{count:?} is not a count: use a whole number from 1; usage: {}", verb.usage())]
+    BadCount { count: String, verb: Verb },
+}
+
+/// What to try after an unknown command.
+fn suggestion(word: &str) -> String {
+    match Verb::suggest(word) {
+        Some(verb) => format!("did you mean {verb}? usage: {}", verb.usage()),
+        None => "HELP lists the commands".into(),
+    }
+}
+
+impl Command {
+    /// Parses one line (without its line ending). Blank lines are `Ok(None)`: they are ignored,
+    /// not errors, so a stray Enter in telnet costs nothing.
+    pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
+        text::check(line)?;
+        let line = args::trim(line);
+        if line.is_empty() {
+            return Ok(None);
+        }
+        let (rest, word) = args::word(line).expect("a non-blank line starts with a word");
+        let verb = Verb::lookup(word).ok_or_else(|| ParseError::UnknownCommand(word.into()))?;
+        let mut args = args::Args::new(verb, rest);
+        let command = Command::with_arguments(verb, &mut args)?;
+        args.finish()?;
+        Ok(Some(command))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,803 @@
+//! The parser's tests: every verb, the errors, and properties (any command reparses to
+//! itself; no line panics).
+
+use super::*;
+use crate::name::MAX_NAME_LEN;
+use proptest::prelude::*;
+
+fn name(raw: &str) -> Name {
+    Name::parse(raw).unwrap()
+}
+
+/// Parses a line that must hold a command.
+fn parse(line: &str) -> Command {
+    match Command::parse(line) {
+        Ok(Some(command)) => command,
+        other => panic!("{line:?} parsed to {other:?}"),
+    }
+}
+
+fn parse_err(line: &str) -> ParseError {
+    match Command::parse(line) {
+        Err(error) => error,
+        other => panic!("{line:?} should fail, parsed to {other:?}"),
+    }
+}
+
+fn bad_name(raw: &str, error: NameError) -> ParseError {
+    ParseError::BadName {
+        name: raw.into(),
+        error,
+    }
+}
+
+#[test]
+fn parses_every_verb_with_its_arguments() {
+    let cases = [
+        (
+            "REGISTER alice s3cret",
+            Command::Register {
+                name: name("alice"),
+                password: Password::new("s3cret"),
+            },
+        ),
+        (
+            "LOGIN alice s3cret",
+            Command::Login {
+                name: name("alice"),
+                password: Password::new("s3cret"),
+            },
+        ),
+        ("NICK bob", Command::Nick { name: name("bob") }),
+        (
+            "MSG hello",
+            Command::Msg {
+                text: "hello".into(),
+            },
+        ),
+        (
+            "PM bob hi",
+            Command::Pm {
+                to: name("bob"),
+                text: "hi".into(),
+            },
+        ),
+        ("USERS", Command::Users {}),
+        (
+            "CR lobby",
+            Command::CreateRoom {
+                room: name("lobby"),
+            },
+        ),
+        (
+            "JR lobby",
+            Command::JoinRoom {
+                room: name("lobby"),
+            },
+        ),
+        (
+            "LR lobby",
+            Command::LeaveRoom {
+                room: name("lobby"),
+            },
+        ),
+        ("LRS", Command::ListRooms {}),
+        (
+            "LRU lobby",
+            Command::ListRoomUsers {
+                room: name("lobby"),
+            },
+        ),
+        (
+            "RM lobby hi",
+            Command::RoomMessage {
+                room: name("lobby"),
+                text: "hi".into(),
+            },
+        ),
+        ("PING", Command::Ping { token: None }),
+        ("HELP", Command::Help { verb: None }),
+        ("QUIT", Command::Quit { reason: None }),
+        (
+            "PONG x1",
+            Command::Pong {
+                token: Some("x1".into()),
+            },
+        ),
+        (
+            "HISTORY *",
+            Command::History {
+                target: HistoryTarget::Global,
+                count: None,
+            },
+        ),
+        (
+            "HISTORY Dev 20",
+            Command::History {
+                target: HistoryTarget::Named(Name::parse("Dev").unwrap()),
+                count: Some(20),
+            },
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (line, expected) in cases {
+        let command = parse(line);
+        assert_eq!(command, expected, "{line:?}");
+        assert_eq!(command.to_string(), line, "canonical form of {line:?}");
+        seen.push(command.verb());
+    }
+    for verb in Verb::ALL {
+        assert!(seen.contains(&verb), "no case for {verb}");
+    }
+}
+
+#[test]
+fn verbs_ignore_case_and_one_leading_colon_or_slash() {
+    for verb in Verb::ALL {
+        let upper = verb.as_str();
+        let lower = upper.to_ascii_lowercase();
+        for word in [
+            upper.to_owned(),
+            lower.clone(),
+            format!(":{upper}"),
+            format!("/{lower}"),
+        ] {
+            assert_eq!(Verb::lookup(&word), Some(verb), "{word:?}");
+        }
+        assert_eq!(Verb::lookup(&format!("::{upper}")), None);
+        assert_eq!(Verb::lookup(&format!("/:{upper}")), None);
+    }
+    assert_eq!(parse("nick bob"), Command::Nick { name: name("bob") });
+    assert_eq!(parse("NiCk bob"), Command::Nick { name: name("bob") });
+    assert_eq!(parse(":nick bob"), Command::Nick { name: name("bob") });
+    assert_eq!(parse("/NICK bob"), Command::Nick { name: name("bob") });
+    assert_eq!(parse("/lrs"), Command::ListRooms {});
+    assert_eq!(parse(":Users"), Command::Users {});
+    assert_eq!(
+        parse("/pm bob hi"),
+        Command::Pm {
+            to: name("bob"),
+            text: "hi".into(),
+        }
+    );
+}
+
+#[test]
+fn display_is_the_canonical_upper_case_form() {
+    assert_eq!(parse("/nick   Bob").to_string(), "NICK Bob");
+    assert_eq!(parse("help :pm").to_string(), "HELP PM");
+    assert_eq!(parse(" rm\tLobby  a  b ").to_string(), "RM Lobby a  b");
+}
+
+#[test]
+fn text_is_the_rest_of_the_line_with_inner_spaces_kept() {
+    assert_eq!(
+        parse("MSG hello   big \t world"),
+        Command::Msg {
+            text: "hello   big \t world".into()
+        }
+    );
+    assert_eq!(
+        parse("PM bob  a  b  c"),
+        Command::Pm {
+            to: name("bob"),
+            text: "a  b  c".into(),
+        }
+    );
+    assert_eq!(
+        parse("RM lobby :) see /you at 5:00"),
+        Command::RoomMessage {
+            room: name("lobby"),
+            text: ":) see /you at 5:00".into(),
+        }
+    );
+    assert_eq!(
+        parse("REGISTER alice correct horse  battery"),
+        Command::Register {
+            name: name("alice"),
+            password: Password::new("correct horse  battery"),
+        }
+    );
+    assert_eq!(
+        parse("MSG héllo wörld ✓"),
+        Command::Msg {
+            text: "héllo wörld ✓".into()
+        }
+    );
+}
+
+#[test]
+fn separators_may_be_several_spaces_or_tabs() {
+    assert_eq!(parse("NICK \t  bob"), Command::Nick { name: name("bob") });
+    assert_eq!(parse("NICK\tbob"), Command::Nick { name: name("bob") });
+    assert_eq!(
+        parse("PM\t\tbob \t hi there"),
+        Command::Pm {
+            to: name("bob"),
+            text: "hi there".into(),
+        }
+    );
+    assert_eq!(
+        parse("LOGIN   alice\tpw"),
+        Command::Login {
+            name: name("alice"),
+            password: Password::new("pw"),
+        }
+    );
+    assert_eq!(
+        parse("HELP \t rm"),
+        Command::Help {
+            verb: Some(Verb::RoomMessage)
+        }
+    );
+}
+
+#[test]
+fn leading_and_trailing_whitespace_is_ignored() {
+    assert_eq!(parse("  USERS  "), Command::Users {});
+    assert_eq!(parse("\tLRS\t"), Command::ListRooms {});
+    assert_eq!(
+        parse(" \t NICK bob \t "),
+        Command::Nick { name: name("bob") }
+    );
+    assert_eq!(
+        parse("  RM lobby  hi  there \t"),
+        Command::RoomMessage {
+            room: name("lobby"),
+            text: "hi  there".into(),
+        }
+    );
+    assert_eq!(
+        parse("PING  tok \t"),
+        Command::Ping {
+            token: Some("tok".into())
+        }
+    );
+}
+
+#[test]
+fn blank_lines_are_none() {
+    for line in ["", " ", "   ", "\t", " \t \t "] {
+        assert_eq!(Command::parse(line), Ok(None), "{line:?}");
+    }
+}
+
+#[test]
+fn unknown_verbs_are_errors() {
+    assert_eq!(parse_err("FOO"), ParseError::UnknownCommand("FOO".into()));
+    assert_eq!(
+        parse_err("hello there"),
+        ParseError::UnknownCommand("hello".into())
+    );
+    assert_eq!(
+        parse_err("NICKY bob"),
+        ParseError::UnknownCommand("NICKY".into())
+    );
+    assert_eq!(
+        parse_err("::nick bob"),
+        ParseError::UnknownCommand("::nick".into())
+    );
+    assert_eq!(parse_err(":"), ParseError::UnknownCommand(":".into()));
+    assert_eq!(parse_err("/"), ParseError::UnknownCommand("/".into()));
+    assert_eq!(parse_err("é"), ParseError::UnknownCommand("é".into()));
+}
+
+#[test]
+fn missing_arguments_are_errors() {
+    let cases = [
+        ("REGISTER", Verb::Register),
+        ("REGISTER alice", Verb::Register),
+        ("REGISTER alice   ", Verb::Register),
+        ("LOGIN", Verb::Login),
+        ("LOGIN alice", Verb::Login),
+        ("NICK", Verb::Nick),
+        ("NICK \t ", Verb::Nick),
+        ("MSG", Verb::Msg),
+        ("MSG   ", Verb::Msg),
+        ("PM", Verb::Pm),
+        ("PM bob", Verb::Pm),
+        ("PM bob\t", Verb::Pm),
+        ("CR", Verb::CreateRoom),
+        ("JR", Verb::JoinRoom),
+        ("LR", Verb::LeaveRoom),
+        ("LRU", Verb::ListRoomUsers),
+        ("RM", Verb::RoomMessage),
+        ("RM lobby", Verb::RoomMessage),
+    ];
+    for (line, verb) in cases {
+        assert_eq!(
+            parse_err(line),
+            ParseError::MissingArgument(verb),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn too_many_arguments_are_errors() {
+    let cases = [
+        ("USERS x", Verb::Users),
+        ("LRS x", Verb::ListRooms),
+        ("NICK a b", Verb::Nick),
+        ("NICK a\tb", Verb::Nick),
+        ("CR a b", Verb::CreateRoom),
+        ("JR a b", Verb::JoinRoom),
+        ("LR a b", Verb::LeaveRoom),
+        ("LRU a b", Verb::ListRoomUsers),
+        ("HELP pm x", Verb::Help),
+    ];
+    for (line, verb) in cases {
+        assert_eq!(
+            parse_err(line),
+            ParseError::TooManyArguments(verb),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_names_are_errors() {
+    let too_long = "a".repeat(MAX_NAME_LEN + 1);
+    assert_eq!(
+        parse_err("NICK a.b"),
+        bad_name("a.b", NameError::BadCharacter)
+    );
+    assert_eq!(
+        parse_err(&format!("NICK {too_long}")),
+        bad_name(&too_long, NameError::TooLong)
+    );
+    assert_eq!(parse_err("PM é hi"), bad_name("é", NameError::BadCharacter));
+    assert_eq!(
+        parse_err("RM #lobby hi"),
+        bad_name("#lobby", NameError::BadCharacter)
+    );
+    assert_eq!(
+        parse_err("REGISTER a:b pw"),
+        bad_name("a:b", NameError::BadCharacter)
+    );
+    assert_eq!(
+        parse_err("JR lobby!"),
+        bad_name("lobby!", NameError::BadCharacter)
+    );
+    let longest = "a".repeat(MAX_NAME_LEN);
+    assert_eq!(
+        parse(&format!("CR {longest}")),
+        Command::CreateRoom {
+            room: name(&longest)
+        }
+    );
+}
+
+#[test]
+fn control_characters_are_errors() {
+    for line in [
+        "MSG a\0b",
+        "MSG a\rb",
+        "MSG a\nb",
+        "MSG bell\u{7}",
+        "NICK bob\u{7f}",
+        "\u{1b}[31mMSG red",
+        "MSG next\u{85}line",
+        "\0",
+        "PM bob \u{1}",
+        "LOGIN alice pw\u{8}",
+    ] {
+        assert_eq!(parse_err(line), ParseError::ControlCharacter, "{line:?}");
+    }
+    // A tab is a separator, not a control character, even inside text.
+    assert_eq!(
+        parse("MSG a\tb"),
+        Command::Msg {
+            text: "a\tb".into()
+        }
+    );
+}
+
+#[test]
+fn invisible_and_direction_changing_characters_are_errors() {
+    for c in [
+        '\u{202A}',
+        '\u{202B}',
+        '\u{202C}',
+        '\u{202D}',
+        '\u{202E}', // embeddings, overrides
+        '\u{2066}',
+        '\u{2067}',
+        '\u{2068}',
+        '\u{2069}', // isolates
+        '\u{200E}',
+        '\u{200F}',
+        '\u{061C}', // direction marks
+        '\u{200B}',
+        '\u{2060}',
+        '\u{2061}',
+        '\u{2062}',
+        '\u{2063}',
+        '\u{2064}',
+        '\u{FEFF}',
+        '\u{180E}',
+        '\u{115F}',
+        '\u{1160}',
+        '\u{3164}',
+        '\u{FFA0}',
+        '\u{00AD}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{E0000}',
+        '\u{E0041}',
+        '\u{E007F}',
+    ] {
+        for line in [
+            format!("MSG a{c}b"),
+            format!("PM bob {c}"),
+            format!("{c}MSG hi"),
+        ] {
+            assert_eq!(
+                parse_err(&line),
+                ParseError::InvisibleCharacter(c),
+                "{line:?}"
+            );
+        }
+    }
+    // Tags are allowed only as the flag of England, Scotland or Wales: not to hide text
+    // after a black flag, nor left open.
+    for (line, refused) in [
+        ("MSG \u{1F3F4}\u{E0068}\u{E0069}\u{E007F}", '\u{E0068}'),
+        (
+            "MSG \u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}",
+            '\u{E0067}',
+        ),
+        ("MSG \u{1F3F4}\u{E007F}", '\u{E007F}'),
+        (
+            "MSG \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}\u{E007F}",
+            '\u{E007F}',
+        ),
+    ] {
+        assert_eq!(
+            parse_err(line),
+            ParseError::InvisibleCharacter(refused),
+            "{line:?}"
+        );
+    }
+    // The message names the character, so that a user can find it.
+    assert_eq!(
+        ParseError::InvisibleCharacter('\u{202E}').to_string(),
+        "invisible or direction-changing character U+202E is not allowed"
+    );
+    assert!(
+        ParseError::InvisibleCharacter('\u{E0041}')
+            .to_string()
+            .contains(" U+E0041 ")
+    );
+}
+
+#[test]
+fn emoji_sequences_and_joining_marks_stay_allowed() {
+    for text in [
+        "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}", // family: zero-width joiners
+        "\u{2764}\u{FE0F}",                            // emoji presentation selector
+        "\u{2764}\u{FE0E}",                            // text presentation selector
+        "\u{1F3F4}\u{200D}\u{2620}\u{FE0F}",           // pirate flag
+        "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} and \u{1F3F4}\u{E0067}\u{E0062}\u{E0077}\u{E006C}\u{E0073}\u{E007F}", // England, Wales
+        "\u{1F3F4}",                                                // a black flag alone
+        "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0645}", // Persian: zero-width non-joiner
+        "\u{05E9}\u{05DC}\u{05D5}\u{05DD} and \u{0645}\u{0631}\u{062D}\u{0628}\u{0627}", // right-to-left letters
+    ] {
+        assert_eq!(
+            parse(&format!("MSG {text}")),
+            Command::Msg { text: text.into() },
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn help_takes_an_optional_verb() {
+    assert_eq!(parse("HELP"), Command::Help { verb: None });
+    assert_eq!(
+        parse("HELP pm"),
+        Command::Help {
+            verb: Some(Verb::Pm)
+        }
+    );
+    assert_eq!(
+        parse("help LRU"),
+        Command::Help {
+            verb: Some(Verb::ListRoomUsers)
+        }
+    );
+    assert_eq!(
+        parse("HELP :quit"),
+        Command::Help {
+            verb: Some(Verb::Quit)
+        }
+    );
+    assert_eq!(
+        parse("HELP /Nick"),
+        Command::Help {
+            verb: Some(Verb::Nick)
+        }
+    );
+    for verb in Verb::ALL {
+        assert_eq!(
+            parse(&format!("HELP {verb}")),
+            Command::Help { verb: Some(verb) }
+        );
+    }
+}
+
+#[test]
+fn help_with_an_unknown_verb_is_an_error() {
+    assert_eq!(
+        parse_err("HELP foo"),
+        ParseError::UnknownCommand("foo".into())
+    );
+    assert!(matches!(
+        parse_err("HELP :foo"),
+        ParseError::UnknownCommand(_)
+    ));
+}
+
+/// `HELP :` names one (unknown) verb, exactly as the line `:` does; it is not "too many
+/// arguments". `prefixed_word` eats the `:` and then finds no word.
+#[test]
+fn help_with_a_bare_prefix_is_an_unknown_verb() {
+    for line in ["HELP :", "HELP /"] {
+        assert!(
+            matches!(parse_err(line), ParseError::UnknownCommand(_)),
+            "{line:?} gave {:?}",
+            Command::parse(line)
+        );
+    }
+}
+
+/// `Verb::lookup` allows one leading `:` or `/`, and `::nick` is an unknown command; but
+/// `HELP` strips a prefix in `prefixed_word` and then again in `lookup`, so it accepts two.
+#[test]
+fn help_allows_only_one_prefix_like_a_verb() {
+    for line in ["HELP ::pm", "HELP /:pm", "HELP //pm"] {
+        assert!(
+            matches!(parse_err(line), ParseError::UnknownCommand(_)),
+            "{line:?} gave {:?}",
+            Command::parse(line)
+        );
+    }
+}
+
+#[test]
+fn ping_and_quit_take_optional_text() {
+    assert_eq!(parse("PING"), Command::Ping { token: None });
+    assert_eq!(
+        parse("PING 42"),
+        Command::Ping {
+            token: Some("42".into())
+        }
+    );
+    assert_eq!(
+        parse("PING a  b"),
+        Command::Ping {
+            token: Some("a  b".into())
+        }
+    );
+    assert_eq!(parse("QUIT"), Command::Quit { reason: None });
+    assert_eq!(parse("QUIT  "), Command::Quit { reason: None });
+    assert_eq!(
+        parse("QUIT gone  fishing"),
+        Command::Quit {
+            reason: Some("gone  fishing".into())
+        }
+    );
+}
+
+#[test]
+fn debug_never_shows_the_password() {
+    for line in ["LOGIN alice hunter2", "REGISTER alice hunter2"] {
+        let command = parse(line);
+        let debug = format!("{command:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("alice"), "{debug}");
+        let pretty = format!("{command:#?}");
+        assert!(!pretty.contains("hunter2"), "{pretty}");
+    }
+    assert_eq!(format!("{:?}", Password::new("hunter2")), "Password(..)");
+    // Nor does an error about a login line.
+    let error = parse_err("LOGIN al.ice hunter2");
+    assert!(!format!("{error:?} {error}").contains("hunter2"));
+}
+
+// Property tests.
+
+fn name_strategy() -> impl Strategy<Value = Name> {
+    crate::strategies::name()
+}
+
+/// Non-empty text without control characters that neither starts nor ends with
+/// whitespace; runs of inner spaces are common.
+fn text_strategy() -> impl Strategy<Value = String> {
+    crate::strategies::free_text()
+        .prop_map(|text| text.trim().to_owned())
+        .prop_filter("non-empty", |text| !text.is_empty())
+}
+
+fn password_strategy() -> impl Strategy<Value = Password> {
+    text_strategy().prop_map(Password::new)
+}
+
+fn verb_strategy() -> impl Strategy<Value = Verb> {
+    proptest::sample::select(Verb::ALL.to_vec())
+}
+
+fn command_strategy() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (name_strategy(), password_strategy())
+            .prop_map(|(name, password)| Command::Register { name, password }),
+        (name_strategy(), password_strategy())
+            .prop_map(|(name, password)| Command::Login { name, password }),
+        name_strategy().prop_map(|name| Command::Nick { name }),
+        text_strategy().prop_map(|text| Command::Msg { text }),
+        (name_strategy(), text_strategy()).prop_map(|(to, text)| Command::Pm { to, text }),
+        Just(Command::Users {}),
+        name_strategy().prop_map(|room| Command::CreateRoom { room }),
+        name_strategy().prop_map(|room| Command::JoinRoom { room }),
+        name_strategy().prop_map(|room| Command::LeaveRoom { room }),
+        Just(Command::ListRooms {}),
+        name_strategy().prop_map(|room| Command::ListRoomUsers { room }),
+        (name_strategy(), text_strategy())
+            .prop_map(|(room, text)| Command::RoomMessage { room, text }),
+        proptest::option::of(text_strategy()).prop_map(|token| Command::Ping { token }),
+        proptest::option::of(text_strategy()).prop_map(|token| Command::Pong { token }),
+        proptest::option::of(verb_strategy()).prop_map(|verb| Command::Help { verb }),
+        proptest::option::of(text_strategy()).prop_map(|reason| Command::Quit { reason }),
+        (
+            proptest::option::of(name_strategy()),
+            proptest::option::of(1u32..),
+        )
+            .prop_map(|(name, count)| Command::History {
+                target: name.map_or(HistoryTarget::Global, HistoryTarget::Named),
+                count,
+            }),
+    ]
+}
+
+#[test]
+fn history_takes_a_target_and_an_optional_positive_count() {
+    for bad in [
+        "HISTORY * 0",
+        "HISTORY * -1",
+        "HISTORY * ten",
+        "HISTORY * 99999999999",
+    ] {
+        assert!(
+            matches!(Command::parse(bad), Err(ParseError::BadCount { .. })),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        Command::parse("HISTORY"),
+        Err(ParseError::MissingArgument(Verb::History))
+    );
+    assert_eq!(
+        Command::parse("HISTORY * 1 2"),
+        Err(ParseError::TooManyArguments(Verb::History))
+    );
+    assert!(matches!(
+        Command::parse("HISTORY #dev"),
+        Err(ParseError::BadName { .. })
+    ));
+}
+
+/// Lines that look like commands: a verb, maybe prefixed, then pieces that are likely to
+/// trip a parser (separators, prefixes, control characters, non-ASCII).
+fn command_like_line() -> impl Strategy<Value = String> {
+    let verb = (
+        proptest::sample::select(vec!["", ":", "/", "::"]),
+        verb_strategy(),
+        any::<bool>(),
+    )
+        .prop_map(|(prefix, verb, lower)| {
+            let verb = verb.as_str();
+            let verb = if lower {
+                verb.to_ascii_lowercase()
+            } else {
+                verb.to_owned()
+            };
+            format!("{prefix}{verb}")
+        });
+    let piece = prop_oneof![
+        proptest::sample::select(vec![
+            " ",
+            "\t",
+            ":",
+            "/",
+            "a",
+            "bob",
+            "é",
+            "\0",
+            "\r",
+            "\n",
+            "\u{7f}",
+            "\u{85}",
+            "\u{3000}",
+            "\u{feff}",
+            "_",
+            "-",
+            "pm",
+            "\u{1F600}",
+        ])
+        .prop_map(str::to_owned),
+        "[A-Za-z0-9_-]{30,34}",
+        any::<String>(),
+    ];
+    ("[ \t]{0,2}", verb, proptest::collection::vec(piece, 0..8))
+        .prop_map(|(lead, verb, pieces)| format!("{lead}{verb}{}", pieces.concat()))
+}
+
+/// A successful parse must be stable: its canonical form parses back to the same command.
+fn check_reparses(line: &str) -> Result<(), TestCaseError> {
+    if let Ok(Some(command)) = Command::parse(line) {
+        let canonical = command.to_string();
+        prop_assert_eq!(
+            Command::parse(&canonical),
+            Ok(Some(command)),
+            "{:?}",
+            canonical
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn parse_never_panics_on_any_string(line in any::<String>()) {
+        let _ = Command::parse(&line);
+        check_reparses(&line)?;
+    }
+
+    #[test]
+    fn parse_never_panics_on_command_like_lines(line in command_like_line()) {
+        let _ = Command::parse(&line);
+        check_reparses(&line)?;
+    }
+
+    #[test]
+    fn valid_commands_survive_display_then_parse(command in command_strategy()) {
+        let line = command.to_string();
+        let parsed = Command::parse(&line);
+        prop_assert_eq!(parsed.as_ref(), Ok(&Some(command.clone())), "{:?}", line);
+        // Names compare without regard to case, so check that case survives too.
+        prop_assert_eq!(parsed.unwrap().unwrap().to_string(), line);
+    }
+}
+
+#[test]
+fn unknown_commands_from_elsewhere_suggest_the_verb() {
+    for (line, verb) in [
+        ("JOIN lobby", Verb::JoinRoom),
+        ("/join lobby", Verb::JoinRoom),
+        (":part lobby", Verb::LeaveRoom),
+        ("privmsg bob hi", Verb::Pm),
+        ("/list", Verb::ListRooms),
+        ("exit", Verb::Quit),
+    ] {
+        let error = parse_err(line);
+        assert!(matches!(error, ParseError::UnknownCommand(_)), "{line}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("did you mean {verb}?")) && message.contains(verb.usage()),
+            "{line}: {message}"
+        );
+    }
+    let message = parse_err("FOO").to_string();
+    assert_eq!(message, "unknown command \"FOO\"; HELP lists the commands");
+}
+
+#[test]
+fn no_alias_is_a_verb_or_the_alias_of_two() {
+    let mut seen = std::collections::HashSet::new();
+    for verb in Verb::ALL {
+        for alias in verb.aliases() {
+            assert_eq!(Verb::lookup(alias), None, "{alias} is a verb");
+            assert!(seen.insert(alias.to_ascii_uppercase()), "{alias} twice");
+        }
+    }
+}
