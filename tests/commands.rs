@@ -544,14 +544,44 @@ async fn guests_disabled_by_environment() {
 }
 
 async fn check_guests_disabled(server: &ServerProcess) {
-    let mut client = server.connect().await;
+    // Neither the greeting nor HELP offers what the server refuses.
+    let mut client = Client::connect(server.addr).await;
+    let hello = client.line().await;
+    assert!(
+        hello.ends_with(
+            "log in with LOGIN <name> <password> or REGISTER <name> <password>; \
+             HELP lists the commands"
+        ),
+        "{hello}"
+    );
+    client.send("HELP").await;
+    let mut help = Vec::new();
+    loop {
+        match client.line().await {
+            line if line == "OK HELP" => break,
+            line => help.push(line),
+        }
+    }
+    assert!(
+        help.iter().all(|line| !line.starts_with("HELP NICK")),
+        "{help:?}"
+    );
+    assert!(
+        help.iter().any(|line| line.starts_with("HELP REGISTER")),
+        "{help:?}"
+    );
     check(
         &mut client,
         "NICK alice",
         "ERR GUESTS_DISABLED guests are not allowed here; REGISTER or LOGIN",
     )
     .await;
-    check(&mut client, "USERS", NOT_LOGGED_IN).await;
+    check(
+        &mut client,
+        "USERS",
+        "ERR NOT_LOGGED_IN log in first: LOGIN <name> <password> or REGISTER <name> <password>",
+    )
+    .await;
     // Accounts still work, on the same connection.
     check(&mut client, "REGISTER alice pw", "OK REGISTER alice").await;
     check(&mut client, "USERS", "USERS alice").await;

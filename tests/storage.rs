@@ -754,7 +754,12 @@ async fn history_of_a_conversation_without_messages_is_empty() {
     check(&mut alice, "HISTORY *", "OK HISTORY 0").await;
     check(&mut alice, "HISTORY * 10", "OK HISTORY 0").await;
     check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
-    check(&mut alice, "HISTORY nobody 3", "OK HISTORY 0").await;
+    check(
+        &mut alice,
+        "HISTORY nobody 3",
+        "ERR NO_SUCH_USER nobody is neither a room you are in nor a user",
+    )
+    .await;
     check(&mut alice, "CR dev", "OK CR dev").await;
     bob.expect("NOTICE ROOM dev alice").await;
     check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
@@ -828,7 +833,12 @@ async fn room_history_needs_membership_and_private_history_is_private() {
     bob.expect("PM alice just us").await;
 
     // carol is in neither conversation.
-    check(&mut carol, "HISTORY dev", "OK HISTORY 0").await;
+    check(
+        &mut carol,
+        "HISTORY dev",
+        "ERR NOT_IN_ROOM you are not in dev",
+    )
+    .await;
     check(&mut carol, "HISTORY bob", "OK HISTORY 0").await;
     check(&mut carol, "HISTORY alice", "OK HISTORY 0").await;
     // A member reads the room's history, also what was said before they joined.
@@ -842,7 +852,12 @@ async fn room_history_needs_membership_and_private_history_is_private() {
     check(&mut carol, "LR dev", "OK LR dev").await;
     alice.expect("LR dev carol").await;
     bob.expect("LR dev carol").await;
-    check(&mut carol, "HISTORY dev", "OK HISTORY 0").await;
+    check(
+        &mut carol,
+        "HISTORY dev",
+        "ERR NOT_IN_ROOM you are not in dev",
+    )
+    .await;
     assert_eq!(
         hist(&mut bob, "HISTORY alice").await,
         ["HIST alice alice just us"]
@@ -1033,7 +1048,13 @@ async fn with_history_off_nothing_is_kept() {
     let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
     check(&mut alice, "HISTORY *", "OK HISTORY 0").await;
     check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
-    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
+    // bob was a guest: his session, and the conversation with him, ended.
+    check(
+        &mut alice,
+        "HISTORY bob",
+        "ERR NO_SUCH_USER bob is neither a room you are in nor a user",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1064,8 +1085,13 @@ async fn with_history_off_queued_private_messages_still_work() {
     wait_offline(&mut observer, "bob").await;
     let mut bob = login(&server, "bob", "pw", &["OK LOGIN bob"]).await;
     bob.expect_silence(QUIET).await;
-    // History is off: the delivered messages are not history.
-    check(&mut bob, "HISTORY alice", "OK HISTORY 0").await;
+    // History is off: the delivered messages are not history (and alice, a guest, is gone).
+    check(
+        &mut bob,
+        "HISTORY alice",
+        "ERR NO_SUCH_USER alice is neither a room you are in nor a user",
+    )
+    .await;
     check(&mut bob, "HISTORY *", "OK HISTORY 0").await;
 }
 

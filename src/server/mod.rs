@@ -1,6 +1,7 @@
 //! The server: the accept loop, the sessions, and the actors that own all shared state.
 
 mod accounts;
+mod cmd;
 mod descriptors;
 mod handle;
 mod limits;

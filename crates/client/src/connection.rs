@@ -126,7 +126,7 @@ impl Connection {
         };
         let hello = patiently("greeting", connection.next_line()).await?;
         match hello {
-            Some(Line::Reply(Reply::Hello)) => Ok(connection),
+            Some(Line::Reply(Reply::Hello { .. })) => Ok(connection),
             // TOO_MANY_CONNECTIONS comes instead of the greeting.
             Some(Line::Reply(Reply::Err { code, message })) => Err(io::Error::other(format!(
                 "the server refused the connection: {code} {message}"

@@ -41,7 +41,7 @@ pub fn describe(line: &Line, answered: Option<&Pending>, session: &Session) -> O
     let text = |text: &str| format::printable(text);
     Some(match reply {
         // The link answers the server's PING itself.
-        Reply::Hello | Reply::Ping(_) => return None,
+        Reply::Hello { .. } | Reply::Ping(_) => return None,
         Reply::Ok { verb, detail } => format!("ok: {}", format::ok(*verb, detail.as_deref())),
         Reply::Err { code, message } => format!("error {}", format::err(*code, message)),
         Reply::Users(users) => format!("users: {}", format::names(users)),

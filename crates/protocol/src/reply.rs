@@ -180,8 +180,10 @@ pub enum Notice {
 /// One line from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The greeting sent on connect.
-    Hello,
+    /// The greeting sent on connect; it names `NICK` only where guests may log in.
+    Hello {
+        guests: bool,
+    },
     Ok {
         verb: Verb,
         detail: Option<String>,
@@ -232,6 +234,15 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// How to log in, as the greeting and `NOT_LOGGED_IN` say it.
+    pub fn login_commands(guests: bool) -> &'static str {
+        if guests {
+            "LOGIN <name> <password>, REGISTER <name> <password> or NICK <name>"
+        } else {
+            "LOGIN <name> <password> or REGISTER <name> <password>"
+        }
+    }
+
     pub fn ok(verb: Verb) -> Self {
         Reply::Ok { verb, detail: None }
     }
@@ -269,11 +280,11 @@ fn write_optional(f: &mut fmt::Formatter<'_>, text: &Option<String>) -> fmt::Res
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reply::Hello => write!(
+            Reply::Hello { guests } => write!(
                 f,
-                "HELLO linechat {} - log in with LOGIN <name> <password>, \
-                 REGISTER <name> <password> or NICK <name>; HELP lists the commands",
-                env!("CARGO_PKG_VERSION")
+                "HELLO linechat {} - log in with {}; HELP lists the commands",
+                env!("CARGO_PKG_VERSION"),
+                Reply::login_commands(*guests)
             ),
             Reply::Ok { verb, detail } => {
                 write!(f, "OK {verb}")?;
@@ -489,7 +500,10 @@ mod reply_parser {
     pub(super) fn reply(line: &str) -> IResult<&str, Reply> {
         let (input, keyword) = word(line)?;
         match keyword {
-            "HELLO" => value(Reply::Hello, rest).parse(input),
+            "HELLO" => map(rest, |text: &str| Reply::Hello {
+                guests: text.contains(" NICK "),
+            })
+            .parse(input),
             "OK" => map(
                 preceded(char(' '), (verb, optional_text)),
                 |(verb, detail)| Reply::Ok { verb, detail },
@@ -570,7 +584,8 @@ mod parse_tests {
     fn every_kind_of_line_round_trips() {
         let at = UNIX_EPOCH + Duration::from_millis(1_795_624_800_123);
         let replies = [
-            Reply::Hello,
+            Reply::Hello { guests: true },
+            Reply::Hello { guests: false },
             Reply::ok(Verb::Msg),
             Reply::ok_with(Verb::CreateRoom, "lobby"),
             Reply::ok_with(Verb::Pm, "bob queued"),
@@ -674,7 +689,10 @@ mod parse_tests {
             })
         );
         // A greeting from another version is still a greeting.
-        assert_eq!(Reply::parse("HELLO linechat 9.9.9 - hi"), Ok(Reply::Hello));
+        assert_eq!(
+            Reply::parse("HELLO linechat 9.9.9 - hi"),
+            Ok(Reply::Hello { guests: false })
+        );
         assert_eq!(
             Reply::parse("ERR NO_SUCH_USER bob is not online"),
             Ok(Reply::err(ErrorCode::NoSuchUser, "bob is not online"))
@@ -765,7 +783,7 @@ mod parse_tests {
         let target = proptest::option::of(name_strategy())
             .prop_map(|name| name.map_or(HistoryTarget::Global, HistoryTarget::Named));
         prop_oneof![
-            Just(Reply::Hello),
+            any::<bool>().prop_map(|guests| Reply::Hello { guests }),
             (verb_strategy(), proptest::option::of(text_strategy()))
                 .prop_map(|(verb, detail)| Reply::Ok { verb, detail }),
             (
@@ -803,7 +821,7 @@ mod parse_tests {
     /// parser are updated with it.
     fn kind(reply: &Reply) -> &'static str {
         match reply {
-            Reply::Hello => "HELLO",
+            Reply::Hello { .. } => "HELLO",
             Reply::Ok { .. } => "OK",
             Reply::Err { .. } => "ERR",
             Reply::Users(_) => "USERS",

@@ -391,7 +391,7 @@ impl App {
                     Notice::Shutdown | Notice::Closing { .. } => self.note(Body::Error(text)),
                 }
             }
-            Reply::Hello | Reply::Ping(_) => {}
+            Reply::Hello { .. } | Reply::Ping(_) => {}
             // Final lines were answered above.
             Reply::Ok { .. }
             | Reply::Err { .. }

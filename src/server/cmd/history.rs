@@ -1,0 +1,127 @@
+//! `HISTORY <*|room|user> [count]`: one `HIST` line per message, oldest first, then
+//! `OK HISTORY <n>`. The lines are read a page at a time and queued only as the client takes
+//! them, so that however long the answer, a client that does not read pins little more than
+//! a page and a part of its outbox. One that takes nothing for `idle_timeout_secs` counts as
+//! not reading.
+
+use std::time::Duration;
+
+use linechat_protocol::{ErrorCode, HistoryTarget, Reply, Verb};
+use tokio::time::timeout;
+use tracing::warn;
+
+use super::{Step, not_logged_in};
+use crate::connection::Delivery;
+use crate::server::session::{Presence, Session};
+use crate::server::storage::Conversation;
+
+/// Messages read from the store at a time.
+const PAGE: u32 = 100;
+
+pub(super) async fn apply(
+    session: &mut Session,
+    target: HistoryTarget,
+    count: Option<u32>,
+) -> Step {
+    let Some(presence) = &session.presence else {
+        return not_logged_in(session).into();
+    };
+    Box::pin(read(session, presence, target, count)).await.into()
+}
+
+async fn read(
+    session: &Session,
+    presence: &Presence,
+    target: HistoryTarget,
+    count: Option<u32>,
+) -> Reply {
+    let settings = &session.context.settings;
+    let count = count
+        .unwrap_or(settings.history_default_count)
+        .min(settings.history_max_count);
+    let conversation = match conversation(session, presence, &target).await {
+        Ok(conversation) => conversation,
+        Err(refusal) => return refusal,
+    };
+    let stalled_after = settings.idle_timeout().max(Duration::from_secs(1));
+    let store = &session.context.server.store;
+    let outbox = &session.outbox;
+    let mut sent = 0;
+    let mut after = None;
+    'pages: while sent < count {
+        let limit = (count - sent).min(PAGE);
+        let page = match store
+            .history_page(conversation.clone(), count, after, limit)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                warn!(%error, "history unavailable");
+                return Reply::err(ErrorCode::Internal, "history is unavailable; try again");
+            }
+        };
+        if page.is_empty() {
+            break;
+        }
+        for message in page {
+            let id = message.id;
+            let line = Delivery::new(Reply::Hist {
+                target: target.clone(),
+                at: message.at,
+                from: message.from,
+                text: message.text,
+            });
+            let room = timeout(stalled_after, outbox.wait_for_room(line.size()));
+            let ready = tokio::select! {
+                room = room => match room {
+                    Ok(room) => room.is_ok(),
+                    Err(_) => {
+                        outbox.close_not_reading();
+                        false
+                    }
+                },
+                // The lines sent so far are counted in the final line.
+                () = session.context.shutdown.cancelled() => false,
+            };
+            if !ready || outbox.push(line).is_err() {
+                break 'pages;
+            }
+            sent += 1;
+            after = Some(id);
+        }
+    }
+    Reply::ok_with(Verb::History, sent)
+}
+
+/// Which conversation a target means: `*` the global one; a name a room the user is in,
+/// else the private conversation with whoever holds that name now (a guest's lasts as long
+/// as their session, an account's as long as the account). A name that is neither is
+/// refused, saying why, rather than read as an empty conversation: `HISTORY lobby` from
+/// outside the room `lobby` is `NOT_IN_ROOM`.
+async fn conversation(
+    session: &Session,
+    presence: &Presence,
+    target: &HistoryTarget,
+) -> Result<Conversation, Reply> {
+    let name = match target {
+        HistoryTarget::Global => return Ok(Conversation::Global),
+        HistoryTarget::Named(room) if presence.rooms.contains_key(room) => {
+            return Ok(Conversation::Room(room.clone()));
+        }
+        HistoryTarget::Named(name) => name,
+    };
+    let server = &session.context.server;
+    if let Some(other) = server.users.resolve(name.clone()).await {
+        return Ok(Conversation::Private(presence.member.id, other));
+    }
+    match server.rooms.not_member(name.clone()).await {
+        not_in_room @ Reply::Err {
+            code: ErrorCode::NotInRoom,
+            ..
+        } => Err(not_in_room),
+        _ => {
+            let message = format!("{name} is neither a room you are in nor a user");
+            Err(Reply::err(ErrorCode::NoSuchUser, message))
+        }
+    }
+}

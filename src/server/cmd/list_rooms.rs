@@ -1,0 +1,11 @@
+//! `LRS`: the rooms, from the room table.
+
+use super::{Step, not_logged_in};
+use crate::server::session::Session;
+
+pub(super) async fn apply(session: &mut Session) -> Step {
+    if session.presence.is_none() {
+        return not_logged_in(session).into();
+    }
+    session.context.server.rooms.list().await.into()
+}

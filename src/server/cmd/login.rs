@@ -1,0 +1,117 @@
+//! `LOGIN <name> <password>`: logs in to an account, taking over a session already logged in
+//! to it, and puts the user back in their rooms. Also what the three login commands share.
+
+use std::collections::BTreeMap;
+
+use linechat_protocol::{Departure, ErrorCode, Name, Password, Reply, Verb};
+use tracing::{info, warn};
+
+use super::Step;
+use crate::server::accounts::AccountError;
+use crate::server::member::{Member, UserId};
+use crate::server::session::{Presence, Session};
+use crate::server::user::NameRefusal;
+
+pub(super) async fn apply(session: &mut Session, name: Name, password: Password) -> Step {
+    Box::pin(login(session, name, password)).await
+}
+
+async fn login(session: &mut Session, name: Name, password: Password) -> Step {
+    if let Some(refusal) = already_logged_in(session) {
+        return refusal.into();
+    }
+    let server = &session.context.server;
+    let registered = match server.accounts.verify(name.clone(), password, session.peer.ip()).await
+    {
+        Ok(registered) => registered,
+        Err(AccountError::BadPassword) => {
+            info!(user = %name, "failed login");
+            return Reply::err(ErrorCode::BadPassword, "wrong name or password").into();
+        }
+        Err(error @ AccountError::Throttled(_)) => {
+            warn!(user = %name, "login throttled");
+            return account_failure(error).into();
+        }
+        Err(error) => return account_failure(error).into(),
+    };
+    let member = Member {
+        name: registered.name,
+        id: UserId::Account(registered.id),
+        outbox: session.outbox.clone(),
+    };
+    if !server.users.login(member.clone()).await {
+        return account_failure(AccountError::Unavailable).into();
+    }
+    enter(session, Verb::Login, member).await.into()
+}
+
+/// `ALREADY_LOGGED_IN`, for a login command from a session that is logged in.
+pub(super) fn already_logged_in(session: &Session) -> Option<Reply> {
+    let presence = session.presence.as_ref()?;
+    let message = format!("you are logged in as {}", presence.member.name);
+    Some(Reply::err(ErrorCode::AlreadyLoggedIn, message))
+}
+
+/// After a successful login: the session has a [`Presence`], and a returning account is put
+/// back in its rooms.
+pub(super) async fn enter(session: &mut Session, verb: Verb, member: Member) -> Reply {
+    let name = member.name.clone();
+    session.logged_in_as(&name);
+    info!("logged in");
+    let mut presence = Presence {
+        users: session.context.server.users.clone(),
+        member,
+        registered: verb != Verb::Nick,
+        rooms: BTreeMap::new(),
+        how: Departure::Lost,
+    };
+    if verb == Verb::Login {
+        restore(session, &mut presence).await;
+    }
+    session.presence = Some(presence);
+    Reply::ok_with(verb, name)
+}
+
+/// Puts a returning user back in their rooms (they see `JR <room> <you>` for each, the
+/// members the usual `JR`), then hands over the private messages that waited for them.
+async fn restore(session: &Session, presence: &mut Presence) {
+    let server = &session.context.server;
+    let name = presence.member.name.clone();
+    for room in server.store.memberships(name.clone()).await {
+        if let Ok(handle) = server.rooms.join(presence.member.clone(), room).await {
+            session.send(Reply::Joined {
+                room: handle.name().clone(),
+                user: name.clone(),
+            });
+            presence.rooms.insert(handle.name().clone(), handle);
+        }
+    }
+    for message in server.store.take_pending(presence.member.id).await {
+        session.send(Reply::Pm {
+            from: message.from,
+            text: message.text,
+        });
+    }
+}
+
+/// `NAME_TAKEN`, worded for the command that was refused; `name` as the client wrote it.
+pub(super) fn name_refused(name: &Name, refusal: NameRefusal, verb: Verb) -> Reply {
+    let message = match refusal {
+        NameRefusal::Online => format!("{name} is online already"),
+        NameRefusal::Registered if verb == Verb::Register => {
+            format!("{name} is already registered")
+        }
+        NameRefusal::Registered => format!("{name} is a registered account; use LOGIN"),
+        NameRefusal::LooksLike(_) => refusal.to_string(),
+    };
+    Reply::err(ErrorCode::NameTaken, message)
+}
+
+pub(super) fn account_failure(error: AccountError) -> Reply {
+    let code = match error {
+        AccountError::Throttled(_) => ErrorCode::TooManyAttempts,
+        AccountError::Storage => ErrorCode::Storage,
+        _ => ErrorCode::Internal,
+    };
+    Reply::err(code, error.to_string())
+}
