@@ -138,9 +138,10 @@ pub async fn first(
         }
     };
     if !agreed {
+        // BAD_PASSWORD does not tell a wrong password from a name without an account.
         return Err(format!(
-            "login failed: {} (--register creates the account)",
-            refused.1
+            "login failed: {} (if {name} has no account yet, --register creates it)",
+            format::printable(&refused.1)
         ));
     }
     match connection.login(&register_command, &mut before).await {
