@@ -1,6 +1,6 @@
 //! Line mode: for pipes, scripts and terminals without the TUI.
 //!
-//! Each input line is a `:command` or text for the current room (else everyone). The client
+//! Each input line is a `:command` or text for the room joined last (else everyone). The client
 //! sends one at a time and waits for its final line, so that `:jr dev` is done before the
 //! next line is read. What arrives goes to standard output, one line each, in a stable form:
 //!
@@ -12,7 +12,7 @@
 //! 14:02:11 -- bob is online                NOTICE
 //! 2026-11-25 16:40:00 #dev <alice> hi      a HIST line: when it was sent
 //! ok: joined #dev                          the final line of a command
-//! error NO_SUCH_ROOM: there is no room x; CR creates it
+//! error NO_SUCH_ROOM: there is no room x; :cr x creates it
 //! users: alice bob                         USERS (rooms: LRS, #dev members: LRU)
 //! pong: 0.4 ms                             PONG, with the round-trip time
 //! ```
