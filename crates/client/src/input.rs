@@ -46,7 +46,7 @@ pub fn spelled(verb: Verb) -> String {
 fn parse_error(error: &ParseError) -> String {
     let usage = |verb: Verb| match help_on(verb) {
         Some(help) => help.usage.to_owned(),
-        None => verb.usage().to_owned(),
+        None => spelled(verb),
     };
     match error {
         ParseError::UnknownCommand(word) => match suggestion(word) {
@@ -69,23 +69,26 @@ fn parse_error(error: &ParseError) -> String {
     }
 }
 
-/// The command meant by a word from other chat programs (`:join`, `/part`).
+/// The command meant by a word from other chat programs (`:join`, `:/part`), or by one of
+/// ours written with a `/` (`:/jr`).
 fn suggestion(word: &str) -> Option<Verb> {
     let word = word.trim_start_matches([':', '/']).to_ascii_lowercase();
-    Some(match word.as_str() {
-        "join" | "j" => Verb::Jr,
-        "part" | "leave" => Verb::Lr,
-        "create" | "new" => Verb::Cr,
-        "list" | "rooms" => Verb::Lrs,
-        "names" | "members" => Verb::Lru,
-        "who" | "online" => Verb::Users,
-        "msg" | "say" => Verb::Msg,
-        "query" | "tell" | "whisper" | "dm" | "privmsg" => Verb::Pm,
-        "log" | "hist" | "backlog" => Verb::History,
-        "exit" | "bye" | "q" => Verb::Quit,
-        "h" | "?" | "commands" => Verb::Help,
-        _ => return None,
-    })
+    let alias = match word.as_str() {
+        "join" | "j" => Some(Verb::Jr),
+        "part" | "leave" => Some(Verb::Lr),
+        "create" | "new" => Some(Verb::Cr),
+        "list" | "rooms" => Some(Verb::Lrs),
+        "names" | "members" => Some(Verb::Lru),
+        "who" | "online" => Some(Verb::Users),
+        "say" => Some(Verb::Msg),
+        "query" | "tell" | "whisper" | "dm" | "privmsg" => Some(Verb::Pm),
+        "log" | "hist" | "backlog" => Some(Verb::History),
+        "exit" | "bye" | "q" => Some(Verb::Quit),
+        "h" | "?" | "commands" => Some(Verb::Help),
+        _ => None,
+    };
+    let verb = Verb::lookup(&word).or(alias)?;
+    help_on(verb).map(|help| help.verb)
 }
 
 fn is_separator(c: char) -> bool {
@@ -118,10 +121,11 @@ pub fn parse(line: &str) -> Result<Input, InputError> {
         Some(end) => (&line[..end], line[end..].trim_matches(is_separator)),
         None => (line, ""),
     };
-    if let Some(verb) = Verb::lookup(word) {
+    let verb = Verb::lookup(word);
+    if let Some(verb) = verb {
         available(verb)?;
     }
-    match Verb::lookup(word) {
+    match verb {
         Some(Verb::Help) if args.is_empty() => return Ok(Input::Help(None)),
         Some(Verb::Help) if !args.contains(is_separator) => {
             let verb = Verb::lookup(args).ok_or_else(|| {
@@ -466,6 +470,14 @@ mod tests {
             (
                 ":PART dev",
                 "unknown command \":PART\" (did you mean :lr <room>?); :help lists the commands",
+            ),
+            (
+                ":/jr dev",
+                "unknown command \":/jr\" (did you mean :jr <room>?); :help lists the commands",
+            ),
+            (
+                ":/nick al",
+                "unknown command \":/nick\"; :help lists the commands",
             ),
             (
                 ":help frob",
