@@ -12,6 +12,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
+use crate::format;
+
 /// How long connecting, the greeting and a login answer may take.
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -387,10 +389,14 @@ impl Link {
             }
             let error = match self.login_once(before).await {
                 Ok(done) => return Ok(done),
-                Err(LoginError::Refused {
-                    code: code @ (ErrorCode::BadPassword | ErrorCode::GuestsDisabled),
-                    message,
-                }) => return Err(format!("logging in again was refused: {code} {message}")),
+                Err(LoginError::Refused { code, message }) => {
+                    let why = format::err(code, &message, Some(&self.credentials.login()));
+                    // Trying again would get the same answer.
+                    if matches!(code, ErrorCode::BadPassword | ErrorCode::GuestsDisabled) {
+                        return Err(format!("logging in again was refused: {why}"));
+                    }
+                    why
+                }
                 Err(error) => error.to_string(),
             };
             before.clear();

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Local};
 use linechat_protocol::{Command, Departure, ErrorCode, Name, Notice, Verb};
 
+use crate::input;
 use crate::session::Pending;
 
 /// `HH:MM:SS`, local time: when a delivery arrived.
@@ -95,16 +96,84 @@ pub fn ok(verb: Verb, detail: Option<&str>) -> String {
     }
 }
 
-pub fn err(code: ErrorCode, message: &str) -> String {
-    format!("{code}: {}", printable(message))
+/// An `ERR`, as `CODE: message`, in the client's words. The server's message states a fact
+/// and may add a hint after a `;` that names protocol commands (`there is no room x; CR
+/// creates it`); for those codes the hint is replaced by the client's own (`:cr x creates
+/// it`), or dropped. `command` is the command refused, when known.
+pub fn err(code: ErrorCode, message: &str, command: Option<&Command>) -> String {
+    let (fact, server_hint) = match message.split_once(';') {
+        Some((fact, hint)) => (fact.trim_end(), Some(hint.trim_start())),
+        None => (message, None),
+    };
+    let room = command.and_then(room_of);
+    let hint = match (code, command) {
+        (ErrorCode::NoSuchRoom, _) => room.map(|room| format!(":cr {room} creates it")),
+        (ErrorCode::RoomExists, _) => room.map(|room| format!(":jr {room} joins it")),
+        (ErrorCode::NotInRoom, Some(Command::RoomMessage { room, .. })) => {
+            Some(format!(":jr {room} joins it"))
+        }
+        (ErrorCode::UnknownCommand, _) => Some(":help lists the commands".into()),
+        (ErrorCode::BadArguments, Some(command)) => {
+            let verb = command.verb();
+            input::help_on(verb).map(|help| format!("usage: {}", help.usage))
+        }
+        (ErrorCode::GuestsDisabled, _) => Some(
+            "leave out --guest to log in with a password (--register creates an account)".into(),
+        ),
+        // "<name> is a registered account; use LOGIN": a guest took an account's name.
+        (ErrorCode::NameTaken, Some(Command::Nick { .. })) if server_hint.is_some() => {
+            Some("leave out --guest to log in to it with its password".into())
+        }
+        (ErrorCode::NotLoggedIn, _) => return format!("{code}: not logged in yet"),
+        // Other hints stand, unless they name a command the user cannot type as it is.
+        _ => server_hint
+            .filter(|hint| !names_a_protocol_verb(hint))
+            .map(str::to_owned),
+    };
+    match hint {
+        Some(hint) => format!("{code}: {}; {}", printable(fact), printable(&hint)),
+        None => format!("{code}: {}", printable(fact)),
+    }
 }
 
-/// A command as the user may see it, without a password.
-pub fn command(command: &Command) -> String {
+/// Whether `text` names a protocol verb (`CR`, `HELP`), which a user of this client does not
+/// type as it is.
+pub fn names_a_protocol_verb(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric() && c != ':')
+        .any(|word| Verb::ALL.iter().any(|verb| word == verb.as_str()))
+}
+
+/// The room a command is about.
+fn room_of(command: &Command) -> Option<&Name> {
     match command {
-        Command::Login { name, .. } => format!("LOGIN {name}"),
-        Command::Register { name, .. } => format!("REGISTER {name}"),
-        other => printable(&other.to_string()),
+        Command::CreateRoom { room }
+        | Command::JoinRoom { room }
+        | Command::LeaveRoom { room }
+        | Command::ListRoomUsers { room }
+        | Command::RoomMessage { room, .. } => Some(room),
+        _ => None,
+    }
+}
+
+/// A command as the user would type it (`:jr dev`), without a password.
+pub fn command(command: &Command) -> String {
+    let verb = input::spelled(command.verb());
+    match command {
+        Command::Login { name, .. } | Command::Register { name, .. } => format!("{verb} {name}"),
+        other => {
+            // The protocol line, with the verb as the client spells it.
+            let line = other.to_string();
+            let rest = line.split_once(' ').map_or("", |(_, rest)| rest);
+            printable(format!("{verb} {rest}").trim_end())
+        }
+    }
+}
+
+/// A `HELP` line from the server, in the client's words when the user can type the verb.
+pub fn help(verb: Verb) -> String {
+    match input::help_on(verb) {
+        Some(help) => help.line(),
+        None => verb.usage().into(),
     }
 }
 
@@ -151,6 +220,155 @@ mod tests {
             name: Name::parse("al").unwrap(),
             password: Password::new("hunter2"),
         };
-        assert_eq!(command(&login), "LOGIN al");
+        assert_eq!(command(&login), ":login al");
+    }
+
+    #[test]
+    fn commands_are_shown_as_the_user_types_them() {
+        let room = Name::parse("dev").unwrap();
+        assert_eq!(
+            command(&Command::JoinRoom { room: room.clone() }),
+            ":jr dev"
+        );
+        assert_eq!(
+            command(&Command::RoomMessage {
+                room,
+                text: "a  b".into()
+            }),
+            ":rm dev a  b"
+        );
+        assert_eq!(command(&Command::Users), ":users");
+        assert_eq!(command(&Command::Quit { reason: None }), ":quit");
+    }
+
+    fn parse(line: &str) -> Command {
+        Command::parse(line).unwrap().unwrap()
+    }
+
+    #[test]
+    fn errors_name_the_clients_commands_not_the_servers() {
+        let cases = [
+            // The server's own messages (protocol.md §9), with the command refused.
+            (
+                ErrorCode::NoSuchRoom,
+                "there is no room ops; CR creates it",
+                Some("JR ops"),
+                "NO_SUCH_ROOM: there is no room ops; :cr ops creates it",
+            ),
+            (
+                ErrorCode::NoSuchRoom,
+                "there is no room ops; CR creates it",
+                Some("RM ops hi"),
+                "NO_SUCH_ROOM: there is no room ops; :cr ops creates it",
+            ),
+            // Without the command the room is not known: no hint rather than the server's.
+            (
+                ErrorCode::NoSuchRoom,
+                "there is no room ops; CR creates it",
+                None,
+                "NO_SUCH_ROOM: there is no room ops",
+            ),
+            (
+                ErrorCode::RoomExists,
+                "Dev already exists; JR joins it",
+                Some("CR dev"),
+                "ROOM_EXISTS: Dev already exists; :jr dev joins it",
+            ),
+            (
+                ErrorCode::NotInRoom,
+                "you are not in dev",
+                Some("RM dev hi"),
+                "NOT_IN_ROOM: you are not in dev; :jr dev joins it",
+            ),
+            (
+                ErrorCode::NotInRoom,
+                "you are not in dev",
+                Some("LR dev"),
+                "NOT_IN_ROOM: you are not in dev",
+            ),
+            (
+                ErrorCode::UnknownCommand,
+                "unknown command \"WHO\"; HELP lists the commands",
+                Some("USERS"),
+                "UNKNOWN_COMMAND: unknown command \"WHO\"; :help lists the commands",
+            ),
+            (
+                ErrorCode::BadArguments,
+                "missing argument; usage: CR <room> - create a room and join it",
+                Some("CR dev"),
+                "BAD_ARGUMENTS: missing argument; usage: :cr <room>",
+            ),
+            (
+                ErrorCode::BadArguments,
+                "missing argument; usage: CR <room> - create a room and join it",
+                None,
+                "BAD_ARGUMENTS: missing argument",
+            ),
+            (
+                ErrorCode::GuestsDisabled,
+                "guests are not allowed here; REGISTER or LOGIN",
+                Some("NICK al"),
+                "GUESTS_DISABLED: guests are not allowed here; leave out --guest to log in \
+                 with a password (--register creates an account)",
+            ),
+            (
+                ErrorCode::NameTaken,
+                "al is a registered account; use LOGIN",
+                Some("NICK al"),
+                "NAME_TAKEN: al is a registered account; leave out --guest to log in to it \
+                 with its password",
+            ),
+            (
+                ErrorCode::NameTaken,
+                "al is online already",
+                Some("NICK al"),
+                "NAME_TAKEN: al is online already",
+            ),
+            (
+                ErrorCode::NotLoggedIn,
+                "log in first: LOGIN <name> <password>, REGISTER <name> <password> or NICK <name>",
+                Some("USERS"),
+                "NOT_LOGGED_IN: not logged in yet",
+            ),
+            // Hints that name no command stand.
+            (
+                ErrorCode::TooManyAttempts,
+                "too many failed attempts; try again in 5 s",
+                Some("LOGIN al pw"),
+                "TOO_MANY_ATTEMPTS: too many failed attempts; try again in 5 s",
+            ),
+            (
+                ErrorCode::Flood,
+                "over 20 lines per second; the line was dropped",
+                None,
+                "FLOOD: over 20 lines per second; the line was dropped",
+            ),
+            (
+                ErrorCode::NoSuchUser,
+                "bob is not online",
+                Some("PM bob hi"),
+                "NO_SUCH_USER: bob is not online",
+            ),
+        ];
+        for (code, message, command, expected) in cases {
+            let command = command.map(parse);
+            let shown = err(code, message, command.as_ref());
+            assert_eq!(shown, expected);
+            assert!(!names_a_protocol_verb(&shown), "{shown}");
+        }
+        // A hint this client does not know of is dropped if it names a protocol command.
+        assert_eq!(
+            err(
+                ErrorCode::Internal,
+                "history is unavailable; HISTORY again later",
+                None
+            ),
+            "INTERNAL: history is unavailable"
+        );
+        // What a server line could hold is shown, not obeyed.
+        assert_eq!(
+            err(ErrorCode::Internal, "a\u{1b}b", None),
+            "INTERNAL: a\u{fffd}b"
+        );
     }
 }

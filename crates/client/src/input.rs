@@ -20,20 +20,89 @@ pub enum Input {
     History,
     /// `:pm <user>` without text: open the private conversation with `user` (TUI).
     Open(Name),
-    /// `:help` without a verb: the client's own help.
-    Help,
+    /// `:help`: the client's own help, on every command or on one.
+    Help(Option<Verb>),
 }
 
+/// Why a line cannot be sent, in the client's terms: the library's [`ParseError`] names
+/// protocol verbs (`HELP lists the commands`, `usage: CR <room>`), which the user of this
+/// client types as `:help` and `:cr`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    #[error("{0}")]
+    #[error("{}", parse_error(.0))]
     Parse(#[from] ParseError),
-    #[error(":{} is not available here: you are already logged in", .0.as_str().to_ascii_lowercase())]
+    #[error("{} is not available here: you are already logged in", spelled(*.0))]
     LoginCommand(Verb),
+    #[error(":pong is not available here: the client answers the server's pings itself")]
+    Pong,
+}
+
+/// A verb as the user types it: `:jr`.
+pub fn spelled(verb: Verb) -> String {
+    format!(":{}", verb.as_str().to_ascii_lowercase())
+}
+
+/// A [`ParseError`] in the client's words.
+fn parse_error(error: &ParseError) -> String {
+    let usage = |verb: Verb| match help_on(verb) {
+        Some(help) => help.usage.to_owned(),
+        None => spelled(verb),
+    };
+    match error {
+        ParseError::UnknownCommand(word) => match suggestion(word) {
+            Some(verb) => format!(
+                "unknown command {word:?} (did you mean {}?); :help lists the commands",
+                usage(verb)
+            ),
+            None => format!("unknown command {word:?}; :help lists the commands"),
+        },
+        ParseError::MissingArgument(verb) => format!("missing argument; usage: {}", usage(*verb)),
+        ParseError::TooManyArguments(verb) => {
+            format!("too many arguments; usage: {}", usage(*verb))
+        }
+        ParseError::BadCount { count, verb } => format!(
+            "{count:?} is not a count: use a whole number from 1; usage: {}",
+            usage(*verb)
+        ),
+        // The others name no command.
+        other => other.to_string(),
+    }
+}
+
+/// The command meant by a word from other chat programs (`:join`, `:/part`), or by one of
+/// ours written with a `/` (`:/jr`).
+fn suggestion(word: &str) -> Option<Verb> {
+    let word = word.trim_start_matches([':', '/']).to_ascii_lowercase();
+    let alias = match word.as_str() {
+        "join" | "j" => Some(Verb::Jr),
+        "part" | "leave" => Some(Verb::Lr),
+        "create" | "new" => Some(Verb::Cr),
+        "list" | "rooms" => Some(Verb::Lrs),
+        "names" | "members" => Some(Verb::Lru),
+        "who" | "online" => Some(Verb::Users),
+        "say" => Some(Verb::Msg),
+        "query" | "tell" | "whisper" | "dm" | "privmsg" => Some(Verb::Pm),
+        "log" | "hist" | "backlog" => Some(Verb::History),
+        "exit" | "bye" | "q" => Some(Verb::Quit),
+        "h" | "?" | "commands" => Some(Verb::Help),
+        _ => None,
+    };
+    let verb = Verb::lookup(&word).or(alias)?;
+    help_on(verb).map(|help| help.verb)
 }
 
 fn is_separator(c: char) -> bool {
     c == ' ' || c == '\t'
+}
+
+/// Whether the user may type a verb in this client: the login verbs were used before the
+/// session began, and the client answers the server's `PING` itself.
+fn available(verb: Verb) -> Result<(), InputError> {
+    match verb {
+        Verb::Login | Verb::Register | Verb::Nick => Err(InputError::LoginCommand(verb)),
+        Verb::Pong => Err(InputError::Pong),
+        _ => Ok(()),
+    }
 }
 
 /// Reads one line of input. `::text` sends text that starts with `:`.
@@ -52,8 +121,20 @@ pub fn parse(line: &str) -> Result<Input, InputError> {
         Some(end) => (&line[..end], line[end..].trim_matches(is_separator)),
         None => (line, ""),
     };
-    match Verb::lookup(word) {
-        Some(Verb::Help) if args.is_empty() => return Ok(Input::Help),
+    let verb = Verb::lookup(word);
+    if let Some(verb) = verb {
+        available(verb)?;
+    }
+    match verb {
+        Some(Verb::Help) if args.is_empty() => return Ok(Input::Help(None)),
+        Some(Verb::Help) if !args.contains(is_separator) => {
+            let verb = Verb::lookup(args).ok_or_else(|| {
+                let word = args.strip_prefix(':').unwrap_or(args);
+                ParseError::UnknownCommand(format!(":{word}"))
+            })?;
+            available(verb)?;
+            return Ok(Input::Help(Some(verb)));
+        }
         Some(Verb::History) if args.is_empty() => return Ok(Input::History),
         Some(Verb::Pm) if !args.is_empty() && !args.contains(is_separator) => {
             return Name::parse(args).map(Input::Open).map_err(|error| {
@@ -63,9 +144,6 @@ pub fn parse(line: &str) -> Result<Input, InputError> {
                 }
                 .into()
             });
-        }
-        Some(verb @ (Verb::Login | Verb::Register | Verb::Nick)) => {
-            return Err(InputError::LoginCommand(verb));
         }
         _ => {}
     }
@@ -109,28 +187,111 @@ pub fn name(raw: &str) -> Result<Name, NameError> {
     Name::parse(raw.trim())
 }
 
-/// The client's `:help`: its commands, one per line.
-pub const COMMANDS_HELP: &[&str] = &[
-    "A line without a command goes to the current room (the one joined last), else to everyone.",
-    ":pm <user> <text>     private message",
-    ":msg <text>           message everyone",
-    ":rm <room> <text>     message a room",
-    ":users                who is online",
-    ":cr <room>            create a room and join it",
-    ":jr <room>            join a room",
-    ":lr <room>            leave a room",
-    ":lrs                  list the rooms",
-    ":lru <room>           list a room's members",
-    ":history [<*|room|user> [count]]   past messages; alone: the current conversation",
-    ":ping                 the round-trip time to the server",
-    ":help [verb]          this help, or the server's help on one verb",
-    ":quit [reason]        leave",
-    "::text                send text that starts with ':'",
+/// Which front end reads the input: where a line without a command goes, and what `:pm <user>`
+/// alone does, differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The full-screen interface: lines go to the selected conversation.
+    Tui,
+    /// Line mode: lines go to the room joined last.
+    Lines,
+}
+
+/// One of the client's commands, as `:help` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Help {
+    pub verb: Verb,
+    /// How it is typed.
+    pub usage: &'static str,
+    /// What it does.
+    pub what: &'static str,
+}
+
+impl Help {
+    /// The line `:help` shows.
+    pub fn line(&self) -> String {
+        format!("{:<21} {}", self.usage, self.what)
+    }
+}
+
+const fn help(verb: Verb, usage: &'static str, what: &'static str) -> Help {
+    Help { verb, usage, what }
+}
+
+/// Every command the user can type, in the order `:help` lists them.
+pub const COMMANDS: &[Help] = &[
+    help(Verb::Pm, ":pm <user> <text>", "private message"),
+    help(Verb::Msg, ":msg <text>", "message everyone online"),
+    help(Verb::Rm, ":rm <room> <text>", "message a room you are in"),
+    help(Verb::Users, ":users", "who is online"),
+    help(Verb::Cr, ":cr <room>", "create a room and join it"),
+    help(Verb::Jr, ":jr <room>", "join a room"),
+    help(Verb::Lr, ":lr <room>", "leave a room"),
+    help(Verb::Lrs, ":lrs", "list the rooms"),
+    help(Verb::Lru, ":lru <room>", "list a room's members"),
+    help(
+        Verb::History,
+        ":history [<*|room|user> [count]]",
+        "past messages: everyone's (*), a room you are in, or your private messages with \
+         user; alone: where a line without a command goes",
+    ),
+    help(Verb::Ping, ":ping", "the round-trip time to the server"),
+    help(
+        Verb::Help,
+        ":help [command]",
+        "this help, or the help on one command",
+    ),
+    help(Verb::Quit, ":quit [reason]", "leave the server and quit"),
 ];
+
+/// `:pm <user>` alone, in the TUI.
+const OPEN_HELP: Help = help(
+    Verb::Pm,
+    ":pm <user>",
+    "open the private conversation with user",
+);
+
+/// The help on one verb, if the user can type it.
+pub fn help_on(verb: Verb) -> Option<&'static Help> {
+    COMMANDS.iter().find(|help| help.verb == verb)
+}
+
+/// The lines of `:help` on one command.
+pub fn verb_help(verb: Verb, mode: Mode) -> Vec<String> {
+    let mut lines: Vec<String> = help_on(verb).map(Help::line).into_iter().collect();
+    if verb == Verb::Pm && mode == Mode::Tui {
+        lines.push(OPEN_HELP.line());
+    }
+    lines
+}
+
+/// The lines of `:help`: where a line goes, then the commands.
+pub fn commands_help(mode: Mode) -> Vec<String> {
+    let mut lines = vec![match mode {
+        Mode::Tui => "A line without a command goes to the selected conversation (the input box \
+                      says which; Tab changes it)."
+            .to_owned(),
+        Mode::Lines => "A line without a command goes to the room you joined last (of those you \
+                        are still in), else to everyone."
+            .to_owned(),
+    }];
+    for help in COMMANDS {
+        lines.push(help.line());
+        if help.verb == Verb::Pm && mode == Mode::Tui {
+            lines.push(OPEN_HELP.line());
+        }
+    }
+    lines.push(format!(
+        "{:<21} {}",
+        "::text", "send text that starts with ':'"
+    ));
+    lines
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::names_a_protocol_verb;
     use linechat_protocol::{HistoryTarget, NameError};
 
     fn name(raw: &str) -> Name {
@@ -197,18 +358,29 @@ mod tests {
                 count: None
             }
         );
-        assert_eq!(
-            send(":help pm"),
-            Command::Help {
-                verb: Some(Verb::Pm)
-            }
-        );
     }
 
     #[test]
     fn client_side_commands() {
-        assert_eq!(parse(":help"), Ok(Input::Help));
-        assert_eq!(parse("  :HELP  "), Ok(Input::Help));
+        assert_eq!(parse(":help"), Ok(Input::Help(None)));
+        assert_eq!(parse("  :HELP  "), Ok(Input::Help(None)));
+        assert_eq!(parse(":help pm"), Ok(Input::Help(Some(Verb::Pm))));
+        assert_eq!(parse(":help :JR"), Ok(Input::Help(Some(Verb::Jr))));
+        assert_eq!(
+            parse(":help frob"),
+            Err(InputError::Parse(ParseError::UnknownCommand(
+                ":frob".into()
+            )))
+        );
+        assert_eq!(
+            parse(":help nick"),
+            Err(InputError::LoginCommand(Verb::Nick))
+        );
+        assert_eq!(parse(":help pong"), Err(InputError::Pong));
+        assert!(matches!(
+            parse(":help pm jr"),
+            Err(InputError::Parse(ParseError::TooManyArguments(Verb::Help)))
+        ));
         assert_eq!(parse(":history"), Ok(Input::History));
         assert_eq!(parse(":pm bob"), Ok(Input::Open(name("bob"))));
         assert_eq!(
@@ -279,6 +451,136 @@ mod tests {
             assert_eq!(error, InputError::LoginCommand(verb));
             assert!(!error.to_string().contains(" b"), "no password in {error}");
         }
+    }
+
+    #[test]
+    fn pong_is_refused_as_the_client_answers_pings() {
+        // The server does not answer a PONG: sent, it would wait for ever for its answer.
+        assert_eq!(parse(":pong"), Err(InputError::Pong));
+        assert_eq!(parse(":PONG x"), Err(InputError::Pong));
+    }
+
+    #[test]
+    fn errors_name_the_clients_commands() {
+        let cases = [
+            (
+                ":frob x",
+                "unknown command \":frob\"; :help lists the commands",
+            ),
+            (
+                ":join dev",
+                "unknown command \":join\" (did you mean :jr <room>?); :help lists the commands",
+            ),
+            (
+                ":PART dev",
+                "unknown command \":PART\" (did you mean :lr <room>?); :help lists the commands",
+            ),
+            (
+                ":/jr dev",
+                "unknown command \":/jr\" (did you mean :jr <room>?); :help lists the commands",
+            ),
+            (
+                ":/nick al",
+                "unknown command \":/nick\"; :help lists the commands",
+            ),
+            (
+                ":help frob",
+                "unknown command \":frob\"; :help lists the commands",
+            ),
+            (":cr", "missing argument; usage: :cr <room>"),
+            (":rm dev", "missing argument; usage: :rm <room> <text>"),
+            (":users now", "too many arguments; usage: :users"),
+            (
+                ":history * zero",
+                "\"zero\" is not a count: use a whole number from 1; usage: \
+                 :history [<*|room|user> [count]]",
+            ),
+            (
+                ":nick al",
+                ":nick is not available here: you are already logged in",
+            ),
+            (
+                ":pong",
+                ":pong is not available here: the client answers the server's pings itself",
+            ),
+        ];
+        for (line, expected) in cases {
+            let error = parse(line).unwrap_err().to_string();
+            assert_eq!(error, expected, "{line}");
+            assert!(!names_a_protocol_verb(&error), "{error}");
+        }
+        // Every verb's usage, as an argument error shows it.
+        for verb in Verb::ALL {
+            let error = InputError::Parse(ParseError::MissingArgument(verb)).to_string();
+            if help_on(verb).is_some() {
+                assert!(!names_a_protocol_verb(&error), "{error}");
+            }
+        }
+    }
+
+    /// A line that uses a command as its help shows it, with example arguments.
+    fn example(usage: &str) -> String {
+        usage
+            .split(' ')
+            .map(|word| match word {
+                "<user>" => "bob",
+                "<room>" => "dev",
+                "<text>" => "hello there",
+                "[<*|room|user>" => "*",
+                "[count]]" => "5",
+                "[reason]" | "[command]" => "pm",
+                word => word,
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn the_help_lists_what_can_be_typed() {
+        // Each command of the help parses, as its usage shows it, to its verb.
+        for help in COMMANDS {
+            let line = example(help.usage);
+            let verb = match parse(&line) {
+                Ok(Input::Send(command)) => command.verb(),
+                Ok(Input::Help(Some(_))) => Verb::Help,
+                other => panic!("{line:?} gave {other:?}"),
+            };
+            assert_eq!(verb, help.verb, "{line}");
+            assert!(help.usage.starts_with(&spelled(help.verb)), "{help:?}");
+            assert!(!names_a_protocol_verb(&help.line()), "{help:?}");
+        }
+        assert_eq!(
+            parse(&example(OPEN_HELP.usage)),
+            Ok(Input::Open(name("bob")))
+        );
+        assert_eq!(parse(":history"), Ok(Input::History));
+        assert_eq!(parse("::x"), Ok(Input::Text(":x".into())));
+        // ...and each verb that it does not list is refused.
+        for verb in Verb::ALL {
+            if help_on(verb).is_none() {
+                assert!(parse(&format!("{} x", spelled(verb))).is_err(), "{verb}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_help_says_where_a_line_goes_in_each_mode() {
+        let tui = commands_help(Mode::Tui);
+        assert!(tui[0].contains("the selected conversation"), "{}", tui[0]);
+        let opens = |line: &String| line.starts_with(":pm <user>   ");
+        assert!(tui.iter().any(opens));
+        let lines = commands_help(Mode::Lines);
+        assert!(
+            lines[0].contains("the room you joined last"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("else to everyone"), "{}", lines[0]);
+        // `:pm <user>` alone opens a conversation only in the TUI.
+        assert!(!lines.iter().any(opens));
+        assert_eq!(verb_help(Verb::Pm, Mode::Tui).len(), 2);
+        assert_eq!(verb_help(Verb::Pm, Mode::Lines).len(), 1);
+        assert!(verb_help(Verb::Pong, Mode::Lines).is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::Path;
 use linechat_protocol::{ErrorCode, Name, Password};
 
 use crate::connection::{Connection, Credentials, Line, LoginError};
+use crate::format;
 use crate::input;
 
 /// Whether a failed `LOGIN` may be followed by `REGISTER`.
@@ -111,7 +112,10 @@ pub async fn first(
     };
     let register_command = match (refused.0, credentials.register()) {
         (ErrorCode::BadPassword, Some(command)) => command,
-        (code, _) => return Err(format!("login failed: {code} {}", refused.1)),
+        (code, _) => {
+            let why = format::err(code, &refused.1, Some(&credentials.login()));
+            return Err(format!("login failed: {why}"));
+        }
     };
     let name = credentials.name.clone();
     let agreed = match register {
@@ -134,9 +138,10 @@ pub async fn first(
         }
     };
     if !agreed {
+        // BAD_PASSWORD does not tell a wrong password from a name without an account.
         return Err(format!(
-            "login failed: {} (--register creates the account)",
-            refused.1
+            "login failed: {} (if {name} has no account yet, --register creates it)",
+            format::printable(&refused.1)
         ));
     }
     match connection.login(&register_command, &mut before).await {
@@ -144,11 +149,19 @@ pub async fn first(
             eprintln!("client: created the account {name}");
             Ok((connection, name, before))
         }
+        // The name is registered (so the password was wrong), being registered, online as
+        // a guest, or too like another: the server's message says which.
         Err(LoginError::Refused {
             code: ErrorCode::NameTaken,
-            ..
+            message,
         }) => Err(format!(
-            "login failed: {name} is registered, and the password is wrong"
+            "login failed: there is no account {name} with this password, and it cannot be \
+             created: {}",
+            format::printable(&message)
+        )),
+        Err(LoginError::Refused { code, message }) => Err(format!(
+            "registering {name} failed: {}",
+            format::err(code, &message, Some(&register_command))
         )),
         Err(error) => Err(format!("registering {name} failed: {error}")),
     }

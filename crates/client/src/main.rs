@@ -27,21 +27,24 @@ use session::Session;
     name = "client",
     version,
     about = "linechat's terminal client: a full-screen UI in a terminal, line mode in pipes",
-    after_help = "In a terminal the client shows the TUI; when standard input or output is \
-                  not a terminal it reads commands from standard input and prints what \
+    after_help = "In a terminal the client shows the full-screen UI, where a line goes to the \
+                  selected conversation. When standard input or output is not a terminal \
+                  (or with --plain) it reads lines from standard input, each a :command or \
+                  a message for the room joined last (else everyone), and prints what \
                   arrives, one line each. Type :help once connected for the commands."
 )]
 struct Cli {
     /// Server address.
     #[arg(long, env = "LINECHAT_ADDR", default_value = "127.0.0.1:8080")]
     addr: String,
-    /// Name to log in with (asked for when missing).
+    /// Name to log in with (asked for on the terminal when missing).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
-    /// File whose first line is the password (asked for, not echoed, when missing).
+    /// File whose first line is the password (asked for on the terminal, not echoed, when
+    /// missing).
     #[arg(long, value_name = "PATH", conflicts_with = "guest")]
     password_file: Option<PathBuf>,
-    /// Create the account when the login fails (without asking).
+    /// Create the account, without asking, when there is none with this name and password.
     #[arg(long, conflicts_with = "guest")]
     register: bool,
     /// Log in as a guest (NICK): no password and no account.

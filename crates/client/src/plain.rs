@@ -1,6 +1,6 @@
 //! Line mode: for pipes, scripts and terminals without the TUI.
 //!
-//! Each input line is a `:command` or text for the current room (else everyone). The client
+//! Each input line is a `:command` or text for the room joined last (else everyone). The client
 //! sends one at a time and waits for its final line, so that `:jr dev` is done before the
 //! next line is read. What arrives goes to standard output, one line each, in a stable form:
 //!
@@ -12,7 +12,7 @@
 //! 14:02:11 -- bob is online                NOTICE
 //! 2026-11-25 16:40:00 #dev <alice> hi      a HIST line: when it was sent
 //! ok: joined #dev                          the final line of a command
-//! error NO_SUCH_ROOM: there is no room x; CR creates it
+//! error NO_SUCH_ROOM: there is no room x; :cr x creates it
 //! users: alice bob                         USERS (rooms: LRS, #dev members: LRU)
 //! pong: 0.4 ms                             PONG, with the round-trip time
 //! ```
@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::connection::{Line, LinkEvent};
 use crate::format;
-use crate::input::{self, Input};
+use crate::input::{self, Input, Mode};
 use crate::session::{Pending, Session};
 
 /// The text printed for one server line; `None` for lines not shown (the greeting).
@@ -43,14 +43,17 @@ pub fn describe(line: &Line, answered: Option<&Pending>, session: &Session) -> O
         // The link answers the server's PING itself.
         Reply::Hello { .. } | Reply::Ping(_) => return None,
         Reply::Ok { verb, detail } => format!("ok: {}", format::ok(*verb, detail.as_deref())),
-        Reply::Err { code, message } => format!("error {}", format::err(*code, message)),
+        Reply::Err { code, message } => {
+            let command = answered.map(|pending| &pending.command);
+            format!("error {}", format::err(*code, message, command))
+        }
         Reply::Users(users) => format!("users: {}", format::names(users)),
         Reply::Rooms(rooms) => format!("rooms: {}", format::names(rooms)),
         Reply::RoomUsers { room, users } => {
             format!("#{room} members: {}", format::names(users))
         }
         Reply::Pong(token) => format::pong(token.as_deref(), answered),
-        Reply::Help(verb) => format!("help: {}", verb.usage()),
+        Reply::Help(verb) => format!("help: {}", format::help(*verb)),
         Reply::Msg { from, text: t } => format!("{} * <{from}> {}", now(), text(t)),
         Reply::Pm { from, text: t } => format!("{} @{from} <{from}> {}", now(), text(t)),
         Reply::Rm {
@@ -134,7 +137,7 @@ pub async fn run(
                         if !pending.automatic {
                             unanswered += 1;
                             eprintln!(
-                                "client: no answer to {}: it may or may not have been done",
+                                "client: no answer to \"{}\": it may or may not have been done",
                                 format::command(&pending.command)
                             );
                         }
@@ -181,7 +184,10 @@ fn handle_input(session: &mut Session, line: &str, quitting: &mut bool) -> Optio
                 session.default_target().label()
             ));
         }
-        Ok(Input::Help) => return Some(input::COMMANDS_HELP.join("\n")),
+        Ok(Input::Help(None)) => return Some(input::commands_help(Mode::Lines).join("\n")),
+        Ok(Input::Help(Some(verb))) => {
+            return Some(input::verb_help(verb, Mode::Lines).join("\n"));
+        }
         Err(error) => return Some(format!("error: {error}")),
     };
     let command = match command {
@@ -266,9 +272,22 @@ mod tests {
     #[test]
     fn final_lines() {
         assert_eq!(show("OK JR dev"), "ok: joined #dev");
+        // The server's hint names CR; the client's names :cr.
+        let join = Pending {
+            command: Command::JoinRoom {
+                room: Name::parse("x").unwrap(),
+            },
+            sent_at: std::time::Instant::now(),
+            automatic: false,
+        };
         assert_eq!(
-            show("ERR NO_SUCH_ROOM there is no room x; CR creates it"),
-            "error NO_SUCH_ROOM: there is no room x; CR creates it"
+            describe(
+                &line("ERR NO_SUCH_ROOM there is no room x; CR creates it"),
+                Some(&join),
+                &session()
+            )
+            .unwrap(),
+            "error NO_SUCH_ROOM: there is no room x; :cr x creates it"
         );
         assert_eq!(show("USERS alice bob"), "users: alice bob");
         assert_eq!(show("LRS"), "rooms: (none)");
@@ -276,7 +295,7 @@ mod tests {
         assert_eq!(show("PONG"), "pong");
         assert_eq!(
             show("HELP PM <user> <text> - private message"),
-            "help: PM <user> <text> - private message"
+            "help: :pm <user> <text>     private message"
         );
         assert_eq!(describe(&line("HELLO linechat 1"), None, &session()), None);
         assert_eq!(
@@ -315,6 +334,10 @@ mod tests {
             error.starts_with("error: :nick is not available"),
             "{error}"
         );
+        let help = handle_input(&mut session, ":help", &mut quitting).unwrap();
+        assert!(help.starts_with("A line without a command goes to the room you joined last"));
+        let help = handle_input(&mut session, ":help pm", &mut quitting).unwrap();
+        assert_eq!(help, ":pm <user> <text>     private message");
         assert!(!quitting);
         handle_input(&mut session, ":quit bye", &mut quitting);
         assert!(quitting);

@@ -12,7 +12,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::editor::Editor;
 use crate::connection::{Line, LinkEvent};
 use crate::format;
-use crate::input::{self, Input, Target};
+use crate::input::{self, Input, Mode, Target};
 use crate::session::{Pending, Session};
 
 /// How long a quit waits for the server's `OK QUIT`.
@@ -298,7 +298,7 @@ impl App {
                         self.done = Some(Ok(()));
                     } else if !pending.automatic {
                         self.note(Body::Error(format!(
-                            "no answer to {}: it may or may not have been done",
+                            "no answer to \"{}\": it may or may not have been done",
                             format::command(&pending.command)
                         )));
                     }
@@ -374,7 +374,7 @@ impl App {
                     text: format::printable(&text),
                 },
             }),
-            Reply::Help(verb) => self.note(Body::Info(verb.usage().into())),
+            Reply::Help(verb) => self.note(Body::Info(format::help(verb))),
             Reply::Notice(notice) => {
                 let text = format::notice(&notice);
                 match &notice {
@@ -441,7 +441,7 @@ impl App {
                 }
             }
             Reply::Err { code, message } => {
-                let text = format::err(code, &message);
+                let text = format::err(code, &message, command.as_ref());
                 match command {
                     Some(Command::JoinRoom { room })
                         if code == ErrorCode::AlreadyInRoom && !automatic =>
@@ -529,10 +529,17 @@ impl App {
                 self.editor.take();
                 return;
             }
-            Ok(Input::Help) => {
+            Ok(Input::Help(verb)) => {
                 self.editor.take();
-                for line in input::COMMANDS_HELP.iter().chain(KEYS_HELP) {
-                    self.note(Body::Info((*line).into()));
+                let lines = match verb {
+                    None => input::commands_help(Mode::Tui)
+                        .into_iter()
+                        .chain(KEYS_HELP.iter().map(|line| (*line).to_owned()))
+                        .collect(),
+                    Some(verb) => input::verb_help(verb, Mode::Tui),
+                };
+                for line in lines {
+                    self.note(Body::Info(line));
                 }
                 return;
             }
@@ -824,6 +831,52 @@ pub(crate) mod tests {
         assert_eq!(app.selected, 0);
     }
 
+    /// The help's claim: a line without a command goes to the selected conversation, not to
+    /// the room joined last (as in line mode).
+    #[test]
+    fn a_line_goes_to_the_selected_conversation() {
+        let (mut app, mut commands) = app();
+        app.on_event(line("USERS me"));
+        app.on_event(line("OK HISTORY 0"));
+        for room in ["dev", "ops"] {
+            type_line(&mut app, &format!(":jr {room}"));
+            app.on_event(line(&format!("OK JR {room}")));
+            app.on_event(line("OK HISTORY 0"));
+            app.on_event(line(&format!("LRU {room} me")));
+        }
+        assert_eq!(app.session.current_room(), Some(&name("ops")));
+        sent(&mut commands);
+        let dev = app.find(&Target::Room(name("dev"))).unwrap();
+        app.select(dev);
+        type_line(&mut app, "to dev");
+        app.select(0);
+        type_line(&mut app, "to everyone");
+        assert_eq!(sent(&mut commands), ["RM dev to dev", "MSG to everyone"]);
+    }
+
+    #[test]
+    fn help_is_the_tuis() {
+        let (mut app, mut commands) = app();
+        sent(&mut commands);
+        type_line(&mut app, ":help");
+        let shown = texts(app.current());
+        assert!(shown[0].contains("the selected conversation"), "{shown:?}");
+        assert!(
+            shown
+                .iter()
+                .any(|line| line.starts_with("-- :pm <user>   "))
+        );
+        assert!(shown.iter().any(|line| line == "-- Keys:"));
+        assert!(shown.iter().all(|line| !line.contains("joined last")));
+        type_line(&mut app, ":help cr");
+        assert_eq!(
+            texts(app.current()).last().unwrap(),
+            "-- :cr <room>            create a room and join it"
+        );
+        // Answered by the client: nothing goes to the server.
+        assert!(sent(&mut commands).is_empty());
+    }
+
     #[test]
     fn errors_keep_the_line_and_show_why() {
         let (mut app, mut commands) = app();
@@ -846,7 +899,7 @@ pub(crate) mod tests {
         ));
         assert_eq!(
             texts(app.current()).last().unwrap(),
-            "!! NO_SUCH_ROOM: there is no room nowhere; CR creates it"
+            "!! NO_SUCH_ROOM: there is no room nowhere; :cr nowhere creates it"
         );
     }
 
