@@ -237,7 +237,7 @@ mod tests {
             }),
             ":rm dev a  b"
         );
-        assert_eq!(command(&Command::Users), ":users");
+        assert_eq!(command(&Command::Users {}), ":users");
         assert_eq!(command(&Command::Quit { reason: None }), ":quit");
     }
 

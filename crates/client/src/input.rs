@@ -73,21 +73,8 @@ fn parse_error(error: &ParseError) -> String {
 /// ours written with a `/` (`:/jr`).
 fn suggestion(word: &str) -> Option<Verb> {
     let word = word.trim_start_matches([':', '/']).to_ascii_lowercase();
-    let alias = match word.as_str() {
-        "join" | "j" => Some(Verb::Jr),
-        "part" | "leave" => Some(Verb::Lr),
-        "create" | "new" => Some(Verb::Cr),
-        "list" | "rooms" => Some(Verb::Lrs),
-        "names" | "members" => Some(Verb::Lru),
-        "who" | "online" => Some(Verb::Users),
-        "say" => Some(Verb::Msg),
-        "query" | "tell" | "whisper" | "dm" | "privmsg" => Some(Verb::Pm),
-        "log" | "hist" | "backlog" => Some(Verb::History),
-        "exit" | "bye" | "q" => Some(Verb::Quit),
-        "h" | "?" | "commands" => Some(Verb::Help),
-        _ => None,
-    };
-    let verb = Verb::lookup(&word).or(alias)?;
+    // The protocol knows the words other programs use for its verbs.
+    let verb = Verb::lookup(&word).or_else(|| Verb::suggest(&word))?;
     help_on(verb).map(|help| help.verb)
 }
 
@@ -222,13 +209,17 @@ const fn help(verb: Verb, usage: &'static str, what: &'static str) -> Help {
 pub const COMMANDS: &[Help] = &[
     help(Verb::Pm, ":pm <user> <text>", "private message"),
     help(Verb::Msg, ":msg <text>", "message everyone online"),
-    help(Verb::Rm, ":rm <room> <text>", "message a room you are in"),
+    help(
+        Verb::RoomMessage,
+        ":rm <room> <text>",
+        "message a room you are in",
+    ),
     help(Verb::Users, ":users", "who is online"),
-    help(Verb::Cr, ":cr <room>", "create a room and join it"),
-    help(Verb::Jr, ":jr <room>", "join a room"),
-    help(Verb::Lr, ":lr <room>", "leave a room"),
-    help(Verb::Lrs, ":lrs", "list the rooms"),
-    help(Verb::Lru, ":lru <room>", "list a room's members"),
+    help(Verb::CreateRoom, ":cr <room>", "create a room and join it"),
+    help(Verb::JoinRoom, ":jr <room>", "join a room"),
+    help(Verb::LeaveRoom, ":lr <room>", "leave a room"),
+    help(Verb::ListRooms, ":lrs", "list the rooms"),
+    help(Verb::ListRoomUsers, ":lru <room>", "list a room's members"),
     help(
         Verb::History,
         ":history [<*|room|user> [count]]",
@@ -365,7 +356,7 @@ mod tests {
         assert_eq!(parse(":help"), Ok(Input::Help(None)));
         assert_eq!(parse("  :HELP  "), Ok(Input::Help(None)));
         assert_eq!(parse(":help pm"), Ok(Input::Help(Some(Verb::Pm))));
-        assert_eq!(parse(":help :JR"), Ok(Input::Help(Some(Verb::Jr))));
+        assert_eq!(parse(":help :JR"), Ok(Input::Help(Some(Verb::JoinRoom))));
         assert_eq!(
             parse(":help frob"),
             Err(InputError::Parse(ParseError::UnknownCommand(

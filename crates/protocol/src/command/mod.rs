@@ -39,32 +39,32 @@ macro_rules! command_table {
                 usage "<name>", help "log in as a guest";
             Msg(msg) "MSG" ["SAY", "ALL"] { text: String }
                 usage "<text>", help "message everyone online";
-            Pm(pm) "PM" ["PRIVMSG", "QUERY", "WHISPER", "TELL"] { to: Name, text: String }
+            Pm(pm) "PM" ["PRIVMSG", "QUERY", "WHISPER", "TELL", "DM"] { to: Name, text: String }
                 usage "<user> <text>", help "private message";
-            Users(users) "USERS" ["WHO"] {}
+            Users(users) "USERS" ["WHO", "ONLINE"] {}
                 help "list who is online";
-            CreateRoom(create_room) "CR" ["CREATE"] { room: Name }
+            CreateRoom(create_room) "CR" ["CREATE", "NEW"] { room: Name }
                 usage "<room>", help "create a room and join it";
-            JoinRoom(join_room) "JR" ["JOIN"] { room: Name }
+            JoinRoom(join_room) "JR" ["JOIN", "J"] { room: Name }
                 usage "<room>", help "join a room";
             LeaveRoom(leave_room) "LR" ["PART", "LEAVE"] { room: Name }
                 usage "<room>", help "leave a room";
             ListRooms(list_rooms) "LRS" ["LIST", "ROOMS"] {}
                 help "list rooms";
-            ListRoomUsers(list_room_users) "LRU" ["NAMES"] { room: Name }
+            ListRoomUsers(list_room_users) "LRU" ["NAMES", "MEMBERS"] { room: Name }
                 usage "<room>", help "list a room's members";
             RoomMessage(room_message) "RM" [] { room: Name, text: String }
                 usage "<room> <text>", help "message a room you are in";
-            History(history) "HISTORY" ["LOG", "BACKLOG"] { target: HistoryTarget, count: Option<u32> }
+            History(history) "HISTORY" ["LOG", "BACKLOG", "HIST"] { target: HistoryTarget, count: Option<u32> }
                 usage "<*|room|user> [count]",
                 help "past messages: global, a room you are in, or your private talk with a user";
             Ping(ping) "PING" [] { token: Option<String> }
                 usage "[token]", help "the server answers PONG [token]";
             Pong(pong) "PONG" [] { token: Option<String> }
                 usage "[token]", help "answer to the server's PING; it gets no reply";
-            Help(help) "HELP" ["COMMANDS"] { verb: Option<Verb> }
+            Help(help) "HELP" ["COMMANDS", "H", "?"] { verb: Option<Verb> }
                 usage "[verb]", help "this help";
-            Quit(quit) "QUIT" ["EXIT", "BYE", "LOGOUT"] { reason: Option<String> }
+            Quit(quit) "QUIT" ["EXIT", "BYE", "LOGOUT", "Q"] { reason: Option<String> }
                 usage "[reason]", help "leave the server";
         }
     };
