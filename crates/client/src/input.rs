@@ -6,6 +6,7 @@
 //! handled here.
 
 use linechat_protocol::{Command, Name, NameError, ParseError, Verb};
+use std::borrow::Cow;
 
 /// One line of user input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub fn spelled(verb: Verb) -> String {
 /// A [`ParseError`] in the client's words.
 fn parse_error(error: &ParseError) -> String {
     let usage = |verb: Verb| match help_on(verb) {
-        Some(help) => help.usage.to_owned(),
+        Some(help) => help.usage.into_owned(),
         None => spelled(verb),
     };
     match error {
@@ -185,13 +186,13 @@ pub enum Mode {
 }
 
 /// One of the client's commands, as `:help` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Help {
     pub verb: Verb,
     /// How it is typed.
-    pub usage: &'static str,
+    pub usage: Cow<'static, str>,
     /// What it does.
-    pub what: &'static str,
+    pub what: Cow<'static, str>,
 }
 
 impl Help {
@@ -202,7 +203,11 @@ impl Help {
 }
 
 const fn help(verb: Verb, usage: &'static str, what: &'static str) -> Help {
-    Help { verb, usage, what }
+    Help {
+        verb,
+        usage: Cow::Borrowed(usage),
+        what: Cow::Borrowed(what),
+    }
 }
 
 /// Every command the user can type, in the order `:help` lists them.
@@ -242,14 +247,36 @@ const OPEN_HELP: Help = help(
     "open the private conversation with user",
 );
 
-/// The help on one verb, if the user can type it.
-pub fn help_on(verb: Verb) -> Option<&'static Help> {
-    COMMANDS.iter().find(|help| help.verb == verb)
+/// The help on one verb, if the user can type it: the client's own words, or, for a server
+/// command the client has no words of its own for, the server's.
+pub fn help_on(verb: Verb) -> Option<Help> {
+    if let Some(help) = COMMANDS.iter().find(|help| help.verb == verb) {
+        return Some(help.clone());
+    }
+    available(verb).ok()?;
+    let usage = format!(
+        ":{} {}",
+        verb.as_str().to_ascii_lowercase(),
+        verb.arguments()
+    );
+    Some(Help {
+        verb,
+        usage: Cow::Owned(usage.trim_end().to_owned()),
+        what: Cow::Borrowed(verb.help()),
+    })
+}
+
+/// The server commands the client has no words of its own for, as `:help` lists them.
+fn other_commands() -> impl Iterator<Item = Help> {
+    Verb::ALL
+        .into_iter()
+        .filter(|verb| COMMANDS.iter().all(|help| help.verb != *verb))
+        .filter_map(help_on)
 }
 
 /// The lines of `:help` on one command.
 pub fn verb_help(verb: Verb, mode: Mode) -> Vec<String> {
-    let mut lines: Vec<String> = help_on(verb).map(Help::line).into_iter().collect();
+    let mut lines: Vec<String> = help_on(verb).map(|help| help.line()).into_iter().collect();
     if verb == Verb::Pm && mode == Mode::Tui {
         lines.push(OPEN_HELP.line());
     }
@@ -272,6 +299,7 @@ pub fn commands_help(mode: Mode) -> Vec<String> {
             lines.push(OPEN_HELP.line());
         }
     }
+    lines.extend(other_commands().map(|help| help.line()));
     lines.push(format!(
         "{:<21} {}",
         "::text", "send text that starts with ':'"
@@ -530,7 +558,7 @@ mod tests {
     fn the_help_lists_what_can_be_typed() {
         // Each command of the help parses, as its usage shows it, to its verb.
         for help in COMMANDS {
-            let line = example(help.usage);
+            let line = example(&help.usage);
             let verb = match parse(&line) {
                 Ok(Input::Send(command)) => command.verb(),
                 Ok(Input::Help(Some(_))) => Verb::Help,
@@ -541,11 +569,19 @@ mod tests {
             assert!(!names_a_protocol_verb(&help.line()), "{help:?}");
         }
         assert_eq!(
-            parse(&example(OPEN_HELP.usage)),
+            parse(&example(&OPEN_HELP.usage)),
             Ok(Input::Open(name("bob")))
         );
         assert_eq!(parse(":history"), Ok(Input::History));
         assert_eq!(parse("::x"), Ok(Input::Text(":x".into())));
+        // Every verb that can be typed is listed, in the client's words or, for a server
+        // command it has none for, the server's...
+        let listed = commands_help(Mode::Lines);
+        for verb in Verb::ALL {
+            if let Some(help) = help_on(verb) {
+                assert!(listed.contains(&help.line()), "{verb} is not listed");
+            }
+        }
         // ...and each verb that it does not list is refused.
         for verb in Verb::ALL {
             if help_on(verb).is_none() {
