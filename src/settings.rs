@@ -67,7 +67,7 @@ pub struct Settings {
     /// most a hard kill can lose.
     #[arg(long, env = "LINECHAT_HISTORY_BATCH_MS", default_value_t = 100)]
     pub history_batch_ms: u64,
-    /// Messages `HISTORY` returns when no count is given; at most `history_max_count`.
+    /// Messages `HISTORY` returns when no count is given; capped at `history_max_count`.
     #[arg(long, env = "LINECHAT_HISTORY_DEFAULT_COUNT", default_value_t = 50)]
     pub history_default_count: u32,
     /// The most messages one `HISTORY` returns.
@@ -210,8 +210,8 @@ struct FileSettings {
 impl Settings {
     /// Lays the file `file` (read when it exists; a missing file is not an error) under
     /// `given`, the flags and `LINECHAT_*` variables over the defaults as parsed into
-    /// `matches`, and checks the result ([`Settings::validate`]). Logs which file was read and
-    /// warns of keys in it that name no setting.
+    /// `matches`, and checks the result ([`Settings::validate`]). Logs which file was read, and
+    /// warns of keys in it that name no setting and of [`Settings::warnings`].
     pub fn load(given: Self, matches: &ArgMatches, file: &Path) -> Result<Self, SettingsError> {
         let settings = match read_file(file)? {
             None => {
@@ -245,6 +245,9 @@ impl Settings {
             }
         };
         settings.validate()?;
+        for warning in settings.warnings() {
+            warn!("{warning}");
+        }
         Ok(settings)
     }
 
@@ -308,15 +311,6 @@ impl Settings {
             self.max_name_length,
             format!("must be between 1 and {MAX_NAME_LEN}"),
         )?;
-        check(
-            self.history_default_count <= self.history_max_count,
-            "history_default_count",
-            self.history_default_count,
-            format!(
-                "must be at most history_max_count ({})",
-                self.history_max_count
-            ),
-        )?;
         if let Some(addr) = &self.tls_addr {
             let missing = match (&self.tls_cert, &self.tls_key) {
                 (Some(_), Some(_)) => None,
@@ -334,6 +328,22 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// Settings that keep the rules but are likely not what was meant, each with what the
+    /// server does with them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        // Not an error: lowering history_max_count alone should not stop the server, and
+        // protocol.md documents the cap.
+        if self.history_default_count > self.history_max_count {
+            warnings.push(format!(
+                "history_default_count = {} is above history_max_count = {}; \
+                 HISTORY without a count returns {}",
+                self.history_default_count, self.history_max_count, self.history_max_count
+            ));
+        }
+        warnings
     }
 
     pub fn idle_ping(&self) -> Option<Duration> {
@@ -663,22 +673,21 @@ mod tests {
     }
 
     #[test]
-    fn the_default_history_count_is_at_most_the_maximum() {
+    fn a_default_history_count_above_the_maximum_is_a_warning() {
+        assert!(Settings::default().warnings().is_empty());
         let settings = Settings {
             history_default_count: 101,
             history_max_count: 100,
             ..Settings::default()
         };
+        settings.validate().unwrap();
         assert_eq!(
-            broken_rule(&settings),
-            "bad setting history_default_count = 101: must be at most history_max_count (100)"
+            settings.warnings(),
+            [
+                "history_default_count = 101 is above history_max_count = 100; \
+              HISTORY without a count returns 100"
+            ]
         );
-        Settings {
-            history_default_count: 100,
-            ..settings
-        }
-        .validate()
-        .unwrap();
     }
 
     #[test]
@@ -706,7 +715,7 @@ mod tests {
             error.to_string(),
             "bad setting max_name_length = 40: must be between 1 and 32"
         );
-        let (_dir, path) = file("history_default_count = 2000\n");
+        let (_dir, path) = file("flood_burst = 0\n");
         assert!(load(&[], &path).is_err());
     }
 
