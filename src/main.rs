@@ -8,57 +8,53 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use linechat::server::Server;
-use linechat::settings::{Overrides, Settings};
+use linechat::settings::Settings;
 
-/// The linechat server. Settings come from built-in defaults, then the config file, then
-/// LINECHAT_* environment variables, then these flags.
+/// The linechat server. Each setting is a flag, a LINECHAT_* environment variable and a key of
+/// the config file; a flag beats the variable, which beats the file, which beats the default.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Address to listen on (LINECHAT_ADDR); port 0 picks a free one.
-    #[arg(long)]
-    addr: Option<String>,
-    /// Directory for the server's files (LINECHAT_DATA_DIR).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Longest accepted line in bytes (LINECHAT_MAX_LINE_LENGTH).
-    #[arg(long)]
-    max_line_length: Option<usize>,
-    /// Whether NICK logins without an account are allowed (LINECHAT_ALLOW_GUESTS).
-    #[arg(long)]
-    allow_guests: Option<bool>,
-    /// Address of the TLS listener (LINECHAT_TLS_ADDR); needs tls_cert and tls_key.
-    #[arg(long)]
-    tls_addr: Option<String>,
-    /// Settings file, read when it exists.
+    /// Settings file (TOML), read when it exists.
     #[arg(long, default_value = "linechat.toml")]
     config: PathBuf,
+    #[command(flatten)]
+    settings: Settings,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let cli = Cli::parse();
-    let overrides = Overrides {
-        addr: cli.addr,
-        data_dir: cli.data_dir,
-        max_line_length: cli.max_line_length,
-        allow_guests: cli.allow_guests,
-        tls_addr: cli.tls_addr,
-    };
-    let settings = Settings::load(&cli.config, overrides)?;
+    // The matches, not only the parsed flags, so that the settings can tell a default from a
+    // value given as a flag or variable, which beats the file's.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    match Settings::load(cli.settings, &matches, &cli.config)
+        .map_err(anyhow::Error::from)
+        .and_then(serve)
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {}", once_each(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = Server::bind(settings).await?;
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     info!("listening on {}", server.local_addr()?);
@@ -68,6 +64,21 @@ async fn main() -> anyhow::Result<()> {
     server.run(shutdown).await;
     info!("bye");
     Ok(())
+}
+
+/// The error and its causes on one line, each cause once. The server's errors name their
+/// cause in their own message (the log prints them alone), and some also give it as their
+/// `source()`: a cause that the text so far already says is not repeated.
+fn once_each(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Installs the SIGINT and SIGTERM handlers at once (so that a signal right after start is

@@ -1,190 +1,349 @@
 //! Settings, layered: built-in defaults, then `linechat.toml` if present, then `LINECHAT_*`
 //! environment variables, then command-line flags.
+//!
+//! Each setting is declared once, as a field of [`Settings`]: its name is the file's key, its
+//! `#[arg]` gives the flag (`--kebab-name`), the variable (`LINECHAT_SNAKE_NAME`) and the
+//! default, and its doc comment is the `--help` text. README's settings table is checked
+//! against these declarations by a test.
 
+use std::fmt::Display;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config::{Config, Environment, File, FileFormat};
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches};
 use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
 
 use crate::server::storage::StorageOptions;
 use linechat_protocol::name::MAX_NAME_LEN;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The server's settings. The server and the tests build it directly
+/// (`Settings { addr, ..Settings::default() }`); the binary builds it with [`Settings::load`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Args)]
+#[serde(default)]
+#[command(next_help_heading = "Settings")]
 pub struct Settings {
     /// Address of the plain-text listener; port 0 picks a free port.
+    #[arg(long, env = "LINECHAT_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
     /// Where the server keeps its files.
+    #[arg(long, env = "LINECHAT_DATA_DIR", default_value = "linechat-data")]
     pub data_dir: PathBuf,
     /// Longest accepted line in bytes, line ending excluded.
+    #[arg(long, env = "LINECHAT_MAX_LINE_LENGTH", default_value_t = 4096)]
     pub max_line_length: usize,
     /// Whether `NICK` (login without an account) is allowed.
+    #[arg(long, env = "LINECHAT_ALLOW_GUESTS", default_value_t = true, action = ArgAction::Set)]
     pub allow_guests: bool,
     /// `NOTICE ONLINE`/`OFFLINE` go to everyone while at most this many users are online;
     /// on a larger server they go to nobody. 0 turns them off.
+    #[arg(long, env = "LINECHAT_PRESENCE_MAX_ONLINE", default_value_t = 2_000)]
     pub presence_max_online: usize,
     /// Seconds a new connection has to log in.
+    #[arg(long, env = "LINECHAT_LOGIN_TIMEOUT_SECS", default_value_t = 60)]
     pub login_timeout_secs: u64,
     /// Bytes that may wait in one client's outbox before it counts as not reading and is
     /// disconnected.
+    #[arg(long, env = "LINECHAT_OUTBOX_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub outbox_limit_bytes: usize,
     /// Bytes that may wait in all outboxes together; past it, the connections with the most
-    /// queued are disconnected as not reading. 0 picks a quarter of the memory (see
-    /// [`Settings::output_budget`]).
+    /// queued are disconnected as not reading. 0 picks a quarter of the memory.
+    // See `Settings::output_budget`.
+    #[arg(long, env = "LINECHAT_OUTPUT_BUDGET_BYTES", default_value_t = 0)]
     pub output_budget_bytes: usize,
     /// Password hashes computed at once; each takes a core and ~19 MiB for ~15 ms. The
     /// default, half the cores, leaves the rest to chat during a storm of logins.
+    #[arg(long, env = "LINECHAT_PASSWORD_HASH_WORKERS", default_value_t = half_the_cores())]
     pub password_hash_workers: usize,
     /// Seconds given to clients to receive their last lines at shutdown.
+    #[arg(long, env = "LINECHAT_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
     /// Whether chat messages are kept for `HISTORY`.
+    #[arg(long, env = "LINECHAT_HISTORY", default_value_t = true, action = ArgAction::Set)]
     pub history: bool,
     /// Milliseconds a message may wait before its batch is committed to the database: the
     /// most a hard kill can lose.
+    #[arg(long, env = "LINECHAT_HISTORY_BATCH_MS", default_value_t = 100)]
     pub history_batch_ms: u64,
-    /// Messages `HISTORY` returns when no count is given.
+    /// Messages `HISTORY` returns when no count is given; capped at `history_max_count`.
+    #[arg(long, env = "LINECHAT_HISTORY_DEFAULT_COUNT", default_value_t = 50)]
     pub history_default_count: u32,
     /// The most messages one `HISTORY` returns.
+    #[arg(long, env = "LINECHAT_HISTORY_MAX_COUNT", default_value_t = 1000)]
     pub history_max_count: u32,
     /// Messages kept per conversation (global, a room, a pair of users); 0 keeps all.
+    #[arg(
+        long,
+        env = "LINECHAT_HISTORY_KEEP_PER_CONVERSATION",
+        default_value_t = 100_000
+    )]
     pub history_keep_per_conversation: u64,
     /// Days messages are kept; 0 keeps them forever.
+    #[arg(long, env = "LINECHAT_HISTORY_KEEP_DAYS", default_value_t = 365)]
     pub history_keep_days: u64,
     /// `HISTORY` reads served at once, each on a read-only database connection; more wait
     /// their turn. Writes have a connection of their own and never wait behind reads.
+    #[arg(long, env = "LINECHAT_STORAGE_READ_CONNECTIONS", default_value_t = 2)]
     pub storage_read_connections: usize,
     /// Lines per second a connection may send, on average; 0 turns flood control off.
+    #[arg(long, env = "LINECHAT_FLOOD_LINES_PER_SEC", default_value_t = 20)]
     pub flood_lines_per_sec: u32,
     /// Lines a connection may send at once above the average rate.
+    #[arg(long, env = "LINECHAT_FLOOD_BURST", default_value_t = 200)]
     pub flood_burst: u32,
     /// Dropped lines in a row after which a flooding connection is closed.
+    #[arg(long, env = "LINECHAT_FLOOD_KICK_AFTER", default_value_t = 100)]
     pub flood_kick_after: u32,
     /// Connections served at once; more are refused.
+    #[arg(long, env = "LINECHAT_MAX_CONNECTIONS", default_value_t = 16_384)]
     pub max_connections: usize,
     /// Connections from one IP address at once; more are refused.
+    #[arg(long, env = "LINECHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
     pub max_connections_per_ip: usize,
     /// Seconds of silence from a logged-in client before the server sends it `PING`; 0 never.
+    #[arg(long, env = "LINECHAT_IDLE_PING_SECS", default_value_t = 300)]
     pub idle_ping_secs: u64,
     /// Seconds a client has to send any line after that `PING` before it is disconnected.
+    #[arg(long, env = "LINECHAT_IDLE_TIMEOUT_SECS", default_value_t = 120)]
     pub idle_timeout_secs: u64,
     /// Password attempts allowed per IP address in a window: `LOGIN`s, counted before they
-    /// are checked and given back when right, and every `REGISTER`.
+    /// are checked and given back when right, and every `REGISTER`; 0 does not limit.
+    #[arg(long, env = "LINECHAT_LOGIN_FAILURES_PER_IP", default_value_t = 20)]
     pub login_failures_per_ip: u32,
     /// The same per account; a locked account still takes attempts from addresses with none
-    /// in the window.
+    /// in the window; 0 does not limit.
+    #[arg(long, env = "LINECHAT_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 5)]
     pub login_failures_per_account: u32,
     /// Length of that window, in seconds; after it the counts start again.
+    #[arg(
+        long,
+        env = "LINECHAT_LOGIN_FAILURE_WINDOW_SECS",
+        default_value_t = 300
+    )]
     pub login_failure_window_secs: u64,
     /// Most rooms the server holds; `CR` beyond it is refused.
+    #[arg(long, env = "LINECHAT_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
     /// Seconds a room may stay empty before it is deleted with its history, unless a
     /// registered user remembers it (is in it across logins); 0 keeps every room.
+    #[arg(long, env = "LINECHAT_ROOM_EXPIRY_SECS", default_value_t = 3600)]
     pub room_expiry_secs: u64,
     /// Rooms one connection may create per minute; 0 does not limit.
+    #[arg(long, env = "LINECHAT_ROOMS_CREATED_PER_MINUTE", default_value_t = 5)]
     pub rooms_created_per_minute: u32,
     /// Most members one room may have.
+    #[arg(long, env = "LINECHAT_MAX_ROOM_MEMBERS", default_value_t = 10_000)]
     pub max_room_members: usize,
     /// Longest new user or room name, at most 32.
+    #[arg(long, env = "LINECHAT_MAX_NAME_LENGTH", default_value_t = MAX_NAME_LEN)]
     pub max_name_length: usize,
     /// Address of the TLS listener, if any; needs `tls_cert` and `tls_key`.
+    #[arg(long, env = "LINECHAT_TLS_ADDR")]
     pub tls_addr: Option<String>,
     /// PEM file with the certificate chain for TLS.
+    #[arg(long, env = "LINECHAT_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// PEM file with the private key for TLS.
+    #[arg(long, env = "LINECHAT_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Seconds a TLS connection has to finish its handshake before it is closed.
+    #[arg(long, env = "LINECHAT_TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]
     pub tls_handshake_timeout_secs: u64,
     /// Seconds between log lines with the server's vital signs (connections, tasks,
     /// memory); 0 never.
+    #[arg(long, env = "LINECHAT_STATS_LOG_SECS", default_value_t = 0)]
     pub stats_log_secs: u64,
 }
 
+/// The default number of password hash workers: half the cores, at least one.
+fn half_the_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
+}
+
 impl Default for Settings {
+    /// The built-in defaults: those of the flags, read without the `LINECHAT_*` variables.
     fn default() -> Self {
-        Self {
-            addr: "127.0.0.1:8080".into(),
-            data_dir: "linechat-data".into(),
-            max_line_length: 4096,
-            allow_guests: true,
-            presence_max_online: 2_000,
-            login_timeout_secs: 60,
-            outbox_limit_bytes: 4 * 1024 * 1024,
-            output_budget_bytes: 0,
-            password_hash_workers: std::thread::available_parallelism()
-                .map_or(1, |cores| (cores.get() / 2).max(1)),
-            shutdown_grace_secs: 5,
-            history: true,
-            history_batch_ms: 100,
-            history_default_count: 50,
-            history_max_count: 1000,
-            history_keep_per_conversation: 100_000,
-            history_keep_days: 365,
-            storage_read_connections: 2,
-            flood_lines_per_sec: 20,
-            flood_burst: 200,
-            flood_kick_after: 100,
-            max_connections: 16_384,
-            max_connections_per_ip: 64,
-            idle_ping_secs: 300,
-            idle_timeout_secs: 120,
-            login_failures_per_ip: 20,
-            login_failures_per_account: 5,
-            login_failure_window_secs: 300,
-            max_rooms: 10_000,
-            room_expiry_secs: 3600,
-            rooms_created_per_minute: 5,
-            max_room_members: 10_000,
-            max_name_length: MAX_NAME_LEN,
-            tls_addr: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_handshake_timeout_secs: 5,
-            stats_log_secs: 0,
-        }
+        let command =
+            Self::augment_args(clap::Command::new("linechat")).mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(["linechat"])
+            .expect("every setting has a default or is optional");
+        Self::from_arg_matches(&matches).expect("the defaults have the settings' types")
     }
 }
 
-/// Values given on the command line; `None` leaves the lower layers' value.
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub addr: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub max_line_length: Option<usize>,
-    pub allow_guests: Option<bool>,
-    pub tls_addr: Option<String>,
+/// Why the settings cannot be used. Each message names its cause itself (and none is also
+/// given as `source()`), so that it is printed once whether shown alone or as a chain.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings file {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
+    // toml's message ends with a line break after its excerpt of the file.
+    #[error("bad settings file {}: {}", path.display(), error.to_string().trim_end())]
+    File {
+        path: PathBuf,
+        error: Box<toml::de::Error>,
+    },
+    /// A value given as a flag or variable that cannot be laid over the file's (a path that
+    /// is not UTF-8, a number past the file format's range).
+    #[error("cannot combine the flags and LINECHAT_* variables with {}: {error}", path.display())]
+    Combine { path: PathBuf, error: String },
+    /// A value of the right type that breaks a rule.
+    #[error("bad setting {name} = {value}: {rule}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        rule: String,
+    },
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("bad settings: {0}")]
-pub struct SettingsError(#[from] config::ConfigError);
+/// What a settings file holds: its settings over the defaults, and its keys that name no
+/// setting.
+#[derive(Debug)]
+struct FileSettings {
+    settings: Settings,
+    unknown_keys: Vec<String>,
+}
 
 impl Settings {
-    /// Loads the layers. `file` is read when it exists; a missing file is not an error.
-    pub fn load(file: &Path, overrides: Overrides) -> Result<Self, SettingsError> {
-        let mut builder = Config::builder()
-            .add_source(Config::try_from(&Settings::default())?)
-            .add_source(File::from(file).format(FileFormat::Toml).required(false))
-            .add_source(
-                Environment::with_prefix("LINECHAT")
-                    .prefix_separator("_")
-                    .try_parsing(true),
-            );
-        if let Some(addr) = overrides.addr {
-            builder = builder.set_override("addr", addr)?;
+    /// Lays the file `file` (read when it exists; a missing file is not an error) under
+    /// `given`, the flags and `LINECHAT_*` variables over the defaults as parsed into
+    /// `matches`, and checks the result ([`Settings::validate`]). Logs which file was read, and
+    /// warns of keys in it that name no setting and of [`Settings::warnings`].
+    pub fn load(given: Self, matches: &ArgMatches, file: &Path) -> Result<Self, SettingsError> {
+        let settings = match read_file(file)? {
+            None => {
+                info!(
+                    "no settings file at {}; using the defaults, LINECHAT_* variables and flags",
+                    file.display()
+                );
+                given
+            }
+            Some(from_file) => {
+                info!("read settings from {}", file.display());
+                for key in &from_file.unknown_keys {
+                    warn!(
+                        "unknown setting {key:?} in {}; ignored (`--help` lists the settings)",
+                        file.display()
+                    );
+                }
+                // A value is given when it came from a flag or a variable, not from a default.
+                let is_given = |name: &str| {
+                    matches!(
+                        matches.value_source(name),
+                        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                    )
+                };
+                given.over(&from_file.settings, is_given).map_err(|error| {
+                    SettingsError::Combine {
+                        path: file.to_owned(),
+                        error,
+                    }
+                })?
+            }
+        };
+        settings.validate()?;
+        for warning in settings.warnings() {
+            warn!("{warning}");
         }
-        if let Some(dir) = overrides.data_dir {
-            builder = builder.set_override("data_dir", dir.to_string_lossy().into_owned())?;
+        Ok(settings)
+    }
+
+    /// The settings `is_given` names taken from `self`, the others from `lower`.
+    fn over(&self, lower: &Self, is_given: impl Fn(&str) -> bool) -> Result<Self, String> {
+        // Through TOML tables, the file's own form, so that no setting is named here again.
+        let mut merged = toml::Table::try_from(lower).map_err(|error| error.to_string())?;
+        let given = toml::Table::try_from(self).map_err(|error| error.to_string())?;
+        for name in Self::names().filter(|name| is_given(name)) {
+            // An optional setting that is not set has no key.
+            match given.get(name) {
+                Some(value) => merged.insert(name.to_owned(), value.clone()),
+                None => merged.remove(name),
+            };
         }
-        if let Some(max) = overrides.max_line_length {
-            builder = builder.set_override("max_line_length", max as u64)?;
+        merged.try_into().map_err(|error| error.to_string())
+    }
+
+    /// The settings' names, as keys of the file (the flags' ids).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        // Built once: `Arg` ids borrow from the command.
+        static COMMAND: std::sync::LazyLock<clap::Command> =
+            std::sync::LazyLock::new(|| Settings::augment_args(clap::Command::new("linechat")));
+        COMMAND.get_arguments().map(|arg| arg.get_id().as_str())
+    }
+
+    /// Checks the rules that a setting's type does not say; the first broken one is the
+    /// error, naming the setting, its value and the rule.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        // Counts and sizes for which 0 would mean nothing (or refuse everything).
+        let at_least_one: [(&'static str, u64); 16] = [
+            ("max_line_length", self.max_line_length as u64),
+            ("login_timeout_secs", self.login_timeout_secs),
+            ("outbox_limit_bytes", self.outbox_limit_bytes as u64),
+            ("password_hash_workers", self.password_hash_workers as u64),
+            ("history_default_count", self.history_default_count.into()),
+            ("history_max_count", self.history_max_count.into()),
+            (
+                "storage_read_connections",
+                self.storage_read_connections as u64,
+            ),
+            ("flood_burst", self.flood_burst.into()),
+            ("flood_kick_after", self.flood_kick_after.into()),
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("login_failure_window_secs", self.login_failure_window_secs),
+            ("max_rooms", self.max_rooms as u64),
+            ("max_room_members", self.max_room_members as u64),
+            (
+                "tls_handshake_timeout_secs",
+                self.tls_handshake_timeout_secs,
+            ),
+        ];
+        for (name, value) in at_least_one {
+            check(value >= 1, name, value, "must be at least 1")?;
         }
-        if let Some(allow) = overrides.allow_guests {
-            builder = builder.set_override("allow_guests", allow)?;
+        check(
+            (1..=MAX_NAME_LEN).contains(&self.max_name_length),
+            "max_name_length",
+            self.max_name_length,
+            format!("must be between 1 and {MAX_NAME_LEN}"),
+        )?;
+        if let Some(addr) = &self.tls_addr {
+            let missing = match (&self.tls_cert, &self.tls_key) {
+                (Some(_), Some(_)) => None,
+                (None, Some(_)) => Some("tls_cert is not set"),
+                (Some(_), None) => Some("tls_key is not set"),
+                (None, None) => Some("tls_cert and tls_key are not set"),
+            };
+            if let Some(missing) = missing {
+                check(
+                    false,
+                    "tls_addr",
+                    addr,
+                    format!("needs tls_cert and tls_key, but {missing}"),
+                )?;
+            }
         }
-        if let Some(addr) = overrides.tls_addr {
-            builder = builder.set_override("tls_addr", addr)?;
+        Ok(())
+    }
+
+    /// Settings that keep the rules but are likely not what was meant, each with what the
+    /// server does with them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        // Not an error: lowering history_max_count alone should not stop the server, and
+        // protocol.md documents the cap.
+        if self.history_default_count > self.history_max_count {
+            warnings.push(format!(
+                "history_default_count = {} is above history_max_count = {}; \
+                 HISTORY without a count returns {}",
+                self.history_default_count, self.history_max_count, self.history_max_count
+            ));
         }
-        Ok(builder.build()?.try_deserialize()?)
+        warnings
     }
 
     pub fn idle_ping(&self) -> Option<Duration> {
@@ -232,6 +391,50 @@ impl Settings {
     }
 }
 
+/// `Ok` when `holds`, else the error for setting `name` = `value` breaking `rule`.
+fn check(
+    holds: bool,
+    name: &'static str,
+    value: impl Display,
+    rule: impl Into<String>,
+) -> Result<(), SettingsError> {
+    if holds {
+        return Ok(());
+    }
+    Err(SettingsError::Invalid {
+        name,
+        value: value.to_string(),
+        rule: rule.into(),
+    })
+}
+
+/// Reads the settings file at `path`; `None` when there is none.
+fn read_file(path: &Path) -> Result<Option<FileSettings>, SettingsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(SettingsError::Read {
+                path: path.to_owned(),
+                error,
+            });
+        }
+    };
+    let bad_file = |error| SettingsError::File {
+        path: path.to_owned(),
+        error: Box::new(error),
+    };
+    let mut unknown_keys = Vec::new();
+    let deserializer = toml::Deserializer::parse(&text).map_err(bad_file)?;
+    let settings =
+        serde_ignored::deserialize(deserializer, |key| unknown_keys.push(key.to_string()))
+            .map_err(bad_file)?;
+    Ok(Some(FileSettings {
+        settings,
+        unknown_keys,
+    }))
+}
+
 /// The automatic output budget when the memory size cannot be read.
 const AUTO_BUDGET_FALLBACK: usize = 1 << 30;
 
@@ -264,18 +467,51 @@ fn available_memory() -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// `args` parsed as the binary parses them, but without the process's `LINECHAT_*`
+    /// variables, which the test run may set.
+    fn parse(args: &[&str]) -> (Settings, ArgMatches) {
+        let command =
+            Settings::augment_args(clap::Command::new("linechat")).mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(std::iter::once("linechat").chain(args.iter().copied()))
+            .unwrap();
+        (Settings::from_arg_matches(&matches).unwrap(), matches)
+    }
+
+    /// A settings file holding `text`, and the directory that holds it.
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linechat.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn load(args: &[&str], file: &Path) -> Result<Settings, SettingsError> {
+        let (given, matches) = parse(args);
+        Settings::load(given, &matches, file)
+    }
+
+    /// The defaults with setting `name` set to `value`, as the file would set it.
+    fn with(name: &str, value: impl Into<toml::Value>) -> Settings {
+        let mut table = toml::Table::try_from(Settings::default()).unwrap();
+        table.insert(name.into(), value.into());
+        table.try_into().unwrap()
+    }
+
+    fn broken_rule(settings: &Settings) -> String {
+        settings.validate().unwrap_err().to_string()
+    }
+
     #[test]
     fn defaults_apply_without_file_or_flags() {
-        let settings = Settings::load(
-            Path::new("/nonexistent/linechat.toml"),
-            Overrides::default(),
-        )
-        .unwrap();
-        // The environment of the test run may set LINECHAT_*; compare a key nobody sets.
-        assert_eq!(
-            settings.shutdown_grace_secs,
-            Settings::default().shutdown_grace_secs
-        );
+        let settings = load(&[], Path::new("/nonexistent/linechat.toml")).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.addr, "127.0.0.1:8080");
+        assert_eq!(settings.max_line_length, 4096);
+        assert!(settings.allow_guests && settings.history);
+        assert_eq!(settings.max_name_length, MAX_NAME_LEN);
+        assert_eq!(settings.password_hash_workers, half_the_cores());
+        assert_eq!(settings.tls_addr, None);
     }
 
     #[test]
@@ -293,20 +529,264 @@ mod tests {
 
     #[test]
     fn file_then_flags_override_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("linechat.toml");
-        std::fs::write(&file, "max_line_length = 100\nshutdown_grace_secs = 9\n").unwrap();
-        let settings = Settings::load(
-            &file,
-            Overrides {
-                max_line_length: Some(200),
-                allow_guests: Some(false),
-                ..Overrides::default()
-            },
+        let (_dir, path) = file("max_line_length = 100\nshutdown_grace_secs = 9\n");
+        let settings = load(
+            &["--max-line-length", "200", "--allow-guests", "false"],
+            &path,
         )
         .unwrap();
         assert_eq!(settings.shutdown_grace_secs, 9);
         assert_eq!(settings.max_line_length, 200);
         assert!(!settings.allow_guests);
+        assert_eq!(settings.flood_burst, Settings::default().flood_burst);
+    }
+
+    #[test]
+    fn a_flag_beats_the_file_even_when_it_gives_the_default() {
+        let (_dir, path) = file("max_line_length = 100\n");
+        let settings = load(&["--max-line-length", "4096"], &path).unwrap();
+        assert_eq!(settings.max_line_length, 4096);
+    }
+
+    #[test]
+    fn optional_settings_come_from_the_file_or_a_flag() {
+        let (_dir, path) =
+            file("tls_addr = \"127.0.0.1:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        let settings = load(&[], &path).unwrap();
+        assert_eq!(settings.tls_addr.as_deref(), Some("127.0.0.1:8443"));
+        assert_eq!(settings.tls_key, Some(PathBuf::from("k.pem")));
+        let settings = load(&["--tls-addr", "127.0.0.1:9443"], &path).unwrap();
+        assert_eq!(settings.tls_addr.as_deref(), Some("127.0.0.1:9443"));
+        assert_eq!(settings.tls_cert, Some(PathBuf::from("c.pem")));
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_and_the_rest_is_read() {
+        let (_dir, path) = file("max_line_lenght = 100\nflood_burst = 7\n[extra]\nx = 1\n");
+        let read = read_file(&path).unwrap().unwrap();
+        assert_eq!(read.unknown_keys, ["extra", "max_line_lenght"]);
+        assert_eq!(read.settings.flood_burst, 7);
+        assert_eq!(read.settings.max_line_length, 4096);
+        assert_eq!(load(&[], &path).unwrap().flood_burst, 7);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_in_the_file_names_the_file_and_the_line() {
+        let (_dir, path) = file("allow_guests = false\nmax_line_length = \"abc\"\n");
+        let error = load(&[], &path).unwrap_err().to_string();
+        assert!(error.starts_with("bad settings file "), "{error}");
+        assert!(error.contains("linechat.toml"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("max_line_length = \"abc\""), "{error}");
+        assert!(!error.ends_with('\n'), "{error:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_an_error() {
+        let (_dir, path) = file("max_line_length 100\n");
+        let error = load(&[], &path).unwrap_err();
+        assert!(matches!(error, SettingsError::File { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_an_error_but_a_missing_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = load(&[], dir.path()).unwrap_err().to_string();
+        assert!(
+            error.starts_with("cannot read the settings file "),
+            "{error}"
+        );
+        assert!(load(&[], &dir.path().join("absent.toml")).is_ok());
+    }
+
+    #[test]
+    fn the_defaults_keep_the_rules() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn counts_and_sizes_must_be_at_least_one() {
+        for name in [
+            "max_line_length",
+            "login_timeout_secs",
+            "outbox_limit_bytes",
+            "password_hash_workers",
+            "history_default_count",
+            "history_max_count",
+            "storage_read_connections",
+            "flood_burst",
+            "flood_kick_after",
+            "max_connections",
+            "max_connections_per_ip",
+            "idle_timeout_secs",
+            "login_failure_window_secs",
+            "max_rooms",
+            "max_room_members",
+            "tls_handshake_timeout_secs",
+        ] {
+            assert_eq!(
+                broken_rule(&with(name, 0)),
+                format!("bad setting {name} = 0: must be at least 1")
+            );
+            // 1 keeps this rule (history_max_count = 1 breaks another, about the default count).
+            if let Err(error) = with(name, 1).validate() {
+                assert!(
+                    !error.to_string().contains(&format!(" {name} = ")),
+                    "{error}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zero_is_allowed_where_it_means_off_or_unlimited() {
+        for name in [
+            "presence_max_online",
+            "output_budget_bytes",
+            "shutdown_grace_secs",
+            "history_batch_ms",
+            "history_keep_per_conversation",
+            "history_keep_days",
+            "flood_lines_per_sec",
+            "idle_ping_secs",
+            "login_failures_per_ip",
+            "login_failures_per_account",
+            "room_expiry_secs",
+            "rooms_created_per_minute",
+            "stats_log_secs",
+        ] {
+            with(name, 0).validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn max_name_length_is_between_1_and_32() {
+        for bad in [0, 33] {
+            assert_eq!(
+                broken_rule(&with("max_name_length", bad)),
+                format!("bad setting max_name_length = {bad}: must be between 1 and 32")
+            );
+        }
+        for good in [1, 32] {
+            with("max_name_length", good).validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_default_history_count_above_the_maximum_is_a_warning() {
+        assert!(Settings::default().warnings().is_empty());
+        let settings = Settings {
+            history_default_count: 101,
+            history_max_count: 100,
+            ..Settings::default()
+        };
+        settings.validate().unwrap();
+        assert_eq!(
+            settings.warnings(),
+            [
+                "history_default_count = 101 is above history_max_count = 100; \
+              HISTORY without a count returns 100"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tls_address_needs_a_certificate_and_a_key() {
+        let tls = |cert: Option<&str>, key: Option<&str>| Settings {
+            tls_addr: Some("127.0.0.1:8443".into()),
+            tls_cert: cert.map(PathBuf::from),
+            tls_key: key.map(PathBuf::from),
+            ..Settings::default()
+        };
+        assert_eq!(
+            broken_rule(&tls(None, None)),
+            "bad setting tls_addr = 127.0.0.1:8443: needs tls_cert and tls_key, \
+             but tls_cert and tls_key are not set"
+        );
+        assert!(broken_rule(&tls(Some("c.pem"), None)).ends_with("but tls_key is not set"));
+        assert!(broken_rule(&tls(None, Some("k.pem"))).ends_with("but tls_cert is not set"));
+        tls(Some("c.pem"), Some("k.pem")).validate().unwrap();
+    }
+
+    #[test]
+    fn load_refuses_settings_that_break_a_rule() {
+        let error = load(&["--max-name-length", "40"], Path::new("/nonexistent")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "bad setting max_name_length = 40: must be between 1 and 32"
+        );
+        let (_dir, path) = file("flood_burst = 0\n");
+        assert!(load(&[], &path).is_err());
+    }
+
+    #[test]
+    fn every_setting_is_a_flag_and_a_variable_named_after_it() {
+        let command = Settings::augment_args(clap::Command::new("linechat"));
+        let mut count = 0;
+        for arg in command.get_arguments() {
+            let name = arg.get_id().as_str();
+            assert_eq!(arg.get_long(), Some(name.replace('_', "-").as_str()));
+            let env = format!("LINECHAT_{}", name.to_uppercase());
+            assert_eq!(arg.get_env(), Some(std::ffi::OsStr::new(&env)), "{name}");
+            count += 1;
+        }
+        assert_eq!(count, Settings::names().count());
+        // Each name is a key of the file: the serde and clap names agree.
+        let table = toml::Table::try_from(Settings {
+            tls_addr: Some(String::new()),
+            tls_cert: Some(PathBuf::new()),
+            tls_key: Some(PathBuf::new()),
+            ..Settings::default()
+        })
+        .unwrap();
+        let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = Settings::names().collect();
+        names.sort_unstable();
+        assert_eq!(keys, names);
+    }
+
+    /// README's settings table has a row per setting with its flag, variable and default, and
+    /// no row for a setting that does not exist.
+    #[test]
+    fn the_readme_table_matches_the_declarations() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Configuration section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| line.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let command = Settings::augment_args(clap::Command::new("linechat"));
+        for arg in command.get_arguments() {
+            let name = arg.get_id().as_str();
+            let row = rows
+                .iter()
+                .find(|row| row[0] == format!("`{name}`"))
+                .unwrap_or_else(|| panic!("README's settings table has no row for {name}"));
+            let flag = format!("`--{}", name.replace('_', "-"));
+            assert!(row[1].starts_with(&flag), "{name}: flag {}", row[1]);
+            let env = format!("`LINECHAT_{}`", name.to_uppercase());
+            assert_eq!(row[2], env, "{name}: variable");
+            let default = match arg.get_default_values() {
+                [] => "none".to_owned(),
+                // Depends on the machine; the README says how.
+                _ if name == "password_hash_workers" => "half the CPU cores".to_owned(),
+                [value] => format!("`{}`", value.to_string_lossy()),
+                values => panic!("{name} has several defaults: {values:?}"),
+            };
+            assert!(row[3].starts_with(&default), "{name}: default {}", row[3]);
+        }
+        for row in &rows {
+            let name = row[0].trim_matches('`');
+            assert!(
+                Settings::names().any(|known| known == name),
+                "README's settings table lists {name}, which is no setting"
+            );
+        }
     }
 }
