@@ -100,6 +100,20 @@ macro_rules! define_commands {
                 }
             }
 
+            /// Its arguments, as usage shows them (`<room> <text>`); empty for none.
+            pub fn arguments(self) -> &'static str {
+                match self {
+                    $(Verb::$variant => concat!($($usage)?),)*
+                }
+            }
+
+            /// What it does, in a few words.
+            pub fn help(self) -> &'static str {
+                match self {
+                    $(Verb::$variant => $help,)*
+                }
+            }
+
             /// The words people type elsewhere for this verb.
             fn aliases(self) -> &'static [&'static str] {
                 match self {
