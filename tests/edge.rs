@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::tls::TlsServer;
-use support::{Client, ServerProcess};
+use support::{Client, Server, ServerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::rustls;

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::tls::TlsServer;
-use support::{Client, ServerProcess};
+use support::{Client, Server, ServerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 

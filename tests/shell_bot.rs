@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, PATIENCE, ServerProcess};
+use support::{Client, PATIENCE, Server, ServerProcess};
 
 /// The echo bot: `sh`, with its `nc` and keepalive loop, in a process group of its own so that
 /// all of them can be stopped together. Dropping it stops them.

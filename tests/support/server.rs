@@ -13,8 +13,6 @@ use linechat::server::Server;
 use linechat::settings::Settings;
 use tokio::sync::oneshot;
 
-use super::Client;
-
 /// How a server on its own thread is told to stop.
 enum Stop {
     /// As on SIGTERM: clients are told, queued lines and history are written.
@@ -23,9 +21,11 @@ enum Stop {
     Now,
 }
 
-/// A server running in this process.
+/// A server running in this process, on a runtime and a thread of its own.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The TLS listener's address, when the settings ask for one.
+    pub tls_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<Stop>>,
     thread: Option<JoinHandle<()>>,
     /// The data directory, when the server owns it (see [`TestServer::start_in`]).
@@ -81,9 +81,7 @@ impl TestServer {
                 .expect("a runtime");
             runtime.block_on(async move {
                 let server = Server::bind(settings).await.expect("the server starts");
-                started
-                    .send(server.local_addr().expect("an address"))
-                    .unwrap();
+                started.send(addresses(&server)).unwrap();
                 let (graceful, now) = oneshot::channel::<()>();
                 let serving = tokio::spawn(server.run(async {
                     // Only a word shuts down gracefully: when the sender is dropped, the
@@ -103,25 +101,36 @@ impl TestServer {
             });
             runtime.shutdown_background();
         });
-        let addr = listening.recv().expect("the server starts");
+        let (addr, tls_addr) = listening.recv().expect("the server starts");
         Self {
             addr,
+            tls_addr,
             stop: Some(stop),
             thread: Some(thread),
             _data_dir: None,
         }
     }
 
-    /// Starts the server on the test's own runtime, so that the test's clock (paused or not)
-    /// is the server's; it stops when the runtime does.
-    pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> (SocketAddr, tempfile::TempDir) {
+    /// Starts the server on the test's own runtime, in a fresh data directory, so that the
+    /// test's clock (paused or not) is the server's; it stops when the runtime does.
+    ///
+    /// With `#[tokio::test(start_paused = true)]` the clock jumps to the next timer whenever
+    /// the runtime waits for nothing but time, which includes waiting for SQLite (it runs on
+    /// threads of its own): a client's [`PATIENCE`](super::PATIENCE) can then run out at once.
+    /// Paused tests therefore use guests and `history = false`, and stay away from accounts
+    /// and rooms (both are written to the database at once).
+    pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> SpawnedServer {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let mut settings = settings(data_dir.path());
         configure(&mut settings);
         let server = Server::bind(settings).await.expect("the server starts");
-        let addr = server.local_addr().expect("an address");
+        let (addr, tls_addr) = addresses(&server);
         tokio::spawn(server.run(std::future::pending()));
-        (addr, data_dir)
+        SpawnedServer {
+            addr,
+            tls_addr,
+            _data_dir: data_dir,
+        }
     }
 
     /// Shuts the server down as SIGTERM does, and waits until it has.
@@ -142,16 +151,21 @@ impl TestServer {
             thread.join().expect("the server's thread ends cleanly");
         }
     }
+}
 
-    /// A connected client that has read the greeting.
-    pub async fn connect(&self) -> Client {
-        Client::greeted(self.addr).await
-    }
+/// A server on the test's own runtime (see [`TestServer::spawn`]).
+pub struct SpawnedServer {
+    pub addr: SocketAddr,
+    /// The TLS listener's address, when the settings ask for one.
+    pub tls_addr: Option<SocketAddr>,
+    _data_dir: tempfile::TempDir,
+}
 
-    /// A client logged in as guest `name`.
-    pub async fn guest(&self, name: &str) -> Client {
-        Client::guest(self.addr, name).await
-    }
+/// The plain and the TLS listeners' addresses of a bound server.
+fn addresses(server: &Server) -> (SocketAddr, Option<SocketAddr>) {
+    let addr = server.local_addr().expect("an address");
+    let tls_addr = server.tls_addr().map(|addr| addr.expect("a TLS address"));
+    (addr, tls_addr)
 }
 
 impl Drop for TestServer {

@@ -12,7 +12,7 @@ use std::process::{ExitStatus, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
-use support::{PATIENCE, TestServer};
+use support::{PATIENCE, Server, TestServer};
 
 /// The client binary, running.
 struct RunningClient {
