@@ -3,7 +3,7 @@
 //! Each server runs on a runtime of its own, on a thread of its own, as the binary's would:
 //! stopping it ends that runtime, which drops every task and closes every socket at once, the
 //! way a killed process does. Tests about timeouts run the server on their own runtime instead
-//! ([`TestServer::spawn`]), so that a paused clock (`tokio::time::pause`) drives both.
+//! ([`TestServer::paused`]), so that a paused clock (`tokio::time::pause`) drives both.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -112,13 +112,7 @@ impl TestServer {
     }
 
     /// Starts the server on the test's own runtime, in a fresh data directory, so that the
-    /// test's clock (paused or not) is the server's; it stops when the runtime does.
-    ///
-    /// With `#[tokio::test(start_paused = true)]` the clock jumps to the next timer whenever
-    /// the runtime waits for nothing but time, which includes waiting for SQLite (it runs on
-    /// threads of its own): a client's [`PATIENCE`](super::PATIENCE) can then run out at once.
-    /// Paused tests therefore use guests and `history = false`, and stay away from accounts
-    /// and rooms (both are written to the database at once).
+    /// test's clock is the server's; it stops when the runtime does.
     pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> SpawnedServer {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let mut settings = settings(data_dir.path());
@@ -133,6 +127,25 @@ impl TestServer {
         }
     }
 
+    /// [`TestServer::spawn`], then pauses the clock (`tokio::time::pause`), for a test about
+    /// time on a current-thread runtime (a plain `#[tokio::test]`).
+    ///
+    /// The clock is paused only once the server is bound: binding opens the database, which
+    /// runs on threads of its own, and a paused clock jumps to the next timer whenever the
+    /// runtime has nothing to do but wait (sqlx's pool timeout, here). For the same reason a
+    /// paused test uses guests, with `history = false`, and no rooms, since accounts and rooms
+    /// are written to the database at once: while the runtime waits for it, time would leap
+    /// to the next deadline. Password hashing runs on tokio's blocking pool, which holds the
+    /// clock still.
+    pub async fn paused(configure: impl FnOnce(&mut Settings)) -> SpawnedServer {
+        let server = Self::spawn(|settings| {
+            settings.history = false;
+            configure(settings);
+        })
+        .await;
+        tokio::time::pause();
+        server
+    }
     /// Shuts the server down as SIGTERM does, and waits until it has.
     pub fn terminate(&mut self) {
         self.stop_with(Stop::Gracefully);
@@ -153,7 +166,7 @@ impl TestServer {
     }
 }
 
-/// A server on the test's own runtime (see [`TestServer::spawn`]).
+/// A server on the test's own runtime (see [`TestServer::spawn`] and [`TestServer::paused`]).
 pub struct SpawnedServer {
     pub addr: SocketAddr,
     /// The TLS listener's address, when the settings ask for one.
