@@ -653,9 +653,7 @@ async fn cr_creates_joins_and_notifies_everyone_else() {
     let server = TestServer::start();
     let [mut alice, mut bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
     alice.check("LRS", "LRS").await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    carol.expect("NOTICE ROOM dev alice").await;
+    alice.create_room("dev", &mut [&mut bob, &mut carol]).await;
     alice.expect_caught_up().await;
     alice.check("LRS", "LRS dev").await;
     bob.check("LRU dev", "LRU dev alice").await;
@@ -670,8 +668,7 @@ async fn cr_creates_joins_and_notifies_everyone_else() {
 async fn cr_of_an_existing_room_is_refused_in_any_case() {
     let server = TestServer::start();
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
-    alice.check("CR Dev", "OK CR Dev").await;
-    bob.expect("NOTICE ROOM Dev alice").await;
+    alice.create_room("Dev", &mut [&mut bob]).await;
     let exists = "ERR ROOM_EXISTS Dev already exists; JR joins it";
     alice.check("CR Dev", exists).await;
     alice.check("CR dev", exists).await;
@@ -689,13 +686,11 @@ async fn jr_and_lr_are_seen_by_the_other_members() {
     let server = TestServer::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         server.guests(["alice", "bob", "carol", "dave"]).await;
-    alice.check("CR dev", "OK CR dev").await;
-    for client in [&mut bob, &mut carol, &mut dave] {
-        client.expect("NOTICE ROOM dev alice").await;
-    }
+    alice
+        .create_room("dev", &mut [&mut bob, &mut carol, &mut dave])
+        .await;
 
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    bob.join("dev", &mut [&mut alice]).await;
     // Another case joins the same room, named as created.
     carol.check("JR DEV", "OK JR dev").await;
     alice.expect("JR dev carol").await;
@@ -724,8 +719,7 @@ async fn room_errors() {
     alice.check("LRU nope", no_such).await;
     alice.check("RM nope hello", no_such).await;
 
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
     alice
         .check("JR dev", "ERR ALREADY_IN_ROOM you are in dev")
         .await;
@@ -759,16 +753,13 @@ async fn rm_reaches_the_other_members_only() {
     let server = TestServer::start();
     let [mut alice, mut bob, mut carol, mut dave] =
         server.guests(["alice", "bob", "carol", "dave"]).await;
-    alice.check("CR dev", "OK CR dev").await;
-    for client in [&mut bob, &mut carol, &mut dave] {
-        client.expect("NOTICE ROOM dev alice").await;
-    }
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
-    carol.check("CR ops", "OK CR ops").await;
-    for client in [&mut alice, &mut bob, &mut dave] {
-        client.expect("NOTICE ROOM ops carol").await;
-    }
+    alice
+        .create_room("dev", &mut [&mut bob, &mut carol, &mut dave])
+        .await;
+    bob.join("dev", &mut [&mut alice]).await;
+    carol
+        .create_room("ops", &mut [&mut alice, &mut bob, &mut dave])
+        .await;
 
     alice
         .check("RM dev hello  team, RM ops x", "OK RM dev")
@@ -801,14 +792,9 @@ async fn lrs_lists_rooms_sorted() {
 async fn lru_lists_members_sorted() {
     let server = TestServer::start();
     let [mut carol, mut alice, mut bob] = server.guests(["carol", "alice", "Bob"]).await;
-    carol.check("CR dev", "OK CR dev").await;
-    alice.expect("NOTICE ROOM dev carol").await;
-    bob.expect("NOTICE ROOM dev carol").await;
-    alice.check("JR dev", "OK JR dev").await;
-    carol.expect("JR dev alice").await;
-    bob.check("JR dev", "OK JR dev").await;
-    carol.expect("JR dev Bob").await;
-    alice.expect("JR dev Bob").await;
+    carol.create_room("dev", &mut [&mut alice, &mut bob]).await;
+    alice.join("dev", &mut [&mut carol]).await;
+    bob.join("dev", &mut [&mut carol, &mut alice]).await;
     carol.check("LRU dev", "LRU dev alice Bob carol").await;
 }
 
@@ -905,16 +891,13 @@ async fn a_name_is_free_again_once_its_user_left() {
 /// Puts `leaver` in `dev` and `ops`, `alice` in `dev` only and `carol` in `ops` only; `dave`
 /// is online but in no room. Returns nothing unread anywhere.
 async fn two_rooms(alice: &mut Client, leaver: &mut Client, carol: &mut Client, dave: &mut Client) {
-    alice.check("CR dev", "OK CR dev").await;
-    for client in [&mut *leaver, &mut *carol, &mut *dave] {
-        client.expect("NOTICE ROOM dev alice").await;
-    }
-    carol.check("CR ops", "OK CR ops").await;
-    for client in [&mut *alice, &mut *leaver, &mut *dave] {
-        client.expect("NOTICE ROOM ops carol").await;
-    }
-    leaver.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    alice
+        .create_room("dev", &mut [&mut *leaver, &mut *carol, &mut *dave])
+        .await;
+    carol
+        .create_room("ops", &mut [&mut *alice, &mut *leaver, &mut *dave])
+        .await;
+    leaver.join("dev", &mut [&mut *alice]).await;
     leaver.check("JR OPS", "OK JR ops").await;
     carol.expect("JR ops bob").await;
     dave.check("LRU dev", "LRU dev alice bob").await;
@@ -988,8 +971,7 @@ async fn rooms_left_with_lr_are_not_left_again_on_quit() {
     bob.check("LR Dev", "OK LR dev").await;
     alice.expect("LR dev bob").await;
     // bob comes back to dev while alice is there, then quits: one LR per room he was in.
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    bob.join("dev", &mut [&mut alice]).await;
     bob.check("LR ops", "OK LR ops").await;
     carol.expect("LR ops bob").await;
     bob.quit().await;
@@ -1028,8 +1010,7 @@ async fn a_returning_user_is_not_in_the_rooms_of_the_old_session() {
     bob.check("LR ops", "ERR NOT_IN_ROOM you are not in ops")
         .await;
     alice.check("RM dev private", "OK RM dev").await;
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    bob.join("dev", &mut [&mut alice]).await;
     alice.check("RM dev welcome back", "OK RM dev").await;
     bob.expect("RM dev alice welcome back").await;
     for client in [&mut alice, &mut bob, &mut carol, &mut dave] {
@@ -1041,8 +1022,7 @@ async fn a_returning_user_is_not_in_the_rooms_of_the_old_session() {
 async fn the_last_member_leaving_by_lr_keeps_the_room() {
     let server = TestServer::start();
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
     alice.check("LR dev", "OK LR dev").await;
     bob.check("LRS", "LRS dev").await;
     bob.check("LRU dev", "LRU dev").await;
@@ -1070,12 +1050,11 @@ async fn the_last_member_leaving_by_quit_or_drop_keeps_the_room() {
     let [mut observer, alice, bob] = server.guests(["observer", "alice", "bob"]).await;
     let mut alice = alice;
     let mut bob = bob;
-    alice.check("CR dev", "OK CR dev").await;
-    observer.expect("NOTICE ROOM dev alice").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    bob.check("CR ops", "OK CR ops").await;
-    observer.expect("NOTICE ROOM ops bob").await;
-    alice.expect("NOTICE ROOM ops bob").await;
+    alice
+        .create_room("dev", &mut [&mut observer, &mut bob])
+        .await;
+    bob.create_room("ops", &mut [&mut observer, &mut alice])
+        .await;
 
     alice.quit().await;
     observer.expect("NOTICE OFFLINE alice QUIT").await;
@@ -1092,8 +1071,7 @@ async fn the_last_member_leaving_by_quit_or_drop_keeps_the_room() {
     observer.check("JR ops", "OK JR ops").await;
     let mut alice = server.guest("alice").await;
     observer.expect("NOTICE ONLINE alice").await;
-    alice.check("JR dev", "OK JR dev").await;
-    observer.expect("JR dev alice").await;
+    alice.join("dev", &mut [&mut observer]).await;
     alice.check("RM dev back", "OK RM dev").await;
     observer.expect("RM dev alice back").await;
     observer.check("RM ops echo", "OK RM ops").await;
@@ -1107,8 +1085,7 @@ async fn the_last_member_leaving_by_quit_or_drop_keeps_the_room() {
 async fn leaving_and_rejoining_quickly_keeps_the_room_working() {
     let server = TestServer::start();
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
     // Each leave empties the room, and the rejoin races the server's clean-up of it.
     for _ in 0..50 {
         alice.send("LR dev").await;
@@ -1117,8 +1094,7 @@ async fn leaving_and_rejoining_quickly_keeps_the_room_working() {
         alice.expect("OK JR dev").await;
     }
     bob.check("LRU dev", "LRU dev alice").await;
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    bob.join("dev", &mut [&mut alice]).await;
     bob.check("RM dev ping", "OK RM dev").await;
     alice.expect("RM dev bob ping").await;
     alice.check("RM dev pong", "OK RM dev").await;
@@ -1143,8 +1119,7 @@ async fn pm_to_yourself_is_delivered() {
 async fn lines_after_quit_are_ignored() {
     let server = TestServer::start();
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
-    bob.check("CR dev", "OK CR dev").await;
-    alice.expect("NOTICE ROOM dev bob").await;
+    bob.create_room("dev", &mut [&mut alice]).await;
     // Sent in one write: the server must stop at QUIT.
     bob.send_raw(b"QUIT done\nMSG ghost\nCR ghosts\n").await;
     bob.expect("OK QUIT").await;

@@ -211,8 +211,7 @@ async fn rooms_survive_a_restart() {
     carol.check("RM dev hi", "OK RM Dev").await;
     bob.expect("RM Dev carol hi").await;
     // A new room made now is kept too.
-    carol.check("CR new", "OK CR new").await;
-    bob.expect("NOTICE ROOM new carol").await;
+    carol.create_room("new", &mut [&mut bob]).await;
     drop((bob, carol));
 
     let server = restart(server, dir.path(), |_| {});
@@ -231,10 +230,8 @@ async fn memberships_are_restored_at_login_after_a_restart() {
     alice.check("CR ops", "OK CR ops").await;
     let mut carol = server.guest("carol").await;
     alice.expect("NOTICE ONLINE carol").await;
-    carol.check("CR qa", "OK CR qa").await;
-    alice.expect("NOTICE ROOM qa carol").await;
-    carol.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev carol").await;
+    carol.create_room("qa", &mut [&mut alice]).await;
+    carol.join("dev", &mut [&mut alice]).await;
     alice.check("JR QA", "OK JR qa").await;
     carol.expect("JR qa alice").await;
     alice.check("LR ops", "OK LR ops").await;
@@ -366,10 +363,8 @@ async fn history_survives_a_restart() {
     let mut alice = server.register("alice", "pw").await;
     let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
 
     alice.check("MSG hello  world", "OK MSG").await;
     bob.expect("MSG alice hello  world").await;
@@ -486,8 +481,7 @@ async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
     let mut alice = server.register("alice", "pw").await;
     let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    bob.check("CR dev", "OK CR dev").await;
-    alice.expect("NOTICE ROOM dev bob").await;
+    bob.create_room("dev", &mut [&mut alice]).await;
     bob.quit().await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
 
@@ -655,15 +649,12 @@ async fn history_default_count_is_fifty() {
 #[tokio::test]
 async fn history_of_a_conversation_without_messages_is_empty() {
     let server = TestServer::start();
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
+    let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
     alice.check("HISTORY *", "OK HISTORY 0").await;
     alice.check("HISTORY * 10", "OK HISTORY 0").await;
     alice.check("HISTORY bob", "OK HISTORY 0").await;
     alice.check("HISTORY nobody 3", "OK HISTORY 0").await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
     alice.check("HISTORY dev", "OK HISTORY 0").await;
     // Messages elsewhere do not show up in these.
     alice.check("MSG hi", "OK MSG").await;
@@ -718,17 +709,9 @@ async fn history_before_login_and_bad_arguments_are_refused() {
 #[tokio::test]
 async fn room_history_needs_membership_and_private_history_is_private() {
     let server = TestServer::start();
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    let mut carol = server.guest("carol").await;
-    alice.expect("NOTICE ONLINE carol").await;
-    bob.expect("NOTICE ONLINE carol").await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    carol.expect("NOTICE ROOM dev alice").await;
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    let [mut alice, mut bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
+    alice.create_room("dev", &mut [&mut bob, &mut carol]).await;
+    bob.join("dev", &mut [&mut alice]).await;
     alice.check("RM dev for members", "OK RM dev").await;
     bob.expect("RM dev alice for members").await;
     alice.check("PM bob just us", "OK PM bob").await;
@@ -739,9 +722,7 @@ async fn room_history_needs_membership_and_private_history_is_private() {
     carol.check("HISTORY bob", "OK HISTORY 0").await;
     carol.check("HISTORY alice", "OK HISTORY 0").await;
     // A member reads the room's history, also what was said before they joined.
-    carol.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev carol").await;
-    bob.expect("JR dev carol").await;
+    carol.join("dev", &mut [&mut alice, &mut bob]).await;
     assert_eq!(
         hist(&mut carol, "HISTORY dev").await,
         ["HIST dev alice for members"]
@@ -790,19 +771,15 @@ async fn history_right_after_a_message_includes_it() {
     // HISTORY waits for the batch that holds what was sent before it to be committed (at most
     // one window, and without forcing a commit), so that writes never queue behind reads.
     let server = TestServer::with(|settings| settings.history_batch_ms = 50);
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
+    let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
     let carol = server.register("carol", "pw").await;
     alice.expect("NOTICE ONLINE carol").await;
     bob.expect("NOTICE ONLINE carol").await;
     carol.quit().await;
     alice.expect("NOTICE OFFLINE carol QUIT").await;
     bob.expect("NOTICE OFFLINE carol QUIT").await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
 
     alice.check("MSG now", "OK MSG").await;
     assert_eq!(hist(&mut alice, "HISTORY *").await, ["HIST * alice now"]);
@@ -913,10 +890,8 @@ async fn with_history_off_nothing_is_kept() {
     let mut alice = server.register("alice", "pw").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    bob.check("JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
     alice.check("MSG hi all", "OK MSG").await;
     bob.expect("MSG alice hi all").await;
     alice.check("RM dev hi room", "OK RM dev").await;
@@ -982,8 +957,7 @@ async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart(
     let mut alice = server.register("alice", "pw").await;
     let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    alice.check("CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
     for i in 1..=5 {
         alice.check(&format!("MSG m{i}"), "OK MSG").await;
         bob.expect(&format!("MSG alice m{i}")).await;
