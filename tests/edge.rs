@@ -308,7 +308,9 @@ async fn accept_failures_back_off_and_are_logged_with_a_count() {
     for _ in 0..20 {
         waiting.push(Client::connect(server.addr).await);
     }
-    let logs = server.logs_for(Duration::from_millis(2500));
+    // Long enough for five attempts (the pause doubles from 50 ms), each of which would have
+    // its own line without the tally.
+    let logs = server.logs_for(Duration::from_millis(1500));
     let failures: Vec<_> = logs
         .iter()
         .filter(|line| line.contains("accept failed"))

@@ -770,7 +770,7 @@ async fn hist_time_is_rfc3339_utc_with_millis_and_recent() {
 async fn history_right_after_a_message_includes_it() {
     // HISTORY waits for the batch that holds what was sent before it to be committed (at most
     // one window, and without forcing a commit), so that writes never queue behind reads.
-    let server = TestServer::with(|settings| settings.history_batch_ms = 50);
+    let server = TestServer::with(|settings| settings.history_batch_ms = 20);
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
     let carol = server.register("carol", "pw").await;
     alice.expect("NOTICE ONLINE carol").await;
