@@ -95,22 +95,17 @@ async fn tls_connections_over_the_limit_are_closed_at_accept() {
 
     // Once the silent ones go, their places are free for a real TLS client.
     drop(held);
-    let deadline = Instant::now() + support::PATIENCE;
-    loop {
+    // The server may not have seen the silent ones go yet.
+    let hello = support::eventually("a TLS client greeted", async || {
         let tcp = TcpStream::connect(tls.tls_addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        if let Ok(stream) = tls.tls.connector.connect(name, tcp).await {
-            let mut lines = BufReader::new(stream).lines();
-            let hello = tokio::time::timeout(support::PATIENCE, lines.next_line()).await;
-            if let Ok(Ok(Some(hello))) = hello {
-                assert!(hello.starts_with("HELLO "), "{hello}");
-                break;
-            }
-        }
-        // The server may not have seen the silent ones go yet.
-        assert!(Instant::now() < deadline, "no TLS client was greeted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let stream = tls.tls.connector.connect(name, tcp).await.ok()?;
+        let mut lines = BufReader::new(stream).lines();
+        let hello = tokio::time::timeout(support::PATIENCE, lines.next_line()).await;
+        hello.ok()?.ok().flatten()
+    })
+    .await;
+    assert!(hello.starts_with("HELLO "), "{hello}");
 }
 
 /// A TLS connection that never starts its handshake is closed after
@@ -265,15 +260,7 @@ async fn a_low_hard_descriptor_limit_lowers_max_connections() {
     );
     // Those who were served can chat, and a place freed is taken again.
     greeted.truncate(10);
-    let deadline = Instant::now() + support::PATIENCE;
-    loop {
-        let mut client = Client::connect(server.addr).await;
-        if client.line().await.starts_with("HELLO ") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no place freed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.connect_once_free().await;
 }
 
 /// When `accept` fails for lack of descriptors (here: the soft limit lowered under the running

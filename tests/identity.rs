@@ -5,9 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use support::{Client, PATIENCE, Server, TestServer};
+use support::{Client, Server, TestServer, eventually};
 
 #[tokio::test]
 async fn a_guest_who_takes_a_name_later_does_not_read_its_private_history() {
@@ -192,21 +190,14 @@ async fn names_that_look_like_a_taken_one_are_refused() {
     assert_eq!(fine.ask("NICK alicia").await, "OK NICK alicia");
 }
 
-/// Asks `LRS` until it answers `expected`; fails after [`PATIENCE`]. Rooms go away at the
-/// sweep after their expiry, which is twice a second here.
+/// Asks `LRS` until it answers `expected`. Rooms go away at the sweep after their expiry,
+/// which is twice a second here.
 async fn wait_for_rooms(client: &mut Client, expected: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let rooms = client.ask("LRS").await;
-        if rooms == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "rooms still {rooms:?}, not {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("the rooms are {expected:?}");
+    eventually(&what, async || {
+        (client.ask("LRS").await == expected).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -30,6 +30,23 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub const NOT_LOGGED_IN: &str = "ERR NOT_LOGGED_IN log in first: LOGIN <name> <password>, \
                                  REGISTER <name> <password> or NICK <name>";
 
+/// Tries `attempt` every 50 ms until it gives a value, and returns that; fails the test,
+/// saying `what` did not happen, after [`PATIENCE`]. For what the server does in its own time
+/// (a place freed after a disconnect, a room expired, a bot joined).
+pub async fn eventually<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {PATIENCE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What every kind of test server offers: its address, and clients logged in on it.
 // The tests call these on concrete types only; no `Send` bound is needed on the futures.
 #[allow(async_fn_in_trait)]
@@ -50,6 +67,16 @@ pub trait Server {
             .await;
         client.name = Some(name.to_string());
         client
+    }
+
+    /// A greeted client, once the server has a place for one again: it may not have seen a
+    /// connection that was dropped go yet, and refuses newcomers until then.
+    async fn connect_once_free(&self) -> Client {
+        eventually("a place for a new connection", async || {
+            let mut client = Client::connect(self.addr()).await;
+            client.line().await.starts_with("HELLO ").then_some(client)
+        })
+        .await
     }
 
     /// A client that registered `name` and is logged in as it.
