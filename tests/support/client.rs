@@ -124,22 +124,23 @@ impl Client {
     /// Creates `room` (named as it will be listed) and joins it; each of `others`, logged
     /// in, reads the `NOTICE ROOM` about it.
     pub async fn create_room(&mut self, room: &str, others: &mut [&mut Client]) {
-        self.check(&format!("CR {room}"), &format!("OK CR {room}"))
-            .await;
         let notice = format!("NOTICE ROOM {room} {}", self.name());
-        for other in others {
-            other.expect(&notice).await;
-        }
+        self.check_told(&format!("CR {room}"), &notice, others)
+            .await;
     }
 
     /// Joins `room` (named as it is listed); each of `members`, the room's members, reads
     /// the `JR` line about it.
     pub async fn join(&mut self, room: &str, members: &mut [&mut Client]) {
-        self.check(&format!("JR {room}"), &format!("OK JR {room}"))
-            .await;
         let line = format!("JR {room} {}", self.name());
-        for member in members {
-            member.expect(&line).await;
+        self.check_told(&format!("JR {room}"), &line, members).await;
+    }
+
+    /// Sends `command`, whose reply is `OK <command>`, and has each of `others` read `told`.
+    async fn check_told(&mut self, command: &str, told: &str, others: &mut [&mut Client]) {
+        self.check(command, &format!("OK {command}")).await;
+        for other in others {
+            other.expect(told).await;
         }
     }
 
