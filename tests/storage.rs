@@ -1,7 +1,9 @@
 //! What the server keeps in its data directory: accounts, rooms, registered users' room
-//! memberships, chat history and private messages queued for offline users. Each test runs the
-//! real binary on a data directory of its own, and most stop it (SIGTERM, or SIGKILL for the
-//! crash tests) and start another server on the same directory to see what survived.
+//! memberships, chat history and private messages queued for offline users. Each test runs a
+//! server on a data directory of its own, and most stop it and start another server on the
+//! same directory to see what survived: in this process, shut down as on SIGTERM, or, for the
+//! crash tests, the real binary killed with SIGKILL (in this process the database's own
+//! threads would still finish their work).
 //!
 //! `HIST` lines carry the time a message was said; [`untimed`] checks that field's shape and
 //! drops it, so that tests can compare the rest of each line exactly. Tests that compare
