@@ -4,23 +4,19 @@
 
 mod support;
 
-use std::time::Duration;
-
-use support::ServerProcess;
+use support::{Server, TestServer};
 
 /// A private message after the recipient left and someone else took the name reaches the new
 /// holder of the name, never the old connection, and is not lost.
 #[tokio::test]
 async fn a_kept_recipient_that_left_is_looked_up_again() {
-    let server = ServerProcess::start();
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
+    let server = TestServer::start();
+    let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
     for i in 0..3 {
         assert_eq!(alice.ask(&format!("PM bob hello {i}")).await, "OK PM bob");
         bob.expect(&format!("PM alice hello {i}")).await;
     }
-    assert_eq!(bob.ask("QUIT").await, "OK QUIT");
+    bob.quit().await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
     assert_eq!(
         alice.ask("PM bob are you there").await,
@@ -43,22 +39,14 @@ async fn a_kept_recipient_that_left_is_looked_up_again() {
 /// sent to it afterwards go to the new connection.
 #[tokio::test]
 async fn a_kept_recipient_that_logged_in_elsewhere_is_followed() {
-    let server = ServerProcess::start();
-    let mut carol = server.connect().await;
-    assert_eq!(
-        carol.ask("REGISTER carol secret-1").await,
-        "OK REGISTER carol"
-    );
+    let server = TestServer::start();
+    let mut carol = server.register("carol", "secret-1").await;
     let mut alice = server.guest("alice").await;
     assert_eq!(alice.ask("PM carol one").await, "OK PM carol");
     carol.expect("NOTICE ONLINE alice").await;
     carol.expect("PM alice one").await;
 
-    let mut carol_again = server.connect().await;
-    assert_eq!(
-        carol_again.ask("LOGIN carol secret-1").await,
-        "OK LOGIN carol"
-    );
+    let mut carol_again = server.login("carol", "secret-1", &["OK LOGIN carol"]).await;
     carol.expect_prefix("NOTICE CLOSING REPLACED").await;
     assert_eq!(alice.ask("PM carol two").await, "OK PM carol");
     carol_again.expect("PM alice two").await;
@@ -68,18 +56,10 @@ async fn a_kept_recipient_that_logged_in_elsewhere_is_followed() {
 /// line in the order they were sent, and every recipient gets them in order.
 #[tokio::test]
 async fn a_burst_of_mixed_messages_keeps_its_order() {
-    let server = ServerProcess::start_with(&[], &[("LINECHAT_FLOOD_LINES_PER_SEC", "0")]);
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    let mut carol = server.guest("carol").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    alice.expect("NOTICE ONLINE carol").await;
-    bob.expect("NOTICE ONLINE carol").await;
-    assert_eq!(alice.ask("CR den").await, "OK CR den");
-    bob.expect("NOTICE ROOM den alice").await;
-    carol.expect("NOTICE ROOM den alice").await;
-    assert_eq!(bob.ask("JR den").await, "OK JR den");
-    alice.expect("JR den bob").await;
+    let server = TestServer::with(|settings| settings.flood_lines_per_sec = 0);
+    let [mut alice, mut bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
+    alice.create_room("den", &mut [&mut bob, &mut carol]).await;
+    bob.join("den", &mut [&mut alice]).await;
     let mut burst = String::new();
     let mut expected = Vec::new();
     for i in 0..300 {
@@ -151,29 +131,24 @@ async fn a_burst_of_mixed_messages_keeps_its_order() {
 /// `presence_max_online`: past it, nobody is told who comes and goes.
 #[tokio::test]
 async fn presence_notices_stop_above_the_configured_number_online() {
-    let server = ServerProcess::start_with(&[], &[("LINECHAT_PRESENCE_MAX_ONLINE", "3")]);
-    let mut a = server.guest("a").await;
-    let mut b = server.guest("b").await;
-    a.expect("NOTICE ONLINE b").await;
-    let mut c = server.guest("c").await;
-    a.expect("NOTICE ONLINE c").await;
-    b.expect("NOTICE ONLINE c").await;
+    let server = TestServer::with(|settings| settings.presence_max_online = 3);
+    let [mut a, mut b, c] = server.guests(["a", "b", "c"]).await;
     // Four online, counting d: no notice.
-    let mut d = server.guest("d").await;
-    assert_eq!(d.ask("QUIT").await, "OK QUIT");
-    // Back to three: c's leaving is told again.
-    assert_eq!(c.ask("QUIT").await, "OK QUIT");
+    server.guest("d").await.quit().await;
+    // Back to three: c's leaving is told again, and is the first notice since c came (notices
+    // keep their order): nothing was told of d.
+    c.quit().await;
     a.expect("NOTICE OFFLINE c QUIT").await;
     b.expect("NOTICE OFFLINE c QUIT").await;
     assert_eq!(a.ask("USERS").await, "USERS a b");
-    a.expect_silence(Duration::from_millis(100)).await;
+    a.expect_caught_up().await;
 }
 
 /// Many logins in a burst: everyone online gets every notice once, in the order the logins
 /// happened, and a newcomer only those about the users who came after it.
 #[tokio::test]
 async fn a_login_burst_tells_everyone_once_in_order() {
-    let server = ServerProcess::start();
+    let server = TestServer::start();
     let mut watcher = server.guest("watcher").await;
     let names: Vec<String> = (0..60).map(|i| format!("n{i}")).collect();
     let mut clients = Vec::new();

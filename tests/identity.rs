@@ -5,51 +5,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use support::{Client, ServerProcess};
-use tokio::net::TcpSocket;
-
-async fn register(server: &ServerProcess, name: &str, password: &str) -> Client {
-    let mut client = server.connect().await;
-    let reply = client.ask(&format!("REGISTER {name} {password}")).await;
-    assert_eq!(reply, format!("OK REGISTER {name}"));
-    client
-}
-
-async fn quit(mut client: Client) {
-    assert_eq!(client.ask("QUIT").await, "OK QUIT");
-    client.expect_closed().await;
-}
-
-/// Reads lines up to the final `OK HISTORY <n>` and returns the `HIST` lines.
-async fn history(client: &mut Client, target: &str) -> Vec<String> {
-    client.send(&format!("HISTORY {target}")).await;
-    let mut lines = Vec::new();
-    loop {
-        let line = client.line().await;
-        if line.starts_with("OK HISTORY ") {
-            assert_eq!(line, format!("OK HISTORY {}", lines.len()));
-            return lines;
-        }
-        assert!(line.starts_with("HIST "), "unexpected {line:?}");
-        lines.push(line);
-    }
-}
-
-/// A client connected from another loopback address.
-async fn connect_from(source: &str, server: &ServerProcess) -> Client {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    let mut client = Client::from_stream(socket.connect(server.addr).await.unwrap());
-    client.expect_prefix("HELLO ").await;
-    client
-}
+use support::{Client, Server, TestServer, eventually};
 
 #[tokio::test]
 async fn a_guest_who_takes_a_name_later_does_not_read_its_private_history() {
-    let server = ServerProcess::start();
-    quit(register(&server, "carol", "pw").await).await;
+    let server = TestServer::start();
+    server.register("carol", "pw").await.quit().await;
 
     // A guest "bob" leaves a message for carol, who is offline, and goes.
     let mut bob = server.guest("bob").await;
@@ -57,38 +18,40 @@ async fn a_guest_who_takes_a_name_later_does_not_read_its_private_history() {
         bob.ask("PM carol my pin is 4711").await,
         "OK PM carol queued"
     );
-    assert_eq!(history(&mut bob, "carol").await.len(), 1);
-    quit(bob).await;
+    assert_eq!(bob.history("HISTORY carol").await.len(), 1);
+    bob.quit().await;
 
     // Another guest under the same name sees nothing of it.
     let mut impostor = server.guest("bob").await;
-    assert_eq!(history(&mut impostor, "carol").await, Vec::<String>::new());
-    quit(impostor).await;
-
-    // Nor does someone who registers the name afterwards.
-    let mut registered = register(&server, "bob", "other").await;
     assert_eq!(
-        history(&mut registered, "carol").await,
+        impostor.history("HISTORY carol").await,
         Vec::<String>::new()
     );
-    quit(registered).await;
+    impostor.quit().await;
+
+    // Nor does someone who registers the name afterwards.
+    let mut registered = server.register("bob", "other").await;
+    assert_eq!(
+        registered.history("HISTORY carol").await,
+        Vec::<String>::new()
+    );
+    registered.quit().await;
 
     // Carol still gets the message that was meant for her.
-    let mut carol = server.connect().await;
-    carol.send("LOGIN carol pw").await;
-    carol.expect("PM bob my pin is 4711").await;
-    carol.expect("OK LOGIN carol").await;
+    server
+        .login("carol", "pw", &["PM bob my pin is 4711", "OK LOGIN carol"])
+        .await;
 }
 
 #[tokio::test]
 async fn registered_users_keep_their_conversation_across_logins() {
-    let server = ServerProcess::start();
-    let mut alice = register(&server, "alice", "pw-a").await;
-    let mut dave = register(&server, "dave", "pw-d").await;
+    let server = TestServer::start();
+    let mut alice = server.register("alice", "pw-a").await;
+    let mut dave = server.register("dave", "pw-d").await;
     alice.expect("NOTICE ONLINE dave").await;
     assert_eq!(dave.ask("PM alice hello alice").await, "OK PM alice");
     alice.expect("PM dave hello alice").await;
-    quit(dave).await;
+    dave.quit().await;
     alice.expect("NOTICE OFFLINE dave QUIT").await;
     // A guest cannot pose as dave while he is away...
     let mut guest = server.connect().await;
@@ -97,19 +60,18 @@ async fn registered_users_keep_their_conversation_across_logins() {
         "ERR NAME_TAKEN dave is a registered account; use LOGIN"
     );
     // ...and alice reads her conversation with the account, not with whoever holds the name.
-    let lines = history(&mut alice, "dave").await;
+    let lines = alice.history("HISTORY dave").await;
     assert_eq!(lines.len(), 1);
     assert!(lines[0].ends_with(" dave hello alice"), "{lines:?}");
-    let mut dave = server.connect().await;
-    assert_eq!(dave.ask("LOGIN dave pw-d").await, "OK LOGIN dave");
-    assert_eq!(history(&mut dave, "ALICE").await.len(), 1);
+    let mut dave = server.login("dave", "pw-d", &["OK LOGIN dave"]).await;
+    assert_eq!(dave.history("HISTORY ALICE").await.len(), 1);
 }
 
 /// Each round races a guest `NICK` against a `REGISTER` of the same name: exactly one wins,
 /// and a `REGISTER` that lost leaves no account behind.
 #[tokio::test]
 async fn nick_and_register_racing_for_a_name_have_one_winner() {
-    let server = ServerProcess::start_with(&[], &[("LINECHAT_LOGIN_FAILURES_PER_IP", "0")]);
+    let server = TestServer::with(|settings| settings.login_failures_per_ip = 0);
     for round in 0..40 {
         let name = format!("race{round}");
         let mut guest = server.connect().await;
@@ -139,18 +101,19 @@ async fn nick_and_register_racing_for_a_name_have_one_winner() {
 
 #[tokio::test]
 async fn simultaneous_guesses_are_counted_before_any_is_checked() {
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_LOGIN_FAILURES_PER_ACCOUNT", "5"),
-            ("LINECHAT_LOGIN_FAILURES_PER_IP", "20"),
-            ("LINECHAT_MAX_CONNECTIONS_PER_IP", "100"),
-        ],
-    );
-    quit(register(&server, "target", "the right one").await).await;
+    let server = TestServer::with(|settings| {
+        settings.login_failures_per_account = 5;
+        settings.login_failures_per_ip = 20;
+        settings.max_connections_per_ip = 100;
+    });
+    server
+        .register("target", "the right one")
+        .await
+        .quit()
+        .await;
     let mut guessers = Vec::new();
     for _ in 0..60 {
-        guessers.push(connect_from("127.0.0.7", &server).await);
+        guessers.push(Client::greeted_from("127.0.0.7", server.addr).await);
     }
     // Every guess is on the wire before the first answer comes back.
     for (i, guesser) in guessers.iter_mut().enumerate() {
@@ -168,21 +131,21 @@ async fn simultaneous_guesses_are_counted_before_any_is_checked() {
     assert_eq!(checked, 5, "password checks for 60 simultaneous guesses");
 
     // The owner, from an address with no failures, is not locked out of their account.
-    let mut owner = connect_from("127.0.0.8", &server).await;
+    let mut owner = Client::greeted_from("127.0.0.8", server.addr).await;
     assert_eq!(
         owner.ask("LOGIN target the right one").await,
         "OK LOGIN target"
     );
     // The guessing address stays refused, with the right password too.
-    let mut again = connect_from("127.0.0.7", &server).await;
+    let mut again = Client::greeted_from("127.0.0.7", server.addr).await;
     let reply = again.ask("LOGIN target the right one").await;
     assert!(reply.starts_with("ERR TOO_MANY_ATTEMPTS"), "{reply}");
 }
 
 #[tokio::test]
 async fn a_login_with_the_right_password_takes_over_a_vanished_session() {
-    let server = ServerProcess::start();
-    let mut ghost = register(&server, "erin", "pw").await;
+    let server = TestServer::start();
+    let mut ghost = server.register("erin", "pw").await;
     assert_eq!(ghost.ask("CR den").await, "OK CR den");
     let mut friend = server.guest("frank").await;
     ghost.expect("NOTICE ONLINE frank").await;
@@ -190,10 +153,9 @@ async fn a_login_with_the_right_password_takes_over_a_vanished_session() {
     ghost.expect("JR den frank").await;
 
     // Erin's first connection stops answering; she logs in again from elsewhere.
-    let mut erin = server.connect().await;
-    erin.send("LOGIN erin pw").await;
-    erin.expect("JR den erin").await;
-    erin.expect("OK LOGIN erin").await;
+    let mut erin = server
+        .login("erin", "pw", &["JR den erin", "OK LOGIN erin"])
+        .await;
     assert_eq!(
         ghost.expect_closed().await,
         ["NOTICE CLOSING REPLACED you logged in on another connection"]
@@ -203,14 +165,14 @@ async fn a_login_with_the_right_password_takes_over_a_vanished_session() {
     erin.expect("RM den frank still there?").await;
     assert_eq!(friend.ask("LRU den").await, "LRU den erin frank");
     assert_eq!(friend.ask("USERS").await, "USERS erin frank");
-    friend.expect_silence(Duration::from_millis(300)).await;
+    server.expect_no_presence("sync", &mut [&mut friend]).await;
 }
 
 #[tokio::test]
 async fn names_that_look_like_a_taken_one_are_refused() {
-    let server = ServerProcess::start();
+    let server = TestServer::start();
     let _alice = server.guest("Alice").await;
-    quit(register(&server, "modern", "pw").await).await;
+    server.register("modern", "pw").await.quit().await;
     for (command, holder) in [
         ("NICK aIice", "Alice"),
         ("NICK A1ice", "Alice"),
@@ -228,17 +190,27 @@ async fn names_that_look_like_a_taken_one_are_refused() {
     assert_eq!(fine.ask("NICK alicia").await, "OK NICK alicia");
 }
 
+/// Asks `LRS` until it answers `expected`. Rooms go away at the sweep after their expiry,
+/// which is twice a second here.
+async fn wait_for_rooms(client: &mut Client, expected: &str) {
+    let what = format!("the rooms are {expected:?}");
+    eventually(&what, async || {
+        (client.ask("LRS").await == expected).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn rooms_nobody_keeps_go_away_and_creating_them_is_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let envs = [
-        ("LINECHAT_ROOM_EXPIRY_SECS", "1"),
-        ("LINECHAT_ROOMS_CREATED_PER_MINUTE", "3"),
-    ];
-    let mut server = ServerProcess::start_in(dir.path(), &[], &envs);
-    let mut owner = register(&server, "hana", "pw").await;
+    let configure = |settings: &mut linechat::settings::Settings| {
+        settings.room_expiry_secs = 1;
+        settings.rooms_created_per_minute = 3;
+    };
+    let mut server = TestServer::start_in(dir.path(), configure);
+    let mut owner = server.register("hana", "pw").await;
     assert_eq!(owner.ask("CR kept").await, "OK CR kept");
-    quit(owner).await;
+    owner.quit().await;
     let mut guest = server.guest("gus").await;
     for room in ["g1", "g2", "g3"] {
         assert_eq!(
@@ -258,23 +230,25 @@ async fn rooms_nobody_keeps_go_away_and_creating_them_is_rate_limited() {
             format!("OK LR {room}")
         );
     }
-    // g3 has a member, "kept" a registered user who will come back: both stay.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
-    assert_eq!(guest.ask("LRS").await, "LRS g3 kept");
+    // g1 and g2 go; g3 has a member, "kept" a registered user who will come back: both stay
+    // (had either gone, it would have gone no later than g1 and g2, which were left after).
+    assert_eq!(guest.ask("LRS").await, "LRS g1 g2 g3 kept");
+    wait_for_rooms(&mut guest, "LRS g3 kept").await;
     assert_eq!(
         guest.ask("JR g1").await,
         "ERR NO_SUCH_ROOM there is no room g1; CR creates it"
     );
-    quit(guest).await;
+    guest.quit().await;
     // A new room under an old name starts with no history.
     let mut newcomer = server.guest("nina").await;
     assert_eq!(newcomer.ask("CR g1").await, "OK CR g1");
-    assert_eq!(history(&mut newcomer, "g1").await, Vec::<String>::new());
-    quit(newcomer).await;
+    assert_eq!(newcomer.history("HISTORY g1").await, Vec::<String>::new());
+    newcomer.quit().await;
 
+    // After a restart the empty rooms expire again, all but the one a registered user keeps.
     server.terminate();
-    let server = ServerProcess::start_in(dir.path(), &[], &envs);
+    drop(server);
+    let server = TestServer::start_in(dir.path(), configure);
     let mut later = server.guest("late").await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(later.ask("LRS").await, "LRS kept");
+    wait_for_rooms(&mut later, "LRS kept").await;
 }

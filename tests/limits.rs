@@ -1,14 +1,15 @@
 //! The limits of issue "hard to knock over": flood control, connection limits, login
-//! throttling, idle detection, sizes, and the TLS listener.
+//! throttling, idle detection, sizes, and the TLS listener. The tests that check a log line
+//! run the binary; the others run the server in this process.
 
 mod support;
 
 use std::time::Duration;
 
 use support::tls::TlsServer;
-use support::{Client, ServerProcess};
+use support::{Client, Server, ServerProcess, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn a_flood_is_dropped_line_by_line_then_disconnected() {
@@ -20,9 +21,7 @@ async fn a_flood_is_dropped_line_by_line_then_disconnected() {
             ("LINECHAT_FLOOD_KICK_AFTER", "10"),
         ],
     );
-    let mut watcher = server.guest("watcher").await;
-    let mut flooder = server.guest("flooder").await;
-    watcher.expect("NOTICE ONLINE flooder").await;
+    let [mut watcher, mut flooder] = server.guests(["watcher", "flooder"]).await;
     // The login used one line of the burst of five.
     let burst: String = (0..30).map(|i| format!("PING {i}\n")).collect();
     flooder.send_raw(burst.as_bytes()).await;
@@ -45,13 +44,10 @@ async fn a_flood_is_dropped_line_by_line_then_disconnected() {
 
 #[tokio::test]
 async fn a_paced_client_is_never_limited() {
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_FLOOD_LINES_PER_SEC", "50"),
-            ("LINECHAT_FLOOD_BURST", "5"),
-        ],
-    );
+    let server = TestServer::with(|settings| {
+        settings.flood_lines_per_sec = 50;
+        settings.flood_burst = 5;
+    });
     let mut client = server.guest("steady").await;
     for i in 0..40 {
         assert_eq!(client.ask(&format!("PING {i}")).await, format!("PONG {i}"));
@@ -72,29 +68,19 @@ async fn connections_over_the_per_address_limit_are_refused_and_others_carry_on(
     );
     server.wait_for_log("connection refused");
     // Another address is not affected, and the first user never noticed.
-    let mut other = connect_from("127.0.0.2", &server).await;
-    assert!(other.line().await.starts_with("HELLO "));
+    Client::greeted_from("127.0.0.2", server.addr).await;
     assert_eq!(first.ask("PING still here").await, "PONG still here");
     // A freed slot can be used again.
     drop(_third);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut retry = Client::connect(server.addr).await;
-        let line = retry.line().await;
-        if line.starts_with("HELLO ") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.connect_once_free().await;
 }
 
 #[tokio::test]
 async fn the_total_connection_limit_refuses_newcomers() {
-    let server = ServerProcess::start_with(&[], &[("LINECHAT_MAX_CONNECTIONS", "2")]);
+    let server = TestServer::with(|settings| settings.max_connections = 2);
     let mut a = server.guest("a").await;
-    let _b = connect_from("127.0.0.3", &server).await;
-    let mut refused = connect_from("127.0.0.4", &server).await;
+    let _b = Client::connect_from("127.0.0.3", server.addr).await;
+    let mut refused = Client::connect_from("127.0.0.4", server.addr).await;
     assert_eq!(
         refused.expect_closed().await,
         ["ERR TOO_MANY_CONNECTIONS the server is full (2 connections); try again later"]
@@ -111,12 +97,7 @@ async fn failed_logins_are_throttled_without_hurting_others() {
             ("LINECHAT_LOGIN_FAILURES_PER_IP", "100"),
         ],
     );
-    let mut owner = server.connect().await;
-    assert_eq!(
-        owner.ask("REGISTER vault s3cret").await,
-        "OK REGISTER vault"
-    );
-    assert_eq!(owner.ask("QUIT").await, "OK QUIT");
+    server.register("vault", "s3cret").await.quit().await;
     let mut guesser = server.connect().await;
     for _ in 0..2 {
         assert_eq!(
@@ -138,22 +119,29 @@ async fn failed_logins_are_throttled_without_hurting_others() {
 
 #[tokio::test]
 async fn a_silent_client_is_pinged_then_disconnected_unless_it_answers() {
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_IDLE_PING_SECS", "1"),
-            ("LINECHAT_IDLE_TIMEOUT_SECS", "1"),
-        ],
-    );
-    let mut answering = server.guest("answering").await;
-    let mut silent = server.guest("silent").await;
-    answering.expect("NOTICE ONLINE silent").await;
+    let server = TestServer::paused(|settings| {
+        settings.idle_ping_secs = 1;
+        settings.idle_timeout_secs = 1;
+    })
+    .await;
+    let logged_in = tokio::time::Instant::now();
+    let [mut answering, mut silent] = server.guests(["answering", "silent"]).await;
     assert_eq!(silent.line().await, "PING idle");
     assert_eq!(answering.line().await, "PING idle");
+    let pinged = logged_in.elapsed();
+    assert!(
+        pinged >= Duration::from_secs(1) && pinged < Duration::from_millis(1100),
+        "PING after {pinged:?} of silence"
+    );
     answering.send("PONG idle").await;
     assert_eq!(
         silent.expect_closed().await,
         ["NOTICE CLOSING IDLE_TIMEOUT no answer to PING in time"]
+    );
+    let closed = logged_in.elapsed();
+    assert!(
+        closed >= Duration::from_secs(2) && closed < Duration::from_millis(2100),
+        "closed after {closed:?}"
     );
     // The answering client stays, answering each PING; PONG gets no reply of its own.
     answering.send("PING after").await;
@@ -170,23 +158,18 @@ async fn a_silent_client_is_pinged_then_disconnected_unless_it_answers() {
 
 #[tokio::test]
 async fn rooms_members_and_names_have_configured_sizes() {
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_MAX_ROOMS", "1"),
-            ("LINECHAT_MAX_ROOM_MEMBERS", "2"),
-            ("LINECHAT_MAX_NAME_LENGTH", "8"),
-        ],
-    );
+    let server = TestServer::with(|settings| {
+        settings.max_rooms = 1;
+        settings.max_room_members = 2;
+        settings.max_name_length = 8;
+    });
     let mut a = server.connect().await;
     assert_eq!(
         a.ask("NICK ninechars").await,
         "ERR BAD_NAME bad name \"ninechars\": a name is at most 8 characters here"
     );
     assert_eq!(a.ask("NICK eight_ch").await, "OK NICK eight_ch");
-    let mut b = server.guest("b").await;
-    let mut c = server.guest("c").await;
-    b.expect("NOTICE ONLINE c").await;
+    let [mut b, mut c] = server.guests(["b", "c"]).await;
     a.expect("NOTICE ONLINE b").await;
     a.expect("NOTICE ONLINE c").await;
     assert_eq!(a.ask("CR lobby").await, "OK CR lobby");
@@ -205,10 +188,10 @@ async fn rooms_members_and_names_have_configured_sizes() {
 
 #[tokio::test]
 async fn the_tls_listener_speaks_the_same_protocol() {
-    let tls_server = TlsServer::start(&[]);
+    let tls_server = TlsServer::start(|_| {});
     let server = &tls_server.server;
     let tcp = TcpStream::connect(tls_server.tls_addr).await.unwrap();
-    let tls = tls_server.connect(tcp).await;
+    let tls = tls_server.tls.connect(tcp).await;
     let (read, mut write) = tokio::io::split(tls);
     let mut lines = BufReader::new(read).lines();
     let mut next = async || {
@@ -227,12 +210,4 @@ async fn the_tls_listener_speaks_the_same_protocol() {
     assert_eq!(next().await, "NOTICE ONLINE plain");
     assert_eq!(plain.ask("PM secure over tls").await, "OK PM secure");
     assert_eq!(next().await, "PM plain over tls");
-}
-
-/// A client connected from another loopback address.
-async fn connect_from(source: &str, server: &ServerProcess) -> Client {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    Client::from_stream(stream)
 }

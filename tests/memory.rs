@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::ServerProcess;
+use support::{Server, ServerProcess, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -15,7 +15,9 @@ use tokio::net::{TcpSocket, TcpStream};
 const LINE_TEXT: usize = 8000;
 const MESSAGES: usize = 1000;
 
-fn history_server(envs: &[(&str, &str)]) -> ServerProcess {
+/// The real binary, for the tests that measure its memory or read its log, set up for long
+/// history lines.
+fn history_process(envs: &[(&str, &str)]) -> ServerProcess {
     let mut all = vec![
         ("LINECHAT_FLOOD_LINES_PER_SEC", "0"),
         ("LINECHAT_MAX_CONNECTIONS_PER_IP", "1000"),
@@ -25,7 +27,7 @@ fn history_server(envs: &[(&str, &str)]) -> ServerProcess {
 }
 
 /// Fills the global history with [`MESSAGES`] messages of [`LINE_TEXT`] bytes.
-async fn fill_history(server: &ServerProcess) {
+async fn fill_history(server: &impl Server) {
     let mut filler = server.guest("filler").await;
     let text = "h".repeat(LINE_TEXT);
     for start in (0..MESSAGES).step_by(100) {
@@ -45,7 +47,7 @@ async fn fill_history(server: &ServerProcess) {
 async fn small_window(server: &ServerProcess) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(server.addr).await.unwrap()
+    socket.connect(server.addr()).await.unwrap()
 }
 
 /// A client that logs in as `name`, asks for the whole history, and never reads a byte.
@@ -65,7 +67,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 async fn clients_that_never_read_a_long_history_hold_little_memory() {
     let outbox_limit: u64 = 16 * 1024 * 1024;
-    let server = history_server(&[("LINECHAT_OUTBOX_LIMIT_BYTES", "16777216")]);
+    let server = history_process(&[("LINECHAT_OUTBOX_LIMIT_BYTES", "16777216")]);
     fill_history(&server).await;
     let before = rss_kib(server.pid());
 
@@ -80,7 +82,7 @@ async fn clients_that_never_read_a_long_history_hold_little_memory() {
     // Streaming keeps at most a small window (256 kB) and one page of history per client.
     let bound_kib = 16 * 1024 + clients * (outbox_limit / 8) / 1024;
     let mut peak = 0;
-    let watch_until = Instant::now() + Duration::from_secs(5);
+    let watch_until = Instant::now() + Duration::from_millis(2500);
     while Instant::now() < watch_until {
         peak = peak.max(rss_kib(server.pid()).saturating_sub(before));
         assert!(
@@ -100,7 +102,11 @@ async fn clients_that_never_read_a_long_history_hold_little_memory() {
 
 #[tokio::test]
 async fn a_reading_client_gets_a_history_far_larger_than_its_outbox() {
-    let server = history_server(&[("LINECHAT_OUTBOX_LIMIT_BYTES", "65536")]);
+    let server = TestServer::with(|settings| {
+        settings.flood_lines_per_sec = 0;
+        settings.max_line_length = 16384;
+        settings.outbox_limit_bytes = 65536;
+    });
     fill_history(&server).await;
     let mut reader = server.guest("reader").await;
     reader.send(&format!("HISTORY * {MESSAGES}")).await;
@@ -127,7 +133,7 @@ async fn a_reading_client_gets_a_history_far_larger_than_its_outbox() {
 async fn over_the_output_budget_the_largest_queues_are_closed_first() {
     // Each non-reader's streamed history stops at its window (256 kB) once the kernel's
     // buffers are full: two fit in the budget of 400 kB, a third does not.
-    let server = history_server(&[
+    let server = history_process(&[
         ("LINECHAT_OUTBOX_LIMIT_BYTES", "16777216"),
         ("LINECHAT_OUTPUT_BUDGET_BYTES", "409600"),
     ]);
@@ -158,13 +164,11 @@ async fn over_the_output_budget_the_largest_queues_are_closed_first() {
 
 #[tokio::test]
 async fn blank_lines_do_not_keep_an_idle_client_connected() {
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_IDLE_PING_SECS", "1"),
-            ("LINECHAT_IDLE_TIMEOUT_SECS", "1"),
-        ],
-    );
+    let server = TestServer::paused(|settings| {
+        settings.idle_ping_secs = 1;
+        settings.idle_timeout_secs = 1;
+    })
+    .await;
     let mut watcher = server.guest("watcher").await;
     // The watcher answers its PINGs, and reports how `blank` left.
     let watching = tokio::spawn(async move {
@@ -212,16 +216,11 @@ async fn blank_lines_do_not_keep_an_idle_client_connected() {
 #[tokio::test]
 async fn the_end_of_input_after_a_burst_is_not_a_flood() {
     // One line per second on average, so the burst is all that counts.
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_FLOOD_LINES_PER_SEC", "1"),
-            ("LINECHAT_FLOOD_BURST", "200"),
-        ],
-    );
-    let mut watcher = server.guest("watcher").await;
-    let mut sender = server.guest("sender").await;
-    watcher.expect("NOTICE ONLINE sender").await;
+    let server = TestServer::with(|settings| {
+        settings.flood_lines_per_sec = 1;
+        settings.flood_burst = 200;
+    });
+    let [mut watcher, mut sender] = server.guests(["watcher", "sender"]).await;
     // The login used one line of the burst: give it back.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let burst: String = (0..206).map(|i| format!("PING {i}\n")).collect();

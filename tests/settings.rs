@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
-use support::{PATIENCE, ServerProcess};
+use support::{PATIENCE, Server, ServerProcess};
 
 /// Starts the binary with `args` on a fresh data directory and the settings file `config`,
 /// and returns its exit status and its log when it stops by itself.

@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, PATIENCE, ServerProcess};
+use support::{Client, PATIENCE, Server, ServerProcess, eventually};
 
 /// The echo bot: `sh`, with its `nc` and keepalive loop, in a process group of its own so that
 /// all of them can be stopped together. Dropping it stops them.
@@ -104,14 +104,13 @@ fn sorted(lines: [&str; 2]) -> Vec<String> {
 async fn bot_in_room(server: &ServerProcess) -> (Bot, Client) {
     let mut bot = Bot::start(server, "echobot", "bots");
     let mut tester = server.guest("tester").await;
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually("the bot joined bots", async || {
         tester.send("LRU bots").await;
         let answer = next_reply(&mut tester).await;
         let mut words = answer.split(' ');
         if words.next() == Some("LRU") && words.next() == Some("bots") {
             if words.any(|user| user == "echobot") {
-                return (bot, tester);
+                return Some(());
             }
         } else {
             assert!(
@@ -120,12 +119,10 @@ async fn bot_in_room(server: &ServerProcess) -> (Bot, Client) {
             );
         }
         bot.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "the bot did not join bots in {PATIENCE:?}; last answer {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        None
+    })
+    .await;
+    (bot, tester)
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! What the server keeps in its data directory: accounts, rooms, registered users' room
-//! memberships, chat history and private messages queued for offline users. Each test runs the
-//! real binary on a data directory of its own, and most stop it (SIGTERM, or SIGKILL for the
-//! crash tests) and start another server on the same directory to see what survived.
+//! memberships, chat history and private messages queued for offline users. Each test runs a
+//! server on a data directory of its own, and most stop it and start another server on the
+//! same directory to see what survived: in this process, shut down as on SIGTERM, or, for the
+//! crash tests, the real binary killed with SIGKILL (in this process the database's own
+//! threads would still finish their work).
 //!
 //! `HIST` lines carry the time a message was said; [`untimed`] checks that field's shape and
 //! drops it, so that tests can compare the rest of each line exactly. Tests that compare
@@ -14,15 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Client, PATIENCE, ServerProcess};
+use linechat::settings::Settings;
+use support::{Client, NOT_LOGGED_IN, PATIENCE, Server, ServerProcess, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// How long "nothing arrives" is watched for.
-const QUIET: Duration = Duration::from_millis(300);
-
-const NOT_LOGGED_IN: &str = "ERR NOT_LOGGED_IN log in first: LOGIN <name> <password>, \
-                             REGISTER <name> <password> or NICK <name>";
 const HISTORY_USAGE: &str = "HISTORY <*|room|user> [count] - past messages: global, a room \
                              you are in, or your private talk with a user";
 
@@ -30,114 +28,22 @@ const HISTORY_USAGE: &str = "HISTORY <*|room|user> [count] - past messages: glob
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Sends `command` and asserts the single reply line.
-async fn check(client: &mut Client, command: &str, reply: &str) {
-    assert_eq!(client.ask(command).await, reply, "reply to {command:?}");
-}
-
-/// A new connection that registers `name` and is logged in as it.
-async fn register(server: &ServerProcess, name: &str, password: &str) -> Client {
-    let mut client = server.connect().await;
-    check(
-        &mut client,
-        &format!("REGISTER {name} {password}"),
-        &format!("OK REGISTER {name}"),
-    )
-    .await;
-    client
-}
-
-/// A new connection that sends `LOGIN <name> <password>` and gets exactly `lines` in answer:
-/// everything up to and including the final line (`OK ...` or `ERR ...`).
-async fn login(server: &ServerProcess, name: &str, password: &str, lines: &[&str]) -> Client {
-    let mut client = server.connect().await;
-    client.send(&format!("LOGIN {name} {password}")).await;
-    let mut seen = Vec::with_capacity(lines.len());
-    loop {
-        let line = client.line().await;
-        let last = line.starts_with("OK ") || line.starts_with("ERR ");
-        seen.push(line);
-        if last {
-            break;
-        }
-    }
-    assert_eq!(seen, lines, "answer to LOGIN {name}");
-    client
-}
-
-/// Quits `client` cleanly: `OK QUIT`, then the server closes.
-async fn quit(mut client: Client) {
-    check(&mut client, "QUIT", "OK QUIT").await;
-    client.expect_closed().await;
-}
-
-/// Reads lines until one starts with `prefix`; returns the lines read before it.
-async fn skip_until(client: &mut Client, prefix: &str) -> Vec<String> {
-    let mut skipped = Vec::new();
-    loop {
-        let line = client.line().await;
-        if line.starts_with(prefix) {
-            return skipped;
-        }
-        skipped.push(line);
-    }
-}
-
-/// Waits until `observer` is told that `name` went offline, so that the name is free to log in
-/// again. Whatever `observer` was told before is skipped.
-async fn wait_offline(observer: &mut Client, name: &str) {
-    skip_until(observer, &format!("NOTICE OFFLINE {name} ")).await;
-}
-
-/// Reads as many lines as `expected` holds and compares them without regard to order, for
-/// lines that come from independent actors of the server.
-async fn expect_unordered(client: &mut Client, expected: &[&str]) {
-    let mut seen = Vec::with_capacity(expected.len());
-    for _ in expected {
-        seen.push(client.line().await);
-    }
-    seen.sort();
-    let mut expected: Vec<String> = expected.iter().map(|line| line.to_string()).collect();
-    expected.sort();
-    assert_eq!(seen, expected);
-}
-
-/// Stops `server` gracefully (SIGTERM), checks that it exited successfully, and starts another
-/// server on the same data directory.
-fn restart(mut server: ServerProcess, data_dir: &Path, envs: &[(&str, &str)]) -> ServerProcess {
-    let status = server.terminate();
-    assert!(status.success(), "graceful shutdown ended with {status}");
+/// Stops `server` gracefully (as SIGTERM does) and starts another server on the same data
+/// directory, with the settings `configure` makes.
+fn restart(
+    mut server: TestServer,
+    data_dir: &Path,
+    configure: impl FnOnce(&mut Settings),
+) -> TestServer {
+    server.terminate();
     drop(server);
-    ServerProcess::start_in(data_dir, &[], envs)
+    TestServer::start_in(data_dir, configure)
 }
 
-/// Sends a `HISTORY` command and returns its `HIST` lines whole, after checking that the
-/// closing `OK HISTORY <n>` counts them.
-async fn history(client: &mut Client, command: &str) -> Vec<String> {
-    client.send(command).await;
-    let mut lines = Vec::new();
-    loop {
-        let line = client.line().await;
-        if let Some(n) = line.strip_prefix("OK HISTORY ") {
-            assert_eq!(
-                n,
-                lines.len().to_string(),
-                "{command:?}: OK HISTORY must count the HIST lines {lines:?}"
-            );
-            return lines;
-        }
-        assert!(
-            line.starts_with("HIST "),
-            "{command:?}: unexpected {line:?} after {lines:?}"
-        );
-        lines.push(line);
-    }
-}
-
-/// `HISTORY` as [`history`] does, with the time field of every line checked and removed:
+/// `HISTORY` as [`Client::history`] does, with the time field of every line checked and removed:
 /// `HIST <target> <from> <text>`.
 async fn hist(client: &mut Client, command: &str) -> Vec<String> {
-    untimed(&history(client, command).await)
+    untimed(&client.history(command).await)
 }
 
 /// The `HIST` lines without their time field, which is checked by [`hist_time`].
@@ -191,51 +97,50 @@ fn hist_time(at: &str) -> SystemTime {
 #[tokio::test]
 async fn accounts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
-    let alice = register(&server, "Alice", "s3cret words").await;
-    quit(alice).await;
-    let bob = register(&server, "bob", "pw").await;
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let alice = server.register("Alice", "s3cret words").await;
+    alice.quit().await;
+    let bob = server.register("bob", "pw").await;
     drop(bob);
 
-    let server = restart(server, dir.path(), &[]);
+    let server = restart(server, dir.path(), |_| {});
     let mut client = server.connect().await;
     for wrong in ["LOGIN alice wrong", "LOGIN alice s3cret", "LOGIN bob PW"] {
-        check(
-            &mut client,
-            wrong,
-            "ERR BAD_PASSWORD wrong name or password",
+        client
+            .check(wrong, "ERR BAD_PASSWORD wrong name or password")
+            .await;
+    }
+    client.check("USERS", NOT_LOGGED_IN).await;
+    client
+        .check(
+            "NICK alice",
+            "ERR NAME_TAKEN alice is a registered account; use LOGIN",
         )
         .await;
-    }
-    check(&mut client, "USERS", NOT_LOGGED_IN).await;
-    check(
-        &mut client,
-        "NICK alice",
-        "ERR NAME_TAKEN alice is a registered account; use LOGIN",
-    )
-    .await;
-    check(
-        &mut client,
-        "NICK BOB",
-        "ERR NAME_TAKEN BOB is a registered account; use LOGIN",
-    )
-    .await;
-    check(
-        &mut client,
-        "REGISTER alice other",
-        "ERR NAME_TAKEN alice is already registered",
-    )
-    .await;
-    check(&mut client, "USERS", NOT_LOGGED_IN).await;
+    client
+        .check(
+            "NICK BOB",
+            "ERR NAME_TAKEN BOB is a registered account; use LOGIN",
+        )
+        .await;
+    client
+        .check(
+            "REGISTER alice other",
+            "ERR NAME_TAKEN alice is already registered",
+        )
+        .await;
+    client.check("USERS", NOT_LOGGED_IN).await;
     // The right password, in any case of the name, logs in under the registered spelling.
-    check(&mut client, "LOGIN aLiCe s3cret words", "OK LOGIN Alice").await;
-    check(&mut client, "USERS", "USERS Alice").await;
-    let mut bob = login(&server, "bob", "pw", &["OK LOGIN bob"]).await;
+    client
+        .check("LOGIN aLiCe s3cret words", "OK LOGIN Alice")
+        .await;
+    client.check("USERS", "USERS Alice").await;
+    let mut bob = server.login("bob", "pw", &["OK LOGIN bob"]).await;
     client.expect("NOTICE ONLINE bob").await;
-    check(&mut bob, "USERS", "USERS Alice bob").await;
+    bob.check("USERS", "USERS Alice bob").await;
     // A name never registered is still free for a guest.
     let mut carol = server.connect().await;
-    check(&mut carol, "NICK carol", "OK NICK carol").await;
+    carol.check("NICK carol", "OK NICK carol").await;
 }
 
 #[tokio::test]
@@ -243,19 +148,19 @@ async fn an_account_survives_a_hard_kill_right_after_ok_register() {
     // `OK REGISTER` waits until the account is on disk.
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start_in(dir.path(), &[], &[]);
-    let _alice = register(&server, "alice", "pw").await;
+    let _alice = server.register("alice", "pw").await;
     server.kill();
     drop(server);
 
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
+    let server = TestServer::start_in(dir.path(), |_| {});
     let mut client = server.connect().await;
-    check(
-        &mut client,
-        "LOGIN alice nope",
-        "ERR BAD_PASSWORD wrong name or password",
-    )
-    .await;
-    check(&mut client, "LOGIN alice pw", "OK LOGIN alice").await;
+    client
+        .check(
+            "LOGIN alice nope",
+            "ERR BAD_PASSWORD wrong name or password",
+        )
+        .await;
+    client.check("LOGIN alice pw", "OK LOGIN alice").await;
 }
 
 #[tokio::test]
@@ -264,223 +169,221 @@ async fn a_room_and_its_membership_survive_a_hard_kill_right_after_ok_cr() {
     // once, not in batches"; a crash loses "at most the messages of the last batch window").
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start_in(dir.path(), &[], &[]);
-    let mut alice = register(&server, "alice", "pw").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
+    let mut alice = server.register("alice", "pw").await;
+    alice.check("CR dev", "OK CR dev").await;
     server.kill();
     drop(server);
 
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
+    let server = TestServer::start_in(dir.path(), |_| {});
     let mut guest = server.guest("guest").await;
-    check(&mut guest, "LRS", "LRS dev").await;
-    let _alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    guest.check("LRS", "LRS dev").await;
+    let _alice = server
+        .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
+        .await;
 }
 
 #[tokio::test]
 async fn rooms_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
+    let server = TestServer::start_in(dir.path(), |_| {});
     let mut alice = server.guest("alice").await;
     for room in ["Dev", "ops", "gamma"] {
-        check(&mut alice, &format!("CR {room}"), &format!("OK CR {room}")).await;
+        alice
+            .check(&format!("CR {room}"), &format!("OK CR {room}"))
+            .await;
     }
-    check(&mut alice, "LRS", "LRS Dev gamma ops").await;
+    alice.check("LRS", "LRS Dev gamma ops").await;
     drop(alice);
 
-    let server = restart(server, dir.path(), &[]);
+    let server = restart(server, dir.path(), |_| {});
     let mut bob = server.guest("bob").await;
-    check(&mut bob, "LRS", "LRS Dev gamma ops").await;
-    check(
-        &mut bob,
-        "CR dev",
-        "ERR ROOM_EXISTS Dev already exists; JR joins it",
-    )
-    .await;
-    check(
-        &mut bob,
-        "CR ops",
-        "ERR ROOM_EXISTS ops already exists; JR joins it",
-    )
-    .await;
+    bob.check("LRS", "LRS Dev gamma ops").await;
+    bob.check("CR dev", "ERR ROOM_EXISTS Dev already exists; JR joins it")
+        .await;
+    bob.check("CR ops", "ERR ROOM_EXISTS ops already exists; JR joins it")
+        .await;
     // The rooms are empty (guest alice is not restored) but work.
-    check(&mut bob, "LRU dev", "LRU Dev").await;
-    check(&mut bob, "JR dev", "OK JR Dev").await;
-    check(&mut bob, "LRU dev", "LRU Dev bob").await;
+    bob.check("LRU dev", "LRU Dev").await;
+    bob.check("JR dev", "OK JR Dev").await;
+    bob.check("LRU dev", "LRU Dev bob").await;
     let mut carol = server.guest("carol").await;
     bob.expect("NOTICE ONLINE carol").await;
-    check(&mut carol, "JR DEV", "OK JR Dev").await;
+    carol.check("JR DEV", "OK JR Dev").await;
     bob.expect("JR Dev carol").await;
-    check(&mut carol, "RM dev hi", "OK RM Dev").await;
+    carol.check("RM dev hi", "OK RM Dev").await;
     bob.expect("RM Dev carol hi").await;
     // A new room made now is kept too.
-    check(&mut carol, "CR new", "OK CR new").await;
-    bob.expect("NOTICE ROOM new carol").await;
+    carol.create_room("new", &mut [&mut bob]).await;
     drop((bob, carol));
 
-    let server = restart(server, dir.path(), &[]);
+    let server = restart(server, dir.path(), |_| {});
     let mut dave = server.guest("dave").await;
-    check(&mut dave, "LRS", "LRS Dev gamma new ops").await;
+    dave.check("LRS", "LRS Dev gamma new ops").await;
 }
 
 #[tokio::test]
 async fn memberships_are_restored_at_login_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
+    let server = TestServer::start_in(dir.path(), |_| {});
 
     // alice (registered) makes dev and ops, joins carol's qa, and leaves ops.
-    let mut alice = register(&server, "alice", "pw").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    check(&mut alice, "CR ops", "OK CR ops").await;
+    let mut alice = server.register("alice", "pw").await;
+    alice.check("CR dev", "OK CR dev").await;
+    alice.check("CR ops", "OK CR ops").await;
     let mut carol = server.guest("carol").await;
     alice.expect("NOTICE ONLINE carol").await;
-    check(&mut carol, "CR qa", "OK CR qa").await;
-    alice.expect("NOTICE ROOM qa carol").await;
-    check(&mut carol, "JR dev", "OK JR dev").await;
-    alice.expect("JR dev carol").await;
-    check(&mut alice, "JR QA", "OK JR qa").await;
+    carol.create_room("qa", &mut [&mut alice]).await;
+    carol.join("dev", &mut [&mut alice]).await;
+    alice.check("JR QA", "OK JR qa").await;
     carol.expect("JR qa alice").await;
-    check(&mut alice, "LR ops", "OK LR ops").await;
+    alice.check("LR ops", "OK LR ops").await;
     // Disconnecting does not forget memberships.
-    quit(alice).await;
-    wait_offline(&mut carol, "alice").await;
+    alice.quit().await;
+    carol.wait_offline("alice").await;
     // Guest dave joins dev and leaves; then the name is registered by a new account that never
     // joins anything.
     let mut dave = server.guest("dave").await;
-    check(&mut dave, "JR dev", "OK JR dev").await;
-    quit(dave).await;
-    wait_offline(&mut carol, "dave").await;
-    let dave = register(&server, "dave", "pw").await;
-    quit(dave).await;
+    dave.check("JR dev", "OK JR dev").await;
+    dave.quit().await;
+    carol.wait_offline("dave").await;
+    let dave = server.register("dave", "pw").await;
+    dave.quit().await;
     drop(carol);
 
-    let server = restart(server, dir.path(), &[]);
+    let server = restart(server, dir.path(), |_| {});
     let mut watcher = server.guest("watcher").await;
-    check(&mut watcher, "JR dev", "OK JR dev").await;
+    watcher.check("JR dev", "OK JR dev").await;
 
-    let mut alice = login(
-        &server,
-        "alice",
-        "pw",
-        &["JR dev alice", "JR qa alice", "OK LOGIN alice"],
-    )
-    .await;
-    watcher.expect("NOTICE ONLINE alice").await;
-    watcher.expect("JR dev alice").await;
-    check(&mut alice, "LRU dev", "LRU dev alice watcher").await;
-    check(&mut alice, "LRU qa", "LRU qa alice").await;
-    check(&mut alice, "LRU ops", "LRU ops").await;
-    check(&mut alice, "RM ops x", "ERR NOT_IN_ROOM you are not in ops").await;
-    check(&mut watcher, "RM dev hey", "OK RM dev").await;
+    let mut alice = server
+        .login(
+            "alice",
+            "pw",
+            &["JR dev alice", "JR qa alice", "OK LOGIN alice"],
+        )
+        .await;
+    watcher
+        .expect_unordered(&["NOTICE ONLINE alice", "JR dev alice"])
+        .await;
+    alice.check("LRU dev", "LRU dev alice watcher").await;
+    alice.check("LRU qa", "LRU qa alice").await;
+    alice.check("LRU ops", "LRU ops").await;
+    alice
+        .check("RM ops x", "ERR NOT_IN_ROOM you are not in ops")
+        .await;
+    watcher.check("RM dev hey", "OK RM dev").await;
     alice.expect("RM dev watcher hey").await;
-    check(&mut alice, "RM dev hello", "OK RM dev").await;
+    alice.check("RM dev hello", "OK RM dev").await;
     watcher.expect("RM dev alice hello").await;
 
     // The guest's room is not restored.
     let mut carol = server.connect().await;
-    check(&mut carol, "NICK carol", "OK NICK carol").await;
+    carol.check("NICK carol", "OK NICK carol").await;
     alice.expect("NOTICE ONLINE carol").await;
     watcher.expect("NOTICE ONLINE carol").await;
-    carol.expect_silence(QUIET).await;
-    check(&mut carol, "LRU dev", "LRU dev alice watcher").await;
-    check(
-        &mut carol,
-        "RM dev hi",
-        "ERR NOT_IN_ROOM you are not in dev",
-    )
-    .await;
+    carol.expect_caught_up().await;
+    carol.check("LRU dev", "LRU dev alice watcher").await;
+    carol
+        .check("RM dev hi", "ERR NOT_IN_ROOM you are not in dev")
+        .await;
 
     // Nor is the room of the guest who had dave's name before the account existed.
-    let mut dave = login(&server, "dave", "pw", &["OK LOGIN dave"]).await;
+    let mut dave = server.login("dave", "pw", &["OK LOGIN dave"]).await;
     for client in [&mut alice, &mut watcher, &mut carol] {
         client.expect("NOTICE ONLINE dave").await;
     }
-    check(&mut dave, "LRU dev", "LRU dev alice watcher").await;
-    dave.expect_silence(QUIET).await;
+    dave.check("LRU dev", "LRU dev alice watcher").await;
+    dave.expect_caught_up().await;
 
     // A room joined after the restart is remembered with the others; a quit forgets nothing.
-    check(&mut alice, "JR ops", "OK JR ops").await;
-    quit(alice).await;
-    expect_unordered(&mut watcher, &["LR dev alice", "NOTICE OFFLINE alice QUIT"]).await;
-    let _alice = login(
-        &server,
-        "alice",
-        "pw",
-        &[
-            "JR dev alice",
-            "JR ops alice",
-            "JR qa alice",
-            "OK LOGIN alice",
-        ],
-    )
-    .await;
-    watcher.expect("NOTICE ONLINE alice").await;
-    watcher.expect("JR dev alice").await;
-    watcher.expect_silence(QUIET).await;
+    alice.check("JR ops", "OK JR ops").await;
+    alice.quit().await;
+    watcher
+        .expect_unordered(&["LR dev alice", "NOTICE OFFLINE alice QUIT"])
+        .await;
+    let _alice = server
+        .login(
+            "alice",
+            "pw",
+            &[
+                "JR dev alice",
+                "JR ops alice",
+                "JR qa alice",
+                "OK LOGIN alice",
+            ],
+        )
+        .await;
+    watcher
+        .expect_unordered(&["NOTICE ONLINE alice", "JR dev alice"])
+        .await;
+    watcher.expect_caught_up().await;
 }
 
 #[tokio::test]
 async fn a_room_left_with_lr_is_not_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
+    let server = TestServer::start_in(dir.path(), |_| {});
     let mut observer = server.guest("observer").await;
-    let mut alice = register(&server, "alice", "pw").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    check(&mut alice, "CR ops", "OK CR ops").await;
-    check(&mut alice, "LR dev", "OK LR dev").await;
+    let mut alice = server.register("alice", "pw").await;
+    alice.check("CR dev", "OK CR dev").await;
+    alice.check("CR ops", "OK CR ops").await;
+    alice.check("LR dev", "OK LR dev").await;
     // Left and joined again: kept.
-    check(&mut alice, "LR ops", "OK LR ops").await;
-    check(&mut alice, "JR ops", "OK JR ops").await;
-    quit(alice).await;
-    wait_offline(&mut observer, "alice").await;
+    alice.check("LR ops", "OK LR ops").await;
+    alice.check("JR ops", "OK JR ops").await;
+    alice.quit().await;
+    observer.wait_offline("alice").await;
     // Without a restart too.
-    let alice = login(&server, "alice", "pw", &["JR ops alice", "OK LOGIN alice"]).await;
+    let alice = server
+        .login("alice", "pw", &["JR ops alice", "OK LOGIN alice"])
+        .await;
     drop((alice, observer));
 
-    let server = restart(server, dir.path(), &[]);
+    let server = restart(server, dir.path(), |_| {});
     let mut observer = server.guest("observer").await;
-    let mut alice = login(&server, "alice", "pw", &["JR ops alice", "OK LOGIN alice"]).await;
-    alice.expect_silence(QUIET).await;
-    check(&mut alice, "LRU dev", "LRU dev").await;
-    check(&mut alice, "LR ops", "OK LR ops").await;
-    quit(alice).await;
-    wait_offline(&mut observer, "alice").await;
-    let mut alice = login(&server, "alice", "pw", &["OK LOGIN alice"]).await;
-    alice.expect_silence(QUIET).await;
+    let mut alice = server
+        .login("alice", "pw", &["JR ops alice", "OK LOGIN alice"])
+        .await;
+    alice.expect_caught_up().await;
+    alice.check("LRU dev", "LRU dev").await;
+    alice.check("LR ops", "OK LR ops").await;
+    alice.quit().await;
+    observer.wait_offline("alice").await;
+    let mut alice = server.login("alice", "pw", &["OK LOGIN alice"]).await;
+    alice.expect_caught_up().await;
     drop(alice);
 
-    let server = restart(server, dir.path(), &[]);
-    let mut alice = login(&server, "alice", "pw", &["OK LOGIN alice"]).await;
-    alice.expect_silence(QUIET).await;
-    check(&mut alice, "LRS", "LRS dev ops").await;
+    let server = restart(server, dir.path(), |_| {});
+    let mut alice = server.login("alice", "pw", &["OK LOGIN alice"]).await;
+    alice.expect_caught_up().await;
+    alice.check("LRS", "LRS dev ops").await;
 }
 
 #[tokio::test]
 async fn history_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
-    let mut alice = register(&server, "alice", "pw").await;
-    let mut bob = register(&server, "bob", "pw").await;
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let mut alice = server.register("alice", "pw").await;
+    let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    check(&mut bob, "JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
 
-    check(&mut alice, "MSG hello  world", "OK MSG").await;
+    alice.check("MSG hello  world", "OK MSG").await;
     bob.expect("MSG alice hello  world").await;
-    check(&mut bob, "MSG h\u{e9}llo \u{2713}", "OK MSG").await;
+    bob.check("MSG h\u{e9}llo \u{2713}", "OK MSG").await;
     alice.expect("MSG bob h\u{e9}llo \u{2713}").await;
-    check(&mut alice, "RM dev in the room", "OK RM dev").await;
+    alice.check("RM dev in the room", "OK RM dev").await;
     bob.expect("RM dev alice in the room").await;
-    check(&mut bob, "RM dev reply: yes", "OK RM dev").await;
+    bob.check("RM dev reply: yes", "OK RM dev").await;
     alice.expect("RM dev bob reply: yes").await;
-    check(&mut alice, "PM bob psst  secret", "OK PM bob").await;
+    alice.check("PM bob psst  secret", "OK PM bob").await;
     bob.expect("PM alice psst  secret").await;
-    check(&mut bob, "PM alice ok", "OK PM alice").await;
+    bob.check("PM alice ok", "OK PM alice").await;
     alice.expect("PM bob ok").await;
 
-    let global = history(&mut alice, "HISTORY *").await;
-    let room = history(&mut alice, "HISTORY dev").await;
-    let private = history(&mut alice, "HISTORY bob").await;
+    let global = alice.history("HISTORY *").await;
+    let room = alice.history("HISTORY dev").await;
+    let private = alice.history("HISTORY bob").await;
     assert_eq!(
         untimed(&global),
         [
@@ -498,23 +401,28 @@ async fn history_survives_a_restart() {
     );
     drop((alice, bob));
 
-    let server = restart(server, dir.path(), &[]);
-    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
-    let mut bob = login(&server, "bob", "pw", &["JR dev bob", "OK LOGIN bob"]).await;
-    alice.expect("NOTICE ONLINE bob").await;
-    alice.expect("JR dev bob").await;
+    let server = restart(server, dir.path(), |_| {});
+    let mut alice = server
+        .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
+        .await;
+    let mut bob = server
+        .login("bob", "pw", &["JR dev bob", "OK LOGIN bob"])
+        .await;
+    alice
+        .expect_unordered(&["NOTICE ONLINE bob", "JR dev bob"])
+        .await;
     // The same lines, times included.
-    assert_eq!(history(&mut alice, "HISTORY *").await, global);
-    assert_eq!(history(&mut alice, "HISTORY dev").await, room);
-    assert_eq!(history(&mut alice, "HISTORY bob").await, private);
-    assert_eq!(history(&mut bob, "HISTORY *").await, global);
-    assert_eq!(history(&mut bob, "HISTORY dev").await, room);
+    assert_eq!(alice.history("HISTORY *").await, global);
+    assert_eq!(alice.history("HISTORY dev").await, room);
+    assert_eq!(alice.history("HISTORY bob").await, private);
+    assert_eq!(bob.history("HISTORY *").await, global);
+    assert_eq!(bob.history("HISTORY dev").await, room);
     assert_eq!(
         hist(&mut bob, "HISTORY alice").await,
         ["HIST alice alice psst  secret", "HIST alice bob ok"]
     );
     // New messages go after the old ones.
-    check(&mut bob, "MSG after", "OK MSG").await;
+    bob.check("MSG after", "OK MSG").await;
     alice.expect("MSG bob after").await;
     assert_eq!(
         hist(&mut alice, "HISTORY *").await,
@@ -529,25 +437,27 @@ async fn history_survives_a_restart() {
 #[tokio::test]
 async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
     // With a minute-long batch window nothing is committed before the shutdown.
-    let envs = [("LINECHAT_HISTORY_BATCH_MS", "60000")];
+    let minute = |settings: &mut Settings| settings.history_batch_ms = 60_000;
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &envs);
-    let mut alice = register(&server, "alice", "pw").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
+    let server = TestServer::start_in(dir.path(), minute);
+    let mut alice = server.register("alice", "pw").await;
+    alice.check("CR dev", "OK CR dev").await;
     // Registered: a private conversation outlives a session only between accounts.
-    let mut bob = register(&server, "bob", "pw").await;
+    let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    check(&mut alice, "MSG one", "OK MSG").await;
-    check(&mut alice, "RM dev two", "OK RM dev").await;
-    check(&mut alice, "PM bob three", "OK PM bob").await;
-    check(&mut alice, "MSG four", "OK MSG").await;
+    alice.check("MSG one", "OK MSG").await;
+    alice.check("RM dev two", "OK RM dev").await;
+    alice.check("PM bob three", "OK PM bob").await;
+    alice.check("MSG four", "OK MSG").await;
     bob.expect("MSG alice one").await;
     bob.expect("PM alice three").await;
     bob.expect("MSG alice four").await;
     drop((alice, bob));
 
-    let server = restart(server, dir.path(), &envs);
-    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    let server = restart(server, dir.path(), minute);
+    let mut alice = server
+        .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
+        .await;
     assert_eq!(
         hist(&mut alice, "HISTORY *").await,
         ["HIST * alice one", "HIST * alice four"]
@@ -569,99 +479,98 @@ async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
 #[tokio::test]
 async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
-    let mut alice = register(&server, "alice", "pw").await;
-    let mut bob = register(&server, "bob", "pw").await;
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let mut alice = server.register("alice", "pw").await;
+    let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    check(&mut bob, "CR dev", "OK CR dev").await;
-    alice.expect("NOTICE ROOM dev bob").await;
-    quit(bob).await;
+    bob.create_room("dev", &mut [&mut alice]).await;
+    bob.quit().await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
 
-    check(&mut alice, "PM bob first", "OK PM bob queued").await;
-    check(&mut alice, "PM BOB second  one", "OK PM bob queued").await;
-    check(
-        &mut alice,
-        "PM nobody x",
-        "ERR NO_SUCH_USER nobody is not online",
-    )
-    .await;
+    alice.check("PM bob first", "OK PM bob queued").await;
+    alice.check("PM BOB second  one", "OK PM bob queued").await;
+    alice
+        .check("PM nobody x", "ERR NO_SUCH_USER nobody is not online")
+        .await;
     let mut carol = server.guest("carol").await;
     alice.expect("NOTICE ONLINE carol").await;
-    check(&mut carol, "PM bob from carol", "OK PM bob queued").await;
+    carol.check("PM bob from carol", "OK PM bob queued").await;
     drop((alice, carol));
 
-    let server = restart(server, dir.path(), &[]);
+    let server = restart(server, dir.path(), |_| {});
     let mut observer = server.guest("observer").await;
     // Rooms first, then the queued messages in the order they were sent, then OK LOGIN.
-    let mut bob = login(
-        &server,
-        "bob",
-        "pw",
-        &[
-            "JR dev bob",
-            "PM alice first",
-            "PM alice second  one",
-            "PM carol from carol",
-            "OK LOGIN bob",
-        ],
-    )
-    .await;
-    bob.expect_silence(QUIET).await;
+    let mut bob = server
+        .login(
+            "bob",
+            "pw",
+            &[
+                "JR dev bob",
+                "PM alice first",
+                "PM alice second  one",
+                "PM carol from carol",
+                "OK LOGIN bob",
+            ],
+        )
+        .await;
+    bob.expect_caught_up().await;
     // The queued messages are part of the conversation.
     assert_eq!(
         hist(&mut bob, "HISTORY alice").await,
         ["HIST alice alice first", "HIST alice alice second  one"]
     );
-    quit(bob).await;
-    wait_offline(&mut observer, "bob").await;
+    bob.quit().await;
+    observer.wait_offline("bob").await;
 
     // Not again on the next login...
-    let mut bob = login(&server, "bob", "pw", &["JR dev bob", "OK LOGIN bob"]).await;
-    bob.expect_silence(QUIET).await;
+    let mut bob = server
+        .login("bob", "pw", &["JR dev bob", "OK LOGIN bob"])
+        .await;
+    bob.expect_caught_up().await;
     drop(bob);
     // ...nor after another restart.
-    let server = restart(server, dir.path(), &[]);
-    let mut bob = login(&server, "bob", "pw", &["JR dev bob", "OK LOGIN bob"]).await;
-    bob.expect_silence(QUIET).await;
+    let server = restart(server, dir.path(), |_| {});
+    let mut bob = server
+        .login("bob", "pw", &["JR dev bob", "OK LOGIN bob"])
+        .await;
+    bob.expect_caught_up().await;
 }
 
 #[tokio::test]
 async fn private_messages_to_offline_users_without_a_restart() {
-    let server = ServerProcess::start();
+    let server = TestServer::start();
     let mut alice = server.guest("alice").await;
-    let mut bob = register(&server, "bob", "pw").await;
+    let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
     let mut guest = server.guest("guest").await;
     alice.expect("NOTICE ONLINE guest").await;
     bob.expect("NOTICE ONLINE guest").await;
-    quit(bob).await;
+    bob.quit().await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
     guest.expect("NOTICE OFFLINE bob QUIT").await;
-    quit(guest).await;
+    guest.quit().await;
     alice.expect("NOTICE OFFLINE guest QUIT").await;
 
     // A guest who left has no account: nothing is kept for them.
-    check(
-        &mut alice,
-        "PM guest hello",
-        "ERR NO_SUCH_USER guest is not online",
-    )
-    .await;
-    check(&mut alice, "PM bob while you were out", "OK PM bob queued").await;
+    alice
+        .check("PM guest hello", "ERR NO_SUCH_USER guest is not online")
+        .await;
+    alice
+        .check("PM bob while you were out", "OK PM bob queued")
+        .await;
     let mut bob = server.connect().await;
     bob.send("LOGIN Bob pw").await;
     bob.expect("PM alice while you were out").await;
     bob.expect("OK LOGIN bob").await;
     alice.expect("NOTICE ONLINE bob").await;
     // Online now: delivered at once, not queued.
-    check(&mut alice, "PM bob now", "OK PM bob").await;
+    alice.check("PM bob now", "OK PM bob").await;
     bob.expect("PM alice now").await;
-    bob.expect_silence(QUIET).await;
-    quit(bob).await;
+    bob.expect_caught_up().await;
+    bob.quit().await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
-    let mut bob = login(&server, "bob", "pw", &["OK LOGIN bob"]).await;
-    bob.expect_silence(QUIET).await;
+    let mut bob = server.login("bob", "pw", &["OK LOGIN bob"]).await;
+    bob.expect_caught_up().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,16 +579,13 @@ async fn private_messages_to_offline_users_without_a_restart() {
 
 #[tokio::test]
 async fn history_count_defaults_and_clamps_to_the_settings() {
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_HISTORY_DEFAULT_COUNT", "3"),
-            ("LINECHAT_HISTORY_MAX_COUNT", "5"),
-        ],
-    );
+    let server = TestServer::with(|settings| {
+        settings.history_default_count = 3;
+        settings.history_max_count = 5;
+    });
     let mut alice = server.guest("alice").await;
     for i in 1..=7 {
-        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+        alice.check(&format!("MSG m{i}"), "OK MSG").await;
     }
     let last =
         |n: usize| -> Vec<String> { (8 - n..=7).map(|i| format!("HIST * alice m{i}")).collect() };
@@ -691,9 +597,9 @@ async fn history_count_defaults_and_clamps_to_the_settings() {
     assert_eq!(hist(&mut alice, "HISTORY * 4294967295").await, last(5));
 
     // Also for rooms and private conversations.
-    check(&mut alice, "CR dev", "OK CR dev").await;
+    alice.check("CR dev", "OK CR dev").await;
     for i in 1..=7 {
-        check(&mut alice, &format!("RM dev r{i}"), "OK RM dev").await;
+        alice.check(&format!("RM dev r{i}"), "OK RM dev").await;
     }
     assert_eq!(
         hist(&mut alice, "HISTORY dev").await,
@@ -713,16 +619,13 @@ async fn history_count_defaults_and_clamps_to_the_settings() {
 
 #[tokio::test]
 async fn history_default_count_is_clamped_to_the_maximum() {
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            ("LINECHAT_HISTORY_DEFAULT_COUNT", "10"),
-            ("LINECHAT_HISTORY_MAX_COUNT", "2"),
-        ],
-    );
+    let server = TestServer::with(|settings| {
+        settings.history_default_count = 10;
+        settings.history_max_count = 2;
+    });
     let mut alice = server.guest("alice").await;
     for i in 1..=4 {
-        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+        alice.check(&format!("MSG m{i}"), "OK MSG").await;
     }
     assert_eq!(
         hist(&mut alice, "HISTORY *").await,
@@ -732,10 +635,10 @@ async fn history_default_count_is_clamped_to_the_maximum() {
 
 #[tokio::test]
 async fn history_default_count_is_fifty() {
-    let server = ServerProcess::start();
+    let server = TestServer::start();
     let mut alice = server.guest("alice").await;
     for i in 1..=52 {
-        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+        alice.check(&format!("MSG m{i}"), "OK MSG").await;
     }
     let expected = |from: usize| -> Vec<String> {
         (from..=52).map(|i| format!("HIST * alice m{i}")).collect()
@@ -747,117 +650,98 @@ async fn history_default_count_is_fifty() {
 
 #[tokio::test]
 async fn history_of_a_conversation_without_messages_is_empty() {
-    let server = ServerProcess::start();
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    check(&mut alice, "HISTORY *", "OK HISTORY 0").await;
-    check(&mut alice, "HISTORY * 10", "OK HISTORY 0").await;
-    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
-    check(
-        &mut alice,
-        "HISTORY nobody 3",
-        "ERR NO_SUCH_USER nobody is neither a room you are in nor a user",
-    )
-    .await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
+    let server = TestServer::start();
+    let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
+    alice.check("HISTORY *", "OK HISTORY 0").await;
+    alice.check("HISTORY * 10", "OK HISTORY 0").await;
+    alice.check("HISTORY bob", "OK HISTORY 0").await;
+    alice
+        .check(
+            "HISTORY nobody 3",
+            "ERR NO_SUCH_USER nobody is neither a room you are in nor a user",
+        )
+        .await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    alice.check("HISTORY dev", "OK HISTORY 0").await;
     // Messages elsewhere do not show up in these.
-    check(&mut alice, "MSG hi", "OK MSG").await;
+    alice.check("MSG hi", "OK MSG").await;
     bob.expect("MSG alice hi").await;
-    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
-    check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
-    check(&mut bob, "HISTORY alice", "OK HISTORY 0").await;
+    alice.check("HISTORY bob", "OK HISTORY 0").await;
+    alice.check("HISTORY dev", "OK HISTORY 0").await;
+    bob.check("HISTORY alice", "OK HISTORY 0").await;
 }
 
 #[tokio::test]
 async fn history_before_login_and_bad_arguments_are_refused() {
-    let server = ServerProcess::start();
+    let server = TestServer::start();
     let mut client = server.connect().await;
-    check(&mut client, "HISTORY *", NOT_LOGGED_IN).await;
-    check(&mut client, "HISTORY bob 5", NOT_LOGGED_IN).await;
+    client.check("HISTORY *", NOT_LOGGED_IN).await;
+    client.check("HISTORY bob 5", NOT_LOGGED_IN).await;
 
-    check(&mut client, "NICK alice", "OK NICK alice").await;
-    check(&mut client, "MSG one", "OK MSG").await;
+    client.check("NICK alice", "OK NICK alice").await;
+    client.check("MSG one", "OK MSG").await;
     for count in ["0", "-1", "ten", "1.5", "99999999999"] {
-        check(
-            &mut client,
-            &format!("HISTORY * {count}"),
-            &format!(
-                "ERR BAD_ARGUMENTS \"{count}\" is not a count: use a whole number from 1; \
+        client
+            .check(
+                &format!("HISTORY * {count}"),
+                &format!(
+                    "ERR BAD_ARGUMENTS \"{count}\" is not a count: use a whole number from 1; \
                  usage: {HISTORY_USAGE}"
-            ),
+                ),
+            )
+            .await;
+    }
+    client
+        .check(
+            "HISTORY",
+            &format!("ERR BAD_ARGUMENTS missing argument; usage: {HISTORY_USAGE}"),
         )
         .await;
-    }
-    check(
-        &mut client,
-        "HISTORY",
-        &format!("ERR BAD_ARGUMENTS missing argument; usage: {HISTORY_USAGE}"),
-    )
-    .await;
-    check(
-        &mut client,
-        "HISTORY * 1 2",
-        &format!("ERR BAD_ARGUMENTS too many arguments; usage: {HISTORY_USAGE}"),
-    )
-    .await;
-    check(
-        &mut client,
-        "HISTORY a.b",
-        "ERR BAD_NAME bad name \"a.b\": a name may hold only letters A-Z, digits, '_' and '-'",
-    )
-    .await;
+    client
+        .check(
+            "HISTORY * 1 2",
+            &format!("ERR BAD_ARGUMENTS too many arguments; usage: {HISTORY_USAGE}"),
+        )
+        .await;
+    client
+        .check(
+            "HISTORY a.b",
+            "ERR BAD_NAME bad name \"a.b\": a name may hold only letters A-Z, digits, '_' and '-'",
+        )
+        .await;
     // Still fine afterwards.
     assert_eq!(hist(&mut client, "HISTORY * 1").await, ["HIST * alice one"]);
 }
 
 #[tokio::test]
 async fn room_history_needs_membership_and_private_history_is_private() {
-    let server = ServerProcess::start();
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    let mut carol = server.guest("carol").await;
-    alice.expect("NOTICE ONLINE carol").await;
-    bob.expect("NOTICE ONLINE carol").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    carol.expect("NOTICE ROOM dev alice").await;
-    check(&mut bob, "JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
-    check(&mut alice, "RM dev for members", "OK RM dev").await;
+    let server = TestServer::start();
+    let [mut alice, mut bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
+    alice.create_room("dev", &mut [&mut bob, &mut carol]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+    alice.check("RM dev for members", "OK RM dev").await;
     bob.expect("RM dev alice for members").await;
-    check(&mut alice, "PM bob just us", "OK PM bob").await;
+    alice.check("PM bob just us", "OK PM bob").await;
     bob.expect("PM alice just us").await;
 
     // carol is in neither conversation.
-    check(
-        &mut carol,
-        "HISTORY dev",
-        "ERR NOT_IN_ROOM you are not in dev",
-    )
-    .await;
-    check(&mut carol, "HISTORY bob", "OK HISTORY 0").await;
-    check(&mut carol, "HISTORY alice", "OK HISTORY 0").await;
+    carol
+        .check("HISTORY dev", "ERR NOT_IN_ROOM you are not in dev")
+        .await;
+    carol.check("HISTORY bob", "OK HISTORY 0").await;
+    carol.check("HISTORY alice", "OK HISTORY 0").await;
     // A member reads the room's history, also what was said before they joined.
-    check(&mut carol, "JR dev", "OK JR dev").await;
-    alice.expect("JR dev carol").await;
-    bob.expect("JR dev carol").await;
+    carol.join("dev", &mut [&mut alice, &mut bob]).await;
     assert_eq!(
         hist(&mut carol, "HISTORY dev").await,
         ["HIST dev alice for members"]
     );
-    check(&mut carol, "LR dev", "OK LR dev").await;
+    carol.check("LR dev", "OK LR dev").await;
     alice.expect("LR dev carol").await;
     bob.expect("LR dev carol").await;
-    check(
-        &mut carol,
-        "HISTORY dev",
-        "ERR NOT_IN_ROOM you are not in dev",
-    )
-    .await;
+    carol
+        .check("HISTORY dev", "ERR NOT_IN_ROOM you are not in dev")
+        .await;
     assert_eq!(
         hist(&mut bob, "HISTORY alice").await,
         ["HIST alice alice just us"]
@@ -870,13 +754,13 @@ async fn room_history_needs_membership_and_private_history_is_private() {
 
 #[tokio::test]
 async fn hist_time_is_rfc3339_utc_with_millis_and_recent() {
-    let server = ServerProcess::start();
+    let server = TestServer::start();
     let mut alice = server.guest("alice").await;
     let before = SystemTime::now();
-    check(&mut alice, "MSG first", "OK MSG").await;
+    alice.check("MSG first", "OK MSG").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    check(&mut alice, "MSG second", "OK MSG").await;
-    let lines = history(&mut alice, "HISTORY *").await;
+    alice.check("MSG second", "OK MSG").await;
+    let lines = alice.history("HISTORY *").await;
     let after = SystemTime::now();
     assert_eq!(
         untimed(&lines),
@@ -897,32 +781,28 @@ async fn hist_time_is_rfc3339_utc_with_millis_and_recent() {
 async fn history_right_after_a_message_includes_it() {
     // HISTORY waits for the batch that holds what was sent before it to be committed (at most
     // one window, and without forcing a commit), so that writes never queue behind reads.
-    let server = ServerProcess::start_with(&[], &[("LINECHAT_HISTORY_BATCH_MS", "200")]);
-    let mut alice = server.guest("alice").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    let carol = register(&server, "carol", "pw").await;
+    let server = TestServer::with(|settings| settings.history_batch_ms = 20);
+    let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
+    let carol = server.register("carol", "pw").await;
     alice.expect("NOTICE ONLINE carol").await;
     bob.expect("NOTICE ONLINE carol").await;
-    quit(carol).await;
+    carol.quit().await;
     alice.expect("NOTICE OFFLINE carol QUIT").await;
     bob.expect("NOTICE OFFLINE carol QUIT").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    check(&mut bob, "JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
 
-    check(&mut alice, "MSG now", "OK MSG").await;
+    alice.check("MSG now", "OK MSG").await;
     assert_eq!(hist(&mut alice, "HISTORY *").await, ["HIST * alice now"]);
     bob.expect("MSG alice now").await;
     assert_eq!(hist(&mut bob, "HISTORY *").await, ["HIST * alice now"]);
 
-    check(&mut bob, "RM dev here", "OK RM dev").await;
+    bob.check("RM dev here", "OK RM dev").await;
     assert_eq!(hist(&mut bob, "HISTORY dev").await, ["HIST dev bob here"]);
     alice.expect("RM dev bob here").await;
     assert_eq!(hist(&mut alice, "HISTORY dev").await, ["HIST dev bob here"]);
 
-    check(&mut alice, "PM bob direct", "OK PM bob").await;
+    alice.check("PM bob direct", "OK PM bob").await;
     assert_eq!(
         hist(&mut alice, "HISTORY bob").await,
         ["HIST bob alice direct"]
@@ -933,7 +813,7 @@ async fn history_right_after_a_message_includes_it() {
         ["HIST alice alice direct"]
     );
 
-    check(&mut alice, "PM carol later", "OK PM carol queued").await;
+    alice.check("PM carol later", "OK PM carol queued").await;
     assert_eq!(
         hist(&mut alice, "HISTORY carol").await,
         ["HIST carol alice later"]
@@ -941,7 +821,7 @@ async fn history_right_after_a_message_includes_it() {
 
     // Many in a row, each asked for at once.
     for i in 0..20 {
-        check(&mut alice, &format!("MSG n{i}"), "OK MSG").await;
+        alice.check(&format!("MSG n{i}"), "OK MSG").await;
         let lines = hist(&mut alice, "HISTORY * 1").await;
         assert_eq!(lines, [format!("HIST * alice n{i}")]);
     }
@@ -953,14 +833,11 @@ async fn history_right_after_a_message_includes_it() {
 async fn history_right_after_the_ok_includes_the_message_under_load() {
     const CLIENTS: usize = 6;
     const ROUNDS: usize = 150;
-    let server = ServerProcess::start_with(
-        &[],
-        &[
-            // Short, as each HISTORY waits for the commit of the batch before it.
-            ("LINECHAT_HISTORY_BATCH_MS", "20"),
-            ("LINECHAT_FLOOD_LINES_PER_SEC", "0"),
-        ],
-    );
+    let server = TestServer::with(|settings| {
+        // Short, as each HISTORY waits for the commit of the batch before it.
+        settings.history_batch_ms = 5;
+        settings.flood_lines_per_sec = 0;
+    });
     let mut tasks = Vec::new();
     for k in 0..CLIENTS {
         let addr = server.addr;
@@ -968,15 +845,15 @@ async fn history_right_after_the_ok_includes_the_message_under_load() {
             let me = format!("s{k}");
             let mut client = Client::connect(addr).await;
             client.send(&format!("NICK {me}")).await;
-            skip_until(&mut client, "OK NICK").await;
+            client.skip_until("OK NICK").await;
             let mut misses = Vec::new();
             for i in 0..ROUNDS {
                 // A private message to oneself: delivered, acknowledged, then asked for.
                 client.send(&format!("PM {me} p{i}")).await;
-                skip_until(&mut client, &format!("PM {me} p{i}")).await;
-                skip_until(&mut client, &format!("OK PM {me}")).await;
+                client.skip_until(&format!("PM {me} p{i}")).await;
+                client.skip_until(&format!("OK PM {me}")).await;
                 client.send(&format!("HISTORY {me} 1")).await;
-                let answer = skip_until(&mut client, "OK HISTORY").await;
+                let answer = client.skip_until("OK HISTORY").await;
                 let want = format!("{me} p{i}");
                 if !answer
                     .iter()
@@ -986,9 +863,9 @@ async fn history_right_after_the_ok_includes_the_message_under_load() {
                 }
                 // A global message: acknowledged, then asked for (others' lines are skipped).
                 client.send(&format!("MSG {me}-m{i}")).await;
-                skip_until(&mut client, "OK MSG").await;
+                client.skip_until("OK MSG").await;
                 client.send("HISTORY * 100").await;
-                let answer = skip_until(&mut client, "OK HISTORY").await;
+                let answer = client.skip_until("OK HISTORY").await;
                 let want = format!(" {me} {me}-m{i}");
                 if !answer
                     .iter()
@@ -1018,97 +895,95 @@ async fn history_right_after_the_ok_includes_the_message_under_load() {
 
 #[tokio::test]
 async fn with_history_off_nothing_is_kept() {
-    let off = [("LINECHAT_HISTORY", "false")];
+    let off = |settings: &mut Settings| settings.history = false;
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &off);
-    let mut alice = register(&server, "alice", "pw").await;
+    let server = TestServer::start_in(dir.path(), off);
+    let mut alice = server.register("alice", "pw").await;
     let mut bob = server.guest("bob").await;
     alice.expect("NOTICE ONLINE bob").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
-    check(&mut bob, "JR dev", "OK JR dev").await;
-    alice.expect("JR dev bob").await;
-    check(&mut alice, "MSG hi all", "OK MSG").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+    alice.check("MSG hi all", "OK MSG").await;
     bob.expect("MSG alice hi all").await;
-    check(&mut alice, "RM dev hi room", "OK RM dev").await;
+    alice.check("RM dev hi room", "OK RM dev").await;
     bob.expect("RM dev alice hi room").await;
-    check(&mut alice, "PM bob hi you", "OK PM bob").await;
+    alice.check("PM bob hi you", "OK PM bob").await;
     bob.expect("PM alice hi you").await;
 
     for client in [&mut alice, &mut bob] {
-        check(client, "HISTORY *", "OK HISTORY 0").await;
-        check(client, "HISTORY dev", "OK HISTORY 0").await;
+        client.check("HISTORY *", "OK HISTORY 0").await;
+        client.check("HISTORY dev", "OK HISTORY 0").await;
     }
-    check(&mut alice, "HISTORY bob", "OK HISTORY 0").await;
-    check(&mut bob, "HISTORY alice 10", "OK HISTORY 0").await;
+    alice.check("HISTORY bob", "OK HISTORY 0").await;
+    bob.check("HISTORY alice 10", "OK HISTORY 0").await;
     drop((alice, bob));
 
     // Nothing reached the disk either: a server with history on finds nothing.
-    let server = restart(server, dir.path(), &[]);
-    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
-    check(&mut alice, "HISTORY *", "OK HISTORY 0").await;
-    check(&mut alice, "HISTORY dev", "OK HISTORY 0").await;
+    let server = restart(server, dir.path(), |_| {});
+    let mut alice = server
+        .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
+        .await;
+    alice.check("HISTORY *", "OK HISTORY 0").await;
+    alice.check("HISTORY dev", "OK HISTORY 0").await;
     // bob was a guest: his session, and the conversation with him, ended.
-    check(
-        &mut alice,
-        "HISTORY bob",
-        "ERR NO_SUCH_USER bob is neither a room you are in nor a user",
-    )
-    .await;
+    alice
+        .check(
+            "HISTORY bob",
+            "ERR NO_SUCH_USER bob is neither a room you are in nor a user",
+        )
+        .await;
 }
 
 #[tokio::test]
 async fn with_history_off_queued_private_messages_still_work() {
-    let off = [("LINECHAT_HISTORY", "false")];
+    let off = |settings: &mut Settings| settings.history = false;
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &off);
+    let server = TestServer::start_in(dir.path(), off);
     let mut alice = server.guest("alice").await;
-    let bob = register(&server, "bob", "pw").await;
+    let bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    quit(bob).await;
+    bob.quit().await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
-    check(&mut alice, "PM bob kept for you", "OK PM bob queued").await;
-    check(&mut alice, "PM bob and this", "OK PM bob queued").await;
+    alice.check("PM bob kept for you", "OK PM bob queued").await;
+    alice.check("PM bob and this", "OK PM bob queued").await;
     drop(alice);
 
-    let server = restart(server, dir.path(), &off);
+    let server = restart(server, dir.path(), off);
     let mut observer = server.guest("observer").await;
-    let mut bob = login(
-        &server,
-        "bob",
-        "pw",
-        &["PM alice kept for you", "PM alice and this", "OK LOGIN bob"],
-    )
-    .await;
-    bob.expect_silence(QUIET).await;
-    quit(bob).await;
-    wait_offline(&mut observer, "bob").await;
-    let mut bob = login(&server, "bob", "pw", &["OK LOGIN bob"]).await;
-    bob.expect_silence(QUIET).await;
+    let mut bob = server
+        .login(
+            "bob",
+            "pw",
+            &["PM alice kept for you", "PM alice and this", "OK LOGIN bob"],
+        )
+        .await;
+    bob.expect_caught_up().await;
+    bob.quit().await;
+    observer.wait_offline("bob").await;
+    let mut bob = server.login("bob", "pw", &["OK LOGIN bob"]).await;
+    bob.expect_caught_up().await;
     // History is off: the delivered messages are not history (and alice, a guest, is gone).
-    check(
-        &mut bob,
+    bob.check(
         "HISTORY alice",
         "ERR NO_SUCH_USER alice is neither a room you are in nor a user",
     )
     .await;
-    check(&mut bob, "HISTORY *", "OK HISTORY 0").await;
+    bob.check("HISTORY *", "OK HISTORY 0").await;
 }
 
 #[tokio::test]
 async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
-    let mut alice = register(&server, "alice", "pw").await;
-    let mut bob = register(&server, "bob", "pw").await;
+    let server = TestServer::start_in(dir.path(), |_| {});
+    let mut alice = server.register("alice", "pw").await;
+    let mut bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    check(&mut alice, "CR dev", "OK CR dev").await;
-    bob.expect("NOTICE ROOM dev alice").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
     for i in 1..=5 {
-        check(&mut alice, &format!("MSG m{i}"), "OK MSG").await;
+        alice.check(&format!("MSG m{i}"), "OK MSG").await;
         bob.expect(&format!("MSG alice m{i}")).await;
-        check(&mut alice, &format!("RM dev r{i}"), "OK RM dev").await;
-        check(&mut alice, &format!("PM bob p{i}"), "OK PM bob").await;
+        alice.check(&format!("RM dev r{i}"), "OK RM dev").await;
+        alice.check(&format!("PM bob p{i}"), "OK PM bob").await;
         bob.expect(&format!("PM alice p{i}")).await;
     }
     let all = |prefix: &str, from: usize| -> Vec<String> {
@@ -1129,9 +1004,11 @@ async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart(
     );
     drop((alice, bob));
 
-    let keep3 = [("LINECHAT_HISTORY_KEEP_PER_CONVERSATION", "3")];
-    let server = restart(server, dir.path(), &keep3);
-    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    let keep3 = |settings: &mut Settings| settings.history_keep_per_conversation = 3;
+    let server = restart(server, dir.path(), keep3);
+    let mut alice = server
+        .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
+        .await;
     assert_eq!(
         hist(&mut alice, "HISTORY *").await,
         all("HIST * alice m", 3)
@@ -1145,10 +1022,12 @@ async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart(
         all("HIST bob alice p", 3)
     );
     // Later messages count too: the next start prunes again.
-    check(&mut alice, "MSG m6", "OK MSG").await;
+    alice.check("MSG m6", "OK MSG").await;
     drop(alice);
-    let server = restart(server, dir.path(), &keep3);
-    let mut alice = login(&server, "alice", "pw", &["JR dev alice", "OK LOGIN alice"]).await;
+    let server = restart(server, dir.path(), keep3);
+    let mut alice = server
+        .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
+        .await;
     assert_eq!(
         hist(&mut alice, "HISTORY *").await,
         ["HIST * alice m4", "HIST * alice m5", "HIST * alice m6"]
@@ -1158,33 +1037,35 @@ async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart(
 #[tokio::test]
 async fn retention_keeps_private_messages_until_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_in(dir.path(), &[], &[]);
+    let server = TestServer::start_in(dir.path(), |_| {});
     let mut alice = server.guest("alice").await;
-    let bob = register(&server, "bob", "pw").await;
+    let bob = server.register("bob", "pw").await;
     alice.expect("NOTICE ONLINE bob").await;
-    quit(bob).await;
+    bob.quit().await;
     alice.expect("NOTICE OFFLINE bob QUIT").await;
     for i in 1..=5 {
-        check(&mut alice, &format!("PM bob q{i}"), "OK PM bob queued").await;
+        alice
+            .check(&format!("PM bob q{i}"), "OK PM bob queued")
+            .await;
     }
     drop(alice);
 
-    let keep3 = [("LINECHAT_HISTORY_KEEP_PER_CONVERSATION", "3")];
-    let server = restart(server, dir.path(), &keep3);
-    let _bob = login(
-        &server,
-        "bob",
-        "pw",
-        &[
-            "PM alice q1",
-            "PM alice q2",
-            "PM alice q3",
-            "PM alice q4",
-            "PM alice q5",
-            "OK LOGIN bob",
-        ],
-    )
-    .await;
+    let keep3 = |settings: &mut Settings| settings.history_keep_per_conversation = 3;
+    let server = restart(server, dir.path(), keep3);
+    let _bob = server
+        .login(
+            "bob",
+            "pw",
+            &[
+                "PM alice q1",
+                "PM alice q2",
+                "PM alice q3",
+                "PM alice q4",
+                "PM alice q5",
+                "OK LOGIN bob",
+            ],
+        )
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1276,9 +1157,11 @@ async fn a_hard_kill_loses_at_most_the_last_batch_window() {
     );
 
     // The restarted server starts cleanly on the crashed database and answers.
-    let server = ServerProcess::start_in(dir.path(), &[], &envs);
+    let server = TestServer::start_in(dir.path(), |settings| {
+        settings.history_max_count = 1_000_000;
+    });
     let mut checker = server.guest("checker").await;
-    check(&mut checker, "PING alive", "PONG alive").await;
+    checker.check("PING alive", "PONG alive").await;
     let kept = hist(&mut checker, "HISTORY * 1000000").await;
     // What was kept is the messages in the order sent, from the first, without gaps or
     // duplicates (batches commit whole and in order)...

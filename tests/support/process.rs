@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{Client, PATIENCE};
+use super::PATIENCE;
 
 /// The server binary; only the server package's tests have it (cargo builds it for them).
 fn binary() -> &'static str {
@@ -22,6 +22,8 @@ pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     logs: mpsc::Receiver<String>,
+    /// The log lines written before it listened (start-up warnings among them).
+    pub startup_log: Vec<String>,
     /// The data directory, when the server owns it (see [`ServerProcess::start_in`]).
     _data_dir: Option<tempfile::TempDir>,
 }
@@ -60,6 +62,7 @@ impl ServerProcess {
             .arg(data_dir.join("linechat.toml"))
             .args(args)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -78,11 +81,22 @@ impl ServerProcess {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
             logs,
+            startup_log: Vec::new(),
             _data_dir: None,
         };
-        let line = server.wait_for_log("listening on ");
-        let addr = line.rsplit("listening on ").next().unwrap().trim();
-        server.addr = addr.parse().expect("address in the log line");
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match server.logs.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => panic!("not listening; log: {:?}", server.startup_log),
+            };
+            if let Some((_, addr)) = line.split_once("listening on ") {
+                break addr.trim().parse().expect("address in the log line");
+            }
+            server.startup_log.push(line);
+        };
+        server.addr = addr;
         server
     }
 
@@ -97,16 +111,6 @@ impl ServerProcess {
                 Err(_) => panic!("no log line containing {needle:?}"),
             }
         }
-    }
-
-    /// A connected client that has read the greeting.
-    pub async fn connect(&self) -> Client {
-        Client::greeted(self.addr).await
-    }
-
-    /// A client logged in as guest `name`.
-    pub async fn guest(&self, name: &str) -> Client {
-        Client::guest(self.addr, name).await
     }
 
     /// Sends SIGTERM and waits for the process to exit.

@@ -3,7 +3,7 @@
 //! Each server runs on a runtime of its own, on a thread of its own, as the binary's would:
 //! stopping it ends that runtime, which drops every task and closes every socket at once, the
 //! way a killed process does. Tests about timeouts run the server on their own runtime instead
-//! ([`TestServer::spawn`]), so that a paused clock (`tokio::time::pause`) drives both.
+//! ([`TestServer::paused`]), so that a paused clock (`tokio::time::pause`) drives both.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,8 +13,6 @@ use linechat::server::Server;
 use linechat::settings::Settings;
 use tokio::sync::oneshot;
 
-use super::Client;
-
 /// How a server on its own thread is told to stop.
 enum Stop {
     /// As on SIGTERM: clients are told, queued lines and history are written.
@@ -23,9 +21,11 @@ enum Stop {
     Now,
 }
 
-/// A server running in this process.
+/// A server running in this process, on a runtime and a thread of its own.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The TLS listener's address, when the settings ask for one.
+    pub tls_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<Stop>>,
     thread: Option<JoinHandle<()>>,
     /// The data directory, when the server owns it (see [`TestServer::start_in`]).
@@ -81,9 +81,7 @@ impl TestServer {
                 .expect("a runtime");
             runtime.block_on(async move {
                 let server = Server::bind(settings).await.expect("the server starts");
-                started
-                    .send(server.local_addr().expect("an address"))
-                    .unwrap();
+                started.send(addresses(&server)).unwrap();
                 let (graceful, now) = oneshot::channel::<()>();
                 let serving = tokio::spawn(server.run(async {
                     // Only a word shuts down gracefully: when the sender is dropped, the
@@ -103,27 +101,51 @@ impl TestServer {
             });
             runtime.shutdown_background();
         });
-        let addr = listening.recv().expect("the server starts");
+        let (addr, tls_addr) = listening.recv().expect("the server starts");
         Self {
             addr,
+            tls_addr,
             stop: Some(stop),
             thread: Some(thread),
             _data_dir: None,
         }
     }
 
-    /// Starts the server on the test's own runtime, so that the test's clock (paused or not)
-    /// is the server's; it stops when the runtime does.
-    pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> (SocketAddr, tempfile::TempDir) {
+    /// Starts the server on the test's own runtime, in a fresh data directory, so that the
+    /// test's clock is the server's; it stops when the runtime does.
+    pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> SpawnedServer {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let mut settings = settings(data_dir.path());
         configure(&mut settings);
         let server = Server::bind(settings).await.expect("the server starts");
-        let addr = server.local_addr().expect("an address");
+        let (addr, tls_addr) = addresses(&server);
         tokio::spawn(server.run(std::future::pending()));
-        (addr, data_dir)
+        SpawnedServer {
+            addr,
+            tls_addr,
+            _data_dir: data_dir,
+        }
     }
 
+    /// [`TestServer::spawn`], then pauses the clock (`tokio::time::pause`), for a test about
+    /// time on a current-thread runtime (a plain `#[tokio::test]`).
+    ///
+    /// The clock is paused only once the server is bound: binding opens the database, which
+    /// runs on threads of its own, and a paused clock jumps to the next timer whenever the
+    /// runtime has nothing to do but wait (sqlx's pool timeout, here). For the same reason a
+    /// paused test uses guests, with `history = false`, and no rooms, since accounts and rooms
+    /// are written to the database at once: while the runtime waits for it, time would leap
+    /// to the next deadline. Password hashing runs on tokio's blocking pool, which holds the
+    /// clock still.
+    pub async fn paused(configure: impl FnOnce(&mut Settings)) -> SpawnedServer {
+        let server = Self::spawn(|settings| {
+            settings.history = false;
+            configure(settings);
+        })
+        .await;
+        tokio::time::pause();
+        server
+    }
     /// Shuts the server down as SIGTERM does, and waits until it has.
     pub fn terminate(&mut self) {
         self.stop_with(Stop::Gracefully);
@@ -142,16 +164,21 @@ impl TestServer {
             thread.join().expect("the server's thread ends cleanly");
         }
     }
+}
 
-    /// A connected client that has read the greeting.
-    pub async fn connect(&self) -> Client {
-        Client::greeted(self.addr).await
-    }
+/// A server on the test's own runtime (see [`TestServer::spawn`] and [`TestServer::paused`]).
+pub struct SpawnedServer {
+    pub addr: SocketAddr,
+    /// The TLS listener's address, when the settings ask for one.
+    pub tls_addr: Option<SocketAddr>,
+    _data_dir: tempfile::TempDir,
+}
 
-    /// A client logged in as guest `name`.
-    pub async fn guest(&self, name: &str) -> Client {
-        Client::guest(self.addr, name).await
-    }
+/// The plain and the TLS listeners' addresses of a bound server.
+fn addresses(server: &Server) -> (SocketAddr, Option<SocketAddr>) {
+    let addr = server.local_addr().expect("an address");
+    let tls_addr = server.tls_addr().map(|addr| addr.expect("a TLS address"));
+    (addr, tls_addr)
 }
 
 impl Drop for TestServer {

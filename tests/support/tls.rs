@@ -1,39 +1,34 @@
 //! A server with a TLS listener, for the tests that need one.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use linechat::settings::Settings;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
-use super::ServerProcess;
+use super::TestServer;
 
-/// A server with a TLS listener, and a client configuration that trusts its certificate.
-pub struct TlsServer {
-    pub server: ServerProcess,
-    pub tls_addr: SocketAddr,
+/// A self-signed certificate for `localhost` in files a server can read, and a client
+/// configuration that trusts it.
+pub struct Tls {
     pub connector: tokio_rustls::TlsConnector,
+    cert: PathBuf,
+    key: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl TlsServer {
-    pub fn start(envs: &[(&str, &str)]) -> Self {
+impl Tls {
+    pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let cert_path = dir.path().join("cert.pem");
-        let key_path = dir.path().join("key.pem");
-        std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-        std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-        let mut all_envs = vec![
-            ("LINECHAT_TLS_CERT", cert_path.to_str().unwrap()),
-            ("LINECHAT_TLS_KEY", key_path.to_str().unwrap()),
-        ];
-        all_envs.extend_from_slice(envs);
-        let server = ServerProcess::start_with(&["--tls-addr", "127.0.0.1:0"], &all_envs);
-        let line = server.wait_for_log("TLS listening on ");
-        let tls_addr = line.rsplit("TLS listening on ").next().unwrap().trim();
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certified.cert.der().clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -43,11 +38,18 @@ impl TlsServer {
             .with_root_certificates(roots)
             .with_no_client_auth();
         Self {
-            server,
-            tls_addr: tls_addr.parse().unwrap(),
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            cert,
+            key,
             _dir: dir,
         }
+    }
+
+    /// Gives `settings` a TLS listener on a free port with this certificate.
+    pub fn configure(&self, settings: &mut Settings) {
+        settings.tls_addr = Some("127.0.0.1:0".into());
+        settings.tls_cert = Some(self.cert.clone());
+        settings.tls_key = Some(self.key.clone());
     }
 
     /// Does the TLS handshake over `tcp`.
@@ -62,5 +64,30 @@ impl TlsServer {
     /// Does the TLS handshake over `tcp` and returns the lines the server sends.
     pub async fn handshake(&self, tcp: TcpStream) -> Lines<BufReader<TlsStream<TcpStream>>> {
         BufReader::new(self.connect(tcp).await).lines()
+    }
+}
+
+/// A server in this process with a TLS listener, and a client configuration that trusts its
+/// certificate.
+pub struct TlsServer {
+    pub server: TestServer,
+    pub tls_addr: SocketAddr,
+    pub tls: Tls,
+}
+
+impl TlsServer {
+    /// A server whose settings `configure` changes, with a TLS listener besides.
+    pub fn start(configure: impl FnOnce(&mut Settings)) -> Self {
+        let tls = Tls::new();
+        let server = TestServer::with(|settings| {
+            tls.configure(settings);
+            configure(settings);
+        });
+        let tls_addr = server.tls_addr.expect("a TLS listener");
+        Self {
+            server,
+            tls_addr,
+            tls,
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
 
-use support::{PATIENCE, TestServer};
+use support::{PATIENCE, Server, TestServer};
 
 /// The client in a pseudo-terminal, and the screen it draws.
 struct Tui {
