@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
+use super::chunk::{ChunkWriter, Entry};
 use super::{
     Conversation, Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage,
     files, key,
@@ -26,14 +27,17 @@ use crate::server::member::UserId;
 /// writes every page it touched, and messages to many conversations touch as many pages of
 /// the index HISTORY reads by: the more rows per commit, the fewer times each page is written.
 const MAX_BATCH: usize = 16_384;
-/// Most rows per `INSERT` statement: 6 parameters each, well under SQLite's limit of 32766.
+/// Most rows per `INSERT` statement: 7 parameters each, well under SQLite's limit of 32766.
 /// Statements come in the powers of two up to it, so that every batch is written with a few
 /// statements that SQLite has already prepared (sqlx caches them by their text).
 const ROWS_PER_INSERT: usize = 1024;
+/// The columns a message row is written with, and a chunk (see `chunk.rs`).
+const MESSAGE_COLUMNS: &str = "messages (id, conversation, sender, recipient_key, body, sent_at, pending)";
+const CHUNK_COLUMNS: &str = "chunks (id, conversation, first_id, count, first_at, last_at, body)";
 /// Requests taken from the inbox at once.
 const RECEIVED_AT_ONCE: usize = 256;
-/// Conversations (and senders' names) the writer keeps in memory; past this, it forgets
-/// them all and looks them up again.
+/// Conversations the writer keeps in memory; past this, it forgets them all and looks them
+/// up again.
 const KEYS_KEPT: usize = 65_536;
 /// How often old history is pruned while running (it is also pruned at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -42,8 +46,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const REPORT_LOSS_EVERY: Duration = Duration::from_secs(10);
 pub(super) const DATABASE_FILE: &str = "linechat.db";
 
-/// Opens the database, migrates it, and reads what is kept in memory.
-pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded), StorageError> {
+/// Opens the database, migrates it, and reads what is kept in memory. Also returns the
+/// highest message id stored, in rows or chunks (0 if none), which the writer goes on from.
+pub(super) async fn open(
+    options: &StorageOptions,
+) -> Result<(SqlitePool, Loaded, i64), StorageError> {
     let path = files::prepare(&options.data_dir, DATABASE_FILE)?;
     let connect = SqliteConnectOptions::new()
         .filename(&path)
@@ -90,7 +97,13 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(SqlitePool, Loaded
             _ => warn!(room, creator, "skipping a room with a bad name"),
         }
     }
-    Ok((pool, loaded))
+    let (last_id,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages \
+         UNION ALL SELECT MAX(id) AS id FROM chunks) AS latest",
+    )
+    .fetch_one(&pool)
+    .await?;
+    Ok((pool, loaded, last_id.unwrap_or(0)))
 }
 
 pub(super) struct StorageActor {
@@ -115,15 +128,17 @@ pub(super) struct StorageActor {
     /// Conversations' ids in the `conversations` table, by conversation (both orders of a
     /// private pair), as far as they are committed.
     conversations: HashMap<Conversation, i64>,
-    /// Senders' names as spelled, shared by every row that names them: a parameter that
-    /// costs neither an allocation here nor a free on SQLite's thread.
-    senders: HashMap<Box<str>, Arc<str>>,
-    /// `INSERT` statements for `1 << n` rows, by `n`.
-    inserts: Vec<Arc<str>>,
+    /// The last message id handed out: ids are one sequence over rows and chunks, in the
+    /// order messages arrive. Ids of a batch that failed are not used again.
+    last_id: i64,
+    /// `INSERT` statements for `1 << n` message rows, by `n`.
+    message_inserts: Vec<Arc<str>>,
+    /// The same for chunks.
+    chunk_inserts: Vec<Arc<str>>,
 }
 
 impl StorageActor {
-    pub(super) fn new(pool: SqlitePool, options: &StorageOptions) -> Self {
+    pub(super) fn new(pool: SqlitePool, options: &StorageOptions, last_id: i64) -> Self {
         Self {
             pool,
             batch: Vec::new(),
@@ -138,10 +153,9 @@ impl StorageActor {
             loss_log: LogTally::new(REPORT_LOSS_EVERY),
             last_error: None,
             conversations: HashMap::new(),
-            senders: HashMap::new(),
-            inserts: (0..=ROWS_PER_INSERT.ilog2())
-                .map(|n| insert_statement(1 << n).into())
-                .collect(),
+            last_id,
+            message_inserts: insert_statements(MESSAGE_COLUMNS),
+            chunk_inserts: insert_statements(CHUNK_COLUMNS),
         }
     }
 
@@ -375,13 +389,15 @@ impl StorageActor {
         .execute(&mut *tx)
         .await?;
         if deleted.rows_affected() > 0 {
-            sqlx::query(
-                "DELETE FROM messages WHERE conversation IN \
-                 (SELECT id FROM conversations WHERE key = ?)",
-            )
-            .bind(Conversation::Room(room.clone()).key())
-            .execute(&mut *tx)
-            .await?;
+            for table in ["messages", "chunks"] {
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE conversation IN \
+                     (SELECT id FROM conversations WHERE key = ?)"
+                )))
+                .bind(Conversation::Room(room.clone()).key())
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await
     }
@@ -452,17 +468,22 @@ impl StorageActor {
         );
     }
 
-    /// Writes a batch in one transaction, many rows per statement: per-statement overhead,
-    /// not the disk, is what storing costs at chat rates. The records are consumed: their
-    /// strings become the statements' parameters without a copy.
+    /// Writes a batch in one transaction: per-statement overhead, not the disk, is what
+    /// storing costs at chat rates. History goes in chunks, one per conversation of the
+    /// batch, so that a batch of thousands of messages to a hundred conversations is a
+    /// hundred rows, written by a few `INSERT`s of many rows each. Queued private messages are
+    /// rows of `messages`, as they are taken one by one at their recipient's login.
     async fn write(&mut self, batch: Vec<Record>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // Conversations first filed by this transaction: kept only once it is committed.
         let mut filed = HashMap::new();
-        let mut ids = Vec::with_capacity(batch.len());
-        for record in &batch {
+        let mut rows = Vec::new();
+        let mut chunks: Vec<ChunkWriter> = Vec::new();
+        // The chunk each conversation is adding to, by index in `chunks`.
+        let mut open: HashMap<i64, usize> = HashMap::new();
+        for record in batch {
             let known = self.conversations.get(&record.conversation);
-            let id = match known.or_else(|| filed.get(&record.conversation)) {
+            let conversation = match known.or_else(|| filed.get(&record.conversation)) {
                 Some(id) => *id,
                 None => {
                     let id = file_conversation(&mut tx, &record.conversation).await?;
@@ -470,40 +491,57 @@ impl StorageActor {
                     id
                 }
             };
-            ids.push(id);
-        }
-        let mut rows = batch.into_iter().zip(ids);
-        let mut left = rows.len();
-        while left > 0 {
-            // The largest statement that fits: 1024-row ones, then at most one of each
-            // smaller power of two.
-            let n = left.min(ROWS_PER_INSERT).ilog2();
-            let size = 1 << n;
-            let mut arguments = SqliteArguments::default();
-            arguments.reserve(size * 6, 0);
-            for (record, conversation) in rows.by_ref().take(size) {
-                // Only a queued message needs its recipient (to be found at their login); in
-                // history the conversation says who it was for.
-                let recipient = record.to.filter(|_| record.pending).map(|to| to.key());
-                arguments.add(conversation).map_err(sqlx::Error::Encode)?;
-                arguments
-                    .add(self.sender(record.from.as_str()))
-                    .map_err(sqlx::Error::Encode)?;
-                arguments.add(recipient).map_err(sqlx::Error::Encode)?;
-                arguments.add(record.text).map_err(sqlx::Error::Encode)?;
-                arguments
-                    .add(millis(record.at))
-                    .map_err(sqlx::Error::Encode)?;
-                arguments
-                    .add(i64::from(record.pending))
-                    .map_err(sqlx::Error::Encode)?;
+            self.last_id += 1;
+            let id = self.last_id;
+            if !record.pending {
+                let entry = Entry {
+                    id,
+                    at: millis(record.at),
+                    from: record.from.as_str(),
+                    text: &record.text,
+                };
+                let added = match open.get(&conversation) {
+                    Some(&index) => chunks[index].push(entry).is_ok(),
+                    None => false,
+                };
+                if added {
+                    continue;
+                }
+                if let Ok(chunk) = ChunkWriter::new(conversation, entry) {
+                    open.insert(conversation, chunks.len());
+                    chunks.push(chunk);
+                    continue;
+                }
             }
-            let insert = AssertSqlSafe(Arc::clone(&self.inserts[n as usize]));
-            sqlx::query_with(insert, arguments)
-                .execute(&mut *tx)
-                .await?;
-            left -= size;
+            // A row ends its conversation's chunk: a chunk never spans another message of
+            // its conversation, so that rows and chunks merge by id.
+            open.remove(&conversation);
+            rows.push((id, conversation, record));
         }
+        insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {
+            let (id, conversation, record) = row;
+            // Only a queued message needs its recipient (to be found at their login); in
+            // history the conversation says who it was for.
+            let recipient = record.to.filter(|_| record.pending).map(|to| to.key());
+            arguments.add(id)?;
+            arguments.add(conversation)?;
+            arguments.add(record.from.as_str().to_owned())?;
+            arguments.add(recipient)?;
+            arguments.add(record.text)?;
+            arguments.add(millis(record.at))?;
+            arguments.add(i64::from(record.pending))
+        })
+        .await?;
+        insert_all(&mut tx, &self.chunk_inserts, chunks, |arguments, chunk| {
+            arguments.add(chunk.last_id)?;
+            arguments.add(chunk.conversation)?;
+            arguments.add(chunk.first_id)?;
+            arguments.add(chunk.count)?;
+            arguments.add(chunk.first_at)?;
+            arguments.add(chunk.last_at)?;
+            arguments.add(chunk.body)
+        })
+        .await?;
         tx.commit().await?;
         if self.conversations.len() + filed.len() > KEYS_KEPT {
             self.conversations.clear();
@@ -512,64 +550,95 @@ impl StorageActor {
         Ok(())
     }
 
-    /// `name` as a shared parameter, from memory when it can.
-    fn sender(&mut self, name: &str) -> Arc<str> {
-        if let Some(shared) = self.senders.get(name) {
-            return Arc::clone(shared);
-        }
-        if self.senders.len() >= KEYS_KEPT {
-            self.senders.clear();
-        }
-        let shared: Arc<str> = name.into();
-        self.senders.insert(name.into(), Arc::clone(&shared));
-        shared
-    }
-
-    /// Applies the retention settings. Queued private messages are kept until delivered.
+    /// Applies the retention settings, to whole chunks: a chunk is kept while any of its
+    /// messages is, so at least the configured count and age remain (at most a batch's worth
+    /// more per conversation). Queued private messages are kept until delivered.
     async fn prune(&self) {
         let mut removed = 0;
         if self.keep_days > 0 {
             let cutoff = SystemTime::now()
                 .checked_sub(Duration::from_secs(self.keep_days * 86_400))
                 .unwrap_or(UNIX_EPOCH);
-            // Rows are in time order by id, so this hourly scan needs no index on the time,
-            // which would cost every insert.
-            let result = sqlx::query("DELETE FROM messages WHERE pending = 0 AND sent_at < ?")
-                .bind(millis(cutoff))
-                .execute(&self.pool)
-                .await;
-            removed += log_failure("pruning old history", result).map_or(0, |r| r.rows_affected());
+            // An hourly scan needs no index on the time, which would cost every insert.
+            for (table, old) in [
+                ("messages", "pending = 0 AND sent_at < ?"),
+                ("chunks", "last_at < ?"),
+            ] {
+                let result = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {old}")))
+                    .bind(millis(cutoff))
+                    .execute(&self.pool)
+                    .await;
+                removed += log_failure("pruning old history", result).map_or(0, |r| r.rows_affected());
+            }
         }
         if self.keep_per_conversation > 0 {
             let keep = i64::try_from(self.keep_per_conversation).unwrap_or(i64::MAX);
-            let result = sqlx::query(
-                "DELETE FROM messages WHERE pending = 0 AND id IN ( \
-                   SELECT id FROM ( \
-                     SELECT id, ROW_NUMBER() OVER (PARTITION BY conversation ORDER BY id DESC) AS newer \
-                     FROM messages) AS ranked \
-                   WHERE newer > ?)",
-            )
-            .bind(keep)
-            .execute(&self.pool)
-            .await;
-            removed += log_failure("pruning long history", result).map_or(0, |r| r.rows_affected());
+            // Rows and chunks newest first per conversation, each with the count of messages
+            // newer than it: one is deleted once that many are kept without it. Queued rows
+            // count, as they are history too once delivered.
+            for (table, which) in [("messages", "pending = 0 AND "), ("chunks", "")] {
+                let result = sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE {which}id IN ( \
+                       SELECT id FROM ( \
+                         SELECT id, kind, COALESCE(SUM(n) OVER (PARTITION BY conversation \
+                           ORDER BY id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) \
+                           AS newer \
+                         FROM (SELECT id, conversation, 1 AS n, 'messages' AS kind FROM messages \
+                               UNION ALL \
+                               SELECT id, conversation, count AS n, 'chunks' AS kind FROM chunks) \
+                           AS items) AS ranked \
+                       WHERE kind = '{table}' AND newer >= ?)"
+                )))
+                .bind(keep)
+                .execute(&self.pool)
+                .await;
+                removed +=
+                    log_failure("pruning long history", result).map_or(0, |r| r.rows_affected());
+            }
         }
         if removed > 0 {
-            info!(removed, "pruned history");
+            info!(removed, "pruned history (rows and chunks)");
         }
     }
 }
 
-/// `INSERT INTO messages ... VALUES (?, ...), ...` for `rows` rows.
-fn insert_statement(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO messages (conversation, sender, recipient_key, body, sent_at, pending) VALUES ",
-    );
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "" } else { ", " });
-        sql.push_str("(?, ?, ?, ?, ?, ?)");
+/// `INSERT INTO <columns> VALUES (?, ...), ...` for 1, 2, 4, ... `ROWS_PER_INSERT` rows.
+fn insert_statements(columns: &str) -> Vec<Arc<str>> {
+    let width = columns.matches(',').count() + 1;
+    let row = format!("({})", vec!["?"; width].join(", "));
+    (0..=ROWS_PER_INSERT.ilog2())
+        .map(|n| {
+            let rows = vec![row.as_str(); 1 << n].join(", ");
+            format!("INSERT INTO {columns} VALUES {rows}").into()
+        })
+        .collect()
+}
+
+/// Inserts `items` with the fewest statements of `statements` (see `insert_statements`):
+/// `ROWS_PER_INSERT`-row ones, then at most one of each smaller power of two. `bind` adds
+/// an item's parameters, consuming it, so that its strings become parameters without a copy.
+async fn insert_all<T>(
+    connection: &mut SqliteConnection,
+    statements: &[Arc<str>],
+    items: Vec<T>,
+    mut bind: impl FnMut(&mut SqliteArguments, T) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<(), sqlx::Error> {
+    let mut left = items.len();
+    let mut items = items.into_iter();
+    while left > 0 {
+        let n = left.min(ROWS_PER_INSERT).ilog2();
+        let size = 1 << n;
+        let mut arguments = SqliteArguments::default();
+        for item in items.by_ref().take(size) {
+            bind(&mut arguments, item).map_err(sqlx::Error::Encode)?;
+        }
+        let insert = AssertSqlSafe(Arc::clone(&statements[n as usize]));
+        sqlx::query_with(insert, arguments)
+            .execute(&mut *connection)
+            .await?;
+        left -= size;
     }
-    sql
+    Ok(())
 }
 
 /// The id of `conversation` in the `conversations` table, which files it if it is new.
@@ -590,17 +659,26 @@ async fn file_conversation(
 }
 
 /// Rows of `(id, sender, body, sent_at)` as messages.
-pub(super) fn stored(rows: Vec<(i64, String, String, i64)>) -> Vec<StoredMessage> {
+fn stored(rows: Vec<(i64, String, String, i64)>) -> Vec<StoredMessage> {
     rows.into_iter()
-        .filter_map(|(id, from, text, at)| {
-            Some(StoredMessage {
-                id,
-                from: Name::parse(&from).ok()?,
-                text,
-                at: UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
-            })
-        })
+        .filter_map(|(id, from, text, at)| stored_message(id, &from, || text, at))
         .collect()
+}
+
+/// A message as read back; `None` for a sender's name or a time that is not valid (which
+/// only a damaged or hand-edited database has). The text is made only if it is.
+pub(super) fn stored_message(
+    id: i64,
+    from: &str,
+    text: impl FnOnce() -> String,
+    at: i64,
+) -> Option<StoredMessage> {
+    Some(StoredMessage {
+        id,
+        from: Name::parse(from).ok()?,
+        at: UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
+        text: text(),
+    })
 }
 
 fn millis(at: SystemTime) -> i64 {

@@ -13,6 +13,7 @@
 //! queued for offline users) is written at once, and its caller hears whether it is stored.
 
 mod actor;
+mod chunk;
 mod files;
 mod reader;
 
@@ -208,11 +209,11 @@ impl Store {
     pub async fn open(
         options: StorageOptions,
     ) -> Result<(Store, Loaded, JoinHandle<()>), StorageError> {
-        let (pool, loaded) = actor::open(&options).await?;
+        let (pool, loaded, last_id) = actor::open(&options).await?;
         let reader = reader::Reader::open(&options).await?;
         // Unbounded so that recording never waits; the batch window bounds how much queues.
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(actor::StorageActor::new(pool, &options).run(rx));
+        let task = tokio::spawn(actor::StorageActor::new(pool, &options, last_id).run(rx));
         let store = Store {
             tx,
             reader,

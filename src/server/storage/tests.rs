@@ -127,9 +127,11 @@ async fn retention_keeps_the_latest_per_conversation() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        // A batch each: a chunk of one message per conversation.
         for i in 0..10 {
             store.record(said(Conversation::Global, "bob", &i.to_string()));
             store.record(said(Conversation::Room(name("dev")), "bob", &i.to_string()));
+            store.sync().await;
         }
         store.close().await;
         task.await.unwrap();
