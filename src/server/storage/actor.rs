@@ -10,6 +10,7 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Arguments, AssertSqlSafe, SqliteConnection, SqlitePool};
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
@@ -35,7 +36,10 @@ const ROWS_PER_INSERT: usize = 1024;
 const MESSAGE_COLUMNS: &str = "messages (id, conversation, sender, recipient_key, body, sent_at, pending)";
 const CHUNK_COLUMNS: &str = "chunks (id, conversation, first_id, count, first_at, last_at, body)";
 /// Requests taken from the inbox at once.
-const RECEIVED_AT_ONCE: usize = 256;
+const RECEIVED_AT_ONCE: usize = 1024;
+/// While a batch gathers, how often the writer takes what has come to its inbox: the most a
+/// write acknowledged to a client (an account, a room) waits behind a busy history.
+const DRAIN_EVERY: Duration = Duration::from_millis(2);
 /// Conversations the writer keeps in memory; past this, it forgets them all and looks them
 /// up again.
 const KEYS_KEPT: usize = 65_536;
@@ -106,6 +110,16 @@ pub(super) async fn open(
     Ok((pool, loaded, last_id.unwrap_or(0)))
 }
 
+/// A conversation the writer knows: its id, and which chunk of the batch being written it
+/// adds to (one lookup per message finds both).
+struct Known {
+    id: i64,
+    /// The batch in which `chunk` is its open chunk; another batch's number means none.
+    batch: u64,
+    /// Its chunk's index in the batch's chunks.
+    chunk: usize,
+}
+
 pub(super) struct StorageActor {
     pool: SqlitePool,
     batch: Vec<Record>,
@@ -127,7 +141,9 @@ pub(super) struct StorageActor {
     last_error: Option<String>,
     /// Conversations' ids in the `conversations` table, by conversation (both orders of a
     /// private pair), as far as they are committed.
-    conversations: HashMap<Conversation, i64>,
+    conversations: HashMap<Conversation, Known>,
+    /// Batches written since start: the number of the one being written.
+    batches: u64,
     /// The last message id handed out: ids are one sequence over rows and chunks, in the
     /// order messages arrive. Ids of a batch that failed are not used again.
     last_id: i64,
@@ -153,6 +169,7 @@ impl StorageActor {
             loss_log: LogTally::new(REPORT_LOSS_EVERY),
             last_error: None,
             conversations: HashMap::new(),
+            batches: 0,
             last_id,
             message_inserts: insert_statements(MESSAGE_COLUMNS),
             chunk_inserts: insert_statements(CHUNK_COLUMNS),
@@ -162,41 +179,67 @@ impl StorageActor {
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StorageRequest>) {
         self.prune().await;
         let mut prune = tokio::time::interval_at(Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
-        // Requests are taken many at a time: at chat rates a wake-up, and a timer armed and
-        // disarmed, for every message would cost as much as writing it.
+        // Requests are taken many at a time: at chat rates a wake-up for every message (each
+        // sender wakes the writer that waits for its inbox) would cost as much as writing it.
+        // So the inbox wakes the writer only for the first record of a batch; while a batch
+        // gathers, the writer takes what has come every `DRAIN_EVERY`, and at its deadline.
         let mut requests = Vec::with_capacity(RECEIVED_AT_ONCE);
         loop {
+            let gathering = self.deadline.is_some();
+            let drain_at = self
+                .deadline
+                .map(|deadline| deadline.min(Instant::now() + DRAIN_EVERY));
             tokio::select! {
-                received = rx.recv_many(&mut requests, RECEIVED_AT_ONCE) => {
+                received = rx.recv_many(&mut requests, RECEIVED_AT_ONCE), if !gathering => {
                     if received == 0 {
                         self.flush().await;
                         return;
                     }
-                    for request in requests.drain(..) {
-                        if !self.take(request).await {
+                }
+                () = sleep_until(drain_at.unwrap_or_else(Instant::now)), if gathering => {
+                    while rx.recv_many(&mut requests, RECEIVED_AT_ONCE).now_or_never().unwrap_or(0) > 0 {
+                        if !self.take_all(&mut requests).await {
                             return;
                         }
                     }
-                }
-                () = sleep_until(self.deadline.unwrap_or_else(Instant::now)), if self.deadline.is_some() => {
-                    self.flush().await;
+                    if self.deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+                        self.flush().await;
+                    }
                 }
                 _ = prune.tick() => self.prune().await,
+            }
+            if !self.take_all(&mut requests).await {
+                return;
             }
         }
     }
 
-    /// Takes one request; false once the store is closed.
-    async fn take(&mut self, request: StorageRequest) -> bool {
-        match request {
-            StorageRequest::Record(record) => {
-                self.batch.push(record);
-                if self.batch.len() >= MAX_BATCH {
-                    self.flush().await;
-                } else if self.deadline.is_none() {
-                    self.deadline = Some(Instant::now() + self.batch_window);
+    /// Takes the requests received; false once the store is closed. A history record is
+    /// only put in the batch: that path stays out of `take`, whose future is large.
+    async fn take_all(&mut self, requests: &mut Vec<StorageRequest>) -> bool {
+        for request in requests.drain(..) {
+            match request {
+                StorageRequest::Record(record) => {
+                    self.batch.push(record);
+                    if self.batch.len() >= MAX_BATCH {
+                        self.flush().await;
+                    } else if self.deadline.is_none() {
+                        self.deadline = Some(Instant::now() + self.batch_window);
+                    }
+                }
+                request => {
+                    if !self.take(request).await {
+                        return false;
+                    }
                 }
             }
+        }
+        true
+    }
+
+    /// Takes one request other than a record; false once the store is closed.
+    async fn take(&mut self, request: StorageRequest) -> bool {
+        match request {
             StorageRequest::Barrier { done } => {
                 // Answered with the batch it waits for, without a commit of its own.
                 if self.batch.is_empty() {
@@ -475,21 +518,28 @@ impl StorageActor {
     /// rows of `messages`, as they are taken one by one at their recipient's login.
     async fn write(&mut self, batch: Vec<Record>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        self.batches += 1;
+        let this_batch = self.batches;
         // Conversations first filed by this transaction: kept only once it is committed.
-        let mut filed = HashMap::new();
+        let mut filed: HashMap<Conversation, Known> = HashMap::new();
         let mut rows = Vec::new();
         let mut chunks: Vec<ChunkWriter> = Vec::new();
-        // The chunk each conversation is adding to, by index in `chunks`.
-        let mut open: HashMap<i64, usize> = HashMap::new();
         for record in batch {
-            let known = self.conversations.get(&record.conversation);
-            let conversation = match known.or_else(|| filed.get(&record.conversation)) {
-                Some(id) => *id,
-                None => {
+            let known = if let Some(known) = self.conversations.get_mut(&record.conversation) {
+                known
+            } else {
+                if !filed.contains_key(&record.conversation) {
                     let id = file_conversation(&mut tx, &record.conversation).await?;
-                    filed.insert(record.conversation.clone(), id);
-                    id
+                    let known = Known {
+                        id,
+                        batch: 0,
+                        chunk: 0,
+                    };
+                    filed.insert(record.conversation.clone(), known);
                 }
+                filed
+                    .get_mut(&record.conversation)
+                    .expect("filed just above")
             };
             self.last_id += 1;
             let id = self.last_id;
@@ -500,23 +550,18 @@ impl StorageActor {
                     from: record.from.as_str(),
                     text: &record.text,
                 };
-                let added = match open.get(&conversation) {
-                    Some(&index) => chunks[index].push(entry).is_ok(),
-                    None => false,
-                };
-                if added {
+                if known.batch == this_batch && chunks[known.chunk].push(entry).is_ok() {
                     continue;
                 }
-                if let Ok(chunk) = ChunkWriter::new(conversation, entry) {
-                    open.insert(conversation, chunks.len());
-                    chunks.push(chunk);
-                    continue;
-                }
+                known.batch = this_batch;
+                known.chunk = chunks.len();
+                chunks.push(ChunkWriter::new(known.id, entry));
+                continue;
             }
             // A row ends its conversation's chunk: a chunk never spans another message of
             // its conversation, so that rows and chunks merge by id.
-            open.remove(&conversation);
-            rows.push((id, conversation, record));
+            known.batch = 0;
+            rows.push((id, known.id, record));
         }
         insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {
             let (id, conversation, record) = row;

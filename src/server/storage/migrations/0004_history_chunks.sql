@@ -9,11 +9,13 @@
 -- chunk never spans a row of its own conversation: a conversation's queued row in the middle
 -- of a batch ends its chunk, and the messages after it start another.
 --
--- `body` holds the messages, each as (integers little-endian):
---   4 bytes  its id less `first_id`, unsigned
---   8 bytes  sent_at, Unix milliseconds, signed
---   2 bytes  the sender's name's length n, unsigned; then the name, n bytes of UTF-8
---   4 bytes  the text's length n, unsigned; then the text, n bytes of UTF-8
+-- `body` holds the messages in id order, each as four unsigned LEB128 varints and the text:
+--   1. its id less the previous message's (the first's: less `first_id`, so 0);
+--   2. its sent_at (Unix milliseconds) less the previous message's (the first's: less 0),
+--      zigzag-encoded (0, -1, 1, -2, ... as 0, 1, 2, 3, ...);
+--   3. its sender: k >= 1 for the k-th name this chunk spelled out (at most 64 are), or 0
+--      followed by the name's length in bytes (a varint) and the name in UTF-8;
+--   4. the text's length in bytes, followed by the text in UTF-8.
 -- (src/server/storage/chunk.rs encodes and decodes it.)
 
 CREATE TABLE chunks (
