@@ -110,9 +110,10 @@ pub(super) async fn open(
     Ok((pool, loaded, last_id.unwrap_or(0)))
 }
 
-/// A conversation the writer knows: its id, and which chunk of the batch being written it
+/// A conversation the writer knows: its id, and which chunk of the batch being gathered it
 /// adds to (one lookup per message finds both).
 struct Known {
+    /// Its id in the `conversations` table; 0 until a commit has filed it there.
     id: i64,
     /// The batch in which `chunk` is its open chunk; another batch's number means none.
     batch: u64,
@@ -120,9 +121,26 @@ struct Known {
     chunk: usize,
 }
 
+/// The messages of the next group commit. Each history message is encoded into its
+/// conversation's chunk as it arrives, and its record dropped, while both are still in the
+/// processor's cache: holding thousands of records until the commit cost more than encoding
+/// them.
+#[derive(Default)]
+struct Batch {
+    /// Its number (see `Known::batch`).
+    number: u64,
+    chunks: Vec<ChunkWriter>,
+    /// Chunks of conversations not filed yet, by index in `chunks`: filed at the commit.
+    unfiled: Vec<(usize, Conversation)>,
+    /// Messages stored as rows: queued private messages, with their ids.
+    rows: Vec<(i64, Record)>,
+    /// Messages in it.
+    messages: usize,
+}
+
 pub(super) struct StorageActor {
     pool: SqlitePool,
-    batch: Vec<Record>,
+    batch: Batch,
     /// When the oldest record of the batch must be committed.
     deadline: Option<Instant>,
     batch_window: Duration,
@@ -142,8 +160,6 @@ pub(super) struct StorageActor {
     /// Conversations' ids in the `conversations` table, by conversation (both orders of a
     /// private pair), as far as they are committed.
     conversations: HashMap<Conversation, Known>,
-    /// Batches written since start: the number of the one being written.
-    batches: u64,
     /// The last message id handed out: ids are one sequence over rows and chunks, in the
     /// order messages arrive. Ids of a batch that failed are not used again.
     last_id: i64,
@@ -157,7 +173,10 @@ impl StorageActor {
     pub(super) fn new(pool: SqlitePool, options: &StorageOptions, last_id: i64) -> Self {
         Self {
             pool,
-            batch: Vec::new(),
+            batch: Batch {
+                number: 1,
+                ..Batch::default()
+            },
             deadline: None,
             batch_window: options.batch_window,
             keep_per_conversation: options.keep_per_conversation,
@@ -169,7 +188,6 @@ impl StorageActor {
             loss_log: LogTally::new(REPORT_LOSS_EVERY),
             last_error: None,
             conversations: HashMap::new(),
-            batches: 0,
             last_id,
             message_inserts: insert_statements(MESSAGE_COLUMNS),
             chunk_inserts: insert_statements(CHUNK_COLUMNS),
@@ -220,8 +238,8 @@ impl StorageActor {
         for request in requests.drain(..) {
             match request {
                 StorageRequest::Record(record) => {
-                    self.batch.push(record);
-                    if self.batch.len() >= MAX_BATCH {
+                    self.gather(record);
+                    if self.batch.messages >= MAX_BATCH {
                         self.flush().await;
                     } else if self.deadline.is_none() {
                         self.deadline = Some(Instant::now() + self.batch_window);
@@ -242,7 +260,7 @@ impl StorageActor {
         match request {
             StorageRequest::Barrier { done } => {
                 // Answered with the batch it waits for, without a commit of its own.
-                if self.batch.is_empty() {
+                if self.batch.messages == 0 {
                     let _ = done.send(());
                 } else {
                     self.barriers.push(done);
@@ -319,7 +337,10 @@ impl StorageActor {
                 let _ = reply.send(self.settle("removing a membership", result.map(drop)).await);
             }
             StorageRequest::QueuePrivate { record, reply } => {
-                let result = self.write(vec![record]).await;
+                // Alone in its batch: the batch was committed just before.
+                self.gather(record);
+                let batch = self.next_batch();
+                let result = self.write(batch).await;
                 let _ = reply.send(self.settle("queueing a private message", result).await);
             }
             StorageRequest::TakePending { account, reply } => {
@@ -473,18 +494,18 @@ impl StorageActor {
     /// chat goes on.
     async fn flush(&mut self) {
         self.deadline = None;
-        if !self.batch.is_empty() {
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH));
-            let rows = batch.len() as u64;
+        if self.batch.messages > 0 {
+            let batch = self.next_batch();
+            let messages = batch.messages as u64;
             let lost = match self.write(batch).await {
                 Ok(()) => {
-                    self.written += rows;
+                    self.written += messages;
                     0
                 }
                 Err(error) => {
                     self.roll_back_leftovers().await;
                     self.last_error = Some(error.to_string());
-                    rows
+                    messages
                 }
             };
             self.lost += lost;
@@ -495,6 +516,16 @@ impl StorageActor {
         for done in self.barriers.drain(..) {
             let _ = done.send(());
         }
+    }
+
+    /// The batch gathered so far, replaced by an empty one.
+    fn next_batch(&mut self) -> Batch {
+        let next = Batch {
+            number: self.batch.number + 1,
+            chunks: Vec::with_capacity(self.batch.chunks.len()),
+            ..Batch::default()
+        };
+        std::mem::replace(&mut self.batch, next)
     }
 
     /// Logs `lost` history messages, if any: those since the last line.
@@ -511,58 +542,75 @@ impl StorageActor {
         );
     }
 
-    /// Writes a batch in one transaction: per-statement overhead, not the disk, is what
-    /// storing costs at chat rates. History goes in chunks, one per conversation of the
-    /// batch, so that a batch of thousands of messages to a hundred conversations is a
-    /// hundred rows, written by a few `INSERT`s of many rows each. Queued private messages are
-    /// rows of `messages`, as they are taken one by one at their recipient's login.
-    async fn write(&mut self, batch: Vec<Record>) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        self.batches += 1;
-        let this_batch = self.batches;
-        // Conversations first filed by this transaction: kept only once it is committed.
-        let mut filed: HashMap<Conversation, Known> = HashMap::new();
-        let mut rows = Vec::new();
-        let mut chunks: Vec<ChunkWriter> = Vec::new();
-        for record in batch {
-            let known = if let Some(known) = self.conversations.get_mut(&record.conversation) {
-                known
-            } else {
-                if !filed.contains_key(&record.conversation) {
-                    let id = file_conversation(&mut tx, &record.conversation).await?;
-                    let known = Known {
-                        id,
-                        batch: 0,
-                        chunk: 0,
-                    };
-                    filed.insert(record.conversation.clone(), known);
-                }
-                filed
-                    .get_mut(&record.conversation)
-                    .expect("filed just above")
-            };
-            self.last_id += 1;
-            let id = self.last_id;
-            if !record.pending {
-                let entry = Entry {
-                    id,
-                    at: millis(record.at),
-                    from: record.from.as_str(),
-                    text: &record.text,
-                };
-                if known.batch == this_batch && chunks[known.chunk].push(entry).is_ok() {
-                    continue;
-                }
-                known.batch = this_batch;
-                known.chunk = chunks.len();
-                chunks.push(ChunkWriter::new(known.id, entry));
-                continue;
-            }
+    /// Adds a message to the batch, with the next id. History goes in chunks, one per
+    /// conversation of the batch, so that a batch of thousands of messages to a hundred
+    /// conversations is a hundred rows. Queued private messages are rows of `messages`, as
+    /// they are taken one by one at their recipient's login.
+    fn gather(&mut self, record: Record) {
+        let batch = &mut self.batch;
+        batch.messages += 1;
+        self.last_id += 1;
+        let id = self.last_id;
+        let known = match self.conversations.get_mut(&record.conversation) {
+            Some(known) => known,
+            None => self
+                .conversations
+                .entry(record.conversation.clone())
+                .or_insert(Known {
+                    id: 0,
+                    batch: 0,
+                    chunk: 0,
+                }),
+        };
+        if record.pending {
             // A row ends its conversation's chunk: a chunk never spans another message of
             // its conversation, so that rows and chunks merge by id.
             known.batch = 0;
-            rows.push((id, known.id, record));
+            batch.rows.push((id, record));
+            return;
         }
+        let entry = Entry {
+            id,
+            at: millis(record.at),
+            from: record.from.as_str(),
+            text: &record.text,
+        };
+        if known.batch == batch.number && batch.chunks[known.chunk].push(entry).is_ok() {
+            return;
+        }
+        known.batch = batch.number;
+        known.chunk = batch.chunks.len();
+        if known.id == 0 {
+            batch
+                .unfiled
+                .push((batch.chunks.len(), record.conversation.clone()));
+        }
+        batch.chunks.push(ChunkWriter::new(known.id, entry));
+    }
+
+    /// Writes a batch in one transaction, a few `INSERT`s of many rows each: per-statement
+    /// overhead, not the disk, is what storing costs at chat rates.
+    async fn write(&mut self, batch: Batch) -> Result<(), sqlx::Error> {
+        let Batch {
+            mut chunks,
+            unfiled,
+            rows,
+            ..
+        } = batch;
+        let mut tx = self.pool.begin().await?;
+        // Conversations first filed by this transaction: known only once it is committed.
+        let mut filed: HashMap<Conversation, i64> = HashMap::new();
+        for (index, conversation) in unfiled {
+            chunks[index].conversation =
+                file(&mut tx, &self.conversations, &mut filed, &conversation).await?;
+        }
+        let mut filed_rows = Vec::with_capacity(rows.len());
+        for (id, record) in rows {
+            let conversation =
+                file(&mut tx, &self.conversations, &mut filed, &record.conversation).await?;
+            filed_rows.push((id, conversation, record));
+        }
+        let rows = filed_rows;
         insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {
             let (id, conversation, record) = row;
             // Only a queued message needs its recipient (to be found at their login); in
@@ -588,10 +636,14 @@ impl StorageActor {
         })
         .await?;
         tx.commit().await?;
-        if self.conversations.len() + filed.len() > KEYS_KEPT {
+        if self.conversations.len() > KEYS_KEPT {
             self.conversations.clear();
         }
-        self.conversations.extend(filed);
+        for (conversation, id) in filed {
+            if let Some(known) = self.conversations.get_mut(&conversation) {
+                known.id = id;
+            }
+        }
         Ok(())
     }
 
@@ -684,6 +736,24 @@ async fn insert_all<T>(
         left -= size;
     }
     Ok(())
+}
+
+/// The id of `conversation`: known, filed earlier in this transaction, or filed now.
+async fn file(
+    connection: &mut SqliteConnection,
+    known: &HashMap<Conversation, Known>,
+    filed: &mut HashMap<Conversation, i64>,
+    conversation: &Conversation,
+) -> Result<i64, sqlx::Error> {
+    if let Some(id) = known.get(conversation).map(|known| known.id).filter(|&id| id != 0) {
+        return Ok(id);
+    }
+    if let Some(&id) = filed.get(conversation) {
+        return Ok(id);
+    }
+    let id = file_conversation(connection, conversation).await?;
+    filed.insert(conversation.clone(), id);
+    Ok(id)
 }
 
 /// The id of `conversation` in the `conversations` table, which files it if it is new.
