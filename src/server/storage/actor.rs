@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::FutureExt;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Arguments, AssertSqlSafe, SqliteConnection, SqlitePool};
-use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
-use super::chunk::{ChunkWriter, Entry};
+use super::chunk::{self, ChunkWriter, Entry};
 use super::{
     Conversation, Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage,
     files, key,
@@ -33,7 +33,8 @@ const MAX_BATCH: usize = 16_384;
 /// statements that SQLite has already prepared (sqlx caches them by their text).
 const ROWS_PER_INSERT: usize = 1024;
 /// The columns a message row is written with, and a chunk (see `chunk.rs`).
-const MESSAGE_COLUMNS: &str = "messages (id, conversation, sender, recipient_key, body, sent_at, pending)";
+const MESSAGE_COLUMNS: &str =
+    "messages (id, conversation, sender, recipient_key, body, sent_at, pending)";
 const CHUNK_COLUMNS: &str = "chunks (id, conversation, first_id, count, first_at, last_at, body)";
 /// Requests taken from the inbox at once.
 const RECEIVED_AT_ONCE: usize = 1024;
@@ -606,8 +607,13 @@ impl StorageActor {
         }
         let mut filed_rows = Vec::with_capacity(rows.len());
         for (id, record) in rows {
-            let conversation =
-                file(&mut tx, &self.conversations, &mut filed, &record.conversation).await?;
+            let conversation = file(
+                &mut tx,
+                &self.conversations,
+                &mut filed,
+                &record.conversation,
+            )
+            .await?;
             filed_rows.push((id, conversation, record));
         }
         let rows = filed_rows;
@@ -647,25 +653,40 @@ impl StorageActor {
         Ok(())
     }
 
-    /// Applies the retention settings, to whole chunks: a chunk is kept while any of its
-    /// messages is, so at least the configured count and age remain (at most a batch's worth
-    /// more per conversation). Queued private messages are kept until delivered.
+    /// Applies the retention settings. Whole rows and chunks beyond them are deleted; a
+    /// chunk that holds messages on both sides of a limit is rewritten without those beyond
+    /// it, so that the limits hold to the message. Queued private messages are kept until
+    /// delivered.
     async fn prune(&self) {
         let mut removed = 0;
+        let mut trimmed = 0;
         if self.keep_days > 0 {
             let cutoff = SystemTime::now()
                 .checked_sub(Duration::from_secs(self.keep_days * 86_400))
                 .unwrap_or(UNIX_EPOCH);
+            let cutoff = millis(cutoff);
             // An hourly scan needs no index on the time, which would cost every insert.
             for (table, old) in [
                 ("messages", "pending = 0 AND sent_at < ?"),
                 ("chunks", "last_at < ?"),
             ] {
                 let result = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {old}")))
-                    .bind(millis(cutoff))
+                    .bind(cutoff)
                     .execute(&self.pool)
                     .await;
-                removed += log_failure("pruning old history", result).map_or(0, |r| r.rows_affected());
+                removed +=
+                    log_failure("pruning old history", result).map_or(0, |r| r.rows_affected());
+            }
+            let straddling = sqlx::query_as(
+                "SELECT id, first_id, body, 0 FROM chunks WHERE first_at < ? AND last_at >= ?",
+            )
+            .bind(cutoff)
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await;
+            if let Some(chunks) = log_failure("reading old history", straddling) {
+                let result = self.trim(chunks, cutoff).await;
+                trimmed += log_failure("trimming old history", result).unwrap_or(0);
             }
         }
         if self.keep_per_conversation > 0 {
@@ -673,18 +694,16 @@ impl StorageActor {
             // Rows and chunks newest first per conversation, each with the count of messages
             // newer than it: one is deleted once that many are kept without it. Queued rows
             // count, as they are history too once delivered.
+            const RANKED: &str = "WITH ranked AS ( \
+                SELECT id, kind, n, COALESCE(SUM(n) OVER (PARTITION BY conversation \
+                  ORDER BY id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer \
+                FROM (SELECT id, conversation, 1 AS n, 'messages' AS kind FROM messages \
+                      UNION ALL \
+                      SELECT id, conversation, count AS n, 'chunks' AS kind FROM chunks) AS items)";
             for (table, which) in [("messages", "pending = 0 AND "), ("chunks", "")] {
                 let result = sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE {which}id IN ( \
-                       SELECT id FROM ( \
-                         SELECT id, kind, COALESCE(SUM(n) OVER (PARTITION BY conversation \
-                           ORDER BY id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) \
-                           AS newer \
-                         FROM (SELECT id, conversation, 1 AS n, 'messages' AS kind FROM messages \
-                               UNION ALL \
-                               SELECT id, conversation, count AS n, 'chunks' AS kind FROM chunks) \
-                           AS items) AS ranked \
-                       WHERE kind = '{table}' AND newer >= ?)"
+                    "{RANKED} DELETE FROM {table} WHERE {which}id IN ( \
+                       SELECT id FROM ranked WHERE kind = '{table}' AND newer >= ?)"
                 )))
                 .bind(keep)
                 .execute(&self.pool)
@@ -692,10 +711,85 @@ impl StorageActor {
                 removed +=
                     log_failure("pruning long history", result).map_or(0, |r| r.rows_affected());
             }
+            // The chunk that holds the limit loses its messages beyond it.
+            let straddling = sqlx::query_as(AssertSqlSafe(format!(
+                "{RANKED} SELECT chunks.id, chunks.first_id, chunks.body, \
+                   ranked.n - (?1 - ranked.newer) \
+                 FROM ranked JOIN chunks ON chunks.id = ranked.id \
+                 WHERE ranked.kind = 'chunks' AND ranked.newer < ?1 AND ranked.newer + ranked.n > ?1"
+            )))
+            .bind(keep)
+            .fetch_all(&self.pool)
+            .await;
+            if let Some(chunks) = log_failure("reading long history", straddling) {
+                let result = self.trim(chunks, i64::MIN).await;
+                trimmed += log_failure("trimming long history", result).unwrap_or(0);
+            }
         }
-        if removed > 0 {
-            info!(removed, "pruned history (rows and chunks)");
+        if removed > 0 || trimmed > 0 {
+            info!(
+                rows_and_chunks = removed,
+                messages_of_chunks = trimmed,
+                "pruned history"
+            );
         }
+    }
+
+    /// Rewrites chunks `(id, first_id, body, skip)` without their `skip` oldest messages and
+    /// those sent before `cutoff`, in one transaction; a chunk left empty is deleted. A chunk's
+    /// id stays the id of its last message. Returns how many messages were taken out.
+    async fn trim(
+        &self,
+        chunks: Vec<(i64, i64, Vec<u8>, i64)>,
+        cutoff: i64,
+    ) -> Result<u64, sqlx::Error> {
+        if chunks.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut trimmed = 0;
+        for (id, first_id, body, skip) in chunks {
+            let mut kept: Option<ChunkWriter> = None;
+            let mut count = 0;
+            for (index, entry) in chunk::entries(first_id, &body).enumerate() {
+                count += 1;
+                if (index as i64) < skip || entry.at < cutoff {
+                    continue;
+                }
+                match &mut kept {
+                    // Ids grow in a chunk: it always fits.
+                    Some(chunk) => chunk.push(entry).unwrap_or_default(),
+                    None => kept = Some(ChunkWriter::new(0, entry)),
+                }
+            }
+            let kept_count = kept.as_ref().map_or(0, |chunk| chunk.count);
+            trimmed += u64::try_from(count - kept_count).unwrap_or(0);
+            match kept {
+                Some(chunk) => {
+                    sqlx::query(
+                        "UPDATE chunks SET id = ?, first_id = ?, count = ?, first_at = ?, \
+                         last_at = ?, body = ? WHERE id = ?",
+                    )
+                    .bind(chunk.last_id)
+                    .bind(chunk.first_id)
+                    .bind(chunk.count)
+                    .bind(chunk.first_at)
+                    .bind(chunk.last_at)
+                    .bind(chunk.body)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM chunks WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(trimmed)
     }
 }
 
@@ -745,7 +839,11 @@ async fn file(
     filed: &mut HashMap<Conversation, i64>,
     conversation: &Conversation,
 ) -> Result<i64, sqlx::Error> {
-    if let Some(id) = known.get(conversation).map(|known| known.id).filter(|&id| id != 0) {
+    if let Some(id) = known
+        .get(conversation)
+        .map(|known| known.id)
+        .filter(|&id| id != 0)
+    {
         return Ok(id);
     }
     if let Some(&id) = filed.get(conversation) {

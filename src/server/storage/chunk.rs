@@ -78,14 +78,20 @@ impl ChunkWriter {
     }
 
     fn append(&mut self, entry: Entry<'_>) {
-        let id_step = (entry.id - if self.count == 0 { self.first_id } else { self.last_id }) as u64;
+        let id_step = (entry.id
+            - if self.count == 0 {
+                self.first_id
+            } else {
+                self.last_id
+            }) as u64;
         let at_step = entry.at.wrapping_sub(self.previous_at);
         put_varint(&mut self.body, id_step);
         put_varint(&mut self.body, ((at_step << 1) ^ (at_step >> 63)) as u64);
         let from = entry.from.as_bytes();
-        let known = self.names.iter().position(|&(start, len)| {
-            len == from.len() && &self.body[start..start + len] == from
-        });
+        let known = self
+            .names
+            .iter()
+            .position(|&(start, len)| len == from.len() && &self.body[start..start + len] == from);
         match known {
             Some(index) => put_varint(&mut self.body, index as u64 + 1),
             None => {
@@ -232,13 +238,17 @@ mod tests {
         let text = "t".repeat(64);
         let mut chunk = ChunkWriter::new(1, entry(100, 1_700_000_000_000, "alice", &text));
         let before = chunk.body.len();
-        chunk.push(entry(103, 1_700_000_000_002, "alice", &text)).unwrap();
+        chunk
+            .push(entry(103, 1_700_000_000_002, "alice", &text))
+            .unwrap();
         assert_eq!(chunk.body.len() - before, 4 + 64);
     }
 
     #[test]
     fn names_past_the_referred_ones_are_spelled_out() {
-        let names: Vec<String> = (0..NAMES_REFERRED_TO + 3).map(|i| format!("n{i}")).collect();
+        let names: Vec<String> = (0..NAMES_REFERRED_TO + 3)
+            .map(|i| format!("n{i}"))
+            .collect();
         let mut chunk = ChunkWriter::new(1, entry(1, 0, &names[0], "x"));
         for (i, name) in names.iter().enumerate().skip(1).chain([(0, &names[0])]) {
             let id = chunk.last_id + 1;

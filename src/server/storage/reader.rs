@@ -109,13 +109,12 @@ async fn window_start(
 ) -> Result<Option<(i64, i64)>, sqlx::Error> {
     let window = i64::from(window.max(1));
     // Each row or chunk holds at least one message: `window` of each is enough.
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?",
-    )
-    .bind(conversation)
-    .bind(window)
-    .fetch_all(&mut *connection)
-    .await?;
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?")
+            .bind(conversation)
+            .bind(window)
+            .fetch_all(&mut *connection)
+            .await?;
     let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT id, first_id, count FROM chunks WHERE conversation = ? ORDER BY id DESC LIMIT ?",
     )
@@ -141,7 +140,9 @@ async fn window_start(
                 break;
             }
         } else {
-            let Some((_, first_id, count)) = chunks.next() else { break };
+            let Some((_, first_id, count)) = chunks.next() else {
+                break;
+            };
             if count >= left {
                 return Ok(Some((first_id, count - left)));
             }
