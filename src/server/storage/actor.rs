@@ -50,6 +50,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// the count lost since the last line: a full disk must not flood the log.
 const REPORT_LOSS_EVERY: Duration = Duration::from_secs(10);
 pub(super) const DATABASE_FILE: &str = "linechat.db";
+/// The page size of a new database.
+const PAGE_SIZE: u32 = 16_384;
 
 /// Opens the database, migrates it, and reads what is kept in memory. Also returns the
 /// highest message id stored, in rows or chunks (0 if none), which the writer goes on from.
@@ -70,6 +72,12 @@ pub(super) async fn open(
         // Room for a whole batch's pages (the default is 2 MiB): a transaction larger than
         // its cache spills pages to the log before it commits, and may write them twice.
         .pragma("cache_size", "-16384")
+        // A new database's pages are 16 KiB instead of 4: a batch's chunk for a busy
+        // conversation (a few KiB) then fits in its page instead of a chain of overflow
+        // pages, and the log and the checkpoint write a quarter as many pages. It halved
+        // SQLite's CPU per stored message; 64 KiB saved little more, and would write 64 KiB
+        // pages for every commit of a quiet server. (An existing database keeps its size.)
+        .page_size(PAGE_SIZE)
         .busy_timeout(Duration::from_secs(5));
     // One connection: the writer task is its only user, and it works in order. Reads have
     // connections of their own (`reader.rs`).

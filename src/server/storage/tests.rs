@@ -266,8 +266,8 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
         let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
         store.create_room(name("old"), name("alice")).await.unwrap();
         store.fill_up().await;
-        // Rows large enough to need pages the database may no longer take.
-        let big = "h".repeat(8192);
+        // Rows larger than a page, which need pages the database may no longer take.
+        let big = "h".repeat(40_000);
         assert!(
             store
                 .create_account(name("carol"), big.clone())
@@ -564,6 +564,21 @@ async fn retention_by_age_holds_to_the_message_across_chunks() {
         .unwrap();
     assert_eq!(texts(&first), ["bob young too"]);
     assert_eq!(texts(&rest), ["bob young, before an old one", "bob new"]);
+}
+
+#[tokio::test]
+async fn a_new_database_has_pages_a_chunk_fits_in() {
+    let (store, _task, dir) = open().await;
+    store.close().await;
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join(actor::DATABASE_FILE))
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    let (size,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(size, 16_384);
 }
 
 #[tokio::test]
