@@ -635,20 +635,20 @@ async fn history_in_rows_reads_with_the_chunks_after_it() {
     assert_eq!(texts(&store.take_pending(B).await), ["alice waiting"]);
 }
 
-/// What storing costs the writer alone: rows per second and CPU per row (every thread of the
-/// process: the writer task and SQLite's worker). A measurement, not a test; run it on a
-/// release build, as `scripts/bench-history.sh` does:
+/// What storing costs the writer alone: messages per second and CPU per message (every
+/// thread of the process: the writer task and SQLite's worker). A measurement, not a test;
+/// run it on a release build, as `scripts/bench-history.sh` does:
 /// `cargo test --release --lib storage::tests::writer_cost -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 #[ignore = "a benchmark"]
 async fn writer_cost() {
-    const ROWS: usize = 200_000;
+    const MESSAGES: usize = 200_000;
     const PAIRS: u64 = 100;
     let dir = tempfile::tempdir().unwrap();
     let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
     let sender = name("sender");
     // As the PM benchmark sends them: 100 pairs of guests, 64-byte messages.
-    let records: Vec<Record> = (0..ROWS as u64)
+    let records: Vec<Record> = (0..MESSAGES as u64)
         .map(|i| {
             let (from, to) = (
                 UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abc),
@@ -673,10 +673,10 @@ async fn writer_cost() {
     store.close().await;
     task.await.unwrap();
     println!(
-        "writer: {ROWS} rows in {:.3} s: {:.0} rows/s, {:.2} µs CPU per row",
+        "writer: {MESSAGES} messages in {:.3} s: {:.0} messages/s, {:.2} µs CPU per message",
         wall.as_secs_f64(),
-        ROWS as f64 / wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / ROWS as f64
+        MESSAGES as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / MESSAGES as f64
     );
 }
 
