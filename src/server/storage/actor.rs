@@ -166,8 +166,8 @@ pub(super) struct StorageActor {
     /// The same, counted between log lines.
     loss_log: LogTally,
     last_error: Option<String>,
-    /// Conversations' ids in the `conversations` table, by conversation (both orders of a
-    /// private pair), as far as they are committed.
+    /// The conversations met, by conversation (each order of a private pair on its own),
+    /// with their ids in the `conversations` table once a commit has filed them.
     conversations: HashMap<Conversation, Known>,
     /// The last message id handed out: ids are one sequence over rows and chunks, in the
     /// order messages arrive. Ids of a batch that failed are not used again.
@@ -224,7 +224,8 @@ impl StorageActor {
                     }
                 }
                 () = sleep_until(drain_at.unwrap_or_else(Instant::now)), if gathering => {
-                    while rx.recv_many(&mut requests, RECEIVED_AT_ONCE).now_or_never().unwrap_or(0) > 0 {
+                    // Whatever has come, without waiting (and without asking to be woken).
+                    while received_now(&mut rx, &mut requests) > 0 {
                         if !self.take_all(&mut requests).await {
                             return;
                         }
@@ -799,6 +800,16 @@ impl StorageActor {
         tx.commit().await?;
         Ok(trimmed)
     }
+}
+
+/// Takes what the inbox holds into `requests`, without waiting; how many.
+fn received_now(
+    rx: &mut mpsc::UnboundedReceiver<StorageRequest>,
+    requests: &mut Vec<StorageRequest>,
+) -> usize {
+    rx.recv_many(requests, RECEIVED_AT_ONCE)
+        .now_or_never()
+        .unwrap_or(0)
 }
 
 /// `INSERT INTO <columns> VALUES (?, ...), ...` for 1, 2, 4, ... `ROWS_PER_INSERT` rows.
