@@ -15,6 +15,12 @@
 //!
 //! A message of 64 characters takes about 68 bytes.
 
+/// A chunk's body takes no message once it is this long (so it holds at most this and one
+/// message more): a `HISTORY` page reads whole chunks, which must stay small however many
+/// messages a batch has for one conversation. With 16 KiB pages a chunk this size also fits
+/// in its page. A busy conversation's batch is still a chunk of a hundred or more messages.
+pub(super) const MAX_BODY: usize = 12 * 1024;
+
 /// Names a chunk spells out at most, and refers to after; later new names are spelled out
 /// every time, so that finding a sender stays a short scan.
 const NAMES_REFERRED_TO: usize = 64;
@@ -46,8 +52,8 @@ pub(super) struct ChunkWriter {
     names: Vec<(usize, usize)>,
 }
 
-/// Why a message cannot be added to a chunk: its id is not after the chunk's last. The
-/// writer starts a new chunk.
+/// Why a message cannot be added to a chunk: the chunk is full, or the message's id is not
+/// after the chunk's last. The writer starts a new chunk.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct DoesNotFit;
 
@@ -68,9 +74,9 @@ impl ChunkWriter {
         chunk
     }
 
-    /// Appends a message, whose id must be after the last one's.
+    /// Appends a message, whose id must be after the last one's, unless the chunk is full.
     pub fn push(&mut self, entry: Entry<'_>) -> Result<(), DoesNotFit> {
-        if entry.id <= self.last_id {
+        if entry.id <= self.last_id || self.body.len() >= MAX_BODY {
             return Err(DoesNotFit);
         }
         self.append(entry);
@@ -268,6 +274,18 @@ mod tests {
         let mut chunk = ChunkWriter::new(1, entry(5, 0, "a", "x"));
         assert_eq!(chunk.push(entry(5, 0, "a", "y")), Err(DoesNotFit));
         assert_eq!(chunk.count, 1);
+    }
+
+    #[test]
+    fn a_full_chunk_takes_no_more() {
+        let text = "t".repeat(1000);
+        let mut chunk = ChunkWriter::new(1, entry(1, 0, "a", &text));
+        let mut id = 1;
+        while chunk.push(entry(id + 1, 0, "a", &text)).is_ok() {
+            id += 1;
+        }
+        assert!(chunk.body.len() >= MAX_BODY && chunk.body.len() < MAX_BODY + 1010);
+        assert_eq!(entries(1, &chunk.body).count() as i64, chunk.count);
     }
 
     #[test]

@@ -422,6 +422,25 @@ async fn a_batch_to_many_conversations_is_a_chunk_each_and_reads_back() {
 }
 
 #[tokio::test]
+async fn a_conversation_with_much_in_a_batch_gets_several_chunks() {
+    let (store, _task, dir) = open().await;
+    let long = "l".repeat(4000);
+    for i in 0..20 {
+        store.record(said(Conversation::Global, "bob", &format!("{i} {long}")));
+    }
+    store.sync().await;
+    let (rows, chunks) = rows_and_chunks(dir.path()).await;
+    assert_eq!(rows, 0);
+    assert!(
+        chunks >= 20 * 4000 / (chunk::MAX_BODY as i64 + 4000),
+        "{chunks} chunks"
+    );
+    let history = store.history(Conversation::Global, 100).await.unwrap();
+    let wanted: Vec<String> = (0..20).map(|i| format!("bob {i} {long}")).collect();
+    assert_eq!(texts(&history), wanted);
+}
+
+#[tokio::test]
 async fn rows_and_chunks_read_in_the_order_sent() {
     let (store, _task, dir) = open().await;
     let between = Conversation::Private(A, B);
