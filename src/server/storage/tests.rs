@@ -266,8 +266,8 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
         let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
         store.create_room(name("old"), name("alice")).await.unwrap();
         store.fill_up().await;
-        // Rows large enough to need pages the database may no longer take.
-        let big = "h".repeat(8192);
+        // Rows larger than a page, which need pages the database may no longer take.
+        let big = "h".repeat(40_000);
         assert!(
             store
                 .create_account(name("carol"), big.clone())
@@ -313,22 +313,33 @@ async fn a_deleted_room_takes_its_history_and_only_its_own() {
     assert_eq!(texts(&ops.unwrap()), ["alice kept"]);
 }
 
-#[tokio::test]
-async fn history_written_before_conversation_ids_is_read_after_the_migration() {
-    let dir = tempfile::tempdir().unwrap();
-    // A database as the two first migrations left it, with a message of each kind.
+/// A database in `dir` as the first `migrations` left it, with `sql` run on it.
+async fn old_database(dir: &std::path::Path, migrations: &[&str], sql: &str) {
     let old = tempfile::tempdir().unwrap();
-    for file in ["0001_initial.sql", "0002_identities.sql"] {
+    for file in migrations {
         let from = std::path::Path::new("src/server/storage/migrations").join(file);
         std::fs::copy(from, old.path().join(file)).unwrap();
     }
     let connect = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.path().join(actor::DATABASE_FILE))
+        .filename(dir.join(actor::DATABASE_FILE))
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
     let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
     migrator.run(&pool).await.unwrap();
-    sqlx::raw_sql(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn history_written_before_conversation_ids_is_read_after_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database as the two first migrations left it, with a message of each kind.
+    old_database(
+        dir.path(),
+        &["0001_initial.sql", "0002_identities.sql"],
         "INSERT INTO accounts (name_key, name, password_hash, created_at) \
            VALUES ('bob', 'Bob', 'x', 0); \
          INSERT INTO messages (target, sender, recipient_key, body, sent_at, pending) VALUES \
@@ -337,10 +348,7 @@ async fn history_written_before_conversation_ids_is_read_after_the_migration() {
            ('*', 'alice', NULL, 'to all', 3, 0), \
            ('pm:a1 a2', 'alice', 'a2', 'waiting', 4, 1);",
     )
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    .await;
 
     let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
     let dev = store.history(Conversation::Room(name("Dev")), 10).await;
@@ -356,20 +364,310 @@ async fn history_written_before_conversation_ids_is_read_after_the_migration() {
     );
 }
 
-/// What storing costs the writer alone: rows per second and CPU per row (every thread of the
-/// process: the writer task and SQLite's worker). A measurement, not a test; run it on a
-/// release build, as `scripts/bench-history.sh` does:
+// ---------------------------------------------------------------------------------------------
+// Chunks: a batch's messages are stored as one row per conversation.
+// ---------------------------------------------------------------------------------------------
+
+/// How many rows `messages` and `chunks` have, read beside the store.
+async fn rows_and_chunks(dir: &std::path::Path) -> (i64, i64) {
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join(actor::DATABASE_FILE))
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    let counts =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM chunks)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    counts
+}
+
+/// `n` messages "<first>".."<first + n - 1>" to `conversation`, committed as one batch.
+async fn batch_of(store: &Store, conversation: &Conversation, first: usize, n: usize) {
+    for i in first..first + n {
+        store.record(said(conversation.clone(), "bob", &i.to_string()));
+    }
+    store.sync().await;
+}
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("bob {i}")).collect()
+}
+
+#[tokio::test]
+async fn a_batch_to_many_conversations_is_a_chunk_each_and_reads_back() {
+    let (store, _task, dir) = open().await;
+    let conversations: Vec<Conversation> = (0..50)
+        .map(|i| Conversation::Private(A, UserId::Account(100 + i)))
+        .chain([Conversation::Global, Conversation::Room(name("dev"))])
+        .collect();
+    // Interleaved, as the server receives them.
+    for i in 0..20 {
+        for (c, conversation) in conversations.iter().enumerate() {
+            let text = format!("{c}-{i} {}", "é".repeat(c));
+            store.record(said(conversation.clone(), &format!("u{}", i % 3), &text));
+        }
+    }
+    store.sync().await;
+    assert_eq!(rows_and_chunks(dir.path()).await, (0, 52));
+    for (c, conversation) in conversations.iter().enumerate() {
+        let history = store.history(conversation.clone(), 100).await.unwrap();
+        let wanted: Vec<String> = (0..20)
+            .map(|i| format!("u{} {c}-{i} {}", i % 3, "é".repeat(c)))
+            .collect();
+        assert_eq!(texts(&history), wanted);
+        assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
+    }
+}
+
+#[tokio::test]
+async fn a_conversation_with_much_in_a_batch_gets_several_chunks() {
+    let (store, _task, dir) = open().await;
+    let long = "l".repeat(4000);
+    for i in 0..20 {
+        store.record(said(Conversation::Global, "bob", &format!("{i} {long}")));
+    }
+    store.sync().await;
+    let (rows, chunks) = rows_and_chunks(dir.path()).await;
+    assert_eq!(rows, 0);
+    assert!(
+        chunks >= 20 * 4000 / (chunk::MAX_BODY as i64 + 4000),
+        "{chunks} chunks"
+    );
+    let history = store.history(Conversation::Global, 100).await.unwrap();
+    let wanted: Vec<String> = (0..20).map(|i| format!("bob {i} {long}")).collect();
+    assert_eq!(texts(&history), wanted);
+}
+
+#[tokio::test]
+async fn rows_and_chunks_read_in_the_order_sent() {
+    let (store, _task, dir) = open().await;
+    let between = Conversation::Private(A, B);
+    let queued = |text: &str| {
+        let mut record = said(between.clone(), "alice", text);
+        record.to = Some(B);
+        record.pending = true;
+        record
+    };
+    // In one batch: a queued row between history messages splits the conversation's chunk.
+    store.record(said(between.clone(), "bob", "1"));
+    store.record(said(Conversation::Global, "bob", "elsewhere"));
+    store.record(queued("2"));
+    store.record(said(between.clone(), "bob", "3"));
+    store.sync().await;
+    // Then a queued message written on its own, and another batch.
+    store.queue_private(queued("4")).await.unwrap();
+    batch_of(&store, &between, 5, 2).await;
+    assert_eq!(rows_and_chunks(dir.path()).await, (2, 4));
+    let history = store.history(between.clone(), 10).await.unwrap();
+    assert_eq!(
+        texts(&history),
+        ["bob 1", "alice 2", "bob 3", "alice 4", "bob 5", "bob 6"]
+    );
+    // Windows that start in a chunk and at a row.
+    let last = store.history(between.clone(), 4).await.unwrap();
+    assert_eq!(texts(&last), ["bob 3", "alice 4", "bob 5", "bob 6"]);
+    let last = store.history(between, 5).await.unwrap();
+    assert_eq!(texts(&last)[0], "alice 2");
+    assert_eq!(texts(&store.take_pending(B).await), ["alice 2", "alice 4"]);
+}
+
+#[tokio::test]
+async fn a_count_may_end_in_the_middle_of_a_chunk() {
+    let (store, _task, _dir) = open().await;
+    for first in [0, 5, 10] {
+        batch_of(&store, &Conversation::Global, first, 5).await;
+    }
+    let last = store.history(Conversation::Global, 7).await.unwrap();
+    assert_eq!(texts(&last), numbered(8..15));
+    let one = store.history(Conversation::Global, 1).await.unwrap();
+    assert_eq!(texts(&one), numbered(14..15));
+    let all = store.history(Conversation::Global, 100).await.unwrap();
+    assert_eq!(texts(&all), numbered(0..15));
+}
+
+#[tokio::test]
+async fn pages_cross_chunk_boundaries() {
+    let (store, _task, _dir) = open().await;
+    let dev = Conversation::Room(name("dev"));
+    for first in [0, 5, 10] {
+        batch_of(&store, &dev, first, 5).await;
+        batch_of(&store, &Conversation::Global, first, 1).await;
+    }
+    // The last 12, 4 at a time: pages start and end inside chunks.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.history_page(dev.clone(), 12, after, 4).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|m| m.id);
+        pages.push(texts(&page));
+    }
+    assert_eq!(pages, [numbered(3..7), numbered(7..11), numbered(11..15)]);
+}
+
+#[tokio::test]
+async fn retention_by_count_holds_to_the_message_across_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        for first in [0, 4, 8] {
+            batch_of(&store, &Conversation::Global, first, 4).await;
+        }
+        store.close().await;
+        task.await.unwrap();
+    }
+    // Whole chunks go, and the chunk that holds the limit loses its older messages.
+    for (keep, kept, chunks) in [
+        (100, 0..12, 3),
+        (5, 7..12, 2),
+        (4, 8..12, 1),
+        (1, 11..12, 1),
+    ] {
+        let mut retention = options(dir.path());
+        retention.keep_per_conversation = keep;
+        let (store, _, task) = Store::open(retention).await.unwrap();
+        let history = store.history(Conversation::Global, 100).await.unwrap();
+        assert_eq!(texts(&history), numbered(kept), "keeping {keep}");
+        store.close().await;
+        task.await.unwrap();
+        assert_eq!(rows_and_chunks(dir.path()).await, (0, chunks));
+    }
+}
+
+#[tokio::test]
+async fn retention_by_age_holds_to_the_message_across_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let days_ago = |days: u64| SystemTime::now() - Duration::from_secs(days * 86_400);
+    let at = |days: u64, text: &str| Record {
+        at: days_ago(days),
+        ..said(Conversation::Global, "bob", text)
+    };
+    {
+        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        store.record(at(400, "old"));
+        store.record(at(399, "old too"));
+        store.sync().await;
+        store.record(at(400, "old, before a young one"));
+        store.record(at(1, "young"));
+        store.record(at(2, "young too"));
+        store.sync().await;
+        // A clock set back: the chunk's last message is its oldest.
+        store.record(at(3, "young, before an old one"));
+        store.record(at(500, "old, last"));
+        store.sync().await;
+        store.close().await;
+        task.await.unwrap();
+    }
+    let mut year = options(dir.path());
+    year.keep_days = 365;
+    let (store, _, _task) = Store::open(year).await.unwrap();
+    let history = store.history(Conversation::Global, 100).await.unwrap();
+    assert_eq!(
+        texts(&history),
+        ["bob young", "bob young too", "bob young, before an old one"]
+    );
+    assert_eq!(rows_and_chunks(dir.path()).await, (0, 2));
+    // The messages after the trimmed chunks still read in order, in pages.
+    store.record(said(Conversation::Global, "bob", "new"));
+    let first = store
+        .history_page(Conversation::Global, 3, None, 1)
+        .await
+        .unwrap();
+    let rest = store
+        .history_page(Conversation::Global, 3, Some(first[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(texts(&first), ["bob young too"]);
+    assert_eq!(texts(&rest), ["bob young, before an old one", "bob new"]);
+}
+
+#[tokio::test]
+async fn a_new_database_has_pages_a_chunk_fits_in() {
+    let (store, _task, dir) = open().await;
+    store.close().await;
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join(actor::DATABASE_FILE))
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    let (size,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(size, 16_384);
+}
+
+#[tokio::test]
+async fn ids_go_on_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    for first in [0, 3] {
+        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        batch_of(&store, &Conversation::Global, first, 3).await;
+        store.close().await;
+        task.await.unwrap();
+    }
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let history = store.history(Conversation::Global, 100).await.unwrap();
+    assert_eq!(texts(&history), numbered(0..6));
+    assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
+}
+
+#[tokio::test]
+async fn history_in_rows_reads_with_the_chunks_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database as the third migration left it: history in rows, ids up to 6.
+    old_database(
+        dir.path(),
+        &[
+            "0001_initial.sql",
+            "0002_identities.sql",
+            "0003_conversation_ids.sql",
+        ],
+        "INSERT INTO conversations (id, key) VALUES (1, '*'), (2, 'pm:a1 a2'); \
+         INSERT INTO messages (id, conversation, sender, recipient_key, body, sent_at, pending) \
+         VALUES (1, 1, 'bob', NULL, '0', 1, 0), (2, 1, 'bob', NULL, '1', 2, 0), \
+                (3, 2, 'alice', 'a2', 'waiting', 3, 1), (4, 1, 'bob', NULL, '2', 4, 0), \
+                (6, 1, 'bob', NULL, '3', 5, 0);",
+    )
+    .await;
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    batch_of(&store, &Conversation::Global, 4, 3).await;
+    batch_of(&store, &Conversation::Global, 7, 3).await;
+    assert_eq!(rows_and_chunks(dir.path()).await, (5, 2));
+    let all = store.history(Conversation::Global, 100).await.unwrap();
+    assert_eq!(texts(&all), numbered(0..10));
+    assert!(all[4].id > 6, "new ids start after the old rows'");
+    // A window that starts in the rows, read in pages across rows and chunks.
+    let first = store
+        .history_page(Conversation::Global, 8, None, 3)
+        .await
+        .unwrap();
+    let rest = store
+        .history_page(Conversation::Global, 8, first.last().map(|m| m.id), 100)
+        .await
+        .unwrap();
+    assert_eq!(texts(&first), numbered(2..5));
+    assert_eq!(texts(&rest), numbered(5..10));
+    assert_eq!(texts(&store.take_pending(B).await), ["alice waiting"]);
+}
+
+/// What storing costs the writer alone: messages per second and CPU per message (every
+/// thread of the process: the writer task and SQLite's worker). A measurement, not a test;
+/// run it on a release build, as `scripts/bench-history.sh` does:
 /// `cargo test --release --lib storage::tests::writer_cost -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 #[ignore = "a benchmark"]
 async fn writer_cost() {
-    const ROWS: usize = 200_000;
+    const MESSAGES: usize = 200_000;
     const PAIRS: u64 = 100;
     let dir = tempfile::tempdir().unwrap();
     let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
     let sender = name("sender");
     // As the PM benchmark sends them: 100 pairs of guests, 64-byte messages.
-    let records: Vec<Record> = (0..ROWS as u64)
+    let records: Vec<Record> = (0..MESSAGES as u64)
         .map(|i| {
             let (from, to) = (
                 UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abc),
@@ -394,10 +692,10 @@ async fn writer_cost() {
     store.close().await;
     task.await.unwrap();
     println!(
-        "writer: {ROWS} rows in {:.3} s: {:.0} rows/s, {:.2} µs CPU per row",
+        "writer: {MESSAGES} messages in {:.3} s: {:.0} messages/s, {:.2} µs CPU per message",
         wall.as_secs_f64(),
-        ROWS as f64 / wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / ROWS as f64
+        MESSAGES as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / MESSAGES as f64
     );
 }
 
