@@ -152,7 +152,7 @@ pub struct Settings {
     #[arg(long, env = "LINECHAT_TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]
     pub tls_handshake_timeout_secs: u64,
     /// Seconds between log lines with the server's vital signs (connections, tasks,
-    /// memory); 0 never.
+    /// memory, queued output, each actor's backlog); 0 never.
     #[arg(long, env = "LINECHAT_STATS_LOG_SECS", default_value_t = 0)]
     pub stats_log_secs: u64,
 }

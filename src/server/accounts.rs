@@ -1,4 +1,4 @@
-//! The `AccountStore`: owns the accounts. Password hashing runs off the async workers, a few
+//! The `AccountsActor`: owns the accounts. Password hashing runs off the async workers, a few
 //! at a time, so that a storm of logins cannot stall chat.
 
 use std::collections::HashMap;
@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::request;
+use super::request::{self, Backlog};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -46,7 +46,7 @@ pub struct Registered {
 }
 
 #[derive(Debug)]
-enum AccountRequest {
+enum AccountsRequest {
     Create {
         name: Name,
         password: Password,
@@ -69,10 +69,11 @@ enum AccountRequest {
     Verified { name: Name, peer: IpAddr },
 }
 
-/// A handle to the [`AccountStore`].
+/// A handle to the [`AccountsActor`].
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    tx: mpsc::UnboundedSender<AccountRequest>,
+    tx: mpsc::UnboundedSender<AccountsRequest>,
+    backlog: Backlog,
 }
 
 impl Accounts {
@@ -90,16 +91,23 @@ impl Accounts {
             .into_iter()
             .map(|(id, name, hash)| (name.clone(), Account { id, name, hash }))
             .collect();
-        let actor = AccountStore {
+        let actor = AccountsActor {
             accounts,
             hashing: Arc::new(Semaphore::new(hash_workers.max(1))),
             tx: tx.clone(),
             storage,
             per_ip: Throttle::new(limits.per_ip, limits.window),
             per_account: Throttle::new(limits.per_account, limits.window),
+            backlog: Backlog::default(),
         };
+        let backlog = actor.backlog.clone();
         tokio::spawn(actor.run(rx));
-        Self { tx }
+        Self { tx, backlog }
+    }
+
+    /// Requests waiting in the actor's inbox, as it last saw it.
+    pub fn backlog(&self) -> usize {
+        self.backlog.get()
     }
 
     /// Creates an account for a client at `peer` and returns its id once it is stored. Every
@@ -112,7 +120,7 @@ impl Accounts {
         password: Password,
         peer: IpAddr,
     ) -> Result<i64, AccountError> {
-        self.ask(|reply| AccountRequest::Create {
+        self.ask(|reply| AccountsRequest::Create {
             name,
             password,
             peer,
@@ -130,7 +138,7 @@ impl Accounts {
         password: Password,
         peer: IpAddr,
     ) -> Result<Registered, AccountError> {
-        self.ask(|reply| AccountRequest::Verify {
+        self.ask(|reply| AccountsRequest::Verify {
             name,
             password,
             peer,
@@ -141,7 +149,7 @@ impl Accounts {
 
     async fn ask<T>(
         &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> AccountRequest,
+        request: impl FnOnce(oneshot::Sender<T>) -> AccountsRequest,
     ) -> Result<T, AccountError> {
         request::ask(&self.tx, request)
             .await
@@ -149,13 +157,14 @@ impl Accounts {
     }
 }
 
-struct AccountStore {
+struct AccountsActor {
     accounts: HashMap<Name, Account>,
     hashing: Arc<Semaphore>,
-    tx: mpsc::UnboundedSender<AccountRequest>,
+    tx: mpsc::UnboundedSender<AccountsRequest>,
     storage: Store,
     per_ip: Throttle<IpAddr>,
     per_account: Throttle<Name>,
+    backlog: Backlog,
 }
 
 /// How many password attempts are allowed before the server makes a client wait.
@@ -166,16 +175,17 @@ pub struct LoginLimits {
     pub window: Duration,
 }
 
-impl AccountStore {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<AccountRequest>) {
+impl AccountsActor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<AccountsRequest>) {
         while let Some(request) = rx.recv().await {
+            self.backlog.note(&rx);
             self.handle(request);
         }
     }
 
-    fn handle(&mut self, request: AccountRequest) {
+    fn handle(&mut self, request: AccountsRequest) {
         match request {
-            AccountRequest::Create {
+            AccountsRequest::Create {
                 name,
                 password,
                 peer,
@@ -200,7 +210,7 @@ impl AccountStore {
                     match storage.create_account(name.clone(), hash.clone()).await {
                         Ok(id) => {
                             let account = Account { id, name, hash };
-                            let _ = actor.send(AccountRequest::Stored { account, reply });
+                            let _ = actor.send(AccountsRequest::Stored { account, reply });
                         }
                         Err(error) => {
                             tracing::error!(%error, "could not save an account");
@@ -209,16 +219,16 @@ impl AccountStore {
                     }
                 });
             }
-            AccountRequest::Stored { account, reply } => {
+            AccountsRequest::Stored { account, reply } => {
                 let id = account.id;
                 self.accounts.insert(account.name.clone(), account);
                 let _ = reply.send(Ok(id));
             }
-            AccountRequest::Verified { name, peer } => {
+            AccountsRequest::Verified { name, peer } => {
                 self.per_ip.give_back(&peer);
                 self.per_account.give_back(&name);
             }
-            AccountRequest::Verify {
+            AccountsRequest::Verify {
                 name,
                 password,
                 peer,
@@ -260,7 +270,7 @@ impl AccountStore {
                         }
                     };
                     if result.is_ok() {
-                        let _ = actor.send(AccountRequest::Verified { name, peer });
+                        let _ = actor.send(AccountsRequest::Verified { name, peer });
                     }
                     let _ = reply.send(result);
                 });

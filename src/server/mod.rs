@@ -34,7 +34,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::connection::OutputBudget;
 use linechat_protocol::{ErrorCode, Reply};
 
 use crate::settings::Settings;
@@ -133,7 +132,7 @@ impl Server {
                     continue;
                 }
                 _ = stats.tick(), if self.settings.stats_log_secs > 0 => {
-                    log_stats(&connections, &context.server.output);
+                    log_stats(&connections, &context.server);
                     continue;
                 }
                 accepted = self.listener.accept(), if paused_until.is_none() => (accepted, None),
@@ -230,7 +229,7 @@ impl Server {
 }
 
 /// One line of vital signs, for operators and the soak test.
-fn log_stats(connections: &ConnectionCount, output: &OutputBudget) {
+fn log_stats(connections: &ConnectionCount, server: &ServerHandle) {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
@@ -241,10 +240,18 @@ fn log_stats(connections: &ConnectionCount, output: &OutputBudget) {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .unwrap_or(0);
-    let queued_output_bytes = output.queued_bytes();
+    let queued_output_bytes = server.output.queued_bytes();
+    // What waits in each actor's inbox: one that falls behind shows here first.
     info!(
         connections = connections.total,
-        tasks, rss_kib, queued_output_bytes, "stats"
+        tasks,
+        rss_kib,
+        queued_output_bytes,
+        users_backlog = server.users.backlog(),
+        rooms_backlog = server.rooms.backlog(),
+        accounts_backlog = server.accounts.backlog(),
+        store_backlog = server.store.backlog(),
+        "stats"
     );
 }
 

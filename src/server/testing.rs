@@ -59,14 +59,14 @@ pub fn no_login_limits() -> LoginLimits {
     }
 }
 
-/// The user processor, on a temporary store.
+/// The users actor, on a temporary store.
 pub async fn users() -> (Users, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
     (Users::spawn(store, accounts, Vec::new(), usize::MAX), dir)
 }
 
-/// The room processor, on a temporary store.
+/// The rooms actor, on a temporary store.
 pub async fn rooms() -> (Rooms, Store, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());

@@ -1,4 +1,4 @@
-//! The `UserProcessor`: the directory of names. It owns who is online and how to reach them,
+//! The `UsersActor`: the directory of names. It owns who is online and how to reach them,
 //! which names have accounts, and which are being registered, so that whether a name is free
 //! is decided in one place, in one step: one name, one owner.
 
@@ -14,7 +14,7 @@ use tracing::info;
 
 use super::accounts::{AccountError, Accounts};
 use super::member::{Member, UserId};
-use super::request::{self, unavailable};
+use super::request::{self, Backlog, unavailable};
 use super::storage::{Conversation, Record, Store};
 use crate::connection::{Delivery, Outbox};
 use linechat_protocol::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
@@ -41,9 +41,9 @@ pub enum RegisterError {
     Account(#[from] AccountError),
 }
 
-/// What the user processor is asked; requests with a `reply` are answered on it.
+/// What the users actor is asked; requests with a `reply` are answered on it.
 #[derive(Debug)]
-pub(crate) enum UserRequest {
+pub(crate) enum UsersRequest {
     /// A guest takes a name that has no account.
     Guest {
         name: Name,
@@ -109,14 +109,15 @@ pub struct Private {
     pub recipient: Option<Member>,
 }
 
-/// A handle to the [`UserProcessor`].
+/// A handle to the [`UsersActor`].
 #[derive(Debug, Clone)]
 pub struct Users {
-    tx: mpsc::UnboundedSender<UserRequest>,
+    tx: mpsc::UnboundedSender<UsersRequest>,
+    backlog: Backlog,
 }
 
 impl Users {
-    /// Starts the processor task with the registered accounts (id, name). Messages are
+    /// Starts the users actor with the registered accounts (id, name). Messages are
     /// recorded in `store`; new accounts are made by `accounts`.
     /// Presence notices go to everyone online while at most `presence_max_online` users are.
     pub fn spawn(
@@ -129,7 +130,7 @@ impl Users {
         // sending the next, but for its pipelined messages, of which it has at most 64 in
         // flight.
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut processor = UserProcessor {
+        let mut actor = UsersActor {
             presence: PresenceNotices::new(presence_max_online),
             online: HashMap::new(),
             registered: HashMap::new(),
@@ -138,21 +139,23 @@ impl Users {
             store,
             accounts,
             tx: tx.clone(),
+            backlog: Backlog::default(),
         };
+        let backlog = actor.backlog.clone();
         for (id, name) in registered {
-            processor
+            actor
                 .look_alikes
                 .entry(look_alike_key(&name))
                 .or_insert(name.clone());
-            processor.registered.insert(name, id);
+            actor.registered.insert(name, id);
         }
-        tokio::spawn(processor.run(rx));
-        Self { tx }
+        tokio::spawn(actor.run(rx));
+        Self { tx, backlog }
     }
 
     /// Puts a guest online under `name`, reached through `outbox`.
     pub async fn guest(&self, name: Name, outbox: Outbox) -> Result<Member, NameRefusal> {
-        self.ask(|reply| UserRequest::Guest {
+        self.ask(|reply| UsersRequest::Guest {
             name,
             outbox,
             reply,
@@ -169,7 +172,7 @@ impl Users {
         peer: IpAddr,
         outbox: Outbox,
     ) -> Result<Member, RegisterError> {
-        self.ask(|reply| UserRequest::Register {
+        self.ask(|reply| UsersRequest::Register {
             name,
             password,
             peer,
@@ -183,38 +186,43 @@ impl Users {
     /// Puts a registered user online; a session of the same account on another connection
     /// is closed and replaced.
     pub async fn login(&self, member: Member) -> bool {
-        self.ask(|reply| UserRequest::Login { member, reply })
+        self.ask(|reply| UsersRequest::Login { member, reply })
             .await
             .is_some()
     }
 
     pub fn logout(&self, member: Member, how: Departure) {
-        let _ = self.tx.send(UserRequest::Logout { member, how });
+        let _ = self.tx.send(UsersRequest::Logout { member, how });
     }
 
     /// Who `name` stands for now, if anyone.
     pub async fn resolve(&self, name: Name) -> Option<UserId> {
-        self.ask(|reply| UserRequest::Resolve { name, reply })
+        self.ask(|reply| UsersRequest::Resolve { name, reply })
             .await
             .flatten()
     }
 
     /// `USERS`: everyone online.
+    /// Requests waiting in the actor's inbox, as it last saw it.
+    pub fn backlog(&self) -> usize {
+        self.backlog.get()
+    }
+
     pub async fn list(&self) -> Reply {
-        self.ask(|reply| UserRequest::List { reply })
+        self.ask(|reply| UsersRequest::List { reply })
             .await
             .unwrap_or_else(unavailable)
     }
 
     /// `MSG`: sends `text` to everyone online; the answer comes on the returned channel.
     pub fn broadcast(&self, from: Member, text: String) -> oneshot::Receiver<Reply> {
-        self.submit(|reply| UserRequest::Broadcast { from, text, reply })
+        self.submit(|reply| UsersRequest::Broadcast { from, text, reply })
     }
 
     /// `PM` to a user whose handle the session does not hold: the directory delivers it, or
     /// queues it for an account that is offline. The answer comes on the returned channel.
     pub fn private(&self, from: Member, to: Name, text: String) -> oneshot::Receiver<Private> {
-        self.submit(|reply| UserRequest::Private {
+        self.submit(|reply| UsersRequest::Private {
             from,
             to,
             text,
@@ -224,17 +232,17 @@ impl Users {
 
     fn submit<T>(
         &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> UserRequest,
+        request: impl FnOnce(oneshot::Sender<T>) -> UsersRequest,
     ) -> oneshot::Receiver<T> {
         request::submit(&self.tx, request)
     }
 
     /// Sends a global notice to everyone online but `except`.
     pub fn notify(&self, notice: Notice, except: Name) {
-        let _ = self.tx.send(UserRequest::Notify { notice, except });
+        let _ = self.tx.send(UsersRequest::Notify { notice, except });
     }
 
-    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UserRequest) -> Option<T> {
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UsersRequest) -> Option<T> {
         request::ask(&self.tx, request).await
     }
 }
@@ -247,7 +255,7 @@ struct Online {
 
 /// Owns the table of names. Delivery never waits: an outbox that cannot take a line is being
 /// closed, and its session will log the user out.
-struct UserProcessor {
+struct UsersActor {
     /// Notices of who came and went, waiting to go out together.
     presence: PresenceNotices,
     online: HashMap<Name, Online>,
@@ -260,12 +268,13 @@ struct UserProcessor {
     look_alikes: HashMap<String, Name>,
     store: Store,
     accounts: Accounts,
-    /// The processor's own inbox, for the answers of work it hands off.
-    tx: mpsc::UnboundedSender<UserRequest>,
+    /// The actor's own inbox, for the answers of work it hands off.
+    tx: mpsc::UnboundedSender<UsersRequest>,
+    backlog: Backlog,
 }
 
-impl UserProcessor {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<UserRequest>) {
+impl UsersActor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<UsersRequest>) {
         loop {
             let request = match self.presence.due() {
                 None => rx.recv().await,
@@ -278,6 +287,7 @@ impl UserProcessor {
                 },
             };
             let Some(request) = request else { return };
+            self.backlog.note(&rx);
             self.handle(request);
             // What else is waiting is handled before the notices go: a burst of logins then
             // costs each online user one line of many notices, not one write per login.
@@ -316,9 +326,9 @@ impl UserProcessor {
         }
     }
 
-    fn handle(&mut self, request: UserRequest) {
+    fn handle(&mut self, request: UsersRequest) {
         match request {
-            UserRequest::Guest {
+            UsersRequest::Guest {
                 name,
                 outbox,
                 reply,
@@ -339,7 +349,7 @@ impl UserProcessor {
                     self.go_offline(member, Departure::Lost);
                 }
             }
-            UserRequest::Register {
+            UsersRequest::Register {
                 name,
                 password,
                 peer,
@@ -354,10 +364,10 @@ impl UserProcessor {
                 self.registering.insert(name.clone());
                 self.look_alikes.insert(look_alike_key(&name), name.clone());
                 let accounts = self.accounts.clone();
-                let processor = self.tx.clone();
+                let actor = self.tx.clone();
                 tokio::spawn(async move {
                     let account = accounts.create(name.clone(), password, peer).await;
-                    let _ = processor.send(UserRequest::Registered {
+                    let _ = actor.send(UsersRequest::Registered {
                         name,
                         outbox,
                         account,
@@ -365,7 +375,7 @@ impl UserProcessor {
                     });
                 });
             }
-            UserRequest::Registered {
+            UsersRequest::Registered {
                 name,
                 outbox,
                 account,
@@ -395,7 +405,7 @@ impl UserProcessor {
                     self.go_offline(member, Departure::Lost);
                 }
             }
-            UserRequest::Login { member, reply } => {
+            UsersRequest::Login { member, reply } => {
                 if reply.is_closed() {
                     return;
                 }
@@ -425,18 +435,18 @@ impl UserProcessor {
                 }
                 let _ = reply.send(());
             }
-            UserRequest::Logout { member, how } => self.go_offline(member, how),
-            UserRequest::Resolve { name, reply } => {
+            UsersRequest::Logout { member, how } => self.go_offline(member, how),
+            UsersRequest::Resolve { name, reply } => {
                 let online = self.online.get(&name).map(|online| online.id);
                 let registered = || self.registered.get(&name).map(|id| UserId::Account(*id));
                 let _ = reply.send(online.or_else(registered));
             }
-            UserRequest::List { reply } => {
+            UsersRequest::List { reply } => {
                 let mut names: Vec<Name> = self.online.keys().cloned().collect();
                 names.sort();
                 let _ = reply.send(Reply::Users(names));
             }
-            UserRequest::Broadcast { from, text, reply } => {
+            UsersRequest::Broadcast { from, text, reply } => {
                 // Notices go first, in the order things happened.
                 self.flush_presence();
                 // Queued for history first (it never waits), so that a HISTORY sent by anyone
@@ -456,7 +466,7 @@ impl UserProcessor {
                 self.fan_out(&line, &from.name);
                 let _ = reply.send(Reply::ok(Verb::Msg));
             }
-            UserRequest::Private {
+            UsersRequest::Private {
                 from,
                 to,
                 text,
@@ -465,7 +475,7 @@ impl UserProcessor {
                 self.flush_presence();
                 self.private(from, to, text, reply);
             }
-            UserRequest::Notify { notice, except } => {
+            UsersRequest::Notify { notice, except } => {
                 self.flush_presence();
                 self.fan_out(&Delivery::new(Reply::Notice(notice)), &except);
             }

@@ -1,8 +1,9 @@
-//! Rooms: the `RoomProcessor` owns the room table, and each room with members has a
-//! `RoomManager` task that owns its member list and fans its messages out.
+//! Rooms: the `RoomsActor` owns the room table (`table.rs`), and each room with members has a
+//! `RoomActor` that owns its member list and fans its messages out (`members.rs`). Sessions
+//! hold the handles, `Rooms` and `Room`.
 
-mod manager;
-mod processor;
+mod members;
+mod table;
 
-pub use manager::Room;
-pub use processor::{Joined, RoomLimits, Rooms};
+pub use members::Room;
+pub use table::{Joined, RoomLimits, Rooms};

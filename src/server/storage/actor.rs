@@ -17,11 +17,12 @@ use tracing::{error, info, warn};
 
 use super::chunk::{self, ChunkWriter, Entry};
 use super::{
-    Conversation, Loaded, Record, StorageError, StorageOptions, StorageRequest, StoredMessage,
-    files, key,
+    Conversation, Loaded, Record, StorageError, StorageOptions, StoreRequest, StoredMessage, files,
+    key,
 };
 use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
+use crate::server::request::Backlog;
 use linechat_protocol::Name;
 
 /// A batch this large is written at once, whatever the window. Large, because a commit
@@ -132,7 +133,7 @@ struct Known {
 
 /// The messages of the next group commit. Each history message is encoded into its
 /// conversation's chunk as it arrives, and its record dropped, while both are still in the
-/// processor's cache: holding thousands of records until the commit cost more than encoding
+/// actor's cache: holding thousands of records until the commit cost more than encoding
 /// them.
 #[derive(Default)]
 struct Batch {
@@ -147,7 +148,7 @@ struct Batch {
     messages: usize,
 }
 
-pub(super) struct StorageActor {
+pub(super) struct StoreActor {
     pool: SqlitePool,
     batch: Batch,
     /// When the oldest record of the batch must be committed.
@@ -176,10 +177,16 @@ pub(super) struct StorageActor {
     message_inserts: Vec<Arc<str>>,
     /// The same for chunks.
     chunk_inserts: Vec<Arc<str>>,
+    backlog: Backlog,
 }
 
-impl StorageActor {
-    pub(super) fn new(pool: SqlitePool, options: &StorageOptions, last_id: i64) -> Self {
+impl StoreActor {
+    pub(super) fn new(
+        pool: SqlitePool,
+        options: &StorageOptions,
+        last_id: i64,
+        backlog: Backlog,
+    ) -> Self {
         Self {
             pool,
             batch: Batch {
@@ -200,10 +207,11 @@ impl StorageActor {
             last_id,
             message_inserts: insert_statements(MESSAGE_COLUMNS),
             chunk_inserts: insert_statements(CHUNK_COLUMNS),
+            backlog,
         }
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StorageRequest>) {
+    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StoreRequest>) {
         self.prune().await;
         let mut prune = tokio::time::interval_at(Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
         // Requests are taken many at a time: at chat rates a wake-up for every message (each
@@ -222,10 +230,12 @@ impl StorageActor {
                         self.flush().await;
                         return;
                     }
+                    self.backlog.note(&rx);
                 }
                 () = sleep_until(drain_at.unwrap_or_else(Instant::now)), if gathering => {
                     // Whatever has come, without waiting (and without asking to be woken).
                     while received_now(&mut rx, &mut requests) > 0 {
+                        self.backlog.note(&rx);
                         if !self.take_all(&mut requests).await {
                             return;
                         }
@@ -244,10 +254,10 @@ impl StorageActor {
 
     /// Takes the requests received; false once the store is closed. A history record is
     /// only put in the batch: that path stays out of `take`, whose future is large.
-    async fn take_all(&mut self, requests: &mut Vec<StorageRequest>) -> bool {
+    async fn take_all(&mut self, requests: &mut Vec<StoreRequest>) -> bool {
         for request in requests.drain(..) {
             match request {
-                StorageRequest::Record(record) => {
+                StoreRequest::Record(record) => {
                     self.gather(record);
                     if self.batch.messages >= MAX_BATCH {
                         self.flush().await;
@@ -266,9 +276,9 @@ impl StorageActor {
     }
 
     /// Takes one request other than a record; false once the store is closed.
-    async fn take(&mut self, request: StorageRequest) -> bool {
+    async fn take(&mut self, request: StoreRequest) -> bool {
         match request {
-            StorageRequest::Barrier { done } => {
+            StoreRequest::Barrier { done } => {
                 // Answered with the batch it waits for, without a commit of its own.
                 if self.batch.messages == 0 {
                     let _ = done.send(());
@@ -276,7 +286,7 @@ impl StorageActor {
                     self.barriers.push(done);
                 }
             }
-            StorageRequest::Close { reply } => {
+            StoreRequest::Close { reply } => {
                 self.flush().await;
                 let unreported = self.loss_log.take();
                 self.report_loss(unreported);
@@ -295,13 +305,13 @@ impl StorageActor {
         true
     }
 
-    async fn handle(&mut self, request: StorageRequest) {
+    async fn handle(&mut self, request: StoreRequest) {
         match request {
-            StorageRequest::CreateAccount { name, hash, reply } => {
+            StoreRequest::CreateAccount { name, hash, reply } => {
                 let result = self.create_account(&name, hash).await;
                 let _ = reply.send(self.settle("saving an account", result).await);
             }
-            StorageRequest::CreateRoom {
+            StoreRequest::CreateRoom {
                 room,
                 creator,
                 reply,
@@ -318,7 +328,7 @@ impl StorageActor {
                 .await;
                 let _ = reply.send(self.settle("saving a room", result.map(drop)).await);
             }
-            StorageRequest::Join {
+            StoreRequest::Join {
                 account,
                 room,
                 reply,
@@ -333,7 +343,7 @@ impl StorageActor {
                 .await;
                 let _ = reply.send(self.settle("saving a membership", result.map(drop)).await);
             }
-            StorageRequest::Leave {
+            StoreRequest::Leave {
                 account,
                 room,
                 reply,
@@ -346,14 +356,14 @@ impl StorageActor {
                         .await;
                 let _ = reply.send(self.settle("removing a membership", result.map(drop)).await);
             }
-            StorageRequest::QueuePrivate { record, reply } => {
+            StoreRequest::QueuePrivate { record, reply } => {
                 // Alone in its batch: the batch was committed just before.
                 self.gather(record);
                 let batch = self.next_batch();
                 let result = self.write(batch).await;
                 let _ = reply.send(self.settle("queueing a private message", result).await);
             }
-            StorageRequest::TakePending { account, reply } => {
+            StoreRequest::TakePending { account, reply } => {
                 let pending = self.take_pending(&account).await;
                 if pending.is_err() {
                     self.roll_back_leftovers().await;
@@ -362,7 +372,7 @@ impl StorageActor {
                 let _ = reply.send(pending.unwrap_or_default());
             }
             #[cfg(test)]
-            StorageRequest::FillUp { done } => {
+            StoreRequest::FillUp { done } => {
                 // Free pages (left by migrations that rebuild tables) would still take rows.
                 sqlx::query("VACUUM")
                     .execute(&self.pool)
@@ -381,7 +391,7 @@ impl StorageActor {
                 .expect("max page count");
                 let _ = done.send(());
             }
-            StorageRequest::UnrememberedRooms { rooms, reply } => {
+            StoreRequest::UnrememberedRooms { rooms, reply } => {
                 let mut unremembered = Vec::new();
                 for room in rooms {
                     let remembered: Result<Option<(i64,)>, _> =
@@ -396,7 +406,7 @@ impl StorageActor {
                 }
                 let _ = reply.send(unremembered);
             }
-            StorageRequest::DeleteRooms { rooms } => {
+            StoreRequest::DeleteRooms { rooms } => {
                 for room in rooms {
                     let result = self.delete_room(&room).await;
                     if result.is_err() {
@@ -405,9 +415,8 @@ impl StorageActor {
                     log_failure("deleting an expired room", result);
                 }
             }
-            StorageRequest::Record(_)
-            | StorageRequest::Barrier { .. }
-            | StorageRequest::Close { .. } => {}
+            StoreRequest::Record(_) | StoreRequest::Barrier { .. } | StoreRequest::Close { .. } => {
+            }
         }
     }
 
@@ -804,8 +813,8 @@ impl StorageActor {
 
 /// Takes what the inbox holds into `requests`, without waiting; how many.
 fn received_now(
-    rx: &mut mpsc::UnboundedReceiver<StorageRequest>,
-    requests: &mut Vec<StorageRequest>,
+    rx: &mut mpsc::UnboundedReceiver<StoreRequest>,
+    requests: &mut Vec<StoreRequest>,
 ) -> usize {
     rx.recv_many(requests, RECEIVED_AT_ONCE)
         .now_or_never()

@@ -156,7 +156,7 @@ pub struct StorageOptions {
 /// What the writer task is asked. Each write that is acknowledged to a client answers with
 /// its outcome once it is committed.
 #[derive(Debug)]
-enum StorageRequest {
+enum StoreRequest {
     Record(Record),
     /// A private message for an offline user: written at once, not batched.
     QueuePrivate {
@@ -216,9 +216,10 @@ enum StorageRequest {
 /// A handle to the storage: the writer task's inbox and the pool of read connections.
 #[derive(Debug, Clone)]
 pub struct Store {
-    tx: mpsc::UnboundedSender<StorageRequest>,
+    tx: mpsc::UnboundedSender<StoreRequest>,
     reader: reader::Reader,
     history: bool,
+    backlog: request::Backlog,
 }
 
 impl Store {
@@ -229,22 +230,31 @@ impl Store {
     ) -> Result<(Store, Loaded, JoinHandle<()>), StorageError> {
         let (pool, loaded, last_id) = actor::open(&options).await?;
         let reader = reader::Reader::open(&options).await?;
-        // Unbounded so that recording never waits; the batch window bounds how much queues.
+        // Unbounded so that recording never waits: chat goes on when the disk is slow, and
+        // what waits shows in the `stats` line as the store's backlog.
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(actor::StorageActor::new(pool, &options, last_id).run(rx));
+        let backlog = request::Backlog::default();
+        let actor = actor::StoreActor::new(pool, &options, last_id, backlog.clone());
+        let task = tokio::spawn(actor.run(rx));
         let store = Store {
             tx,
             reader,
             history: options.history,
+            backlog,
         };
         Ok((store, loaded, task))
+    }
+
+    /// Requests waiting for the writer, as it last saw them.
+    pub fn backlog(&self) -> usize {
+        self.backlog.get()
     }
 
     /// Queues a message for history. Never waits; a batch that cannot be written is counted
     /// and logged, and its messages are lost (see the writer).
     pub fn record(&self, record: Record) {
         if self.history || record.pending {
-            self.send(StorageRequest::Record(record));
+            self.send(StoreRequest::Record(record));
         }
     }
 
@@ -256,12 +266,12 @@ impl Store {
         mut record: Record,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
         record.pending = true;
-        self.ask_now(|reply| StorageRequest::QueuePrivate { record, reply })
+        self.ask_now(|reply| StoreRequest::QueuePrivate { record, reply })
     }
 
     /// Stores a new account and returns its id.
     pub async fn create_account(&self, name: Name, hash: String) -> Result<i64, StorageError> {
-        self.ask(|reply| StorageRequest::CreateAccount { name, hash, reply })
+        self.ask(|reply| StoreRequest::CreateAccount { name, hash, reply })
             .await?
     }
 
@@ -272,7 +282,7 @@ impl Store {
         room: Name,
         creator: Name,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
-        self.ask_now(|reply| StorageRequest::CreateRoom {
+        self.ask_now(|reply| StoreRequest::CreateRoom {
             room,
             creator,
             reply,
@@ -282,12 +292,12 @@ impl Store {
     /// Returns once every record sent before is committed (at the next group commit).
     #[cfg(test)]
     pub async fn sync(&self) {
-        let _ = self.ask(|done| StorageRequest::Barrier { done }).await;
+        let _ = self.ask(|done| StoreRequest::Barrier { done }).await;
     }
 
     /// Remembers that registered user `account` is in `room`; returns once it is on disk.
     pub async fn join(&self, account: Name, room: Name) -> Result<(), StorageError> {
-        self.ask(|reply| StorageRequest::Join {
+        self.ask(|reply| StoreRequest::Join {
             account,
             room,
             reply,
@@ -297,7 +307,7 @@ impl Store {
 
     /// Forgets that `account` is in `room`; returns once that is on disk.
     pub async fn leave(&self, account: Name, room: Name) -> Result<(), StorageError> {
-        self.ask(|reply| StorageRequest::Leave {
+        self.ask(|reply| StoreRequest::Leave {
             account,
             room,
             reply,
@@ -318,7 +328,7 @@ impl Store {
     /// Private messages that waited for `account`, oldest first; they count as delivered.
     /// On a failure nothing counts as delivered, and the messages wait for the next login.
     pub async fn take_pending(&self, account: UserId) -> Vec<StoredMessage> {
-        self.ask(|reply| StorageRequest::TakePending { account, reply })
+        self.ask(|reply| StoreRequest::TakePending { account, reply })
             .await
             .unwrap_or_default()
     }
@@ -351,7 +361,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StorageError> {
         if after.is_none() {
-            self.ask(|done| StorageRequest::Barrier { done }).await?;
+            self.ask(|done| StoreRequest::Barrier { done }).await?;
         }
         self.reader
             .history_page(&conversation, window, after, limit)
@@ -361,7 +371,7 @@ impl Store {
 
     /// Of `rooms`, those that no registered user remembers.
     pub async fn unremembered_rooms(&self, rooms: Vec<Name>) -> Vec<Name> {
-        self.ask(|reply| StorageRequest::UnrememberedRooms { rooms, reply })
+        self.ask(|reply| StoreRequest::UnrememberedRooms { rooms, reply })
             .await
             .unwrap_or_default()
     }
@@ -369,7 +379,7 @@ impl Store {
     /// Deletes `rooms` and their history, except any that a registered user remembers by
     /// the time this runs.
     pub fn delete_rooms(&self, rooms: Vec<Name>) {
-        self.send(StorageRequest::DeleteRooms { rooms });
+        self.send(StoreRequest::DeleteRooms { rooms });
     }
 
     /// Writes everything queued and stops the writer task; closes the read connections.
@@ -377,24 +387,24 @@ impl Store {
         // Readers first, so that the writer's connection is the last and checkpoints the
         // write-ahead log into the database as it closes.
         self.reader.close().await;
-        let _ = self.ask(|reply| StorageRequest::Close { reply }).await;
+        let _ = self.ask(|reply| StoreRequest::Close { reply }).await;
     }
 
     /// Caps the database at its current size: later writes that need a new page fail as
     /// on a full disk.
     #[cfg(test)]
     async fn fill_up(&self) {
-        let _ = self.ask(|done| StorageRequest::FillUp { done }).await;
+        let _ = self.ask(|done| StoreRequest::FillUp { done }).await;
     }
 
-    fn send(&self, request: StorageRequest) {
+    fn send(&self, request: StoreRequest) {
         // A closed store only happens at the very end of shutdown, after every session.
         let _ = self.tx.send(request);
     }
 
     async fn ask<T>(
         &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> StorageRequest,
+        request: impl FnOnce(oneshot::Sender<T>) -> StoreRequest,
     ) -> Result<T, StorageError> {
         request::ask(&self.tx, request)
             .await
@@ -404,7 +414,7 @@ impl Store {
     /// Sends a write now and returns a future of its outcome.
     fn ask_now(
         &self,
-        request: impl FnOnce(oneshot::Sender<Result<(), StorageError>>) -> StorageRequest,
+        request: impl FnOnce(oneshot::Sender<Result<(), StorageError>>) -> StoreRequest,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
         let answer = request::submit(&self.tx, request);
         async move { answer.await.map_err(|_| StorageError::Gone)? }

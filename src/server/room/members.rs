@@ -1,4 +1,4 @@
-//! The `RoomManager`: one task per room with members.
+//! The `RoomActor`: one task per room with members.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -13,7 +13,7 @@ use crate::server::storage::{Conversation, Record, Store};
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
 #[derive(Debug)]
-pub(super) enum RoomMessage {
+pub(super) enum RoomRequest {
     Join {
         member: Member,
         /// `CR` or `JR`: the verb the joiner's `OK` names.
@@ -35,14 +35,14 @@ pub(super) enum RoomMessage {
     Members {
         reply: oneshot::Sender<Reply>,
     },
-    /// Sent by the processor after the room reported itself empty: the task ends if the room
+    /// Sent by the rooms actor after the room reported itself empty: the task ends if the room
     /// is still empty, otherwise it carries on (someone joined in between).
     Close {
         reply: oneshot::Sender<bool>,
     },
 }
 
-/// Tells the room processor that a room has no members left.
+/// Tells the rooms actor that a room has no members left.
 pub(super) type IdleSender = mpsc::UnboundedSender<Name>;
 
 /// Messages a room's inbox holds before a member's session waits to send it more: a sender
@@ -54,7 +54,7 @@ const INBOX: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Room {
     name: Name,
-    tx: mpsc::Sender<RoomMessage>,
+    tx: mpsc::Sender<RoomRequest>,
     /// `OK RM <room>`, encoded once for every message said in the room.
     said: Arc<Delivery>,
 }
@@ -91,14 +91,14 @@ impl Room {
             at: SystemTime::now(),
             pending: false,
         });
-        let sent = self.tx.send(RoomMessage::Say { from, line }).await;
+        let sent = self.tx.send(RoomRequest::Say { from, line }).await;
         sent.is_ok().then(|| self.said.clone())
     }
 
     /// Leaves the room; the answer is `OK LR <room>` or why not.
     pub async fn leave(&self, member: Member) -> Reply {
         let (reply, answer) = oneshot::channel();
-        let leave = RoomMessage::Leave {
+        let leave = RoomRequest::Leave {
             member,
             reply: Some(reply),
         };
@@ -112,14 +112,14 @@ impl Room {
     pub fn leave_quietly(&self, member: Member) {
         post(
             &self.tx,
-            RoomMessage::Leave {
+            RoomRequest::Leave {
                 member,
                 reply: None,
             },
         );
     }
 
-    pub(super) fn post(&self, message: RoomMessage) {
+    pub(super) fn post(&self, message: RoomRequest) {
         post(&self.tx, message);
     }
 
@@ -127,7 +127,7 @@ impl Room {
     /// before; whether it ended (or was gone already).
     pub(super) async fn close_if_empty(&self) -> bool {
         let (reply, answer) = oneshot::channel();
-        if self.tx.send(RoomMessage::Close { reply }).await.is_err() {
+        if self.tx.send(RoomRequest::Close { reply }).await.is_err() {
             return true;
         }
         answer.await.unwrap_or(true)
@@ -135,9 +135,9 @@ impl Room {
 }
 
 /// Sends `message` to a room without waiting: at once if its inbox has room, otherwise from a
-/// task of its own. For the room processor and for a session that is unwinding, which must
+/// task of its own. For the rooms actor and for a session that is unwinding, which must
 /// not wait for one busy room.
-fn post(tx: &mpsc::Sender<RoomMessage>, message: RoomMessage) {
+fn post(tx: &mpsc::Sender<RoomRequest>, message: RoomRequest) {
     match tx.try_send(message) {
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
         Err(mpsc::error::TrySendError::Full(message)) => {
@@ -153,14 +153,14 @@ struct Seat {
     outbox: Outbox,
 }
 
-pub(super) struct RoomManager {
+pub(super) struct RoomActor {
     room: Name,
     max_members: usize,
     members: HashMap<Name, Seat>,
     idle: IdleSender,
 }
 
-impl RoomManager {
+impl RoomActor {
     /// Starts the task of `room` and returns the handle its members will keep.
     pub(super) fn spawn(room: Name, max_members: usize, idle: IdleSender) -> Room {
         let (tx, rx) = mpsc::channel(INBOX);
@@ -169,17 +169,17 @@ impl RoomManager {
             tx,
             said: Delivery::new(Reply::ok_with(Verb::RoomMessage, &room)),
         };
-        let manager = RoomManager {
+        let actor = RoomActor {
             room,
             max_members,
             members: HashMap::new(),
             idle,
         };
-        tokio::spawn(manager.run(rx));
+        tokio::spawn(actor.run(rx));
         handle
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<RoomMessage>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomRequest>) {
         while let Some(message) = rx.recv().await {
             if self.handle(message).is_break() {
                 return;
@@ -188,10 +188,10 @@ impl RoomManager {
     }
 
     /// Handles one message; `Break` when the task should end.
-    fn handle(&mut self, message: RoomMessage) -> ControlFlow<()> {
+    fn handle(&mut self, message: RoomRequest) -> ControlFlow<()> {
         let room = self.room.clone();
         match message {
-            RoomMessage::Join {
+            RoomRequest::Join {
                 member,
                 verb,
                 handle,
@@ -203,7 +203,7 @@ impl RoomManager {
                 };
                 let _ = reply.send(answer);
             }
-            RoomMessage::Leave { member, reply } => {
+            RoomRequest::Leave { member, reply } => {
                 let present = self
                     .members
                     .get(&member.name)
@@ -223,19 +223,19 @@ impl RoomManager {
                     let _ = reply.send(answer);
                 }
             }
-            RoomMessage::Say { from, line } => {
+            RoomRequest::Say { from, line } => {
                 // Only a member's session holds the handle; a session whose seat passed to a
                 // newer login of the same user may still send, as that user.
                 if self.members.contains_key(&from) {
                     self.deliver(&line, &from);
                 }
             }
-            RoomMessage::Members { reply } => {
+            RoomRequest::Members { reply } => {
                 let mut users: Vec<Name> = self.members.keys().cloned().collect();
                 users.sort();
                 let _ = reply.send(Reply::RoomUsers { room, users });
             }
-            RoomMessage::Close { reply } => {
+            RoomRequest::Close { reply } => {
                 let empty = self.members.is_empty();
                 let _ = reply.send(empty);
                 if empty {

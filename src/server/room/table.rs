@@ -1,4 +1,4 @@
-//! The `RoomProcessor`: owns the table of rooms and routes requests to their managers. Rooms
+//! The `RoomsActor`: owns the table of rooms and routes requests to their actors. Rooms
 //! that nobody is in and no registered user remembers expire after a while.
 
 use std::collections::{HashMap, HashSet};
@@ -8,9 +8,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::info;
 
-use super::manager::{Room, RoomManager, RoomMessage};
+use super::members::{Room, RoomActor, RoomRequest};
 use crate::server::member::Member;
-use crate::server::request::{self, unavailable};
+use crate::server::request::{self, Backlog, unavailable};
 use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
 use linechat_protocol::{ErrorCode, Name, Notice, Reply, Verb};
@@ -18,9 +18,9 @@ use linechat_protocol::{ErrorCode, Name, Notice, Reply, Verb};
 /// What a join answers: the room's handle, or why not.
 pub type Joined = Result<Room, Reply>;
 
-/// What the room processor is asked; requests with a `reply` are answered on it.
+/// What the rooms actor is asked; requests with a `reply` are answered on it.
 #[derive(Debug)]
-pub(crate) enum RoomRequest {
+pub(crate) enum RoomsRequest {
     Create {
         member: Member,
         room: Name,
@@ -43,36 +43,38 @@ pub(crate) enum RoomRequest {
     List {
         reply: oneshot::Sender<Reply>,
     },
-    /// Sent back to the processor by the task that waited for a `Create` to be stored.
+    /// Sent back to the rooms actor by the task that waited for a `Create` to be stored.
     Stored {
         member: Member,
         room: Name,
         stored: Result<(), StorageError>,
         reply: oneshot::Sender<Joined>,
     },
-    /// How many rooms have a running manager task.
+    /// How many rooms have a running room actor.
     #[cfg(test)]
     RunningManagers {
         reply: oneshot::Sender<usize>,
     },
 }
 
-/// A handle to the [`RoomProcessor`], which owns the table of rooms. Sessions come here to
+/// A handle to the [`RoomsActor`], which owns the table of rooms. Sessions come here to
 /// create, join and list rooms; once in a room, they talk to its [`Room`] handle.
 #[derive(Debug, Clone)]
 pub struct Rooms {
-    tx: mpsc::UnboundedSender<RoomRequest>,
+    tx: mpsc::UnboundedSender<RoomsRequest>,
+    backlog: Backlog,
 }
 
 impl Rooms {
-    /// Starts the room processor with the rooms loaded from `store` (name, creator).
+    /// Starts the rooms actor with the rooms loaded from `store` (name, creator).
     pub fn spawn(
         users: Users,
         store: Store,
         loaded: Vec<(Name, Name)>,
         limits: RoomLimits,
     ) -> Self {
-        // Unbounded: every request is awaited by its session, which sends one at a time.
+        // Unbounded: a session sends its next room request only once the last is answered,
+        // so at most one per connection waits here.
         let (tx, rx) = mpsc::unbounded_channel();
         let (idle_tx, idle_rx) = mpsc::unbounded_channel();
         let (unremembered_tx, unremembered_rx) = mpsc::unbounded_channel();
@@ -82,13 +84,13 @@ impl Rooms {
             .map(|(name, _creator)| {
                 let room = RoomEntry {
                     name: name.clone(),
-                    manager: None,
+                    actor: None,
                     empty_since: now,
                 };
                 (name, room)
             })
             .collect();
-        let processor = RoomProcessor {
+        let actor = RoomsActor {
             rooms,
             creating: HashSet::new(),
             back: tx.downgrade(),
@@ -97,14 +99,21 @@ impl Rooms {
             idle: idle_tx,
             unremembered: unremembered_tx,
             limits,
+            backlog: Backlog::default(),
         };
-        tokio::spawn(processor.run(rx, idle_rx, unremembered_rx));
-        Self { tx }
+        let backlog = actor.backlog.clone();
+        tokio::spawn(actor.run(rx, idle_rx, unremembered_rx));
+        Self { tx, backlog }
+    }
+
+    /// Requests waiting in the actor's inbox, as it last saw it.
+    pub fn backlog(&self) -> usize {
+        self.backlog.get()
     }
 
     /// `CR`: creates `room`, stores it, and joins `member` to it.
     pub async fn create(&self, member: Member, room: Name) -> Joined {
-        self.ask(|reply| RoomRequest::Create {
+        self.ask(|reply| RoomsRequest::Create {
             member,
             room,
             reply,
@@ -115,7 +124,7 @@ impl Rooms {
 
     /// `JR`: joins `member` to `room`.
     pub async fn join(&self, member: Member, room: Name) -> Joined {
-        self.ask(|reply| RoomRequest::Join {
+        self.ask(|reply| RoomsRequest::Join {
             member,
             room,
             reply,
@@ -126,26 +135,26 @@ impl Rooms {
 
     /// The error for an `RM` or `LR` from someone who is not in `room`.
     pub async fn not_member(&self, room: Name) -> Reply {
-        self.ask(|reply| RoomRequest::NotMember { room, reply })
+        self.ask(|reply| RoomsRequest::NotMember { room, reply })
             .await
             .unwrap_or_else(unavailable)
     }
 
     /// `LRU`: the members of `room`.
     pub async fn members(&self, room: Name) -> Reply {
-        self.ask(|reply| RoomRequest::Members { room, reply })
+        self.ask(|reply| RoomsRequest::Members { room, reply })
             .await
             .unwrap_or_else(unavailable)
     }
 
     /// `LRS`: every room.
     pub async fn list(&self) -> Reply {
-        self.ask(|reply| RoomRequest::List { reply })
+        self.ask(|reply| RoomsRequest::List { reply })
             .await
             .unwrap_or_else(unavailable)
     }
 
-    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> RoomRequest) -> Option<T> {
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> RoomsRequest) -> Option<T> {
         request::ask(&self.tx, request).await
     }
 }
@@ -153,14 +162,14 @@ impl Rooms {
 struct RoomEntry {
     /// The name as it was created, for listings.
     name: Name,
-    /// The running manager; `None` while the room has no members, so that an empty room
+    /// The running room actor; `None` while the room has no members, so that an empty room
     /// costs no task.
-    manager: Option<Room>,
-    /// Since when the room has had no members (meaningful while `manager` is `None`).
+    actor: Option<Room>,
+    /// Since when the room has had no members (meaningful while `actor` is `None`).
     empty_since: Instant,
 }
 
-/// Sizes the room processor enforces.
+/// Sizes the rooms actor enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomLimits {
     pub max_rooms: usize,
@@ -170,29 +179,30 @@ pub struct RoomLimits {
     pub expiry: Option<Duration>,
 }
 
-struct RoomProcessor {
+struct RoomsActor {
     limits: RoomLimits,
     rooms: HashMap<Name, RoomEntry>,
     /// Rooms whose creation is being stored: the name is taken, but the room does not exist
     /// until it is on disk.
     creating: HashSet<Name>,
-    /// The processor's own inbox, for the answers of the storage; weak, so that the
-    /// processor still ends when every handle is gone.
-    back: mpsc::WeakUnboundedSender<RoomRequest>,
+    /// The actor's own inbox, for the answers of the storage; weak, so that the
+    /// actor still ends when every handle is gone.
+    back: mpsc::WeakUnboundedSender<RoomsRequest>,
     users: Users,
     store: Store,
     idle: mpsc::UnboundedSender<Name>,
     /// Where the store's answer comes back: which expired rooms nobody remembers.
     unremembered: mpsc::UnboundedSender<(Instant, Vec<Name>)>,
+    backlog: Backlog,
 }
 
 /// How often expired rooms are looked for, at most.
 const SWEEP_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
-impl RoomProcessor {
+impl RoomsActor {
     async fn run(
         mut self,
-        mut requests: mpsc::UnboundedReceiver<RoomRequest>,
+        mut requests: mpsc::UnboundedReceiver<RoomsRequest>,
         mut idle: mpsc::UnboundedReceiver<Name>,
         mut unremembered: mpsc::UnboundedReceiver<(Instant, Vec<Name>)>,
     ) {
@@ -208,7 +218,10 @@ impl RoomProcessor {
         loop {
             tokio::select! {
                 request = requests.recv() => match request {
-                    Some(request) => self.handle(request),
+                    Some(request) => {
+                        self.backlog.note(&requests);
+                        self.handle(request);
+                    }
                     None => return,
                 },
                 Some(room) = idle.recv() => self.close_if_empty(room).await,
@@ -219,7 +232,7 @@ impl RoomProcessor {
     }
 
     /// Asks the store which of the rooms empty for longer than the expiry no registered
-    /// user remembers; the answer comes back to [`RoomProcessor::expire`].
+    /// user remembers; the answer comes back to [`RoomsActor::expire`].
     fn sweep(&mut self) {
         let Some(expiry) = self.limits.expiry else {
             return;
@@ -228,7 +241,7 @@ impl RoomProcessor {
         let expired: Vec<Name> = self
             .rooms
             .values_mut()
-            .filter(|room| room.manager.is_none() && room.empty_since + expiry <= now)
+            .filter(|room| room.actor.is_none() && room.empty_since + expiry <= now)
             .map(|room| {
                 // Checked again one expiry from now if someone remembers it.
                 room.empty_since = now;
@@ -253,7 +266,7 @@ impl RoomProcessor {
             let still_empty = self
                 .rooms
                 .get(&room)
-                .is_some_and(|entry| entry.manager.is_none() && entry.empty_since <= swept);
+                .is_some_and(|entry| entry.actor.is_none() && entry.empty_since <= swept);
             if let Some(entry) = still_empty.then(|| self.rooms.remove(&room)).flatten() {
                 gone.push(entry.name);
             }
@@ -264,9 +277,9 @@ impl RoomProcessor {
         }
     }
 
-    fn handle(&mut self, request: RoomRequest) {
+    fn handle(&mut self, request: RoomsRequest) {
         match request {
-            RoomRequest::Create {
+            RoomsRequest::Create {
                 member,
                 room,
                 reply,
@@ -288,14 +301,14 @@ impl RoomProcessor {
                     return;
                 }
                 // The name is reserved while the room is stored; the room exists, and `OK CR`
-                // goes out, only once it is on disk. The processor does not wait meanwhile.
+                // goes out, only once it is on disk. The actor does not wait meanwhile.
                 self.creating.insert(room.clone());
                 let stored = self.store.create_room(room.clone(), member.name.clone());
                 let back = self.back.clone();
                 tokio::spawn(async move {
                     let stored = stored.await;
                     if let Some(back) = back.upgrade() {
-                        let _ = back.send(RoomRequest::Stored {
+                        let _ = back.send(RoomsRequest::Stored {
                             member,
                             room,
                             stored,
@@ -304,7 +317,7 @@ impl RoomProcessor {
                     }
                 });
             }
-            RoomRequest::Stored {
+            RoomsRequest::Stored {
                 member,
                 room,
                 stored,
@@ -320,7 +333,7 @@ impl RoomProcessor {
                     room.clone(),
                     RoomEntry {
                         name: room.clone(),
-                        manager: None,
+                        actor: None,
                         empty_since: Instant::now(),
                     },
                 );
@@ -331,12 +344,12 @@ impl RoomProcessor {
                 self.users.notify(notice, member.name.clone());
                 self.join(member, room, Verb::CreateRoom, reply);
             }
-            RoomRequest::Join {
+            RoomsRequest::Join {
                 member,
                 room,
                 reply,
             } => self.join(member, room, Verb::JoinRoom, reply),
-            RoomRequest::NotMember { room, reply } => {
+            RoomsRequest::NotMember { room, reply } => {
                 let answer = match self.rooms.get(&room) {
                     Some(entry) => {
                         let message = format!("you are not in {}", entry.name);
@@ -346,11 +359,10 @@ impl RoomProcessor {
                 };
                 let _ = reply.send(answer);
             }
-            RoomRequest::Members { room, reply } => match self.rooms.get(&room) {
+            RoomsRequest::Members { room, reply } => match self.rooms.get(&room) {
                 Some(RoomEntry {
-                    manager: Some(manager),
-                    ..
-                }) => manager.post(RoomMessage::Members { reply }),
+                    actor: Some(actor), ..
+                }) => actor.post(RoomRequest::Members { reply }),
                 Some(RoomEntry { name, .. }) => {
                     let _ = reply.send(Reply::RoomUsers {
                         room: name.clone(),
@@ -362,11 +374,11 @@ impl RoomProcessor {
                 }
             },
             #[cfg(test)]
-            RoomRequest::RunningManagers { reply } => {
-                let running = self.rooms.values().filter(|r| r.manager.is_some()).count();
+            RoomsRequest::RunningManagers { reply } => {
+                let running = self.rooms.values().filter(|r| r.actor.is_some()).count();
                 let _ = reply.send(running);
             }
-            RoomRequest::List { reply } => {
+            RoomsRequest::List { reply } => {
                 let mut names: Vec<Name> = self.rooms.values().map(|r| r.name.clone()).collect();
                 names.sort();
                 let _ = reply.send(Reply::Rooms(names));
@@ -379,29 +391,29 @@ impl RoomProcessor {
             let _ = reply.send(Err(no_such_room(&room)));
             return;
         };
-        let manager = entry.manager.get_or_insert_with(|| {
+        let actor = entry.actor.get_or_insert_with(|| {
             let room = entry.name.clone();
-            RoomManager::spawn(room, self.limits.max_members, self.idle.clone())
+            RoomActor::spawn(room, self.limits.max_members, self.idle.clone())
         });
-        manager.post(RoomMessage::Join {
+        actor.post(RoomRequest::Join {
             member,
             verb,
-            handle: manager.clone(),
+            handle: actor.clone(),
             reply,
         });
     }
 
-    /// Stops the manager of a room that reported itself empty, unless someone joined since:
-    /// the manager answers after handling every request sent to it before this one.
+    /// Stops the actor of a room that reported itself empty, unless someone joined since:
+    /// the actor answers after handling every request sent to it before this one.
     async fn close_if_empty(&mut self, room: Name) {
         let Some(entry) = self.rooms.get_mut(&room) else {
             return;
         };
-        let Some(manager) = &entry.manager else {
+        let Some(actor) = &entry.actor else {
             return;
         };
-        if manager.close_if_empty().await {
-            entry.manager = None;
+        if actor.close_if_empty().await {
+            entry.actor = None;
             entry.empty_since = Instant::now();
         }
     }
@@ -485,7 +497,7 @@ mod tests {
 
     async fn running_managers(rooms: &Rooms) -> usize {
         rooms
-            .ask(|reply| RoomRequest::RunningManagers { reply })
+            .ask(|reply| RoomsRequest::RunningManagers { reply })
             .await
             .unwrap()
     }
@@ -546,7 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn rooms_and_members_are_limited() {
-        // The test processor allows 3 rooms of 3 members.
+        // The test actor allows 3 rooms of 3 members.
         let (rooms, _store, _dir) = crate::server::testing::rooms().await;
         let people: Vec<_> = ["a", "b", "c", "d"].map(|n| member(n).0).into();
         for room in ["r1", "r2", "r3"] {
