@@ -630,7 +630,10 @@ async fn pm_reaches_only_its_target() {
 
     // Nobody by that name online.
     alice
-        .check("PM dave hello", "ERR NO_SUCH_USER dave is not online")
+        .check(
+            "PM dave hello",
+            "ERR NO_SUCH_USER dave is neither online nor registered",
+        )
         .await;
     carol.quit().await;
     alice.expect("NOTICE OFFLINE carol QUIT").await;
@@ -638,7 +641,7 @@ async fn pm_reaches_only_its_target() {
     alice
         .check(
             "PM carol still there?",
-            "ERR NO_SUCH_USER carol is not online",
+            "ERR NO_SUCH_USER carol is neither online nor registered",
         )
         .await;
     alice.expect_caught_up().await;

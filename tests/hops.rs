@@ -20,7 +20,7 @@ async fn a_kept_recipient_that_left_is_looked_up_again() {
     alice.expect("NOTICE OFFLINE bob QUIT").await;
     assert_eq!(
         alice.ask("PM bob are you there").await,
-        "ERR NO_SUCH_USER bob is not online"
+        "ERR NO_SUCH_USER bob is neither online nor registered"
     );
     let mut new_bob = server.guest("BOB").await;
     alice.expect("NOTICE ONLINE BOB").await;

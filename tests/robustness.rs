@@ -577,7 +577,7 @@ async fn a_client_that_stops_reading_is_dropped_without_stalling_the_room() {
     assert_eq!(flooder.ask("LRU flood").await, "LRU flood flooder reader");
     assert_eq!(
         flooder.ask("PM slow are you there").await,
-        "ERR NO_SUCH_USER slow is not online"
+        "ERR NO_SUCH_USER slow is neither online nor registered"
     );
     assert_eq!(flooder.ask("RM flood done").await, "OK RM flood");
     reader.expect("RM flood flooder done").await;

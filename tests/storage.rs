@@ -490,7 +490,10 @@ async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
     alice.check("PM bob first", "OK PM bob queued").await;
     alice.check("PM BOB second  one", "OK PM bob queued").await;
     alice
-        .check("PM nobody x", "ERR NO_SUCH_USER nobody is not online")
+        .check(
+            "PM nobody x",
+            "ERR NO_SUCH_USER nobody is neither online nor registered",
+        )
         .await;
     let mut carol = server.guest("carol").await;
     alice.expect("NOTICE ONLINE carol").await;
@@ -553,7 +556,10 @@ async fn private_messages_to_offline_users_without_a_restart() {
 
     // A guest who left has no account: nothing is kept for them.
     alice
-        .check("PM guest hello", "ERR NO_SUCH_USER guest is not online")
+        .check(
+            "PM guest hello",
+            "ERR NO_SUCH_USER guest is neither online nor registered",
+        )
         .await;
     alice
         .check("PM bob while you were out", "OK PM bob queued")

@@ -543,7 +543,7 @@ impl UsersActor {
             None => match self.registered.get_key_value(&to) {
                 Some((name, id)) => (name.clone(), UserId::Account(*id), None),
                 None => {
-                    let message = format!("{to} is not online");
+                    let message = format!("{to} is neither online nor registered");
                     let _ = reply.send(refused(Reply::err(ErrorCode::NoSuchUser, message)));
                     return;
                 }
@@ -745,7 +745,7 @@ mod tests {
         assert_eq!(bob_inbox.line().await, "PM alice psst");
         assert_eq!(
             private(&users, &alice, "carol", "hi").await,
-            "ERR NO_SUCH_USER carol is not online"
+            "ERR NO_SUCH_USER carol is neither online nor registered"
         );
         alice_inbox.expect_nothing().await;
     }

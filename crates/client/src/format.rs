@@ -345,9 +345,9 @@ mod tests {
             ),
             (
                 ErrorCode::NoSuchUser,
-                "bob is not online",
+                "bob is neither online nor registered",
                 Some("PM bob hi"),
-                "NO_SUCH_USER: bob is not online",
+                "NO_SUCH_USER: bob is neither online nor registered",
             ),
         ];
         for (code, message, command, expected) in cases {
