@@ -3,12 +3,10 @@
 //! holds password hashes and every private message. An existing directory that is wider is
 //! reported at start, with its path and mode, and left as it is.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{Server, ServerProcess};
+use crate::support::{Server, ServerProcess};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)

@@ -2,11 +2,9 @@
 //! limit, streamed `HISTORY`, the server-wide output budget), idle clients that only send
 //! blank lines, and the end of input after a burst.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{Server, ServerProcess, TestServer};
+use crate::support::{Server, ServerProcess, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 

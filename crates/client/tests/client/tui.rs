@@ -1,9 +1,6 @@
 //! The bundled client's TUI, run in a pseudo-terminal against the real server: keys are
 //! typed into the terminal, and its output is turned back into a screen by `vt100`.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
-
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
 use std::sync::{Arc, Mutex};
@@ -11,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
 
-use support::{PATIENCE, Server, TestServer};
+use crate::support::{PATIENCE, Server, TestServer};
 
 /// The client in a pseudo-terminal, and the screen it draws.
 struct Tui {

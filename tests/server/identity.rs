@@ -3,9 +3,7 @@
 //! however the attempts arrive; the owner of an account can take their session back; names
 //! that look alike are refused; rooms nobody keeps go away.
 
-mod support;
-
-use support::{Client, Server, TestServer, eventually};
+use crate::support::{Client, Server, TestServer, eventually};
 
 #[tokio::test]
 async fn a_guest_who_takes_a_name_later_does_not_read_its_private_history() {

@@ -9,15 +9,13 @@
 //! drops it, so that tests can compare the rest of each line exactly. Tests that compare
 //! `HISTORY` before and after a restart compare the whole lines, time included.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::{Client, NOT_LOGGED_IN, PATIENCE, Server, ServerProcess, TestServer};
 use linechat::settings::Settings;
-use support::{Client, NOT_LOGGED_IN, PATIENCE, Server, ServerProcess, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

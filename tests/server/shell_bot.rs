@@ -1,12 +1,10 @@
 //! Runs `scripts/echo-bot.sh` against the real server and talks to it as a user would.
 
-mod support;
-
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, PATIENCE, Server, ServerProcess, eventually};
+use crate::support::{Client, PATIENCE, Server, ServerProcess, eventually};
 
 /// The echo bot: `sh`, with its `nc` and keepalive loop, in a process group of its own so that
 /// all of them can be stopped together. Dropping it stops them.

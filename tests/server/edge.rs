@@ -1,12 +1,10 @@
 //! The server's edges, over real TCP: what an accepted connection costs (TLS handshakes,
 //! connection limits, the login deadline, file descriptors) and which text is refused.
 
-mod support;
-
 use std::time::Duration;
 
-use support::tls::{Tls, TlsServer};
-use support::{Client, Server, ServerProcess, TestServer};
+use crate::support::tls::{Tls, TlsServer};
+use crate::support::{Client, Server, ServerProcess, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -96,12 +94,12 @@ async fn tls_connections_over_the_limit_are_closed_at_accept() {
     // Once the silent ones go, their places are free for a real TLS client.
     drop(held);
     // The server may not have seen the silent ones go yet.
-    let hello = support::eventually("a TLS client greeted", async || {
+    let hello = crate::support::eventually("a TLS client greeted", async || {
         let tcp = TcpStream::connect(tls.tls_addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let stream = tls.tls.connector.connect(name, tcp).await.ok()?;
         let mut lines = BufReader::new(stream).lines();
-        let hello = tokio::time::timeout(support::PATIENCE, lines.next_line()).await;
+        let hello = tokio::time::timeout(crate::support::PATIENCE, lines.next_line()).await;
         hello.ok()?.ok().flatten()
     })
     .await;

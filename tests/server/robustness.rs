@@ -2,11 +2,9 @@
 //! nothing else. The server runs in this process, but for the tests of signals (SIGTERM) and
 //! of a log line, which run the real binary.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{Client, Server, ServerProcess, TestServer};
+use crate::support::{Client, Server, ServerProcess, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -447,7 +445,7 @@ async fn garbage_from_one_member_does_not_disturb_the_room() {
 
 #[tokio::test]
 async fn a_thousand_pipelined_commands_are_answered_in_order() {
-    // Flood control off: this is about pipelining (tests/limits.rs covers the limit).
+    // Flood control off: this is about pipelining (the limits module covers the limit).
     let server = TestServer::with(|settings| settings.flood_lines_per_sec = 0);
     let mut client = server.connect().await;
 
@@ -747,7 +745,7 @@ async fn a_client_that_vanishes_is_cleaned_up() {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("OK JR den\n") {
-        let n = tokio::time::timeout(support::PATIENCE, stream.read(&mut buf))
+        let n = tokio::time::timeout(crate::support::PATIENCE, stream.read(&mut buf))
             .await
             .expect("replies in time")
             .unwrap();
@@ -977,7 +975,7 @@ async fn a_client_that_does_not_read_at_shutdown_delays_nobody_else() {
 
 #[tokio::test]
 async fn two_hundred_connections_at_once_are_all_served() {
-    // All from 127.0.0.1, so above the default per-address limit (tests/limits.rs).
+    // All from 127.0.0.1, so above the default per-address limit (the limits module).
     let server = TestServer::with(|settings| settings.max_connections_per_ip = 1000);
     let mut clients = futures::future::join_all((0..200).map(|_| server.connect())).await;
     // All 200 are open together, and each is answered on its own.

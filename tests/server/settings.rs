@@ -1,14 +1,12 @@
 //! The settings as the binary reads them: the layers (file, `LINECHAT_*` variables, flags),
 //! what it logs about its settings file, and how it refuses settings it cannot use.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
-use support::{PATIENCE, Server, ServerProcess};
+use crate::support::{PATIENCE, Server, ServerProcess};
 
 /// Starts the binary with `args` on a fresh data directory and the settings file `config`,
 /// and returns its exit status and its log when it stops by itself.

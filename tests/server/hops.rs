@@ -2,9 +2,7 @@
 //! outboxes of those it sends private messages to, and presence notices are gathered under
 //! load. These tests check that the shortcuts never misdeliver, lose or reorder anything.
 
-mod support;
-
-use support::{Server, TestServer};
+use crate::support::{Server, TestServer};
 
 /// A private message after the recipient left and someone else took the name reaches the new
 /// holder of the name, never the old connection, and is not lost.

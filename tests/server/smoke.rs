@@ -1,9 +1,7 @@
 //! The binary starts, listens where it says in its log, and serves: the wiring of `main.rs`,
 //! which the in-process tests skip.
 
-mod support;
-
-use support::{Server, ServerProcess};
+use crate::support::{Server, ServerProcess};
 
 #[tokio::test]
 async fn greets_and_answers_ping() {

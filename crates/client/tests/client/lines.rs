@@ -2,9 +2,6 @@
 //! process against the real server: what it prints, what others receive, its exit status,
 //! and how it comes back after the server restarts.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -12,7 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
-use support::{PATIENCE, Server, TestServer};
+use crate::support::{PATIENCE, Server, TestServer};
 
 /// The client binary, running.
 struct RunningClient {

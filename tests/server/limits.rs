@@ -2,12 +2,10 @@
 //! throttling, idle detection, sizes, and the TLS listener. The tests that check a log line
 //! run the binary; the others run the server in this process.
 
-mod support;
-
 use std::time::Duration;
 
-use support::tls::TlsServer;
-use support::{Client, Server, ServerProcess, TestServer};
+use crate::support::tls::TlsServer;
+use crate::support::{Client, Server, ServerProcess, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

@@ -8,10 +8,8 @@
 //! and the `NOTICE OFFLINE` from the user table, two independent actors, so those are compared
 //! as a set ([`expect_unordered`]).
 
-mod support;
-
+use crate::support::{Client, NOT_LOGGED_IN, Server, ServerProcess, TestServer};
 use linechat_protocol::Verb;
-use support::{Client, NOT_LOGGED_IN, Server, ServerProcess, TestServer};
 
 const BAD_CHARACTER: &str = "a name may hold only letters A-Z, digits, '_' and '-'";
 
