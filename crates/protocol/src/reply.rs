@@ -53,19 +53,28 @@ pub enum ErrorCode {
     Storage,
 }
 
-impl ErrorCode {
-    /// Every code, in declaration order.
-    pub const ALL: &'static [ErrorCode] = <ErrorCode as strum::VariantArray>::VARIANTS;
+/// `ALL`, `as_str` and `lookup` for a keyword enum whose wire names strum derives.
+macro_rules! wire_names {
+    ($keyword:ident) => {
+        impl $keyword {
+            /// Every one, in declaration order.
+            pub const ALL: &'static [$keyword] = <$keyword as strum::VariantArray>::VARIANTS;
 
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
+            /// Its name on the wire.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
 
-    /// The code with this wire name (exact, upper case).
-    pub fn lookup(word: &str) -> Option<ErrorCode> {
-        word.parse().ok()
-    }
+            /// The one with this wire name (exact, upper case).
+            pub fn lookup(word: &str) -> Option<$keyword> {
+                word.parse().ok()
+            }
+        }
+    };
 }
+
+wire_names!(ErrorCode);
+wire_names!(CloseReason);
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,18 +124,6 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Every reason, in declaration order.
-    pub const ALL: &'static [CloseReason] = <CloseReason as strum::VariantArray>::VARIANTS;
-
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// The reason with this wire name (exact, upper case).
-    pub fn lookup(word: &str) -> Option<CloseReason> {
-        word.parse().ok()
-    }
-
     fn explanation(self) -> &'static str {
         strum::EnumMessage::get_message(&self).unwrap_or_default()
     }
