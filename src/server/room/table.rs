@@ -277,115 +277,148 @@ impl RoomsActor {
         }
     }
 
+    /// Hands each request to its method.
     fn handle(&mut self, request: RoomsRequest) {
         match request {
             RoomsRequest::Create {
                 member,
                 room,
                 reply,
-            } => {
-                if let Some(existing) = self.rooms.get(&room) {
-                    let message = format!("{} already exists; JR joins it", existing.name);
-                    let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
-                    return;
-                }
-                if self.creating.contains(&room) {
-                    let message = format!("{room} already exists; JR joins it");
-                    let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
-                    return;
-                }
-                let held = self.rooms.len() + self.creating.len();
-                if held >= self.limits.max_rooms {
-                    let message = format!("the server holds {held} rooms, its most");
-                    let _ = reply.send(Err(Reply::err(ErrorCode::TooManyRooms, message)));
-                    return;
-                }
-                // The name is reserved while the room is stored; the room exists, and `OK CR`
-                // goes out, only once it is on disk. The actor does not wait meanwhile.
-                self.creating.insert(room.clone());
-                let stored = self.store.create_room(room.clone(), member.name.clone());
-                let back = self.back.clone();
-                tokio::spawn(async move {
-                    let stored = stored.await;
-                    if let Some(back) = back.upgrade() {
-                        let _ = back.send(RoomsRequest::Stored {
-                            member,
-                            room,
-                            stored,
-                            reply,
-                        });
-                    }
-                });
-            }
+            } => self.create(member, room, reply),
             RoomsRequest::Stored {
                 member,
                 room,
                 stored,
                 reply,
-            } => {
-                self.creating.remove(&room);
-                if let Err(error) = stored {
-                    let message = format!("{room} could not be stored: {}", error.client_message());
-                    let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
-                    return;
-                }
-                self.rooms.insert(
-                    room.clone(),
-                    RoomEntry {
-                        name: room.clone(),
-                        actor: None,
-                        empty_since: Instant::now(),
-                    },
-                );
-                let notice = Notice::RoomCreated {
-                    room: room.clone(),
-                    by: member.name.clone(),
-                };
-                self.users.notify(notice, member.name.clone());
-                self.join(member, room, Verb::CreateRoom, reply);
-            }
+            } => self.stored(member, room, stored, reply),
             RoomsRequest::Join {
                 member,
                 room,
                 reply,
             } => self.join(member, room, Verb::JoinRoom, reply),
-            RoomsRequest::NotMember { room, reply } => {
-                let answer = match self.rooms.get(&room) {
-                    Some(entry) => {
-                        let message = format!("you are not in {}", entry.name);
-                        Reply::err(ErrorCode::NotInRoom, message)
-                    }
-                    None => no_such_room(&room),
-                };
-                let _ = reply.send(answer);
-            }
-            RoomsRequest::Members { room, reply } => match self.rooms.get(&room) {
-                Some(RoomEntry {
-                    actor: Some(actor), ..
-                }) => actor.post(RoomRequest::Members { reply }),
-                Some(RoomEntry { name, .. }) => {
-                    let _ = reply.send(Reply::RoomUsers {
-                        room: name.clone(),
-                        users: Vec::new(),
-                    });
-                }
-                None => {
-                    let _ = reply.send(no_such_room(&room));
-                }
-            },
+            RoomsRequest::NotMember { room, reply } => self.not_member(&room, reply),
+            RoomsRequest::Members { room, reply } => self.members(&room, reply),
             #[cfg(test)]
-            RoomsRequest::RunningManagers { reply } => {
-                let running = self.rooms.values().filter(|r| r.actor.is_some()).count();
-                let _ = reply.send(running);
+            RoomsRequest::RunningManagers { reply } => self.running_managers(reply),
+            RoomsRequest::List { reply } => self.list(reply),
+        }
+    }
+
+    /// `CR`: refuses a name that is taken (or being created) and a room past the limit;
+    /// otherwise stores the room, and [`RoomsActor::stored`] finishes once it is on disk.
+    fn create(&mut self, member: Member, room: Name, reply: oneshot::Sender<Joined>) {
+        if let Some(existing) = self.rooms.get(&room) {
+            let message = format!("{} already exists; JR joins it", existing.name);
+            let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+            return;
+        }
+        if self.creating.contains(&room) {
+            let message = format!("{room} already exists; JR joins it");
+            let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+            return;
+        }
+        let held = self.rooms.len() + self.creating.len();
+        if held >= self.limits.max_rooms {
+            let message = format!("the server holds {held} rooms, its most");
+            let _ = reply.send(Err(Reply::err(ErrorCode::TooManyRooms, message)));
+            return;
+        }
+        // The name is reserved while the room is stored; the room exists, and `OK CR`
+        // goes out, only once it is on disk. The actor does not wait meanwhile.
+        self.creating.insert(room.clone());
+        let stored = self.store.create_room(room.clone(), member.name.clone());
+        let back = self.back.clone();
+        tokio::spawn(async move {
+            let stored = stored.await;
+            if let Some(back) = back.upgrade() {
+                let _ = back.send(RoomsRequest::Stored {
+                    member,
+                    room,
+                    stored,
+                    reply,
+                });
             }
-            RoomsRequest::List { reply } => {
-                let mut names: Vec<Name> = self.rooms.values().map(|r| r.name.clone()).collect();
-                names.sort();
-                let _ = reply.send(Reply::Rooms(names));
+        });
+    }
+
+    /// The end of a `CR` once the store has answered: frees the reserved name and, if the
+    /// room was stored, adds it, tells everyone else it exists and joins its creator.
+    fn stored(
+        &mut self,
+        member: Member,
+        room: Name,
+        stored: Result<(), StorageError>,
+        reply: oneshot::Sender<Joined>,
+    ) {
+        self.creating.remove(&room);
+        if let Err(error) = stored {
+            let message = format!("{room} could not be stored: {}", error.client_message());
+            let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+            return;
+        }
+        self.rooms.insert(
+            room.clone(),
+            RoomEntry {
+                name: room.clone(),
+                actor: None,
+                empty_since: Instant::now(),
+            },
+        );
+        let notice = Notice::RoomCreated {
+            room: room.clone(),
+            by: member.name.clone(),
+        };
+        self.users.notify(notice, member.name.clone());
+        self.join(member, room, Verb::CreateRoom, reply);
+    }
+
+    /// Why someone who holds no handle to `room` cannot speak in it or leave it: the room
+    /// exists and they are not in it, or there is no such room.
+    fn not_member(&self, room: &Name, reply: oneshot::Sender<Reply>) {
+        let answer = match self.rooms.get(room) {
+            Some(entry) => {
+                let message = format!("you are not in {}", entry.name);
+                Reply::err(ErrorCode::NotInRoom, message)
+            }
+            None => no_such_room(room),
+        };
+        let _ = reply.send(answer);
+    }
+
+    /// `LRU`: a running room's actor answers with its members; a room without one has none.
+    fn members(&self, room: &Name, reply: oneshot::Sender<Reply>) {
+        match self.rooms.get(room) {
+            Some(RoomEntry {
+                actor: Some(actor), ..
+            }) => actor.post(RoomRequest::Members { reply }),
+            Some(RoomEntry { name, .. }) => {
+                let _ = reply.send(Reply::RoomUsers {
+                    room: name.clone(),
+                    users: Vec::new(),
+                });
+            }
+            None => {
+                let _ = reply.send(no_such_room(room));
             }
         }
     }
 
+    /// How many rooms have a running room actor.
+    #[cfg(test)]
+    fn running_managers(&self, reply: oneshot::Sender<usize>) {
+        let running = self.rooms.values().filter(|r| r.actor.is_some()).count();
+        let _ = reply.send(running);
+    }
+
+    /// `LRS`: every room's name, sorted.
+    fn list(&self, reply: oneshot::Sender<Reply>) {
+        let mut names: Vec<Name> = self.rooms.values().map(|r| r.name.clone()).collect();
+        names.sort();
+        let _ = reply.send(Reply::Rooms(names));
+    }
+
+    /// `JR`, and the end of a `CR`: starts the room's actor if the room has none running,
+    /// and asks it to take `member`; it answers `reply`.
     fn join(&mut self, member: Member, room: Name, verb: Verb, reply: oneshot::Sender<Joined>) {
         let Some(entry) = self.rooms.get_mut(&room) else {
             let _ = reply.send(Err(no_such_room(&room)));

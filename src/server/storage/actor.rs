@@ -278,21 +278,9 @@ impl StoreActor {
     /// Takes one request other than a record; false once the store is closed.
     async fn take(&mut self, request: StoreRequest) -> bool {
         match request {
-            StoreRequest::Barrier { done } => {
-                // Answered with the batch it waits for, without a commit of its own.
-                if self.batch.messages == 0 {
-                    let _ = done.send(());
-                } else {
-                    self.barriers.push(done);
-                }
-            }
+            StoreRequest::Barrier { done } => self.barrier(done),
             StoreRequest::Close { reply } => {
-                self.flush().await;
-                let unreported = self.loss_log.take();
-                self.report_loss(unreported);
-                self.pool.close().await;
-                info!(messages = self.written, "history written, database closed");
-                let _ = reply.send(());
+                self.close(reply).await;
                 return false;
             }
             request => {
@@ -305,118 +293,199 @@ impl StoreActor {
         true
     }
 
+    /// Answers `done` once every record sent before it is committed: with the batch it
+    /// waits for, without a commit of its own.
+    fn barrier(&mut self, done: oneshot::Sender<()>) {
+        if self.batch.messages == 0 {
+            let _ = done.send(());
+        } else {
+            self.barriers.push(done);
+        }
+    }
+
+    /// Writes what is gathered, reports the losses not reported yet, and closes the
+    /// database; the writer stops once `reply` is answered.
+    async fn close(&mut self, reply: oneshot::Sender<()>) {
+        self.flush().await;
+        let unreported = self.loss_log.take();
+        self.report_loss(unreported);
+        self.pool.close().await;
+        info!(messages = self.written, "history written, database closed");
+        let _ = reply.send(());
+    }
+
+    /// Hands each write acknowledged to a client to its method, once the batch before it
+    /// is committed (see `take`).
     async fn handle(&mut self, request: StoreRequest) {
         match request {
             StoreRequest::CreateAccount { name, hash, reply } => {
-                let result = self.create_account(&name, hash).await;
-                let _ = reply.send(self.settle("saving an account", result).await);
+                self.create_account(name, hash, reply).await;
             }
             StoreRequest::CreateRoom {
                 room,
                 creator,
                 reply,
-            } => {
-                let result = sqlx::query(
-                    "INSERT INTO rooms (name_key, name, creator, created_at) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(key(&room))
-                .bind(room.as_str())
-                .bind(creator.as_str())
-                .bind(millis(SystemTime::now()))
-                .execute(&self.pool)
-                .await;
-                let _ = reply.send(self.settle("saving a room", result.map(drop)).await);
-            }
+            } => self.create_room(room, creator, reply).await,
             StoreRequest::Join {
                 account,
                 room,
                 reply,
-            } => {
-                let result = sqlx::query(
-                    "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(key(&account))
-                .bind(key(&room))
-                .execute(&self.pool)
-                .await;
-                let _ = reply.send(self.settle("saving a membership", result.map(drop)).await);
-            }
+            } => self.join(account, room, reply).await,
             StoreRequest::Leave {
                 account,
                 room,
                 reply,
-            } => {
-                let result =
-                    sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
-                        .bind(key(&account))
-                        .bind(key(&room))
-                        .execute(&self.pool)
-                        .await;
-                let _ = reply.send(self.settle("removing a membership", result.map(drop)).await);
-            }
-            StoreRequest::QueuePrivate { record, reply } => {
-                // Alone in its batch: the batch was committed just before.
-                self.gather(record);
-                let batch = self.next_batch();
-                let result = self.write(batch).await;
-                let _ = reply.send(self.settle("queueing a private message", result).await);
-            }
-            StoreRequest::TakePending { account, reply } => {
-                let pending = self.take_pending(&account).await;
-                if pending.is_err() {
-                    self.roll_back_leftovers().await;
-                }
-                let pending = log_failure("taking queued messages", pending);
-                let _ = reply.send(pending.unwrap_or_default());
-            }
+            } => self.leave(account, room, reply).await,
+            StoreRequest::QueuePrivate { record, reply } => self.queue_private(record, reply).await,
+            StoreRequest::TakePending { account, reply } => self.take_pending(account, reply).await,
             #[cfg(test)]
-            StoreRequest::FillUp { done } => {
-                // Free pages (left by migrations that rebuild tables) would still take rows.
-                sqlx::query("VACUUM")
-                    .execute(&self.pool)
-                    .await
-                    .expect("vacuum");
-                let pages: (i64,) = sqlx::query_as("PRAGMA page_count")
-                    .fetch_one(&self.pool)
-                    .await
-                    .expect("page count");
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "PRAGMA max_page_count = {}",
-                    pages.0
-                )))
-                .execute(&self.pool)
-                .await
-                .expect("max page count");
-                let _ = done.send(());
-            }
+            StoreRequest::FillUp { done } => self.fill_up(done).await,
             StoreRequest::UnrememberedRooms { rooms, reply } => {
-                let mut unremembered = Vec::new();
-                for room in rooms {
-                    let remembered: Result<Option<(i64,)>, _> =
-                        sqlx::query_as("SELECT 1 FROM memberships WHERE room_key = ? LIMIT 1")
-                            .bind(key(&room))
-                            .fetch_optional(&self.pool)
-                            .await;
-                    // A room whose memberships cannot be read is kept.
-                    if let Some(None) = log_failure("reading a room's memberships", remembered) {
-                        unremembered.push(room);
-                    }
-                }
-                let _ = reply.send(unremembered);
+                self.unremembered_rooms(rooms, reply).await;
             }
-            StoreRequest::DeleteRooms { rooms } => {
-                for room in rooms {
-                    let result = self.delete_room(&room).await;
-                    if result.is_err() {
-                        self.roll_back_leftovers().await;
-                    }
-                    log_failure("deleting an expired room", result);
-                }
-            }
+            StoreRequest::DeleteRooms { rooms } => self.delete_rooms(rooms).await,
             StoreRequest::Record(_) | StoreRequest::Barrier { .. } | StoreRequest::Close { .. } => {
             }
+        }
+    }
+
+    /// Stores a new account and answers its id.
+    async fn create_account(
+        &self,
+        name: Name,
+        hash: String,
+        reply: oneshot::Sender<Result<i64, StorageError>>,
+    ) {
+        let result = self.insert_account(&name, hash).await;
+        let _ = reply.send(self.settle("saving an account", result).await);
+    }
+
+    /// Stores a new room; one of the same name already stored is left as it is.
+    async fn create_room(
+        &self,
+        room: Name,
+        creator: Name,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    ) {
+        let result = sqlx::query(
+            "INSERT INTO rooms (name_key, name, creator, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(&room))
+        .bind(room.as_str())
+        .bind(creator.as_str())
+        .bind(millis(SystemTime::now()))
+        .execute(&self.pool)
+        .await;
+        let _ = reply.send(self.settle("saving a room", result.map(drop)).await);
+    }
+
+    /// Remembers that a registered user is in a room (kept if it is already).
+    async fn join(
+        &self,
+        account: Name,
+        room: Name,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    ) {
+        let result = sqlx::query(
+            "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(&account))
+        .bind(key(&room))
+        .execute(&self.pool)
+        .await;
+        let _ = reply.send(self.settle("saving a membership", result.map(drop)).await);
+    }
+
+    /// Forgets that a registered user is in a room.
+    async fn leave(
+        &self,
+        account: Name,
+        room: Name,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    ) {
+        let result = sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
+            .bind(key(&account))
+            .bind(key(&room))
+            .execute(&self.pool)
+            .await;
+        let _ = reply.send(self.settle("removing a membership", result.map(drop)).await);
+    }
+
+    /// Writes a private message for an offline user at once, in a batch of its own, and
+    /// answers whether it is stored.
+    async fn queue_private(
+        &mut self,
+        record: Record,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    ) {
+        // Alone in its batch: the batch was committed just before.
+        self.gather(record);
+        let batch = self.next_batch();
+        let result = self.write(batch).await;
+        let _ = reply.send(self.settle("queueing a private message", result).await);
+    }
+
+    /// Answers the messages queued for `account`, which become delivered; none if they
+    /// cannot be read.
+    async fn take_pending(&self, account: UserId, reply: oneshot::Sender<Vec<StoredMessage>>) {
+        let pending = self.deliver_pending(&account).await;
+        if pending.is_err() {
+            self.roll_back_leftovers().await;
+        }
+        let pending = log_failure("taking queued messages", pending);
+        let _ = reply.send(pending.unwrap_or_default());
+    }
+
+    /// Makes the database "full" at its current size, to test the failure paths.
+    #[cfg(test)]
+    async fn fill_up(&self, done: oneshot::Sender<()>) {
+        // Free pages (left by migrations that rebuild tables) would still take rows.
+        sqlx::query("VACUUM")
+            .execute(&self.pool)
+            .await
+            .expect("vacuum");
+        let pages: (i64,) = sqlx::query_as("PRAGMA page_count")
+            .fetch_one(&self.pool)
+            .await
+            .expect("page count");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {}",
+            pages.0
+        )))
+        .execute(&self.pool)
+        .await
+        .expect("max page count");
+        let _ = done.send(());
+    }
+
+    /// Answers which of `rooms` no registered user remembers, one query per room.
+    async fn unremembered_rooms(&self, rooms: Vec<Name>, reply: oneshot::Sender<Vec<Name>>) {
+        let mut unremembered = Vec::new();
+        for room in rooms {
+            let remembered: Result<Option<(i64,)>, _> =
+                sqlx::query_as("SELECT 1 FROM memberships WHERE room_key = ? LIMIT 1")
+                    .bind(key(&room))
+                    .fetch_optional(&self.pool)
+                    .await;
+            // A room whose memberships cannot be read is kept.
+            if let Some(None) = log_failure("reading a room's memberships", remembered) {
+                unremembered.push(room);
+            }
+        }
+        let _ = reply.send(unremembered);
+    }
+
+    /// Deletes expired rooms with their history, each in a transaction of its own: one
+    /// that fails is logged and the others go on.
+    async fn delete_rooms(&self, rooms: Vec<Name>) {
+        for room in rooms {
+            let result = self.delete_room(&room).await;
+            if result.is_err() {
+                self.roll_back_leftovers().await;
+            }
+            log_failure("deleting an expired room", result);
         }
     }
 
@@ -444,7 +513,7 @@ impl StoreActor {
     /// Inserts an account and returns its id. In an explicit transaction: with `RETURNING`,
     /// the id comes back before the statement's own commit, whose failure (a full disk)
     /// would otherwise go unseen.
-    async fn create_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
+    async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO accounts (name_key, name, password_hash, created_at) \
@@ -485,7 +554,8 @@ impl StoreActor {
         tx.commit().await
     }
 
-    async fn take_pending(&self, account: &UserId) -> Result<Vec<StoredMessage>, sqlx::Error> {
+    /// Reads the messages queued for `account` and marks them delivered, in one transaction.
+    async fn deliver_pending(&self, account: &UserId) -> Result<Vec<StoredMessage>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT id, sender, body, sent_at FROM messages \
