@@ -190,92 +190,121 @@ impl AccountsActor {
                 password,
                 peer,
                 reply,
-            } => {
-                if let Some(wait) = self.per_ip.retry_after(&peer) {
-                    let _ = reply.send(Err(AccountError::Throttled(wait)));
-                    return;
-                }
-                self.per_ip.take(peer);
-                let actor = self.tx.clone();
-                let hashing = self.hashing.clone();
-                let storage = self.storage.clone();
-                tokio::spawn(async move {
-                    let hash = off_thread(&hashing, move || hash(&password))
-                        .await
-                        .flatten();
-                    let Some(hash) = hash else {
-                        let _ = reply.send(Err(AccountError::Unavailable));
-                        return;
-                    };
-                    match storage.create_account(name.clone(), hash.clone()).await {
-                        Ok(id) => {
-                            let account = Account { id, name, hash };
-                            let _ = actor.send(AccountsRequest::Stored { account, reply });
-                        }
-                        Err(error) => {
-                            tracing::error!(%error, "could not save an account");
-                            let _ = reply.send(Err(AccountError::Storage));
-                        }
-                    }
-                });
-            }
-            AccountsRequest::Stored { account, reply } => {
-                let id = account.id;
-                self.accounts.insert(account.name.clone(), account);
-                let _ = reply.send(Ok(id));
-            }
-            AccountsRequest::Verified { name, peer } => {
-                self.per_ip.give_back(&peer);
-                self.per_account.give_back(&name);
-            }
+            } => self.create(name, password, peer, reply),
+            AccountsRequest::Stored { account, reply } => self.stored(account, reply),
             AccountsRequest::Verify {
                 name,
                 password,
                 peer,
                 reply,
-            } => {
-                if let Some(wait) = self.refusal(&name, peer) {
-                    // Refused before any hashing: a guessing storm costs no argon2 work.
-                    let _ = reply.send(Err(AccountError::Throttled(wait)));
-                    return;
-                }
-                // Counted now, before the check: attempts that arrive together are all
-                // counted, however long their checks take.
-                self.per_ip.take(peer);
-                self.per_account.take(name.clone());
-                let actor = self.tx.clone();
-                let account = self.accounts.get(&name).map(|account| {
-                    let registered = Registered {
-                        id: account.id,
-                        name: account.name.clone(),
-                    };
-                    (registered, account.hash.clone())
-                });
-                let hashing = self.hashing.clone();
-                tokio::spawn(async move {
-                    let result = match account {
-                        Some((registered, hash)) => {
-                            let ok = off_thread(&hashing, move || verify(&password, &hash)).await;
-                            if ok == Some(true) {
-                                Ok(registered)
-                            } else {
-                                Err(AccountError::BadPassword)
-                            }
-                        }
-                        None => {
-                            // Spend the same time as a real check, so that timing does not
-                            // tell which names have accounts.
-                            off_thread(&hashing, move || verify(&password, dummy_hash())).await;
-                            Err(AccountError::BadPassword)
-                        }
-                    };
-                    if result.is_ok() {
-                        let _ = actor.send(AccountsRequest::Verified { name, peer });
-                    }
-                    let _ = reply.send(result);
-                });
-            }
+            } => self.verify(name, password, peer, reply),
+            AccountsRequest::Verified { name, peer } => self.verified(name, peer),
         }
+    }
+
+    /// Counts a registration against `peer`'s allowance (refused once it is used up), then
+    /// hashes the password and stores the account in a task of its own, which answers with
+    /// [`AccountsRequest::Stored`]: the actor waits for neither.
+    fn create(
+        &mut self,
+        name: Name,
+        password: Password,
+        peer: IpAddr,
+        reply: oneshot::Sender<Result<i64, AccountError>>,
+    ) {
+        if let Some(wait) = self.per_ip.retry_after(&peer) {
+            let _ = reply.send(Err(AccountError::Throttled(wait)));
+            return;
+        }
+        self.per_ip.take(peer);
+        let actor = self.tx.clone();
+        let hashing = self.hashing.clone();
+        let storage = self.storage.clone();
+        tokio::spawn(async move {
+            let hash = off_thread(&hashing, move || hash(&password))
+                .await
+                .flatten();
+            let Some(hash) = hash else {
+                let _ = reply.send(Err(AccountError::Unavailable));
+                return;
+            };
+            match storage.create_account(name.clone(), hash.clone()).await {
+                Ok(id) => {
+                    let account = Account { id, name, hash };
+                    let _ = actor.send(AccountsRequest::Stored { account, reply });
+                }
+                Err(error) => {
+                    tracing::error!(%error, "could not save an account");
+                    let _ = reply.send(Err(AccountError::Storage));
+                }
+            }
+        });
+    }
+
+    /// Takes in an account that is on disk, so that it can log in, and answers with its id.
+    fn stored(&mut self, account: Account, reply: oneshot::Sender<Result<i64, AccountError>>) {
+        let id = account.id;
+        self.accounts.insert(account.name.clone(), account);
+        let _ = reply.send(Ok(id));
+    }
+
+    /// Counts a password attempt against `peer` and `name`, unless it is refused unchecked
+    /// (see [`Self::refusal`]), then checks it in a task of its own, which sends
+    /// [`AccountsRequest::Verified`] if it was right.
+    fn verify(
+        &mut self,
+        name: Name,
+        password: Password,
+        peer: IpAddr,
+        reply: oneshot::Sender<Result<Registered, AccountError>>,
+    ) {
+        if let Some(wait) = self.refusal(&name, peer) {
+            // Refused before any hashing: a guessing storm costs no argon2 work.
+            let _ = reply.send(Err(AccountError::Throttled(wait)));
+            return;
+        }
+        // Counted now, before the check: attempts that arrive together are all
+        // counted, however long their checks take.
+        self.per_ip.take(peer);
+        self.per_account.take(name.clone());
+        let actor = self.tx.clone();
+        let account = self.accounts.get(&name).map(|account| {
+            let registered = Registered {
+                id: account.id,
+                name: account.name.clone(),
+            };
+            (registered, account.hash.clone())
+        });
+        let hashing = self.hashing.clone();
+        tokio::spawn(async move {
+            let result = match account {
+                Some((registered, hash)) => {
+                    let ok = off_thread(&hashing, move || verify(&password, &hash)).await;
+                    if ok == Some(true) {
+                        Ok(registered)
+                    } else {
+                        Err(AccountError::BadPassword)
+                    }
+                }
+                None => {
+                    // Spend the same time as a real check, so that timing does not
+                    // tell which names have accounts.
+                    off_thread(&hashing, move || verify(&password, dummy_hash())).await;
+                    Err(AccountError::BadPassword)
+                }
+            };
+            if result.is_ok() {
+                let _ = actor.send(AccountsRequest::Verified { name, peer });
+            }
+            let _ = reply.send(result);
+        });
+    }
+
+    /// Gives back the attempt of a password that was right, to the address and the account:
+    /// an owner who logs in is not held back by it.
+    fn verified(&mut self, name: Name, peer: IpAddr) {
+        self.per_ip.give_back(&peer);
+        self.per_account.give_back(&name);
     }
 
     /// Why a password attempt for `name` from `peer` is refused unchecked, if it is: the

@@ -332,208 +332,198 @@ impl UsersActor {
                 name,
                 outbox,
                 reply,
-            } => {
-                if let Err(refusal) = self.check_free(&name) {
-                    let _ = reply.send(Err(refusal));
-                    return;
-                }
-                let member = Member {
-                    name,
-                    id: UserId::new_guest(),
-                    outbox,
-                };
-                self.look_alikes
-                    .insert(look_alike_key(&member.name), member.name.clone());
-                self.come_online(&member);
-                if reply.send(Ok(member.clone())).is_err() {
-                    self.go_offline(member, Departure::Lost);
-                }
-            }
+            } => self.guest(name, outbox, reply),
             UsersRequest::Register {
                 name,
                 password,
                 peer,
                 outbox,
                 reply,
-            } => {
-                if let Err(refusal) = self.check_free(&name) {
-                    let _ = reply.send(Err(refusal.into()));
-                    return;
-                }
-                // Held while its hash is computed: nobody else can take it meanwhile.
-                self.registering.insert(name.clone());
-                self.look_alikes.insert(look_alike_key(&name), name.clone());
-                let accounts = self.accounts.clone();
-                let actor = self.tx.clone();
-                tokio::spawn(async move {
-                    let account = accounts.create(name.clone(), password, peer).await;
-                    let _ = actor.send(UsersRequest::Registered {
-                        name,
-                        outbox,
-                        account,
-                        reply,
-                    });
-                });
-            }
+            } => self.register(name, password, peer, outbox, reply),
             UsersRequest::Registered {
                 name,
                 outbox,
                 account,
                 reply,
-            } => {
-                self.registering.remove(&name);
-                let id = match account {
-                    Ok(id) => id,
-                    Err(error) => {
-                        self.release_look_alike(&name);
-                        let _ = reply.send(Err(error.into()));
-                        return;
-                    }
-                };
-                self.registered.insert(name.clone(), id);
-                let member = Member {
-                    name,
-                    id: UserId::Account(id),
-                    outbox,
-                };
-                // A client that left while its account was made is not brought online.
-                if reply.is_closed() {
-                    return;
-                }
-                self.come_online(&member);
-                if reply.send(Ok(member.clone())).is_err() {
-                    self.go_offline(member, Departure::Lost);
-                }
-            }
-            UsersRequest::Login { member, reply } => {
-                if reply.is_closed() {
-                    return;
-                }
-                match self.online.get_mut(&member.name) {
-                    // The same account on another connection: the owner, who just proved it,
-                    // takes it over. Nobody else notices; the old session's rooms pass to
-                    // this one as it rejoins them.
-                    Some(current) if current.id == member.id => {
-                        let old = std::mem::replace(&mut current.outbox, member.outbox.clone());
-                        old.replace(Reply::Notice(Notice::Closing {
-                            reason: CloseReason::Replaced,
-                        }));
-                        info!(user = %member.name, "session taken over by a new login");
-                    }
-                    // Only a guest could hold an account's name, and the directory never lets
-                    // one; should it happen, the guest goes.
-                    Some(_) => {
-                        let old = self.online.remove(&member.name);
-                        if let Some(old) = old {
-                            old.outbox.replace(Reply::Notice(Notice::Closing {
-                                reason: CloseReason::Replaced,
-                            }));
-                        }
-                        self.come_online(&member);
-                    }
-                    None => self.come_online(&member),
-                }
-                let _ = reply.send(());
-            }
+            } => self.registered(name, outbox, account, reply),
+            UsersRequest::Login { member, reply } => self.login(member, reply),
             UsersRequest::Logout { member, how } => self.go_offline(member, how),
-            UsersRequest::Resolve { name, reply } => {
-                let online = self.online.get(&name).map(|online| online.id);
-                let registered = || self.registered.get(&name).map(|id| UserId::Account(*id));
-                let _ = reply.send(online.or_else(registered));
-            }
-            UsersRequest::List { reply } => {
-                let mut names: Vec<Name> = self.online.keys().cloned().collect();
-                names.sort();
-                let _ = reply.send(Reply::Users(names));
-            }
-            UsersRequest::Broadcast { from, text, reply } => {
-                // Notices go first, in the order things happened.
-                self.flush_presence();
-                // Queued for history first (it never waits), so that a HISTORY sent by anyone
-                // who has seen the message finds it.
-                self.store.record(Record {
-                    conversation: Conversation::Global,
-                    from: from.name.clone(),
-                    to: None,
-                    text: text.clone(),
-                    at: SystemTime::now(),
-                    pending: false,
-                });
-                let line = Delivery::new(Reply::Msg {
-                    from: from.name.clone(),
-                    text,
-                });
-                self.fan_out(&line, &from.name);
-                let _ = reply.send(Reply::ok(Verb::Msg));
-            }
+            UsersRequest::Resolve { name, reply } => self.resolve(name, reply),
+            UsersRequest::List { reply } => self.list(reply),
+            UsersRequest::Broadcast { from, text, reply } => self.broadcast(from, text, reply),
             UsersRequest::Private {
                 from,
                 to,
                 text,
                 reply,
-            } => {
-                self.flush_presence();
-                self.private(from, to, text, reply);
-            }
-            UsersRequest::Notify { notice, except } => {
-                self.flush_presence();
-                self.fan_out(&Delivery::new(Reply::Notice(notice)), &except);
-            }
+            } => self.private(from, to, text, reply),
+            UsersRequest::Notify { notice, except } => self.notify(notice, except),
         }
     }
 
-    /// Whether a new guest or account may take `name`.
-    fn check_free(&self, name: &Name) -> Result<(), NameRefusal> {
-        if self.registered.contains_key(name) || self.registering.contains(name) {
-            return Err(NameRefusal::Registered);
-        }
-        if self.online.contains_key(name) {
-            return Err(NameRefusal::Online);
-        }
-        match self.look_alikes.get(&look_alike_key(name)) {
-            Some(holder) => Err(NameRefusal::LooksLike(holder.clone())),
-            None => Ok(()),
-        }
-    }
-
-    fn come_online(&mut self, member: &Member) {
-        let user = member.name.clone();
-        // Counted with the newcomer, as with the one leaving below.
-        self.presence
-            .add(Notice::Online { user }, self.online.len() + 1);
-        self.presence.arrived(member.name.clone());
-        let online = Online {
-            id: member.id,
-            outbox: member.outbox.clone(),
-        };
-        self.online.insert(member.name.clone(), online);
-    }
-
-    /// Takes `member` offline, unless the name is online on another connection by now.
-    fn go_offline(&mut self, member: Member, how: Departure) {
-        let current = self.online.get(&member.name);
-        if !current.is_some_and(|online| online.outbox.same_connection(&member.outbox)) {
+    /// Puts a guest online under `name`, if it is free.
+    fn guest(
+        &mut self,
+        name: Name,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<Member, NameRefusal>>,
+    ) {
+        if let Err(refusal) = self.check_free(&name) {
+            let _ = reply.send(Err(refusal));
             return;
         }
-        self.online.remove(&member.name);
-        if !self.registered.contains_key(&member.name) {
-            self.release_look_alike(&member.name);
-        }
-        let user = member.name.clone();
-        self.presence
-            .add(Notice::Offline { user, how }, self.online.len() + 1);
-    }
-
-    fn release_look_alike(&mut self, name: &Name) {
-        let key = look_alike_key(name);
-        if self.look_alikes.get(&key) == Some(name) {
-            self.look_alikes.remove(&key);
+        let member = Member {
+            name,
+            id: UserId::new_guest(),
+            outbox,
+        };
+        self.look_alikes
+            .insert(look_alike_key(&member.name), member.name.clone());
+        self.come_online(&member);
+        if reply.send(Ok(member.clone())).is_err() {
+            self.go_offline(member, Departure::Lost);
         }
     }
 
-    /// Delivers a private message, or keeps it for an account that is offline: then the
-    /// answer waits until it is stored, without holding up the directory.
-    fn private(&self, from: Member, to: Name, text: String, reply: oneshot::Sender<Private>) {
+    /// Holds `name`, if it is free, and has the account made by a task of its own: hashing
+    /// takes long, and the directory does not wait for it. The task answers with
+    /// [`UsersRequest::Registered`].
+    fn register(
+        &mut self,
+        name: Name,
+        password: Password,
+        peer: IpAddr,
+        outbox: Outbox,
+        reply: oneshot::Sender<Result<Member, RegisterError>>,
+    ) {
+        if let Err(refusal) = self.check_free(&name) {
+            let _ = reply.send(Err(refusal.into()));
+            return;
+        }
+        // Held while its hash is computed: nobody else can take it meanwhile.
+        self.registering.insert(name.clone());
+        self.look_alikes.insert(look_alike_key(&name), name.clone());
+        let accounts = self.accounts.clone();
+        let actor = self.tx.clone();
+        tokio::spawn(async move {
+            let account = accounts.create(name.clone(), password, peer).await;
+            let _ = actor.send(UsersRequest::Registered {
+                name,
+                outbox,
+                account,
+                reply,
+            });
+        });
+    }
+
+    /// Ends the hold on a name being registered: its account is recorded and the client
+    /// brought online, or, if the account could not be made, the name is free again.
+    fn registered(
+        &mut self,
+        name: Name,
+        outbox: Outbox,
+        account: Result<i64, AccountError>,
+        reply: oneshot::Sender<Result<Member, RegisterError>>,
+    ) {
+        self.registering.remove(&name);
+        let id = match account {
+            Ok(id) => id,
+            Err(error) => {
+                self.release_look_alike(&name);
+                let _ = reply.send(Err(error.into()));
+                return;
+            }
+        };
+        self.registered.insert(name.clone(), id);
+        let member = Member {
+            name,
+            id: UserId::Account(id),
+            outbox,
+        };
+        // A client that left while its account was made is not brought online.
+        if reply.is_closed() {
+            return;
+        }
+        self.come_online(&member);
+        if reply.send(Ok(member.clone())).is_err() {
+            self.go_offline(member, Departure::Lost);
+        }
+    }
+
+    /// Puts a registered user, whose password was checked, online; a session of the same
+    /// account on another connection is closed and this one takes its place.
+    fn login(&mut self, member: Member, reply: oneshot::Sender<()>) {
+        if reply.is_closed() {
+            return;
+        }
+        match self.online.get_mut(&member.name) {
+            // The same account on another connection: the owner, who just proved it,
+            // takes it over. Nobody else notices; the old session's rooms pass to
+            // this one as it rejoins them.
+            Some(current) if current.id == member.id => {
+                let old = std::mem::replace(&mut current.outbox, member.outbox.clone());
+                old.replace(Reply::Notice(Notice::Closing {
+                    reason: CloseReason::Replaced,
+                }));
+                info!(user = %member.name, "session taken over by a new login");
+            }
+            // Only a guest could hold an account's name, and the directory never lets
+            // one; should it happen, the guest goes.
+            Some(_) => {
+                let old = self.online.remove(&member.name);
+                if let Some(old) = old {
+                    old.outbox.replace(Reply::Notice(Notice::Closing {
+                        reason: CloseReason::Replaced,
+                    }));
+                }
+                self.come_online(&member);
+            }
+            None => self.come_online(&member),
+        }
+        let _ = reply.send(());
+    }
+
+    /// Who `name` stands for now: the user online under it, or else its account.
+    fn resolve(&self, name: Name, reply: oneshot::Sender<Option<UserId>>) {
+        let online = self.online.get(&name).map(|online| online.id);
+        let registered = || self.registered.get(&name).map(|id| UserId::Account(*id));
+        let _ = reply.send(online.or_else(registered));
+    }
+
+    /// `USERS`: everyone online, sorted.
+    fn list(&self, reply: oneshot::Sender<Reply>) {
+        let mut names: Vec<Name> = self.online.keys().cloned().collect();
+        names.sort();
+        let _ = reply.send(Reply::Users(names));
+    }
+
+    /// `MSG`: records `text` and sends it to everyone online but its sender.
+    fn broadcast(&mut self, from: Member, text: String, reply: oneshot::Sender<Reply>) {
+        // Notices go first, in the order things happened.
+        self.flush_presence();
+        // Queued for history first (it never waits), so that a HISTORY sent by anyone
+        // who has seen the message finds it.
+        self.store.record(Record {
+            conversation: Conversation::Global,
+            from: from.name.clone(),
+            to: None,
+            text: text.clone(),
+            at: SystemTime::now(),
+            pending: false,
+        });
+        let line = Delivery::new(Reply::Msg {
+            from: from.name.clone(),
+            text,
+        });
+        self.fan_out(&line, &from.name);
+        let _ = reply.send(Reply::ok(Verb::Msg));
+    }
+
+    /// `PM`: delivers a private message, or keeps it for an account that is offline: then
+    /// the answer waits until it is stored, without holding up the directory.
+    fn private(&mut self, from: Member, to: Name, text: String, reply: oneshot::Sender<Private>) {
+        // Notices go first, in the order things happened.
+        self.flush_presence();
         let refused = |reply: Reply| Private {
             reply,
             recipient: None,
@@ -592,6 +582,63 @@ impl UsersActor {
                 outbox: outbox.clone(),
             }),
         });
+    }
+
+    /// Sends a global notice to everyone online but `except`.
+    fn notify(&mut self, notice: Notice, except: Name) {
+        // Notices go first, in the order things happened.
+        self.flush_presence();
+        self.fan_out(&Delivery::new(Reply::Notice(notice)), &except);
+    }
+
+    /// Whether a new guest or account may take `name`.
+    fn check_free(&self, name: &Name) -> Result<(), NameRefusal> {
+        if self.registered.contains_key(name) || self.registering.contains(name) {
+            return Err(NameRefusal::Registered);
+        }
+        if self.online.contains_key(name) {
+            return Err(NameRefusal::Online);
+        }
+        match self.look_alikes.get(&look_alike_key(name)) {
+            Some(holder) => Err(NameRefusal::LooksLike(holder.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn come_online(&mut self, member: &Member) {
+        let user = member.name.clone();
+        // Counted with the newcomer, as with the one leaving below.
+        self.presence
+            .add(Notice::Online { user }, self.online.len() + 1);
+        self.presence.arrived(member.name.clone());
+        let online = Online {
+            id: member.id,
+            outbox: member.outbox.clone(),
+        };
+        self.online.insert(member.name.clone(), online);
+    }
+
+    /// Takes `member` offline (`Logout`, or a client gone before it was told it is online),
+    /// unless the name is online on another connection by now.
+    fn go_offline(&mut self, member: Member, how: Departure) {
+        let current = self.online.get(&member.name);
+        if !current.is_some_and(|online| online.outbox.same_connection(&member.outbox)) {
+            return;
+        }
+        self.online.remove(&member.name);
+        if !self.registered.contains_key(&member.name) {
+            self.release_look_alike(&member.name);
+        }
+        let user = member.name.clone();
+        self.presence
+            .add(Notice::Offline { user, how }, self.online.len() + 1);
+    }
+
+    fn release_look_alike(&mut self, name: &Name) {
+        let key = look_alike_key(name);
+        if self.look_alikes.get(&key) == Some(name) {
+            self.look_alikes.remove(&key);
+        }
     }
 
     fn fan_out(&self, line: &std::sync::Arc<Delivery>, except: &Name) {
