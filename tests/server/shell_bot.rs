@@ -100,8 +100,10 @@ fn sorted(lines: [&str; 2]) -> Vec<String> {
 /// Starts the bot as `echobot` in room `bots`, and returns it with a client `tester` once
 /// `LRU bots` lists the bot.
 async fn bot_in_room(server: &ServerProcess) -> (Bot, Client) {
-    let mut bot = Bot::start(server, "echobot", "bots");
+    // The tester first: a newcomer may hear of someone else's login before its own `OK`
+    // (protocol.md §6), which `guest` does not expect.
     let mut tester = server.guest("tester").await;
+    let mut bot = Bot::start(server, "echobot", "bots");
     eventually("the bot joined bots", async || {
         tester.send("LRU bots").await;
         let answer = next_reply(&mut tester).await;
