@@ -710,3 +710,23 @@ fn cpu_time() -> Duration {
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     time(usage.ru_utime) + time(usage.ru_stime)
 }
+
+/// The migrations are listed by hand (`actor::migrator`): a file added to the folder but not
+/// to the list would never run.
+#[test]
+fn every_migration_file_is_listed_once_in_order() {
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/src/server/storage/migrations");
+    let mut files: Vec<String> = std::fs::read_dir(folder)
+        .expect("the migrations folder")
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|file| file.ends_with(".sql"))
+        .collect();
+    files.sort();
+    let migrator = actor::migrator();
+    let listed: Vec<i64> = migrator.iter().map(|migration| migration.version).collect();
+    let numbered: Vec<i64> = files
+        .iter()
+        .map(|file| file.split('_').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, numbered, "files: {files:?}");
+}
