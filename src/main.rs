@@ -2,7 +2,10 @@
 // message on one thread and many small objects per connection, where glibc spent about a
 // tenth of the CPU of a private-message burst on its free lists (`malloc_consolidate`,
 // `unlink_chunk`). Measured with `loadgen pm`: about 10% more messages per second, and the
-// same memory per idle connection (BENCHMARKS.md).
+// same memory per idle connection (BENCHMARKS.md). The `jemalloc` feature, on by default;
+// the test suite builds without it (scripts/test.sh), as jemalloc's C build alone took two
+// of the suite's minutes on two cores, and which allocator runs changes no behaviour.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -5,7 +5,8 @@
 # LINECHAT_* variables of the caller apply), waits until it listens, and sets $pid and $addr.
 
 if [ -z "${LINECHAT_BIN:-}" ]; then
-    cargo build --quiet --bin linechat
+    # As scripts/test.sh builds it: without the jemalloc feature (src/main.rs says why).
+    cargo build --quiet --no-default-features --bin linechat
     LINECHAT_BIN=target/debug/linechat
 fi
 
