@@ -198,7 +198,7 @@ async fn one(cli: &Cli, source: usize, name: &str, verb: Verb) -> anyhow::Result
             until: "OK LOGIN",
         },
     };
-    let mut conn = Conn::open(cli.addr, source, cli.dialect)
+    let mut conn = Conn::open(cli.addr_of(source), source, cli.dialect)
         .await
         .context("connecting")?;
     conn.step(&step).await?;

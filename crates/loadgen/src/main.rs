@@ -42,9 +42,11 @@ use stats::{Report, Tally, Trouble, Window};
         was saturated."
 )]
 struct Cli {
-    /// Server to load.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    /// Server to load; several, comma-separated, for a cluster or an IRC network:
+    /// connection `i` goes to the `i`th modulo their number, so a room's members are split
+    /// evenly across them, and the two sides of a pair are on different servers.
+    #[arg(long, default_value = "127.0.0.1:8080", value_delimiter = ',')]
+    addr: Vec<SocketAddr>,
     /// Protocol the server speaks.
     #[arg(long, value_enum, default_value = "linechat")]
     dialect: Dialect,
@@ -73,6 +75,13 @@ struct Cli {
     first_message_secs: u64,
     #[command(subcommand)]
     scenario: Scenario,
+}
+
+impl Cli {
+    /// The server connection `index` goes to.
+    fn addr_of(&self, index: usize) -> SocketAddr {
+        self.addr[index % self.addr.len()]
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -627,7 +636,7 @@ async fn connect_and_log_in(cli: &Cli, index: usize, name: Option<&str>) -> anyh
     loop {
         attempt += 1;
         let result = async {
-            let mut conn = Conn::open(cli.addr, index, dialect).await?;
+            let mut conn = Conn::open(cli.addr_of(index), index, dialect).await?;
             if let Some(step) = name.and_then(|name| dialect.login(name)) {
                 conn.step(&step).await?;
             }
@@ -649,8 +658,13 @@ async fn connect_and_log_in(cli: &Cli, index: usize, name: Option<&str>) -> anyh
             }
             Err(error) => {
                 return Err(error).with_context(|| match name {
-                    Some(name) => format!("connecting to {} and logging in as {name}", cli.addr),
-                    None => format!("connecting to {}", cli.addr),
+                    Some(name) => {
+                        format!(
+                            "connecting to {} and logging in as {name}",
+                            cli.addr_of(index)
+                        )
+                    }
+                    None => format!("connecting to {}", cli.addr_of(index)),
                 });
             }
         }
@@ -907,7 +921,10 @@ async fn private_messages(
                 let channel = receiver_channel(i);
                 let shared = &shared;
                 async move {
-                    let mut conn = connect_and_log_in(cli, pairs + i, Some(&name)).await?;
+                    // Past the senders' indexes, and on the server after its sender's
+                    // when there are several (`i + 1` modulo their number).
+                    let index = pairs * cli.addr.len() + i + 1;
+                    let mut conn = connect_and_log_in(cli, index, Some(&name)).await?;
                     if let Some(channel) = channel {
                         conn.step(&dialect.join(&channel, false)).await?;
                     }
