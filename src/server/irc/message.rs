@@ -95,8 +95,8 @@ pub(super) fn encode(
     line.put_slice(verb.as_bytes());
     for param in params {
         line.put_u8(b' ');
-        let param = param.trim_start_matches(':');
-        if param.is_empty() {
+        let param = param.trim_start_matches([':', '\r', '\n', '\0']);
+        if param.bytes().all(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
             line.put_u8(b'*');
         } else {
             put_clean(&mut line, param, true);

@@ -300,8 +300,8 @@ async fn try_register(irc: &mut Irc) -> Flow {
             code: ErrorCode::NameTaken,
             message,
         } => {
-            irc.numeric("433", &[&nick], &format!("Nickname is in use: {message}"));
             irc.registration.nick = None;
+            irc.numeric("433", &[&nick], &format!("Nickname is in use: {message}"));
             Flow::Continue
         }
         Reply::Err {
@@ -312,8 +312,8 @@ async fn try_register(irc: &mut Irc) -> Flow {
             Flow::Refuse("guests are not allowed here; log in with PASS or SASL".into())
         }
         Reply::Err { message, .. } => {
-            irc.numeric("432", &[&nick], &message);
             irc.registration.nick = None;
+            irc.numeric("432", &[&nick], &message);
             Flow::Continue
         }
         _ => Flow::Continue,

@@ -55,6 +55,8 @@ pub(super) struct Translator {
     server: Arc<str>,
     /// The user's nick once welcomed (`001`).
     me: Option<String>,
+    /// The nick before the last change: others are told it went offline, the user is not.
+    former: Option<String>,
     /// Deliveries that came before the welcome.
     held: Vec<Bytes>,
     held_bytes: usize,
@@ -67,6 +69,7 @@ impl Translator {
         Self {
             server,
             me: None,
+            former: None,
             held: Vec::new(),
             held_bytes: 0,
             in_global: false,
@@ -119,7 +122,9 @@ impl Translator {
                 self.held_bytes = 0;
                 self.held = Vec::new();
             }
-            "NICK" if from_me => self.me = Some(message.param(0).to_owned()),
+            "NICK" if from_me => {
+                self.former = self.me.replace(message.param(0).to_owned());
+            }
             "JOIN" if from_me && message.param(0).eq_ignore_ascii_case(GLOBAL) => {
                 self.in_global = true;
             }
@@ -180,6 +185,12 @@ impl Translator {
                 );
                 out.put_slice(&line);
             }
+            Reply::Notice(Notice::Online { user } | Notice::Offline { user, .. })
+                if user.as_str().eq_ignore_ascii_case(&me)
+                    || self
+                        .former
+                        .as_ref()
+                        .is_some_and(|former| user.as_str().eq_ignore_ascii_case(former)) => {}
             Reply::Notice(Notice::Online { user }) if self.in_global => {
                 let line =
                     message::encode(Some(&source_of(user.as_str())), "JOIN", &[GLOBAL], None);
