@@ -155,6 +155,26 @@ pub struct Settings {
     /// memory, queued output, each actor's backlog); 0 never.
     #[arg(long, env = "LINECHAT_STATS_LOG_SECS", default_value_t = 0)]
     pub stats_log_secs: u64,
+    /// Address of the IRC listener, if any: IRC clients join the same chat there.
+    #[arg(long, env = "LINECHAT_IRC_ADDR")]
+    pub irc_addr: Option<String>,
+    /// Address of a TLS IRC listener, if any; needs `tls_cert` and `tls_key`.
+    #[arg(long, env = "LINECHAT_IRC_TLS_ADDR")]
+    pub irc_tls_addr: Option<String>,
+    /// The name the IRC listeners give the server; the host name when not set.
+    #[arg(long, env = "LINECHAT_IRC_SERVER_NAME")]
+    pub irc_server_name: Option<String>,
+}
+
+/// This machine's host name, or `linechat` if it has none that IRC could show.
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) || name.starts_with(':') {
+        "linechat".to_owned()
+    } else {
+        name.to_owned()
+    }
 }
 
 /// The default number of password hash workers: half the cores, at least one.
@@ -311,7 +331,11 @@ impl Settings {
             self.max_name_length,
             format!("must be between 1 and {MAX_NAME_LEN}"),
         )?;
-        if let Some(addr) = &self.tls_addr {
+        for (name, addr) in [
+            ("tls_addr", &self.tls_addr),
+            ("irc_tls_addr", &self.irc_tls_addr),
+        ] {
+            let Some(addr) = addr else { continue };
             let missing = match (&self.tls_cert, &self.tls_key) {
                 (Some(_), Some(_)) => None,
                 (None, Some(_)) => Some("tls_cert is not set"),
@@ -321,11 +345,22 @@ impl Settings {
             if let Some(missing) = missing {
                 check(
                     false,
-                    "tls_addr",
+                    name,
                     addr,
                     format!("needs tls_cert and tls_key, but {missing}"),
                 )?;
             }
+        }
+        if let Some(name) = &self.irc_server_name {
+            // It is the first word of IRC lines: one word of printable ASCII.
+            let one_word = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic());
+            let rule = "must be one word of printable ASCII, without ':'";
+            check(
+                one_word && !name.starts_with(':'),
+                "irc_server_name",
+                name,
+                rule,
+            )?;
         }
         Ok(())
     }
@@ -364,6 +399,11 @@ impl Settings {
 
     pub fn tls_handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.tls_handshake_timeout_secs)
+    }
+
+    /// The name the IRC listeners give the server: `irc_server_name`, else the host name.
+    pub fn irc_server_name(&self) -> String {
+        self.irc_server_name.clone().unwrap_or_else(host_name)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -709,6 +749,32 @@ mod tests {
     }
 
     #[test]
+    fn an_irc_tls_address_needs_a_certificate_and_the_server_name_one_word() {
+        let irc_tls = Settings {
+            irc_tls_addr: Some("127.0.0.1:6697".into()),
+            ..Settings::default()
+        };
+        assert!(broken_rule(&irc_tls).starts_with("bad setting irc_tls_addr = 127.0.0.1:6697"));
+        for bad in ["", "two words", ":colon"] {
+            let named = Settings {
+                irc_server_name: Some(bad.into()),
+                ..Settings::default()
+            };
+            assert!(
+                broken_rule(&named).starts_with("bad setting irc_server_name"),
+                "{bad:?}"
+            );
+        }
+        let named = Settings {
+            irc_server_name: Some("irc.example.org".into()),
+            ..Settings::default()
+        };
+        named.validate().unwrap();
+        assert_eq!(named.irc_server_name(), "irc.example.org");
+        assert!(!Settings::default().irc_server_name().is_empty());
+    }
+
+    #[test]
     fn load_refuses_settings_that_break_a_rule() {
         let error = load(&["--max-name-length", "40"], Path::new("/nonexistent")).unwrap_err();
         assert_eq!(
@@ -736,6 +802,9 @@ mod tests {
             tls_addr: Some(String::new()),
             tls_cert: Some(PathBuf::new()),
             tls_key: Some(PathBuf::new()),
+            irc_addr: Some(String::new()),
+            irc_tls_addr: Some(String::new()),
+            irc_server_name: Some(String::new()),
             ..Settings::default()
         })
         .unwrap();

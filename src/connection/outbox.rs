@@ -375,8 +375,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // Flushed as well: a writer that buffers (TLS, an IRC connection's translation)
+            // sends what it took now, not when the next line comes.
+            let write = async {
+                io.write_all(&batch).await?;
+                io.flush().await
+            };
             tokio::select! {
-                written = io.write_all(&batch) => written?,
+                written = write => written?,
                 // A client that never reads would hold this write forever.
                 () = &mut closed => return Ok(()),
             }

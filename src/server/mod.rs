@@ -4,6 +4,7 @@ mod accounts;
 mod cmd;
 mod descriptors;
 mod handle;
+mod irc;
 mod limits;
 mod log_tally;
 mod member;
@@ -62,6 +63,9 @@ const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(2);
 pub struct Server {
     listener: TcpListener,
     tls: Option<(TcpListener, TlsAcceptor)>,
+    /// The IRC listeners, plain and TLS, when they are set.
+    irc: Option<TcpListener>,
+    irc_tls: Option<(TcpListener, TlsAcceptor)>,
     settings: Arc<Settings>,
     store: Store,
     loaded: Loaded,
@@ -71,19 +75,33 @@ pub struct Server {
 impl Server {
     /// Opens the database and binds the listeners; nothing is served until [`Server::run`].
     pub async fn bind(settings: Settings) -> Result<Self, ServerError> {
-        let tls = match &settings.tls_addr {
-            Some(addr) => {
-                let acceptor =
-                    tls::acceptor(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
-                Some((listen(addr).await?, acceptor))
-            }
+        // One acceptor for both TLS listeners: the same certificate.
+        let acceptor = match (&settings.tls_addr, &settings.irc_tls_addr) {
+            (None, None) => None,
+            _ => Some(tls::acceptor(
+                settings.tls_cert.as_deref(),
+                settings.tls_key.as_deref(),
+            )?),
+        };
+        let tls = match (&settings.tls_addr, &acceptor) {
+            (Some(addr), Some(acceptor)) => Some((listen(addr).await?, acceptor.clone())),
+            _ => None,
+        };
+        let irc = match &settings.irc_addr {
+            Some(addr) => Some(listen(addr).await?),
             None => None,
+        };
+        let irc_tls = match (&settings.irc_tls_addr, acceptor) {
+            (Some(addr), Some(acceptor)) => Some((listen(addr).await?, acceptor)),
+            _ => None,
         };
         let listener = listen(&settings.addr).await?;
         let (store, loaded, store_task) = Store::open(settings.storage()).await?;
         Ok(Self {
             listener,
             tls,
+            irc,
+            irc_tls,
             settings: Arc::new(settings),
             store,
             loaded,
@@ -98,6 +116,18 @@ impl Server {
     /// The TLS listener's address, when there is one.
     pub fn tls_addr(&self) -> Option<io::Result<SocketAddr>> {
         self.tls.as_ref().map(|(listener, _)| listener.local_addr())
+    }
+
+    /// The plain IRC listener's address, when there is one.
+    pub fn irc_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.irc.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// The TLS IRC listener's address, when there is one.
+    pub fn irc_tls_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.irc_tls
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
     }
 
     /// Serves clients until `shutdown` resolves, then tells every client, lets their queued
@@ -125,7 +155,7 @@ impl Server {
         let mut trim = tokio::time::interval(RELEASE_MEMORY_EVERY);
         tokio::pin!(shutdown);
         loop {
-            let (accepted, acceptor) = tokio::select! {
+            let (accepted, acceptor, front) = tokio::select! {
                 _ = trim.tick() => {
                     // On the blocking pool: with a large heap the trim can take a while.
                     tokio::task::spawn_blocking(release_memory);
@@ -135,9 +165,17 @@ impl Server {
                     log_stats(&connections, &context.server);
                     continue;
                 }
-                accepted = self.listener.accept(), if paused_until.is_none() => (accepted, None),
-                accepted = accept_tls(&self.tls), if self.tls.is_some() && paused_until.is_none() => {
-                    accepted
+                accepted = self.listener.accept(), if paused_until.is_none() => {
+                    (accepted, None, Front::Line)
+                }
+                (accepted, acceptor) = accept_tls(&self.tls), if self.tls.is_some() && paused_until.is_none() => {
+                    (accepted, acceptor, Front::Line)
+                }
+                accepted = accept_plain(&self.irc), if self.irc.is_some() && paused_until.is_none() => {
+                    (accepted, None, Front::Irc)
+                }
+                (accepted, acceptor) = accept_tls(&self.irc_tls), if self.irc_tls.is_some() && paused_until.is_none() => {
+                    (accepted, acceptor, Front::Irc)
                 }
                 () = sleep_until(paused_until.unwrap_or_else(Instant::now)), if paused_until.is_some() => {
                     paused_until = None;
@@ -193,6 +231,10 @@ impl Server {
             // Each kind of connection is a task of its own type, as large as it needs: a
             // plain session does not carry room for a TLS handshake or a goodbye.
             match (acceptor, refusal) {
+                (None, None) if front == Front::Irc => {
+                    let (read, write) = socket.into_split();
+                    sessions.spawn(irc::serve(read, write, peer, context, connected_at, slot));
+                }
                 (None, None) => {
                     let (read, write) = socket.into_split();
                     sessions.spawn(session::serve(
@@ -205,11 +247,11 @@ impl Server {
                     ));
                 }
                 (None, Some(refusal)) => {
-                    sessions.spawn(say_goodbye(socket, refusal, slot));
+                    sessions.spawn(say_goodbye(socket, refusal, front, slot));
                 }
                 // Refused TLS connections were closed above.
                 (Some(acceptor), _) => {
-                    let tls = serve_tls(acceptor, socket, peer, context, connected_at, slot);
+                    let tls = serve_tls(acceptor, socket, peer, context, connected_at, slot, front);
                     sessions.spawn(tls);
                 }
             }
@@ -217,6 +259,8 @@ impl Server {
         info!(sessions = sessions.len(), "shutting down");
         drop(self.listener);
         drop(self.tls);
+        drop(self.irc);
+        drop(self.irc_tls);
         context.shutdown.cancel();
         sessions.close();
         let grace = self.settings.shutdown_grace() + Duration::from_secs(1);
@@ -301,6 +345,20 @@ fn prepare_socket(socket: &TcpStream) {
 
 type Accepted = io::Result<(TcpStream, SocketAddr)>;
 
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    Line,
+    Irc,
+}
+
+async fn accept_plain(listener: &Option<TcpListener>) -> Accepted {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> (Accepted, Option<TlsAcceptor>) {
     match tls {
         Some((listener, acceptor)) => (listener.accept().await, Some(acceptor.clone())),
@@ -316,12 +374,18 @@ async fn serve_tls(
     context: Arc<SessionContext>,
     connected_at: Instant,
     slot: ConnectionSlot,
+    front: Front,
 ) {
     let handshake = context.settings.tls_handshake_timeout();
     match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
         Ok(Ok(stream)) => {
             let (read, write) = tokio::io::split(stream);
-            session::serve(read, write, peer, context, connected_at, slot).await;
+            match front {
+                Front::Line => {
+                    session::serve(read, write, peer, context, connected_at, slot).await;
+                }
+                Front::Irc => irc::serve(read, write, peer, context, connected_at, slot).await,
+            }
         }
         Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -329,10 +393,16 @@ async fn serve_tls(
 }
 
 /// Tells a refused connection why, and closes it.
-async fn say_goodbye(mut socket: TcpStream, refusal: Refusal, _slot: ConnectionSlot) {
-    let line = Reply::err(ErrorCode::TooManyConnections, refusal.to_string());
+async fn say_goodbye(mut socket: TcpStream, refusal: Refusal, front: Front, _slot: ConnectionSlot) {
+    let line = match front {
+        Front::Line => {
+            let line = Reply::err(ErrorCode::TooManyConnections, refusal.to_string());
+            format!("{line}\n")
+        }
+        Front::Irc => format!("ERROR :Closing link: {refusal}\r\n"),
+    };
     let goodbye = async {
-        socket.write_all(format!("{line}\n").as_bytes()).await?;
+        socket.write_all(line.as_bytes()).await?;
         socket.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;

@@ -26,6 +26,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The TLS listener's address, when the settings ask for one.
     pub tls_addr: Option<SocketAddr>,
+    /// The IRC listener's address, when the settings ask for one.
+    pub irc_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<Stop>>,
     thread: Option<JoinHandle<()>>,
     /// The data directory, when the server owns it (see [`TestServer::start_in`]).
@@ -101,10 +103,11 @@ impl TestServer {
             });
             runtime.shutdown_background();
         });
-        let (addr, tls_addr) = listening.recv().expect("the server starts");
+        let (addr, tls_addr, irc_addr) = listening.recv().expect("the server starts");
         Self {
             addr,
             tls_addr,
+            irc_addr,
             stop: Some(stop),
             thread: Some(thread),
             _data_dir: None,
@@ -118,11 +121,12 @@ impl TestServer {
         let mut settings = settings(data_dir.path());
         configure(&mut settings);
         let server = Server::bind(settings).await.expect("the server starts");
-        let (addr, tls_addr) = addresses(&server);
+        let (addr, tls_addr, irc_addr) = addresses(&server);
         tokio::spawn(server.run(std::future::pending()));
         SpawnedServer {
             addr,
             tls_addr,
+            irc_addr,
             _data_dir: data_dir,
         }
     }
@@ -171,14 +175,17 @@ pub struct SpawnedServer {
     pub addr: SocketAddr,
     /// The TLS listener's address, when the settings ask for one.
     pub tls_addr: Option<SocketAddr>,
+    /// The IRC listener's address, when the settings ask for one.
+    pub irc_addr: Option<SocketAddr>,
     _data_dir: tempfile::TempDir,
 }
 
-/// The plain and the TLS listeners' addresses of a bound server.
-fn addresses(server: &Server) -> (SocketAddr, Option<SocketAddr>) {
+/// The plain, the TLS and the IRC listeners' addresses of a bound server.
+fn addresses(server: &Server) -> (SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
     let addr = server.local_addr().expect("an address");
     let tls_addr = server.tls_addr().map(|addr| addr.expect("a TLS address"));
-    (addr, tls_addr)
+    let irc_addr = server.irc_addr().map(|addr| addr.expect("an IRC address"));
+    (addr, tls_addr, irc_addr)
 }
 
 impl Drop for TestServer {

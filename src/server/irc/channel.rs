@@ -1,0 +1,266 @@
+//! Channels: `JOIN`, `PART`, `NAMES`, `LIST`, `TOPIC`. A room `lobby` is the channel
+//! `#lobby`; `#global` is linechat's global chat, which every user is in on arrival.
+
+use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply};
+
+use super::message::Message;
+use super::translate::GLOBAL;
+use super::{Flow, Irc};
+
+/// Messages of a channel's history replayed when one joins it.
+pub(super) const REPLAY_ON_JOIN: u32 = 20;
+
+/// What a channel name stands for.
+pub(super) enum Channel {
+    Global,
+    Room(Name),
+}
+
+impl Channel {
+    /// Reads `#name`; `None` if it is no channel linechat can have.
+    pub(super) fn parse(channel: &str) -> Option<Channel> {
+        if channel.eq_ignore_ascii_case(GLOBAL) {
+            return Some(Channel::Global);
+        }
+        let name = channel.strip_prefix('#')?;
+        Name::parse(name).ok().map(Channel::Room)
+    }
+}
+
+pub(super) async fn join(irc: &mut Irc, message: Message) -> Flow {
+    if message.param(0) == "0" {
+        let rooms: Vec<Name> = match &irc.session.presence {
+            Some(presence) => presence.rooms.keys().cloned().collect(),
+            None => Vec::new(),
+        };
+        for room in rooms {
+            leave(irc, &format!("#{room}"), None).await;
+        }
+        return Flow::Continue;
+    }
+    for channel in message.param(0).split(',').filter(|c| !c.is_empty()) {
+        join_one(irc, channel).await;
+    }
+    Flow::Continue
+}
+
+async fn join_one(irc: &mut Irc, channel: &str) {
+    let room = match Channel::parse(channel) {
+        None => {
+            irc.numeric(
+                "403",
+                &[channel],
+                "No such channel: a channel is # and a linechat name",
+            );
+            return;
+        }
+        Some(Channel::Global) => {
+            if !irc.in_global {
+                enter(irc, GLOBAL, HistoryTarget::Global).await;
+            }
+            return;
+        }
+        Some(Channel::Room(room)) => room,
+    };
+    if let Some(presence) = &irc.session.presence
+        && presence.rooms.contains_key(&room)
+    {
+        return;
+    }
+    let mut answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
+    if matches!(
+        &answer,
+        Reply::Err {
+            code: ErrorCode::NoSuchRoom,
+            ..
+        }
+    ) {
+        answer = irc
+            .command(Command::CreateRoom { room: room.clone() })
+            .await;
+        // Created by someone else meanwhile.
+        if matches!(
+            &answer,
+            Reply::Err {
+                code: ErrorCode::RoomExists,
+                ..
+            }
+        ) {
+            answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
+        }
+    }
+    match answer {
+        Reply::Ok { .. } => {
+            // The room's name as it was created, which may differ in case.
+            let name = irc
+                .session
+                .presence
+                .as_ref()
+                .and_then(|presence| presence.rooms.get(&room))
+                .map_or(room.clone(), |handle| handle.name().clone());
+            let channel = format!("#{name}");
+            enter(irc, &channel, HistoryTarget::Named(name)).await;
+        }
+        Reply::Err {
+            code: ErrorCode::AlreadyInRoom,
+            ..
+        } => {}
+        Reply::Err {
+            code: ErrorCode::RoomFull,
+            message,
+        } => irc.numeric(
+            "471",
+            &[channel],
+            &format!("Cannot join channel: {message}"),
+        ),
+        Reply::Err {
+            code: ErrorCode::BadName,
+            message,
+        } => irc.numeric("479", &[channel], &message),
+        Reply::Err { message, .. } => irc.numeric("403", &[channel], &message),
+        _ => {}
+    }
+}
+
+/// What a join shows the joiner: the `JOIN`, the names, then the channel's recent history.
+pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) {
+    if matches!(history, HistoryTarget::Global) {
+        irc.in_global = true;
+    }
+    irc.as_me("JOIN", &[channel], None);
+    send_names(irc, channel).await;
+    let count = Some(REPLAY_ON_JOIN.min(irc.session.context.settings.history_max_count));
+    // The lines go to the outbox, translated there; the final `OK HISTORY` is not IRC's.
+    irc.command(Command::History {
+        target: history,
+        count,
+    })
+    .await;
+}
+
+pub(super) async fn part(irc: &mut Irc, message: Message) -> Flow {
+    let reason = message.params.get(1).map(String::as_str);
+    for channel in message.param(0).split(',').filter(|c| !c.is_empty()) {
+        leave(irc, channel, reason).await;
+    }
+    Flow::Continue
+}
+
+async fn leave(irc: &mut Irc, channel: &str, reason: Option<&str>) {
+    match Channel::parse(channel) {
+        None => irc.numeric("403", &[channel], "No such channel"),
+        Some(Channel::Global) if irc.in_global => {
+            irc.in_global = false;
+            irc.as_me("PART", &[GLOBAL], reason);
+        }
+        Some(Channel::Global) => irc.numeric("442", &[channel], "You're not on that channel"),
+        Some(Channel::Room(room)) => match irc.command(Command::LeaveRoom { room }).await {
+            Reply::Ok { .. } => irc.as_me("PART", &[channel], reason),
+            Reply::Err {
+                code: ErrorCode::NotInRoom,
+                ..
+            } => irc.numeric("442", &[channel], "You're not on that channel"),
+            Reply::Err { message, .. } => irc.numeric("403", &[channel], &message),
+            _ => {}
+        },
+    }
+}
+
+pub(super) async fn names(irc: &mut Irc, message: Message) -> Flow {
+    if message.params.is_empty() {
+        irc.numeric("366", &["*"], "End of /NAMES list");
+    }
+    for channel in message.param(0).split(',').filter(|c| !c.is_empty()) {
+        send_names(irc, channel).await;
+    }
+    Flow::Continue
+}
+
+/// The members of a channel, online users for `#global`.
+pub(super) async fn members(irc: &mut Irc, channel: &Channel) -> Option<Vec<Name>> {
+    match channel {
+        Channel::Global => match irc.command(Command::Users {}).await {
+            Reply::Users(users) => Some(users),
+            _ => None,
+        },
+        Channel::Room(room) => match irc
+            .command(Command::ListRoomUsers { room: room.clone() })
+            .await
+        {
+            Reply::RoomUsers { users, .. } => Some(users),
+            _ => None,
+        },
+    }
+}
+
+/// `353` lines of at most 40 names each, then `366`.
+async fn send_names(irc: &mut Irc, channel: &str) {
+    let users = match Channel::parse(channel) {
+        Some(parsed) => members(irc, &parsed).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for chunk in users.chunks(40) {
+        let names: Vec<&str> = chunk.iter().map(Name::as_str).collect();
+        irc.numeric("353", &["=", channel], &names.join(" "));
+    }
+    irc.numeric("366", &[channel], "End of /NAMES list");
+}
+
+pub(super) async fn list(irc: &mut Irc, message: Message) -> Flow {
+    let wanted: Vec<&str> = message
+        .param(0)
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .collect();
+    let shown =
+        |channel: &str| wanted.is_empty() || wanted.iter().any(|w| w.eq_ignore_ascii_case(channel));
+    irc.numeric("321", &["Channel"], "Users  Name");
+    let mut channels = vec![Channel::Global];
+    if let Reply::Rooms(rooms) = irc.command(Command::ListRooms {}).await {
+        channels.extend(rooms.into_iter().map(Channel::Room));
+    }
+    for channel in channels {
+        let name = match &channel {
+            Channel::Global => GLOBAL.to_owned(),
+            Channel::Room(room) => format!("#{room}"),
+        };
+        if !shown(&name) {
+            continue;
+        }
+        let count = members(irc, &channel).await.map_or(0, |users| users.len());
+        let about = match channel {
+            Channel::Global => "linechat's global chat: everyone online",
+            Channel::Room(_) => "",
+        };
+        irc.numeric("322", &[&name, &count.to_string()], about);
+    }
+    irc.numeric("323", &[], "End of /LIST");
+    Flow::Continue
+}
+
+/// Topics are not kept: a query answers that there is none, and setting one is refused.
+pub(super) async fn topic(irc: &mut Irc, message: Message) -> Flow {
+    let channel = message.param(0);
+    let inside = match Channel::parse(channel) {
+        None => {
+            irc.numeric("403", &[channel], "No such channel");
+            return Flow::Continue;
+        }
+        Some(Channel::Global) => irc.in_global,
+        Some(Channel::Room(room)) => irc
+            .session
+            .presence
+            .as_ref()
+            .is_some_and(|presence| presence.rooms.contains_key(&room)),
+    };
+    if message.params.len() > 1 {
+        if inside {
+            irc.numeric("482", &[channel], "Topics cannot be set on linechat");
+        } else {
+            irc.numeric("442", &[channel], "You're not on that channel");
+        }
+        return Flow::Continue;
+    }
+    irc.numeric("331", &[channel], "No topic is set");
+    Flow::Continue
+}

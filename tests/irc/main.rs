@@ -1,0 +1,13 @@
+//! The IRC front-end's integration tests: a real IRC client (the `irc` crate) and hand-written
+//! IRC lines against the in-process server's IRC listener, beside line-protocol clients on
+//! its plain port, in the same rooms.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod raw;
+
+mod bad_input;
+mod client;
+mod mixed;
+mod numerics;
