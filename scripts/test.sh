@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, after installing what it needs (scripts/test-deps.sh): cargo's
+# Runs the whole test suite, after installing what it needs (scripts/test-deps.sh, and
+# scripts/cluster-deps.sh for the tests that start NATS and PostgreSQL): cargo's
 # tests, then scripts/system-tests.sh. Arguments go to `cargo test`; with any, only cargo's
 # tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
+bash scripts/cluster-deps.sh
 # Without the default `jemalloc` feature: its C build would take two of the suite's minutes,
 # and the allocator changes no behaviour (src/main.rs).
 cargo test --locked --no-default-features "$@"
