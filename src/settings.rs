@@ -155,6 +155,11 @@ pub struct Settings {
     /// memory, queued output, each actor's backlog); 0 never.
     #[arg(long, env = "LINECHAT_STATS_LOG_SECS", default_value_t = 0)]
     pub stats_log_secs: u64,
+    /// A PostgreSQL database (`postgres://user:password@host:port/database`) to keep
+    /// everything in instead of the SQLite file in `data_dir`, so that several nodes can
+    /// share it.
+    #[arg(long, env = "LINECHAT_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// The default number of password hash workers: half the cores, at least one.
@@ -311,6 +316,14 @@ impl Settings {
             self.max_name_length,
             format!("must be between 1 and {MAX_NAME_LEN}"),
         )?;
+        if let Some(url) = &self.database_url {
+            check(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "database_url",
+                redacted(url),
+                "must be a PostgreSQL URL: postgres://user:password@host:port/database",
+            )?;
+        }
         if let Some(addr) = &self.tls_addr {
             let missing = match (&self.tls_cert, &self.tls_key) {
                 (Some(_), Some(_)) => None,
@@ -382,12 +395,27 @@ impl Settings {
     pub fn storage(&self) -> StorageOptions {
         StorageOptions {
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
             history: self.history,
             batch_window: Duration::from_millis(self.history_batch_ms),
             keep_per_conversation: self.history_keep_per_conversation,
             keep_days: self.history_keep_days,
             read_connections: self.storage_read_connections,
         }
+    }
+}
+
+/// A database URL as it may be shown: without its password.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
@@ -709,6 +737,26 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_must_be_postgresql_and_is_shown_without_its_password() {
+        let url = |url: &str| Settings {
+            database_url: Some(url.into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            broken_rule(&url("mysql://linechat:secret@db/chat")),
+            "bad setting database_url = mysql://linechat:***@db/chat: must be a PostgreSQL \
+             URL: postgres://user:password@host:port/database"
+        );
+        assert!(
+            broken_rule(&url("linechat.db")).starts_with("bad setting database_url = linechat.db:")
+        );
+        url("postgres://linechat@127.0.0.1:5432/chat")
+            .validate()
+            .unwrap();
+        url("postgresql://db/chat").validate().unwrap();
+    }
+
+    #[test]
     fn load_refuses_settings_that_break_a_rule() {
         let error = load(&["--max-name-length", "40"], Path::new("/nonexistent")).unwrap_err();
         assert_eq!(
@@ -736,6 +784,7 @@ mod tests {
             tls_addr: Some(String::new()),
             tls_cert: Some(PathBuf::new()),
             tls_key: Some(PathBuf::new()),
+            database_url: Some(String::new()),
             ..Settings::default()
         })
         .unwrap();
