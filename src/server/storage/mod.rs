@@ -131,6 +131,12 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether a new account was refused because its name is registered already: on a
+    /// shared store, by another node since this one last looked.
+    pub fn is_name_taken(&self) -> bool {
+        matches!(self, StorageError::Database(sqlx::Error::Database(error)) if error.is_unique_violation())
+    }
+
     /// What a client may be told: the database's own message (such as "database or disk is
     /// full"), without paths or SQL.
     pub fn client_message(&self) -> String {
@@ -139,9 +145,7 @@ impl StorageError {
                 "the database is out of reach; try again later".into()
             }
             // Only an account's name is unique without `ON CONFLICT`: another node took it.
-            StorageError::Database(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                "that name is already registered".into()
-            }
+            _ if self.is_name_taken() => "that name is already registered".into(),
             StorageError::Database(sqlx::Error::Database(error)) => error.message().to_owned(),
             StorageError::Gone => "the store is shutting down".into(),
             _ => "the database failed".into(),
