@@ -101,7 +101,8 @@ pub(super) struct StoreActor<D> {
     /// with their ids in the `conversations` table once a commit has filed them.
     conversations: HashMap<Conversation, Known>,
     /// The last message id handed out: ids are one sequence over rows and chunks, in the
-    /// order messages arrive. Ids of a batch that failed are not used again.
+    /// order messages arrive. Ids of a batch that failed are not used again. (On PostgreSQL
+    /// they only number a batch's messages: see `Batch`.)
     last_id: i64,
     backlog: Backlog,
 }
