@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, after installing what it needs (scripts/test-deps.sh): cargo's
+# Runs the whole test suite, after installing what it needs (scripts/test-deps.sh, and
+# scripts/cluster-deps.sh for the tests that start NATS and PostgreSQL): cargo's
 # tests, then scripts/system-tests.sh. Arguments go to `cargo test`; with any, only cargo's
 # tests run.
 set -euo pipefail
@@ -8,6 +9,7 @@ bash scripts/test-deps.sh
 # Most tests wait on sockets and timers rather than the CPU: three per core run the suite in
 # about half the time of one per core, cargo's default.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-$((3 * $(nproc)))}
+bash scripts/cluster-deps.sh
 # Without the default `jemalloc` feature: its C build would take two of the suite's minutes,
 # and the allocator changes no behaviour (src/main.rs).
 cargo test --locked --no-default-features "$@"

@@ -164,6 +164,11 @@ pub struct Settings {
     /// The name the IRC listeners give the server; the host name when not set.
     #[arg(long, env = "LINECHAT_IRC_SERVER_NAME")]
     pub irc_server_name: Option<String>,
+    /// A PostgreSQL database (`postgres://user:password@host:port/database`) to keep
+    /// everything in instead of the SQLite file in `data_dir`, so that several nodes can
+    /// share it.
+    #[arg(long, env = "LINECHAT_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// This machine's host name, or `linechat` if it has none that IRC could show.
@@ -331,6 +336,14 @@ impl Settings {
             self.max_name_length,
             format!("must be between 1 and {MAX_NAME_LEN}"),
         )?;
+        if let Some(url) = &self.database_url {
+            check(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "database_url",
+                redacted(url),
+                "must be a PostgreSQL URL: postgres://user:password@host:port/database",
+            )?;
+        }
         for (name, addr) in [
             ("tls_addr", &self.tls_addr),
             ("irc_tls_addr", &self.irc_tls_addr),
@@ -422,12 +435,27 @@ impl Settings {
     pub fn storage(&self) -> StorageOptions {
         StorageOptions {
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
             history: self.history,
             batch_window: Duration::from_millis(self.history_batch_ms),
             keep_per_conversation: self.history_keep_per_conversation,
             keep_days: self.history_keep_days,
             read_connections: self.storage_read_connections,
         }
+    }
+}
+
+/// A database URL as it may be shown: without its password.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
@@ -775,6 +803,26 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_must_be_postgresql_and_is_shown_without_its_password() {
+        let url = |url: &str| Settings {
+            database_url: Some(url.into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            broken_rule(&url("mysql://linechat:secret@db/chat")),
+            "bad setting database_url = mysql://linechat:***@db/chat: must be a PostgreSQL \
+             URL: postgres://user:password@host:port/database"
+        );
+        assert!(
+            broken_rule(&url("linechat.db")).starts_with("bad setting database_url = linechat.db:")
+        );
+        url("postgres://linechat@127.0.0.1:5432/chat")
+            .validate()
+            .unwrap();
+        url("postgresql://db/chat").validate().unwrap();
+    }
+
+    #[test]
     fn load_refuses_settings_that_break_a_rule() {
         let error = load(&["--max-name-length", "40"], Path::new("/nonexistent")).unwrap_err();
         assert_eq!(
@@ -805,6 +853,7 @@ mod tests {
             irc_addr: Some(String::new()),
             irc_tls_addr: Some(String::new()),
             irc_server_name: Some(String::new()),
+            database_url: Some(String::new()),
             ..Settings::default()
         })
         .unwrap();

@@ -26,6 +26,9 @@ pub enum AccountError {
     Unavailable,
     #[error("the account could not be stored; try again later")]
     Storage,
+    /// Registered meanwhile on another node sharing the store: its unique key refused it.
+    #[error("the name is already registered")]
+    NameTaken,
 }
 
 #[derive(Debug)]
@@ -233,6 +236,9 @@ impl AccountsActor {
                     let account = Account { id, name, hash };
                     let _ = actor.send(AccountsRequest::Stored { account, reply });
                 }
+                Err(error) if error.is_name_taken() => {
+                    let _ = reply.send(Err(AccountError::NameTaken));
+                }
                 Err(error) => {
                     tracing::error!(%error, "could not save an account");
                     let _ = reply.send(Err(AccountError::Storage));
@@ -276,7 +282,14 @@ impl AccountsActor {
             (registered, account.hash.clone())
         });
         let hashing = self.hashing.clone();
+        let storage = self.storage.clone();
         tokio::spawn(async move {
+            // On a store other nodes share, an account unknown here may have been registered
+            // on another node since this one started.
+            let account = match account {
+                None if storage.is_shared() => registered_elsewhere(&storage, &name).await,
+                account => account,
+            };
             let result = match account {
                 Some((registered, hash)) => {
                     let ok = off_thread(&hashing, move || verify(&password, &hash)).await;
@@ -318,6 +331,18 @@ impl AccountsActor {
         let wait = self.per_account.retry_after(name)?;
         (self.per_ip.attempts(&peer) > 0).then_some(wait)
     }
+}
+
+/// The account `name` as the shared store has it, with its hash; `None` if there is none
+/// or it cannot be read (the login is refused as with a wrong password, and logged).
+async fn registered_elsewhere(storage: &Store, name: &Name) -> Option<(Registered, String)> {
+    let account = storage
+        .account(name)
+        .await
+        .inspect_err(|error| tracing::error!(%error, "looking an account up failed"))
+        .ok()??;
+    let (id, name, hash) = account;
+    Some((Registered { id, name }, hash))
 }
 
 /// Runs CPU-heavy `work` on the blocking pool once a hashing permit is free.

@@ -41,6 +41,7 @@ pub async fn store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let options = StorageOptions {
         data_dir: dir.path().to_path_buf(),
+        database_url: None,
         history: true,
         batch_window: Duration::from_millis(10),
         keep_per_conversation: 0,

@@ -2,6 +2,9 @@
 //! of one per file, which was most of the suite's build time. Each module drives the server
 //! over real sockets on 127.0.0.1, in-process or as the real binary (`tests/support/`).
 
+/// Not in `support/mod.rs`, which the client's tests include too: it needs `libc`.
+#[path = "../support/postgres.rs"]
+mod postgres_support;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -12,6 +15,7 @@ mod hops;
 mod identity;
 mod limits;
 mod memory;
+mod postgres;
 mod robustness;
 mod settings;
 mod shell_bot;

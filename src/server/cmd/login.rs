@@ -111,6 +111,7 @@ pub(super) fn account_failure(error: AccountError) -> Reply {
     let code = match error {
         AccountError::Throttled(_) => ErrorCode::TooManyAttempts,
         AccountError::Storage => ErrorCode::Storage,
+        AccountError::NameTaken => ErrorCode::NameTaken,
         _ => ErrorCode::Internal,
     };
     Reply::err(code, error.to_string())

@@ -1,27 +1,18 @@
-//! The writer task and its SQL: every write goes through here, in order, on the one
-//! read-write connection. Everything here is plain SQL that PostgreSQL also accepts, but for
-//! the pool type and the connection options.
+//! The writer task: every write goes through here, in order, on the writer's own
+//! connection. It batches history (group commit) and answers acknowledged writes; the SQL is
+//! its database's (`backend.rs`).
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Arguments, AssertSqlSafe, SqlSafeStr, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
+use super::backend::{Database, Straddling, Unwritten};
 use super::chunk::{self, ChunkWriter, Entry};
-use super::{
-    Conversation, Loaded, Record, StorageError, StorageOptions, StoreRequest, StoredMessage, files,
-    key,
-};
+use super::{Conversation, Record, StorageError, StorageOptions, StoreRequest, StoredMessage};
 use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
 use crate::server::request::Backlog;
@@ -31,14 +22,6 @@ use linechat_protocol::Name;
 /// writes every page it touched, and messages to many conversations touch as many pages of
 /// the index HISTORY reads by: the more rows per commit, the fewer times each page is written.
 const MAX_BATCH: usize = 16_384;
-/// Most rows per `INSERT` statement: 7 parameters each, well under SQLite's limit of 32766.
-/// Statements come in the powers of two up to it, so that every batch is written with a few
-/// statements that SQLite has already prepared (sqlx caches them by their text).
-const ROWS_PER_INSERT: usize = 1024;
-/// The columns a message row is written with, and a chunk (see `chunk.rs`).
-const MESSAGE_COLUMNS: &str =
-    "messages (id, conversation, sender, recipient_key, body, sent_at, pending)";
-const CHUNK_COLUMNS: &str = "chunks (id, conversation, first_id, count, first_at, last_at, body)";
 /// Requests taken from the inbox at once.
 const RECEIVED_AT_ONCE: usize = 1024;
 /// While a batch gathers, how often the writer takes what has come to its inbox: the most a
@@ -52,103 +35,17 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// At most one log line per this long about history batches that could not be written, with
 /// the count lost since the last line: a full disk must not flood the log.
 const REPORT_LOSS_EVERY: Duration = Duration::from_secs(10);
-pub(super) const DATABASE_FILE: &str = "linechat.db";
-/// The page size of a new database.
-const PAGE_SIZE: u32 = 16_384;
-
-/// The schema's migrations, in `migrations/`, embedded in the binary. Listed here rather
-/// than found by `sqlx::migrate!`, whose procedural macro builds a second SQLite (for the
-/// build machine) into every build; the checksums are the same as the macro's, so databases
-/// it migrated are recognised. A test checks that every file of the folder is listed.
-pub(super) fn migrator() -> Migrator {
-    macro_rules! migration {
-        ($version:literal, $description:literal, $file:literal) => {
-            Migration::new(
-                $version,
-                Cow::Borrowed($description),
-                MigrationType::Simple,
-                include_str!(concat!("migrations/", $file)).into_sql_str(),
-                false,
-            )
-        };
-    }
-    Migrator::with_migrations(vec![
-        migration!(1, "initial", "0001_initial.sql"),
-        migration!(2, "identities", "0002_identities.sql"),
-        migration!(3, "conversation ids", "0003_conversation_ids.sql"),
-        migration!(4, "history chunks", "0004_history_chunks.sql"),
-    ])
-}
-
-/// Opens the database, migrates it, and reads what is kept in memory. Also returns the
-/// highest message id stored, in rows or chunks (0 if none), which the writer goes on from.
-pub(super) async fn open(
-    options: &StorageOptions,
-) -> Result<(SqlitePool, Loaded, i64), StorageError> {
-    let path = files::prepare(&options.data_dir, DATABASE_FILE)?;
-    let connect = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // In WAL mode NORMAL survives a crash of the process (not of the machine) with every
-        // committed transaction, and saves an fsync per commit.
-        .synchronous(SqliteSynchronous::Normal)
-        // A statement that writes many rows keeps a journal of its own, to undo just itself;
-        // on disk (the default) it cost a third of every row written.
-        .pragma("temp_store", "memory")
-        // Room for a whole batch's pages (the default is 2 MiB): a transaction larger than
-        // its cache spills pages to the log before it commits, and may write them twice.
-        .pragma("cache_size", "-16384")
-        // A new database's pages are 16 KiB instead of 4: a batch's chunk for a busy
-        // conversation (a few KiB) then fits in its page instead of a chain of overflow
-        // pages, and the log and the checkpoint write a quarter as many pages. It halved
-        // SQLite's CPU per stored message; 64 KiB saved little more, and would write 64 KiB
-        // pages for every commit of a quiet server. (An existing database keeps its size.)
-        .page_size(PAGE_SIZE)
-        .busy_timeout(Duration::from_secs(5));
-    // One connection: the writer task is its only user, and it works in order. Reads have
-    // connections of their own (`reader.rs`).
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(connect)
-        .await?;
-    migrator().run(&pool).await?;
-    info!(path = %path.display(), "database open");
-
-    let mut loaded = Loaded::default();
-    let accounts: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, name, password_hash FROM accounts")
-            .fetch_all(&pool)
-            .await?;
-    for (id, name, hash) in accounts {
-        match Name::parse(&name) {
-            Ok(name) => loaded.accounts.push((id, name, hash)),
-            Err(error) => warn!(name, %error, "skipping an account with a bad name"),
-        }
-    }
-    let rooms: Vec<(String, String)> = sqlx::query_as("SELECT name, creator FROM rooms")
-        .fetch_all(&pool)
-        .await?;
-    for (room, creator) in rooms {
-        match (Name::parse(&room), Name::parse(&creator)) {
-            (Ok(room), Ok(creator)) => loaded.rooms.push((room, creator)),
-            _ => warn!(room, creator, "skipping a room with a bad name"),
-        }
-    }
-    let (last_id,): (Option<i64>,) = sqlx::query_as(
-        "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages \
-         UNION ALL SELECT MAX(id) AS id FROM chunks) AS latest",
-    )
-    .fetch_one(&pool)
-    .await?;
-    Ok((pool, loaded, last_id.unwrap_or(0)))
-}
+/// How often batches kept after a failure that may pass (see `Unwritten`) are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Most history messages kept in batches waiting to be tried again; past it, the oldest
+/// batches are lost (and counted), so that a long outage cannot take all the memory.
+const KEPT_AT_MOST: usize = 16 * MAX_BATCH;
 
 /// A conversation the writer knows: its id, and which chunk of the batch being gathered it
 /// adds to (one lookup per message finds both).
-struct Known {
+pub(super) struct Known {
     /// Its id in the `conversations` table; 0 until a commit has filed it there.
-    id: i64,
+    pub id: i64,
     /// The batch in which `chunk` is its open chunk; another batch's number means none.
     batch: u64,
     /// Its chunk's index in the batch's chunks.
@@ -159,22 +56,31 @@ struct Known {
 /// conversation's chunk as it arrives, and its record dropped, while both are still in the
 /// actor's cache: holding thousands of records until the commit cost more than encoding
 /// them.
+///
+/// Its ids are consecutive, in the order messages arrived. On SQLite they are final; on
+/// PostgreSQL, where several nodes write, the batch is moved onto a block of ids the
+/// database hands out when it is written (`postgres.rs`).
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     /// Its number (see `Known::batch`).
-    number: u64,
-    chunks: Vec<ChunkWriter>,
+    pub number: u64,
+    pub chunks: Vec<ChunkWriter>,
     /// Chunks of conversations not filed yet, by index in `chunks`: filed at the commit.
-    unfiled: Vec<(usize, Conversation)>,
+    pub unfiled: Vec<(usize, Conversation)>,
     /// Messages stored as rows: queued private messages, with their ids.
-    rows: Vec<(i64, Record)>,
+    pub rows: Vec<(i64, Record)>,
     /// Messages in it.
-    messages: usize,
+    pub messages: usize,
 }
 
-pub(super) struct StoreActor {
-    pool: SqlitePool,
+pub(super) struct StoreActor<D> {
+    db: D,
     batch: Batch,
+    /// Batches the database could not take for a reason that may pass, oldest first: written
+    /// before any later one, at the next commit or every `RETRY_EVERY`.
+    kept: VecDeque<Batch>,
+    /// When the kept batches are tried again.
+    retry_at: Option<Instant>,
     /// When the oldest record of the batch must be committed.
     deadline: Option<Instant>,
     batch_window: Duration,
@@ -195,28 +101,22 @@ pub(super) struct StoreActor {
     /// with their ids in the `conversations` table once a commit has filed them.
     conversations: HashMap<Conversation, Known>,
     /// The last message id handed out: ids are one sequence over rows and chunks, in the
-    /// order messages arrive. Ids of a batch that failed are not used again.
+    /// order messages arrive. Ids of a batch that failed are not used again. (On PostgreSQL
+    /// they only number a batch's messages: see `Batch`.)
     last_id: i64,
-    /// `INSERT` statements for `1 << n` message rows, by `n`.
-    message_inserts: Vec<Arc<str>>,
-    /// The same for chunks.
-    chunk_inserts: Vec<Arc<str>>,
     backlog: Backlog,
 }
 
-impl StoreActor {
-    pub(super) fn new(
-        pool: SqlitePool,
-        options: &StorageOptions,
-        last_id: i64,
-        backlog: Backlog,
-    ) -> Self {
+impl<D: Database> StoreActor<D> {
+    pub(super) fn new(db: D, options: &StorageOptions, last_id: i64, backlog: Backlog) -> Self {
         Self {
-            pool,
+            db,
             batch: Batch {
                 number: 1,
                 ..Batch::default()
             },
+            kept: VecDeque::new(),
+            retry_at: None,
             deadline: None,
             batch_window: options.batch_window,
             keep_per_conversation: options.keep_per_conversation,
@@ -229,8 +129,6 @@ impl StoreActor {
             last_error: None,
             conversations: HashMap::new(),
             last_id,
-            message_inserts: insert_statements(MESSAGE_COLUMNS),
-            chunk_inserts: insert_statements(CHUNK_COLUMNS),
             backlog,
         }
     }
@@ -268,6 +166,8 @@ impl StoreActor {
                         self.flush().await;
                     }
                 }
+                () = sleep_until(self.retry_at.unwrap_or_else(Instant::now)),
+                    if self.retry_at.is_some() && !gathering => self.flush().await,
                 _ = prune.tick() => self.prune().await,
             }
             if !self.take_all(&mut requests).await {
@@ -318,9 +218,10 @@ impl StoreActor {
     }
 
     /// Answers `done` once every record sent before it is committed: with the batch it
-    /// waits for, without a commit of its own.
+    /// waits for, without a commit of its own. (With batches kept after a failure, at their
+    /// next attempt, whatever its outcome.)
     fn barrier(&mut self, done: oneshot::Sender<()>) {
-        if self.batch.messages == 0 {
+        if self.batch.messages == 0 && self.kept.is_empty() {
             let _ = done.send(());
         } else {
             self.barriers.push(done);
@@ -333,7 +234,14 @@ impl StoreActor {
         self.flush().await;
         let unreported = self.loss_log.take();
         self.report_loss(unreported);
-        self.pool.close().await;
+        if !self.kept.is_empty() {
+            let lost: usize = self.kept.iter().map(|batch| batch.messages).sum();
+            error!(
+                lost,
+                "HISTORY LOST: the database is still out of reach at shutdown"
+            );
+        }
+        self.db.close().await;
         info!(messages = self.written, "history written, database closed");
         let _ = reply.send(());
     }
@@ -380,7 +288,7 @@ impl StoreActor {
         hash: String,
         reply: oneshot::Sender<Result<i64, StorageError>>,
     ) {
-        let result = self.insert_account(&name, hash).await;
+        let result = self.db.insert_account(&name, hash).await;
         let _ = reply.send(self.settle("saving an account", result).await);
     }
 
@@ -391,17 +299,8 @@ impl StoreActor {
         creator: Name,
         reply: oneshot::Sender<Result<(), StorageError>>,
     ) {
-        let result = sqlx::query(
-            "INSERT INTO rooms (name_key, name, creator, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key(&room))
-        .bind(room.as_str())
-        .bind(creator.as_str())
-        .bind(millis(SystemTime::now()))
-        .execute(&self.pool)
-        .await;
-        let _ = reply.send(self.settle("saving a room", result.map(drop)).await);
+        let result = self.db.create_room(&room, &creator).await;
+        let _ = reply.send(self.settle("saving a room", result).await);
     }
 
     /// Remembers that a registered user is in a room (kept if it is already).
@@ -411,15 +310,8 @@ impl StoreActor {
         room: Name,
         reply: oneshot::Sender<Result<(), StorageError>>,
     ) {
-        let result = sqlx::query(
-            "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key(&account))
-        .bind(key(&room))
-        .execute(&self.pool)
-        .await;
-        let _ = reply.send(self.settle("saving a membership", result.map(drop)).await);
+        let result = self.db.join(&account, &room).await;
+        let _ = reply.send(self.settle("saving a membership", result).await);
     }
 
     /// Forgets that a registered user is in a room.
@@ -429,16 +321,13 @@ impl StoreActor {
         room: Name,
         reply: oneshot::Sender<Result<(), StorageError>>,
     ) {
-        let result = sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
-            .bind(key(&account))
-            .bind(key(&room))
-            .execute(&self.pool)
-            .await;
-        let _ = reply.send(self.settle("removing a membership", result.map(drop)).await);
+        let result = self.db.leave(&account, &room).await;
+        let _ = reply.send(self.settle("removing a membership", result).await);
     }
 
     /// Writes a private message for an offline user at once, in a batch of its own, and
-    /// answers whether it is stored.
+    /// answers whether it is stored. One that fails is not kept to be tried again: its
+    /// sender is told it was not stored.
     async fn queue_private(
         &mut self,
         record: Record,
@@ -447,16 +336,16 @@ impl StoreActor {
         // Alone in its batch: the batch was committed just before.
         self.gather(record);
         let batch = self.next_batch();
-        let result = self.write(batch).await;
+        let result = self.write(batch).await.map_err(|unwritten| unwritten.error);
         let _ = reply.send(self.settle("queueing a private message", result).await);
     }
 
     /// Answers the messages queued for `account`, which become delivered; none if they
     /// cannot be read.
     async fn take_pending(&self, account: UserId, reply: oneshot::Sender<Vec<StoredMessage>>) {
-        let pending = self.deliver_pending(&account).await;
+        let pending = self.db.deliver_pending(&account, self.history).await;
         if pending.is_err() {
-            self.roll_back_leftovers().await;
+            self.db.roll_back_leftovers().await;
         }
         let pending = log_failure("taking queued messages", pending);
         let _ = reply.send(pending.unwrap_or_default());
@@ -465,22 +354,7 @@ impl StoreActor {
     /// Makes the database "full" at its current size, to test the failure paths.
     #[cfg(test)]
     async fn fill_up(&self, done: oneshot::Sender<()>) {
-        // Free pages (left by migrations that rebuild tables) would still take rows.
-        sqlx::query("VACUUM")
-            .execute(&self.pool)
-            .await
-            .expect("vacuum");
-        let pages: (i64,) = sqlx::query_as("PRAGMA page_count")
-            .fetch_one(&self.pool)
-            .await
-            .expect("page count");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PRAGMA max_page_count = {}",
-            pages.0
-        )))
-        .execute(&self.pool)
-        .await
-        .expect("max page count");
+        self.db.fill_up().await;
         let _ = done.send(());
     }
 
@@ -488,13 +362,9 @@ impl StoreActor {
     async fn unremembered_rooms(&self, rooms: Vec<Name>, reply: oneshot::Sender<Vec<Name>>) {
         let mut unremembered = Vec::new();
         for room in rooms {
-            let remembered: Result<Option<(i64,)>, _> =
-                sqlx::query_as("SELECT 1 FROM memberships WHERE room_key = ? LIMIT 1")
-                    .bind(key(&room))
-                    .fetch_optional(&self.pool)
-                    .await;
+            let remembered = self.db.is_remembered(&room).await;
             // A room whose memberships cannot be read is kept.
-            if let Some(None) = log_failure("reading a room's memberships", remembered) {
+            if let Some(false) = log_failure("reading a room's memberships", remembered) {
                 unremembered.push(room);
             }
         }
@@ -505,9 +375,9 @@ impl StoreActor {
     /// that fails is logged and the others go on.
     async fn delete_rooms(&self, rooms: Vec<Name>) {
         for room in rooms {
-            let result = self.delete_room(&room).await;
+            let result = self.db.delete_room(&room).await;
             if result.is_err() {
-                self.roll_back_leftovers().await;
+                self.db.roll_back_leftovers().await;
             }
             log_failure("deleting an expired room", result);
         }
@@ -521,114 +391,87 @@ impl StoreActor {
     ) -> Result<T, StorageError> {
         if let Err(error) = &result {
             error!(%error, "{what} failed; the client is told");
-            self.roll_back_leftovers().await;
+            self.db.roll_back_leftovers().await;
         }
         result.map_err(StorageError::from)
     }
 
-    /// After a failed write. SQLite may keep a transaction open when its `COMMIT` fails (a
-    /// full disk, for one), and the pool would hand the same connection on with it: every
-    /// later write would then run inside it, be acknowledged, and never be committed. An
-    /// explicit `ROLLBACK` ends it; with no transaction open it only fails harmlessly.
-    async fn roll_back_leftovers(&self) {
-        let _ = sqlx::query("ROLLBACK").execute(&self.pool).await;
-    }
-
-    /// Inserts an account and returns its id. In an explicit transaction: with `RETURNING`,
-    /// the id comes back before the statement's own commit, whose failure (a full disk)
-    /// would otherwise go unseen.
-    async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO accounts (name_key, name, password_hash, created_at) \
-             VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(key(name))
-        .bind(name.as_str())
-        .bind(hash)
-        .bind(millis(SystemTime::now()))
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    /// Deletes a room nobody remembers, and its history, in one transaction.
-    async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM rooms WHERE name_key = ? \
-             AND NOT EXISTS (SELECT 1 FROM memberships WHERE room_key = ?)",
-        )
-        .bind(key(room))
-        .bind(key(room))
-        .execute(&mut *tx)
-        .await?;
-        if deleted.rows_affected() > 0 {
-            for table in ["messages", "chunks"] {
-                sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE conversation IN \
-                     (SELECT id FROM conversations WHERE key = ?)"
-                )))
-                .bind(Conversation::Room(room.clone()).key())
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await
-    }
-
-    /// Reads the messages queued for `account` and marks them delivered, in one transaction.
-    async fn deliver_pending(&self, account: &UserId) -> Result<Vec<StoredMessage>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-            "SELECT id, sender, body, sent_at FROM messages \
-             WHERE recipient_key = ? AND pending = 1 ORDER BY id",
-        )
-        .bind(account.key())
-        .fetch_all(&mut *tx)
-        .await?;
-        // Delivered, they become history, unless no history is kept.
-        let delivered = if self.history {
-            "UPDATE messages SET pending = 0 WHERE recipient_key = ? AND pending = 1"
-        } else {
-            "DELETE FROM messages WHERE recipient_key = ? AND pending = 1"
-        };
-        sqlx::query(delivered)
-            .bind(account.key())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(stored(rows))
-    }
-
-    /// Writes the batch in one transaction (the group commit), then answers the readers
-    /// that waited for it. A batch that cannot be written is lost: counted and reported, and
-    /// chat goes on.
+    /// Writes the batch in one transaction (the group commit), after any kept from an
+    /// earlier failure that may pass, then answers the readers that waited for it. A batch
+    /// that cannot be written is lost (counted and reported, and chat goes on), unless the
+    /// failure may pass: then it is kept, and tried again first at the next commit or in
+    /// `RETRY_EVERY`.
     async fn flush(&mut self) {
         self.deadline = None;
+        self.retry_at = None;
         if self.batch.messages > 0 {
             let batch = self.next_batch();
+            self.kept.push_back(batch);
+        }
+        while let Some(batch) = self.kept.pop_front() {
             let messages = batch.messages as u64;
             let lost = match self.write(batch).await {
                 Ok(()) => {
                     self.written += messages;
                     0
                 }
-                Err(error) => {
-                    self.roll_back_leftovers().await;
+                Err(Unwritten { error, batch }) => {
+                    self.db.roll_back_leftovers().await;
                     self.last_error = Some(error.to_string());
-                    messages
+                    match batch {
+                        Some(batch) => {
+                            // The database is out of reach: so are the later batches.
+                            self.keep(batch);
+                            break;
+                        }
+                        None => messages,
+                    }
                 }
             };
-            self.lost += lost;
-            // Also after a success: losses not yet reported are, once their line is due.
-            let due = self.loss_log.count(lost);
-            self.report_loss(due);
+            self.count_loss(lost);
+        }
+        if !self.kept.is_empty() {
+            self.retry_at = Some(Instant::now() + RETRY_EVERY);
         }
         for done in self.barriers.drain(..) {
             let _ = done.send(());
         }
+    }
+
+    /// Puts a batch that failed back at the front of those kept, and drops the oldest
+    /// beyond `KEPT_AT_MOST` messages, counted as lost.
+    fn keep(&mut self, batch: Batch) {
+        self.kept.push_front(batch);
+        let mut kept: usize = self.kept.iter().map(|batch| batch.messages).sum();
+        while kept > KEPT_AT_MOST {
+            let Some(oldest) = self.kept.pop_front() else {
+                break;
+            };
+            kept -= oldest.messages;
+            self.count_loss(oldest.messages as u64);
+        }
+    }
+
+    /// Counts `lost` history messages, and reports those not reported yet once their line
+    /// is due (also after a success).
+    fn count_loss(&mut self, lost: u64) {
+        self.lost += lost;
+        let due = self.loss_log.count(lost);
+        self.report_loss(due);
+    }
+
+    /// Writes a batch and files its new conversations' ids.
+    async fn write(&mut self, batch: Batch) -> Result<(), Unwritten> {
+        let filed = self.db.write(batch, &self.conversations).await?;
+        if self.conversations.len() > KEYS_KEPT {
+            self.conversations.clear();
+        }
+        for (conversation, id) in filed {
+            if let Some(known) = self.conversations.get_mut(&conversation) {
+                known.id = id;
+            }
+        }
+        Ok(())
     }
 
     /// The batch gathered so far, replaced by an empty one.
@@ -701,70 +544,6 @@ impl StoreActor {
         batch.chunks.push(ChunkWriter::new(known.id, entry));
     }
 
-    /// Writes a batch in one transaction, a few `INSERT`s of many rows each: per-statement
-    /// overhead, not the disk, is what storing costs at chat rates.
-    async fn write(&mut self, batch: Batch) -> Result<(), sqlx::Error> {
-        let Batch {
-            mut chunks,
-            unfiled,
-            rows,
-            ..
-        } = batch;
-        let mut tx = self.pool.begin().await?;
-        // Conversations first filed by this transaction: known only once it is committed.
-        let mut filed: HashMap<Conversation, i64> = HashMap::new();
-        for (index, conversation) in unfiled {
-            chunks[index].conversation =
-                file(&mut tx, &self.conversations, &mut filed, &conversation).await?;
-        }
-        let mut filed_rows = Vec::with_capacity(rows.len());
-        for (id, record) in rows {
-            let conversation = file(
-                &mut tx,
-                &self.conversations,
-                &mut filed,
-                &record.conversation,
-            )
-            .await?;
-            filed_rows.push((id, conversation, record));
-        }
-        let rows = filed_rows;
-        insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {
-            let (id, conversation, record) = row;
-            // Only a queued message needs its recipient (to be found at their login); in
-            // history the conversation says who it was for.
-            let recipient = record.to.filter(|_| record.pending).map(|to| to.key());
-            arguments.add(id)?;
-            arguments.add(conversation)?;
-            arguments.add(record.from.as_str().to_owned())?;
-            arguments.add(recipient)?;
-            arguments.add(record.text)?;
-            arguments.add(millis(record.at))?;
-            arguments.add(i64::from(record.pending))
-        })
-        .await?;
-        insert_all(&mut tx, &self.chunk_inserts, chunks, |arguments, chunk| {
-            arguments.add(chunk.last_id)?;
-            arguments.add(chunk.conversation)?;
-            arguments.add(chunk.first_id)?;
-            arguments.add(chunk.count)?;
-            arguments.add(chunk.first_at)?;
-            arguments.add(chunk.last_at)?;
-            arguments.add(chunk.body)
-        })
-        .await?;
-        tx.commit().await?;
-        if self.conversations.len() > KEYS_KEPT {
-            self.conversations.clear();
-        }
-        for (conversation, id) in filed {
-            if let Some(known) = self.conversations.get_mut(&conversation) {
-                known.id = id;
-            }
-        }
-        Ok(())
-    }
-
     /// Applies the retention settings. Whole rows and chunks beyond them are deleted; a
     /// chunk that holds messages on both sides of a limit is rewritten without those beyond
     /// it, so that the limits hold to the message. Queued private messages are kept until
@@ -777,25 +556,9 @@ impl StoreActor {
                 .checked_sub(Duration::from_secs(self.keep_days * 86_400))
                 .unwrap_or(UNIX_EPOCH);
             let cutoff = millis(cutoff);
-            // An hourly scan needs no index on the time, which would cost every insert.
-            for (table, old) in [
-                ("messages", "pending = 0 AND sent_at < ?"),
-                ("chunks", "last_at < ?"),
-            ] {
-                let result = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {old}")))
-                    .bind(cutoff)
-                    .execute(&self.pool)
-                    .await;
-                removed +=
-                    log_failure("pruning old history", result).map_or(0, |r| r.rows_affected());
-            }
-            let straddling = sqlx::query_as(
-                "SELECT id, first_id, body, 0 FROM chunks WHERE first_at < ? AND last_at >= ?",
-            )
-            .bind(cutoff)
-            .bind(cutoff)
-            .fetch_all(&self.pool)
-            .await;
+            let result = self.db.delete_older(cutoff).await;
+            removed += log_failure("pruning old history", result).unwrap_or(0);
+            let straddling = self.db.straddling_older(cutoff).await;
             if let Some(chunks) = log_failure("reading old history", straddling) {
                 let result = self.trim(chunks, cutoff).await;
                 trimmed += log_failure("trimming old history", result).unwrap_or(0);
@@ -803,36 +566,10 @@ impl StoreActor {
         }
         if self.keep_per_conversation > 0 {
             let keep = i64::try_from(self.keep_per_conversation).unwrap_or(i64::MAX);
-            // Rows and chunks newest first per conversation, each with the count of messages
-            // newer than it: one is deleted once that many are kept without it. Queued rows
-            // count, as they are history too once delivered.
-            const RANKED: &str = "WITH ranked AS ( \
-                SELECT id, kind, n, COALESCE(SUM(n) OVER (PARTITION BY conversation \
-                  ORDER BY id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer \
-                FROM (SELECT id, conversation, 1 AS n, 'messages' AS kind FROM messages \
-                      UNION ALL \
-                      SELECT id, conversation, count AS n, 'chunks' AS kind FROM chunks) AS items)";
-            for (table, which) in [("messages", "pending = 0 AND "), ("chunks", "")] {
-                let result = sqlx::query(AssertSqlSafe(format!(
-                    "{RANKED} DELETE FROM {table} WHERE {which}id IN ( \
-                       SELECT id FROM ranked WHERE kind = '{table}' AND newer >= ?)"
-                )))
-                .bind(keep)
-                .execute(&self.pool)
-                .await;
-                removed +=
-                    log_failure("pruning long history", result).map_or(0, |r| r.rows_affected());
-            }
+            let result = self.db.delete_beyond(keep).await;
+            removed += log_failure("pruning long history", result).unwrap_or(0);
             // The chunk that holds the limit loses its messages beyond it.
-            let straddling = sqlx::query_as(AssertSqlSafe(format!(
-                "{RANKED} SELECT chunks.id, chunks.first_id, chunks.body, \
-                   ranked.n - (?1 - ranked.newer) \
-                 FROM ranked JOIN chunks ON chunks.id = ranked.id \
-                 WHERE ranked.kind = 'chunks' AND ranked.newer < ?1 AND ranked.newer + ranked.n > ?1"
-            )))
-            .bind(keep)
-            .fetch_all(&self.pool)
-            .await;
+            let straddling = self.db.straddling_beyond(keep).await;
             if let Some(chunks) = log_failure("reading long history", straddling) {
                 let result = self.trim(chunks, i64::MIN).await;
                 trimmed += log_failure("trimming long history", result).unwrap_or(0);
@@ -850,16 +587,12 @@ impl StoreActor {
     /// Rewrites chunks `(id, first_id, body, skip)` without their `skip` oldest messages and
     /// those sent before `cutoff`, in one transaction; a chunk left empty is deleted. A chunk's
     /// id stays the id of its last message. Returns how many messages were taken out.
-    async fn trim(
-        &self,
-        chunks: Vec<(i64, i64, Vec<u8>, i64)>,
-        cutoff: i64,
-    ) -> Result<u64, sqlx::Error> {
+    async fn trim(&self, chunks: Vec<Straddling>, cutoff: i64) -> Result<u64, sqlx::Error> {
         if chunks.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await?;
         let mut trimmed = 0;
+        let mut rewritten = Vec::with_capacity(chunks.len());
         for (id, first_id, body, skip) in chunks {
             let mut kept: Option<ChunkWriter> = None;
             let mut count = 0;
@@ -876,31 +609,9 @@ impl StoreActor {
             }
             let kept_count = kept.as_ref().map_or(0, |chunk| chunk.count);
             trimmed += u64::try_from(count - kept_count).unwrap_or(0);
-            match kept {
-                Some(chunk) => {
-                    sqlx::query(
-                        "UPDATE chunks SET id = ?, first_id = ?, count = ?, first_at = ?, \
-                         last_at = ?, body = ? WHERE id = ?",
-                    )
-                    .bind(chunk.last_id)
-                    .bind(chunk.first_id)
-                    .bind(chunk.count)
-                    .bind(chunk.first_at)
-                    .bind(chunk.last_at)
-                    .bind(chunk.body)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM chunks WHERE id = ?")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            rewritten.push((id, kept));
         }
-        tx.commit().await?;
+        self.db.rewrite_chunks(rewritten).await?;
         Ok(trimmed)
     }
 }
@@ -915,86 +626,8 @@ fn received_now(
         .unwrap_or(0)
 }
 
-/// `INSERT INTO <columns> VALUES (?, ...), ...` for 1, 2, 4, ... `ROWS_PER_INSERT` rows.
-fn insert_statements(columns: &str) -> Vec<Arc<str>> {
-    let width = columns.matches(',').count() + 1;
-    let row = format!("({})", vec!["?"; width].join(", "));
-    (0..=ROWS_PER_INSERT.ilog2())
-        .map(|n| {
-            let rows = vec![row.as_str(); 1 << n].join(", ");
-            format!("INSERT INTO {columns} VALUES {rows}").into()
-        })
-        .collect()
-}
-
-/// Inserts `items` with the fewest statements of `statements` (see `insert_statements`):
-/// `ROWS_PER_INSERT`-row ones, then at most one of each smaller power of two. `bind` adds
-/// an item's parameters, consuming it, so that its strings become parameters without a copy.
-async fn insert_all<T>(
-    connection: &mut SqliteConnection,
-    statements: &[Arc<str>],
-    items: Vec<T>,
-    mut bind: impl FnMut(&mut SqliteArguments, T) -> Result<(), sqlx::error::BoxDynError>,
-) -> Result<(), sqlx::Error> {
-    let mut left = items.len();
-    let mut items = items.into_iter();
-    while left > 0 {
-        let n = left.min(ROWS_PER_INSERT).ilog2();
-        let size = 1 << n;
-        let mut arguments = SqliteArguments::default();
-        for item in items.by_ref().take(size) {
-            bind(&mut arguments, item).map_err(sqlx::Error::Encode)?;
-        }
-        let insert = AssertSqlSafe(Arc::clone(&statements[n as usize]));
-        sqlx::query_with(insert, arguments)
-            .execute(&mut *connection)
-            .await?;
-        left -= size;
-    }
-    Ok(())
-}
-
-/// The id of `conversation`: known, filed earlier in this transaction, or filed now.
-async fn file(
-    connection: &mut SqliteConnection,
-    known: &HashMap<Conversation, Known>,
-    filed: &mut HashMap<Conversation, i64>,
-    conversation: &Conversation,
-) -> Result<i64, sqlx::Error> {
-    if let Some(id) = known
-        .get(conversation)
-        .map(|known| known.id)
-        .filter(|&id| id != 0)
-    {
-        return Ok(id);
-    }
-    if let Some(&id) = filed.get(conversation) {
-        return Ok(id);
-    }
-    let id = file_conversation(connection, conversation).await?;
-    filed.insert(conversation.clone(), id);
-    Ok(id)
-}
-
-/// The id of `conversation` in the `conversations` table, which files it if it is new.
-async fn file_conversation(
-    connection: &mut SqliteConnection,
-    conversation: &Conversation,
-) -> Result<i64, sqlx::Error> {
-    let key = conversation.key();
-    sqlx::query("INSERT INTO conversations (key) VALUES (?) ON CONFLICT DO NOTHING")
-        .bind(&key)
-        .execute(&mut *connection)
-        .await?;
-    let (id,): (i64,) = sqlx::query_as("SELECT id FROM conversations WHERE key = ?")
-        .bind(&key)
-        .fetch_one(&mut *connection)
-        .await?;
-    Ok(id)
-}
-
 /// Rows of `(id, sender, body, sent_at)` as messages.
-fn stored(rows: Vec<(i64, String, String, i64)>) -> Vec<StoredMessage> {
+pub(super) fn stored(rows: Vec<(i64, String, String, i64)>) -> Vec<StoredMessage> {
     rows.into_iter()
         .filter_map(|(id, from, text, at)| stored_message(id, &from, || text, at))
         .collect()
@@ -1016,7 +649,7 @@ pub(super) fn stored_message(
     })
 }
 
-fn millis(at: SystemTime) -> i64 {
+pub(super) fn millis(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |since| {
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     })

@@ -1,11 +1,14 @@
 //! The storage actor: accounts, rooms, memberships and chat history in an embedded SQLite
-//! database. The rest of the server sends it messages and never knows which database it is.
+//! database (`sqlite.rs`), or in PostgreSQL (`postgres.rs`) when `database_url` is set, so
+//! that several nodes share one store. The rest of the server sends it messages and never
+//! knows which database it is.
 //!
 //! Writes and reads take separate paths, so that no write ever queues behind a read:
-//! - one writer task owns the only read-write connection and does every write in order;
-//! - reads (`HISTORY`, memberships) run on a small pool of read-only connections, which SQLite's
-//!   write-ahead log lets read while the writer writes, at most `read_connections` `HISTORY`
-//!   reads at once.
+//! - one writer task owns the node's only read-write connection and does every write in
+//!   order;
+//! - reads (`HISTORY`, memberships) run on a small pool of connections of their own (read-only
+//!   ones on SQLite, which its write-ahead log lets read while the writer writes), at most
+//!   `read_connections` `HISTORY` reads at once.
 //!
 //! Chat never waits for the disk: history records are queued without waiting and written in
 //! batched transactions (group commit), at the latest one batch window after they arrive.
@@ -13,9 +16,12 @@
 //! queued for offline users) is written at once, and its caller hears whether it is stored.
 
 mod actor;
+mod backend;
 mod chunk;
 mod files;
+mod postgres;
 mod reader;
+mod sqlite;
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -125,10 +131,21 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether a new account was refused because its name is registered already: on a
+    /// shared store, by another node since this one last looked.
+    pub fn is_name_taken(&self) -> bool {
+        matches!(self, StorageError::Database(sqlx::Error::Database(error)) if error.is_unique_violation())
+    }
+
     /// What a client may be told: the database's own message (such as "database or disk is
     /// full"), without paths or SQL.
     pub fn client_message(&self) -> String {
         match self {
+            StorageError::Database(error) if postgres::out_of_reach(error) => {
+                "the database is out of reach; try again later".into()
+            }
+            // Only an account's name is unique without `ON CONFLICT`: another node took it.
+            _ if self.is_name_taken() => "that name is already registered".into(),
             StorageError::Database(sqlx::Error::Database(error)) => error.message().to_owned(),
             StorageError::Gone => "the store is shutting down".into(),
             _ => "the database failed".into(),
@@ -139,7 +156,10 @@ impl StorageError {
 /// How the store behaves; taken from the settings.
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
+    /// Where the SQLite database is kept, unless `database_url` is set.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://...`) to use instead of SQLite's file.
+    pub database_url: Option<String>,
     /// Whether chat messages are kept at all.
     pub history: bool,
     /// Longest a history record waits before its batch is committed.
@@ -220,29 +240,65 @@ pub struct Store {
     reader: reader::Reader,
     history: bool,
     backlog: request::Backlog,
+    /// Whether other nodes may write to the same database (PostgreSQL).
+    shared: bool,
 }
 
 impl Store {
     /// Opens (creating if needed) the database in the data directory, runs the embedded
     /// migrations, loads what the server keeps in memory, and starts the writer task.
+    ///
+    /// With `database_url`, the database is PostgreSQL's instead, which must be reachable at
+    /// start; its schema is created or migrated (several nodes may start at once).
     pub async fn open(
         options: StorageOptions,
     ) -> Result<(Store, Loaded, JoinHandle<()>), StorageError> {
-        let (pool, loaded, last_id) = actor::open(&options).await?;
-        let reader = reader::Reader::open(&options).await?;
         // Unbounded so that recording never waits: chat goes on when the disk is slow, and
         // what waits shows in the `stats` line as the store's backlog.
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = request::Backlog::default();
-        let actor = actor::StoreActor::new(pool, &options, last_id, backlog.clone());
-        let task = tokio::spawn(actor.run(rx));
+        let (loaded, task) = match &options.database_url {
+            None => {
+                let (db, loaded, last_id) = sqlite::open(&options).await?;
+                let actor = actor::StoreActor::new(db, &options, last_id, backlog.clone());
+                (loaded, tokio::spawn(actor.run(rx)))
+            }
+            Some(url) => {
+                let (db, loaded) = postgres::open(url).await?;
+                // Ids are the database's (see `Batch`): the writer's count is its own.
+                let actor = actor::StoreActor::new(db, &options, 0, backlog.clone());
+                (loaded, tokio::spawn(actor.run(rx)))
+            }
+        };
+        let reader = reader::Reader::open(&options).await?;
         let store = Store {
             tx,
             reader,
             history: options.history,
             backlog,
+            shared: options.database_url.is_some(),
         };
         Ok((store, loaded, task))
+    }
+
+    /// Whether other nodes may write to this store too (PostgreSQL): then what was loaded at
+    /// start is not all there is, and accounts and rooms made elsewhere are looked up with
+    /// [`Store::account`] and [`Store::room`].
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The account registered as `name` (in any case): its id, its name as registered and
+    /// its password hash. A read, on the read connections: for a node to let in an account
+    /// registered on another node since it started.
+    pub async fn account(&self, name: &Name) -> Result<Option<(i64, Name, String)>, StorageError> {
+        Ok(self.reader.account(name).await?)
+    }
+
+    /// The room `name` (in any case), as stored: its name as created, and its creator. A
+    /// read, for a node to learn of a room created on another node since it started.
+    pub async fn room(&self, name: &Name) -> Result<Option<(Name, Name)>, StorageError> {
+        Ok(self.reader.room(name).await?)
     }
 
     /// Requests waiting for the writer, as it last saw them.

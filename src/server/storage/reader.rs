@@ -1,25 +1,31 @@
-//! The read side: a small pool of read-only connections. SQLite's write-ahead log lets them
-//! read a committed snapshot while the writer task writes, so reads never hold up writes and
-//! writes never queue behind reads.
+//! The read side: a small pool of connections of its own, so that reads never hold up writes
+//! and writes never queue behind reads (SQLite's write-ahead log lets its read-only
+//! connections read a committed snapshot while the writer writes; PostgreSQL does that
+//! anyway). Each kind of database has its queries in its module; the merging of rows and
+//! chunks into pages is here, shared.
 
+use std::iter::Peekable;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::TryStreamExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Semaphore;
 
-use super::actor::{DATABASE_FILE, stored_message};
-use super::{Conversation, StorageError, StorageOptions, StoredMessage, chunk, key};
+use super::actor::stored_message;
+use super::{Conversation, StorageError, StorageOptions, StoredMessage, chunk, postgres, sqlite};
 use linechat_protocol::Name;
 
 #[derive(Debug, Clone)]
 pub(super) struct Reader {
-    pool: SqlitePool,
+    pool: Pool,
     /// `HISTORY` pages being read. Fewer than the pool's connections, so that one is always
     /// left for the small reads of a login.
     history_slots: Arc<Semaphore>,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
 impl Reader {
@@ -27,14 +33,11 @@ impl Reader {
     /// it first).
     pub(super) async fn open(options: &StorageOptions) -> Result<Self, StorageError> {
         let slots = options.read_connections.max(1);
-        let connect = SqliteConnectOptions::new()
-            .filename(options.data_dir.join(DATABASE_FILE))
-            .read_only(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(u32::try_from(slots + 1).unwrap_or(u32::MAX))
-            .connect_with(connect)
-            .await?;
+        let connections = u32::try_from(slots + 1).unwrap_or(u32::MAX);
+        let pool = match &options.database_url {
+            None => Pool::Sqlite(sqlite::open_reads(options, connections).await?),
+            Some(url) => Pool::Postgres(postgres::open_reads(url, connections).await?),
+        };
         Ok(Self {
             pool,
             history_slots: Arc::new(Semaphore::new(slots)),
@@ -55,73 +58,72 @@ impl Reader {
             .acquire()
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let mut tx = self.pool.begin().await?;
-        let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = ?")
-            .bind(conversation.key())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((conversation,)) = id else {
-            return Ok(Vec::new());
-        };
-        let start = match after {
-            Some(after) => Some((after + 1, 0)),
-            None => window_start(&mut tx, conversation, window).await?,
-        };
-        let page = match start {
-            Some((from, skip)) => read_page(&mut tx, conversation, from, skip, limit).await?,
-            None => Vec::new(),
-        };
-        tx.commit().await?;
-        Ok(page)
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlite::history_page(pool, conversation, window, after, limit).await
+            }
+            Pool::Postgres(pool) => {
+                postgres::history_page(pool, conversation, window, after, limit).await
+            }
+        }
     }
 
     /// The rooms `account` is in, by their names as created.
     pub(super) async fn memberships(&self, account: &Name) -> Result<Vec<Name>, sqlx::Error> {
-        let rooms: Vec<(String,)> = sqlx::query_as(
-            "SELECT rooms.name FROM memberships \
-             JOIN rooms ON rooms.name_key = memberships.room_key \
-             WHERE memberships.account_key = ? ORDER BY rooms.name_key",
-        )
-        .bind(key(account))
-        .fetch_all(&self.pool)
-        .await?;
+        let rooms = match &self.pool {
+            Pool::Sqlite(pool) => sqlite::memberships(pool, account).await?,
+            Pool::Postgres(pool) => postgres::memberships(pool, account).await?,
+        };
         Ok(rooms
             .into_iter()
             .filter_map(|(room,)| Name::parse(&room).ok())
             .collect())
     }
 
+    /// The account registered as `name` in any case: its id, name as registered, and
+    /// password hash.
+    pub(super) async fn account(
+        &self,
+        name: &Name,
+    ) -> Result<Option<(i64, Name, String)>, sqlx::Error> {
+        let account = match &self.pool {
+            Pool::Sqlite(pool) => sqlite::account(pool, name).await?,
+            Pool::Postgres(pool) => postgres::account(pool, name).await?,
+        };
+        Ok(account.and_then(|(id, name, hash)| Some((id, Name::parse(&name).ok()?, hash))))
+    }
+
+    /// The room `name` in any case: its name as created, and its creator.
+    pub(super) async fn room(&self, name: &Name) -> Result<Option<(Name, Name)>, sqlx::Error> {
+        let room = match &self.pool {
+            Pool::Sqlite(pool) => sqlite::room(pool, name).await?,
+            Pool::Postgres(pool) => postgres::room(pool, name).await?,
+        };
+        Ok(room.and_then(|(room, creator)| {
+            Some((Name::parse(&room).ok()?, Name::parse(&creator).ok()?))
+        }))
+    }
+
     pub(super) async fn close(&self) {
         self.history_slots.close();
-        self.pool.close().await;
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
-/// Where a conversation's last `window` messages start: the lowest id to read from, and
-/// how many messages from there to skip (those of the oldest chunk that are not in the
-/// window). `None` if the conversation has no messages. Counts from the index alone, newest
-/// first: rows count one each, chunks their `count`; no chunk spans a row of its
-/// conversation, so the two order by id.
-async fn window_start(
-    connection: &mut SqliteConnection,
-    conversation: i64,
-    window: u32,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let window = i64::from(window.max(1));
-    // Each row or chunk holds at least one message: `window` of each is enough.
-    let rows: Vec<(i64,)> =
-        sqlx::query_as("SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?")
-            .bind(conversation)
-            .bind(window)
-            .fetch_all(&mut *connection)
-            .await?;
-    let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT id, first_id, count FROM chunks WHERE conversation = ? ORDER BY id DESC LIMIT ?",
-    )
-    .bind(conversation)
-    .bind(window)
-    .fetch_all(&mut *connection)
-    .await?;
+/// Where a conversation's last `window` messages start, from the ids of its newest rows
+/// (`rows`) and its newest chunks (`chunks`: id, first id, count), each newest first and at
+/// least `window` of each if it has that many: the lowest id to read from, and how many
+/// messages from there to skip (those of the oldest chunk that are not in the window).
+/// `None` if the conversation has no messages. Rows count one each, chunks their `count`;
+/// no chunk spans a row of its conversation, so the two order by id.
+pub(super) fn window_start(
+    rows: Vec<(i64,)>,
+    chunks: Vec<(i64, i64, i64)>,
+    window: i64,
+) -> Option<(i64, i64)> {
     let (mut rows, mut chunks) = (rows.into_iter().peekable(), chunks.into_iter().peekable());
     let mut left = window;
     let mut start = None;
@@ -130,7 +132,7 @@ async fn window_start(
             (Some(row), Some(chunk)) => row.0 > chunk.0,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (None, None) => return Ok(start),
+            (None, None) => return start,
         };
         if row_is_newer {
             let Some((id,)) = rows.next() else { break };
@@ -144,82 +146,68 @@ async fn window_start(
                 break;
             };
             if count >= left {
-                return Ok(Some((first_id, count - left)));
+                return Some((first_id, count - left));
             }
             start = Some((first_id, 0));
             left -= count;
         }
     }
-    Ok(start)
+    start
 }
 
-/// The `limit` messages of a conversation from id `from` on, after skipping the first
-/// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time
-/// and only until the page is full; only the messages returned are copied out of them.
-async fn read_page(
-    connection: &mut SqliteConnection,
-    conversation: i64,
-    from: i64,
-    skip: i64,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    let mut page = Page {
-        skip,
-        limit: limit as usize,
-        messages: Vec::with_capacity(limit.min(1024) as usize),
-    };
-    if page.is_full() {
-        return Ok(page.messages);
-    }
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-        "SELECT id, sender, body, sent_at FROM messages \
-         WHERE conversation = ? AND id >= ? ORDER BY id LIMIT ?",
-    )
-    .bind(conversation)
-    .bind(from)
-    .bind(skip + i64::from(limit))
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut rows = rows.into_iter().peekable();
-    let mut chunks = sqlx::query(
-        "SELECT first_id, body FROM chunks WHERE conversation = ? AND id >= ? ORDER BY id",
-    )
-    .bind(conversation)
-    .bind(from)
-    .fetch(&mut *connection);
-    'chunks: while let Some(chunk) = chunks.try_next().await? {
-        let first_id: i64 = chunk.try_get(0)?;
-        let body: &[u8] = chunk.try_get(1)?;
-        for entry in chunk::entries(first_id, body).filter(|entry| entry.id >= from) {
-            while let Some((id, sender, text, at)) = rows.next_if(|row| row.0 < entry.id) {
-                if page.add(id, &sender, || text, at) {
-                    break 'chunks;
-                }
-            }
-            if page.add(entry.id, entry.from, || entry.text.to_owned(), entry.at) {
-                break 'chunks;
-            }
-        }
-    }
-    drop(chunks);
-    for (id, sender, text, at) in rows {
-        if page.is_full() {
-            break;
-        }
-        page.add(id, &sender, || text, at);
-    }
-    Ok(page.messages)
-}
+/// A row of history as read: id, sender, body, sent_at.
+pub(super) type MessageRow = (i64, String, String, i64);
 
 /// A page being gathered.
-struct Page {
+pub(super) struct Page {
     /// Messages still to pass over before the page starts.
     skip: i64,
     limit: usize,
-    messages: Vec<StoredMessage>,
+    pub messages: Vec<StoredMessage>,
 }
 
 impl Page {
+    pub(super) fn new(skip: i64, limit: u32) -> Self {
+        Self {
+            skip,
+            limit: limit as usize,
+            messages: Vec::with_capacity(limit.min(1024) as usize),
+        }
+    }
+
+    /// Adds the messages of a chunk from id `from` on, each after the rows before it; true
+    /// once the page is full. Only the messages kept are copied out of the chunk.
+    pub(super) fn add_chunk(
+        &mut self,
+        first_id: i64,
+        body: &[u8],
+        from: i64,
+        rows: &mut Peekable<impl Iterator<Item = MessageRow>>,
+    ) -> bool {
+        for entry in chunk::entries(first_id, body).filter(|entry| entry.id >= from) {
+            while let Some((id, sender, text, at)) = rows.next_if(|row| row.0 < entry.id) {
+                if self.add(id, &sender, || text, at) {
+                    return true;
+                }
+            }
+            if self.add(entry.id, entry.from, || entry.text.to_owned(), entry.at) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The page, with the rows after the last chunk.
+    pub(super) fn finish(mut self, rows: impl Iterator<Item = MessageRow>) -> Vec<StoredMessage> {
+        for (id, sender, text, at) in rows {
+            if self.is_full() {
+                break;
+            }
+            self.add(id, &sender, || text, at);
+        }
+        self.messages
+    }
+
     /// Adds the next message (or passes over it); true once the page is full. The text is
     /// made only for a message kept.
     fn add(&mut self, id: i64, from: &str, text: impl FnOnce() -> String, at: i64) -> bool {
@@ -231,7 +219,7 @@ impl Page {
         self.is_full()
     }
 
-    fn is_full(&self) -> bool {
+    pub(super) fn is_full(&self) -> bool {
         self.messages.len() >= self.limit
     }
 }

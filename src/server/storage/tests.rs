@@ -3,6 +3,11 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::server::member::UserId;
 
+/// The test PostgreSQL server (the integration tests' fixture).
+#[path = "../../../tests/support/postgres.rs"]
+mod postgres_support;
+use postgres_support::Postgres;
+
 const A: UserId = UserId::Account(1);
 const B: UserId = UserId::Account(2);
 
@@ -13,6 +18,7 @@ fn name(raw: &str) -> Name {
 fn options(dir: &std::path::Path) -> StorageOptions {
     StorageOptions {
         data_dir: dir.to_path_buf(),
+        database_url: None,
         history: true,
         batch_window: Duration::from_millis(20),
         keep_per_conversation: 0,
@@ -21,13 +27,88 @@ fn options(dir: &std::path::Path) -> StorageOptions {
     }
 }
 
-/// A store with the options above, in a temporary directory that lives as long as the
-/// returned handle to it.
-async fn open() -> (Store, tokio::task::JoinHandle<()>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
-    (store, task, dir)
+/// The kinds of database a store runs on; most tests run on each (see `on_both!`).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Sqlite,
+    Postgres,
 }
+
+/// Where a test's store lives: a temporary directory (SQLite's file), and for PostgreSQL a
+/// fresh database of the test process's PostgreSQL server.
+struct Place {
+    dir: tempfile::TempDir,
+    url: Option<String>,
+}
+
+impl Place {
+    fn new(kind: Kind) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            url: match kind {
+                Kind::Sqlite => None,
+                Kind::Postgres => Some(Postgres::shared().database()),
+            },
+        }
+    }
+
+    /// The options above, on this place.
+    fn options(&self) -> StorageOptions {
+        StorageOptions {
+            database_url: self.url.clone(),
+            ..options(self.dir.path())
+        }
+    }
+}
+
+/// A store with the options above, on a place of its own that lives as long as the
+/// returned handle to it.
+async fn open(kind: Kind) -> (Store, tokio::task::JoinHandle<()>, Place) {
+    let place = Place::new(kind);
+    let (store, _, task) = Store::open(place.options()).await.unwrap();
+    (store, task, place)
+}
+
+/// Tests `async fn test(kind: Kind)` on each kind of database, as `test::sqlite` and
+/// `test::postgres`.
+macro_rules! on_both {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$test(super::Kind::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$test(super::Kind::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both!(
+    everything_survives_a_reopen,
+    history_is_the_latest_messages_oldest_first,
+    a_private_conversation_is_one_history_in_both_directions,
+    pending_messages_are_taken_once,
+    retention_keeps_the_latest_per_conversation,
+    history_off_keeps_no_chat_but_still_queues_private_messages,
+    history_pages_walk_the_window_oldest_first,
+    a_read_waits_for_the_group_commit_without_forcing_one,
+    reads_do_not_hold_up_writes,
+    a_deleted_room_takes_its_history_and_only_its_own,
+    a_batch_to_many_conversations_is_a_chunk_each_and_reads_back,
+    a_conversation_with_much_in_a_batch_gets_several_chunks,
+    rows_and_chunks_read_in_the_order_sent,
+    a_count_may_end_in_the_middle_of_a_chunk,
+    pages_cross_chunk_boundaries,
+    retention_by_count_holds_to_the_message_across_chunks,
+    retention_by_age_holds_to_the_message_across_chunks,
+    ids_go_on_after_a_reopen,
+);
 
 fn said(conversation: Conversation, from: &str, text: &str) -> Record {
     Record {
@@ -47,11 +128,10 @@ fn texts(messages: &[StoredMessage]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn everything_survives_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+async fn everything_survives_a_reopen(kind: Kind) {
+    let place = Place::new(kind);
     {
-        let (store, loaded, task) = Store::open(options(dir.path())).await.unwrap();
+        let (store, loaded, task) = Store::open(place.options()).await.unwrap();
         assert!(loaded.accounts.is_empty() && loaded.rooms.is_empty());
         let id = store
             .create_account(name("Alice"), "$argon2id$fake".into())
@@ -65,7 +145,7 @@ async fn everything_survives_a_reopen() {
         store.close().await;
         task.await.unwrap();
     }
-    let (store, loaded, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, loaded, _task) = Store::open(place.options()).await.unwrap();
     assert_eq!(
         loaded.accounts,
         [(1, name("Alice"), "$argon2id$fake".to_string())]
@@ -82,9 +162,8 @@ async fn everything_survives_a_reopen() {
     assert_eq!(texts(&room), ["Alice in dev"]);
 }
 
-#[tokio::test]
-async fn history_is_the_latest_messages_oldest_first() {
-    let (store, _task, _dir) = open().await;
+async fn history_is_the_latest_messages_oldest_first(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     for i in 0..10 {
         store.record(said(Conversation::Global, "bob", &i.to_string()));
     }
@@ -93,9 +172,8 @@ async fn history_is_the_latest_messages_oldest_first() {
     assert_eq!(texts(&latest), ["bob 7", "bob 8", "bob 9"]);
 }
 
-#[tokio::test]
-async fn a_private_conversation_is_one_history_in_both_directions() {
-    let (store, _task, _dir) = open().await;
+async fn a_private_conversation_is_one_history_in_both_directions(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     let guest = UserId::new_guest();
     store.record(said(Conversation::Private(A, B), "alice", "hi bob"));
     store.record(said(Conversation::Private(B, A), "Bob", "hi alice"));
@@ -110,9 +188,8 @@ async fn a_private_conversation_is_one_history_in_both_directions() {
     assert!(store.history(other, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn pending_messages_are_taken_once() {
-    let (store, _task, _dir) = open().await;
+async fn pending_messages_are_taken_once(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     let mut queued = said(Conversation::Private(A, B), "a", "while you were out");
     queued.to = Some(B);
     queued.pending = true;
@@ -122,11 +199,10 @@ async fn pending_messages_are_taken_once() {
     assert!(store.take_pending(B).await.is_empty());
 }
 
-#[tokio::test]
-async fn retention_keeps_the_latest_per_conversation() {
-    let dir = tempfile::tempdir().unwrap();
+async fn retention_keeps_the_latest_per_conversation(kind: Kind) {
+    let place = Place::new(kind);
     {
-        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
         for i in 0..10 {
             store.record(said(Conversation::Global, "bob", &i.to_string()));
             store.record(said(Conversation::Room(name("dev")), "bob", &i.to_string()));
@@ -134,7 +210,7 @@ async fn retention_keeps_the_latest_per_conversation() {
         store.close().await;
         task.await.unwrap();
     }
-    let mut keep_three = options(dir.path());
+    let mut keep_three = place.options();
     keep_three.keep_per_conversation = 3;
     let (store, _, _task) = Store::open(keep_three).await.unwrap();
     let global = store.history(Conversation::Global, 100).await.unwrap();
@@ -146,10 +222,9 @@ async fn retention_keeps_the_latest_per_conversation() {
     assert_eq!(room.len(), 3);
 }
 
-#[tokio::test]
-async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut off = options(dir.path());
+async fn history_off_keeps_no_chat_but_still_queues_private_messages(kind: Kind) {
+    let place = Place::new(kind);
+    let mut off = place.options();
     off.history = false;
     let (store, _, _task) = Store::open(off).await.unwrap();
     store.record(said(Conversation::Global, "bob", "gone"));
@@ -170,9 +245,8 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages() {
     assert!(store.history(between, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn history_pages_walk_the_window_oldest_first() {
-    let (store, _task, _dir) = open().await;
+async fn history_pages_walk_the_window_oldest_first(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     for i in 0..7 {
         store.record(said(Conversation::Global, "bob", &i.to_string()));
     }
@@ -201,10 +275,9 @@ async fn history_pages_walk_the_window_oldest_first() {
     );
 }
 
-#[tokio::test]
-async fn a_read_waits_for_the_group_commit_without_forcing_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut slow = options(dir.path());
+async fn a_read_waits_for_the_group_commit_without_forcing_one(kind: Kind) {
+    let place = Place::new(kind);
+    let mut slow = place.options();
     slow.batch_window = Duration::from_millis(1000);
     let (store, _, _task) = Store::open(slow).await.unwrap();
     // Nothing queued: the read is answered at once.
@@ -225,9 +298,8 @@ async fn a_read_waits_for_the_group_commit_without_forcing_one() {
     assert!(started.elapsed() >= Duration::from_millis(1000));
 }
 
-#[tokio::test]
-async fn reads_do_not_hold_up_writes() {
-    let (store, _task, _dir) = open().await;
+async fn reads_do_not_hold_up_writes(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     for i in 0..2000 {
         store.record(said(
             Conversation::Global,
@@ -296,9 +368,8 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
     assert!(store.take_pending(B).await.is_empty());
 }
 
-#[tokio::test]
-async fn a_deleted_room_takes_its_history_and_only_its_own() {
-    let (store, _task, _dir) = open().await;
+async fn a_deleted_room_takes_its_history_and_only_its_own(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     store.create_room(name("dev"), name("alice")).await.unwrap();
     store.create_room(name("ops"), name("alice")).await.unwrap();
     store.record(said(Conversation::Room(name("dev")), "alice", "old"));
@@ -321,7 +392,7 @@ async fn old_database(dir: &std::path::Path, migrations: &[&str], sql: &str) {
         std::fs::copy(from, old.path().join(file)).unwrap();
     }
     let connect = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.join(actor::DATABASE_FILE))
+        .filename(dir.join(sqlite::DATABASE_FILE))
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
     let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
@@ -369,16 +440,20 @@ async fn history_written_before_conversation_ids_is_read_after_the_migration() {
 // ---------------------------------------------------------------------------------------------
 
 /// How many rows `messages` and `chunks` have, read beside the store.
-async fn rows_and_chunks(dir: &std::path::Path) -> (i64, i64) {
+async fn rows_and_chunks(place: &Place) -> (i64, i64) {
+    const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM chunks)";
+    if let Some(url) = &place.url {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let counts = sqlx::query_as(COUNTS).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        return counts;
+    }
+    let dir = place.dir.path();
     let connect = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.join(actor::DATABASE_FILE))
+        .filename(dir.join(sqlite::DATABASE_FILE))
         .read_only(true);
     let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
-    let counts =
-        sqlx::query_as("SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM chunks)")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let counts = sqlx::query_as(COUNTS).fetch_one(&pool).await.unwrap();
     pool.close().await;
     counts
 }
@@ -395,9 +470,8 @@ fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("bob {i}")).collect()
 }
 
-#[tokio::test]
-async fn a_batch_to_many_conversations_is_a_chunk_each_and_reads_back() {
-    let (store, _task, dir) = open().await;
+async fn a_batch_to_many_conversations_is_a_chunk_each_and_reads_back(kind: Kind) {
+    let (store, _task, dir) = open(kind).await;
     let conversations: Vec<Conversation> = (0..50)
         .map(|i| Conversation::Private(A, UserId::Account(100 + i)))
         .chain([Conversation::Global, Conversation::Room(name("dev"))])
@@ -410,7 +484,7 @@ async fn a_batch_to_many_conversations_is_a_chunk_each_and_reads_back() {
         }
     }
     store.sync().await;
-    assert_eq!(rows_and_chunks(dir.path()).await, (0, 52));
+    assert_eq!(rows_and_chunks(&dir).await, (0, 52));
     for (c, conversation) in conversations.iter().enumerate() {
         let history = store.history(conversation.clone(), 100).await.unwrap();
         let wanted: Vec<String> = (0..20)
@@ -421,15 +495,14 @@ async fn a_batch_to_many_conversations_is_a_chunk_each_and_reads_back() {
     }
 }
 
-#[tokio::test]
-async fn a_conversation_with_much_in_a_batch_gets_several_chunks() {
-    let (store, _task, dir) = open().await;
+async fn a_conversation_with_much_in_a_batch_gets_several_chunks(kind: Kind) {
+    let (store, _task, dir) = open(kind).await;
     let long = "l".repeat(4000);
     for i in 0..20 {
         store.record(said(Conversation::Global, "bob", &format!("{i} {long}")));
     }
     store.sync().await;
-    let (rows, chunks) = rows_and_chunks(dir.path()).await;
+    let (rows, chunks) = rows_and_chunks(&dir).await;
     assert_eq!(rows, 0);
     assert!(
         chunks >= 20 * 4000 / (chunk::MAX_BODY as i64 + 4000),
@@ -440,9 +513,8 @@ async fn a_conversation_with_much_in_a_batch_gets_several_chunks() {
     assert_eq!(texts(&history), wanted);
 }
 
-#[tokio::test]
-async fn rows_and_chunks_read_in_the_order_sent() {
-    let (store, _task, dir) = open().await;
+async fn rows_and_chunks_read_in_the_order_sent(kind: Kind) {
+    let (store, _task, dir) = open(kind).await;
     let between = Conversation::Private(A, B);
     let queued = |text: &str| {
         let mut record = said(between.clone(), "alice", text);
@@ -459,7 +531,7 @@ async fn rows_and_chunks_read_in_the_order_sent() {
     // Then a queued message written on its own, and another batch.
     store.queue_private(queued("4")).await.unwrap();
     batch_of(&store, &between, 5, 2).await;
-    assert_eq!(rows_and_chunks(dir.path()).await, (2, 4));
+    assert_eq!(rows_and_chunks(&dir).await, (2, 4));
     let history = store.history(between.clone(), 10).await.unwrap();
     assert_eq!(
         texts(&history),
@@ -473,9 +545,8 @@ async fn rows_and_chunks_read_in_the_order_sent() {
     assert_eq!(texts(&store.take_pending(B).await), ["alice 2", "alice 4"]);
 }
 
-#[tokio::test]
-async fn a_count_may_end_in_the_middle_of_a_chunk() {
-    let (store, _task, _dir) = open().await;
+async fn a_count_may_end_in_the_middle_of_a_chunk(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     for first in [0, 5, 10] {
         batch_of(&store, &Conversation::Global, first, 5).await;
     }
@@ -487,9 +558,8 @@ async fn a_count_may_end_in_the_middle_of_a_chunk() {
     assert_eq!(texts(&all), numbered(0..15));
 }
 
-#[tokio::test]
-async fn pages_cross_chunk_boundaries() {
-    let (store, _task, _dir) = open().await;
+async fn pages_cross_chunk_boundaries(kind: Kind) {
+    let (store, _task, _dir) = open(kind).await;
     let dev = Conversation::Room(name("dev"));
     for first in [0, 5, 10] {
         batch_of(&store, &dev, first, 5).await;
@@ -509,11 +579,10 @@ async fn pages_cross_chunk_boundaries() {
     assert_eq!(pages, [numbered(3..7), numbered(7..11), numbered(11..15)]);
 }
 
-#[tokio::test]
-async fn retention_by_count_holds_to_the_message_across_chunks() {
-    let dir = tempfile::tempdir().unwrap();
+async fn retention_by_count_holds_to_the_message_across_chunks(kind: Kind) {
+    let place = Place::new(kind);
     {
-        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
         for first in [0, 4, 8] {
             batch_of(&store, &Conversation::Global, first, 4).await;
         }
@@ -527,27 +596,26 @@ async fn retention_by_count_holds_to_the_message_across_chunks() {
         (4, 8..12, 1),
         (1, 11..12, 1),
     ] {
-        let mut retention = options(dir.path());
+        let mut retention = place.options();
         retention.keep_per_conversation = keep;
         let (store, _, task) = Store::open(retention).await.unwrap();
         let history = store.history(Conversation::Global, 100).await.unwrap();
         assert_eq!(texts(&history), numbered(kept), "keeping {keep}");
         store.close().await;
         task.await.unwrap();
-        assert_eq!(rows_and_chunks(dir.path()).await, (0, chunks));
+        assert_eq!(rows_and_chunks(&place).await, (0, chunks));
     }
 }
 
-#[tokio::test]
-async fn retention_by_age_holds_to_the_message_across_chunks() {
-    let dir = tempfile::tempdir().unwrap();
+async fn retention_by_age_holds_to_the_message_across_chunks(kind: Kind) {
+    let place = Place::new(kind);
     let days_ago = |days: u64| SystemTime::now() - Duration::from_secs(days * 86_400);
     let at = |days: u64, text: &str| Record {
         at: days_ago(days),
         ..said(Conversation::Global, "bob", text)
     };
     {
-        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
         store.record(at(400, "old"));
         store.record(at(399, "old too"));
         store.sync().await;
@@ -562,7 +630,7 @@ async fn retention_by_age_holds_to_the_message_across_chunks() {
         store.close().await;
         task.await.unwrap();
     }
-    let mut year = options(dir.path());
+    let mut year = place.options();
     year.keep_days = 365;
     let (store, _, _task) = Store::open(year).await.unwrap();
     let history = store.history(Conversation::Global, 100).await.unwrap();
@@ -570,7 +638,7 @@ async fn retention_by_age_holds_to_the_message_across_chunks() {
         texts(&history),
         ["bob young", "bob young too", "bob young, before an old one"]
     );
-    assert_eq!(rows_and_chunks(dir.path()).await, (0, 2));
+    assert_eq!(rows_and_chunks(&place).await, (0, 2));
     // The messages after the trimmed chunks still read in order, in pages.
     store.record(said(Conversation::Global, "bob", "new"));
     let first = store
@@ -587,10 +655,10 @@ async fn retention_by_age_holds_to_the_message_across_chunks() {
 
 #[tokio::test]
 async fn a_new_database_has_pages_a_chunk_fits_in() {
-    let (store, _task, dir) = open().await;
+    let (store, _task, place) = open(Kind::Sqlite).await;
     store.close().await;
     let connect = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.path().join(actor::DATABASE_FILE))
+        .filename(place.dir.path().join(sqlite::DATABASE_FILE))
         .read_only(true);
     let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
     let (size,): (i64,) = sqlx::query_as("PRAGMA page_size")
@@ -600,16 +668,15 @@ async fn a_new_database_has_pages_a_chunk_fits_in() {
     assert_eq!(size, 16_384);
 }
 
-#[tokio::test]
-async fn ids_go_on_after_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+async fn ids_go_on_after_a_reopen(kind: Kind) {
+    let place = Place::new(kind);
     for first in [0, 3] {
-        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
         batch_of(&store, &Conversation::Global, first, 3).await;
         store.close().await;
         task.await.unwrap();
     }
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let (store, _, _task) = Store::open(place.options()).await.unwrap();
     let history = store.history(Conversation::Global, 100).await.unwrap();
     assert_eq!(texts(&history), numbered(0..6));
     assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
@@ -636,7 +703,8 @@ async fn history_in_rows_reads_with_the_chunks_after_it() {
     let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
     batch_of(&store, &Conversation::Global, 4, 3).await;
     batch_of(&store, &Conversation::Global, 7, 3).await;
-    assert_eq!(rows_and_chunks(dir.path()).await, (5, 2));
+    let place = Place { dir, url: None };
+    assert_eq!(rows_and_chunks(&place).await, (5, 2));
     let all = store.history(Conversation::Global, 100).await.unwrap();
     assert_eq!(texts(&all), numbered(0..10));
     assert!(all[4].id > 6, "new ids start after the old rows'");
@@ -722,11 +790,169 @@ fn every_migration_file_is_listed_once_in_order() {
         .filter(|file| file.ends_with(".sql"))
         .collect();
     files.sort();
-    let migrator = actor::migrator();
+    let migrator = sqlite::migrator();
     let listed: Vec<i64> = migrator.iter().map(|migration| migration.version).collect();
     let numbered: Vec<i64> = files
         .iter()
         .map(|file| file.split('_').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(listed, numbered, "files: {files:?}");
+}
+
+/// The same for PostgreSQL's migrations.
+#[test]
+fn every_postgres_migration_file_is_listed_once_in_order() {
+    let folder = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/server/storage/migrations/postgres"
+    );
+    let mut files: Vec<String> = std::fs::read_dir(folder)
+        .expect("the migrations folder")
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|file| file.ends_with(".sql"))
+        .collect();
+    files.sort();
+    let listed: Vec<i64> = postgres::migrator().iter().map(|m| m.version).collect();
+    let numbered: Vec<i64> = files
+        .iter()
+        .map(|file| file.split('_').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(listed, numbered, "files: {files:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: several nodes on one database, and the database going away.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn two_stores_on_one_database_share_everything() {
+    let place = Place::new(Kind::Postgres);
+    let (one, _, _one_task) = Store::open(place.options()).await.unwrap();
+    let (two, _, _two_task) = Store::open(place.options()).await.unwrap();
+    assert!(one.is_shared());
+
+    // An account registered on one node is found by the other; the name is taken on both.
+    let id = one
+        .create_account(name("Alice"), "hash".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        two.account(&name("ALICE")).await.unwrap(),
+        Some((id, name("Alice"), "hash".to_string()))
+    );
+    assert_eq!(two.account(&name("nobody")).await.unwrap(), None);
+    let taken = two
+        .create_account(name("alice"), "other".into())
+        .await
+        .unwrap_err();
+    assert_eq!(taken.client_message(), "that name is already registered");
+
+    // The same room created on both at once: neither fails, it is one room.
+    let (a, b) = tokio::join!(
+        one.create_room(name("Dev"), name("alice")),
+        two.create_room(name("dev"), name("bob"))
+    );
+    a.unwrap();
+    b.unwrap();
+    let (room, _creator) = one.room(&name("DEV")).await.unwrap().unwrap();
+    assert_eq!(room.as_str().to_lowercase(), "dev");
+
+    // Both write history to one conversation at once, in many batches: nothing is lost,
+    // each node's messages keep their order, and ids never repeat.
+    for i in 0..300 {
+        one.record(said(Conversation::Global, "one", &i.to_string()));
+        two.record(said(Conversation::Global, "two", &i.to_string()));
+        if i % 50 == 0 {
+            tokio::join!(one.sync(), two.sync());
+        }
+    }
+    tokio::join!(one.sync(), two.sync());
+    let history = two.history(Conversation::Global, 1000).await.unwrap();
+    assert_eq!(history.len(), 600);
+    assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
+    for node in ["one", "two"] {
+        let said: Vec<String> = history
+            .iter()
+            .filter(|m| m.from.as_str() == node)
+            .map(|m| m.text.clone())
+            .collect();
+        let wanted: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        assert_eq!(said, wanted, "{node}'s messages");
+    }
+
+    // A private message queued on one node is taken once, by whichever node asks first.
+    let mut queued = said(Conversation::Private(A, B), "a", "for b");
+    queued.to = Some(B);
+    one.queue_private(queued).await.unwrap();
+    let (first, second) = tokio::join!(one.take_pending(B), two.take_pending(B));
+    let mut taken = texts(&first);
+    taken.extend(texts(&second));
+    assert_eq!(taken, ["a for b"]);
+}
+
+#[tokio::test]
+async fn while_postgres_is_away_writes_fail_and_history_waits_for_it() {
+    let postgres = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let options = StorageOptions {
+        database_url: Some(postgres.database()),
+        ..options(dir.path())
+    };
+    let (store, _, _task) = Store::open(options).await.unwrap();
+    store.record(said(Conversation::Global, "bob", "before"));
+    store.sync().await;
+
+    postgres.stop();
+    // Acknowledged writes fail, and say why.
+    let error = store
+        .create_account(name("carol"), "hash".into())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.client_message(),
+        "the database is out of reach; try again later"
+    );
+    let mut queued = said(Conversation::Private(A, B), "a", "lost");
+    queued.to = Some(B);
+    assert!(store.queue_private(queued).await.is_err());
+    assert!(store.create_room(name("dev"), name("bob")).await.is_err());
+    // History goes on being recorded, and is kept until the database is back.
+    for i in 0..3 {
+        store.record(said(
+            Conversation::Global,
+            "bob",
+            &format!("while away {i}"),
+        ));
+    }
+    assert!(store.history(Conversation::Global, 10).await.is_err());
+
+    postgres.start_again();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let history = loop {
+        if let Ok(history) = store.history(Conversation::Global, 10).await
+            && history.len() == 4
+        {
+            break history;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "history is not back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        texts(&history),
+        [
+            "bob before",
+            "bob while away 0",
+            "bob while away 1",
+            "bob while away 2"
+        ]
+    );
+    // Writes work again; what failed was not stored behind the client's back.
+    store
+        .create_account(name("carol"), "hash".into())
+        .await
+        .unwrap();
+    assert!(store.take_pending(B).await.is_empty());
 }

@@ -1,0 +1,616 @@
+//! PostgreSQL, and all of its SQL: the store several nodes share (`database_url`). The
+//! schema is SQLite's (`migrations/postgres/` says what differs); the writer batches and
+//! chunks history the same way.
+//!
+//! Nothing here assumes this process is the only writer:
+//! - message ids come from the database: a batch is written under a block of consecutive
+//!   ids taken from the `message_ids` counter just before its transaction, so that chunks of
+//!   different nodes never interleave (`reader.rs` needs a conversation's rows and chunks to
+//!   order by id);
+//! - accounts' and conversations' ids are identity columns; unique keys decide a race for an
+//!   account name (the loser's `REGISTER` fails), and rooms, memberships and conversations
+//!   are inserted with `ON CONFLICT DO NOTHING`, so that the same one made on two nodes at
+//!   once is one row and neither fails;
+//! - queued private messages are taken with one `UPDATE ... RETURNING`, so that two nodes
+//!   never both deliver one.
+//!
+//! When PostgreSQL is out of reach, sqlx's pools reconnect by themselves; until then each
+//! write fails within `ACQUIRE_TIMEOUT` and its client is told. A history batch that fails
+//! so is given back to the writer, which keeps it and writes it once the database is back.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use futures::TryStreamExt;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row, SqlSafeStr};
+use tracing::{info, warn};
+
+use super::actor::{Batch, Known, millis, stored};
+use super::backend::{Database, Straddling, Unwritten};
+use super::reader::{Page, window_start};
+use super::{Conversation, Loaded, StorageError, StoredMessage, chunk, key};
+use crate::server::member::UserId;
+use linechat_protocol::Name;
+
+/// How long a query waits for a connection: while PostgreSQL is out of reach, the time a
+/// write takes to fail (and its client to hear so), and that the writer is held up by each.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The schema's migrations, in `migrations/postgres/`, embedded in the binary (listed by
+/// hand, as SQLite's are; a test checks the folder against the list).
+pub(super) fn migrator() -> Migrator {
+    macro_rules! migration {
+        ($version:literal, $description:literal, $file:literal) => {
+            Migration::new(
+                $version,
+                Cow::Borrowed($description),
+                MigrationType::Simple,
+                include_str!(concat!("migrations/postgres/", $file)).into_sql_str(),
+                false,
+            )
+        };
+    }
+    Migrator::with_migrations(vec![migration!(1, "initial", "0001_initial.sql")])
+}
+
+/// Whether `error` says the database is out of reach (down, restarting, refusing
+/// connections, or the connection broke), which passes by itself, rather than refusing what
+/// was asked.
+pub(super) fn out_of_reach(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            // Connection exceptions; shut down by an administrator, crashed, starting up;
+            // too many connections; a deadlock or serialisation failure (tried again).
+            code.starts_with("08")
+                || code.starts_with("57P0")
+                || matches!(&*code, "53300" | "40001" | "40P01")
+        }),
+        _ => false,
+    }
+}
+
+/// The options of a pool of `connections` to `url`.
+fn pool_options(
+    url: &str,
+    connections: u32,
+) -> Result<(PgPoolOptions, PgConnectOptions), sqlx::Error> {
+    let connect = PgConnectOptions::from_str(url)?.application_name("linechat");
+    let pool = PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT);
+    Ok((pool, connect))
+}
+
+/// The writer's side: one connection.
+pub(super) struct Writer {
+    pool: PgPool,
+}
+
+/// Connects, creates or migrates the schema (sqlx's migrator takes an advisory lock, so
+/// nodes starting at once take turns), and reads what is kept in memory.
+pub(super) async fn open(url: &str) -> Result<(Writer, Loaded), StorageError> {
+    let (pool, connect) = pool_options(url, 1)?;
+    let pool = pool.connect_with(connect).await?;
+    migrator().run(&pool).await?;
+    info!("PostgreSQL database open");
+
+    let mut loaded = Loaded::default();
+    let accounts: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, name, password_hash FROM accounts")
+            .fetch_all(&pool)
+            .await?;
+    for (id, name, hash) in accounts {
+        match Name::parse(&name) {
+            Ok(name) => loaded.accounts.push((id, name, hash)),
+            Err(error) => warn!(name, %error, "skipping an account with a bad name"),
+        }
+    }
+    let rooms: Vec<(String, String)> = sqlx::query_as("SELECT name, creator FROM rooms")
+        .fetch_all(&pool)
+        .await?;
+    for (room, creator) in rooms {
+        match (Name::parse(&room), Name::parse(&creator)) {
+            (Ok(room), Ok(creator)) => loaded.rooms.push((room, creator)),
+            _ => warn!(room, creator, "skipping a room with a bad name"),
+        }
+    }
+    Ok((Writer { pool }, loaded))
+}
+
+/// Rows and chunks newest first per conversation, each with the count of messages newer
+/// than it (as SQLite's, with PostgreSQL's types: a `SUM` of `BIGINT` is `NUMERIC`).
+macro_rules! concat_ranked {
+    ($statement:literal) => {
+        concat!(
+            "WITH ranked AS ( \
+               SELECT id, kind, n, COALESCE(SUM(n) OVER (PARTITION BY conversation \
+                 ORDER BY id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::BIGINT \
+                 AS newer \
+               FROM (SELECT id, conversation, 1::BIGINT AS n, 'messages' AS kind FROM messages \
+                     UNION ALL \
+                     SELECT id, conversation, count AS n, 'chunks' AS kind FROM chunks) AS items) ",
+            $statement
+        )
+    };
+}
+
+impl Database for Writer {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO accounts (name_key, name, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(key(name))
+        .bind(name.as_str())
+        .bind(hash)
+        .bind(millis(SystemTime::now()))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn create_room(&self, room: &Name, creator: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO rooms (name_key, name, creator, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(room))
+        .bind(room.as_str())
+        .bind(creator.as_str())
+        .bind(millis(SystemTime::now()))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO memberships (account_key, room_key) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(account))
+        .bind(key(room))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM memberships WHERE account_key = $1 AND room_key = $2")
+            .bind(key(account))
+            .bind(key(room))
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {
+        let (remembered,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM memberships WHERE room_key = $1)")
+                .bind(key(room))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(remembered)
+    }
+
+    async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM rooms WHERE name_key = $1 \
+             AND NOT EXISTS (SELECT 1 FROM memberships WHERE room_key = $1)",
+        )
+        .bind(key(room))
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() > 0 {
+            let conversation = Conversation::Room(room.clone()).key();
+            for delete in [
+                "DELETE FROM messages WHERE conversation IN \
+                 (SELECT id FROM conversations WHERE key = $1)",
+                "DELETE FROM chunks WHERE conversation IN \
+                 (SELECT id FROM conversations WHERE key = $1)",
+            ] {
+                sqlx::query(delete)
+                    .bind(&conversation)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn deliver_pending(
+        &self,
+        account: &UserId,
+        keep_history: bool,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        // One statement: a node that asks at the same time waits for its row locks, then
+        // finds the messages no longer queued.
+        let delivered = if keep_history {
+            "UPDATE messages SET pending = FALSE WHERE recipient_key = $1 AND pending \
+             RETURNING id, sender, body, sent_at"
+        } else {
+            "DELETE FROM messages WHERE recipient_key = $1 AND pending \
+             RETURNING id, sender, body, sent_at"
+        };
+        let mut rows: Vec<(i64, String, String, i64)> = sqlx::query_as(delivered)
+            .bind(account.key())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.sort_unstable_by_key(|row| row.0);
+        Ok(stored(rows))
+    }
+
+    /// Writes a batch under a block of ids of its own. A batch that fails because the
+    /// database is out of reach is given back, to be written later.
+    async fn write(
+        &self,
+        batch: Batch,
+        known: &HashMap<Conversation, Known>,
+    ) -> Result<HashMap<Conversation, i64>, Unwritten> {
+        match self.write_batch(&batch, known).await {
+            Ok(filed) => Ok(filed),
+            Err(error) => {
+                let batch = out_of_reach(&error).then_some(batch);
+                Err(Unwritten { error, batch })
+            }
+        }
+    }
+
+    async fn delete_older(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
+        let mut removed = 0;
+        // An hourly scan needs no index on the time, which would cost every insert.
+        for delete in [
+            "DELETE FROM messages WHERE NOT pending AND sent_at < $1",
+            "DELETE FROM chunks WHERE last_at < $1",
+        ] {
+            let result = sqlx::query(delete).bind(cutoff).execute(&self.pool).await?;
+            removed += result.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    async fn straddling_older(&self, cutoff: i64) -> Result<Vec<Straddling>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, first_id, body, 0::BIGINT FROM chunks \
+             WHERE first_at < $1 AND last_at >= $1",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
+        let mut removed = 0;
+        for delete in [
+            concat_ranked!(
+                "DELETE FROM messages WHERE NOT pending AND id IN ( \
+                   SELECT id FROM ranked WHERE kind = 'messages' AND newer >= $1)"
+            ),
+            concat_ranked!(
+                "DELETE FROM chunks WHERE id IN ( \
+                   SELECT id FROM ranked WHERE kind = 'chunks' AND newer >= $1)"
+            ),
+        ] {
+            let result = sqlx::query(delete).bind(keep).execute(&self.pool).await?;
+            removed += result.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    async fn straddling_beyond(&self, keep: i64) -> Result<Vec<Straddling>, sqlx::Error> {
+        sqlx::query_as(concat_ranked!(
+            "SELECT chunks.id, chunks.first_id, chunks.body, ranked.n - ($1 - ranked.newer) \
+             FROM ranked JOIN chunks ON chunks.id = ranked.id \
+             WHERE ranked.kind = 'chunks' AND ranked.newer < $1 AND ranked.newer + ranked.n > $1"
+        ))
+        .bind(keep)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    async fn rewrite_chunks(
+        &self,
+        chunks: Vec<(i64, Option<chunk::ChunkWriter>)>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (id, kept) in chunks {
+            match kept {
+                Some(chunk) => {
+                    sqlx::query(
+                        "UPDATE chunks SET id = $1, first_id = $2, count = $3, first_at = $4, \
+                         last_at = $5, body = $6 WHERE id = $7",
+                    )
+                    .bind(chunk.last_id)
+                    .bind(chunk.first_id)
+                    .bind(chunk.count)
+                    .bind(chunk.first_at)
+                    .bind(chunk.last_at)
+                    .bind(chunk.body)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM chunks WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Nothing to do: PostgreSQL ends a transaction whose `COMMIT` fails, and sqlx rolls
+    /// back one dropped unfinished.
+    async fn roll_back_leftovers(&self) {}
+
+    #[cfg(test)]
+    async fn fill_up(&self) {
+        unimplemented!("a full disk is SQLite's test")
+    }
+}
+
+impl Writer {
+    async fn write_batch(
+        &self,
+        batch: &Batch,
+        known: &HashMap<Conversation, Known>,
+    ) -> Result<HashMap<Conversation, i64>, sqlx::Error> {
+        // Conversations are filed before the transaction, each in a statement of its own:
+        // a row that is never deleted, which no lock of the batch's transaction should hold
+        // while other nodes file the same conversation.
+        let mut filed: HashMap<Conversation, i64> = HashMap::new();
+        let mut chunk_conversations: Vec<i64> = batch
+            .chunks
+            .iter()
+            .map(|chunk| chunk.conversation)
+            .collect();
+        for (index, conversation) in &batch.unfiled {
+            chunk_conversations[*index] = self.file(known, &mut filed, conversation).await?;
+        }
+        let mut row_conversations = Vec::with_capacity(batch.rows.len());
+        for (_, record) in &batch.rows {
+            row_conversations.push(self.file(known, &mut filed, &record.conversation).await?);
+        }
+        // The batch's ids are consecutive from its first; it moves onto a block of the
+        // database's, taken (and the counter's row lock let go) before the transaction.
+        let first = batch
+            .chunks
+            .iter()
+            .map(|chunk| chunk.first_id)
+            .chain(batch.rows.iter().map(|(id, _)| *id))
+            .min();
+        let Some(first) = first else {
+            return Ok(filed);
+        };
+        let count = i64::try_from(batch.messages).unwrap_or(i64::MAX);
+        let (last,): (i64,) =
+            sqlx::query_as("UPDATE message_ids SET last = last + $1 RETURNING last")
+                .bind(count)
+                .fetch_one(&self.pool)
+                .await?;
+        let shift = last - count + 1 - first;
+
+        let mut tx = self.pool.begin().await?;
+        if !batch.rows.is_empty() {
+            let rows = &batch.rows;
+            sqlx::query(
+                "INSERT INTO messages (id, conversation, sender, recipient_key, body, sent_at, \
+                   pending) \
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], \
+                   $5::TEXT[], $6::BIGINT[], $7::BOOLEAN[])",
+            )
+            .bind(rows.iter().map(|(id, _)| id + shift).collect::<Vec<_>>())
+            .bind(&row_conversations)
+            .bind(
+                rows.iter()
+                    .map(|(_, r)| r.from.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|(_, r)| r.to.filter(|_| r.pending).map(|to| to.key()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|(_, r)| r.text.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|(_, r)| millis(r.at)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.pending).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !batch.chunks.is_empty() {
+            let chunks = &batch.chunks;
+            sqlx::query(
+                "INSERT INTO chunks (id, conversation, first_id, count, first_at, last_at, body) \
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+                   $5::BIGINT[], $6::BIGINT[], $7::BYTEA[])",
+            )
+            .bind(chunks.iter().map(|c| c.last_id + shift).collect::<Vec<_>>())
+            .bind(&chunk_conversations)
+            .bind(
+                chunks
+                    .iter()
+                    .map(|c| c.first_id + shift)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunks.iter().map(|c| c.count).collect::<Vec<_>>())
+            .bind(chunks.iter().map(|c| c.first_at).collect::<Vec<_>>())
+            .bind(chunks.iter().map(|c| c.last_at).collect::<Vec<_>>())
+            .bind(chunks.iter().map(|c| c.body.as_slice()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(filed)
+    }
+
+    /// The id of `conversation`: known, filed earlier for this batch, or filed now.
+    async fn file(
+        &self,
+        known: &HashMap<Conversation, Known>,
+        filed: &mut HashMap<Conversation, i64>,
+        conversation: &Conversation,
+    ) -> Result<i64, sqlx::Error> {
+        if let Some(id) = known
+            .get(conversation)
+            .map(|known| known.id)
+            .filter(|&id| id != 0)
+        {
+            return Ok(id);
+        }
+        if let Some(&id) = filed.get(conversation) {
+            return Ok(id);
+        }
+        let key = conversation.key();
+        sqlx::query("INSERT INTO conversations (key) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(&key)
+            .execute(&self.pool)
+            .await?;
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
+            .bind(&key)
+            .fetch_one(&self.pool)
+            .await?;
+        filed.insert(conversation.clone(), id);
+        Ok(id)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------------
+
+/// Opens the read connections (lazily: the writer has just reached the database).
+pub(super) async fn open_reads(url: &str, connections: u32) -> Result<PgPool, sqlx::Error> {
+    let (pool, connect) = pool_options(url, connections)?;
+    Ok(pool.connect_lazy_with(connect))
+}
+
+/// See [`super::Store::history_page`]; every query of a page reads one snapshot.
+pub(super) async fn history_page(
+    pool: &PgPool,
+    conversation: &Conversation,
+    window: u32,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, sqlx::Error> {
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
+        .bind(conversation.key())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((conversation,)) = id else {
+        return Ok(Vec::new());
+    };
+    let start = match after {
+        Some(after) => Some((after + 1, 0)),
+        None => {
+            let window = i64::from(window.max(1));
+            // Each row or chunk holds at least one message: `window` of each is enough.
+            let rows: Vec<(i64,)> = sqlx::query_as(
+                "SELECT id FROM messages WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(conversation)
+            .bind(window)
+            .fetch_all(&mut *tx)
+            .await?;
+            let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT id, first_id, count FROM chunks WHERE conversation = $1 \
+                 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(conversation)
+            .bind(window)
+            .fetch_all(&mut *tx)
+            .await?;
+            window_start(rows, chunks, window)
+        }
+    };
+    let Some((from, skip)) = start else {
+        return Ok(Vec::new());
+    };
+    let mut page = Page::new(skip, limit);
+    if page.is_full() {
+        return Ok(page.messages);
+    }
+    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT id, sender, body, sent_at FROM messages \
+         WHERE conversation = $1 AND id >= $2 ORDER BY id LIMIT $3",
+    )
+    .bind(conversation)
+    .bind(from)
+    .bind(skip + i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut rows = rows.into_iter().peekable();
+    let mut chunks = sqlx::query(
+        "SELECT first_id, body FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
+    )
+    .bind(conversation)
+    .bind(from)
+    .fetch(&mut *tx);
+    while let Some(chunk) = chunks.try_next().await? {
+        if page.add_chunk(chunk.try_get(0)?, chunk.try_get(1)?, from, &mut rows) {
+            break;
+        }
+    }
+    drop(chunks);
+    tx.commit().await?;
+    Ok(page.finish(rows))
+}
+
+/// The rooms `account` is in, by their names as created.
+pub(super) async fn memberships(
+    pool: &PgPool,
+    account: &Name,
+) -> Result<Vec<(String,)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT rooms.name FROM memberships \
+         JOIN rooms ON rooms.name_key = memberships.room_key \
+         WHERE memberships.account_key = $1 ORDER BY rooms.name_key",
+    )
+    .bind(key(account))
+    .fetch_all(pool)
+    .await
+}
+
+/// The account registered as `name` (any case): its id, name as registered and hash.
+pub(super) async fn account(
+    pool: &PgPool,
+    name: &Name,
+) -> Result<Option<(i64, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, name, password_hash FROM accounts WHERE name_key = $1")
+        .bind(key(name))
+        .fetch_optional(pool)
+        .await
+}
+
+/// The room `name` (any case): its name as created and its creator.
+pub(super) async fn room(
+    pool: &PgPool,
+    name: &Name,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT name, creator FROM rooms WHERE name_key = $1")
+        .bind(key(name))
+        .fetch_optional(pool)
+        .await
+}

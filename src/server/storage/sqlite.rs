@@ -1,0 +1,661 @@
+//! The embedded database, SQLite, and all of its SQL: the default store, one file in the data
+//! directory. One read-write connection is the writer task's; reads have read-only
+//! connections of their own, which SQLite's write-ahead log lets read a committed snapshot
+//! while the writer writes.
+//!
+//! Message ids are handed out by the writer, the file's only writer (`StoreActor::gather`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::TryStreamExt;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Arguments, AssertSqlSafe, Row, SqlSafeStr, SqliteConnection, SqlitePool};
+use tracing::{info, warn};
+
+use super::actor::{Batch, Known, millis, stored};
+use super::backend::{Database, Straddling, Unwritten};
+use super::reader::{Page, window_start};
+use super::{Conversation, Loaded, StorageError, StorageOptions, StoredMessage, chunk, files, key};
+use crate::server::member::UserId;
+use linechat_protocol::Name;
+
+/// Most rows per `INSERT` statement: 7 parameters each, well under SQLite's limit of 32766.
+/// Statements come in the powers of two up to it, so that every batch is written with a few
+/// statements that SQLite has already prepared (sqlx caches them by their text).
+const ROWS_PER_INSERT: usize = 1024;
+/// The columns a message row is written with, and a chunk (see `chunk.rs`).
+const MESSAGE_COLUMNS: &str =
+    "messages (id, conversation, sender, recipient_key, body, sent_at, pending)";
+const CHUNK_COLUMNS: &str = "chunks (id, conversation, first_id, count, first_at, last_at, body)";
+pub(super) const DATABASE_FILE: &str = "linechat.db";
+/// The page size of a new database.
+const PAGE_SIZE: u32 = 16_384;
+
+/// The schema's migrations, in `migrations/`, embedded in the binary. Listed here rather
+/// than found by `sqlx::migrate!`, whose procedural macro builds a second SQLite (for the
+/// build machine) into every build; the checksums are the same as the macro's, so databases
+/// it migrated are recognised. A test checks that every file of the folder is listed.
+pub(super) fn migrator() -> Migrator {
+    macro_rules! migration {
+        ($version:literal, $description:literal, $file:literal) => {
+            Migration::new(
+                $version,
+                Cow::Borrowed($description),
+                MigrationType::Simple,
+                include_str!(concat!("migrations/", $file)).into_sql_str(),
+                false,
+            )
+        };
+    }
+    Migrator::with_migrations(vec![
+        migration!(1, "initial", "0001_initial.sql"),
+        migration!(2, "identities", "0002_identities.sql"),
+        migration!(3, "conversation ids", "0003_conversation_ids.sql"),
+        migration!(4, "history chunks", "0004_history_chunks.sql"),
+    ])
+}
+
+/// The writer's side: its one connection, and its `INSERT` statements.
+pub(super) struct Writer {
+    pool: SqlitePool,
+    /// `INSERT` statements for `1 << n` message rows, by `n`.
+    message_inserts: Vec<Arc<str>>,
+    /// The same for chunks.
+    chunk_inserts: Vec<Arc<str>>,
+}
+
+/// Opens the database, migrates it, and reads what is kept in memory. Also returns the
+/// highest message id stored, in rows or chunks (0 if none), which the writer goes on from.
+pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded, i64), StorageError> {
+    let path = files::prepare(&options.data_dir, DATABASE_FILE)?;
+    let connect = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // In WAL mode NORMAL survives a crash of the process (not of the machine) with every
+        // committed transaction, and saves an fsync per commit.
+        .synchronous(SqliteSynchronous::Normal)
+        // A statement that writes many rows keeps a journal of its own, to undo just itself;
+        // on disk (the default) it cost a third of every row written.
+        .pragma("temp_store", "memory")
+        // Room for a whole batch's pages (the default is 2 MiB): a transaction larger than
+        // its cache spills pages to the log before it commits, and may write them twice.
+        .pragma("cache_size", "-16384")
+        // A new database's pages are 16 KiB instead of 4: a batch's chunk for a busy
+        // conversation (a few KiB) then fits in its page instead of a chain of overflow
+        // pages, and the log and the checkpoint write a quarter as many pages. It halved
+        // SQLite's CPU per stored message; 64 KiB saved little more, and would write 64 KiB
+        // pages for every commit of a quiet server. (An existing database keeps its size.)
+        .page_size(PAGE_SIZE)
+        .busy_timeout(Duration::from_secs(5));
+    // One connection: the writer task is its only user, and it works in order. Reads have
+    // connections of their own (`Reader`).
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect)
+        .await?;
+    migrator().run(&pool).await?;
+    info!(path = %path.display(), "database open");
+
+    let mut loaded = Loaded::default();
+    let accounts: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, name, password_hash FROM accounts")
+            .fetch_all(&pool)
+            .await?;
+    for (id, name, hash) in accounts {
+        match Name::parse(&name) {
+            Ok(name) => loaded.accounts.push((id, name, hash)),
+            Err(error) => warn!(name, %error, "skipping an account with a bad name"),
+        }
+    }
+    let rooms: Vec<(String, String)> = sqlx::query_as("SELECT name, creator FROM rooms")
+        .fetch_all(&pool)
+        .await?;
+    for (room, creator) in rooms {
+        match (Name::parse(&room), Name::parse(&creator)) {
+            (Ok(room), Ok(creator)) => loaded.rooms.push((room, creator)),
+            _ => warn!(room, creator, "skipping a room with a bad name"),
+        }
+    }
+    let (last_id,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages \
+         UNION ALL SELECT MAX(id) AS id FROM chunks) AS latest",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let writer = Writer {
+        pool,
+        message_inserts: insert_statements(MESSAGE_COLUMNS),
+        chunk_inserts: insert_statements(CHUNK_COLUMNS),
+    };
+    Ok((writer, loaded, last_id.unwrap_or(0)))
+}
+
+impl Database for Writer {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Inserts an account and returns its id. In an explicit transaction: with `RETURNING`,
+    /// the id comes back before the statement's own commit, whose failure (a full disk)
+    /// would otherwise go unseen.
+    async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO accounts (name_key, name, password_hash, created_at) \
+             VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(key(name))
+        .bind(name.as_str())
+        .bind(hash)
+        .bind(millis(SystemTime::now()))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn create_room(&self, room: &Name, creator: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO rooms (name_key, name, creator, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(room))
+        .bind(room.as_str())
+        .bind(creator.as_str())
+        .bind(millis(SystemTime::now()))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(account))
+        .bind(key(room))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
+            .bind(key(account))
+            .bind(key(room))
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {
+        let remembered: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM memberships WHERE room_key = ? LIMIT 1")
+                .bind(key(room))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(remembered.is_some())
+    }
+
+    async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM rooms WHERE name_key = ? \
+             AND NOT EXISTS (SELECT 1 FROM memberships WHERE room_key = ?)",
+        )
+        .bind(key(room))
+        .bind(key(room))
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() > 0 {
+            for table in ["messages", "chunks"] {
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE conversation IN \
+                     (SELECT id FROM conversations WHERE key = ?)"
+                )))
+                .bind(Conversation::Room(room.clone()).key())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn deliver_pending(
+        &self,
+        account: &UserId,
+        keep_history: bool,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, sender, body, sent_at FROM messages \
+             WHERE recipient_key = ? AND pending = 1 ORDER BY id",
+        )
+        .bind(account.key())
+        .fetch_all(&mut *tx)
+        .await?;
+        // Delivered, they become history, unless no history is kept.
+        let delivered = if keep_history {
+            "UPDATE messages SET pending = 0 WHERE recipient_key = ? AND pending = 1"
+        } else {
+            "DELETE FROM messages WHERE recipient_key = ? AND pending = 1"
+        };
+        sqlx::query(delivered)
+            .bind(account.key())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored(rows))
+    }
+
+    /// Writes a batch in one transaction, a few `INSERT`s of many rows each: per-statement
+    /// overhead, not the disk, is what storing costs at chat rates. A batch that fails is
+    /// lost (a full disk does not pass by waiting).
+    async fn write(
+        &self,
+        batch: Batch,
+        known: &HashMap<Conversation, Known>,
+    ) -> Result<HashMap<Conversation, i64>, Unwritten> {
+        self.write_batch(batch, known)
+            .await
+            .map_err(|error| Unwritten { error, batch: None })
+    }
+
+    async fn delete_older(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
+        let mut removed = 0;
+        // An hourly scan needs no index on the time, which would cost every insert.
+        for (table, old) in [
+            ("messages", "pending = 0 AND sent_at < ?"),
+            ("chunks", "last_at < ?"),
+        ] {
+            let result = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {old}")))
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?;
+            removed += result.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    async fn straddling_older(&self, cutoff: i64) -> Result<Vec<Straddling>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, first_id, body, 0 FROM chunks WHERE first_at < ? AND last_at >= ?",
+        )
+        .bind(cutoff)
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
+        let mut removed = 0;
+        for (table, which) in [("messages", "pending = 0 AND "), ("chunks", "")] {
+            let result = sqlx::query(AssertSqlSafe(format!(
+                "{RANKED} DELETE FROM {table} WHERE {which}id IN ( \
+                   SELECT id FROM ranked WHERE kind = '{table}' AND newer >= ?)"
+            )))
+            .bind(keep)
+            .execute(&self.pool)
+            .await?;
+            removed += result.rows_affected();
+        }
+        Ok(removed)
+    }
+
+    async fn straddling_beyond(&self, keep: i64) -> Result<Vec<Straddling>, sqlx::Error> {
+        sqlx::query_as(AssertSqlSafe(format!(
+            "{RANKED} SELECT chunks.id, chunks.first_id, chunks.body, \
+               ranked.n - (?1 - ranked.newer) \
+             FROM ranked JOIN chunks ON chunks.id = ranked.id \
+             WHERE ranked.kind = 'chunks' AND ranked.newer < ?1 AND ranked.newer + ranked.n > ?1"
+        )))
+        .bind(keep)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    async fn rewrite_chunks(
+        &self,
+        chunks: Vec<(i64, Option<chunk::ChunkWriter>)>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (id, kept) in chunks {
+            match kept {
+                Some(chunk) => {
+                    sqlx::query(
+                        "UPDATE chunks SET id = ?, first_id = ?, count = ?, first_at = ?, \
+                         last_at = ?, body = ? WHERE id = ?",
+                    )
+                    .bind(chunk.last_id)
+                    .bind(chunk.first_id)
+                    .bind(chunk.count)
+                    .bind(chunk.first_at)
+                    .bind(chunk.last_at)
+                    .bind(chunk.body)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM chunks WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+
+    /// After a failed write. SQLite may keep a transaction open when its `COMMIT` fails (a
+    /// full disk, for one), and the pool would hand the same connection on with it: every
+    /// later write would then run inside it, be acknowledged, and never be committed. An
+    /// explicit `ROLLBACK` ends it; with no transaction open it only fails harmlessly.
+    async fn roll_back_leftovers(&self) {
+        let _ = sqlx::query("ROLLBACK").execute(&self.pool).await;
+    }
+
+    /// Makes the database "full" at its current size, to test the failure paths.
+    #[cfg(test)]
+    async fn fill_up(&self) {
+        // Free pages (left by migrations that rebuild tables) would still take rows.
+        sqlx::query("VACUUM")
+            .execute(&self.pool)
+            .await
+            .expect("vacuum");
+        let pages: (i64,) = sqlx::query_as("PRAGMA page_count")
+            .fetch_one(&self.pool)
+            .await
+            .expect("page count");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {}",
+            pages.0
+        )))
+        .execute(&self.pool)
+        .await
+        .expect("max page count");
+    }
+}
+
+/// Rows and chunks newest first per conversation, each with the count of messages newer
+/// than it: one is deleted once that many are kept without it. Queued rows count, as they
+/// are history too once delivered.
+const RANKED: &str = "WITH ranked AS ( \
+    SELECT id, kind, n, COALESCE(SUM(n) OVER (PARTITION BY conversation \
+      ORDER BY id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer \
+    FROM (SELECT id, conversation, 1 AS n, 'messages' AS kind FROM messages \
+          UNION ALL \
+          SELECT id, conversation, count AS n, 'chunks' AS kind FROM chunks) AS items)";
+
+impl Writer {
+    async fn write_batch(
+        &self,
+        batch: Batch,
+        known: &HashMap<Conversation, Known>,
+    ) -> Result<HashMap<Conversation, i64>, sqlx::Error> {
+        let Batch {
+            mut chunks,
+            unfiled,
+            rows,
+            ..
+        } = batch;
+        let mut tx = self.pool.begin().await?;
+        // Conversations first filed by this transaction: known only once it is committed.
+        let mut filed: HashMap<Conversation, i64> = HashMap::new();
+        for (index, conversation) in unfiled {
+            chunks[index].conversation = file(&mut tx, known, &mut filed, &conversation).await?;
+        }
+        let mut filed_rows = Vec::with_capacity(rows.len());
+        for (id, record) in rows {
+            let conversation = file(&mut tx, known, &mut filed, &record.conversation).await?;
+            filed_rows.push((id, conversation, record));
+        }
+        let rows = filed_rows;
+        insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {
+            let (id, conversation, record) = row;
+            // Only a queued message needs its recipient (to be found at their login); in
+            // history the conversation says who it was for.
+            let recipient = record.to.filter(|_| record.pending).map(|to| to.key());
+            arguments.add(id)?;
+            arguments.add(conversation)?;
+            arguments.add(record.from.as_str().to_owned())?;
+            arguments.add(recipient)?;
+            arguments.add(record.text)?;
+            arguments.add(millis(record.at))?;
+            arguments.add(i64::from(record.pending))
+        })
+        .await?;
+        insert_all(&mut tx, &self.chunk_inserts, chunks, |arguments, chunk| {
+            arguments.add(chunk.last_id)?;
+            arguments.add(chunk.conversation)?;
+            arguments.add(chunk.first_id)?;
+            arguments.add(chunk.count)?;
+            arguments.add(chunk.first_at)?;
+            arguments.add(chunk.last_at)?;
+            arguments.add(chunk.body)
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(filed)
+    }
+}
+
+/// `INSERT INTO <columns> VALUES (?, ...), ...` for 1, 2, 4, ... `ROWS_PER_INSERT` rows.
+fn insert_statements(columns: &str) -> Vec<Arc<str>> {
+    let width = columns.matches(',').count() + 1;
+    let row = format!("({})", vec!["?"; width].join(", "));
+    (0..=ROWS_PER_INSERT.ilog2())
+        .map(|n| {
+            let rows = vec![row.as_str(); 1 << n].join(", ");
+            format!("INSERT INTO {columns} VALUES {rows}").into()
+        })
+        .collect()
+}
+
+/// Inserts `items` with the fewest statements of `statements` (see `insert_statements`):
+/// `ROWS_PER_INSERT`-row ones, then at most one of each smaller power of two. `bind` adds
+/// an item's parameters, consuming it, so that its strings become parameters without a copy.
+async fn insert_all<T>(
+    connection: &mut SqliteConnection,
+    statements: &[Arc<str>],
+    items: Vec<T>,
+    mut bind: impl FnMut(&mut SqliteArguments, T) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<(), sqlx::Error> {
+    let mut left = items.len();
+    let mut items = items.into_iter();
+    while left > 0 {
+        let n = left.min(ROWS_PER_INSERT).ilog2();
+        let size = 1 << n;
+        let mut arguments = SqliteArguments::default();
+        for item in items.by_ref().take(size) {
+            bind(&mut arguments, item).map_err(sqlx::Error::Encode)?;
+        }
+        let insert = AssertSqlSafe(Arc::clone(&statements[n as usize]));
+        sqlx::query_with(insert, arguments)
+            .execute(&mut *connection)
+            .await?;
+        left -= size;
+    }
+    Ok(())
+}
+
+/// The id of `conversation`: known, filed earlier in this transaction, or filed now.
+async fn file(
+    connection: &mut SqliteConnection,
+    known: &HashMap<Conversation, Known>,
+    filed: &mut HashMap<Conversation, i64>,
+    conversation: &Conversation,
+) -> Result<i64, sqlx::Error> {
+    if let Some(id) = known
+        .get(conversation)
+        .map(|known| known.id)
+        .filter(|&id| id != 0)
+    {
+        return Ok(id);
+    }
+    if let Some(&id) = filed.get(conversation) {
+        return Ok(id);
+    }
+    let key = conversation.key();
+    sqlx::query("INSERT INTO conversations (key) VALUES (?) ON CONFLICT DO NOTHING")
+        .bind(&key)
+        .execute(&mut *connection)
+        .await?;
+    let (id,): (i64,) = sqlx::query_as("SELECT id FROM conversations WHERE key = ?")
+        .bind(&key)
+        .fetch_one(&mut *connection)
+        .await?;
+    filed.insert(conversation.clone(), id);
+    Ok(id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------------
+
+/// Opens the read-only connections; the database must exist (the writer creates and
+/// migrates it first).
+pub(super) async fn open_reads(
+    options: &StorageOptions,
+    connections: u32,
+) -> Result<SqlitePool, sqlx::Error> {
+    let connect = SqliteConnectOptions::new()
+        .filename(options.data_dir.join(DATABASE_FILE))
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(5));
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .connect_with(connect)
+        .await
+}
+
+/// See [`super::Store::history_page`]; every query of a page reads one snapshot.
+pub(super) async fn history_page(
+    pool: &SqlitePool,
+    conversation: &Conversation,
+    window: u32,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = ?")
+        .bind(conversation.key())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((conversation,)) = id else {
+        return Ok(Vec::new());
+    };
+    let start = match after {
+        Some(after) => Some((after + 1, 0)),
+        None => {
+            let window = i64::from(window.max(1));
+            // Each row or chunk holds at least one message: `window` of each is enough.
+            let rows: Vec<(i64,)> = sqlx::query_as(
+                "SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?",
+            )
+            .bind(conversation)
+            .bind(window)
+            .fetch_all(&mut *tx)
+            .await?;
+            let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT id, first_id, count FROM chunks WHERE conversation = ? \
+                 ORDER BY id DESC LIMIT ?",
+            )
+            .bind(conversation)
+            .bind(window)
+            .fetch_all(&mut *tx)
+            .await?;
+            window_start(rows, chunks, window)
+        }
+    };
+    let page = match start {
+        Some((from, skip)) => read_page(&mut tx, conversation, from, skip, limit).await?,
+        None => Vec::new(),
+    };
+    tx.commit().await?;
+    Ok(page)
+}
+
+/// The `limit` messages of a conversation from id `from` on, after skipping the first
+/// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time
+/// and only until the page is full; only the messages returned are copied out of them.
+async fn read_page(
+    connection: &mut SqliteConnection,
+    conversation: i64,
+    from: i64,
+    skip: i64,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, sqlx::Error> {
+    let mut page = Page::new(skip, limit);
+    if page.is_full() {
+        return Ok(page.messages);
+    }
+    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT id, sender, body, sent_at FROM messages \
+         WHERE conversation = ? AND id >= ? ORDER BY id LIMIT ?",
+    )
+    .bind(conversation)
+    .bind(from)
+    .bind(skip + i64::from(limit))
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut rows = rows.into_iter().peekable();
+    let mut chunks = sqlx::query(
+        "SELECT first_id, body FROM chunks WHERE conversation = ? AND id >= ? ORDER BY id",
+    )
+    .bind(conversation)
+    .bind(from)
+    .fetch(&mut *connection);
+    while let Some(chunk) = chunks.try_next().await? {
+        if page.add_chunk(chunk.try_get(0)?, chunk.try_get(1)?, from, &mut rows) {
+            break;
+        }
+    }
+    drop(chunks);
+    Ok(page.finish(rows))
+}
+
+/// The rooms `account` is in, by their names as created.
+pub(super) async fn memberships(
+    pool: &SqlitePool,
+    account: &Name,
+) -> Result<Vec<(String,)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT rooms.name FROM memberships \
+         JOIN rooms ON rooms.name_key = memberships.room_key \
+         WHERE memberships.account_key = ? ORDER BY rooms.name_key",
+    )
+    .bind(key(account))
+    .fetch_all(pool)
+    .await
+}
+
+/// The account registered as `name` (any case): its id, name as registered and hash.
+pub(super) async fn account(
+    pool: &SqlitePool,
+    name: &Name,
+) -> Result<Option<(i64, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, name, password_hash FROM accounts WHERE name_key = ?")
+        .bind(key(name))
+        .fetch_optional(pool)
+        .await
+}
+
+/// The room `name` (any case): its name as created and its creator.
+pub(super) async fn room(
+    pool: &SqlitePool,
+    name: &Name,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT name, creator FROM rooms WHERE name_key = ?")
+        .bind(key(name))
+        .fetch_optional(pool)
+        .await
+}
