@@ -1,6 +1,7 @@
 //! The server: the accept loop, the sessions, and the actors that own all shared state.
 
 mod accounts;
+pub mod cluster;
 mod cmd;
 mod descriptors;
 mod handle;
@@ -37,6 +38,7 @@ use tracing::{debug, info, warn};
 use linechat_protocol::{ErrorCode, Reply};
 
 use crate::settings::Settings;
+use cluster::{Cluster, ClusterError, ClusterOptions, Inbound};
 use handle::ServerHandle;
 use log_tally::LogTally;
 use session::SessionContext;
@@ -51,6 +53,8 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// At most one log line per this long about refused connections, with their count.
@@ -66,6 +70,8 @@ pub struct Server {
     store: Store,
     loaded: Loaded,
     store_task: JoinHandle<()>,
+    /// This node's connection to the cluster, when `nats_url` is set.
+    cluster: Option<(Cluster, Inbound)>,
 }
 
 impl Server {
@@ -81,6 +87,10 @@ impl Server {
         };
         let listener = listen(&settings.addr).await?;
         let (store, loaded, store_task) = Store::open(settings.storage()).await?;
+        let cluster = match ClusterOptions::from_settings(&settings) {
+            Some(options) => Some(Cluster::connect(options).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
             tls,
@@ -88,6 +98,7 @@ impl Server {
             store,
             loaded,
             store_task,
+            cluster,
         })
     }
 
@@ -106,7 +117,12 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         // Shared, not copied into each session: an idle connection holds one pointer to it.
         let context = Arc::new(SessionContext {
-            server: ServerHandle::spawn(&self.settings, self.store.clone(), self.loaded),
+            server: ServerHandle::spawn(
+                &self.settings,
+                self.store.clone(),
+                self.loaded,
+                self.cluster,
+            ),
             settings: self.settings.clone(),
             shutdown: CancellationToken::new(),
         });

@@ -1,0 +1,55 @@
+//! What the cluster does when a node dies or NATS goes away.
+
+use crate::support::Server;
+use crate::{Nodes, guest_seen, users_become};
+
+#[tokio::test]
+async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
+    let mut cluster = Nodes::start(2);
+    let mut alice = cluster.node(0).guest("alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+
+    // As a kill -9 would: the node's runtime and sockets go at once, without a word.
+    cluster.nodes[1].kill();
+    alice
+        .expect_unordered(&["LR dev bob", "NOTICE OFFLINE bob LOST"])
+        .await;
+    alice.check("USERS", "USERS alice").await;
+    alice.check("LRU dev", "LRU dev alice").await;
+    // The name is free again, on every node.
+    let _bob_again = guest_seen(cluster.node(0), "bob", &mut [&mut alice]).await;
+    // The room lives on.
+    alice.check("RM dev still here", "OK RM dev").await;
+}
+
+#[tokio::test]
+async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
+    let mut cluster = Nodes::start(2);
+    let mut alice = cluster.node(0).guest("alice").await;
+    let mut carol = guest_seen(cluster.node(0), "carol", &mut [&mut alice]).await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice, &mut carol]).await;
+    users_become(&mut bob, "USERS alice bob carol").await;
+
+    cluster.nats.stop();
+    // Chat on one node goes on while NATS is away, and nobody is declared lost.
+    alice.check("PM carol are you there?", "OK PM carol").await;
+    carol.expect("PM alice are you there?").await;
+    alice.check("USERS", "USERS alice bob carol").await;
+    tokio::time::sleep(std::time::Duration::from_secs(crate::NODE_TIMEOUT_SECS + 1)).await;
+    alice.check("USERS", "USERS alice bob carol").await;
+
+    cluster.nats.resume();
+    // Across nodes again, once the nodes have reconnected by themselves.
+    crate::support::eventually("a private message across nodes", async || {
+        alice.check("PM bob back?", "OK PM bob").await;
+        let line = tokio::time::timeout(std::time::Duration::from_millis(500), bob.line()).await;
+        matches!(line, Ok(line) if line == "PM alice back?").then_some(())
+    })
+    .await;
+    let _dave = cluster.node(1).guest("dave").await;
+    alice.skip_until("NOTICE ONLINE dave").await;
+    users_become(&mut alice, "USERS alice bob carol dave").await;
+}

@@ -1,0 +1,87 @@
+//! Clustered linechat (issue 12): nodes in this process, each with its own data directory,
+//! joined through a real `nats-server -js` started by the test, with line clients on
+//! different nodes.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod failures;
+mod one_chat;
+
+use support::nats::NatsServer;
+use support::{Client, Server, TestServer, eventually};
+
+/// A cluster's nodes and their NATS server. The nodes go first when it is dropped.
+pub struct Nodes {
+    pub nodes: Vec<TestServer>,
+    pub nats: NatsServer,
+}
+
+/// The node timeout the failure tests use: short, so that a lost node is seen quickly.
+pub const NODE_TIMEOUT_SECS: u64 = 2;
+
+impl Nodes {
+    /// `count` nodes, `n1`, `n2`, ..., on a new NATS server; every node is up (and
+    /// subscribed) before any client logs in.
+    pub fn start(count: usize) -> Self {
+        Self::start_on(NatsServer::start(), count, |_| {})
+    }
+
+    /// The same on `nats`, with each node's settings changed by `configure`.
+    pub fn start_on(
+        nats: NatsServer,
+        count: usize,
+        configure: impl Fn(&mut linechat::settings::Settings),
+    ) -> Self {
+        let nodes = (1..=count)
+            .map(|n| {
+                TestServer::with(|settings| {
+                    settings.nats_url = Some(nats.url());
+                    settings.node_name = Some(format!("n{n}"));
+                    settings.node_timeout_secs = NODE_TIMEOUT_SECS;
+                    configure(settings);
+                })
+            })
+            .collect();
+        Self { nodes, nats }
+    }
+
+    pub fn node(&self, n: usize) -> &TestServer {
+        &self.nodes[n]
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.nodes.clear();
+    }
+}
+
+/// Waits until `client`'s `USERS` is `expected`: what other nodes say arrives in its time.
+pub async fn users_become(client: &mut Client, expected: &str) {
+    eventually(&format!("USERS to be {expected:?}"), async || {
+        (reply_to(client, "USERS").await == expected).then_some(())
+    })
+    .await;
+}
+
+/// Sends `command` and returns its answer, skipping the presence notices that may come first
+/// (from other nodes, in their own time).
+pub async fn reply_to(client: &mut Client, command: &str) -> String {
+    client.send(command).await;
+    loop {
+        let line = client.line().await;
+        if !line.starts_with("NOTICE ONLINE ") && !line.starts_with("NOTICE OFFLINE ") {
+            return line;
+        }
+    }
+}
+
+/// Logs in guest `name` on `node`, and has each of `watchers` read its `NOTICE ONLINE`.
+pub async fn guest_seen(node: &TestServer, name: &str, watchers: &mut [&mut Client]) -> Client {
+    let client = node.guest(name).await;
+    for watcher in watchers {
+        watcher.expect(&format!("NOTICE ONLINE {name}")).await;
+    }
+    client
+}

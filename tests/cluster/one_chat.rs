@@ -1,0 +1,178 @@
+//! Users on different nodes see one chat: one list of users, one set of names, private and
+//! global messages, presence, and rooms.
+
+use crate::support::{Server, eventually};
+use crate::{Nodes, guest_seen, reply_to, users_become};
+
+#[tokio::test]
+async fn everyone_is_listed_and_a_name_is_taken_once_across_nodes() {
+    let cluster = Nodes::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = a.guest("alice").await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.check("USERS", "USERS alice bob").await;
+
+    let mut other = b.connect().await;
+    other
+        .check("NICK ALICE", "ERR NAME_TAKEN ALICE is online already")
+        .await;
+    other
+        .check(
+            "NICK aIice",
+            "ERR NAME_TAKEN that name looks too much like alice",
+        )
+        .await;
+    other
+        .check(
+            "REGISTER alice pw",
+            "ERR NAME_TAKEN alice is online already",
+        )
+        .await;
+
+    // A registered name: taken while its owner is online, and still once they left.
+    let carol = a.register("carol", "secret").await;
+    alice.expect("NOTICE ONLINE carol").await;
+    bob.expect("NOTICE ONLINE carol").await;
+    other
+        .check(
+            "NICK carol",
+            "ERR NAME_TAKEN carol is a registered account; use LOGIN",
+        )
+        .await;
+    carol.quit_with("QUIT bye").await;
+    bob.expect("NOTICE OFFLINE carol QUIT bye").await;
+    alice.expect("NOTICE OFFLINE carol QUIT bye").await;
+    other
+        .check(
+            "NICK carol",
+            "ERR NAME_TAKEN carol is a registered account; use LOGIN",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn two_nodes_racing_for_one_name_give_it_to_one() {
+    let cluster = Nodes::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    for round in 0..5 {
+        let name = format!("racer{round}");
+        let (mut first, mut second) = (a.connect().await, b.connect().await);
+        let nick = format!("NICK {name}");
+        let (one, two) = tokio::join!(reply_to(&mut first, &nick), reply_to(&mut second, &nick));
+        let mut answers = [one, two];
+        answers.sort();
+        assert_eq!(
+            answers,
+            [
+                format!("ERR NAME_TAKEN {name} is online already"),
+                format!("OK NICK {name}"),
+            ],
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn private_and_global_messages_cross_nodes() {
+    let cluster = Nodes::start(3);
+    let mut alice = cluster.node(0).guest("alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    let mut carol = guest_seen(cluster.node(2), "carol", &mut [&mut alice, &mut bob]).await;
+
+    alice.check("PM bob psst", "OK PM bob").await;
+    bob.expect("PM alice psst").await;
+    bob.check("PM ALICE back", "OK PM alice").await;
+    alice.expect("PM bob back").await;
+    alice
+        .check(
+            "PM dave hi",
+            "ERR NO_SUCH_USER dave is neither online nor registered",
+        )
+        .await;
+
+    carol.check("MSG hello everyone", "OK MSG").await;
+    alice.expect("MSG carol hello everyone").await;
+    bob.expect("MSG carol hello everyone").await;
+    carol.expect_caught_up().await;
+
+    bob.quit_with("QUIT later").await;
+    alice.expect("NOTICE OFFLINE bob QUIT later").await;
+    carol.expect("NOTICE OFFLINE bob QUIT later").await;
+    users_become(&mut carol, "USERS alice carol").await;
+    alice
+        .check(
+            "PM bob still there?",
+            "ERR NO_SUCH_USER bob is neither online nor registered",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn rooms_are_shared_across_nodes() {
+    let cluster = Nodes::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = a.guest("alice").await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.check("LRS", "LRS dev").await;
+    bob.check("CR DEV", "ERR ROOM_EXISTS dev already exists; JR joins it")
+        .await;
+    bob.check("LRU dev", "LRU dev alice").await;
+    bob.join("dev", &mut [&mut alice]).await;
+    let lru = async |client: &mut crate::support::Client, expected: &str| {
+        eventually(&format!("{expected:?}"), async || {
+            (client.ask("LRU dev").await == expected).then_some(())
+        })
+        .await
+    };
+    lru(&mut alice, "LRU dev alice bob").await;
+    lru(&mut bob, "LRU dev alice bob").await;
+
+    alice.check("RM dev hi bob", "OK RM dev").await;
+    bob.expect("RM dev alice hi bob").await;
+    bob.check("RM dev hi alice", "OK RM dev").await;
+    alice.expect("RM dev bob hi alice").await;
+
+    // A third user on the first node: the second node's member sees them join and speak.
+    let mut carol = guest_seen(a, "carol", &mut [&mut alice, &mut bob]).await;
+    carol.join("dev", &mut [&mut alice, &mut bob]).await;
+    carol.check("RM dev hello", "OK RM dev").await;
+    alice.expect("RM dev carol hello").await;
+    bob.expect("RM dev carol hello").await;
+
+    bob.check("LR dev", "OK LR dev").await;
+    alice.expect("LR dev bob").await;
+    carol.expect("LR dev bob").await;
+    lru(&mut alice, "LRU dev alice carol").await;
+    alice.check("RM dev bob is gone", "OK RM dev").await;
+    carol.expect("RM dev alice bob is gone").await;
+    bob.expect_caught_up().await;
+}
+
+#[tokio::test]
+async fn one_senders_room_messages_arrive_in_order_on_another_node() {
+    let cluster = Nodes::start_on(crate::NatsServer::start(), 2, |settings| {
+        settings.flood_lines_per_sec = 0;
+    });
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = a.guest("alice").await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+    const MESSAGES: usize = 500;
+    let mut burst = String::new();
+    for n in 0..MESSAGES {
+        burst.push_str(&format!("RM dev message {n}\n"));
+    }
+    alice.send_raw(burst.as_bytes()).await;
+    for n in 0..MESSAGES {
+        assert_eq!(bob.line().await, format!("RM dev alice message {n}"));
+    }
+    for _ in 0..MESSAGES {
+        assert_eq!(alice.line().await, "OK RM dev");
+    }
+}
