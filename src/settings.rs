@@ -805,6 +805,44 @@ mod tests {
     }
 
     #[test]
+    fn cluster_settings_are_checked() {
+        let invalid = |settings: Settings| settings.validate().unwrap_err().to_string();
+        let user_alone = Settings {
+            nats_user: Some("linechat".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            invalid(user_alone),
+            "bad setting nats_user = linechat: needs nats_password"
+        );
+        let both = Settings {
+            nats_user: Some("linechat".into()),
+            nats_password: Some("pw".into()),
+            nats_token: Some("token".into()),
+            ..Settings::default()
+        };
+        assert!(invalid(both).starts_with("bad setting nats_token = (hidden): cannot be used"));
+        let spaced = Settings {
+            node_name: Some("node one".into()),
+            ..Settings::default()
+        };
+        assert!(invalid(spaced).starts_with("bad setting node_name = node one: must be"));
+        let quick = Settings {
+            node_timeout_secs: 1,
+            ..Settings::default()
+        };
+        assert!(invalid(quick).contains("must be at least 2"));
+        // Unnamed nodes get a name a subject can hold, different at each start.
+        let named = Settings::default().node_name();
+        assert!(
+            named
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_ne!(named, Settings::default().node_name());
+    }
+
+    #[test]
     fn every_setting_is_a_flag_and_a_variable_named_after_it() {
         let command = Settings::augment_args(clap::Command::new("linechat"));
         let mut count = 0;

@@ -1,6 +1,7 @@
 //! What the cluster does when a node dies or NATS goes away.
 
 use crate::support::Server;
+use crate::support::nats::NatsServer;
 use crate::{Nodes, guest_seen, users_become};
 
 #[tokio::test]
@@ -52,4 +53,55 @@ async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
     let _dave = cluster.node(1).guest("dave").await;
     alice.skip_until("NOTICE ONLINE dave").await;
     users_become(&mut alice, "USERS alice bob carol dave").await;
+}
+
+#[tokio::test]
+async fn nodes_authenticate_to_nats_and_one_without_credentials_does_not_start() {
+    let nats = NatsServer::start_with(&["--user", "linechat", "--pass", "s3cret"]);
+    let url = nats.url();
+    let cluster = Nodes::start_on(nats, 2, |settings| {
+        settings.nats_user = Some("linechat".into());
+        settings.nats_password = Some("s3cret".into());
+    });
+    let mut alice = cluster.node(0).guest("alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    bob.check("PM alice hi", "OK PM alice").await;
+    alice.expect("PM bob hi").await;
+
+    let error = bind_error(|settings| settings.nats_url = Some(url.clone())).await;
+    assert!(
+        error.starts_with(&format!("cannot connect to NATS at {url}: ")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn nodes_reach_nats_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let nats = NatsServer::start_with(&["--tls", "--tlscert", cert_arg, "--tlskey", key_arg]);
+    let cluster = Nodes::start_on(nats, 2, |settings| {
+        settings.nats_tls_ca = Some(cert.clone());
+    });
+    let mut alice = cluster.node(0).guest("alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    bob.check("MSG over tls", "OK MSG").await;
+    alice.expect("MSG bob over tls").await;
+}
+
+/// Why a node with settings changed by `configure` does not start.
+async fn bind_error(configure: impl FnOnce(&mut linechat::settings::Settings)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::support::settings(dir.path());
+    settings.node_name = Some("outsider".into());
+    configure(&mut settings);
+    match linechat::server::Server::bind(settings).await {
+        Ok(_) => panic!("the node started"),
+        Err(error) => error.to_string(),
+    }
 }

@@ -8,7 +8,7 @@ mod support;
 mod failures;
 mod one_chat;
 
-use support::nats::NatsServer;
+pub use support::nats::NatsServer;
 use support::{Client, Server, TestServer, eventually};
 
 /// A cluster's nodes and their NATS server. The nodes go first when it is dropped.
