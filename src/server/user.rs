@@ -160,10 +160,8 @@ pub(crate) enum Remote {
         node: Arc<str>,
         users: Vec<(Name, UserId, u64)>,
     },
-    /// This node's users, for another node's `Hello`.
-    LocalState {
-        reply: oneshot::Sender<Vec<UserState>>,
-    },
+    /// Publish this node's users, for another node's `Hello` or after a reconnection.
+    SendState,
     /// NATS came back: this node's claims are made again where they are missing.
     Reconnected,
 }
@@ -321,13 +319,6 @@ impl Users {
     /// Hands the directory what another node said.
     pub(crate) fn remote(&self, remote: Remote) {
         let _ = self.tx.send(UsersRequest::Remote(remote));
-    }
-
-    /// This node's users, for the state another node asked for.
-    pub(crate) async fn local_state(&self) -> Vec<UserState> {
-        self.ask(|reply| UsersRequest::Remote(Remote::LocalState { reply }))
-            .await
-            .unwrap_or_default()
     }
 }
 
@@ -1009,7 +1000,10 @@ impl UsersActor {
                     self.remote_online(node.clone(), name, id, claim);
                 }
             }
-            Remote::LocalState { reply } => {
+            Remote::SendState => {
+                let Some(cluster) = &self.cluster else {
+                    return;
+                };
                 let users = self
                     .online
                     .iter()
@@ -1019,7 +1013,12 @@ impl UsersActor {
                         claim: online.claim.unwrap_or_default(),
                     })
                     .collect();
-                let _ = reply.send(users);
+                // Published in this turn: in order with this node's `Online` and `Offline`.
+                cluster.global(&wire::Global::Users {
+                    node: cluster.node().to_string(),
+                    incarnation: cluster.incarnation(),
+                    users,
+                });
             }
             Remote::Reconnected => {
                 if let Some(cluster) = &self.cluster {

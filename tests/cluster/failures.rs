@@ -105,3 +105,20 @@ async fn bind_error(configure: impl FnOnce(&mut linechat::settings::Settings)) -
         Err(error) => error.to_string(),
     }
 }
+
+#[tokio::test]
+async fn a_node_restarted_under_its_name_frees_its_old_users_at_once() {
+    let mut cluster = Nodes::start_on(NatsServer::start(), 2, |settings| {
+        // Longer than the test waits: only the restart can explain what is seen.
+        settings.node_timeout_secs = 600;
+    });
+    let mut alice = cluster.node(0).guest("alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    cluster.nodes[1].kill();
+    cluster.nodes.remove(1);
+    let again = cluster.add("n2");
+    alice.expect("NOTICE OFFLINE bob LOST").await;
+    // Its old claim on the name is gone: bob can come back, on the restarted node.
+    let _bob = guest_seen(again, "bob", &mut [&mut alice]).await;
+}

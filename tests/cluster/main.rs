@@ -46,6 +46,17 @@ impl Nodes {
         Self { nodes, nats }
     }
 
+    /// Starts another node named `name` (a restarted node keeps its name).
+    pub fn add(&mut self, name: &str) -> &TestServer {
+        let url = self.nats.url();
+        self.nodes.push(TestServer::with(|settings| {
+            settings.nats_url = Some(url);
+            settings.node_name = Some(name.to_string());
+            settings.node_timeout_secs = NODE_TIMEOUT_SECS;
+        }));
+        self.nodes.last().expect("just added")
+    }
+
     pub fn node(&self, n: usize) -> &TestServer {
         &self.nodes[n]
     }

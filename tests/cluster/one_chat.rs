@@ -176,3 +176,21 @@ async fn one_senders_room_messages_arrive_in_order_on_another_node() {
         assert_eq!(alice.line().await, "OK RM dev");
     }
 }
+
+#[tokio::test]
+async fn a_node_that_starts_later_learns_who_and_what_is_there() {
+    let mut cluster = Nodes::start(1);
+    let mut alice = cluster.node(0).guest("alice").await;
+    alice.check("CR dev", "OK CR dev").await;
+    let late = cluster.add("late");
+    let mut bob = late.guest("bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    users_become(&mut bob, "USERS alice bob").await;
+    // The rooms come in their own time, from the room table of the first node.
+    eventually("the rooms of the first node", async || {
+        (reply_to(&mut bob, "LRS").await == "LRS dev").then_some(())
+    })
+    .await;
+    bob.check("LRU dev", "LRU dev alice").await;
+    bob.join("dev", &mut [&mut alice]).await;
+}

@@ -218,6 +218,11 @@ impl Cluster {
         &self.node
     }
 
+    /// This run of the node.
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
     /// Publishes a message to every node.
     pub(crate) fn global(&self, message: &wire::Global) {
         self.send(Subject::from_static(GLOBAL), json(message));

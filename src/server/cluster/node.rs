@@ -13,7 +13,7 @@ use futures::StreamExt;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
-use super::wire::{self, Global, State};
+use super::wire::{self, Global};
 use super::{Cluster, Inbound};
 use crate::server::room::{RemoteRooms, Rooms};
 use crate::server::user::{Remote, Users};
@@ -90,19 +90,10 @@ impl ClusterActor {
         self.send_state();
     }
 
-    /// Publishes this node's users and rooms, gathered from their owners by a task of its own.
+    /// Has the directory and the room table publish this node's users and rooms.
     fn send_state(&self) {
-        let (cluster, users, rooms) =
-            (self.cluster.clone(), self.users.clone(), self.rooms.clone());
-        tokio::spawn(async move {
-            let (users, rooms) = tokio::join!(users.local_state(), rooms.local_state());
-            cluster.global(&Global::State(State {
-                node: cluster.node.to_string(),
-                incarnation: cluster.incarnation,
-                users,
-                rooms,
-            }));
-        });
+        self.users.remote(Remote::SendState);
+        self.rooms.remote(RemoteRooms::SendState);
     }
 
     fn connection(&mut self, event: Event) {
@@ -200,7 +191,39 @@ impl ClusterActor {
                 self.alive(&node, Some(incarnation));
                 self.send_state();
             }
-            Global::State(state) => self.state(state),
+            Global::Users {
+                node,
+                incarnation,
+                users,
+            } => {
+                let node = self.alive(&node, Some(incarnation));
+                let users = users
+                    .into_iter()
+                    .filter_map(|user| {
+                        Some((
+                            wire::name(&user.name)?,
+                            wire::user_id(&user.id)?,
+                            user.claim,
+                        ))
+                    })
+                    .collect();
+                self.users.remote(Remote::State { node, users });
+            }
+            Global::Rooms {
+                node,
+                incarnation,
+                rooms,
+            } => {
+                let node = self.alive(&node, Some(incarnation));
+                let rooms = rooms
+                    .into_iter()
+                    .filter_map(|room| {
+                        let members = room.members.iter().filter_map(|m| wire::name(m)).collect();
+                        Some((wire::name(&room.room)?, members))
+                    })
+                    .collect();
+                self.rooms.remote(RemoteRooms::State { node, rooms });
+            }
             Global::Online {
                 node,
                 name,
@@ -254,36 +277,6 @@ impl ClusterActor {
                 }
             }
         }
-    }
-
-    /// Another node's whole state: what the directory and the room table know of it is
-    /// replaced.
-    fn state(&mut self, state: State) {
-        let node = self.alive(&state.node, Some(state.incarnation));
-        let users = state
-            .users
-            .into_iter()
-            .filter_map(|user| {
-                Some((
-                    wire::name(&user.name)?,
-                    wire::user_id(&user.id)?,
-                    user.claim,
-                ))
-            })
-            .collect();
-        self.users.remote(Remote::State {
-            node: node.clone(),
-            users,
-        });
-        let rooms = state
-            .rooms
-            .into_iter()
-            .filter_map(|room| {
-                let members = room.members.iter().filter_map(|m| wire::name(m)).collect();
-                Some((wire::name(&room.room)?, members))
-            })
-            .collect();
-        self.rooms.remote(RemoteRooms::State { node, rooms });
     }
 
     /// A private message for one of this node's users.

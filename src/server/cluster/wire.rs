@@ -17,11 +17,25 @@ use linechat_protocol::{Name, Reply};
 pub(crate) enum Global {
     /// "I am alive", every `node_timeout / 4`.
     Heartbeat { node: String, incarnation: u64 },
-    /// A node (re)connected: every other node answers with its [`State`], to it directly.
+    /// A node (re)connected: every node answers with its `Users` and `Rooms`, since what
+    /// happened meanwhile went unheard.
     Hello { node: String, incarnation: u64 },
-    /// Everything a node has: its users and its rooms. Sent in answer to a `Hello`, and to
-    /// everyone after a reconnection, since what happened meanwhile went unheard.
-    State(State),
+    /// Everyone online on a node, published by its directory in the turn it read them, so
+    /// that it falls in order among the node's `Online` and `Offline`: it replaces what the
+    /// others knew of the node's users.
+    Users {
+        node: String,
+        incarnation: u64,
+        users: Vec<UserState>,
+    },
+    /// Every room a node knows, with its members there. Gathered from the room tasks while
+    /// they go on, so it can be older than a `Left` published meanwhile: it only adds to what
+    /// the others know (members leave by `Left` or by their node's loss).
+    Rooms {
+        node: String,
+        incarnation: u64,
+        rooms: Vec<RoomState>,
+    },
     /// A user came online on `node`, holding the name claim at `claim` (its revision).
     Online {
         node: String,
@@ -64,16 +78,6 @@ pub(crate) struct Pm {
     pub from_id: String,
     pub to: String,
     pub text: String,
-}
-
-/// A node's users and rooms.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct State {
-    pub node: String,
-    pub incarnation: u64,
-    pub users: Vec<UserState>,
-    /// Every room the node knows, with its members on that node.
-    pub rooms: Vec<RoomState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

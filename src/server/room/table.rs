@@ -84,15 +84,15 @@ pub(crate) enum RemoteRooms {
     NodeLost {
         node: Arc<str>,
     },
-    /// Every room `node` knows, with its members there.
+    /// Every room `node` knows, with its members there: added to what is known (see
+    /// `wire::Global::Rooms`).
     State {
         node: Arc<str>,
         rooms: Vec<(Name, Vec<Name>)>,
     },
-    /// This node's rooms and members, for another node's `Hello`.
-    LocalState {
-        reply: oneshot::Sender<Vec<RoomState>>,
-    },
+    /// Publish this node's rooms and members, for another node's `Hello` or after a
+    /// reconnection.
+    SendState,
 }
 
 /// A handle to the [`RoomsActor`], which owns the table of rooms. Sessions come here to
@@ -202,14 +202,6 @@ impl Rooms {
     /// Hands the room table what another node said.
     pub(crate) fn remote(&self, remote: RemoteRooms) {
         let _ = self.tx.send(RoomsRequest::Remote(remote));
-    }
-
-    /// This node's rooms and members, for the state another node asked for.
-    pub(crate) async fn local_state(&self) -> Vec<RoomState> {
-        let handles = self
-            .ask(|reply| RoomsRequest::Remote(RemoteRooms::LocalState { reply }))
-            .await;
-        handles.unwrap_or_default()
     }
 }
 
@@ -562,22 +554,25 @@ impl RoomsActor {
                 }
             }
             RemoteRooms::State { node, rooms } => {
-                let listed: HashSet<Name> = rooms.iter().map(|(room, _)| room.clone()).collect();
                 for (room, members) in rooms {
                     self.know(&room);
-                    self.replace_members(&node, &room, members);
-                }
-                let others: Vec<Name> = self
-                    .remote
-                    .keys()
-                    .filter(|room| !listed.contains(*room))
-                    .cloned()
-                    .collect();
-                for room in others {
-                    self.replace_members(&node, &room, Vec::new());
+                    let known = self.remote.get(&room);
+                    let mut now: Vec<Name> = known
+                        .iter()
+                        .flat_map(|known| known.iter())
+                        .filter(|(_, at)| **at == node)
+                        .map(|(user, _)| user.clone())
+                        .collect();
+                    now.extend(
+                        members
+                            .into_iter()
+                            .filter(|user| !now.contains(user))
+                            .collect::<Vec<_>>(),
+                    );
+                    self.replace_members(&node, &room, now);
                 }
             }
-            RemoteRooms::LocalState { reply } => self.local_state(reply),
+            RemoteRooms::SendState => self.send_state(),
         }
     }
 
@@ -632,9 +627,12 @@ impl RoomsActor {
         }
     }
 
-    /// Every room of the table, with its members on this node, from a task of its own that
-    /// asks the running room tasks.
-    fn local_state(&self, reply: oneshot::Sender<Vec<RoomState>>) {
+    /// Publishes every room of the table, with its members on this node, from a task of its
+    /// own that asks the running room tasks.
+    fn send_state(&self) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
         let rooms: Vec<(Name, Option<Room>)> = self
             .rooms
             .values()
@@ -657,7 +655,11 @@ impl RoomsActor {
                 let room = room.to_string();
                 state.push(RoomState { room, members });
             }
-            let _ = reply.send(state);
+            cluster.global(&wire::Global::Rooms {
+                node: cluster.node().to_string(),
+                incarnation: cluster.incarnation(),
+                rooms: state,
+            });
         });
     }
 }
