@@ -117,9 +117,15 @@ pub(crate) enum ClaimError {
 }
 
 /// A handle to this node's place in the cluster: its connection to NATS, the names bucket and
-/// the queue of what it publishes. Cheap to clone.
+/// the queue of what it publishes. One pointer, cheap to clone: every room task holds one.
 #[derive(Debug, Clone)]
 pub struct Cluster {
+    inner: Arc<Shared>,
+}
+
+/// What every holder of a [`Cluster`] shares; nothing in it changes.
+#[derive(Debug)]
+struct Shared {
     node: Arc<str>,
     /// Random per start: a node restarted under the same name is a new incarnation, and the
     /// others drop what they knew of the old one at once.
@@ -197,12 +203,14 @@ impl Cluster {
         let incarnation = getrandom::u64().unwrap_or_else(|_| u64::from(std::process::id()));
         info!(node = %options.node, url = %options.url, "joined the cluster");
         let cluster = Self {
-            node: options.node.into(),
-            incarnation,
-            client,
-            names,
-            outgoing,
-            node_timeout: options.node_timeout,
+            inner: Arc::new(Shared {
+                node: options.node.into(),
+                incarnation,
+                client,
+                names,
+                outgoing,
+                node_timeout: options.node_timeout,
+            }),
         };
         cluster.release_leftovers().await;
         let inbound = Inbound {
@@ -215,12 +223,12 @@ impl Cluster {
 
     /// This node's name.
     pub fn node(&self) -> &Arc<str> {
-        &self.node
+        &self.inner.node
     }
 
     /// This run of the node.
     pub(crate) fn incarnation(&self) -> u64 {
-        self.incarnation
+        self.inner.incarnation
     }
 
     /// Publishes a message to every node.
@@ -237,7 +245,7 @@ impl Cluster {
     /// does not fit is dropped: chat on this node goes on.
     fn send(&self, subject: Subject, payload: Bytes) {
         if let Err(mpsc::error::TrySendError::Full(dropped)) =
-            self.outgoing.try_send(Outgoing { subject, payload })
+            self.inner.outgoing.try_send(Outgoing { subject, payload })
         {
             debug!(subject = %dropped.subject, "cluster queue full; a message to other nodes was dropped");
         }
@@ -251,8 +259,8 @@ impl Cluster {
     /// Subscribes to `room`'s subject, and waits (a little) until NATS has the subscription,
     /// so that what is said there after a join is answered reaches this node.
     pub(crate) async fn subscribe_room(&self, room: &Name) -> Option<Subscriber> {
-        let subscriber = self.client.subscribe(room_subject(room)).await.ok()?;
-        if tokio::time::timeout(SUBSCRIBE_CONFIRMATION, self.client.flush())
+        let subscriber = self.inner.client.subscribe(room_subject(room)).await.ok()?;
+        if tokio::time::timeout(SUBSCRIBE_CONFIRMATION, self.inner.client.flush())
             .await
             .is_err()
         {
@@ -266,7 +274,7 @@ impl Cluster {
     pub(crate) async fn claim(&self, key: &str, name: &Name, id: &str) -> Result<u64, ClaimError> {
         let claim = self.claim_of(name, id);
         for _ in 0..3 {
-            match self.names.create(bucket_key(key), json(&claim)).await {
+            match self.inner.names.create(bucket_key(key), json(&claim)).await {
                 Ok(revision) => return Ok(revision),
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                     match self.holder(key).await {
@@ -301,6 +309,7 @@ impl Cluster {
                 };
                 let claim = self.claim_of(name, id);
                 match self
+                    .inner
                     .names
                     .update(bucket_key(key), json(&claim), revision)
                     .await
@@ -315,7 +324,12 @@ impl Cluster {
 
     /// Who holds `key` now, and the claim's revision.
     async fn holder(&self, key: &str) -> Result<Option<(Claim, u64)>, ()> {
-        let entry = self.names.entry(bucket_key(key)).await.map_err(|_| ())?;
+        let entry = self
+            .inner
+            .names
+            .entry(bucket_key(key))
+            .await
+            .map_err(|_| ())?;
         Ok(entry.and_then(|entry| {
             if entry.operation != kv::Operation::Put {
                 return None;
@@ -328,7 +342,7 @@ impl Cluster {
     fn claim_of(&self, name: &Name, id: &str) -> Claim {
         Claim {
             name: name.to_string(),
-            node: self.node.to_string(),
+            node: self.inner.node.to_string(),
             id: id.to_owned(),
         }
     }
@@ -336,9 +350,10 @@ impl Cluster {
     /// Frees the claim on `key` made at `revision`, unless it has changed hands since. From
     /// a task of its own: nobody waits for it.
     pub(crate) fn release(&self, key: &str, revision: u64) {
-        let names = self.names.clone();
+        let cluster = self.clone();
         let key = bucket_key(key);
         tokio::spawn(async move {
+            let names = &cluster.inner.names;
             if let Err(error) = names.delete_expect_revision(&key, Some(revision)).await {
                 debug!(%error, key, "name claim not released (released already or taken over)");
             }
@@ -355,7 +370,7 @@ impl Cluster {
                     Ok(None) => {
                         let _ = cluster.claim(&key, &name, &id).await;
                     }
-                    Ok(Some((holder, _))) if *holder.node != *cluster.node => {
+                    Ok(Some((holder, _))) if *holder.node != *cluster.inner.node => {
                         warn!(%name, node = holder.node, "a name is held on two nodes after NATS came back");
                     }
                     _ => {}
@@ -367,18 +382,19 @@ impl Cluster {
     /// Deletes the claims a previous run of this node left (a crash, a kill): its users are
     /// gone. Done at start, before any login.
     async fn release_leftovers(&self) {
-        let Ok(keys) = self.names.keys().await else {
+        let Ok(keys) = self.inner.names.keys().await else {
             return;
         };
         use futures::TryStreamExt;
         let keys: Vec<String> = keys.try_collect().await.unwrap_or_default();
         for key in keys {
-            if let Ok(entry) = self.names.entry(&key).await
+            if let Ok(entry) = self.inner.names.entry(&key).await
                 && let Some(entry) = entry
                 && let Ok(claim) = serde_json::from_slice::<Claim>(&entry.value)
-                && *claim.node == *self.node
+                && *claim.node == *self.inner.node
             {
                 let _ = self
+                    .inner
                     .names
                     .delete_expect_revision(&key, Some(entry.revision))
                     .await;

@@ -58,8 +58,8 @@ impl ClusterActor {
             mut direct,
         } = inbound;
         self.hello();
-        let every =
-            (self.cluster.node_timeout / HEARTBEATS_PER_TIMEOUT).max(Duration::from_millis(100));
+        let every = (self.cluster.inner.node_timeout / HEARTBEATS_PER_TIMEOUT)
+            .max(Duration::from_millis(100));
         let mut heartbeat = tokio::time::interval(every);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -70,8 +70,8 @@ impl ClusterActor {
                 _ = heartbeat.tick() => {
                     if self.connected {
                         self.cluster.global(&Global::Heartbeat {
-                            node: self.cluster.node.to_string(),
-                            incarnation: self.cluster.incarnation,
+                            node: self.cluster.inner.node.to_string(),
+                            incarnation: self.cluster.inner.incarnation,
                         });
                     }
                     self.sweep();
@@ -84,8 +84,8 @@ impl ClusterActor {
     /// Asks every node for its state, and sends this node's to every node.
     fn hello(&self) {
         self.cluster.global(&Global::Hello {
-            node: self.cluster.node.to_string(),
-            incarnation: self.cluster.incarnation,
+            node: self.cluster.inner.node.to_string(),
+            incarnation: self.cluster.inner.incarnation,
         });
         self.send_state();
     }
@@ -125,7 +125,7 @@ impl ClusterActor {
         if !self.connected {
             return;
         }
-        let timeout = self.cluster.node_timeout;
+        let timeout = self.cluster.inner.node_timeout;
         let now = Instant::now();
         let lost: Vec<Arc<str>> = self
             .nodes
