@@ -503,10 +503,7 @@ impl UsersActor {
             let id = member.id.key();
             let claim = match &reply {
                 ClaimReply::Guest(_) => cluster.claim(&key, &member.name, &id).await,
-                ClaimReply::Login(_) => cluster
-                    .take_over(&key, &member.name, &id)
-                    .await
-                    .map(|(revision, _)| revision),
+                ClaimReply::Login(_) => cluster.take_over(&key, &member.name, &id).await,
             };
             let _ = actor.send(UsersRequest::Claimed {
                 member,
@@ -572,7 +569,7 @@ impl UsersActor {
             let claim = match &cluster {
                 Some(cluster) => {
                     let key = look_alike_key(&name);
-                    match cluster.claim(&key, &name, "").await {
+                    match cluster.claim(&key, &name, "registering").await {
                         Ok(revision) => Some((key, revision)),
                         Err(ClaimError::Taken(_)) => {
                             let refusal = NameRefusal::Registered;

@@ -39,7 +39,15 @@ async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
     alice.check("PM carol are you there?", "OK PM carol").await;
     carol.expect("PM alice are you there?").await;
     alice.check("USERS", "USERS alice bob carol").await;
-    tokio::time::sleep(std::time::Duration::from_secs(crate::NODE_TIMEOUT_SECS + 1)).await;
+    // A new name cannot be checked across the cluster meanwhile. Waiting for that answer
+    // also outlasts the node timeout: still nobody is declared lost.
+    let mut erin = cluster.node(0).connect().await;
+    erin.check(
+        "NICK erin",
+        "ERR NAME_TAKEN names cannot be checked across the cluster now; try again",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(crate::NODE_TIMEOUT_SECS)).await;
     alice.check("USERS", "USERS alice bob carol").await;
 
     cluster.nats.resume();
@@ -53,6 +61,12 @@ async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
     let _dave = cluster.node(1).guest("dave").await;
     alice.skip_until("NOTICE ONLINE dave").await;
     users_become(&mut alice, "USERS alice bob carol dave").await;
+    // The claim refused while NATS was away, should NATS have got it after all, is undone.
+    let mut other = cluster.node(1).connect().await;
+    crate::support::eventually("the name refused meanwhile to be free", async || {
+        (crate::reply_to(&mut other, "NICK erin").await == "OK NICK erin").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

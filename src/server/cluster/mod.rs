@@ -55,6 +55,13 @@ use wire::Claim;
 /// The bucket of taken names.
 const NAMES_BUCKET: &str = "linechat_names";
 
+/// How long a claim refused for want of an answer is watched for, to be undone.
+const FORGET_FOR_SECS: u32 = 300;
+
+/// How long a node waits for JetStream to answer a claim: a login waits that long at most
+/// while NATS is away.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Publications that may wait for NATS (while it is away) before new ones are dropped.
 const OUTGOING: usize = 65_536;
 
@@ -273,8 +280,44 @@ impl Cluster {
     /// so a look-alike of a taken name is refused as the name itself is.
     pub(crate) async fn claim(&self, key: &str, name: &Name, id: &str) -> Result<u64, ClaimError> {
         let claim = self.claim_of(name, id);
+        let claimed = self.create(key, &claim).await;
+        if let Err(ClaimError::Unavailable) = claimed {
+            self.forget(key, claim.nonce);
+        }
+        claimed
+    }
+
+    /// Takes over `name` from whoever holds it (an account's owner logging in on this node
+    /// while a session of theirs is on another): atomic against the claim read.
+    pub(crate) async fn take_over(
+        &self,
+        key: &str,
+        name: &Name,
+        id: &str,
+    ) -> Result<u64, ClaimError> {
+        let claim = self.claim_of(name, id);
+        let claimed = match self.create(key, &claim).await {
+            Err(ClaimError::Taken(_)) => match self.holder(key).await {
+                Ok(Some((_, revision))) => self
+                    .inner
+                    .names
+                    .update(bucket_key(key), json(&claim), revision)
+                    .await
+                    .map_err(|_| ClaimError::Unavailable),
+                _ => Err(ClaimError::Unavailable),
+            },
+            claimed => claimed,
+        };
+        if let Err(ClaimError::Unavailable) = claimed {
+            self.forget(key, claim.nonce);
+        }
+        claimed
+    }
+
+    /// Creates `claim` on `key` unless someone holds it.
+    async fn create(&self, key: &str, claim: &Claim) -> Result<u64, ClaimError> {
         for _ in 0..3 {
-            match self.inner.names.create(bucket_key(key), json(&claim)).await {
+            match self.inner.names.create(bucket_key(key), json(claim)).await {
                 Ok(revision) => return Ok(revision),
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                     match self.holder(key).await {
@@ -293,33 +336,39 @@ impl Cluster {
         Err(ClaimError::Unavailable)
     }
 
-    /// Takes over `name` from whoever holds it (an account's owner logging in on this node
-    /// while a session of theirs is on another): atomic against the claim read.
-    pub(crate) async fn take_over(
-        &self,
-        key: &str,
-        name: &Name,
-        id: &str,
-    ) -> Result<(u64, Option<Claim>), ClaimError> {
-        match self.claim(key, name, id).await {
-            Ok(revision) => Ok((revision, None)),
-            Err(ClaimError::Taken(_)) => {
-                let Ok(Some((holder, revision))) = self.holder(key).await else {
-                    return Err(ClaimError::Unavailable);
-                };
-                let claim = self.claim_of(name, id);
-                match self
-                    .inner
-                    .names
-                    .update(bucket_key(key), json(&claim), revision)
-                    .await
+    /// Undoes a claim that was refused for want of an answer: NATS may still get it later
+    /// (the client sends what it buffered while disconnected), and then nobody would release
+    /// it. Once NATS answers again, the claim is deleted if it is that one (its nonce).
+    fn forget(&self, key: &str, nonce: u64) {
+        let (cluster, key) = (self.clone(), key.to_owned());
+        tokio::spawn(async move {
+            let mut absent = 0;
+            for _ in 0..FORGET_FOR_SECS {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if cluster.inner.client.connection_state()
+                    != async_nats::connection::State::Connected
                 {
-                    Ok(revision) => Ok((revision, Some(holder))),
-                    Err(_) => Err(ClaimError::Unavailable),
+                    continue;
+                }
+                match cluster.holder(&key).await {
+                    Ok(Some((claim, revision))) if claim.nonce == nonce => {
+                        let names = &cluster.inner.names;
+                        let _ = names
+                            .delete_expect_revision(bucket_key(&key), Some(revision))
+                            .await;
+                        return;
+                    }
+                    // Not there (yet, maybe): looked for a few times.
+                    Ok(_) => {
+                        absent += 1;
+                        if absent >= 3 {
+                            return;
+                        }
+                    }
+                    Err(()) => {}
                 }
             }
-            Err(error) => Err(error),
-        }
+        });
     }
 
     /// Who holds `key` now, and the claim's revision.
@@ -344,6 +393,7 @@ impl Cluster {
             name: name.to_string(),
             node: self.inner.node.to_string(),
             id: id.to_owned(),
+            nonce: getrandom::u64().unwrap_or_default(),
         }
     }
 
@@ -443,7 +493,9 @@ fn json(value: &impl serde::Serialize) -> Bytes {
 /// first reads the account's JetStream info in a form nats-server 2.9 (Debian 12's) does not
 /// send; the key-value operations themselves work with 2.9.
 async fn names_bucket(client: &Client) -> Result<kv::Store, ClusterError> {
-    let jetstream = jetstream::new(client.clone());
+    let jetstream = jetstream::ContextBuilder::new()
+        .timeout(CLAIM_TIMEOUT)
+        .build(client.clone());
     if let Ok(store) = jetstream.get_key_value(NAMES_BUCKET).await {
         return Ok(store);
     }

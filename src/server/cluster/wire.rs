@@ -100,6 +100,9 @@ pub(crate) struct Claim {
     pub node: String,
     /// The holder's identity ([`UserId::key`]); an account's is the same on every node.
     pub id: String,
+    /// Random, per claim: tells this claim from a later one of the same user.
+    #[serde(default)]
+    pub nonce: u64,
 }
 
 /// A name that came over the wire, if it is one.
