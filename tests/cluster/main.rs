@@ -96,3 +96,20 @@ pub async fn guest_seen(node: &TestServer, name: &str, watchers: &mut [&mut Clie
     }
     client
 }
+
+/// The subjects the node named `node` is subscribed to, as NATS sees them.
+pub fn subscriptions_of(nats: &NatsServer, node: &str) -> Vec<String> {
+    let connz: serde_json::Value =
+        serde_json::from_str(&nats.monitor("/connz?subs=1")).expect("JSON");
+    let connections = connz["connections"].as_array().cloned().unwrap_or_default();
+    let name = format!("linechat {node}");
+    connections
+        .iter()
+        .filter(|connection| connection["name"] == name.as_str())
+        .flat_map(|connection| {
+            let subjects = connection["subscriptions_list"].as_array();
+            subjects.cloned().unwrap_or_default()
+        })
+        .filter_map(|subject| subject.as_str().map(str::to_owned))
+        .collect()
+}

@@ -194,3 +194,34 @@ async fn a_node_that_starts_later_learns_who_and_what_is_there() {
     bob.check("LRU dev", "LRU dev alice").await;
     bob.join("dev", &mut [&mut alice]).await;
 }
+
+#[tokio::test]
+async fn a_node_hears_a_room_only_while_it_has_members_there() {
+    let cluster = Nodes::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = a.guest("alice").await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    let hears_dev = |node: &str| {
+        let subjects = crate::subscriptions_of(&cluster.nats, node);
+        assert!(
+            subjects.iter().any(|subject| subject == "linechat.all"),
+            "{node} is connected: {subjects:?}"
+        );
+        subjects
+            .iter()
+            .any(|subject| subject == "linechat.room.dev")
+    };
+    alice.create_room("dev", &mut [&mut bob]).await;
+    assert!(hears_dev("n1"));
+    assert!(!hears_dev("n2"), "n2 has no member in dev");
+    bob.join("dev", &mut [&mut alice]).await;
+    assert!(hears_dev("n2"));
+    bob.check("LR dev", "OK LR dev").await;
+    alice.expect("LR dev bob").await;
+    eventually("n2 to stop hearing dev", async || {
+        (!hears_dev("n2")).then_some(())
+    })
+    .await;
+    assert!(hears_dev("n1"));
+}

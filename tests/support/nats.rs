@@ -12,6 +12,8 @@ use super::PATIENCE;
 
 pub struct NatsServer {
     port: u16,
+    /// The HTTP monitoring port (`/connz`: who is connected, subscribed to what).
+    monitor: u16,
     /// Extra arguments (credentials), kept for restarts.
     args: Vec<String>,
     child: Option<Child>,
@@ -29,6 +31,7 @@ impl NatsServer {
         let port = free_port();
         let mut server = Self {
             port,
+            monitor: free_port(),
             args: args.iter().map(|arg| arg.to_string()).collect(),
             child: None,
             store: tempfile::tempdir().expect("a temporary directory"),
@@ -60,6 +63,8 @@ impl NatsServer {
                 "127.0.0.1",
                 "-p",
                 &self.port.to_string(),
+                "-m",
+                &self.monitor.to_string(),
                 "-sd",
             ])
             .arg(self.store.path())
@@ -80,6 +85,21 @@ impl NatsServer {
             assert!(Instant::now() < deadline, "nats-server does not accept");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl NatsServer {
+    /// What the server's monitoring endpoint at `path` (e.g. `/connz?subs=1`) answers: the
+    /// HTTP body, JSON.
+    pub fn monitor(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut http = TcpStream::connect(("127.0.0.1", self.monitor)).expect("the monitor");
+        let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+        http.write_all(request.as_bytes()).expect("a request");
+        let mut response = String::new();
+        http.read_to_string(&mut response).expect("a response");
+        let body = response.split("\r\n\r\n").nth(1).expect("a body");
+        body.to_owned()
     }
 }
 
