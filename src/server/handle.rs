@@ -22,6 +22,8 @@ pub struct ServerHandle {
     pub users: Users,
     pub rooms: Rooms,
     pub store: Store,
+    /// This node's place in the cluster, when clustered.
+    pub cluster: Option<Cluster>,
     /// Makes each connection's outbox, counted against the server-wide output budget.
     pub output: OutputBudget,
 }
@@ -72,7 +74,7 @@ impl ServerHandle {
             room_limits,
             cluster.clone(),
         );
-        if let (Some(cluster), Some(events)) = (cluster, events) {
+        if let (Some(cluster), Some(events)) = (cluster.clone(), events) {
             cluster::spawn_node(cluster, events, users.clone(), rooms.clone());
         }
         let output = OutputBudget::spawn(settings.output_budget());
@@ -82,6 +84,7 @@ impl ServerHandle {
             users,
             rooms,
             store,
+            cluster,
             output,
         }
     }

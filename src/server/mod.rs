@@ -239,6 +239,13 @@ impl Server {
         if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
             warn!("some sessions did not finish in time");
         }
+        if let Some(cluster) = &context.server.cluster {
+            // The users' departures go first: the rooms and the directory handle what the
+            // sessions sent them as they ended, and queue their messages to the other nodes.
+            context.server.rooms.settle().await;
+            context.server.users.list().await;
+            cluster.leave().await;
+        }
         self.store.close().await;
         let _ = self.store_task.await;
     }

@@ -151,9 +151,11 @@ pub(crate) enum Remote {
         to: Name,
         text: String,
     },
-    /// `node` stopped answering: its users are lost.
-    NodeLost {
+    /// `node` is gone, with its users: it stopped answering (`Lost`), or said goodbye
+    /// (`Shutdown`).
+    NodeGone {
         node: Arc<str>,
+        how: Departure,
     },
     /// Everyone online on `node` now.
     State {
@@ -961,14 +963,14 @@ impl UsersActor {
                 to,
                 text,
             } => self.remote_private(from, from_id, to, text),
-            Remote::NodeLost { node } => {
+            Remote::NodeGone { node, how } => {
                 let lost: Vec<Name> = self
                     .remote
                     .iter()
                     .filter(|(_, user)| user.node == node)
                     .map(|(name, _)| name.clone())
                     .collect();
-                info!(%node, users = lost.len(), "node lost");
+                info!(%node, users = lost.len(), "node gone");
                 for name in lost {
                     // Its node cannot free the name any more: every node that saw it go
                     // tries, with the claim's revision, and the first one does.
@@ -976,7 +978,7 @@ impl UsersActor {
                         cluster.release(&look_alike_key(&name), user.claim);
                     }
                     let user = name.clone();
-                    let how = Departure::Lost;
+                    let how = how.clone();
                     self.remote_gone(&name, Notice::Offline { user, how });
                 }
             }

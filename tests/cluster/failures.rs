@@ -79,6 +79,7 @@ async fn nodes_authenticate_to_nats_and_one_without_credentials_does_not_start()
     });
     let mut alice = cluster.node(0).guest("alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
     bob.check("PM alice hi", "OK PM alice").await;
     alice.expect("PM bob hi").await;
 
@@ -104,6 +105,7 @@ async fn nodes_reach_nats_over_tls() {
     });
     let mut alice = cluster.node(0).guest("alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
     bob.check("MSG over tls", "OK MSG").await;
     alice.expect("MSG bob over tls").await;
 }
@@ -135,4 +137,23 @@ async fn a_node_restarted_under_its_name_frees_its_old_users_at_once() {
     alice.expect("NOTICE OFFLINE bob LOST").await;
     // Its old claim on the name is gone: bob can come back, on the restarted node.
     let _bob = guest_seen(again, "bob", &mut [&mut alice]).await;
+}
+
+#[tokio::test]
+async fn a_node_that_shuts_down_says_so_at_once() {
+    let mut cluster = Nodes::start_on(NatsServer::start(), 2, |settings| {
+        // Longer than the test waits: only the goodbye can explain what is seen.
+        settings.node_timeout_secs = 600;
+    });
+    let mut alice = cluster.node(0).guest("alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+    cluster.nodes[1].terminate();
+    alice
+        .expect_unordered(&["LR dev bob", "NOTICE OFFLINE bob SHUTDOWN"])
+        .await;
+    alice.check("USERS", "USERS alice").await;
+    let _bob = guest_seen(cluster.node(0), "bob", &mut [&mut alice]).await;
 }

@@ -78,7 +78,10 @@ async fn private_and_global_messages_cross_nodes() {
     let cluster = Nodes::start(3);
     let mut alice = cluster.node(0).guest("alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    // What a node hears of users who came before comes in its own time.
+    users_become(&mut bob, "USERS alice bob").await;
     let mut carol = guest_seen(cluster.node(2), "carol", &mut [&mut alice, &mut bob]).await;
+    users_become(&mut carol, "USERS alice bob carol").await;
 
     alice.check("PM bob psst", "OK PM bob").await;
     bob.expect("PM alice psst").await;

@@ -43,7 +43,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use async_nats::{Client, ConnectOptions, Subject, Subscriber};
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::settings::Settings;
@@ -159,6 +159,8 @@ pub struct Inbound {
 struct Outgoing {
     subject: Subject,
     payload: Bytes,
+    /// Told once this and everything before it is at NATS.
+    sent: Option<oneshot::Sender<()>>,
 }
 
 impl Cluster {
@@ -251,10 +253,41 @@ impl Cluster {
     /// Queues a publication; never waits. While NATS is away and the queue is full, what
     /// does not fit is dropped: chat on this node goes on.
     fn send(&self, subject: Subject, payload: Bytes) {
+        let outgoing = Outgoing {
+            subject,
+            payload,
+            sent: None,
+        };
         if let Err(mpsc::error::TrySendError::Full(dropped)) =
-            self.inner.outgoing.try_send(Outgoing { subject, payload })
+            self.inner.outgoing.try_send(outgoing)
         {
             debug!(subject = %dropped.subject, "cluster queue full; a message to other nodes was dropped");
+        }
+    }
+
+    /// Tells the other nodes that this one shuts down, after what it queued before, and waits
+    /// (a little) until NATS has it: its users are then gone everywhere at once.
+    pub async fn leave(&self) {
+        let bye = wire::Global::Bye {
+            node: self.inner.node.to_string(),
+            incarnation: self.inner.incarnation,
+        };
+        let (sent, flushed) = oneshot::channel();
+        let outgoing = Outgoing {
+            subject: Subject::from_static(GLOBAL),
+            payload: json(&bye),
+            sent: Some(sent),
+        };
+        let leaving = async {
+            if self.inner.outgoing.send(outgoing).await.is_ok() {
+                let _ = flushed.await;
+            }
+        };
+        if tokio::time::timeout(SUBSCRIBE_CONFIRMATION, leaving)
+            .await
+            .is_err()
+        {
+            warn!("NATS did not take this node's goodbye in time");
         }
     }
 
@@ -526,9 +559,18 @@ async fn names_bucket(client: &Client) -> Result<kv::Store, ClusterError> {
 /// The node's publications, in the order they were queued. A task of its own so that no
 /// actor ever waits for the network, and one task so that the order is kept.
 async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
-    while let Some(Outgoing { subject, payload }) = queue.recv().await {
+    while let Some(Outgoing {
+        subject,
+        payload,
+        sent,
+    }) = queue.recv().await
+    {
         if let Err(error) = client.publish(subject, payload).await {
             debug!(%error, "cannot publish to NATS");
+        }
+        if let Some(sent) = sent {
+            let _ = client.flush().await;
+            let _ = sent.send(());
         }
     }
 }

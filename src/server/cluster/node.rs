@@ -17,6 +17,7 @@ use super::wire::{self, Global};
 use super::{Cluster, Inbound};
 use crate::server::room::{RemoteRooms, Rooms};
 use crate::server::user::{Remote, Users};
+use linechat_protocol::Departure;
 
 /// Heartbeats per node timeout: a node is declared lost after missing about this many.
 const HEARTBEATS_PER_TIMEOUT: u32 = 4;
@@ -136,12 +137,17 @@ impl ClusterActor {
         for node in lost {
             warn!(%node, "node silent for {timeout:?}: its users are lost");
             self.nodes.remove(&node);
-            self.lost(node);
+            self.gone(node, Departure::Lost);
         }
     }
 
-    fn lost(&self, node: Arc<str>) {
-        self.users.remote(Remote::NodeLost { node: node.clone() });
+    /// `node` is gone: its users leave, as `how` says.
+    fn gone(&self, node: Arc<str>, how: Departure) {
+        let users = Remote::NodeGone {
+            node: node.clone(),
+            how,
+        };
+        self.users.remote(users);
         self.rooms.remote(RemoteRooms::NodeLost { node });
     }
 
@@ -158,7 +164,7 @@ impl ClusterActor {
                 (Some(old), Some(new)) if old != new => {
                     info!(%node, "node restarted");
                     seen.incarnation = Some(new);
-                    self.lost(name.clone());
+                    self.gone(name.clone(), Departure::Lost);
                 }
                 (None, Some(new)) => seen.incarnation = Some(new),
                 _ => {}
@@ -186,6 +192,15 @@ impl ClusterActor {
         match global {
             Global::Heartbeat { node, incarnation } => {
                 self.alive(&node, Some(incarnation));
+            }
+            Global::Bye { node, incarnation } => {
+                let known = self.nodes.get(node.as_str());
+                if known.is_some_and(|seen| seen.incarnation.is_none_or(|run| run == incarnation))
+                    && let Some((name, _)) = self.nodes.remove_entry(node.as_str())
+                {
+                    info!(%node, "node shut down");
+                    self.gone(name, Departure::Shutdown);
+                }
             }
             Global::Hello { node, incarnation } => {
                 self.alive(&node, Some(incarnation));

@@ -17,6 +17,9 @@ use linechat_protocol::{Name, Reply};
 pub(crate) enum Global {
     /// "I am alive", every `node_timeout / 4`.
     Heartbeat { node: String, incarnation: u64 },
+    /// A node shuts down: its users are gone (`NOTICE OFFLINE <name> SHUTDOWN`) now, not
+    /// after the node timeout.
+    Bye { node: String, incarnation: u64 },
     /// A node (re)connected: every node answers with its `Users` and `Rooms`, since what
     /// happened meanwhile went unheard.
     Hello { node: String, incarnation: u64 },

@@ -56,6 +56,10 @@ pub(crate) enum RoomsRequest {
     },
     /// What the other nodes of a cluster said (see [`RemoteRooms`]).
     Remote(RemoteRooms),
+    /// Answered once every room task has handled what it was sent before.
+    Settle {
+        reply: oneshot::Sender<()>,
+    },
     /// How many rooms have a running room actor.
     #[cfg(test)]
     RunningManagers {
@@ -197,6 +201,12 @@ impl Rooms {
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> RoomsRequest) -> Option<T> {
         request::ask(&self.tx, request).await
+    }
+
+    /// Returns once every room has handled what it was sent before (the leaves of the
+    /// sessions that ended, at shutdown), so that what they publish is queued.
+    pub async fn settle(&self) {
+        self.ask(|reply| RoomsRequest::Settle { reply }).await;
     }
 
     /// Hands the room table what another node said.
@@ -353,6 +363,22 @@ impl RoomsActor {
             RoomsRequest::RunningManagers { reply } => self.running_managers(reply),
             RoomsRequest::List { reply } => self.list(reply),
             RoomsRequest::Remote(remote) => self.heard(remote),
+            RoomsRequest::Settle { reply } => {
+                let running: Vec<Room> = self
+                    .rooms
+                    .values()
+                    .filter_map(|r| r.actor.clone())
+                    .collect();
+                tokio::spawn(async move {
+                    for room in running {
+                        let (tx, rx) = oneshot::channel();
+                        let others = Vec::new();
+                        room.post(RoomRequest::Members { others, reply: tx });
+                        let _ = rx.await;
+                    }
+                    let _ = reply.send(());
+                });
+            }
         }
     }
 
