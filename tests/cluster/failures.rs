@@ -7,7 +7,7 @@ use crate::{Nodes, guest_seen, users_become};
 #[tokio::test]
 async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
     let mut cluster = Nodes::start(2);
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("dev", &mut [&mut bob]).await;
@@ -29,7 +29,7 @@ async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
 #[tokio::test]
 async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
     let mut cluster = Nodes::start(2);
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     let mut carol = guest_seen(cluster.node(0), "carol", &mut [&mut alice]).await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice, &mut carol]).await;
     users_become(&mut bob, "USERS alice bob carol").await;
@@ -58,7 +58,7 @@ async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
         matches!(line, Ok(line) if line == "PM alice back?").then_some(())
     })
     .await;
-    let _dave = cluster.node(1).guest("dave").await;
+    let _dave = crate::guest(cluster.node(1), "dave").await;
     alice.skip_until("NOTICE ONLINE dave").await;
     users_become(&mut alice, "USERS alice bob carol dave").await;
     // The claim refused while NATS was away, should NATS have got it after all, is undone.
@@ -77,7 +77,7 @@ async fn nodes_authenticate_to_nats_and_one_without_credentials_does_not_start()
         settings.nats_user = Some("linechat".into());
         settings.nats_password = Some("s3cret".into());
     });
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     bob.check("PM alice hi", "OK PM alice").await;
@@ -103,7 +103,7 @@ async fn nodes_reach_nats_over_tls() {
     let cluster = Nodes::start_on(nats, 2, |settings| {
         settings.nats_tls_ca = Some(cert.clone());
     });
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     bob.check("MSG over tls", "OK MSG").await;
@@ -128,13 +128,15 @@ async fn a_node_restarted_under_its_name_frees_its_old_users_at_once() {
         // Longer than the test waits: only the restart can explain what is seen.
         settings.node_timeout_secs = 600;
     });
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     cluster.nodes[1].kill();
     cluster.nodes.remove(1);
     let again = cluster.add("n2");
     alice.expect("NOTICE OFFLINE bob LOST").await;
+    let _probe = crate::caught_up(again, "probe", "USERS alice probe").await;
+    alice.expect("NOTICE ONLINE probe").await;
     // Its old claim on the name is gone: bob can come back, on the restarted node.
     let _bob = guest_seen(again, "bob", &mut [&mut alice]).await;
 }
@@ -145,7 +147,7 @@ async fn a_node_that_shuts_down_says_so_at_once() {
         // Longer than the test waits: only the goodbye can explain what is seen.
         settings.node_timeout_secs = 600;
     });
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("dev", &mut [&mut bob]).await;

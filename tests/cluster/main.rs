@@ -88,9 +88,20 @@ pub async fn reply_to(client: &mut Client, command: &str) -> String {
     }
 }
 
+/// A client logged in as guest `name` on `node`. A user is online from the moment its login
+/// is taken, so it may hear of others before its own `OK` (protocol.md §6): in a cluster,
+/// of those whom its node hears of from other nodes just then.
+pub async fn guest(node: &TestServer, name: &str) -> Client {
+    let mut client = node.connect().await;
+    let answer = reply_to(&mut client, &format!("NICK {name}")).await;
+    assert_eq!(answer, format!("OK NICK {name}"));
+    client.logged_in_as(name);
+    client
+}
+
 /// Logs in guest `name` on `node`, and has each of `watchers` read its `NOTICE ONLINE`.
 pub async fn guest_seen(node: &TestServer, name: &str, watchers: &mut [&mut Client]) -> Client {
-    let client = node.guest(name).await;
+    let client = guest(node, name).await;
     for watcher in watchers {
         watcher.expect(&format!("NOTICE ONLINE {name}")).await;
     }
@@ -112,4 +123,17 @@ pub fn subscriptions_of(nats: &NatsServer, node: &str) -> Vec<String> {
         })
         .filter_map(|subject| subject.as_str().map(str::to_owned))
         .collect()
+}
+
+/// Waits until a node that just started knows the users already online, `expected` (its
+/// `USERS` with a probe of its own, `probe`), so that their notices are not news to the users
+/// who log in on it next. Returns the probe, logged in.
+pub async fn caught_up(node: &TestServer, probe: &str, expected: &str) -> Client {
+    let mut client = node.connect().await;
+    assert_eq!(
+        reply_to(&mut client, &format!("NICK {probe}")).await,
+        format!("OK NICK {probe}")
+    );
+    users_become(&mut client, expected).await;
+    client
 }

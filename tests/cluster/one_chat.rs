@@ -8,7 +8,7 @@ use crate::{Nodes, guest_seen, reply_to, users_become};
 async fn everyone_is_listed_and_a_name_is_taken_once_across_nodes() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = a.guest("alice").await;
+    let mut alice = crate::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.check("USERS", "USERS alice bob").await;
@@ -76,7 +76,7 @@ async fn two_nodes_racing_for_one_name_give_it_to_one() {
 #[tokio::test]
 async fn private_and_global_messages_cross_nodes() {
     let cluster = Nodes::start(3);
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     // What a node hears of users who came before comes in its own time.
     users_become(&mut bob, "USERS alice bob").await;
@@ -115,7 +115,7 @@ async fn private_and_global_messages_cross_nodes() {
 async fn rooms_are_shared_across_nodes() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = a.guest("alice").await;
+    let mut alice = crate::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
 
@@ -161,7 +161,7 @@ async fn one_senders_room_messages_arrive_in_order_on_another_node() {
         settings.flood_lines_per_sec = 0;
     });
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = a.guest("alice").await;
+    let mut alice = crate::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("dev", &mut [&mut bob]).await;
@@ -183,12 +183,14 @@ async fn one_senders_room_messages_arrive_in_order_on_another_node() {
 #[tokio::test]
 async fn a_node_that_starts_later_learns_who_and_what_is_there() {
     let mut cluster = Nodes::start(1);
-    let mut alice = cluster.node(0).guest("alice").await;
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
     alice.check("CR dev", "OK CR dev").await;
     let late = cluster.add("late");
-    let mut bob = late.guest("bob").await;
+    let _probe = crate::caught_up(late, "probe", "USERS alice probe").await;
+    alice.expect("NOTICE ONLINE probe").await;
+    let mut bob = crate::guest(late, "bob").await;
     alice.expect("NOTICE ONLINE bob").await;
-    users_become(&mut bob, "USERS alice bob").await;
+    users_become(&mut bob, "USERS alice bob probe").await;
     // The rooms come in their own time, from the room table of the first node.
     eventually("the rooms of the first node", async || {
         (reply_to(&mut bob, "LRS").await == "LRS dev").then_some(())
@@ -202,7 +204,7 @@ async fn a_node_that_starts_later_learns_who_and_what_is_there() {
 async fn a_node_hears_a_room_only_while_it_has_members_there() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = a.guest("alice").await;
+    let mut alice = crate::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     let hears_dev = |node: &str| {
@@ -246,7 +248,7 @@ async fn an_account_logging_in_on_another_node_takes_its_session_over() {
         })
     };
     let (a, b) = (node(0), node(1));
-    let mut alice = a.guest("alice").await;
+    let mut alice = crate::guest(&a, "alice").await;
     let mut old = a.login("carol", "secret", &["OK LOGIN carol"]).await;
     alice.expect("NOTICE ONLINE carol").await;
     let mut bob = guest_seen(&b, "bob", &mut [&mut alice, &mut old]).await;

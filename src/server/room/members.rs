@@ -334,6 +334,16 @@ impl RoomActor {
             id: member.id,
             outbox: member.outbox,
         };
+        if verb == Verb::CreateRoom
+            && let Some(cluster) = &self.cluster
+        {
+            // After the creator's `JR` line, in the node's one queue: a user of another node
+            // who joins on hearing of the room cannot get that line, which came before.
+            cluster.global(&wire::Global::RoomCreated {
+                room: self.room.to_string(),
+                by: member.name.to_string(),
+            });
+        }
         self.members.insert(member.name, seat);
         Reply::ok_with(verb, &self.room)
     }

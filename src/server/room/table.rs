@@ -447,12 +447,7 @@ impl RoomsActor {
             by: member.name.clone(),
         };
         self.users.notify(notice, member.name.clone());
-        if let Some(cluster) = &self.cluster {
-            cluster.global(&wire::Global::RoomCreated {
-                room: room.to_string(),
-                by: member.name.to_string(),
-            });
-        }
+        // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
         self.join(member, room, Verb::CreateRoom, reply);
     }
 
@@ -552,15 +547,15 @@ impl RoomsActor {
     fn heard(&mut self, remote: RemoteRooms) {
         match remote {
             RemoteRooms::Created { room, by } => {
-                if self.know(&room) {
-                    self.users.notify(
-                        Notice::RoomCreated {
-                            room,
-                            by: by.clone(),
-                        },
-                        by,
-                    );
-                }
+                // Known already if its creator's join came first.
+                self.know(&room);
+                self.users.notify(
+                    Notice::RoomCreated {
+                        room,
+                        by: by.clone(),
+                    },
+                    by,
+                );
             }
             RemoteRooms::Joined { node, room, user } => {
                 self.know(&room);
@@ -602,10 +597,10 @@ impl RoomsActor {
         }
     }
 
-    /// Adds `room`, created on another node, to the table; whether it was new here.
-    fn know(&mut self, room: &Name) -> bool {
+    /// Adds `room`, created on another node, to the table, unless it is there.
+    fn know(&mut self, room: &Name) {
         if self.rooms.contains_key(room) {
-            return false;
+            return;
         }
         let entry = RoomEntry {
             name: room.clone(),
@@ -613,7 +608,6 @@ impl RoomsActor {
             empty_since: Instant::now(),
         };
         self.rooms.insert(room.clone(), entry);
-        true
     }
 
     /// Sets the members `room` has on `node`; this node's members of the room are told who
