@@ -169,6 +169,33 @@ pub struct Settings {
     /// share it.
     #[arg(long, env = "LINECHAT_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// NATS server(s) to cluster through (`nats://host:4222`, comma-separated); set, this
+    /// node joins the cluster of every node on the same NATS. Unset, the server runs alone.
+    #[arg(long, visible_alias = "nats", env = "LINECHAT_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// This node's name in the cluster (letters, digits, `_`, `-`), unique among the nodes;
+    /// unset, the host name with a random suffix. A node restarted under the same name frees
+    /// the names its users held at once instead of after `node_timeout_secs`.
+    #[arg(long, env = "LINECHAT_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// User name to authenticate to NATS with; needs `nats_password`.
+    #[arg(long, env = "LINECHAT_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// Password to authenticate to NATS with; needs `nats_user`.
+    #[arg(long, env = "LINECHAT_NATS_PASSWORD")]
+    pub nats_password: Option<String>,
+    /// Token to authenticate to NATS with, instead of a user and password.
+    #[arg(long, env = "LINECHAT_NATS_TOKEN")]
+    pub nats_token: Option<String>,
+    /// PEM file of the certificate authority that signed the NATS server's certificate; set,
+    /// the connection to NATS requires TLS.
+    #[arg(long, env = "LINECHAT_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Seconds a node may stay silent before the others declare its users lost
+    /// (`NOTICE OFFLINE <name> LOST`) and free their names; nodes say they live 4 times as
+    /// often.
+    #[arg(long, env = "LINECHAT_NODE_TIMEOUT_SECS", default_value_t = 10)]
+    pub node_timeout_secs: u64,
 }
 
 /// This machine's host name, or `linechat` if it has none that IRC could show.
@@ -375,7 +402,65 @@ impl Settings {
                 rule,
             )?;
         }
+        self.validate_cluster()
+    }
+
+    /// The rules of the cluster settings.
+    fn validate_cluster(&self) -> Result<(), SettingsError> {
+        check(
+            self.node_timeout_secs >= 2,
+            "node_timeout_secs",
+            self.node_timeout_secs,
+            "must be at least 2",
+        )?;
+        if let Some(node) = &self.node_name {
+            let valid = !node.is_empty()
+                && node.len() <= 64
+                && node
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            check(
+                valid,
+                "node_name",
+                node,
+                "must be 1 to 64 letters, digits, '_' or '-'",
+            )?;
+        }
+        match (&self.nats_user, &self.nats_password) {
+            (Some(user), None) => check(false, "nats_user", user, "needs nats_password")?,
+            (None, Some(_)) => check(false, "nats_password", "(hidden)", "needs nats_user")?,
+            _ => {}
+        }
+        if self.nats_user.is_some() && self.nats_token.is_some() {
+            check(
+                false,
+                "nats_token",
+                "(hidden)",
+                "cannot be used with nats_user and nats_password",
+            )?;
+        }
         Ok(())
+    }
+
+    /// This node's name in the cluster: `node_name`, or the host name with a random suffix.
+    pub fn node_name(&self) -> String {
+        if let Some(node) = &self.node_name {
+            return node.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host: String = host
+            .trim()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .take(48)
+            .collect();
+        let suffix = getrandom::u32().unwrap_or(std::process::id());
+        let host = if host.is_empty() { "node" } else { &host };
+        format!("{host}-{suffix:08x}")
+    }
+
+    pub fn node_timeout(&self) -> Duration {
+        Duration::from_secs(self.node_timeout_secs)
     }
 
     /// Settings that keep the rules but are likely not what was meant, each with what the
@@ -834,6 +919,44 @@ mod tests {
     }
 
     #[test]
+    fn cluster_settings_are_checked() {
+        let invalid = |settings: Settings| settings.validate().unwrap_err().to_string();
+        let user_alone = Settings {
+            nats_user: Some("linechat".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            invalid(user_alone),
+            "bad setting nats_user = linechat: needs nats_password"
+        );
+        let both = Settings {
+            nats_user: Some("linechat".into()),
+            nats_password: Some("pw".into()),
+            nats_token: Some("token".into()),
+            ..Settings::default()
+        };
+        assert!(invalid(both).starts_with("bad setting nats_token = (hidden): cannot be used"));
+        let spaced = Settings {
+            node_name: Some("node one".into()),
+            ..Settings::default()
+        };
+        assert!(invalid(spaced).starts_with("bad setting node_name = node one: must be"));
+        let quick = Settings {
+            node_timeout_secs: 1,
+            ..Settings::default()
+        };
+        assert!(invalid(quick).contains("must be at least 2"));
+        // Unnamed nodes get a name a subject can hold, different at each start.
+        let named = Settings::default().node_name();
+        assert!(
+            named
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_ne!(named, Settings::default().node_name());
+    }
+
+    #[test]
     fn every_setting_is_a_flag_and_a_variable_named_after_it() {
         let command = Settings::augment_args(clap::Command::new("linechat"));
         let mut count = 0;
@@ -854,6 +977,12 @@ mod tests {
             irc_tls_addr: Some(String::new()),
             irc_server_name: Some(String::new()),
             database_url: Some(String::new()),
+            nats_url: Some(String::new()),
+            node_name: Some(String::new()),
+            nats_user: Some(String::new()),
+            nats_password: Some(String::new()),
+            nats_token: Some(String::new()),
+            nats_tls_ca: Some(PathBuf::new()),
             ..Settings::default()
         })
         .unwrap();

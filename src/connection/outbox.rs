@@ -82,6 +82,11 @@ impl Delivery {
         &self.line
     }
 
+    /// The encoded line, shared (a reference count, not a copy): for the cluster bus.
+    pub fn shared_bytes(&self) -> Bytes {
+        self.line.clone()
+    }
+
     /// What the line costs each outbox it is queued in: its bytes and its bookkeeping.
     pub fn size(&self) -> usize {
         self.line.len() + ENTRY_OVERHEAD

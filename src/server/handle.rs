@@ -7,6 +7,7 @@ use std::time::Duration;
 use tracing::info;
 
 use super::accounts::{Accounts, LoginLimits};
+use super::cluster::{self, Cluster, Inbound};
 use super::room::{RoomLimits, Rooms};
 use super::storage::{Loaded, Store};
 use super::user::Users;
@@ -21,13 +22,23 @@ pub struct ServerHandle {
     pub users: Users,
     pub rooms: Rooms,
     pub store: Store,
+    /// This node's place in the cluster, when clustered.
+    pub cluster: Option<Cluster>,
     /// Makes each connection's outbox, counted against the server-wide output budget.
     pub output: OutputBudget,
 }
 
 impl ServerHandle {
-    /// Starts every actor of the server, with what was loaded from the store.
-    pub fn spawn(settings: &Settings, store: Store, loaded: Loaded) -> Self {
+    /// Starts every actor of the server, with what was loaded from the store; clustered,
+    /// also this node's cluster task, which hands the directory and the room table what the
+    /// other nodes say.
+    pub fn spawn(
+        settings: &Settings,
+        store: Store,
+        loaded: Loaded,
+        cluster: Option<(Cluster, Inbound)>,
+    ) -> Self {
+        let (cluster, events) = cluster.unzip();
         let limits = LoginLimits {
             per_ip: settings.login_failures_per_ip,
             per_account: settings.login_failures_per_account,
@@ -49,13 +60,23 @@ impl ServerHandle {
             accounts.clone(),
             registered,
             settings.presence_max_online,
+            cluster.clone(),
         );
         let room_limits = RoomLimits {
             max_rooms: settings.max_rooms,
             expiry: settings.room_expiry(),
             max_members: settings.max_room_members,
         };
-        let rooms = Rooms::spawn(users.clone(), store.clone(), loaded.rooms, room_limits);
+        let rooms = Rooms::spawn(
+            users.clone(),
+            store.clone(),
+            loaded.rooms,
+            room_limits,
+            cluster.clone(),
+        );
+        if let (Some(cluster), Some(events)) = (cluster.clone(), events) {
+            cluster::spawn_node(cluster, events, users.clone(), rooms.clone());
+        }
         let output = OutputBudget::spawn(settings.output_budget());
         info!(bytes = output.limit_bytes(), "output budget");
         Self {
@@ -63,6 +84,7 @@ impl ServerHandle {
             users,
             rooms,
             store,
+            cluster,
             output,
         }
     }

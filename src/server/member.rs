@@ -33,6 +33,15 @@ impl UserId {
             UserId::Guest(session) => format!("g{session:016x}"),
         }
     }
+
+    /// The identity [`UserId::key`] gave, as another node of a cluster sends it.
+    pub fn from_key(key: &str) -> Option<Self> {
+        match key.split_at_checked(1)? {
+            ("a", id) => id.parse().ok().map(UserId::Account),
+            ("g", session) => u64::from_str_radix(session, 16).ok().map(UserId::Guest),
+            _ => None,
+        }
+    }
 }
 
 /// A user's name and identity, and the outbox of the connection they are logged in on. Two

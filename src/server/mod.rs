@@ -1,6 +1,7 @@
 //! The server: the accept loop, the sessions, and the actors that own all shared state.
 
 mod accounts;
+pub mod cluster;
 mod cmd;
 mod descriptors;
 mod handle;
@@ -38,6 +39,7 @@ use tracing::{debug, info, warn};
 use linechat_protocol::{ErrorCode, Reply};
 
 use crate::settings::Settings;
+use cluster::{Cluster, ClusterError, ClusterOptions, Inbound};
 use handle::ServerHandle;
 use log_tally::LogTally;
 use session::SessionContext;
@@ -52,6 +54,8 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// At most one log line per this long about refused connections, with their count.
@@ -70,6 +74,8 @@ pub struct Server {
     store: Store,
     loaded: Loaded,
     store_task: JoinHandle<()>,
+    /// This node's connection to the cluster, when `nats_url` is set.
+    cluster: Option<(Cluster, Inbound)>,
 }
 
 impl Server {
@@ -97,6 +103,10 @@ impl Server {
         };
         let listener = listen(&settings.addr).await?;
         let (store, loaded, store_task) = Store::open(settings.storage()).await?;
+        let cluster = match ClusterOptions::from_settings(&settings) {
+            Some(options) => Some(Cluster::connect(options).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
             tls,
@@ -106,6 +116,7 @@ impl Server {
             store,
             loaded,
             store_task,
+            cluster,
         })
     }
 
@@ -136,7 +147,12 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         // Shared, not copied into each session: an idle connection holds one pointer to it.
         let context = Arc::new(SessionContext {
-            server: ServerHandle::spawn(&self.settings, self.store.clone(), self.loaded),
+            server: ServerHandle::spawn(
+                &self.settings,
+                self.store.clone(),
+                self.loaded,
+                self.cluster,
+            ),
             settings: self.settings.clone(),
             shutdown: CancellationToken::new(),
         });
@@ -266,6 +282,13 @@ impl Server {
         let grace = self.settings.shutdown_grace() + Duration::from_secs(1);
         if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
             warn!("some sessions did not finish in time");
+        }
+        if let Some(cluster) = &context.server.cluster {
+            // The users' departures go first: the rooms and the directory handle what the
+            // sessions sent them as they ended, and queue their messages to the other nodes.
+            context.server.rooms.settle().await;
+            context.server.users.list().await;
+            cluster.leave().await;
         }
         self.store.close().await;
         let _ = self.store_task.await;

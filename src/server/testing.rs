@@ -64,21 +64,24 @@ pub fn no_login_limits() -> LoginLimits {
 pub async fn users() -> (Users, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
-    (Users::spawn(store, accounts, Vec::new(), usize::MAX), dir)
+    (
+        Users::spawn(store, accounts, Vec::new(), usize::MAX, None),
+        dir,
+    )
 }
 
 /// The rooms actor, on a temporary store.
 pub async fn rooms() -> (Rooms, Store, tempfile::TempDir) {
     let (store, dir) = store().await;
     let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
-    let users = Users::spawn(store.clone(), accounts, Vec::new(), usize::MAX);
+    let users = Users::spawn(store.clone(), accounts, Vec::new(), usize::MAX, None);
     let limits = RoomLimits {
         max_rooms: 3,
         max_members: 3,
         expiry: None,
     };
     (
-        Rooms::spawn(users, store.clone(), Vec::new(), limits),
+        Rooms::spawn(users, store.clone(), Vec::new(), limits, None),
         store,
         dir,
     )

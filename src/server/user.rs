@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use super::accounts::{AccountError, Accounts};
+use super::cluster::wire::{self, UserState};
+use super::cluster::{ClaimError, Cluster};
 use super::member::{Member, UserId};
 use super::request::{self, Backlog, unavailable};
 use super::storage::{Conversation, Record, Store};
@@ -30,6 +33,9 @@ pub enum NameRefusal {
     /// The name looks like one that is taken (Unicode TR39 confusables), shown as it is spelled.
     #[error("that name looks too much like {0}")]
     LooksLike(Name),
+    /// Clustered, and the cluster's names cannot be checked (NATS is away).
+    #[error("names cannot be checked across the cluster now; try again")]
+    Unchecked,
 }
 
 /// Why a `REGISTER` failed.
@@ -62,9 +68,19 @@ pub(crate) enum UsersRequest {
     Registered {
         name: Name,
         outbox: Outbox,
-        account: Result<i64, AccountError>,
+        account: Result<i64, RegisterError>,
+        /// The revision of the cluster's claim on the name, when clustered.
+        claim: Option<u64>,
         reply: oneshot::Sender<Result<Member, RegisterError>>,
     },
+    /// Sent by the task that claimed a guest's or a login's name in the cluster.
+    Claimed {
+        member: Member,
+        claim: Result<u64, ClaimError>,
+        reply: ClaimReply,
+    },
+    /// What another node of the cluster said (see [`Remote`]).
+    Remote(Remote),
     /// A registered user whose password was checked comes online. If the account is online
     /// on another connection already, this one takes its place.
     Login {
@@ -100,6 +116,58 @@ pub(crate) enum UsersRequest {
     },
 }
 
+/// Who waits for a cluster-wide claim.
+#[derive(Debug)]
+pub(crate) enum ClaimReply {
+    Guest(oneshot::Sender<Result<Member, NameRefusal>>),
+    Login(oneshot::Sender<()>),
+}
+
+/// What the directory hears from the rest of the cluster, through this node's cluster task.
+#[derive(Debug)]
+pub(crate) enum Remote {
+    Online {
+        node: Arc<str>,
+        name: Name,
+        id: UserId,
+        claim: u64,
+    },
+    Offline {
+        node: Arc<str>,
+        name: Name,
+        notice: Notice,
+    },
+    Msg {
+        from: Name,
+        text: String,
+    },
+    Registered {
+        name: Name,
+        id: i64,
+    },
+    Pm {
+        from: Name,
+        from_id: UserId,
+        to: Name,
+        text: String,
+    },
+    /// `node` is gone, with its users: it stopped answering (`Lost`), or said goodbye
+    /// (`Shutdown`).
+    NodeGone {
+        node: Arc<str>,
+        how: Departure,
+    },
+    /// Everyone online on `node` now.
+    State {
+        node: Arc<str>,
+        users: Vec<(Name, UserId, u64)>,
+    },
+    /// Publish this node's users, for another node's `Hello` or after a reconnection.
+    SendState,
+    /// NATS came back: this node's claims are made again where they are missing.
+    Reconnected,
+}
+
 /// The answer to a private message sent through the directory.
 #[derive(Debug)]
 pub struct Private {
@@ -125,6 +193,7 @@ impl Users {
         accounts: Accounts,
         registered: Vec<(i64, Name)>,
         presence_max_online: usize,
+        cluster: Option<Cluster>,
     ) -> Self {
         // Unbounded is safe here: each connection awaits the answer to one request before
         // sending the next, but for its pipelined messages, of which it has at most 64 in
@@ -133,6 +202,9 @@ impl Users {
         let mut actor = UsersActor {
             presence: PresenceNotices::new(presence_max_online),
             online: HashMap::new(),
+            remote: HashMap::new(),
+            claiming: HashSet::new(),
+            cluster,
             registered: HashMap::new(),
             registering: HashSet::new(),
             look_alikes: HashMap::new(),
@@ -245,12 +317,26 @@ impl Users {
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UsersRequest) -> Option<T> {
         request::ask(&self.tx, request).await
     }
+
+    /// Hands the directory what another node said.
+    pub(crate) fn remote(&self, remote: Remote) {
+        let _ = self.tx.send(UsersRequest::Remote(remote));
+    }
 }
 
 /// Someone online.
 struct Online {
     id: UserId,
     outbox: Outbox,
+    /// The revision of the cluster's claim on the name, when clustered.
+    claim: Option<u64>,
+}
+
+/// Someone online on another node of the cluster.
+struct RemoteUser {
+    node: Arc<str>,
+    id: UserId,
+    claim: u64,
 }
 
 /// Owns the table of names. Delivery never waits: an outbox that cannot take a line is being
@@ -259,6 +345,11 @@ struct UsersActor {
     /// Notices of who came and went, waiting to go out together.
     presence: PresenceNotices,
     online: HashMap<Name, Online>,
+    /// Who is online on the other nodes, as they said (empty when not clustered).
+    remote: HashMap<Name, RemoteUser>,
+    /// Names being claimed in the cluster for a guest or a login of this node.
+    claiming: HashSet<Name>,
+    cluster: Option<Cluster>,
     /// Every account, by name, with its id.
     registered: HashMap<Name, i64>,
     /// Names whose `REGISTER` is being hashed and stored.
@@ -344,8 +435,15 @@ impl UsersActor {
                 name,
                 outbox,
                 account,
+                claim,
                 reply,
-            } => self.registered(name, outbox, account, reply),
+            } => self.registered(name, outbox, account, claim, reply),
+            UsersRequest::Claimed {
+                member,
+                claim,
+                reply,
+            } => self.claimed(member, claim, reply),
+            UsersRequest::Remote(remote) => self.heard(remote),
             UsersRequest::Login { member, reply } => self.login(member, reply),
             UsersRequest::Logout { member, how } => self.go_offline(member, how),
             UsersRequest::Resolve { name, reply } => self.resolve(name, reply),
@@ -379,9 +477,71 @@ impl UsersActor {
         };
         self.look_alikes
             .insert(look_alike_key(&member.name), member.name.clone());
-        self.come_online(&member);
+        if self.cluster.is_some() {
+            self.claim(member, ClaimReply::Guest(reply));
+            return;
+        }
+        self.come_online(&member, None);
         if reply.send(Ok(member.clone())).is_err() {
             self.go_offline(member, Departure::Lost);
+        }
+    }
+
+    /// Claims `member`'s name in the cluster, from a task of its own; the answer comes back
+    /// as [`UsersRequest::Claimed`]. A login takes the name over from a session of the same
+    /// account on another node (its owner proved it); a guest gets it only if it is free.
+    fn claim(&mut self, member: Member, reply: ClaimReply) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        self.claiming.insert(member.name.clone());
+        let actor = self.tx.clone();
+        // HOOK(shared store): a name no node has online may still be an account registered
+        // on another node after this one loaded its accounts. With the shared store, ask it
+        // here (`store.account(name)`) and refuse a guest `Registered`; until then the
+        // `Registered` announcements of the other nodes keep `self.registered` current.
+        tokio::spawn(async move {
+            let key = look_alike_key(&member.name);
+            let id = member.id.key();
+            let claim = match &reply {
+                ClaimReply::Guest(_) => cluster.claim(&key, &member.name, &id).await,
+                ClaimReply::Login(_) => cluster.take_over(&key, &member.name, &id).await,
+            };
+            let _ = actor.send(UsersRequest::Claimed {
+                member,
+                claim,
+                reply,
+            });
+        });
+    }
+
+    /// The end of a cluster-wide claim: the user comes online, or is told why not.
+    fn claimed(&mut self, member: Member, claim: Result<u64, ClaimError>, reply: ClaimReply) {
+        self.claiming.remove(&member.name);
+        match (claim, reply) {
+            (Ok(revision), ClaimReply::Guest(reply)) => {
+                self.come_online(&member, Some(revision));
+                if reply.send(Ok(member.clone())).is_err() {
+                    self.go_offline(member, Departure::Lost);
+                }
+            }
+            (Ok(revision), ClaimReply::Login(reply)) => self.login_here(member, reply, revision),
+            (Err(error), ClaimReply::Guest(reply)) => {
+                if !self.registered.contains_key(&member.name) {
+                    self.release_look_alike(&member.name);
+                }
+                let refusal = match error {
+                    ClaimError::Taken(holder) => match wire::name(&holder.name) {
+                        Some(holder) if holder == member.name => NameRefusal::Online,
+                        Some(holder) => NameRefusal::LooksLike(holder),
+                        None => NameRefusal::Online,
+                    },
+                    ClaimError::Unavailable => NameRefusal::Unchecked,
+                };
+                let _ = reply.send(Err(refusal));
+            }
+            // The login is answered "unavailable" when its reply is dropped.
+            (Err(_), ClaimReply::Login(_)) => {}
         }
     }
 
@@ -405,12 +565,49 @@ impl UsersActor {
         self.look_alikes.insert(look_alike_key(&name), name.clone());
         let accounts = self.accounts.clone();
         let actor = self.tx.clone();
+        let cluster = self.cluster.clone();
         tokio::spawn(async move {
+            // Clustered, the name is claimed cluster-wide before the account is made.
+            let claim = match &cluster {
+                Some(cluster) => {
+                    let key = look_alike_key(&name);
+                    match cluster.claim(&key, &name, "registering").await {
+                        Ok(revision) => Some((key, revision)),
+                        Err(ClaimError::Taken(_)) => {
+                            let refusal = NameRefusal::Registered;
+                            let _ = actor.send(UsersRequest::Registered {
+                                name,
+                                outbox,
+                                account: Err(refusal.into()),
+                                claim: None,
+                                reply,
+                            });
+                            return;
+                        }
+                        Err(ClaimError::Unavailable) => {
+                            let refusal = NameRefusal::Unchecked;
+                            let _ = actor.send(UsersRequest::Registered {
+                                name,
+                                outbox,
+                                account: Err(refusal.into()),
+                                claim: None,
+                                reply,
+                            });
+                            return;
+                        }
+                    }
+                }
+                None => None,
+            };
             let account = accounts.create(name.clone(), password, peer).await;
+            if let (Some(cluster), Some((key, revision)), Err(_)) = (&cluster, &claim, &account) {
+                cluster.release(key, *revision);
+            }
             let _ = actor.send(UsersRequest::Registered {
                 name,
                 outbox,
-                account,
+                account: account.map_err(RegisterError::from),
+                claim: claim.map(|(_, revision)| revision),
                 reply,
             });
         });
@@ -422,7 +619,8 @@ impl UsersActor {
         &mut self,
         name: Name,
         outbox: Outbox,
-        account: Result<i64, AccountError>,
+        account: Result<i64, RegisterError>,
+        claim: Option<u64>,
         reply: oneshot::Sender<Result<Member, RegisterError>>,
     ) {
         self.registering.remove(&name);
@@ -430,11 +628,15 @@ impl UsersActor {
             Ok(id) => id,
             Err(error) => {
                 self.release_look_alike(&name);
-                let _ = reply.send(Err(error.into()));
+                let _ = reply.send(Err(error));
                 return;
             }
         };
         self.registered.insert(name.clone(), id);
+        if let Some(cluster) = &self.cluster {
+            let name = name.to_string();
+            cluster.global(&wire::Global::Registered { name, id });
+        }
         let member = Member {
             name,
             id: UserId::Account(id),
@@ -442,9 +644,12 @@ impl UsersActor {
         };
         // A client that left while its account was made is not brought online.
         if reply.is_closed() {
+            if let (Some(cluster), Some(revision)) = (&self.cluster, claim) {
+                cluster.release(&look_alike_key(&member.name), revision);
+            }
             return;
         }
-        self.come_online(&member);
+        self.come_online(&member, claim);
         if reply.send(Ok(member.clone())).is_err() {
             self.go_offline(member, Departure::Lost);
         }
@@ -456,6 +661,22 @@ impl UsersActor {
         if reply.is_closed() {
             return;
         }
+        // Clustered, a name not online here is claimed (or taken over from another node)
+        // first; [`UsersActor::claimed`] goes on.
+        if self.cluster.is_some() && !self.online.contains_key(&member.name) {
+            self.claim(member, ClaimReply::Login(reply));
+            return;
+        }
+        let claim = self
+            .online
+            .get(&member.name)
+            .and_then(|online| online.claim);
+        self.login_here(member, reply, claim.unwrap_or_default());
+    }
+
+    /// The login of a registered user whose name this node holds (`claim`, when clustered).
+    fn login_here(&mut self, member: Member, reply: oneshot::Sender<()>, claim: u64) {
+        let claim = self.cluster.is_some().then_some(claim);
         match self.online.get_mut(&member.name) {
             // The same account on another connection: the owner, who just proved it,
             // takes it over. Nobody else notices; the old session's rooms pass to
@@ -476,9 +697,9 @@ impl UsersActor {
                         reason: CloseReason::Replaced,
                     }));
                 }
-                self.come_online(&member);
+                self.come_online(&member, claim);
             }
-            None => self.come_online(&member),
+            None => self.come_online(&member, claim),
         }
         let _ = reply.send(());
     }
@@ -486,13 +707,15 @@ impl UsersActor {
     /// Who `name` stands for now: the user online under it, or else its account.
     fn resolve(&self, name: Name, reply: oneshot::Sender<Option<UserId>>) {
         let online = self.online.get(&name).map(|online| online.id);
+        let remote = || self.remote.get(&name).map(|remote| remote.id);
         let registered = || self.registered.get(&name).map(|id| UserId::Account(*id));
-        let _ = reply.send(online.or_else(registered));
+        let _ = reply.send(online.or_else(remote).or_else(registered));
     }
 
     /// `USERS`: everyone online, sorted.
     fn list(&self, reply: oneshot::Sender<Reply>) {
         let mut names: Vec<Name> = self.online.keys().cloned().collect();
+        names.extend(self.remote.keys().cloned());
         names.sort();
         let _ = reply.send(Reply::Users(names));
     }
@@ -511,6 +734,11 @@ impl UsersActor {
             at: SystemTime::now(),
             pending: false,
         });
+        if let Some(cluster) = &self.cluster {
+            let from = from.name.to_string();
+            let text = text.clone();
+            cluster.global(&wire::Global::Msg { from, text });
+        }
         let line = Delivery::new(Reply::Msg {
             from: from.name.clone(),
             text,
@@ -528,6 +756,29 @@ impl UsersActor {
             reply,
             recipient: None,
         };
+        if let Some(cluster) = &self.cluster
+            && let Some((name, remote)) = self.remote.get_key_value(&to)
+        {
+            // On another node: sent there, through this node's one queue to NATS, so that
+            // one sender's messages keep their order; recorded here, as for a local one.
+            self.store.record(Record {
+                conversation: Conversation::Private(from.id, remote.id),
+                from: from.name.clone(),
+                to: Some(remote.id),
+                text: text.clone(),
+                at: SystemTime::now(),
+                pending: false,
+            });
+            let pm = wire::Pm {
+                from: from.name.to_string(),
+                from_id: from.id.key(),
+                to: name.to_string(),
+                text,
+            };
+            cluster.private(&remote.node, &pm);
+            let _ = reply.send(refused(Reply::ok_with(Verb::Pm, name)));
+            return;
+        }
         let (to, recipient, outbox) = match self.online.get_key_value(&to) {
             Some((name, online)) => (name.clone(), online.id, Some(&online.outbox)),
             None => match self.registered.get_key_value(&to) {
@@ -596,7 +847,10 @@ impl UsersActor {
         if self.registered.contains_key(name) || self.registering.contains(name) {
             return Err(NameRefusal::Registered);
         }
-        if self.online.contains_key(name) {
+        if self.online.contains_key(name)
+            || self.remote.contains_key(name)
+            || self.claiming.contains(name)
+        {
             return Err(NameRefusal::Online);
         }
         match self.look_alikes.get(&look_alike_key(name)) {
@@ -605,17 +859,31 @@ impl UsersActor {
         }
     }
 
-    fn come_online(&mut self, member: &Member) {
+    fn come_online(&mut self, member: &Member, claim: Option<u64>) {
         let user = member.name.clone();
         // Counted with the newcomer, as with the one leaving below.
         self.presence
-            .add(Notice::Online { user }, self.online.len() + 1);
+            .add(Notice::Online { user }, self.everyone() + 1);
         self.presence.arrived(member.name.clone());
         let online = Online {
             id: member.id,
             outbox: member.outbox.clone(),
+            claim,
         };
         self.online.insert(member.name.clone(), online);
+        if let (Some(cluster), Some(claim)) = (&self.cluster, claim) {
+            cluster.global(&wire::Global::Online {
+                node: cluster.node().to_string(),
+                name: member.name.to_string(),
+                id: member.id.key(),
+                claim,
+            });
+        }
+    }
+
+    /// How many users are online, on every node.
+    fn everyone(&self) -> usize {
+        self.online.len() + self.remote.len()
     }
 
     /// Takes `member` offline (`Logout`, or a client gone before it was told it is online),
@@ -625,13 +893,23 @@ impl UsersActor {
         if !current.is_some_and(|online| online.outbox.same_connection(&member.outbox)) {
             return;
         }
-        self.online.remove(&member.name);
+        let gone = self.online.remove(&member.name);
         if !self.registered.contains_key(&member.name) {
             self.release_look_alike(&member.name);
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.global(&wire::Global::Offline {
+                node: cluster.node().to_string(),
+                name: member.name.to_string(),
+                how: how.to_string(),
+            });
+            if let Some(claim) = gone.and_then(|gone| gone.claim) {
+                cluster.release(&look_alike_key(&member.name), claim);
+            }
+        }
         let user = member.name.clone();
         self.presence
-            .add(Notice::Offline { user, how }, self.online.len() + 1);
+            .add(Notice::Offline { user, how }, self.everyone() + 1);
     }
 
     fn release_look_alike(&mut self, name: &Name) {
@@ -646,6 +924,164 @@ impl UsersActor {
             if name != except {
                 let _ = online.outbox.push(line.clone());
             }
+        }
+    }
+}
+
+/// What the other nodes of a cluster tell the directory.
+impl UsersActor {
+    fn heard(&mut self, remote: Remote) {
+        match remote {
+            Remote::Online {
+                node,
+                name,
+                id,
+                claim,
+            } => self.remote_online(node, name, id, claim),
+            Remote::Offline { node, name, notice } => {
+                if self.remote.get(&name).is_some_and(|user| user.node == node) {
+                    self.remote_gone(&name, notice);
+                }
+            }
+            Remote::Msg { from, text } => {
+                self.flush_presence();
+                let line = Delivery::new(Reply::Msg {
+                    from: from.clone(),
+                    text,
+                });
+                self.fan_out(&line, &from);
+            }
+            Remote::Registered { name, id } => {
+                self.look_alikes
+                    .entry(look_alike_key(&name))
+                    .or_insert(name.clone());
+                self.registered.insert(name, id);
+            }
+            Remote::Pm {
+                from,
+                from_id,
+                to,
+                text,
+            } => self.remote_private(from, from_id, to, text),
+            Remote::NodeGone { node, how } => {
+                let lost: Vec<Name> = self
+                    .remote
+                    .iter()
+                    .filter(|(_, user)| user.node == node)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                info!(%node, users = lost.len(), "node gone");
+                for name in lost {
+                    // Its node cannot free the name any more: every node that saw it go
+                    // tries, with the claim's revision, and the first one does.
+                    if let (Some(cluster), Some(user)) = (&self.cluster, self.remote.get(&name)) {
+                        cluster.release(&look_alike_key(&name), user.claim);
+                    }
+                    let user = name.clone();
+                    let how = how.clone();
+                    self.remote_gone(&name, Notice::Offline { user, how });
+                }
+            }
+            Remote::State { node, users } => {
+                let now: HashSet<&Name> = users.iter().map(|(name, _, _)| name).collect();
+                let gone: Vec<Name> = self
+                    .remote
+                    .iter()
+                    .filter(|(name, user)| user.node == node && !now.contains(name))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in gone {
+                    let user = name.clone();
+                    let how = Departure::Lost;
+                    self.remote_gone(&name, Notice::Offline { user, how });
+                }
+                for (name, id, claim) in users {
+                    self.remote_online(node.clone(), name, id, claim);
+                }
+            }
+            Remote::SendState => {
+                let Some(cluster) = &self.cluster else {
+                    return;
+                };
+                let users = self
+                    .online
+                    .iter()
+                    .map(|(name, online)| UserState {
+                        name: name.to_string(),
+                        id: online.id.key(),
+                        claim: online.claim.unwrap_or_default(),
+                    })
+                    .collect();
+                // Published in this turn: in order with this node's `Online` and `Offline`.
+                cluster.global(&wire::Global::Users {
+                    node: cluster.node().to_string(),
+                    incarnation: cluster.incarnation(),
+                    users,
+                });
+            }
+            Remote::Reconnected => {
+                if let Some(cluster) = &self.cluster {
+                    let users = self
+                        .online
+                        .iter()
+                        .map(|(name, online)| (look_alike_key(name), name.clone(), online.id.key()))
+                        .collect();
+                    cluster.reclaim(users);
+                }
+            }
+        }
+    }
+
+    /// `name` is online on `node`. If it was online here, it logged in there since and took
+    /// the name over (the cluster's claim moved): the session here is closed as replaced,
+    /// and nobody else is told anything.
+    fn remote_online(&mut self, node: Arc<str>, name: Name, id: UserId, claim: u64) {
+        if let Some(local) = self.online.remove(&name) {
+            local.outbox.replace(Reply::Notice(Notice::Closing {
+                reason: CloseReason::Replaced,
+            }));
+            info!(user = %name, %node, "session taken over by a login on another node");
+        } else if !self.remote.contains_key(&name) {
+            self.presence
+                .add(Notice::Online { user: name.clone() }, self.everyone() + 1);
+            self.presence.arrived(name.clone());
+        }
+        self.look_alikes
+            .entry(look_alike_key(&name))
+            .or_insert(name.clone());
+        self.remote.insert(name, RemoteUser { node, id, claim });
+    }
+
+    /// A user of another node went offline; everyone here is told with `notice`.
+    fn remote_gone(&mut self, name: &Name, notice: Notice) {
+        if self.remote.remove(name).is_none() {
+            return;
+        }
+        if !self.registered.contains_key(name) {
+            self.release_look_alike(name);
+        }
+        self.presence.add(notice, self.everyone() + 1);
+    }
+
+    /// A private message from a user of another node to one of this node's; kept for an
+    /// account that went offline meanwhile, dropped for a guest who did.
+    fn remote_private(&mut self, from: Name, from_id: UserId, to: Name, text: String) {
+        self.flush_presence();
+        if let Some(online) = self.online.get(&to) {
+            let _ = online.outbox.send(Reply::Pm { from, text });
+            return;
+        }
+        if let Some(id) = self.registered.get(&to) {
+            let recipient = UserId::Account(*id);
+            let stored = self.store.queue_private(Record {
+                conversation: Conversation::Private(from_id, recipient),
+                from,
+                to: Some(recipient),
+                text,
+                at: SystemTime::now(),
+                pending: false,
+            });
+            tokio::spawn(stored);
         }
     }
 }

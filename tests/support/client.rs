@@ -114,6 +114,11 @@ impl Client {
         self.check("PING caught-up", "PONG caught-up").await;
     }
 
+    /// Records the name a test logged this client in as itself, for the room helpers.
+    pub fn logged_in_as(&mut self, name: &str) {
+        self.name = Some(name.to_string());
+    }
+
     /// The name the harness logged this client in as.
     pub fn name(&self) -> &str {
         self.name

@@ -102,7 +102,7 @@ pub(super) fn name_refused(name: &Name, refusal: NameRefusal, verb: Verb) -> Rep
             format!("{name} is already registered")
         }
         NameRefusal::Registered => format!("{name} is a registered account; use LOGIN"),
-        NameRefusal::LooksLike(_) => refusal.to_string(),
+        NameRefusal::LooksLike(_) | NameRefusal::Unchecked => refusal.to_string(),
     };
     Reply::err(ErrorCode::NameTaken, message)
 }

@@ -5,9 +5,11 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{Delivery, Outbox};
+use crate::server::cluster::{Cluster, wire};
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
@@ -28,18 +30,18 @@ pub(super) enum RoomRequest {
     },
     /// A message from a member, encoded by the member's session, which answers `OK RM`
     /// itself.
-    Say {
-        from: Name,
-        line: Arc<Delivery>,
-    },
+    Say { from: Name, line: Arc<Delivery> },
     Members {
+        /// The members on the other nodes of a cluster, listed with this node's.
+        others: Vec<Name>,
         reply: oneshot::Sender<Reply>,
     },
+    /// A line for every member here: what happened to the room on another node that could
+    /// not say so itself (it was lost), or that was missed while NATS was away.
+    Deliver { line: Arc<Delivery> },
     /// Sent by the rooms actor after the room reported itself empty: the task ends if the room
     /// is still empty, otherwise it carries on (someone joined in between).
-    Close {
-        reply: oneshot::Sender<bool>,
-    },
+    Close { reply: oneshot::Sender<bool> },
 }
 
 /// Tells the rooms actor that a room has no members left.
@@ -158,11 +160,18 @@ pub(super) struct RoomActor {
     max_members: usize,
     members: HashMap<Name, Seat>,
     idle: IdleSender,
+    /// Clustered: what happens here is published to the other nodes with members.
+    cluster: Option<Cluster>,
 }
 
 impl RoomActor {
     /// Starts the task of `room` and returns the handle its members will keep.
-    pub(super) fn spawn(room: Name, max_members: usize, idle: IdleSender) -> Room {
+    pub(super) fn spawn(
+        room: Name,
+        max_members: usize,
+        idle: IdleSender,
+        cluster: Option<Cluster>,
+    ) -> Room {
         let (tx, rx) = mpsc::channel(INBOX);
         let handle = Room {
             name: room.clone(),
@@ -174,15 +183,46 @@ impl RoomActor {
             max_members,
             members: HashMap::new(),
             idle,
+            cluster,
         };
         tokio::spawn(actor.run(rx));
         handle
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<RoomRequest>) {
+        if let Some(cluster) = self.cluster.clone() {
+            return self.run_clustered(rx, cluster).await;
+        }
         while let Some(message) = rx.recv().await {
             if self.handle(message).is_break() {
                 return;
+            }
+        }
+    }
+
+    /// The room's task on a node of a cluster: it also delivers what the room's members on
+    /// other nodes said. The subscription to the room's subject is the task's own, so that a
+    /// node hears a room exactly while it has members there (the task exists that long), and
+    /// the room's events, local and remote, are put in one order by one owner, as a local
+    /// room's are. It is made before the first join is answered.
+    async fn run_clustered(mut self, mut rx: mpsc::Receiver<RoomRequest>, cluster: Cluster) {
+        let mut remote = cluster.subscribe_room(&self.room).await;
+        loop {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(message) => {
+                        if self.handle(message).is_break() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                Some(message) = next_message(&mut remote) => {
+                    let line = Delivery::from_bytes(message.payload);
+                    for seat in self.members.values() {
+                        let _ = seat.outbox.push(line.clone());
+                    }
+                }
             }
         }
     }
@@ -211,6 +251,7 @@ impl RoomActor {
                 let answer = if present {
                     self.members.remove(&member.name);
                     let user = member.name.clone();
+                    self.tell_cluster(Change::Left, &user);
                     self.fan_out(Reply::Left { room, user }, &member.name);
                     if self.members.is_empty() {
                         let _ = self.idle.send(self.room.clone());
@@ -228,12 +269,21 @@ impl RoomActor {
                 // newer login of the same user may still send, as that user.
                 if self.members.contains_key(&from) {
                     self.deliver(&line, &from);
+                    if let Some(cluster) = &self.cluster {
+                        cluster.room_line(&self.room, line.shared_bytes());
+                    }
                 }
             }
-            RoomRequest::Members { reply } => {
+            RoomRequest::Members { others, reply } => {
                 let mut users: Vec<Name> = self.members.keys().cloned().collect();
+                users.extend(others);
                 users.sort();
                 let _ = reply.send(Reply::RoomUsers { room, users });
+            }
+            RoomRequest::Deliver { line } => {
+                for seat in self.members.values() {
+                    let _ = seat.outbox.push(line.clone());
+                }
             }
             RoomRequest::Close { reply } => {
                 let empty = self.members.is_empty();
@@ -262,6 +312,7 @@ impl RoomActor {
             Some(_) => {
                 self.members.remove(&member.name);
                 let user = member.name.clone();
+                self.tell_cluster(Change::Left, &user);
                 self.fan_out(
                     Reply::Left {
                         room: room.clone(),
@@ -277,18 +328,51 @@ impl RoomActor {
             return Reply::err(ErrorCode::RoomFull, message);
         }
         let user = member.name.clone();
+        self.tell_cluster(Change::Joined, &user);
         self.fan_out(Reply::Joined { room, user }, &member.name);
         let seat = Seat {
             id: member.id,
             outbox: member.outbox,
         };
+        if verb == Verb::CreateRoom
+            && let Some(cluster) = &self.cluster
+        {
+            // After the creator's `JR` line, in the node's one queue: a user of another node
+            // who joins on hearing of the room cannot get that line, which came before.
+            cluster.global(&wire::Global::RoomCreated {
+                room: self.room.to_string(),
+                by: member.name.to_string(),
+            });
+        }
         self.members.insert(member.name, seat);
         Reply::ok_with(verb, &self.room)
     }
 
-    /// Queues `reply` for every member but `except`, encoded once for all of them.
+    /// Queues `reply` for every member but `except`, encoded once for all of them, and,
+    /// clustered, publishes the same line to the room's members on other nodes.
     fn fan_out(&self, reply: Reply, except: &Name) {
-        self.deliver(&Delivery::new(reply), except);
+        let line = Delivery::new(reply);
+        self.deliver(&line, except);
+        if let Some(cluster) = &self.cluster {
+            cluster.room_line(&self.room, line.shared_bytes());
+        }
+    }
+
+    /// Tells every node (for their lists of members, `LRU`) that `user` of this node joined
+    /// or left.
+    fn tell_cluster(&self, change: Change, user: &Name) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let (node, room, user) = (
+            cluster.node().to_string(),
+            self.room.to_string(),
+            user.to_string(),
+        );
+        cluster.global(&match change {
+            Change::Joined => wire::Global::Joined { node, room, user },
+            Change::Left => wire::Global::Left { node, room, user },
+        });
     }
 
     /// Queues `line` for every member but `except`. Never waits: a member whose outbox is full
@@ -304,4 +388,18 @@ impl RoomActor {
 
 fn not_in(room: &Name) -> Reply {
     Reply::err(ErrorCode::NotInRoom, format!("you are not in {room}"))
+}
+
+/// A change of a room's members, for the other nodes.
+enum Change {
+    Joined,
+    Left,
+}
+
+/// The next message on the room's subject; never, without a subscription.
+async fn next_message(remote: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {
+    match remote {
+        Some(subscriber) => subscriber.next().await,
+        None => std::future::pending().await,
+    }
 }

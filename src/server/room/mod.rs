@@ -6,4 +6,5 @@ mod members;
 mod table;
 
 pub use members::Room;
+pub(crate) use table::RemoteRooms;
 pub use table::{Joined, RoomLimits, Rooms};

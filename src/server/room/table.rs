@@ -2,6 +2,7 @@
 //! that nobody is in and no registered user remembers expire after a while.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -9,6 +10,9 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::members::{Room, RoomActor, RoomRequest};
+use crate::connection::Delivery;
+use crate::server::cluster::Cluster;
+use crate::server::cluster::wire::{self, RoomState};
 use crate::server::member::Member;
 use crate::server::request::{self, Backlog, unavailable};
 use crate::server::storage::{StorageError, Store};
@@ -50,11 +54,49 @@ pub(crate) enum RoomsRequest {
         stored: Result<(), StorageError>,
         reply: oneshot::Sender<Joined>,
     },
+    /// What the other nodes of a cluster said (see [`RemoteRooms`]).
+    Remote(RemoteRooms),
+    /// Answered once every room task has handled what it was sent before.
+    Settle {
+        reply: oneshot::Sender<()>,
+    },
     /// How many rooms have a running room actor.
     #[cfg(test)]
     RunningManagers {
         reply: oneshot::Sender<usize>,
     },
+}
+
+/// What the room table hears from the rest of the cluster, through this node's cluster task.
+#[derive(Debug)]
+pub(crate) enum RemoteRooms {
+    Created {
+        room: Name,
+        by: Name,
+    },
+    Joined {
+        node: Arc<str>,
+        room: Name,
+        user: Name,
+    },
+    Left {
+        node: Arc<str>,
+        room: Name,
+        user: Name,
+    },
+    /// `node` stopped answering: its users leave every room.
+    NodeLost {
+        node: Arc<str>,
+    },
+    /// Every room `node` knows, with its members there: added to what is known (see
+    /// `wire::Global::Rooms`).
+    State {
+        node: Arc<str>,
+        rooms: Vec<(Name, Vec<Name>)>,
+    },
+    /// Publish this node's rooms and members, for another node's `Hello` or after a
+    /// reconnection.
+    SendState,
 }
 
 /// A handle to the [`RoomsActor`], which owns the table of rooms. Sessions come here to
@@ -72,6 +114,7 @@ impl Rooms {
         store: Store,
         loaded: Vec<(Name, Name)>,
         limits: RoomLimits,
+        cluster: Option<Cluster>,
     ) -> Self {
         // Unbounded: a session sends its next room request only once the last is answered,
         // so at most one per connection waits here.
@@ -100,6 +143,8 @@ impl Rooms {
             unremembered: unremembered_tx,
             limits,
             backlog: Backlog::default(),
+            cluster,
+            remote: HashMap::new(),
         };
         let backlog = actor.backlog.clone();
         tokio::spawn(actor.run(rx, idle_rx, unremembered_rx));
@@ -157,6 +202,17 @@ impl Rooms {
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> RoomsRequest) -> Option<T> {
         request::ask(&self.tx, request).await
     }
+
+    /// Returns once every room has handled what it was sent before (the leaves of the
+    /// sessions that ended, at shutdown), so that what they publish is queued.
+    pub async fn settle(&self) {
+        self.ask(|reply| RoomsRequest::Settle { reply }).await;
+    }
+
+    /// Hands the room table what another node said.
+    pub(crate) fn remote(&self, remote: RemoteRooms) {
+        let _ = self.tx.send(RoomsRequest::Remote(remote));
+    }
 }
 
 struct RoomEntry {
@@ -194,6 +250,9 @@ struct RoomsActor {
     /// Where the store's answer comes back: which expired rooms nobody remembers.
     unremembered: mpsc::UnboundedSender<(Instant, Vec<Name>)>,
     backlog: Backlog,
+    cluster: Option<Cluster>,
+    /// The members each room has on the other nodes, and where (empty when not clustered).
+    remote: HashMap<Name, HashMap<Name, Arc<str>>>,
 }
 
 /// How often expired rooms are looked for, at most.
@@ -242,6 +301,8 @@ impl RoomsActor {
             .rooms
             .values_mut()
             .filter(|room| room.actor.is_none() && room.empty_since + expiry <= now)
+            // A room with members on other nodes is not empty.
+            .filter(|room| self.remote.get(&room.name).is_none_or(HashMap::is_empty))
             .map(|room| {
                 // Checked again one expiry from now if someone remembers it.
                 room.empty_since = now;
@@ -301,6 +362,23 @@ impl RoomsActor {
             #[cfg(test)]
             RoomsRequest::RunningManagers { reply } => self.running_managers(reply),
             RoomsRequest::List { reply } => self.list(reply),
+            RoomsRequest::Remote(remote) => self.heard(remote),
+            RoomsRequest::Settle { reply } => {
+                let running: Vec<Room> = self
+                    .rooms
+                    .values()
+                    .filter_map(|r| r.actor.clone())
+                    .collect();
+                tokio::spawn(async move {
+                    for room in running {
+                        let (tx, rx) = oneshot::channel();
+                        let others = Vec::new();
+                        room.post(RoomRequest::Members { others, reply: tx });
+                        let _ = rx.await;
+                    }
+                    let _ = reply.send(());
+                });
+            }
         }
     }
 
@@ -369,6 +447,7 @@ impl RoomsActor {
             by: member.name.clone(),
         };
         self.users.notify(notice, member.name.clone());
+        // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
         self.join(member, room, Verb::CreateRoom, reply);
     }
 
@@ -387,14 +466,24 @@ impl RoomsActor {
 
     /// `LRU`: a running room's actor answers with its members; a room without one has none.
     fn members(&self, room: &Name, reply: oneshot::Sender<Reply>) {
+        // Clustered, the members on other nodes are listed too.
+        let others = || match self.remote.get(room) {
+            Some(members) => members.keys().cloned().collect(),
+            None => Vec::new(),
+        };
         match self.rooms.get(room) {
             Some(RoomEntry {
                 actor: Some(actor), ..
-            }) => actor.post(RoomRequest::Members { reply }),
+            }) => actor.post(RoomRequest::Members {
+                others: others(),
+                reply,
+            }),
             Some(RoomEntry { name, .. }) => {
+                let mut users: Vec<Name> = others();
+                users.sort();
                 let _ = reply.send(Reply::RoomUsers {
                     room: name.clone(),
-                    users: Vec::new(),
+                    users,
                 });
             }
             None => {
@@ -426,7 +515,8 @@ impl RoomsActor {
         };
         let actor = entry.actor.get_or_insert_with(|| {
             let room = entry.name.clone();
-            RoomActor::spawn(room, self.limits.max_members, self.idle.clone())
+            let cluster = self.cluster.clone();
+            RoomActor::spawn(room, self.limits.max_members, self.idle.clone(), cluster)
         });
         actor.post(RoomRequest::Join {
             member,
@@ -449,6 +539,148 @@ impl RoomsActor {
             entry.actor = None;
             entry.empty_since = Instant::now();
         }
+    }
+}
+
+/// What the other nodes of a cluster tell the room table.
+impl RoomsActor {
+    fn heard(&mut self, remote: RemoteRooms) {
+        match remote {
+            RemoteRooms::Created { room, by } => {
+                // Known already if its creator's join came first.
+                self.know(&room);
+                self.users.notify(
+                    Notice::RoomCreated {
+                        room,
+                        by: by.clone(),
+                    },
+                    by,
+                );
+            }
+            RemoteRooms::Joined { node, room, user } => {
+                self.know(&room);
+                self.remote.entry(room).or_default().insert(user, node);
+            }
+            RemoteRooms::Left { node, room, user } => {
+                if let Some(members) = self.remote.get_mut(&room)
+                    && members.get(&user) == Some(&node)
+                {
+                    members.remove(&user);
+                }
+            }
+            RemoteRooms::NodeLost { node } => {
+                let rooms: Vec<Name> = self.remote.keys().cloned().collect();
+                for room in rooms {
+                    self.replace_members(&node, &room, Vec::new());
+                }
+            }
+            RemoteRooms::State { node, rooms } => {
+                for (room, members) in rooms {
+                    self.know(&room);
+                    let known = self.remote.get(&room);
+                    let mut now: Vec<Name> = known
+                        .iter()
+                        .flat_map(|known| known.iter())
+                        .filter(|(_, at)| **at == node)
+                        .map(|(user, _)| user.clone())
+                        .collect();
+                    now.extend(
+                        members
+                            .into_iter()
+                            .filter(|user| !now.contains(user))
+                            .collect::<Vec<_>>(),
+                    );
+                    self.replace_members(&node, &room, now);
+                }
+            }
+            RemoteRooms::SendState => self.send_state(),
+        }
+    }
+
+    /// Adds `room`, created on another node, to the table, unless it is there.
+    fn know(&mut self, room: &Name) {
+        if self.rooms.contains_key(room) {
+            return;
+        }
+        let entry = RoomEntry {
+            name: room.clone(),
+            actor: None,
+            empty_since: Instant::now(),
+        };
+        self.rooms.insert(room.clone(), entry);
+    }
+
+    /// Sets the members `room` has on `node`; this node's members of the room are told who
+    /// left and who joined, as the node itself would have told them had they heard it.
+    fn replace_members(&mut self, node: &Arc<str>, room: &Name, now: Vec<Name>) {
+        let members = self.remote.entry(room.clone()).or_default();
+        let gone: Vec<Name> = members
+            .iter()
+            .filter(|(user, at)| *at == node && !now.contains(user))
+            .map(|(user, _)| user.clone())
+            .collect();
+        let mut lines = Vec::new();
+        for user in gone {
+            members.remove(&user);
+            let room = room.clone();
+            lines.push(Reply::Left { room, user });
+        }
+        for user in now {
+            if members.insert(user.clone(), node.clone()).is_none() {
+                let room = room.clone();
+                lines.push(Reply::Joined { room, user });
+            }
+        }
+        if members.is_empty() {
+            self.remote.remove(room);
+        }
+        let Some(RoomEntry {
+            actor: Some(actor), ..
+        }) = self.rooms.get(room)
+        else {
+            return;
+        };
+        for line in lines {
+            actor.post(RoomRequest::Deliver {
+                line: Delivery::new(line),
+            });
+        }
+    }
+
+    /// Publishes every room of the table, with its members on this node, from a task of its
+    /// own that asks the running room tasks.
+    fn send_state(&self) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let rooms: Vec<(Name, Option<Room>)> = self
+            .rooms
+            .values()
+            .map(|entry| (entry.name.clone(), entry.actor.clone()))
+            .collect();
+        tokio::spawn(async move {
+            let mut state = Vec::with_capacity(rooms.len());
+            for (room, actor) in rooms {
+                let mut members = Vec::new();
+                if let Some(actor) = actor {
+                    let (tx, rx) = oneshot::channel();
+                    actor.post(RoomRequest::Members {
+                        others: Vec::new(),
+                        reply: tx,
+                    });
+                    if let Ok(Reply::RoomUsers { users, .. }) = rx.await {
+                        members = users.iter().map(Name::to_string).collect();
+                    }
+                }
+                let room = room.to_string();
+                state.push(RoomState { room, members });
+            }
+            cluster.global(&wire::Global::Rooms {
+                node: cluster.node().to_string(),
+                incarnation: cluster.incarnation(),
+                rooms: state,
+            });
+        });
     }
 }
 

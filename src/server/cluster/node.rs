@@ -1,0 +1,318 @@
+//! The `ClusterActor`: this node's ear on the cluster. It owns the node's subscriptions to the
+//! global subject and to its own subject, and what it knows of the other nodes' liveness; it
+//! hands what it hears, checked, to the directory and the room table, which own the state it
+//! concerns. One task per node, not one per subscription: what arrives is small and quick to
+//! route, and one owner keeps the liveness table without sharing it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{Event, Message};
+use futures::StreamExt;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, info, warn};
+
+use super::wire::{self, Global};
+use super::{Cluster, Inbound};
+use crate::server::room::{RemoteRooms, Rooms};
+use crate::server::user::{Remote, Users};
+use linechat_protocol::Departure;
+
+/// Heartbeats per node timeout: a node is declared lost after missing about this many.
+const HEARTBEATS_PER_TIMEOUT: u32 = 4;
+
+/// Starts this node's cluster task, which hands what the other nodes say to `users` and
+/// `rooms`.
+pub(crate) fn spawn_node(cluster: Cluster, inbound: Inbound, users: Users, rooms: Rooms) {
+    let actor = ClusterActor {
+        cluster,
+        users,
+        rooms,
+        nodes: HashMap::new(),
+        connected: true,
+    };
+    tokio::spawn(actor.run(inbound));
+}
+
+/// When another node was last heard, and which run of it.
+struct Seen {
+    incarnation: Option<u64>,
+    last: Instant,
+}
+
+struct ClusterActor {
+    cluster: Cluster,
+    users: Users,
+    rooms: Rooms,
+    nodes: HashMap<Arc<str>, Seen>,
+    /// Whether NATS is reachable: while it is not, nobody is judged lost (the silence is
+    /// ours), and when it is back every node's state is exchanged again.
+    connected: bool,
+}
+
+impl ClusterActor {
+    async fn run(mut self, inbound: Inbound) {
+        let Inbound {
+            mut events,
+            mut global,
+            mut direct,
+        } = inbound;
+        self.hello();
+        let every = (self.cluster.inner.node_timeout / HEARTBEATS_PER_TIMEOUT)
+            .max(Duration::from_millis(100));
+        let mut heartbeat = tokio::time::interval(every);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(message) = global.next() => self.global(message),
+                Some(message) = direct.next() => self.direct(message),
+                Some(event) = events.recv() => self.connection(event),
+                _ = heartbeat.tick() => {
+                    if self.connected {
+                        self.cluster.global(&Global::Heartbeat {
+                            node: self.cluster.inner.node.to_string(),
+                            incarnation: self.cluster.inner.incarnation,
+                        });
+                    }
+                    self.sweep();
+                }
+                else => return,
+            }
+        }
+    }
+
+    /// Asks every node for its state, and sends this node's to every node.
+    fn hello(&self) {
+        self.cluster.global(&Global::Hello {
+            node: self.cluster.inner.node.to_string(),
+            incarnation: self.cluster.inner.incarnation,
+        });
+        self.send_state();
+    }
+
+    /// Has the directory and the room table publish this node's users and rooms.
+    fn send_state(&self) {
+        self.users.remote(Remote::SendState);
+        self.rooms.remote(RemoteRooms::SendState);
+    }
+
+    fn connection(&mut self, event: Event) {
+        match event {
+            Event::Disconnected => {
+                warn!("lost NATS; chat goes on on this node, other nodes are out of reach");
+                self.connected = false;
+            }
+            Event::Connected => {
+                if self.connected {
+                    return;
+                }
+                info!("reconnected to NATS");
+                self.connected = true;
+                // Everyone was silent to us meanwhile: they get a fresh timeout.
+                let now = Instant::now();
+                for seen in self.nodes.values_mut() {
+                    seen.last = now;
+                }
+                self.users.remote(Remote::Reconnected);
+                self.hello();
+            }
+            other => debug!(event = %other, "NATS"),
+        }
+    }
+
+    /// Declares lost the nodes not heard for the node timeout.
+    fn sweep(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let timeout = self.cluster.inner.node_timeout;
+        let now = Instant::now();
+        let lost: Vec<Arc<str>> = self
+            .nodes
+            .iter()
+            .filter(|(_, seen)| seen.last + timeout <= now)
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in lost {
+            warn!(%node, "node silent for {timeout:?}: its users are lost");
+            self.nodes.remove(&node);
+            self.gone(node, Departure::Lost);
+        }
+    }
+
+    /// `node` is gone: its users leave, as `how` says.
+    fn gone(&self, node: Arc<str>, how: Departure) {
+        let users = Remote::NodeGone {
+            node: node.clone(),
+            how,
+        };
+        self.users.remote(users);
+        self.rooms.remote(RemoteRooms::NodeLost { node });
+    }
+
+    /// Notes that `node` is alive; a new incarnation means the old one is gone, with its
+    /// users. Returns the node's name, shared.
+    fn alive(&mut self, node: &str, incarnation: Option<u64>) -> Arc<str> {
+        let now = Instant::now();
+        let known = self.nodes.get_key_value(node).map(|(name, _)| name.clone());
+        if let Some(name) = known
+            && let Some(seen) = self.nodes.get_mut(node)
+        {
+            seen.last = now;
+            match (seen.incarnation, incarnation) {
+                (Some(old), Some(new)) if old != new => {
+                    info!(%node, "node restarted");
+                    seen.incarnation = Some(new);
+                    self.gone(name.clone(), Departure::Lost);
+                }
+                (None, Some(new)) => seen.incarnation = Some(new),
+                _ => {}
+            }
+            return name;
+        }
+        let name: Arc<str> = node.into();
+        info!(%node, "node joined");
+        let seen = Seen {
+            incarnation,
+            last: now,
+        };
+        self.nodes.insert(name.clone(), seen);
+        name
+    }
+
+    fn global(&mut self, message: Message) {
+        let global: Global = match serde_json::from_slice(&message.payload) {
+            Ok(global) => global,
+            Err(error) => {
+                debug!(%error, "unreadable cluster message");
+                return;
+            }
+        };
+        match global {
+            Global::Heartbeat { node, incarnation } => {
+                self.alive(&node, Some(incarnation));
+            }
+            Global::Bye { node, incarnation } => {
+                let known = self.nodes.get(node.as_str());
+                if known.is_some_and(|seen| seen.incarnation.is_none_or(|run| run == incarnation))
+                    && let Some((name, _)) = self.nodes.remove_entry(node.as_str())
+                {
+                    info!(%node, "node shut down");
+                    self.gone(name, Departure::Shutdown);
+                }
+            }
+            Global::Hello { node, incarnation } => {
+                self.alive(&node, Some(incarnation));
+                self.send_state();
+            }
+            Global::Users {
+                node,
+                incarnation,
+                users,
+            } => {
+                let node = self.alive(&node, Some(incarnation));
+                let users = users
+                    .into_iter()
+                    .filter_map(|user| {
+                        Some((
+                            wire::name(&user.name)?,
+                            wire::user_id(&user.id)?,
+                            user.claim,
+                        ))
+                    })
+                    .collect();
+                self.users.remote(Remote::State { node, users });
+            }
+            Global::Rooms {
+                node,
+                incarnation,
+                rooms,
+            } => {
+                let node = self.alive(&node, Some(incarnation));
+                let rooms = rooms
+                    .into_iter()
+                    .filter_map(|room| {
+                        let members = room.members.iter().filter_map(|m| wire::name(m)).collect();
+                        Some((wire::name(&room.room)?, members))
+                    })
+                    .collect();
+                self.rooms.remote(RemoteRooms::State { node, rooms });
+            }
+            Global::Online {
+                node,
+                name,
+                id,
+                claim,
+            } => {
+                let node = self.alive(&node, None);
+                if let (Some(name), Some(id)) = (wire::name(&name), wire::user_id(&id)) {
+                    let online = Remote::Online {
+                        node,
+                        name,
+                        id,
+                        claim,
+                    };
+                    self.users.remote(online);
+                }
+            }
+            Global::Offline { node, name, how } => {
+                let node = self.alive(&node, None);
+                if let Some(name) = wire::name(&name)
+                    && let Some(notice) = wire::offline_notice(&name, &how)
+                {
+                    self.users.remote(Remote::Offline { node, name, notice });
+                }
+            }
+            Global::Msg { from, text } => {
+                if let Some(from) = wire::name(&from) {
+                    self.users.remote(Remote::Msg { from, text });
+                }
+            }
+            Global::Registered { name, id } => {
+                if let Some(name) = wire::name(&name) {
+                    self.users.remote(Remote::Registered { name, id });
+                }
+            }
+            Global::RoomCreated { room, by } => {
+                if let (Some(room), Some(by)) = (wire::name(&room), wire::name(&by)) {
+                    self.rooms.remote(RemoteRooms::Created { room, by });
+                }
+            }
+            Global::Joined { node, room, user } => {
+                let node = self.alive(&node, None);
+                if let (Some(room), Some(user)) = (wire::name(&room), wire::name(&user)) {
+                    self.rooms.remote(RemoteRooms::Joined { node, room, user });
+                }
+            }
+            Global::Left { node, room, user } => {
+                let node = self.alive(&node, None);
+                if let (Some(room), Some(user)) = (wire::name(&room), wire::name(&user)) {
+                    self.rooms.remote(RemoteRooms::Left { node, room, user });
+                }
+            }
+        }
+    }
+
+    /// A private message for one of this node's users.
+    fn direct(&mut self, message: Message) {
+        let Ok(pm) = serde_json::from_slice::<wire::Pm>(&message.payload) else {
+            debug!("unreadable private message from another node");
+            return;
+        };
+        let (Some(from), Some(from_id), Some(to)) = (
+            wire::name(&pm.from),
+            wire::user_id(&pm.from_id),
+            wire::name(&pm.to),
+        ) else {
+            return;
+        };
+        let text = pm.text;
+        self.users.remote(Remote::Pm {
+            from,
+            from_id,
+            to,
+            text,
+        });
+    }
+}

@@ -1,0 +1,127 @@
+//! What nodes say to each other over NATS. Every node speaks these same messages, as JSON (small,
+//! readable with `nats sub`, and tolerant of fields a newer node adds). Room subjects carry no
+//! JSON: their payload is the line protocol's encoding of the room event, made once by the node
+//! where it happened and queued as it is to each member of every other node.
+//!
+//! Names travel as strings and are checked again on arrival: a node never trusts a name it did
+//! not parse.
+
+use serde::{Deserialize, Serialize};
+
+use crate::server::member::UserId;
+use linechat_protocol::{Name, Reply};
+
+/// On the global subject, heard by every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t")]
+pub(crate) enum Global {
+    /// "I am alive", every `node_timeout / 4`.
+    Heartbeat { node: String, incarnation: u64 },
+    /// A node shuts down: its users are gone (`NOTICE OFFLINE <name> SHUTDOWN`) now, not
+    /// after the node timeout.
+    Bye { node: String, incarnation: u64 },
+    /// A node (re)connected: every node answers with its `Users` and `Rooms`, since what
+    /// happened meanwhile went unheard.
+    Hello { node: String, incarnation: u64 },
+    /// Everyone online on a node, published by its directory in the turn it read them, so
+    /// that it falls in order among the node's `Online` and `Offline`: it replaces what the
+    /// others knew of the node's users.
+    Users {
+        node: String,
+        incarnation: u64,
+        users: Vec<UserState>,
+    },
+    /// Every room a node knows, with its members there. Gathered from the room tasks while
+    /// they go on, so it can be older than a `Left` published meanwhile: it only adds to what
+    /// the others know (members leave by `Left` or by their node's loss).
+    Rooms {
+        node: String,
+        incarnation: u64,
+        rooms: Vec<RoomState>,
+    },
+    /// A user came online on `node`, holding the name claim at `claim` (its revision).
+    Online {
+        node: String,
+        name: String,
+        id: String,
+        claim: u64,
+    },
+    /// A user on `node` went offline; `how` as `NOTICE OFFLINE` words it.
+    Offline {
+        node: String,
+        name: String,
+        how: String,
+    },
+    /// `MSG` from a user of the publishing node.
+    Msg { from: String, text: String },
+    /// A new account: the name stays taken while its owner is offline.
+    Registered { name: String, id: i64 },
+    /// `CR` on the publishing node.
+    RoomCreated { room: String, by: String },
+    /// A user of `node` joined or left `room` (the room's members see it on its own subject;
+    /// this keeps every node's list of members, for `LRU`).
+    Joined {
+        node: String,
+        room: String,
+        user: String,
+    },
+    Left {
+        node: String,
+        room: String,
+        user: String,
+    },
+}
+
+/// On a node's own subject: a private message to one of its users. Published through the
+/// node's one queue, as everything else, so that one sender's messages keep their order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Pm {
+    pub from: String,
+    /// The sender's identity, for a message queued for an account that went offline.
+    pub from_id: String,
+    pub to: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UserState {
+    pub name: String,
+    pub id: String,
+    pub claim: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RoomState {
+    pub room: String,
+    pub members: Vec<String>,
+}
+
+/// What the names bucket holds under a name's key: who holds it, on which node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Claim {
+    pub name: String,
+    pub node: String,
+    /// The holder's identity ([`UserId::key`]); an account's is the same on every node.
+    pub id: String,
+    /// Random, per claim: tells this claim from a later one of the same user.
+    #[serde(default)]
+    pub nonce: u64,
+}
+
+/// A name that came over the wire, if it is one.
+pub(crate) fn name(raw: &str) -> Option<Name> {
+    Name::parse(raw).ok()
+}
+
+/// A user identity that came over the wire.
+pub(crate) fn user_id(raw: &str) -> Option<UserId> {
+    UserId::from_key(raw)
+}
+
+/// The `NOTICE OFFLINE` for `name` leaving as `how` words it.
+pub(crate) fn offline_notice(name: &Name, how: &str) -> Option<linechat_protocol::Notice> {
+    match Reply::parse(&format!("NOTICE OFFLINE {name} {how}")) {
+        Ok(Reply::Notice(notice)) => Some(notice),
+        _ => None,
+    }
+}

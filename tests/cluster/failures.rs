@@ -1,0 +1,161 @@
+//! What the cluster does when a node dies or NATS goes away.
+
+use crate::support::Server;
+use crate::support::nats::NatsServer;
+use crate::{Nodes, guest_seen, users_become};
+
+#[tokio::test]
+async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
+    let mut cluster = Nodes::start(2);
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+
+    // As a kill -9 would: the node's runtime and sockets go at once, without a word.
+    cluster.nodes[1].kill();
+    alice
+        .expect_unordered(&["LR dev bob", "NOTICE OFFLINE bob LOST"])
+        .await;
+    alice.check("USERS", "USERS alice").await;
+    alice.check("LRU dev", "LRU dev alice").await;
+    // The name is free again, on every node.
+    let _bob_again = guest_seen(cluster.node(0), "bob", &mut [&mut alice]).await;
+    // The room lives on.
+    alice.check("RM dev still here", "OK RM dev").await;
+}
+
+#[tokio::test]
+async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
+    let mut cluster = Nodes::start(2);
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut carol = guest_seen(cluster.node(0), "carol", &mut [&mut alice]).await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice, &mut carol]).await;
+    users_become(&mut bob, "USERS alice bob carol").await;
+
+    cluster.nats.stop();
+    // Chat on one node goes on while NATS is away, and nobody is declared lost.
+    alice.check("PM carol are you there?", "OK PM carol").await;
+    carol.expect("PM alice are you there?").await;
+    alice.check("USERS", "USERS alice bob carol").await;
+    // A new name cannot be checked across the cluster meanwhile. Waiting for that answer
+    // also outlasts the node timeout: still nobody is declared lost.
+    let mut erin = cluster.node(0).connect().await;
+    erin.check(
+        "NICK erin",
+        "ERR NAME_TAKEN names cannot be checked across the cluster now; try again",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(crate::NODE_TIMEOUT_SECS)).await;
+    alice.check("USERS", "USERS alice bob carol").await;
+
+    cluster.nats.resume();
+    // Across nodes again, once the nodes have reconnected by themselves.
+    crate::support::eventually("a private message across nodes", async || {
+        alice.check("PM bob back?", "OK PM bob").await;
+        let line = tokio::time::timeout(std::time::Duration::from_millis(500), bob.line()).await;
+        matches!(line, Ok(line) if line == "PM alice back?").then_some(())
+    })
+    .await;
+    let _dave = crate::guest(cluster.node(1), "dave").await;
+    alice.skip_until("NOTICE ONLINE dave").await;
+    users_become(&mut alice, "USERS alice bob carol dave").await;
+    // The claim refused while NATS was away, should NATS have got it after all, is undone.
+    let mut other = cluster.node(1).connect().await;
+    crate::support::eventually("the name refused meanwhile to be free", async || {
+        (crate::reply_to(&mut other, "NICK erin").await == "OK NICK erin").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nodes_authenticate_to_nats_and_one_without_credentials_does_not_start() {
+    let nats = NatsServer::start_with(&["--user", "linechat", "--pass", "s3cret"]);
+    let url = nats.url();
+    let cluster = Nodes::start_on(nats, 2, |settings| {
+        settings.nats_user = Some("linechat".into());
+        settings.nats_password = Some("s3cret".into());
+    });
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    bob.check("PM alice hi", "OK PM alice").await;
+    alice.expect("PM bob hi").await;
+
+    let error = bind_error(|settings| settings.nats_url = Some(url.clone())).await;
+    assert!(
+        error.starts_with(&format!("cannot connect to NATS at {url}: ")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn nodes_reach_nats_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let nats = NatsServer::start_with(&["--tls", "--tlscert", cert_arg, "--tlskey", key_arg]);
+    let cluster = Nodes::start_on(nats, 2, |settings| {
+        settings.nats_tls_ca = Some(cert.clone());
+    });
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    bob.check("MSG over tls", "OK MSG").await;
+    alice.expect("MSG bob over tls").await;
+}
+
+/// Why a node with settings changed by `configure` does not start.
+async fn bind_error(configure: impl FnOnce(&mut linechat::settings::Settings)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::support::settings(dir.path());
+    settings.node_name = Some("outsider".into());
+    configure(&mut settings);
+    match linechat::server::Server::bind(settings).await {
+        Ok(_) => panic!("the node started"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_node_restarted_under_its_name_frees_its_old_users_at_once() {
+    let mut cluster = Nodes::start_on(NatsServer::start(), 2, |settings| {
+        // Longer than the test waits: only the restart can explain what is seen.
+        settings.node_timeout_secs = 600;
+    });
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    cluster.nodes[1].kill();
+    cluster.nodes.remove(1);
+    let again = cluster.add("n2");
+    alice.expect("NOTICE OFFLINE bob LOST").await;
+    let _probe = crate::caught_up(again, "probe", "USERS alice probe").await;
+    alice.expect("NOTICE ONLINE probe").await;
+    // Its old claim on the name is gone: bob can come back, on the restarted node.
+    let _bob = guest_seen(again, "bob", &mut [&mut alice]).await;
+}
+
+#[tokio::test]
+async fn a_node_that_shuts_down_says_so_at_once() {
+    let mut cluster = Nodes::start_on(NatsServer::start(), 2, |settings| {
+        // Longer than the test waits: only the goodbye can explain what is seen.
+        settings.node_timeout_secs = 600;
+    });
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+    cluster.nodes[1].terminate();
+    alice
+        .expect_unordered(&["LR dev bob", "NOTICE OFFLINE bob SHUTDOWN"])
+        .await;
+    alice.check("USERS", "USERS alice").await;
+    let _bob = guest_seen(cluster.node(0), "bob", &mut [&mut alice]).await;
+}

@@ -1,0 +1,139 @@
+//! Clustered linechat (issue 12): nodes in this process, each with its own data directory,
+//! joined through a real `nats-server -js` started by the test, with line clients on
+//! different nodes.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod failures;
+mod one_chat;
+
+pub use support::nats::NatsServer;
+use support::{Client, Server, TestServer, eventually};
+
+/// A cluster's nodes and their NATS server. The nodes go first when it is dropped.
+pub struct Nodes {
+    pub nodes: Vec<TestServer>,
+    pub nats: NatsServer,
+}
+
+/// The node timeout the failure tests use: short, so that a lost node is seen quickly.
+pub const NODE_TIMEOUT_SECS: u64 = 2;
+
+impl Nodes {
+    /// `count` nodes, `n1`, `n2`, ..., on a new NATS server; every node is up (and
+    /// subscribed) before any client logs in.
+    pub fn start(count: usize) -> Self {
+        Self::start_on(NatsServer::start(), count, |_| {})
+    }
+
+    /// The same on `nats`, with each node's settings changed by `configure`.
+    pub fn start_on(
+        nats: NatsServer,
+        count: usize,
+        configure: impl Fn(&mut linechat::settings::Settings),
+    ) -> Self {
+        let nodes = (1..=count)
+            .map(|n| {
+                TestServer::with(|settings| {
+                    settings.nats_url = Some(nats.url());
+                    settings.node_name = Some(format!("n{n}"));
+                    settings.node_timeout_secs = NODE_TIMEOUT_SECS;
+                    configure(settings);
+                })
+            })
+            .collect();
+        Self { nodes, nats }
+    }
+
+    /// Starts another node named `name` (a restarted node keeps its name).
+    pub fn add(&mut self, name: &str) -> &TestServer {
+        let url = self.nats.url();
+        self.nodes.push(TestServer::with(|settings| {
+            settings.nats_url = Some(url);
+            settings.node_name = Some(name.to_string());
+            settings.node_timeout_secs = NODE_TIMEOUT_SECS;
+        }));
+        self.nodes.last().expect("just added")
+    }
+
+    pub fn node(&self, n: usize) -> &TestServer {
+        &self.nodes[n]
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.nodes.clear();
+    }
+}
+
+/// Waits until `client`'s `USERS` is `expected`: what other nodes say arrives in its time.
+pub async fn users_become(client: &mut Client, expected: &str) {
+    eventually(&format!("USERS to be {expected:?}"), async || {
+        (reply_to(client, "USERS").await == expected).then_some(())
+    })
+    .await;
+}
+
+/// Sends `command` and returns its answer, skipping the presence notices that may come first
+/// (from other nodes, in their own time).
+pub async fn reply_to(client: &mut Client, command: &str) -> String {
+    client.send(command).await;
+    loop {
+        let line = client.line().await;
+        if !line.starts_with("NOTICE ONLINE ") && !line.starts_with("NOTICE OFFLINE ") {
+            return line;
+        }
+    }
+}
+
+/// A client logged in as guest `name` on `node`. A user is online from the moment its login
+/// is taken, so it may hear of others before its own `OK` (protocol.md §6): in a cluster,
+/// of those whom its node hears of from other nodes just then.
+pub async fn guest(node: &TestServer, name: &str) -> Client {
+    let mut client = node.connect().await;
+    let answer = reply_to(&mut client, &format!("NICK {name}")).await;
+    assert_eq!(answer, format!("OK NICK {name}"));
+    client.logged_in_as(name);
+    client
+}
+
+/// Logs in guest `name` on `node`, and has each of `watchers` read its `NOTICE ONLINE`.
+pub async fn guest_seen(node: &TestServer, name: &str, watchers: &mut [&mut Client]) -> Client {
+    let client = guest(node, name).await;
+    for watcher in watchers {
+        watcher.expect(&format!("NOTICE ONLINE {name}")).await;
+    }
+    client
+}
+
+/// The subjects the node named `node` is subscribed to, as NATS sees them.
+pub fn subscriptions_of(nats: &NatsServer, node: &str) -> Vec<String> {
+    let connz: serde_json::Value =
+        serde_json::from_str(&nats.monitor("/connz?subs=1")).expect("JSON");
+    let connections = connz["connections"].as_array().cloned().unwrap_or_default();
+    let name = format!("linechat {node}");
+    connections
+        .iter()
+        .filter(|connection| connection["name"] == name.as_str())
+        .flat_map(|connection| {
+            let subjects = connection["subscriptions_list"].as_array();
+            subjects.cloned().unwrap_or_default()
+        })
+        .filter_map(|subject| subject.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits until a node that just started knows the users already online, `expected` (its
+/// `USERS` with a probe of its own, `probe`), so that their notices are not news to the users
+/// who log in on it next. Returns the probe, logged in.
+pub async fn caught_up(node: &TestServer, probe: &str, expected: &str) -> Client {
+    let mut client = node.connect().await;
+    assert_eq!(
+        reply_to(&mut client, &format!("NICK {probe}")).await,
+        format!("OK NICK {probe}")
+    );
+    users_become(&mut client, expected).await;
+    client
+}
