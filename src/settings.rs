@@ -447,9 +447,7 @@ impl Settings {
         if let Some(node) = &self.node_name {
             return node.clone();
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let host: String = host
-            .trim()
+        let host: String = host_name()
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
             .take(48)
