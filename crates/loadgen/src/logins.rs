@@ -192,10 +192,12 @@ async fn one(cli: &Cli, source: usize, name: &str, verb: Verb) -> anyhow::Result
         Verb::Register => Step {
             send: format!("REGISTER {name} {password}\n"),
             until: "OK REGISTER",
+            naming: None,
         },
         Verb::Login => Step {
             send: format!("LOGIN {name} {password}\n"),
             until: "OK LOGIN",
+            naming: None,
         },
     };
     let mut conn = Conn::open(cli.addr_of(source), source, cli.dialect)
