@@ -277,8 +277,7 @@ wait_listening() { # name port
         fi
         for pid in "${server_pids[@]}"; do
             if ! kill -0 "$pid" 2>/dev/null; then
-                start_failure="$name did not start: $(find "$work/$name" -maxdepth 2 -name '*.log' \
-                    -exec tail -n 3 {} + 2>/dev/null | tr '\n' ' ' | cut -c1-600)"
+                start_failure="$name did not start: $(why_in_logs "$work/$name")"
                 log "$start_failure"
                 return 1
             fi
@@ -288,6 +287,20 @@ wait_listening() { # name port
     start_failure="$name is not listening on port $p"
     log "$start_failure"
     return 1
+}
+
+# What a target's logs say went wrong, on one line: their error lines, each after its log's
+# name, or else the last lines of each log.
+why_in_logs() { # dir
+    local logs file said
+    mapfile -t logs < <(find "$1" -maxdepth 2 -name '*.log' | sort)
+    said=$(for file in "${logs[@]}"; do
+        grep -i -m 2 -E 'error|fatal|panic|refus' "$file" | sed "s#^#${file#"$1"/}: #"
+    done)
+    if [ -z "$said" ]; then
+        said=$(for file in "${logs[@]}"; do tail -n 2 "$file" | sed "s#^#${file#"$1"/}: #"; done)
+    fi
+    echo "$said" | tr '\n' ' ' | cut -c1-500
 }
 
 as_postgres=(setpriv --reuid=postgres --regid=postgres --clear-groups)
@@ -484,8 +497,7 @@ run_one() { # round scenario-name server args
     local pid
     for pid in "${server_pids[@]}"; do
         if ! kill -0 "$pid" 2>/dev/null; then
-            log "a process ($pid) of $name exited during the run: $(find "$work/$name" -maxdepth 2 \
-                -name '*.log' -exec tail -n 3 {} + 2>/dev/null | tr '\n' ' ' | cut -c1-600)"
+            log "a process ($pid) of $name exited during the run: $(why_in_logs "$work/$name")"
         fi
     done
     stop_server
