@@ -328,10 +328,11 @@ start_cluster() { # dir
     fi
     cp -a "$pg_template" "$dir/pg"
     chown postgres "$dir" "$dir/pg"
+    # Set first: stop_server stops a PostgreSQL that pg_ctl gave up waiting for, too.
+    pg_data=$dir/pg
     "${as_postgres[@]}" taskset -c $server_core "$pg_bin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w \
         -o "-p $cluster_pg_port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null 2>&1 ||
         { start_failure="PostgreSQL did not start: $(tail -3 "$dir/pg.log" | tr '\n' ' ')"; log "$start_failure"; return 1; }
-    pg_data=$dir/pg
     "${as_postgres[@]}" "$pg_bin/createdb" -h 127.0.0.1 -p $cluster_pg_port -U postgres linechat ||
         { start_failure="createdb failed"; log "$start_failure"; return 1; }
     local postmaster
