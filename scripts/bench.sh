@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: linechat (release build) against the IRC servers ngIRCd, InspIRCd
 # and ircd-hybrid and against Redis pub/sub, with the same workloads from
-# crates/loadgen, in alternating rounds; linechat-nohistory is linechat with
-# LINECHAT_HISTORY=false, for the private-message runs. Each server runs pinned to one core (taskset -c 0),
-# the generator to the other (taskset -c 1); each run gets a freshly started server. Writes
+# crates/loadgen, in alternating rounds. Variants, in the scenarios that name them:
+# linechat-nohistory is linechat with LINECHAT_HISTORY=false, for the private-message runs;
+# linechat-irc is linechat loaded through its IRC port (issue 13), in the fan-out and
+# private-message runs; linechat-cluster is two linechat nodes with nats-server -js and a
+# PostgreSQL (issue 12), ngircd-network two ngIRCd servers linked as one IRC network, both
+# with room members and pairs split across their two servers, in the windowed fan-out and
+# private-message runs. Each server runs pinned to one core (taskset -c 0; every process of
+# a multi-process target on that same core), the generator to the other (taskset -c 1); each
+# run gets a freshly started server. Writes
 # BENCHMARKS.md (table of medians, machine, versions, how each peer was configured, the
 # commands, issue 10's targets met or not) with charts in benchmarks/charts/ next to it, and
 # BENCHMARKS.json (every run). See BENCHMARKS.md for what the columns mean.
@@ -11,16 +17,21 @@
 #   bash scripts/bench.sh [--rounds N] [--servers "linechat ngircd ..."] [--quick]
 #                         [--no-big] [--no-install] [--out FILE.md]
 #
-# --quick runs one round with smaller counts (to check the set-up, not to quote; a few
-# minutes). --no-big skips the runs of linechat alone at large sizes (19,000 idle
-# connections, 10,000 members). The default run takes about half an hour.
-# Needs root (apt-get, running the IRC servers as the user irc) and Debian's packages.
+# --servers picks among linechat linechat-nohistory linechat-irc linechat-cluster ngircd
+# ngircd-network inspircd ircd-hybrid redis (default: all of them). --quick runs one round
+# with smaller counts (to check the set-up, not to quote; a few minutes). --no-big skips the
+# runs of linechat alone at large sizes (19,000 idle connections, 10,000 members). The
+# default run takes about half an hour.
+# Needs root (apt-get, running the IRC servers as the user irc and PostgreSQL as the user
+# postgres) and Debian's packages. linechat-cluster needs a linechat with the cluster
+# settings (--nats, --node-name, --database-url); without them its runs are recorded as
+# failed ("did not start") and the others go on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 original_args="$*"
 rounds=3
-servers="linechat linechat-nohistory ngircd inspircd ircd-hybrid redis"
+servers="linechat linechat-nohistory linechat-irc linechat-cluster ngircd ngircd-network inspircd ircd-hybrid redis"
 quick=0
 big=1
 install=1
@@ -46,17 +57,27 @@ ngircd_root=/opt/linechat-bench/ngircd
 ngircd_bin=$ngircd_root/usr/sbin/ngircd
 # The IRC servers refuse to run as root.
 peer_user=irc
+# The ports the generator loads, by target: two for the two servers of linechat-cluster and
+# ngircd-network (the generator puts connection i on the (i mod 2)th).
 declare -A port=([linechat]=17100 [ngircd]=17101 [inspircd]=17102 [ircd-hybrid]=17103 [redis]=17104
-    [linechat-nohistory]=17105)
+    [linechat-nohistory]=17105 [linechat-irc]=17106 [linechat-cluster]="17110 17111"
+    [ngircd-network]="17120 17121")
+# Other ports they listen on: linechat-irc's line port; linechat-cluster's NATS and PostgreSQL.
+linechat_irc_line_port=17107
+cluster_nats_port=17112
+cluster_pg_port=17113
+declare -A other_ports=([linechat-irc]=$linechat_irc_line_port
+    [linechat-cluster]="$cluster_nats_port $cluster_pg_port")
 declare -A dialect=([linechat]=linechat [ngircd]=irc [inspircd]=irc [ircd-hybrid]=irc [redis]=redis
-    [linechat-nohistory]=linechat)
+    [linechat-nohistory]=linechat [linechat-irc]=irc [linechat-cluster]=linechat [ngircd-network]=irc)
 # Variants of a server run only in the scenarios that name them, not in "all".
-variants=" linechat-nohistory "
+variants=" linechat-nohistory linechat-irc linechat-cluster ngircd-network "
 # Connections the generator sets up at once. ngIRCd listens with a backlog of 10 (fixed in
-# its code), so more at once get reset; InspIRCd completes registrations on a one-second
-# timer, so many at once keep its set-up short. Set-up is not measured.
+# its code), so more at once get reset (ngircd-network: 16 spread over two servers);
+# InspIRCd completes registrations on a one-second timer, so many at once keep its set-up
+# short. Set-up is not measured.
 declare -A connect_concurrency=([linechat]=200 [ngircd]=8 [inspircd]=1000 [ircd-hybrid]=200 [redis]=200
-    [linechat-nohistory]=200)
+    [linechat-nohistory]=200 [linechat-irc]=200 [linechat-cluster]=200 [ngircd-network]=16)
 # ircd-hybrid's DNS look-ups go to this stand-in resolver (see scripts/bench/nxdns.py).
 nxdns_addr=127.0.0.53
 
@@ -102,9 +123,14 @@ install_peers() {
             { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib; } ||
             log "no matplotlib: the report will have no charts"
     fi
+    # linechat-cluster's NATS and PostgreSQL, from Debian's packages when missing (the script
+    # comes with the cluster settings).
+    if [[ " $servers " == *" linechat-cluster "* ]] && [ -f scripts/cluster-deps.sh ]; then
+        bash scripts/cluster-deps.sh
+    fi
     # The distribution's own instances must not run: ours use the configs in scripts/bench/.
     local service
-    for service in inspircd ircd-hybrid redis-server ngircd; do
+    for service in inspircd ircd-hybrid redis-server ngircd postgresql; do
         service "$service" stop >/dev/null 2>&1 || true
         update-rc.d "$service" disable >/dev/null 2>&1 || true
     done
@@ -121,6 +147,10 @@ versions() {
     for v in inspircd ircd-hybrid redis-server; do
         echo "$v=$(dpkg-query -W -f='${Version}' "$v")"
     done
+    if [[ " $servers " == *" linechat-cluster "* ]]; then
+        echo "nats-server=$(dpkg-query -W -f='${Version}' nats-server 2>/dev/null || echo '?')"
+        echo "postgresql=$(dpkg-query -W -f='${Version}' postgresql 2>/dev/null || echo '?')"
+    fi
 }
 
 cpu_busy() { # prints the busy % of cores 0 and 1 over half a second
@@ -153,32 +183,51 @@ config() { # name -> path of the config with @WORK@ and @PORT@ filled in
 # A prefix, not a function: a function run with & would be a subshell, and $! its pid.
 as_peer=(setpriv --reuid="$peer_user" --regid="$peer_user" --clear-groups)
 
-server_pid=
+# The processes of the running target (several for linechat-cluster and ngircd-network),
+# PostgreSQL's data directory if it runs, and why the last start failed.
+server_pids=()
+pg_data=
+start_failure=
 start_server() { # name
     local name=$1 dir=$work/$1
     rm -rf "$dir"
     mkdir -p "$dir"
     chown "$peer_user" "$dir"
-    local logfile=$dir/server.log conf=
-    if ss -Htln "sport = :${port[$name]}" | grep -q .; then
-        log "port ${port[$name]} is taken: is an earlier $name still running?"
-        return 1
-    fi
-    case $name in linechat*) ;; *) conf=$(config "$name") ;; esac
+    local logfile=$dir/server.log conf= p
+    start_failure=
+    for p in ${port[$name]} ${other_ports[$name]:-}; do
+        if ss -Htln "sport = :$p" | grep -q .; then
+            start_failure="port $p is taken: is an earlier $name still running?"
+            log "$start_failure"
+            return 1
+        fi
+    done
+    case $name in linechat* | ngircd-network) ;; *) conf=$(config "$name") ;; esac
     case $name in
-    linechat | linechat-nohistory)
+    linechat | linechat-nohistory | linechat-irc)
         # Limits above the load: flood control off, connection limits above the runs.
         # History stays on (the default), so every message is also stored in SQLite, except
-        # in the variant without it.
-        local history=true
-        [ "$name" = linechat ] || history=false
-        LINECHAT_FLOOD_LINES_PER_SEC=0 LINECHAT_MAX_CONNECTIONS=100000 \
-            LINECHAT_MAX_CONNECTIONS_PER_IP=100000 LINECHAT_HISTORY=$history RUST_LOG=warn \
+        # in the variant without it. linechat-irc is loaded on its IRC port.
+        local history=true irc=()
+        [ "$name" != linechat-nohistory ] || history=false
+        local line_port=${port[$name]}
+        if [ "$name" = linechat-irc ]; then
+            line_port=$linechat_irc_line_port
+            irc=(--irc-addr "127.0.0.1:${port[$name]}" --irc-server-name linechat.bench.local)
+        fi
+        "${limits_off[@]}" LINECHAT_HISTORY=$history \
             taskset -c $server_core "$linechat_bin" --config /dev/null \
-            --addr "127.0.0.1:${port[$name]}" --data-dir "$dir/data" >"$logfile" 2>&1 &
+            --addr "127.0.0.1:$line_port" "${irc[@]}" --data-dir "$dir/data" >"$logfile" 2>&1 &
+        server_pids=($!)
+        ;;
+    linechat-cluster)
+        start_cluster "$dir" || return 1
         ;;
     ngircd)
         "${as_peer[@]}" taskset -c $server_core "$ngircd_bin" -n -f "$conf" >"$logfile" 2>&1 &
+        ;;
+    ngircd-network)
+        start_ngircd_network "$dir"
         ;;
     inspircd)
         "${as_peer[@]}" taskset -c $server_core inspircd --nofork --config "$conf" >"$logfile" 2>&1 &
@@ -196,35 +245,160 @@ start_server() { # name
         "${as_peer[@]}" taskset -c $server_core redis-server "$conf" >"$logfile" 2>&1 &
         ;;
     esac
-    server_pid=$!
-    local _
-    for _ in $(seq 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/${port[$name]}") 2>/dev/null; then
-            sleep 0.2
-            return 0
-        fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            log "$name did not start:"
-            tail -20 "$logfile" >&2
+    [ ${#server_pids[@]} -gt 0 ] || server_pids=($!)
+    for p in ${port[$name]}; do
+        wait_listening "$name" "$p" || return 1
+    done
+    if [ "$name" = ngircd-network ]; then
+        # Loaded before the link is up, the two servers would be two separate chats.
+        local first
+        read -r first _ <<<"${port[$name]}"
+        if ! python3 scripts/bench/irc_servers.py 127.0.0.1 "$first" 2 60; then
+            start_failure="the two ngIRCd servers did not link within 60 s: $(tail -3 "$dir"/*/server.log | tr '\n' ' ')"
+            log "$start_failure"
             return 1
         fi
+    fi
+    sleep 0.2
+}
+
+# The environment that lifts linechat's limits above the load (flood control off,
+# connection limits above the runs): a prefix, like as_peer.
+limits_off=(env LINECHAT_FLOOD_LINES_PER_SEC=0 LINECHAT_MAX_CONNECTIONS=100000
+    LINECHAT_MAX_CONNECTIONS_PER_IP=100000 RUST_LOG=warn)
+
+# Waits (10 s at most) for a target's port to listen; fails at once if one of its
+# processes has exited, with its log's last lines as the reason.
+wait_listening() { # name port
+    local name=$1 p=$2 _ pid
+    for _ in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            return 0
+        fi
+        for pid in "${server_pids[@]}"; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                start_failure="$name did not start: $(why_in_logs "$work/$name")"
+                log "$start_failure"
+                return 1
+            fi
+        done
         sleep 0.05
     done
-    log "$name is not listening on port ${port[$name]}"
+    start_failure="$name is not listening on port $p"
+    log "$start_failure"
     return 1
 }
 
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill -TERM "$server_pid" 2>/dev/null || true
-    local _
-    for _ in $(seq 100); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
+# What a target's logs say went wrong, on one line: their error lines, each after its log's
+# name, or else the last lines of each log.
+why_in_logs() { # dir
+    local logs file said
+    mapfile -t logs < <(find "$1" -maxdepth 2 -name '*.log' | sort)
+    said=$(for file in "${logs[@]}"; do
+        grep -i -m 2 -E 'error|fatal|panic|refus' "$file" | sed "s#^#${file#"$1"/}: #"
+    done)
+    if [ -z "$said" ]; then
+        said=$(for file in "${logs[@]}"; do tail -n 2 "$file" | sed "s#^#${file#"$1"/}: #"; done)
+    fi
+    echo "$said" | tr '\n' ' ' | cut -c1-500
+}
+
+as_postgres=(setpriv --reuid=postgres --regid=postgres --clear-groups)
+pg_bin=
+pg_template=
+
+# linechat-cluster: PostgreSQL (a copy of a database cluster made once per benchmark), then
+# nats-server with JetStream, then two linechat nodes with the same settings as linechat,
+# every process on the server core. server_pids: node 1, node 2, NATS, PostgreSQL's
+# postmaster (its backends are its children, which the generator counts with it).
+start_cluster() { # dir
+    local dir=$1
+    if [ -z "$pg_template" ]; then
+        pg_bin=$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -1)")
+        if [ ! -x "$pg_bin/initdb" ] || ! command -v nats-server >/dev/null; then
+            start_failure="linechat-cluster needs nats-server and PostgreSQL (scripts/cluster-deps.sh)"
+            log "$start_failure"
+            return 1
+        fi
+        pg_template=$work/pg-template
+        mkdir -p "$pg_template"
+        chown postgres "$pg_template"
+        "${as_postgres[@]}" "$pg_bin/initdb" -D "$pg_template" -A trust -U postgres \
+            >"$work/initdb.log" 2>&1 || { start_failure="initdb failed: $(tail -3 "$work/initdb.log")"; return 1; }
+    fi
+    cp -a "$pg_template" "$dir/pg"
+    chown postgres "$dir" "$dir/pg"
+    # Set first: stop_server stops a PostgreSQL that pg_ctl gave up waiting for, too.
+    pg_data=$dir/pg
+    "${as_postgres[@]}" taskset -c $server_core "$pg_bin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w \
+        -o "-p $cluster_pg_port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null 2>&1 ||
+        { start_failure="PostgreSQL did not start: $(tail -3 "$dir/pg.log" | tr '\n' ' ')"; log "$start_failure"; return 1; }
+    "${as_postgres[@]}" "$pg_bin/createdb" -h 127.0.0.1 -p $cluster_pg_port -U postgres linechat ||
+        { start_failure="createdb failed"; log "$start_failure"; return 1; }
+    local postmaster
+    postmaster=$(head -1 "$dir/pg/postmaster.pid")
+    taskset -c $server_core nats-server -js -sd "$dir/nats" -a 127.0.0.1 -p $cluster_nats_port \
+        >"$dir/nats.log" 2>&1 &
+    local nats=$!
+    server_pids=($nats "$postmaster")
+    wait_listening linechat-cluster $cluster_nats_port || return 1
+    local node node_port nodes=()
+    node=1
+    for node_port in ${port[linechat-cluster]}; do
+        "${limits_off[@]}" taskset -c $server_core "$linechat_bin" --config /dev/null \
+            --addr "127.0.0.1:$node_port" --data-dir "$dir/node$node" --node-name "node$node" \
+            --nats "nats://127.0.0.1:$cluster_nats_port" \
+            --database-url "postgres://postgres@127.0.0.1:$cluster_pg_port/linechat" \
+            >"$dir/node$node.log" 2>&1 &
+        nodes+=($!)
+        node=$((node + 1))
     done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
+    # Nodes first: stop_server stops them before what they depend on.
+    server_pids=("${nodes[@]}" "$nats" "$postmaster")
+}
+
+# ngircd-network: two ngIRCd servers, a and b, from scripts/bench/ngircd-network.conf; a
+# connects to b.
+start_ngircd_network() { # dir
+    local dir=$1 me peer my_port peer_port passive
+    local ports=(${port[ngircd-network]})
+    for me in a b; do
+        if [ $me = a ]; then
+            peer=b my_port=${ports[0]} peer_port=${ports[1]} passive=no
+        else
+            peer=a my_port=${ports[1]} peer_port=${ports[0]} passive=yes
+        fi
+        mkdir -p "$dir/$me"
+        chown "$peer_user" "$dir/$me"
+        sed -e "s#@WORK@#$dir/$me#g" -e "s#@PORT@#$my_port#g" -e "s#@NAME@#$me.ngircd.bench.local#g" \
+            -e "s#@PEER@#$peer.ngircd.bench.local#g" -e "s#@PEER_PORT@#$peer_port#g" \
+            -e "s#@PASSIVE@#$passive#g" scripts/bench/ngircd-network.conf >"$dir/$me.conf"
+        chown "$peer_user" "$dir/$me.conf"
+        "${as_peer[@]}" taskset -c $server_core "$ngircd_bin" -n -f "$dir/$me.conf" \
+            >"$dir/$me/server.log" 2>&1 &
+        server_pids+=($!)
+    done
+}
+
+# Stops every process of the running target, in the order started (a cluster's nodes before
+# NATS), then PostgreSQL with pg_ctl (a fast shutdown: it ends its backends cleanly).
+stop_server() {
+    local pid _
+    for pid in "${server_pids[@]}"; do
+        [ -n "$pg_data" ] && [ "$pid" = "$(head -1 "$pg_data/postmaster.pid" 2>/dev/null)" ] && continue
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    server_pids=()
+    if [ -n "$pg_data" ]; then
+        "${as_postgres[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 || true
+        pg_data=
+    fi
 }
 
 # Scenario name | loadgen arguments | servers: "all" (every server but the variants) and
@@ -254,13 +428,14 @@ for shape in "100 1" "100 10" "1000 1" "1000 10"; do
     name=fanout-burst-$members
     [ "$senders" = 1 ] || name+=x$senders
     args="fanout --members $members --senders $senders --messages ${fanout_messages[$i]}"
-    scenarios+=("$name|$args|all" "$name-unwindowed|$args --window 0|all")
+    scenarios+=("$name|$args|all linechat-irc linechat-cluster ngircd-network"
+        "$name-unwindowed|$args --window 0|all linechat-irc")
     i=$((i + 1))
 done
 scenarios+=(
     "fanout-paced-100|fanout --members 100 --senders 1 --messages $paced_messages --rate 1000|all"
-    "pm-100|pm --pairs 100 --messages $pm_messages|all linechat-nohistory"
-    "pm-100-unwindowed|pm --pairs 100 --messages $pm_messages --window 0|all linechat-nohistory"
+    "pm-100|pm --pairs 100 --messages $pm_messages|all linechat-nohistory linechat-irc linechat-cluster ngircd-network"
+    "pm-100-unwindowed|pm --pairs 100 --messages $pm_messages --window 0|all linechat-nohistory linechat-irc"
     "guests-$crowd|guests --guests $crowd --settle-secs 5 --give-up-secs $give_up|linechat"
     "idle-$crowd|idle --clients $crowd --settle-secs 5|ngircd inspircd ircd-hybrid redis"
     "logins-100|$logins|linechat"
@@ -282,8 +457,8 @@ loadgen_bin=$work/bin/loadgen
 [ $install = 1 ] && install_peers
 for name in $servers; do
     case $name in
-    linechat | linechat-nohistory | redis | inspircd | ircd-hybrid) ;;
-    ngircd) [ -x "$ngircd_bin" ] || { log "ngircd is not installed"; exit 1; } ;;
+    linechat | linechat-nohistory | linechat-irc | linechat-cluster | redis | inspircd | ircd-hybrid) ;;
+    ngircd | ngircd-network) [ -x "$ngircd_bin" ] || { log "ngircd is not installed"; exit 1; } ;;
     *) log "unknown server $name"; exit 2 ;;
     esac
 done
@@ -300,22 +475,38 @@ run_one() { # round scenario-name server args
     local background
     background=$(wait_quiet)
     if ! start_server "$name"; then
-        printf '{"target":"%s","label":"scenario=%s,round=%s","failed":"server did not start"}\n' \
-            "$name" "$scenario" "$round" >>"$runs"
+        record_failure "$name" "$scenario" "$round" "server did not start: ${start_failure:-?}"
         stop_server
         return
     fi
-    local out status=0
+    local out status=0 addrs="" p pids
+    for p in ${port[$name]}; do addrs+="${addrs:+,}127.0.0.1:$p"; done
+    pids=$(IFS=,; echo "${server_pids[*]}")
     # shellcheck disable=SC2086
     # The timeout only catches a hung run (the guest storm gives up after $give_up s).
     out=$(RUST_BACKTRACE=0 timeout 600 taskset -c $loadgen_core "$loadgen_bin" \
-        --addr "127.0.0.1:${port[$name]}" --dialect "${dialect[$name]}" --target "$name" \
+        --addr "$addrs" --dialect "${dialect[$name]}" --target "$name" \
         --connect-concurrency "${connect_concurrency[$name]}" \
-        --server-pid "$server_pid" --label "scenario=$scenario,round=$round,background=$background" \
+        --server-pid "$pids" --label "scenario=$scenario,round=$round,background=$background" \
         --json "$runs" $args 2>&1) || status=$?
     if [ $status -ne 0 ]; then
         log "FAILED ($status): $name $scenario: $(echo "$out" | tail -6 | tr '\n' ' ')"
-        python3 - "$runs" "$name" "$scenario" "$round" "$out" <<'PY'
+        record_failure "$name" "$scenario" "$round" "$out"
+    else
+        log "$(echo "$out" | tail -1 | cut -c1-400)"
+    fi
+    local pid
+    for pid in "${server_pids[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "a process ($pid) of $name exited during the run: $(why_in_logs "$work/$name")"
+        fi
+    done
+    stop_server
+}
+
+# A failed run, in the runs file: the last lines of what went wrong.
+record_failure() { # name scenario round text
+    python3 - "$runs" "$@" <<'PY'
 import json, sys
 path, name, scenario, round_, out = sys.argv[1:]
 lines = [l.strip() for l in out.splitlines() if l.strip()]
@@ -323,13 +514,6 @@ with open(path, "a") as f:
     f.write(json.dumps({"target": name, "label": f"scenario={scenario},round={round_}",
                         "failed": " ".join(lines[-6:])[:600]}) + "\n")
 PY
-    else
-        log "$(echo "$out" | tail -1 | cut -c1-400)"
-    fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        log "the server $name exited during the run: $(tail -3 "$work/$name/server.log" | tr '\n' ' ')"
-    fi
-    stop_server
 }
 
 started=$(date +%s)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns the runs of scripts/bench.sh (one JSON line per loadgen run) into BENCHMARKS.md
-(medians per scenario and server, issue 10's targets met or not, charts, machine, versions,
-peer configuration, commands) and BENCHMARKS.json (everything, every run). The charts
+(medians per scenario and server, issue 10's targets met or not, linechat's IRC port against
+the IRC servers (issue 13), two linechat nodes against one and two linked ngIRCd servers
+against one (issue 12), charts, machine, versions, peer configuration, commands) and BENCHMARKS.json (everything, every run). The charts
 (deliveries/s and p99 per server and scenario, the guest storm's CPU per login, memory per
 connection) are SVG files drawn with matplotlib into --charts; without matplotlib the report
 has none. Hand-written notes after the NOTES marker in an existing BENCHMARKS.md are kept."""
@@ -16,9 +17,32 @@ import subprocess
 
 NOTES_MARKER = "<!-- Notes below this line are written by hand and kept by scripts/bench.sh. -->"
 
-SERVERS = ["linechat", "linechat-nohistory", "redis", "ngircd", "inspircd", "ircd-hybrid"]
+SERVERS = [
+    "linechat",
+    "linechat-nohistory",
+    "linechat-irc",
+    "linechat-cluster",
+    "redis",
+    "ngircd",
+    "ngircd-network",
+    "inspircd",
+    "ircd-hybrid",
+]
+# Issue 10's peers: single servers, one process each.
 IRC = ["ngircd", "inspircd", "ircd-hybrid"]
 PEERS = ["redis"] + IRC
+# Issue 12: each target on two servers, and the single server it is compared with.
+ACROSS_NODES = [("linechat-cluster", "linechat"), ("ngircd-network", "ngircd")]
+# Issue 12's scenarios: windowed fan-out and private messages.
+NODE_SCENARIOS = [
+    "fanout-burst-100",
+    "fanout-burst-100x10",
+    "fanout-burst-1000",
+    "fanout-burst-1000x10",
+    "pm-100",
+]
+# Issue 13: linechat's IRC port against these IRC servers.
+IRC_PORT_PEERS = ["ngircd", "inspircd"]
 # One colour per server in every chart.
 COLOURS = {
     "linechat": "#1f77b4",
@@ -27,6 +51,9 @@ COLOURS = {
     "ngircd": "#2ca02c",
     "inspircd": "#ff7f0e",
     "ircd-hybrid": "#9467bd",
+    "linechat-irc": "#17becf",
+    "linechat-cluster": "#08306b",
+    "ngircd-network": "#98df8a",
 }
 
 # How each server was configured for the benchmark (the configs are in scripts/bench/).
@@ -68,6 +95,32 @@ CONFIG = {
         "as linechat, with `LINECHAT_HISTORY=false`: chat messages are not stored for "
         "`HISTORY` (private messages to someone offline still are, to be delivered later); "
         "in the private-message runs only"
+    ),
+    "linechat-irc": (
+        "as linechat (history on), loaded through its IRC port (`--irc-addr`, protocol.md "
+        "§12) with the generator's IRC dialect, as the IRC servers are; the line port "
+        "listens too, unused; in the fan-out and private-message runs only"
+    ),
+    "linechat-cluster": (
+        "two linechat nodes, each as linechat (history on), with `--node-name node1`/`node2`, "
+        "`--nats nats://127.0.0.1:17112` and `--database-url postgres://...` (history and "
+        "accounts in PostgreSQL instead of SQLite); `nats-server -js` (JetStream, storage in "
+        "the run's directory, Debian's defaults otherwise); PostgreSQL 15 from `initdb -A "
+        "trust` with its defaults (`fsync` and `synchronous_commit` on), run as the user "
+        "`postgres`. All four (and PostgreSQL's backends) pinned to the server core; the "
+        "generator puts connection i on node i mod 2, so room members split evenly and every "
+        "private message crosses from one node to the other. In the windowed fan-out and "
+        "private-message runs only"
+    ),
+    "ngircd-network": (
+        "two ngIRCd servers linked as one IRC network, `scripts/bench/ngircd-network.conf`: "
+        "the settings of ngircd.conf plus a `[Server]` block each (a connects to b, "
+        "passwords; the link is up, `LUSERS` showing 2 servers, before a run starts) and "
+        "`MaxConnections = 20000` instead of 0, which sizes its connection table up front: "
+        "grown under load, the table moves the zlib stream of the (compressed) link, zlib "
+        "refuses it (`Compression error: code -2`) and the network splits. Both pinned to "
+        "the server core; members and pairs split across the two as for linechat-cluster. "
+        "In the windowed fan-out and private-message runs only"
     ),
     "redis": (
         "`scripts/bench/redis.conf`: `client-output-buffer-limit pubsub 0 0 0` (no limit; "
@@ -535,7 +588,7 @@ def targets_issue10(summary):
     line(None if not paced or paced["p99_us"] is None else paced["p99_us"] < 1000,
          f"paced 1,000 msgs/s to 100 members: p99 under 1 ms (linechat: "
          f"{ms(paced['p99_us']) if paced else '-'} ms)")
-    ours = [r for r in summary if r["target"].startswith("linechat")]
+    ours = [r for r in summary if r["target"] in ("linechat", "linechat-nohistory")]
     trouble = [
         r for r in ours
         if r["delivered"] < r["expected"] or r["timed_out"] or r["failed_runs"] or r.get("guests_short")
@@ -546,11 +599,136 @@ def targets_issue10(summary):
             if trouble else f" ({len(ours)} scenario and server pairs checked)"))
     theirs = [
         r["target"] + " " + r["scenario"] for r in summary
-        if not r["target"].startswith("linechat") and (r["delivered"] < r["expected"] or r["timed_out"])
+        if r["target"] in PEERS and (r["delivered"] < r["expected"] or r["timed_out"])
     ]
     if theirs:
         out.append(f"- (peers that lost messages or timed out, for the record: {', '.join(theirs)})")
     return out
+
+
+def rate_of(row):
+    return row["deliveries_per_sec"] if row and row["deliveries_per_sec"] else None
+
+
+def scenario_words(scenario):
+    """`fanout-burst-1000x10-unwindowed` -> `fan-out, 1,000 members, 10 senders, unwindowed`."""
+    mode = "unwindowed" if scenario.endswith("-unwindowed") else "windowed"
+    base = scenario.removesuffix("-unwindowed")
+    if base.startswith("pm-"):
+        return f"private messages, {int(base[3:]):,} pairs, {mode}"
+    shape = base.removeprefix("fanout-burst-")
+    members, _, senders = shape.partition("x")
+    senders = int(senders or 1)
+    return (f"fan-out, {int(members):,} members, {senders} sender{'s' if senders > 1 else ''}, "
+            f"{mode}")
+
+
+def nothing_lost(summary, targets):
+    """The "nothing lost" line for `targets`: every run delivered everything, or where not."""
+    rows = [r for r in summary if r["target"] in targets]
+    trouble = [
+        r for r in rows
+        if r["delivered"] < r["expected"] or r["timed_out"] or r["failed_runs"]
+    ]
+    names = " and ".join(targets)
+    text = f"nothing lost: every receiver got every message in every {names} run" + (
+        f" (losses or failures in: {', '.join(r['target'] + ' ' + r['scenario'] for r in trouble)})"
+        if trouble else f" ({len(rows)} scenario and server pairs checked)")
+    return f"- {text}: {mark(not trouble if rows else None)}"
+
+
+def targets_issue13(summary):
+    """linechat's IRC port against ngIRCd and InspIRCd (issue 13 asks for the comparison, not
+    for a figure), and against linechat's own protocol, scenario by scenario."""
+    out = []
+    scenarios = sorted({r["scenario"] for r in summary if r["target"] == "linechat-irc"},
+                       key=scenario_rank)
+    for scenario in scenarios:
+        irc = find(summary, scenario, "linechat-irc")
+        if not rate_of(irc):
+            out.append(f"- {scenario_words(scenario)}: linechat-irc not measured"
+                       + (" (its runs failed)" if irc and irc["failed_runs"] else ""))
+            continue
+        versus = []
+        for name in IRC_PORT_PEERS + ["linechat"]:
+            other = find(summary, scenario, name)
+            if rate_of(other):
+                what = "linechat's own protocol" if name == "linechat" else name
+                versus.append(f"{what} {num(rate_of(other))} ({rate_of(irc) / rate_of(other):.2f}x)")
+        out.append(
+            f"- {scenario_words(scenario)}: linechat-irc {num(rate_of(irc))} deliveries/s, "
+            f"p99 {ms(irc['p99_us'])} ms; " + ("; ".join(versus) or "no IRC server measured"))
+    if out:
+        out.append(nothing_lost(summary, ["linechat-irc"]))
+    return out
+
+
+def across_nodes(summary, lines):
+    """Issue 12: each two-server target against its single server, and the two against
+    each other, in a table of medians and ratios."""
+    rows = [r for r in summary if r["target"] in {t for t, _ in ACROSS_NODES}]
+    if not rows:
+        return
+    lines.append("## Across nodes (issue 12)")
+    lines.append("")
+    lines.append(
+        "Two linechat nodes clustered over NATS with PostgreSQL as their store "
+        "(linechat-cluster) against one linechat node (linechat), and two ngIRCd servers "
+        "linked as one IRC network (ngircd-network), the classic way IRC scales, against "
+        "one ngIRCd (ngircd), under the same load in the same run. The generator puts "
+        "connection i on server i mod 2: a room's members are split evenly between the two "
+        "servers, so every room message crosses to the other server once, and each "
+        "private-message pair has its sender on one server and its receiver on the other, so "
+        "every private message crosses. Medians of the rounds; a ratio above 1 means the "
+        "two servers delivered more than one."
+    )
+    lines.append("")
+    lines.append(
+        "**One core for all.** Every process of a target runs on the server core (`taskset "
+        "-c 0`): both linechat nodes, nats-server and PostgreSQL with its backends; or both "
+        "ngIRCd servers. So each target gets the same CPU as a single server, and these "
+        "figures measure what spreading over nodes costs, not what it gains: the two nodes "
+        "and NATS take turns on one core, every crossing message is encoded, sent through "
+        "NATS (two more socket hops) and decoded, and the cores' switching between processes "
+        "is paid too. With a core (or a machine) per node, as in a real deployment, each "
+        "node would carry about half the deliveries on its own CPU. CPU server is the sum "
+        "over the target's processes and their children, as a share of the one core."
+    )
+    lines.append("")
+    lines.append(
+        "| scenario | linechat | linechat-cluster | cluster / linechat | p99 linechat / cluster ms "
+        "| ngircd | ngircd-network | network / ngircd | p99 ngircd / network ms "
+        "| cluster / network |"
+    )
+    lines.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+
+    def ratio(a, b):
+        return f"{rate_of(a) / rate_of(b):.2f}x" if rate_of(a) and rate_of(b) else "-"
+
+    def p99(row):
+        return ms(row["p99_us"]) if row and rate_of(row) else "-"
+
+    scenarios = sorted({r["scenario"] for r in rows}, key=scenario_rank)
+    for scenario in scenarios:
+        single, cluster = find(summary, scenario, "linechat"), find(summary, scenario, "linechat-cluster")
+        ngircd, network = find(summary, scenario, "ngircd"), find(summary, scenario, "ngircd-network")
+        lines.append(
+            f"| {scenario_words(scenario)} | {num(rate_of(single))} | {num(rate_of(cluster))} | "
+            f"{ratio(cluster, single)} | {p99(single)} / {p99(cluster)} | {num(rate_of(ngircd))} | "
+            f"{num(rate_of(network))} | {ratio(network, ngircd)} | {p99(ngircd)} / {p99(network)} | "
+            f"{ratio(cluster, network)} |"
+        )
+    lines.append("")
+    lines.append(nothing_lost(summary, ["linechat-cluster"]))
+    lines.append(nothing_lost(summary, ["ngircd-network"]))
+    for row in rows:
+        if row["failures"]:
+            lines.append(f"- {row['target']} {row['scenario']}: a run failed: `{row['failures'][0]}`")
+            break
+    lines.append("")
+    lines.append("All figures of these runs (latency percentiles, CPU, notes) are in the tables "
+                 "under Results.")
+    lines.append("")
 
 
 def targets_issue5(summary):
@@ -662,6 +840,31 @@ def draw_charts(summary, directory):
                     lambda v: f"{v:.2f}")
     small_multiples(chat, lambda r: r["p99_us"] and r["p99_us"] / 1e3, "p99 latency, ms",
                     "p99.svg", "p99 latency (median of the rounds; less is better)", ms_label)
+
+    nodes = [r for r in summary
+             if r["target"] in {t for t, _ in ACROSS_NODES} and r["deliveries_per_sec"]]
+    if nodes:
+        scenarios = [s for s in NODE_SCENARIOS if s in by_scenario]
+        targets = [t for pair in ACROSS_NODES for t in pair[::-1]]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+        width = 0.8 / len(targets)
+        for ax, value, unit in (
+            (axes[0], lambda r: r["deliveries_per_sec"] / 1e6, "million deliveries/s"),
+            (axes[1], lambda r: r["p99_us"] / 1e3, "p99 latency, ms"),
+        ):
+            for k, target in enumerate(targets):
+                rows = [find(summary, s, target) for s in scenarios]
+                ax.bar([i + (k - (len(targets) - 1) / 2) * width for i in range(len(scenarios))],
+                       [value(r) if rate_of(r) else 0 for r in rows], width,
+                       label=target, color=COLOURS.get(target, "grey"))
+            ax.set_xticks(range(len(scenarios)), [short(s) for s in scenarios], fontsize=7)
+            ax.set_ylabel(unit, fontsize=7)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        save(fig, "nodes.svg",
+             "Across nodes (issue 12): one server against two, all on one core (deliveries/s: "
+             "more is better; p99: less is better)")
 
     storms = [r for r in summary if r["scenario"].startswith("guests") and r.get("guest_slices")]
     if storms:
@@ -784,7 +987,9 @@ def main():
     lines.append(
         f"linechat side by side with the IRC servers ngIRCd, InspIRCd and ircd-hybrid, and with "
         f"Redis pub/sub as the reference for raw fan-out speed, under the same workloads from "
-        f"the load generator (`crates/loadgen`). Measured {now}, {args.rounds} rounds, "
+        f"the load generator (`crates/loadgen`); with linechat's IRC port (linechat-irc, "
+        f"issue 13) beside the IRC servers, and two linechat nodes (linechat-cluster) and two "
+        f"linked ngIRCd servers (ngircd-network) beside one of each (issue 12). Measured {now}, {args.rounds} rounds, "
         f"{args.elapsed // 60} min {args.elapsed % 60} s. Every figure is the **median of the "
         f"rounds**; every run started a fresh server. Servers ran pinned to core "
         f"{args.server_core} (`taskset -c {args.server_core}`), the generator to core "
@@ -854,20 +1059,29 @@ def main():
     lines.append(f"| InspIRCd | {versions.get('inspircd', '?')} (Debian package) |")
     lines.append(f"| ircd-hybrid | {versions.get('ircd-hybrid', '?')} (Debian package) |")
     lines.append(f"| Redis | {versions.get('redis-server', '?')} (Debian package) |")
+    if "nats-server" in versions:
+        lines.append(f"| NATS (linechat-cluster) | {versions['nats-server']} (Debian package `nats-server`) |")
+    if "postgresql" in versions:
+        lines.append(f"| PostgreSQL (linechat-cluster) | {versions['postgresql']} (Debian package) |")
     lines.append("")
     lines.append("## How each server was configured")
     lines.append("")
     lines.append(
         "All listen on 127.0.0.1 only, on high ports, started by `scripts/bench.sh` from the "
-        "configs in `scripts/bench/` (the IRC servers and Redis as the user `irc`). Flood "
-        "protection is off or far above the load, so that what is measured is delivery "
-        "speed."
+        "configs in `scripts/bench/` (the IRC servers and Redis as the user `irc`, "
+        "PostgreSQL as the user `postgres`). Flood protection is off or far above the load, "
+        "so that what is measured is delivery speed. The variants (linechat-nohistory, "
+        "linechat-irc, linechat-cluster, ngircd-network) run only in the scenarios that name "
+        "them."
     )
     lines.append("")
     lines.append("| server | configuration |")
     lines.append("|---|---|")
+    present = {r["target"] for r in summary}
     for name in SERVERS:
-        lines.append(f"| {name} | {CONFIG[name]} |")
+        # The original six always; a variant added later only when it ran.
+        if name in present or name in PEERS + ["linechat", "linechat-nohistory"]:
+            lines.append(f"| {name} | {CONFIG[name]} |")
     lines.append("")
     lines.append("## Targets (issue 10)")
     lines.append("")
@@ -884,6 +1098,19 @@ def main():
         lines.append("")
         lines.extend(earlier)
         lines.append("")
+    irc_port = targets_issue13(summary)
+    if irc_port:
+        lines.append("### linechat's IRC port against ngIRCd and InspIRCd (issue 13)")
+        lines.append("")
+        lines.append(
+            "linechat-irc is linechat loaded through its IRC port with the same IRC client "
+            "load as the IRC servers; deliveries/s per scenario, with the ratio of "
+            "linechat-irc to each (above 1: linechat-irc delivered more)."
+        )
+        lines.append("")
+        lines.extend(irc_port)
+        lines.append("")
+    across_nodes(summary, lines)
     charts = draw_charts(summary, args.charts) if args.charts else []
     if charts:
         lines.append("## Charts")
@@ -997,10 +1224,16 @@ def main():
         "It builds the release binaries, installs the peers from Debian's packages if they "
         "are missing (`apt-get install inspircd ircd-hybrid redis-server`; ngIRCd with "
         "`apt-get download ngircd` and `dpkg-deb -x` into `/opt/linechat-bench/ngircd`, "
-        "because its package conflicts with ircd-hybrid's), stops the distribution's own "
+        "because its package conflicts with ircd-hybrid's) and, for linechat-cluster, "
+        "nats-server and PostgreSQL (`scripts/cluster-deps.sh`), stops the distribution's own "
         "instances, then for each round, scenario and server starts the server with "
-        "`taskset -c 0`, runs the generator with `taskset -c 1`, and stops the server. A "
-        "single run looks like this:"
+        "`taskset -c 0`, runs the generator with `taskset -c 1`, and stops the server. "
+        "linechat-cluster starts a PostgreSQL (a copy of one `initdb` made at the start, "
+        "`pg_ctl start` as the user `postgres`, `createdb linechat`), `nats-server -js`, then "
+        "the two nodes, and stops them in the reverse order (PostgreSQL with `pg_ctl stop -m "
+        "fast`); ngircd-network starts both ngIRCd servers and waits until `LUSERS` on one "
+        "shows 2 servers. Their generator gets both addresses (`--addr a,b`) and every pid "
+        "(`--server-pid p1,p2,...`). A single run looks like this:"
     )
     lines.append("")
     lines.append("```sh")

@@ -206,3 +206,30 @@ async fn without_guests_a_nick_alone_is_refused() {
         ]
     );
 }
+
+#[tokio::test]
+async fn clients_joining_a_new_channel_at_once_all_get_in() {
+    let server = server();
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        clients.push(Raw::guest(&server, &format!("racer{i}")).await);
+    }
+    // All at once: while the first JOIN's room is being stored, the others find it neither
+    // there nor free to create.
+    for irc in &mut clients {
+        irc.send_raw(b"JOIN #race\r\n").await;
+    }
+    for (i, irc) in clients.iter_mut().enumerate() {
+        let answer = loop {
+            let line = irc.line().await;
+            assert!(!line.is_empty(), "racer{i} was closed");
+            if line.contains(" 366 ") && line.contains(" #race ") || line.contains(" 403 ") {
+                break line;
+            }
+        };
+        assert_eq!(
+            answer,
+            format!(":irc.test 366 racer{i} #race :End of /NAMES list")
+        );
+    }
+}

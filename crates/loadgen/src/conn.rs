@@ -99,7 +99,6 @@ impl Conn {
     /// server's line in the error.
     pub async fn step(&mut self, step: &Step) -> io::Result<()> {
         self.write.write_all(step.send.as_bytes()).await?;
-        let needle = step.until.as_bytes();
         let dialect = self.dialect;
         let search = async {
             loop {
@@ -109,7 +108,7 @@ impl Conn {
                 let open = self
                     .reader
                     .read_lines(|line| {
-                        if memchr::memmem::find(line, needle).is_some() {
+                        if step.ends_at(line) {
                             found = true;
                         } else if let Some(pong) = dialect.pong(line) {
                             pongs.push(pong);

@@ -40,11 +40,16 @@ pub struct CpuUse {
     pub saturated: String,
 }
 
-pub fn snapshot(server_pid: Option<u32>) -> Snapshot {
+/// A snapshot of the generator's CPU time, the server's (the processes `server`, summed with
+/// every process they started: a cluster's nodes, NATS and PostgreSQL with its backends;
+/// `None` without a pid or if one of them is gone) and every core's.
+pub fn snapshot(server: &[u32]) -> Snapshot {
     Snapshot {
         at: Instant::now(),
         own_ticks: process_ticks("self").unwrap_or(0),
-        server_ticks: server_pid.and_then(|pid| process_ticks(&pid.to_string()).ok()),
+        server_ticks: (!server.is_empty())
+            .then(|| tree_ticks(server).ok())
+            .flatten(),
         cores: core_ticks().unwrap_or_default(),
     }
 }
@@ -67,12 +72,18 @@ pub fn spent_ms(before: &Snapshot, after: &Snapshot) -> (Option<f64>, f64) {
     (server, ms(after.own_ticks.saturating_sub(before.own_ticks)))
 }
 
-pub fn usage(before: &Snapshot, after: &Snapshot, server_pid: Option<u32>) -> CpuUse {
+/// CPU use between two snapshots; the server's share is of the cores its processes may use
+/// together (one, when they are all pinned to the same core).
+pub fn usage(before: &Snapshot, after: &Snapshot, server: &[u32]) -> CpuUse {
     let seconds = after.at.duration_since(before.at).as_secs_f64().max(1e-6);
     let generator_cores = allowed_cores("self").unwrap_or_default();
-    let server_cores = server_pid
-        .and_then(|pid| allowed_cores(&pid.to_string()).ok())
-        .unwrap_or_default();
+    let mut server_cores: Vec<usize> = server
+        .iter()
+        .filter_map(|pid| allowed_cores(&pid.to_string()).ok())
+        .flatten()
+        .collect();
+    server_cores.sort_unstable();
+    server_cores.dedup();
     let share = |ticks: u64, cores: usize| {
         100.0 * ticks as f64 / TICKS_PER_SEC / seconds / cores.max(1) as f64
     };
@@ -109,7 +120,7 @@ pub fn usage(before: &Snapshot, after: &Snapshot, server_pid: Option<u32>) -> Cp
     CpuUse {
         generator_pct,
         generator_cores_busy_pct: busy(&generator_cores),
-        server_cores_busy_pct: server_pid.map(|_| busy(&server_cores)),
+        server_cores_busy_pct: (!server.is_empty()).then(|| busy(&server_cores)),
         generator_cores,
         server_pct,
         server_cores,
@@ -120,13 +131,78 @@ pub fn usage(before: &Snapshot, after: &Snapshot, server_pid: Option<u32>) -> Cp
 /// User plus system ticks of a process (`self` or a pid).
 fn process_ticks(pid: &str) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    Ok(parse_stat(&stat)?.ticks)
+}
+
+/// What this module reads from a /proc/<pid>/stat line.
+struct Stat {
+    parent: u32,
+    /// User plus system ticks of the process itself.
+    ticks: u64,
+    /// ... and of its children that ended and were waited for.
+    ended_children_ticks: u64,
+}
+
+fn parse_stat(stat: &str) -> anyhow::Result<Stat> {
     // The command name, in parentheses, may hold spaces: count fields after it.
     let after_name = &stat[stat.rfind(')').context("no ')' in stat")? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 (utime) and 15 (stime) of stat(5); the first after the name is field 3.
-    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-    Ok(utime + stime)
+    // Fields 4 (ppid), 14-15 (utime, stime) and 16-17 (cutime, cstime) of stat(5); the
+    // first after the name is field 3.
+    let field = |number: usize| -> anyhow::Result<u64> {
+        let value = fields.get(number - 3).context("stat line too short")?;
+        Ok(value.parse()?)
+    };
+    Ok(Stat {
+        parent: u32::try_from(field(4)?)?,
+        ticks: field(14)? + field(15)?,
+        ended_children_ticks: field(16)? + field(17)?,
+    })
+}
+
+/// CPU ticks of the processes `roots` and of every process they started, still running or
+/// ended (PostgreSQL starts a process per connection; the kernel adds an ended child's
+/// time to its parent's once the parent has waited for it). Fails if a root is gone.
+fn tree_ticks(roots: &[u32]) -> anyhow::Result<u64> {
+    // Every process and its parent: /proc has no list of a process's children unless the
+    // kernel was built with CONFIG_PROC_CHILDREN.
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may end between the listing and the read.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            && let Ok(stat) = parse_stat(&stat)
+        {
+            all.push((pid, stat));
+        }
+    }
+    let mut total = 0;
+    let mut tree: Vec<u32> = Vec::new();
+    for &root in roots {
+        let Some((_, stat)) = all.iter().find(|(pid, _)| *pid == root) else {
+            anyhow::bail!("process {root} is gone");
+        };
+        total += stat.ticks + stat.ended_children_ticks;
+        tree.push(root);
+    }
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        next += 1;
+        for (pid, stat) in &all {
+            if stat.parent == parent && !tree.contains(pid) {
+                total += stat.ticks + stat.ended_children_ticks;
+                tree.push(*pid);
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Busy and total ticks per core from /proc/stat.
@@ -176,8 +252,21 @@ fn parse_core_list(list: &str) -> anyhow::Result<Vec<usize>> {
     Ok(cores)
 }
 
+/// Resident memory of the server's processes together, from /proc/<pid>/status; `None`
+/// without a pid.
+pub fn server_resident_kib(server: &[u32]) -> anyhow::Result<Option<u64>> {
+    if server.is_empty() {
+        return Ok(None);
+    }
+    server
+        .iter()
+        .map(|&pid| resident_kib(pid))
+        .sum::<anyhow::Result<u64>>()
+        .map(Some)
+}
+
 /// Resident memory of a process, from /proc/<pid>/status.
-pub fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+fn resident_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading the status of process {pid}"))?;
     status
@@ -203,5 +292,35 @@ mod tests {
         assert!(process_ticks("self").is_ok());
         assert!(!allowed_cores("self").unwrap().is_empty());
         assert!(!core_ticks().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_process_tree_counts_its_children() {
+        let stat = parse_stat("42 (a (b) c) S 7 1 1 0 -1 0 0 0 0 0 11 12 13 14 20 0").unwrap();
+        assert_eq!(
+            (stat.parent, stat.ticks, stat.ended_children_ticks),
+            (7, 23, 27)
+        );
+        // A child that burns CPU and is still running counts towards this process's tree.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let mut seen = 0;
+        for _ in 0..500 {
+            seen = tree_ticks(&[me]).unwrap() - process_ticks("self").unwrap();
+            if seen > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(seen > 0, "the child's CPU time was not counted");
+        assert!(tree_ticks(&[u32::MAX]).is_err());
     }
 }

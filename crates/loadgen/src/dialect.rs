@@ -19,8 +19,20 @@ pub enum Dialect {
 /// What a connection sends in one set-up step, and the reply that ends the step.
 pub struct Step {
     pub send: String,
-    /// A line containing this ends the step.
+    /// A line containing this ends the step...
     pub until: &'static str,
+    /// ... if it also contains this. An IRC server may end another channel's names first:
+    /// linechat's IRC port puts every user in `#global` at registration, and that `366`
+    /// must not pass for the end of a later `JOIN`.
+    pub naming: Option<String>,
+}
+
+impl Step {
+    /// Whether the server's `line` ends this step.
+    pub fn ends_at(&self, line: &[u8]) -> bool {
+        let has = |needle: &str| memchr::memmem::find(line, needle.as_bytes()).is_some();
+        has(self.until) && self.naming.as_deref().is_none_or(has)
+    }
 }
 
 impl Dialect {
@@ -43,12 +55,14 @@ impl Dialect {
             Dialect::Linechat => Some(Step {
                 send: format!("NICK {name}\n"),
                 until: "OK NICK",
+                naming: None,
             }),
             // RPL_WELCOME (001) ends the registration; the MOTD that follows is read and
             // dropped like any other line.
             Dialect::Irc => Some(Step {
                 send: format!("NICK {name}\nUSER {name} 0 * :{name}\n"),
                 until: " 001 ",
+                naming: None,
             }),
             Dialect::Redis => None,
         }
@@ -60,19 +74,23 @@ impl Dialect {
             Dialect::Linechat if first => Step {
                 send: format!("CR {room}\n"),
                 until: "OK CR",
+                naming: None,
             },
             Dialect::Linechat => Step {
                 send: format!("JR {room}\n"),
                 until: "OK JR",
+                naming: None,
             },
-            // RPL_ENDOFNAMES (366) is the last reply to a JOIN.
+            // RPL_ENDOFNAMES (366) for this channel is the last reply to a JOIN.
             Dialect::Irc => Step {
                 send: format!("JOIN #{room}\n"),
                 until: " 366 ",
+                naming: Some(format!(" #{room} ")),
             },
             Dialect::Redis => Step {
                 send: format!("SUBSCRIBE {room}\r\n"),
                 until: "subscribe",
+                naming: None,
             },
         }
     }
@@ -213,6 +231,15 @@ mod tests {
                 assert!(seen.insert(key(&name)), "{name} looks like an earlier name");
             }
         }
+    }
+
+    #[test]
+    fn a_join_ends_at_the_end_of_its_own_channels_names() {
+        let join = Dialect::Irc.join("be33", false);
+        assert!(!join.ends_at(b":vm 366 me332 #global :End of /NAMES list"));
+        assert!(!join.ends_at(b":vm 353 me332 = #be33 :me332"));
+        assert!(join.ends_at(b":vm 366 me332 #be33 :End of /NAMES list"));
+        assert!(Dialect::Linechat.join("be33", true).ends_at(b"OK CR be33"));
     }
 
     #[test]

@@ -51,11 +51,11 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
     });
     let trouble = Arc::new(Trouble::default());
     let tag = run_tag();
-    let rss_before = cli.server_pid.map(cpu::resident_kib).transpose()?;
+    let rss_before = cpu::server_resident_kib(&cli.server_pid)?;
 
     let began = Instant::now();
-    let first = cpu::snapshot(cli.server_pid);
-    let mut previous = cpu::snapshot(cli.server_pid);
+    let first = cpu::snapshot(&cli.server_pid);
+    let mut previous = cpu::snapshot(&cli.server_pid);
     let mut previous_at = 0;
     let mut slices = Vec::new();
     let mut latency_ns = crate::stats::histogram();
@@ -94,7 +94,7 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
         done += 1;
         let about_to_give_up = storm.give_up.is_some_and(|limit| began.elapsed() > limit);
         if done % storm.slice == 0 || done == n || (about_to_give_up && done > previous_at) {
-            let now = cpu::snapshot(cli.server_pid);
+            let now = cpu::snapshot(&cli.server_pid);
             let (server_ms, generator_ms) = cpu::spent_ms(&previous, &now);
             let logins = (done - previous_at) as f64;
             slices.push(LoginSlice {
@@ -142,13 +142,13 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
     let delivered_seconds = Duration::from_nanos(counts.last_byte_ns.load(Ordering::Acquire))
         .as_secs_f64()
         .max(logins_seconds);
-    let cpu_delivered = cpu::snapshot(cli.server_pid);
-    let cpu_use = cpu::usage(&first, &cpu_delivered, cli.server_pid);
+    let cpu_delivered = cpu::snapshot(&cli.server_pid);
+    let cpu_use = cpu::usage(&first, &cpu_delivered, &cli.server_pid);
     let (server_ms, generator_ms) = cpu::spent_ms(&first, &cpu_delivered);
 
     // Let the server settle (idle connections, outboxes drained) before reading its memory.
     tokio::time::sleep(storm.settle).await;
-    let rss_after = cli.server_pid.map(cpu::resident_kib).transpose()?;
+    let rss_after = cpu::server_resident_kib(&cli.server_pid)?;
 
     let per_guest: Vec<u64> = counts
         .notices

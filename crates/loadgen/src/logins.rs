@@ -48,7 +48,7 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
     .await?;
     let setup_seconds = setup.elapsed().as_secs_f64();
 
-    let cpu_before = cpu::snapshot(cli.server_pid);
+    let cpu_before = cpu::snapshot(&cli.server_pid);
     let start_ns = shared.start();
     let period = period(storm.rate, storm.senders);
     let mut sending = Vec::new();
@@ -88,7 +88,7 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
     }
     done.store(true, Ordering::Release);
     let (tally, timed_out) = collect(&mut clients, |_| true, &[]).await;
-    let cpu_after = cpu::snapshot(cli.server_pid);
+    let cpu_after = cpu::snapshot(&cli.server_pid);
 
     let total_sent: u64 = sent.iter().map(|count| count.load(Ordering::Acquire)).sum();
     let expected: u64 = (0..storm.members)
@@ -105,7 +105,7 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
     report.timed_out = timed_out;
     report.note_trouble(&shared.trouble);
     report.setup_seconds = setup_seconds;
-    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, cli.server_pid));
+    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, &cli.server_pid));
     report.storm = Some(StormReport {
         accounts: storm.accounts as u64,
         concurrency: storm.concurrency,
@@ -192,10 +192,12 @@ async fn one(cli: &Cli, source: usize, name: &str, verb: Verb) -> anyhow::Result
         Verb::Register => Step {
             send: format!("REGISTER {name} {password}\n"),
             until: "OK REGISTER",
+            naming: None,
         },
         Verb::Login => Step {
             send: format!("LOGIN {name} {password}\n"),
             until: "OK LOGIN",
+            naming: None,
         },
     };
     let mut conn = Conn::open(cli.addr_of(source), source, cli.dialect)

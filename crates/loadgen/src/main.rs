@@ -59,10 +59,12 @@ struct Cli {
     /// Append the report to this file as one JSON line.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// The server's process id: its CPU time during the run, and its memory for `idle`,
-    /// come from /proc/<pid>.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process id; several, comma-separated, for a server made of several
+    /// processes (a cluster's nodes, NATS, PostgreSQL). Its CPU time during the run, and its
+    /// memory for `idle`, come from /proc/<pid>: CPU time summed over these processes and
+    /// every process they started, memory summed over these processes.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Connections being set up at once.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
@@ -851,7 +853,7 @@ async fn fanout(
     };
 
     let setup_seconds = setup.elapsed().as_secs_f64();
-    let cpu_before = cpu::snapshot(cli.server_pid);
+    let cpu_before = cpu::snapshot(&cli.server_pid);
     let start_ns = shared.start();
     let period = period(rate, senders);
     let mut sending = Vec::new();
@@ -871,7 +873,7 @@ async fn fanout(
         )));
     }
     let (tally, timed_out) = collect(&mut clients, |i| expected_by(i) > 0, &publishers).await;
-    let cpu_after = cpu::snapshot(cli.server_pid);
+    let cpu_after = cpu::snapshot(&cli.server_pid);
     for task in sending {
         task.abort();
     }
@@ -879,7 +881,7 @@ async fn fanout(
     report.timed_out = timed_out;
     report.note_trouble(&shared.trouble);
     report.setup_seconds = setup_seconds;
-    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, cli.server_pid));
+    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, &cli.server_pid));
     Ok(report)
 }
 
@@ -940,7 +942,7 @@ async fn private_messages(
     }
 
     let setup_seconds = setup.elapsed().as_secs_f64();
-    let cpu_before = cpu::snapshot(cli.server_pid);
+    let cpu_before = cpu::snapshot(&cli.server_pid);
     let start_ns = shared.start();
     let period = period(rate, pairs);
     let mut sending = Vec::new();
@@ -960,7 +962,7 @@ async fn private_messages(
         )));
     }
     let (tally, timed_out) = collect(&mut receivers, |_| true, &senders).await;
-    let cpu_after = cpu::snapshot(cli.server_pid);
+    let cpu_after = cpu::snapshot(&cli.server_pid);
     for task in sending {
         task.abort();
     }
@@ -969,14 +971,14 @@ async fn private_messages(
     report.timed_out = timed_out;
     report.note_trouble(&shared.trouble);
     report.setup_seconds = setup_seconds;
-    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, cli.server_pid));
+    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, &cli.server_pid));
     Ok(report)
 }
 
 async fn idle(cli: &Cli, clients: usize, settle: Duration) -> anyhow::Result<Report> {
     let shared = Shared::new(cli, None);
-    let rss_before = cli.server_pid.map(cpu::resident_kib).transpose()?;
-    let cpu_before = cpu::snapshot(cli.server_pid);
+    let rss_before = cpu::server_resident_kib(&cli.server_pid)?;
+    let cpu_before = cpu::snapshot(&cli.server_pid);
     let started = Instant::now();
     let tag = run_tag();
     // Each connection keeps reading (and answering keep-alives), as a real client would.
@@ -991,7 +993,7 @@ async fn idle(cli: &Cli, clients: usize, settle: Duration) -> anyhow::Result<Rep
     )
     .await?;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_after = cpu::snapshot(cli.server_pid);
+    let cpu_after = cpu::snapshot(&cli.server_pid);
     let connected = conns.len() as u64;
     // Let the server settle (and finish what connecting started) before reading its memory.
     tokio::time::sleep(settle).await;
@@ -1001,9 +1003,8 @@ async fn idle(cli: &Cli, clients: usize, settle: Duration) -> anyhow::Result<Rep
     report.setup_seconds = seconds;
     report.connections = Some(connected);
     report.connections_per_sec = Some(connected as f64 / seconds.max(1e-9));
-    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, cli.server_pid));
-    if let (Some(pid), Some(before)) = (cli.server_pid, rss_before) {
-        let after = cpu::resident_kib(pid)?;
+    report.cpu = Some(cpu::usage(&cpu_before, &cpu_after, &cli.server_pid));
+    if let (Some(after), Some(before)) = (cpu::server_resident_kib(&cli.server_pid)?, rss_before) {
         report.rss_before_kib = Some(before);
         report.rss_after_kib = Some(after);
         report.rss_per_connection_bytes =

@@ -1,7 +1,10 @@
 //! Channels: `JOIN`, `PART`, `NAMES`, `LIST`, `TOPIC`. A room `lobby` is the channel
 //! `#lobby`; `#global` is linechat's global chat, which every user is in on arrival.
 
+use std::time::Duration;
+
 use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply};
+use tokio::time::{Instant, sleep};
 
 use super::message::Message;
 use super::translate::GLOBAL;
@@ -9,6 +12,9 @@ use super::{Flow, Irc};
 
 /// Messages of a channel's history replayed when one joins it.
 pub(super) const REPLAY_ON_JOIN: u32 = 20;
+
+/// How long a `JOIN` waits for a room that someone else is creating at the same moment.
+const CREATION_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What a channel name stands for.
 pub(super) enum Channel {
@@ -68,25 +74,12 @@ async fn join_one(irc: &mut Irc, channel: &str) {
         return;
     }
     let mut answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
-    if matches!(
-        &answer,
-        Reply::Err {
-            code: ErrorCode::NoSuchRoom,
-            ..
-        }
-    ) {
+    if is_error(&answer, ErrorCode::NoSuchRoom) {
         answer = irc
             .command(Command::CreateRoom { room: room.clone() })
             .await;
-        // Created by someone else meanwhile.
-        if matches!(
-            &answer,
-            Reply::Err {
-                code: ErrorCode::RoomExists,
-                ..
-            }
-        ) {
-            answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
+        if is_error(&answer, ErrorCode::RoomExists) {
+            answer = join_created_elsewhere(irc, &room).await;
         }
     }
     match answer {
@@ -120,6 +113,29 @@ async fn join_one(irc: &mut Irc, channel: &str) {
         Reply::Err { message, .. } => irc.numeric("403", &[channel], &message),
         _ => {}
     }
+}
+
+/// The `JR` for a room that another user created meanwhile, or is creating: a room being
+/// created is neither there to join nor free to create until it is stored (its `OK CR` goes
+/// out only then), so clients that `JOIN` a new channel at the same moment would get `403`.
+/// The join is tried again, after growing pauses, until the room is there or
+/// [`CREATION_PATIENCE`] has passed (a room whose storing failed never comes). No `CR` is
+/// repeated: each would count against the user's rooms created per minute.
+async fn join_created_elsewhere(irc: &mut Irc, room: &Name) -> Reply {
+    let deadline = Instant::now() + CREATION_PATIENCE;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
+        if !is_error(&answer, ErrorCode::NoSuchRoom) || Instant::now() >= deadline {
+            return answer;
+        }
+        sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn is_error(answer: &Reply, wanted: ErrorCode) -> bool {
+    matches!(answer, Reply::Err { code, .. } if *code == wanted)
 }
 
 /// What a join shows the joiner: the `JOIN`, the names, then the channel's recent history.
