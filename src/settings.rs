@@ -407,6 +407,16 @@ impl Settings {
 
     /// The rules of the cluster settings.
     fn validate_cluster(&self) -> Result<(), SettingsError> {
+        // The nodes of a cluster share accounts, rooms, memberships and history: one store
+        // for all of them, which only PostgreSQL is.
+        if let (Some(url), None) = (&self.nats_url, &self.database_url) {
+            check(
+                false,
+                "nats_url",
+                redacted(url),
+                "a cluster needs database_url too: its nodes share one PostgreSQL store",
+            )?;
+        }
         check(
             self.node_timeout_secs >= 2,
             "node_timeout_secs",
@@ -946,6 +956,23 @@ mod tests {
             ..Settings::default()
         };
         assert!(invalid(quick).contains("must be at least 2"));
+        // A cluster needs both NATS and the shared store; the store alone is fine.
+        let alone = Settings {
+            nats_url: Some("nats://127.0.0.1:4222".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            invalid(alone),
+            "bad setting nats_url = nats://127.0.0.1:4222: a cluster needs database_url too: \
+             its nodes share one PostgreSQL store"
+        );
+        let shared = |nats_url: Option<&str>| Settings {
+            nats_url: nats_url.map(Into::into),
+            database_url: Some("postgres://linechat@127.0.0.1/chat".into()),
+            ..Settings::default()
+        };
+        shared(Some("nats://127.0.0.1:4222")).validate().unwrap();
+        shared(None).validate().unwrap();
         // Unnamed nodes get a name a subject can hold, different at each start.
         let named = Settings::default().node_name();
         assert!(

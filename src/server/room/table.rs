@@ -51,7 +51,15 @@ pub(crate) enum RoomsRequest {
     Stored {
         member: Member,
         room: Name,
-        stored: Result<(), StorageError>,
+        stored: Result<bool, StorageError>,
+        reply: oneshot::Sender<Joined>,
+    },
+    /// Sent back by the task that looked a room this node does not know up in the shared
+    /// store, for a `JR`: the room as stored, if it is.
+    Found {
+        member: Member,
+        room: Name,
+        found: Result<Option<Name>, StorageError>,
         reply: oneshot::Sender<Joined>,
     },
     /// What the other nodes of a cluster said (see [`RemoteRooms`]).
@@ -352,6 +360,19 @@ impl RoomsActor {
                 stored,
                 reply,
             } => self.stored(member, room, stored, reply),
+            RoomsRequest::Found {
+                member,
+                room,
+                found,
+                reply,
+            } => self.found(member, room, found, reply),
+            RoomsRequest::Join {
+                member,
+                room,
+                reply,
+            } if !self.rooms.contains_key(&room) && self.store.is_shared() => {
+                self.look_up(member, room, reply)
+            }
             RoomsRequest::Join {
                 member,
                 room,
@@ -425,14 +446,25 @@ impl RoomsActor {
         &mut self,
         member: Member,
         room: Name,
-        stored: Result<(), StorageError>,
+        stored: Result<bool, StorageError>,
         reply: oneshot::Sender<Joined>,
     ) {
         self.creating.remove(&room);
-        if let Err(error) = stored {
-            let message = format!("{room} could not be stored: {}", error.client_message());
-            let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
-            return;
+        match stored {
+            Ok(true) => {}
+            // Stored already: by another node sharing the store (at the same moment, maybe),
+            // which announces it. It exists, here too.
+            Ok(false) => {
+                self.know(&room);
+                let message = format!("{room} already exists; JR joins it");
+                let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+                return;
+            }
+            Err(error) => {
+                let message = format!("{room} could not be stored: {}", error.client_message());
+                let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+                return;
+            }
         }
         self.rooms.insert(
             room.clone(),
@@ -449,6 +481,52 @@ impl RoomsActor {
         self.users.notify(notice, member.name.clone());
         // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
         self.join(member, room, Verb::CreateRoom, reply);
+    }
+
+    /// `JR` of a room this node does not know, on a shared store: another node may have
+    /// created it (while this one was cut off from NATS, or a moment ago). Looked up there
+    /// from a task of its own; [`RoomsActor::found`] goes on.
+    fn look_up(&mut self, member: Member, room: Name, reply: oneshot::Sender<Joined>) {
+        let (store, back) = (self.store.clone(), self.back.clone());
+        tokio::spawn(async move {
+            let found = store
+                .room(&room)
+                .await
+                .map(|found| found.map(|(room, _)| room));
+            if let Some(back) = back.upgrade() {
+                let _ = back.send(RoomsRequest::Found {
+                    member,
+                    room,
+                    found,
+                    reply,
+                });
+            }
+        });
+    }
+
+    /// The end of a `JR` that looked its room up in the shared store: the room is added to
+    /// the table and joined, or there is no such room.
+    fn found(
+        &mut self,
+        member: Member,
+        room: Name,
+        found: Result<Option<Name>, StorageError>,
+        reply: oneshot::Sender<Joined>,
+    ) {
+        match found {
+            Ok(Some(stored)) => {
+                self.know(&stored);
+                self.join(member, stored, Verb::JoinRoom, reply);
+            }
+            Ok(None) => {
+                let _ = reply.send(Err(no_such_room(&room)));
+            }
+            Err(error) => {
+                let reason = error.client_message();
+                let message = format!("{room} could not be looked up: {reason}");
+                let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+            }
+        }
     }
 
     /// Why someone who holds no handle to `room` cannot speak in it or leave it: the room
