@@ -276,3 +276,40 @@ async fn while_postgresql_is_away_the_cluster_refuses_writes_clearly_and_chat_go
     a.login("dave", "pw", &["PM bob back?", "OK LOGIN dave"])
         .await;
 }
+
+#[tokio::test]
+async fn a_room_expires_only_once_nobody_is_in_it_on_any_node() {
+    // Only the first node expires rooms (the second would keep them an hour): the second
+    // drops the room because the first said so.
+    let mut cluster = Nodes::start_on(NatsServer::start(), 1, |settings| {
+        settings.room_expiry_secs = 1;
+    });
+    cluster.add_with("n2", |_| {});
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = crate::guest(a, "alice").await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.create_room("tmp", &mut [&mut bob]).await;
+    bob.join("tmp", &mut [&mut alice]).await;
+    alice.check("LR tmp", "OK LR tmp").await;
+    bob.expect("LR tmp alice").await;
+
+    // Empty on the first node for longer than its expiry, but not on the second.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    alice.check("LRS", "LRS tmp").await;
+    bob.check("RM tmp still here", "OK RM tmp").await;
+
+    bob.check("LR tmp", "OK LR tmp").await;
+    for client in [&mut alice, &mut bob] {
+        eventually("the room to expire on both nodes", async || {
+            (client.ask("LRS").await == "LRS").then_some(())
+        })
+        .await;
+    }
+    // Gone from the store too: neither node finds it.
+    bob.check(
+        "JR tmp",
+        "ERR NO_SUCH_ROOM there is no room tmp; CR creates it",
+    )
+    .await;
+}

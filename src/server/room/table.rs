@@ -82,6 +82,10 @@ pub(crate) enum RemoteRooms {
         room: Name,
         by: Name,
     },
+    /// Another node deleted `room`, which had expired, from the shared store.
+    Expired {
+        room: Name,
+    },
     Joined {
         node: Arc<str>,
         room: Name,
@@ -332,16 +336,25 @@ impl RoomsActor {
     fn expire(&mut self, swept: Instant, rooms: Vec<Name>) {
         let mut gone = Vec::new();
         for room in rooms {
-            let still_empty = self
-                .rooms
-                .get(&room)
-                .is_some_and(|entry| entry.actor.is_none() && entry.empty_since <= swept);
+            // Clustered, nobody may have joined it on another node meanwhile either.
+            let still_empty = self.rooms.get(&room).is_some_and(|entry| {
+                entry.actor.is_none()
+                    && entry.empty_since <= swept
+                    && self.remote.get(&room).is_none_or(HashMap::is_empty)
+            });
             if let Some(entry) = still_empty.then(|| self.rooms.remove(&room)).flatten() {
                 gone.push(entry.name);
             }
         }
         if !gone.is_empty() {
             info!(rooms = gone.len(), "expired empty rooms");
+            // The other nodes drop them too: the shared store no longer has them.
+            if let Some(cluster) = &self.cluster {
+                for room in &gone {
+                    let room = room.to_string();
+                    cluster.global(&wire::Global::RoomExpired { room });
+                }
+            }
             self.store.delete_rooms(gone);
         }
     }
@@ -634,6 +647,18 @@ impl RoomsActor {
                     },
                     by,
                 );
+            }
+            RemoteRooms::Expired { room } => {
+                // A room with members here lives on in this node's table (see README,
+                // Cluster: a join at the moment another node expires the room).
+                if self
+                    .rooms
+                    .get(&room)
+                    .is_some_and(|entry| entry.actor.is_none())
+                {
+                    self.rooms.remove(&room);
+                    self.remote.remove(&room);
+                }
             }
             RemoteRooms::Joined { node, room, user } => {
                 self.know(&room);
