@@ -170,7 +170,8 @@ pub struct Settings {
     #[arg(long, env = "LINECHAT_DATABASE_URL")]
     pub database_url: Option<String>,
     /// NATS server(s) to cluster through (`nats://host:4222`, comma-separated); set, this
-    /// node joins the cluster of every node on the same NATS. Unset, the server runs alone.
+    /// node joins the cluster of every node on the same NATS, and needs `database_url`, the
+    /// store the nodes share. Unset, the server runs alone.
     #[arg(long, visible_alias = "nats", env = "LINECHAT_NATS_URL")]
     pub nats_url: Option<String>,
     /// This node's name in the cluster (letters, digits, `_`, `-`), unique among the nodes;
