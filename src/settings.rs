@@ -170,7 +170,8 @@ pub struct Settings {
     #[arg(long, env = "LINECHAT_DATABASE_URL")]
     pub database_url: Option<String>,
     /// NATS server(s) to cluster through (`nats://host:4222`, comma-separated); set, this
-    /// node joins the cluster of every node on the same NATS. Unset, the server runs alone.
+    /// node joins the cluster of every node on the same NATS, and needs `database_url`, the
+    /// store the nodes share. Unset, the server runs alone.
     #[arg(long, visible_alias = "nats", env = "LINECHAT_NATS_URL")]
     pub nats_url: Option<String>,
     /// This node's name in the cluster (letters, digits, `_`, `-`), unique among the nodes;
@@ -407,6 +408,16 @@ impl Settings {
 
     /// The rules of the cluster settings.
     fn validate_cluster(&self) -> Result<(), SettingsError> {
+        // The nodes of a cluster share accounts, rooms, memberships and history: one store
+        // for all of them, which only PostgreSQL is.
+        if let (Some(url), None) = (&self.nats_url, &self.database_url) {
+            check(
+                false,
+                "nats_url",
+                redacted(url),
+                "a cluster needs database_url too: its nodes share one PostgreSQL store",
+            )?;
+        }
         check(
             self.node_timeout_secs >= 2,
             "node_timeout_secs",
@@ -944,6 +955,23 @@ mod tests {
             ..Settings::default()
         };
         assert!(invalid(quick).contains("must be at least 2"));
+        // A cluster needs both NATS and the shared store; the store alone is fine.
+        let alone = Settings {
+            nats_url: Some("nats://127.0.0.1:4222".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            invalid(alone),
+            "bad setting nats_url = nats://127.0.0.1:4222: a cluster needs database_url too: \
+             its nodes share one PostgreSQL store"
+        );
+        let shared = |nats_url: Option<&str>| Settings {
+            nats_url: nats_url.map(Into::into),
+            database_url: Some("postgres://linechat@127.0.0.1/chat".into()),
+            ..Settings::default()
+        };
+        shared(Some("nats://127.0.0.1:4222")).validate().unwrap();
+        shared(None).validate().unwrap();
         // Unnamed nodes get a name a subject can hold, different at each start.
         let named = Settings::default().node_name();
         assert!(

@@ -73,11 +73,18 @@ pub(crate) enum UsersRequest {
         claim: Option<u64>,
         reply: oneshot::Sender<Result<Member, RegisterError>>,
     },
-    /// Sent by the task that claimed a guest's or a login's name in the cluster.
+    /// Sent by the task that checked a guest's name in the shared store, or claimed a
+    /// guest's or a login's name in the cluster: the claim's revision when clustered.
     Claimed {
         member: Member,
-        claim: Result<u64, ClaimError>,
+        claim: Result<Option<u64>, Unclaimed>,
         reply: ClaimReply,
+    },
+    /// Sent by the task that looked a name this node does not know up in the shared store:
+    /// the account registered under it on another node, if any.
+    LookedUp {
+        name: Name,
+        account: Option<(i64, Name)>,
     },
     /// What another node of the cluster said (see [`Remote`]).
     Remote(Remote),
@@ -114,6 +121,25 @@ pub(crate) enum UsersRequest {
         notice: Notice,
         except: Name,
     },
+}
+
+/// Why a name was not claimed.
+#[derive(Debug)]
+pub(crate) enum Unclaimed {
+    /// The cluster's names bucket refused it, or did not answer.
+    Cluster(ClaimError),
+    /// The shared store has an account of that name, registered on another node: its id and
+    /// its name as registered.
+    Registered(i64, Name),
+}
+
+/// A private message waiting for the shared store to say whether its recipient, a name this
+/// node does not know, is an account registered on another node.
+#[derive(Debug)]
+struct Unrouted {
+    from: Member,
+    text: String,
+    reply: oneshot::Sender<Private>,
 }
 
 /// Who waits for a cluster-wide claim.
@@ -207,6 +233,7 @@ impl Users {
             cluster,
             registered: HashMap::new(),
             registering: HashSet::new(),
+            looking_up: HashMap::new(),
             look_alikes: HashMap::new(),
             store,
             accounts,
@@ -354,6 +381,9 @@ struct UsersActor {
     registered: HashMap<Name, i64>,
     /// Names whose `REGISTER` is being hashed and stored.
     registering: HashSet<Name>,
+    /// Names being looked up in the shared store, with the private messages to them that
+    /// wait for the answer, in the order they came.
+    looking_up: HashMap<Name, Vec<Unrouted>>,
     /// The look-alike key of every name that is registered, being registered, or online,
     /// and the name that holds it.
     look_alikes: HashMap<String, Name>,
@@ -443,6 +473,7 @@ impl UsersActor {
                 claim,
                 reply,
             } => self.claimed(member, claim, reply),
+            UsersRequest::LookedUp { name, account } => self.looked_up(name, account),
             UsersRequest::Remote(remote) => self.heard(remote),
             UsersRequest::Login { member, reply } => self.login(member, reply),
             UsersRequest::Logout { member, how } => self.go_offline(member, how),
@@ -477,7 +508,7 @@ impl UsersActor {
         };
         self.look_alikes
             .insert(look_alike_key(&member.name), member.name.clone());
-        if self.cluster.is_some() {
+        if self.cluster.is_some() || self.store.is_shared() {
             self.claim(member, ClaimReply::Guest(reply));
             return;
         }
@@ -490,23 +521,19 @@ impl UsersActor {
     /// Claims `member`'s name in the cluster, from a task of its own; the answer comes back
     /// as [`UsersRequest::Claimed`]. A login takes the name over from a session of the same
     /// account on another node (its owner proved it); a guest gets it only if it is free.
+    ///
+    /// On a shared store, a guest's name is first looked up there: it may be an account
+    /// registered on another node that this node has not heard of (registered while this
+    /// node was cut off from NATS, or a moment ago). Should the store be out of reach, the
+    /// guest is let in on what this node knows: chat that needs no disk goes on, and an
+    /// owner who logs in later takes the name over.
     fn claim(&mut self, member: Member, reply: ClaimReply) {
-        let Some(cluster) = self.cluster.clone() else {
-            return;
-        };
         self.claiming.insert(member.name.clone());
         let actor = self.tx.clone();
-        // HOOK(shared store): a name no node has online may still be an account registered
-        // on another node after this one loaded its accounts. With the shared store, ask it
-        // here (`store.account(name)`) and refuse a guest `Registered`; until then the
-        // `Registered` announcements of the other nodes keep `self.registered` current.
+        let cluster = self.cluster.clone();
+        let store = self.store.is_shared().then(|| self.store.clone());
         tokio::spawn(async move {
-            let key = look_alike_key(&member.name);
-            let id = member.id.key();
-            let claim = match &reply {
-                ClaimReply::Guest(_) => cluster.claim(&key, &member.name, &id).await,
-                ClaimReply::Login(_) => cluster.take_over(&key, &member.name, &id).await,
-            };
+            let claim = claim_name(cluster, store, &member, &reply).await;
             let _ = actor.send(UsersRequest::Claimed {
                 member,
                 claim,
@@ -515,33 +542,88 @@ impl UsersActor {
         });
     }
 
-    /// The end of a cluster-wide claim: the user comes online, or is told why not.
-    fn claimed(&mut self, member: Member, claim: Result<u64, ClaimError>, reply: ClaimReply) {
+    /// The end of a claim: the user comes online, or is told why not.
+    fn claimed(
+        &mut self,
+        member: Member,
+        claim: Result<Option<u64>, Unclaimed>,
+        reply: ClaimReply,
+    ) {
         self.claiming.remove(&member.name);
         match (claim, reply) {
             (Ok(revision), ClaimReply::Guest(reply)) => {
-                self.come_online(&member, Some(revision));
+                self.come_online(&member, revision);
                 if reply.send(Ok(member.clone())).is_err() {
                     self.go_offline(member, Departure::Lost);
                 }
             }
-            (Ok(revision), ClaimReply::Login(reply)) => self.login_here(member, reply, revision),
+            (Ok(revision), ClaimReply::Login(reply)) => {
+                self.login_here(member, reply, revision.unwrap_or_default())
+            }
             (Err(error), ClaimReply::Guest(reply)) => {
+                let refusal = match error {
+                    Unclaimed::Registered(id, name) => {
+                        self.learn(name, id);
+                        NameRefusal::Registered
+                    }
+                    Unclaimed::Cluster(ClaimError::Taken(holder)) => {
+                        match wire::name(&holder.name) {
+                            Some(holder) if holder == member.name => NameRefusal::Online,
+                            Some(holder) => NameRefusal::LooksLike(holder),
+                            None => NameRefusal::Online,
+                        }
+                    }
+                    Unclaimed::Cluster(ClaimError::Unavailable) => NameRefusal::Unchecked,
+                };
                 if !self.registered.contains_key(&member.name) {
                     self.release_look_alike(&member.name);
                 }
-                let refusal = match error {
-                    ClaimError::Taken(holder) => match wire::name(&holder.name) {
-                        Some(holder) if holder == member.name => NameRefusal::Online,
-                        Some(holder) => NameRefusal::LooksLike(holder),
-                        None => NameRefusal::Online,
-                    },
-                    ClaimError::Unavailable => NameRefusal::Unchecked,
-                };
                 let _ = reply.send(Err(refusal));
             }
             // The login is answered "unavailable" when its reply is dropped.
             (Err(_), ClaimReply::Login(_)) => {}
+        }
+    }
+
+    /// Takes in an account registered on another node, heard of or found in the shared
+    /// store: its name stays taken while its owner is offline, and private messages to it
+    /// are queued.
+    fn learn(&mut self, name: Name, id: i64) {
+        self.look_alikes
+            .entry(look_alike_key(&name))
+            .or_insert(name.clone());
+        self.registered.insert(name, id);
+    }
+
+    /// Looks `name`, which this node does not know, up in the shared store from a task of
+    /// its own; the answer comes back as [`UsersRequest::LookedUp`]. One lookup per name at
+    /// a time: what waits for it is kept in order in `looking_up`.
+    fn look_up(&mut self, name: Name) {
+        if self.looking_up.contains_key(&name) {
+            return;
+        }
+        self.looking_up.insert(name.clone(), Vec::new());
+        let (store, actor) = (self.store.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let account = match store.account(&name).await {
+                Ok(account) => account.map(|(id, name, _hash)| (id, name)),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot look a name up in the store");
+                    None
+                }
+            };
+            let _ = actor.send(UsersRequest::LookedUp { name, account });
+        });
+    }
+
+    /// The shared store's answer about `name`: an account is taken in, and the private
+    /// messages that waited for the answer are queued for it, in order, or refused.
+    fn looked_up(&mut self, name: Name, account: Option<(i64, Name)>) {
+        if let Some((id, registered)) = account {
+            self.learn(registered, id);
+        }
+        for Unrouted { from, text, reply } in self.looking_up.remove(&name).unwrap_or_default() {
+            self.route_private(from, name.clone(), text, reply, false);
         }
     }
 
@@ -661,6 +743,13 @@ impl UsersActor {
         if reply.is_closed() {
             return;
         }
+        // An account registered on another node, which the accounts found in the shared
+        // store: from now on this node knows it too.
+        if let UserId::Account(id) = member.id
+            && !self.registered.contains_key(&member.name)
+        {
+            self.learn(member.name.clone(), id);
+        }
         // Clustered, a name not online here is claimed (or taken over from another node)
         // first; [`UsersActor::claimed`] goes on.
         if self.cluster.is_some() && !self.online.contains_key(&member.name) {
@@ -704,12 +793,32 @@ impl UsersActor {
         let _ = reply.send(());
     }
 
-    /// Who `name` stands for now: the user online under it, or else its account.
+    /// Who `name` stands for now: the user online under it, or else its account. On a
+    /// shared store, a name this node does not know is looked up there (an account
+    /// registered on another node), from a task of its own.
     fn resolve(&self, name: Name, reply: oneshot::Sender<Option<UserId>>) {
         let online = self.online.get(&name).map(|online| online.id);
         let remote = || self.remote.get(&name).map(|remote| remote.id);
         let registered = || self.registered.get(&name).map(|id| UserId::Account(*id));
-        let _ = reply.send(online.or_else(remote).or_else(registered));
+        let known = online.or_else(remote).or_else(registered);
+        if known.is_some() || !self.store.is_shared() {
+            let _ = reply.send(known);
+            return;
+        }
+        let (store, actor) = (self.store.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let account = store
+                .account(&name)
+                .await
+                .inspect_err(|error| tracing::warn!(%error, "cannot look a name up in the store"))
+                .ok()
+                .flatten()
+                .map(|(id, name, _hash)| (id, name));
+            let _ = reply.send(account.as_ref().map(|(id, _)| UserId::Account(*id)));
+            if account.is_some() {
+                let _ = actor.send(UsersRequest::LookedUp { name, account });
+            }
+        });
     }
 
     /// `USERS`: everyone online, sorted.
@@ -750,8 +859,26 @@ impl UsersActor {
     /// `PM`: delivers a private message, or keeps it for an account that is offline: then
     /// the answer waits until it is stored, without holding up the directory.
     fn private(&mut self, from: Member, to: Name, text: String, reply: oneshot::Sender<Private>) {
+        self.route_private(from, to, text, reply, true);
+    }
+
+    /// [`UsersActor::private`]; a name this node does not know is looked up in the shared
+    /// store first if `may_look_up`, and the message waits for the answer.
+    fn route_private(
+        &mut self,
+        from: Member,
+        to: Name,
+        text: String,
+        reply: oneshot::Sender<Private>,
+        may_look_up: bool,
+    ) {
         // Notices go first, in the order things happened.
         self.flush_presence();
+        // Behind a lookup of the same name: in order after the messages that wait for it.
+        if let Some(waiting) = self.looking_up.get_mut(&to) {
+            waiting.push(Unrouted { from, text, reply });
+            return;
+        }
         let refused = |reply: Reply| Private {
             reply,
             recipient: None,
@@ -760,15 +887,20 @@ impl UsersActor {
             && let Some((name, remote)) = self.remote.get_key_value(&to)
         {
             // On another node: sent there, through this node's one queue to NATS, so that
-            // one sender's messages keep their order; recorded here, as for a local one.
-            self.store.record(Record {
-                conversation: Conversation::Private(from.id, remote.id),
-                from: from.name.clone(),
-                to: Some(remote.id),
-                text: text.clone(),
-                at: SystemTime::now(),
-                pending: false,
-            });
+            // one sender's messages keep their order. On the shared store, the recipient's
+            // node records it, as delivered or, should they have gone offline meanwhile, as
+            // queued for them: one row either way. On stores of their own, each side keeps
+            // its own.
+            if !self.store.is_shared() {
+                self.store.record(Record {
+                    conversation: Conversation::Private(from.id, remote.id),
+                    from: from.name.clone(),
+                    to: Some(remote.id),
+                    text: text.clone(),
+                    at: SystemTime::now(),
+                    pending: false,
+                });
+            }
             let pm = wire::Pm {
                 from: from.name.to_string(),
                 from_id: from.id.key(),
@@ -783,6 +915,13 @@ impl UsersActor {
             Some((name, online)) => (name.clone(), online.id, Some(&online.outbox)),
             None => match self.registered.get_key_value(&to) {
                 Some((name, id)) => (name.clone(), UserId::Account(*id), None),
+                None if may_look_up && self.store.is_shared() => {
+                    self.look_up(to.clone());
+                    if let Some(waiting) = self.looking_up.get_mut(&to) {
+                        waiting.push(Unrouted { from, text, reply });
+                    }
+                    return;
+                }
                 None => {
                     let message = format!("{to} is neither online nor registered");
                     let _ = reply.send(refused(Reply::err(ErrorCode::NoSuchUser, message)));
@@ -951,12 +1090,7 @@ impl UsersActor {
                 });
                 self.fan_out(&line, &from);
             }
-            Remote::Registered { name, id } => {
-                self.look_alikes
-                    .entry(look_alike_key(&name))
-                    .or_insert(name.clone());
-                self.registered.insert(name, id);
-            }
+            Remote::Registered { name, id } => self.learn(name, id),
             Remote::Pm {
                 from,
                 from_id,
@@ -1064,10 +1198,23 @@ impl UsersActor {
     }
 
     /// A private message from a user of another node to one of this node's; kept for an
-    /// account that went offline meanwhile, dropped for a guest who did.
+    /// account that went offline meanwhile, dropped for a guest who did. On the shared store
+    /// this node records it (the sender's does not): as history if it is delivered, as
+    /// queued (which is history too) if not, so that it is stored once.
     fn remote_private(&mut self, from: Name, from_id: UserId, to: Name, text: String) {
         self.flush_presence();
+        let shared = self.store.is_shared();
         if let Some(online) = self.online.get(&to) {
+            if shared {
+                self.store.record(Record {
+                    conversation: Conversation::Private(from_id, online.id),
+                    from: from.clone(),
+                    to: Some(online.id),
+                    text: text.clone(),
+                    at: SystemTime::now(),
+                    pending: false,
+                });
+            }
             let _ = online.outbox.send(Reply::Pm { from, text });
             return;
         }
@@ -1081,9 +1228,41 @@ impl UsersActor {
                 at: SystemTime::now(),
                 pending: false,
             });
-            tokio::spawn(stored);
+            tokio::spawn(async move {
+                if let Err(error) = stored.await {
+                    tracing::error!(%error, "a private message from another node was not queued");
+                }
+            });
         }
     }
+}
+
+/// Checks and claims `member`'s name for [`UsersActor::claim`]: a guest's in the shared store
+/// (`store`), then in the cluster; a login's only in the cluster, where it takes the name
+/// over. The claim's revision when clustered.
+async fn claim_name(
+    cluster: Option<Cluster>,
+    store: Option<Store>,
+    member: &Member,
+    reply: &ClaimReply,
+) -> Result<Option<u64>, Unclaimed> {
+    if let (Some(store), ClaimReply::Guest(_)) = (store, reply) {
+        match store.account(&member.name).await {
+            Ok(Some((id, name, _hash))) => return Err(Unclaimed::Registered(id, name)),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot check a guest's name in the store"),
+        }
+    }
+    let Some(cluster) = cluster else {
+        return Ok(None);
+    };
+    let key = look_alike_key(&member.name);
+    let id = member.id.key();
+    let claim = match reply {
+        ClaimReply::Guest(_) => cluster.claim(&key, &member.name, &id).await,
+        ClaimReply::Login(_) => cluster.take_over(&key, &member.name, &id).await,
+    };
+    claim.map(Some).map_err(Unclaimed::Cluster)
 }
 
 /// Requests the directory handles before it sends the presence notices they caused.

@@ -1,28 +1,35 @@
-//! Clustered linechat (issue 12): nodes in this process, each with its own data directory,
-//! joined through a real `nats-server -js` started by the test, with line clients on
-//! different nodes.
+//! Clustered linechat (issue 12): nodes in this process, joined through a real
+//! `nats-server -js` started by the test and sharing one PostgreSQL database (a fresh one per
+//! test, of the test binary's own PostgreSQL server), with line clients on different nodes.
 
+/// Not in `support/mod.rs`, which the client's tests include too: it needs `libc`.
+#[path = "../support/postgres.rs"]
+mod postgres_support;
 #[path = "../support/mod.rs"]
 mod support;
 
 mod failures;
 mod one_chat;
+mod shared_store;
 
+pub use postgres_support::Postgres;
 pub use support::nats::NatsServer;
 use support::{Client, Server, TestServer, eventually};
 
-/// A cluster's nodes and their NATS server. The nodes go first when it is dropped.
+/// A cluster's nodes, their NATS server and the URL of their database. The nodes go first
+/// when it is dropped.
 pub struct Nodes {
     pub nodes: Vec<TestServer>,
     pub nats: NatsServer,
+    pub database: String,
 }
 
 /// The node timeout the failure tests use: short, so that a lost node is seen quickly.
 pub const NODE_TIMEOUT_SECS: u64 = 2;
 
 impl Nodes {
-    /// `count` nodes, `n1`, `n2`, ..., on a new NATS server; every node is up (and
-    /// subscribed) before any client logs in.
+    /// `count` nodes, `n1`, `n2`, ..., on a new NATS server and a new database of the shared
+    /// PostgreSQL server; every node is up (and subscribed) before any client logs in.
     pub fn start(count: usize) -> Self {
         Self::start_on(NatsServer::start(), count, |_| {})
     }
@@ -33,26 +40,45 @@ impl Nodes {
         count: usize,
         configure: impl Fn(&mut linechat::settings::Settings),
     ) -> Self {
-        let nodes = (1..=count)
-            .map(|n| {
-                TestServer::with(|settings| {
-                    settings.nats_url = Some(nats.url());
-                    settings.node_name = Some(format!("n{n}"));
-                    settings.node_timeout_secs = NODE_TIMEOUT_SECS;
-                    configure(settings);
-                })
-            })
-            .collect();
-        Self { nodes, nats }
+        Self::start_with(nats, Postgres::shared().database(), count, configure)
+    }
+
+    /// The same on `nats` and the database at `database`.
+    pub fn start_with(
+        nats: NatsServer,
+        database: String,
+        count: usize,
+        configure: impl Fn(&mut linechat::settings::Settings),
+    ) -> Self {
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            nats,
+            database,
+        };
+        for n in 1..=count {
+            cluster.add_with(&format!("n{n}"), &configure);
+        }
+        cluster
     }
 
     /// Starts another node named `name` (a restarted node keeps its name).
     pub fn add(&mut self, name: &str) -> &TestServer {
-        let url = self.nats.url();
+        self.add_with(name, |_| {})
+    }
+
+    /// The same, with the node's settings changed by `configure`.
+    pub fn add_with(
+        &mut self,
+        name: &str,
+        configure: impl FnOnce(&mut linechat::settings::Settings),
+    ) -> &TestServer {
+        let (url, database) = (self.nats.url(), self.database.clone());
         self.nodes.push(TestServer::with(|settings| {
             settings.nats_url = Some(url);
+            settings.database_url = Some(database);
             settings.node_name = Some(name.to_string());
             settings.node_timeout_secs = NODE_TIMEOUT_SECS;
+            configure(settings);
         }));
         self.nodes.last().expect("just added")
     }

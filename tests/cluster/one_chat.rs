@@ -233,25 +233,12 @@ async fn a_node_hears_a_room_only_while_it_has_members_there() {
 
 #[tokio::test]
 async fn an_account_logging_in_on_another_node_takes_its_session_over() {
-    // The same account in each node's own store, as the shared store would give both.
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    for dir in &dirs {
-        let mut alone = crate::TestServer::start_in(dir.path(), |_| {});
-        alone.register("carol", "secret").await.quit().await;
-        alone.terminate();
-    }
-    let nats = crate::NatsServer::start();
-    let node = |n: usize| {
-        crate::TestServer::start_in(dirs[n].path(), |settings| {
-            settings.nats_url = Some(nats.url());
-            settings.node_name = Some(format!("n{n}"));
-        })
-    };
-    let (a, b) = (node(0), node(1));
-    let mut alice = crate::guest(&a, "alice").await;
-    let mut old = a.login("carol", "secret", &["OK LOGIN carol"]).await;
+    let cluster = Nodes::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = crate::guest(a, "alice").await;
+    let mut old = a.register("carol", "secret").await;
     alice.expect("NOTICE ONLINE carol").await;
-    let mut bob = guest_seen(&b, "bob", &mut [&mut alice, &mut old]).await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice, &mut old]).await;
     users_become(&mut bob, "USERS alice bob carol").await;
 
     let mut new = b.login("carol", "secret", &["OK LOGIN carol"]).await;
@@ -260,7 +247,7 @@ async fn an_account_logging_in_on_another_node_takes_its_session_over() {
         ["NOTICE CLOSING REPLACED you logged in on another connection"]
     );
     // Nobody saw carol go or come: the next notice anyone gets is a newcomer's.
-    let _dave = guest_seen(&a, "dave", &mut [&mut alice]).await;
+    let _dave = guest_seen(a, "dave", &mut [&mut alice]).await;
     bob.skip_until("NOTICE ONLINE dave").await;
     alice.check("USERS", "USERS alice bob carol dave").await;
     alice.check("PM carol found you", "OK PM carol").await;

@@ -3,11 +3,11 @@
 //! hold a [`Cluster`], and check it once per request that could concern another node.
 //!
 //! What lives where:
-//! - `linechat.all`, the global subject, heard by every node: presence, `MSG`, new rooms and
-//!   accounts, room membership changes (for `LRU`), heartbeats, and the state exchange of a
-//!   node that (re)connects ([`wire::Global`]).
-//! - `linechat.node.<node>`, one per node: private messages to that node's users, as
-//!   requests answered with whether they were delivered. A node knows where every user is
+//! - `linechat.all`, the global subject, heard by every node: presence, `MSG`, new (and
+//!   expired) rooms, new accounts, room membership changes (for `LRU`), heartbeats, and the
+//!   state exchange of a node that (re)connects ([`wire::Global`]).
+//! - `linechat.node.<node>`, one per node: private messages to that node's users (which that
+//!   node records in the shared store, delivered or queued). A node knows where every user is
 //!   (it keeps the others' lists of users from their presence messages), so a message
 //!   crosses to the one node that has the recipient. Per-node rather than per-user subjects:
 //!   one subscription per node instead of a subscribe and unsubscribe at every login and

@@ -279,6 +279,11 @@ impl ClusterActor {
                     self.rooms.remote(RemoteRooms::Created { room, by });
                 }
             }
+            Global::RoomExpired { room } => {
+                if let Some(room) = wire::name(&room) {
+                    self.rooms.remote(RemoteRooms::Expired { room });
+                }
+            }
             Global::Joined { node, room, user } => {
                 let node = self.alive(&node, None);
                 if let (Some(room), Some(user)) = (wire::name(&room), wire::name(&user)) {

@@ -58,6 +58,9 @@ pub(crate) enum Global {
     Registered { name: String, id: i64 },
     /// `CR` on the publishing node.
     RoomCreated { room: String, by: String },
+    /// The publishing node deleted an expired room from the shared store: nobody was in it
+    /// on any node it knew of, and no registered user remembered it.
+    RoomExpired { room: String },
     /// A user of `node` joined or left `room` (the room's members see it on its own subject;
     /// this keeps every node's list of members, for `LRU`).
     Joined {

@@ -51,7 +51,15 @@ pub(crate) enum RoomsRequest {
     Stored {
         member: Member,
         room: Name,
-        stored: Result<(), StorageError>,
+        stored: Result<bool, StorageError>,
+        reply: oneshot::Sender<Joined>,
+    },
+    /// Sent back by the task that looked a room this node does not know up in the shared
+    /// store, for a `JR`: the room as stored, if it is.
+    Found {
+        member: Member,
+        room: Name,
+        found: Result<Option<Name>, StorageError>,
         reply: oneshot::Sender<Joined>,
     },
     /// What the other nodes of a cluster said (see [`RemoteRooms`]).
@@ -73,6 +81,10 @@ pub(crate) enum RemoteRooms {
     Created {
         room: Name,
         by: Name,
+    },
+    /// Another node deleted `room`, which had expired, from the shared store.
+    Expired {
+        room: Name,
     },
     Joined {
         node: Arc<str>,
@@ -324,16 +336,25 @@ impl RoomsActor {
     fn expire(&mut self, swept: Instant, rooms: Vec<Name>) {
         let mut gone = Vec::new();
         for room in rooms {
-            let still_empty = self
-                .rooms
-                .get(&room)
-                .is_some_and(|entry| entry.actor.is_none() && entry.empty_since <= swept);
+            // Clustered, nobody may have joined it on another node meanwhile either.
+            let still_empty = self.rooms.get(&room).is_some_and(|entry| {
+                entry.actor.is_none()
+                    && entry.empty_since <= swept
+                    && self.remote.get(&room).is_none_or(HashMap::is_empty)
+            });
             if let Some(entry) = still_empty.then(|| self.rooms.remove(&room)).flatten() {
                 gone.push(entry.name);
             }
         }
         if !gone.is_empty() {
             info!(rooms = gone.len(), "expired empty rooms");
+            // The other nodes drop them too: the shared store no longer has them.
+            if let Some(cluster) = &self.cluster {
+                for room in &gone {
+                    let room = room.to_string();
+                    cluster.global(&wire::Global::RoomExpired { room });
+                }
+            }
             self.store.delete_rooms(gone);
         }
     }
@@ -352,6 +373,19 @@ impl RoomsActor {
                 stored,
                 reply,
             } => self.stored(member, room, stored, reply),
+            RoomsRequest::Found {
+                member,
+                room,
+                found,
+                reply,
+            } => self.found(member, room, found, reply),
+            RoomsRequest::Join {
+                member,
+                room,
+                reply,
+            } if !self.rooms.contains_key(&room) && self.store.is_shared() => {
+                self.look_up(member, room, reply)
+            }
             RoomsRequest::Join {
                 member,
                 room,
@@ -425,14 +459,25 @@ impl RoomsActor {
         &mut self,
         member: Member,
         room: Name,
-        stored: Result<(), StorageError>,
+        stored: Result<bool, StorageError>,
         reply: oneshot::Sender<Joined>,
     ) {
         self.creating.remove(&room);
-        if let Err(error) = stored {
-            let message = format!("{room} could not be stored: {}", error.client_message());
-            let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
-            return;
+        match stored {
+            Ok(true) => {}
+            // Stored already: by another node sharing the store (at the same moment, maybe),
+            // which announces it. It exists, here too.
+            Ok(false) => {
+                self.know(&room);
+                let message = format!("{room} already exists; JR joins it");
+                let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+                return;
+            }
+            Err(error) => {
+                let message = format!("{room} could not be stored: {}", error.client_message());
+                let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+                return;
+            }
         }
         self.rooms.insert(
             room.clone(),
@@ -449,6 +494,52 @@ impl RoomsActor {
         self.users.notify(notice, member.name.clone());
         // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
         self.join(member, room, Verb::CreateRoom, reply);
+    }
+
+    /// `JR` of a room this node does not know, on a shared store: another node may have
+    /// created it (while this one was cut off from NATS, or a moment ago). Looked up there
+    /// from a task of its own; [`RoomsActor::found`] goes on.
+    fn look_up(&mut self, member: Member, room: Name, reply: oneshot::Sender<Joined>) {
+        let (store, back) = (self.store.clone(), self.back.clone());
+        tokio::spawn(async move {
+            let found = store
+                .room(&room)
+                .await
+                .map(|found| found.map(|(room, _)| room));
+            if let Some(back) = back.upgrade() {
+                let _ = back.send(RoomsRequest::Found {
+                    member,
+                    room,
+                    found,
+                    reply,
+                });
+            }
+        });
+    }
+
+    /// The end of a `JR` that looked its room up in the shared store: the room is added to
+    /// the table and joined, or there is no such room.
+    fn found(
+        &mut self,
+        member: Member,
+        room: Name,
+        found: Result<Option<Name>, StorageError>,
+        reply: oneshot::Sender<Joined>,
+    ) {
+        match found {
+            Ok(Some(stored)) => {
+                self.know(&stored);
+                self.join(member, stored, Verb::JoinRoom, reply);
+            }
+            Ok(None) => {
+                let _ = reply.send(Err(no_such_room(&room)));
+            }
+            Err(error) => {
+                let reason = error.client_message();
+                let message = format!("{room} could not be looked up: {reason}");
+                let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+            }
+        }
     }
 
     /// Why someone who holds no handle to `room` cannot speak in it or leave it: the room
@@ -556,6 +647,18 @@ impl RoomsActor {
                     },
                     by,
                 );
+            }
+            RemoteRooms::Expired { room } => {
+                // A room with members here lives on in this node's table (see README,
+                // Cluster: a join at the moment another node expires the room).
+                if self
+                    .rooms
+                    .get(&room)
+                    .is_some_and(|entry| entry.actor.is_none())
+                {
+                    self.rooms.remove(&room);
+                    self.remote.remove(&room);
+                }
             }
             RemoteRooms::Joined { node, room, user } => {
                 self.know(&room);

@@ -292,12 +292,13 @@ impl<D: Database> StoreActor<D> {
         let _ = reply.send(self.settle("saving an account", result).await);
     }
 
-    /// Stores a new room; one of the same name already stored is left as it is.
+    /// Stores a new room; one of the same name already stored is left as it is, and the
+    /// answer says so (`false`).
     async fn create_room(
         &self,
         room: Name,
         creator: Name,
-        reply: oneshot::Sender<Result<(), StorageError>>,
+        reply: oneshot::Sender<Result<bool, StorageError>>,
     ) {
         let result = self.db.create_room(&room, &creator).await;
         let _ = reply.send(self.settle("saving a room", result).await);

@@ -36,12 +36,14 @@ pub(super) trait Database: Send + Sync + 'static {
         hash: String,
     ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
 
-    /// Stores a room; one of the same name already stored is left as it is.
+    /// Stores a room; one of the same name already stored is left as it is. Whether this
+    /// call stored it: on a shared store, of two nodes creating one room at once, exactly one
+    /// does.
     fn create_room(
         &self,
         room: &Name,
         creator: &Name,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 
     /// Remembers that a registered user is in a room (kept if it is already).
     fn join(

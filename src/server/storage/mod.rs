@@ -191,7 +191,7 @@ enum StoreRequest {
     CreateRoom {
         room: Name,
         creator: Name,
-        reply: oneshot::Sender<Result<(), StorageError>>,
+        reply: oneshot::Sender<Result<bool, StorageError>>,
     },
     Join {
         account: Name,
@@ -331,13 +331,15 @@ impl Store {
             .await?
     }
 
-    /// Stores a new room. Sent at once; the returned future only waits for the outcome, so an
-    /// actor can hand it to a task of its own and carry on.
+    /// Stores a new room; `false` if one of that name is stored already (on a shared store,
+    /// made by another node, maybe at the same moment: of two nodes, exactly one gets `true`).
+    /// Sent at once; the returned future only waits for the outcome, so an actor can hand it
+    /// to a task of its own and carry on.
     pub fn create_room(
         &self,
         room: Name,
         creator: Name,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send + 'static {
         self.ask_now(|reply| StoreRequest::CreateRoom {
             room,
             creator,
@@ -468,10 +470,10 @@ impl Store {
     }
 
     /// Sends a write now and returns a future of its outcome.
-    fn ask_now(
+    fn ask_now<T: Send + 'static>(
         &self,
-        request: impl FnOnce(oneshot::Sender<Result<(), StorageError>>) -> StoreRequest,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        request: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> StoreRequest,
+    ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static {
         let answer = request::submit(&self.tx, request);
         async move { answer.await.map_err(|_| StorageError::Gone)? }
     }

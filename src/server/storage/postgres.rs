@@ -162,7 +162,7 @@ impl Database for Writer {
         Ok(id)
     }
 
-    async fn create_room(&self, room: &Name, creator: &Name) -> Result<(), sqlx::Error> {
+    async fn create_room(&self, room: &Name, creator: &Name) -> Result<bool, sqlx::Error> {
         sqlx::query(
             "INSERT INTO rooms (name_key, name, creator, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
@@ -173,7 +173,7 @@ impl Database for Writer {
         .bind(millis(SystemTime::now()))
         .execute(&self.pool)
         .await
-        .map(drop)
+        .map(|done| done.rows_affected() > 0)
     }
 
     async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {

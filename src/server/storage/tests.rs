@@ -847,13 +847,14 @@ async fn two_stores_on_one_database_share_everything() {
         .unwrap_err();
     assert_eq!(taken.client_message(), "that name is already registered");
 
-    // The same room created on both at once: neither fails, it is one room.
+    // The same room created on both at once: neither fails, it is one room, and exactly one
+    // of them stored it.
     let (a, b) = tokio::join!(
         one.create_room(name("Dev"), name("alice")),
         two.create_room(name("dev"), name("bob"))
     );
-    a.unwrap();
-    b.unwrap();
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a != b, "exactly one stored the room: {a} {b}");
     let (room, _creator) = one.room(&name("DEV")).await.unwrap().unwrap();
     assert_eq!(room.as_str().to_lowercase(), "dev");
 
