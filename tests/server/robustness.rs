@@ -805,8 +805,10 @@ async fn sigterm_tells_every_client_and_exits_cleanly() {
     let [mut alice, mut bob, mut erin] = server.guests(users).await;
     alice.create_room("lobby", &mut [&mut bob, &mut erin]).await;
     bob.join("lobby", &mut [&mut alice]).await;
-    let mut carol = server.connect().await; // greeted, not logged in
     let mut dave = Client::connect(server.addr).await; // greeting unread
+    // Greeted, not logged in; connected after dave, so that the server, which accepts in
+    // order, has taken dave's connection too by the time carol reads her greeting.
+    let mut carol = server.connect().await;
     erin.send_raw(b"PING never-finished").await;
 
     // Queued for bob and erin, who do not read them before the signal.
