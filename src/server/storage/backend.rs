@@ -9,7 +9,7 @@ use super::actor::{Batch, Known};
 use super::chunk::ChunkWriter;
 use super::{Conversation, StoredMessage};
 use crate::server::member::UserId;
-use linechat_protocol::Name;
+use linechat_protocol::{Name, Topic};
 
 /// A chunk that holds messages on both sides of a retention limit: `(id, first_id, body,
 /// skip)`, where `skip` is how many of its oldest messages are beyond it.
@@ -41,6 +41,13 @@ pub(super) trait Database: Send + Sync + 'static {
         &self,
         room: &Name,
         creator: &Name,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Sets a stored room's topic, or clears it (`None`).
+    fn set_topic(
+        &self,
+        room: &Name,
+        topic: Option<&Topic>,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Remembers that a registered user is in a room (kept if it is already).
