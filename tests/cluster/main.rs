@@ -7,6 +7,7 @@ mod support;
 
 mod failures;
 mod one_chat;
+mod topics;
 
 pub use support::nats::NatsServer;
 use support::{Client, Server, TestServer, eventually};
