@@ -71,6 +71,7 @@ impl ServerHandle {
             users.clone(),
             store.clone(),
             loaded.rooms,
+            loaded.topics,
             room_limits,
             cluster.clone(),
         );

@@ -81,7 +81,7 @@ pub async fn rooms() -> (Rooms, Store, tempfile::TempDir) {
         expiry: None,
     };
     (
-        Rooms::spawn(users, store.clone(), Vec::new(), limits, None),
+        Rooms::spawn(users, store.clone(), Vec::new(), Vec::new(), limits, None),
         store,
         dir,
     )

@@ -11,6 +11,7 @@ mod support;
 mod failures;
 mod one_chat;
 mod shared_store;
+mod topics;
 
 pub use postgres_support::Postgres;
 pub use support::nats::NatsServer;

@@ -15,7 +15,11 @@ use crate::support::{PATIENCE, Server, TestServer};
 type Received = mpsc::UnboundedReceiver<Message>;
 
 /// An `irc` crate client registered as `nick`, joining `channels` once welcomed.
-async fn connect(server: &TestServer, nick: &str, channels: &[&str]) -> (Client, Received) {
+pub(crate) async fn connect(
+    server: &TestServer,
+    nick: &str,
+    channels: &[&str],
+) -> (Client, Received) {
     let addr = server.irc_addr.expect("an IRC listener");
     let config = Config {
         nickname: Some(nick.to_owned()),
@@ -39,7 +43,7 @@ async fn connect(server: &TestServer, nick: &str, channels: &[&str]) -> (Client,
 }
 
 /// The next message `wanted` accepts, skipping others.
-async fn next(stream: &mut Received, wanted: impl Fn(&Message) -> bool) -> Message {
+pub(crate) async fn next(stream: &mut Received, wanted: impl Fn(&Message) -> bool) -> Message {
     let waiting = async {
         loop {
             let message = stream.recv().await.expect("the connection stays open");
@@ -53,7 +57,7 @@ async fn next(stream: &mut Received, wanted: impl Fn(&Message) -> bool) -> Messa
         .expect("the message in time")
 }
 
-fn is_end_of_names(channel: &str) -> impl Fn(&Message) -> bool + '_ {
+pub(crate) fn is_end_of_names(channel: &str) -> impl Fn(&Message) -> bool + '_ {
     move |message| {
         matches!(&message.command,
             Command::Response(Response::RPL_ENDOFNAMES, args) if args.get(1).map(String::as_str) == Some(channel))

@@ -11,3 +11,4 @@ mod bad_input;
 mod client;
 mod mixed;
 mod numerics;
+mod topics;

@@ -87,7 +87,7 @@ async fn commands_before_registration_and_bad_ones_get_their_numerics() {
     );
     irc.send("NOTICE nobody :notices get no errors").await;
     irc.send("MODE #global").await;
-    irc.expect(":irc.test 324 ann #global :+nt").await;
+    irc.expect(":irc.test 324 ann #global :+n").await;
     irc.send("MODE ann").await;
     irc.expect(":irc.test 221 ann :+").await;
     irc.send("TOPIC #global").await;

@@ -21,3 +21,4 @@ mod settings;
 mod shell_bot;
 mod smoke;
 mod storage;
+mod topics;

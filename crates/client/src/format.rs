@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Local};
-use linechat_protocol::{Command, Departure, ErrorCode, Name, Notice, Verb};
+use linechat_protocol::{Command, Departure, ErrorCode, Name, Notice, Topic, Verb};
 
 use crate::input;
 use crate::session::Pending;
@@ -65,10 +65,32 @@ pub fn notice(notice: &Notice) -> String {
             format!("{user} went offline ({how})")
         }
         Notice::RoomCreated { room, by } => format!("{by} created room #{room}"),
+        Notice::Topic {
+            room,
+            by,
+            text: Some(text),
+        } => format!("{by} set the topic of #{room}: {}", printable(text)),
+        Notice::Topic {
+            room,
+            by,
+            text: None,
+        } => format!("{by} cleared the topic of #{room}"),
         Notice::Shutdown => "the server is shutting down".into(),
         Notice::Closing { reason } => {
             format!("the server is closing the connection ({})", reason.as_str())
         }
+    }
+}
+
+/// The answer to `TOPIC <room>`, in words.
+pub fn topic(room: &Name, topic: Option<&Topic>) -> String {
+    match topic {
+        Some(Topic { text, by, at }) => format!(
+            "#{room} topic: {} (set by {by}, {})",
+            printable(text),
+            date_time(*at)
+        ),
+        None => format!("#{room} has no topic"),
     }
 }
 

@@ -53,6 +53,7 @@ pub fn describe(line: &Line, answered: Option<&Pending>, session: &Session) -> O
             format!("#{room} members: {}", format::names(users))
         }
         Reply::Pong(token) => format::pong(token.as_deref(), answered),
+        Reply::Topic { room, topic } => format::topic(room, topic.as_ref()),
         Reply::Help(verb) => format!("help: {}", format::help(*verb)),
         Reply::Msg { from, text: t } => format!("{} * <{from}> {}", now(), text(t)),
         Reply::Pm { from, text: t } => format!("{} @{from} <{from}> {}", now(), text(t)),

@@ -10,4 +10,4 @@ mod strategies;
 
 pub use command::{Command, HistoryTarget, ParseError, Password, Verb};
 pub use name::{Name, NameError};
-pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply};
+pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply, Topic};

@@ -167,11 +167,35 @@ impl fmt::Display for Departure {
 /// Global notifications: lines starting with `NOTICE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    Online { user: Name },
-    Offline { user: Name, how: Departure },
-    RoomCreated { room: Name, by: Name },
+    Online {
+        user: Name,
+    },
+    Offline {
+        user: Name,
+        how: Departure,
+    },
+    RoomCreated {
+        room: Name,
+        by: Name,
+    },
+    /// `by`, a member of `room`, set its topic to `text`, or cleared it (`None`, from IRC).
+    Topic {
+        room: Name,
+        by: Name,
+        text: Option<String>,
+    },
     Shutdown,
-    Closing { reason: CloseReason },
+    Closing {
+        reason: CloseReason,
+    },
+}
+
+/// A room's topic: its text, who set it and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub text: String,
+    pub by: Name,
+    pub at: SystemTime,
 }
 
 /// One line from the server.
@@ -196,6 +220,11 @@ pub enum Reply {
         users: Vec<Name>,
     },
     Pong(Option<String>),
+    /// The answer to `TOPIC <room>`: the room's topic, if it has one.
+    Topic {
+        room: Name,
+        topic: Option<Topic>,
+    },
     Help(Verb),
     Msg {
         from: Name,
@@ -305,6 +334,15 @@ impl fmt::Display for Reply {
                 f.write_str("PONG")?;
                 write_optional(f, token)
             }
+            Reply::Topic { room, topic } => {
+                write!(f, "TOPIC {room}")?;
+                match topic {
+                    Some(Topic { text, by, at }) => {
+                        write!(f, " {by} {} {text}", humantime::format_rfc3339_millis(*at))
+                    }
+                    None => Ok(()),
+                }
+            }
             Reply::Help(verb) => write!(f, "HELP {}", verb.usage()),
             Reply::Msg { from, text } => write!(f, "MSG {from} {text}"),
             Reply::Pm { from, text } => write!(f, "PM {from} {text}"),
@@ -325,6 +363,10 @@ impl fmt::Display for Reply {
                 Notice::Online { user } => write!(f, "NOTICE ONLINE {user}"),
                 Notice::Offline { user, how } => write!(f, "NOTICE OFFLINE {user} {how}"),
                 Notice::RoomCreated { room, by } => write!(f, "NOTICE ROOM {room} {by}"),
+                Notice::Topic { room, by, text } => {
+                    write!(f, "NOTICE TOPIC {room} {by}")?;
+                    write_optional(f, text)
+                }
                 Notice::Shutdown => f.write_str("NOTICE SHUTDOWN the server is going down"),
                 Notice::Closing { reason } => write!(
                     f,
@@ -379,6 +421,7 @@ impl Reply {
                 | Reply::Rooms(_)
                 | Reply::RoomUsers { .. }
                 | Reply::Pong(_)
+                | Reply::Topic { .. }
         )
     }
 }
@@ -404,7 +447,7 @@ mod reply_parser {
     use nom::sequence::preceded;
     use nom::{IResult, Parser};
 
-    use super::{CloseReason, Departure, ErrorCode, Notice, Reply};
+    use super::{CloseReason, Departure, ErrorCode, Notice, Reply, Topic};
     use crate::command::{HistoryTarget, Verb};
     use crate::name::Name;
 
@@ -482,6 +525,10 @@ mod reply_parser {
             map(preceded(tag(" ROOM"), (name, name)), |(room, by)| {
                 Notice::RoomCreated { room, by }
             }),
+            map(
+                preceded(tag(" TOPIC"), (name, name, optional_text)),
+                |(room, by, text)| Notice::Topic { room, by, text },
+            ),
             value(Notice::Shutdown, (tag(" SHUTDOWN"), optional_text)),
             map(
                 preceded(
@@ -522,6 +569,19 @@ mod reply_parser {
             })
             .parse(input),
             "PONG" => map(optional_text, Reply::Pong).parse(input),
+            "TOPIC" => map(
+                (
+                    name,
+                    alt((
+                        value(None, eof),
+                        map((name, time, text), |(by, at, text)| {
+                            Some(Topic { text, by, at })
+                        }),
+                    )),
+                ),
+                |(room, topic)| Reply::Topic { room, topic },
+            )
+            .parse(input),
             "PING" => map(text, Reply::Ping).parse(input),
             // `HELP <usage>`: the usage starts with the verb.
             "HELP" => map((preceded(char(' '), verb), rest), |(verb, _)| {
@@ -657,6 +717,28 @@ mod parse_tests {
             Reply::Notice(Notice::Closing {
                 reason: CloseReason::LoginTimeout,
             }),
+            Reply::Topic {
+                room: name("dev"),
+                topic: None,
+            },
+            Reply::Topic {
+                room: name("dev"),
+                topic: Some(Topic {
+                    text: "release  on Friday".into(),
+                    by: name("bob"),
+                    at,
+                }),
+            },
+            Reply::Notice(Notice::Topic {
+                room: name("dev"),
+                by: name("bob"),
+                text: Some("release on Friday".into()),
+            }),
+            Reply::Notice(Notice::Topic {
+                room: name("dev"),
+                by: name("bob"),
+                text: None,
+            }),
         ];
         for reply in &replies {
             round_trip(reply);
@@ -714,6 +796,9 @@ mod parse_tests {
             "HIST * yesterday bob hi",
             "NOTICE WHAT",
             "NOTICE OFFLINE bob GONE",
+            "TOPIC dev bob",
+            "TOPIC dev bob yesterday hi",
+            "NOTICE TOPIC dev",
             "ok MSG",
         ] {
             assert!(Reply::parse(line).is_err(), "{line:?}");
@@ -767,6 +852,12 @@ mod parse_tests {
                 .prop_map(|(user, how)| Notice::Offline { user, how }),
             (name_strategy(), name_strategy())
                 .prop_map(|(room, by)| Notice::RoomCreated { room, by }),
+            (
+                name_strategy(),
+                name_strategy(),
+                proptest::option::of(text_strategy())
+            )
+                .prop_map(|(room, by, text)| Notice::Topic { room, by, text }),
             Just(Notice::Shutdown),
             proptest::sample::select(CloseReason::ALL.to_vec())
                 .prop_map(|reason| Notice::Closing { reason }),
@@ -793,6 +884,14 @@ mod parse_tests {
             (name_strategy(), names_strategy())
                 .prop_map(|(room, users)| Reply::RoomUsers { room, users }),
             proptest::option::of(text_strategy()).prop_map(Reply::Pong),
+            (
+                name_strategy(),
+                proptest::option::of((text_strategy(), name_strategy(), time.clone()))
+            )
+                .prop_map(|(room, topic)| Reply::Topic {
+                    room,
+                    topic: topic.map(|(text, by, at)| Topic { text, by, at }),
+                }),
             text_strategy().prop_map(Reply::Ping),
             verb_strategy().prop_map(Reply::Help),
             (name_strategy(), text_strategy()).prop_map(|(from, text)| Reply::Msg { from, text }),
@@ -825,6 +924,7 @@ mod parse_tests {
             Reply::Rooms(_) => "LRS",
             Reply::RoomUsers { .. } => "LRU",
             Reply::Pong(_) => "PONG",
+            Reply::Topic { .. } => "TOPIC",
             Reply::Ping(_) => "PING",
             Reply::Help(_) => "HELP",
             Reply::Msg { .. } => "MSG",
@@ -837,6 +937,7 @@ mod parse_tests {
                 Notice::Online { .. }
                 | Notice::Offline { .. }
                 | Notice::RoomCreated { .. }
+                | Notice::Topic { .. }
                 | Notice::Shutdown
                 | Notice::Closing { .. },
             ) => "NOTICE",

@@ -296,6 +296,12 @@ impl ClusterActor {
                     self.rooms.remote(RemoteRooms::Left { node, room, user });
                 }
             }
+            Global::Topic { room, by, text, at } => {
+                if let (Some(room), Some(by)) = (wire::name(&room), wire::name(&by)) {
+                    let at = std::time::UNIX_EPOCH + Duration::from_millis(at);
+                    self.rooms.remote(RemoteRooms::Topic { room, by, text, at });
+                }
+            }
         }
     }
 

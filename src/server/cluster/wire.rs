@@ -73,6 +73,15 @@ pub(crate) enum Global {
         room: String,
         user: String,
     },
+    /// `by` set the topic of `room` to `text` (`None`: cleared) at `at` (Unix milliseconds),
+    /// and it is stored: for every node's room table (the room's members heard it on its
+    /// subject).
+    Topic {
+        room: String,
+        by: String,
+        text: Option<String>,
+        at: u64,
+    },
 }
 
 /// On a node's own subject: a private message to one of its users. Published through the

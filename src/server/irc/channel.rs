@@ -1,14 +1,17 @@
 //! Channels: `JOIN`, `PART`, `NAMES`, `LIST`, `TOPIC`. A room `lobby` is the channel
 //! `#lobby`; `#global` is linechat's global chat, which every user is in on arrival.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
-use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply};
 use tokio::time::{Instant, sleep};
 
-use super::message::Message;
+use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply, Topic};
+
+use super::message::{self, Message};
+use super::messaging::from_irc;
 use super::translate::GLOBAL;
 use super::{Flow, Irc};
+use crate::server::room::MAX_TOPIC_BYTES;
 
 /// Messages of a channel's history replayed when one joins it.
 pub(super) const REPLAY_ON_JOIN: u32 = 20;
@@ -138,12 +141,18 @@ fn is_error(answer: &Reply, wanted: ErrorCode) -> bool {
     matches!(answer, Reply::Err { code, .. } if *code == wanted)
 }
 
-/// What a join shows the joiner: the `JOIN`, the names, then the channel's recent history.
+/// What a join shows the joiner: the `JOIN`, the topic if there is one, the names, then the
+/// channel's recent history.
 pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) {
     if matches!(history, HistoryTarget::Global) {
         irc.in_global = true;
     }
     irc.as_me("JOIN", &[channel], None);
+    if let HistoryTarget::Named(room) = &history
+        && let Some(topic) = topic_of(irc, room).await
+    {
+        send_topic(irc, channel, &topic);
+    }
     send_names(irc, channel).await;
     let count = Some(REPLAY_ON_JOIN.min(irc.session.context.settings.history_max_count));
     // The lines go to the outbox, translated there; the final `OK HISTORY` is not IRC's.
@@ -245,38 +254,141 @@ pub(super) async fn list(irc: &mut Irc, message: Message) -> Flow {
         }
         let count = members(irc, &channel).await.map_or(0, |users| users.len());
         let about = match channel {
-            Channel::Global => "linechat's global chat: everyone online",
-            Channel::Room(_) => "",
+            Channel::Global => "linechat's global chat: everyone online".to_owned(),
+            Channel::Room(room) => topic_of(irc, &room)
+                .await
+                .map(|topic| topic.text)
+                .unwrap_or_default(),
         };
-        irc.numeric("322", &[&name, &count.to_string()], about);
+        irc.numeric("322", &[&name, &count.to_string()], &about);
     }
     irc.numeric("323", &[], "End of /LIST");
     Flow::Continue
 }
 
-/// Topics are not kept: a query answers that there is none, and setting one is refused.
+/// `TOPIC #room` answers the room's topic (`332` and `333`) or that it has none (`331`);
+/// `TOPIC #room :text` sets it, for a member (`442` otherwise), and `TOPIC #room :` clears it.
+/// `#global` has no topic, and none can be set.
 pub(super) async fn topic(irc: &mut Irc, message: Message) -> Flow {
-    let channel = message.param(0);
-    let inside = match Channel::parse(channel) {
+    let channel = message.param(0).to_owned();
+    let room = match Channel::parse(&channel) {
         None => {
-            irc.numeric("403", &[channel], "No such channel");
+            irc.numeric("403", &[&channel], "No such channel");
             return Flow::Continue;
         }
-        Some(Channel::Global) => irc.in_global,
-        Some(Channel::Room(room)) => irc
-            .session
-            .presence
-            .as_ref()
-            .is_some_and(|presence| presence.rooms.contains_key(&room)),
+        Some(Channel::Global) => {
+            if message.params.len() == 1 {
+                irc.numeric("331", &[&channel], "No topic is set");
+            } else if irc.in_global {
+                irc.numeric("482", &[&channel], "#global has no topic to set");
+            } else {
+                irc.numeric("442", &[&channel], "You're not on that channel");
+            }
+            return Flow::Continue;
+        }
+        Some(Channel::Room(room)) => room,
     };
-    if message.params.len() > 1 {
-        if inside {
-            irc.numeric("482", &[channel], "Topics cannot be set on linechat");
-        } else {
-            irc.numeric("442", &[channel], "You're not on that channel");
+    if message.params.len() == 1 {
+        match irc.command(Command::Topic { room, text: None }).await {
+            Reply::Topic {
+                room,
+                topic: Some(topic),
+            } => send_topic(irc, &format!("#{room}"), &topic),
+            Reply::Topic { room, topic: None } => {
+                irc.numeric("331", &[&format!("#{room}")], "No topic is set");
+            }
+            _ => irc.numeric("403", &[&channel], "No such channel"),
         }
         return Flow::Continue;
     }
-    irc.numeric("331", &[channel], "No topic is set");
+    set_topic(irc, &channel, room, message.param(1)).await;
     Flow::Continue
+}
+
+/// Sets (or, with an empty text, clears) a room's topic, and shows the user the `TOPIC`
+/// line the other members see. IRC formatting is removed, and a topic longer than
+/// `TOPICLEN` is cut, as IRC servers do; other characters are checked as in messages.
+async fn set_topic(irc: &mut Irc, channel: &str, room: Name, raw: &str) {
+    let handle = irc
+        .session
+        .presence
+        .as_ref()
+        .and_then(|presence| Some((presence.rooms.get(&room)?, &presence.member.name)));
+    let Some((handle, me)) = handle else {
+        match irc.command(Command::Topic { room, text: None }).await {
+            Reply::Topic { .. } => irc.numeric("442", &[channel], "You're not on that channel"),
+            _ => irc.numeric("403", &[channel], "No such channel"),
+        }
+        return;
+    };
+    let (room, me) = (handle.name().clone(), me.clone());
+    let channel = format!("#{room}");
+    let Some(plain) = from_irc(raw) else {
+        irc.server_notice("topic not set: a CTCP request is no topic");
+        return;
+    };
+    let cut = message::cut(&plain, MAX_TOPIC_BYTES);
+    // The line protocol's own check of a text, which also trims it.
+    let answer = match Command::parse(&format!("TOPIC {room} {cut}")) {
+        Ok(Some(Command::Topic { text: None, .. })) => {
+            let rooms = irc.session.context.server.rooms.clone();
+            rooms.set_topic(me, room.clone(), None).await
+        }
+        Ok(Some(command)) => irc.command(command).await,
+        Ok(None) => return,
+        Err(error) => {
+            irc.server_notice(&format!("topic not set: {error}"));
+            return;
+        }
+    };
+    match answer {
+        Reply::Ok { .. } => {
+            // As the others see it, whatever was cut or trimmed.
+            let text = match Command::parse(&format!("TOPIC {room} {cut}")) {
+                Ok(Some(Command::Topic {
+                    text: Some(text), ..
+                })) => text,
+                _ => String::new(),
+            };
+            irc.as_me("TOPIC", &[&channel], Some(&text));
+        }
+        Reply::Err {
+            code: ErrorCode::NotInRoom,
+            ..
+        } => irc.numeric("442", &[&channel], "You're not on that channel"),
+        Reply::Err {
+            code: ErrorCode::NoSuchRoom,
+            ..
+        } => irc.numeric("403", &[&channel], "No such channel"),
+        Reply::Err { message, .. } => irc.server_notice(&format!("topic not set: {message}")),
+        _ => {}
+    }
+}
+
+/// A room's topic, if it has one.
+async fn topic_of(irc: &mut Irc, room: &Name) -> Option<Topic> {
+    match irc
+        .command(Command::Topic {
+            room: room.clone(),
+            text: None,
+        })
+        .await
+    {
+        Reply::Topic { topic, .. } => topic,
+        _ => None,
+    }
+}
+
+/// `332` (the topic) and `333` (who set it, and when, in Unix seconds).
+fn send_topic(irc: &mut Irc, channel: &str, topic: &Topic) {
+    irc.numeric("332", &[channel], &topic.text);
+    let at = topic
+        .at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let params = [channel, topic.by.as_str(), &at.to_string()];
+    let nick = irc.nick();
+    let mut all = vec![nick.as_str()];
+    all.extend_from_slice(&params);
+    irc.send(message::encode(Some(&irc.server), "333", &all, None));
 }

@@ -134,7 +134,7 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
 
 /// A message's text as linechat keeps it: CTCP `ACTION` as `/me ...`, IRC formatting codes
 /// (bold, colours, ...) removed. `None` for another CTCP request.
-fn from_irc(raw: &str) -> Option<String> {
+pub(super) fn from_irc(raw: &str) -> Option<String> {
     let text = match raw.strip_prefix('\u{1}') {
         Some(ctcp) => {
             let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);

@@ -127,8 +127,8 @@ pub(super) async fn away(irc: &mut Irc, message: Message) -> Flow {
     Flow::Continue
 }
 
-/// Channels are `+nt` (members only speak; nobody sets topics) and have no bans; users have
-/// no modes to change.
+/// Channels are `+n` (members only speak; any member may set the topic, so no `+t`) and
+/// have no bans; users have no modes to change.
 pub(super) async fn mode(irc: &mut Irc, message: Message) -> Flow {
     let target = message.param(0);
     let changes = message.param(1);
@@ -136,7 +136,7 @@ pub(super) async fn mode(irc: &mut Irc, message: Message) -> Flow {
         if Channel::parse(target).is_none() {
             irc.numeric("403", &[target], "No such channel");
         } else if changes.is_empty() {
-            irc.numeric("324", &[target], "+nt");
+            irc.numeric("324", &[target], "+n");
         } else if changes.trim_start_matches('+') == "b" {
             irc.numeric("368", &[target], "End of channel ban list");
         } else {

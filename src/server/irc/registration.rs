@@ -14,6 +14,7 @@ use tracing::info;
 use super::message::Message;
 use super::translate::GLOBAL;
 use super::{Flow, Irc, channel};
+use crate::server::room::MAX_TOPIC_BYTES;
 use crate::server::session::Presence;
 
 /// Capabilities offered (`CAP LS`); any other `CAP REQ` is refused whole (`NAK`).
@@ -361,7 +362,7 @@ async fn welcome(irc: &mut Irc) -> Flow {
         "PREFIX=(o)@".to_owned(),
         "SAFELIST".to_owned(),
         "TARGMAX=ISON:,JOIN:,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,USERHOST:5,WHOIS:1".to_owned(),
-        "TOPICLEN=0".to_owned(),
+        format!("TOPICLEN={MAX_TOPIC_BYTES}"),
     ];
     let words: Vec<&str> = isupport.iter().map(String::as_str).collect();
     irc.numeric("005", &words, "are supported by this server");

@@ -202,6 +202,16 @@ impl Translator {
                     message::encode(Some(&source_of(user.as_str())), "QUIT", &[], Some(&reason));
                 out.put_slice(&line);
             }
+            Reply::Notice(Notice::Topic { room, by, text }) => {
+                let text = text.unwrap_or_default();
+                let line = message::encode(
+                    Some(&source_of(by.as_str())),
+                    "TOPIC",
+                    &[&channel_of(&room)],
+                    Some(&text),
+                );
+                out.put_slice(&line);
+            }
             Reply::Notice(Notice::RoomCreated { room, by }) => {
                 let text = format!("{by} created {}", channel_of(&room));
                 let line = message::encode(Some(&self.server), "NOTICE", &[&me], Some(&text));
@@ -446,6 +456,19 @@ mod tests {
         assert_eq!(
             translated(&mut translator, &["NOTICE ONLINE erin", "MSG erin x"]),
             ""
+        );
+    }
+
+    #[test]
+    fn topic_notices_become_topic_lines() {
+        let mut translator = welcomed();
+        assert_eq!(
+            translated(
+                &mut translator,
+                &["NOTICE TOPIC dev alice ship  it", "NOTICE TOPIC dev alice"]
+            ),
+            ":alice!alice@linechat TOPIC #dev :ship  it\r\n\
+             :alice!alice@linechat TOPIC #dev :\r\n"
         );
     }
 

@@ -7,4 +7,4 @@ mod table;
 
 pub use members::Room;
 pub(crate) use table::RemoteRooms;
-pub use table::{Joined, RoomLimits, Rooms};
+pub use table::{Joined, MAX_TOPIC_BYTES, RoomLimits, Rooms};

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -17,7 +17,11 @@ use crate::server::member::Member;
 use crate::server::request::{self, Backlog, unavailable};
 use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
-use linechat_protocol::{ErrorCode, Name, Notice, Reply, Verb};
+use linechat_protocol::{ErrorCode, Name, Notice, Reply, Topic, Verb};
+
+/// The longest topic, in bytes of UTF-8: about two lines of a chat window, and what fits
+/// in IRC's `332` line with the longest nick and channel.
+pub const MAX_TOPIC_BYTES: usize = 300;
 
 /// What a join answers: the room's handle, or why not.
 pub type Joined = Result<Room, Reply>;
@@ -45,6 +49,26 @@ pub(crate) enum RoomsRequest {
         reply: oneshot::Sender<Reply>,
     },
     List {
+        reply: oneshot::Sender<Reply>,
+    },
+    /// `TOPIC <room>`: answered `TOPIC <room> [...]`.
+    Topic {
+        room: Name,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// `TOPIC <room> <text>` from `by`, a member (its session holds the room's handle);
+    /// `None` clears it. Answered `OK TOPIC <room>` once stored.
+    SetTopic {
+        by: Name,
+        room: Name,
+        text: Option<String>,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Sent back to the rooms actor by the task that waited for a `SetTopic` to be stored.
+    TopicStored {
+        room: Name,
+        change: TopicChange,
+        stored: Result<(), StorageError>,
         reply: oneshot::Sender<Reply>,
     },
     /// Sent back to the rooms actor by the task that waited for a `Create` to be stored.
@@ -109,6 +133,14 @@ pub(crate) enum RemoteRooms {
     /// Publish this node's rooms and members, for another node's `Hello` or after a
     /// reconnection.
     SendState,
+    /// A member of `room` on another node set its topic (`text`), or cleared it; that node
+    /// told its members, and the room's members here through the room's subject.
+    Topic {
+        room: Name,
+        by: Name,
+        text: Option<String>,
+        at: SystemTime,
+    },
 }
 
 /// A handle to the [`RoomsActor`], which owns the table of rooms. Sessions come here to
@@ -125,6 +157,7 @@ impl Rooms {
         users: Users,
         store: Store,
         loaded: Vec<(Name, Name)>,
+        topics: Vec<(Name, Topic)>,
         limits: RoomLimits,
         cluster: Option<Cluster>,
     ) -> Self {
@@ -134,14 +167,12 @@ impl Rooms {
         let (idle_tx, idle_rx) = mpsc::unbounded_channel();
         let (unremembered_tx, unremembered_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
+        let mut topics: HashMap<Name, Topic> = topics.into_iter().collect();
         let rooms = loaded
             .into_iter()
             .map(|(name, _creator)| {
-                let room = RoomEntry {
-                    name: name.clone(),
-                    actor: None,
-                    empty_since: now,
-                };
+                let mut room = RoomEntry::new(name.clone(), now);
+                room.topic = topics.remove(&name);
                 (name, room)
             })
             .collect();
@@ -211,6 +242,27 @@ impl Rooms {
             .unwrap_or_else(unavailable)
     }
 
+    /// `TOPIC <room>`: the room's topic (`Reply::Topic`), or why not.
+    pub async fn topic(&self, room: Name) -> Reply {
+        self.ask(|reply| RoomsRequest::Topic { room, reply })
+            .await
+            .unwrap_or_else(unavailable)
+    }
+
+    /// `TOPIC <room> <text>`: sets the topic of `room`, which `by` is a member of (the caller
+    /// checks, as it holds the room's handle), or clears it (`None`). `OK TOPIC <room>` once it
+    /// is stored; the room's other members get `NOTICE TOPIC`.
+    pub async fn set_topic(&self, by: Name, room: Name, text: Option<String>) -> Reply {
+        self.ask(|reply| RoomsRequest::SetTopic {
+            by,
+            room,
+            text,
+            reply,
+        })
+        .await
+        .unwrap_or_else(unavailable)
+    }
+
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> RoomsRequest) -> Option<T> {
         request::ask(&self.tx, request).await
     }
@@ -235,6 +287,48 @@ struct RoomEntry {
     actor: Option<Room>,
     /// Since when the room has had no members (meaningful while `actor` is `None`).
     empty_since: Instant,
+    /// Its topic, if it has one.
+    topic: Option<Topic>,
+    /// How many topic changes were asked for (stored or not): a change applies only if no
+    /// later one was applied before it, as the store writes them in the order asked.
+    topic_changes: u64,
+    /// The change the topic is from.
+    topic_change: u64,
+}
+
+impl RoomEntry {
+    fn new(name: Name, empty_since: Instant) -> Self {
+        Self {
+            name,
+            actor: None,
+            empty_since,
+            topic: None,
+            topic_changes: 0,
+            topic_change: 0,
+        }
+    }
+}
+
+/// A change of a room's topic asked for, on its way to the store.
+#[derive(Debug)]
+pub(crate) struct TopicChange {
+    /// Which of the room's changes it is, counted by the rooms actor.
+    number: u64,
+    by: Name,
+    /// The new topic; `None` clears it.
+    text: Option<String>,
+    at: SystemTime,
+}
+
+impl TopicChange {
+    fn topic(&self) -> Option<Topic> {
+        let text = self.text.clone()?;
+        Some(Topic {
+            text,
+            by: self.by.clone(),
+            at: self.at,
+        })
+    }
 }
 
 /// Sizes the rooms actor enforces.
@@ -396,6 +490,19 @@ impl RoomsActor {
             #[cfg(test)]
             RoomsRequest::RunningManagers { reply } => self.running_managers(reply),
             RoomsRequest::List { reply } => self.list(reply),
+            RoomsRequest::Topic { room, reply } => self.topic(&room, reply),
+            RoomsRequest::SetTopic {
+                by,
+                room,
+                text,
+                reply,
+            } => self.set_topic(by, room, text, reply),
+            RoomsRequest::TopicStored {
+                room,
+                change,
+                stored,
+                reply,
+            } => self.topic_stored(room, change, stored, reply),
             RoomsRequest::Remote(remote) => self.heard(remote),
             RoomsRequest::Settle { reply } => {
                 let running: Vec<Room> = self
@@ -479,14 +586,8 @@ impl RoomsActor {
                 return;
             }
         }
-        self.rooms.insert(
-            room.clone(),
-            RoomEntry {
-                name: room.clone(),
-                actor: None,
-                empty_since: Instant::now(),
-            },
-        );
+        self.rooms
+            .insert(room.clone(), RoomEntry::new(room.clone(), Instant::now()));
         let notice = Notice::RoomCreated {
             room: room.clone(),
             by: member.name.clone(),
@@ -597,6 +698,107 @@ impl RoomsActor {
         let _ = reply.send(Reply::Rooms(names));
     }
 
+    /// `TOPIC <room>`: the room's topic, if it has one.
+    fn topic(&self, room: &Name, reply: oneshot::Sender<Reply>) {
+        let answer = match self.rooms.get(room) {
+            Some(entry) => Reply::Topic {
+                room: entry.name.clone(),
+                topic: entry.topic.clone(),
+            },
+            None => no_such_room(room),
+        };
+        let _ = reply.send(answer);
+    }
+
+    /// `TOPIC <room> <text>`: stores the new topic; [`RoomsActor::topic_stored`] finishes
+    /// once it is on disk. The actor does not wait meanwhile.
+    fn set_topic(
+        &mut self,
+        by: Name,
+        room: Name,
+        text: Option<String>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let Some(entry) = self.rooms.get_mut(&room) else {
+            let _ = reply.send(no_such_room(&room));
+            return;
+        };
+        entry.topic_changes += 1;
+        let change = TopicChange {
+            number: entry.topic_changes,
+            by,
+            text,
+            at: SystemTime::now(),
+        };
+        let room = entry.name.clone();
+        let stored = self.store.set_topic(room.clone(), change.topic());
+        let back = self.back.clone();
+        tokio::spawn(async move {
+            let stored = stored.await;
+            if let Some(back) = back.upgrade() {
+                let _ = back.send(RoomsRequest::TopicStored {
+                    room,
+                    change,
+                    stored,
+                    reply,
+                });
+            }
+        });
+    }
+
+    /// The end of a `TOPIC <room> <text>` once the store has answered: the room takes the
+    /// topic, and its members (here and on other nodes) and every node's room table are told.
+    fn topic_stored(
+        &mut self,
+        room: Name,
+        change: TopicChange,
+        stored: Result<(), StorageError>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        if let Err(error) = stored {
+            let message = format!(
+                "the topic of {room} could not be stored: {}",
+                error.client_message()
+            );
+            let _ = reply.send(Reply::err(ErrorCode::Storage, message));
+            return;
+        }
+        // Unless the room is gone meanwhile (expired), or a later change is in place already:
+        // this one was stored and then replaced, so nobody is told of it.
+        if let Some(entry) = self.rooms.get_mut(&room)
+            && entry.topic_change < change.number
+        {
+            entry.topic_change = change.number;
+            entry.topic = change.topic();
+            let notice = Notice::Topic {
+                room: room.clone(),
+                by: change.by.clone(),
+                text: change.text.clone(),
+            };
+            // Through the room's task, as a line its member said: the other members get it
+            // in order with the room's messages, here and, clustered, on the other nodes.
+            if let Some(actor) = &entry.actor {
+                let line = Delivery::new(Reply::Notice(notice));
+                actor.post(RoomRequest::Say {
+                    from: change.by.clone(),
+                    line,
+                });
+            }
+            if let Some(cluster) = &self.cluster {
+                cluster.global(&wire::Global::Topic {
+                    room: room.to_string(),
+                    by: change.by.to_string(),
+                    text: change.text,
+                    at: change
+                        .at
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(0)),
+                });
+            }
+        }
+        let _ = reply.send(Reply::ok_with(Verb::Topic, &room));
+    }
+
     /// `JR`, and the end of a `CR`: starts the room's actor if the room has none running,
     /// and asks it to take `member`; it answers `reply`.
     fn join(&mut self, member: Member, room: Name, verb: Verb, reply: oneshot::Sender<Joined>) {
@@ -697,6 +899,12 @@ impl RoomsActor {
                 }
             }
             RemoteRooms::SendState => self.send_state(),
+            RemoteRooms::Topic { room, by, text, at } => {
+                self.know(&room);
+                if let Some(entry) = self.rooms.get_mut(&room) {
+                    entry.topic = text.map(|text| Topic { text, by, at });
+                }
+            }
         }
     }
 
@@ -705,11 +913,7 @@ impl RoomsActor {
         if self.rooms.contains_key(room) {
             return;
         }
-        let entry = RoomEntry {
-            name: room.clone(),
-            actor: None,
-            empty_since: Instant::now(),
-        };
+        let entry = RoomEntry::new(room.clone(), Instant::now());
         self.rooms.insert(room.clone(), entry);
     }
 
@@ -922,6 +1126,49 @@ mod tests {
         for i in 0..100 {
             assert_eq!(bob_inbox.line().await, format!("RM dev alice {i}"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_topic_is_stored_then_kept_and_told_to_the_other_members() {
+        let (rooms, store, _dir) = crate::server::testing::rooms().await;
+        let (alice, mut alice_inbox) = member("alice");
+        let (bob, mut bob_inbox) = member("bob");
+        assert_eq!(create(&rooms, &alice, "Dev").await, "OK CR Dev");
+        assert_eq!(join(&rooms, &bob, "dev").await, "OK JR Dev");
+        assert_eq!(alice_inbox.line().await, "JR Dev bob");
+        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC Dev");
+        let set = rooms.set_topic(name("alice"), name("dev"), Some("ship  it".into()));
+        assert_eq!(set.await.to_string(), "OK TOPIC Dev");
+        assert_eq!(bob_inbox.line().await, "NOTICE TOPIC Dev alice ship  it");
+        let Reply::Topic {
+            topic: Some(topic), ..
+        } = rooms.topic(name("DEV")).await
+        else {
+            panic!("no topic");
+        };
+        assert_eq!(
+            (topic.by.as_str(), topic.text.as_str()),
+            ("alice", "ship  it")
+        );
+        assert_eq!(
+            rooms.topic(name("ops")).await.to_string(),
+            "ERR NO_SUCH_ROOM there is no room ops; CR creates it"
+        );
+        // Cleared (from IRC): told without a text.
+        let cleared = rooms.set_topic(name("bob"), name("dev"), None).await;
+        assert_eq!(cleared.to_string(), "OK TOPIC Dev");
+        assert_eq!(alice_inbox.line().await, "NOTICE TOPIC Dev bob");
+        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC Dev");
+        // A topic that cannot be stored is refused, and nothing changes.
+        store.close().await;
+        let refused = rooms.set_topic(name("alice"), name("dev"), Some("lost".into()));
+        assert_eq!(
+            refused.await.to_string(),
+            "ERR STORAGE the topic of Dev could not be stored: the store is shutting down"
+        );
+        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC Dev");
+        alice_inbox.expect_nothing().await;
+        bob_inbox.expect_nothing().await;
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use super::{Conversation, Record, StorageError, StorageOptions, StoreRequest, St
 use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
 use crate::server::request::Backlog;
-use linechat_protocol::Name;
+use linechat_protocol::{Name, Topic};
 
 /// A batch this large is written at once, whatever the window. Large, because a commit
 /// writes every page it touched, and messages to many conversations touch as many pages of
@@ -258,6 +258,9 @@ impl<D: Database> StoreActor<D> {
                 creator,
                 reply,
             } => self.create_room(room, creator, reply).await,
+            StoreRequest::SetTopic { room, topic, reply } => {
+                self.set_topic(room, topic, reply).await;
+            }
             StoreRequest::Join {
                 account,
                 room,
@@ -302,6 +305,17 @@ impl<D: Database> StoreActor<D> {
     ) {
         let result = self.db.create_room(&room, &creator).await;
         let _ = reply.send(self.settle("saving a room", result).await);
+    }
+
+    /// Sets a room's topic, or clears it.
+    async fn set_topic(
+        &self,
+        room: Name,
+        topic: Option<Topic>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    ) {
+        let result = self.db.set_topic(&room, topic.as_ref()).await;
+        let _ = reply.send(self.settle("saving a topic", result).await);
     }
 
     /// Remembers that a registered user is in a room (kept if it is already).

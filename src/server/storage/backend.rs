@@ -9,7 +9,7 @@ use super::actor::{Batch, Known};
 use super::chunk::ChunkWriter;
 use super::{Conversation, StoredMessage};
 use crate::server::member::UserId;
-use linechat_protocol::Name;
+use linechat_protocol::{Name, Topic};
 
 /// A chunk that holds messages on both sides of a retention limit: `(id, first_id, body,
 /// skip)`, where `skip` is how many of its oldest messages are beyond it.
@@ -44,6 +44,13 @@ pub(super) trait Database: Send + Sync + 'static {
         room: &Name,
         creator: &Name,
     ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+
+    /// Sets a stored room's topic, or clears it (`None`).
+    fn set_topic(
+        &self,
+        room: &Name,
+        topic: Option<&Topic>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Remembers that a registered user is in a room (kept if it is already).
     fn join(

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::member::UserId;
-use linechat_protocol::Name;
+use linechat_protocol::{Name, Topic};
 
 /// Where a message was said, as history is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,28 @@ pub struct Loaded {
     pub accounts: Vec<(i64, Name, String)>,
     /// Rooms: the name as created, and who created it.
     pub rooms: Vec<(Name, Name)>,
+    /// The topics of the rooms that have one.
+    pub topics: Vec<(Name, Topic)>,
+}
+
+/// A row of `rooms` as it is loaded: name, creator, and the topic's text, setter and time
+/// (Unix milliseconds), all three `NULL` without a topic.
+type LoadedRoom = (String, String, Option<String>, Option<String>, Option<i64>);
+
+impl Loaded {
+    /// Adds a room as read from the database; one with a bad name is skipped, and so is a
+    /// topic set by one.
+    fn add_room(&mut self, (room, creator, text, by, at): LoadedRoom) {
+        let (Ok(name), Ok(creator)) = (Name::parse(&room), Name::parse(&creator)) else {
+            tracing::warn!(room, creator, "skipping a room with a bad name");
+            return;
+        };
+        if let (Some(text), Some(Ok(by)), Some(at)) = (text, by.as_deref().map(Name::parse), at) {
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(at).unwrap_or(0));
+            self.topics.push((name.clone(), Topic { text, by, at }));
+        }
+        self.rooms.push((name, creator));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +214,11 @@ enum StoreRequest {
         room: Name,
         creator: Name,
         reply: oneshot::Sender<Result<bool, StorageError>>,
+    },
+    SetTopic {
+        room: Name,
+        topic: Option<Topic>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Join {
         account: Name,
@@ -345,6 +372,16 @@ impl Store {
             creator,
             reply,
         })
+    }
+
+    /// Sets `room`'s topic, or clears it (`None`). Sent at once; the returned future only
+    /// waits for the outcome (`Ok` once it is stored), as for [`Store::create_room`].
+    pub fn set_topic(
+        &self,
+        room: Name,
+        topic: Option<Topic>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        self.ask_now(|reply| StoreRequest::SetTopic { room, topic, reply })
     }
 
     /// Returns once every record sent before is committed (at the next group commit).

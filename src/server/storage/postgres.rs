@@ -32,9 +32,9 @@ use tracing::{info, warn};
 use super::actor::{Batch, Known, millis, stored};
 use super::backend::{Database, Straddling, Unwritten};
 use super::reader::{Page, window_start};
-use super::{Conversation, Loaded, StorageError, StoredMessage, chunk, key};
+use super::{Conversation, Loaded, LoadedRoom, StorageError, StoredMessage, chunk, key};
 use crate::server::member::UserId;
-use linechat_protocol::Name;
+use linechat_protocol::{Name, Topic};
 
 /// How long a query waits for a connection: while PostgreSQL is out of reach, the time a
 /// write takes to fail (and its client to hear so), and that the writer is held up by each.
@@ -54,7 +54,10 @@ pub(super) fn migrator() -> Migrator {
             )
         };
     }
-    Migrator::with_migrations(vec![migration!(1, "initial", "0001_initial.sql")])
+    Migrator::with_migrations(vec![
+        migration!(1, "initial", "0001_initial.sql"),
+        migration!(2, "room topics", "0002_room_topics.sql"),
+    ])
 }
 
 /// Whether `error` says the database is out of reach (down, restarting, refusing
@@ -114,14 +117,12 @@ pub(super) async fn open(url: &str) -> Result<(Writer, Loaded), StorageError> {
             Err(error) => warn!(name, %error, "skipping an account with a bad name"),
         }
     }
-    let rooms: Vec<(String, String)> = sqlx::query_as("SELECT name, creator FROM rooms")
-        .fetch_all(&pool)
-        .await?;
-    for (room, creator) in rooms {
-        match (Name::parse(&room), Name::parse(&creator)) {
-            (Ok(room), Ok(creator)) => loaded.rooms.push((room, creator)),
-            _ => warn!(room, creator, "skipping a room with a bad name"),
-        }
+    let rooms: Vec<LoadedRoom> =
+        sqlx::query_as("SELECT name, creator, topic, topic_by, topic_at FROM rooms")
+            .fetch_all(&pool)
+            .await?;
+    for room in rooms {
+        loaded.add_room(room);
     }
     Ok((Writer { pool }, loaded))
 }
@@ -174,6 +175,17 @@ impl Database for Writer {
         .execute(&self.pool)
         .await
         .map(|done| done.rows_affected() > 0)
+    }
+
+    async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE rooms SET topic = $1, topic_by = $2, topic_at = $3 WHERE name_key = $4")
+            .bind(topic.map(|topic| topic.text.as_str()))
+            .bind(topic.map(|topic| topic.by.as_str()))
+            .bind(topic.map(|topic| millis(topic.at)))
+            .bind(key(room))
+            .execute(&self.pool)
+            .await
+            .map(drop)
     }
 
     async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {

@@ -21,9 +21,12 @@ use tracing::{info, warn};
 use super::actor::{Batch, Known, millis, stored};
 use super::backend::{Database, Straddling, Unwritten};
 use super::reader::{Page, window_start};
-use super::{Conversation, Loaded, StorageError, StorageOptions, StoredMessage, chunk, files, key};
+use super::{
+    Conversation, Loaded, LoadedRoom, StorageError, StorageOptions, StoredMessage, chunk, files,
+    key,
+};
 use crate::server::member::UserId;
-use linechat_protocol::Name;
+use linechat_protocol::{Name, Topic};
 
 /// Most rows per `INSERT` statement: 7 parameters each, well under SQLite's limit of 32766.
 /// Statements come in the powers of two up to it, so that every batch is written with a few
@@ -58,6 +61,7 @@ pub(super) fn migrator() -> Migrator {
         migration!(2, "identities", "0002_identities.sql"),
         migration!(3, "conversation ids", "0003_conversation_ids.sql"),
         migration!(4, "history chunks", "0004_history_chunks.sql"),
+        migration!(5, "room topics", "0005_room_topics.sql"),
     ])
 }
 
@@ -114,14 +118,12 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded, i6
             Err(error) => warn!(name, %error, "skipping an account with a bad name"),
         }
     }
-    let rooms: Vec<(String, String)> = sqlx::query_as("SELECT name, creator FROM rooms")
-        .fetch_all(&pool)
-        .await?;
-    for (room, creator) in rooms {
-        match (Name::parse(&room), Name::parse(&creator)) {
-            (Ok(room), Ok(creator)) => loaded.rooms.push((room, creator)),
-            _ => warn!(room, creator, "skipping a room with a bad name"),
-        }
+    let rooms: Vec<LoadedRoom> =
+        sqlx::query_as("SELECT name, creator, topic, topic_by, topic_at FROM rooms")
+            .fetch_all(&pool)
+            .await?;
+    for room in rooms {
+        loaded.add_room(room);
     }
     let (last_id,): (Option<i64>,) = sqlx::query_as(
         "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages \
@@ -173,6 +175,17 @@ impl Database for Writer {
         .execute(&self.pool)
         .await
         .map(|done| done.rows_affected() > 0)
+    }
+
+    async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ? WHERE name_key = ?")
+            .bind(topic.map(|topic| topic.text.as_str()))
+            .bind(topic.map(|topic| topic.by.as_str()))
+            .bind(topic.map(|topic| millis(topic.at)))
+            .bind(key(room))
+            .execute(&self.pool)
+            .await
+            .map(drop)
     }
 
     async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {

@@ -108,6 +108,7 @@ on_both!(
     retention_by_count_holds_to_the_message_across_chunks,
     retention_by_age_holds_to_the_message_across_chunks,
     ids_go_on_after_a_reopen,
+    a_room_keeps_its_topic_across_a_reopen,
 );
 
 fn said(conversation: Conversation, from: &str, text: &str) -> Record {
@@ -366,6 +367,45 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
     assert!(loaded.accounts.is_empty());
     assert_eq!(loaded.rooms, [(name("old"), name("alice"))]);
     assert!(store.take_pending(B).await.is_empty());
+}
+
+async fn a_room_keeps_its_topic_across_a_reopen(kind: Kind) {
+    let place = Place::new(kind);
+    // Stored to the millisecond.
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(1_795_624_800_123);
+    let topic = |text: &str| Topic {
+        text: text.into(),
+        by: name("Bob"),
+        at,
+    };
+    {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        for room in ["dev", "ops", "qa"] {
+            store.create_room(name(room), name("alice")).await.unwrap();
+        }
+        store
+            .set_topic(name("DEV"), Some(topic("first")))
+            .await
+            .unwrap();
+        store
+            .set_topic(name("dev"), Some(topic("release  on Friday 🚀")))
+            .await
+            .unwrap();
+        store
+            .set_topic(name("ops"), Some(topic("gone soon")))
+            .await
+            .unwrap();
+        store.set_topic(name("ops"), None).await.unwrap();
+        store.close().await;
+        task.await.unwrap();
+    }
+    let (_store, loaded, _task) = Store::open(place.options()).await.unwrap();
+    assert_eq!(loaded.rooms.len(), 3);
+    assert_eq!(
+        loaded.topics,
+        [(name("dev"), topic("release  on Friday 🚀"))]
+    );
+    assert_eq!(loaded.topics[0].1.by.as_str(), "Bob");
 }
 
 async fn a_deleted_room_takes_its_history_and_only_its_own(kind: Kind) {

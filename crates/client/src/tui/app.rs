@@ -388,6 +388,13 @@ impl App {
                         self.push(0, Body::Info(text));
                     }
                     Notice::RoomCreated { .. } => self.push(0, Body::Info(text)),
+                    Notice::Topic { room, .. } => {
+                        let target = Target::Room(room.clone());
+                        match self.find(&target) {
+                            Some(index) => self.push(index, Body::Info(text)),
+                            None => self.note(Body::Info(text)),
+                        }
+                    }
                     Notice::Shutdown | Notice::Closing { .. } => self.note(Body::Error(text)),
                 }
             }
@@ -398,7 +405,8 @@ impl App {
             | Reply::Users(_)
             | Reply::Rooms(_)
             | Reply::RoomUsers { .. }
-            | Reply::Pong(_) => {}
+            | Reply::Pong(_)
+            | Reply::Topic { .. } => {}
         }
     }
 
@@ -491,6 +499,9 @@ impl App {
                 if let Some(index) = self.find(&Target::Room(room)) {
                     self.conversations[index].members = Some(users);
                 }
+            }
+            Reply::Topic { room, topic } => {
+                self.note(Body::Info(format::topic(&room, topic.as_ref())));
             }
             Reply::Pong(token) => {
                 self.note(Body::Info(format::pong(

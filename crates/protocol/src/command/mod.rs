@@ -55,6 +55,8 @@ macro_rules! command_table {
                 usage "<room>", help "list a room's members";
             RoomMessage(room_message) "RM" [] { room: Name, text: String }
                 usage "<room> <text>", help "message a room you are in";
+            Topic(topic) "TOPIC" [] { room: Name, text: Option<String> }
+                usage "<room> [text]", help "a room's topic; with text, set it (members only)";
             History(history) "HISTORY" ["LOG", "BACKLOG", "HIST"] { target: HistoryTarget, count: Option<u32> }
                 usage "<*|room|user> [count]",
                 help "past messages: global, a room you are in, or your private talk with a user";

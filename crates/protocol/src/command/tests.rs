@@ -99,6 +99,20 @@ fn parses_every_verb_with_its_arguments() {
         ("HELP", Command::Help { verb: None }),
         ("QUIT", Command::Quit { reason: None }),
         (
+            "TOPIC dev",
+            Command::Topic {
+                room: Name::parse("dev").unwrap(),
+                text: None,
+            },
+        ),
+        (
+            "TOPIC dev release  on Friday",
+            Command::Topic {
+                room: Name::parse("dev").unwrap(),
+                text: Some("release  on Friday".into()),
+            },
+        ),
+        (
             "PONG x1",
             Command::Pong {
                 token: Some("x1".into()),
@@ -676,6 +690,8 @@ fn command_strategy() -> impl Strategy<Value = Command> {
         name_strategy().prop_map(|room| Command::ListRoomUsers { room }),
         (name_strategy(), text_strategy())
             .prop_map(|(room, text)| Command::RoomMessage { room, text }),
+        (name_strategy(), proptest::option::of(text_strategy()))
+            .prop_map(|(room, text)| Command::Topic { room, text }),
         proptest::option::of(text_strategy()).prop_map(|token| Command::Ping { token }),
         proptest::option::of(text_strategy()).prop_map(|token| Command::Pong { token }),
         proptest::option::of(verb_strategy()).prop_map(|verb| Command::Help { verb }),
