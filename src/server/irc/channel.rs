@@ -1,9 +1,7 @@
 //! Channels: `JOIN`, `PART`, `NAMES`, `LIST`, `TOPIC`. A room `lobby` is the channel
 //! `#lobby`; `#global` is linechat's global chat, which every user is in on arrival.
 
-use std::time::{Duration, UNIX_EPOCH};
-
-use tokio::time::{Instant, sleep};
+use std::time::UNIX_EPOCH;
 
 use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply, Topic};
 
@@ -15,9 +13,6 @@ use crate::server::room::MAX_TOPIC_BYTES;
 
 /// Messages of a channel's history replayed when one joins it.
 pub(super) const REPLAY_ON_JOIN: u32 = 20;
-
-/// How long a `JOIN` waits for a room that someone else is creating at the same moment.
-const CREATION_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What a channel name stands for.
 pub(super) enum Channel {
@@ -81,8 +76,10 @@ async fn join_one(irc: &mut Irc, channel: &str) {
         answer = irc
             .command(Command::CreateRoom { room: room.clone() })
             .await;
+        // Created by someone else since the `JR`: it exists now, or is being stored, and
+        // a `JR` then waits for it in the room table.
         if is_error(&answer, ErrorCode::RoomExists) {
-            answer = join_created_elsewhere(irc, &room).await;
+            answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
         }
     }
     match answer {
@@ -115,25 +112,6 @@ async fn join_one(irc: &mut Irc, channel: &str) {
         } => irc.numeric("479", &[channel], &message),
         Reply::Err { message, .. } => irc.numeric("403", &[channel], &message),
         _ => {}
-    }
-}
-
-/// The `JR` for a room that another user created meanwhile, or is creating: a room being
-/// created is neither there to join nor free to create until it is stored (its `OK CR` goes
-/// out only then), so clients that `JOIN` a new channel at the same moment would get `403`.
-/// The join is tried again, after growing pauses, until the room is there or
-/// [`CREATION_PATIENCE`] has passed (a room whose storing failed never comes). No `CR` is
-/// repeated: each would count against the user's rooms created per minute.
-async fn join_created_elsewhere(irc: &mut Irc, room: &Name) -> Reply {
-    let deadline = Instant::now() + CREATION_PATIENCE;
-    let mut pause = Duration::from_millis(2);
-    loop {
-        let answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
-        if !is_error(&answer, ErrorCode::NoSuchRoom) || Instant::now() >= deadline {
-            return answer;
-        }
-        sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 

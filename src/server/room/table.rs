@@ -1,7 +1,7 @@
 //! The `RoomsActor`: owns the table of rooms and routes requests to their actors. Rooms
 //! that nobody is in and no registered user remembers expire after a while.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -178,7 +178,7 @@ impl Rooms {
             .collect();
         let actor = RoomsActor {
             rooms,
-            creating: HashSet::new(),
+            creating: HashMap::new(),
             back: tx.downgrade(),
             users,
             store,
@@ -345,8 +345,9 @@ struct RoomsActor {
     limits: RoomLimits,
     rooms: HashMap<Name, RoomEntry>,
     /// Rooms whose creation is being stored: the name is taken, but the room does not exist
-    /// until it is on disk.
-    creating: HashSet<Name>,
+    /// until it is on disk. With each, the `JR`s that came meanwhile: they join it once it
+    /// exists, rather than be told there is no such room a moment before there is.
+    creating: HashMap<Name, Vec<(Member, oneshot::Sender<Joined>)>>,
     /// The actor's own inbox, for the answers of the storage; weak, so that the
     /// actor still ends when every handle is gone.
     back: mpsc::WeakUnboundedSender<RoomsRequest>,
@@ -477,14 +478,7 @@ impl RoomsActor {
                 member,
                 room,
                 reply,
-            } if !self.rooms.contains_key(&room) && self.store.is_shared() => {
-                self.look_up(member, room, reply)
-            }
-            RoomsRequest::Join {
-                member,
-                room,
-                reply,
-            } => self.join(member, room, Verb::JoinRoom, reply),
+            } => self.join_room(member, room, reply),
             RoomsRequest::NotMember { room, reply } => self.not_member(&room, reply),
             RoomsRequest::Members { room, reply } => self.members(&room, reply),
             #[cfg(test)]
@@ -531,7 +525,7 @@ impl RoomsActor {
             let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
             return;
         }
-        if self.creating.contains(&room) {
+        if self.creating.contains_key(&room) {
             let message = format!("{room} already exists; JR joins it");
             let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
             return;
@@ -544,7 +538,7 @@ impl RoomsActor {
         }
         // The name is reserved while the room is stored; the room exists, and `OK CR`
         // goes out, only once it is on disk. The actor does not wait meanwhile.
-        self.creating.insert(room.clone());
+        self.creating.insert(room.clone(), Vec::new());
         let stored = self.store.create_room(room.clone(), member.name.clone());
         let back = self.back.clone();
         tokio::spawn(async move {
@@ -569,7 +563,7 @@ impl RoomsActor {
         stored: Result<bool, StorageError>,
         reply: oneshot::Sender<Joined>,
     ) {
-        self.creating.remove(&room);
+        let waiting = self.creating.remove(&room).unwrap_or_default();
         match stored {
             Ok(true) => {}
             // Stored already: by another node sharing the store (at the same moment, maybe),
@@ -578,11 +572,15 @@ impl RoomsActor {
                 self.know(&room);
                 let message = format!("{room} already exists; JR joins it");
                 let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+                self.join_waiting(&room, waiting);
                 return;
             }
             Err(error) => {
                 let message = format!("{room} could not be stored: {}", error.client_message());
                 let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+                for (_, reply) in waiting {
+                    let _ = reply.send(Err(no_such_room(&room)));
+                }
                 return;
             }
         }
@@ -594,7 +592,27 @@ impl RoomsActor {
         };
         self.users.notify(notice, member.name.clone());
         // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
-        self.join(member, room, Verb::CreateRoom, reply);
+        self.join(member, room.clone(), Verb::CreateRoom, reply);
+        self.join_waiting(&room, waiting);
+    }
+
+    /// `JR`: a room being created is joined once it is stored; one this node does not know
+    /// is looked up in a shared store, where another node may have made it.
+    fn join_room(&mut self, member: Member, room: Name, reply: oneshot::Sender<Joined>) {
+        if let Some(waiting) = self.creating.get_mut(&room) {
+            waiting.push((member, reply));
+        } else if !self.rooms.contains_key(&room) && self.store.is_shared() {
+            self.look_up(member, room, reply);
+        } else {
+            self.join(member, room, Verb::JoinRoom, reply);
+        }
+    }
+
+    /// Joins those whose `JR` came while `room` was being created, in the order they came.
+    fn join_waiting(&mut self, room: &Name, waiting: Vec<(Member, oneshot::Sender<Joined>)>) {
+        for (member, reply) in waiting {
+            self.join(member, room.clone(), Verb::JoinRoom, reply);
+        }
     }
 
     /// `JR` of a room this node does not know, on a shared store: another node may have
@@ -1041,6 +1059,19 @@ mod tests {
             "ERR ROOM_EXISTS Dev already exists; JR joins it"
         );
         assert_eq!(members(&rooms, "dev").await, "LRU Dev alice");
+    }
+
+    #[tokio::test]
+    async fn a_join_while_the_room_is_being_created_waits_for_it() {
+        let (rooms, _store, _dir) = crate::server::testing::rooms().await;
+        let (alice, _) = member("alice");
+        let (bob, _) = member("bob");
+        // Sent in this order, the JR reaches the table while the room is being stored.
+        let (created, joined) =
+            tokio::join!(create(&rooms, &alice, "dev"), join(&rooms, &bob, "dev"));
+        assert_eq!(created, "OK CR dev");
+        assert_eq!(joined, "OK JR dev");
+        assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
     }
 
     #[tokio::test]
