@@ -2,14 +2,10 @@
 //! others at once, every node answers `TOPIC` with it, and a node that starts later on the
 //! shared PostgreSQL store loads it from there.
 
-#[path = "../support/postgres.rs"]
-mod postgres_support;
-
 use linechat_protocol::Reply;
-use postgres_support::Postgres;
 
 use crate::support::{Client, TestServer, eventually};
-use crate::{NODE_TIMEOUT_SECS, NatsServer, Nodes, guest_seen, reply_to, users_become};
+use crate::{NODE_TIMEOUT_SECS, NatsServer, Nodes, Postgres, guest_seen, reply_to, users_become};
 
 /// Waits until `client`'s node answers `TOPIC <room>` with `(setter, text)`.
 async fn topic_becomes(client: &mut Client, room: &str, setter: &str, text: &str) {
