@@ -1,8 +1,8 @@
 //! What the cluster does when a node dies or NATS goes away.
 
-use crate::support::Server;
 use crate::support::nats::NatsServer;
-use crate::{Nodes, guest_seen, users_become};
+use crate::support::{Client, Server, ServerProcess};
+use crate::{NODE_TIMEOUT_SECS, Nodes, guest_seen, users_become};
 
 #[tokio::test]
 async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
@@ -24,6 +24,36 @@ async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
     let _bob_again = guest_seen(cluster.node(0), "bob", &mut [&mut alice]).await;
     // The room lives on.
     alice.check("RM dev still here", "OK RM dev").await;
+}
+
+/// The same with a real `kill -9`: the second node is the `linechat` binary.
+#[tokio::test]
+async fn a_node_process_killed_with_sigkill_is_lost() {
+    let cluster = Nodes::start(1);
+    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let timeout = NODE_TIMEOUT_SECS.to_string();
+    let mut node = ServerProcess::start_with(
+        &[
+            "--nats",
+            &cluster.nats.url(),
+            "--database-url",
+            &cluster.database,
+            "--node-name",
+            "n2",
+            "--node-timeout-secs",
+            &timeout,
+        ],
+        &[],
+    );
+    let mut bob = Client::greeted(node.addr).await;
+    bob.check("NICK bob", "OK NICK bob").await;
+    alice.expect("NOTICE ONLINE bob").await;
+
+    let status = node.kill();
+    assert!(!status.success(), "{status}");
+    alice.expect("NOTICE OFFLINE bob LOST").await;
+    alice.check("USERS", "USERS alice").await;
+    let _bob_again = guest_seen(cluster.node(0), "bob", &mut [&mut alice]).await;
 }
 
 #[tokio::test]
