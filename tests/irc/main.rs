@@ -9,5 +9,6 @@ mod raw;
 
 mod bad_input;
 mod client;
+mod messaging;
 mod mixed;
 mod numerics;

@@ -7,6 +7,8 @@ use linechat_protocol::{Command, ErrorCode, Name, Reply};
 use super::channel::Channel;
 use super::message::Message;
 use super::{Flow, Irc};
+use crate::server::cmd::{self, Straight};
+use crate::server::user::Private;
 
 pub(super) async fn privmsg(irc: &mut Irc, message: Message) -> Flow {
     send(irc, message, true).await
@@ -102,33 +104,57 @@ async fn to_channel(irc: &mut Irc, target: &str, text: String) -> Option<(&'stat
 
 /// Why a private message was not sent, as a numeric. One to an account that is offline is
 /// kept for it, and the sender told so.
+///
+/// As on the line port (`cmd::pm`), a message to someone whose handle the session holds goes
+/// straight to their outbox, without a round trip: only the first message to someone (or
+/// the first after they logged in again) waits for the directory, whose answer hands their
+/// handle over. Every outcome is known before the next line is read, so numerics keep the
+/// order of the messages.
 async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static str, String)> {
     let Ok(to) = Name::parse(target) else {
         return Some(("401", "No such nick/channel".into()));
     };
+    irc.session.presence.as_ref()?;
+    let text = match cmd::straight(&mut irc.session, &to, text) {
+        Straight::Sent(_) => return None,
+        Straight::Refused(reply) => return Some(refusal(reply)),
+        Straight::NoHandle(text) => text,
+    };
     let server = irc.session.context.server.clone();
-    let presence = irc.session.presence.as_ref()?;
-    let answer = server
-        .users
-        .private(presence.member.clone(), to, text)
-        .await;
-    match answer.map(|private| private.reply) {
-        Ok(Reply::Ok {
+    let from = irc.session.presence.as_ref()?.member.clone();
+    let answer = match server.users.private(from, to, text).await {
+        Ok(Private { reply, recipient }) => {
+            if let Some(member) = recipient {
+                irc.session.keep_recipient(member);
+            }
+            reply
+        }
+        Err(_) => return Some(("401", "No such nick/channel".into())),
+    };
+    match answer {
+        Reply::Ok {
             detail: Some(detail),
             ..
-        }) if detail.ends_with(" queued") => {
+        } if detail.ends_with(" queued") => {
             irc.server_notice(&format!(
                 "{target} is offline; they will get your message when they log in"
             ));
             None
         }
-        Ok(Reply::Ok { .. }) => None,
-        Ok(Reply::Err {
+        Reply::Ok { .. } => None,
+        refused => Some(refusal(refused)),
+    }
+}
+
+/// The numeric of a private message the line protocol refused with `reply`.
+fn refusal(reply: Reply) -> (&'static str, String) {
+    match reply {
+        Reply::Err {
             code: ErrorCode::NoSuchUser,
             ..
-        }) => Some(("401", "No such nick/channel".into())),
-        Ok(Reply::Err { message, .. }) => Some(("401", message)),
-        _ => Some(("401", "No such nick/channel".into())),
+        } => ("401", "No such nick/channel".into()),
+        Reply::Err { message, .. } => ("401", message),
+        _ => ("401", "No such nick/channel".into()),
     }
 }
 
