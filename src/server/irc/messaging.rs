@@ -2,6 +2,8 @@
 //! (`PM`), through the same actors as the line protocol. A `NOTICE` is delivered as a
 //! message, as linechat has one kind, and never answered with an error (RFC 2812 §3.3.2).
 
+use std::borrow::Cow;
+
 use linechat_protocol::{Command, ErrorCode, Name, Reply};
 
 use super::channel::Channel;
@@ -38,7 +40,7 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
         return Flow::Continue;
     };
     // The line protocol's own check of a message's text: no control or invisible characters.
-    let text = match Command::parse(&format!("MSG {text}")) {
+    let mut text = match Command::parse(&format!("MSG {text}")) {
         Ok(Some(Command::Msg { text })) => text,
         Ok(_) => {
             if answer {
@@ -53,11 +55,23 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
             return Flow::Continue;
         }
     };
-    for target in targets.split(',').filter(|t| !t.is_empty()).take(4) {
-        let refusal = if target.starts_with('#') {
-            to_channel(irc, target, text.clone()).await
+    let count = targets.split(',').filter(|t| !t.is_empty()).take(4).count();
+    for (index, target) in targets
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .take(4)
+        .enumerate()
+    {
+        // The last target takes the text itself: a message to one target is not copied.
+        let text = if index + 1 < count {
+            text.clone()
         } else {
-            to_user(irc, target, text.clone()).await
+            std::mem::take(&mut text)
+        };
+        let refusal = if target.starts_with('#') {
+            to_channel(irc, target, text).await
+        } else {
+            to_user(irc, target, text).await
         };
         if let (Some((code, why)), true) = (refusal, answer) {
             irc.numeric(code, &[target], &why);
@@ -160,7 +174,11 @@ fn refusal(reply: Reply) -> (&'static str, String) {
 
 /// A message's text as linechat keeps it: CTCP `ACTION` as `/me ...`, IRC formatting codes
 /// (bold, colours, ...) removed. `None` for another CTCP request.
-fn from_irc(raw: &str) -> Option<String> {
+fn from_irc(raw: &str) -> Option<Cow<'_, str>> {
+    // CTCP and the formatting codes are control characters, which most text has none of.
+    if !raw.bytes().any(|byte| byte < b' ') {
+        return Some(Cow::Borrowed(raw));
+    }
     let text = match raw.strip_prefix('\u{1}') {
         Some(ctcp) => {
             let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);
@@ -192,7 +210,7 @@ fn from_irc(raw: &str) -> Option<String> {
             c => plain.push(c),
         }
     }
-    Some(plain)
+    Some(Cow::Owned(plain))
 }
 
 #[cfg(test)]

@@ -69,14 +69,31 @@ impl<'a> Audience<'a> {
     /// The audience of a line-protocol line (without its `\n`), from its first words; `None`
     /// for a line whose IRC form depends on the recipient.
     fn of(line: &'a [u8]) -> Option<Self> {
-        let mut words = line.splitn(4, |&byte| byte == b' ');
-        match (words.next()?, words.next(), words.next()) {
-            (b"RM", ..) => Some(Self::Everyone),
-            (b"MSG", ..) => Some(Self::Global(None)),
-            (b"JR" | b"LR", Some(_), Some(user)) => Some(Self::AllBut(user)),
-            (b"NOTICE", Some(b"ONLINE" | b"OFFLINE"), Some(user)) => Some(Self::Global(Some(user))),
+        // Word by word, and no further than needed: the rest may be a long text.
+        let (verb, rest) = split_word(line);
+        match verb {
+            b"RM" => Some(Self::Everyone),
+            b"MSG" => Some(Self::Global(None)),
+            b"JR" | b"LR" => {
+                let (user, _) = split_word(split_word(rest).1);
+                (!user.is_empty()).then_some(Self::AllBut(user))
+            }
+            b"NOTICE" => {
+                let (kind, rest) = split_word(rest);
+                let (user, _) = split_word(rest);
+                (matches!(kind, b"ONLINE" | b"OFFLINE") && !user.is_empty())
+                    .then_some(Self::Global(Some(user)))
+            }
             _ => None,
         }
+    }
+}
+
+/// The first word of a line, and what follows its space.
+fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b' ', line) {
+        Some(space) => (&line[..space], &line[space + 1..]),
+        None => (line, &[]),
     }
 }
 
@@ -104,8 +121,8 @@ impl Wording for Translator {
             out.put_slice(translated);
             return;
         }
-        for line in lines.split_inclusive(|&byte| byte == b'\n') {
-            self.line(line.strip_suffix(b"\n").unwrap_or(line), out);
+        for line in each_line(lines) {
+            self.line(line, out);
         }
     }
 }
@@ -128,10 +145,8 @@ impl Translator {
     fn shows_all(&self, lines: &[u8]) -> bool {
         self.me.is_some()
             && !lines.is_empty()
-            && lines.split_inclusive(|&byte| byte == b'\n').all(|line| {
-                let line = line.strip_suffix(b"\n").unwrap_or(line);
-                Audience::of(line).is_some_and(|audience| self.shows(audience))
-            })
+            && each_line(lines)
+                .all(|line| Audience::of(line).is_some_and(|audience| self.shows(audience)))
     }
 
     fn shows(&self, audience: Audience<'_>) -> bool {
@@ -289,8 +304,7 @@ impl Translator {
 /// ([`Audience`]); `None` if a line is not one of those.
 fn shared_form(lines: &[u8]) -> Option<Bytes> {
     let mut out = BytesMut::with_capacity(lines.len() + 64);
-    for line in lines.split_inclusive(|&byte| byte == b'\n') {
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
+    for line in each_line(lines) {
         let text = std::str::from_utf8(line).ok()?;
         let reply = Reply::parse(text.strip_suffix('\r').unwrap_or(text)).ok()?;
         if !put_shared(&reply, &mut out) {
@@ -366,6 +380,22 @@ fn privmsg(out: &mut BytesMut, from: &str, target: &str, text: &str, tag: Option
         }
         out.put_slice(b"\r\n");
     }
+}
+
+/// The lines of a delivery, without their `\n`.
+fn each_line(lines: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = lines;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, after) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => (rest, &[][..]),
+        };
+        rest = after;
+        Some(line)
+    })
 }
 
 /// Whether a line the outbox holds is IRC already (see the module's documentation).
