@@ -21,10 +21,10 @@ pub(super) async fn notice(irc: &mut Irc, message: Message) -> Flow {
 }
 
 async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
-    let verb = message.verb.clone();
     let Some(targets) = message.params.first().filter(|t| !t.is_empty()) else {
         if answer {
-            irc.numeric("411", &[], &format!("No recipient given ({verb})"));
+            let text = format!("No recipient given ({})", message.verb);
+            irc.numeric("411", &[], &text);
         }
         return Flow::Continue;
     };
@@ -40,7 +40,10 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
         return Flow::Continue;
     };
     // The line protocol's own check of a message's text: no control or invisible characters.
-    let mut text = match Command::parse(&format!("MSG {text}")) {
+    let mut line = String::with_capacity("MSG ".len() + text.len());
+    line.push_str("MSG ");
+    line.push_str(&text);
+    let mut text = match Command::parse(&line) {
         Ok(Some(Command::Msg { text })) => text,
         Ok(_) => {
             if answer {

@@ -188,6 +188,13 @@ impl Translator {
             }
             return;
         }
+        // The commonest line a connection translates for itself, read without the parser:
+        // `PM <from> <text>`, as the server wrote it.
+        if let Some((from, said)) = text.strip_prefix("PM ").and_then(|pm| pm.split_once(' ')) {
+            let me = self.me.as_deref().unwrap_or("*");
+            privmsg(out, from, me, said, None);
+            return;
+        }
         let audience = Audience::of(text.as_bytes());
         if audience.is_some_and(|audience| !self.shows(audience)) {
             return;
@@ -248,7 +255,6 @@ impl Translator {
     fn reply(&mut self, reply: Reply, out: &mut BytesMut) {
         let me = self.me.as_deref().unwrap_or("*");
         match reply {
-            Reply::Pm { from, text } => privmsg(out, from.as_str(), me, &text, None),
             Reply::Hist {
                 target,
                 at,
@@ -529,6 +535,10 @@ mod tests {
         );
         translated(&mut translator, &[":bob!bob@linechat JOIN #global"]);
         assert_eq!(
+            translated(&mut translator, &["PM alice /me waves"]),
+            ":alice!alice@linechat PRIVMSG bob :\u{1}ACTION waves\u{1}\r\n"
+        );
+        assert_eq!(
             translated(
                 &mut translator,
                 &["MSG alice all", "RM lobby alice /me waves"]
@@ -613,17 +623,17 @@ mod tests {
     fn a_long_message_is_split_into_lines_of_at_most_512_bytes() {
         let mut translator = welcomed();
         let text = "word ".repeat(400);
-        let out = translated(
-            &mut translator,
-            &[&format!("RM lobby alice {}", text.trim_end())],
-        );
-        let lines: Vec<&str> = out.split_inclusive("\r\n").collect();
-        assert!(lines.len() >= 4, "{}", lines.len());
-        assert!(lines.iter().all(|line| line.len() <= MAX_LINE));
-        let said: Vec<&str> = lines
-            .iter()
-            .map(|line| line.split_once(" :").unwrap().1.trim_end())
-            .collect();
-        assert_eq!(said.join(" "), text.trim_end());
+        let text = text.trim_end();
+        for line in [format!("RM lobby alice {text}"), format!("PM alice {text}")] {
+            let out = translated(&mut translator, &[&line]);
+            let lines: Vec<&str> = out.split_inclusive("\r\n").collect();
+            assert!(lines.len() >= 4, "{}", lines.len());
+            assert!(lines.iter().all(|line| line.len() <= MAX_LINE));
+            let said: Vec<&str> = lines
+                .iter()
+                .map(|line| line.split_once(" :").unwrap().1.trim_end())
+                .collect();
+            assert_eq!(said.join(" "), text);
+        }
     }
 }
