@@ -7,4 +7,4 @@ mod telnet;
 
 pub use budget::OutputBudget;
 pub use codec::{Frame, LineCodec, MIN_READ_BUFFER};
-pub use outbox::{Delivery, Outbox, OutboxFull, Writer, outbox};
+pub use outbox::{Delivery, Outbox, OutboxFull, Verbatim, Wording, Writer, outbox};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
+use once_cell::race::OnceBox;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc};
@@ -27,22 +28,33 @@ const MAX_BATCH: usize = 64 * 1024;
 const STREAM_WINDOW: usize = 256 * 1024;
 
 /// What one queued line holds beyond its bytes: the shared delivery (its reference counts,
-/// the `Bytes` handle and the flag), its pointer in the queue, and the allocator's header on
-/// each of its two allocations.
+/// the `Bytes` handle and the translation's slot), its pointer in the queue, and the
+/// allocator's header on each of its two allocations.
 pub(super) const ENTRY_OVERHEAD: usize =
     size_of::<Delivery>() + 2 * size_of::<usize>() + size_of::<usize>() + 2 * 16;
 
 /// A line on its way to one or more clients, encoded once: every recipient's writer shares
 /// the same bytes. Only the bytes are kept, not the reply they were encoded from, so a queued
 /// line holds what it counts.
+///
+/// Another front-end (IRC) words the line its own way at its connections' writers
+/// ([`Wording`]). When that wording is the same for all its connections, the first of them to
+/// write the line makes it and leaves it here, and the others copy it: a line fanned out to
+/// many IRC users is translated once, not once each. The line protocol pays nothing for this
+/// but an empty slot. The translation is not counted in [`Delivery::size`], which must not
+/// change while the line is queued: it lives no longer than the line, one per line however
+/// many hold it, and about as large as the line.
 #[derive(Debug)]
 pub struct Delivery {
     /// The encoded line, with its `\n`; empty for an `end` without a parting line.
     line: Bytes,
-    /// The last thing the writer takes: it writes this line, if any, then shuts the socket.
-    /// A flag here rather than a variant of an enum keeps the queue's slots one pointer wide,
-    /// which every connection's queue pays for.
-    ends: bool,
+    /// The line as the other front-end words it, once one of its connections has made it.
+    ///
+    /// An `end`, the last thing the writer takes (it writes the line, if any, then shuts the
+    /// socket), holds an empty translation instead, which no line has: the flag shares the
+    /// slot so that a delivery stays as small as it was before translations were kept here,
+    /// and so does what every queued line counts ([`ENTRY_OVERHEAD`]).
+    translated: OnceBox<Bytes>,
 }
 
 impl Delivery {
@@ -52,15 +64,15 @@ impl Delivery {
 
     /// The same, leaving the reply to the caller, who may still need its parts.
     pub fn of(reply: &Reply) -> Arc<Self> {
-        Arc::new(Self {
-            line: encode(reply),
-            ends: false,
-        })
+        Self::from_bytes(encode(reply))
     }
 
     /// A delivery of lines encoded already (each ending in `\n`).
     pub fn from_bytes(line: Bytes) -> Arc<Self> {
-        Arc::new(Self { line, ends: false })
+        Arc::new(Self {
+            line,
+            translated: OnceBox::new(),
+        })
     }
 
     /// Appends the line of `reply`, with its `\n`, to `lines`: for several lines sent as one.
@@ -73,8 +85,25 @@ impl Delivery {
     fn end(last: Option<Reply>) -> Arc<Self> {
         Arc::new(Self {
             line: last.as_ref().map_or_else(Bytes::new, encode),
-            ends: true,
+            translated: OnceBox::with_value(Box::new(Bytes::new())),
         })
+    }
+
+    /// Whether the writer stops after this line: the connection's parting line, if any.
+    pub fn ends(&self) -> bool {
+        self.translated.get().is_some_and(Bytes::is_empty)
+    }
+
+    /// The line as another front-end words it for all its connections alike: made by
+    /// `translate` from the line's bytes the first time it is asked for, and shared by every
+    /// connection that asks after that. `None` when `translate` found no such wording (it
+    /// may be asked again), and for the parting line, which is one connection's own.
+    pub fn translated(&self, translate: impl FnOnce(&[u8]) -> Option<Bytes>) -> Option<&Bytes> {
+        if let Some(translated) = self.translated.get() {
+            return (!translated.is_empty()).then_some(translated);
+        }
+        let translated = translate(&self.line).filter(|translated| !translated.is_empty())?;
+        Some(self.translated.get_or_init(|| Box::new(translated)))
     }
 
     /// The encoded line.
@@ -305,6 +334,23 @@ impl Outbox {
     }
 }
 
+/// How a connection's writer words the lines it writes: the line protocol writes them as they
+/// are ([`Verbatim`]); the IRC front-end translates them.
+pub trait Wording {
+    /// Appends what `delivery` is on this connection to `batch`.
+    fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut);
+}
+
+/// Lines as they are: the line protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct Verbatim;
+
+impl Wording for Verbatim {
+    fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut) {
+        batch.extend_from_slice(&delivery.line);
+    }
+}
+
 /// Drains an [`Outbox`] into a socket.
 #[derive(Debug)]
 pub struct Writer {
@@ -339,12 +385,25 @@ pub(super) fn outbox_in(limit_bytes: usize, budget: Option<Arc<Budget>>) -> (Out
 impl Writer {
     /// Writes queued lines until the outbox is finished or the connection closed. Whatever has
     /// queued up while a write was in progress goes out together in the next write.
-    pub async fn run<W: AsyncWrite + Unpin>(mut self, mut io: W) -> io::Result<()> {
-        self.write_until_finished(&mut io).await
+    pub async fn run<W: AsyncWrite + Unpin>(self, io: W) -> io::Result<()> {
+        self.run_worded(io, Verbatim).await
+    }
+
+    /// The same, each line worded by `wording` on its way.
+    pub async fn run_worded<W: AsyncWrite + Unpin>(
+        mut self,
+        mut io: W,
+        mut wording: impl Wording,
+    ) -> io::Result<()> {
+        self.write_until_finished(&mut io, &mut wording).await
         // Dropping the writer closes the connection and uncounts what it leaves unwritten.
     }
 
-    async fn write_until_finished<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
+    async fn write_until_finished<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        wording: &mut impl Wording,
+    ) -> io::Result<()> {
         // Registered once: a fresh wait on the token for every write costs a lock each time.
         let closed = self.shared.closed.clone().cancelled_owned();
         tokio::pin!(closed);
@@ -356,13 +415,13 @@ impl Writer {
             let Some(first) = self.rx.recv().await else {
                 break;
             };
-            finished = first.ends;
+            finished = first.ends();
             if !finished && self.rx.is_empty() {
                 // Let whoever woke us queue more first: under load one write then carries many
                 // lines, which is what makes a large room's fan-out cheap.
                 tokio::task::yield_now().await;
             }
-            batch.extend_from_slice(&first.line);
+            wording.put(&first, &mut batch);
             // Only pushed lines were counted in; the parting line was not.
             if !finished {
                 self.in_batch += first.size();
@@ -371,8 +430,8 @@ impl Writer {
             while !finished && batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(delivery) => {
-                        batch.extend_from_slice(&delivery.line);
-                        finished = delivery.ends;
+                        wording.put(&delivery, &mut batch);
+                        finished = delivery.ends();
                         if !finished {
                             self.in_batch += delivery.size();
                         }
@@ -380,8 +439,8 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            // Flushed as well: a writer that buffers (TLS, an IRC connection's translation)
-            // sends what it took now, not when the next line comes.
+            // Flushed as well: a writer that buffers (TLS) sends what it took now, not when
+            // the next line comes.
             let write = async {
                 io.write_all(&batch).await?;
                 io.flush().await
@@ -413,7 +472,7 @@ impl Drop for Writer {
         let mut held = std::mem::take(&mut self.in_batch);
         loop {
             match self.rx.try_recv() {
-                Ok(delivery) if !delivery.ends => held += delivery.size(),
+                Ok(delivery) if !delivery.ends() => held += delivery.size(),
                 Ok(_) => {}
                 // A push between its count and its send: it lands in a moment.
                 Err(TryRecvError::Empty) => std::thread::yield_now(),
@@ -480,6 +539,27 @@ mod tests {
             Err(OutboxFull)
         );
         (outbox, writer)
+    }
+
+    #[test]
+    fn a_translation_is_made_once_and_the_parting_line_has_none() {
+        let line = Delivery::new(Reply::Pong(Some("1".into())));
+        assert!(!line.ends());
+        assert_eq!(line.translated(|_| None), None);
+        assert_eq!(line.translated(|_| Some(Bytes::new())), None);
+        let made = line.translated(|bytes| Some(Bytes::copy_from_slice(&bytes[..4])));
+        assert_eq!(made.map(|made| &made[..]), Some(&b"PONG"[..]));
+        let kept = line.translated(|_| panic!("translated a second time"));
+        assert_eq!(kept.map(|kept| &kept[..]), Some(&b"PONG"[..]));
+        assert!(!line.ends());
+
+        let end = Delivery::end(Some(Reply::ok(Verb::Quit)));
+        assert!(end.ends());
+        assert_eq!(
+            end.translated(|_| panic!("the parting line is not shared")),
+            None
+        );
+        assert!(Delivery::end(None).ends());
     }
 
     #[tokio::test]

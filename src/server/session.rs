@@ -372,7 +372,9 @@ impl Session {
         }
     }
 
-    fn keep_recipient(&mut self, member: Member) {
+    /// Keeps the handle of someone the directory delivered a private message to, so that
+    /// the next ones go straight to their outbox.
+    pub(super) fn keep_recipient(&mut self, member: Member) {
         if self.recipients.len() >= MAX_RECIPIENTS {
             self.recipients
                 .retain(|_, recipient| !recipient.member.outbox.is_closed());

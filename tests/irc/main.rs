@@ -9,6 +9,7 @@ mod raw;
 
 mod bad_input;
 mod client;
+mod messaging;
 mod mixed;
 mod numerics;
 mod topics;

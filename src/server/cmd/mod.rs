@@ -44,6 +44,8 @@ macro_rules! dispatch {
 
 linechat_protocol::command_table!(dispatch);
 
+pub(super) use pm::{Straight, straight};
+
 /// The answer to a command that needs a logged-in user, from a session without one.
 pub(super) fn not_logged_in(session: &Session) -> Reply {
     let how = Reply::login_commands(session.context.settings.allow_guests);

@@ -2,6 +2,7 @@
 //! otherwise through the directory, whose answer hands it over. Sent on without waiting: its
 //! `OK` follows in order.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use linechat_protocol::{ErrorCode, Name, Reply};
@@ -19,47 +20,81 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
     if session.privates_in_flight > 0 && !session.recipients.contains_key(&to) {
         session.settle().await;
     }
-    let Some(presence) = &session.presence else {
+    if session.presence.is_none() {
         return super::not_logged_in(session).into();
-    };
-    let from = &presence.member;
-    if let Some(recipient) = session.recipients.get(&to) {
-        let outbox = &recipient.member.outbox;
-        if !outbox.is_closed() {
-            let pm = Reply::Pm {
-                from: from.name.clone(),
-                text,
-            };
-            let line = Delivery::of(&pm);
-            let Reply::Pm { from: name, text } = pm else {
-                return Step::Done;
-            };
-            // Recorded before it is delivered, so that a HISTORY the recipient sends on
-            // seeing it finds it. The text moves on to the record: a message is copied once,
-            // into its line.
-            session.context.server.store.record(Record {
-                conversation: Conversation::Private(from.id, recipient.member.id),
-                from: name,
-                to: Some(recipient.member.id),
-                text,
-                at: SystemTime::now(),
-                pending: false,
-            });
-            let answer = match outbox.push(line) {
-                Ok(()) => recipient.sent.clone(),
-                Err(OutboxFull) => {
-                    let message = format!("{} is disconnecting", recipient.member.name);
-                    Delivery::new(Reply::err(ErrorCode::NoSuchUser, message))
-                }
-            };
+    }
+    let text = match straight(session, &to, text) {
+        Straight::Sent(answer) => {
             session.pipeline(InFlight::Ready(answer)).await;
             return Step::Done;
         }
-        // Gone, or logged in again elsewhere: the directory knows where they are now.
-        session.recipients.remove(&to);
-    }
-    let answer = session.context.server.users.private(from.clone(), to, text);
+        Straight::Refused(answer) => {
+            session.pipeline(InFlight::Ready(Delivery::new(answer))).await;
+            return Step::Done;
+        }
+        Straight::NoHandle(text) => text,
+    };
+    let Some(presence) = &session.presence else {
+        return super::not_logged_in(session).into();
+    };
+    let from = presence.member.clone();
+    let answer = session.context.server.users.private(from, to, text);
     session.privates_in_flight += 1;
     session.pipeline(InFlight::Private(answer)).await;
     Step::Done
+}
+
+/// What came of a private message offered to [`straight`].
+pub(in crate::server) enum Straight {
+    /// In the recipient's outbox. The line protocol's answer, `OK PM <name>`, encoded once.
+    Sent(Arc<Delivery>),
+    /// The recipient's outbox is full: they are being disconnected. The answer says so.
+    Refused(Reply),
+    /// The session holds no handle to the recipient that still takes lines: the text, back,
+    /// for the directory to deliver.
+    NoHandle(String),
+}
+
+/// Sends a private message straight to the recipient's outbox, without a round trip, when
+/// the session holds their handle (kept from an earlier answer of the directory). Both front
+/// ends send private messages through here, each wording the outcome its way.
+pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String) -> Straight {
+    let Some(presence) = &session.presence else {
+        return Straight::NoHandle(text);
+    };
+    let from = &presence.member;
+    let Some(recipient) = session.recipients.get(to) else {
+        return Straight::NoHandle(text);
+    };
+    let outbox = &recipient.member.outbox;
+    if outbox.is_closed() {
+        // Gone, or logged in again elsewhere: the directory knows where they are now.
+        session.recipients.remove(to);
+        return Straight::NoHandle(text);
+    }
+    let pm = Reply::Pm {
+        from: from.name.clone(),
+        text,
+    };
+    let line = Delivery::of(&pm);
+    let Reply::Pm { from: name, text } = pm else {
+        unreachable!("the reply was built as a PM just above");
+    };
+    // Recorded before it is delivered, so that a HISTORY the recipient sends on seeing it
+    // finds it. The text moves on to the record: a message is copied once, into its line.
+    session.context.server.store.record(Record {
+        conversation: Conversation::Private(from.id, recipient.member.id),
+        from: name,
+        to: Some(recipient.member.id),
+        text,
+        at: SystemTime::now(),
+        pending: false,
+    });
+    match outbox.push(line) {
+        Ok(()) => Straight::Sent(recipient.sent.clone()),
+        Err(OutboxFull) => {
+            let message = format!("{} is disconnecting", recipient.member.name);
+            Straight::Refused(Reply::err(ErrorCode::NoSuchUser, message))
+        }
+    }
 }

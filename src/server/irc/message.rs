@@ -143,27 +143,38 @@ pub(super) fn cut(text: &str, max: usize) -> &str {
 
 /// Splits `text` into pieces of at most `max` bytes at character boundaries, preferring the
 /// last space of a piece: a long message becomes several lines instead of being cut.
-pub(super) fn split(text: &str, max: usize) -> Vec<&str> {
+pub(super) fn split(text: &str, max: usize) -> impl Iterator<Item = &str> {
     let max = max.max(4);
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.len() > max {
-        let piece = cut(rest, max);
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        if text.len() <= max {
+            rest = None;
+            return Some(text);
+        }
+        let piece = cut(text, max);
         let piece = match piece.rfind(' ') {
             Some(space) if space > max / 2 => &piece[..space],
             _ => piece,
         };
-        pieces.push(piece);
-        rest = rest[piece.len()..]
-            .strip_prefix(' ')
-            .unwrap_or(&rest[piece.len()..]);
-    }
-    pieces.push(rest);
-    pieces
+        let after = &text[piece.len()..];
+        rest = Some(after.strip_prefix(' ').unwrap_or(after));
+        Some(piece)
+    })
 }
 
-fn put_clean(line: &mut BytesMut, text: &str, middle: bool) {
-    for &byte in text.as_bytes() {
+/// Appends `text` without what would break a line (CR, LF, NUL), and, in a middle parameter
+/// (`middle`), with spaces as `_`.
+pub(super) fn put_clean(line: &mut BytesMut, text: &str, middle: bool) {
+    let bytes = text.as_bytes();
+    // What is written is clean nearly always: copied whole.
+    let clean = memchr::memchr3(b'\r', b'\n', b'\0', bytes).is_none()
+        && !(middle && memchr::memchr(b' ', bytes).is_some());
+    if clean {
+        line.put_slice(bytes);
+        return;
+    }
+    for &byte in bytes {
         match byte {
             b'\r' | b'\n' | b'\0' => {}
             b' ' if middle => line.put_u8(b'_'),
@@ -243,7 +254,9 @@ mod tests {
 
     #[test]
     fn splits_long_text_at_spaces_and_character_boundaries() {
+        let split = |text, max| split(text, max).collect::<Vec<_>>();
         assert_eq!(split("short", 100), ["short"]);
+        assert_eq!(split("", 100), [""]);
         assert_eq!(split("aaaa bbbb cccc", 10), ["aaaa bbbb", "cccc"]);
         let text = "日本".repeat(100);
         let pieces = split(&text, 50);

@@ -2,11 +2,15 @@
 //! (`PM`), through the same actors as the line protocol. A `NOTICE` is delivered as a
 //! message, as linechat has one kind, and never answered with an error (RFC 2812 §3.3.2).
 
+use std::borrow::Cow;
+
 use linechat_protocol::{Command, ErrorCode, Name, Reply};
 
 use super::channel::Channel;
 use super::message::Message;
 use super::{Flow, Irc};
+use crate::server::cmd::{self, Straight};
+use crate::server::user::Private;
 
 pub(super) async fn privmsg(irc: &mut Irc, message: Message) -> Flow {
     send(irc, message, true).await
@@ -17,10 +21,10 @@ pub(super) async fn notice(irc: &mut Irc, message: Message) -> Flow {
 }
 
 async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
-    let verb = message.verb.clone();
     let Some(targets) = message.params.first().filter(|t| !t.is_empty()) else {
         if answer {
-            irc.numeric("411", &[], &format!("No recipient given ({verb})"));
+            let text = format!("No recipient given ({})", message.verb);
+            irc.numeric("411", &[], &text);
         }
         return Flow::Continue;
     };
@@ -36,7 +40,10 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
         return Flow::Continue;
     };
     // The line protocol's own check of a message's text: no control or invisible characters.
-    let text = match Command::parse(&format!("MSG {text}")) {
+    let mut line = String::with_capacity("MSG ".len() + text.len());
+    line.push_str("MSG ");
+    line.push_str(&text);
+    let mut text = match Command::parse(&line) {
         Ok(Some(Command::Msg { text })) => text,
         Ok(_) => {
             if answer {
@@ -51,11 +58,23 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
             return Flow::Continue;
         }
     };
-    for target in targets.split(',').filter(|t| !t.is_empty()).take(4) {
-        let refusal = if target.starts_with('#') {
-            to_channel(irc, target, text.clone()).await
+    let count = targets.split(',').filter(|t| !t.is_empty()).take(4).count();
+    for (index, target) in targets
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .take(4)
+        .enumerate()
+    {
+        // The last target takes the text itself: a message to one target is not copied.
+        let text = if index + 1 < count {
+            text.clone()
         } else {
-            to_user(irc, target, text.clone()).await
+            std::mem::take(&mut text)
+        };
+        let refusal = if target.starts_with('#') {
+            to_channel(irc, target, text).await
+        } else {
+            to_user(irc, target, text).await
         };
         if let (Some((code, why)), true) = (refusal, answer) {
             irc.numeric(code, &[target], &why);
@@ -102,39 +121,67 @@ async fn to_channel(irc: &mut Irc, target: &str, text: String) -> Option<(&'stat
 
 /// Why a private message was not sent, as a numeric. One to an account that is offline is
 /// kept for it, and the sender told so.
+///
+/// As on the line port (`cmd::pm`), a message to someone whose handle the session holds goes
+/// straight to their outbox, without a round trip: only the first message to someone (or
+/// the first after they logged in again) waits for the directory, whose answer hands their
+/// handle over. Every outcome is known before the next line is read, so numerics keep the
+/// order of the messages.
 async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static str, String)> {
     let Ok(to) = Name::parse(target) else {
         return Some(("401", "No such nick/channel".into()));
     };
+    irc.session.presence.as_ref()?;
+    let text = match cmd::straight(&mut irc.session, &to, text) {
+        Straight::Sent(_) => return None,
+        Straight::Refused(reply) => return Some(refusal(reply)),
+        Straight::NoHandle(text) => text,
+    };
     let server = irc.session.context.server.clone();
-    let presence = irc.session.presence.as_ref()?;
-    let answer = server
-        .users
-        .private(presence.member.clone(), to, text)
-        .await;
-    match answer.map(|private| private.reply) {
-        Ok(Reply::Ok {
+    let from = irc.session.presence.as_ref()?.member.clone();
+    let answer = match server.users.private(from, to, text).await {
+        Ok(Private { reply, recipient }) => {
+            if let Some(member) = recipient {
+                irc.session.keep_recipient(member);
+            }
+            reply
+        }
+        Err(_) => return Some(("401", "No such nick/channel".into())),
+    };
+    match answer {
+        Reply::Ok {
             detail: Some(detail),
             ..
-        }) if detail.ends_with(" queued") => {
+        } if detail.ends_with(" queued") => {
             irc.server_notice(&format!(
                 "{target} is offline; they will get your message when they log in"
             ));
             None
         }
-        Ok(Reply::Ok { .. }) => None,
-        Ok(Reply::Err {
+        Reply::Ok { .. } => None,
+        refused => Some(refusal(refused)),
+    }
+}
+
+/// The numeric of a private message the line protocol refused with `reply`.
+fn refusal(reply: Reply) -> (&'static str, String) {
+    match reply {
+        Reply::Err {
             code: ErrorCode::NoSuchUser,
             ..
-        }) => Some(("401", "No such nick/channel".into())),
-        Ok(Reply::Err { message, .. }) => Some(("401", message)),
-        _ => Some(("401", "No such nick/channel".into())),
+        } => ("401", "No such nick/channel".into()),
+        Reply::Err { message, .. } => ("401", message),
+        _ => ("401", "No such nick/channel".into()),
     }
 }
 
 /// A message's text as linechat keeps it: CTCP `ACTION` as `/me ...`, IRC formatting codes
 /// (bold, colours, ...) removed. `None` for another CTCP request.
-pub(super) fn from_irc(raw: &str) -> Option<String> {
+pub(super) fn from_irc(raw: &str) -> Option<Cow<'_, str>> {
+    // CTCP and the formatting codes are control characters, which most text has none of.
+    if !raw.bytes().any(|byte| byte < b' ') {
+        return Some(Cow::Borrowed(raw));
+    }
     let text = match raw.strip_prefix('\u{1}') {
         Some(ctcp) => {
             let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);
@@ -166,7 +213,7 @@ pub(super) fn from_irc(raw: &str) -> Option<String> {
             c => plain.push(c),
         }
     }
-    Some(plain)
+    Some(Cow::Owned(plain))
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use super::session::{Session, SessionContext};
 use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER};
 use message::{MAX_LINE_WITHOUT_LF, Message};
 use registration::Registration;
-use translate::IrcWrite;
+use translate::Translator;
 
 /// Serves one IRC connection to its end, as `session::serve` does a line-protocol one.
 pub(super) fn serve<R, W>(
@@ -83,7 +83,7 @@ where
             let end = irc.run(&mut lines, connected_at).await;
             irc.finish(end);
         };
-        let writing = writer.run(IrcWrite::new(write, server));
+        let writing = writer.run_worded(write, Translator::new(server));
         tokio::pin!(serving, writing);
         tokio::select! {
             () = &mut serving => {

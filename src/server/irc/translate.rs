@@ -1,12 +1,17 @@
 //! The IRC connection's output side: what reaches its outbox, written as IRC.
 //!
 //! The actors deliver to every connection the same line-protocol lines, encoded once and
-//! shared by all recipients ([`Delivery`](crate::connection::Delivery)); an IRC connection's
-//! outbox receives them too. [`IrcWrite`] sits between the outbox's writer and the socket and
-//! turns each of them into IRC (`RM lobby alice hi` into
-//! `:alice!alice@linechat PRIVMSG #lobby :hi`), so that neither the actors nor the line
-//! protocol's fan-out do anything for IRC: the cost (a parse and a format per line) falls on
-//! IRC connections only.
+//! shared by all recipients ([`Delivery`]); an IRC connection's outbox receives them too. Its
+//! writer words each of them as IRC ([`Translator`], the connection's [`Wording`]): `RM lobby
+//! alice hi` becomes `:alice!alice@linechat PRIVMSG #lobby :hi`, so that neither the actors
+//! nor the line protocol's fan-out do anything for IRC.
+//!
+//! Most of what is fanned out (room messages, the global chat, joins, parts, presence) reads
+//! the same in IRC for every IRC user it reaches; each only decides whether to show it (not
+//! their own join, not `#global` once they parted it: [`Audience`]). The first IRC
+//! connection to write such a delivery translates it and leaves the translation in the
+//! delivery ([`Delivery::translated`]); the others copy it. What depends on the recipient (a
+//! private message names them; history, errors) each connection translates for itself.
 //!
 //! The IRC session also writes its own lines, already IRC, to the same outbox, so that they
 //! keep their order with the deliveries. They are told apart by their first word: a line the
@@ -16,18 +21,15 @@
 //! `NICK`), whether they are in `#global` (`JOIN`, `PART`), and which capabilities they took
 //! (`CAP ACK`).
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::io::AsyncWrite;
+use bytes::{BufMut, Bytes, BytesMut};
 use tracing::{debug, warn};
 
-use linechat_protocol::{Departure, HistoryTarget, Name, Notice, Reply};
+use linechat_protocol::{Departure, HistoryTarget, Notice, Reply};
 
 use super::message::{self, MAX_LINE, Message};
+use crate::connection::{Delivery, Wording};
 
 /// The host part of every user's source, `alice!alice@linechat`.
 pub(super) const HOST: &str = "linechat";
@@ -45,8 +47,54 @@ pub(super) fn source_of(nick: &str) -> String {
 }
 
 /// The channel of a room.
-pub(super) fn channel_of(room: &Name) -> String {
+pub(super) fn channel_of(room: &linechat_protocol::Name) -> String {
     format!("#{room}")
+}
+
+/// Who, among the IRC users a line reaches, is shown it, for a line whose IRC form is the same
+/// for all of them.
+#[derive(Debug, Clone, Copy)]
+enum Audience<'a> {
+    /// Everyone: a room's message.
+    Everyone,
+    /// Everyone but this user: their join or part of a room, which they saw as the echo of
+    /// their own `JOIN` or `PART`.
+    AllBut(&'a [u8]),
+    /// Those in `#global`: the global chat (`None`), or someone coming or going, whom the
+    /// user is not told about if it is themselves, under their name or the one before.
+    Global(Option<&'a [u8]>),
+}
+
+impl<'a> Audience<'a> {
+    /// The audience of a line-protocol line (without its `\n`), from its first words; `None`
+    /// for a line whose IRC form depends on the recipient.
+    fn of(line: &'a [u8]) -> Option<Self> {
+        // Word by word, and no further than needed: the rest may be a long text.
+        let (verb, rest) = split_word(line);
+        match verb {
+            b"RM" => Some(Self::Everyone),
+            b"MSG" => Some(Self::Global(None)),
+            b"JR" | b"LR" => {
+                let (user, _) = split_word(split_word(rest).1);
+                (!user.is_empty()).then_some(Self::AllBut(user))
+            }
+            b"NOTICE" => {
+                let (kind, rest) = split_word(rest);
+                let (user, _) = split_word(rest);
+                (matches!(kind, b"ONLINE" | b"OFFLINE") && !user.is_empty())
+                    .then_some(Self::Global(Some(user)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The first word of a line, and what follows its space.
+fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b' ', line) {
+        Some(space) => (&line[..space], &line[space + 1..]),
+        None => (line, &[]),
+    }
 }
 
 /// Turns the lines of one connection's outbox into IRC, in order.
@@ -64,6 +112,21 @@ pub(super) struct Translator {
     server_time: bool,
 }
 
+impl Wording for Translator {
+    fn put(&mut self, delivery: &Delivery, out: &mut BytesMut) {
+        let lines = delivery.bytes();
+        if self.shows_all(lines)
+            && let Some(translated) = delivery.translated(shared_form)
+        {
+            out.put_slice(translated);
+            return;
+        }
+        for line in each_line(lines) {
+            self.line(line, out);
+        }
+    }
+}
+
 impl Translator {
     pub(super) fn new(server: Arc<str>) -> Self {
         Self {
@@ -74,6 +137,33 @@ impl Translator {
             held_bytes: 0,
             in_global: false,
             server_time: false,
+        }
+    }
+
+    /// Whether every line of `lines` has an IRC form the same for all, and the user is shown
+    /// each: then the delivery's shared translation is what they get.
+    fn shows_all(&self, lines: &[u8]) -> bool {
+        self.me.is_some()
+            && !lines.is_empty()
+            && each_line(lines)
+                .all(|line| Audience::of(line).is_some_and(|audience| self.shows(audience)))
+    }
+
+    fn shows(&self, audience: Audience<'_>) -> bool {
+        let Some(me) = &self.me else {
+            return false;
+        };
+        let is_me = |user: &[u8]| {
+            user.eq_ignore_ascii_case(me.as_bytes())
+                || self
+                    .former
+                    .as_ref()
+                    .is_some_and(|former| user.eq_ignore_ascii_case(former.as_bytes()))
+        };
+        match audience {
+            Audience::Everyone => true,
+            Audience::AllBut(user) => !user.eq_ignore_ascii_case(me.as_bytes()),
+            Audience::Global(user) => self.in_global && !user.is_some_and(is_me),
         }
     }
 
@@ -98,9 +188,26 @@ impl Translator {
             }
             return;
         }
-        match Reply::parse(text) {
-            Ok(reply) => self.reply(reply, out),
-            Err(error) => debug!(%error, "IRC connection: a line it cannot translate"),
+        // The commonest line a connection translates for itself, read without the parser:
+        // `PM <from> <text>`, as the server wrote it.
+        if let Some((from, said)) = text.strip_prefix("PM ").and_then(|pm| pm.split_once(' ')) {
+            let me = self.me.as_deref().unwrap_or("*");
+            privmsg(out, from, me, said, None);
+            return;
+        }
+        let audience = Audience::of(text.as_bytes());
+        if audience.is_some_and(|audience| !self.shows(audience)) {
+            return;
+        }
+        let reply = match Reply::parse(text) {
+            Ok(reply) => reply,
+            Err(error) => {
+                debug!(%error, "IRC connection: a line it cannot translate");
+                return;
+            }
+        };
+        if audience.is_none() || !put_shared(&reply, out) {
+            self.reply(reply, out);
         }
     }
 
@@ -144,16 +251,10 @@ impl Translator {
         }
     }
 
+    /// The IRC form of a line that depends on the recipient.
     fn reply(&mut self, reply: Reply, out: &mut BytesMut) {
-        let me = self.me.clone().unwrap_or_else(|| "*".into());
+        let me = self.me.as_deref().unwrap_or("*");
         match reply {
-            Reply::Rm { room, from, text } => {
-                self.privmsg(out, &from, &channel_of(&room), &text, None);
-            }
-            Reply::Pm { from, text } => self.privmsg(out, &from, &me, &text, None),
-            Reply::Msg { from, text } if self.in_global => {
-                self.privmsg(out, &from, GLOBAL, &text, None);
-            }
             Reply::Hist {
                 target,
                 at,
@@ -165,42 +266,15 @@ impl Translator {
                     HistoryTarget::Global => GLOBAL.to_owned(),
                     HistoryTarget::Named(room) => channel_of(room),
                 };
-                self.privmsg(out, &from, &channel, &text, Some(at));
-            }
-            Reply::Joined { room, user } if !user.as_str().eq_ignore_ascii_case(&me) => {
-                let line = message::encode(
-                    Some(&source_of(user.as_str())),
-                    "JOIN",
-                    &[&channel_of(&room)],
-                    None,
-                );
-                out.put_slice(&line);
-            }
-            Reply::Left { room, user } if !user.as_str().eq_ignore_ascii_case(&me) => {
-                let line = message::encode(
-                    Some(&source_of(user.as_str())),
-                    "PART",
-                    &[&channel_of(&room)],
-                    None,
-                );
-                out.put_slice(&line);
-            }
-            Reply::Notice(Notice::Online { user } | Notice::Offline { user, .. })
-                if user.as_str().eq_ignore_ascii_case(&me)
-                    || self
-                        .former
-                        .as_ref()
-                        .is_some_and(|former| user.as_str().eq_ignore_ascii_case(former)) => {}
-            Reply::Notice(Notice::Online { user }) if self.in_global => {
-                let line =
-                    message::encode(Some(&source_of(user.as_str())), "JOIN", &[GLOBAL], None);
-                out.put_slice(&line);
-            }
-            Reply::Notice(Notice::Offline { user, how }) if self.in_global => {
-                let reason = quit_reason(&how);
-                let line =
-                    message::encode(Some(&source_of(user.as_str())), "QUIT", &[], Some(&reason));
-                out.put_slice(&line);
+                // A message from history carries its time: a `time` tag with `server-time`,
+                // else in front of the text.
+                if self.server_time {
+                    let tag = format!("@time={} ", humantime::format_rfc3339_millis(at));
+                    privmsg(out, from.as_str(), &channel, &text, Some(&tag));
+                } else {
+                    let text = format!("[{}] {text}", humantime::format_rfc3339_seconds(at));
+                    privmsg(out, from.as_str(), &channel, &text, None);
+                }
             }
             Reply::Notice(Notice::Topic { room, by, text }) => {
                 let text = text.unwrap_or_default();
@@ -214,7 +288,7 @@ impl Translator {
             }
             Reply::Notice(Notice::RoomCreated { room, by }) => {
                 let text = format!("{by} created {}", channel_of(&room));
-                let line = message::encode(Some(&self.server), "NOTICE", &[&me], Some(&text));
+                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&text));
                 out.put_slice(&line);
             }
             Reply::Notice(notice @ (Notice::Closing { .. } | Notice::Shutdown)) => {
@@ -233,60 +307,111 @@ impl Translator {
                 out.put_slice(&line);
             }
             Reply::Err { message, .. } => {
-                let line = message::encode(Some(&self.server), "NOTICE", &[&me], Some(&message));
+                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&message));
                 out.put_slice(&line);
             }
-            // Final lines of commands the IRC session answers itself, and what IRC shows
-            // otherwise (own joins, the global chat once parted).
+            // Final lines of commands the IRC session answers itself.
             _ => {}
         }
     }
+}
 
-    /// `PRIVMSG`s from `from` to `target`, as many as `text` needs to fit in IRC lines. A
-    /// text that starts `/me ` is a CTCP `ACTION`. A message from history carries its time:
-    /// a `time` tag with `server-time`, else in front of the text.
-    fn privmsg(
-        &self,
-        out: &mut BytesMut,
-        from: &Name,
-        target: &str,
-        text: &str,
-        at: Option<std::time::SystemTime>,
-    ) {
-        let source = source_of(from.as_str());
-        let mut text = text.to_owned();
-        let mut tag = None;
-        if let Some(at) = at {
-            if self.server_time {
-                tag = Some(format!("@time={} ", humantime::format_rfc3339_millis(at)));
-            } else {
-                text = format!("[{}] {text}", humantime::format_rfc3339_seconds(at));
-            }
-        }
-        let (action, body) = match text.strip_prefix("/me ") {
-            Some(action) => (true, action),
-            None => (false, text.as_str()),
-        };
-        // `:<source> PRIVMSG <target> :` and CR LF, and the CTCP wrapping of an action.
-        let overhead = 1 + source.len() + " PRIVMSG ".len() + target.len() + 2 + 2;
-        let overhead = overhead + if action { "\u{1}ACTION \u{1}".len() } else { 0 };
-        for piece in message::split(body, MAX_LINE.saturating_sub(overhead)) {
-            if let Some(tag) = &tag {
-                out.put_slice(tag.as_bytes());
-            }
-            let piece = if action {
-                format!("\u{1}ACTION {piece}\u{1}")
-            } else {
-                piece.to_owned()
-            };
-            out.put_slice(&message::encode(
-                Some(&source),
-                "PRIVMSG",
-                &[target],
-                Some(&piece),
-            ));
+/// The IRC form of a delivery every line of which reads the same for every IRC user
+/// ([`Audience`]); `None` if a line is not one of those.
+fn shared_form(lines: &[u8]) -> Option<Bytes> {
+    let mut out = BytesMut::with_capacity(lines.len() + 64);
+    for line in each_line(lines) {
+        let text = std::str::from_utf8(line).ok()?;
+        let reply = Reply::parse(text.strip_suffix('\r').unwrap_or(text)).ok()?;
+        if !put_shared(&reply, &mut out) {
+            return None;
         }
     }
+    Some(out.freeze())
+}
+
+/// Writes the IRC form of a line that reads the same for every IRC user it is shown to;
+/// `false` for another line.
+fn put_shared(reply: &Reply, out: &mut BytesMut) -> bool {
+    let (user, verb, channel, reason) = match reply {
+        Reply::Rm { room, from, text } => {
+            privmsg(out, from.as_str(), &channel_of(room), text, None);
+            return true;
+        }
+        Reply::Msg { from, text } => {
+            privmsg(out, from.as_str(), GLOBAL, text, None);
+            return true;
+        }
+        Reply::Joined { room, user } => (user, "JOIN", Some(channel_of(room)), None),
+        Reply::Left { room, user } => (user, "PART", Some(channel_of(room)), None),
+        Reply::Notice(Notice::Online { user }) => (user, "JOIN", Some(GLOBAL.to_owned()), None),
+        Reply::Notice(Notice::Offline { user, how }) => {
+            (user, "QUIT", None, Some(quit_reason(how)))
+        }
+        _ => return false,
+    };
+    let channel = channel.as_deref();
+    let line = message::encode(
+        Some(&source_of(user.as_str())),
+        verb,
+        channel.as_slice(),
+        reason.as_deref(),
+    );
+    out.put_slice(&line);
+    true
+}
+
+/// `PRIVMSG`s from `from` to `target`, as many as `text` needs to fit in IRC lines, written
+/// straight to `out`: a delivered message is the most common line, and costs no allocation
+/// here. A text that starts `/me ` is a CTCP `ACTION`. `tag`, if any, goes in front of each.
+fn privmsg(out: &mut BytesMut, from: &str, target: &str, text: &str, tag: Option<&str>) {
+    let (action, body) = match text.strip_prefix("/me ") {
+        Some(action) => (true, action),
+        None => (false, text),
+    };
+    // `:<from>!<from>@<host> PRIVMSG <target> :` and CR LF, and the CTCP wrapping of an
+    // action.
+    let overhead = 1 + 2 * from.len() + 2 + HOST.len() + " PRIVMSG ".len() + target.len() + 4;
+    let overhead = overhead + if action { "\u{1}ACTION \u{1}".len() } else { 0 };
+    for piece in message::split(body, MAX_LINE.saturating_sub(overhead)) {
+        if let Some(tag) = tag {
+            out.put_slice(tag.as_bytes());
+        }
+        out.reserve(overhead + piece.len());
+        out.put_u8(b':');
+        message::put_clean(out, from, true);
+        out.put_u8(b'!');
+        message::put_clean(out, from, true);
+        out.put_u8(b'@');
+        out.put_slice(HOST.as_bytes());
+        out.put_slice(b" PRIVMSG ");
+        message::put_clean(out, target, true);
+        out.put_slice(b" :");
+        if action {
+            out.put_slice(b"\x01ACTION ");
+        }
+        message::put_clean(out, piece, false);
+        if action {
+            out.put_u8(1);
+        }
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// The lines of a delivery, without their `\n`.
+fn each_line(lines: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = lines;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, after) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => (rest, &[][..]),
+        };
+        rest = after;
+        Some(line)
+    })
 }
 
 /// Whether a line the outbox holds is IRC already (see the module's documentation).
@@ -317,79 +442,6 @@ fn quit_reason(how: &Departure) -> String {
     }
 }
 
-/// The socket of an IRC connection as the outbox's writer sees it: what it writes is
-/// translated ([`Translator`]) and written on. Like a `BufWriter`, it may hold what it took
-/// until the next write or flush (the writer flushes after each batch); a write waits until
-/// what it held before is out, so it holds at most one batch's translation.
-pub(super) struct IrcWrite<W> {
-    inner: W,
-    translator: Translator,
-    /// The end of the last write, when it ended within a line.
-    partial: BytesMut,
-    /// Translated, not yet written.
-    pending: BytesMut,
-}
-
-impl<W: AsyncWrite + Unpin> IrcWrite<W> {
-    pub(super) fn new(inner: W, server: Arc<str>) -> Self {
-        Self {
-            inner,
-            translator: Translator::new(server),
-            partial: BytesMut::new(),
-            pending: BytesMut::new(),
-        }
-    }
-
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.pending.is_empty() {
-            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending))?;
-            if written == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.pending.advance(written);
-        }
-        // An idle connection holds no buffer.
-        self.pending = BytesMut::new();
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for IrcWrite<W> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        this.partial.extend_from_slice(buf);
-        while let Some(end) = memchr::memchr(b'\n', &this.partial) {
-            let line = this.partial.split_to(end + 1);
-            this.translator.line(&line[..end], &mut this.pending);
-        }
-        if this.partial.is_empty() {
-            this.partial = BytesMut::new();
-        }
-        // Written on now if the socket takes it; otherwise at the next write or flush.
-        if let Poll::Ready(Err(error)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(error));
-        }
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,9 +455,81 @@ mod tests {
     }
 
     fn welcomed() -> Translator {
+        welcomed_as("bob")
+    }
+
+    fn welcomed_as(nick: &str) -> Translator {
         let mut translator = Translator::new("irc.test".into());
-        translated(&mut translator, &[":irc.test 001 bob :Welcome"]);
+        translated(
+            &mut translator,
+            &[&format!(":irc.test 001 {nick} :Welcome")],
+        );
         translator
+    }
+
+    /// What the connection's writer writes of `delivery`.
+    fn put(translator: &mut Translator, delivery: &Delivery) -> String {
+        let mut out = BytesMut::new();
+        translator.put(delivery, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    fn delivery(lines: &str) -> Arc<Delivery> {
+        Delivery::from_bytes(Bytes::copy_from_slice(lines.as_bytes()))
+    }
+
+    #[test]
+    fn a_fanned_out_line_is_translated_once_and_shown_to_whom_it_concerns() {
+        let mut bob = welcomed_as("bob");
+        let mut carol = welcomed_as("carol");
+        let said = ":alice!alice@linechat PRIVMSG #lobby :hi\r\n";
+        let line = delivery("RM lobby alice hi\n");
+        assert_eq!(put(&mut bob, &line), said);
+        // The first connection left its translation in the delivery; the next copies it.
+        let kept = line.translated(|_| panic!("translated a second time"));
+        assert_eq!(kept.map(|kept| &kept[..]), Some(said.as_bytes()));
+        assert_eq!(put(&mut carol, &line), said);
+
+        // A join is not echoed to the one who joined, whoever translates it first.
+        let join = delivery("JR lobby bob\n");
+        assert_eq!(put(&mut carol, &join), ":bob!bob@linechat JOIN #lobby\r\n");
+        assert_eq!(put(&mut bob, &join), "");
+        let part = delivery("LR lobby carol\n");
+        assert_eq!(put(&mut carol, &part), "");
+        assert_eq!(
+            put(&mut bob, &part),
+            ":carol!carol@linechat PART #lobby\r\n"
+        );
+
+        // Presence comes in batches of lines: each sees the others' comings and goings, if
+        // in #global.
+        translated(&mut bob, &[":bob!bob@linechat JOIN #global"]);
+        translated(&mut carol, &[":carol!carol@linechat JOIN #global"]);
+        let mut dave = welcomed_as("dave");
+        let batch = delivery("NOTICE ONLINE carol\nNOTICE OFFLINE erin QUIT\nMSG erin bye\n");
+        assert_eq!(
+            put(&mut bob, &batch),
+            ":carol!carol@linechat JOIN #global\r\n\
+             :erin!erin@linechat QUIT :Quit\r\n\
+             :erin!erin@linechat PRIVMSG #global :bye\r\n"
+        );
+        assert_eq!(
+            put(&mut carol, &batch),
+            ":erin!erin@linechat QUIT :Quit\r\n:erin!erin@linechat PRIVMSG #global :bye\r\n"
+        );
+        assert_eq!(put(&mut dave, &batch), "");
+
+        // A private message names its recipient: each translates it, nothing is kept.
+        let pm = delivery("PM alice psst\n");
+        assert_eq!(
+            put(&mut bob, &pm),
+            ":alice!alice@linechat PRIVMSG bob :psst\r\n"
+        );
+        assert_eq!(
+            put(&mut carol, &pm),
+            ":alice!alice@linechat PRIVMSG carol :psst\r\n"
+        );
+        assert!(pm.translated(|_| None).is_none());
     }
 
     #[test]
@@ -420,6 +544,10 @@ mod tests {
              :alice!alice@linechat PRIVMSG bob :psst\r\n"
         );
         translated(&mut translator, &[":bob!bob@linechat JOIN #global"]);
+        assert_eq!(
+            translated(&mut translator, &["PM alice /me waves"]),
+            ":alice!alice@linechat PRIVMSG bob :\u{1}ACTION waves\u{1}\r\n"
+        );
         assert_eq!(
             translated(
                 &mut translator,
@@ -518,17 +646,17 @@ mod tests {
     fn a_long_message_is_split_into_lines_of_at_most_512_bytes() {
         let mut translator = welcomed();
         let text = "word ".repeat(400);
-        let out = translated(
-            &mut translator,
-            &[&format!("RM lobby alice {}", text.trim_end())],
-        );
-        let lines: Vec<&str> = out.split_inclusive("\r\n").collect();
-        assert!(lines.len() >= 4, "{}", lines.len());
-        assert!(lines.iter().all(|line| line.len() <= MAX_LINE));
-        let said: Vec<&str> = lines
-            .iter()
-            .map(|line| line.split_once(" :").unwrap().1.trim_end())
-            .collect();
-        assert_eq!(said.join(" "), text.trim_end());
+        let text = text.trim_end();
+        for line in [format!("RM lobby alice {text}"), format!("PM alice {text}")] {
+            let out = translated(&mut translator, &[&line]);
+            let lines: Vec<&str> = out.split_inclusive("\r\n").collect();
+            assert!(lines.len() >= 4, "{}", lines.len());
+            assert!(lines.iter().all(|line| line.len() <= MAX_LINE));
+            let said: Vec<&str> = lines
+                .iter()
+                .map(|line| line.split_once(" :").unwrap().1.trim_end())
+                .collect();
+            assert_eq!(said.join(" "), text);
+        }
     }
 }
