@@ -12,4 +12,5 @@ mod client;
 mod messaging;
 mod mixed;
 mod numerics;
+mod tls;
 mod topics;

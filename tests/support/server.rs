@@ -28,6 +28,8 @@ pub struct TestServer {
     pub tls_addr: Option<SocketAddr>,
     /// The IRC listener's address, when the settings ask for one.
     pub irc_addr: Option<SocketAddr>,
+    /// The TLS IRC listener's address, when the settings ask for one.
+    pub irc_tls_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<Stop>>,
     thread: Option<JoinHandle<()>>,
     /// The data directory, when the server owns it (see [`TestServer::start_in`]).
@@ -103,11 +105,12 @@ impl TestServer {
             });
             runtime.shutdown_background();
         });
-        let (addr, tls_addr, irc_addr) = listening.recv().expect("the server starts");
+        let (addr, tls_addr, irc_addr, irc_tls_addr) = listening.recv().expect("the server starts");
         Self {
             addr,
             tls_addr,
             irc_addr,
+            irc_tls_addr,
             stop: Some(stop),
             thread: Some(thread),
             _data_dir: None,
@@ -121,12 +124,13 @@ impl TestServer {
         let mut settings = settings(data_dir.path());
         configure(&mut settings);
         let server = Server::bind(settings).await.expect("the server starts");
-        let (addr, tls_addr, irc_addr) = addresses(&server);
+        let (addr, tls_addr, irc_addr, irc_tls_addr) = addresses(&server);
         tokio::spawn(server.run(std::future::pending()));
         SpawnedServer {
             addr,
             tls_addr,
             irc_addr,
+            irc_tls_addr,
             _data_dir: data_dir,
         }
     }
@@ -177,15 +181,27 @@ pub struct SpawnedServer {
     pub tls_addr: Option<SocketAddr>,
     /// The IRC listener's address, when the settings ask for one.
     pub irc_addr: Option<SocketAddr>,
+    /// The TLS IRC listener's address, when the settings ask for one.
+    pub irc_tls_addr: Option<SocketAddr>,
     _data_dir: tempfile::TempDir,
 }
 
-/// The plain, the TLS and the IRC listeners' addresses of a bound server.
-fn addresses(server: &Server) -> (SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
+/// The plain, the TLS, the IRC and the TLS IRC listeners' addresses of a bound server.
+type Addresses = (
+    SocketAddr,
+    Option<SocketAddr>,
+    Option<SocketAddr>,
+    Option<SocketAddr>,
+);
+
+fn addresses(server: &Server) -> Addresses {
     let addr = server.local_addr().expect("an address");
     let tls_addr = server.tls_addr().map(|addr| addr.expect("a TLS address"));
     let irc_addr = server.irc_addr().map(|addr| addr.expect("an IRC address"));
-    (addr, tls_addr, irc_addr)
+    let irc_tls_addr = server
+        .irc_tls_addr()
+        .map(|addr| addr.expect("a TLS IRC address"));
+    (addr, tls_addr, irc_addr, irc_tls_addr)
 }
 
 impl Drop for TestServer {
