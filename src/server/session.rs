@@ -64,16 +64,7 @@ where
         guests: context.settings.allow_guests,
     });
     let grace = context.settings.shutdown_grace();
-    let mut session = Session {
-        peer,
-        room_creations: RoomCreations::new(&context.settings),
-        outbox,
-        context,
-        presence: None,
-        in_flight: VecDeque::new(),
-        privates_in_flight: 0,
-        recipients: HashMap::new(),
-    };
+    let mut session = Session::new(peer, outbox, context);
     // Every line logged for this connection, here and in the actors it calls, carries the
     // peer and, once logged in, the user.
     let span = info_span!("session", %peer, user = tracing::field::Empty);
@@ -205,6 +196,21 @@ const MAX_IN_FLIGHT: usize = 64;
 const MAX_RECIPIENTS: usize = 32;
 
 impl Session {
+    /// A connection's session, not logged in yet: the line protocol's, or the one an IRC
+    /// connection drives.
+    pub(super) fn new(peer: SocketAddr, outbox: Outbox, context: Arc<SessionContext>) -> Self {
+        Session {
+            peer,
+            room_creations: RoomCreations::new(&context.settings),
+            outbox,
+            context,
+            presence: None,
+            in_flight: VecDeque::new(),
+            privates_in_flight: 0,
+            recipients: HashMap::new(),
+        }
+    }
+
     async fn run<R: AsyncRead + Unpin>(
         &mut self,
         lines: &mut FramedRead<R, LineCodec>,

@@ -655,19 +655,11 @@ impl UsersActor {
                     let key = look_alike_key(&name);
                     match cluster.claim(&key, &name, "registering").await {
                         Ok(revision) => Some((key, revision)),
-                        Err(ClaimError::Taken(_)) => {
-                            let refusal = NameRefusal::Registered;
-                            let _ = actor.send(UsersRequest::Registered {
-                                name,
-                                outbox,
-                                account: Err(refusal.into()),
-                                claim: None,
-                                reply,
-                            });
-                            return;
-                        }
-                        Err(ClaimError::Unavailable) => {
-                            let refusal = NameRefusal::Unchecked;
+                        Err(error) => {
+                            let refusal = match error {
+                                ClaimError::Taken(_) => NameRefusal::Registered,
+                                ClaimError::Unavailable => NameRefusal::Unchecked,
+                            };
                             let _ = actor.send(UsersRequest::Registered {
                                 name,
                                 outbox,

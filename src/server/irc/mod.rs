@@ -16,7 +16,6 @@ mod query;
 mod registration;
 mod translate;
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +29,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use linechat_protocol::{CloseReason, Command, Departure, Name, Notice, Reply};
 
 use super::cmd;
-use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch, RoomCreations};
+use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch};
 use super::session::{Session, SessionContext};
 use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER};
 use message::{MAX_LINE_WITHOUT_LF, Message};
@@ -58,16 +57,7 @@ where
         FramedRead::with_capacity(read, LineCodec::new(MAX_LINE_WITHOUT_LF), MIN_READ_BUFFER);
     let server: Arc<str> = context.settings.irc_server_name().into();
     let grace = context.settings.shutdown_grace();
-    let session = Session {
-        peer,
-        room_creations: RoomCreations::new(&context.settings),
-        outbox,
-        context,
-        presence: None,
-        in_flight: VecDeque::new(),
-        privates_in_flight: 0,
-        recipients: HashMap::new(),
-    };
+    let session = Session::new(peer, outbox, context);
     let mut irc = Irc {
         session,
         server: server.clone(),
