@@ -1,6 +1,6 @@
 //! Bad input on the IRC port: an IRC error for the sender, nothing for anyone else.
 
-use crate::raw::{Raw, server};
+use crate::raw::{Raw, bob_and_ann_in_dev, server};
 use crate::support::Server;
 
 #[tokio::test]
@@ -58,13 +58,7 @@ async fn overlong_lines_garbage_and_bytes_one_at_a_time_hurt_nobody() {
 #[tokio::test]
 async fn a_long_line_protocol_message_reaches_irc_in_several_lines() {
     let server = server();
-    let mut bob = server.guest("bob").await;
-    bob.create_room("dev", &mut []).await;
-    let mut ann = Raw::guest(&server, "ann").await;
-    bob.expect("NOTICE ONLINE ann").await;
-    ann.send("JOIN #dev").await;
-    ann.until(" 366 ann #dev ").await;
-    bob.expect("JR dev ann").await;
+    let (mut bob, mut ann) = bob_and_ann_in_dev(&server).await;
     let text = "long ".repeat(300);
     bob.check(&format!("RM dev {}", text.trim_end()), "OK RM dev")
         .await;

@@ -1,7 +1,7 @@
 //! A line-protocol user and an IRC user in the same rooms, by private message, and seeing
 //! each other come and go.
 
-use crate::raw::{Raw, server};
+use crate::raw::{Raw, bob_and_ann_in_dev, server};
 use crate::support::Server;
 
 #[tokio::test]
@@ -115,13 +115,7 @@ async fn joining_replays_recent_history_and_server_time_tags_it() {
 #[tokio::test]
 async fn a_guest_changes_nick_and_keeps_its_rooms() {
     let server = server();
-    let mut bob = server.guest("bob").await;
-    bob.create_room("dev", &mut []).await;
-    let mut ann = Raw::guest(&server, "ann").await;
-    bob.expect("NOTICE ONLINE ann").await;
-    ann.send("JOIN #dev").await;
-    ann.until(" 366 ann #dev ").await;
-    bob.expect("JR dev ann").await;
+    let (mut bob, mut ann) = bob_and_ann_in_dev(&server).await;
     ann.send("NICK anna").await;
     ann.expect(":ann!ann@linechat NICK :anna").await;
     bob.expect_unordered(&[

@@ -6,7 +6,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::support::{PATIENCE, TestServer};
+use crate::support::{Client, PATIENCE, Server, TestServer};
 
 /// A server with an IRC listener on a free port, named `irc.test`.
 pub fn server() -> TestServer {
@@ -20,6 +20,19 @@ pub fn server_with(configure: impl FnOnce(&mut linechat::settings::Settings)) ->
         settings.irc_server_name = Some("irc.test".into());
         configure(settings);
     })
+}
+
+/// A line-protocol guest `bob` who created the room `dev`, and an IRC guest `ann` who joined
+/// `#dev`: both have read everything up to `ann`'s join.
+pub async fn bob_and_ann_in_dev(server: &TestServer) -> (Client, Raw) {
+    let mut bob = server.guest("bob").await;
+    bob.create_room("dev", &mut []).await;
+    let mut ann = Raw::guest(server, "ann").await;
+    bob.expect("NOTICE ONLINE ann").await;
+    ann.send("JOIN #dev").await;
+    ann.until(" 366 ann #dev ").await;
+    bob.expect("JR dev ann").await;
+    (bob, ann)
 }
 
 pub struct Raw {
