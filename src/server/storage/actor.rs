@@ -81,6 +81,10 @@ pub(super) struct StoreActor<D> {
     kept: VecDeque<Batch>,
     /// When the kept batches are tried again.
     retry_at: Option<Instant>,
+    /// Until when writes acknowledged to a client are refused without being tried, as the
+    /// database was found out of reach less than `RETRY_EVERY` ago: each try takes the pool's
+    /// whole acquire timeout to fail, and the writes behind it would queue for as long.
+    away_until: Option<Instant>,
     /// When the oldest record of the batch must be committed.
     deadline: Option<Instant>,
     batch_window: Duration,
@@ -117,6 +121,7 @@ impl<D: Database> StoreActor<D> {
             },
             kept: VecDeque::new(),
             retry_at: None,
+            away_until: None,
             deadline: None,
             batch_window: options.batch_window,
             keep_per_conversation: options.keep_per_conversation,
@@ -210,8 +215,14 @@ impl<D: Database> StoreActor<D> {
             request => {
                 // Any other write is acknowledged to a client, and is rare: it commits now,
                 // after the records sent before it (ids stay in the order sent).
-                self.flush().await;
-                self.handle(request).await;
+                if !self.away() {
+                    self.flush().await;
+                }
+                if self.away() {
+                    request.refuse();
+                } else {
+                    self.handle(request).await;
+                }
             }
         }
         true
@@ -286,7 +297,7 @@ impl<D: Database> StoreActor<D> {
 
     /// Stores a new account and answers its id.
     async fn create_account(
-        &self,
+        &mut self,
         name: Name,
         hash: String,
         reply: oneshot::Sender<Result<i64, StorageError>>,
@@ -298,7 +309,7 @@ impl<D: Database> StoreActor<D> {
     /// Stores a new room; one of the same name already stored is left as it is, and the
     /// answer says so (`false`).
     async fn create_room(
-        &self,
+        &mut self,
         room: Name,
         creator: Name,
         reply: oneshot::Sender<Result<bool, StorageError>>,
@@ -309,7 +320,7 @@ impl<D: Database> StoreActor<D> {
 
     /// Sets a room's topic, or clears it.
     async fn set_topic(
-        &self,
+        &mut self,
         room: Name,
         topic: Option<Topic>,
         reply: oneshot::Sender<Result<(), StorageError>>,
@@ -320,7 +331,7 @@ impl<D: Database> StoreActor<D> {
 
     /// Remembers that a registered user is in a room (kept if it is already).
     async fn join(
-        &self,
+        &mut self,
         account: Name,
         room: Name,
         reply: oneshot::Sender<Result<(), StorageError>>,
@@ -331,7 +342,7 @@ impl<D: Database> StoreActor<D> {
 
     /// Forgets that a registered user is in a room.
     async fn leave(
-        &self,
+        &mut self,
         account: Name,
         room: Name,
         reply: oneshot::Sender<Result<(), StorageError>>,
@@ -400,7 +411,7 @@ impl<D: Database> StoreActor<D> {
 
     /// Logs a failed write (the client is told) and rolls back whatever it left open.
     async fn settle<T>(
-        &self,
+        &mut self,
         what: &str,
         result: Result<T, sqlx::Error>,
     ) -> Result<T, StorageError> {
@@ -408,7 +419,21 @@ impl<D: Database> StoreActor<D> {
             error!(%error, "{what} failed; the client is told");
             self.db.roll_back_leftovers().await;
         }
-        result.map_err(StorageError::from)
+        let result = result.map_err(StorageError::from);
+        if result.as_ref().is_err_and(StorageError::is_out_of_reach) {
+            self.found_away();
+        }
+        result
+    }
+
+    /// Whether writes acknowledged to a client are refused at once (see `away_until`).
+    fn away(&self) -> bool {
+        self.away_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Notes that the database was just found out of reach.
+    fn found_away(&mut self) {
+        self.away_until = Some(Instant::now() + RETRY_EVERY);
     }
 
     /// Writes the batch in one transaction (the group commit), after any kept from an
@@ -437,6 +462,7 @@ impl<D: Database> StoreActor<D> {
                         Some(batch) => {
                             // The database is out of reach: so are the later batches.
                             self.keep(batch);
+                            self.found_away();
                             break;
                         }
                         None => messages,
@@ -478,6 +504,7 @@ impl<D: Database> StoreActor<D> {
     /// Writes a batch and files its new conversations' ids.
     async fn write(&mut self, batch: Batch) -> Result<(), Unwritten> {
         let filed = self.db.write(batch, &self.conversations).await?;
+        self.away_until = None;
         if self.conversations.len() > KEYS_KEPT {
             self.conversations.clear();
         }

@@ -150,6 +150,9 @@ pub enum StorageError {
     },
     #[error("the storage task is gone")]
     Gone,
+    /// Refused untried: a write found the database out of reach just before.
+    #[error("the database is out of reach")]
+    OutOfReach,
 }
 
 impl StorageError {
@@ -159,13 +162,21 @@ impl StorageError {
         matches!(self, StorageError::Database(sqlx::Error::Database(error)) if error.is_unique_violation())
     }
 
+    /// Whether the database could not be reached, which passes by itself, rather than
+    /// refusing what was asked.
+    pub fn is_out_of_reach(&self) -> bool {
+        match self {
+            StorageError::Database(error) => postgres::out_of_reach(error),
+            StorageError::OutOfReach => true,
+            _ => false,
+        }
+    }
+
     /// What a client may be told: the database's own message (such as "database or disk is
     /// full"), without paths or SQL.
     pub fn client_message(&self) -> String {
         match self {
-            StorageError::Database(error) if postgres::out_of_reach(error) => {
-                "the database is out of reach; try again later".into()
-            }
+            _ if self.is_out_of_reach() => "the database is out of reach; try again later".into(),
             // Only an account's name is unique without `ON CONFLICT`: another node took it.
             _ if self.is_name_taken() => "that name is already registered".into(),
             StorageError::Database(sqlx::Error::Database(error)) => error.message().to_owned(),
@@ -258,6 +269,43 @@ enum StoreRequest {
     FillUp {
         done: oneshot::Sender<()>,
     },
+}
+
+impl StoreRequest {
+    /// Answers a write acknowledged to a client without trying it, as the database is out of
+    /// reach (the writer's `away_until`): what would have been answered had it failed so.
+    fn refuse(self) {
+        fn away<T>() -> Result<T, StorageError> {
+            Err(StorageError::OutOfReach)
+        }
+        match self {
+            StoreRequest::QueuePrivate { reply, .. }
+            | StoreRequest::SetTopic { reply, .. }
+            | StoreRequest::Join { reply, .. }
+            | StoreRequest::Leave { reply, .. } => {
+                let _ = reply.send(away());
+            }
+            StoreRequest::CreateAccount { reply, .. } => {
+                let _ = reply.send(away());
+            }
+            StoreRequest::CreateRoom { reply, .. } => {
+                let _ = reply.send(away());
+            }
+            // The messages stay queued, and the rooms are kept.
+            StoreRequest::TakePending { reply, .. } => {
+                let _ = reply.send(Vec::new());
+            }
+            StoreRequest::UnrememberedRooms { reply, .. } => {
+                let _ = reply.send(Vec::new());
+            }
+            StoreRequest::DeleteRooms { .. } => {}
+            // Never refused: the writer takes these itself.
+            StoreRequest::Record(_) | StoreRequest::Barrier { .. } | StoreRequest::Close { .. } => {
+            }
+            #[cfg(test)]
+            StoreRequest::FillUp { .. } => {}
+        }
+    }
 }
 
 /// A handle to the storage: the writer task's inbox and the pool of read connections.

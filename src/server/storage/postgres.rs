@@ -14,8 +14,9 @@
 //! - queued private messages are taken with one `UPDATE ... RETURNING`, so that two nodes
 //!   never both deliver one.
 //!
-//! When PostgreSQL is out of reach, sqlx's pools reconnect by themselves; until then each
-//! write fails within `ACQUIRE_TIMEOUT` and its client is told. A history batch that fails
+//! When PostgreSQL is out of reach, sqlx's pools reconnect by themselves; until then a
+//! write fails within `ACQUIRE_TIMEOUT` and its client is told (and the writer refuses the
+//! next ones at once for a while: `StoreActor::away_until`). A history batch that fails
 //! so is given back to the writer, which keeps it and writes it once the database is back.
 
 use std::borrow::Cow;
@@ -38,7 +39,7 @@ use linechat_protocol::{Name, Topic};
 
 /// How long a query waits for a connection: while PostgreSQL is out of reach, the time a
 /// write takes to fail (and its client to hear so), and that the writer is held up by each.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The schema's migrations, in `migrations/postgres/`, embedded in the binary (listed by
 /// hand, as SQLite's are; a test checks the folder against the list).

@@ -953,10 +953,14 @@ async fn while_postgres_is_away_writes_fail_and_history_waits_for_it() {
         error.client_message(),
         "the database is out of reach; try again later"
     );
+    // The writes right after it are refused without waiting for the pool's timeout again,
+    // so that they do not queue behind each other for as long each.
+    let refused = tokio::time::Instant::now();
     let mut queued = said(Conversation::Private(A, B), "a", "lost");
     queued.to = Some(B);
     assert!(store.queue_private(queued).await.is_err());
     assert!(store.create_room(name("dev"), name("bob")).await.is_err());
+    assert!(refused.elapsed() < super::postgres::ACQUIRE_TIMEOUT);
     // History goes on being recorded, and is kept until the database is back.
     for i in 0..3 {
         store.record(said(
