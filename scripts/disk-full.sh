@@ -8,7 +8,7 @@
 # Needs root (or CAP_SYS_ADMIN) for the mount. Exits non-zero on failure.
 #
 #   bash scripts/disk-full.sh
-# The binary is target/debug/linechat (built if needed); LINECHAT_BIN overrides it.
+# The binary is the one `cargo test` builds (built if needed); LINECHAT_BIN overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/server.sh

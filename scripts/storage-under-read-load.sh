@@ -9,7 +9,7 @@
 # CR and LOGIN latencies, HISTORY replies served). Exits non-zero on failure.
 #
 #   bash scripts/storage-under-read-load.sh [readers=100] [seconds=6]
-# The binary is target/debug/linechat (built if needed); LINECHAT_BIN overrides it.
+# The binary is the one `cargo test` builds (built if needed); LINECHAT_BIN overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 readers=${1:-100} seconds=${2:-6}
