@@ -1,13 +1,13 @@
 //! What the cluster does when a node dies or NATS goes away.
 
+use super::{NODE_TIMEOUT_SECS, Nodes, guest_seen, users_become};
 use crate::support::nats::NatsServer;
 use crate::support::{Client, Server, ServerProcess};
-use crate::{NODE_TIMEOUT_SECS, Nodes, guest_seen, users_become};
 
 #[tokio::test]
 async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
     let mut cluster = Nodes::start(2);
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("dev", &mut [&mut bob]).await;
@@ -30,7 +30,7 @@ async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
 #[tokio::test]
 async fn a_node_process_killed_with_sigkill_is_lost() {
     let cluster = Nodes::start(1);
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let timeout = NODE_TIMEOUT_SECS.to_string();
     let mut node = ServerProcess::start_with(
         &[
@@ -59,7 +59,7 @@ async fn a_node_process_killed_with_sigkill_is_lost() {
 #[tokio::test]
 async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
     let mut cluster = Nodes::start(2);
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let mut carol = guest_seen(cluster.node(0), "carol", &mut [&mut alice]).await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice, &mut carol]).await;
     users_become(&mut bob, "USERS alice bob carol").await;
@@ -77,7 +77,7 @@ async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
         "ERR NAME_TAKEN names cannot be checked across the cluster now; try again",
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_secs(crate::NODE_TIMEOUT_SECS)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(super::NODE_TIMEOUT_SECS)).await;
     alice.check("USERS", "USERS alice bob carol").await;
 
     cluster.nats.resume();
@@ -88,13 +88,13 @@ async fn nodes_reconnect_after_nats_restarts_and_chat_goes_on_meanwhile() {
         matches!(line, Ok(line) if line == "PM alice back?").then_some(())
     })
     .await;
-    let _dave = crate::guest(cluster.node(1), "dave").await;
+    let _dave = super::guest(cluster.node(1), "dave").await;
     alice.skip_until("NOTICE ONLINE dave").await;
     users_become(&mut alice, "USERS alice bob carol dave").await;
     // The claim refused while NATS was away, should NATS have got it after all, is undone.
     let mut other = cluster.node(1).connect().await;
     crate::support::eventually("the name refused meanwhile to be free", async || {
-        (crate::reply_to(&mut other, "NICK erin").await == "OK NICK erin").then_some(())
+        (super::reply_to(&mut other, "NICK erin").await == "OK NICK erin").then_some(())
     })
     .await;
 }
@@ -107,7 +107,7 @@ async fn nodes_authenticate_to_nats_and_one_without_credentials_does_not_start()
         settings.nats_user = Some("linechat".into());
         settings.nats_password = Some("s3cret".into());
     });
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     bob.check("PM alice hi", "OK PM alice").await;
@@ -133,7 +133,7 @@ async fn nodes_reach_nats_over_tls() {
     let cluster = Nodes::start_on(nats, 2, |settings| {
         settings.nats_tls_ca = Some(cert.clone());
     });
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     bob.check("MSG over tls", "OK MSG").await;
@@ -158,14 +158,14 @@ async fn a_node_restarted_under_its_name_frees_its_old_users_at_once() {
         // Longer than the test waits: only the restart can explain what is seen.
         settings.node_timeout_secs = 600;
     });
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     cluster.nodes[1].kill();
     cluster.nodes.remove(1);
     let again = cluster.add("n2");
     alice.expect("NOTICE OFFLINE bob LOST").await;
-    let _probe = crate::caught_up(again, "probe", "USERS alice probe").await;
+    let _probe = super::caught_up(again, "probe", "USERS alice probe").await;
     alice.expect("NOTICE ONLINE probe").await;
     // Its old claim on the name is gone: bob can come back, on the restarted node.
     let _bob = guest_seen(again, "bob", &mut [&mut alice]).await;
@@ -177,7 +177,7 @@ async fn a_node_that_shuts_down_says_so_at_once() {
         // Longer than the test waits: only the goodbye can explain what is seen.
         settings.node_timeout_secs = 600;
     });
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("dev", &mut [&mut bob]).await;

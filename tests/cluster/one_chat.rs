@@ -1,14 +1,14 @@
 //! Users on different nodes see one chat: one list of users, one set of names, private and
 //! global messages, presence, and rooms.
 
+use super::{Nodes, guest_seen, reply_to, users_become};
 use crate::support::{Server, eventually};
-use crate::{Nodes, guest_seen, reply_to, users_become};
 
 #[tokio::test]
 async fn everyone_is_listed_and_a_name_is_taken_once_across_nodes() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.check("USERS", "USERS alice bob").await;
@@ -76,7 +76,7 @@ async fn two_nodes_racing_for_one_name_give_it_to_one() {
 #[tokio::test]
 async fn private_and_global_messages_cross_nodes() {
     let cluster = Nodes::start(3);
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     // What a node hears of users who came before comes in its own time.
     users_become(&mut bob, "USERS alice bob").await;
@@ -115,7 +115,7 @@ async fn private_and_global_messages_cross_nodes() {
 async fn rooms_are_shared_across_nodes() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
 
@@ -157,11 +157,11 @@ async fn rooms_are_shared_across_nodes() {
 
 #[tokio::test]
 async fn one_senders_room_messages_arrive_in_order_on_another_node() {
-    let cluster = Nodes::start_on(crate::NatsServer::start(), 2, |settings| {
+    let cluster = Nodes::start_on(super::NatsServer::start(), 2, |settings| {
         settings.flood_lines_per_sec = 0;
     });
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("dev", &mut [&mut bob]).await;
@@ -183,12 +183,12 @@ async fn one_senders_room_messages_arrive_in_order_on_another_node() {
 #[tokio::test]
 async fn a_node_that_starts_later_learns_who_and_what_is_there() {
     let mut cluster = Nodes::start(1);
-    let mut alice = crate::guest(cluster.node(0), "alice").await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
     alice.check("CR dev", "OK CR dev").await;
     let late = cluster.add("late");
-    let _probe = crate::caught_up(late, "probe", "USERS alice probe").await;
+    let _probe = super::caught_up(late, "probe", "USERS alice probe").await;
     alice.expect("NOTICE ONLINE probe").await;
-    let mut bob = crate::guest(late, "bob").await;
+    let mut bob = super::guest(late, "bob").await;
     alice.expect("NOTICE ONLINE bob").await;
     users_become(&mut bob, "USERS alice bob probe").await;
     // The rooms come in their own time, from the room table of the first node.
@@ -204,11 +204,11 @@ async fn a_node_that_starts_later_learns_who_and_what_is_there() {
 async fn a_node_hears_a_room_only_while_it_has_members_there() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     let hears_dev = |node: &str| {
-        let subjects = crate::subscriptions_of(&cluster.nats, node);
+        let subjects = super::subscriptions_of(&cluster.nats, node);
         assert!(
             subjects.iter().any(|subject| subject == "linechat.all"),
             "{node} is connected: {subjects:?}"
@@ -235,7 +235,7 @@ async fn a_node_hears_a_room_only_while_it_has_members_there() {
 async fn an_account_logging_in_on_another_node_takes_its_session_over() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut old = a.register("carol", "secret").await;
     alice.expect("NOTICE ONLINE carol").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice, &mut old]).await;

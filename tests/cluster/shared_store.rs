@@ -2,9 +2,9 @@
 //! memberships, queued private messages and history, whichever node a user is on or comes
 //! back to; and what happens when that database goes away under the cluster.
 
+use super::{NatsServer, Nodes, guest_seen, reply_to, users_become};
 use crate::postgres_support::Postgres;
 use crate::support::{Client, Server, eventually};
-use crate::{NatsServer, Nodes, guest_seen, reply_to, users_become};
 
 /// Sends `command` and returns its answer, skipping the notices that may come first (other
 /// nodes' presence, and a room's `NOTICE ROOM` from the node that created it).
@@ -55,7 +55,7 @@ async fn history_becomes(client: &mut Client, target: &str, expected: &[&str]) {
 async fn an_account_comes_back_on_another_node_to_its_rooms_and_queued_messages() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut bob = crate::guest(b, "bob").await;
+    let mut bob = super::guest(b, "bob").await;
     let mut carol = a.register("carol", "secret").await;
     bob.expect("NOTICE ONLINE carol").await;
     carol.create_room("dev", &mut [&mut bob]).await;
@@ -132,7 +132,7 @@ async fn history_written_on_one_node_is_read_on_another_once() {
 async fn two_nodes_racing_to_create_one_room_give_it_to_one() {
     let cluster = Nodes::start(2);
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     for round in 0..5 {
@@ -194,7 +194,7 @@ async fn a_node_that_missed_the_news_finds_accounts_and_rooms_in_the_store() {
         .await;
     // A private message to an offline account of the other node is queued for it, and is
     // history; a conversation with such an account can be read.
-    let mut erin = crate::guest(z, "erin").await;
+    let mut erin = super::guest(z, "erin").await;
     erin.check("PM frank hello", "OK PM frank queued").await;
     erin.check("PM carol hello", "OK PM carol queued").await;
     assert_eq!(said(&mut erin, "frank").await, ["erin hello"]);
@@ -226,7 +226,7 @@ async fn while_postgresql_is_away_the_cluster_refuses_writes_clearly_and_chat_go
     let dave = a.register("dave", "pw").await;
     dave.quit().await;
     let mut alice = a.register("alice", "pw").await;
-    let mut bob = crate::guest(b, "bob").await;
+    let mut bob = super::guest(b, "bob").await;
     users_become(&mut alice, "USERS alice bob").await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("dev", &mut [&mut bob]).await;
@@ -288,7 +288,7 @@ async fn a_room_expires_only_once_nobody_is_in_it_on_any_node() {
     });
     cluster.add_with("n2", |_| {});
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     alice.create_room("tmp", &mut [&mut bob]).await;

@@ -4,8 +4,8 @@
 
 use linechat_protocol::Reply;
 
+use super::{NODE_TIMEOUT_SECS, NatsServer, Nodes, Postgres, guest_seen, reply_to, users_become};
 use crate::support::{Client, TestServer, eventually};
-use crate::{NODE_TIMEOUT_SECS, NatsServer, Nodes, Postgres, guest_seen, reply_to, users_become};
 
 /// Waits until `client`'s node answers `TOPIC <room>` with `(setter, text)`.
 async fn topic_becomes(client: &mut Client, room: &str, setter: &str, text: &str) {
@@ -28,7 +28,7 @@ async fn a_topic_set_on_one_node_is_seen_on_the_others_and_loaded_by_a_late_node
         settings.database_url = Some(url.clone());
     });
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = crate::guest(a, "alice").await;
+    let mut alice = super::guest(a, "alice").await;
     let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
     let mut carol = guest_seen(b, "carol", &mut [&mut alice, &mut bob]).await;
@@ -61,7 +61,7 @@ async fn a_topic_set_on_one_node_is_seen_on_the_others_and_loaded_by_a_late_node
         settings.node_timeout_secs = NODE_TIMEOUT_SECS;
         settings.database_url = Some(url.clone());
     });
-    let mut dave = crate::guest(&late, "dave").await;
+    let mut dave = super::guest(&late, "dave").await;
     topic_becomes(&mut dave, "dev", "bob", "set on b").await;
     // Nobody heard of a topic change twice, or of their own.
     for client in [&mut alice, &mut bob, &mut carol] {

@@ -1,6 +1,6 @@
 //! Bad input on the IRC port: an IRC error for the sender, nothing for anyone else.
 
-use crate::raw::{Raw, bob_and_ann_in_dev, server};
+use super::raw::{Raw, bob_and_ann_in_dev, server};
 use crate::support::Server;
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use irc::proto::Message;
 
 use tokio::sync::mpsc;
 
-use crate::raw::server;
+use super::raw::server;
 use crate::support::{PATIENCE, Server, TestServer};
 
 /// What an `irc` crate client receives. Its stream is read all the time, by a task of its

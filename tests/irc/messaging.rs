@@ -1,7 +1,7 @@
 //! Private messages from IRC users: sent on without waiting for the directory once the
 //! recipient's handle is kept, yet delivered in order, with every numeric in its place.
 
-use crate::raw::{Raw, server_with};
+use super::raw::{Raw, server_with};
 use crate::support::Server;
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! A line-protocol user and an IRC user in the same rooms, by private message, and seeing
 //! each other come and go.
 
-use crate::raw::{Raw, bob_and_ann_in_dev, server};
+use super::raw::{Raw, bob_and_ann_in_dev, server};
 use crate::support::Server;
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Registration and the numeric replies, by hand-written lines.
 
-use crate::raw::{Raw, server, server_with};
+use super::raw::{Raw, server, server_with};
 use crate::support::Server;
 
 #[tokio::test]

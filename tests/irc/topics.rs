@@ -3,8 +3,8 @@
 
 use irc::client::prelude::{Command, Response};
 
-use crate::client::{connect, is_end_of_names, next};
-use crate::raw::{Raw, server};
+use super::client::{connect, is_end_of_names, next};
+use super::raw::{Raw, server};
 use crate::support::Server;
 
 /// `:irc.test 333 <nick> <channel> <setter> <unix seconds>`, with a time of the last minute.

@@ -2,20 +2,14 @@
 //! `nats-server -js` started by the test and sharing one PostgreSQL database (a fresh one per
 //! test, of the test binary's own PostgreSQL server), with line clients on different nodes.
 
-/// Not in `support/mod.rs`, which the client's tests include too: it needs `libc`.
-#[path = "../support/postgres.rs"]
-mod postgres_support;
-#[path = "../support/mod.rs"]
-mod support;
-
 mod failures;
 mod one_chat;
 mod shared_store;
 mod topics;
 
-pub use postgres_support::Postgres;
-pub use support::nats::NatsServer;
-use support::{Client, Server, TestServer, eventually};
+pub use crate::postgres_support::Postgres;
+pub use crate::support::nats::NatsServer;
+use crate::support::{Client, Server, TestServer, eventually};
 
 /// A cluster's nodes, their NATS server and the URL of their database. The nodes go first
 /// when it is dropped.

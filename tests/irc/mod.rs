@@ -2,9 +2,6 @@
 //! IRC lines against the in-process server's IRC listener, beside line-protocol clients on
 //! its plain port, in the same rooms.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod raw;
 
 mod bad_input;

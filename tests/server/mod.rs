@@ -1,0 +1,17 @@
+//! The server's integration tests, one module per area. Each module drives the server over
+//! real sockets on 127.0.0.1, in-process or as the real binary (`tests/support/`).
+
+mod commands;
+mod durability;
+mod edge;
+mod hops;
+mod identity;
+mod limits;
+mod memory;
+mod postgres;
+mod robustness;
+mod settings;
+mod shell_bot;
+mod smoke;
+mod storage;
+mod topics;
