@@ -62,6 +62,11 @@ const FORGET_FOR_SECS: u32 = 300;
 /// while NATS is away.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The longest a node waits between two attempts to reconnect to NATS. The client's own
+/// backoff goes up to 4 s, which a chat cut in two would wait after NATS is back; an attempt
+/// to a NATS that is still away costs a refused connection.
+const RECONNECT_DELAY_AT_MOST: Duration = Duration::from_millis(500);
+
 /// Publications that may wait for NATS (while it is away) before new ones are dropped.
 const OUTGOING: usize = 65_536;
 
@@ -174,6 +179,7 @@ impl Cluster {
             // only be dropped.
             .no_echo()
             .max_reconnects(None)
+            .reconnect_delay_callback(reconnect_delay)
             .event_callback(move |event| {
                 let events = events_tx.clone();
                 async move {
@@ -349,8 +355,19 @@ impl Cluster {
 
     /// Creates `claim` on `key` unless someone holds it.
     async fn create(&self, key: &str, claim: &Claim) -> Result<u64, ClaimError> {
+        // The client knows NATS is away: nobody can check the name, and the answer is at once.
+        if !self.connected() {
+            return Err(ClaimError::Unavailable);
+        }
         for _ in 0..3 {
-            match self.inner.names.create(bucket_key(key), json(claim)).await {
+            // One deadline for the whole attempt: the key-value `create` asks JetStream a
+            // second time when its first request goes unanswered, which doubled the wait.
+            let create = self.inner.names.create(bucket_key(key), json(claim));
+            let Ok(created) = tokio::time::timeout(CLAIM_TIMEOUT, create).await else {
+                warn!("cannot claim a name: NATS did not answer within {CLAIM_TIMEOUT:?}");
+                return Err(ClaimError::Unavailable);
+            };
+            match created {
                 Ok(revision) => return Ok(revision),
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                     match self.holder(key).await {
@@ -369,6 +386,11 @@ impl Cluster {
         Err(ClaimError::Unavailable)
     }
 
+    /// Whether the NATS client is connected (as far as it knows).
+    fn connected(&self) -> bool {
+        self.inner.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Undoes a claim that was refused for want of an answer: NATS may still get it later
     /// (the client sends what it buffered while disconnected), and then nobody would release
     /// it. Once NATS answers again, the claim is deleted if it is that one (its nonce).
@@ -378,9 +400,7 @@ impl Cluster {
             let mut absent = 0;
             for _ in 0..FORGET_FOR_SECS {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if cluster.inner.client.connection_state()
-                    != async_nats::connection::State::Connected
-                {
+                if !cluster.connected() {
                     continue;
                 }
                 match cluster.holder(&key).await {
@@ -572,5 +592,25 @@ async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
             let _ = client.flush().await;
             let _ = sent.send(());
         }
+    }
+}
+
+/// How long a node waits before its `attempts`th attempt in a row to reconnect to NATS:
+/// doubling from 1 ms, up to `RECONNECT_DELAY_AT_MOST`.
+fn reconnect_delay(attempts: usize) -> Duration {
+    let doubling = u32::try_from(attempts).unwrap_or(u32::MAX);
+    Duration::from_millis(2_u64.saturating_pow(doubling)).min(RECONNECT_DELAY_AT_MOST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnecting_backs_off_to_half_a_second_at_most() {
+        assert_eq!(reconnect_delay(0), Duration::from_millis(1));
+        assert_eq!(reconnect_delay(3), Duration::from_millis(8));
+        assert_eq!(reconnect_delay(9), RECONNECT_DELAY_AT_MOST);
+        assert_eq!(reconnect_delay(usize::MAX), RECONNECT_DELAY_AT_MOST);
     }
 }
