@@ -931,8 +931,10 @@ async fn two_stores_on_one_database_share_everything() {
     assert_eq!(taken, ["a for b"]);
 }
 
+// The longest of these tests (a PostgreSQL of its own, and the pool's timeouts): its name
+// sorts early, so that it starts among the first and does not run on alone at the end.
 #[tokio::test]
-async fn while_postgres_is_away_writes_fail_and_history_waits_for_it() {
+async fn a_postgres_out_of_reach_fails_writes_and_history_waits_for_it() {
     let postgres = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let options = StorageOptions {
