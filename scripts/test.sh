@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
+# The suite mostly runs cold (CI, a fresh clone), where incremental compilation only writes
+# caches nobody reads: without it, building linechat's own crates takes 23 s instead of 30.
+# (Between edits, `cargo test` keeps it, or CARGO_INCREMENTAL=1 here.)
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # Most tests wait on sockets and timers rather than the CPU: three per core run the suite in
 # about half the time of one per core, cargo's default.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-$((3 * $(nproc)))}
