@@ -181,6 +181,39 @@ async fn one_senders_room_messages_arrive_in_order_on_another_node() {
 }
 
 #[tokio::test]
+async fn a_burst_of_private_messages_to_another_node_arrives_in_order_in_few_nats_messages() {
+    let cluster = Nodes::start_on(super::NatsServer::start(), 2, |settings| {
+        settings.flood_lines_per_sec = 0;
+    });
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = super::guest(a, "alice").await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    let in_msgs = || {
+        let varz: serde_json::Value =
+            serde_json::from_str(&cluster.nats.monitor("/varz")).expect("JSON");
+        varz["in_msgs"].as_u64().expect("in_msgs")
+    };
+    let before = in_msgs();
+    const MESSAGES: usize = 1000;
+    let mut burst = String::new();
+    for n in 0..MESSAGES {
+        burst.push_str(&format!("PM bob message {n}\n"));
+    }
+    alice.send_raw(burst.as_bytes()).await;
+    for n in 0..MESSAGES {
+        assert_eq!(bob.line().await, format!("PM alice message {n}"));
+    }
+    for _ in 0..MESSAGES {
+        assert_eq!(alice.line().await, "OK PM bob");
+    }
+    // Queued one after another, they went out together: far fewer NATS messages (a few
+    // heartbeats may be among them).
+    let published = in_msgs() - before;
+    assert!(published < MESSAGES as u64 / 4, "{published} NATS messages");
+}
+
+#[tokio::test]
 async fn a_node_that_starts_later_learns_who_and_what_is_there() {
     let mut cluster = Nodes::start(1);
     let mut alice = super::guest(cluster.node(0), "alice").await;

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use async_nats::{Client, ConnectOptions, Subject, Subscriber};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -66,6 +66,13 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
 /// backoff goes up to 4 s, which a chat cut in two would wait after NATS is back; an attempt
 /// to a NATS that is still away costs a refused connection.
 const RECONNECT_DELAY_AT_MOST: Duration = Duration::from_millis(500);
+
+/// Publications the publishing task takes from its queue at once.
+const TAKEN_AT_ONCE: usize = 256;
+
+/// The most bytes of private messages to one node put in one NATS message (NATS takes up to
+/// 1 MiB by default).
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// Publications that may wait for NATS (while it is away) before new ones are dropped.
 const OUTGOING: usize = 65_536;
@@ -578,19 +585,57 @@ async fn names_bucket(client: &Client) -> Result<kv::Store, ClusterError> {
 
 /// The node's publications, in the order they were queued. A task of its own so that no
 /// actor ever waits for the network, and one task so that the order is kept.
+///
+/// Private messages queued one after another for the same node go out as one NATS message
+/// (a JSON array, `wire::Pm`), up to `BATCH_BYTES`: under load, a NATS message of its own for
+/// each cost more than the rest of its way (publishing, routing and receiving it), while a
+/// lone message still goes at once, alone.
 async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
-    while let Some(Outgoing {
-        subject,
-        payload,
-        sent,
-    }) = queue.recv().await
-    {
-        if let Err(error) = client.publish(subject, payload).await {
-            debug!(%error, "cannot publish to NATS");
+    let mut taken = Vec::with_capacity(TAKEN_AT_ONCE);
+    while queue.recv_many(&mut taken, TAKEN_AT_ONCE).await > 0 {
+        // One turn for the tasks that queue publications, then what they queued meanwhile:
+        // a burst then goes out in a few large messages rather than many of one or two. Idle,
+        // the turn costs nothing and a lone message goes at once.
+        tokio::task::yield_now().await;
+        while taken.len() < TAKEN_AT_ONCE
+            && let Ok(more) = queue.try_recv()
+        {
+            taken.push(more);
         }
-        if let Some(sent) = sent {
-            let _ = client.flush().await;
-            let _ = sent.send(());
+        let mut taken = taken.drain(..).peekable();
+        while let Some(Outgoing {
+            subject,
+            mut payload,
+            sent,
+        }) = taken.next()
+        {
+            if subject.starts_with(NODE_PREFIX) {
+                let mut batch = None;
+                while let Some(next) = taken.next_if(|next| {
+                    next.subject == subject
+                        && batch.as_ref().map_or(payload.len(), BytesMut::len) < BATCH_BYTES
+                }) {
+                    let batch = batch.get_or_insert_with(|| {
+                        let mut batch = BytesMut::with_capacity(BATCH_BYTES + 1024);
+                        batch.put_u8(b'[');
+                        batch.put_slice(&payload);
+                        batch
+                    });
+                    batch.put_u8(b',');
+                    batch.put_slice(&next.payload);
+                }
+                if let Some(mut batch) = batch {
+                    batch.put_u8(b']');
+                    payload = batch.freeze();
+                }
+            }
+            if let Err(error) = client.publish(subject, payload).await {
+                debug!(%error, "cannot publish to NATS");
+            }
+            if let Some(sent) = sent {
+                let _ = client.flush().await;
+                let _ = sent.send(());
+            }
         }
     }
 }

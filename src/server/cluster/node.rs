@@ -305,25 +305,27 @@ impl ClusterActor {
         }
     }
 
-    /// A private message for one of this node's users.
+    /// Private messages for this node's users, in the order sent.
     fn direct(&mut self, message: Message) {
-        let Ok(pm) = serde_json::from_slice::<wire::Pm>(&message.payload) else {
+        let Some(pms) = wire::Pm::read(&message.payload) else {
             debug!("unreadable private message from another node");
             return;
         };
-        let (Some(from), Some(from_id), Some(to)) = (
-            wire::name(&pm.from),
-            wire::user_id(&pm.from_id),
-            wire::name(&pm.to),
-        ) else {
-            return;
-        };
-        let text = pm.text;
-        self.users.remote(Remote::Pm {
-            from,
-            from_id,
-            to,
-            text,
-        });
+        for pm in pms {
+            let (Some(from), Some(from_id), Some(to)) = (
+                wire::name(&pm.from),
+                wire::user_id(&pm.from_id),
+                wire::name(&pm.to),
+            ) else {
+                continue;
+            };
+            let text = pm.text;
+            self.users.remote(Remote::Pm {
+                from,
+                from_id,
+                to,
+                text,
+            });
+        }
     }
 }

@@ -84,8 +84,10 @@ pub(crate) enum Global {
     },
 }
 
-/// On a node's own subject: a private message to one of its users. Published through the
-/// node's one queue, as everything else, so that one sender's messages keep their order.
+/// On a node's own subject: a private message to one of its users, or an array of them in
+/// the order sent (several queued one after another go out as one NATS message). Published
+/// through the node's one queue, as everything else, so that one sender's messages keep their
+/// order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Pm {
     pub from: String,
@@ -93,6 +95,18 @@ pub(crate) struct Pm {
     pub from_id: String,
     pub to: String,
     pub text: String,
+}
+
+impl Pm {
+    /// The private messages of a node subject's payload: one, or an array; `None` if it is
+    /// neither.
+    pub(crate) fn read(payload: &[u8]) -> Option<Vec<Pm>> {
+        if payload.trim_ascii_start().starts_with(b"[") {
+            serde_json::from_slice(payload).ok()
+        } else {
+            serde_json::from_slice(payload).ok().map(|pm| vec![pm])
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,5 +149,36 @@ pub(crate) fn offline_notice(name: &Name, how: &str) -> Option<linechat_protocol
     match Reply::parse(&format!("NOTICE OFFLINE {name} {how}")) {
         Ok(Reply::Notice(notice)) => Some(notice),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pm(text: &str) -> Pm {
+        Pm {
+            from: "alice".into(),
+            from_id: "g:alice".into(),
+            to: "bob".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_node_subject_carries_one_private_message_or_an_array_in_order() {
+        let one = serde_json::to_vec(&pm("hi")).unwrap();
+        let read = Pm::read(&one).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].text, "hi");
+        let many = serde_json::to_vec(&[pm("1"), pm("2"), pm("3")]).unwrap();
+        let texts: Vec<String> = Pm::read(&many)
+            .unwrap()
+            .into_iter()
+            .map(|pm| pm.text)
+            .collect();
+        assert_eq!(texts, ["1", "2", "3"]);
+        assert!(Pm::read(b"[{\"from\":1}]").is_none());
+        assert!(Pm::read(b"garbage").is_none());
     }
 }
