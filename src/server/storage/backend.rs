@@ -137,6 +137,24 @@ pub(super) trait Database: Send + Sync + 'static {
     fn fill_up(&self) -> impl Future<Output = ()> + Send;
 }
 
+/// The migrator of a schema whose migration files, in `$folder` of this one, are embedded in
+/// the binary: `(version, description, file)` each. The checksums are those `sqlx::migrate!`
+/// gives, so that databases it migrated are recognised.
+macro_rules! embedded_migrator {
+    ($folder:literal, $(($version:literal, $description:literal, $file:literal)),* $(,)?) => {
+        sqlx::migrate::Migrator::with_migrations(vec![$(
+            sqlx::migrate::Migration::new(
+                $version,
+                std::borrow::Cow::Borrowed($description),
+                sqlx::migrate::MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(include_str!(concat!($folder, $file))),
+                false,
+            )
+        ),*])
+    };
+}
+pub(super) use embedded_migrator;
+
 /// A kind of database the store runs on (sqlx's [`Sqlite`] and [`Postgres`]), with the
 /// statements both run alike, written once. Their SQL is one text: SQLite reads PostgreSQL's
 /// `$1` placeholders, and sqlx binds them by number on both. The where clauses are what the

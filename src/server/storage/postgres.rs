@@ -19,18 +19,17 @@
 //! next ones at once for a while: `StoreActor::away_until`). A history batch that fails
 //! so is given back to the writer, which keeps it and writes it once the database is back.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, SqlSafeStr};
 use tracing::info;
 
 use super::actor::{Batch, Known, millis, stored};
-use super::backend::{Database, Sql, Straddling, Unwritten};
+use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
 use super::{Conversation, Loaded, StorageError, StoredMessage, chunk, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
@@ -44,21 +43,11 @@ pub(super) const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ O
 /// The schema's migrations, in `migrations/postgres/`, embedded in the binary (listed by
 /// hand, as SQLite's are; a test checks the folder against the list).
 pub(super) fn migrator() -> Migrator {
-    macro_rules! migration {
-        ($version:literal, $description:literal, $file:literal) => {
-            Migration::new(
-                $version,
-                Cow::Borrowed($description),
-                MigrationType::Simple,
-                include_str!(concat!("migrations/postgres/", $file)).into_sql_str(),
-                false,
-            )
-        };
-    }
-    Migrator::with_migrations(vec![
-        migration!(1, "initial", "0001_initial.sql"),
-        migration!(2, "room topics", "0002_room_topics.sql"),
-    ])
+    embedded_migrator!(
+        "migrations/postgres/",
+        (1, "initial", "0001_initial.sql"),
+        (2, "room topics", "0002_room_topics.sql"),
+    )
 }
 
 /// Whether `error` says the database is out of reach (down, restarting, refusing
@@ -107,7 +96,7 @@ pub(super) async fn open(url: &str) -> Result<(Writer, Loaded), StorageError> {
     migrator().run(&pool).await?;
     info!("PostgreSQL database open");
 
-    let loaded = Postgres::load(&pool).await?;
+    let loaded = Sql::load(&pool).await?;
     Ok((Writer { pool }, loaded))
 }
 
@@ -134,23 +123,23 @@ impl Database for Writer {
     }
 
     async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
-        Postgres::insert_account(&self.pool, name, hash).await
+        Sql::insert_account(&self.pool, name, hash).await
     }
 
     async fn create_room(&self, room: &Name, creator: &Name) -> Result<bool, sqlx::Error> {
-        Postgres::create_room(&self.pool, room, creator).await
+        Sql::create_room(&self.pool, room, creator).await
     }
 
     async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
-        Postgres::set_topic(&self.pool, room, topic).await
+        Sql::set_topic(&self.pool, room, topic).await
     }
 
     async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        Postgres::join(&self.pool, account, room).await
+        Sql::join(&self.pool, account, room).await
     }
 
     async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        Postgres::leave(&self.pool, account, room).await
+        Sql::leave(&self.pool, account, room).await
     }
 
     async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {
@@ -163,7 +152,7 @@ impl Database for Writer {
     }
 
     async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
-        Postgres::delete_room(&self.pool, room).await
+        Sql::delete_room(&self.pool, room).await
     }
 
     async fn deliver_pending(
@@ -210,13 +199,13 @@ impl Database for Writer {
             "DELETE FROM messages WHERE NOT pending AND sent_at < $1",
             "DELETE FROM chunks WHERE last_at < $1",
         ];
-        Postgres::delete_each(&self.pool, deletes, cutoff).await
+        Sql::delete_each(&self.pool, deletes, cutoff).await
     }
 
     async fn straddling_older(&self, cutoff: i64) -> Result<Vec<Straddling>, sqlx::Error> {
         let select = "SELECT id, first_id, body, 0::BIGINT FROM chunks \
                       WHERE first_at < $1 AND last_at >= $1";
-        Postgres::straddling(&self.pool, select, cutoff).await
+        Sql::straddling(&self.pool, select, cutoff).await
     }
 
     async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
@@ -230,7 +219,7 @@ impl Database for Writer {
                    SELECT id FROM ranked WHERE kind = 'chunks' AND newer >= $1)"
             ),
         ];
-        Postgres::delete_each(&self.pool, deletes, keep).await
+        Sql::delete_each(&self.pool, deletes, keep).await
     }
 
     async fn straddling_beyond(&self, keep: i64) -> Result<Vec<Straddling>, sqlx::Error> {
@@ -239,14 +228,14 @@ impl Database for Writer {
              FROM ranked JOIN chunks ON chunks.id = ranked.id \
              WHERE ranked.kind = 'chunks' AND ranked.newer < $1 AND ranked.newer + ranked.n > $1"
         );
-        Postgres::straddling(&self.pool, select, keep).await
+        Sql::straddling(&self.pool, select, keep).await
     }
 
     async fn rewrite_chunks(
         &self,
         chunks: Vec<(i64, Option<chunk::ChunkWriter>)>,
     ) -> Result<(), sqlx::Error> {
-        Postgres::rewrite_chunks(&self.pool, chunks).await
+        Sql::rewrite_chunks(&self.pool, chunks).await
     }
 
     /// Nothing to do: PostgreSQL ends a transaction whose `COMMIT` fails, and sqlx rolls
@@ -276,12 +265,12 @@ impl Writer {
             .collect();
         for (index, conversation) in &batch.unfiled {
             chunk_conversations[*index] =
-                Postgres::file(&self.pool, known, &mut filed, conversation).await?;
+                Sql::file(&self.pool, known, &mut filed, conversation).await?;
         }
         let mut row_conversations = Vec::with_capacity(batch.rows.len());
         for (_, record) in &batch.rows {
             row_conversations
-                .push(Postgres::file(&self.pool, known, &mut filed, &record.conversation).await?);
+                .push(Sql::file(&self.pool, known, &mut filed, &record.conversation).await?);
         }
         // The batch's ids are consecutive from its first; it moves onto a block of the
         // database's, taken (and the counter's row lock let go) before the transaction.

@@ -5,20 +5,19 @@
 //!
 //! Message ids are handed out by the writer, the file's only writer (`StoreActor::gather`).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Arguments, AssertSqlSafe, SqlSafeStr, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Arguments, AssertSqlSafe, SqliteConnection, SqlitePool};
 use tracing::info;
 
 use super::actor::{Batch, Known, millis, stored};
-use super::backend::{Database, Sql, Straddling, Unwritten};
+use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
 use super::{Conversation, Loaded, StorageError, StorageOptions, StoredMessage, chunk, files, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
@@ -40,24 +39,14 @@ const PAGE_SIZE: u32 = 16_384;
 /// build machine) into every build; the checksums are the same as the macro's, so databases
 /// it migrated are recognised. A test checks that every file of the folder is listed.
 pub(super) fn migrator() -> Migrator {
-    macro_rules! migration {
-        ($version:literal, $description:literal, $file:literal) => {
-            Migration::new(
-                $version,
-                Cow::Borrowed($description),
-                MigrationType::Simple,
-                include_str!(concat!("migrations/", $file)).into_sql_str(),
-                false,
-            )
-        };
-    }
-    Migrator::with_migrations(vec![
-        migration!(1, "initial", "0001_initial.sql"),
-        migration!(2, "identities", "0002_identities.sql"),
-        migration!(3, "conversation ids", "0003_conversation_ids.sql"),
-        migration!(4, "history chunks", "0004_history_chunks.sql"),
-        migration!(5, "room topics", "0005_room_topics.sql"),
-    ])
+    embedded_migrator!(
+        "migrations/",
+        (1, "initial", "0001_initial.sql"),
+        (2, "identities", "0002_identities.sql"),
+        (3, "conversation ids", "0003_conversation_ids.sql"),
+        (4, "history chunks", "0004_history_chunks.sql"),
+        (5, "room topics", "0005_room_topics.sql"),
+    )
 }
 
 /// The writer's side: its one connection, and its `INSERT` statements.
@@ -102,7 +91,7 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded, i6
     migrator().run(&pool).await?;
     info!(path = %path.display(), "database open");
 
-    let loaded = Sqlite::load(&pool).await?;
+    let loaded = Sql::load(&pool).await?;
     let (last_id,): (Option<i64>,) = sqlx::query_as(
         "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages \
          UNION ALL SELECT MAX(id) AS id FROM chunks) AS latest",
@@ -127,25 +116,25 @@ impl Database for Writer {
     /// would otherwise go unseen.
     async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let id = Sqlite::insert_account(&mut *tx, name, hash).await?;
+        let id = Sql::insert_account(&mut *tx, name, hash).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     async fn create_room(&self, room: &Name, creator: &Name) -> Result<bool, sqlx::Error> {
-        Sqlite::create_room(&self.pool, room, creator).await
+        Sql::create_room(&self.pool, room, creator).await
     }
 
     async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
-        Sqlite::set_topic(&self.pool, room, topic).await
+        Sql::set_topic(&self.pool, room, topic).await
     }
 
     async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        Sqlite::join(&self.pool, account, room).await
+        Sql::join(&self.pool, account, room).await
     }
 
     async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        Sqlite::leave(&self.pool, account, room).await
+        Sql::leave(&self.pool, account, room).await
     }
 
     async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {
@@ -158,7 +147,7 @@ impl Database for Writer {
     }
 
     async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
-        Sqlite::delete_room(&self.pool, room).await
+        Sql::delete_room(&self.pool, room).await
     }
 
     async fn deliver_pending(
@@ -207,13 +196,13 @@ impl Database for Writer {
             "DELETE FROM messages WHERE pending = 0 AND sent_at < $1",
             "DELETE FROM chunks WHERE last_at < $1",
         ];
-        Sqlite::delete_each(&self.pool, deletes, cutoff).await
+        Sql::delete_each(&self.pool, deletes, cutoff).await
     }
 
     async fn straddling_older(&self, cutoff: i64) -> Result<Vec<Straddling>, sqlx::Error> {
         let select =
             "SELECT id, first_id, body, 0 FROM chunks WHERE first_at < $1 AND last_at >= $1";
-        Sqlite::straddling(&self.pool, select, cutoff).await
+        Sql::straddling(&self.pool, select, cutoff).await
     }
 
     async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
@@ -223,7 +212,7 @@ impl Database for Writer {
                    SELECT id FROM ranked WHERE kind = '{table}' AND newer >= $1)"
             ))
         });
-        Sqlite::delete_each(&self.pool, deletes, keep).await
+        Sql::delete_each(&self.pool, deletes, keep).await
     }
 
     async fn straddling_beyond(&self, keep: i64) -> Result<Vec<Straddling>, sqlx::Error> {
@@ -233,14 +222,14 @@ impl Database for Writer {
              FROM ranked JOIN chunks ON chunks.id = ranked.id \
              WHERE ranked.kind = 'chunks' AND ranked.newer < $1 AND ranked.newer + ranked.n > $1"
         ));
-        Sqlite::straddling(&self.pool, select, keep).await
+        Sql::straddling(&self.pool, select, keep).await
     }
 
     async fn rewrite_chunks(
         &self,
         chunks: Vec<(i64, Option<chunk::ChunkWriter>)>,
     ) -> Result<(), sqlx::Error> {
-        Sqlite::rewrite_chunks(&self.pool, chunks).await
+        Sql::rewrite_chunks(&self.pool, chunks).await
     }
 
     /// After a failed write. SQLite may keep a transaction open when its `COMMIT` fails (a
@@ -300,12 +289,11 @@ impl Writer {
         let mut filed: HashMap<Conversation, i64> = HashMap::new();
         for (index, conversation) in unfiled {
             chunks[index].conversation =
-                Sqlite::file(&mut *tx, known, &mut filed, &conversation).await?;
+                Sql::file(&mut *tx, known, &mut filed, &conversation).await?;
         }
         let mut filed_rows = Vec::with_capacity(rows.len());
         for (id, record) in rows {
-            let conversation =
-                Sqlite::file(&mut *tx, known, &mut filed, &record.conversation).await?;
+            let conversation = Sql::file(&mut *tx, known, &mut filed, &record.conversation).await?;
             filed_rows.push((id, conversation, record));
         }
         let rows = filed_rows;
