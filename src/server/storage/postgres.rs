@@ -1,6 +1,7 @@
-//! PostgreSQL, and all of its SQL: the store several nodes share (`database_url`). The
-//! schema is SQLite's (`migrations/postgres/` says what differs); the writer batches and
-//! chunks history the same way.
+//! PostgreSQL, and the SQL that is its own (what both kinds run alike is `backend::Sql`'s):
+//! the store several nodes share (`database_url`). The schema is SQLite's
+//! (`migrations/postgres/` says what differs); the writer batches and chunks history the
+//! same way.
 //!
 //! Nothing here assumes this process is the only writer:
 //! - message ids come from the database: a batch is written under a block of consecutive

@@ -1,7 +1,7 @@
-//! The embedded database, SQLite, and all of its SQL: the default store, one file in the data
-//! directory. One read-write connection is the writer task's; reads have read-only
-//! connections of their own, which SQLite's write-ahead log lets read a committed snapshot
-//! while the writer writes.
+//! The embedded database, SQLite, and the SQL that is its own (what both kinds run alike is
+//! `backend::Sql`'s): the default store, one file in the data directory. One read-write
+//! connection is the writer task's; reads have read-only connections of their own, which
+//! SQLite's write-ahead log lets read a committed snapshot while the writer writes.
 //!
 //! Message ids are handed out by the writer, the file's only writer (`StoreActor::gather`).
 
