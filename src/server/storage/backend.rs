@@ -1,13 +1,26 @@
 //! What the writer task asks of a database: each kind (`sqlite.rs`, `postgres.rs`) implements
-//! [`Database`] with its own SQL, and the writer (`actor.rs`) is generic over it, so that the
-//! embedded default pays for no choice at run time. The read side picks its database with
-//! an enum (`reader.rs`), as the `Store` handle that holds it is one type whatever the kind.
+//! [`Database`], and the writer (`actor.rs`) is generic over it, so that the embedded default
+//! pays for no choice at run time. The read side picks its database with an enum
+//! (`reader.rs`), as the `Store` handle that holds it is one type whatever the kind.
+//!
+//! The statements both kinds run alike are written once, here ([`Sql`]); each kind's module
+//! has only what is its own (SQLite's batch inserts, PostgreSQL's id blocks, SQL whose text
+//! differs with the column types).
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
-use super::actor::{Batch, Known};
+use futures::TryStreamExt;
+use sqlx::{
+    Acquire, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Row, SqlSafeStr,
+    Sqlite, Transaction, Type,
+};
+use tracing::warn;
+
+use super::actor::{Batch, Known, millis};
 use super::chunk::ChunkWriter;
-use super::{Conversation, StoredMessage};
+use super::reader::{Page, window_start};
+use super::{Conversation, Loaded, LoadedRoom, StoredMessage, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
@@ -122,4 +135,397 @@ pub(super) trait Database: Send + Sync + 'static {
     /// Makes the database refuse to grow, to test the failure paths (SQLite only).
     #[cfg(test)]
     fn fill_up(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The migrator of a schema whose migration files, in `$folder` of this one, are embedded in
+/// the binary: `(version, description, file)` each. The checksums are those `sqlx::migrate!`
+/// gives, so that databases it migrated are recognised.
+macro_rules! embedded_migrator {
+    ($folder:literal, $(($version:literal, $description:literal, $file:literal)),* $(,)?) => {
+        sqlx::migrate::Migrator::with_migrations(vec![$(
+            sqlx::migrate::Migration::new(
+                $version,
+                std::borrow::Cow::Borrowed($description),
+                sqlx::migrate::MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(include_str!(concat!($folder, $file))),
+                false,
+            )
+        ),*])
+    };
+}
+pub(super) use embedded_migrator;
+
+/// A kind of database the store runs on (sqlx's [`Sqlite`] and [`Postgres`]), with the
+/// statements both run alike, written once. Their SQL is one text: SQLite reads PostgreSQL's
+/// `$1` placeholders, and sqlx binds them by number on both. The where clauses are what the
+/// statements bind and read; a statement whose text has to differ (a cast, a boolean column
+/// that is an integer in SQLite) is passed in by its kind's module.
+pub(super) trait Sql: sqlx::Database
+where
+    Self::Arguments: IntoArguments<Self>,
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
+    for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> String: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<&'q str>: Encode<'q, Self>,
+    for<'q> Option<i64>: Encode<'q, Self>,
+    for<'q> Vec<u8>: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'r> &'r [u8]: Decode<'r, Self> + Type<Self>,
+    usize: ColumnIndex<Self::Row>,
+{
+    /// How many rows a statement changed (sqlx has it on each kind's result, not on a trait).
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// What the server keeps in memory: the accounts and the rooms.
+    async fn load(pool: &Pool<Self>) -> Result<Loaded, sqlx::Error> {
+        let mut loaded = Loaded::default();
+        let accounts: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, name, password_hash FROM accounts")
+                .fetch_all(pool)
+                .await?;
+        for (id, name, hash) in accounts {
+            match Name::parse(&name) {
+                Ok(name) => loaded.accounts.push((id, name, hash)),
+                Err(error) => warn!(name, %error, "skipping an account with a bad name"),
+            }
+        }
+        let rooms: Vec<LoadedRoom> =
+            sqlx::query_as("SELECT name, creator, topic, topic_by, topic_at FROM rooms")
+                .fetch_all(pool)
+                .await?;
+        for room in rooms {
+            loaded.add_room(room);
+        }
+        Ok(loaded)
+    }
+
+    /// See [`Database::insert_account`]; on `executor`, a transaction or the pool.
+    async fn insert_account<'e>(
+        executor: impl Executor<'e, Database = Self>,
+        name: &Name,
+        hash: String,
+    ) -> Result<i64, sqlx::Error> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO accounts (name_key, name, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(key(name))
+        .bind(name.as_str())
+        .bind(hash)
+        .bind(millis(SystemTime::now()))
+        .fetch_one(executor)
+        .await?;
+        Ok(id)
+    }
+
+    /// See [`Database::create_room`].
+    async fn create_room(
+        pool: &Pool<Self>,
+        room: &Name,
+        creator: &Name,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO rooms (name_key, name, creator, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(room))
+        .bind(room.as_str())
+        .bind(creator.as_str())
+        .bind(millis(SystemTime::now()))
+        .execute(pool)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+    }
+
+    /// See [`Database::set_topic`].
+    async fn set_topic(
+        pool: &Pool<Self>,
+        room: &Name,
+        topic: Option<&Topic>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE rooms SET topic = $1, topic_by = $2, topic_at = $3 WHERE name_key = $4")
+            .bind(topic.map(|topic| topic.text.as_str()))
+            .bind(topic.map(|topic| topic.by.as_str()))
+            .bind(topic.map(|topic| millis(topic.at)))
+            .bind(key(room))
+            .execute(pool)
+            .await
+            .map(drop)
+    }
+
+    /// See [`Database::join`].
+    async fn join(pool: &Pool<Self>, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO memberships (account_key, room_key) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key(account))
+        .bind(key(room))
+        .execute(pool)
+        .await
+        .map(drop)
+    }
+
+    /// See [`Database::leave`].
+    async fn leave(pool: &Pool<Self>, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM memberships WHERE account_key = $1 AND room_key = $2")
+            .bind(key(account))
+            .bind(key(room))
+            .execute(pool)
+            .await
+            .map(drop)
+    }
+
+    /// See [`Database::delete_room`].
+    async fn delete_room(pool: &Pool<Self>, room: &Name) -> Result<(), sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM rooms WHERE name_key = $1 \
+             AND NOT EXISTS (SELECT 1 FROM memberships WHERE room_key = $1)",
+        )
+        .bind(key(room))
+        .execute(&mut *tx)
+        .await?;
+        if Self::rows_affected(&deleted) > 0 {
+            let conversation = Conversation::Room(room.clone()).key();
+            for delete in [
+                "DELETE FROM messages WHERE conversation IN \
+                 (SELECT id FROM conversations WHERE key = $1)",
+                "DELETE FROM chunks WHERE conversation IN \
+                 (SELECT id FROM conversations WHERE key = $1)",
+            ] {
+                sqlx::query(delete)
+                    .bind(&conversation)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Runs each of `deletes` with `value` as its one parameter; how many rows they deleted
+    /// in all. For the pruning of history, whose statements differ with the kind.
+    async fn delete_each<S: SqlSafeStr>(
+        pool: &Pool<Self>,
+        deletes: impl IntoIterator<Item = S>,
+        value: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let mut removed = 0;
+        for delete in deletes {
+            let done = sqlx::query(delete).bind(value).execute(pool).await?;
+            removed += Self::rows_affected(&done);
+        }
+        Ok(removed)
+    }
+
+    /// The chunks `select` finds with `value` as its one parameter (see [`Straddling`]).
+    async fn straddling(
+        pool: &Pool<Self>,
+        select: impl SqlSafeStr,
+        value: i64,
+    ) -> Result<Vec<Straddling>, sqlx::Error> {
+        sqlx::query_as(select).bind(value).fetch_all(pool).await
+    }
+
+    /// See [`Database::rewrite_chunks`].
+    async fn rewrite_chunks(
+        pool: &Pool<Self>,
+        chunks: Vec<(i64, Option<ChunkWriter>)>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        for (id, kept) in chunks {
+            match kept {
+                Some(chunk) => {
+                    sqlx::query(
+                        "UPDATE chunks SET id = $1, first_id = $2, count = $3, first_at = $4, \
+                         last_at = $5, body = $6 WHERE id = $7",
+                    )
+                    .bind(chunk.last_id)
+                    .bind(chunk.first_id)
+                    .bind(chunk.count)
+                    .bind(chunk.first_at)
+                    .bind(chunk.last_at)
+                    .bind(chunk.body)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM chunks WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+
+    /// The id of `conversation`: known, filed earlier for this batch, or filed now, on a
+    /// connection of `connection` (taken only then). Its future is declared `Send` rather
+    /// than left to be inferred, which the compiler cannot do through `Acquire`'s lifetimes.
+    fn file<'a>(
+        connection: impl Acquire<'a, Database = Self> + Send + 'a,
+        known: &'a HashMap<Conversation, Known>,
+        filed: &'a mut HashMap<Conversation, i64>,
+        conversation: &'a Conversation,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send + 'a {
+        async move {
+            if let Some(id) = known
+                .get(conversation)
+                .map(|known| known.id)
+                .filter(|&id| id != 0)
+            {
+                return Ok(id);
+            }
+            if let Some(&id) = filed.get(conversation) {
+                return Ok(id);
+            }
+            let mut connection = connection.acquire().await?;
+            let key = conversation.key();
+            sqlx::query("INSERT INTO conversations (key) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(&key)
+                .execute(&mut *connection)
+                .await?;
+            let (id,): (i64,) = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
+                .bind(&key)
+                .fetch_one(&mut *connection)
+                .await?;
+            filed.insert(conversation.clone(), id);
+            Ok(id)
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reads (`reader.rs`)
+    // -----------------------------------------------------------------------------------------
+
+    /// See [`super::Store::history_page`]: every query of a page reads the snapshot of `tx`,
+    /// which it ends.
+    async fn history_page(
+        mut tx: Transaction<'static, Self>,
+        conversation: &Conversation,
+        window: u32,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
+            .bind(conversation.key())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((conversation,)) = id else {
+            return Ok(Vec::new());
+        };
+        let start = match after {
+            Some(after) => Some((after + 1, 0)),
+            None => {
+                let window = i64::from(window.max(1));
+                // Each row or chunk holds at least one message: `window` of each is enough.
+                let rows: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM messages WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(conversation)
+                .bind(window)
+                .fetch_all(&mut *tx)
+                .await?;
+                let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT id, first_id, count FROM chunks WHERE conversation = $1 \
+                     ORDER BY id DESC LIMIT $2",
+                )
+                .bind(conversation)
+                .bind(window)
+                .fetch_all(&mut *tx)
+                .await?;
+                window_start(rows, chunks, window)
+            }
+        };
+        let page = match start {
+            Some((from, skip)) => Self::read_page(&mut tx, conversation, from, skip, limit).await?,
+            None => Vec::new(),
+        };
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    /// The `limit` messages of a conversation from id `from` on, after skipping the first
+    /// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time
+    /// and only until the page is full; only the messages returned are copied out of them.
+    async fn read_page(
+        connection: &mut Self::Connection,
+        conversation: i64,
+        from: i64,
+        skip: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let mut page = Page::new(skip, limit);
+        if page.is_full() {
+            return Ok(page.messages);
+        }
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, sender, body, sent_at FROM messages \
+             WHERE conversation = $1 AND id >= $2 ORDER BY id LIMIT $3",
+        )
+        .bind(conversation)
+        .bind(from)
+        .bind(skip + i64::from(limit))
+        .fetch_all(&mut *connection)
+        .await?;
+        let mut rows = rows.into_iter().peekable();
+        let mut chunks = sqlx::query(
+            "SELECT first_id, body FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
+        )
+        .bind(conversation)
+        .bind(from)
+        .fetch(&mut *connection);
+        while let Some(chunk) = chunks.try_next().await? {
+            if page.add_chunk(chunk.try_get(0)?, chunk.try_get(1)?, from, &mut rows) {
+                break;
+            }
+        }
+        drop(chunks);
+        Ok(page.finish(rows))
+    }
+
+    /// The rooms `account` is in, by their names as created.
+    async fn memberships(pool: &Pool<Self>, account: &Name) -> Result<Vec<(String,)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT rooms.name FROM memberships \
+             JOIN rooms ON rooms.name_key = memberships.room_key \
+             WHERE memberships.account_key = $1 ORDER BY rooms.name_key",
+        )
+        .bind(key(account))
+        .fetch_all(pool)
+        .await
+    }
+
+    /// The account registered as `name` (any case): its id, name as registered and hash.
+    async fn account(
+        pool: &Pool<Self>,
+        name: &Name,
+    ) -> Result<Option<(i64, String, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT id, name, password_hash FROM accounts WHERE name_key = $1")
+            .bind(key(name))
+            .fetch_optional(pool)
+            .await
+    }
+
+    /// The room `name` (any case): its name as created and its creator.
+    async fn room(pool: &Pool<Self>, name: &Name) -> Result<Option<(String, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT name, creator FROM rooms WHERE name_key = $1")
+            .bind(key(name))
+            .fetch_optional(pool)
+            .await
+    }
+}
+
+impl Sql for Sqlite {
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
+impl Sql for Postgres {
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
 }

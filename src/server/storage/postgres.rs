@@ -1,6 +1,7 @@
-//! PostgreSQL, and all of its SQL: the store several nodes share (`database_url`). The
-//! schema is SQLite's (`migrations/postgres/` says what differs); the writer batches and
-//! chunks history the same way.
+//! PostgreSQL, and the SQL that is its own (what both kinds run alike is `backend::Sql`'s):
+//! the store several nodes share (`database_url`). The schema is SQLite's
+//! (`migrations/postgres/` says what differs); the writer batches and chunks history the
+//! same way.
 //!
 //! Nothing here assumes this process is the only writer:
 //! - message ids come from the database: a batch is written under a block of consecutive
@@ -19,46 +20,35 @@
 //! next ones at once for a while: `StoreActor::away_until`). A history batch that fails
 //! so is given back to the writer, which keeps it and writes it once the database is back.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use futures::TryStreamExt;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row, SqlSafeStr};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::actor::{Batch, Known, millis, stored};
-use super::backend::{Database, Straddling, Unwritten};
-use super::reader::{Page, window_start};
-use super::{Conversation, Loaded, LoadedRoom, StorageError, StoredMessage, chunk, key};
+use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
+use super::{Conversation, Loaded, StorageError, StoredMessage, chunk, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
 /// How long a query waits for a connection: while PostgreSQL is out of reach, the time a
 /// write takes to fail (and its client to hear so), and that the writer is held up by each.
 pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How a page of history is read: all its queries in one snapshot.
+pub(super) const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 /// The schema's migrations, in `migrations/postgres/`, embedded in the binary (listed by
 /// hand, as SQLite's are; a test checks the folder against the list).
 pub(super) fn migrator() -> Migrator {
-    macro_rules! migration {
-        ($version:literal, $description:literal, $file:literal) => {
-            Migration::new(
-                $version,
-                Cow::Borrowed($description),
-                MigrationType::Simple,
-                include_str!(concat!("migrations/postgres/", $file)).into_sql_str(),
-                false,
-            )
-        };
-    }
-    Migrator::with_migrations(vec![
-        migration!(1, "initial", "0001_initial.sql"),
-        migration!(2, "room topics", "0002_room_topics.sql"),
-    ])
+    embedded_migrator!(
+        "migrations/postgres/",
+        (1, "initial", "0001_initial.sql"),
+        (2, "room topics", "0002_room_topics.sql"),
+    )
 }
 
 /// Whether `error` says the database is out of reach (down, restarting, refusing
@@ -107,24 +97,7 @@ pub(super) async fn open(url: &str) -> Result<(Writer, Loaded), StorageError> {
     migrator().run(&pool).await?;
     info!("PostgreSQL database open");
 
-    let mut loaded = Loaded::default();
-    let accounts: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, name, password_hash FROM accounts")
-            .fetch_all(&pool)
-            .await?;
-    for (id, name, hash) in accounts {
-        match Name::parse(&name) {
-            Ok(name) => loaded.accounts.push((id, name, hash)),
-            Err(error) => warn!(name, %error, "skipping an account with a bad name"),
-        }
-    }
-    let rooms: Vec<LoadedRoom> =
-        sqlx::query_as("SELECT name, creator, topic, topic_by, topic_at FROM rooms")
-            .fetch_all(&pool)
-            .await?;
-    for room in rooms {
-        loaded.add_room(room);
-    }
+    let loaded = Sql::load(&pool).await?;
     Ok((Writer { pool }, loaded))
 }
 
@@ -151,63 +124,23 @@ impl Database for Writer {
     }
 
     async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO accounts (name_key, name, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(key(name))
-        .bind(name.as_str())
-        .bind(hash)
-        .bind(millis(SystemTime::now()))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
+        Sql::insert_account(&self.pool, name, hash).await
     }
 
     async fn create_room(&self, room: &Name, creator: &Name) -> Result<bool, sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO rooms (name_key, name, creator, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key(room))
-        .bind(room.as_str())
-        .bind(creator.as_str())
-        .bind(millis(SystemTime::now()))
-        .execute(&self.pool)
-        .await
-        .map(|done| done.rows_affected() > 0)
+        Sql::create_room(&self.pool, room, creator).await
     }
 
     async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE rooms SET topic = $1, topic_by = $2, topic_at = $3 WHERE name_key = $4")
-            .bind(topic.map(|topic| topic.text.as_str()))
-            .bind(topic.map(|topic| topic.by.as_str()))
-            .bind(topic.map(|topic| millis(topic.at)))
-            .bind(key(room))
-            .execute(&self.pool)
-            .await
-            .map(drop)
+        Sql::set_topic(&self.pool, room, topic).await
     }
 
     async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO memberships (account_key, room_key) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key(account))
-        .bind(key(room))
-        .execute(&self.pool)
-        .await
-        .map(drop)
+        Sql::join(&self.pool, account, room).await
     }
 
     async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM memberships WHERE account_key = $1 AND room_key = $2")
-            .bind(key(account))
-            .bind(key(room))
-            .execute(&self.pool)
-            .await
-            .map(drop)
+        Sql::leave(&self.pool, account, room).await
     }
 
     async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {
@@ -220,29 +153,7 @@ impl Database for Writer {
     }
 
     async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM rooms WHERE name_key = $1 \
-             AND NOT EXISTS (SELECT 1 FROM memberships WHERE room_key = $1)",
-        )
-        .bind(key(room))
-        .execute(&mut *tx)
-        .await?;
-        if deleted.rows_affected() > 0 {
-            let conversation = Conversation::Room(room.clone()).key();
-            for delete in [
-                "DELETE FROM messages WHERE conversation IN \
-                 (SELECT id FROM conversations WHERE key = $1)",
-                "DELETE FROM chunks WHERE conversation IN \
-                 (SELECT id FROM conversations WHERE key = $1)",
-            ] {
-                sqlx::query(delete)
-                    .bind(&conversation)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await
+        Sql::delete_room(&self.pool, room).await
     }
 
     async fn deliver_pending(
@@ -284,31 +195,22 @@ impl Database for Writer {
     }
 
     async fn delete_older(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
-        let mut removed = 0;
         // An hourly scan needs no index on the time, which would cost every insert.
-        for delete in [
+        let deletes = [
             "DELETE FROM messages WHERE NOT pending AND sent_at < $1",
             "DELETE FROM chunks WHERE last_at < $1",
-        ] {
-            let result = sqlx::query(delete).bind(cutoff).execute(&self.pool).await?;
-            removed += result.rows_affected();
-        }
-        Ok(removed)
+        ];
+        Sql::delete_each(&self.pool, deletes, cutoff).await
     }
 
     async fn straddling_older(&self, cutoff: i64) -> Result<Vec<Straddling>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, first_id, body, 0::BIGINT FROM chunks \
-             WHERE first_at < $1 AND last_at >= $1",
-        )
-        .bind(cutoff)
-        .fetch_all(&self.pool)
-        .await
+        let select = "SELECT id, first_id, body, 0::BIGINT FROM chunks \
+                      WHERE first_at < $1 AND last_at >= $1";
+        Sql::straddling(&self.pool, select, cutoff).await
     }
 
     async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
-        let mut removed = 0;
-        for delete in [
+        let deletes = [
             concat_ranked!(
                 "DELETE FROM messages WHERE NOT pending AND id IN ( \
                    SELECT id FROM ranked WHERE kind = 'messages' AND newer >= $1)"
@@ -317,55 +219,24 @@ impl Database for Writer {
                 "DELETE FROM chunks WHERE id IN ( \
                    SELECT id FROM ranked WHERE kind = 'chunks' AND newer >= $1)"
             ),
-        ] {
-            let result = sqlx::query(delete).bind(keep).execute(&self.pool).await?;
-            removed += result.rows_affected();
-        }
-        Ok(removed)
+        ];
+        Sql::delete_each(&self.pool, deletes, keep).await
     }
 
     async fn straddling_beyond(&self, keep: i64) -> Result<Vec<Straddling>, sqlx::Error> {
-        sqlx::query_as(concat_ranked!(
+        let select = concat_ranked!(
             "SELECT chunks.id, chunks.first_id, chunks.body, ranked.n - ($1 - ranked.newer) \
              FROM ranked JOIN chunks ON chunks.id = ranked.id \
              WHERE ranked.kind = 'chunks' AND ranked.newer < $1 AND ranked.newer + ranked.n > $1"
-        ))
-        .bind(keep)
-        .fetch_all(&self.pool)
-        .await
+        );
+        Sql::straddling(&self.pool, select, keep).await
     }
 
     async fn rewrite_chunks(
         &self,
         chunks: Vec<(i64, Option<chunk::ChunkWriter>)>,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for (id, kept) in chunks {
-            match kept {
-                Some(chunk) => {
-                    sqlx::query(
-                        "UPDATE chunks SET id = $1, first_id = $2, count = $3, first_at = $4, \
-                         last_at = $5, body = $6 WHERE id = $7",
-                    )
-                    .bind(chunk.last_id)
-                    .bind(chunk.first_id)
-                    .bind(chunk.count)
-                    .bind(chunk.first_at)
-                    .bind(chunk.last_at)
-                    .bind(chunk.body)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM chunks WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await
+        Sql::rewrite_chunks(&self.pool, chunks).await
     }
 
     /// Nothing to do: PostgreSQL ends a transaction whose `COMMIT` fails, and sqlx rolls
@@ -394,11 +265,13 @@ impl Writer {
             .map(|chunk| chunk.conversation)
             .collect();
         for (index, conversation) in &batch.unfiled {
-            chunk_conversations[*index] = self.file(known, &mut filed, conversation).await?;
+            chunk_conversations[*index] =
+                Sql::file(&self.pool, known, &mut filed, conversation).await?;
         }
         let mut row_conversations = Vec::with_capacity(batch.rows.len());
         for (_, record) in &batch.rows {
-            row_conversations.push(self.file(known, &mut filed, &record.conversation).await?);
+            row_conversations
+                .push(Sql::file(&self.pool, known, &mut filed, &record.conversation).await?);
         }
         // The batch's ids are consecutive from its first; it moves onto a block of the
         // database's, taken (and the counter's row lock let go) before the transaction.
@@ -475,36 +348,6 @@ impl Writer {
         tx.commit().await?;
         Ok(filed)
     }
-
-    /// The id of `conversation`: known, filed earlier for this batch, or filed now.
-    async fn file(
-        &self,
-        known: &HashMap<Conversation, Known>,
-        filed: &mut HashMap<Conversation, i64>,
-        conversation: &Conversation,
-    ) -> Result<i64, sqlx::Error> {
-        if let Some(id) = known
-            .get(conversation)
-            .map(|known| known.id)
-            .filter(|&id| id != 0)
-        {
-            return Ok(id);
-        }
-        if let Some(&id) = filed.get(conversation) {
-            return Ok(id);
-        }
-        let key = conversation.key();
-        sqlx::query("INSERT INTO conversations (key) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(&key)
-            .execute(&self.pool)
-            .await?;
-        let (id,): (i64,) = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
-            .bind(&key)
-            .fetch_one(&self.pool)
-            .await?;
-        filed.insert(conversation.clone(), id);
-        Ok(id)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,115 +358,4 @@ impl Writer {
 pub(super) async fn open_reads(url: &str, connections: u32) -> Result<PgPool, sqlx::Error> {
     let (pool, connect) = pool_options(url, connections)?;
     Ok(pool.connect_lazy_with(connect))
-}
-
-/// See [`super::Store::history_page`]; every query of a page reads one snapshot.
-pub(super) async fn history_page(
-    pool: &PgPool,
-    conversation: &Conversation,
-    window: u32,
-    after: Option<i64>,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    let mut tx = pool
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await?;
-    let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
-        .bind(conversation.key())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((conversation,)) = id else {
-        return Ok(Vec::new());
-    };
-    let start = match after {
-        Some(after) => Some((after + 1, 0)),
-        None => {
-            let window = i64::from(window.max(1));
-            // Each row or chunk holds at least one message: `window` of each is enough.
-            let rows: Vec<(i64,)> = sqlx::query_as(
-                "SELECT id FROM messages WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(conversation)
-            .bind(window)
-            .fetch_all(&mut *tx)
-            .await?;
-            let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
-                "SELECT id, first_id, count FROM chunks WHERE conversation = $1 \
-                 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(conversation)
-            .bind(window)
-            .fetch_all(&mut *tx)
-            .await?;
-            window_start(rows, chunks, window)
-        }
-    };
-    let Some((from, skip)) = start else {
-        return Ok(Vec::new());
-    };
-    let mut page = Page::new(skip, limit);
-    if page.is_full() {
-        return Ok(page.messages);
-    }
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-        "SELECT id, sender, body, sent_at FROM messages \
-         WHERE conversation = $1 AND id >= $2 ORDER BY id LIMIT $3",
-    )
-    .bind(conversation)
-    .bind(from)
-    .bind(skip + i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut rows = rows.into_iter().peekable();
-    let mut chunks = sqlx::query(
-        "SELECT first_id, body FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
-    )
-    .bind(conversation)
-    .bind(from)
-    .fetch(&mut *tx);
-    while let Some(chunk) = chunks.try_next().await? {
-        if page.add_chunk(chunk.try_get(0)?, chunk.try_get(1)?, from, &mut rows) {
-            break;
-        }
-    }
-    drop(chunks);
-    tx.commit().await?;
-    Ok(page.finish(rows))
-}
-
-/// The rooms `account` is in, by their names as created.
-pub(super) async fn memberships(
-    pool: &PgPool,
-    account: &Name,
-) -> Result<Vec<(String,)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT rooms.name FROM memberships \
-         JOIN rooms ON rooms.name_key = memberships.room_key \
-         WHERE memberships.account_key = $1 ORDER BY rooms.name_key",
-    )
-    .bind(key(account))
-    .fetch_all(pool)
-    .await
-}
-
-/// The account registered as `name` (any case): its id, name as registered and hash.
-pub(super) async fn account(
-    pool: &PgPool,
-    name: &Name,
-) -> Result<Option<(i64, String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, password_hash FROM accounts WHERE name_key = $1")
-        .bind(key(name))
-        .fetch_optional(pool)
-        .await
-}
-
-/// The room `name` (any case): its name as created and its creator.
-pub(super) async fn room(
-    pool: &PgPool,
-    name: &Name,
-) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT name, creator FROM rooms WHERE name_key = $1")
-        .bind(key(name))
-        .fetch_optional(pool)
-        .await
 }

@@ -1,8 +1,8 @@
 //! The read side: a small pool of connections of its own, so that reads never hold up writes
 //! and writes never queue behind reads (SQLite's write-ahead log lets its read-only
 //! connections read a committed snapshot while the writer writes; PostgreSQL does that
-//! anyway). Each kind of database has its queries in its module; the merging of rows and
-//! chunks into pages is here, shared.
+//! anyway). The queries, the same for both kinds of database, are `backend::Sql`'s; the
+//! merging of rows and chunks into pages is here.
 
 use std::iter::Peekable;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Semaphore;
 
 use super::actor::stored_message;
+use super::backend::Sql;
 use super::{Conversation, StorageError, StorageOptions, StoredMessage, chunk, postgres, sqlite};
 use linechat_protocol::Name;
 
@@ -60,10 +61,12 @@ impl Reader {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         match &self.pool {
             Pool::Sqlite(pool) => {
-                sqlite::history_page(pool, conversation, window, after, limit).await
+                let tx = pool.begin().await?;
+                Sql::history_page(tx, conversation, window, after, limit).await
             }
             Pool::Postgres(pool) => {
-                postgres::history_page(pool, conversation, window, after, limit).await
+                let tx = pool.begin_with(postgres::SNAPSHOT).await?;
+                Sql::history_page(tx, conversation, window, after, limit).await
             }
         }
     }
@@ -71,8 +74,8 @@ impl Reader {
     /// The rooms `account` is in, by their names as created.
     pub(super) async fn memberships(&self, account: &Name) -> Result<Vec<Name>, sqlx::Error> {
         let rooms = match &self.pool {
-            Pool::Sqlite(pool) => sqlite::memberships(pool, account).await?,
-            Pool::Postgres(pool) => postgres::memberships(pool, account).await?,
+            Pool::Sqlite(pool) => Sql::memberships(pool, account).await?,
+            Pool::Postgres(pool) => Sql::memberships(pool, account).await?,
         };
         Ok(rooms
             .into_iter()
@@ -87,8 +90,8 @@ impl Reader {
         name: &Name,
     ) -> Result<Option<(i64, Name, String)>, sqlx::Error> {
         let account = match &self.pool {
-            Pool::Sqlite(pool) => sqlite::account(pool, name).await?,
-            Pool::Postgres(pool) => postgres::account(pool, name).await?,
+            Pool::Sqlite(pool) => Sql::account(pool, name).await?,
+            Pool::Postgres(pool) => Sql::account(pool, name).await?,
         };
         Ok(account.and_then(|(id, name, hash)| Some((id, Name::parse(&name).ok()?, hash))))
     }
@@ -96,8 +99,8 @@ impl Reader {
     /// The room `name` in any case: its name as created, and its creator.
     pub(super) async fn room(&self, name: &Name) -> Result<Option<(Name, Name)>, sqlx::Error> {
         let room = match &self.pool {
-            Pool::Sqlite(pool) => sqlite::room(pool, name).await?,
-            Pool::Postgres(pool) => postgres::room(pool, name).await?,
+            Pool::Sqlite(pool) => Sql::room(pool, name).await?,
+            Pool::Postgres(pool) => Sql::room(pool, name).await?,
         };
         Ok(room.and_then(|(room, creator)| {
             Some((Name::parse(&room).ok()?, Name::parse(&creator).ok()?))

@@ -1,30 +1,24 @@
-//! The embedded database, SQLite, and all of its SQL: the default store, one file in the data
-//! directory. One read-write connection is the writer task's; reads have read-only
-//! connections of their own, which SQLite's write-ahead log lets read a committed snapshot
-//! while the writer writes.
+//! The embedded database, SQLite, and the SQL that is its own (what both kinds run alike is
+//! `backend::Sql`'s): the default store, one file in the data directory. One read-write
+//! connection is the writer task's; reads have read-only connections of their own, which
+//! SQLite's write-ahead log lets read a committed snapshot while the writer writes.
 //!
 //! Message ids are handed out by the writer, the file's only writer (`StoreActor::gather`).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use futures::TryStreamExt;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Arguments, AssertSqlSafe, Row, SqlSafeStr, SqliteConnection, SqlitePool};
-use tracing::{info, warn};
+use sqlx::{Arguments, AssertSqlSafe, SqliteConnection, SqlitePool};
+use tracing::info;
 
 use super::actor::{Batch, Known, millis, stored};
-use super::backend::{Database, Straddling, Unwritten};
-use super::reader::{Page, window_start};
-use super::{
-    Conversation, Loaded, LoadedRoom, StorageError, StorageOptions, StoredMessage, chunk, files,
-    key,
-};
+use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
+use super::{Conversation, Loaded, StorageError, StorageOptions, StoredMessage, chunk, files, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
@@ -45,24 +39,14 @@ const PAGE_SIZE: u32 = 16_384;
 /// build machine) into every build; the checksums are the same as the macro's, so databases
 /// it migrated are recognised. A test checks that every file of the folder is listed.
 pub(super) fn migrator() -> Migrator {
-    macro_rules! migration {
-        ($version:literal, $description:literal, $file:literal) => {
-            Migration::new(
-                $version,
-                Cow::Borrowed($description),
-                MigrationType::Simple,
-                include_str!(concat!("migrations/", $file)).into_sql_str(),
-                false,
-            )
-        };
-    }
-    Migrator::with_migrations(vec![
-        migration!(1, "initial", "0001_initial.sql"),
-        migration!(2, "identities", "0002_identities.sql"),
-        migration!(3, "conversation ids", "0003_conversation_ids.sql"),
-        migration!(4, "history chunks", "0004_history_chunks.sql"),
-        migration!(5, "room topics", "0005_room_topics.sql"),
-    ])
+    embedded_migrator!(
+        "migrations/",
+        (1, "initial", "0001_initial.sql"),
+        (2, "identities", "0002_identities.sql"),
+        (3, "conversation ids", "0003_conversation_ids.sql"),
+        (4, "history chunks", "0004_history_chunks.sql"),
+        (5, "room topics", "0005_room_topics.sql"),
+    )
 }
 
 /// The writer's side: its one connection, and its `INSERT` statements.
@@ -107,24 +91,7 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded, i6
     migrator().run(&pool).await?;
     info!(path = %path.display(), "database open");
 
-    let mut loaded = Loaded::default();
-    let accounts: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, name, password_hash FROM accounts")
-            .fetch_all(&pool)
-            .await?;
-    for (id, name, hash) in accounts {
-        match Name::parse(&name) {
-            Ok(name) => loaded.accounts.push((id, name, hash)),
-            Err(error) => warn!(name, %error, "skipping an account with a bad name"),
-        }
-    }
-    let rooms: Vec<LoadedRoom> =
-        sqlx::query_as("SELECT name, creator, topic, topic_by, topic_at FROM rooms")
-            .fetch_all(&pool)
-            .await?;
-    for room in rooms {
-        loaded.add_room(room);
-    }
+    let loaded = Sql::load(&pool).await?;
     let (last_id,): (Option<i64>,) = sqlx::query_as(
         "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages \
          UNION ALL SELECT MAX(id) AS id FROM chunks) AS latest",
@@ -149,64 +116,25 @@ impl Database for Writer {
     /// would otherwise go unseen.
     async fn insert_account(&self, name: &Name, hash: String) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO accounts (name_key, name, password_hash, created_at) \
-             VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(key(name))
-        .bind(name.as_str())
-        .bind(hash)
-        .bind(millis(SystemTime::now()))
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = Sql::insert_account(&mut *tx, name, hash).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     async fn create_room(&self, room: &Name, creator: &Name) -> Result<bool, sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO rooms (name_key, name, creator, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key(room))
-        .bind(room.as_str())
-        .bind(creator.as_str())
-        .bind(millis(SystemTime::now()))
-        .execute(&self.pool)
-        .await
-        .map(|done| done.rows_affected() > 0)
+        Sql::create_room(&self.pool, room, creator).await
     }
 
     async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ? WHERE name_key = ?")
-            .bind(topic.map(|topic| topic.text.as_str()))
-            .bind(topic.map(|topic| topic.by.as_str()))
-            .bind(topic.map(|topic| millis(topic.at)))
-            .bind(key(room))
-            .execute(&self.pool)
-            .await
-            .map(drop)
+        Sql::set_topic(&self.pool, room, topic).await
     }
 
     async fn join(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO memberships (account_key, room_key) VALUES (?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key(account))
-        .bind(key(room))
-        .execute(&self.pool)
-        .await
-        .map(drop)
+        Sql::join(&self.pool, account, room).await
     }
 
     async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM memberships WHERE account_key = ? AND room_key = ?")
-            .bind(key(account))
-            .bind(key(room))
-            .execute(&self.pool)
-            .await
-            .map(drop)
+        Sql::leave(&self.pool, account, room).await
     }
 
     async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {
@@ -219,27 +147,7 @@ impl Database for Writer {
     }
 
     async fn delete_room(&self, room: &Name) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM rooms WHERE name_key = ? \
-             AND NOT EXISTS (SELECT 1 FROM memberships WHERE room_key = ?)",
-        )
-        .bind(key(room))
-        .bind(key(room))
-        .execute(&mut *tx)
-        .await?;
-        if deleted.rows_affected() > 0 {
-            for table in ["messages", "chunks"] {
-                sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE conversation IN \
-                     (SELECT id FROM conversations WHERE key = ?)"
-                )))
-                .bind(Conversation::Room(room.clone()).key())
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await
+        Sql::delete_room(&self.pool, room).await
     }
 
     async fn deliver_pending(
@@ -283,89 +191,45 @@ impl Database for Writer {
     }
 
     async fn delete_older(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
-        let mut removed = 0;
         // An hourly scan needs no index on the time, which would cost every insert.
-        for (table, old) in [
-            ("messages", "pending = 0 AND sent_at < ?"),
-            ("chunks", "last_at < ?"),
-        ] {
-            let result = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {old}")))
-                .bind(cutoff)
-                .execute(&self.pool)
-                .await?;
-            removed += result.rows_affected();
-        }
-        Ok(removed)
+        let deletes = [
+            "DELETE FROM messages WHERE pending = 0 AND sent_at < $1",
+            "DELETE FROM chunks WHERE last_at < $1",
+        ];
+        Sql::delete_each(&self.pool, deletes, cutoff).await
     }
 
     async fn straddling_older(&self, cutoff: i64) -> Result<Vec<Straddling>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, first_id, body, 0 FROM chunks WHERE first_at < ? AND last_at >= ?",
-        )
-        .bind(cutoff)
-        .bind(cutoff)
-        .fetch_all(&self.pool)
-        .await
+        let select =
+            "SELECT id, first_id, body, 0 FROM chunks WHERE first_at < $1 AND last_at >= $1";
+        Sql::straddling(&self.pool, select, cutoff).await
     }
 
     async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
-        let mut removed = 0;
-        for (table, which) in [("messages", "pending = 0 AND "), ("chunks", "")] {
-            let result = sqlx::query(AssertSqlSafe(format!(
+        let deletes = [("messages", "pending = 0 AND "), ("chunks", "")].map(|(table, which)| {
+            AssertSqlSafe(format!(
                 "{RANKED} DELETE FROM {table} WHERE {which}id IN ( \
-                   SELECT id FROM ranked WHERE kind = '{table}' AND newer >= ?)"
-            )))
-            .bind(keep)
-            .execute(&self.pool)
-            .await?;
-            removed += result.rows_affected();
-        }
-        Ok(removed)
+                   SELECT id FROM ranked WHERE kind = '{table}' AND newer >= $1)"
+            ))
+        });
+        Sql::delete_each(&self.pool, deletes, keep).await
     }
 
     async fn straddling_beyond(&self, keep: i64) -> Result<Vec<Straddling>, sqlx::Error> {
-        sqlx::query_as(AssertSqlSafe(format!(
+        let select = AssertSqlSafe(format!(
             "{RANKED} SELECT chunks.id, chunks.first_id, chunks.body, \
-               ranked.n - (?1 - ranked.newer) \
+               ranked.n - ($1 - ranked.newer) \
              FROM ranked JOIN chunks ON chunks.id = ranked.id \
-             WHERE ranked.kind = 'chunks' AND ranked.newer < ?1 AND ranked.newer + ranked.n > ?1"
-        )))
-        .bind(keep)
-        .fetch_all(&self.pool)
-        .await
+             WHERE ranked.kind = 'chunks' AND ranked.newer < $1 AND ranked.newer + ranked.n > $1"
+        ));
+        Sql::straddling(&self.pool, select, keep).await
     }
 
     async fn rewrite_chunks(
         &self,
         chunks: Vec<(i64, Option<chunk::ChunkWriter>)>,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for (id, kept) in chunks {
-            match kept {
-                Some(chunk) => {
-                    sqlx::query(
-                        "UPDATE chunks SET id = ?, first_id = ?, count = ?, first_at = ?, \
-                         last_at = ?, body = ? WHERE id = ?",
-                    )
-                    .bind(chunk.last_id)
-                    .bind(chunk.first_id)
-                    .bind(chunk.count)
-                    .bind(chunk.first_at)
-                    .bind(chunk.last_at)
-                    .bind(chunk.body)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM chunks WHERE id = ?")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await
+        Sql::rewrite_chunks(&self.pool, chunks).await
     }
 
     /// After a failed write. SQLite may keep a transaction open when its `COMMIT` fails (a
@@ -424,11 +288,12 @@ impl Writer {
         // Conversations first filed by this transaction: known only once it is committed.
         let mut filed: HashMap<Conversation, i64> = HashMap::new();
         for (index, conversation) in unfiled {
-            chunks[index].conversation = file(&mut tx, known, &mut filed, &conversation).await?;
+            chunks[index].conversation =
+                Sql::file(&mut *tx, known, &mut filed, &conversation).await?;
         }
         let mut filed_rows = Vec::with_capacity(rows.len());
         for (id, record) in rows {
-            let conversation = file(&mut tx, known, &mut filed, &record.conversation).await?;
+            let conversation = Sql::file(&mut *tx, known, &mut filed, &record.conversation).await?;
             filed_rows.push((id, conversation, record));
         }
         let rows = filed_rows;
@@ -500,36 +365,6 @@ async fn insert_all<T>(
     Ok(())
 }
 
-/// The id of `conversation`: known, filed earlier in this transaction, or filed now.
-async fn file(
-    connection: &mut SqliteConnection,
-    known: &HashMap<Conversation, Known>,
-    filed: &mut HashMap<Conversation, i64>,
-    conversation: &Conversation,
-) -> Result<i64, sqlx::Error> {
-    if let Some(id) = known
-        .get(conversation)
-        .map(|known| known.id)
-        .filter(|&id| id != 0)
-    {
-        return Ok(id);
-    }
-    if let Some(&id) = filed.get(conversation) {
-        return Ok(id);
-    }
-    let key = conversation.key();
-    sqlx::query("INSERT INTO conversations (key) VALUES (?) ON CONFLICT DO NOTHING")
-        .bind(&key)
-        .execute(&mut *connection)
-        .await?;
-    let (id,): (i64,) = sqlx::query_as("SELECT id FROM conversations WHERE key = ?")
-        .bind(&key)
-        .fetch_one(&mut *connection)
-        .await?;
-    filed.insert(conversation.clone(), id);
-    Ok(id)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reads
 // ---------------------------------------------------------------------------------------------
@@ -547,128 +382,5 @@ pub(super) async fn open_reads(
     SqlitePoolOptions::new()
         .max_connections(connections)
         .connect_with(connect)
-        .await
-}
-
-/// See [`super::Store::history_page`]; every query of a page reads one snapshot.
-pub(super) async fn history_page(
-    pool: &SqlitePool,
-    conversation: &Conversation,
-    window: u32,
-    after: Option<i64>,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = ?")
-        .bind(conversation.key())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((conversation,)) = id else {
-        return Ok(Vec::new());
-    };
-    let start = match after {
-        Some(after) => Some((after + 1, 0)),
-        None => {
-            let window = i64::from(window.max(1));
-            // Each row or chunk holds at least one message: `window` of each is enough.
-            let rows: Vec<(i64,)> = sqlx::query_as(
-                "SELECT id FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?",
-            )
-            .bind(conversation)
-            .bind(window)
-            .fetch_all(&mut *tx)
-            .await?;
-            let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
-                "SELECT id, first_id, count FROM chunks WHERE conversation = ? \
-                 ORDER BY id DESC LIMIT ?",
-            )
-            .bind(conversation)
-            .bind(window)
-            .fetch_all(&mut *tx)
-            .await?;
-            window_start(rows, chunks, window)
-        }
-    };
-    let page = match start {
-        Some((from, skip)) => read_page(&mut tx, conversation, from, skip, limit).await?,
-        None => Vec::new(),
-    };
-    tx.commit().await?;
-    Ok(page)
-}
-
-/// The `limit` messages of a conversation from id `from` on, after skipping the first
-/// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time
-/// and only until the page is full; only the messages returned are copied out of them.
-async fn read_page(
-    connection: &mut SqliteConnection,
-    conversation: i64,
-    from: i64,
-    skip: i64,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    let mut page = Page::new(skip, limit);
-    if page.is_full() {
-        return Ok(page.messages);
-    }
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-        "SELECT id, sender, body, sent_at FROM messages \
-         WHERE conversation = ? AND id >= ? ORDER BY id LIMIT ?",
-    )
-    .bind(conversation)
-    .bind(from)
-    .bind(skip + i64::from(limit))
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut rows = rows.into_iter().peekable();
-    let mut chunks = sqlx::query(
-        "SELECT first_id, body FROM chunks WHERE conversation = ? AND id >= ? ORDER BY id",
-    )
-    .bind(conversation)
-    .bind(from)
-    .fetch(&mut *connection);
-    while let Some(chunk) = chunks.try_next().await? {
-        if page.add_chunk(chunk.try_get(0)?, chunk.try_get(1)?, from, &mut rows) {
-            break;
-        }
-    }
-    drop(chunks);
-    Ok(page.finish(rows))
-}
-
-/// The rooms `account` is in, by their names as created.
-pub(super) async fn memberships(
-    pool: &SqlitePool,
-    account: &Name,
-) -> Result<Vec<(String,)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT rooms.name FROM memberships \
-         JOIN rooms ON rooms.name_key = memberships.room_key \
-         WHERE memberships.account_key = ? ORDER BY rooms.name_key",
-    )
-    .bind(key(account))
-    .fetch_all(pool)
-    .await
-}
-
-/// The account registered as `name` (any case): its id, name as registered and hash.
-pub(super) async fn account(
-    pool: &SqlitePool,
-    name: &Name,
-) -> Result<Option<(i64, String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, password_hash FROM accounts WHERE name_key = ?")
-        .bind(key(name))
-        .fetch_optional(pool)
-        .await
-}
-
-/// The room `name` (any case): its name as created and its creator.
-pub(super) async fn room(
-    pool: &SqlitePool,
-    name: &Name,
-) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT name, creator FROM rooms WHERE name_key = ?")
-        .bind(key(name))
-        .fetch_optional(pool)
         .await
 }
