@@ -13,6 +13,21 @@ use linechat_protocol::Verb;
 
 const BAD_CHARACTER: &str = "a name may hold only letters A-Z, digits, '_' and '-'";
 
+/// The `ERR` line for a command whose verb is `verb`, which is none of the protocol's.
+fn unknown_command(verb: &str) -> String {
+    format!("ERR UNKNOWN_COMMAND unknown command \"{verb}\"; HELP lists the commands")
+}
+
+/// The `ERR` line for a command that lacks an argument; `usage` is its verb's usage line.
+fn missing(usage: &str) -> String {
+    format!("ERR BAD_ARGUMENTS missing argument; usage: {usage}")
+}
+
+/// The `ERR` line for a command with an argument too many; `usage` is its verb's usage line.
+fn too_many(usage: &str) -> String {
+    format!("ERR BAD_ARGUMENTS too many arguments; usage: {usage}")
+}
+
 // ---------------------------------------------------------------------------------------------
 // Before login: greeting, PING, HELP, QUIT, refusals
 // ---------------------------------------------------------------------------------------------
@@ -82,14 +97,8 @@ async fn help_for_one_verb() {
     client.expect("OK HELP").await;
     client
         .check_all(&[
-            (
-                "HELP nope",
-                "ERR UNKNOWN_COMMAND unknown command \"nope\"; HELP lists the commands",
-            ),
-            (
-                "HELP pm msg",
-                "ERR BAD_ARGUMENTS too many arguments; usage: HELP [verb] - this help",
-            ),
+            ("HELP nope", &unknown_command("nope")),
+            ("HELP pm msg", &too_many("HELP [verb] - this help")),
         ])
         .await;
     client.expect_caught_up().await;
@@ -99,17 +108,12 @@ async fn help_for_one_verb() {
 async fn unknown_commands_and_bad_arguments() {
     let server = TestServer::start();
     let mut client = server.connect().await;
-    for verb in ["FROB x", "::pm bob hi"] {
-        let unknown = verb.split(' ').next().unwrap();
-        client
-            .check(
-                verb,
-                &format!(
-                    "ERR UNKNOWN_COMMAND unknown command \"{unknown}\"; HELP lists the commands"
-                ),
-            )
-            .await;
-    }
+    client
+        .check_all(&[
+            ("FROB x", &unknown_command("FROB")),
+            ("::pm bob hi", &unknown_command("::pm")),
+        ])
+        .await;
     // Blank lines are ignored, not errors.
     client.send("").await;
     client.send("   ").await;
@@ -118,36 +122,18 @@ async fn unknown_commands_and_bad_arguments() {
     client.check("NICK alice", "OK NICK alice").await;
     client
         .check_all(&[
-        (
-            "MSG",
-            "ERR BAD_ARGUMENTS missing argument; usage: MSG <text> - message everyone online",
-        ),
-        (
-            "PM bob",
-            "ERR BAD_ARGUMENTS missing argument; usage: PM <user> <text> - private message",
-        ),
-        (
-            "USERS all",
-            "ERR BAD_ARGUMENTS too many arguments; usage: USERS - list who is online",
-        ),
-        (
-            "CR",
-            "ERR BAD_ARGUMENTS missing argument; usage: CR <room> - create a room and join it",
-        ),
-        (
-            "JR a b",
-            "ERR BAD_ARGUMENTS too many arguments; usage: JR <room> - join a room",
-        ),
-        (
-            "LRS x",
-            "ERR BAD_ARGUMENTS too many arguments; usage: LRS - list rooms",
-        ),
-        (
-            "RM dev",
-            "ERR BAD_ARGUMENTS missing argument; usage: RM <room> <text> - message a room you are in",
-        ),
-    ])
-    .await;
+            ("MSG", &missing("MSG <text> - message everyone online")),
+            ("PM bob", &missing("PM <user> <text> - private message")),
+            ("USERS all", &too_many("USERS - list who is online")),
+            ("CR", &missing("CR <room> - create a room and join it")),
+            ("JR a b", &too_many("JR <room> - join a room")),
+            ("LRS x", &too_many("LRS - list rooms")),
+            (
+                "RM dev",
+                &missing("RM <room> <text> - message a room you are in"),
+            ),
+        ])
+        .await;
     client.expect_caught_up().await;
 }
 
@@ -505,17 +491,14 @@ async fn bad_names_are_refused() {
         .await;
     client
         .check_all(&[
-            (
-                "NICK",
-                "ERR BAD_ARGUMENTS missing argument; usage: NICK <name> - log in as a guest",
-            ),
+            ("NICK", &missing("NICK <name> - log in as a guest")),
             (
                 "NICK two words",
-                "ERR BAD_ARGUMENTS too many arguments; usage: NICK <name> - log in as a guest",
+                &too_many("NICK <name> - log in as a guest"),
             ),
             (
                 "REGISTER alice",
-                "ERR BAD_ARGUMENTS missing argument; usage: REGISTER <name> <password> - create an account and log in",
+                &missing("REGISTER <name> <password> - create an account and log in"),
             ),
             ("USERS", NOT_LOGGED_IN),
         ])
