@@ -8,10 +8,25 @@
 //! and the `NOTICE OFFLINE` from the user table, two independent actors, so those are compared
 //! as a set ([`expect_unordered`]).
 
-use crate::support::{Client, NOT_LOGGED_IN, Server, ServerProcess, TestServer};
+use crate::support::{Client, NOT_LOGGED_IN, Server, ServerProcess, TestServer, all_caught_up};
 use linechat_protocol::Verb;
 
 const BAD_CHARACTER: &str = "a name may hold only letters A-Z, digits, '_' and '-'";
+
+/// The `ERR` line for a command whose verb is `verb`, which is none of the protocol's.
+fn unknown_command(verb: &str) -> String {
+    format!("ERR UNKNOWN_COMMAND unknown command \"{verb}\"; HELP lists the commands")
+}
+
+/// The `ERR` line for a command that lacks an argument; `usage` is its verb's usage line.
+fn missing(usage: &str) -> String {
+    format!("ERR BAD_ARGUMENTS missing argument; usage: {usage}")
+}
+
+/// The `ERR` line for a command with an argument too many; `usage` is its verb's usage line.
+fn too_many(usage: &str) -> String {
+    format!("ERR BAD_ARGUMENTS too many arguments; usage: {usage}")
+}
 
 // ---------------------------------------------------------------------------------------------
 // Before login: greeting, PING, HELP, QUIT, refusals
@@ -81,16 +96,10 @@ async fn help_for_one_verb() {
     client.expect("HELP QUIT [reason] - leave the server").await;
     client.expect("OK HELP").await;
     client
-        .check(
-            "HELP nope",
-            "ERR UNKNOWN_COMMAND unknown command \"nope\"; HELP lists the commands",
-        )
-        .await;
-    client
-        .check(
-            "HELP pm msg",
-            "ERR BAD_ARGUMENTS too many arguments; usage: HELP [verb] - this help",
-        )
+        .check_all(&[
+            ("HELP nope", &unknown_command("nope")),
+            ("HELP pm msg", &too_many("HELP [verb] - this help")),
+        ])
         .await;
     client.expect_caught_up().await;
 }
@@ -100,16 +109,10 @@ async fn unknown_commands_and_bad_arguments() {
     let server = TestServer::start();
     let mut client = server.connect().await;
     client
-        .check(
-            "FROB x",
-            "ERR UNKNOWN_COMMAND unknown command \"FROB\"; HELP lists the commands",
-        )
-        .await;
-    client
-        .check(
-            "::pm bob hi",
-            "ERR UNKNOWN_COMMAND unknown command \"::pm\"; HELP lists the commands",
-        )
+        .check_all(&[
+            ("FROB x", &unknown_command("FROB")),
+            ("::pm bob hi", &unknown_command("::pm")),
+        ])
         .await;
     // Blank lines are ignored, not errors.
     client.send("").await;
@@ -117,38 +120,20 @@ async fn unknown_commands_and_bad_arguments() {
     client.check("PING still-here", "PONG still-here").await;
 
     client.check("NICK alice", "OK NICK alice").await;
-    for (command, reply) in [
-        (
-            "MSG",
-            "ERR BAD_ARGUMENTS missing argument; usage: MSG <text> - message everyone online",
-        ),
-        (
-            "PM bob",
-            "ERR BAD_ARGUMENTS missing argument; usage: PM <user> <text> - private message",
-        ),
-        (
-            "USERS all",
-            "ERR BAD_ARGUMENTS too many arguments; usage: USERS - list who is online",
-        ),
-        (
-            "CR",
-            "ERR BAD_ARGUMENTS missing argument; usage: CR <room> - create a room and join it",
-        ),
-        (
-            "JR a b",
-            "ERR BAD_ARGUMENTS too many arguments; usage: JR <room> - join a room",
-        ),
-        (
-            "LRS x",
-            "ERR BAD_ARGUMENTS too many arguments; usage: LRS - list rooms",
-        ),
-        (
-            "RM dev",
-            "ERR BAD_ARGUMENTS missing argument; usage: RM <room> <text> - message a room you are in",
-        ),
-    ] {
-        client.check(command, reply).await;
-    }
+    client
+        .check_all(&[
+            ("MSG", &missing("MSG <text> - message everyone online")),
+            ("PM bob", &missing("PM <user> <text> - private message")),
+            ("USERS all", &too_many("USERS - list who is online")),
+            ("CR", &missing("CR <room> - create a room and join it")),
+            ("JR a b", &too_many("JR <room> - join a room")),
+            ("LRS x", &too_many("LRS - list rooms")),
+            (
+                "RM dev",
+                &missing("RM <room> <text> - message a room you are in"),
+            ),
+        ])
+        .await;
     client.expect_caught_up().await;
 }
 
@@ -217,25 +202,29 @@ async fn nick_logs_in_and_announces_to_others_only() {
     waiting.expect_caught_up().await;
 }
 
+/// A guest `observer`, and a client that registered `name` with `password` once the observer
+/// was online (the observer read its `NOTICE ONLINE`).
+async fn observer_and_account(server: &TestServer, name: &str, password: &str) -> [Client; 2] {
+    let [mut observer] = server.guests(["observer"]).await;
+    let account = server
+        .register_seen(name, password, &mut [&mut observer])
+        .await;
+    [observer, account]
+}
+
 #[tokio::test]
 async fn register_logs_in_and_announces() {
     let server = TestServer::start();
-    let [mut observer] = server.guests(["observer"]).await;
-    let mut alice = server.register("alice", "s3cret words").await;
-    observer.expect("NOTICE ONLINE alice").await;
+    let [mut observer, mut alice] = observer_and_account(&server, "alice", "s3cret words").await;
     alice.check("USERS", "USERS alice observer").await;
-    alice.check("MSG hi", "OK MSG").await;
-    observer.expect("MSG alice hi").await;
+    alice.msg("hi", &mut [&mut observer]).await;
 }
 
 #[tokio::test]
 async fn login_with_right_and_wrong_password() {
     let server = TestServer::start();
-    let [mut observer] = server.guests(["observer"]).await;
-    let alice = server.register("alice", "s3cret words").await;
-    observer.expect("NOTICE ONLINE alice").await;
-    alice.quit().await;
-    observer.expect("NOTICE OFFLINE alice QUIT").await;
+    let [mut observer, alice] = observer_and_account(&server, "alice", "s3cret words").await;
+    alice.quit_seen(&mut [&mut observer]).await;
 
     let mut client = server.connect().await;
     for wrong in [
@@ -276,11 +265,8 @@ async fn login_to_an_unknown_account_is_a_bad_password() {
 #[tokio::test]
 async fn login_in_another_case_gets_the_registered_spelling() {
     let server = TestServer::start();
-    let [mut observer] = server.guests(["observer"]).await;
-    let alice = server.register("Alice", "pw").await;
-    observer.expect("NOTICE ONLINE Alice").await;
-    alice.quit().await;
-    observer.expect("NOTICE OFFLINE Alice QUIT").await;
+    let [mut observer, alice] = observer_and_account(&server, "Alice", "pw").await;
+    alice.quit_seen(&mut [&mut observer]).await;
 
     let mut alice = server.connect().await;
     alice.check("LOGIN aLICE pw", "OK LOGIN Alice").await;
@@ -297,39 +283,28 @@ async fn login_in_another_case_gets_the_registered_spelling() {
 async fn register_refuses_taken_names() {
     let server = TestServer::start();
     let [mut bob] = server.guests(["bob"]).await;
-    let alice = server.register("alice", "pw").await;
-    bob.expect("NOTICE ONLINE alice").await;
+    let alice = server.register_seen("alice", "pw", &mut [&mut bob]).await;
 
     let mut client = server.connect().await;
     // A registered account, online (then the name is in use) or not, in any case.
-    client
-        .check(
-            "REGISTER ALICE other",
-            "ERR NAME_TAKEN ALICE is already registered",
-        )
-        .await;
-    alice.quit().await;
-    bob.expect("NOTICE OFFLINE alice QUIT").await;
-    client
-        .check(
-            "REGISTER alice other",
-            "ERR NAME_TAKEN alice is already registered",
-        )
-        .await;
+    let taken = |name: &str| format!("ERR NAME_TAKEN {name} is already registered");
+    client.check("REGISTER ALICE other", &taken("ALICE")).await;
+    alice.quit_seen(&mut [&mut bob]).await;
+    client.check("REGISTER alice other", &taken("alice")).await;
     // A guest online under that name, in any case.
     client
-        .check("REGISTER BOB pw", "ERR NAME_TAKEN BOB is online already")
+        .check_all(&[
+            ("REGISTER BOB pw", "ERR NAME_TAKEN BOB is online already"),
+            ("USERS", NOT_LOGGED_IN),
+        ])
         .await;
-    client.check("USERS", NOT_LOGGED_IN).await;
     bob.expect_caught_up().await;
 
     // The refused REGISTER of the guest's name created no account: once bob is gone, the
     // name is free for a guest again.
     bob.quit().await;
     let mut watcher = server.guest("watcher").await;
-    let mut bob = server.connect().await;
-    bob.check("NICK bob", "OK NICK bob").await;
-    watcher.expect("NOTICE ONLINE bob").await;
+    let _bob = server.guest_seen("bob", &mut [&mut watcher]).await;
 }
 
 #[tokio::test]
@@ -338,12 +313,12 @@ async fn guest_names_are_unique_regardless_of_case() {
     let [mut alice] = server.guests(["alice"]).await;
     let mut client = server.connect().await;
     client
-        .check("NICK Alice", "ERR NAME_TAKEN Alice is online already")
+        .check_all(&[
+            ("NICK Alice", "ERR NAME_TAKEN Alice is online already"),
+            ("NICK ALICE", "ERR NAME_TAKEN ALICE is online already"),
+            ("USERS", NOT_LOGGED_IN),
+        ])
         .await;
-    client
-        .check("NICK ALICE", "ERR NAME_TAKEN ALICE is online already")
-        .await;
-    client.check("USERS", NOT_LOGGED_IN).await;
     alice.expect_caught_up().await;
     // Still free to pick another name.
     client.check("NICK alice2", "OK NICK alice2").await;
@@ -354,26 +329,14 @@ async fn guest_names_are_unique_regardless_of_case() {
 #[tokio::test]
 async fn nick_of_a_registered_account_is_taken() {
     let server = TestServer::start();
-    let [mut observer] = server.guests(["observer"]).await;
-    let alice = server.register("alice", "pw").await;
-    observer.expect("NOTICE ONLINE alice").await;
+    let [mut observer, alice] = observer_and_account(&server, "alice", "pw").await;
 
     let mut client = server.connect().await;
-    client
-        .check(
-            "NICK alice",
-            "ERR NAME_TAKEN alice is a registered account; use LOGIN",
-        )
-        .await;
+    let taken = |name: &str| format!("ERR NAME_TAKEN {name} is a registered account; use LOGIN");
+    client.check("NICK alice", &taken("alice")).await;
     // Also while the account is offline, and in another case.
-    alice.quit().await;
-    observer.expect("NOTICE OFFLINE alice QUIT").await;
-    client
-        .check(
-            "NICK ALICE",
-            "ERR NAME_TAKEN ALICE is a registered account; use LOGIN",
-        )
-        .await;
+    alice.quit_seen(&mut [&mut observer]).await;
+    client.check("NICK ALICE", &taken("ALICE")).await;
     client.check("USERS", NOT_LOGGED_IN).await;
     let _sync = server
         .expect_no_presence("sync", &mut [&mut observer])
@@ -383,9 +346,7 @@ async fn nick_of_a_registered_account_is_taken() {
 #[tokio::test]
 async fn login_while_online_elsewhere_takes_the_session_over() {
     let server = TestServer::start();
-    let [mut observer] = server.guests(["observer"]).await;
-    let mut first = server.register("alice", "pw").await;
-    observer.expect("NOTICE ONLINE alice").await;
+    let [mut observer, mut first] = observer_and_account(&server, "alice", "pw").await;
 
     // A wrong password changes nothing.
     let mut second = server.connect().await;
@@ -430,8 +391,7 @@ async fn login_verbs_after_login_are_refused() {
         .expect_no_presence("sync", &mut [&mut observer, &mut alice])
         .await;
     // The refused REGISTER created no account: carol is free for a guest.
-    let mut carol = server.connect().await;
-    carol.check("NICK carol", "OK NICK carol").await;
+    let _carol = server.guest("carol").await;
 
     let mut dave = server.register("dave", "pw").await;
     for command in ["NICK x", "REGISTER y pw", "LOGIN dave pw"] {
@@ -479,33 +439,26 @@ async fn check_guests_disabled(server: &impl Server) {
         help.iter().any(|line| line.starts_with("HELP REGISTER")),
         "{help:?}"
     );
+    let disabled = "ERR GUESTS_DISABLED guests are not allowed here; REGISTER or LOGIN";
     client
-        .check(
-            "NICK alice",
-            "ERR GUESTS_DISABLED guests are not allowed here; REGISTER or LOGIN",
-        )
+        .check_all(&[
+            ("NICK alice", disabled),
+            (
+                "USERS",
+                "ERR NOT_LOGGED_IN log in first: LOGIN <name> <password> or REGISTER <name> <password>",
+            ),
+            // Accounts still work, on the same connection.
+            ("REGISTER alice pw", "OK REGISTER alice"),
+            ("USERS", "USERS alice"),
+        ])
         .await;
-    client
-        .check(
-            "USERS",
-            "ERR NOT_LOGGED_IN log in first: LOGIN <name> <password> or REGISTER <name> <password>",
-        )
-        .await;
-    // Accounts still work, on the same connection.
-    client.check("REGISTER alice pw", "OK REGISTER alice").await;
-    client.check("USERS", "USERS alice").await;
     let mut bob = server.connect().await;
-    bob.check(
-        "NICK bob",
-        "ERR GUESTS_DISABLED guests are not allowed here; REGISTER or LOGIN",
-    )
-    .await;
+    bob.check("NICK bob", disabled).await;
     bob.check("REGISTER bob pw", "OK REGISTER bob").await;
+    bob.logged_in_as("bob");
     client.expect("NOTICE ONLINE bob").await;
-    bob.quit().await;
-    client.expect("NOTICE OFFLINE bob QUIT").await;
-    let mut bob = server.connect().await;
-    bob.check("LOGIN bob pw", "OK LOGIN bob").await;
+    bob.quit_seen(&mut [&mut client]).await;
+    let _bob = server.login("bob", "pw", &["OK LOGIN bob"]).await;
     client.expect("NOTICE ONLINE bob").await;
 }
 
@@ -537,31 +490,26 @@ async fn bad_names_are_refused() {
         )
         .await;
     client
-        .check(
-            "NICK",
-            "ERR BAD_ARGUMENTS missing argument; usage: NICK <name> - log in as a guest",
-        )
+        .check_all(&[
+            ("NICK", &missing("NICK <name> - log in as a guest")),
+            (
+                "NICK two words",
+                &too_many("NICK <name> - log in as a guest"),
+            ),
+            (
+                "REGISTER alice",
+                &missing("REGISTER <name> <password> - create an account and log in"),
+            ),
+            ("USERS", NOT_LOGGED_IN),
+        ])
         .await;
-    client
-        .check(
-            "NICK two words",
-            "ERR BAD_ARGUMENTS too many arguments; usage: NICK <name> - log in as a guest",
-        )
-        .await;
-    client.check("REGISTER alice",
-        "ERR BAD_ARGUMENTS missing argument; usage: REGISTER <name> <password> - create an account and log in",
-    )
-    .await;
-    client.check("USERS", NOT_LOGGED_IN).await;
 
     // The longest name, and every allowed character, are fine.
     let longest = "b".repeat(32);
     client
         .check(&format!("NICK {longest}"), &format!("OK NICK {longest}"))
         .await;
-    let mut other = server.connect().await;
-    other.check("NICK Al_1-x", "OK NICK Al_1-x").await;
-    client.expect("NOTICE ONLINE Al_1-x").await;
+    let mut other = server.guest_seen("Al_1-x", &mut [&mut client]).await;
 
     // Names of users and rooms in chat commands are checked the same way.
     for command in [
@@ -592,9 +540,7 @@ async fn msg_reaches_everyone_else() {
     let server = TestServer::start();
     let [mut alice, mut bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
     let mut lurker = server.connect().await; // not logged in: gets nothing
-    alice.check("MSG hello world", "OK MSG").await;
-    bob.expect("MSG alice hello world").await;
-    carol.expect("MSG alice hello world").await;
+    alice.msg("hello world", &mut [&mut bob, &mut carol]).await;
 
     // Inner spacing and tabs are kept; the separators after the verb and at the ends are not.
     bob.check("MSG   spaced   out\ttext  ", "OK MSG").await;
@@ -602,48 +548,33 @@ async fn msg_reaches_everyone_else() {
     carol.expect("MSG bob spaced   out\ttext").await;
 
     // Text that looks like a command is just text.
-    carol.check("MSG PM alice : /QUIT", "OK MSG").await;
-    alice.expect("MSG carol PM alice : /QUIT").await;
-    bob.expect("MSG carol PM alice : /QUIT").await;
+    carol
+        .msg("PM alice : /QUIT", &mut [&mut alice, &mut bob])
+        .await;
 
-    for client in [&mut alice, &mut bob, &mut carol, &mut lurker] {
-        client.expect_caught_up().await;
-    }
+    all_caught_up(&mut [&mut alice, &mut bob, &mut carol, &mut lurker]).await;
 }
 
 #[tokio::test]
 async fn pm_reaches_only_its_target() {
     let server = TestServer::start();
     let [mut alice, mut bob, mut carol] = server.guests(["alice", "Bob", "carol"]).await;
-    alice.check("PM Bob hi  there, Bob", "OK PM Bob").await;
-    bob.expect("PM alice hi  there, Bob").await;
+    alice.pm(&mut bob, "hi  there, Bob").await;
     // The target in any case; the OK names them as they are online.
     alice.check("PM bob again", "OK PM Bob").await;
     bob.expect("PM alice again").await;
     bob.check("PM ALICE back", "OK PM alice").await;
     alice.expect("PM Bob back").await;
-    for client in [&mut alice, &mut bob, &mut carol] {
-        client.expect_caught_up().await;
-    }
+    all_caught_up(&mut [&mut alice, &mut bob, &mut carol]).await;
 
     // Nobody by that name online.
+    let no_such = |name: &str| format!("ERR NO_SUCH_USER {name} is neither online nor registered");
+    alice.check("PM dave hello", &no_such("dave")).await;
+    carol.quit_seen(&mut [&mut alice, &mut bob]).await;
     alice
-        .check(
-            "PM dave hello",
-            "ERR NO_SUCH_USER dave is neither online nor registered",
-        )
+        .check("PM carol still there?", &no_such("carol"))
         .await;
-    carol.quit().await;
-    alice.expect("NOTICE OFFLINE carol QUIT").await;
-    bob.expect("NOTICE OFFLINE carol QUIT").await;
-    alice
-        .check(
-            "PM carol still there?",
-            "ERR NO_SUCH_USER carol is neither online nor registered",
-        )
-        .await;
-    alice.expect_caught_up().await;
-    bob.expect_caught_up().await;
+    all_caught_up(&mut [&mut alice, &mut bob]).await;
 }
 
 #[tokio::test]
@@ -652,9 +583,7 @@ async fn users_lists_who_is_online_sorted() {
     let [mut carol, bob, mut alice] = server.guests(["carol", "Bob", "alice"]).await;
     carol.check("USERS", "USERS alice Bob carol").await;
     alice.check("users", "USERS alice Bob carol").await;
-    bob.quit().await;
-    carol.expect("NOTICE OFFLINE Bob QUIT").await;
-    alice.expect("NOTICE OFFLINE Bob QUIT").await;
+    bob.quit_seen(&mut [&mut carol, &mut alice]).await;
     carol.check("USERS", "USERS alice carol").await;
 }
 
@@ -672,10 +601,8 @@ async fn cr_creates_joins_and_notifies_everyone_else() {
     alice.check("LRS", "LRS dev").await;
     bob.check("LRU dev", "LRU dev alice").await;
     // The creator is a member: RM works at once.
-    alice.check("RM dev first", "OK RM dev").await;
-    for client in [&mut alice, &mut bob, &mut carol] {
-        client.expect_caught_up().await;
-    }
+    alice.rm("dev", "first", &mut []).await;
+    all_caught_up(&mut [&mut alice, &mut bob, &mut carol]).await;
 }
 
 #[tokio::test]
@@ -690,37 +617,37 @@ async fn cr_of_an_existing_room_is_refused_in_any_case() {
     bob.check("LRS", "LRS Dev").await;
     // bob was not put into the room by the refused CR.
     bob.check("LRU dev", "LRU Dev alice").await;
-    for client in [&mut alice, &mut bob] {
-        client.expect_caught_up().await;
-    }
+    all_caught_up(&mut [&mut alice, &mut bob]).await;
 }
 
-#[tokio::test]
-async fn jr_and_lr_are_seen_by_the_other_members() {
-    let server = TestServer::start();
+/// Guests alice, bob, carol and dave, with alice and bob in `dev`, which alice created.
+/// Nothing is unread anywhere.
+async fn dev_room(server: &TestServer) -> [Client; 4] {
     let [mut alice, mut bob, mut carol, mut dave] =
         server.guests(["alice", "bob", "carol", "dave"]).await;
     alice
         .create_room("dev", &mut [&mut bob, &mut carol, &mut dave])
         .await;
-
     bob.join("dev", &mut [&mut alice]).await;
+    [alice, bob, carol, dave]
+}
+
+#[tokio::test]
+async fn jr_and_lr_are_seen_by_the_other_members() {
+    let server = TestServer::start();
+    let [mut alice, mut bob, mut carol, mut dave] = dev_room(&server).await;
     // Another case joins the same room, named as created.
     carol.check("JR DEV", "OK JR dev").await;
     alice.expect("JR dev carol").await;
     bob.expect("JR dev carol").await;
     dave.check("LRU Dev", "LRU dev alice bob carol").await;
 
-    bob.check("LR dev", "OK LR dev").await;
-    alice.expect("LR dev bob").await;
-    carol.expect("LR dev bob").await;
+    bob.leave("dev", &mut [&mut alice, &mut carol]).await;
     carol.check("LR Dev", "OK LR dev").await;
     alice.expect("LR dev carol").await;
     dave.check("LRU dev", "LRU dev alice").await;
     // The one who leaves, and a non-member, see no room lines.
-    for client in [&mut alice, &mut bob, &mut carol, &mut dave] {
-        client.expect_caught_up().await;
-    }
+    all_caught_up(&mut [&mut alice, &mut bob, &mut carol, &mut dave]).await;
 }
 
 #[tokio::test]
@@ -728,63 +655,49 @@ async fn room_errors() {
     let server = TestServer::start();
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
     let no_such = "ERR NO_SUCH_ROOM there is no room nope; CR creates it";
-    alice.check("JR nope", no_such).await;
-    alice.check("LR nope", no_such).await;
-    alice.check("LRU nope", no_such).await;
-    alice.check("RM nope hello", no_such).await;
+    for command in ["JR nope", "LR nope", "LRU nope", "RM nope hello"] {
+        alice.check(command, no_such).await;
+    }
 
     alice.create_room("dev", &mut [&mut bob]).await;
+    let already_in = "ERR ALREADY_IN_ROOM you are in dev";
     alice
-        .check("JR dev", "ERR ALREADY_IN_ROOM you are in dev")
-        .await;
-    alice
-        .check("JR DEV", "ERR ALREADY_IN_ROOM you are in dev")
+        .check_all(&[("JR dev", already_in), ("JR DEV", already_in)])
         .await;
     // A room with members that bob is not in.
-    bob.check("LR dev", "ERR NOT_IN_ROOM you are not in dev")
-        .await;
-    bob.check("RM dev hi", "ERR NOT_IN_ROOM you are not in dev")
+    let not_in = "ERR NOT_IN_ROOM you are not in dev";
+    bob.check_all(&[("LR dev", not_in), ("RM dev hi", not_in)])
         .await;
     alice.expect_caught_up().await;
     bob.check("LRU dev", "LRU dev alice").await;
 
     // An empty room: nobody is in it.
-    alice.check("LR dev", "OK LR dev").await;
     alice
-        .check("LR dev", "ERR NOT_IN_ROOM you are not in dev")
-        .await;
-    alice
-        .check("RM dev anyone?", "ERR NOT_IN_ROOM you are not in dev")
+        .check_all(&[
+            ("LR dev", "OK LR dev"),
+            ("LR dev", not_in),
+            ("RM dev anyone?", not_in),
+        ])
         .await;
     bob.check("LRU dev", "LRU dev").await;
-    for client in [&mut alice, &mut bob] {
-        client.expect_caught_up().await;
-    }
+    all_caught_up(&mut [&mut alice, &mut bob]).await;
 }
 
 #[tokio::test]
 async fn rm_reaches_the_other_members_only() {
     let server = TestServer::start();
-    let [mut alice, mut bob, mut carol, mut dave] =
-        server.guests(["alice", "bob", "carol", "dave"]).await;
-    alice
-        .create_room("dev", &mut [&mut bob, &mut carol, &mut dave])
-        .await;
-    bob.join("dev", &mut [&mut alice]).await;
+    let [mut alice, mut bob, mut carol, mut dave] = dev_room(&server).await;
     carol
         .create_room("ops", &mut [&mut alice, &mut bob, &mut dave])
         .await;
 
     alice
-        .check("RM dev hello  team, RM ops x", "OK RM dev")
+        .rm("dev", "hello  team, RM ops x", &mut [&mut bob])
         .await;
-    bob.expect("RM dev alice hello  team, RM ops x").await;
     bob.check("RM DEV back", "OK RM dev").await;
     alice.expect("RM dev bob back").await;
-    carol.check("RM ops alone", "OK RM ops").await;
-    for client in [&mut alice, &mut bob, &mut carol, &mut dave] {
-        client.expect_caught_up().await;
-    }
+    carol.rm("ops", "alone", &mut []).await;
+    all_caught_up(&mut [&mut alice, &mut bob, &mut carol, &mut dave]).await;
 }
 
 #[tokio::test]
@@ -793,10 +706,7 @@ async fn lrs_lists_rooms_sorted() {
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
     bob.check("LRS", "LRS").await;
     for room in ["gamma", "Alpha", "beta"] {
-        alice
-            .check(&format!("CR {room}"), &format!("OK CR {room}"))
-            .await;
-        bob.expect(&format!("NOTICE ROOM {room} alice")).await;
+        alice.create_room(room, &mut [&mut bob]).await;
     }
     bob.check("LRS", "LRS Alpha beta gamma").await;
     alice.check("lrs", "LRS Alpha beta gamma").await;
@@ -857,9 +767,7 @@ async fn verbs_are_case_insensitive_and_may_have_a_prefix() {
 async fn quit_closes_and_notifies_the_others() {
     let server = TestServer::start();
     let [mut alice, bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
-    bob.quit().await;
-    alice.expect("NOTICE OFFLINE bob QUIT").await;
-    carol.expect("NOTICE OFFLINE bob QUIT").await;
+    bob.quit_seen(&mut [&mut alice, &mut carol]).await;
     carol.quit_with("QUIT gone for  lunch").await;
     alice
         .expect("NOTICE OFFLINE carol QUIT gone for  lunch")
@@ -877,8 +785,7 @@ async fn a_dropped_connection_goes_offline() {
     alice.check("USERS", "USERS alice").await;
 
     // A half-close is a goodbye too: the server finishes and closes its side.
-    let mut carol = server.guest("carol").await;
-    alice.expect("NOTICE ONLINE carol").await;
+    let mut carol = server.guest_seen("carol", &mut [&mut alice]).await;
     carol.shutdown_write().await;
     assert_eq!(carol.expect_closed().await, Vec::<String>::new());
     alice.expect("NOTICE OFFLINE carol CLOSED").await;
@@ -889,33 +796,27 @@ async fn a_dropped_connection_goes_offline() {
 async fn a_name_is_free_again_once_its_user_left() {
     let server = TestServer::start();
     let [mut observer, bob, carol] = server.guests(["observer", "bob", "carol"]).await;
-    bob.quit().await;
-    observer.expect("NOTICE OFFLINE bob QUIT").await;
+    bob.quit_seen(&mut [&mut observer]).await;
     drop(carol);
     observer.expect("NOTICE OFFLINE carol CLOSED").await;
-    let mut bob = server.connect().await;
-    bob.check("NICK BOB", "OK NICK BOB").await;
-    observer.expect("NOTICE ONLINE BOB").await;
-    let mut carol = server.connect().await;
-    carol.check("NICK carol", "OK NICK carol").await;
-    observer.expect("NOTICE ONLINE carol").await;
-    bob.expect("NOTICE ONLINE carol").await;
+    let mut bob = server.guest_seen("BOB", &mut [&mut observer]).await;
+    let _carol = server
+        .guest_seen("carol", &mut [&mut observer, &mut bob])
+        .await;
 }
 
-/// Puts `leaver` in `dev` and `ops`, `alice` in `dev` only and `carol` in `ops` only; `dave`
-/// is online but in no room. Returns nothing unread anywhere.
-async fn two_rooms(alice: &mut Client, leaver: &mut Client, carol: &mut Client, dave: &mut Client) {
-    alice
-        .create_room("dev", &mut [&mut *leaver, &mut *carol, &mut *dave])
-        .await;
+/// Guests alice, bob, carol and dave: bob in `dev` and `ops`, alice in `dev` only and carol in
+/// `ops` only; dave is online but in no room. Nothing is unread anywhere.
+async fn two_rooms(server: &TestServer) -> [Client; 4] {
+    let [mut alice, mut bob, mut carol, mut dave] = dev_room(server).await;
     carol
-        .create_room("ops", &mut [&mut *alice, &mut *leaver, &mut *dave])
+        .create_room("ops", &mut [&mut alice, &mut bob, &mut dave])
         .await;
-    leaver.join("dev", &mut [&mut *alice]).await;
-    leaver.check("JR OPS", "OK JR ops").await;
+    bob.check("JR OPS", "OK JR ops").await;
     carol.expect("JR ops bob").await;
     dave.check("LRU dev", "LRU dev alice bob").await;
     dave.check("LRU ops", "LRU ops bob carol").await;
+    [alice, bob, carol, dave]
 }
 
 /// After bob left the server one way or another: he is out of both rooms and the rooms still
@@ -927,19 +828,15 @@ async fn bob_is_gone(alice: &mut Client, carol: &mut Client, dave: &mut Client, 
     dave.check("LRU dev", "LRU dev alice").await;
     dave.check("LRU ops", "LRU ops carol").await;
     dave.check("USERS", "USERS alice carol dave").await;
-    alice.check("RM dev still here", "OK RM dev").await;
-    carol.check("RM ops me too", "OK RM ops").await;
-    for client in [alice, carol, dave] {
-        client.expect_caught_up().await;
-    }
+    alice.rm("dev", "still here", &mut []).await;
+    carol.rm("ops", "me too", &mut []).await;
+    all_caught_up(&mut [alice, carol, dave]).await;
 }
 
 #[tokio::test]
 async fn quit_leaves_every_room() {
     let server = TestServer::start();
-    let [mut alice, mut bob, mut carol, mut dave] =
-        server.guests(["alice", "bob", "carol", "dave"]).await;
-    two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
+    let [mut alice, bob, mut carol, mut dave] = two_rooms(&server).await;
     bob.quit().await;
     bob_is_gone(&mut alice, &mut carol, &mut dave, "NOTICE OFFLINE bob QUIT").await;
 }
@@ -947,47 +844,21 @@ async fn quit_leaves_every_room() {
 #[tokio::test]
 async fn quit_with_reason_leaves_every_room() {
     let server = TestServer::start();
-    let [mut alice, mut bob, mut carol, mut dave] =
-        server.guests(["alice", "bob", "carol", "dave"]).await;
-    two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
+    let [mut alice, bob, mut carol, mut dave] = two_rooms(&server).await;
     bob.quit_with("QUIT see you").await;
-    bob_is_gone(
-        &mut alice,
-        &mut carol,
-        &mut dave,
-        "NOTICE OFFLINE bob QUIT see you",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_dropped_connection_leaves_every_room() {
-    let server = TestServer::start();
-    let [mut alice, mut bob, mut carol, mut dave] =
-        server.guests(["alice", "bob", "carol", "dave"]).await;
-    two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
-    drop(bob);
-    bob_is_gone(
-        &mut alice,
-        &mut carol,
-        &mut dave,
-        "NOTICE OFFLINE bob CLOSED",
-    )
-    .await;
+    let offline = "NOTICE OFFLINE bob QUIT see you";
+    bob_is_gone(&mut alice, &mut carol, &mut dave, offline).await;
 }
 
 #[tokio::test]
 async fn rooms_left_with_lr_are_not_left_again_on_quit() {
     let server = TestServer::start();
-    let [mut alice, mut bob, mut carol, mut dave] =
-        server.guests(["alice", "bob", "carol", "dave"]).await;
-    two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
+    let [mut alice, mut bob, mut carol, mut dave] = two_rooms(&server).await;
     bob.check("LR Dev", "OK LR dev").await;
     alice.expect("LR dev bob").await;
     // bob comes back to dev while alice is there, then quits: one LR per room he was in.
     bob.join("dev", &mut [&mut alice]).await;
-    bob.check("LR ops", "OK LR ops").await;
-    carol.expect("LR ops bob").await;
+    bob.leave("ops", &mut [&mut carol]).await;
     bob.quit().await;
     alice
         .expect_unordered(&["LR dev bob", "NOTICE OFFLINE bob QUIT"])
@@ -996,17 +867,15 @@ async fn rooms_left_with_lr_are_not_left_again_on_quit() {
     dave.expect("NOTICE OFFLINE bob QUIT").await;
     dave.check("LRU dev", "LRU dev alice").await;
     dave.check("LRU ops", "LRU ops carol").await;
-    for client in [&mut alice, &mut carol, &mut dave] {
-        client.expect_caught_up().await;
-    }
+    all_caught_up(&mut [&mut alice, &mut carol, &mut dave]).await;
 }
 
+/// A dropped connection leaves every room, and the user, back on a new connection, is in none
+/// of the old session's rooms.
 #[tokio::test]
-async fn a_returning_user_is_not_in_the_rooms_of_the_old_session() {
+async fn a_dropped_connection_leaves_every_room_and_a_returning_user_is_in_none() {
     let server = TestServer::start();
-    let [mut alice, mut bob, mut carol, mut dave] =
-        server.guests(["alice", "bob", "carol", "dave"]).await;
-    two_rooms(&mut alice, &mut bob, &mut carol, &mut dave).await;
+    let [mut alice, bob, mut carol, mut dave] = two_rooms(&server).await;
     drop(bob);
     bob_is_gone(
         &mut alice,
@@ -1015,21 +884,18 @@ async fn a_returning_user_is_not_in_the_rooms_of_the_old_session() {
         "NOTICE OFFLINE bob CLOSED",
     )
     .await;
-    let mut bob = server.guest("bob").await;
-    for client in [&mut alice, &mut carol, &mut dave] {
-        client.expect("NOTICE ONLINE bob").await;
-    }
-    bob.check("RM dev hi", "ERR NOT_IN_ROOM you are not in dev")
+    let mut bob = server
+        .guest_seen("bob", &mut [&mut alice, &mut carol, &mut dave])
         .await;
-    bob.check("LR ops", "ERR NOT_IN_ROOM you are not in ops")
-        .await;
-    alice.check("RM dev private", "OK RM dev").await;
+    bob.check_all(&[
+        ("RM dev hi", "ERR NOT_IN_ROOM you are not in dev"),
+        ("LR ops", "ERR NOT_IN_ROOM you are not in ops"),
+    ])
+    .await;
+    alice.rm("dev", "private", &mut []).await;
     bob.join("dev", &mut [&mut alice]).await;
-    alice.check("RM dev welcome back", "OK RM dev").await;
-    bob.expect("RM dev alice welcome back").await;
-    for client in [&mut alice, &mut bob, &mut carol, &mut dave] {
-        client.expect_caught_up().await;
-    }
+    alice.rm("dev", "welcome back", &mut [&mut bob]).await;
+    all_caught_up(&mut [&mut alice, &mut bob, &mut carol, &mut dave]).await;
 }
 
 #[tokio::test]
@@ -1049,30 +915,22 @@ async fn the_last_member_leaving_by_lr_keeps_the_room() {
     bob.check("LRU dev", "LRU dev alice").await;
     bob.check("JR DEV", "OK JR dev").await;
     alice.expect("JR dev bob").await;
-    bob.check("RM dev hi", "OK RM dev").await;
-    alice.expect("RM dev bob hi").await;
-    alice.check("RM dev hello", "OK RM dev").await;
-    bob.expect("RM dev alice hello").await;
-    for client in [&mut alice, &mut bob] {
-        client.expect_caught_up().await;
-    }
+    bob.rm("dev", "hi", &mut [&mut alice]).await;
+    alice.rm("dev", "hello", &mut [&mut bob]).await;
+    all_caught_up(&mut [&mut alice, &mut bob]).await;
 }
 
 #[tokio::test]
 async fn the_last_member_leaving_by_quit_or_drop_keeps_the_room() {
     let server = TestServer::start();
-    let [mut observer, alice, bob] = server.guests(["observer", "alice", "bob"]).await;
-    let mut alice = alice;
-    let mut bob = bob;
+    let [mut observer, mut alice, mut bob] = server.guests(["observer", "alice", "bob"]).await;
     alice
         .create_room("dev", &mut [&mut observer, &mut bob])
         .await;
     bob.create_room("ops", &mut [&mut observer, &mut alice])
         .await;
 
-    alice.quit().await;
-    observer.expect("NOTICE OFFLINE alice QUIT").await;
-    bob.expect("NOTICE OFFLINE alice QUIT").await;
+    alice.quit_seen(&mut [&mut observer, &mut bob]).await;
     drop(bob);
     observer.expect("NOTICE OFFLINE bob CLOSED").await;
 
@@ -1081,18 +939,14 @@ async fn the_last_member_leaving_by_quit_or_drop_keeps_the_room() {
     observer.check("LRU ops", "LRU ops").await;
 
     // Both empty rooms can be joined again, and deliver to their new members.
-    observer.check("JR dev", "OK JR dev").await;
-    observer.check("JR ops", "OK JR ops").await;
-    let mut alice = server.guest("alice").await;
-    observer.expect("NOTICE ONLINE alice").await;
+    observer.join("dev", &mut []).await;
+    observer.join("ops", &mut []).await;
+    let mut alice = server.guest_seen("alice", &mut [&mut observer]).await;
     alice.join("dev", &mut [&mut observer]).await;
-    alice.check("RM dev back", "OK RM dev").await;
-    observer.expect("RM dev alice back").await;
-    observer.check("RM ops echo", "OK RM ops").await;
+    alice.rm("dev", "back", &mut [&mut observer]).await;
+    observer.rm("ops", "echo", &mut []).await;
     alice.check("LRU ops", "LRU ops observer").await;
-    for client in [&mut alice, &mut observer] {
-        client.expect_caught_up().await;
-    }
+    all_caught_up(&mut [&mut alice, &mut observer]).await;
 }
 
 #[tokio::test]
@@ -1109,13 +963,9 @@ async fn leaving_and_rejoining_quickly_keeps_the_room_working() {
     }
     bob.check("LRU dev", "LRU dev alice").await;
     bob.join("dev", &mut [&mut alice]).await;
-    bob.check("RM dev ping", "OK RM dev").await;
-    alice.expect("RM dev bob ping").await;
-    alice.check("RM dev pong", "OK RM dev").await;
-    bob.expect("RM dev alice pong").await;
-    for client in [&mut alice, &mut bob] {
-        client.expect_caught_up().await;
-    }
+    bob.rm("dev", "ping", &mut [&mut alice]).await;
+    alice.rm("dev", "pong", &mut [&mut bob]).await;
+    all_caught_up(&mut [&mut alice, &mut bob]).await;
 }
 
 #[tokio::test]
@@ -1125,8 +975,7 @@ async fn pm_to_yourself_is_delivered() {
     alice.send("PM alice note to  self").await;
     alice.expect("PM Alice note to  self").await;
     alice.expect("OK PM Alice").await;
-    bob.expect_caught_up().await;
-    alice.expect_caught_up().await;
+    all_caught_up(&mut [&mut bob, &mut alice]).await;
 }
 
 #[tokio::test]

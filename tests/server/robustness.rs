@@ -889,6 +889,18 @@ async fn notice_shutdown_is_the_last_line_on_every_connection() {
     );
 }
 
+/// Has `talker` send `PM <to> <i> <filler>` for `i` in `0..count` in one write, and read the
+/// `OK PM <to>` of each.
+async fn pm_burst(talker: &mut Client, to: &str, count: usize, filler: &str) {
+    let burst: String = (0..count)
+        .map(|i| format!("PM {to} {i} {filler}\n"))
+        .collect();
+    talker.send_raw(burst.as_bytes()).await;
+    for _ in 0..count {
+        talker.expect(&format!("OK PM {to}")).await;
+    }
+}
+
 #[tokio::test]
 async fn output_queued_before_sigterm_is_delivered_before_the_close() {
     let mut server = ServerProcess::start_with(
@@ -901,13 +913,7 @@ async fn output_queued_before_sigterm_is_delivered_before_the_close() {
     // About 8 MB for a client that is not reading: more than the socket buffers take (some
     // 4 MB), so megabytes of it are still in the server's queue when the signal comes.
     let filler = "y".repeat(60_000);
-    let burst: String = (0..140)
-        .map(|i| format!("PM sink {i} {filler}\n"))
-        .collect();
-    talker.send_raw(burst.as_bytes()).await;
-    for _ in 0..140 {
-        talker.expect("OK PM sink").await;
-    }
+    pm_burst(&mut talker, "sink", 140, &filler).await;
     // Let the socket buffers fill up, so that the rest waits in the server's queue.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -945,13 +951,7 @@ async fn a_client_that_does_not_read_at_shutdown_delays_nobody_else() {
 
     // About 6 MB that `stuck` never reads: its writer is blocked when the signal comes.
     let filler = "z".repeat(60_000);
-    let burst: String = (0..100)
-        .map(|i| format!("PM stuck {i} {filler}\n"))
-        .collect();
-    talker.send_raw(burst.as_bytes()).await;
-    for _ in 0..100 {
-        talker.expect("OK PM stuck").await;
-    }
+    pm_burst(&mut talker, "stuck", 100, &filler).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let signalled = Instant::now();

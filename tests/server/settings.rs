@@ -71,13 +71,7 @@ async fn a_flag_beats_a_variable_which_beats_the_file_which_beats_the_default() 
     .unwrap();
 
     let server = ServerProcess::start_in(dir.path(), &[], &[]);
-    let mut client = server.connect().await;
-    assert!(
-        client
-            .ask("NICK ann")
-            .await
-            .starts_with("ERR GUESTS_DISABLED")
-    );
+    expect_guests_disabled(&server).await;
     drop(server);
 
     let variable = [("LINECHAT_ALLOW_GUESTS", "true")];
@@ -89,13 +83,14 @@ async fn a_flag_beats_a_variable_which_beats_the_file_which_beats_the_default() 
     drop(server);
 
     let server = ServerProcess::start_in(dir.path(), &["--allow-guests", "false"], &variable);
+    expect_guests_disabled(&server).await;
+}
+
+/// Checks that `server` refuses a guest login with `GUESTS_DISABLED`.
+async fn expect_guests_disabled(server: &ServerProcess) {
     let mut client = server.connect().await;
-    assert!(
-        client
-            .ask("NICK ann")
-            .await
-            .starts_with("ERR GUESTS_DISABLED")
-    );
+    let reply = client.ask("NICK ann").await;
+    assert!(reply.starts_with("ERR GUESTS_DISABLED"), "{reply}");
 }
 
 #[test]

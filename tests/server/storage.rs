@@ -26,6 +26,22 @@ const HISTORY_USAGE: &str = "HISTORY <*|room|user> [count] - past messages: glob
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
+/// A fresh data directory, and a server on it with the settings `configure` makes: the
+/// directory outlives the server, for [`restart`].
+fn start_on_new_dir(configure: impl FnOnce(&mut Settings)) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = TestServer::start_in(dir.path(), configure);
+    (dir, server)
+}
+
+/// A server whose `HISTORY` count is `default` when none is given and at most `max`.
+fn with_history_counts(default: u32, max: u32) -> TestServer {
+    TestServer::with(|settings| {
+        settings.history_default_count = default;
+        settings.history_max_count = max;
+    })
+}
+
 /// Stops `server` gracefully (as SIGTERM does) and starts another server on the same data
 /// directory, with the settings `configure` makes.
 fn restart(
@@ -36,6 +52,30 @@ fn restart(
     server.terminate();
     drop(server);
     TestServer::start_in(data_dir, configure)
+}
+
+/// Registers `name` with the password `pw` and quits: an account that is offline, which each of
+/// `watchers` (logged in, with nothing unread) saw come and go.
+async fn offline_account(server: &TestServer, name: &str, watchers: &mut [&mut Client]) {
+    let client = server.register_seen(name, "pw", watchers).await;
+    client.quit_seen(watchers).await;
+}
+
+/// A guest `alice` who said `MSG m1` to `MSG m<count>`.
+async fn alice_said(server: &TestServer, count: usize) -> Client {
+    let mut alice = server.guest("alice").await;
+    for i in 1..=count {
+        alice.check(&format!("MSG m{i}"), "OK MSG").await;
+    }
+    alice
+}
+
+/// Sends each `HISTORY` command of `expected` and compares its lines, without their time
+/// field ([`hist`]), with the ones given.
+async fn expect_hists(client: &mut Client, expected: &[(&str, &[&str])]) {
+    for (command, lines) in expected {
+        assert_eq!(hist(client, command).await, *lines, "{command}");
+    }
 }
 
 /// `HISTORY` as [`Client::history`] does, with the time field of every line checked and removed:
@@ -94,8 +134,7 @@ fn hist_time(at: &str) -> SystemTime {
 
 #[tokio::test]
 async fn accounts_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
+    let (dir, server) = start_on_new_dir(|_| {});
     let alice = server.register("Alice", "s3cret words").await;
     alice.quit().await;
     let bob = server.register("bob", "pw").await;
@@ -182,30 +221,27 @@ async fn a_room_and_its_membership_survive_a_hard_kill_right_after_ok_cr() {
 
 #[tokio::test]
 async fn rooms_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
+    let (dir, server) = start_on_new_dir(|_| {});
     let mut alice = server.guest("alice").await;
     for room in ["Dev", "ops", "gamma"] {
-        alice
-            .check(&format!("CR {room}"), &format!("OK CR {room}"))
-            .await;
+        alice.create_room(room, &mut []).await;
     }
     alice.check("LRS", "LRS Dev gamma ops").await;
     drop(alice);
 
     let server = restart(server, dir.path(), |_| {});
     let mut bob = server.guest("bob").await;
-    bob.check("LRS", "LRS Dev gamma ops").await;
-    bob.check("CR dev", "ERR ROOM_EXISTS Dev already exists; JR joins it")
-        .await;
-    bob.check("CR ops", "ERR ROOM_EXISTS ops already exists; JR joins it")
-        .await;
-    // The rooms are empty (guest alice is not restored) but work.
-    bob.check("LRU dev", "LRU Dev").await;
-    bob.check("JR dev", "OK JR Dev").await;
-    bob.check("LRU dev", "LRU Dev bob").await;
-    let mut carol = server.guest("carol").await;
-    bob.expect("NOTICE ONLINE carol").await;
+    bob.check_all(&[
+        ("LRS", "LRS Dev gamma ops"),
+        ("CR dev", "ERR ROOM_EXISTS Dev already exists; JR joins it"),
+        ("CR ops", "ERR ROOM_EXISTS ops already exists; JR joins it"),
+        // The rooms are empty (guest alice is not restored) but work.
+        ("LRU dev", "LRU Dev"),
+        ("JR dev", "OK JR Dev"),
+        ("LRU dev", "LRU Dev bob"),
+    ])
+    .await;
+    let mut carol = server.guest_seen("carol", &mut [&mut bob]).await;
     carol.check("JR DEV", "OK JR Dev").await;
     bob.expect("JR Dev carol").await;
     carol.check("RM dev hi", "OK RM Dev").await;
@@ -221,15 +257,13 @@ async fn rooms_survive_a_restart() {
 
 #[tokio::test]
 async fn memberships_are_restored_at_login_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
+    let (dir, server) = start_on_new_dir(|_| {});
 
     // alice (registered) makes dev and ops, joins carol's qa, and leaves ops.
     let mut alice = server.register("alice", "pw").await;
-    alice.check("CR dev", "OK CR dev").await;
-    alice.check("CR ops", "OK CR ops").await;
-    let mut carol = server.guest("carol").await;
-    alice.expect("NOTICE ONLINE carol").await;
+    alice.create_room("dev", &mut []).await;
+    alice.create_room("ops", &mut []).await;
+    let mut carol = server.guest_seen("carol", &mut [&mut alice]).await;
     carol.create_room("qa", &mut [&mut alice]).await;
     carol.join("dev", &mut [&mut alice]).await;
     alice.check("JR QA", "OK JR qa").await;
@@ -262,26 +296,27 @@ async fn memberships_are_restored_at_login_after_a_restart() {
     watcher
         .expect_unordered(&["NOTICE ONLINE alice", "JR dev alice"])
         .await;
-    alice.check("LRU dev", "LRU dev alice watcher").await;
-    alice.check("LRU qa", "LRU qa alice").await;
-    alice.check("LRU ops", "LRU ops").await;
     alice
-        .check("RM ops x", "ERR NOT_IN_ROOM you are not in ops")
+        .check_all(&[
+            ("LRU dev", "LRU dev alice watcher"),
+            ("LRU qa", "LRU qa alice"),
+            ("LRU ops", "LRU ops"),
+            ("RM ops x", "ERR NOT_IN_ROOM you are not in ops"),
+        ])
         .await;
-    watcher.check("RM dev hey", "OK RM dev").await;
-    alice.expect("RM dev watcher hey").await;
-    alice.check("RM dev hello", "OK RM dev").await;
-    watcher.expect("RM dev alice hello").await;
+    watcher.rm("dev", "hey", &mut [&mut alice]).await;
+    alice.rm("dev", "hello", &mut [&mut watcher]).await;
 
     // The guest's room is not restored.
-    let mut carol = server.connect().await;
-    carol.check("NICK carol", "OK NICK carol").await;
-    alice.expect("NOTICE ONLINE carol").await;
-    watcher.expect("NOTICE ONLINE carol").await;
+    let mut carol = server
+        .guest_seen("carol", &mut [&mut alice, &mut watcher])
+        .await;
     carol.expect_caught_up().await;
-    carol.check("LRU dev", "LRU dev alice watcher").await;
     carol
-        .check("RM dev hi", "ERR NOT_IN_ROOM you are not in dev")
+        .check_all(&[
+            ("LRU dev", "LRU dev alice watcher"),
+            ("RM dev hi", "ERR NOT_IN_ROOM you are not in dev"),
+        ])
         .await;
 
     // Nor is the room of the guest who had dave's name before the account existed.
@@ -318,16 +353,15 @@ async fn memberships_are_restored_at_login_after_a_restart() {
 
 #[tokio::test]
 async fn a_room_left_with_lr_is_not_restored() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
+    let (dir, server) = start_on_new_dir(|_| {});
     let mut observer = server.guest("observer").await;
     let mut alice = server.register("alice", "pw").await;
-    alice.check("CR dev", "OK CR dev").await;
-    alice.check("CR ops", "OK CR ops").await;
-    alice.check("LR dev", "OK LR dev").await;
+    alice.create_room("dev", &mut []).await;
+    alice.create_room("ops", &mut []).await;
+    alice.leave("dev", &mut []).await;
     // Left and joined again: kept.
-    alice.check("LR ops", "OK LR ops").await;
-    alice.check("JR ops", "OK JR ops").await;
+    alice.leave("ops", &mut []).await;
+    alice.join("ops", &mut []).await;
     alice.quit().await;
     observer.wait_offline("alice").await;
     // Without a restart too.
@@ -358,26 +392,17 @@ async fn a_room_left_with_lr_is_not_restored() {
 
 #[tokio::test]
 async fn history_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
-    let mut alice = server.register("alice", "pw").await;
-    let mut bob = server.register("bob", "pw").await;
-    alice.expect("NOTICE ONLINE bob").await;
+    let (dir, server) = start_on_new_dir(|_| {});
+    let [mut alice, mut bob] = server.registered(["alice", "bob"], "pw").await;
     alice.create_room("dev", &mut [&mut bob]).await;
     bob.join("dev", &mut [&mut alice]).await;
 
-    alice.check("MSG hello  world", "OK MSG").await;
-    bob.expect("MSG alice hello  world").await;
-    bob.check("MSG h\u{e9}llo \u{2713}", "OK MSG").await;
-    alice.expect("MSG bob h\u{e9}llo \u{2713}").await;
-    alice.check("RM dev in the room", "OK RM dev").await;
-    bob.expect("RM dev alice in the room").await;
-    bob.check("RM dev reply: yes", "OK RM dev").await;
-    alice.expect("RM dev bob reply: yes").await;
-    alice.check("PM bob psst  secret", "OK PM bob").await;
-    bob.expect("PM alice psst  secret").await;
-    bob.check("PM alice ok", "OK PM alice").await;
-    alice.expect("PM bob ok").await;
+    alice.msg("hello  world", &mut [&mut bob]).await;
+    bob.msg("h\u{e9}llo \u{2713}", &mut [&mut alice]).await;
+    alice.rm("dev", "in the room", &mut [&mut bob]).await;
+    bob.rm("dev", "reply: yes", &mut [&mut alice]).await;
+    alice.pm(&mut bob, "psst  secret").await;
+    bob.pm(&mut alice, "ok").await;
 
     let global = alice.history("HISTORY *").await;
     let room = alice.history("HISTORY dev").await;
@@ -420,8 +445,7 @@ async fn history_survives_a_restart() {
         ["HIST alice alice psst  secret", "HIST alice bob ok"]
     );
     // New messages go after the old ones.
-    bob.check("MSG after", "OK MSG").await;
-    alice.expect("MSG bob after").await;
+    bob.msg("after", &mut [&mut alice]).await;
     assert_eq!(
         hist(&mut alice, "HISTORY *").await,
         [
@@ -436,38 +460,29 @@ async fn history_survives_a_restart() {
 async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
     // With a minute-long batch window nothing is committed before the shutdown.
     let minute = |settings: &mut Settings| settings.history_batch_ms = 60_000;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), minute);
-    let mut alice = server.register("alice", "pw").await;
-    alice.check("CR dev", "OK CR dev").await;
+    let (dir, server) = start_on_new_dir(minute);
     // Registered: a private conversation outlives a session only between accounts.
-    let mut bob = server.register("bob", "pw").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    alice.check("MSG one", "OK MSG").await;
-    alice.check("RM dev two", "OK RM dev").await;
-    alice.check("PM bob three", "OK PM bob").await;
-    alice.check("MSG four", "OK MSG").await;
-    bob.expect("MSG alice one").await;
-    bob.expect("PM alice three").await;
-    bob.expect("MSG alice four").await;
+    let [mut alice, mut bob] = server.registered(["alice", "bob"], "pw").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    alice.msg("one", &mut [&mut bob]).await;
+    alice.rm("dev", "two", &mut []).await;
+    alice.pm(&mut bob, "three").await;
+    alice.msg("four", &mut [&mut bob]).await;
     drop((alice, bob));
 
     let server = restart(server, dir.path(), minute);
     let mut alice = server
         .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
         .await;
-    assert_eq!(
-        hist(&mut alice, "HISTORY *").await,
-        ["HIST * alice one", "HIST * alice four"]
-    );
-    assert_eq!(
-        hist(&mut alice, "HISTORY dev").await,
-        ["HIST dev alice two"]
-    );
-    assert_eq!(
-        hist(&mut alice, "HISTORY bob").await,
-        ["HIST bob alice three"]
-    );
+    expect_hists(
+        &mut alice,
+        &[
+            ("HISTORY *", &["HIST * alice one", "HIST * alice four"]),
+            ("HISTORY dev", &["HIST dev alice two"]),
+            ("HISTORY bob", &["HIST bob alice three"]),
+        ],
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,25 +491,22 @@ async fn a_graceful_shutdown_writes_the_batch_not_yet_committed() {
 
 #[tokio::test]
 async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
-    let mut alice = server.register("alice", "pw").await;
-    let mut bob = server.register("bob", "pw").await;
-    alice.expect("NOTICE ONLINE bob").await;
+    let (dir, server) = start_on_new_dir(|_| {});
+    let [mut alice, mut bob] = server.registered(["alice", "bob"], "pw").await;
     bob.create_room("dev", &mut [&mut alice]).await;
-    bob.quit().await;
-    alice.expect("NOTICE OFFLINE bob QUIT").await;
+    bob.quit_seen(&mut [&mut alice]).await;
 
-    alice.check("PM bob first", "OK PM bob queued").await;
-    alice.check("PM BOB second  one", "OK PM bob queued").await;
     alice
-        .check(
-            "PM nobody x",
-            "ERR NO_SUCH_USER nobody is neither online nor registered",
-        )
+        .check_all(&[
+            ("PM bob first", "OK PM bob queued"),
+            ("PM BOB second  one", "OK PM bob queued"),
+            (
+                "PM nobody x",
+                "ERR NO_SUCH_USER nobody is neither online nor registered",
+            ),
+        ])
         .await;
-    let mut carol = server.guest("carol").await;
-    alice.expect("NOTICE ONLINE carol").await;
+    let mut carol = server.guest_seen("carol", &mut [&mut alice]).await;
     carol.check("PM bob from carol", "OK PM bob queued").await;
     drop((alice, carol));
 
@@ -541,38 +553,33 @@ async fn queued_private_messages_survive_a_restart_and_are_delivered_once() {
 async fn private_messages_to_offline_users_without_a_restart() {
     let server = TestServer::start();
     let mut alice = server.guest("alice").await;
-    let mut bob = server.register("bob", "pw").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    let mut guest = server.guest("guest").await;
-    alice.expect("NOTICE ONLINE guest").await;
-    bob.expect("NOTICE ONLINE guest").await;
-    bob.quit().await;
-    alice.expect("NOTICE OFFLINE bob QUIT").await;
-    guest.expect("NOTICE OFFLINE bob QUIT").await;
-    guest.quit().await;
-    alice.expect("NOTICE OFFLINE guest QUIT").await;
-
-    // A guest who left has no account: nothing is kept for them.
-    alice
-        .check(
-            "PM guest hello",
-            "ERR NO_SUCH_USER guest is neither online nor registered",
-        )
+    let mut bob = server.register_seen("bob", "pw", &mut [&mut alice]).await;
+    let mut guest = server
+        .guest_seen("guest", &mut [&mut alice, &mut bob])
         .await;
+    bob.quit_seen(&mut [&mut alice, &mut guest]).await;
+    guest.quit_seen(&mut [&mut alice]).await;
+
     alice
-        .check("PM bob while you were out", "OK PM bob queued")
+        .check_all(&[
+            // A guest who left has no account: nothing is kept for them.
+            (
+                "PM guest hello",
+                "ERR NO_SUCH_USER guest is neither online nor registered",
+            ),
+            ("PM bob while you were out", "OK PM bob queued"),
+        ])
         .await;
     let mut bob = server.connect().await;
     bob.send("LOGIN Bob pw").await;
     bob.expect("PM alice while you were out").await;
     bob.expect("OK LOGIN bob").await;
     alice.expect("NOTICE ONLINE bob").await;
+    bob.logged_in_as("bob");
     // Online now: delivered at once, not queued.
-    alice.check("PM bob now", "OK PM bob").await;
-    bob.expect("PM alice now").await;
+    alice.pm(&mut bob, "now").await;
     bob.expect_caught_up().await;
-    bob.quit().await;
-    alice.expect("NOTICE OFFLINE bob QUIT").await;
+    bob.quit_seen(&mut [&mut alice]).await;
     let mut bob = server.login("bob", "pw", &["OK LOGIN bob"]).await;
     bob.expect_caught_up().await;
 }
@@ -583,14 +590,8 @@ async fn private_messages_to_offline_users_without_a_restart() {
 
 #[tokio::test]
 async fn history_count_defaults_and_clamps_to_the_settings() {
-    let server = TestServer::with(|settings| {
-        settings.history_default_count = 3;
-        settings.history_max_count = 5;
-    });
-    let mut alice = server.guest("alice").await;
-    for i in 1..=7 {
-        alice.check(&format!("MSG m{i}"), "OK MSG").await;
-    }
+    let server = with_history_counts(3, 5);
+    let mut alice = alice_said(&server, 7).await;
     let last =
         |n: usize| -> Vec<String> { (8 - n..=7).map(|i| format!("HIST * alice m{i}")).collect() };
     assert_eq!(hist(&mut alice, "HISTORY *").await, last(3));
@@ -601,7 +602,7 @@ async fn history_count_defaults_and_clamps_to_the_settings() {
     assert_eq!(hist(&mut alice, "HISTORY * 4294967295").await, last(5));
 
     // Also for rooms and private conversations.
-    alice.check("CR dev", "OK CR dev").await;
+    alice.create_room("dev", &mut []).await;
     for i in 1..=7 {
         alice.check(&format!("RM dev r{i}"), "OK RM dev").await;
     }
@@ -623,14 +624,8 @@ async fn history_count_defaults_and_clamps_to_the_settings() {
 
 #[tokio::test]
 async fn history_default_count_is_clamped_to_the_maximum() {
-    let server = TestServer::with(|settings| {
-        settings.history_default_count = 10;
-        settings.history_max_count = 2;
-    });
-    let mut alice = server.guest("alice").await;
-    for i in 1..=4 {
-        alice.check(&format!("MSG m{i}"), "OK MSG").await;
-    }
+    let server = with_history_counts(10, 2);
+    let mut alice = alice_said(&server, 4).await;
     assert_eq!(
         hist(&mut alice, "HISTORY *").await,
         ["HIST * alice m3", "HIST * alice m4"]
@@ -640,10 +635,7 @@ async fn history_default_count_is_clamped_to_the_maximum() {
 #[tokio::test]
 async fn history_default_count_is_fifty() {
     let server = TestServer::start();
-    let mut alice = server.guest("alice").await;
-    for i in 1..=52 {
-        alice.check(&format!("MSG m{i}"), "OK MSG").await;
-    }
+    let mut alice = alice_said(&server, 52).await;
     let expected = |from: usize| -> Vec<String> {
         (from..=52).map(|i| format!("HIST * alice m{i}")).collect()
     };
@@ -656,34 +648,40 @@ async fn history_default_count_is_fifty() {
 async fn history_of_a_conversation_without_messages_is_empty() {
     let server = TestServer::start();
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
-    alice.check("HISTORY *", "OK HISTORY 0").await;
-    alice.check("HISTORY * 10", "OK HISTORY 0").await;
-    alice.check("HISTORY bob", "OK HISTORY 0").await;
+    let empty = "OK HISTORY 0";
     alice
-        .check(
-            "HISTORY nobody 3",
-            "ERR NO_SUCH_USER nobody is neither a room you are in nor a user",
-        )
+        .check_all(&[
+            ("HISTORY *", empty),
+            ("HISTORY * 10", empty),
+            ("HISTORY bob", empty),
+            (
+                "HISTORY nobody 3",
+                "ERR NO_SUCH_USER nobody is neither a room you are in nor a user",
+            ),
+        ])
         .await;
     alice.create_room("dev", &mut [&mut bob]).await;
-    alice.check("HISTORY dev", "OK HISTORY 0").await;
+    alice.check("HISTORY dev", empty).await;
     // Messages elsewhere do not show up in these.
-    alice.check("MSG hi", "OK MSG").await;
-    bob.expect("MSG alice hi").await;
-    alice.check("HISTORY bob", "OK HISTORY 0").await;
-    alice.check("HISTORY dev", "OK HISTORY 0").await;
-    bob.check("HISTORY alice", "OK HISTORY 0").await;
+    alice.msg("hi", &mut [&mut bob]).await;
+    alice
+        .check_all(&[("HISTORY bob", empty), ("HISTORY dev", empty)])
+        .await;
+    bob.check("HISTORY alice", empty).await;
 }
 
 #[tokio::test]
 async fn history_before_login_and_bad_arguments_are_refused() {
     let server = TestServer::start();
     let mut client = server.connect().await;
-    client.check("HISTORY *", NOT_LOGGED_IN).await;
-    client.check("HISTORY bob 5", NOT_LOGGED_IN).await;
-
-    client.check("NICK alice", "OK NICK alice").await;
-    client.check("MSG one", "OK MSG").await;
+    client
+        .check_all(&[
+            ("HISTORY *", NOT_LOGGED_IN),
+            ("HISTORY bob 5", NOT_LOGGED_IN),
+            ("NICK alice", "OK NICK alice"),
+            ("MSG one", "OK MSG"),
+        ])
+        .await;
     for count in ["0", "-1", "ten", "1.5", "99999999999"] {
         client
             .check(
@@ -695,23 +693,17 @@ async fn history_before_login_and_bad_arguments_are_refused() {
             )
             .await;
     }
+    let bad_arguments =
+        |problem: &str| format!("ERR BAD_ARGUMENTS {problem}; usage: {HISTORY_USAGE}");
     client
-        .check(
-            "HISTORY",
-            &format!("ERR BAD_ARGUMENTS missing argument; usage: {HISTORY_USAGE}"),
-        )
-        .await;
-    client
-        .check(
-            "HISTORY * 1 2",
-            &format!("ERR BAD_ARGUMENTS too many arguments; usage: {HISTORY_USAGE}"),
-        )
-        .await;
-    client
-        .check(
-            "HISTORY a.b",
-            "ERR BAD_NAME bad name \"a.b\": a name may hold only letters A-Z, digits, '_' and '-'",
-        )
+        .check_all(&[
+            ("HISTORY", &bad_arguments("missing argument")),
+            ("HISTORY * 1 2", &bad_arguments("too many arguments")),
+            (
+                "HISTORY a.b",
+                "ERR BAD_NAME bad name \"a.b\": a name may hold only letters A-Z, digits, '_' and '-'",
+            ),
+        ])
         .await;
     // Still fine afterwards.
     assert_eq!(hist(&mut client, "HISTORY * 1").await, ["HIST * alice one"]);
@@ -723,37 +715,34 @@ async fn room_history_needs_membership_and_private_history_is_private() {
     let [mut alice, mut bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
     alice.create_room("dev", &mut [&mut bob, &mut carol]).await;
     bob.join("dev", &mut [&mut alice]).await;
-    alice.check("RM dev for members", "OK RM dev").await;
-    bob.expect("RM dev alice for members").await;
-    alice.check("PM bob just us", "OK PM bob").await;
-    bob.expect("PM alice just us").await;
+    alice.rm("dev", "for members", &mut [&mut bob]).await;
+    alice.pm(&mut bob, "just us").await;
 
     // carol is in neither conversation.
+    let not_in = "ERR NOT_IN_ROOM you are not in dev";
     carol
-        .check("HISTORY dev", "ERR NOT_IN_ROOM you are not in dev")
+        .check_all(&[
+            ("HISTORY dev", not_in),
+            ("HISTORY bob", "OK HISTORY 0"),
+            ("HISTORY alice", "OK HISTORY 0"),
+        ])
         .await;
-    carol.check("HISTORY bob", "OK HISTORY 0").await;
-    carol.check("HISTORY alice", "OK HISTORY 0").await;
     // A member reads the room's history, also what was said before they joined.
     carol.join("dev", &mut [&mut alice, &mut bob]).await;
     assert_eq!(
         hist(&mut carol, "HISTORY dev").await,
         ["HIST dev alice for members"]
     );
-    carol.check("LR dev", "OK LR dev").await;
-    alice.expect("LR dev carol").await;
-    bob.expect("LR dev carol").await;
-    carol
-        .check("HISTORY dev", "ERR NOT_IN_ROOM you are not in dev")
-        .await;
-    assert_eq!(
-        hist(&mut bob, "HISTORY alice").await,
-        ["HIST alice alice just us"]
-    );
-    assert_eq!(
-        hist(&mut bob, "HISTORY dev").await,
-        ["HIST dev alice for members"]
-    );
+    carol.leave("dev", &mut [&mut alice, &mut bob]).await;
+    carol.check("HISTORY dev", not_in).await;
+    expect_hists(
+        &mut bob,
+        &[
+            ("HISTORY alice", &["HIST alice alice just us"]),
+            ("HISTORY dev", &["HIST dev alice for members"]),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -787,12 +776,7 @@ async fn history_right_after_a_message_includes_it() {
     // one window, and without forcing a commit), so that writes never queue behind reads.
     let server = TestServer::with(|settings| settings.history_batch_ms = 20);
     let [mut alice, mut bob] = server.guests(["alice", "bob"]).await;
-    let carol = server.register("carol", "pw").await;
-    alice.expect("NOTICE ONLINE carol").await;
-    bob.expect("NOTICE ONLINE carol").await;
-    carol.quit().await;
-    alice.expect("NOTICE OFFLINE carol QUIT").await;
-    bob.expect("NOTICE OFFLINE carol QUIT").await;
+    offline_account(&server, "carol", &mut [&mut alice, &mut bob]).await;
     alice.create_room("dev", &mut [&mut bob]).await;
     bob.join("dev", &mut [&mut alice]).await;
 
@@ -831,6 +815,25 @@ async fn history_right_after_a_message_includes_it() {
     }
 }
 
+/// Sends `command`, a `HISTORY`, and reads up to its `OK HISTORY`: fine when one of the `HIST`
+/// lines read ends with `want`, else the lines read (others' deliveries among them).
+async fn history_ends_with(
+    client: &mut Client,
+    command: &str,
+    want: &str,
+) -> Result<(), Vec<String>> {
+    client.send(command).await;
+    let answer = client.skip_until("OK HISTORY").await;
+    if answer
+        .iter()
+        .any(|line| line.starts_with("HIST ") && line.ends_with(want))
+    {
+        Ok(())
+    } else {
+        Err(answer)
+    }
+}
+
 /// Many clients at once, each asking for its own message as soon as it is acknowledged: the
 /// reply must never overtake the recording of the message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -856,24 +859,18 @@ async fn history_right_after_the_ok_includes_the_message_under_load() {
                 client.send(&format!("PM {me} p{i}")).await;
                 client.skip_until(&format!("PM {me} p{i}")).await;
                 client.skip_until(&format!("OK PM {me}")).await;
-                client.send(&format!("HISTORY {me} 1")).await;
-                let answer = client.skip_until("OK HISTORY").await;
+                let command = format!("HISTORY {me} 1");
                 let want = format!("{me} p{i}");
-                if !answer
-                    .iter()
-                    .any(|l| l.starts_with("HIST ") && l.ends_with(&want))
-                {
+                if let Err(answer) = history_ends_with(&mut client, &command, &want).await {
                     misses.push(format!("PM {me} p{i}: {answer:?}"));
                 }
                 // A global message: acknowledged, then asked for (others' lines are skipped).
                 client.send(&format!("MSG {me}-m{i}")).await;
                 client.skip_until("OK MSG").await;
-                client.send("HISTORY * 100").await;
-                let answer = client.skip_until("OK HISTORY").await;
                 let want = format!(" {me} {me}-m{i}");
-                if !answer
-                    .iter()
-                    .any(|l| l.starts_with("HIST ") && l.ends_with(&want))
+                if history_ends_with(&mut client, "HISTORY * 100", &want)
+                    .await
+                    .is_err()
                 {
                     misses.push(format!("MSG {me}-m{i}"));
                 }
@@ -900,26 +897,25 @@ async fn history_right_after_the_ok_includes_the_message_under_load() {
 #[tokio::test]
 async fn with_history_off_nothing_is_kept() {
     let off = |settings: &mut Settings| settings.history = false;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), off);
+    let (dir, server) = start_on_new_dir(off);
     let mut alice = server.register("alice", "pw").await;
-    let mut bob = server.guest("bob").await;
-    alice.expect("NOTICE ONLINE bob").await;
+    let mut bob = server.guest_seen("bob", &mut [&mut alice]).await;
     alice.create_room("dev", &mut [&mut bob]).await;
     bob.join("dev", &mut [&mut alice]).await;
-    alice.check("MSG hi all", "OK MSG").await;
-    bob.expect("MSG alice hi all").await;
-    alice.check("RM dev hi room", "OK RM dev").await;
-    bob.expect("RM dev alice hi room").await;
-    alice.check("PM bob hi you", "OK PM bob").await;
-    bob.expect("PM alice hi you").await;
+    alice.msg("hi all", &mut [&mut bob]).await;
+    alice.rm("dev", "hi room", &mut [&mut bob]).await;
+    alice.pm(&mut bob, "hi you").await;
 
-    for client in [&mut alice, &mut bob] {
-        client.check("HISTORY *", "OK HISTORY 0").await;
-        client.check("HISTORY dev", "OK HISTORY 0").await;
+    let empty = "OK HISTORY 0";
+    for (client, conversation) in [(&mut alice, "HISTORY bob"), (&mut bob, "HISTORY alice 10")] {
+        client
+            .check_all(&[
+                ("HISTORY *", empty),
+                ("HISTORY dev", empty),
+                (conversation, empty),
+            ])
+            .await;
     }
-    alice.check("HISTORY bob", "OK HISTORY 0").await;
-    bob.check("HISTORY alice 10", "OK HISTORY 0").await;
     drop((alice, bob));
 
     // Nothing reached the disk either: a server with history on finds nothing.
@@ -927,29 +923,31 @@ async fn with_history_off_nothing_is_kept() {
     let mut alice = server
         .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
         .await;
-    alice.check("HISTORY *", "OK HISTORY 0").await;
-    alice.check("HISTORY dev", "OK HISTORY 0").await;
-    // bob was a guest: his session, and the conversation with him, ended.
     alice
-        .check(
-            "HISTORY bob",
-            "ERR NO_SUCH_USER bob is neither a room you are in nor a user",
-        )
+        .check_all(&[
+            ("HISTORY *", empty),
+            ("HISTORY dev", empty),
+            // bob was a guest: his session, and the conversation with him, ended.
+            (
+                "HISTORY bob",
+                "ERR NO_SUCH_USER bob is neither a room you are in nor a user",
+            ),
+        ])
         .await;
 }
 
 #[tokio::test]
 async fn with_history_off_queued_private_messages_still_work() {
     let off = |settings: &mut Settings| settings.history = false;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), off);
+    let (dir, server) = start_on_new_dir(off);
     let mut alice = server.guest("alice").await;
-    let bob = server.register("bob", "pw").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    bob.quit().await;
-    alice.expect("NOTICE OFFLINE bob QUIT").await;
-    alice.check("PM bob kept for you", "OK PM bob queued").await;
-    alice.check("PM bob and this", "OK PM bob queued").await;
+    offline_account(&server, "bob", &mut [&mut alice]).await;
+    alice
+        .check_all(&[
+            ("PM bob kept for you", "OK PM bob queued"),
+            ("PM bob and this", "OK PM bob queued"),
+        ])
+        .await;
     drop(alice);
 
     let server = restart(server, dir.path(), off);
@@ -967,45 +965,42 @@ async fn with_history_off_queued_private_messages_still_work() {
     let mut bob = server.login("bob", "pw", &["OK LOGIN bob"]).await;
     bob.expect_caught_up().await;
     // History is off: the delivered messages are not history (and alice, a guest, is gone).
-    bob.check(
-        "HISTORY alice",
-        "ERR NO_SUCH_USER alice is neither a room you are in nor a user",
-    )
+    bob.check_all(&[
+        (
+            "HISTORY alice",
+            "ERR NO_SUCH_USER alice is neither a room you are in nor a user",
+        ),
+        ("HISTORY *", "OK HISTORY 0"),
+    ])
     .await;
-    bob.check("HISTORY *", "OK HISTORY 0").await;
+}
+
+/// Checks that alice's conversations of the retention test below, asked for with `HISTORY *`,
+/// `room` (a `HISTORY dev` command) and `HISTORY bob`, hold their messages number `from` to 5.
+async fn expect_retained(alice: &mut Client, room: &str, from: usize) {
+    let conversations = [
+        ("HISTORY *", "HIST * alice m"),
+        (room, "HIST dev alice r"),
+        ("HISTORY bob", "HIST bob alice p"),
+    ];
+    for (command, prefix) in conversations {
+        let lines: Vec<String> = (from..=5).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(hist(alice, command).await, lines, "{command}");
+    }
 }
 
 #[tokio::test]
 async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
-    let mut alice = server.register("alice", "pw").await;
-    let mut bob = server.register("bob", "pw").await;
-    alice.expect("NOTICE ONLINE bob").await;
+    let (dir, server) = start_on_new_dir(|_| {});
+    let [mut alice, mut bob] = server.registered(["alice", "bob"], "pw").await;
     alice.create_room("dev", &mut [&mut bob]).await;
     for i in 1..=5 {
-        alice.check(&format!("MSG m{i}"), "OK MSG").await;
-        bob.expect(&format!("MSG alice m{i}")).await;
-        alice.check(&format!("RM dev r{i}"), "OK RM dev").await;
-        alice.check(&format!("PM bob p{i}"), "OK PM bob").await;
-        bob.expect(&format!("PM alice p{i}")).await;
+        alice.msg(&format!("m{i}"), &mut [&mut bob]).await;
+        alice.rm("dev", &format!("r{i}"), &mut []).await;
+        alice.pm(&mut bob, &format!("p{i}")).await;
     }
-    let all = |prefix: &str, from: usize| -> Vec<String> {
-        (from..=5).map(|i| format!("{prefix}{i}")).collect()
-    };
     // Before the restart, and with the default retention, everything is there.
-    assert_eq!(
-        hist(&mut alice, "HISTORY *").await,
-        all("HIST * alice m", 1)
-    );
-    assert_eq!(
-        hist(&mut alice, "HISTORY dev").await,
-        all("HIST dev alice r", 1)
-    );
-    assert_eq!(
-        hist(&mut alice, "HISTORY bob").await,
-        all("HIST bob alice p", 1)
-    );
+    expect_retained(&mut alice, "HISTORY dev", 1).await;
     drop((alice, bob));
 
     let keep3 = |settings: &mut Settings| settings.history_keep_per_conversation = 3;
@@ -1013,18 +1008,7 @@ async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart(
     let mut alice = server
         .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
         .await;
-    assert_eq!(
-        hist(&mut alice, "HISTORY *").await,
-        all("HIST * alice m", 3)
-    );
-    assert_eq!(
-        hist(&mut alice, "HISTORY dev 100").await,
-        all("HIST dev alice r", 3)
-    );
-    assert_eq!(
-        hist(&mut alice, "HISTORY bob").await,
-        all("HIST bob alice p", 3)
-    );
+    expect_retained(&mut alice, "HISTORY dev 100", 3).await;
     // Later messages count too: the next start prunes again.
     alice.check("MSG m6", "OK MSG").await;
     drop(alice);
@@ -1040,13 +1024,9 @@ async fn retention_keeps_the_last_messages_of_each_conversation_after_a_restart(
 
 #[tokio::test]
 async fn retention_keeps_private_messages_until_delivered() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), |_| {});
+    let (dir, server) = start_on_new_dir(|_| {});
     let mut alice = server.guest("alice").await;
-    let bob = server.register("bob", "pw").await;
-    alice.expect("NOTICE ONLINE bob").await;
-    bob.quit().await;
-    alice.expect("NOTICE OFFLINE bob QUIT").await;
+    offline_account(&server, "bob", &mut [&mut alice]).await;
     for i in 1..=5 {
         alice
             .check(&format!("PM bob q{i}"), "OK PM bob queued")

@@ -106,6 +106,39 @@ impl Client {
         assert_eq!(self.ask(command).await, reply, "reply to {command:?}");
     }
 
+    /// [`Client::check`] for each `(command, reply)` in turn.
+    pub async fn check_all(&mut self, exchanges: &[(&str, &str)]) {
+        for (command, reply) in exchanges {
+            self.check(command, reply).await;
+        }
+    }
+
+    /// Sends `MSG <text>`, expects `OK MSG`, and has each of `others` read
+    /// `MSG <name> <text>`.
+    pub async fn msg(&mut self, text: &str, others: &mut [&mut Client]) {
+        self.check(&format!("MSG {text}"), "OK MSG").await;
+        let line = format!("MSG {} {text}", self.name());
+        super::expect_all(others, &line).await;
+    }
+
+    /// Sends `RM <room> <text>` (`room` named as it is listed), expects `OK RM <room>`, and has
+    /// each of `members`, the room's other members, read `RM <room> <name> <text>`.
+    pub async fn rm(&mut self, room: &str, text: &str, members: &mut [&mut Client]) {
+        self.check(&format!("RM {room} {text}"), &format!("OK RM {room}"))
+            .await;
+        let line = format!("RM {room} {} {text}", self.name());
+        super::expect_all(members, &line).await;
+    }
+
+    /// Sends `PM <to> <text>` to a client online under the name the harness logged it in as,
+    /// expects `OK PM <to>`, and has `to` read `PM <name> <text>`.
+    pub async fn pm(&mut self, to: &mut Client, text: &str) {
+        let target = to.name().to_string();
+        self.check(&format!("PM {target} {text}"), &format!("OK PM {target}"))
+            .await;
+        to.expect(&format!("PM {} {text}", self.name())).await;
+    }
+
     /// Proves that nothing is queued for this client: sends `PING` and requires its `PONG` as
     /// the very next line. Everything the server sent this client before the `PING` was read
     /// comes before the `PONG`, since one queue feeds the connection; only presence notices,
@@ -141,6 +174,13 @@ impl Client {
         self.check_told(&format!("JR {room}"), &line, members).await;
     }
 
+    /// Leaves `room` (named as it is listed) with `LR`; each of `members`, the room's other
+    /// members, reads the `LR` line about it.
+    pub async fn leave(&mut self, room: &str, members: &mut [&mut Client]) {
+        let line = format!("LR {room} {}", self.name());
+        self.check_told(&format!("LR {room}"), &line, members).await;
+    }
+
     /// Sends `command`, whose reply is `OK <command>`, and has each of `others` read `told`.
     async fn check_told(&mut self, command: &str, told: &str, others: &mut [&mut Client]) {
         self.check(command, &format!("OK {command}")).await;
@@ -152,6 +192,14 @@ impl Client {
     /// Quits with `QUIT`: `OK QUIT`, then the server closes with nothing more.
     pub async fn quit(self) {
         self.quit_with("QUIT").await;
+    }
+
+    /// Quits with `QUIT`, and has each of `watchers` (logged in, with nothing unread) read the
+    /// `NOTICE OFFLINE <name> QUIT` about it.
+    pub async fn quit_seen(self, watchers: &mut [&mut Client]) {
+        let offline = format!("NOTICE OFFLINE {} QUIT", self.name());
+        self.quit().await;
+        super::expect_all(watchers, &offline).await;
     }
 
     /// Quits with `command` (`QUIT [reason]`): `OK QUIT`, then the server closes with nothing

@@ -70,6 +70,14 @@ pub trait Server {
         client
     }
 
+    /// A client logged in as guest `name`, whose `NOTICE ONLINE` each of `watchers` (logged
+    /// in, with nothing unread) has read.
+    async fn guest_seen(&self, name: &str, watchers: &mut [&mut Client]) -> Client {
+        let client = self.guest(name).await;
+        expect_all(watchers, &format!("NOTICE ONLINE {name}")).await;
+        client
+    }
+
     /// A greeted client, once the server has a place for one again: it may not have seen a
     /// connection that was dropped go yet, and refuses newcomers until then.
     async fn connect_once_free(&self) -> Client {
@@ -91,6 +99,34 @@ pub trait Server {
             .await;
         client.name = Some(name.to_string());
         client
+    }
+
+    /// A client that registered `name`, whose `NOTICE ONLINE` each of `watchers` (logged in,
+    /// with nothing unread) has read.
+    async fn register_seen(
+        &self,
+        name: &str,
+        password: &str,
+        watchers: &mut [&mut Client],
+    ) -> Client {
+        let client = self.register(name, password).await;
+        expect_all(watchers, &format!("NOTICE ONLINE {name}")).await;
+        client
+    }
+
+    /// Accounts registered one after another, all with `password`, as [`Server::guests`]
+    /// logs in guests: all of them start with nothing unread.
+    async fn registered<const N: usize>(&self, names: [&str; N], password: &str) -> [Client; N] {
+        let mut clients: Vec<Client> = Vec::with_capacity(N);
+        for name in names {
+            let mut earlier: Vec<&mut Client> = clients.iter_mut().collect();
+            let client = self.register_seen(name, password, &mut earlier).await;
+            clients.push(client);
+        }
+        match clients.try_into() {
+            Ok(clients) => clients,
+            Err(_) => unreachable!("N clients were made"),
+        }
     }
 
     /// A client that sent `LOGIN <name> <password>` and got exactly `answer`: the lines up to
@@ -158,5 +194,19 @@ impl Server for SpawnedServer {
 impl Server for ServerProcess {
     fn addr(&self) -> SocketAddr {
         self.addr
+    }
+}
+
+/// Has each of `clients` read `line` as its next line.
+pub async fn expect_all(clients: &mut [&mut Client], line: &str) {
+    for client in clients {
+        client.expect(line).await;
+    }
+}
+
+/// [`Client::expect_caught_up`] for each of `clients`.
+pub async fn all_caught_up(clients: &mut [&mut Client]) {
+    for client in clients {
+        client.expect_caught_up().await;
     }
 }
