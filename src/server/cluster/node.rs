@@ -234,7 +234,8 @@ impl ClusterActor {
                     .into_iter()
                     .filter_map(|room| {
                         let members = room.members.iter().filter_map(|m| wire::name(m)).collect();
-                        Some((wire::name(&room.room)?, members))
+                        let topic = room.topic.and_then(wire::TopicState::topic);
+                        Some((wire::name(&room.room)?, members, topic))
                     })
                     .collect();
                 self.rooms.remote(RemoteRooms::State { node, rooms });
@@ -298,7 +299,7 @@ impl ClusterActor {
             }
             Global::Topic { room, by, text, at } => {
                 if let (Some(room), Some(by)) = (wire::name(&room), wire::name(&by)) {
-                    let at = std::time::UNIX_EPOCH + Duration::from_millis(at);
+                    let at = wire::time(at);
                     self.rooms.remote(RemoteRooms::Topic { room, by, text, at });
                 }
             }

@@ -6,10 +6,12 @@
 //! Names travel as strings and are checked again on arrival: a node never trusts a name it did
 //! not parse.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 
 use crate::server::member::UserId;
-use linechat_protocol::{Name, Reply};
+use linechat_protocol::{Name, Reply, Topic};
 
 /// On the global subject, heard by every node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +122,48 @@ pub(crate) struct UserState {
 pub(crate) struct RoomState {
     pub room: String,
     pub members: Vec<String>,
+    /// The room's topic as the node knows it: a node that missed a `Topic` (cut off from
+    /// NATS when it went out) catches up from this. Absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<TopicState>,
+}
+
+/// A room's topic, set by `by` at `at` (Unix milliseconds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TopicState {
+    pub text: String,
+    pub by: String,
+    pub at: u64,
+}
+
+impl TopicState {
+    pub(crate) fn of(topic: &Topic) -> Self {
+        Self {
+            text: topic.text.clone(),
+            by: topic.by.to_string(),
+            at: millis(topic.at),
+        }
+    }
+
+    /// The topic, if its setter's name is one.
+    pub(crate) fn topic(self) -> Option<Topic> {
+        Some(Topic {
+            by: name(&self.by)?,
+            text: self.text,
+            at: time(self.at),
+        })
+    }
+}
+
+/// A time as it travels: Unix milliseconds.
+pub(crate) fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(0))
+}
+
+/// A time that travelled as Unix milliseconds.
+pub(crate) fn time(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
 }
 
 /// What the names bucket holds under a name's key: who holds it, on which node.

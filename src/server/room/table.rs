@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -12,7 +12,7 @@ use tracing::info;
 use super::members::{Room, RoomActor, RoomRequest};
 use crate::connection::Delivery;
 use crate::server::cluster::Cluster;
-use crate::server::cluster::wire::{self, RoomState};
+use crate::server::cluster::wire::{self, RoomState, TopicState};
 use crate::server::member::Member;
 use crate::server::request::{self, Backlog, unavailable};
 use crate::server::storage::{StorageError, Store};
@@ -124,11 +124,11 @@ pub(crate) enum RemoteRooms {
     NodeLost {
         node: Arc<str>,
     },
-    /// Every room `node` knows, with its members there: added to what is known (see
-    /// `wire::Global::Rooms`).
+    /// Every room `node` knows, with its members there and its topic: added to what is
+    /// known (see `wire::Global::Rooms`); a topic set later than the one known replaces it.
     State {
         node: Arc<str>,
-        rooms: Vec<(Name, Vec<Name>)>,
+        rooms: Vec<(Name, Vec<Name>, Option<Topic>)>,
     },
     /// Publish this node's rooms and members, for another node's `Hello` or after a
     /// reconnection.
@@ -807,10 +807,7 @@ impl RoomsActor {
                     room: room.to_string(),
                     by: change.by.to_string(),
                     text: change.text,
-                    at: change
-                        .at
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(0)),
+                    at: wire::millis(change.at),
                 });
             }
         }
@@ -898,7 +895,7 @@ impl RoomsActor {
                 }
             }
             RemoteRooms::State { node, rooms } => {
-                for (room, members) in rooms {
+                for (room, members, topic) in rooms {
                     self.know(&room);
                     let known = self.remote.get(&room);
                     let mut now: Vec<Name> = known
@@ -914,6 +911,11 @@ impl RoomsActor {
                             .collect::<Vec<_>>(),
                     );
                     self.replace_members(&node, &room, now);
+                    if let (Some(topic), Some(entry)) = (topic, self.rooms.get_mut(&room))
+                        && entry.topic.as_ref().is_none_or(|known| known.at < topic.at)
+                    {
+                        entry.topic = Some(topic);
+                    }
                 }
             }
             RemoteRooms::SendState => self.send_state(),
@@ -978,14 +980,17 @@ impl RoomsActor {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
-        let rooms: Vec<(Name, Option<Room>)> = self
+        let rooms: Vec<(Name, Option<Room>, Option<TopicState>)> = self
             .rooms
             .values()
-            .map(|entry| (entry.name.clone(), entry.actor.clone()))
+            .map(|entry| {
+                let topic = entry.topic.as_ref().map(TopicState::of);
+                (entry.name.clone(), entry.actor.clone(), topic)
+            })
             .collect();
         tokio::spawn(async move {
             let mut state = Vec::with_capacity(rooms.len());
-            for (room, actor) in rooms {
+            for (room, actor, topic) in rooms {
                 let mut members = Vec::new();
                 if let Some(actor) = actor {
                     let (tx, rx) = oneshot::channel();
@@ -998,7 +1003,11 @@ impl RoomsActor {
                     }
                 }
                 let room = room.to_string();
-                state.push(RoomState { room, members });
+                state.push(RoomState {
+                    room,
+                    members,
+                    topic,
+                });
             }
             cluster.global(&wire::Global::Rooms {
                 node: cluster.node().to_string(),
@@ -1200,6 +1209,39 @@ mod tests {
         assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC Dev");
         alice_inbox.expect_nothing().await;
         bob_inbox.expect_nothing().await;
+    }
+
+    #[tokio::test]
+    async fn another_nodes_state_brings_a_newer_topic_and_never_an_older_one() {
+        let (rooms, _store, _dir) = crate::server::testing::rooms().await;
+        let (alice, _alice_inbox) = member("alice");
+        assert_eq!(create(&rooms, &alice, "dev").await, "OK CR dev");
+        let set = rooms.set_topic(name("alice"), name("dev"), Some("ours".into()));
+        assert_eq!(set.await.to_string(), "OK TOPIC dev");
+        let topic = |text: &str, at: SystemTime| Topic {
+            text: text.into(),
+            by: name("bob"),
+            at,
+        };
+        let state = |topic: Topic| RemoteRooms::State {
+            node: "n2".into(),
+            rooms: vec![(name("dev"), vec![name("bob")], Some(topic))],
+        };
+        // `TOPIC <room> <setter> <time> <text>`: who set it, and the text.
+        let shown = || async {
+            let line = rooms.topic(name("dev")).await.to_string();
+            let words: Vec<&str> = line.split(' ').collect();
+            format!("{} {}", words[2], words[4..].join(" "))
+        };
+        // Set before ours (a node that missed the change): ours stays.
+        rooms.remote(state(topic("older", SystemTime::UNIX_EPOCH)));
+        assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
+        assert_eq!(shown().await, "alice ours");
+        // Set after ours, while this node was cut off from it: it catches up.
+        let later = SystemTime::now() + Duration::from_secs(60);
+        rooms.remote(state(topic("newer", later)));
+        assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
+        assert_eq!(shown().await, "bob newer");
     }
 
     #[tokio::test]
