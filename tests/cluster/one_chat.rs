@@ -2,7 +2,7 @@
 //! global messages, presence, and rooms.
 
 use super::{Nodes, guest_seen, reply_to, users_become};
-use crate::support::{Server, eventually};
+use crate::support::{Client, Server, eventually};
 
 #[tokio::test]
 async fn everyone_is_listed_and_a_name_is_taken_once_across_nodes() {
@@ -155,40 +155,55 @@ async fn rooms_are_shared_across_nodes() {
     bob.expect_caught_up().await;
 }
 
-#[tokio::test]
-async fn one_senders_room_messages_arrive_in_order_on_another_node() {
+/// Two nodes without flood control, with alice on the first and bob on the second, each
+/// seen by the other.
+async fn alice_and_bob_apart() -> (Nodes, Client, Client) {
     let cluster = Nodes::start_on(super::NatsServer::start(), 2, |settings| {
         settings.flood_lines_per_sec = 0;
     });
-    let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = super::guest(a, "alice").await;
-    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    let mut alice = super::guest(cluster.node(0), "alice").await;
+    let mut bob = guest_seen(cluster.node(1), "bob", &mut [&mut alice]).await;
     users_become(&mut bob, "USERS alice bob").await;
-    alice.create_room("dev", &mut [&mut bob]).await;
-    bob.join("dev", &mut [&mut alice]).await;
-    const MESSAGES: usize = 500;
-    let mut burst = String::new();
-    for n in 0..MESSAGES {
-        burst.push_str(&format!("RM dev message {n}\n"));
+    (cluster, alice, bob)
+}
+
+/// Sends `count` commands (`command(n)`) from `from` in one write, and checks that `to` gets
+/// `delivered(n)` for each, in order, and `from` an `ok` for each.
+async fn burst_in_order(
+    (from, to): (&mut Client, &mut Client),
+    count: usize,
+    command: impl Fn(usize) -> String,
+    delivered: impl Fn(usize) -> String,
+    ok: &str,
+) {
+    let burst: String = (0..count).map(|n| command(n) + "\n").collect();
+    from.send_raw(burst.as_bytes()).await;
+    for n in 0..count {
+        assert_eq!(to.line().await, delivered(n));
     }
-    alice.send_raw(burst.as_bytes()).await;
-    for n in 0..MESSAGES {
-        assert_eq!(bob.line().await, format!("RM dev alice message {n}"));
-    }
-    for _ in 0..MESSAGES {
-        assert_eq!(alice.line().await, "OK RM dev");
+    for _ in 0..count {
+        assert_eq!(from.line().await, ok);
     }
 }
 
 #[tokio::test]
+async fn one_senders_room_messages_arrive_in_order_on_another_node() {
+    let (_cluster, mut alice, mut bob) = alice_and_bob_apart().await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+    burst_in_order(
+        (&mut alice, &mut bob),
+        500,
+        |n| format!("RM dev message {n}"),
+        |n| format!("RM dev alice message {n}"),
+        "OK RM dev",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_burst_of_private_messages_to_another_node_arrives_in_order_in_few_nats_messages() {
-    let cluster = Nodes::start_on(super::NatsServer::start(), 2, |settings| {
-        settings.flood_lines_per_sec = 0;
-    });
-    let (a, b) = (cluster.node(0), cluster.node(1));
-    let mut alice = super::guest(a, "alice").await;
-    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
-    users_become(&mut bob, "USERS alice bob").await;
+    let (cluster, mut alice, mut bob) = alice_and_bob_apart().await;
     let in_msgs = || {
         let varz: serde_json::Value =
             serde_json::from_str(&cluster.nats.monitor("/varz")).expect("JSON");
@@ -196,17 +211,14 @@ async fn a_burst_of_private_messages_to_another_node_arrives_in_order_in_few_nat
     };
     let before = in_msgs();
     const MESSAGES: usize = 1000;
-    let mut burst = String::new();
-    for n in 0..MESSAGES {
-        burst.push_str(&format!("PM bob message {n}\n"));
-    }
-    alice.send_raw(burst.as_bytes()).await;
-    for n in 0..MESSAGES {
-        assert_eq!(bob.line().await, format!("PM alice message {n}"));
-    }
-    for _ in 0..MESSAGES {
-        assert_eq!(alice.line().await, "OK PM bob");
-    }
+    burst_in_order(
+        (&mut alice, &mut bob),
+        MESSAGES,
+        |n| format!("PM bob message {n}"),
+        |n| format!("PM alice message {n}"),
+        "OK PM bob",
+    )
+    .await;
     // Queued one after another, they went out together: far fewer NATS messages (a few
     // heartbeats may be among them).
     let published = in_msgs() - before;
