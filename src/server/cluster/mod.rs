@@ -613,6 +613,7 @@ async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
                 let mut batch = None;
                 while let Some(next) = taken.next_if(|next| {
                     next.subject == subject
+                        && next.sent.is_none()
                         && batch.as_ref().map_or(payload.len(), BytesMut::len) < BATCH_BYTES
                 }) {
                     let batch = batch.get_or_insert_with(|| {

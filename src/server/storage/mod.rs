@@ -298,7 +298,14 @@ impl StoreRequest {
             StoreRequest::UnrememberedRooms { reply, .. } => {
                 let _ = reply.send(Vec::new());
             }
-            StoreRequest::DeleteRooms { .. } => {}
+            // As when a deletion fails: logged; the rooms stay stored, and expire again after
+            // the next start.
+            StoreRequest::DeleteRooms { rooms } => {
+                tracing::error!(
+                    rooms = rooms.len(),
+                    "deleting expired rooms failed: the database is out of reach"
+                );
+            }
             // Never refused: the writer takes these itself.
             StoreRequest::Record(_) | StoreRequest::Barrier { .. } | StoreRequest::Close { .. } => {
             }
