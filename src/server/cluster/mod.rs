@@ -617,7 +617,9 @@ async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
                         && batch.as_ref().map_or(payload.len(), BytesMut::len) < BATCH_BYTES
                 }) {
                     let batch = batch.get_or_insert_with(|| {
-                        let mut batch = BytesMut::with_capacity(BATCH_BYTES + 1024);
+                        // Room for a few more; it grows with the burst (up to about
+                        // `BATCH_BYTES`), so that a batch of two does not take 64 KiB.
+                        let mut batch = BytesMut::with_capacity(8 * (payload.len() + 1));
                         batch.put_u8(b'[');
                         batch.put_slice(&payload);
                         batch

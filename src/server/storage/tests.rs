@@ -819,18 +819,18 @@ fn cpu_time() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// The migrations are listed by hand (`actor::migrator`): a file added to the folder but not
-/// to the list would never run.
-#[test]
-fn every_migration_file_is_listed_once_in_order() {
-    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/src/server/storage/migrations");
-    let mut files: Vec<String> = std::fs::read_dir(folder)
+/// Fails unless `migrator` lists every `.sql` file of `folder` (under `src/server/storage/`),
+/// once each, in the order of their numbers: the migrations are listed by hand
+/// (`sqlite::migrator`, `postgres::migrator`), and a file added to the folder but not to the
+/// list would never run.
+fn assert_every_migration_file_is_listed(folder: &str, migrator: &sqlx::migrate::Migrator) {
+    let folder = format!("{}/src/server/storage/{folder}", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
         .expect("the migrations folder")
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .filter(|file| file.ends_with(".sql"))
         .collect();
     files.sort();
-    let migrator = sqlite::migrator();
     let listed: Vec<i64> = migrator.iter().map(|migration| migration.version).collect();
     let numbered: Vec<i64> = files
         .iter()
@@ -839,25 +839,14 @@ fn every_migration_file_is_listed_once_in_order() {
     assert_eq!(listed, numbered, "files: {files:?}");
 }
 
-/// The same for PostgreSQL's migrations.
+#[test]
+fn every_migration_file_is_listed_once_in_order() {
+    assert_every_migration_file_is_listed("migrations", &sqlite::migrator());
+}
+
 #[test]
 fn every_postgres_migration_file_is_listed_once_in_order() {
-    let folder = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/server/storage/migrations/postgres"
-    );
-    let mut files: Vec<String> = std::fs::read_dir(folder)
-        .expect("the migrations folder")
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|file| file.ends_with(".sql"))
-        .collect();
-    files.sort();
-    let listed: Vec<i64> = postgres::migrator().iter().map(|m| m.version).collect();
-    let numbered: Vec<i64> = files
-        .iter()
-        .map(|file| file.split('_').next().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(listed, numbered, "files: {files:?}");
+    assert_every_migration_file_is_listed("migrations/postgres", &postgres::migrator());
 }
 
 // ---------------------------------------------------------------------------------------------
