@@ -12,6 +12,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::priority::{self, Below};
 use super::storage::Store;
 use super::throttle::Throttle;
 use linechat_protocol::{Name, Password};
@@ -359,19 +360,12 @@ async fn off_thread<T: Send + 'static>(
     .ok()
 }
 
-/// Lowers the priority of the current (blocking pool) thread, once: when hashing and chat
-/// share a core, the scheduler then gives chat the lion's share, so a storm of logins only
-/// slows the logins down.
+/// Lowers the priority of the current (blocking pool) thread, once.
 fn yield_to_chat() {
     thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    #[cfg(target_os = "linux")]
     LOWERED.with(|lowered| {
         if !lowered.replace(true) {
-            // SAFETY: gettid and setpriority on the calling thread have no memory effects.
-            unsafe {
-                let thread = libc::gettid() as libc::id_t;
-                libc::setpriority(libc::PRIO_PROCESS, thread, 10);
-            }
+            priority::lower_this_thread(Below::Hashing);
         }
     });
 }

@@ -9,6 +9,7 @@ mod irc;
 mod limits;
 mod log_tally;
 mod member;
+mod priority;
 mod request;
 mod room;
 mod session;
@@ -29,7 +30,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -73,7 +73,7 @@ pub struct Server {
     settings: Arc<Settings>,
     store: Store,
     loaded: Loaded,
-    store_task: JoinHandle<()>,
+    store_stopped: tokio::sync::oneshot::Receiver<()>,
     /// This node's connection to the cluster, when `nats_url` is set.
     cluster: Option<(Cluster, Inbound)>,
 }
@@ -102,7 +102,7 @@ impl Server {
             _ => None,
         };
         let listener = listen(&settings.addr).await?;
-        let (store, loaded, store_task) = Store::open(settings.storage()).await?;
+        let (store, loaded, store_stopped) = Store::open(settings.storage()).await?;
         let cluster = match ClusterOptions::from_settings(&settings) {
             Some(options) => Some(Cluster::connect(options).await?),
             None => None,
@@ -115,7 +115,7 @@ impl Server {
             settings: Arc::new(settings),
             store,
             loaded,
-            store_task,
+            store_stopped,
             cluster,
         })
     }
@@ -291,7 +291,7 @@ impl Server {
             cluster.leave().await;
         }
         self.store.close().await;
-        let _ = self.store_task.await;
+        let _ = self.store_stopped.await;
     }
 }
 

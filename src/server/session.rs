@@ -334,6 +334,8 @@ impl Session {
         );
         if !pipelined || self.presence.is_none() {
             self.settle().await;
+        } else {
+            self.context.server.store.room_for_history().await;
         }
         match cmd::apply(self, command).await {
             Step::Reply(reply) => self.send(reply),

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
@@ -18,7 +18,7 @@ use super::cluster::wire::{self, UserState};
 use super::cluster::{ClaimError, Cluster};
 use super::member::{Member, UserId};
 use super::request::{self, Backlog, unavailable};
-use super::storage::{Conversation, Record, Store};
+use super::storage::{Conversation, Record, Store, message_time};
 use crate::connection::{Delivery, Outbox};
 use linechat_protocol::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
 
@@ -832,7 +832,7 @@ impl UsersActor {
             from: from.name.clone(),
             to: None,
             text: text.clone(),
-            at: SystemTime::now(),
+            at: message_time(),
             pending: false,
         });
         if let Some(cluster) = &self.cluster {
@@ -889,7 +889,7 @@ impl UsersActor {
                     from: from.name.clone(),
                     to: Some(remote.id),
                     text: text.clone(),
-                    at: SystemTime::now(),
+                    at: message_time(),
                     pending: false,
                 });
             }
@@ -926,7 +926,7 @@ impl UsersActor {
             from: from.name.clone(),
             to: Some(recipient),
             text: text.clone(),
-            at: SystemTime::now(),
+            at: message_time(),
             pending: false,
         };
         let Some(outbox) = outbox else {
@@ -1203,7 +1203,7 @@ impl UsersActor {
                     from: from.clone(),
                     to: Some(online.id),
                     text: text.clone(),
-                    at: SystemTime::now(),
+                    at: message_time(),
                     pending: false,
                 });
             }
@@ -1217,7 +1217,7 @@ impl UsersActor {
                 from,
                 to: Some(recipient),
                 text,
-                at: SystemTime::now(),
+                at: message_time(),
                 pending: false,
             });
             tokio::spawn(async move {

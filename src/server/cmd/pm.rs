@@ -3,14 +3,13 @@
 //! `OK` follows in order.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use linechat_protocol::{ErrorCode, Name, Reply};
 
 use super::Step;
 use crate::connection::{Delivery, OutboxFull};
 use crate::server::session::{InFlight, Session};
-use crate::server::storage::{Conversation, Record};
+use crate::server::storage::{Conversation, Record, message_time};
 
 pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step {
     // A message to someone whose handle the session lacks first waits for the answers of
@@ -87,7 +86,7 @@ pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String
         from: name,
         to: Some(recipient.member.id),
         text,
-        at: SystemTime::now(),
+        at: message_time(),
         pending: false,
     });
     match outbox.push(line) {

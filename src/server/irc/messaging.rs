@@ -21,6 +21,8 @@ pub(super) async fn notice(irc: &mut Irc, message: Message) -> Flow {
 }
 
 async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
+    // As the line port does before a message (`Session::execute`).
+    irc.session.context.server.store.room_for_history().await;
     let Some(targets) = message.params.first().filter(|t| !t.is_empty()) else {
         if answer {
             let text = format!("No recipient given ({})", message.verb);

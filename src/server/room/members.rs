@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
@@ -11,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
 use crate::server::member::{Member, UserId};
-use crate::server::storage::{Conversation, Record, Store};
+use crate::server::storage::{Conversation, Record, Store, message_time};
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
 #[derive(Debug)]
@@ -90,7 +89,7 @@ impl Room {
             from: from.clone(),
             to: None,
             text,
-            at: SystemTime::now(),
+            at: message_time(),
             pending: false,
         });
         let sent = self.tx.send(RoomRequest::Say { from, line }).await;

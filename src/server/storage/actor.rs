@@ -3,6 +3,7 @@
 //! its database's (`backend.rs`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
@@ -12,7 +13,11 @@ use tracing::{error, info};
 
 use super::backend::{Database, Straddling, Unwritten};
 use super::chunk::{self, ChunkWriter, Entry};
-use super::{Conversation, Record, StorageError, StorageOptions, StoreRequest, StoredMessage};
+use super::queued::Queued;
+use super::{
+    Conversation, Loaded, Record, StorageError, StorageOptions, StoreRequest, StoredMessage,
+    postgres, sqlite,
+};
 use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
 use crate::server::request::Backlog;
@@ -73,6 +78,54 @@ pub(super) struct Batch {
     pub messages: usize,
 }
 
+/// The writer, before its database is open: what its thread runs.
+pub(super) struct Writer {
+    pub options: StorageOptions,
+    pub backlog: Backlog,
+    pub queued: Arc<Queued>,
+}
+
+impl Writer {
+    /// Opens the database (answering `opened` with what was loaded, or why it failed), then
+    /// takes requests until the store is closed.
+    pub(super) async fn run(
+        self,
+        rx: mpsc::UnboundedReceiver<StoreRequest>,
+        opened: oneshot::Sender<Result<Loaded, StorageError>>,
+    ) {
+        let Writer {
+            options,
+            backlog,
+            queued,
+        } = self;
+        match &options.database_url {
+            None => match sqlite::open(&options).await {
+                Ok((db, loaded, last_id)) => {
+                    let _ = opened.send(Ok(loaded));
+                    StoreActor::new(db, &options, last_id, backlog, queued)
+                        .run(rx)
+                        .await;
+                }
+                Err(error) => {
+                    let _ = opened.send(Err(error));
+                }
+            },
+            Some(url) => match postgres::open(url).await {
+                // Ids are the database's (see `Batch`): the writer's count is its own.
+                Ok((db, loaded)) => {
+                    let _ = opened.send(Ok(loaded));
+                    StoreActor::new(db, &options, 0, backlog, queued)
+                        .run(rx)
+                        .await;
+                }
+                Err(error) => {
+                    let _ = opened.send(Err(error));
+                }
+            },
+        }
+    }
+}
+
 pub(super) struct StoreActor<D> {
     db: D,
     batch: Batch,
@@ -109,10 +162,18 @@ pub(super) struct StoreActor<D> {
     /// they only number a batch's messages: see `Batch`.)
     last_id: i64,
     backlog: Backlog,
+    /// History records sent and not taken yet, which the writer counts down as it takes them.
+    queued: Arc<Queued>,
 }
 
 impl<D: Database> StoreActor<D> {
-    pub(super) fn new(db: D, options: &StorageOptions, last_id: i64, backlog: Backlog) -> Self {
+    fn new(
+        db: D,
+        options: &StorageOptions,
+        last_id: i64,
+        backlog: Backlog,
+        queued: Arc<Queued>,
+    ) -> Self {
         Self {
             db,
             batch: Batch {
@@ -135,10 +196,11 @@ impl<D: Database> StoreActor<D> {
             conversations: HashMap::new(),
             last_id,
             backlog,
+            queued,
         }
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StoreRequest>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StoreRequest>) {
         self.prune().await;
         let mut prune = tokio::time::interval_at(Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
         // Requests are taken many at a time: at chat rates a wake-up for every message (each
@@ -184,6 +246,11 @@ impl<D: Database> StoreActor<D> {
     /// Takes the requests received; false once the store is closed. A history record is
     /// only put in the batch: that path stays out of `take`, whose future is large.
     async fn take_all(&mut self, requests: &mut Vec<StoreRequest>) -> bool {
+        let taken = requests.iter().map(|request| match request {
+            StoreRequest::Record(record) => Queued::cost(record),
+            _ => 0,
+        });
+        self.queued.take(taken.sum());
         for request in requests.drain(..) {
             match request {
                 StoreRequest::Record(record) => {

@@ -11,7 +11,9 @@
 //!   `read_connections` `HISTORY` reads at once.
 //!
 //! Chat never waits for the disk: history records are queued without waiting and written in
-//! batched transactions (group commit), at the latest one batch window after they arrive.
+//! batched transactions (group commit), at the latest one batch window after they arrive, by
+//! a writer that runs below chat's priority; only past `queued::QUEUED_AT_MOST` of records
+//! waiting for it do senders wait (`Store::room_for_history`).
 //! Everything else the server acknowledges (accounts, rooms, memberships, private messages
 //! queued for offline users) is written at once, and its caller hears whether it is stored.
 
@@ -20,19 +22,22 @@ mod backend;
 mod chunk;
 mod files;
 mod postgres;
+mod queued;
 mod reader;
 mod sqlite;
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::server::request;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::member::UserId;
+use super::priority::{self, Below};
 use linechat_protocol::{Name, Topic};
+use queued::Queued;
 
 /// Where a message was said, as history is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +84,26 @@ impl Conversation {
 
 fn key(name: &Name) -> String {
     name.as_str().to_ascii_lowercase()
+}
+
+/// The time a message is kept with: the kernel's coarse clock, which lags by at most a
+/// scheduler tick (a few milliseconds, finer than anyone reading history can tell; ids, not
+/// times, order history). It is read in a few nanoseconds, where the precise clock took tens:
+/// a cost every message paid, a tenth of what keeping it cost.
+pub fn message_time() -> SystemTime {
+    #[cfg(target_os = "linux")]
+    {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given, and nothing else.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } == 0 {
+            let since_epoch = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+            return std::time::UNIX_EPOCH + since_epoch;
+        }
+    }
+    SystemTime::now()
 }
 
 /// A message to keep.
@@ -150,6 +175,8 @@ pub enum StorageError {
     },
     #[error("the storage task is gone")]
     Gone,
+    #[error("cannot start the storage thread: {0}")]
+    Thread(std::io::Error),
     /// Refused untried: a write found the database out of reach just before.
     #[error("the database is out of reach")]
     OutOfReach,
@@ -322,45 +349,66 @@ pub struct Store {
     reader: reader::Reader,
     history: bool,
     backlog: request::Backlog,
+    queued: Arc<Queued>,
     /// Whether other nodes may write to the same database (PostgreSQL).
     shared: bool,
 }
 
 impl Store {
     /// Opens (creating if needed) the database in the data directory, runs the embedded
-    /// migrations, loads what the server keeps in memory, and starts the writer task.
+    /// migrations, loads what the server keeps in memory, and starts the writer. The
+    /// returned receiver is answered once the writer has stopped (after [`Store::close`]).
     ///
     /// With `database_url`, the database is PostgreSQL's instead, which must be reachable at
     /// start; its schema is created or migrated (several nodes may start at once).
+    ///
+    /// The writer runs on a thread of its own, below chat's priority, with a runtime of its
+    /// own: the database's work (SQLite's thread, which it starts, inherits its priority)
+    /// then never takes the core from a session that has something to deliver, and a burst
+    /// of chat waits in memory for a quiet moment instead of being slowed down by its
+    /// history.
     pub async fn open(
         options: StorageOptions,
-    ) -> Result<(Store, Loaded, JoinHandle<()>), StorageError> {
+    ) -> Result<(Store, Loaded, oneshot::Receiver<()>), StorageError> {
         // Unbounded so that recording never waits: chat goes on when the disk is slow, and
         // what waits shows in the `stats` line as the store's backlog.
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = request::Backlog::default();
-        let (loaded, task) = match &options.database_url {
-            None => {
-                let (db, loaded, last_id) = sqlite::open(&options).await?;
-                let actor = actor::StoreActor::new(db, &options, last_id, backlog.clone());
-                (loaded, tokio::spawn(actor.run(rx)))
-            }
-            Some(url) => {
-                let (db, loaded) = postgres::open(url).await?;
-                // Ids are the database's (see `Batch`): the writer's count is its own.
-                let actor = actor::StoreActor::new(db, &options, 0, backlog.clone());
-                (loaded, tokio::spawn(actor.run(rx)))
-            }
+        let (opened, opening) = oneshot::channel();
+        let (stopped, writer_stopped) = oneshot::channel();
+        let queued = Arc::new(Queued::new(queued::QUEUED_AT_MOST));
+        let writer = actor::Writer {
+            options: options.clone(),
+            backlog: backlog.clone(),
+            queued: queued.clone(),
         };
+        std::thread::Builder::new()
+            .name("linechat-store".into())
+            .spawn(move || {
+                priority::lower_this_thread(Below::Storage);
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(writer.run(rx, opened)),
+                    Err(error) => {
+                        let _ = opened.send(Err(StorageError::Thread(error)));
+                    }
+                }
+                let _ = stopped.send(());
+            })
+            .map_err(StorageError::Thread)?;
+        let loaded = opening.await.map_err(|_| StorageError::Gone)??;
         let reader = reader::Reader::open(&options).await?;
         let store = Store {
             tx,
             reader,
             history: options.history,
             backlog,
+            queued,
             shared: options.database_url.is_some(),
         };
-        Ok((store, loaded, task))
+        Ok((store, loaded, writer_stopped))
     }
 
     /// Whether other nodes may write to this store too (PostgreSQL): then what was loaded at
@@ -392,8 +440,17 @@ impl Store {
     /// and logged, and its messages are lost (see the writer).
     pub fn record(&self, record: Record) {
         if self.history || record.pending {
+            self.queued.add(Queued::cost(&record));
             self.send(StoreRequest::Record(record));
         }
+    }
+
+    /// Returns at once unless the history waiting for the writer is over its bound
+    /// (`queued::QUEUED_AT_MOST`); then once the writer has caught up some. Sessions wait
+    /// here before each message they are sent, so that a burst of chat longer than the
+    /// writer can hold in memory goes at the pace the writer keeps.
+    pub async fn room_for_history(&self) {
+        self.queued.room().await;
     }
 
     /// Stores a private message for an offline user (`record.pending` is set here). The

@@ -63,7 +63,7 @@ impl Place {
 
 /// A store with the options above, on a place of its own that lives as long as the
 /// returned handle to it.
-async fn open(kind: Kind) -> (Store, tokio::task::JoinHandle<()>, Place) {
+async fn open(kind: Kind) -> (Store, tokio::sync::oneshot::Receiver<()>, Place) {
     let place = Place::new(kind);
     let (store, _, task) = Store::open(place.options()).await.unwrap();
     (store, task, place)
@@ -991,4 +991,38 @@ async fn a_postgres_out_of_reach_fails_writes_and_history_waits_for_it() {
         .await
         .unwrap();
     assert!(store.take_pending(B).await.is_empty());
+}
+
+/// The nice value of each of this process's threads whose name starts with `prefix`.
+#[cfg(target_os = "linux")]
+fn nice_values(prefix: &str) -> Vec<i64> {
+    let mut values = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // After the name, in parentheses: state, then 16 fields, of which the last is nice.
+        let Some((_, fields)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if comm.starts_with(prefix) {
+            values.push(fields.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+    }
+    values
+}
+
+/// The writer, and SQLite's thread that does its work, run below chat's priority, so that
+/// they never take the core from a session with something to deliver.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_writer_and_its_sqlite_thread_run_below_chat() {
+    let (_store, _task, _dir) = open(Kind::Sqlite).await;
+    let below = crate::server::priority::Below::Storage as i64;
+    let writers = nice_values("linechat-store");
+    assert!(!writers.is_empty(), "the writer has a thread of its own");
+    assert!(writers.iter().all(|&nice| nice == below), "{writers:?}");
+    // Other tests' stores run beside this one, and read connections run at chat's priority:
+    // at least the writer's connection's thread is below it.
+    let sqlite = nice_values("sqlx-sqlite");
+    assert!(sqlite.contains(&below), "{sqlite:?}");
 }
