@@ -9,7 +9,7 @@ pub(crate) enum Below {
     /// slows the logins down.
     Hashing = 10,
     /// The history writer: it works while chat is idle, and chat's bursts wait in memory
-    /// for it (the store bounds how many, `storage::QUEUED_AT_MOST`).
+    /// for it (the store bounds how many: `storage/queued.rs`).
     Storage = 19,
 }
 

@@ -208,6 +208,7 @@ impl<D: Database> StoreActor<D> {
         // So the inbox wakes the writer only for the first record of a batch; while a batch
         // gathers, the writer takes what has come every `DRAIN_EVERY`, and at its deadline.
         let mut requests = Vec::with_capacity(RECEIVED_AT_ONCE);
+        let queued = self.queued.clone();
         loop {
             let gathering = self.deadline.is_some();
             let drain_at = self
@@ -221,7 +222,7 @@ impl<D: Database> StoreActor<D> {
                     }
                     self.backlog.note(&rx);
                 }
-                () = sleep_until(drain_at.unwrap_or_else(Instant::now)), if gathering => {
+                () = drain_due(drain_at, &queued), if gathering => {
                     // Whatever has come, without waiting (and without asking to be woken).
                     while received_now(&mut rx, &mut requests) > 0 {
                         self.backlog.note(&rx);
@@ -768,4 +769,13 @@ fn log_failure<T>(what: &str, result: Result<T, sqlx::Error>) -> Option<T> {
     result
         .inspect_err(|error| error!(%error, "{what} failed"))
         .ok()
+}
+
+/// Returns at `drain_at`, or sooner if a sender waits for the writer to make room: then the
+/// server has nothing else to do, and the inbox is taken at once.
+async fn drain_due(drain_at: Option<Instant>, queued: &Queued) {
+    tokio::select! {
+        () = sleep_until(drain_at.unwrap_or_else(Instant::now)) => {}
+        () = queued.waited_for() => {}
+    }
 }

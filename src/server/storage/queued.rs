@@ -9,18 +9,24 @@ use tokio::sync::Notify;
 
 use super::{Record, StoreRequest};
 
-/// Most bytes of history records waiting for the writer before senders wait: about 300,000
-/// chat messages of 64 characters, a few seconds of the busiest chat this server can carry.
+/// Most bytes of history records waiting for the writer before senders wait: about 350,000
+/// messages of 64 characters (a record takes its text and 120 bytes), a burst of a third of
+/// a second at the most private messages one core delivers (BENCHMARKS.md).
 pub(super) const QUEUED_AT_MOST: usize = 64 << 20;
 
 /// Bytes of records sent to the writer and not taken by it yet, shared by the store's
-/// handles (which add) and the writer (which takes away).
+/// handles (which add) and the writer (which takes away). Senders that found it over the
+/// bound wait until the writer has brought it down to half: woken at every record it took,
+/// they would each send one more and wait again, and the writer would take its inbox a few
+/// records at a time.
 #[derive(Debug)]
 pub(super) struct Queued {
     bytes: AtomicUsize,
     at_most: usize,
-    /// Woken when the writer brings `bytes` back under `at_most`.
+    /// Woken when the writer brings `bytes` down to half of `at_most`.
     room: Notify,
+    /// Wakes the writer when a sender waits for room.
+    waiting: Notify,
 }
 
 impl Queued {
@@ -29,6 +35,7 @@ impl Queued {
             bytes: AtomicUsize::new(0),
             at_most,
             room: Notify::new(),
+            waiting: Notify::new(),
         }
     }
 
@@ -42,27 +49,37 @@ impl Queued {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Counts records the writer has taken, and wakes the senders waiting for room if there
-    /// is room now.
+    /// Counts records the writer has taken, and wakes the senders waiting for room once it
+    /// is down to half the bound.
     pub fn take(&self, bytes: usize) {
         let before = self.bytes.fetch_sub(bytes, Ordering::Relaxed);
-        if before > self.at_most && before - bytes <= self.at_most {
+        if before > self.half() && before - bytes <= self.half() {
             self.room.notify_waiters();
         }
     }
 
-    fn is_full(&self) -> bool {
-        self.bytes.load(Ordering::Relaxed) > self.at_most
+    fn half(&self) -> usize {
+        self.at_most / 2
     }
 
-    /// Returns at once while there is room; otherwise once the writer has made some.
+    /// Returns when a sender has waited for room since the last call (the writer's).
+    pub async fn waited_for(&self) {
+        self.waiting.notified().await;
+    }
+
+    /// Returns at once unless over the bound; then once the writer has brought it down to
+    /// half.
     pub async fn room(&self) {
-        while self.is_full() {
+        if self.bytes.load(Ordering::Relaxed) <= self.at_most {
+            return;
+        }
+        self.waiting.notify_one();
+        loop {
             let room = self.room.notified();
             tokio::pin!(room);
             // Registered before looking again, so that a wake-up in between is not missed.
             room.as_mut().enable();
-            if !self.is_full() {
+            if self.bytes.load(Ordering::Relaxed) <= self.half() {
                 return;
             }
             room.await;
@@ -78,7 +95,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn senders_wait_while_the_writer_is_behind_and_go_on_once_it_catches_up() {
+    async fn senders_wait_while_the_writer_is_behind_and_go_on_once_it_is_down_to_half() {
         let queued = Arc::new(Queued::new(1000));
         queued.add(1000);
         tokio::time::timeout(Duration::from_secs(1), queued.room())
@@ -91,10 +108,17 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "over the bound: the sender waits");
+        tokio::time::timeout(Duration::from_secs(1), queued.waited_for())
+            .await
+            .expect("the writer hears that a sender waits");
         queued.take(1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "back to the bound: still waiting");
+        queued.take(500);
         tokio::time::timeout(Duration::from_secs(1), waiting)
             .await
-            .expect("woken once the writer took some")
+            .expect("woken once the writer is down to half")
             .unwrap();
+        queued.room().await;
     }
 }
