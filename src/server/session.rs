@@ -326,8 +326,9 @@ impl Session {
 
     /// Runs one command and sends its final reply; `Break` with the reason after `QUIT`.
     async fn execute(&mut self, command: Command) -> ControlFlow<Option<String>> {
-        // Messages go on without waiting for the previous ones' answers; any other command
-        // first waits for theirs, so that it runs after them.
+        // Messages go on without waiting for the previous ones' answers (only while too much
+        // history waits for the writer: `Store::room_for_history`); any other command first
+        // waits for theirs, so that it runs after them.
         let pipelined = matches!(
             command,
             Command::RoomMessage { .. } | Command::Pm { .. } | Command::Msg { .. }

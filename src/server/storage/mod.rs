@@ -173,7 +173,7 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the storage task is gone")]
+    #[error("the storage writer is gone")]
     Gone,
     #[error("cannot start the storage thread: {0}")]
     Thread(std::io::Error),
@@ -370,8 +370,9 @@ impl Store {
     pub async fn open(
         options: StorageOptions,
     ) -> Result<(Store, Loaded, oneshot::Receiver<()>), StorageError> {
-        // Unbounded so that recording never waits: chat goes on when the disk is slow, and
-        // what waits shows in the `stats` line as the store's backlog.
+        // Unbounded so that recording itself never waits (an actor records as it delivers):
+        // what history waits is bounded by `Queued` instead, which sessions wait on before
+        // their next message; the requests waiting show in the `stats` line as the backlog.
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = request::Backlog::default();
         let (opened, opening) = oneshot::channel();
