@@ -441,8 +441,14 @@ impl Store {
     /// and logged, and its messages are lost (see the writer).
     pub fn record(&self, record: Record) {
         if self.history || record.pending {
-            self.queued.add(Queued::cost(&record));
-            self.send(StoreRequest::Record(record));
+            // Counted before it is sent, so that the writer never takes away what is not
+            // counted yet.
+            let cost = Queued::cost(&record);
+            self.queued.add(cost);
+            if self.tx.send(StoreRequest::Record(record)).is_err() {
+                // The writer has stopped (at shutdown): nothing waits for it.
+                self.queued.take(cost);
+            }
         }
     }
 

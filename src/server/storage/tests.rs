@@ -1026,3 +1026,19 @@ async fn the_writer_and_its_sqlite_thread_run_below_chat() {
     let sqlite = nice_values("sqlx-sqlite");
     assert!(sqlite.contains(&below), "{sqlite:?}");
 }
+
+/// Records sent once the writer has stopped are not counted as waiting for it: senders
+/// would otherwise wait for room that never comes.
+#[tokio::test]
+async fn records_after_the_writer_stopped_do_not_hold_senders_up() {
+    let (store, task, _dir) = open(Kind::Sqlite).await;
+    store.close().await;
+    task.await.unwrap();
+    let megabyte = "x".repeat(1 << 20);
+    for _ in 0..(queued::QUEUED_AT_MOST >> 20) + 2 {
+        store.record(said(Conversation::Global, "alice", &megabyte));
+    }
+    tokio::time::timeout(Duration::from_secs(5), store.room_for_history())
+        .await
+        .expect("nothing waits for a writer that has stopped");
+}
