@@ -1,7 +1,7 @@
 //! How much history waits in memory for the writer. The writer runs below chat's priority
 //! (`priority::Below::Storage`), so during a burst of chat the records it has not taken yet
-//! pile up; past a bound, the sessions that send messages wait for it before they read their
-//! next line, which keeps the memory bounded and loses nothing.
+//! pile up; past a bound, a session waits for it before it carries out its next message
+//! (and reads no more lines meanwhile), which keeps the memory bounded and loses nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
