@@ -1,11 +1,13 @@
 //! One generated client connection.
 
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::time::TimeSpec;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -32,33 +34,52 @@ pub async fn connect(addr: SocketAddr, index: usize) -> io::Result<TcpStream> {
     }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
+    setsockopt(&stream, sockopt::ReceiveTimestampns, &true)?;
     Ok(stream)
 }
 
-/// The reading side of a connection, with a buffer that yields whole lines.
+/// The reading side of a connection, with a buffer that yields whole lines, and the
+/// kernel's stamp of when what it read arrived.
 pub struct LineReader {
     read: OwnedReadHalf,
-    buf: BytesMut,
+    /// `buf[..end]` is read but not yet handed out (the start of a line); `buf[end..]` is
+    /// room for the next read. Zeroed only when it grows, never per read.
+    buf: Vec<u8>,
+    end: usize,
     want: usize,
+    /// Room for the arrival stamp's control message, made once.
+    control: Vec<u8>,
 }
 
 impl LineReader {
     pub fn new(read: OwnedReadHalf) -> Self {
         Self {
             read,
-            buf: BytesMut::with_capacity(BUF_START),
+            buf: vec![0; BUF_START],
+            end: 0,
             want: BUF_START,
+            control: nix::cmsg_space!(TimeSpec),
         }
     }
 
     /// Calls `each` for every complete line available after one read (without its line
-    /// ending); `Ok(false)` at EOF.
-    pub async fn read_lines(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<bool> {
-        if self.buf.capacity() - self.buf.len() < self.want / 2 {
-            self.buf.reserve(self.want);
+    /// ending), with the read's arrival time; `Ok(false)` at EOF.
+    pub async fn read_lines(&mut self, mut each: impl FnMut(&[u8], Arrival)) -> io::Result<bool> {
+        if self.buf.len() - self.end < self.want / 2 {
+            self.buf.resize(self.end + self.want, 0);
         }
-        let spare = self.buf.capacity() - self.buf.len();
-        let got = self.read.read_buf(&mut self.buf).await?;
+        let spare = self.buf.len() - self.end;
+        let stream = self.read.as_ref();
+        let fd = stream.as_raw_fd();
+        let (got, arrival) = loop {
+            stream.readable().await?;
+            let into = &mut self.buf[self.end..];
+            let control = &mut self.control;
+            match stream.try_io(Interest::READABLE, || receive(fd, into, control)) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                read => break read?,
+            }
+        };
         if got == 0 {
             return Ok(false);
         }
@@ -66,15 +87,40 @@ impl LineReader {
             // The read filled the buffer: more is probably waiting.
             self.want *= 2;
         }
+        self.end += got;
         let mut start = 0;
-        while let Some(end) = memchr::memchr(b'\n', &self.buf[start..]) {
+        while let Some(end) = memchr::memchr(b'\n', &self.buf[start..self.end]) {
             let line = &self.buf[start..start + end];
-            each(line.strip_suffix(b"\r").unwrap_or(line));
+            each(line.strip_suffix(b"\r").unwrap_or(line), arrival);
             start += end + 1;
         }
-        self.buf.advance(start);
+        self.buf.copy_within(start..self.end, 0);
+        self.end -= start;
         Ok(true)
     }
+}
+
+/// When the bytes of a read reached the receiving socket, as the kernel stamped them
+/// (`SO_TIMESTAMPNS`, the real-time clock; of the last segment the read took). A latency
+/// measured to it is the server's and the network's alone: it leaves out how long this
+/// generator, one thread reading many sockets, took to get to the socket.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival {
+    /// Nanoseconds since the Unix epoch; `None` if the kernel gave no stamp.
+    pub unix_ns: Option<u64>,
+}
+
+/// One `recvmsg` into `into`, with the arrival stamp.
+fn receive(fd: RawFd, into: &mut [u8], control: &mut [u8]) -> io::Result<(usize, Arrival)> {
+    let mut iov = [IoSliceMut::new(into)];
+    let message = recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::MSG_DONTWAIT)?;
+    let unix_ns = message.cmsgs()?.find_map(|cmsg| match cmsg {
+        ControlMessageOwned::ScmTimestampns(at) => {
+            u64::try_from(i128::from(at.tv_sec()) * 1_000_000_000 + i128::from(at.tv_nsec())).ok()
+        }
+        _ => None,
+    });
+    Ok((message.bytes, Arrival { unix_ns }))
 }
 
 /// A connection during set-up: both halves in hand.
@@ -107,7 +153,7 @@ impl Conn {
                 let mut pongs = Vec::new();
                 let open = self
                     .reader
-                    .read_lines(|line| {
+                    .read_lines(|line, _| {
                         if step.ends_at(line) {
                             found = true;
                         } else if let Some(pong) = dialect.pong(line) {
@@ -154,5 +200,64 @@ impl Conn {
             }
         });
         (self.reader, tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn unix_ns() -> u64 {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        u64::try_from(since.as_nanos()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn lines_come_whole_with_the_kernels_stamp_of_their_arrival() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (client, accepted) = tokio::join!(
+            connect(listener.local_addr().unwrap(), 0),
+            listener.accept()
+        );
+        let (mut server, _) = accepted.unwrap();
+        let (read, _write) = client.unwrap().into_split();
+        let mut reader = LineReader::new(read);
+        let mut lines = Vec::new();
+
+        let sent = unix_ns();
+        server.write_all(b"one\ntwo\r\nthr").await.unwrap();
+        reader.read.as_ref().readable().await.unwrap();
+        let read = unix_ns();
+        let open = reader
+            .read_lines(|line, arrival| lines.push((line.to_vec(), arrival.unix_ns)))
+            .await
+            .unwrap();
+        assert!(open);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (&lines[0].0[..], &lines[1].0[..]),
+            (&b"one"[..], &b"two"[..])
+        );
+        // Stamped when it arrived, before this read began: not when it was read.
+        let arrived = lines[0].1.expect("a stamp");
+        assert!(
+            sent <= arrived && arrived <= read,
+            "{sent} {arrived} {read}"
+        );
+
+        // The start of a line waits for its end.
+        lines.clear();
+        server.write_all(b"ee\n").await.unwrap();
+        reader
+            .read_lines(|line, _| lines.push((line.to_vec(), None)))
+            .await
+            .unwrap();
+        assert_eq!(lines, [(b"three".to_vec(), None)]);
+        drop(server);
+        assert!(!reader.read_lines(|_, _| {}).await.unwrap());
     }
 }

@@ -253,7 +253,7 @@ async fn read_guest(
         let mut pongs = Vec::new();
         let read = conn
             .reader
-            .read_lines(|line| {
+            .read_lines(|line, _| {
                 lines += 1;
                 bytes += line.len() as u64 + 1;
                 if let Some(names) = line.strip_prefix(b"NOTICE ONLINE ") {

@@ -65,7 +65,7 @@ pub async fn run(cli: &Cli, storm: &Storm) -> anyhow::Result<Report> {
             },
             period,
             None,
-            shared.base,
+            shared.clock,
             move |seq, now, out| {
                 let text = payload::encode(sender_id, seq, now, size);
                 dialect.room_message(&room, &text, out);
@@ -205,7 +205,7 @@ async fn one(cli: &Cli, source: usize, name: &str, verb: Verb) -> anyhow::Result
         .context("connecting")?;
     conn.step(&step).await?;
     conn.write.write_all(cli.dialect.quit()).await?;
-    let closed = async { while let Ok(true) = conn.reader.read_lines(|_| {}).await {} };
+    let closed = async { while let Ok(true) = conn.reader.read_lines(|_, _| {}).await {} };
     let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
     Ok(())
 }

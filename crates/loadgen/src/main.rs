@@ -1,6 +1,7 @@
 //! linechat's load generator: many client connections on loopback, the same workload in
 //! linechat's protocol, plain IRC or Redis pub/sub, with deliveries per second and latency
-//! percentiles from an HDR histogram (the send time travels in each message).
+//! percentiles from an HDR histogram (the send time travels in each message; the arrival
+//! time is the kernel's receive stamp on the receiving socket).
 //!
 //! `cargo run --release --bin loadgen -- --help` lists the scenarios and their flags.
 //! `scripts/bench.sh` runs them against linechat and its peers; see BENCHMARKS.md.
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use conn::{Conn, LineReader};
 use dialect::{Dialect, short_name};
+use payload::Clock;
 use stats::{Report, Tally, Trouble, Window};
 
 #[derive(Debug, Parser)]
@@ -36,7 +38,8 @@ use stats::{Report, Tally, Trouble, Window};
     long_about = "Load generator for linechat, IRC servers and Redis pub/sub.\n\n\
         Opens many client connections on loopback (source addresses rotate over \
         127.0.0.1-250) and reports deliveries per second and latency percentiles from an \
-        HDR histogram; each message carries its send time. Pin it to its own core with \
+        HDR histogram; each message carries its send time, and the kernel stamps its arrival \
+        on the receiving socket. Pin it to its own core with \
         taskset: it runs one worker thread per core it may use. With --server-pid it also \
         reports the CPU use of the server and of itself during the run, and which of them \
         was saturated."
@@ -340,8 +343,8 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
 #[derive(Clone)]
 struct Shared {
     dialect: Dialect,
-    /// The clock that send times are measured on.
-    base: Instant,
+    /// The clock that send and arrival times are measured on.
+    clock: Clock,
     idle: Duration,
     first_message: Duration,
     /// When sending started (on `base`'s clock), `u64::MAX` before.
@@ -357,7 +360,7 @@ impl Shared {
     fn new(cli: &Cli, window: Option<Arc<Window>>) -> Self {
         Self {
             dialect: cli.dialect,
-            base: Instant::now(),
+            clock: Clock::start(),
             idle: Duration::from_secs(cli.idle_timeout_secs),
             first_message: Duration::from_secs(cli.first_message_secs),
             started: Arc::new(AtomicU64::new(u64::MAX)),
@@ -368,7 +371,7 @@ impl Shared {
     }
 
     fn now_ns(&self) -> u64 {
-        payload::now_ns(self.base)
+        self.clock.now_ns()
     }
 
     /// Marks the start of sending, and returns it.
@@ -479,7 +482,7 @@ async fn receive(
     let mut tally = Tally::with_window(shared.window.clone());
     let mut last_message = Instant::now();
     let dialect = shared.dialect;
-    let base = shared.base;
+    let clock = shared.clock;
     // One timer for the whole loop, re-armed when it fires: a timer per read would cost about
     // as much as the read.
     let tick = tokio::time::sleep(TICK);
@@ -492,13 +495,13 @@ async fn receive(
             };
         }
         let mut pongs = Vec::new();
-        let mut now = None;
+        let mut read_ns = None;
         let trouble = &shared.trouble;
-        let read = reader.read_lines(|line| {
+        let read = reader.read_lines(|line, arrival| {
             if let Some(payload) = payload::decode(line) {
-                // One clock reading per read: every line in it arrived at once.
-                let now = *now.get_or_insert_with(|| payload::now_ns(base));
-                tally.record(&payload, now);
+                // One clock reading per read: every line in it was read at once.
+                let read_ns = *read_ns.get_or_insert_with(|| clock.now_ns());
+                tally.record(&payload, clock.arrival_ns(arrival), read_ns);
                 if let Some(flows) = &shared.flows
                     && watches.contains(&payload.sender)
                 {
@@ -537,8 +540,8 @@ async fn receive(
         for pong in pongs {
             let _ = writer.send(pong).await;
         }
-        if let Some(now) = now {
-            last_message = base + Duration::from_nanos(now);
+        if read_ns.is_some() {
+            last_message = Instant::now();
             tally.reads += 1;
         }
         if !ticked || matches!(goal, Goal::Drain) {
@@ -693,7 +696,7 @@ async fn send(
     until: Until,
     period: Option<Duration>,
     flow: Option<(Arc<Flows>, usize)>,
-    base: Instant,
+    clock: Clock,
     line: impl Fn(u64, u64, &mut Vec<u8>),
 ) {
     let mut batch = Vec::with_capacity(32 * 1024);
@@ -721,7 +724,7 @@ async fn send(
             }
             flows.wait_for_room(*sender, seq).await;
         }
-        line(seq, payload::now_ns(base), &mut batch);
+        line(seq, clock.now_ns(), &mut batch);
         seq += 1;
         if ticks.is_some() || batch.len() >= 16 * 1024 {
             if writer.send(std::mem::take(&mut batch)).await.is_err() {
@@ -865,7 +868,7 @@ async fn fanout(
             Until::Count(messages),
             period,
             shared.flows.clone().map(|flows| (flows, sender)),
-            shared.base,
+            shared.clock,
             move |seq, now, out| {
                 let text = payload::encode(sender_id, seq, now, size);
                 dialect.room_message(&room, &text, out);
@@ -954,7 +957,7 @@ async fn private_messages(
             Until::Count(messages),
             period,
             shared.flows.clone().map(|flows| (flows, i)),
-            shared.base,
+            shared.clock,
             move |seq, now, out| {
                 let text = payload::encode(sender_id, seq, now, size);
                 dialect.private_message(&to, &text, out);

@@ -2,9 +2,11 @@
 //! receiver can check order and measure latency. It has no spaces, for Redis inline commands.
 
 use std::sync::LazyLock;
-use std::time::Instant;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use memchr::memmem;
+
+use crate::conn::Arrival;
 
 const MARK: &[u8] = b"~lg~";
 
@@ -45,9 +47,39 @@ pub fn decode(line: &[u8]) -> Option<Payload> {
     })
 }
 
-/// Nanoseconds since the generator started: senders and receivers share one clock.
-pub fn now_ns(base: Instant) -> u64 {
-    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+/// The clock that senders and receivers share: nanoseconds of the real-time clock since the
+/// run began. The real-time clock, because it is the one the kernel stamps arrivals with
+/// (`conn::Arrival`); nothing steps it on the benchmark machine during a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start_unix_ns: u64,
+}
+
+impl Clock {
+    pub fn start() -> Self {
+        Self {
+            start_unix_ns: unix_ns(),
+        }
+    }
+
+    pub fn now_ns(self) -> u64 {
+        unix_ns().saturating_sub(self.start_unix_ns)
+    }
+
+    /// When `arrival` was, on this clock; now, if the kernel gave no stamp.
+    pub fn arrival_ns(self, arrival: Arrival) -> u64 {
+        arrival
+            .unix_ns
+            .map_or_else(|| self.now_ns(), |at| at.saturating_sub(self.start_unix_ns))
+    }
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub struct Tally {
     pub latency_ns: Vec<u64>,
     /// With a window: latency of the messages sent before it opened.
     pub before_ns: Vec<u64>,
+    /// Without a window: latency to when this generator read each message, which adds its
+    /// own time to get to the socket (what runs before 2026-11-28 measured as latency).
+    pub read_latency_ns: Vec<u64>,
     pub received: u64,
     /// Reads that brought at least one message: received / reads is how many messages the
     /// server packs into a write, roughly.
@@ -75,13 +78,18 @@ impl Tally {
         }
     }
 
-    pub fn record(&mut self, payload: &Payload, now_ns: u64) {
+    /// A message that arrived at `arrived_ns` and was read at `read_ns`.
+    pub fn record(&mut self, payload: &Payload, arrived_ns: u64, read_ns: u64) {
         self.received += 1;
-        self.first_ns = self.first_ns.min(now_ns);
-        self.last_ns = self.last_ns.max(now_ns);
-        let latency = now_ns.saturating_sub(payload.sent_ns).max(1);
+        self.first_ns = self.first_ns.min(arrived_ns);
+        self.last_ns = self.last_ns.max(arrived_ns);
+        let latency = arrived_ns.saturating_sub(payload.sent_ns).max(1);
         let samples = match &self.window {
-            None => Some(&mut self.latency_ns),
+            None => {
+                let read_latency = read_ns.saturating_sub(payload.sent_ns).max(1);
+                self.read_latency_ns.push(read_latency);
+                Some(&mut self.latency_ns)
+            }
             Some(window) => {
                 let (start, end) = window.bounds();
                 if payload.sent_ns < start {
@@ -116,6 +124,8 @@ impl Tally {
         self.last_ns = self.last_ns.max(other.last_ns);
         self.latency_ns.extend_from_slice(&other.latency_ns);
         self.before_ns.extend_from_slice(&other.before_ns);
+        self.read_latency_ns
+            .extend_from_slice(&other.read_latency_ns);
     }
 }
 
@@ -284,6 +294,9 @@ pub struct Report {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+    /// The latency percentiles above are to each message's arrival at the receiving socket
+    /// (the kernel's stamp); these are to when the generator read it.
+    pub read_latency: Percentiles,
     /// Error lines the server sent during the run (set-up errors stop the run instead).
     pub errors: u64,
     /// Connections the server closed, or that failed, during the run.
@@ -339,6 +352,7 @@ impl Report {
             p99_us: latency.p99_us,
             p999_us: latency.p999_us,
             max_us: latency.max_us,
+            read_latency: Percentiles::of_samples(&tally.read_latency_ns),
             errors: 0,
             closed_early: 0,
             timed_out: 0,
@@ -369,7 +383,8 @@ impl Report {
     pub fn print(&self) {
         let mut line = format!(
             "{} {} [{}]: {}/{} delivered, {} out of order, {:.2}s, {:.0} deliveries/s \
-             ({:.1} per read), latency us p50 {:.0} p90 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}",
+             ({:.1} per read), latency us p50 {:.0} p90 {:.0} p99 {:.0} p99.9 {:.0} max {:.0} \
+             (to the generator's read: p50 {:.0} p99 {:.0})",
             self.target,
             self.scenario,
             self.parameters,
@@ -384,6 +399,8 @@ impl Report {
             self.p99_us,
             self.p999_us,
             self.max_us,
+            self.read_latency.p50_us,
+            self.read_latency.p99_us,
         );
         if self.lost > 0 {
             line += &format!("; LOST {} of {}", self.lost, self.expected);
@@ -510,12 +527,12 @@ mod tests {
     fn a_window_splits_messages_by_send_time() {
         let window = Window::new();
         let mut tally = Tally::with_window(Some(window.clone()));
-        tally.record(&payload(0, 0, 100), 150);
+        tally.record(&payload(0, 0, 100), 150, 150);
         window.open(200);
-        tally.record(&payload(0, 1, 250), 300);
+        tally.record(&payload(0, 1, 250), 300, 300);
         window.close(400);
-        tally.record(&payload(0, 2, 390), 500);
-        tally.record(&payload(0, 3, 450), 460);
+        tally.record(&payload(0, 2, 390), 500, 500);
+        tally.record(&payload(0, 3, 450), 460, 460);
         assert_eq!(tally.before_ns, vec![50]);
         assert_eq!(tally.latency_ns, vec![50, 110]);
         assert_eq!(tally.received, 4);
@@ -524,13 +541,23 @@ mod tests {
     #[test]
     fn order_is_checked_per_sender() {
         let mut tally = Tally::with_window(None);
-        tally.record(&payload(0, 0, 1), 2);
-        tally.record(&payload(1, 0, 1), 2);
-        tally.record(&payload(0, 1, 1), 2);
-        tally.record(&payload(1, 0, 1), 2);
+        tally.record(&payload(0, 0, 1), 2, 2);
+        tally.record(&payload(1, 0, 1), 2, 2);
+        tally.record(&payload(0, 1, 1), 2, 2);
+        tally.record(&payload(1, 0, 1), 2, 2);
         assert_eq!(tally.out_of_order, 1);
         let percentiles = Percentiles::of_samples(&[1_000, 2_000, 3_000]);
         assert_eq!(percentiles.count, 3);
         assert!((percentiles.max_us - 3.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn latency_is_to_arrival_and_read_latency_to_the_read() {
+        let mut tally = Tally::with_window(None);
+        tally.record(&payload(0, 0, 100), 130, 400);
+        tally.record(&payload(0, 1, 200), 210, 400);
+        assert_eq!(tally.latency_ns, vec![30, 10]);
+        assert_eq!(tally.read_latency_ns, vec![300, 200]);
+        assert_eq!((tally.first_ns, tally.last_ns), (130, 210));
     }
 }
