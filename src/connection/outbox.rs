@@ -409,6 +409,9 @@ impl Writer {
         tokio::pin!(closed);
         let mut batch = BytesMut::new();
         let mut finished = false;
+        // Whether the last write carried more than one line: the lines come faster than
+        // they are written.
+        let mut under_load = false;
         while !finished {
             // No need to watch `closed` here: the session always sends `Finish` at its end,
             // and the channel closes once every handle is dropped.
@@ -416,9 +419,11 @@ impl Writer {
                 break;
             };
             finished = first.ends();
-            if !finished && self.rx.is_empty() {
-                // Let whoever woke us queue more first: under load one write then carries many
-                // lines, which is what makes a large room's fan-out cheap.
+            if under_load && !finished && self.rx.is_empty() {
+                // Let whoever woke us queue more first: one write then carries many lines,
+                // which is what makes a large room's fan-out cheap. Only under load: at a
+                // light pace the wait only delays the line, for every recipient of a room
+                // message until all of their writers have been polled once.
                 tokio::task::yield_now().await;
             }
             wording.put(&first, &mut batch);
@@ -427,6 +432,7 @@ impl Writer {
                 self.in_batch += first.size();
             }
             drop(first);
+            let mut lines = 1;
             while !finished && batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(delivery) => {
@@ -435,10 +441,12 @@ impl Writer {
                         if !finished {
                             self.in_batch += delivery.size();
                         }
+                        lines += 1;
                     }
                     Err(_) => break,
                 }
             }
+            under_load = lines > 1;
             // Flushed as well: a writer that buffers (TLS) sends what it took now, not when
             // the next line comes.
             let write = async {
@@ -487,7 +495,7 @@ impl Drop for Writer {
 mod tests {
     use super::*;
     use linechat_protocol::{Reply, Verb};
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncRead, AsyncReadExt};
 
     #[tokio::test]
     async fn writes_queued_lines_in_order_then_shuts_down() {
@@ -529,6 +537,49 @@ mod tests {
         assert_eq!(received, "OK QUIT\n");
         writing.await.unwrap().unwrap();
         drop(outbox);
+    }
+
+    /// What the writer has written since the last call, read without waiting: all of it
+    /// comes in one read.
+    fn written(client: &mut tokio::io::DuplexStream) -> String {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut bytes = [0; 1024];
+        let mut buf = tokio::io::ReadBuf::new(&mut bytes);
+        let _ = std::pin::Pin::new(client).poll_read(&mut cx, &mut buf);
+        String::from_utf8_lossy(buf.filled()).into_owned()
+    }
+
+    #[test]
+    fn a_lone_line_goes_out_at_once_and_under_load_waits_a_round_for_company() {
+        let (outbox, writer) = outbox(1024);
+        let (mut client, server) = tokio::io::duplex(1024);
+        let writing = writer.run(server);
+        tokio::pin!(writing);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut round = |expected: &str, client: &mut tokio::io::DuplexStream| {
+            assert!(writing.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(written(client), expected);
+        };
+        let pong = |n: &str| outbox.send(Reply::Pong(Some(n.into()))).unwrap();
+
+        // At a light pace, a line goes out in the writer's first round.
+        pong("1");
+        round("PONG 1\n", &mut client);
+        // Lines that queue up go out together, and tell the writer it is under load...
+        pong("2");
+        pong("3");
+        round("PONG 2\nPONG 3\n", &mut client);
+        // ...where a lone line waits a round for the lines queued behind it.
+        pong("4");
+        round("", &mut client);
+        pong("5");
+        round("PONG 4\nPONG 5\n", &mut client);
+        // A write of one line ends the load.
+        pong("6");
+        round("", &mut client);
+        round("PONG 6\n", &mut client);
+        pong("7");
+        round("PONG 7\n", &mut client);
     }
 
     fn outbox_pair_with_finish_first() -> (Outbox, Writer) {
