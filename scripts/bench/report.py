@@ -524,8 +524,12 @@ def targets_issue10(summary):
             line(rate(nohist) >= 1.3 * rate(top),
                  f"... history off: at least 1.3x the best peer (linechat-nohistory: "
                  f"{num(rate(nohist))}, {rate(nohist) / rate(top):.2f}x)")
+            line(rate(lc) >= 0.8 * rate(nohist),
+                 f"... history costs at most 20% (history on / off: "
+                 f"{rate(lc) / rate(nohist):.2f}x)")
         else:
             line(None, "... history off: at least 1.3x the best peer")
+            line(None, "... history costs at most 20%")
     for members in ("100", "1000"):
         for senders in ("", "x10"):
             for mode in ("", "-unwindowed"):
