@@ -347,7 +347,7 @@ struct Shared {
     clock: Clock,
     idle: Duration,
     first_message: Duration,
-    /// When sending started (on `base`'s clock), `u64::MAX` before.
+    /// When sending started (on `clock`), `u64::MAX` before.
     started: Arc<AtomicU64>,
     trouble: Arc<Trouble>,
     /// The login storm's window, if any.
@@ -480,9 +480,10 @@ async fn receive(
 ) -> Received {
     const TICK: Duration = Duration::from_millis(250);
     let mut tally = Tally::with_window(shared.window.clone());
-    let mut last_message = Instant::now();
     let dialect = shared.dialect;
     let clock = shared.clock;
+    // When a message was last read, on `clock`.
+    let mut last_message_ns = clock.now_ns();
     // One timer for the whole loop, re-armed when it fires: a timer per read would cost about
     // as much as the read.
     let tick = tokio::time::sleep(TICK);
@@ -501,7 +502,8 @@ async fn receive(
             if let Some(payload) = payload::decode(line) {
                 // One clock reading per read: every line in it was read at once.
                 let read_ns = *read_ns.get_or_insert_with(|| clock.now_ns());
-                tally.record(&payload, clock.arrival_ns(arrival), read_ns);
+                let arrived_ns = clock.arrival_ns(arrival).unwrap_or(read_ns);
+                tally.record(&payload, arrived_ns, read_ns);
                 if let Some(flows) = &shared.flows
                     && watches.contains(&payload.sender)
                 {
@@ -540,20 +542,19 @@ async fn receive(
         for pong in pongs {
             let _ = writer.send(pong).await;
         }
-        if read_ns.is_some() {
-            last_message = Instant::now();
+        if let Some(read_ns) = read_ns {
+            last_message_ns = read_ns;
             tally.reads += 1;
         }
         if !ticked || matches!(goal, Goal::Drain) {
             continue;
         }
         let started = shared.started.load(Ordering::Acquire);
+        let since = |ns: u64| Duration::from_nanos(clock.now_ns().saturating_sub(ns));
         let waited_too_long = if tally.received > 0 {
-            last_message.elapsed() > shared.idle
+            since(last_message_ns) > shared.idle
         } else {
-            started != u64::MAX
-                && Duration::from_nanos(shared.now_ns().saturating_sub(started))
-                    > shared.first_message + shared.idle
+            started != u64::MAX && since(started) > shared.first_message + shared.idle
         };
         if waited_too_long {
             return Received {

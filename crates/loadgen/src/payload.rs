@@ -66,11 +66,11 @@ impl Clock {
         unix_ns().saturating_sub(self.start_unix_ns)
     }
 
-    /// When `arrival` was, on this clock; now, if the kernel gave no stamp.
-    pub fn arrival_ns(self, arrival: Arrival) -> u64 {
+    /// When `arrival` was, on this clock; `None` if the kernel gave no stamp.
+    pub fn arrival_ns(self, arrival: Arrival) -> Option<u64> {
         arrival
             .unix_ns
-            .map_or_else(|| self.now_ns(), |at| at.saturating_sub(self.start_unix_ns))
+            .map(|at| at.saturating_sub(self.start_unix_ns))
     }
 }
 
