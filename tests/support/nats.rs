@@ -27,15 +27,23 @@ impl NatsServer {
     }
 
     /// The same with extra `nats-server` arguments, e.g. `["--user", "u", "--pass", "p"]`.
+    ///
+    /// A port found free can be taken by another test before the server binds it; the server
+    /// then exits, and is started again on other ports.
     pub fn start_with(args: &[&str]) -> Self {
-        let port = free_port();
         let mut server = Self {
-            port,
+            port: free_port(),
             monitor: free_port(),
             args: args.iter().map(|arg| arg.to_string()).collect(),
             child: None,
             store: tempfile::tempdir().expect("a temporary directory"),
         };
+        for _ in 0..4 {
+            match server.launch() {
+                Ok(()) => return server,
+                Err(_) => (server.port, server.monitor) = (free_port(), free_port()),
+            }
+        }
         server.resume();
         server
     }
@@ -55,6 +63,14 @@ impl NatsServer {
 
     /// Starts the server (again) on its port and store, and waits until it accepts.
     pub fn resume(&mut self) {
+        if let Err(status) = self.launch() {
+            panic!("nats-server exited at start: {status}");
+        }
+    }
+
+    /// Starts the server and waits until it greets a client; `Err` with its exit status if
+    /// it exits first.
+    fn launch(&mut self) -> Result<(), std::process::ExitStatus> {
         assert!(self.child.is_none(), "the NATS server is running already");
         let child = Command::new("nats-server")
             .args([
@@ -76,16 +92,32 @@ impl NatsServer {
         self.child = Some(child);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while !greets(addr) {
             if let Some(child) = &mut self.child
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("nats-server exited at start: {status}");
+                self.child = None;
+                return Err(status);
             }
             assert!(Instant::now() < deadline, "nats-server does not accept");
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
+}
+
+/// Whether a NATS server answers at `addr`: it greets every client with `INFO`. Accepting
+/// is not enough: connecting again and again to a port of the ephemeral range while nobody
+/// listens there can connect a socket to itself (TCP's simultaneous open), which looked
+/// like a server that was not there yet.
+fn greets(addr: SocketAddr) -> bool {
+    use std::io::Read;
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut greeting = [0; 5];
+    stream.read_exact(&mut greeting).is_ok() && &greeting == b"INFO "
 }
 
 impl NatsServer {
@@ -114,4 +146,13 @@ impl Drop for NatsServer {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("an address").port()
+}
+
+#[test]
+fn only_a_server_that_greets_counts_as_started() {
+    // Accepting connections, as anything listening on the port would, is not enough.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("a listener");
+    assert!(!greets(silent.local_addr().expect("an address")));
+    let nats = NatsServer::start();
+    assert!(greets(SocketAddr::from(([127, 0, 0, 1], nats.port))));
 }
