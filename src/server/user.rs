@@ -18,7 +18,7 @@ use super::cluster::wire::{self, UserState};
 use super::cluster::{ClaimError, Cluster};
 use super::member::{Member, UserId};
 use super::request::{self, Backlog, unavailable};
-use super::storage::{Conversation, Record, Store, message_time};
+use super::storage::{Conversation, Record, Store};
 use crate::connection::{Delivery, Outbox};
 use linechat_protocol::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
 
@@ -827,14 +827,11 @@ impl UsersActor {
         self.flush_presence();
         // Queued for history first (it never waits), so that a HISTORY sent by anyone
         // who has seen the message finds it.
-        self.store.record(Record {
-            conversation: Conversation::Global,
-            from: from.name.clone(),
-            to: None,
-            text: text.clone(),
-            at: message_time(),
-            pending: false,
-        });
+        self.store.record(Record::now(
+            Conversation::Global,
+            from.name.clone(),
+            text.clone(),
+        ));
         if let Some(cluster) = &self.cluster {
             let from = from.name.to_string();
             let text = text.clone();
@@ -884,14 +881,11 @@ impl UsersActor {
             // queued for them: one row either way. On stores of their own, each side keeps
             // its own.
             if !self.store.is_shared() {
-                self.store.record(Record {
-                    conversation: Conversation::Private(from.id, remote.id),
-                    from: from.name.clone(),
-                    to: Some(remote.id),
-                    text: text.clone(),
-                    at: message_time(),
-                    pending: false,
-                });
+                self.store.record(Record::now(
+                    Conversation::Private(from.id, remote.id),
+                    from.name.clone(),
+                    text.clone(),
+                ));
             }
             let pm = wire::Pm {
                 from: from.name.to_string(),
@@ -921,14 +915,11 @@ impl UsersActor {
                 }
             },
         };
-        let record = Record {
-            conversation: Conversation::Private(from.id, recipient),
-            from: from.name.clone(),
-            to: Some(recipient),
-            text: text.clone(),
-            at: message_time(),
-            pending: false,
-        };
+        let record = Record::now(
+            Conversation::Private(from.id, recipient),
+            from.name.clone(),
+            text.clone(),
+        );
         let Some(outbox) = outbox else {
             // Sent to the writer now, so that queued messages keep their order.
             let stored = self.store.queue_private(record);
@@ -1198,28 +1189,22 @@ impl UsersActor {
         let shared = self.store.is_shared();
         if let Some(online) = self.online.get(&to) {
             if shared {
-                self.store.record(Record {
-                    conversation: Conversation::Private(from_id, online.id),
-                    from: from.clone(),
-                    to: Some(online.id),
-                    text: text.clone(),
-                    at: message_time(),
-                    pending: false,
-                });
+                self.store.record(Record::now(
+                    Conversation::Private(from_id, online.id),
+                    from.clone(),
+                    text.clone(),
+                ));
             }
             let _ = online.outbox.send(Reply::Pm { from, text });
             return;
         }
         if let Some(id) = self.registered.get(&to) {
             let recipient = UserId::Account(*id);
-            let stored = self.store.queue_private(Record {
-                conversation: Conversation::Private(from_id, recipient),
+            let stored = self.store.queue_private(Record::now(
+                Conversation::Private(from_id, recipient),
                 from,
-                to: Some(recipient),
                 text,
-                at: message_time(),
-                pending: false,
-            });
+            ));
             tokio::spawn(async move {
                 if let Err(error) = stored.await {
                     tracing::error!(%error, "a private message from another node was not queued");

@@ -9,7 +9,7 @@ use linechat_protocol::{ErrorCode, Name, Reply};
 use super::Step;
 use crate::connection::{Delivery, OutboxFull};
 use crate::server::session::{InFlight, Session};
-use crate::server::storage::{Conversation, Record, message_time};
+use crate::server::storage::{Conversation, Record};
 
 pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step {
     // A message to someone whose handle the session lacks first waits for the answers of
@@ -81,14 +81,11 @@ pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String
     };
     // Recorded before it is delivered, so that a HISTORY the recipient sends on seeing it
     // finds it. The text moves on to the record: a message is copied once, into its line.
-    session.context.server.store.record(Record {
-        conversation: Conversation::Private(from.id, recipient.member.id),
-        from: name,
-        to: Some(recipient.member.id),
+    session.context.server.store.record(Record::now(
+        Conversation::Private(from.id, recipient.member.id),
+        name,
         text,
-        at: message_time(),
-        pending: false,
-    });
+    ));
     match outbox.push(line) {
         Ok(()) => Straight::Sent(recipient.sent.clone()),
         Err(OutboxFull) => {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
 use crate::server::member::{Member, UserId};
-use crate::server::storage::{Conversation, Record, Store, message_time};
+use crate::server::storage::{Conversation, Record, Store};
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
 #[derive(Debug)]
@@ -84,14 +84,11 @@ impl Room {
         let Reply::Rm { from, text, .. } = said else {
             return None;
         };
-        store.record(Record {
-            conversation: Conversation::Room(self.name.clone()),
-            from: from.clone(),
-            to: None,
+        store.record(Record::now(
+            Conversation::Room(self.name.clone()),
+            from.clone(),
             text,
-            at: message_time(),
-            pending: false,
-        });
+        ));
         let sent = self.tx.send(RoomRequest::Say { from, line }).await;
         sent.is_ok().then(|| self.said.clone())
     }

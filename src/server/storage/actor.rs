@@ -637,7 +637,7 @@ impl<D: Database> StoreActor<D> {
         }
         let entry = Entry {
             id,
-            at: millis(record.at),
+            at: record.at,
             from: record.from.as_str(),
             text: &record.text,
         };

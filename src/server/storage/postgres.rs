@@ -29,7 +29,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing::info;
 
-use super::actor::{Batch, Known, millis, stored};
+use super::actor::{Batch, Known, stored};
 use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
 use super::{Conversation, Loaded, StorageError, StoredMessage, chunk, key};
 use crate::server::member::UserId;
@@ -310,15 +310,11 @@ impl Writer {
             )
             .bind(
                 rows.iter()
-                    .map(|(_, r)| r.to.filter(|_| r.pending).map(|to| to.key()))
+                    .map(|(_, r)| r.recipient().filter(|_| r.pending).map(|to| to.key()))
                     .collect::<Vec<_>>(),
             )
-            .bind(
-                rows.iter()
-                    .map(|(_, r)| r.text.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|(_, r)| millis(r.at)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| &*r.text).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
             .bind(rows.iter().map(|(_, r)| r.pending).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;

@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, AssertSqlSafe, SqliteConnection, SqlitePool};
 use tracing::info;
 
-use super::actor::{Batch, Known, millis, stored};
+use super::actor::{Batch, Known, stored};
 use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
 use super::{Conversation, Loaded, StorageError, StorageOptions, StoredMessage, chunk, files, key};
 use crate::server::member::UserId;
@@ -301,13 +301,16 @@ impl Writer {
             let (id, conversation, record) = row;
             // Only a queued message needs its recipient (to be found at their login); in
             // history the conversation says who it was for.
-            let recipient = record.to.filter(|_| record.pending).map(|to| to.key());
+            let recipient = record
+                .recipient()
+                .filter(|_| record.pending)
+                .map(|to| to.key());
             arguments.add(id)?;
             arguments.add(conversation)?;
             arguments.add(record.from.as_str().to_owned())?;
             arguments.add(recipient)?;
-            arguments.add(record.text)?;
-            arguments.add(millis(record.at))?;
+            arguments.add(String::from(record.text))?;
+            arguments.add(record.at)?;
             arguments.add(i64::from(record.pending))
         })
         .await?;

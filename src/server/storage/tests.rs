@@ -112,14 +112,7 @@ on_both!(
 );
 
 fn said(conversation: Conversation, from: &str, text: &str) -> Record {
-    Record {
-        conversation,
-        from: name(from),
-        to: None,
-        text: text.into(),
-        at: SystemTime::now(),
-        pending: false,
-    }
+    Record::now(conversation, name(from), text)
 }
 
 fn texts(messages: &[StoredMessage]) -> Vec<String> {
@@ -192,7 +185,6 @@ async fn a_private_conversation_is_one_history_in_both_directions(kind: Kind) {
 async fn pending_messages_are_taken_once(kind: Kind) {
     let (store, _task, _dir) = open(kind).await;
     let mut queued = said(Conversation::Private(A, B), "a", "while you were out");
-    queued.to = Some(B);
     queued.pending = true;
     store.record(queued);
     let taken = store.take_pending(B).await;
@@ -230,7 +222,6 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages(kind: Kind)
     let (store, _, _task) = Store::open(off).await.unwrap();
     store.record(said(Conversation::Global, "bob", "gone"));
     let mut queued = said(Conversation::Private(A, B), "a", "kept");
-    queued.to = Some(B);
     queued.pending = true;
     store.record(queued);
     assert!(
@@ -347,8 +338,7 @@ async fn on_a_full_database_acknowledged_writes_fail_and_leave_nothing() {
                 .await
                 .is_err()
         );
-        let mut queued = said(Conversation::Private(A, B), "a", &big);
-        queued.to = Some(B);
+        let queued = said(Conversation::Private(A, B), "a", &big);
         assert!(store.queue_private(queued).await.is_err());
         // A history batch that cannot be written is lost, and chat goes on: reads work.
         store.record(said(Conversation::Global, "bob", &big));
@@ -558,7 +548,6 @@ async fn rows_and_chunks_read_in_the_order_sent(kind: Kind) {
     let between = Conversation::Private(A, B);
     let queued = |text: &str| {
         let mut record = said(between.clone(), "alice", text);
-        record.to = Some(B);
         record.pending = true;
         record
     };
@@ -651,7 +640,7 @@ async fn retention_by_age_holds_to_the_message_across_chunks(kind: Kind) {
     let place = Place::new(kind);
     let days_ago = |days: u64| SystemTime::now() - Duration::from_secs(days * 86_400);
     let at = |days: u64, text: &str| Record {
-        at: days_ago(days),
+        at: actor::millis(days_ago(days)),
         ..said(Conversation::Global, "bob", text)
     };
     {
@@ -781,14 +770,11 @@ async fn writer_cost() {
                 UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abc),
                 UserId::Guest(i % PAIRS * 2 + 0x1234_5678_9abd),
             );
-            Record {
-                conversation: Conversation::Private(from, to),
-                from: sender.clone(),
-                to: Some(to),
-                text: format!("{i:0>64}"),
-                at: SystemTime::now(),
-                pending: false,
-            }
+            Record::now(
+                Conversation::Private(from, to),
+                sender.clone(),
+                format!("{i:0>64}"),
+            )
         })
         .collect();
     let (cpu, wall) = (cpu_time(), std::time::Instant::now());
@@ -911,8 +897,7 @@ async fn two_stores_on_one_database_share_everything() {
     }
 
     // A private message queued on one node is taken once, by whichever node asks first.
-    let mut queued = said(Conversation::Private(A, B), "a", "for b");
-    queued.to = Some(B);
+    let queued = said(Conversation::Private(A, B), "a", "for b");
     one.queue_private(queued).await.unwrap();
     let (first, second) = tokio::join!(one.take_pending(B), two.take_pending(B));
     let mut taken = texts(&first);
@@ -947,8 +932,7 @@ async fn a_postgres_out_of_reach_fails_writes_and_history_waits_for_it() {
     // The writes right after it are refused without waiting for the pool's timeout again,
     // so that they do not queue behind each other for as long each.
     let refused = tokio::time::Instant::now();
-    let mut queued = said(Conversation::Private(A, B), "a", "lost");
-    queued.to = Some(B);
+    let queued = said(Conversation::Private(A, B), "a", "lost");
     assert!(store.queue_private(queued).await.is_err());
     assert!(store.create_room(name("dev"), name("bob")).await.is_err());
     assert!(refused.elapsed() < super::postgres::ACQUIRE_TIMEOUT);
