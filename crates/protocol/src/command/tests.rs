@@ -430,6 +430,15 @@ fn control_characters_are_errors() {
     ] {
         assert_eq!(parse_err(line), ParseError::ControlCharacter, "{line:?}");
     }
+    // Found wherever it is in a long line: the check goes sixteen bytes at a time.
+    let text = "x".repeat(60);
+    for at in 0..text.len() {
+        for bad in ['\0', '\u{1f}', '\u{7f}', '\r'] {
+            let mut line = format!("MSG {text}");
+            line.insert(4 + at, bad);
+            assert_eq!(parse_err(&line), ParseError::ControlCharacter, "{line:?}");
+        }
+    }
     // A tab is a separator, not a control character, even inside text.
     assert_eq!(
         parse("MSG a\tb"),
