@@ -488,10 +488,6 @@ impl Settings {
         warnings
     }
 
-    pub fn idle_ping(&self) -> Option<Duration> {
-        (self.idle_ping_secs > 0).then(|| Duration::from_secs(self.idle_ping_secs))
-    }
-
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
     }

@@ -385,24 +385,19 @@ pub(super) fn outbox_in(limit_bytes: usize, budget: Option<Arc<Budget>>) -> (Out
 impl Writer {
     /// Writes queued lines until the outbox is finished or the connection closed. Whatever has
     /// queued up while a write was in progress goes out together in the next write.
-    pub async fn run<W: AsyncWrite + Unpin>(self, io: W) -> io::Result<()> {
-        self.run_worded(io, Verbatim).await
+    ///
+    /// Neither this nor [`Writer::run_worded`] awaits another `async fn` of the writer: each
+    /// layer would keep its own copy of the writer and the socket in the connection's task.
+    pub fn run<W: AsyncWrite + Unpin>(self, io: W) -> impl Future<Output = io::Result<()>> {
+        self.run_worded(io, Verbatim)
     }
 
-    /// The same, each line worded by `wording` on its way.
+    /// The same, each line worded by `wording` on its way. Dropping the writer at the end
+    /// closes the connection and uncounts what it leaves unwritten.
     pub async fn run_worded<W: AsyncWrite + Unpin>(
         mut self,
         mut io: W,
         mut wording: impl Wording,
-    ) -> io::Result<()> {
-        self.write_until_finished(&mut io, &mut wording).await
-        // Dropping the writer closes the connection and uncounts what it leaves unwritten.
-    }
-
-    async fn write_until_finished<W: AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut W,
-        wording: &mut impl Wording,
     ) -> io::Result<()> {
         // Registered once: a fresh wait on the token for every write costs a lock each time.
         let closed = self.shared.closed.clone().cancelled_owned();

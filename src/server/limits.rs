@@ -94,19 +94,22 @@ pub(super) enum IdleAction {
 }
 
 /// Tracks a logged-in client's silence: after `ping_after` the server sends `PING`; if
-/// nothing comes back within `timeout`, the client is gone.
+/// nothing comes back within `timeout`, the client is gone. Its periods are whole seconds, as
+/// the settings give them, in 32 bits: every connection's task holds this.
 pub(super) struct IdleWatch {
-    ping_after: Option<Duration>,
-    timeout: Duration,
+    /// 0 when idle detection is off.
+    ping_after_secs: u32,
+    timeout_secs: u32,
     last_heard: Instant,
     pinged_at: Option<Instant>,
 }
 
 impl IdleWatch {
     pub(super) fn new(settings: &Settings) -> Self {
+        let secs = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
         Self {
-            ping_after: settings.idle_ping(),
-            timeout: settings.idle_timeout(),
+            ping_after_secs: secs(settings.idle_ping_secs),
+            timeout_secs: secs(settings.idle_timeout_secs),
             last_heard: Instant::now(),
             pinged_at: None,
         }
@@ -120,10 +123,12 @@ impl IdleWatch {
 
     /// When the timer should next fire; `None` when idle detection is off.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let ping_after = self.ping_after?;
+        if self.ping_after_secs == 0 {
+            return None;
+        }
         Some(match self.pinged_at {
-            Some(pinged) => pinged + self.timeout,
-            None => self.last_heard + ping_after,
+            Some(pinged) => pinged + Duration::from_secs(self.timeout_secs.into()),
+            None => self.last_heard + Duration::from_secs(self.ping_after_secs.into()),
         })
     }
 

@@ -527,6 +527,46 @@ impl Drop for ConnectionSlot {
 mod tests {
     use super::*;
 
+    /// The most a connection's future may take for its task to fit in 1,792 bytes: a task
+    /// is tokio's header (32 bytes), scheduler and id (16), the future's slot (8 more for
+    /// its state), the task tracker's token (8) and trailer (48), rounded up to 128 bytes.
+    /// A byte over, and every connection takes 2,048: 2.5 MB more for 10,000 idle ones.
+    const CONNECTION_FUTURE_AT_MOST: usize = 1792 - 32 - 16 - 8 - 8 - 48;
+
+    #[tokio::test]
+    async fn a_line_protocol_connection_fits_its_task_in_1792_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            addr: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let server = Server::bind(settings).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let context = Arc::new(SessionContext {
+            server: ServerHandle::spawn(
+                &server.settings,
+                server.store.clone(),
+                server.loaded,
+                None,
+            ),
+            settings: server.settings.clone(),
+            shutdown: CancellationToken::new(),
+        });
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, peer) = server.listener.accept().await.unwrap();
+        let (read, write) = accepted.into_split();
+        let (ended, _) = mpsc::unbounded_channel();
+        let slot = ConnectionSlot {
+            place: Place::Connection(peer.ip()),
+            ended,
+        };
+        let connection = session::serve(read, write, peer, context, Instant::now(), slot);
+        let size = size_of_val(&connection);
+        assert!(size <= CONNECTION_FUTURE_AT_MOST, "{size} bytes");
+        drop(client);
+    }
+
     #[tokio::test]
     async fn accepted_sockets_get_keepalive_and_nodelay() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -63,30 +63,34 @@ where
     let _ = outbox.send(Reply::Hello {
         guests: context.settings.allow_guests,
     });
-    let grace = context.settings.shutdown_grace();
-    let mut session = Session::new(peer, outbox, context);
+    let mut session = Session::new(peer, outbox, context, connected_at);
     // Every line logged for this connection, here and in the actors it calls, carries the
     // peer and, once logged in, the user.
     let span = info_span!("session", %peer, user = tracing::field::Empty);
     async move {
         debug!("connected");
+        // Answers how long the writer may take to write the parting line: read from the
+        // settings at the end, so that no copy of it waits in every connection's task.
         let serving = async {
-            let end = session.run(&mut lines, connected_at).await;
+            let end = session.run(&mut lines).await;
             session.finish(end);
+            session.context.settings.shutdown_grace()
         };
         // The writer runs in the session's task rather than a task of its own: one task per
         // connection costs less memory, and a wake-up for output polls both at little cost.
         let writing = writer.run(write);
         tokio::pin!(serving, writing);
         tokio::select! {
-            () = &mut serving => {
+            grace = &mut serving => {
                 // The parting line and what was queued before it get a moment to go out.
                 // Boxed: the timer would otherwise take room in every connection's state.
                 let _ = Box::pin(timeout(grace, writing)).await;
             }
             // The socket failed or the client stopped reading: the session sees its outbox
             // closed and ends.
-            _ = &mut writing => serving.await,
+            _ = &mut writing => {
+                serving.await;
+            }
         }
         drop(slot);
     }
@@ -187,6 +191,9 @@ pub(super) struct Session {
     /// The users this session sent private messages to lately, by name.
     pub(super) recipients: HashMap<Name, Recipient>,
     pub(super) room_creations: RoomCreations,
+    /// When a connection that has not logged in is closed: `login_timeout_secs` after it
+    /// was accepted.
+    pub(super) login_deadline: Instant,
 }
 
 /// Messages a session lets run ahead of their replies.
@@ -198,9 +205,17 @@ const MAX_RECIPIENTS: usize = 32;
 impl Session {
     /// A connection's session, not logged in yet: the line protocol's, or the one an IRC
     /// connection drives.
-    pub(super) fn new(peer: SocketAddr, outbox: Outbox, context: Arc<SessionContext>) -> Self {
+    /// `connected_at` is when the TCP connection was accepted: the login deadline counts
+    /// from it.
+    pub(super) fn new(
+        peer: SocketAddr,
+        outbox: Outbox,
+        context: Arc<SessionContext>,
+        connected_at: Instant,
+    ) -> Self {
         Session {
             peer,
+            login_deadline: connected_at + context.settings.login_timeout(),
             room_creations: RoomCreations::new(&context.settings),
             outbox,
             context,
@@ -211,13 +226,8 @@ impl Session {
         }
     }
 
-    async fn run<R: AsyncRead + Unpin>(
-        &mut self,
-        lines: &mut FramedRead<R, LineCodec>,
-        connected_at: Instant,
-    ) -> End {
+    async fn run<R: AsyncRead + Unpin>(&mut self, lines: &mut FramedRead<R, LineCodec>) -> End {
         let settings = self.context.settings.clone();
-        let login_deadline = connected_at + settings.login_timeout();
         let mut flood = FloodGuard::new(&settings);
         let mut idle = IdleWatch::new(&settings);
         // Made once, not at every turn of the loop: a timer or a wait on a token registers
@@ -226,7 +236,7 @@ impl Session {
         let shutdown = self.context.shutdown.clone().cancelled_owned();
         // One timer: the login deadline until login, then the idle deadline. It is moved only
         // when it fires: a line heard meanwhile makes it fire early, and it is set again.
-        let timer = sleep_until(login_deadline);
+        let timer = sleep_until(self.login_deadline);
         tokio::pin!(closed, shutdown, timer);
         let mut timing_login = true;
         loop {
@@ -482,8 +492,10 @@ impl Session {
     }
 
     /// Sends a final reply after those of the commands before it, without waiting for them.
-    pub(super) async fn reply_in_order(&mut self, reply: Reply) {
-        self.pipeline(InFlight::Ready(Delivery::new(reply))).await;
+    /// Not an `async fn`: that would keep the reply in the session's task beside the line
+    /// encoded from it, in the state of every loop that awaits this.
+    pub(super) fn reply_in_order(&mut self, reply: Reply) -> impl Future<Output = ()> + '_ {
+        self.pipeline(InFlight::Ready(Delivery::new(reply)))
     }
 
     pub(super) fn send(&self, reply: Reply) {

@@ -56,8 +56,7 @@ where
     let mut lines =
         FramedRead::with_capacity(read, LineCodec::new(MAX_LINE_WITHOUT_LF), MIN_READ_BUFFER);
     let server: Arc<str> = context.settings.irc_server_name().into();
-    let grace = context.settings.shutdown_grace();
-    let session = Session::new(peer, outbox, context);
+    let session = Session::new(peer, outbox, context, connected_at);
     let mut irc = Irc {
         session,
         server: server.clone(),
@@ -69,17 +68,21 @@ where
     let span = info_span!("irc", %peer, user = tracing::field::Empty);
     async move {
         debug!("connected");
+        // Answers the grace for the parting line, as `session::serve` does.
         let serving = async {
-            let end = irc.run(&mut lines, connected_at).await;
+            let end = irc.run(&mut lines).await;
             irc.finish(end);
+            irc.session.context.settings.shutdown_grace()
         };
         let writing = writer.run_worded(write, Translator::new(server));
         tokio::pin!(serving, writing);
         tokio::select! {
-            () = &mut serving => {
+            grace = &mut serving => {
                 let _ = Box::pin(timeout(grace, writing)).await;
             }
-            _ = &mut writing => serving.await,
+            _ = &mut writing => {
+                serving.await;
+            }
         }
         drop(slot);
     }
@@ -125,17 +128,13 @@ struct Irc {
 }
 
 impl Irc {
-    async fn run<R: AsyncRead + Unpin>(
-        &mut self,
-        lines: &mut FramedRead<R, LineCodec>,
-        connected_at: Instant,
-    ) -> End {
+    async fn run<R: AsyncRead + Unpin>(&mut self, lines: &mut FramedRead<R, LineCodec>) -> End {
         let settings = self.session.context.settings.clone();
         let mut flood = FloodGuard::new(&settings);
         let mut idle = IdleWatch::new(&settings);
         let closed = self.session.outbox.closed_owned();
         let shutdown = self.session.context.shutdown.clone().cancelled_owned();
-        let timer = sleep_until(connected_at + settings.login_timeout());
+        let timer = sleep_until(self.session.login_deadline);
         tokio::pin!(closed, shutdown, timer);
         let mut timing_login = true;
         loop {
