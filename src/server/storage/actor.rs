@@ -338,7 +338,7 @@ impl<D: Database> StoreActor<D> {
                 reply,
             } => self.create_room(room, creator, reply).await,
             StoreRequest::SetTopic { room, topic, reply } => {
-                self.set_topic(room, topic, reply).await;
+                self.set_topic(room, topic.map(|topic| *topic), reply).await;
             }
             StoreRequest::Join {
                 account,
@@ -350,7 +350,10 @@ impl<D: Database> StoreActor<D> {
                 room,
                 reply,
             } => self.leave(account, room, reply).await,
-            StoreRequest::QueuePrivate { record, reply } => self.queue_private(record, reply).await,
+            StoreRequest::QueuePrivate(queued) => {
+                let (record, reply) = *queued;
+                self.queue_private(record, reply).await;
+            }
             StoreRequest::TakePending { account, reply } => self.take_pending(account, reply).await,
             #[cfg(test)]
             StoreRequest::FillUp { done } => self.fill_up(done).await,
@@ -428,7 +431,7 @@ impl<D: Database> StoreActor<D> {
         reply: oneshot::Sender<Result<(), StorageError>>,
     ) {
         // Alone in its batch: the batch was committed just before.
-        self.gather(record);
+        self.gather_queued(record);
         let batch = self.next_batch();
         let result = self.write(batch).await.map_err(|unwritten| unwritten.error);
         let _ = reply.send(self.settle("queueing a private message", result).await);
@@ -608,15 +611,12 @@ impl<D: Database> StoreActor<D> {
         );
     }
 
-    /// Adds a message to the batch, with the next id. History goes in chunks, one per
-    /// conversation of the batch, so that a batch of thousands of messages to a hundred
-    /// conversations is a hundred rows. Queued private messages are rows of `messages`, as
-    /// they are taken one by one at their recipient's login.
+    /// Adds a message for history to the batch, with the next id. History goes in chunks,
+    /// one per conversation of the batch, so that a batch of thousands of messages to a
+    /// hundred conversations is a hundred rows.
     fn gather(&mut self, record: Record) {
+        let id = self.next_id();
         let batch = &mut self.batch;
-        batch.messages += 1;
-        self.last_id += 1;
-        let id = self.last_id;
         let known = match self.conversations.get_mut(&record.conversation) {
             Some(known) => known,
             None => self
@@ -628,13 +628,6 @@ impl<D: Database> StoreActor<D> {
                     chunk: 0,
                 }),
         };
-        if record.pending {
-            // A row ends its conversation's chunk: a chunk never spans another message of
-            // its conversation, so that rows and chunks merge by id.
-            known.batch = 0;
-            batch.rows.push((id, record));
-            return;
-        }
         let entry = Entry {
             id,
             at: record.at,
@@ -652,6 +645,26 @@ impl<D: Database> StoreActor<D> {
                 .push((batch.chunks.len(), record.conversation.clone()));
         }
         batch.chunks.push(ChunkWriter::new(known.id, entry));
+    }
+
+    /// Adds a private message queued for its offline recipient to the batch, with the next
+    /// id: a row of `messages`, as queued messages are taken one by one at their recipient's
+    /// login.
+    fn gather_queued(&mut self, record: Record) {
+        let id = self.next_id();
+        // A row ends its conversation's chunk: a chunk never spans another message of its
+        // conversation, so that rows and chunks merge by id.
+        if let Some(known) = self.conversations.get_mut(&record.conversation) {
+            known.batch = 0;
+        }
+        self.batch.rows.push((id, record));
+    }
+
+    /// The id of the batch's next message, counted in.
+    fn next_id(&mut self) -> i64 {
+        self.batch.messages += 1;
+        self.last_id += 1;
+        self.last_id
     }
 
     /// Applies the retention settings. Whole rows and chunks beyond them are deleted; a

@@ -91,8 +91,11 @@ fn key(name: &Name) -> String {
 /// writer, below chat's priority, waits for the core while hundreds of thousands of records
 /// pile up in its inbox, and every byte of them is memory the sessions touch for the first
 /// time, on the network's core (page faults, and caches filled with records instead of
-/// sessions). A record is its inbox slot and its text: 184 bytes for a 64-character private
-/// message when it held a `SystemTime` and its recipient apart from its conversation, 152 now.
+/// sessions). A record is its inbox slot and its text: 192 bytes for a 64-character private
+/// message when it held a `SystemTime`, its recipient apart from its conversation and a flag
+/// for queued messages (which the writer now tells by their request), 144 now: a slot of 72
+/// bytes (`StoreRequest`, no larger than this) in tokio's blocks of 32, which jemalloc
+/// rounds to 2,560 bytes.
 #[derive(Debug, Clone)]
 pub struct Record {
     pub conversation: Conversation,
@@ -100,9 +103,6 @@ pub struct Record {
     pub text: Box<str>,
     /// When it was said: milliseconds since the Unix epoch.
     pub at: i64,
-    /// A private message for a user who is offline, to deliver at their next login: its
-    /// conversation's second user ([`Record::recipient`]).
-    pub pending: bool,
 }
 
 impl Record {
@@ -113,7 +113,6 @@ impl Record {
             from,
             text: text.into(),
             at: now_millis(),
-            pending: false,
         }
     }
 
@@ -263,12 +262,13 @@ pub struct StorageOptions {
 /// its outcome once it is committed.
 #[derive(Debug)]
 enum StoreRequest {
+    /// A message for history. The one request sent for every message, so the others are
+    /// kept no larger than it (boxed where they would be): every request takes as much room
+    /// as the largest while it waits, and a burst of chat leaves hundreds of thousands
+    /// waiting (see `Record`).
     Record(Record),
     /// A private message for an offline user: written at once, not batched.
-    QueuePrivate {
-        record: Record,
-        reply: oneshot::Sender<Result<(), StorageError>>,
-    },
+    QueuePrivate(Box<(Record, oneshot::Sender<Result<(), StorageError>>)>),
     CreateAccount {
         name: Name,
         hash: String,
@@ -281,7 +281,7 @@ enum StoreRequest {
     },
     SetTopic {
         room: Name,
-        topic: Option<Topic>,
+        topic: Option<Box<Topic>>,
         reply: oneshot::Sender<Result<(), StorageError>>,
     },
     Join {
@@ -296,9 +296,7 @@ enum StoreRequest {
     },
     /// Answered once every record sent before it is committed: at the next group commit, or
     /// at once when nothing is queued. It never forces a commit of its own.
-    Barrier {
-        done: oneshot::Sender<()>,
-    },
+    Barrier { done: oneshot::Sender<()> },
     /// A read and a write (queued messages become delivered), so it is the writer's.
     TakePending {
         account: UserId,
@@ -310,18 +308,12 @@ enum StoreRequest {
         reply: oneshot::Sender<Vec<Name>>,
     },
     /// Deletes rooms nobody remembers, with their history.
-    DeleteRooms {
-        rooms: Vec<Name>,
-    },
+    DeleteRooms { rooms: Vec<Name> },
     /// Write everything queued, then stop.
-    Close {
-        reply: oneshot::Sender<()>,
-    },
+    Close { reply: oneshot::Sender<()> },
     /// Makes the database "full" at its current size, to test the failure paths.
     #[cfg(test)]
-    FillUp {
-        done: oneshot::Sender<()>,
-    },
+    FillUp { done: oneshot::Sender<()> },
 }
 
 impl StoreRequest {
@@ -332,8 +324,10 @@ impl StoreRequest {
             Err(StorageError::OutOfReach)
         }
         match self {
-            StoreRequest::QueuePrivate { reply, .. }
-            | StoreRequest::SetTopic { reply, .. }
+            StoreRequest::QueuePrivate(queued) => {
+                let _ = queued.1.send(away());
+            }
+            StoreRequest::SetTopic { reply, .. }
             | StoreRequest::Join { reply, .. }
             | StoreRequest::Leave { reply, .. } => {
                 let _ = reply.send(away());
@@ -466,7 +460,7 @@ impl Store {
     /// Queues a message for history. Never waits; a batch that cannot be written is counted
     /// and logged, and its messages are lost (see the writer).
     pub fn record(&self, record: Record) {
-        if self.history || record.pending {
+        if self.history {
             // Counted before it is sent, so that the writer never takes away what is not
             // counted yet.
             let cost = Queued::cost(&record);
@@ -486,15 +480,15 @@ impl Store {
         self.queued.room().await;
     }
 
-    /// Stores a private message for an offline user (`record.pending` is set here). The
-    /// request is sent at once, so messages keep the order of the calls; the returned future
-    /// only waits for the outcome.
+    /// Stores a private message for an offline user: its conversation's second user
+    /// ([`Record::recipient`]), who gets it at their next login. The request is sent at
+    /// once, so messages keep the order of the calls; the returned future only waits for the
+    /// outcome.
     pub fn queue_private(
         &self,
-        mut record: Record,
+        record: Record,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
-        record.pending = true;
-        self.ask_now(|reply| StoreRequest::QueuePrivate { record, reply })
+        self.ask_now(|reply| StoreRequest::QueuePrivate(Box::new((record, reply))))
     }
 
     /// Stores a new account and returns its id.
@@ -526,6 +520,7 @@ impl Store {
         room: Name,
         topic: Option<Topic>,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        let topic = topic.map(Box::new);
         self.ask_now(|reply| StoreRequest::SetTopic { room, topic, reply })
     }
 

@@ -310,12 +310,13 @@ impl Writer {
             )
             .bind(
                 rows.iter()
-                    .map(|(_, r)| r.recipient().filter(|_| r.pending).map(|to| to.key()))
+                    .map(|(_, r)| r.recipient().map(|to| to.key()))
                     .collect::<Vec<_>>(),
             )
             .bind(rows.iter().map(|(_, r)| &*r.text).collect::<Vec<_>>())
             .bind(rows.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, r)| r.pending).collect::<Vec<_>>())
+            // Every row is a message queued for its recipient.
+            .bind(vec![true; rows.len()])
             .execute(&mut *tx)
             .await?;
         }

@@ -299,19 +299,15 @@ impl Writer {
         let rows = filed_rows;
         insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {
             let (id, conversation, record) = row;
-            // Only a queued message needs its recipient (to be found at their login); in
-            // history the conversation says who it was for.
-            let recipient = record
-                .recipient()
-                .filter(|_| record.pending)
-                .map(|to| to.key());
+            // Every row is a message queued for its recipient, found by this at their login.
+            let recipient = record.recipient().map(|to| to.key());
             arguments.add(id)?;
             arguments.add(conversation)?;
             arguments.add(record.from.as_str().to_owned())?;
             arguments.add(recipient)?;
             arguments.add(String::from(record.text))?;
             arguments.add(record.at)?;
-            arguments.add(i64::from(record.pending))
+            arguments.add(1_i64)
         })
         .await?;
         insert_all(&mut tx, &self.chunk_inserts, chunks, |arguments, chunk| {

@@ -184,9 +184,8 @@ async fn a_private_conversation_is_one_history_in_both_directions(kind: Kind) {
 
 async fn pending_messages_are_taken_once(kind: Kind) {
     let (store, _task, _dir) = open(kind).await;
-    let mut queued = said(Conversation::Private(A, B), "a", "while you were out");
-    queued.pending = true;
-    store.record(queued);
+    let queued = said(Conversation::Private(A, B), "a", "while you were out");
+    store.queue_private(queued).await.unwrap();
     let taken = store.take_pending(B).await;
     assert_eq!(texts(&taken), ["a while you were out"]);
     assert!(store.take_pending(B).await.is_empty());
@@ -221,9 +220,8 @@ async fn history_off_keeps_no_chat_but_still_queues_private_messages(kind: Kind)
     off.history = false;
     let (store, _, _task) = Store::open(off).await.unwrap();
     store.record(said(Conversation::Global, "bob", "gone"));
-    let mut queued = said(Conversation::Private(A, B), "a", "kept");
-    queued.pending = true;
-    store.record(queued);
+    let queued = said(Conversation::Private(A, B), "a", "kept");
+    store.queue_private(queued).await.unwrap();
     assert!(
         store
             .history(Conversation::Global, 10)
@@ -546,18 +544,15 @@ async fn a_conversation_with_much_in_a_batch_gets_several_chunks(kind: Kind) {
 async fn rows_and_chunks_read_in_the_order_sent(kind: Kind) {
     let (store, _task, dir) = open(kind).await;
     let between = Conversation::Private(A, B);
-    let queued = |text: &str| {
-        let mut record = said(between.clone(), "alice", text);
-        record.pending = true;
-        record
-    };
-    // In one batch: a queued row between history messages splits the conversation's chunk.
+    let queued = |text: &str| said(between.clone(), "alice", text);
+    // A queued message is written on its own, after the history sent before it: a queued
+    // row between history messages splits the conversation's chunk.
     store.record(said(between.clone(), "bob", "1"));
     store.record(said(Conversation::Global, "bob", "elsewhere"));
-    store.record(queued("2"));
+    store.queue_private(queued("2")).await.unwrap();
     store.record(said(between.clone(), "bob", "3"));
     store.sync().await;
-    // Then a queued message written on its own, and another batch.
+    // Then another queued message, and another batch.
     store.queue_private(queued("4")).await.unwrap();
     batch_of(&store, &between, 5, 2).await;
     assert_eq!(rows_and_chunks(&dir).await, (2, 4));
