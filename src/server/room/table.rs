@@ -443,14 +443,19 @@ impl RoomsActor {
         }
         if !gone.is_empty() {
             info!(rooms = gone.len(), "expired empty rooms");
-            // The other nodes drop them too: the shared store no longer has them.
-            if let Some(cluster) = &self.cluster {
-                for room in &gone {
-                    let room = room.to_string();
-                    cluster.global(&wire::Global::RoomExpired { room });
-                }
+            let deleted = self.store.delete_rooms(gone.clone());
+            // The other nodes drop them too, once the shared store no longer has them: told
+            // sooner, a node could find a room in the store again on a join meanwhile, and
+            // keep it after it is deleted.
+            if let Some(cluster) = self.cluster.clone() {
+                tokio::spawn(async move {
+                    deleted.await;
+                    for room in gone {
+                        let room = room.to_string();
+                        cluster.global(&wire::Global::RoomExpired { room });
+                    }
+                });
             }
-            self.store.delete_rooms(gone);
         }
     }
 

@@ -360,7 +360,10 @@ impl<D: Database> StoreActor<D> {
             StoreRequest::UnrememberedRooms { rooms, reply } => {
                 self.unremembered_rooms(rooms, reply).await;
             }
-            StoreRequest::DeleteRooms { rooms } => self.delete_rooms(rooms).await,
+            StoreRequest::DeleteRooms { rooms, done } => {
+                self.delete_rooms(rooms).await;
+                let _ = done.send(());
+            }
             StoreRequest::Record(_) | StoreRequest::Barrier { .. } | StoreRequest::Close { .. } => {
             }
         }

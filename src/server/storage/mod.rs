@@ -308,7 +308,11 @@ enum StoreRequest {
         reply: oneshot::Sender<Vec<Name>>,
     },
     /// Deletes rooms nobody remembers, with their history.
-    DeleteRooms { rooms: Vec<Name> },
+    DeleteRooms {
+        rooms: Vec<Name>,
+        /// Answered once it is done (or failed, or refused).
+        done: oneshot::Sender<()>,
+    },
     /// Write everything queued, then stop.
     Close { reply: oneshot::Sender<()> },
     /// Makes the database "full" at its current size, to test the failure paths.
@@ -347,7 +351,8 @@ impl StoreRequest {
             }
             // As when a deletion fails: logged; the rooms stay stored, and expire again after
             // the next start.
-            StoreRequest::DeleteRooms { rooms } => {
+            StoreRequest::DeleteRooms { rooms, done } => {
+                let _ = done.send(());
                 tracing::error!(
                     rooms = rooms.len(),
                     "deleting expired rooms failed: the database is out of reach"
@@ -612,9 +617,13 @@ impl Store {
     }
 
     /// Deletes `rooms` and their history, except any that a registered user remembers by
-    /// the time this runs.
-    pub fn delete_rooms(&self, rooms: Vec<Name>) {
-        self.send(StoreRequest::DeleteRooms { rooms });
+    /// the time this runs. Sent at once; the returned future resolves once it is done,
+    /// failed (logged) or refused.
+    pub fn delete_rooms(&self, rooms: Vec<Name>) -> impl Future<Output = ()> + Send + 'static {
+        let done = request::submit(&self.tx, |done| StoreRequest::DeleteRooms { rooms, done });
+        async move {
+            let _ = done.await;
+        }
     }
 
     /// Writes everything queued and stops the writer task; closes the read connections.
@@ -630,11 +639,6 @@ impl Store {
     #[cfg(test)]
     async fn fill_up(&self) {
         let _ = self.ask(|done| StoreRequest::FillUp { done }).await;
-    }
-
-    fn send(&self, request: StoreRequest) {
-        // A closed store only happens at the very end of shutdown, after every session.
-        let _ = self.tx.send(request);
     }
 
     async fn ask<T>(

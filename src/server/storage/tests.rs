@@ -403,7 +403,7 @@ async fn a_deleted_room_takes_its_history_and_only_its_own(kind: Kind) {
     store.record(said(Conversation::Room(name("dev")), "alice", "old"));
     store.record(said(Conversation::Room(name("ops")), "alice", "kept"));
     store.sync().await;
-    store.delete_rooms(vec![name("DEV")]);
+    store.delete_rooms(vec![name("DEV")]).await;
     // The conversation keeps its id; a room of that name later starts with no history.
     store.record(said(Conversation::Room(name("Dev")), "bob", "new"));
     let dev = store.history(Conversation::Room(name("dev")), 10).await;
