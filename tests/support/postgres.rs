@@ -336,8 +336,23 @@ fn postgres_user() -> Option<(u32, u32)> {
     }
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, below the kernel's range for outgoing connections: a
+/// test stops its server and starts it again on the same port, and a port of that range
+/// may be taken meanwhile by any connection another test opens ("PostgreSQL did not start",
+/// a flake under load).
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().unwrap().port()
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let lowest = 10_000.min(ephemeral_from / 2);
+    let span = u64::from(ephemeral_from - lowest);
+    for _ in 0..1000 {
+        let offset = getrandom::u64().expect("random bytes") % span;
+        let port = lowest + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {ephemeral_from}");
 }
