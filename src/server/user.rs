@@ -11,11 +11,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::accounts::{AccountError, Accounts};
 use super::cluster::wire::{self, UserState};
-use super::cluster::{ClaimError, Cluster};
+use super::cluster::{ClaimError, Cluster, Recheck};
 use super::member::{Member, UserId};
 use super::request::{self, Backlog, unavailable};
 use super::storage::{Conversation, Record, Store};
@@ -88,6 +88,13 @@ pub(crate) enum UsersRequest {
     },
     /// What another node of the cluster said (see [`Remote`]).
     Remote(Remote),
+    /// Sent by the task that checked, for a node that rejoins the cluster, the claim of the
+    /// user `name` (identity `id`) of this node.
+    Rechecked {
+        name: Name,
+        id: UserId,
+        recheck: Recheck,
+    },
     /// A registered user whose password was checked comes online. If the account is online
     /// on another connection already, this one takes its place.
     Login {
@@ -190,8 +197,10 @@ pub(crate) enum Remote {
     },
     /// Publish this node's users, for another node's `Hello` or after a reconnection.
     SendState,
-    /// NATS came back: this node's claims are made again where they are missing.
-    Reconnected,
+    /// This node was cut off, and may have been declared lost: its users' claims are
+    /// checked, made again where they were freed, and a user whose name went to someone
+    /// else meanwhile is told and closed.
+    Rejoined,
 }
 
 /// The answer to a private message sent through the directory.
@@ -475,6 +484,7 @@ impl UsersActor {
             } => self.claimed(member, claim, reply),
             UsersRequest::LookedUp { name, account } => self.looked_up(name, account),
             UsersRequest::Remote(remote) => self.heard(remote),
+            UsersRequest::Rechecked { name, id, recheck } => self.rechecked(name, id, recheck),
             UsersRequest::Login { member, reply } => self.login(member, reply),
             UsersRequest::Logout { member, how } => self.go_offline(member, how),
             UsersRequest::Resolve { name, reply } => self.resolve(name, reply),
@@ -1136,37 +1146,114 @@ impl UsersActor {
                     users,
                 });
             }
-            Remote::Reconnected => {
-                if let Some(cluster) = &self.cluster {
-                    let users = self
-                        .online
-                        .iter()
-                        .map(|(name, online)| (look_alike_key(name), name.clone(), online.id.key()))
-                        .collect();
-                    cluster.reclaim(users);
-                }
+            Remote::Rejoined => self.recheck(),
+        }
+    }
+
+    /// Checks every claim of this node's users from a task of its own; each answer comes
+    /// back as [`UsersRequest::Rechecked`].
+    fn recheck(&self) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let users: Vec<(Name, UserId, u64)> = self
+            .online
+            .iter()
+            .map(|(name, online)| (name.clone(), online.id, online.claim.unwrap_or_default()))
+            .collect();
+        let actor = self.tx.clone();
+        tokio::spawn(async move {
+            for (name, id, revision) in users {
+                let key = look_alike_key(&name);
+                let recheck = cluster.recheck(&key, &name, &id.key(), revision).await;
+                let _ = actor.send(UsersRequest::Rechecked { name, id, recheck });
+            }
+        });
+    }
+
+    /// What a rejoining node found of the claim of its user `name`: claimed again, it is
+    /// announced again (the others had seen the user go); taken by someone else, the user is
+    /// told and closed, and goes offline here.
+    fn rechecked(&mut self, name: Name, id: UserId, recheck: Recheck) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let Some(online) = self.online.get_mut(&name).filter(|online| online.id == id) else {
+            return;
+        };
+        match recheck {
+            Recheck::Held | Recheck::Unknown => {}
+            Recheck::Claimed(revision) => {
+                online.claim = Some(revision);
+                cluster.global(&wire::Global::Online {
+                    node: cluster.node().to_string(),
+                    name: name.to_string(),
+                    id: id.key(),
+                    claim: revision,
+                });
+            }
+            Recheck::Taken(holder) => {
+                info!(user = %name, node = holder.node, "name taken on another node while this one was cut off");
+                self.name_lost(&name);
             }
         }
     }
 
-    /// `name` is online on `node`. If it was online here, it logged in there since and took
-    /// the name over (the cluster's claim moved): the session here is closed as replaced,
-    /// and nobody else is told anything.
+    /// This node's user `name` lost the name to a user of another node, who claimed it
+    /// while this node was cut off: the user is told and closed, and this node's other
+    /// users see them go. Their claim is not released: it is not theirs any more.
+    fn name_lost(&mut self, name: &Name) {
+        let Some(online) = self.online.remove(name) else {
+            return;
+        };
+        online.outbox.replace(Reply::Notice(Notice::Closing {
+            reason: CloseReason::NameLost,
+        }));
+        if !self.registered.contains_key(name) {
+            self.release_look_alike(name);
+        }
+        let (user, how) = (name.clone(), Departure::Lost);
+        self.presence
+            .add(Notice::Offline { user, how }, self.everyone() + 1);
+    }
+
+    /// `name` is online on `node`, holding the claim made at revision `claim`. If it is
+    /// online here too, the newer claim wins: the same account logged in there since and
+    /// took the name over (the session here is closed as replaced, and nobody else is told
+    /// anything); or this node was cut off, the others freed the name, and someone else
+    /// took it (the user here is told why and closed). A claim older than this node's
+    /// holder's is one the other node has not found out it lost yet: it is ignored.
     fn remote_online(&mut self, node: Arc<str>, name: Name, id: UserId, claim: u64) {
-        if let Some(local) = self.online.remove(&name) {
-            local.outbox.replace(Reply::Notice(Notice::Closing {
-                reason: CloseReason::Replaced,
-            }));
-            info!(user = %name, %node, "session taken over by a login on another node");
+        if let Some(local) = self.online.get(&name) {
+            if local.claim.is_some_and(|held| held > claim) {
+                debug!(user = %name, %node, "an older claim from another node ignored");
+                return;
+            }
+            if local.id == id {
+                if let Some(local) = self.online.remove(&name) {
+                    local.outbox.replace(Reply::Notice(Notice::Closing {
+                        reason: CloseReason::Replaced,
+                    }));
+                }
+                info!(user = %name, %node, "session taken over by a login on another node");
+            } else {
+                self.name_lost(&name);
+                self.announce_remote(&name);
+            }
         } else if !self.remote.contains_key(&name) {
-            self.presence
-                .add(Notice::Online { user: name.clone() }, self.everyone() + 1);
-            self.presence.arrived(name.clone());
+            self.announce_remote(&name);
         }
         self.look_alikes
             .entry(look_alike_key(&name))
             .or_insert(name.clone());
         self.remote.insert(name, RemoteUser { node, id, claim });
+    }
+
+    /// Tells everyone here that `name` came online on another node.
+    fn announce_remote(&mut self, name: &Name) {
+        self.presence
+            .add(Notice::Online { user: name.clone() }, self.everyone() + 1);
+        self.presence.arrived(name.clone());
     }
 
     /// A user of another node went offline; everyone here is told with `notice`.

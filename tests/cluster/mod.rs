@@ -4,6 +4,7 @@
 
 mod failures;
 mod one_chat;
+mod partitions;
 mod shared_store;
 mod topics;
 

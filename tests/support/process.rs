@@ -179,6 +179,23 @@ impl ServerProcess {
         server
     }
 
+    /// Starts the server, in a fresh data directory, as the user `uid` (which a firewall rule
+    /// can then tell apart from the test's own processes).
+    pub fn start_as(uid: u32, args: &[&str]) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let open = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(data_dir.path(), open).expect("open the data directory");
+        let id = uid.to_string();
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", &id, "--regid", &id, "--clear-groups", binary()])
+            .args(["--addr", "127.0.0.1:0"]);
+        let mut server = Self::launch(command, data_dir.path(), args);
+        server._data_dir = Some(data_dir);
+        server
+    }
+
     /// The log lines written in the next `wait`, and any not yet read before.
     pub fn logs_for(&self, wait: Duration) -> Vec<String> {
         let deadline = std::time::Instant::now() + wait;

@@ -121,6 +121,10 @@ pub enum CloseReason {
     /// The user logged in to their account on another connection, which took over.
     #[strum(message = "you logged in on another connection")]
     Replaced,
+    /// The user's server was cut off from the rest of a cluster for so long that the others
+    /// freed the user's name, and someone else took it meanwhile.
+    #[strum(message = "this server was cut off from the others and your name was taken meanwhile")]
+    NameLost,
 }
 
 impl CloseReason {

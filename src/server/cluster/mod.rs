@@ -30,8 +30,13 @@
 //! Failure: a node that stops sending heartbeats for `node_timeout_secs` is declared lost by
 //! every other node, each on its own (no coordination needed: each removes the lost node's
 //! users from what it shows, and deletes their name claims with the revision it knows, which
-//! only the first one does). While a node is disconnected from NATS it judges nobody, and it
-//! sends and asks for the full state again when it is back.
+//! only the first one does). A node judges others only on what it heard before a round trip
+//! to NATS that came back, so that a node that was itself cut off or frozen (its connection
+//! still open) judges nobody on its stale view. A node that was cut off for long enough to
+//! have been declared lost, or is told it was, or reconnects, *rejoins*: it checks every
+//! name claim of its users (claiming again those that were freed, and closing, with a notice
+//! that says why, a user whose name someone else holds now), and sends and asks for the full
+//! state again. When two nodes both list a user under one name, the newer claim wins.
 
 mod node;
 pub(crate) mod wire;
@@ -66,6 +71,9 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
 /// backoff goes up to 4 s, which a chat cut in two would wait after NATS is back; an attempt
 /// to a NATS that is still away costs a refused connection.
 const RECONNECT_DELAY_AT_MOST: Duration = Duration::from_millis(500);
+
+/// How long a node waits for NATS to answer a round trip before it counts it as unanswered.
+const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publications the publishing task takes from its queue at once.
 const TAKEN_AT_ONCE: usize = 256;
@@ -124,6 +132,20 @@ pub enum ClusterError {
     Bucket(String),
     #[error("cannot subscribe to the cluster's subjects: {0}")]
     Subscribe(String),
+}
+
+/// What a node that rejoins finds of one of its users' names in the bucket.
+#[derive(Debug)]
+pub(crate) enum Recheck {
+    /// The user's claim is there as it was.
+    Held,
+    /// The claim had been freed (the others declared this node lost): the name is the
+    /// user's again, at this revision.
+    Claimed(u64),
+    /// The claim had been freed and someone else holds the name now.
+    Taken(Claim),
+    /// NATS did not answer.
+    Unknown,
 }
 
 /// Why a name could not be claimed.
@@ -186,6 +208,11 @@ impl Cluster {
             // only be dropped.
             .no_echo()
             .max_reconnects(None)
+            // NATS's default is a ping every 2 minutes: a connection that stops carrying
+            // anything (a network that drops its packets, without closing it) would be found
+            // out only then. Pinged as often as a heartbeat goes, it is dropped and made again
+            // after about three heartbeats without an answer.
+            .ping_interval(heartbeat_every(options.node_timeout))
             .reconnect_delay_callback(reconnect_delay)
             .event_callback(move |event| {
                 let events = events_tx.clone();
@@ -470,23 +497,38 @@ impl Cluster {
         });
     }
 
-    /// Claims again, after NATS came back, the names of this node's users (in case NATS lost
-    /// its store); a name another node's user took meanwhile stays theirs, and is logged.
-    pub(crate) fn reclaim(&self, users: Vec<(String, Name, String)>) {
-        let cluster = self.clone();
-        tokio::spawn(async move {
-            for (key, name, id) in users {
-                match cluster.holder(&key).await {
-                    Ok(None) => {
-                        let _ = cluster.claim(&key, &name, &id).await;
-                    }
-                    Ok(Some((holder, _))) if *holder.node != *cluster.inner.node => {
-                        warn!(%name, node = holder.node, "a name is held on two nodes after NATS came back");
-                    }
-                    _ => {}
-                }
-            }
-        });
+    /// Checks, for a node that rejoins, the claim on `key` that its user `name` (identity
+    /// `id`) made at `revision`: still there, or freed and claimed again, or taken by someone
+    /// else meanwhile.
+    pub(crate) async fn recheck(&self, key: &str, name: &Name, id: &str, revision: u64) -> Recheck {
+        let ours = |claim: &Claim| *claim.node == *self.inner.node && claim.id == id;
+        match self.holder(key).await {
+            Ok(Some((_, held))) if held == revision => Recheck::Held,
+            // Claimed again already (two rejoins close together).
+            Ok(Some((claim, held))) if ours(&claim) => Recheck::Claimed(held),
+            Ok(Some((claim, _))) => Recheck::Taken(claim),
+            Ok(None) => match self.claim(key, name, id).await {
+                Ok(revision) => Recheck::Claimed(revision),
+                Err(ClaimError::Taken(claim)) if ours(&claim) => Recheck::Unknown,
+                Err(ClaimError::Taken(claim)) => Recheck::Taken(claim),
+                Err(ClaimError::Unavailable) => Recheck::Unknown,
+            },
+            Err(()) => Recheck::Unknown,
+        }
+    }
+
+    /// A round trip to the NATS server: true if it answered in time. Everything NATS sent
+    /// this node before its answer has reached this node's subscriptions by then.
+    pub(crate) async fn round_trip(&self) -> bool {
+        // Any request the server itself answers: JetStream's account information.
+        let request = self
+            .inner
+            .client
+            .request(Subject::from_static("$JS.API.INFO"), Bytes::new());
+        matches!(
+            tokio::time::timeout(ROUND_TRIP_TIMEOUT, request).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Deletes the claims a previous run of this node left (a crash, a kill): its users are
@@ -641,6 +683,12 @@ async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
             }
         }
     }
+}
+
+/// How often a node says it is alive: a quarter of the node timeout, so that a node is
+/// declared lost only after missing several in a row.
+pub(crate) fn heartbeat_every(node_timeout: Duration) -> Duration {
+    (node_timeout / 4).max(Duration::from_millis(100))
 }
 
 /// How long a node waits before its `attempts`th attempt in a row to reconnect to NATS:

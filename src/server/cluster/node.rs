@@ -6,21 +6,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::{Event, Message};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 use super::wire::{self, Global};
-use super::{Cluster, Inbound};
+use super::{Cluster, Inbound, heartbeat_every};
 use crate::server::room::{RemoteRooms, Rooms};
 use crate::server::user::{Remote, Users};
 use linechat_protocol::Departure;
-
-/// Heartbeats per node timeout: a node is declared lost after missing about this many.
-const HEARTBEATS_PER_TIMEOUT: u32 = 4;
 
 /// Starts this node's cluster task, which hands what the other nodes say to `users` and
 /// `rooms`.
@@ -30,7 +27,9 @@ pub(crate) fn spawn_node(cluster: Cluster, inbound: Inbound, users: Users, rooms
         users,
         rooms,
         nodes: HashMap::new(),
+        forgotten: HashMap::new(),
         connected: true,
+        heard_until: Instant::now(),
     };
     tokio::spawn(actor.run(inbound));
 }
@@ -41,14 +40,28 @@ struct Seen {
     last: Instant,
 }
 
+/// A round trip to NATS that was answered: when it was sent, and when its answer came.
+struct RoundTrip {
+    sent: Instant,
+    answered: Instant,
+}
+
 struct ClusterActor {
     cluster: Cluster,
     users: Users,
     rooms: Rooms,
     nodes: HashMap<Arc<str>, Seen>,
-    /// Whether NATS is reachable: while it is not, nobody is judged lost (the silence is
-    /// ours), and when it is back every node's state is exchanged again.
+    /// The nodes this one declared lost, with their run: should one speak again, it is told
+    /// so ([`Global::Lost`]), since it may not know it was declared lost.
+    forgotten: HashMap<Arc<str>, u64>,
+    /// Whether the NATS client is connected, as it last said: while it is not, this node
+    /// sends no heartbeats and judges nobody.
     connected: bool,
+    /// When the latest answered round trip to NATS was sent: everything this node published
+    /// before then reached NATS, and everything the others published before then has been
+    /// heard. The others' view of this node is fresh up to about then; this node's view of
+    /// them is, too.
+    heard_until: Instant,
 }
 
 impl ClusterActor {
@@ -58,25 +71,27 @@ impl ClusterActor {
             mut global,
             mut direct,
         } = inbound;
+        let (round_trips, mut answered) = mpsc::unbounded_channel();
         self.hello();
-        let every = (self.cluster.inner.node_timeout / HEARTBEATS_PER_TIMEOUT)
-            .max(Duration::from_millis(100));
-        let mut heartbeat = tokio::time::interval(every);
+        let mut heartbeat = tokio::time::interval(heartbeat_every(self.cluster.inner.node_timeout));
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(message) = global.next() => self.global(message),
                 Some(message) = direct.next() => self.direct(message),
                 Some(event) = events.recv() => self.connection(event),
-                _ = heartbeat.tick() => {
-                    if self.connected {
-                        self.cluster.global(&Global::Heartbeat {
-                            node: self.cluster.inner.node.to_string(),
-                            incarnation: self.cluster.inner.incarnation,
-                        });
+                Some(trip) = answered.recv() => {
+                    // What NATS sent before its answer is in the subscriptions by now: it is
+                    // heard first, so that the answer finds this node's view up to date.
+                    while let Some(Some(message)) = global.next().now_or_never() {
+                        self.global(message);
                     }
-                    self.sweep();
+                    while let Some(Some(message)) = direct.next().now_or_never() {
+                        self.direct(message);
+                    }
+                    self.answered(trip);
                 }
+                _ = heartbeat.tick() => self.beat(&round_trips),
                 else => return,
             }
         }
@@ -97,6 +112,51 @@ impl ClusterActor {
         self.rooms.remote(RemoteRooms::SendState);
     }
 
+    /// This node may have been declared lost by the others, who then freed its users' names
+    /// and dropped them from what they show: the directory checks every claim again, and
+    /// the state is exchanged again.
+    fn rejoin(&self) {
+        self.users.remote(Remote::Rejoined);
+        self.hello();
+    }
+
+    /// Says this node is alive, and times a round trip to NATS, whose answer comes back on
+    /// `round_trips`.
+    fn beat(&self, round_trips: &mpsc::UnboundedSender<RoundTrip>) {
+        if !self.connected {
+            return;
+        }
+        self.cluster.global(&Global::Heartbeat {
+            node: self.cluster.inner.node.to_string(),
+            incarnation: self.cluster.inner.incarnation,
+        });
+        let (cluster, round_trips) = (self.cluster.clone(), round_trips.clone());
+        let sent = Instant::now();
+        tokio::spawn(async move {
+            if cluster.round_trip().await {
+                let answered = Instant::now();
+                let _ = round_trips.send(RoundTrip { sent, answered });
+            }
+        });
+    }
+
+    /// A round trip came back. If none had for about the node timeout, the others may have
+    /// declared this node lost meanwhile: it rejoins. Then the nodes not heard from since
+    /// a node timeout before it was sent are lost.
+    fn answered(&mut self, trip: RoundTrip) {
+        if trip.sent <= self.heard_until {
+            return;
+        }
+        let timeout = self.cluster.inner.node_timeout;
+        let silent = trip.answered.saturating_duration_since(self.heard_until);
+        self.heard_until = trip.sent;
+        if silent >= timeout.saturating_sub(heartbeat_every(timeout)) {
+            warn!("NATS did not answer this node for {silent:?}: it rejoins the cluster");
+            self.rejoin();
+        }
+        self.sweep(trip.sent);
+    }
+
     fn connection(&mut self, event: Event) {
         match event {
             Event::Disconnected => {
@@ -114,20 +174,20 @@ impl ClusterActor {
                 for seen in self.nodes.values_mut() {
                     seen.last = now;
                 }
-                self.users.remote(Remote::Reconnected);
-                self.hello();
+                self.heard_until = now;
+                self.rejoin();
             }
             other => debug!(event = %other, "NATS"),
         }
     }
 
-    /// Declares lost the nodes not heard for the node timeout.
-    fn sweep(&mut self) {
+    /// Declares lost the nodes not heard from for the node timeout before `now`, a moment up
+    /// to which this node has heard everything NATS had for it.
+    fn sweep(&mut self, now: Instant) {
         if !self.connected {
             return;
         }
         let timeout = self.cluster.inner.node_timeout;
-        let now = Instant::now();
         let lost: Vec<Arc<str>> = self
             .nodes
             .iter()
@@ -136,9 +196,24 @@ impl ClusterActor {
             .collect();
         for node in lost {
             warn!(%node, "node silent for {timeout:?}: its users are lost");
-            self.nodes.remove(&node);
+            if let Some(Seen {
+                incarnation: Some(incarnation),
+                ..
+            }) = self.nodes.remove(&node)
+            {
+                self.forgotten.insert(node.clone(), incarnation);
+                self.lost(&node, incarnation);
+            }
             self.gone(node, Departure::Lost);
         }
+    }
+
+    /// Tells `node` (its run `incarnation`) that this node declared it lost.
+    fn lost(&self, node: &str, incarnation: u64) {
+        self.cluster.global(&Global::Lost {
+            node: node.to_owned(),
+            incarnation,
+        });
     }
 
     /// `node` is gone: its users leave, as `how` says.
@@ -172,7 +247,16 @@ impl ClusterActor {
             return name;
         }
         let name: Arc<str> = node.into();
-        info!(%node, "node joined");
+        // A node declared lost that speaks again (and is not saying hello, after which it
+        // sends its state anyway) may not know it was: it is told, and rejoins.
+        if let Some(forgotten) = self.forgotten.remove(node)
+            && incarnation.is_none_or(|run| run == forgotten)
+        {
+            info!(%node, "a node declared lost speaks again");
+            self.lost(node, forgotten);
+        } else {
+            info!(%node, "node joined");
+        }
         let seen = Seen {
             incarnation,
             last: now,
@@ -203,8 +287,17 @@ impl ClusterActor {
                 }
             }
             Global::Hello { node, incarnation } => {
+                self.forgotten.remove(node.as_str());
                 self.alive(&node, Some(incarnation));
                 self.send_state();
+            }
+            Global::Lost { node, incarnation } => {
+                if *node == *self.cluster.inner.node
+                    && incarnation == self.cluster.inner.incarnation
+                {
+                    warn!("another node declared this one lost: it rejoins the cluster");
+                    self.rejoin();
+                }
             }
             Global::Users {
                 node,

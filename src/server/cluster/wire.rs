@@ -17,11 +17,15 @@ use linechat_protocol::{Name, Reply, Topic};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t")]
 pub(crate) enum Global {
-    /// "I am alive", every `node_timeout / 4`.
+    /// "I am alive", every `node_timeout / 4` ([`super::heartbeat_every`]).
     Heartbeat { node: String, incarnation: u64 },
     /// A node shuts down: its users are gone (`NOTICE OFFLINE <name> SHUTDOWN`) now, not
     /// after the node timeout.
     Bye { node: String, incarnation: u64 },
+    /// The publishing node declared `node` (its run `incarnation`) lost, and freed its users'
+    /// names; or it heard from `node` without knowing its state. If `node` is alive after
+    /// all, it rejoins: it checks its users' claims and sends its state again.
+    Lost { node: String, incarnation: u64 },
     /// A node (re)connected: every node answers with its `Users` and `Rooms`, since what
     /// happened meanwhile went unheard.
     Hello { node: String, incarnation: u64 },

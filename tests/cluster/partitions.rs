@@ -1,0 +1,245 @@
+//! A node cut off from the others for longer than the node timeout, while it and its
+//! connections stay up: frozen (SIGSTOP, SIGCONT), or its packets to and from NATS dropped.
+//! The others declare its users lost and free their names meanwhile; once it is back, the
+//! nodes find each other again, exchange their state, and every name has one owner.
+
+use std::time::Duration;
+
+use super::{NODE_TIMEOUT_SECS, Nodes, guest, guest_seen, reply_to, users_become};
+use crate::support::{Client, Server, ServerProcess, eventually};
+
+/// The cut: longer than the node timeout, so that the others declare the node lost.
+const CUT: Duration = Duration::from_secs(NODE_TIMEOUT_SECS + 3);
+
+/// A second node as the `linechat` binary, on `cluster`'s NATS and database: a process of its
+/// own, which a test can freeze or cut off.
+fn node_process(cluster: &Nodes, name: &str, wrapper: &[&str]) -> ServerProcess {
+    let timeout = NODE_TIMEOUT_SECS.to_string();
+    let args = [
+        "--nats",
+        &cluster.nats.url(),
+        "--database-url",
+        &cluster.database,
+        "--node-name",
+        name,
+        "--node-timeout-secs",
+        &timeout,
+    ];
+    if wrapper.is_empty() {
+        ServerProcess::start_with(&args, &[])
+    } else {
+        ServerProcess::start_wrapped(wrapper, &args, &[])
+    }
+}
+
+/// The user the cut-off node runs as: `nobody`, whom no other process of the tests is.
+const CUT_OFF_UID: u32 = 65534;
+
+/// Firewall rules that drop every packet between a node running as [`CUT_OFF_UID`] and NATS,
+/// without closing its connection: what the node sends to NATS's port (its connection, and
+/// any new one it tries), and what NATS sends to the node's connection. Removed when dropped.
+struct Cut {
+    rules: Vec<Vec<String>>,
+}
+
+impl Cut {
+    fn new(nats_port: u16, node_port: u16) -> Self {
+        let rule = |words: &str| words.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let (nats, node, uid) = (nats_port, node_port, CUT_OFF_UID);
+        let rules = vec![
+            rule(&format!(
+                "OUTPUT -o lo -p tcp -m owner --uid-owner {uid} --dport {nats} -j DROP"
+            )),
+            rule(&format!(
+                "INPUT -i lo -p tcp --sport {nats} --dport {node} -j DROP"
+            )),
+        ];
+        for rule in &rules {
+            iptables("-I", rule);
+        }
+        Self { rules }
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            iptables("-D", rule);
+        }
+    }
+}
+
+fn iptables(action: &str, rule: &[String]) {
+    let status = std::process::Command::new("iptables")
+        .arg("-w")
+        .arg(action)
+        .args(rule)
+        .status()
+        .expect("run iptables (scripts/test-deps.sh installs it; the tests run as root)");
+    assert!(status.success(), "iptables {action} {rule:?}");
+}
+
+/// The local port of the NATS connection of the node named `node`, as NATS sees it.
+fn nats_connection_port(cluster: &Nodes, node: &str) -> u16 {
+    let connz: serde_json::Value =
+        serde_json::from_str(&cluster.nats.monitor("/connz")).expect("JSON");
+    let name = format!("linechat {node}");
+    connz["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|connection| connection["name"] == name.as_str())
+        .and_then(|connection| connection["port"].as_u64())
+        .and_then(|port| u16::try_from(port).ok())
+        .expect("the node's connection")
+}
+
+/// Sends a signal to a process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// After a cut of `anna`'s node, seen by `bob` on the other node: both nodes list both users
+/// again, private messages cross both ways, the room has both members, and `anna`'s name is
+/// still hers: a stranger cannot take it on the other node.
+async fn healed(cluster: &Nodes, anna: &mut Client, bob: &mut Client) {
+    users_become(bob, "USERS anna bob").await;
+    users_become(anna, "USERS anna bob").await;
+    eventually("a private message from bob to anna", async || {
+        (reply_to(bob, "PM anna back?").await == "OK PM anna").then_some(())
+    })
+    .await;
+    anna.skip_until("PM bob back?").await;
+    assert_eq!(reply_to(anna, "PM bob yes").await, "OK PM bob");
+    bob.skip_until("PM anna yes").await;
+    eventually("both members in the room on both nodes", async || {
+        let both = "LRU dev anna bob";
+        (reply_to(bob, "LRU dev").await == both && reply_to(anna, "LRU dev").await == both)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(reply_to(bob, "RM dev seen?").await, "OK RM dev");
+    anna.skip_until("RM dev bob seen?").await;
+    let mut stranger = cluster.node(0).connect().await;
+    let answer = reply_to(&mut stranger, "NICK anna").await;
+    assert!(answer.starts_with("ERR NAME_TAKEN "), "{answer}");
+    // Nobody was told of a takeover that never happened.
+    anna.check("USERS", "USERS anna bob").await;
+}
+
+#[tokio::test]
+async fn a_frozen_node_rejoins_the_cluster_with_its_users_and_names() {
+    let cluster = Nodes::start(1);
+    let mut bob = guest(cluster.node(0), "bob").await;
+    let frozen = node_process(&cluster, "n2", &[]);
+    let mut anna = Client::greeted(frozen.addr).await;
+    anna.check("NICK anna", "OK NICK anna").await;
+    anna.logged_in_as("anna");
+    bob.expect("NOTICE ONLINE anna").await;
+    users_become(&mut anna, "USERS anna bob").await;
+    bob.create_room("dev", &mut [&mut anna]).await;
+    anna.join("dev", &mut [&mut bob]).await;
+
+    signal(frozen.pid(), "-STOP");
+    bob.expect_unordered(&["LR dev anna", "NOTICE OFFLINE anna LOST"])
+        .await;
+    tokio::time::sleep(CUT - Duration::from_secs(NODE_TIMEOUT_SECS)).await;
+    signal(frozen.pid(), "-CONT");
+
+    bob.skip_until("NOTICE ONLINE anna").await;
+    healed(&cluster, &mut anna, &mut bob).await;
+}
+
+#[tokio::test]
+async fn a_name_taken_while_its_node_was_frozen_goes_to_the_newer_claim_and_its_holder_is_told() {
+    let cluster = Nodes::start(1);
+    let mut bob = guest(cluster.node(0), "bob").await;
+    let frozen = node_process(&cluster, "n2", &[]);
+    let mut anna = Client::greeted(frozen.addr).await;
+    anna.check("NICK anna", "OK NICK anna").await;
+    bob.expect("NOTICE ONLINE anna").await;
+    users_become(&mut anna, "USERS anna bob").await;
+
+    signal(frozen.pid(), "-STOP");
+    bob.expect("NOTICE OFFLINE anna LOST").await;
+    // The name is free for the others: a stranger takes it.
+    let mut stranger = guest_seen(cluster.node(0), "anna", &mut [&mut bob]).await;
+    tokio::time::sleep(CUT - Duration::from_secs(NODE_TIMEOUT_SECS)).await;
+    signal(frozen.pid(), "-CONT");
+
+    // The first anna is told why she is closed: not a login of hers elsewhere.
+    let last = anna.expect_closed().await;
+    assert_eq!(
+        last.last().map(String::as_str),
+        Some(
+            "NOTICE CLOSING NAME_LOST this server was cut off from the others and your name was \
+             taken meanwhile"
+        ),
+        "{last:?}"
+    );
+    // The stranger keeps it, on every node, and was told nothing.
+    let mut carol = Client::greeted(frozen.addr).await;
+    carol.check("NICK carol", "OK NICK carol").await;
+    users_become(&mut carol, "USERS anna bob carol").await;
+    assert_eq!(reply_to(&mut carol, "PM anna hello").await, "OK PM anna");
+    stranger.skip_until("PM carol hello").await;
+    let mut other = Client::greeted(frozen.addr).await;
+    let answer = reply_to(&mut other, "NICK anna").await;
+    assert!(answer.starts_with("ERR NAME_TAKEN "), "{answer}");
+    stranger.check("USERS", "USERS anna bob carol").await;
+}
+
+#[tokio::test]
+async fn a_node_whose_packets_to_nats_are_dropped_rejoins_once_they_pass() {
+    let cluster = Nodes::start(1);
+    let mut bob = guest(cluster.node(0), "bob").await;
+    let timeout = NODE_TIMEOUT_SECS.to_string();
+    let args = [
+        "--nats",
+        &cluster.nats.url(),
+        "--database-url",
+        &cluster.database,
+        "--node-name",
+        "n2",
+        "--node-timeout-secs",
+        &timeout,
+    ];
+    let cut_off = ServerProcess::start_as(CUT_OFF_UID, &args);
+    let mut anna = Client::greeted(cut_off.addr).await;
+    anna.check("NICK anna", "OK NICK anna").await;
+    anna.logged_in_as("anna");
+    bob.expect("NOTICE ONLINE anna").await;
+    users_become(&mut anna, "USERS anna bob").await;
+    bob.create_room("dev", &mut [&mut anna]).await;
+    anna.join("dev", &mut [&mut bob]).await;
+
+    let nats_port = cluster
+        .nats
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cut = Cut::new(nats_port, nats_connection_port(&cluster, "n2"));
+    bob.expect_unordered(&["LR dev anna", "NOTICE OFFLINE anna LOST"])
+        .await;
+    // A node that cannot reach the bus hands out no name.
+    let mut dave = Client::greeted(cut_off.addr).await;
+    dave.check(
+        "NICK dave",
+        "ERR NAME_TAKEN names cannot be checked across the cluster now; try again",
+    )
+    .await;
+    // Chat on the node goes on meanwhile.
+    anna.check("RM dev anyone?", "OK RM dev").await;
+    tokio::time::sleep(CUT - Duration::from_secs(NODE_TIMEOUT_SECS)).await;
+    drop(cut);
+
+    bob.skip_until("NOTICE ONLINE anna").await;
+    healed(&cluster, &mut anna, &mut bob).await;
+}
