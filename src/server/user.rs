@@ -1192,6 +1192,8 @@ impl UsersActor {
                     claim: revision,
                 });
             }
+            // The same account logged in on another node meanwhile: as a takeover.
+            Recheck::Taken(holder) if holder.id == id.key() => self.replaced(&name),
             Recheck::Taken(holder) => {
                 info!(user = %name, node = holder.node, "name taken on another node while this one was cut off");
                 self.name_lost(&name);
@@ -1217,6 +1219,18 @@ impl UsersActor {
             .add(Notice::Offline { user, how }, self.everyone() + 1);
     }
 
+    /// This node's user `name` logged in to their account on another node, which took the
+    /// session over: the session here is closed as replaced, and nobody else is told
+    /// anything (the user is still online).
+    fn replaced(&mut self, name: &Name) {
+        if let Some(local) = self.online.remove(name) {
+            local.outbox.replace(Reply::Notice(Notice::Closing {
+                reason: CloseReason::Replaced,
+            }));
+            info!(user = %name, "session taken over by a login on another node");
+        }
+    }
+
     /// `name` is online on `node`, holding the claim made at revision `claim`. If it is
     /// online here too, the newer claim wins: the same account logged in there since and
     /// took the name over (the session here is closed as replaced, and nobody else is told
@@ -1230,12 +1244,7 @@ impl UsersActor {
                 return;
             }
             if local.id == id {
-                if let Some(local) = self.online.remove(&name) {
-                    local.outbox.replace(Reply::Notice(Notice::Closing {
-                        reason: CloseReason::Replaced,
-                    }));
-                }
-                info!(user = %name, %node, "session taken over by a login on another node");
+                self.replaced(&name);
             } else {
                 self.name_lost(&name);
                 self.announce_remote(&name);

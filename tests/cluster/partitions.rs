@@ -11,25 +11,44 @@ use crate::support::{Client, Server, ServerProcess, eventually};
 /// The cut: longer than the node timeout, so that the others declare the node lost.
 const CUT: Duration = Duration::from_secs(NODE_TIMEOUT_SECS + 3);
 
-/// A second node as the `linechat` binary, on `cluster`'s NATS and database: a process of its
-/// own, which a test can freeze or cut off.
-fn node_process(cluster: &Nodes, name: &str, wrapper: &[&str]) -> ServerProcess {
-    let timeout = NODE_TIMEOUT_SECS.to_string();
+/// The arguments that make the `linechat` binary node `n2` of `cluster`.
+fn node_args(cluster: &Nodes) -> Vec<String> {
+    let (nats, timeout) = (cluster.nats.url(), NODE_TIMEOUT_SECS.to_string());
+    let database = cluster.database.as_str();
     let args = [
         "--nats",
-        &cluster.nats.url(),
+        &nats,
         "--database-url",
-        &cluster.database,
+        database,
         "--node-name",
-        name,
-        "--node-timeout-secs",
-        &timeout,
+        "n2",
     ];
-    if wrapper.is_empty() {
-        ServerProcess::start_with(&args, &[])
-    } else {
-        ServerProcess::start_wrapped(wrapper, &args, &[])
-    }
+    let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    args.extend(["--node-timeout-secs".to_owned(), timeout]);
+    args
+}
+
+/// A second node, `n2`, as the `linechat` binary: a process of its own, which a test can
+/// freeze.
+fn node_process(cluster: &Nodes) -> ServerProcess {
+    let args = node_args(cluster);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ServerProcess::start_with(&args, &[])
+}
+
+/// The same, running as [`CUT_OFF_UID`], which [`cut`] can cut off from NATS.
+fn cut_off_node(cluster: &Nodes) -> ServerProcess {
+    let args = node_args(cluster);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ServerProcess::start_as(CUT_OFF_UID, &args)
+}
+
+/// Cuts node `n2`, started by [`cut_off_node`], off from NATS until the cut is dropped.
+fn cut(cluster: &Nodes) -> Cut {
+    let url = cluster.nats.url();
+    let nats_port = url.rsplit(':').next().and_then(|port| port.parse().ok());
+    let nats_port = nats_port.expect("NATS's port");
+    Cut::new(nats_port, nats_connection_port(cluster, "n2"))
 }
 
 /// The user the cut-off node runs as: `nobody`, whom no other process of the tests is.
@@ -103,39 +122,55 @@ fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill {signal} {pid}");
 }
 
+/// Sends `command` and returns its answer, skipping the presence notices and room events
+/// that the nodes' meeting again may send meanwhile.
+async fn answer(client: &mut Client, command: &str) -> String {
+    client.send(command).await;
+    loop {
+        let line = client.line().await;
+        if !["NOTICE ", "JR ", "LR "]
+            .iter()
+            .any(|event| line.starts_with(event))
+        {
+            return line;
+        }
+    }
+}
+
 /// After a cut of `anna`'s node, seen by `bob` on the other node: both nodes list both users
 /// again, private messages cross both ways, the room has both members, and `anna`'s name is
 /// still hers: a stranger cannot take it on the other node.
 async fn healed(cluster: &Nodes, anna: &mut Client, bob: &mut Client) {
-    users_become(bob, "USERS anna bob").await;
-    users_become(anna, "USERS anna bob").await;
-    eventually("a private message from bob to anna", async || {
-        (reply_to(bob, "PM anna back?").await == "OK PM anna").then_some(())
-    })
-    .await;
+    for client in [&mut *bob, &mut *anna] {
+        eventually("both users listed on both nodes", async || {
+            (answer(client, "USERS").await == "USERS anna bob").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(answer(bob, "PM anna back?").await, "OK PM anna");
     anna.skip_until("PM bob back?").await;
-    assert_eq!(reply_to(anna, "PM bob yes").await, "OK PM bob");
+    assert_eq!(answer(anna, "PM bob yes").await, "OK PM bob");
     bob.skip_until("PM anna yes").await;
     eventually("both members in the room on both nodes", async || {
         let both = "LRU dev anna bob";
-        (reply_to(bob, "LRU dev").await == both && reply_to(anna, "LRU dev").await == both)
+        (answer(bob, "LRU dev").await == both && answer(anna, "LRU dev").await == both)
             .then_some(())
     })
     .await;
-    assert_eq!(reply_to(bob, "RM dev seen?").await, "OK RM dev");
+    assert_eq!(answer(bob, "RM dev seen?").await, "OK RM dev");
     anna.skip_until("RM dev bob seen?").await;
     let mut stranger = cluster.node(0).connect().await;
-    let answer = reply_to(&mut stranger, "NICK anna").await;
-    assert!(answer.starts_with("ERR NAME_TAKEN "), "{answer}");
+    let refused = answer(&mut stranger, "NICK anna").await;
+    assert!(refused.starts_with("ERR NAME_TAKEN "), "{refused}");
     // Nobody was told of a takeover that never happened.
-    anna.check("USERS", "USERS anna bob").await;
+    assert_eq!(answer(anna, "USERS").await, "USERS anna bob");
 }
 
 #[tokio::test]
 async fn a_frozen_node_rejoins_the_cluster_with_its_users_and_names() {
     let cluster = Nodes::start(1);
     let mut bob = guest(cluster.node(0), "bob").await;
-    let frozen = node_process(&cluster, "n2", &[]);
+    let frozen = node_process(&cluster);
     let mut anna = Client::greeted(frozen.addr).await;
     anna.check("NICK anna", "OK NICK anna").await;
     anna.logged_in_as("anna");
@@ -158,7 +193,7 @@ async fn a_frozen_node_rejoins_the_cluster_with_its_users_and_names() {
 async fn a_name_taken_while_its_node_was_frozen_goes_to_the_newer_claim_and_its_holder_is_told() {
     let cluster = Nodes::start(1);
     let mut bob = guest(cluster.node(0), "bob").await;
-    let frozen = node_process(&cluster, "n2", &[]);
+    let frozen = node_process(&cluster);
     let mut anna = Client::greeted(frozen.addr).await;
     anna.check("NICK anna", "OK NICK anna").await;
     bob.expect("NOTICE ONLINE anna").await;
@@ -197,18 +232,7 @@ async fn a_name_taken_while_its_node_was_frozen_goes_to_the_newer_claim_and_its_
 async fn a_node_whose_packets_to_nats_are_dropped_rejoins_once_they_pass() {
     let cluster = Nodes::start(1);
     let mut bob = guest(cluster.node(0), "bob").await;
-    let timeout = NODE_TIMEOUT_SECS.to_string();
-    let args = [
-        "--nats",
-        &cluster.nats.url(),
-        "--database-url",
-        &cluster.database,
-        "--node-name",
-        "n2",
-        "--node-timeout-secs",
-        &timeout,
-    ];
-    let cut_off = ServerProcess::start_as(CUT_OFF_UID, &args);
+    let cut_off = cut_off_node(&cluster);
     let mut anna = Client::greeted(cut_off.addr).await;
     anna.check("NICK anna", "OK NICK anna").await;
     anna.logged_in_as("anna");
@@ -217,15 +241,7 @@ async fn a_node_whose_packets_to_nats_are_dropped_rejoins_once_they_pass() {
     bob.create_room("dev", &mut [&mut anna]).await;
     anna.join("dev", &mut [&mut bob]).await;
 
-    let nats_port = cluster
-        .nats
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let cut = Cut::new(nats_port, nats_connection_port(&cluster, "n2"));
+    let cut = cut(&cluster);
     bob.expect_unordered(&["LR dev anna", "NOTICE OFFLINE anna LOST"])
         .await;
     // A node that cannot reach the bus hands out no name.
@@ -242,4 +258,43 @@ async fn a_node_whose_packets_to_nats_are_dropped_rejoins_once_they_pass() {
 
     bob.skip_until("NOTICE ONLINE anna").await;
     healed(&cluster, &mut anna, &mut bob).await;
+}
+
+#[tokio::test]
+async fn an_account_that_logs_in_elsewhere_while_its_node_is_cut_off_is_taken_over() {
+    let cluster = Nodes::start(1);
+    let mut bob = guest(cluster.node(0), "bob").await;
+    let cut_off = cut_off_node(&cluster);
+    let mut alice = Client::greeted(cut_off.addr).await;
+    alice
+        .check("REGISTER alice s3cret-pw", "OK REGISTER alice")
+        .await;
+    bob.expect("NOTICE ONLINE alice").await;
+    users_become(&mut alice, "USERS alice bob").await;
+
+    let cut = cut(&cluster);
+    bob.expect("NOTICE OFFLINE alice LOST").await;
+    let mut laptop = cluster.node(0).connect().await;
+    assert_eq!(
+        reply_to(&mut laptop, "LOGIN alice s3cret-pw").await,
+        "OK LOGIN alice"
+    );
+    bob.expect("NOTICE ONLINE alice").await;
+    tokio::time::sleep(CUT - Duration::from_secs(NODE_TIMEOUT_SECS)).await;
+    drop(cut);
+
+    // Her own login took the session over (the node, whose connection to NATS was made
+    // again, never heard of it: it finds her name claimed by her account): she is told so,
+    // not that her name was taken.
+    let last = alice.expect_closed().await;
+    assert_eq!(
+        last.last().map(String::as_str),
+        Some("NOTICE CLOSING REPLACED you logged in on another connection"),
+        "{last:?}"
+    );
+    let mut carol = Client::greeted(cut_off.addr).await;
+    carol.check("NICK carol", "OK NICK carol").await;
+    users_become(&mut carol, "USERS alice bob carol").await;
+    assert_eq!(answer(&mut carol, "PM alice hi").await, "OK PM alice");
+    laptop.skip_until("PM carol hi").await;
 }
