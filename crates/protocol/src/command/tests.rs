@@ -526,6 +526,46 @@ fn invisible_and_direction_changing_characters_are_errors() {
     );
 }
 
+/// Interlinear annotations hide text between their anchor and terminator (most fonts show
+/// nothing of them), and noncharacters are not for interchange and show as nothing or as
+/// garbage: refused like the other invisible characters. Their neighbours are ordinary.
+#[test]
+fn interlinear_annotations_and_noncharacters_are_errors() {
+    let noncharacters = (0xFDD0..=0xFDEF)
+        .chain((0..=0x10).flat_map(|plane| [plane << 16 | 0xFFFE, plane << 16 | 0xFFFF]))
+        .map(|code| char::from_u32(code).unwrap());
+    for c in ['\u{FFF9}', '\u{FFFA}', '\u{FFFB}']
+        .into_iter()
+        .chain(noncharacters)
+    {
+        assert!(is_invisible(c), "{c:?}");
+        for line in [format!("MSG a{c}b"), format!("TOPIC dev {c}")] {
+            assert_eq!(
+                parse_err(&line),
+                ParseError::InvisibleCharacter(c),
+                "{line:?}"
+            );
+        }
+    }
+    for c in [
+        '\u{FDCF}',
+        '\u{FDF0}',
+        '\u{FFF8}',
+        '\u{FFFC}',
+        '\u{FFFD}',
+        '\u{1FFFD}',
+        '\u{10FFFD}',
+    ] {
+        assert!(!is_invisible(c), "{c:?}");
+        let text = format!("a{c}b");
+        assert_eq!(parse(&format!("MSG {text}")), Command::Msg { text });
+    }
+    assert_eq!(
+        ParseError::InvisibleCharacter('\u{FFFF}').to_string(),
+        "invisible or direction-changing character U+FFFF is not allowed"
+    );
+}
+
 #[test]
 fn emoji_sequences_and_joining_marks_stay_allowed() {
     for text in [

@@ -46,7 +46,9 @@ fn is_plain_ascii(bytes: &[u8]) -> bool {
 /// in a text padded to look like another, text hidden in tag characters). These are the bidi
 /// embeddings, overrides, isolates and marks; the zero-width and fillers that render as
 /// nothing (including Hangul fillers and the soft hyphen); the Unicode line and paragraph
-/// separators; and the tag characters.
+/// separators; the interlinear annotation characters, which hide the text they enclose; the
+/// tag characters; and the noncharacters, which are not meant for interchange and show as
+/// nothing or as garbage.
 ///
 /// Kept: U+200D (zero-width joiner) and the variation selectors U+FE0E/U+FE0F, which emoji
 /// sequences need, and U+200C (zero-width non-joiner), which Persian and Indic scripts need
@@ -68,8 +70,10 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{3164}'               // Hangul filler
             | '\u{FEFF}'               // zero-width no-break space (byte order mark)
             | '\u{FFA0}'               // halfwidth Hangul filler
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation anchor, separator, terminator
             | '\u{E0000}'..='\u{E007F}' // tags
-    )
+            | '\u{FDD0}'..='\u{FDEF}' // noncharacters in Arabic Presentation Forms-A
+    ) || u32::from(c) & 0xFFFE == 0xFFFE // noncharacters: the last two of every plane
 }
 
 /// The base of the flags of subdivisions (England, Scotland, Wales): U+1F3F4 followed by tag
