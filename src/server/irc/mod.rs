@@ -14,6 +14,7 @@ mod message;
 mod messaging;
 mod query;
 mod registration;
+mod text;
 mod translate;
 
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@ use linechat_protocol::{Command, Name, Reply};
 use super::channel::{self, Channel};
 use super::message::Message;
 use super::translate::HOST;
-use super::{Flow, Irc};
+use super::{Flow, Irc, text};
 
 /// Who is online now.
 async fn online(irc: &mut Irc) -> Vec<Name> {
@@ -112,17 +112,21 @@ pub(super) async fn ison(irc: &mut Irc, message: Message) -> Flow {
     Flow::Continue
 }
 
-/// Only the user sees their away message: in `WHOIS` and `USERHOST` of themselves.
+/// Only the user sees their away message: in `WHOIS` and `USERHOST` of themselves. It is a
+/// text like any other all the same: formatting removed, the text rules applied.
 pub(super) async fn away(irc: &mut Irc, message: Message) -> Flow {
-    match message.params.first().filter(|text| !text.is_empty()) {
-        Some(text) => {
-            irc.away = Some(super::message::cut(text, 200).to_owned());
-            irc.numeric("306", &[], "You have been marked as being away");
-        }
-        None => {
+    let raw = message.param(0);
+    let plain = text::without_formatting(raw);
+    match text::checked(&plain) {
+        Ok("") => {
             irc.away = None;
             irc.numeric("305", &[], "You are no longer marked as being away");
         }
+        Ok(away) => {
+            irc.away = Some(super::message::cut(away, 200).to_owned());
+            irc.numeric("306", &[], "You have been marked as being away");
+        }
+        Err(error) => irc.server_notice(&format!("away message not set: {error}")),
     }
     Flow::Continue
 }

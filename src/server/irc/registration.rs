@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::message::Message;
 use super::translate::GLOBAL;
-use super::{Flow, Irc, channel};
+use super::{Flow, Irc, channel, text};
 use crate::server::room::MAX_TOPIC_BYTES;
 use crate::server::session::Presence;
 
@@ -415,8 +415,14 @@ pub(super) async fn pong(_irc: &mut Irc, _message: Message) -> Flow {
     Flow::Continue
 }
 
+/// The reason goes to everyone online: it is cleaned of what the text rules refuse.
 pub(super) async fn quit(_irc: &mut Irc, message: Message) -> Flow {
-    Flow::Quit(message.params.first().filter(|r| !r.is_empty()).cloned())
+    Flow::Quit(
+        message
+            .params
+            .first()
+            .and_then(|reason| text::cleaned(reason)),
+    )
 }
 
 #[cfg(test)]

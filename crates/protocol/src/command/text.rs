@@ -1,28 +1,64 @@
-//! Which characters a line may hold: no control characters, nothing that shows as nothing or
-//! turns the text around it (see [`is_invisible`]).
+//! Which characters a text may hold: no control characters, nothing that shows as nothing or
+//! turns the text around it (see [`is_invisible`]). Lines of the line protocol are checked
+//! whole; the server's other front-ends check with the same functions what their users write
+//! for others to read.
+
+use std::borrow::Cow;
 
 use super::ParseError;
 
-/// Checks a whole line before it is parsed.
-pub(super) fn check(line: &str) -> Result<(), ParseError> {
+/// Checks a text, a whole line or any part of one, against the rules of protocol.md §8: the
+/// only errors are [`ParseError::ControlCharacter`] and [`ParseError::InvisibleCharacter`].
+pub fn check_text(text: &str) -> Result<(), ParseError> {
+    match first_refused(text) {
+        None => Ok(()),
+        Some((_, refusal)) => Err(refusal),
+    }
+}
+
+/// `text` with every character [`check_text`] refuses replaced by U+FFFD, for a text that is
+/// passed on even so (a reason for leaving, given as the user goes).
+pub fn clean_text(text: &str) -> Cow<'_, str> {
+    let Some((mut at, _)) = first_refused(text) else {
+        return Cow::Borrowed(text);
+    };
+    let mut clean = String::with_capacity(text.len() + 2);
+    let mut rest = text;
+    loop {
+        clean.push_str(&rest[..at]);
+        clean.push(char::REPLACEMENT_CHARACTER);
+        let refused = rest[at..].chars().next().map_or(1, char::len_utf8);
+        rest = &rest[at + refused..];
+        match first_refused(rest) {
+            Some((next, _)) => at = next,
+            None => break,
+        }
+    }
+    clean.push_str(rest);
+    Cow::Owned(clean)
+}
+
+/// Where the first character that §8 refuses is, in bytes, and why it is refused.
+fn first_refused(text: &str) -> Option<(usize, ParseError)> {
     // Printable ASCII and tabs, most lines, hold no control or invisible character: one
     // quick pass over the bytes instead of a check of every character.
-    if is_plain_ascii(line.as_bytes()) {
-        return Ok(());
+    if is_plain_ascii(text.as_bytes()) {
+        return None;
     }
-    let mut rest = line;
+    let mut rest = text;
     while let Some(c) = rest.chars().next() {
+        let at = text.len() - rest.len();
         if c.is_control() && c != '\t' {
-            return Err(ParseError::ControlCharacter);
+            return Some((at, ParseError::ControlCharacter));
         }
         rest = &rest[c.len_utf8()..];
         if c == BLACK_FLAG {
             rest = skip_subdivision_flag_tags(rest);
         } else if is_invisible(c) {
-            return Err(ParseError::InvisibleCharacter(c));
+            return Some((at, ParseError::InvisibleCharacter(c)));
         }
     }
-    Ok(())
+    None
 }
 
 /// Whether every byte is printable ASCII or a tab. Sixteen bytes at a time, each block

@@ -1,0 +1,122 @@
+//! The text rules of protocol.md §8 on the IRC port: every text an IRC user writes for others
+//! (messages, topics, away messages, quit and part reasons) is held to the line protocol's
+//! check, IRC formatting removed first; nothing a client sends comes back to anyone with its
+//! control characters.
+
+use super::raw::{Raw, bob_and_ann_in_dev, server};
+use crate::support::Server;
+
+/// Escape sequences that would retitle a terminal, clear it and colour what follows, IRC
+/// formatting, and one of each other kind of character §8 refuses: a lone CR, BEL, DEL, a C1
+/// control, a direction override, a zero-width space and a line separator.
+const HOSTILE: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[31mfake: root logged in \
+                       \u{2}bold\u{2} \u{3}04red\u{f} a\rb\u{7f}\u{85}\u{202E}\u{200B}\u{2028}end";
+
+/// [`HOSTILE`] as it reaches others: formatting removed, every other refused character
+/// replaced with U+FFFD.
+const CLEANED: &str = "\u{FFFD}]0;owned\u{FFFD}\u{FFFD}[2J\u{FFFD}[31mfake: root logged in \
+                       bold red a\u{FFFD}b\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}end";
+
+#[tokio::test]
+async fn a_quit_reason_reaches_everyone_without_what_the_text_rules_refuse() {
+    let server = server();
+    let mut bob = server.guest("bob").await;
+    let mut carol = Raw::guest(&server, "carol").await;
+    bob.expect("NOTICE ONLINE carol").await;
+    let mut qesc = Raw::guest(&server, "qesc").await;
+    bob.expect("NOTICE ONLINE qesc").await;
+    carol.expect(":qesc!qesc@linechat JOIN #global").await;
+
+    qesc.send(&format!("QUIT :{HOSTILE}")).await;
+    assert_eq!(
+        qesc.until_closed().await,
+        [format!("ERROR :Closing link: Quit: {CLEANED}")]
+    );
+    bob.expect(&format!("NOTICE OFFLINE qesc QUIT {CLEANED}"))
+        .await;
+    carol
+        .expect(&format!(":qesc!qesc@linechat QUIT :Quit: {CLEANED}"))
+        .await;
+
+    // A reason of nothing but formatting and blanks is no reason.
+    let mut dee = Raw::guest(&server, "dee").await;
+    bob.expect("NOTICE ONLINE dee").await;
+    carol.expect(":dee!dee@linechat JOIN #global").await;
+    dee.send("QUIT :\u{2}\u{2}  \u{f}").await;
+    dee.until_closed().await;
+    bob.expect("NOTICE OFFLINE dee QUIT").await;
+    carol.expect(":dee!dee@linechat QUIT :Quit").await;
+}
+
+#[tokio::test]
+async fn a_part_reason_is_cleaned_too() {
+    let server = server();
+    let (mut bob, mut ann) = bob_and_ann_in_dev(&server).await;
+    ann.send(&format!("PART #dev :{HOSTILE}")).await;
+    ann.expect(&format!(":ann!ann@linechat PART #dev :{CLEANED}"))
+        .await;
+    bob.expect("LR dev ann").await;
+    ann.send("PART #global :\u{1b}[2Jbye").await;
+    ann.expect(":ann!ann@linechat PART #global :\u{FFFD}[2Jbye")
+        .await;
+}
+
+#[tokio::test]
+async fn an_away_message_follows_the_text_rules() {
+    let server = server();
+    let mut ann = Raw::guest(&server, "ann").await;
+    for (text, why) in [
+        ("\u{1b}[2Jgone", "control characters are not allowed"),
+        (
+            "brb \u{202E}txt.exe",
+            "invisible or direction-changing character U+202E is not allowed",
+        ),
+        (
+            "\u{FFF9}shown\u{FFFA}hidden\u{FFFB}",
+            "invisible or direction-changing character U+FFF9 is not allowed",
+        ),
+    ] {
+        ann.send(&format!("AWAY :{text}")).await;
+        ann.expect(&format!(
+            ":irc.test NOTICE ann :away message not set: {why}"
+        ))
+        .await;
+    }
+    ann.send("WHOIS ann").await;
+    let whois = ann.until(" 318 ann ann ").await;
+    assert!(!whois.contains(" 301 "));
+    assert!(ann.caught_up().await.is_empty(), "no away message was set");
+
+    // Formatting is removed, as from messages.
+    ann.send("AWAY :\u{2}at lunch\u{2}  ").await;
+    ann.expect(":irc.test 306 ann :You have been marked as being away")
+        .await;
+    ann.send("WHOIS ann").await;
+    ann.until(" 312 ann ann ").await;
+    ann.expect(":irc.test 301 ann ann :at lunch").await;
+}
+
+#[tokio::test]
+async fn topics_and_messages_are_refused_with_what_the_text_rules_refuse() {
+    let server = server();
+    let (mut bob, mut ann) = bob_and_ann_in_dev(&server).await;
+    for text in [HOSTILE, "\u{FFF9}a\u{FFFA}b\u{FFFB}", "x\u{FFFF}"] {
+        ann.send(&format!("TOPIC #dev :{text}")).await;
+        let refused = ann.line().await;
+        assert!(
+            refused.starts_with(":irc.test NOTICE ann :topic not set: "),
+            "{refused:?}"
+        );
+        ann.send(&format!("PRIVMSG #dev,bob :{text}")).await;
+        let refused = ann.line().await;
+        assert!(
+            refused.starts_with(":irc.test NOTICE ann :message not sent: "),
+            "{refused:?}"
+        );
+    }
+    assert!(ann.caught_up().await.is_empty());
+    // Nothing of it reached bob, who sees what comes next.
+    ann.send("PRIVMSG #dev :\u{2}fine\u{2}").await;
+    bob.expect("RM dev ann fine").await;
+    bob.check("TOPIC dev", "TOPIC dev").await;
+}
