@@ -120,3 +120,48 @@ async fn topics_and_messages_are_refused_with_what_the_text_rules_refuse() {
     bob.expect("RM dev ann fine").await;
     bob.check("TOPIC dev", "TOPIC dev").await;
 }
+
+/// Asserts that an IRC line holds nothing the text rules refuse: no escape sequence or other
+/// control character, no invisible or direction-changing character.
+fn assert_clean(line: &str) {
+    assert_eq!(linechat_protocol::check_text(line), Ok(()), "{line:?}");
+}
+
+#[tokio::test]
+async fn nothing_a_client_sends_comes_back_with_its_control_characters() {
+    let server = server();
+    let mut ann = Raw::guest(&server, "ann").await;
+
+    // An unknown verb is named in 421, without what it should not hold.
+    ann.send("\u{1b}[2J\u{7}bogus x").await;
+    ann.expect(":irc.test 421 ann \u{FFFD}[2J\u{FFFD}BOGUS :Unknown command")
+        .await;
+    ann.send("\u{202E}\u{85}evil").await;
+    ann.expect(":irc.test 421 ann \u{FFFD}\u{FFFD}EVIL :Unknown command")
+        .await;
+
+    // Nor does any other answer that names what the client sent.
+    for line in [
+        "PRIVMSG \u{1b}[2Jbob :hi",
+        "PRIVMSG #\u{1b}[31m :hi",
+        "JOIN #\u{1b}]0;owned\u{7}",
+        "PART #\u{1b}[2J",
+        "NAMES #\u{1b}[2J",
+        "TOPIC #\u{1b}[2J",
+        "WHOIS \u{1b}[2J\u{202E}",
+        "WHO \u{1b}[2J",
+        "MODE #\u{1b}[2J",
+        "NICK \u{1b}[2J",
+        "CAP REQ :\u{1b}[2J",
+        "CAP \u{1b}[2J",
+        "PING :\u{1b}[2J\u{2028}",
+        "USER\u{1b}[2J",
+    ] {
+        ann.send(line).await;
+        let answers = ann.caught_up().await;
+        assert!(!answers.is_empty(), "{line:?} is answered");
+        for answer in answers {
+            assert_clean(&answer);
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! encoding what the server sends, every line at most 512 bytes with its CR LF.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use linechat_protocol::clean_text;
 
 /// The longest IRC line, its CR LF included (RFC 1459 §2.3, "Modern IRC" §Messages).
 pub(super) const MAX_LINE: usize = 512;
@@ -76,10 +77,13 @@ fn skip_word(text: &str) -> &str {
     split_word(text).1.trim_start_matches(' ')
 }
 
-/// Encodes one line: `:<source> <verb> <params...> :<trailing>` with CR LF. Middle
-/// parameters lose what would break the line (spaces, CR, LF, NUL) and may not start with
-/// ':'; the trailing parameter loses CR, LF and NUL and is cut, at a character boundary, so
-/// that the line fits in [`MAX_LINE`] bytes.
+/// Encodes one line: `:<source> <verb> <params...> :<trailing>` with CR LF. Parameters are
+/// often what a client sent (an unknown verb in `421`, a nick, a channel, a `PING` token),
+/// so every character of them that the text rules refuse (control characters, CR and LF
+/// among them, invisible ones) is written as U+FFFD: no line the server writes holds any, to
+/// the sender or to anyone else. Middle parameters have spaces as `_` and may not start with
+/// ':'; the trailing parameter is cut, at a character boundary, so that the line fits in
+/// [`MAX_LINE`] bytes.
 pub(super) fn encode(
     source: Option<&str>,
     verb: &str,
@@ -99,14 +103,15 @@ pub(super) fn encode(
         if param.bytes().all(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
             line.put_u8(b'*');
         } else {
-            put_clean(&mut line, param, true);
+            put_clean(&mut line, &clean_text(param), true);
         }
     }
     // Whatever else overflows (very long parameters), the line is cut to fit.
     truncate(&mut line, MAX_LINE - 2);
     if let Some(trailing) = trailing {
         let room = (MAX_LINE - 2).saturating_sub(line.len() + 2);
-        let trailing = cut(trailing, room);
+        let trailing = clean_text(trailing);
+        let trailing = cut(&trailing, room);
         if room > 0 || trailing.is_empty() {
             line.put_slice(b" :");
             put_clean(&mut line, trailing, false);
@@ -249,7 +254,14 @@ mod tests {
         let line = encode(Some(&"s".repeat(600)), "X", &[&"p".repeat(600)], Some("t"));
         assert!(line.len() <= MAX_LINE);
         let line = encode(Some("srv"), "X", &["a b", ":c", ""], Some("t\r\nQUIT"));
-        assert_eq!(&line[..], b":srv X a_b c * :tQUIT\r\n");
+        assert_eq!(line, ":srv X a_b c * :t\u{FFFD}\u{FFFD}QUIT\r\n");
+        let line = encode(
+            Some("srv"),
+            "421",
+            &["ann", "\u{1b}[2J\u{202E}"],
+            Some("\u{7}"),
+        );
+        assert_eq!(line, ":srv 421 ann \u{FFFD}[2J\u{FFFD} :\u{FFFD}\r\n");
     }
 
     #[test]
@@ -272,6 +284,9 @@ mod tests {
             proptest::prop_assert!(encoded.len() <= MAX_LINE);
             proptest::prop_assert!(std::str::from_utf8(&encoded).is_ok());
             proptest::prop_assert_eq!(encoded.iter().filter(|&&b| b == b'\n').count(), 1);
+            let text = std::str::from_utf8(&encoded).unwrap();
+            let text = text.strip_suffix("\r\n").unwrap();
+            proptest::prop_assert_eq!(linechat_protocol::check_text(text), Ok(()));
         }
     }
 }
