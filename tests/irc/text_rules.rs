@@ -1,7 +1,8 @@
-//! The text rules of protocol.md §8 on the IRC port: every text an IRC user writes for others
-//! (messages, topics, away messages, quit and part reasons) is held to the line protocol's
-//! check, IRC formatting removed first; nothing a client sends comes back to anyone with its
-//! control characters.
+//! What IRC users send and get as text: the text rules of protocol.md §8 hold on the IRC port
+//! (every text an IRC user writes for others, messages, topics, away messages, quit and part
+//! reasons, is held to the line protocol's check, IRC formatting removed first; nothing a
+//! client sends comes back to anyone with its control characters), and lists and targets
+//! are never cut or dropped without a word.
 
 use super::raw::{Raw, bob_and_ann_in_dev, server};
 use crate::support::Server;
@@ -164,4 +165,98 @@ async fn nothing_a_client_sends_comes_back_with_its_control_characters() {
             assert_clean(&answer);
         }
     }
+}
+
+/// The names of a list reply (`353`, `319`, `302`, `303`): the lines of `code` among
+/// `lines`, each `:irc.test <code> <nick> <params...> :<words>`, their words together.
+fn listed(lines: &[String], code: &str, nick: &str, params: &str) -> Vec<String> {
+    let head = format!(":irc.test {code} {nick} {params}:");
+    let mut words = Vec::new();
+    for line in lines
+        .iter()
+        .filter(|line| line.contains(&format!(" {code} ")))
+    {
+        let listed = line
+            .strip_prefix(&head)
+            .unwrap_or_else(|| panic!("{line:?} is not {head:?}..."));
+        assert!(!listed.is_empty(), "{line:?}");
+        words.extend(listed.split(' ').map(str::to_owned));
+    }
+    words
+}
+
+/// Every line up to the one holding `part`, that one included.
+async fn through(irc: &mut Raw, part: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = irc.line().await;
+        assert!(!line.is_empty(), "closed before {part:?}; read {lines:?}");
+        let last = line.contains(part);
+        lines.push(line);
+        if last {
+            return lines;
+        }
+    }
+}
+
+fn sorted(mut words: Vec<String>) -> Vec<String> {
+    words.sort_by_key(|word| word.to_ascii_lowercase());
+    words
+}
+
+#[tokio::test]
+async fn long_lists_go_out_in_as_many_lines_as_they_need_and_no_name_is_cut() {
+    let server = super::raw::server_with(|settings| settings.rooms_created_per_minute = 100);
+    // Names of 32 characters, the longest there are, the IRC user's too.
+    let long = |prefix: &str, n: usize| format!("{prefix}{n:02}{}", "x".repeat(29));
+    let me = long("i", 0);
+    let mut irc = Raw::guest(&server, &me).await;
+    irc.send("JOIN #big").await;
+    irc.until(&format!(" 366 {me} #big ")).await;
+    let mut guests = Vec::new();
+    let mut names = vec![me.clone()];
+    for n in 0..46 {
+        let name = long("g", n);
+        let mut guest = server.guest(&name).await;
+        guest.check("JR big", "OK JR big").await;
+        guests.push(guest);
+        names.push(name);
+    }
+    let names = sorted(names);
+
+    irc.send("NAMES #big").await;
+    let lines = through(&mut irc, &format!(" 366 {me} #big ")).await;
+    let members = listed(&lines, "353", &me, "= #big ");
+    assert_eq!(sorted(members), names, "every member of #big, whole");
+    irc.send("NAMES #global").await;
+    let lines = through(&mut irc, &format!(" 366 {me} #global ")).await;
+    let online = listed(&lines, "353", &me, "= #global ");
+    assert_eq!(sorted(online), names, "everyone online, whole");
+
+    // ISON and USERHOST of as many as fit in a line, all online.
+    let asked = &names[1..16];
+    irc.send(&format!("ISON {}", asked.join(" "))).await;
+    let lines = irc.caught_up().await;
+    assert_eq!(listed(&lines, "303", &me, ""), asked);
+    irc.send(&format!("USERHOST {}", asked[..5].join(" ")))
+        .await;
+    let lines = irc.caught_up().await;
+    let hosts: Vec<String> = asked[..5]
+        .iter()
+        .map(|name| format!("{name}=+{name}@linechat"))
+        .collect();
+    assert_eq!(listed(&lines, "302", &me, ""), hosts);
+
+    // The user's own WHOIS lists every channel they are in.
+    let mut channels = vec!["#big".to_owned()];
+    for n in 0..20 {
+        let channel = format!("#{}", long("r", n));
+        irc.send(&format!("JOIN {channel}")).await;
+        irc.until(&format!(" 366 {me} {channel} ")).await;
+        channels.push(channel);
+    }
+    irc.send(&format!("WHOIS {me}")).await;
+    let lines = through(&mut irc, &format!(" 318 {me} {me} ")).await;
+    let whois = listed(&lines, "319", &me, &format!("{me} "));
+    assert_eq!(sorted(whois), sorted(channels));
 }

@@ -201,15 +201,15 @@ pub(super) async fn members(irc: &mut Irc, channel: &Channel) -> Option<Vec<Name
     }
 }
 
-/// `353` lines of at most 40 names each, then `366`.
+/// The names in as many `353` lines as they need, then `366`.
 async fn send_names(irc: &mut Irc, channel: &str) {
     let users = match Channel::parse(channel) {
         Some(parsed) => members(irc, &parsed).await.unwrap_or_default(),
         None => Vec::new(),
     };
-    for chunk in users.chunks(40) {
-        let names: Vec<&str> = chunk.iter().map(Name::as_str).collect();
-        irc.numeric("353", &["=", channel], &names.join(" "));
+    if !users.is_empty() {
+        let names: Vec<&str> = users.iter().map(Name::as_str).collect();
+        irc.numeric_list("353", &["=", channel], &names);
     }
     irc.numeric("366", &[channel], "End of /NAMES list");
 }

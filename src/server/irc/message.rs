@@ -122,6 +122,36 @@ pub(super) fn encode(
     line.freeze()
 }
 
+/// A list reply (`353` names, `319` channels, `303` nicks...): `words` after the parameters,
+/// in as many lines as they need, each at most [`MAX_LINE`] bytes, no word cut or left out
+/// (a client joins the lines). No words give one line with an empty list.
+pub(super) fn encode_list(
+    source: Option<&str>,
+    verb: &str,
+    params: &[&str],
+    words: &[impl AsRef<str>],
+) -> Vec<Bytes> {
+    let room = MAX_LINE.saturating_sub(encode(source, verb, params, Some("")).len());
+    let mut lines = Vec::new();
+    let mut list = String::new();
+    for word in words {
+        // As `encode` writes it, which may be longer.
+        let word = clean_text(word.as_ref());
+        if !list.is_empty() && list.len() + 1 + word.len() > room {
+            lines.push(encode(source, verb, params, Some(&list)));
+            list.clear();
+        }
+        if !list.is_empty() {
+            list.push(' ');
+        }
+        list.push_str(&word);
+    }
+    if !list.is_empty() || lines.is_empty() {
+        lines.push(encode(source, verb, params, Some(&list)));
+    }
+    lines
+}
+
 /// Cuts UTF-8 text to at most `max` bytes, at a character boundary.
 fn truncate(line: &mut BytesMut, max: usize) {
     if line.len() <= max {
@@ -262,6 +292,39 @@ mod tests {
             Some("\u{7}"),
         );
         assert_eq!(line, ":srv 421 ann \u{FFFD}[2J\u{FFFD} :\u{FFFD}\r\n");
+    }
+
+    #[test]
+    fn a_long_list_takes_several_lines_and_no_word_is_cut() {
+        let names: Vec<String> = (0..100)
+            .map(|n| format!("{n:02}{}", "x".repeat(30)))
+            .collect();
+        let lines = encode_list(Some("irc.test"), "353", &["me", "=", "#big"], &names);
+        assert!(lines.len() > 1, "{}", lines.len());
+        let mut listed = Vec::new();
+        for line in &lines {
+            assert!(line.len() <= MAX_LINE, "{}", line.len());
+            let line = std::str::from_utf8(line).unwrap();
+            let words = line
+                .strip_prefix(":irc.test 353 me = #big :")
+                .and_then(|words| words.strip_suffix("\r\n"))
+                .unwrap();
+            // Full: the next name would not have fitted.
+            if listed.len() + words.split(' ').count() < names.len() {
+                assert!(line.len() + 33 > MAX_LINE, "{}", line.len());
+            }
+            listed.extend(words.split(' ').map(str::to_owned));
+        }
+        assert_eq!(listed, names);
+        let none: &[&str] = &[];
+        assert_eq!(
+            encode_list(Some("irc.test"), "303", &["me"], none),
+            [Bytes::from_static(b":irc.test 303 me :\r\n")]
+        );
+        assert_eq!(
+            encode_list(Some("s"), "303", &["me"], &["a", "b"]),
+            [Bytes::from_static(b":s 303 me :a b\r\n")]
+        );
     }
 
     #[test]

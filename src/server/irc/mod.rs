@@ -316,6 +316,18 @@ impl Irc {
         self.send(message::encode(Some(&self.server), code, &all, Some(text)));
     }
 
+    /// A list reply: `:<server> <code> <nick> <params...> :<words>`, in as many lines as the
+    /// words need (see [`message::encode_list`]).
+    fn numeric_list(&self, code: &str, params: &[&str], words: &[impl AsRef<str>]) {
+        let nick = self.nick();
+        let mut all = Vec::with_capacity(params.len() + 1);
+        all.push(nick.as_str());
+        all.extend_from_slice(params);
+        for line in message::encode_list(Some(&self.server), code, &all, words) {
+            self.send(line);
+        }
+    }
+
     /// A line with the user as its source: what others see them do, echoed to them.
     fn as_me(&self, verb: &str, params: &[&str], text: Option<&str>) {
         let source = translate::source_of(&self.nick());

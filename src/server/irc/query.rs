@@ -62,10 +62,10 @@ pub(super) async fn whois(irc: &mut Irc, message: Message) -> Flow {
             let rooms = irc.name().filter(|me| me.as_str() == name).and_then(|_| {
                 let presence = irc.session.presence.as_ref()?;
                 let rooms: Vec<String> = presence.rooms.keys().map(|r| format!("#{r}")).collect();
-                Some(rooms.join(" "))
+                Some(rooms)
             });
             if let Some(rooms) = rooms.filter(|rooms| !rooms.is_empty()) {
-                irc.numeric("319", &[name], &rooms);
+                irc.numeric_list("319", &[name], &rooms);
             }
             irc.numeric("312", &[name, &server], "linechat");
             if let Some(away) = irc.away.clone().filter(|_| irc.nick() == name) {
@@ -91,7 +91,7 @@ pub(super) async fn userhost(irc: &mut Irc, message: Message) -> Flow {
             found.push(format!("{name}={away}{name}@{HOST}"));
         }
     }
-    irc.numeric("302", &[], &found.join(" "));
+    irc.numeric_list("302", &[], &found);
     Flow::Continue
 }
 
@@ -108,7 +108,7 @@ pub(super) async fn ison(irc: &mut Irc, message: Message) -> Flow {
                 .map(Name::as_str)
         })
         .collect();
-    irc.numeric("303", &[], &found.join(" "));
+    irc.numeric_list("303", &[], &found);
     Flow::Continue
 }
 
