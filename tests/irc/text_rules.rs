@@ -260,3 +260,33 @@ async fn long_lists_go_out_in_as_many_lines_as_they_need_and_no_name_is_cut() {
     let whois = listed(&lines, "319", &me, &format!("{me} "));
     assert_eq!(sorted(whois), sorted(channels));
 }
+
+#[tokio::test]
+async fn a_message_to_more_targets_than_targmax_says_which_it_did_not_reach() {
+    let server = server();
+    let mut irc = Raw::connect(&server).await;
+    irc.send("NICK ann").await;
+    irc.send("USER ann 0 * :Ann").await;
+    let isupport = irc.until(" 005 ann ").await;
+    assert!(isupport.contains(",NOTICE:4,"), "{isupport}");
+    assert!(isupport.contains(",PRIVMSG:4,"), "{isupport}");
+    irc.until(" 366 ann #global ").await;
+    let [mut bob, mut cid, mut dee, mut eve, mut fay] =
+        server.guests(["bob", "cid", "dee", "eve", "fay"]).await;
+    irc.until(":fay!fay@linechat JOIN #global").await;
+
+    irc.send("PRIVMSG bob,cid,,dee,eve,fay,gus :hi all").await;
+    irc.expect(":irc.test 407 ann fay :Too many targets").await;
+    assert!(irc.caught_up().await.is_empty());
+    for first in [&mut bob, &mut cid, &mut dee, &mut eve] {
+        first.expect("PM ann hi all").await;
+    }
+    // A NOTICE is never answered with an error (RFC 2812 §3.3.2): the fifth is dropped
+    // without a word.
+    irc.send("NOTICE bob,cid,dee,eve,fay :psst").await;
+    assert!(irc.caught_up().await.is_empty());
+    for first in [&mut bob, &mut cid, &mut dee, &mut eve] {
+        first.expect("PM ann psst").await;
+    }
+    fay.check("PING x", "PONG x").await;
+}

@@ -10,6 +10,10 @@ use super::{Flow, Irc, text};
 use crate::server::cmd::{self, Straight};
 use crate::server::user::Private;
 
+/// The targets a `PRIVMSG` or `NOTICE` may have (`TARGMAX` in `ISUPPORT`): one message
+/// costs the sender one line of flood control, and a delivery to each.
+pub(super) const MAX_TARGETS: usize = 4;
+
 pub(super) async fn privmsg(irc: &mut Irc, message: Message) -> Flow {
     send(irc, message, true).await
 }
@@ -54,13 +58,14 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
             return Flow::Continue;
         }
     };
-    let count = targets.split(',').filter(|t| !t.is_empty()).take(4).count();
-    for (index, target) in targets
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .take(4)
-        .enumerate()
-    {
+    let mut targets = targets.split(',').filter(|t| !t.is_empty());
+    let chosen: Vec<&str> = targets.by_ref().take(MAX_TARGETS).collect();
+    // Those past the limit are not sent to: the first of them is named, as IRC servers do.
+    if let (Some(dropped), true) = (targets.next(), answer) {
+        irc.numeric("407", &[dropped], "Too many targets");
+    }
+    let count = chosen.len();
+    for (index, target) in chosen.into_iter().enumerate() {
         // The last target takes the text itself: a message to one target is not copied.
         let text = if index + 1 < count {
             text.clone()

@@ -12,6 +12,7 @@ use linechat_protocol::{Command, Departure, ErrorCode, HistoryTarget, Name, Pass
 use tracing::info;
 
 use super::message::Message;
+use super::messaging::MAX_TARGETS;
 use super::translate::GLOBAL;
 use super::{Flow, Irc, channel, text};
 use crate::server::room::MAX_TOPIC_BYTES;
@@ -361,7 +362,9 @@ async fn welcome(irc: &mut Irc) -> Flow {
         format!("NICKLEN={max}"),
         "PREFIX=(o)@".to_owned(),
         "SAFELIST".to_owned(),
-        "TARGMAX=ISON:,JOIN:,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,USERHOST:5,WHOIS:1".to_owned(),
+        format!(
+            "TARGMAX=ISON:,JOIN:,NAMES:1,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},USERHOST:5,WHOIS:1"
+        ),
         format!("TOPICLEN={MAX_TOPIC_BYTES}"),
     ];
     let words: Vec<&str> = isupport.iter().map(String::as_str).collect();
