@@ -9,5 +9,6 @@ mod client;
 mod messaging;
 mod mixed;
 mod numerics;
+mod text_rules;
 mod tls;
 mod topics;

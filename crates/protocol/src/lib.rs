@@ -8,6 +8,6 @@ pub mod reply;
 #[cfg(test)]
 mod strategies;
 
-pub use command::{Command, HistoryTarget, ParseError, Password, Verb};
+pub use command::{Command, HistoryTarget, ParseError, Password, Verb, check_text, clean_text};
 pub use name::{Name, NameError};
 pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply, Topic};

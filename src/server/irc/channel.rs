@@ -6,9 +6,8 @@ use std::time::UNIX_EPOCH;
 use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply, Topic};
 
 use super::message::{self, Message};
-use super::messaging::from_irc;
 use super::translate::GLOBAL;
-use super::{Flow, Irc};
+use super::{Flow, Irc, text};
 use crate::server::room::MAX_TOPIC_BYTES;
 
 /// Messages of a channel's history replayed when one joins it.
@@ -142,9 +141,15 @@ pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) 
 }
 
 pub(super) async fn part(irc: &mut Irc, message: Message) -> Flow {
-    let reason = message.params.get(1).map(String::as_str);
+    // Only the user sees it (the line protocol has no reason for leaving a room); it is
+    // cleaned all the same, as a reason for quitting is, so that nothing echoes back what the
+    // text rules refuse.
+    let reason = message
+        .params
+        .get(1)
+        .and_then(|reason| text::cleaned(reason));
     for channel in message.param(0).split(',').filter(|c| !c.is_empty()) {
-        leave(irc, channel, reason).await;
+        leave(irc, channel, reason.as_deref()).await;
     }
     Flow::Continue
 }
@@ -196,15 +201,15 @@ pub(super) async fn members(irc: &mut Irc, channel: &Channel) -> Option<Vec<Name
     }
 }
 
-/// `353` lines of at most 40 names each, then `366`.
+/// The names in as many `353` lines as they need, then `366`.
 async fn send_names(irc: &mut Irc, channel: &str) {
     let users = match Channel::parse(channel) {
         Some(parsed) => members(irc, &parsed).await.unwrap_or_default(),
         None => Vec::new(),
     };
-    for chunk in users.chunks(40) {
-        let names: Vec<&str> = chunk.iter().map(Name::as_str).collect();
-        irc.numeric("353", &["=", channel], &names.join(" "));
+    if !users.is_empty() {
+        let names: Vec<&str> = users.iter().map(Name::as_str).collect();
+        irc.numeric_list("353", &["=", channel], &names);
     }
     irc.numeric("366", &[channel], "End of /NAMES list");
 }
@@ -285,7 +290,7 @@ pub(super) async fn topic(irc: &mut Irc, message: Message) -> Flow {
 
 /// Sets (or, with an empty text, clears) a room's topic, and shows the user the `TOPIC`
 /// line the other members see. IRC formatting is removed, and a topic longer than
-/// `TOPICLEN` is cut, as IRC servers do; other characters are checked as in messages.
+/// `TOPICLEN` is cut, as IRC servers do; the rest is held to the text rules, as messages are.
 async fn set_topic(irc: &mut Irc, channel: &str, room: Name, raw: &str) {
     let handle = irc
         .session
@@ -301,35 +306,30 @@ async fn set_topic(irc: &mut Irc, channel: &str, room: Name, raw: &str) {
     };
     let (room, me) = (handle.name().clone(), me.clone());
     let channel = format!("#{room}");
-    let Some(plain) = from_irc(raw) else {
+    let Some(plain) = text::from_irc(raw) else {
         irc.server_notice("topic not set: a CTCP request is no topic");
         return;
     };
-    let cut = message::cut(&plain, MAX_TOPIC_BYTES);
-    // The line protocol's own check of a text, which also trims it.
-    let answer = match Command::parse(&format!("TOPIC {room} {cut}")) {
-        Ok(Some(Command::Topic { text: None, .. })) => {
-            let rooms = irc.session.context.server.rooms.clone();
-            rooms.set_topic(me, room.clone(), None).await
-        }
-        Ok(Some(command)) => irc.command(command).await,
-        Ok(None) => return,
+    let text = match text::checked(message::cut(&plain, MAX_TOPIC_BYTES)) {
+        Ok(text) => text.to_owned(),
         Err(error) => {
             irc.server_notice(&format!("topic not set: {error}"));
             return;
         }
     };
+    let answer = if text.is_empty() {
+        let rooms = irc.session.context.server.rooms.clone();
+        rooms.set_topic(me, room.clone(), None).await
+    } else {
+        let topic = Command::Topic {
+            room: room.clone(),
+            text: Some(text.clone()),
+        };
+        irc.command(topic).await
+    };
     match answer {
-        Reply::Ok { .. } => {
-            // As the others see it, whatever was cut or trimmed.
-            let text = match Command::parse(&format!("TOPIC {room} {cut}")) {
-                Ok(Some(Command::Topic {
-                    text: Some(text), ..
-                })) => text,
-                _ => String::new(),
-            };
-            irc.as_me("TOPIC", &[&channel], Some(&text));
-        }
+        // As the others see it, whatever was cut or trimmed.
+        Reply::Ok { .. } => irc.as_me("TOPIC", &[&channel], Some(&text)),
         Reply::Err {
             code: ErrorCode::NotInRoom,
             ..

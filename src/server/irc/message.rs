@@ -2,6 +2,7 @@
 //! encoding what the server sends, every line at most 512 bytes with its CR LF.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use linechat_protocol::clean_text;
 
 /// The longest IRC line, its CR LF included (RFC 1459 §2.3, "Modern IRC" §Messages).
 pub(super) const MAX_LINE: usize = 512;
@@ -76,10 +77,13 @@ fn skip_word(text: &str) -> &str {
     split_word(text).1.trim_start_matches(' ')
 }
 
-/// Encodes one line: `:<source> <verb> <params...> :<trailing>` with CR LF. Middle
-/// parameters lose what would break the line (spaces, CR, LF, NUL) and may not start with
-/// ':'; the trailing parameter loses CR, LF and NUL and is cut, at a character boundary, so
-/// that the line fits in [`MAX_LINE`] bytes.
+/// Encodes one line: `:<source> <verb> <params...> :<trailing>` with CR LF. Parameters are
+/// often what a client sent (an unknown verb in `421`, a nick, a channel, a `PING` token),
+/// so every character of them that the text rules refuse (control characters, CR and LF
+/// among them, invisible ones) is written as U+FFFD: no line the server writes holds any, to
+/// the sender or to anyone else. Middle parameters have spaces as `_` and may not start with
+/// ':'; the trailing parameter is cut, at a character boundary, so that the line fits in
+/// [`MAX_LINE`] bytes.
 pub(super) fn encode(
     source: Option<&str>,
     verb: &str,
@@ -99,14 +103,15 @@ pub(super) fn encode(
         if param.bytes().all(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
             line.put_u8(b'*');
         } else {
-            put_clean(&mut line, param, true);
+            put_clean(&mut line, &clean_text(param), true);
         }
     }
     // Whatever else overflows (very long parameters), the line is cut to fit.
     truncate(&mut line, MAX_LINE - 2);
     if let Some(trailing) = trailing {
         let room = (MAX_LINE - 2).saturating_sub(line.len() + 2);
-        let trailing = cut(trailing, room);
+        let trailing = clean_text(trailing);
+        let trailing = cut(&trailing, room);
         if room > 0 || trailing.is_empty() {
             line.put_slice(b" :");
             put_clean(&mut line, trailing, false);
@@ -115,6 +120,36 @@ pub(super) fn encode(
     truncate(&mut line, MAX_LINE - 2);
     line.put_slice(b"\r\n");
     line.freeze()
+}
+
+/// A list reply (`353` names, `319` channels, `303` nicks...): `words` after the parameters,
+/// in as many lines as they need, each at most [`MAX_LINE`] bytes, no word cut or left out
+/// (a client joins the lines). No words give one line with an empty list.
+pub(super) fn encode_list(
+    source: Option<&str>,
+    verb: &str,
+    params: &[&str],
+    words: &[impl AsRef<str>],
+) -> Vec<Bytes> {
+    let room = MAX_LINE.saturating_sub(encode(source, verb, params, Some("")).len());
+    let mut lines = Vec::new();
+    let mut list = String::new();
+    for word in words {
+        // As `encode` writes it, which may be longer.
+        let word = clean_text(word.as_ref());
+        if !list.is_empty() && list.len() + 1 + word.len() > room {
+            lines.push(encode(source, verb, params, Some(&list)));
+            list.clear();
+        }
+        if !list.is_empty() {
+            list.push(' ');
+        }
+        list.push_str(&word);
+    }
+    if !list.is_empty() || lines.is_empty() {
+        lines.push(encode(source, verb, params, Some(&list)));
+    }
+    lines
 }
 
 /// Cuts UTF-8 text to at most `max` bytes, at a character boundary.
@@ -249,7 +284,47 @@ mod tests {
         let line = encode(Some(&"s".repeat(600)), "X", &[&"p".repeat(600)], Some("t"));
         assert!(line.len() <= MAX_LINE);
         let line = encode(Some("srv"), "X", &["a b", ":c", ""], Some("t\r\nQUIT"));
-        assert_eq!(&line[..], b":srv X a_b c * :tQUIT\r\n");
+        assert_eq!(line, ":srv X a_b c * :t\u{FFFD}\u{FFFD}QUIT\r\n");
+        let line = encode(
+            Some("srv"),
+            "421",
+            &["ann", "\u{1b}[2J\u{202E}"],
+            Some("\u{7}"),
+        );
+        assert_eq!(line, ":srv 421 ann \u{FFFD}[2J\u{FFFD} :\u{FFFD}\r\n");
+    }
+
+    #[test]
+    fn a_long_list_takes_several_lines_and_no_word_is_cut() {
+        let names: Vec<String> = (0..100)
+            .map(|n| format!("{n:02}{}", "x".repeat(30)))
+            .collect();
+        let lines = encode_list(Some("irc.test"), "353", &["me", "=", "#big"], &names);
+        assert!(lines.len() > 1, "{}", lines.len());
+        let mut listed = Vec::new();
+        for line in &lines {
+            assert!(line.len() <= MAX_LINE, "{}", line.len());
+            let line = std::str::from_utf8(line).unwrap();
+            let words = line
+                .strip_prefix(":irc.test 353 me = #big :")
+                .and_then(|words| words.strip_suffix("\r\n"))
+                .unwrap();
+            // Full: the next name would not have fitted.
+            if listed.len() + words.split(' ').count() < names.len() {
+                assert!(line.len() + 33 > MAX_LINE, "{}", line.len());
+            }
+            listed.extend(words.split(' ').map(str::to_owned));
+        }
+        assert_eq!(listed, names);
+        let none: &[&str] = &[];
+        assert_eq!(
+            encode_list(Some("irc.test"), "303", &["me"], none),
+            [Bytes::from_static(b":irc.test 303 me :\r\n")]
+        );
+        assert_eq!(
+            encode_list(Some("s"), "303", &["me"], &["a", "b"]),
+            [Bytes::from_static(b":s 303 me :a b\r\n")]
+        );
     }
 
     #[test]
@@ -272,6 +347,9 @@ mod tests {
             proptest::prop_assert!(encoded.len() <= MAX_LINE);
             proptest::prop_assert!(std::str::from_utf8(&encoded).is_ok());
             proptest::prop_assert_eq!(encoded.iter().filter(|&&b| b == b'\n').count(), 1);
+            let text = std::str::from_utf8(&encoded).unwrap();
+            let text = text.strip_suffix("\r\n").unwrap();
+            proptest::prop_assert_eq!(linechat_protocol::check_text(text), Ok(()));
         }
     }
 }

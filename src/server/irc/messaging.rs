@@ -2,15 +2,17 @@
 //! (`PM`), through the same actors as the line protocol. A `NOTICE` is delivered as a
 //! message, as linechat has one kind, and never answered with an error (RFC 2812 §3.3.2).
 
-use std::borrow::Cow;
-
-use linechat_protocol::{Command, ErrorCode, Name, Reply};
+use linechat_protocol::{ErrorCode, Name, Reply};
 
 use super::channel::Channel;
 use super::message::Message;
-use super::{Flow, Irc};
+use super::{Flow, Irc, text};
 use crate::server::cmd::{self, Straight};
 use crate::server::user::Private;
+
+/// The targets a `PRIVMSG` or `NOTICE` may have (`TARGMAX` in `ISUPPORT`): one message
+/// costs the sender one line of flood control, and a delivery to each.
+pub(super) const MAX_TARGETS: usize = 4;
 
 pub(super) async fn privmsg(irc: &mut Irc, message: Message) -> Flow {
     send(irc, message, true).await
@@ -37,22 +39,18 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
         }
         return Flow::Continue;
     }
-    let Some(text) = from_irc(raw) else {
+    let Some(plain) = text::from_irc(raw) else {
         // A CTCP request other than ACTION: linechat clients would not answer it.
         return Flow::Continue;
     };
-    // The line protocol's own check of a message's text: no control or invisible characters.
-    let mut line = String::with_capacity("MSG ".len() + text.len());
-    line.push_str("MSG ");
-    line.push_str(&text);
-    let mut text = match Command::parse(&line) {
-        Ok(Some(Command::Msg { text })) => text,
-        Ok(_) => {
+    let mut text = match text::checked(&plain) {
+        Ok("") => {
             if answer {
                 irc.numeric("412", &[], "No text to send");
             }
             return Flow::Continue;
         }
+        Ok(text) => text.to_owned(),
         Err(error) => {
             if answer {
                 irc.server_notice(&format!("message not sent: {error}"));
@@ -60,13 +58,14 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
             return Flow::Continue;
         }
     };
-    let count = targets.split(',').filter(|t| !t.is_empty()).take(4).count();
-    for (index, target) in targets
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .take(4)
-        .enumerate()
-    {
+    let mut targets = targets.split(',').filter(|t| !t.is_empty());
+    let chosen: Vec<&str> = targets.by_ref().take(MAX_TARGETS).collect();
+    // Those past the limit are not sent to: the first of them is named, as IRC servers do.
+    if let (Some(dropped), true) = (targets.next(), answer) {
+        irc.numeric("407", &[dropped], "Too many targets");
+    }
+    let count = chosen.len();
+    for (index, target) in chosen.into_iter().enumerate() {
         // The last target takes the text itself: a message to one target is not copied.
         let text = if index + 1 < count {
             text.clone()
@@ -174,66 +173,5 @@ fn refusal(reply: Reply) -> (&'static str, String) {
         } => ("401", "No such nick/channel".into()),
         Reply::Err { message, .. } => ("401", message),
         _ => ("401", "No such nick/channel".into()),
-    }
-}
-
-/// A message's text as linechat keeps it: CTCP `ACTION` as `/me ...`, IRC formatting codes
-/// (bold, colours, ...) removed. `None` for another CTCP request.
-pub(super) fn from_irc(raw: &str) -> Option<Cow<'_, str>> {
-    // CTCP and the formatting codes are control characters, which most text has none of.
-    if !raw.bytes().any(|byte| byte < b' ') {
-        return Some(Cow::Borrowed(raw));
-    }
-    let text = match raw.strip_prefix('\u{1}') {
-        Some(ctcp) => {
-            let ctcp = ctcp.strip_suffix('\u{1}').unwrap_or(ctcp);
-            format!("/me {}", ctcp.strip_prefix("ACTION ")?)
-        }
-        None => raw.to_owned(),
-    };
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            // Colour: ^C, then a foreground of up to two digits, then maybe ",background".
-            '\u{3}' => {
-                for _ in 0..2 {
-                    chars.next_if(char::is_ascii_digit);
-                }
-                if chars.peek() == Some(&',') {
-                    let mut ahead = chars.clone();
-                    ahead.next();
-                    if ahead.peek().is_some_and(char::is_ascii_digit) {
-                        chars.next();
-                        for _ in 0..2 {
-                            chars.next_if(char::is_ascii_digit);
-                        }
-                    }
-                }
-            }
-            '\u{2}' | '\u{f}' | '\u{11}' | '\u{16}' | '\u{1d}' | '\u{1e}' | '\u{1f}' => {}
-            c => plain.push(c),
-        }
-    }
-    Some(Cow::Owned(plain))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn actions_become_slash_me_and_formatting_goes() {
-        assert_eq!(
-            from_irc("\u{1}ACTION waves\u{1}").as_deref(),
-            Some("/me waves")
-        );
-        assert_eq!(from_irc("\u{1}VERSION\u{1}"), None);
-        assert_eq!(
-            from_irc("\u{2}bold\u{2} \u{3}4,12red\u{3} \u{3}3green \u{1f}u\u{f}").as_deref(),
-            Some("bold red green u")
-        );
-        assert_eq!(from_irc("\u{3},x").as_deref(), Some(",x"));
-        assert_eq!(from_irc("plain 日本").as_deref(), Some("plain 日本"));
     }
 }

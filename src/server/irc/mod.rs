@@ -14,6 +14,7 @@ mod message;
 mod messaging;
 mod query;
 mod registration;
+mod text;
 mod translate;
 
 use std::net::SocketAddr;
@@ -313,6 +314,18 @@ impl Irc {
         all.push(nick.as_str());
         all.extend_from_slice(params);
         self.send(message::encode(Some(&self.server), code, &all, Some(text)));
+    }
+
+    /// A list reply: `:<server> <code> <nick> <params...> :<words>`, in as many lines as the
+    /// words need (see [`message::encode_list`]).
+    fn numeric_list(&self, code: &str, params: &[&str], words: &[impl AsRef<str>]) {
+        let nick = self.nick();
+        let mut all = Vec::with_capacity(params.len() + 1);
+        all.push(nick.as_str());
+        all.extend_from_slice(params);
+        for line in message::encode_list(Some(&self.server), code, &all, words) {
+            self.send(line);
+        }
     }
 
     /// A line with the user as its source: what others see them do, echoed to them.

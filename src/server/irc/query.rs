@@ -7,7 +7,7 @@ use linechat_protocol::{Command, Name, Reply};
 use super::channel::{self, Channel};
 use super::message::Message;
 use super::translate::HOST;
-use super::{Flow, Irc};
+use super::{Flow, Irc, text};
 
 /// Who is online now.
 async fn online(irc: &mut Irc) -> Vec<Name> {
@@ -62,10 +62,10 @@ pub(super) async fn whois(irc: &mut Irc, message: Message) -> Flow {
             let rooms = irc.name().filter(|me| me.as_str() == name).and_then(|_| {
                 let presence = irc.session.presence.as_ref()?;
                 let rooms: Vec<String> = presence.rooms.keys().map(|r| format!("#{r}")).collect();
-                Some(rooms.join(" "))
+                Some(rooms)
             });
             if let Some(rooms) = rooms.filter(|rooms| !rooms.is_empty()) {
-                irc.numeric("319", &[name], &rooms);
+                irc.numeric_list("319", &[name], &rooms);
             }
             irc.numeric("312", &[name, &server], "linechat");
             if let Some(away) = irc.away.clone().filter(|_| irc.nick() == name) {
@@ -91,7 +91,7 @@ pub(super) async fn userhost(irc: &mut Irc, message: Message) -> Flow {
             found.push(format!("{name}={away}{name}@{HOST}"));
         }
     }
-    irc.numeric("302", &[], &found.join(" "));
+    irc.numeric_list("302", &[], &found);
     Flow::Continue
 }
 
@@ -108,21 +108,25 @@ pub(super) async fn ison(irc: &mut Irc, message: Message) -> Flow {
                 .map(Name::as_str)
         })
         .collect();
-    irc.numeric("303", &[], &found.join(" "));
+    irc.numeric_list("303", &[], &found);
     Flow::Continue
 }
 
-/// Only the user sees their away message: in `WHOIS` and `USERHOST` of themselves.
+/// Only the user sees their away message: in `WHOIS` and `USERHOST` of themselves. It is a
+/// text like any other all the same: formatting removed, the text rules applied.
 pub(super) async fn away(irc: &mut Irc, message: Message) -> Flow {
-    match message.params.first().filter(|text| !text.is_empty()) {
-        Some(text) => {
-            irc.away = Some(super::message::cut(text, 200).to_owned());
-            irc.numeric("306", &[], "You have been marked as being away");
-        }
-        None => {
+    let raw = message.param(0);
+    let plain = text::without_formatting(raw);
+    match text::checked(&plain) {
+        Ok("") => {
             irc.away = None;
             irc.numeric("305", &[], "You are no longer marked as being away");
         }
+        Ok(away) => {
+            irc.away = Some(super::message::cut(away, 200).to_owned());
+            irc.numeric("306", &[], "You have been marked as being away");
+        }
+        Err(error) => irc.server_notice(&format!("away message not set: {error}")),
     }
     Flow::Continue
 }

@@ -12,8 +12,9 @@ use linechat_protocol::{Command, Departure, ErrorCode, HistoryTarget, Name, Pass
 use tracing::info;
 
 use super::message::Message;
+use super::messaging::MAX_TARGETS;
 use super::translate::GLOBAL;
-use super::{Flow, Irc, channel};
+use super::{Flow, Irc, channel, text};
 use crate::server::room::MAX_TOPIC_BYTES;
 use crate::server::session::Presence;
 
@@ -361,7 +362,9 @@ async fn welcome(irc: &mut Irc) -> Flow {
         format!("NICKLEN={max}"),
         "PREFIX=(o)@".to_owned(),
         "SAFELIST".to_owned(),
-        "TARGMAX=ISON:,JOIN:,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,USERHOST:5,WHOIS:1".to_owned(),
+        format!(
+            "TARGMAX=ISON:,JOIN:,NAMES:1,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},USERHOST:5,WHOIS:1"
+        ),
         format!("TOPICLEN={MAX_TOPIC_BYTES}"),
     ];
     let words: Vec<&str> = isupport.iter().map(String::as_str).collect();
@@ -415,8 +418,14 @@ pub(super) async fn pong(_irc: &mut Irc, _message: Message) -> Flow {
     Flow::Continue
 }
 
+/// The reason goes to everyone online: it is cleaned of what the text rules refuse.
 pub(super) async fn quit(_irc: &mut Irc, message: Message) -> Flow {
-    Flow::Quit(message.params.first().filter(|r| !r.is_empty()).cloned())
+    Flow::Quit(
+        message
+            .params
+            .first()
+            .and_then(|reason| text::cleaned(reason)),
+    )
 }
 
 #[cfg(test)]

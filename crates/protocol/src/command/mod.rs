@@ -11,7 +11,7 @@ mod text;
 use std::fmt;
 
 pub use args::{HistoryTarget, Password};
-pub use text::is_invisible;
+pub use text::{check_text, clean_text, is_invisible};
 
 use crate::name::{Name, NameError};
 
@@ -230,7 +230,7 @@ impl Command {
     /// Parses one line (without its line ending). Blank lines are `Ok(None)`: they are ignored,
     /// not errors, so a stray Enter in telnet costs nothing.
     pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
-        text::check(line)?;
+        text::check_text(line)?;
         let line = args::trim(line);
         if line.is_empty() {
             return Ok(None);

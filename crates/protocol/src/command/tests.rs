@@ -526,6 +526,84 @@ fn invisible_and_direction_changing_characters_are_errors() {
     );
 }
 
+/// Interlinear annotations hide text between their anchor and terminator (most fonts show
+/// nothing of them), and noncharacters are not for interchange and show as nothing or as
+/// garbage: refused like the other invisible characters. Their neighbours are ordinary.
+#[test]
+fn interlinear_annotations_and_noncharacters_are_errors() {
+    let noncharacters = (0xFDD0..=0xFDEF)
+        .chain((0..=0x10).flat_map(|plane| [plane << 16 | 0xFFFE, plane << 16 | 0xFFFF]))
+        .map(|code| char::from_u32(code).unwrap());
+    for c in ['\u{FFF9}', '\u{FFFA}', '\u{FFFB}']
+        .into_iter()
+        .chain(noncharacters)
+    {
+        assert!(is_invisible(c), "{c:?}");
+        for line in [format!("MSG a{c}b"), format!("TOPIC dev {c}")] {
+            assert_eq!(
+                parse_err(&line),
+                ParseError::InvisibleCharacter(c),
+                "{line:?}"
+            );
+        }
+    }
+    for c in [
+        '\u{FDCF}',
+        '\u{FDF0}',
+        '\u{FFF8}',
+        '\u{FFFC}',
+        '\u{FFFD}',
+        '\u{1FFFD}',
+        '\u{10FFFD}',
+    ] {
+        assert!(!is_invisible(c), "{c:?}");
+        let text = format!("a{c}b");
+        assert_eq!(parse(&format!("MSG {text}")), Command::Msg { text });
+    }
+    assert_eq!(
+        ParseError::InvisibleCharacter('\u{FFFF}').to_string(),
+        "invisible or direction-changing character U+FFFF is not allowed"
+    );
+}
+
+/// What is passed on although the check refuses it (a quit reason) loses exactly what the
+/// check refuses, each character replaced with U+FFFD; what the check accepts is kept as is.
+#[test]
+fn clean_text_replaces_what_check_text_refuses() {
+    for (text, clean) in [
+        ("\u{1b}[2Jhi\u{7}", "\u{FFFD}[2Jhi\u{FFFD}"),
+        ("a\rb\u{7f}\u{85}c", "a\u{FFFD}b\u{FFFD}\u{FFFD}c"),
+        (
+            "\u{202E}exe.txt\u{200B}\u{2028}\u{FFFF}",
+            "\u{FFFD}exe.txt\u{FFFD}\u{FFFD}\u{FFFD}",
+        ),
+        ("\u{1F3F4}\u{E0068}\u{E0069}", "\u{1F3F4}\u{FFFD}\u{FFFD}"),
+        ("\u{E0041}", "\u{FFFD}"),
+    ] {
+        assert!(check_text(text).is_err(), "{text:?}");
+        assert_eq!(clean_text(text), clean, "{text:?}");
+        assert_eq!(check_text(clean), Ok(()), "{clean:?}");
+    }
+    for text in [
+        "",
+        "plain\ttext",
+        "\u{1F3F4}\u{E0067}\u{E0062}\u{E0077}\u{E006C}\u{E0073}\u{E007F} \u{2764}\u{FE0F}",
+        "\u{0645}\u{06CC}\u{200C}\u{062E}",
+    ] {
+        assert_eq!(check_text(text), Ok(()), "{text:?}");
+        assert!(
+            matches!(clean_text(text), std::borrow::Cow::Borrowed(kept) if kept == text),
+            "{text:?}"
+        );
+    }
+    // The check of a line is the check of its text.
+    assert_eq!(
+        check_text("exe\u{202E}"),
+        Err(ParseError::InvisibleCharacter('\u{202E}'))
+    );
+    assert_eq!(check_text("a\u{85}"), Err(ParseError::ControlCharacter));
+}
+
 #[test]
 fn emoji_sequences_and_joining_marks_stay_allowed() {
     for text in [
@@ -804,6 +882,16 @@ fn check_reparses(line: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
+    #[test]
+    fn a_cleaned_text_passes_the_check_and_a_checked_one_is_kept(text in any::<String>()) {
+        let clean = clean_text(&text);
+        prop_assert_eq!(check_text(&clean), Ok(()));
+        prop_assert_eq!(clean.chars().count(), text.chars().count());
+        if check_text(&text).is_ok() {
+            prop_assert_eq!(clean, text.as_str());
+        }
+    }
+
     #[test]
     fn parse_never_panics_on_any_string(line in any::<String>()) {
         let _ = Command::parse(&line);

@@ -1,28 +1,64 @@
-//! Which characters a line may hold: no control characters, nothing that shows as nothing or
-//! turns the text around it (see [`is_invisible`]).
+//! Which characters a text may hold: no control characters, nothing that shows as nothing or
+//! turns the text around it (see [`is_invisible`]). Lines of the line protocol are checked
+//! whole; the server's other front-ends check with the same functions what their users write
+//! for others to read.
+
+use std::borrow::Cow;
 
 use super::ParseError;
 
-/// Checks a whole line before it is parsed.
-pub(super) fn check(line: &str) -> Result<(), ParseError> {
+/// Checks a text, a whole line or any part of one, against the rules of protocol.md §8: the
+/// only errors are [`ParseError::ControlCharacter`] and [`ParseError::InvisibleCharacter`].
+pub fn check_text(text: &str) -> Result<(), ParseError> {
+    match first_refused(text) {
+        None => Ok(()),
+        Some((_, refusal)) => Err(refusal),
+    }
+}
+
+/// `text` with every character [`check_text`] refuses replaced by U+FFFD, for a text that is
+/// passed on even so (a reason for leaving, given as the user goes).
+pub fn clean_text(text: &str) -> Cow<'_, str> {
+    let Some((mut at, _)) = first_refused(text) else {
+        return Cow::Borrowed(text);
+    };
+    let mut clean = String::with_capacity(text.len() + 2);
+    let mut rest = text;
+    loop {
+        clean.push_str(&rest[..at]);
+        clean.push(char::REPLACEMENT_CHARACTER);
+        let refused = rest[at..].chars().next().map_or(1, char::len_utf8);
+        rest = &rest[at + refused..];
+        match first_refused(rest) {
+            Some((next, _)) => at = next,
+            None => break,
+        }
+    }
+    clean.push_str(rest);
+    Cow::Owned(clean)
+}
+
+/// Where the first character that §8 refuses is, in bytes, and why it is refused.
+fn first_refused(text: &str) -> Option<(usize, ParseError)> {
     // Printable ASCII and tabs, most lines, hold no control or invisible character: one
     // quick pass over the bytes instead of a check of every character.
-    if is_plain_ascii(line.as_bytes()) {
-        return Ok(());
+    if is_plain_ascii(text.as_bytes()) {
+        return None;
     }
-    let mut rest = line;
+    let mut rest = text;
     while let Some(c) = rest.chars().next() {
+        let at = text.len() - rest.len();
         if c.is_control() && c != '\t' {
-            return Err(ParseError::ControlCharacter);
+            return Some((at, ParseError::ControlCharacter));
         }
         rest = &rest[c.len_utf8()..];
         if c == BLACK_FLAG {
             rest = skip_subdivision_flag_tags(rest);
         } else if is_invisible(c) {
-            return Err(ParseError::InvisibleCharacter(c));
+            return Some((at, ParseError::InvisibleCharacter(c)));
         }
     }
-    Ok(())
+    None
 }
 
 /// Whether every byte is printable ASCII or a tab. Sixteen bytes at a time, each block
@@ -46,7 +82,9 @@ fn is_plain_ascii(bytes: &[u8]) -> bool {
 /// in a text padded to look like another, text hidden in tag characters). These are the bidi
 /// embeddings, overrides, isolates and marks; the zero-width and fillers that render as
 /// nothing (including Hangul fillers and the soft hyphen); the Unicode line and paragraph
-/// separators; and the tag characters.
+/// separators; the interlinear annotation characters, which hide the text they enclose; the
+/// tag characters; and the noncharacters, which are not meant for interchange and show as
+/// nothing or as garbage.
 ///
 /// Kept: U+200D (zero-width joiner) and the variation selectors U+FE0E/U+FE0F, which emoji
 /// sequences need, and U+200C (zero-width non-joiner), which Persian and Indic scripts need
@@ -68,8 +106,10 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{3164}'               // Hangul filler
             | '\u{FEFF}'               // zero-width no-break space (byte order mark)
             | '\u{FFA0}'               // halfwidth Hangul filler
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation anchor, separator, terminator
             | '\u{E0000}'..='\u{E007F}' // tags
-    )
+            | '\u{FDD0}'..='\u{FDEF}' // noncharacters in Arabic Presentation Forms-A
+    ) || u32::from(c) & 0xFFFE == 0xFFFE // noncharacters: the last two of every plane
 }
 
 /// The base of the flags of subdivisions (England, Scotland, Wales): U+1F3F4 followed by tag
