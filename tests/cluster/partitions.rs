@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::{NODE_TIMEOUT_SECS, Nodes, guest, guest_seen, reply_to, users_become};
+use super::{NODE_TIMEOUT_SECS, NatsServer, Nodes, guest, guest_seen, reply_to, users_become};
+use crate::irc::raw::Raw;
 use crate::support::{Client, Server, ServerProcess, eventually};
 
 /// The cut: longer than the node timeout, so that the others declare the node lost.
@@ -253,11 +254,21 @@ async fn a_node_whose_packets_to_nats_are_dropped_rejoins_once_they_pass() {
     .await;
     // Chat on the node goes on meanwhile.
     anna.check("RM dev anyone?", "OK RM dev").await;
+    // A topic set on the other side meanwhile is seen once the nodes meet again.
+    assert_eq!(
+        answer(&mut bob, "TOPIC dev set meanwhile").await,
+        "OK TOPIC dev"
+    );
     tokio::time::sleep(CUT - Duration::from_secs(NODE_TIMEOUT_SECS)).await;
     drop(cut);
 
     bob.skip_until("NOTICE ONLINE anna").await;
     healed(&cluster, &mut anna, &mut bob).await;
+    eventually("the topic set meanwhile on the node cut off", async || {
+        let topic = answer(&mut anna, "TOPIC dev").await;
+        topic.starts_with("TOPIC dev bob ").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -297,4 +308,41 @@ async fn an_account_that_logs_in_elsewhere_while_its_node_is_cut_off_is_taken_ov
     users_become(&mut carol, "USERS alice bob carol").await;
     assert_eq!(answer(&mut carol, "PM alice hi").await, "OK PM alice");
     laptop.skip_until("PM carol hi").await;
+}
+
+#[tokio::test]
+async fn a_topic_cleared_while_a_node_is_cut_off_is_cleared_there_once_it_is_back() {
+    let cluster = Nodes::start_on(NatsServer::start(), 1, |settings| {
+        settings.irc_addr = Some("127.0.0.1:0".into());
+    });
+    let mut bob = guest(cluster.node(0), "bob").await;
+    let cut_off = cut_off_node(&cluster);
+    let mut anna = Client::greeted(cut_off.addr).await;
+    anna.check("NICK anna", "OK NICK anna").await;
+    anna.logged_in_as("anna");
+    bob.expect("NOTICE ONLINE anna").await;
+    users_become(&mut anna, "USERS anna bob").await;
+    bob.create_room("dev", &mut [&mut anna]).await;
+    anna.join("dev", &mut [&mut bob]).await;
+    bob.check("TOPIC dev before the cut", "OK TOPIC dev").await;
+    anna.expect("NOTICE TOPIC dev bob before the cut").await;
+
+    let cut = cut(&cluster);
+    bob.expect_unordered(&["LR dev anna", "NOTICE OFFLINE anna LOST"])
+        .await;
+    // Only IRC clears a topic.
+    let mut ann = Raw::guest(cluster.node(0), "ann").await;
+    ann.send("JOIN #dev").await;
+    ann.until(" 366 ann #dev ").await;
+    ann.send("TOPIC #dev :").await;
+    ann.until(":ann!ann@linechat TOPIC #dev :").await;
+    tokio::time::sleep(CUT - Duration::from_secs(NODE_TIMEOUT_SECS)).await;
+    drop(cut);
+
+    bob.skip_until("NOTICE ONLINE anna").await;
+    eventually(
+        "the topic cleared on the node that was cut off",
+        async || (answer(&mut anna, "TOPIC dev").await == "TOPIC dev").then_some(()),
+    )
+    .await;
 }

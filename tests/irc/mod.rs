@@ -2,7 +2,7 @@
 //! IRC lines against the in-process server's IRC listener, beside line-protocol clients on
 //! its plain port, in the same rooms.
 
-mod raw;
+pub mod raw;
 
 mod bad_input;
 mod client;

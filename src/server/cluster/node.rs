@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::wire::{self, Global};
 use super::{Cluster, Inbound, heartbeat_every};
-use crate::server::room::{RemoteRooms, Rooms};
+use crate::server::room::{KnownTopic, RemoteRooms, Rooms};
 use crate::server::user::{Remote, Users};
 use linechat_protocol::Departure;
 
@@ -327,7 +327,13 @@ impl ClusterActor {
                     .into_iter()
                     .filter_map(|room| {
                         let members = room.members.iter().filter_map(|m| wire::name(m)).collect();
-                        let topic = room.topic.and_then(wire::TopicState::topic);
+                        let topic = match (room.topic, room.topic_cleared_at) {
+                            (Some(topic), _) => {
+                                topic.topic().map_or(KnownTopic::Unknown, KnownTopic::Set)
+                            }
+                            (None, Some(at)) => KnownTopic::Cleared(wire::time(at)),
+                            (None, None) => KnownTopic::Unknown,
+                        };
                         Some((wire::name(&room.room)?, members, topic))
                     })
                     .collect();

@@ -130,6 +130,10 @@ pub(crate) struct RoomState {
     /// NATS when it went out) catches up from this. Absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<TopicState>,
+    /// When it has no topic because it was cleared: when (Unix milliseconds), so that a
+    /// node that missed the clearing clears it too. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_cleared_at: Option<u64>,
 }
 
 /// A room's topic, set by `by` at `at` (Unix milliseconds).

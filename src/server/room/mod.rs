@@ -6,5 +6,5 @@ mod members;
 mod table;
 
 pub use members::Room;
-pub(crate) use table::RemoteRooms;
 pub use table::{Joined, MAX_TOPIC_BYTES, RoomLimits, Rooms};
+pub(crate) use table::{KnownTopic, RemoteRooms};

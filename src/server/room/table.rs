@@ -125,10 +125,11 @@ pub(crate) enum RemoteRooms {
         node: Arc<str>,
     },
     /// Every room `node` knows, with its members there and its topic: added to what is
-    /// known (see `wire::Global::Rooms`); a topic set later than the one known replaces it.
+    /// known (see `wire::Global::Rooms`); a topic set or cleared later than the known one
+    /// was replaces it.
     State {
         node: Arc<str>,
-        rooms: Vec<(Name, Vec<Name>, Option<Topic>)>,
+        rooms: Vec<(Name, Vec<Name>, KnownTopic)>,
     },
     /// Publish this node's rooms and members, for another node's `Hello` or after a
     /// reconnection.
@@ -173,6 +174,7 @@ impl Rooms {
             .map(|(name, _creator)| {
                 let mut room = RoomEntry::new(name.clone(), now);
                 room.topic = topics.remove(&name);
+                room.topic_since = room.topic.as_ref().map(|topic| topic.at);
                 (name, room)
             })
             .collect();
@@ -279,6 +281,28 @@ impl Rooms {
     }
 }
 
+/// What a node knows of a room's topic, as it says in the state exchange.
+#[derive(Debug)]
+pub(crate) enum KnownTopic {
+    /// The topic, set at its time.
+    Set(Topic),
+    /// No topic: it was cleared at this time.
+    Cleared(SystemTime),
+    /// No topic, and no knowledge of one ever being set.
+    Unknown,
+}
+
+impl KnownTopic {
+    /// When the topic was set or cleared.
+    fn since(&self) -> Option<SystemTime> {
+        match self {
+            Self::Set(topic) => Some(topic.at),
+            Self::Cleared(at) => Some(*at),
+            Self::Unknown => None,
+        }
+    }
+}
+
 struct RoomEntry {
     /// The name as it was created, for listings.
     name: Name,
@@ -289,6 +313,10 @@ struct RoomEntry {
     empty_since: Instant,
     /// Its topic, if it has one.
     topic: Option<Topic>,
+    /// When the topic was last set or cleared, as far as this node knows: what another node
+    /// says of it in the state exchange replaces it only if it is newer (a topic cleared
+    /// while the nodes were apart is then cleared on the others too).
+    topic_since: Option<SystemTime>,
     /// How many topic changes were asked for (stored or not): a change applies only if no
     /// later one was applied before it, as the store writes them in the order asked.
     topic_changes: u64,
@@ -303,6 +331,7 @@ impl RoomEntry {
             actor: None,
             empty_since,
             topic: None,
+            topic_since: None,
             topic_changes: 0,
             topic_change: 0,
         }
@@ -793,6 +822,7 @@ impl RoomsActor {
         {
             entry.topic_change = change.number;
             entry.topic = change.topic();
+            entry.topic_since = Some(change.at);
             let notice = Notice::Topic {
                 room: room.clone(),
                 by: change.by.clone(),
@@ -916,10 +946,14 @@ impl RoomsActor {
                             .collect::<Vec<_>>(),
                     );
                     self.replace_members(&node, &room, now);
-                    if let (Some(topic), Some(entry)) = (topic, self.rooms.get_mut(&room))
-                        && entry.topic.as_ref().is_none_or(|known| known.at < topic.at)
+                    if let (Some(since), Some(entry)) = (topic.since(), self.rooms.get_mut(&room))
+                        && entry.topic_since.is_none_or(|known| known < since)
                     {
-                        entry.topic = Some(topic);
+                        entry.topic_since = Some(since);
+                        entry.topic = match topic {
+                            KnownTopic::Set(topic) => Some(topic),
+                            KnownTopic::Cleared(_) | KnownTopic::Unknown => None,
+                        };
                     }
                 }
             }
@@ -928,6 +962,7 @@ impl RoomsActor {
                 self.know(&room);
                 if let Some(entry) = self.rooms.get_mut(&room) {
                     entry.topic = text.map(|text| Topic { text, by, at });
+                    entry.topic_since = Some(at);
                 }
             }
         }
@@ -985,17 +1020,19 @@ impl RoomsActor {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
-        let rooms: Vec<(Name, Option<Room>, Option<TopicState>)> = self
+        let rooms: Vec<(Name, Option<Room>, Option<TopicState>, Option<u64>)> = self
             .rooms
             .values()
             .map(|entry| {
                 let topic = entry.topic.as_ref().map(TopicState::of);
-                (entry.name.clone(), entry.actor.clone(), topic)
+                let cleared = entry.topic_since.filter(|_| entry.topic.is_none());
+                let cleared_at = cleared.map(wire::millis);
+                (entry.name.clone(), entry.actor.clone(), topic, cleared_at)
             })
             .collect();
         tokio::spawn(async move {
             let mut state = Vec::with_capacity(rooms.len());
-            for (room, actor, topic) in rooms {
+            for (room, actor, topic, topic_cleared_at) in rooms {
                 let mut members = Vec::new();
                 if let Some(actor) = actor {
                     let (tx, rx) = oneshot::channel();
@@ -1012,6 +1049,7 @@ impl RoomsActor {
                     room,
                     members,
                     topic,
+                    topic_cleared_at,
                 });
             }
             cluster.global(&wire::Global::Rooms {
@@ -1217,7 +1255,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn another_nodes_state_brings_a_newer_topic_and_never_an_older_one() {
+    async fn another_nodes_state_brings_a_newer_topic_or_clearing_and_never_an_older_one() {
         let (rooms, _store, _dir) = crate::server::testing::rooms().await;
         let (alice, _alice_inbox) = member("alice");
         assert_eq!(create(&rooms, &alice, "dev").await, "OK CR dev");
@@ -1228,9 +1266,9 @@ mod tests {
             by: name("bob"),
             at,
         };
-        let state = |topic: Topic| RemoteRooms::State {
+        let state = |topic: KnownTopic| RemoteRooms::State {
             node: "n2".into(),
-            rooms: vec![(name("dev"), vec![name("bob")], Some(topic))],
+            rooms: vec![(name("dev"), vec![name("bob")], topic)],
         };
         // `TOPIC <room> <setter> <time> <text>`: who set it, and the text.
         let shown = || async {
@@ -1239,14 +1277,25 @@ mod tests {
             format!("{} {}", words[2], words[4..].join(" "))
         };
         // Set before ours (a node that missed the change): ours stays.
-        rooms.remote(state(topic("older", SystemTime::UNIX_EPOCH)));
+        let older = SystemTime::UNIX_EPOCH;
+        rooms.remote(state(KnownTopic::Set(topic("older", older))));
         assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
+        assert_eq!(shown().await, "alice ours");
+        // Nor does a clearing before it, nor a node that knows of none.
+        rooms.remote(state(KnownTopic::Cleared(older)));
+        rooms.remote(state(KnownTopic::Unknown));
         assert_eq!(shown().await, "alice ours");
         // Set after ours, while this node was cut off from it: it catches up.
         let later = SystemTime::now() + Duration::from_secs(60);
-        rooms.remote(state(topic("newer", later)));
+        rooms.remote(state(KnownTopic::Set(topic("newer", later))));
         assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
         assert_eq!(shown().await, "bob newer");
+        // Cleared later still: it is cleared here too, and an older topic does not return.
+        let latest = later + Duration::from_secs(60);
+        rooms.remote(state(KnownTopic::Cleared(latest)));
+        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC dev");
+        rooms.remote(state(KnownTopic::Set(topic("newer", later))));
+        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC dev");
     }
 
     #[tokio::test]
