@@ -1020,20 +1020,24 @@ impl RoomsActor {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
-        let rooms: Vec<(Name, Option<Room>, Option<TopicState>, Option<u64>)> = self
+        // Each room's state but its members, which its running task is asked for.
+        let rooms: Vec<(RoomState, Option<Room>)> = self
             .rooms
             .values()
             .map(|entry| {
-                let topic = entry.topic.as_ref().map(TopicState::of);
                 let cleared = entry.topic_since.filter(|_| entry.topic.is_none());
-                let cleared_at = cleared.map(wire::millis);
-                (entry.name.clone(), entry.actor.clone(), topic, cleared_at)
+                let state = RoomState {
+                    room: entry.name.to_string(),
+                    members: Vec::new(),
+                    topic: entry.topic.as_ref().map(TopicState::of),
+                    topic_cleared_at: cleared.map(wire::millis),
+                };
+                (state, entry.actor.clone())
             })
             .collect();
         tokio::spawn(async move {
             let mut state = Vec::with_capacity(rooms.len());
-            for (room, actor, topic, topic_cleared_at) in rooms {
-                let mut members = Vec::new();
+            for (mut room, actor) in rooms {
                 if let Some(actor) = actor {
                     let (tx, rx) = oneshot::channel();
                     actor.post(RoomRequest::Members {
@@ -1041,16 +1045,10 @@ impl RoomsActor {
                         reply: tx,
                     });
                     if let Ok(Reply::RoomUsers { users, .. }) = rx.await {
-                        members = users.iter().map(Name::to_string).collect();
+                        room.members = users.iter().map(Name::to_string).collect();
                     }
                 }
-                let room = room.to_string();
-                state.push(RoomState {
-                    room,
-                    members,
-                    topic,
-                    topic_cleared_at,
-                });
+                state.push(room);
             }
             cluster.global(&wire::Global::Rooms {
                 node: cluster.node().to_string(),
