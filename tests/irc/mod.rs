@@ -6,6 +6,7 @@ mod raw;
 
 mod bad_input;
 mod client;
+mod closing;
 mod line_length;
 mod messaging;
 mod mixed;

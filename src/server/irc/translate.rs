@@ -115,6 +115,17 @@ pub(super) struct Translator {
 impl Wording for Translator {
     fn put(&mut self, delivery: &Delivery, out: &mut BytesMut) {
         let lines = delivery.bytes();
+        if delivery.ends() && self.me.is_none() {
+            // The parting line (`ERROR`) is the last thing written: held for a welcome that
+            // cannot come, it would never be.
+            for line in each_line(lines) {
+                let text = std::str::from_utf8(line).unwrap_or_default();
+                if let Ok(reply) = Reply::parse(text) {
+                    self.reply(reply, out);
+                }
+            }
+            return;
+        }
         if self.shows_all(lines)
             && let Some(translated) = delivery.translated(shared_form)
         {
