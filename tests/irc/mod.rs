@@ -7,6 +7,7 @@ mod raw;
 mod bad_input;
 mod client;
 mod closing;
+mod held;
 mod line_length;
 mod messaging;
 mod mixed;
