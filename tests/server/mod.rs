@@ -15,3 +15,4 @@ mod shell_bot;
 mod smoke;
 mod storage;
 mod topics;
+mod user_timeout;
