@@ -138,6 +138,14 @@ pub struct Settings {
     /// Rooms one connection may create per minute; 0 does not limit.
     #[arg(long, env = "LINECHAT_ROOMS_CREATED_PER_MINUTE", default_value_t = 5)]
     pub rooms_created_per_minute: u32,
+    /// Rooms the whole server may create per minute, from every connection together, so that
+    /// many connections cannot fill `max_rooms` in moments; 0 does not limit.
+    #[arg(
+        long,
+        env = "LINECHAT_ROOMS_CREATED_PER_MINUTE_TOTAL",
+        default_value_t = 60
+    )]
+    pub rooms_created_per_minute_total: u32,
     /// Most members one room may have.
     #[arg(long, env = "LINECHAT_MAX_ROOM_MEMBERS", default_value_t = 10_000)]
     pub max_room_members: usize,
@@ -831,6 +839,7 @@ mod tests {
             "login_failures_per_account",
             "room_expiry_secs",
             "rooms_created_per_minute",
+            "rooms_created_per_minute_total",
             "stats_log_secs",
             "tcp_user_timeout_secs",
         ] {

@@ -10,6 +10,7 @@ mod limits;
 mod memory;
 mod postgres;
 mod robustness;
+mod room_creation;
 mod settings;
 mod shell_bot;
 mod smoke;
