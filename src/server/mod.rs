@@ -7,7 +7,7 @@ mod descriptors;
 mod handle;
 mod irc;
 mod limits;
-mod log_tally;
+pub(crate) mod log_tally;
 mod member;
 mod priority;
 mod request;
