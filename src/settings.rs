@@ -108,6 +108,11 @@ pub struct Settings {
     /// Seconds a client has to send any line after that `PING` before it is disconnected.
     #[arg(long, env = "LINECHAT_IDLE_TIMEOUT_SECS", default_value_t = 120)]
     pub idle_timeout_secs: u64,
+    /// Seconds that data sent to a client may stay unacknowledged before its connection
+    /// counts as lost (`TCP_USER_TIMEOUT`; it also ends keepalive's probing of a silent one
+    /// no sooner); 0 leaves it to the kernel, which retransmits for about 15 minutes.
+    #[arg(long, env = "LINECHAT_TCP_USER_TIMEOUT_SECS", default_value_t = 90)]
+    pub tcp_user_timeout_secs: u64,
     /// Password attempts allowed per IP address in a window: `LOGIN`s, counted before they
     /// are checked and given back when right, and every `REGISTER`; 0 does not limit.
     #[arg(long, env = "LINECHAT_LOGIN_FAILURES_PER_IP", default_value_t = 20)]
@@ -133,6 +138,14 @@ pub struct Settings {
     /// Rooms one connection may create per minute; 0 does not limit.
     #[arg(long, env = "LINECHAT_ROOMS_CREATED_PER_MINUTE", default_value_t = 5)]
     pub rooms_created_per_minute: u32,
+    /// Rooms the whole server may create per minute, from every connection together, so that
+    /// many connections cannot fill `max_rooms` in moments; 0 does not limit.
+    #[arg(
+        long,
+        env = "LINECHAT_ROOMS_CREATED_PER_MINUTE_TOTAL",
+        default_value_t = 60
+    )]
+    pub rooms_created_per_minute_total: u32,
     /// Most members one room may have.
     #[arg(long, env = "LINECHAT_MAX_ROOM_MEMBERS", default_value_t = 10_000)]
     pub max_room_members: usize,
@@ -359,6 +372,12 @@ impl Settings {
             check(value >= 1, name, value, "must be at least 1")?;
         }
         check(
+            self.tcp_user_timeout_secs <= MAX_TCP_USER_TIMEOUT_SECS,
+            "tcp_user_timeout_secs",
+            self.tcp_user_timeout_secs,
+            format!("must be at most {MAX_TCP_USER_TIMEOUT_SECS} (a day)"),
+        )?;
+        check(
             (1..=MAX_NAME_LEN).contains(&self.max_name_length),
             "max_name_length",
             self.max_name_length,
@@ -492,6 +511,11 @@ impl Settings {
         Duration::from_secs(self.idle_timeout_secs)
     }
 
+    /// `TCP_USER_TIMEOUT` for accepted sockets; `None` leaves the kernel's.
+    pub fn tcp_user_timeout(&self) -> Option<Duration> {
+        (self.tcp_user_timeout_secs > 0).then(|| Duration::from_secs(self.tcp_user_timeout_secs))
+    }
+
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout_secs)
     }
@@ -534,6 +558,10 @@ impl Settings {
         }
     }
 }
+
+/// The longest `tcp_user_timeout_secs`: the kernel takes milliseconds in a C `int`, and a
+/// connection whose client takes longer than a day to acknowledge anything is not one to keep.
+const MAX_TCP_USER_TIMEOUT_SECS: u64 = 24 * 3600;
 
 /// A database URL as it may be shown: without its password.
 fn redacted(url: &str) -> String {
@@ -811,10 +839,22 @@ mod tests {
             "login_failures_per_account",
             "room_expiry_secs",
             "rooms_created_per_minute",
+            "rooms_created_per_minute_total",
             "stats_log_secs",
+            "tcp_user_timeout_secs",
         ] {
             with(name, 0).validate().unwrap();
         }
+    }
+
+    #[test]
+    fn the_tcp_user_timeout_is_at_most_a_day() {
+        with("tcp_user_timeout_secs", 86_400).validate().unwrap();
+        assert_eq!(
+            broken_rule(&with("tcp_user_timeout_secs", 86_401)),
+            "bad setting tcp_user_timeout_secs = 86401: must be at most 86400 (a day)"
+        );
+        assert_eq!(with("tcp_user_timeout_secs", 0).tcp_user_timeout(), None);
     }
 
     #[test]

@@ -6,11 +6,18 @@
 use std::cmp::Reverse;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, sleep_until};
 use tracing::warn;
 
 use super::outbox::{Outbox, Shared, Writer, outbox_in};
+use crate::server::log_tally::LogTally;
+
+/// At most one `output budget exceeded` line per this long: while many clients keep the
+/// budget exceeded, the line counts the connections closed since the last one.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// The running total, shared by every outbox that counts against the budget. A counter and a
 /// signal, so that pushing a line costs one more atomic add and never a lock or a message.
@@ -81,6 +88,7 @@ impl OutputBudget {
 async fn enforce(budget: Arc<Budget>, mut registered: mpsc::UnboundedReceiver<Weak<Shared>>) {
     let mut outboxes: Vec<Weak<Shared>> = Vec::new();
     let mut next_sweep = FIRST_SWEEP;
+    let mut report = Report::default();
     loop {
         tokio::select! {
             outbox = registered.recv() => {
@@ -96,16 +104,83 @@ async fn enforce(budget: Arc<Budget>, mut registered: mpsc::UnboundedReceiver<We
                 while let Ok(outbox) = registered.try_recv() {
                     outboxes.push(outbox);
                 }
-                relieve(&budget, &mut outboxes);
+                if let Some(relief) = relieve(&budget, &mut outboxes) {
+                    report.closed(relief, &budget);
+                }
+            }
+            () = sleep_until(report.due.unwrap_or_else(Instant::now)), if report.due.is_some() => {
+                report.flush(&budget);
             }
         }
     }
 }
 
+/// What one round of [`relieve`] did.
+struct Relief {
+    closed: usize,
+    freed: usize,
+    /// What all outboxes held when it began.
+    queued: usize,
+}
+
+/// The `output budget exceeded` lines: the first at once, then at most one per
+/// [`REPORT_EVERY`] with what was closed since the last.
+struct Report {
+    tally: LogTally,
+    freed: usize,
+    queued: usize,
+    /// When the closes not logged yet are to be, if there are any.
+    due: Option<Instant>,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self {
+            tally: LogTally::new(REPORT_EVERY),
+            freed: 0,
+            queued: 0,
+            due: None,
+        }
+    }
+}
+
+impl Report {
+    fn closed(&mut self, relief: Relief, budget: &Budget) {
+        self.freed += relief.freed;
+        self.queued = relief.queued;
+        match self.tally.count(relief.closed as u64) {
+            Some(closed) => self.log(closed, budget),
+            None => {
+                self.due
+                    .get_or_insert_with(|| Instant::now() + REPORT_EVERY);
+            }
+        }
+    }
+
+    fn flush(&mut self, budget: &Budget) {
+        self.due = None;
+        if let Some(closed) = self.tally.take() {
+            self.log(closed, budget);
+        }
+    }
+
+    fn log(&mut self, closed: u64, budget: &Budget) {
+        self.due = None;
+        warn!(
+            closed,
+            freed_bytes = std::mem::take(&mut self.freed),
+            queued_bytes = self.queued,
+            budget_bytes = budget.limit,
+            "output budget exceeded: closed the connections with the most queued"
+        );
+    }
+}
+
 /// Closes the connections with the most queued until what the others hold fits the budget.
 /// Closed connections free their queues as their writers stop: what they hold is counted as
-/// freed already, so that one excess never closes more connections than it takes.
-fn relieve(budget: &Budget, outboxes: &mut Vec<Weak<Shared>>) {
+/// freed already, so that one excess never closes more connections than it takes. Says
+/// what it closed, if anything.
+fn relieve(budget: &Budget, outboxes: &mut Vec<Weak<Shared>>) -> Option<Relief> {
     let mut open = Vec::new();
     let mut freeing = 0usize;
     outboxes.retain(|outbox| match outbox.upgrade() {
@@ -122,7 +197,7 @@ fn relieve(budget: &Budget, outboxes: &mut Vec<Weak<Shared>>) {
     let total = budget.total.load(Ordering::Relaxed);
     let mut excess = total.saturating_sub(freeing).saturating_sub(budget.limit);
     if excess == 0 {
-        return;
+        return None;
     }
     open.sort_unstable_by_key(|shared| Reverse(shared.queued_bytes()));
     let mut closed = 0;
@@ -137,13 +212,11 @@ fn relieve(budget: &Budget, outboxes: &mut Vec<Weak<Shared>>) {
         freed += queued;
         excess = excess.saturating_sub(queued);
     }
-    warn!(
+    (closed > 0).then_some(Relief {
         closed,
-        freed_bytes = freed,
-        queued_bytes = total,
-        budget_bytes = budget.limit,
-        "output budget exceeded: closed the connections with the most queued"
-    );
+        freed,
+        queued: total,
+    })
 }
 
 #[cfg(test)]

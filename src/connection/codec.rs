@@ -25,6 +25,9 @@ pub struct LineCodec {
     lines: LinesCodec,
     /// Whether the last read filled the read buffer.
     full_read: bool,
+    /// Whether the maximum counts the line ending, whose `CR`, if any, is then kept for the
+    /// decoder to count ([`LineCodec::counting_line_ending`]).
+    ending_counted: bool,
 }
 
 /// The read buffer's size between these bounds follows the client's pace.
@@ -32,12 +35,25 @@ pub const MIN_READ_BUFFER: usize = 128;
 const MAX_READ_BUFFER: usize = 16 * 1024;
 
 impl LineCodec {
+    /// Lines of at most `max_line_length` bytes, the line ending not counted.
     pub fn new(max_line_length: usize) -> Self {
         Self {
             telnet: TelnetFilter::default(),
             filtered: BytesMut::new(),
             lines: LinesCodec::new_with_max_length(max_line_length),
             full_read: false,
+            ending_counted: false,
+        }
+    }
+
+    /// Lines of at most `max_bytes` bytes with their line ending, `CR LF` or `LF` alike (IRC's
+    /// rule). The decoder counts what comes before the `LF`, so the `CR` of a `CR LF` is kept
+    /// for it to count, and taken off the line with the `LF`.
+    pub fn counting_line_ending(max_bytes: usize) -> Self {
+        Self {
+            lines: LinesCodec::new_with_max_length(max_bytes.saturating_sub(1)),
+            ending_counted: true,
+            ..Self::new(0)
         }
     }
 
@@ -50,7 +66,11 @@ impl LineCodec {
     fn absorb(&mut self, src: &mut BytesMut) {
         if !src.is_empty() {
             self.full_read = src.len() == src.capacity();
-            self.telnet.filter(src, &mut self.filtered);
+            if self.ending_counted {
+                self.telnet.filter_keeping_cr(src, &mut self.filtered);
+            } else {
+                self.telnet.filter(src, &mut self.filtered);
+            }
             src.clear();
         }
     }
@@ -133,6 +153,26 @@ mod tests {
         let mut frames = decode_all(&mut codec, b"0123456789abcdef");
         frames.extend(decode_all(&mut codec, b"still the long line\nok\n"));
         assert_eq!(frames, [Frame::TooLong, line("ok")]);
+    }
+
+    #[test]
+    fn counting_the_line_ending_takes_a_cr_lf_as_two_bytes_and_a_lf_as_one() {
+        let mut codec = LineCodec::counting_line_ending(8);
+        // Six bytes and CR LF, seven and LF: eight in all, the most.
+        assert_eq!(
+            decode_all(&mut codec, b"123456\r\n1234567\n"),
+            [line("123456"), line("1234567")]
+        );
+        // Seven and CR LF, eight and LF: nine.
+        assert_eq!(
+            decode_all(&mut codec, b"1234567\r\n12345678\nok\r\n"),
+            [Frame::TooLong, Frame::TooLong, line("ok")]
+        );
+        // The same when the CR and the LF come in reads of their own.
+        let mut frames = decode_all(&mut codec, b"123456\r");
+        frames.extend(decode_all(&mut codec, b"\n1234567\r"));
+        frames.extend(decode_all(&mut codec, b"\n"));
+        assert_eq!(frames, [line("123456"), Frame::TooLong]);
     }
 
     #[test]

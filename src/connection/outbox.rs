@@ -2,7 +2,8 @@
 //!
 //! Every line queued counts against its connection's limit, and against the server's output
 //! budget ([`OutputBudget`](super::OutputBudget)) when there is one, for what it holds: its
-//! bytes and its bookkeeping, until the writer has written it or the connection is gone.
+//! bytes and its bookkeeping, until the writer has written it (a line its wording keeps for
+//! later, until that is written too) or the connection is gone.
 
 use std::io;
 use std::sync::Arc;
@@ -199,6 +200,18 @@ impl Shared {
         self.queued_bytes.load(Ordering::Relaxed)
     }
 
+    /// Counts `bytes` more held for the connection: what its writer's wording keeps of lines
+    /// it took, to write them later ([`Wording::held`]).
+    fn hold(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(budget) = &self.budget {
+            budget.add(bytes);
+        }
+    }
+
     /// Uncounts `bytes` that are no longer held: written, or dropped with the connection.
     fn release(&self, bytes: usize) {
         if bytes == 0 {
@@ -339,6 +352,14 @@ impl Outbox {
 pub trait Wording {
     /// Appends what `delivery` is on this connection to `batch`.
     fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut);
+
+    /// What the wording keeps, in bytes, of lines it was given but has not written yet (lines
+    /// that wait for something it has to see first). They are the connection's queued output
+    /// as much as the lines in the outbox: the writer keeps them counted, against the
+    /// outbox's limit and the output budget, until they are written.
+    fn held(&self) -> usize {
+        0
+    }
 }
 
 /// Lines as they are: the line protocol.
@@ -359,6 +380,8 @@ pub struct Writer {
     /// What the lines copied into the batch being written counted: still held (in the batch)
     /// until the write completes.
     in_batch: usize,
+    /// What the wording held after the last write ([`Wording::held`]), counted as queued.
+    held: usize,
 }
 
 /// Creates the two ends of a connection's output: handles to push to, and the writer.
@@ -378,6 +401,7 @@ pub(super) fn outbox_in(limit_bytes: usize, budget: Option<Arc<Budget>>) -> (Out
         rx,
         shared,
         in_batch: 0,
+        held: 0,
     };
     (outbox, writer)
 }
@@ -453,7 +477,13 @@ impl Writer {
                 // A client that never reads would hold this write forever.
                 () = &mut closed => return Ok(()),
             }
+            // Lines the wording took into its keeping stay counted; those it has let go of
+            // were in this write.
+            let held = wording.held();
+            self.shared.hold(held.saturating_sub(self.held));
             self.shared.release(std::mem::take(&mut self.in_batch));
+            self.shared.release(self.held.saturating_sub(held));
+            self.held = held;
             batch.clear();
             if self.rx.is_empty() {
                 // An idle connection holds no write buffer.
@@ -472,7 +502,7 @@ impl Drop for Writer {
         self.shared.close();
         // A push after this fails and uncounts its own line.
         self.rx.close();
-        let mut held = std::mem::take(&mut self.in_batch);
+        let mut held = std::mem::take(&mut self.in_batch) + std::mem::take(&mut self.held);
         loop {
             match self.rx.try_recv() {
                 Ok(delivery) if !delivery.ends() => held += delivery.size(),
@@ -661,6 +691,82 @@ mod tests {
         let _ = writing.await;
         assert_eq!(outbox.queued_bytes(), 0);
         assert!(outbox.is_closed());
+    }
+
+    /// A wording that keeps every line until one says `PONG go`, then writes them all.
+    #[derive(Default)]
+    struct Holding {
+        kept: Vec<u8>,
+    }
+
+    impl Wording for Holding {
+        fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut) {
+            self.kept.extend_from_slice(delivery.bytes());
+            if delivery.bytes() == b"PONG go\n" {
+                batch.extend_from_slice(&self.kept);
+                self.kept = Vec::new();
+            }
+        }
+
+        fn held(&self) -> usize {
+            self.kept.len()
+        }
+    }
+
+    /// Waits until the outbox counts `bytes`, as the writer settles what it took.
+    async fn until_queued(outbox: &Outbox, bytes: usize) {
+        let settled = async {
+            while outbox.queued_bytes() != bytes {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), settled)
+            .await
+            .unwrap_or_else(|_| panic!("{} queued, not {bytes}", outbox.queued_bytes()));
+    }
+
+    #[tokio::test]
+    async fn lines_the_wording_keeps_count_against_the_limit_and_the_budget() {
+        let output = crate::connection::OutputBudget::spawn(1 << 20);
+        let line = Delivery::new(Reply::Pong(Some("x".repeat(1000))));
+        // Room for three lines kept, but not for a fourth on its way besides.
+        let (outbox, writer) = output.outbox(3 * line.bytes().len() + line.size() - 1);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let writing = tokio::spawn(writer.run_worded(server, Holding::default()));
+        for kept in 1..=3 {
+            outbox.push(line.clone()).unwrap();
+            until_queued(&outbox, kept * line.bytes().len()).await;
+            assert_eq!(output.queued_bytes(), outbox.queued_bytes());
+        }
+        // Three kept, and a fourth would pass the limit: the client is not reading.
+        assert_eq!(outbox.push(line.clone()), Err(OutboxFull));
+        assert!(outbox.overflowed());
+        outbox.finish(None);
+        writing.await.unwrap().unwrap();
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        assert!(received.is_empty());
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert_eq!(output.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn lines_the_wording_kept_are_uncounted_once_written() {
+        let output = crate::connection::OutputBudget::spawn(1 << 20);
+        let (outbox, writer) = output.outbox(1 << 20);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let writing = tokio::spawn(writer.run_worded(server, Holding::default()));
+        outbox.send(Reply::Pong(Some("1".into()))).unwrap();
+        outbox.send(Reply::Pong(Some("2".into()))).unwrap();
+        until_queued(&outbox, "PONG 1\nPONG 2\n".len()).await;
+        outbox.send(Reply::Pong(Some("go".into()))).unwrap();
+        let mut received = vec![0; "PONG 1\nPONG 2\nPONG go\n".len()];
+        client.read_exact(&mut received).await.unwrap();
+        assert_eq!(received, b"PONG 1\nPONG 2\nPONG go\n");
+        until_queued(&outbox, 0).await;
+        assert_eq!(output.queued_bytes(), 0);
+        outbox.finish(None);
+        writing.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -30,6 +30,13 @@ enum State {
 /// Longest subnegotiation accepted; real ones (window size, terminal type) are far shorter.
 const MAX_SUBNEGOTIATION: usize = 64;
 
+/// What a line ending of two bytes (`CR LF`, telnet's `CR NUL`) becomes in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineEnding {
+    Lf,
+    CrLf,
+}
+
 /// A streaming filter that drops IAC sequences and NUL bytes and turns `CR NUL` into `\n`.
 ///
 /// A byte 255 never occurs in UTF-8, so dropping IAC sequences cannot damage text. A line
@@ -49,7 +56,17 @@ impl TelnetFilter {
     }
 
     /// Appends the data bytes of `input` to `output`.
-    pub fn filter(&mut self, mut input: &[u8], output: &mut BytesMut) {
+    pub fn filter(&mut self, input: &[u8], output: &mut BytesMut) {
+        self.filter_with(input, output, LineEnding::Lf);
+    }
+
+    /// The same, but a line ending `CR LF` (or `CR NUL`) stays `CR LF`: for a protocol whose
+    /// line limit counts the line ending, which a decoder can then see.
+    pub fn filter_keeping_cr(&mut self, input: &[u8], output: &mut BytesMut) {
+        self.filter_with(input, output, LineEnding::CrLf);
+    }
+
+    fn filter_with(&mut self, mut input: &[u8], output: &mut BytesMut, ending: LineEnding) {
         output.reserve(input.len());
         while !input.is_empty() {
             if self.state == State::Data {
@@ -60,14 +77,14 @@ impl TelnetFilter {
                 input = &input[run..];
             }
             if let Some((&byte, rest)) = input.split_first() {
-                self.step(byte, output);
+                self.step(byte, output, ending);
                 input = rest;
             }
         }
     }
 
     /// Takes one byte through the state machine.
-    fn step(&mut self, byte: u8, output: &mut BytesMut) {
+    fn step(&mut self, byte: u8, output: &mut BytesMut, ending: LineEnding) {
         self.state = match (self.state, byte) {
             (State::Data, IAC) => State::Iac,
             (State::Data, CR) => State::Cr,
@@ -77,6 +94,9 @@ impl TelnetFilter {
                 State::Data
             }
             (State::Cr, LF | NUL) => {
+                if ending == LineEnding::CrLf {
+                    output.put_u8(CR);
+                }
                 output.put_u8(LF);
                 State::Data
             }
@@ -177,6 +197,16 @@ mod tests {
         assert_eq!(run(&[b"a\rb\n"]), b"a\rb\n");
     }
 
+    #[test]
+    fn keeping_cr_leaves_a_two_byte_line_ending_two_bytes() {
+        let mut filter = TelnetFilter::default();
+        let mut out = BytesMut::new();
+        for chunk in [&b"a\r"[..], b"\nb\r", b"\0", b"c\n", b"d\re\r\n"] {
+            filter.filter_keeping_cr(chunk, &mut out);
+        }
+        assert_eq!(&out[..], b"a\r\nb\r\nc\nd\re\r\n");
+    }
+
     proptest::proptest! {
         /// Copying plain runs at once gives what taking every byte through the state
         /// machine gives, however the input is split.
@@ -196,7 +226,7 @@ mod tests {
             let mut byte_by_byte = TelnetFilter::default();
             let mut expected = BytesMut::new();
             for &byte in &bytes {
-                byte_by_byte.step(byte, &mut expected);
+                byte_by_byte.step(byte, &mut expected, LineEnding::Lf);
             }
             let split = split.min(bytes.len());
             let (first, second) = bytes.split_at(split);

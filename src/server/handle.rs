@@ -66,6 +66,7 @@ impl ServerHandle {
             max_rooms: settings.max_rooms,
             expiry: settings.room_expiry(),
             max_members: settings.max_room_members,
+            created_per_minute: settings.rooms_created_per_minute_total,
         };
         let rooms = Rooms::spawn(
             users.clone(),

@@ -1,13 +1,13 @@
 //! Counting events of one kind between log lines, so that a storm of them (refused
-//! connections, failed accepts, lost history) writes one line per interval with its count,
-//! not one line per event.
+//! connections, failed accepts, lost history, connections closed for the output budget)
+//! writes one line per interval with its count, not one line per event.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 #[derive(Debug)]
-pub(super) struct LogTally {
+pub(crate) struct LogTally {
     every: Duration,
     /// Events counted since the last line.
     unlogged: u64,
@@ -15,7 +15,7 @@ pub(super) struct LogTally {
 }
 
 impl LogTally {
-    pub(super) const fn new(every: Duration) -> Self {
+    pub(crate) const fn new(every: Duration) -> Self {
         Self {
             every,
             unlogged: 0,
@@ -24,7 +24,7 @@ impl LogTally {
     }
 
     /// Counts `events`; `Some(n)` when a line is due now, for the `n` events since the last.
-    pub(super) fn count(&mut self, events: u64) -> Option<u64> {
+    pub(crate) fn count(&mut self, events: u64) -> Option<u64> {
         self.unlogged += events;
         let now = Instant::now();
         let due = self
@@ -44,7 +44,7 @@ impl LogTally {
     }
 
     /// The events not logged yet, taken now: for a last line when the storm ends.
-    pub(super) fn take(&mut self) -> Option<u64> {
+    pub(crate) fn take(&mut self) -> Option<u64> {
         (self.unlogged > 0).then(|| std::mem::take(&mut self.unlogged))
     }
 }

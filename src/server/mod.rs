@@ -7,7 +7,7 @@ mod descriptors;
 mod handle;
 mod irc;
 mod limits;
-mod log_tally;
+pub(crate) mod log_tally;
 mod member;
 mod priority;
 mod request;
@@ -220,7 +220,7 @@ impl Server {
             // The login deadline counts from here, on both listeners, so that a slow TLS
             // handshake is not extra time.
             let connected_at = Instant::now();
-            prepare_socket(&socket);
+            prepare_socket(&socket, self.settings.tcp_user_timeout());
             let refusal = connections.admit(peer.ip());
             let place = match &refusal {
                 None => Place::Connection(peer.ip()),
@@ -351,9 +351,12 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 3;
 
-/// Sets up an accepted socket, on either listener: lines go out at once (no Nagle delay),
-/// and TCP keepalive finds dead peers. Failures are only logged: the connection still works.
-fn prepare_socket(socket: &TcpStream) {
+/// Sets up an accepted socket, on every listener: lines go out at once (no Nagle delay),
+/// TCP keepalive finds dead peers that were sent nothing, and `user_timeout`
+/// (`tcp_user_timeout_secs`) those that were: keepalive does not probe a connection with
+/// data unacknowledged, which the kernel would otherwise retransmit for some 15 minutes.
+/// Failures are only logged: the connection still works.
+fn prepare_socket(socket: &TcpStream, user_timeout: Option<Duration>) {
     if let Err(error) = socket.set_nodelay(true) {
         debug!(%error, "cannot set TCP_NODELAY");
     }
@@ -361,9 +364,16 @@ fn prepare_socket(socket: &TcpStream) {
         .with_time(KEEPALIVE_IDLE)
         .with_interval(KEEPALIVE_INTERVAL)
         .with_retries(KEEPALIVE_RETRIES);
-    if let Err(error) = socket2::SockRef::from(socket).set_tcp_keepalive(&keepalive) {
+    let socket = socket2::SockRef::from(socket);
+    if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
         debug!(%error, "cannot set TCP keepalive");
     }
+    #[cfg(target_os = "linux")]
+    if let Err(error) = socket.set_tcp_user_timeout(user_timeout) {
+        debug!(%error, "cannot set TCP_USER_TIMEOUT");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = user_timeout;
 }
 
 type Accepted = io::Result<(TcpStream, SocketAddr)>;
@@ -568,19 +578,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn accepted_sockets_get_keepalive_and_nodelay() {
+    async fn accepted_sockets_get_keepalive_nodelay_and_the_user_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        prepare_socket(&accepted);
+        let user_timeout = Settings::default().tcp_user_timeout();
+        assert_eq!(user_timeout, Some(Duration::from_secs(90)));
+        prepare_socket(&accepted, user_timeout);
         let socket = socket2::SockRef::from(&accepted);
         assert!(socket.keepalive().unwrap());
         assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
         assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
         assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+        assert_eq!(socket.tcp_user_timeout().unwrap(), user_timeout);
         assert!(accepted.nodelay().unwrap());
-        drop(client);
+        // 0 leaves the kernel's default, which is none.
+        let other_client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        prepare_socket(&accepted, None);
+        assert_eq!(
+            socket2::SockRef::from(&accepted)
+                .tcp_user_timeout()
+                .unwrap(),
+            None
+        );
+        drop((client, other_client));
     }
 }

@@ -70,16 +70,22 @@ pub async fn users() -> (Users, tempfile::TempDir) {
     )
 }
 
-/// The rooms actor, on a temporary store.
+/// The rooms actor, on a temporary store, with room for 3 rooms of 3 members.
 pub async fn rooms() -> (Rooms, Store, tempfile::TempDir) {
-    let (store, dir) = store().await;
-    let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
-    let users = Users::spawn(store.clone(), accounts, Vec::new(), usize::MAX, None);
-    let limits = RoomLimits {
+    rooms_with(RoomLimits {
         max_rooms: 3,
         max_members: 3,
         expiry: None,
-    };
+        created_per_minute: 0,
+    })
+    .await
+}
+
+/// The rooms actor, on a temporary store, with `limits`.
+pub async fn rooms_with(limits: RoomLimits) -> (Rooms, Store, tempfile::TempDir) {
+    let (store, dir) = store().await;
+    let accounts = Accounts::spawn(1, no_login_limits(), store.clone(), Vec::new());
+    let users = Users::spawn(store.clone(), accounts, Vec::new(), usize::MAX, None);
     (
         Rooms::spawn(users, store.clone(), Vec::new(), Vec::new(), limits, None),
         store,

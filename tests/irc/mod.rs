@@ -6,6 +6,9 @@ pub mod raw;
 
 mod bad_input;
 mod client;
+mod closing;
+mod held;
+mod line_length;
 mod messaging;
 mod mixed;
 mod numerics;

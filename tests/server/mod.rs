@@ -1,6 +1,7 @@
 //! The server's integration tests, one module per area. Each module drives the server over
 //! real sockets on 127.0.0.1, in-process or as the real binary (`tests/support/`).
 
+mod budget_log;
 mod commands;
 mod durability;
 mod edge;
@@ -10,8 +11,10 @@ mod limits;
 mod memory;
 mod postgres;
 mod robustness;
+mod room_creation;
 mod settings;
 mod shell_bot;
 mod smoke;
 mod storage;
 mod topics;
+mod user_timeout;

@@ -7,10 +7,6 @@ use linechat_protocol::clean_text;
 /// The longest IRC line, its CR LF included (RFC 1459 §2.3, "Modern IRC" §Messages).
 pub(super) const MAX_LINE: usize = 512;
 
-/// What the line decoder accepts before the `\n`: a line ending in CR LF is at most
-/// [`MAX_LINE`] bytes with it, one ending in LF alone one byte less than that.
-pub(super) const MAX_LINE_WITHOUT_LF: usize = MAX_LINE - 1;
-
 /// Parameters a message may have (RFC 2812 §2.3); any further ones are part of the last.
 const MAX_PARAMS: usize = 15;
 

@@ -33,7 +33,7 @@ use super::cmd;
 use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch};
 use super::session::{Session, SessionContext};
 use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER};
-use message::{MAX_LINE_WITHOUT_LF, Message};
+use message::{MAX_LINE, Message};
 use registration::Registration;
 use translate::Translator;
 
@@ -54,8 +54,9 @@ where
         .server
         .output
         .outbox(context.settings.outbox_limit_bytes);
-    let mut lines =
-        FramedRead::with_capacity(read, LineCodec::new(MAX_LINE_WITHOUT_LF), MIN_READ_BUFFER);
+    // At most 512 bytes with the line ending, CR LF or LF.
+    let codec = LineCodec::counting_line_ending(MAX_LINE);
+    let mut lines = FramedRead::with_capacity(read, codec, MIN_READ_BUFFER);
     let server: Arc<str> = context.settings.irc_server_name().into();
     let session = Session::new(peer, outbox, context, connected_at);
     let mut irc = Irc {

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use linechat_protocol::{Departure, HistoryTarget, Notice, Reply};
 
@@ -36,10 +36,6 @@ pub(super) const HOST: &str = "linechat";
 
 /// The channel of linechat's global chat (`MSG`).
 pub(super) const GLOBAL: &str = "#global";
-
-/// What a connection holds of deliveries that came before its welcome, at most; they wait
-/// for the welcome, which says who the user is, and later ones are dropped.
-const MAX_HELD: usize = 1024 * 1024;
 
 /// A user's source in IRC lines.
 pub(super) fn source_of(nick: &str) -> String {
@@ -105,7 +101,9 @@ pub(super) struct Translator {
     me: Option<String>,
     /// The nick before the last change: others are told it went offline, the user is not.
     former: Option<String>,
-    /// Deliveries that came before the welcome.
+    /// Deliveries that came before the welcome, which says who the user is: they wait for
+    /// it. They count as the connection's queued output ([`Wording::held`]), so that its
+    /// outbox limit and the output budget bound them as they bound what waits in the outbox.
     held: Vec<Bytes>,
     held_bytes: usize,
     in_global: bool,
@@ -115,6 +113,17 @@ pub(super) struct Translator {
 impl Wording for Translator {
     fn put(&mut self, delivery: &Delivery, out: &mut BytesMut) {
         let lines = delivery.bytes();
+        if delivery.ends() && self.me.is_none() {
+            // The parting line (`ERROR`) is the last thing written: held for a welcome that
+            // cannot come, it would never be.
+            for line in each_line(lines) {
+                let text = std::str::from_utf8(line).unwrap_or_default();
+                if let Ok(reply) = Reply::parse(text) {
+                    self.reply(reply, out);
+                }
+            }
+            return;
+        }
         if self.shows_all(lines)
             && let Some(translated) = delivery.translated(shared_form)
         {
@@ -124,6 +133,12 @@ impl Wording for Translator {
         for line in each_line(lines) {
             self.line(line, out);
         }
+    }
+
+    fn held(&self) -> usize {
+        // Each line is an allocation of its own (with the allocator's header), and a handle
+        // in the list.
+        self.held_bytes + self.held.len() * 16 + self.held.capacity() * size_of::<Bytes>()
     }
 }
 
@@ -180,12 +195,8 @@ impl Translator {
             return;
         }
         if self.me.is_none() {
-            if self.held_bytes + line.len() <= MAX_HELD {
-                self.held_bytes += line.len();
-                self.held.push(Bytes::copy_from_slice(line));
-            } else {
-                warn!("IRC connection: too much before the welcome; a line was dropped");
-            }
+            self.held_bytes += line.len();
+            self.held.push(Bytes::copy_from_slice(line));
             return;
         }
         // The commonest line a connection translates for itself, read without the parser:

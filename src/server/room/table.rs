@@ -5,6 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::info;
@@ -186,6 +190,7 @@ impl Rooms {
             store,
             idle: idle_tx,
             unremembered: unremembered_tx,
+            creations: Creations::new(limits.created_per_minute),
             limits,
             backlog: Backlog::default(),
             cluster,
@@ -368,10 +373,50 @@ pub struct RoomLimits {
     /// How long a room may stay empty before it goes, unless a registered user remembers
     /// it; `None` keeps every room.
     pub expiry: Option<Duration>,
+    /// Rooms created per minute, by everyone together; 0 does not limit. Each connection
+    /// has its own limit besides, but many connections (from many addresses) could fill
+    /// `max_rooms` in moments within theirs.
+    pub created_per_minute: u32,
+}
+
+/// The server-wide bucket of room creations, and the clock that says when it refills.
+struct Creations {
+    limiter: DefaultDirectRateLimiter,
+    clock: DefaultClock,
+    per_minute: NonZeroU32,
+}
+
+impl Creations {
+    fn new(per_minute: u32) -> Option<Self> {
+        let per_minute = NonZeroU32::new(per_minute)?;
+        let clock = DefaultClock::default();
+        let limiter = RateLimiter::direct_with_clock(Quota::per_minute(per_minute), clock.clone());
+        Some(Self {
+            limiter,
+            clock,
+            per_minute,
+        })
+    }
+
+    /// Counts one more creation, or says why not and for how long.
+    fn take(&self) -> Result<(), Reply> {
+        let Err(not_until) = self.limiter.check() else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(self.clock.now());
+        let message = format!(
+            "rooms are created at most {} per minute on this server; try again in {} s",
+            self.per_minute,
+            wait.as_millis().div_ceil(1000).max(1)
+        );
+        Err(Reply::err(ErrorCode::TooManyRooms, message))
+    }
 }
 
 struct RoomsActor {
     limits: RoomLimits,
+    /// `limits.created_per_minute` as a bucket; `None` when it is 0.
+    creations: Option<Creations>,
     rooms: HashMap<Name, RoomEntry>,
     /// Rooms whose creation is being stored: the name is taken, but the room does not exist
     /// until it is on disk. With each, the `JR`s that came meanwhile: they join it once it
@@ -568,6 +613,12 @@ impl RoomsActor {
         if held >= self.limits.max_rooms {
             let message = format!("the server holds {held} rooms, its most");
             let _ = reply.send(Err(Reply::err(ErrorCode::TooManyRooms, message)));
+            return;
+        }
+        // Counted last: a `CR` of a room that exists, or one past the limit, creates nothing
+        // and takes no one else's turn.
+        if let Some(Err(refusal)) = self.creations.as_ref().map(Creations::take) {
+            let _ = reply.send(Err(refusal));
             return;
         }
         // The name is reserved while the room is stored; the room exists, and `OK CR`
@@ -1319,5 +1370,36 @@ mod tests {
         );
         assert_eq!(r1.leave(people[2].clone()).await.to_string(), "OK LR r1");
         assert_eq!(join(&rooms, &people[3], "r1").await, "OK JR r1");
+    }
+
+    #[tokio::test]
+    async fn rooms_are_created_at_most_so_many_per_minute_by_everyone_together() {
+        let (rooms, _store, _dir) = crate::server::testing::rooms_with(RoomLimits {
+            max_rooms: 100,
+            max_members: 3,
+            expiry: None,
+            created_per_minute: 2,
+        })
+        .await;
+        let (a, b) = (member("a").0, member("b").0);
+        assert_eq!(create(&rooms, &a, "r1").await, "OK CR r1");
+        // A room that exists is refused as such, and takes no turn.
+        assert_eq!(
+            create(&rooms, &b, "r1").await,
+            "ERR ROOM_EXISTS r1 already exists; JR joins it"
+        );
+        assert_eq!(create(&rooms, &b, "r2").await, "OK CR r2");
+        let refused = create(&rooms, &b, "r3").await;
+        assert!(
+            refused.starts_with(
+                "ERR TOO_MANY_ROOMS rooms are created at most 2 per minute on this server; \
+                 try again in "
+            ),
+            "{refused}"
+        );
+        // The bucket refills one room every 30 s.
+        let wait: u64 = refused.rsplit(' ').nth(1).unwrap().parse().unwrap();
+        assert!((1..=30).contains(&wait), "{refused}");
+        assert_eq!(join(&rooms, &a, "r2").await, "OK JR r2");
     }
 }

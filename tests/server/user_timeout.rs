@@ -1,0 +1,70 @@
+//! A client whose machine vanished while data was on its way to it: TCP keepalive does not
+//! probe a connection with unacknowledged data, so every accepted socket carries
+//! `TCP_USER_TIMEOUT` (`tcp_user_timeout_secs`), on every listener.
+//!
+//! Making a peer vanish needs packet filtering, which a test cannot count on; what is checked
+//! is that the option is on each of the server's sockets. The server runs in this process, so
+//! its sockets are this process's descriptors: found by their peer, the test's client.
+
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::support::tls::Tls;
+use crate::support::{TestServer, eventually};
+
+/// The `TCP_USER_TIMEOUT` of this process's socket whose peer is `peer`, once there is one.
+fn user_timeout_of_socket_to(peer: SocketAddr) -> Option<Option<Duration>> {
+    for entry in std::fs::read_dir("/proc/self/fd").ok()? {
+        let Some(fd) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str()?.parse().ok())
+        else {
+            continue;
+        };
+        // SAFETY: the descriptor is only asked for its peer and an option. One that is closed
+        // meanwhile (another test's) makes those calls fail; the server's socket to `peer`
+        // stays open while the test's client is connected.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&borrowed);
+        let Some(its_peer) = socket.peer_addr().ok().and_then(|a| a.as_socket()) else {
+            continue;
+        };
+        if its_peer == peer {
+            return socket.tcp_user_timeout().ok();
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn every_listener_sets_the_user_timeout_on_accepted_sockets() {
+    let tls = Tls::new();
+    let server = TestServer::with(|settings| {
+        tls.configure(settings);
+        settings.irc_addr = Some("127.0.0.1:0".into());
+        settings.irc_tls_addr = Some("127.0.0.1:0".into());
+        settings.tcp_user_timeout_secs = 37;
+    });
+    let listeners = [
+        ("line", server.addr),
+        ("TLS", server.tls_addr.expect("a TLS listener")),
+        ("IRC", server.irc_addr.expect("an IRC listener")),
+        ("IRC TLS", server.irc_tls_addr.expect("a TLS IRC listener")),
+    ];
+    for (listener, addr) in listeners {
+        let client = TcpStream::connect(addr).await.unwrap();
+        let ours = client.local_addr().unwrap();
+        let timeout = eventually(&format!("the {listener} listener's socket"), async || {
+            user_timeout_of_socket_to(ours)
+        })
+        .await;
+        assert_eq!(
+            timeout,
+            Some(Duration::from_secs(37)),
+            "{listener} listener"
+        );
+    }
+}
