@@ -4,7 +4,7 @@
 //!
 //! Making a peer vanish needs packet filtering, which a test cannot count on; what is checked
 //! is that the option is on each of the server's sockets. The server runs in this process, so
-//! its sockets are this process's descriptors: found by their peer, the test's client.
+//! its sockets are this process's descriptors: found by their two ends.
 
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
@@ -15,8 +15,11 @@ use tokio::net::TcpStream;
 use crate::support::tls::Tls;
 use crate::support::{TestServer, eventually};
 
-/// The `TCP_USER_TIMEOUT` of this process's socket whose peer is `peer`, once there is one.
-fn user_timeout_of_socket_to(peer: SocketAddr) -> Option<Option<Duration>> {
+/// The `TCP_USER_TIMEOUT` of this process's socket from `local` to `peer`, once there is one.
+/// Both ends: a port is unique to one connection only with the other end's (a client of
+/// another test may use the same local port to reach another server, and an in-process
+/// server may listen on a port that is some client's local port).
+fn user_timeout_of_socket(local: SocketAddr, peer: SocketAddr) -> Option<Option<Duration>> {
     for entry in std::fs::read_dir("/proc/self/fd").ok()? {
         let Some(fd) = entry
             .ok()
@@ -32,7 +35,8 @@ fn user_timeout_of_socket_to(peer: SocketAddr) -> Option<Option<Duration>> {
         let Some(its_peer) = socket.peer_addr().ok().and_then(|a| a.as_socket()) else {
             continue;
         };
-        if its_peer == peer {
+        let its_local = socket.local_addr().ok().and_then(|a| a.as_socket());
+        if its_peer == peer && its_local == Some(local) {
             return socket.tcp_user_timeout().ok();
         }
     }
@@ -58,7 +62,7 @@ async fn every_listener_sets_the_user_timeout_on_accepted_sockets() {
         let client = TcpStream::connect(addr).await.unwrap();
         let ours = client.local_addr().unwrap();
         let timeout = eventually(&format!("the {listener} listener's socket"), async || {
-            user_timeout_of_socket_to(ours)
+            user_timeout_of_socket(addr, ours)
         })
         .await;
         assert_eq!(
