@@ -89,10 +89,11 @@ pub(crate) enum UsersRequest {
     /// What another node of the cluster said (see [`Remote`]).
     Remote(Remote),
     /// Sent by the task that checked, for a node that rejoins the cluster, the claim of the
-    /// user `name` (identity `id`) of this node.
+    /// user `name` (identity `id`) of this node, which they held at revision `checked`.
     Rechecked {
         name: Name,
         id: UserId,
+        checked: u64,
         recheck: Recheck,
     },
     /// A registered user whose password was checked comes online. If the account is online
@@ -484,7 +485,12 @@ impl UsersActor {
             } => self.claimed(member, claim, reply),
             UsersRequest::LookedUp { name, account } => self.looked_up(name, account),
             UsersRequest::Remote(remote) => self.heard(remote),
-            UsersRequest::Rechecked { name, id, recheck } => self.rechecked(name, id, recheck),
+            UsersRequest::Rechecked {
+                name,
+                id,
+                checked,
+                recheck,
+            } => self.rechecked(name, id, checked, recheck),
             UsersRequest::Login { member, reply } => self.login(member, reply),
             UsersRequest::Logout { member, how } => self.go_offline(member, how),
             UsersRequest::Resolve { name, reply } => self.resolve(name, reply),
@@ -1163,10 +1169,15 @@ impl UsersActor {
             .collect();
         let actor = self.tx.clone();
         tokio::spawn(async move {
-            for (name, id, revision) in users {
+            for (name, id, checked) in users {
                 let key = look_alike_key(&name);
-                let recheck = cluster.recheck(&key, &name, &id.key(), revision).await;
-                let _ = actor.send(UsersRequest::Rechecked { name, id, recheck });
+                let recheck = cluster.recheck(&key, &name, &id.key(), checked).await;
+                let _ = actor.send(UsersRequest::Rechecked {
+                    name,
+                    id,
+                    checked,
+                    recheck,
+                });
             }
         });
     }
@@ -1174,11 +1185,20 @@ impl UsersActor {
     /// What a rejoining node found of the claim of its user `name`: claimed again, it is
     /// announced again (the others had seen the user go); taken by someone else, the user is
     /// told and closed, and goes offline here.
-    fn rechecked(&mut self, name: Name, id: UserId, recheck: Recheck) {
+    fn rechecked(&mut self, name: Name, id: UserId, checked: u64, recheck: Recheck) {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
-        let Some(online) = self.online.get_mut(&name).filter(|online| online.id == id) else {
+        let current = self
+            .online
+            .get_mut(&name)
+            .filter(|online| online.id == id && online.claim.unwrap_or_default() == checked);
+        let Some(online) = current else {
+            // Gone meanwhile (or logged in again, with a claim of their own): a claim made
+            // again for them is nobody's, and would keep the name taken.
+            if let Recheck::Claimed(revision) = recheck {
+                cluster.release(&look_alike_key(&name), revision);
+            }
             return;
         };
         match recheck {
