@@ -123,6 +123,22 @@ fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill {signal} {pid}");
 }
 
+/// `anna`, a guest of `n2` (the binary), and `bob`, a guest of the cluster's first node, who
+/// both see each other; both in room `dev` if `in_a_room`.
+async fn anna_and_bob(cluster: &Nodes, n2: &ServerProcess, in_a_room: bool) -> (Client, Client) {
+    let mut bob = guest(cluster.node(0), "bob").await;
+    let mut anna = Client::greeted(n2.addr).await;
+    anna.check("NICK anna", "OK NICK anna").await;
+    anna.logged_in_as("anna");
+    bob.expect("NOTICE ONLINE anna").await;
+    users_become(&mut anna, "USERS anna bob").await;
+    if in_a_room {
+        bob.create_room("dev", &mut [&mut anna]).await;
+        anna.join("dev", &mut [&mut bob]).await;
+    }
+    (anna, bob)
+}
+
 /// Sends `command` and returns its answer, skipping the presence notices and room events
 /// that the nodes' meeting again may send meanwhile.
 async fn answer(client: &mut Client, command: &str) -> String {
@@ -170,15 +186,8 @@ async fn healed(cluster: &Nodes, anna: &mut Client, bob: &mut Client) {
 #[tokio::test]
 async fn a_frozen_node_rejoins_the_cluster_with_its_users_and_names() {
     let cluster = Nodes::start(1);
-    let mut bob = guest(cluster.node(0), "bob").await;
     let frozen = node_process(&cluster);
-    let mut anna = Client::greeted(frozen.addr).await;
-    anna.check("NICK anna", "OK NICK anna").await;
-    anna.logged_in_as("anna");
-    bob.expect("NOTICE ONLINE anna").await;
-    users_become(&mut anna, "USERS anna bob").await;
-    bob.create_room("dev", &mut [&mut anna]).await;
-    anna.join("dev", &mut [&mut bob]).await;
+    let (mut anna, mut bob) = anna_and_bob(&cluster, &frozen, true).await;
 
     signal(frozen.pid(), "-STOP");
     bob.expect_unordered(&["LR dev anna", "NOTICE OFFLINE anna LOST"])
@@ -193,12 +202,8 @@ async fn a_frozen_node_rejoins_the_cluster_with_its_users_and_names() {
 #[tokio::test]
 async fn a_name_taken_while_its_node_was_frozen_goes_to_the_newer_claim_and_its_holder_is_told() {
     let cluster = Nodes::start(1);
-    let mut bob = guest(cluster.node(0), "bob").await;
     let frozen = node_process(&cluster);
-    let mut anna = Client::greeted(frozen.addr).await;
-    anna.check("NICK anna", "OK NICK anna").await;
-    bob.expect("NOTICE ONLINE anna").await;
-    users_become(&mut anna, "USERS anna bob").await;
+    let (mut anna, mut bob) = anna_and_bob(&cluster, &frozen, false).await;
 
     signal(frozen.pid(), "-STOP");
     bob.expect("NOTICE OFFLINE anna LOST").await;
@@ -232,15 +237,8 @@ async fn a_name_taken_while_its_node_was_frozen_goes_to_the_newer_claim_and_its_
 #[tokio::test]
 async fn a_node_whose_packets_to_nats_are_dropped_rejoins_once_they_pass() {
     let cluster = Nodes::start(1);
-    let mut bob = guest(cluster.node(0), "bob").await;
     let cut_off = cut_off_node(&cluster);
-    let mut anna = Client::greeted(cut_off.addr).await;
-    anna.check("NICK anna", "OK NICK anna").await;
-    anna.logged_in_as("anna");
-    bob.expect("NOTICE ONLINE anna").await;
-    users_become(&mut anna, "USERS anna bob").await;
-    bob.create_room("dev", &mut [&mut anna]).await;
-    anna.join("dev", &mut [&mut bob]).await;
+    let (mut anna, mut bob) = anna_and_bob(&cluster, &cut_off, true).await;
 
     let cut = cut(&cluster);
     bob.expect_unordered(&["LR dev anna", "NOTICE OFFLINE anna LOST"])
@@ -315,15 +313,8 @@ async fn a_topic_cleared_while_a_node_is_cut_off_is_cleared_there_once_it_is_bac
     let cluster = Nodes::start_on(NatsServer::start(), 1, |settings| {
         settings.irc_addr = Some("127.0.0.1:0".into());
     });
-    let mut bob = guest(cluster.node(0), "bob").await;
     let cut_off = cut_off_node(&cluster);
-    let mut anna = Client::greeted(cut_off.addr).await;
-    anna.check("NICK anna", "OK NICK anna").await;
-    anna.logged_in_as("anna");
-    bob.expect("NOTICE ONLINE anna").await;
-    users_become(&mut anna, "USERS anna bob").await;
-    bob.create_room("dev", &mut [&mut anna]).await;
-    anna.join("dev", &mut [&mut bob]).await;
+    let (mut anna, mut bob) = anna_and_bob(&cluster, &cut_off, true).await;
     bob.check("TOPIC dev before the cut", "OK TOPIC dev").await;
     anna.expect("NOTICE TOPIC dev bob before the cut").await;
 
