@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{NODE_TIMEOUT_SECS, NatsServer, Nodes, guest, guest_seen, reply_to, users_become};
 use crate::irc::raw::Raw;
+use crate::support::firewall::Dropped;
 use crate::support::{Client, Server, ServerProcess, eventually};
 
 /// The cut: longer than the node timeout, so that the others declare the node lost.
@@ -45,58 +46,25 @@ fn cut_off_node(cluster: &Nodes) -> ServerProcess {
 }
 
 /// Cuts node `n2`, started by [`cut_off_node`], off from NATS until the cut is dropped.
-fn cut(cluster: &Nodes) -> Cut {
+fn cut(cluster: &Nodes) -> Dropped {
     let url = cluster.nats.url();
     let nats_port = url.rsplit(':').next().and_then(|port| port.parse().ok());
     let nats_port = nats_port.expect("NATS's port");
-    Cut::new(nats_port, nats_connection_port(cluster, "n2"))
+    cut_between(nats_port, nats_connection_port(cluster, "n2"))
 }
 
 /// The user the cut-off node runs as: `nobody`, whom no other process of the tests is.
 const CUT_OFF_UID: u32 = 65534;
 
-/// Firewall rules that drop every packet between a node running as [`CUT_OFF_UID`] and NATS,
-/// without closing its connection: what the node sends to NATS's port (its connection, and
-/// any new one it tries), and what NATS sends to the node's connection. Removed when dropped.
-struct Cut {
-    rules: Vec<Vec<String>>,
-}
-
-impl Cut {
-    fn new(nats_port: u16, node_port: u16) -> Self {
-        let rule = |words: &str| words.split(' ').map(str::to_owned).collect::<Vec<_>>();
-        let (nats, node, uid) = (nats_port, node_port, CUT_OFF_UID);
-        let rules = vec![
-            rule(&format!(
-                "OUTPUT -o lo -p tcp -m owner --uid-owner {uid} --dport {nats} -j DROP"
-            )),
-            rule(&format!(
-                "INPUT -i lo -p tcp --sport {nats} --dport {node} -j DROP"
-            )),
-        ];
-        for rule in &rules {
-            iptables("-I", rule);
-        }
-        Self { rules }
-    }
-}
-
-impl Drop for Cut {
-    fn drop(&mut self) {
-        for rule in &self.rules {
-            iptables("-D", rule);
-        }
-    }
-}
-
-fn iptables(action: &str, rule: &[String]) {
-    let status = std::process::Command::new("iptables")
-        .arg("-w")
-        .arg(action)
-        .args(rule)
-        .status()
-        .expect("run iptables (scripts/test-deps.sh installs it; the tests run as root)");
-    assert!(status.success(), "iptables {action} {rule:?}");
+/// Drops every packet between a node running as [`CUT_OFF_UID`] and NATS, without closing
+/// its connection: what the node sends to NATS's port (its connection, and any new one it
+/// tries), and what NATS sends to the node's connection. Until it is dropped.
+fn cut_between(nats: u16, node: u16) -> Dropped {
+    let uid = CUT_OFF_UID;
+    Dropped::packets(&[
+        &format!("OUTPUT -o lo -p tcp -m owner --uid-owner {uid} --dport {nats}"),
+        &format!("INPUT -i lo -p tcp --sport {nats} --dport {node}"),
+    ])
 }
 
 /// The local port of the NATS connection of the node named `node`, as NATS sees it.

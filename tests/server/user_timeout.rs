@@ -2,18 +2,19 @@
 //! probe a connection with unacknowledged data, so every accepted socket carries
 //! `TCP_USER_TIMEOUT` (`tcp_user_timeout_secs`), on every listener.
 //!
-//! Making a peer vanish needs packet filtering, which a test cannot count on; what is checked
-//! is that the option is on each of the server's sockets. The server runs in this process, so
-//! its sockets are this process's descriptors: found by their two ends.
+//! The option is checked on each listener's sockets (the server runs in this process, so its
+//! sockets are this process's descriptors: found by their two ends), and a vanished peer is
+//! made with a firewall rule.
 
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use crate::support::firewall::Dropped;
 use crate::support::tls::Tls;
-use crate::support::{TestServer, eventually};
+use crate::support::{Client, Server, TestServer, eventually};
 
 /// The `TCP_USER_TIMEOUT` of this process's socket from `local` to `peer`, once there is one.
 /// Both ends: a port is unique to one connection only with the other end's (a client of
@@ -71,4 +72,37 @@ async fn every_listener_sets_the_user_timeout_on_accepted_sockets() {
             "{listener} listener"
         );
     }
+}
+
+/// A client whose machine vanishes (every packet to and from it dropped, nothing closed) after
+/// it was sent a private message: the unacknowledged message makes the server give up on it
+/// within `tcp_user_timeout_secs` and a few retransmissions, and the others see it go. Without
+/// the timeout, the kernel would retransmit for some 15 minutes, and keepalive would not probe.
+#[tokio::test]
+async fn a_vanished_client_that_was_sent_something_is_found_out_in_time() {
+    let server = TestServer::with(|settings| {
+        settings.tcp_user_timeout_secs = 2;
+        settings.idle_ping_secs = 0;
+    });
+    // An address of its own, which the firewall rules below match alone.
+    let ghost_address = "127.0.9.9";
+    let mut ghost = Client::greeted_from(ghost_address, server.addr).await;
+    ghost.check("NICK ghost", "OK NICK ghost").await;
+    let mut watcher = server.guest("watcher").await;
+    ghost.expect("NOTICE ONLINE watcher").await;
+
+    let _vanished = Dropped::packets(&[
+        &format!("INPUT -i lo -s {ghost_address}"),
+        &format!("INPUT -i lo -d {ghost_address}"),
+    ]);
+    watcher
+        .check("PM ghost are you there?", "OK PM ghost")
+        .await;
+    let gone = Instant::now();
+    watcher.expect("NOTICE OFFLINE ghost LOST").await;
+    assert!(
+        gone.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        gone.elapsed()
+    );
 }

@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod client;
+pub mod firewall;
 pub mod nats;
 mod process;
 mod server;
