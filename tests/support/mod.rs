@@ -14,6 +14,7 @@
 mod client;
 pub mod firewall;
 pub mod nats;
+pub mod ports;
 mod process;
 mod server;
 pub mod tls;

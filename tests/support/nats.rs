@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::PATIENCE;
+use super::ports::free_port;
 
 pub struct NatsServer {
     port: u16,
@@ -143,11 +144,6 @@ impl Drop for NatsServer {
 
 /// A port nobody listens on now. Another process could take it before the server does;
 /// on a test machine that is rare enough.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("an address").port()
-}
-
 #[test]
 fn only_a_server_that_greets_counts_as_started() {
     // Accepting connections, as anything listening on the port would, is not enough.

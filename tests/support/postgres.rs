@@ -20,13 +20,18 @@
 // Each test binary uses a different part of it.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+// The storage unit tests include this file but not `support`, so it takes the port helper
+// in itself; in the integration tests the helper is then compiled twice, as intended.
+#[allow(clippy::duplicate_mod)]
+#[path = "ports.rs"]
+mod ports;
 
 /// How long the server may take to accept connections.
 const START_PATIENCE: Duration = Duration::from_secs(30);
@@ -144,7 +149,7 @@ impl Postgres {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
         }
         let postgres = Self {
-            port: free_port(),
+            port: ports::free_port(),
             dir,
             bin,
             owner,
@@ -334,25 +339,4 @@ fn postgres_user() -> Option<(u32, u32)> {
         );
         Some(((*user).pw_uid, (*user).pw_gid))
     }
-}
-
-/// A port that was free a moment ago, below the kernel's range for outgoing connections: a
-/// test stops its server and starts it again on the same port, and a port of that range
-/// may be taken meanwhile by any connection another test opens ("PostgreSQL did not start",
-/// a flake under load).
-fn free_port() -> u16 {
-    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let lowest = 10_000.min(ephemeral_from / 2);
-    let span = u64::from(ephemeral_from - lowest);
-    for _ in 0..1000 {
-        let offset = getrandom::u64().expect("random bytes") % span;
-        let port = lowest + offset as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port below {ephemeral_from}");
 }
