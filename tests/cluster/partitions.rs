@@ -96,7 +96,7 @@ fn signal(pid: u32, signal: &str) {
 async fn anna_and_bob(cluster: &Nodes, n2: &ServerProcess, in_a_room: bool) -> (Client, Client) {
     let mut bob = guest(cluster.node(0), "bob").await;
     let mut anna = Client::greeted(n2.addr).await;
-    anna.check("NICK anna", "OK NICK anna").await;
+    assert_eq!(answer(&mut anna, "NICK anna").await, "OK NICK anna");
     anna.logged_in_as("anna");
     bob.expect("NOTICE ONLINE anna").await;
     users_become(&mut anna, "USERS anna bob").await;
@@ -192,14 +192,14 @@ async fn a_name_taken_while_its_node_was_frozen_goes_to_the_newer_claim_and_its_
     );
     // The stranger keeps it, on every node, and was told nothing.
     let mut carol = Client::greeted(frozen.addr).await;
-    carol.check("NICK carol", "OK NICK carol").await;
+    assert_eq!(answer(&mut carol, "NICK carol").await, "OK NICK carol");
     users_become(&mut carol, "USERS anna bob carol").await;
-    assert_eq!(reply_to(&mut carol, "PM anna hello").await, "OK PM anna");
+    assert_eq!(answer(&mut carol, "PM anna hello").await, "OK PM anna");
     stranger.skip_until("PM carol hello").await;
     let mut other = Client::greeted(frozen.addr).await;
-    let answer = reply_to(&mut other, "NICK anna").await;
-    assert!(answer.starts_with("ERR NAME_TAKEN "), "{answer}");
-    stranger.check("USERS", "USERS anna bob carol").await;
+    let refused = answer(&mut other, "NICK anna").await;
+    assert!(refused.starts_with("ERR NAME_TAKEN "), "{refused}");
+    assert_eq!(answer(&mut stranger, "USERS").await, "USERS anna bob carol");
 }
 
 #[tokio::test]
@@ -219,7 +219,7 @@ async fn a_node_whose_packets_to_nats_are_dropped_rejoins_once_they_pass() {
     )
     .await;
     // Chat on the node goes on meanwhile.
-    anna.check("RM dev anyone?", "OK RM dev").await;
+    assert_eq!(answer(&mut anna, "RM dev anyone?").await, "OK RM dev");
     // A topic set on the other side meanwhile is seen once the nodes meet again.
     assert_eq!(
         answer(&mut bob, "TOPIC dev set meanwhile").await,
@@ -243,9 +243,8 @@ async fn an_account_that_logs_in_elsewhere_while_its_node_is_cut_off_is_taken_ov
     let mut bob = guest(cluster.node(0), "bob").await;
     let cut_off = cut_off_node(&cluster);
     let mut alice = Client::greeted(cut_off.addr).await;
-    alice
-        .check("REGISTER alice s3cret-pw", "OK REGISTER alice")
-        .await;
+    let registered = answer(&mut alice, "REGISTER alice s3cret-pw").await;
+    assert_eq!(registered, "OK REGISTER alice");
     bob.expect("NOTICE ONLINE alice").await;
     users_become(&mut alice, "USERS alice bob").await;
 
@@ -270,7 +269,7 @@ async fn an_account_that_logs_in_elsewhere_while_its_node_is_cut_off_is_taken_ov
         "{last:?}"
     );
     let mut carol = Client::greeted(cut_off.addr).await;
-    carol.check("NICK carol", "OK NICK carol").await;
+    assert_eq!(answer(&mut carol, "NICK carol").await, "OK NICK carol");
     users_become(&mut carol, "USERS alice bob carol").await;
     assert_eq!(answer(&mut carol, "PM alice hi").await, "OK PM alice");
     laptop.skip_until("PM carol hi").await;
@@ -283,7 +282,10 @@ async fn a_topic_cleared_while_a_node_is_cut_off_is_cleared_there_once_it_is_bac
     });
     let cut_off = cut_off_node(&cluster);
     let (mut anna, mut bob) = anna_and_bob(&cluster, &cut_off, true).await;
-    bob.check("TOPIC dev before the cut", "OK TOPIC dev").await;
+    assert_eq!(
+        answer(&mut bob, "TOPIC dev before the cut").await,
+        "OK TOPIC dev"
+    );
     anna.expect("NOTICE TOPIC dev bob before the cut").await;
 
     let cut = cut(&cluster);
