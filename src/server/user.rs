@@ -582,12 +582,11 @@ impl UsersActor {
                         self.learn(name, id);
                         NameRefusal::Registered
                     }
+                    Unclaimed::Cluster(ClaimError::Taken(holder)) if holder.name == member.name => {
+                        NameRefusal::Online
+                    }
                     Unclaimed::Cluster(ClaimError::Taken(holder)) => {
-                        match wire::name(&holder.name) {
-                            Some(holder) if holder == member.name => NameRefusal::Online,
-                            Some(holder) => NameRefusal::LooksLike(holder),
-                            None => NameRefusal::Online,
-                        }
+                        NameRefusal::LooksLike(holder.name)
                     }
                     Unclaimed::Cluster(ClaimError::Unavailable) => NameRefusal::Unchecked,
                 };
@@ -724,7 +723,7 @@ impl UsersActor {
         };
         self.registered.insert(name.clone(), id);
         if let Some(cluster) = &self.cluster {
-            let name = name.to_string();
+            let name = name.clone();
             cluster.global(&wire::Global::Registered { name, id });
         }
         let member = Member {
@@ -849,7 +848,7 @@ impl UsersActor {
             text.clone(),
         ));
         if let Some(cluster) = &self.cluster {
-            let from = from.name.to_string();
+            let from = from.name.clone();
             let text = text.clone();
             cluster.global(&wire::Global::Msg { from, text });
         }
@@ -904,9 +903,9 @@ impl UsersActor {
                 ));
             }
             let pm = wire::Pm {
-                from: from.name.to_string(),
+                from: from.name,
                 from_id: from.id.key(),
-                to: name.to_string(),
+                to: name.clone(),
                 text,
             };
             cluster.private(&remote.node, &pm);
@@ -1012,7 +1011,7 @@ impl UsersActor {
         if let (Some(cluster), Some(claim)) = (&self.cluster, claim) {
             cluster.global(&wire::Global::Online {
                 node: cluster.node().to_string(),
-                name: member.name.to_string(),
+                name: member.name.clone(),
                 id: member.id.key(),
                 claim,
             });
@@ -1038,8 +1037,8 @@ impl UsersActor {
         if let Some(cluster) = &self.cluster {
             cluster.global(&wire::Global::Offline {
                 node: cluster.node().to_string(),
-                name: member.name.to_string(),
-                how: how.to_string(),
+                name: member.name.clone(),
+                how: how.clone(),
             });
             if let Some(claim) = gone.and_then(|gone| gone.claim) {
                 cluster.release(&look_alike_key(&member.name), claim);
@@ -1140,7 +1139,7 @@ impl UsersActor {
                     .online
                     .iter()
                     .map(|(name, online)| UserState {
-                        name: name.to_string(),
+                        name: name.clone(),
                         id: online.id.key(),
                         claim: online.claim.unwrap_or_default(),
                     })
@@ -1207,7 +1206,7 @@ impl UsersActor {
                 online.claim = Some(revision);
                 cluster.global(&wire::Global::Online {
                     node: cluster.node().to_string(),
-                    name: name.to_string(),
+                    name: name.clone(),
                     id: id.key(),
                     claim: revision,
                 });

@@ -193,3 +193,45 @@ async fn a_node_that_shuts_down_says_so_at_once() {
     alice.check("USERS", "USERS alice").await;
     let _bob = guest_seen(cluster.node(0), "bob", &mut [&mut alice]).await;
 }
+
+/// What a node cannot read (a newer node's message, or garbage) on the subjects every node
+/// hears is logged and skipped; the node carries on.
+#[tokio::test]
+async fn a_message_a_node_cannot_read_is_logged_and_skipped() {
+    let cluster = Nodes::start(1);
+    let mut alice = super::guest(cluster.node(0), "alice").await;
+    let timeout = NODE_TIMEOUT_SECS.to_string();
+    let node = ServerProcess::start_with(
+        &[
+            "--nats",
+            &cluster.nats.url(),
+            "--database-url",
+            &cluster.database,
+            "--node-name",
+            "n2",
+            "--node-timeout-secs",
+            &timeout,
+        ],
+        &[],
+    );
+    let mut bob = Client::greeted(node.addr).await;
+    assert_eq!(super::reply_to(&mut bob, "NICK bob").await, "OK NICK bob");
+    alice.expect("NOTICE ONLINE bob").await;
+    users_become(&mut bob, "USERS alice bob").await;
+
+    let nats = async_nats::connect(cluster.nats.url()).await.unwrap();
+    // A version no node knows yet, then bytes that are no message at all, on the global
+    // subject and on the node's own.
+    for subject in ["linechat.all", "linechat.node.n2"] {
+        for payload in [&[200_u8, 1, 2, 3][..], &[1, 0xff, 0xff, 0xff, 0xff, 0xff][..]] {
+            let payload = bytes::Bytes::copy_from_slice(payload);
+            nats.publish(subject, payload).await.unwrap();
+        }
+    }
+    nats.flush().await.unwrap();
+    node.wait_for_log("messages from other nodes skipped");
+    alice.check("PM bob still here?", "OK PM bob").await;
+    bob.expect("PM alice still here?").await;
+    bob.check("MSG yes", "OK MSG").await;
+    alice.expect("MSG bob yes").await;
+}

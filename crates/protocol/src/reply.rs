@@ -133,8 +133,9 @@ impl CloseReason {
     }
 }
 
-/// How a user went offline, as others are told in `NOTICE OFFLINE <user> <how> [text]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a user went offline, as others are told in `NOTICE OFFLINE <user> <how> [text]`. It
+/// also travels between a cluster's nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Departure {
     /// `QUIT`, with the user's reason if they gave one.
     Quit(Option<String>),

@@ -282,7 +282,7 @@ impl Cluster {
 
     /// Publishes a message to every node.
     pub(crate) fn global(&self, message: &wire::Global) {
-        self.send(Subject::from_static(GLOBAL), json(message));
+        self.send(Subject::from_static(GLOBAL), wire::encode(message));
     }
 
     /// Publishes a room event (its encoded line) to the nodes with members in `room`.
@@ -315,7 +315,7 @@ impl Cluster {
         let (sent, flushed) = oneshot::channel();
         let outgoing = Outgoing {
             subject: Subject::from_static(GLOBAL),
-            payload: json(&bye),
+            payload: wire::encode(&bye),
             sent: Some(sent),
         };
         let leaving = async {
@@ -333,7 +333,10 @@ impl Cluster {
 
     /// Sends a private message to a user of `node`.
     pub(crate) fn private(&self, node: &str, pm: &wire::Pm) {
-        self.send(Subject::from(format!("{NODE_PREFIX}{node}")), json(pm));
+        self.send(
+            Subject::from(format!("{NODE_PREFIX}{node}")),
+            wire::encode(pm),
+        );
     }
 
     /// Subscribes to `room`'s subject, and waits (a little) until NATS has the subscription,
@@ -477,7 +480,7 @@ impl Cluster {
 
     fn claim_of(&self, name: &Name, id: &str) -> Claim {
         Claim {
-            name: name.to_string(),
+            name: name.clone(),
             node: self.inner.node.to_string(),
             id: id.to_owned(),
             nonce: getrandom::u64().unwrap_or_default(),
@@ -581,6 +584,7 @@ fn bucket_key(key: &str) -> String {
     out
 }
 
+/// A value of the names bucket, as JSON: readable with `nats kv get`.
 fn json(value: &impl serde::Serialize) -> Bytes {
     // Our own types, of strings and numbers: they always serialize.
     serde_json::to_vec(value)
@@ -629,7 +633,7 @@ async fn names_bucket(client: &Client) -> Result<kv::Store, ClusterError> {
 /// actor ever waits for the network, and one task so that the order is kept.
 ///
 /// Private messages queued one after another for the same node go out as one NATS message
-/// (a JSON array, `wire::Pm`), up to `BATCH_BYTES`: under load, a NATS message of its own for
+/// (one after another behind one version byte, `wire::Pm`), up to `BATCH_BYTES`: under load, a NATS message of its own for
 /// each cost more than the rest of its way (publishing, routing and receiving it), while a
 /// lone message still goes at once, alone.
 async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
@@ -661,16 +665,13 @@ async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
                     let batch = batch.get_or_insert_with(|| {
                         // Room for a few more; it grows with the burst (up to about
                         // `BATCH_BYTES`), so that a batch of two does not take 64 KiB.
-                        let mut batch = BytesMut::with_capacity(8 * (payload.len() + 1));
-                        batch.put_u8(b'[');
+                        let mut batch = BytesMut::with_capacity(8 * payload.len());
                         batch.put_slice(&payload);
                         batch
                     });
-                    batch.put_u8(b',');
-                    batch.put_slice(&next.payload);
+                    batch.put_slice(wire::Pm::batched(&next.payload));
                 }
-                if let Some(mut batch) = batch {
-                    batch.put_u8(b']');
+                if let Some(batch) = batch {
                     payload = batch.freeze();
                 }
             }

@@ -13,11 +13,12 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
-use super::wire::{self, Global};
+use super::wire::{self, Global, WireError};
 use super::{Cluster, Inbound, heartbeat_every};
+use crate::server::log_tally::LogTally;
 use crate::server::room::{KnownTopic, RemoteRooms, Rooms};
 use crate::server::user::{Remote, Users};
-use linechat_protocol::Departure;
+use linechat_protocol::{Departure, Notice};
 
 /// Starts this node's cluster task, which hands what the other nodes say to `users` and
 /// `rooms`.
@@ -30,6 +31,7 @@ pub(crate) fn spawn_node(cluster: Cluster, inbound: Inbound, users: Users, rooms
         forgotten: HashMap::new(),
         connected: true,
         heard_until: Instant::now(),
+        unread: LogTally::new(UNREAD_LOGGED_EVERY),
     };
     tokio::spawn(actor.run(inbound));
 }
@@ -62,7 +64,12 @@ struct ClusterActor {
     /// heard. The others' view of this node is fresh up to about then; this node's view of
     /// them is, too.
     heard_until: Instant,
+    /// Messages from other nodes that could not be read, counted between log lines.
+    unread: LogTally,
 }
+
+/// How often messages from other nodes that could not be read are logged, at most.
+const UNREAD_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ClusterActor {
     async fn run(mut self, inbound: Inbound) {
@@ -266,12 +273,9 @@ impl ClusterActor {
     }
 
     fn global(&mut self, message: Message) {
-        let global: Global = match serde_json::from_slice(&message.payload) {
+        let global: Global = match wire::decode(&message.payload) {
             Ok(global) => global,
-            Err(error) => {
-                debug!(%error, "unreadable cluster message");
-                return;
-            }
+            Err(error) => return self.unread(&error),
         };
         match global {
             Global::Heartbeat { node, incarnation } => {
@@ -307,13 +311,7 @@ impl ClusterActor {
                 let node = self.alive(&node, Some(incarnation));
                 let users = users
                     .into_iter()
-                    .filter_map(|user| {
-                        Some((
-                            wire::name(&user.name)?,
-                            wire::user_id(&user.id)?,
-                            user.claim,
-                        ))
-                    })
+                    .filter_map(|user| Some((user.name, wire::user_id(&user.id)?, user.claim)))
                     .collect();
                 self.users.remote(Remote::State { node, users });
             }
@@ -325,16 +323,13 @@ impl ClusterActor {
                 let node = self.alive(&node, Some(incarnation));
                 let rooms = rooms
                     .into_iter()
-                    .filter_map(|room| {
-                        let members = room.members.iter().filter_map(|m| wire::name(m)).collect();
+                    .map(|room| {
                         let topic = match (room.topic, room.topic_cleared_at) {
-                            (Some(topic), _) => {
-                                topic.topic().map_or(KnownTopic::Unknown, KnownTopic::Set)
-                            }
+                            (Some(topic), _) => KnownTopic::Set(topic.into_topic()),
                             (None, Some(at)) => KnownTopic::Cleared(wire::time(at)),
                             (None, None) => KnownTopic::Unknown,
                         };
-                        Some((wire::name(&room.room)?, members, topic))
+                        (room.room, room.members, topic)
                     })
                     .collect();
                 self.rooms.remote(RemoteRooms::State { node, rooms });
@@ -346,7 +341,7 @@ impl ClusterActor {
                 claim,
             } => {
                 let node = self.alive(&node, None);
-                if let (Some(name), Some(id)) = (wire::name(&name), wire::user_id(&id)) {
+                if let Some(id) = wire::user_id(&id) {
                     let online = Remote::Online {
                         node,
                         name,
@@ -358,73 +353,56 @@ impl ClusterActor {
             }
             Global::Offline { node, name, how } => {
                 let node = self.alive(&node, None);
-                if let Some(name) = wire::name(&name)
-                    && let Some(notice) = wire::offline_notice(&name, &how)
-                {
-                    self.users.remote(Remote::Offline { node, name, notice });
-                }
+                let notice = Notice::Offline {
+                    user: name.clone(),
+                    how,
+                };
+                self.users.remote(Remote::Offline { node, name, notice });
             }
-            Global::Msg { from, text } => {
-                if let Some(from) = wire::name(&from) {
-                    self.users.remote(Remote::Msg { from, text });
-                }
-            }
-            Global::Registered { name, id } => {
-                if let Some(name) = wire::name(&name) {
-                    self.users.remote(Remote::Registered { name, id });
-                }
-            }
+            Global::Msg { from, text } => self.users.remote(Remote::Msg { from, text }),
+            Global::Registered { name, id } => self.users.remote(Remote::Registered { name, id }),
             Global::RoomCreated { room, by } => {
-                if let (Some(room), Some(by)) = (wire::name(&room), wire::name(&by)) {
-                    self.rooms.remote(RemoteRooms::Created { room, by });
-                }
+                self.rooms.remote(RemoteRooms::Created { room, by });
             }
-            Global::RoomExpired { room } => {
-                if let Some(room) = wire::name(&room) {
-                    self.rooms.remote(RemoteRooms::Expired { room });
-                }
-            }
+            Global::RoomExpired { room } => self.rooms.remote(RemoteRooms::Expired { room }),
             Global::Joined { node, room, user } => {
                 let node = self.alive(&node, None);
-                if let (Some(room), Some(user)) = (wire::name(&room), wire::name(&user)) {
-                    self.rooms.remote(RemoteRooms::Joined { node, room, user });
-                }
+                self.rooms.remote(RemoteRooms::Joined { node, room, user });
             }
             Global::Left { node, room, user } => {
                 let node = self.alive(&node, None);
-                if let (Some(room), Some(user)) = (wire::name(&room), wire::name(&user)) {
-                    self.rooms.remote(RemoteRooms::Left { node, room, user });
-                }
+                self.rooms.remote(RemoteRooms::Left { node, room, user });
             }
             Global::Topic { room, by, text, at } => {
-                if let (Some(room), Some(by)) = (wire::name(&room), wire::name(&by)) {
-                    let at = wire::time(at);
-                    self.rooms.remote(RemoteRooms::Topic { room, by, text, at });
-                }
+                let at = wire::time(at);
+                self.rooms.remote(RemoteRooms::Topic { room, by, text, at });
             }
+        }
+    }
+
+    /// A message from another node that this one could not read: logged, at most one line
+    /// per interval with how many there were (a newer node may send many), and skipped.
+    fn unread(&mut self, error: &WireError) {
+        if let Some(count) = self.unread.count(1) {
+            warn!(%error, count, "messages from other nodes skipped");
         }
     }
 
     /// Private messages for this node's users, in the order sent.
     fn direct(&mut self, message: Message) {
-        let Some(pms) = wire::Pm::read(&message.payload) else {
-            debug!("unreadable private message from another node");
-            return;
+        let pms = match wire::Pm::read(&message.payload) {
+            Ok(pms) => pms,
+            Err(error) => return self.unread(&error),
         };
         for pm in pms {
-            let (Some(from), Some(from_id), Some(to)) = (
-                wire::name(&pm.from),
-                wire::user_id(&pm.from_id),
-                wire::name(&pm.to),
-            ) else {
+            let Some(from_id) = wire::user_id(&pm.from_id) else {
                 continue;
             };
-            let text = pm.text;
             self.users.remote(Remote::Pm {
-                from,
+                from: pm.from,
                 from_id,
-                to,
-                text,
+                to: pm.to,
+                text: pm.text,
             });
         }
     }

@@ -1,21 +1,62 @@
-//! What nodes say to each other over NATS. Every node speaks these same messages, as JSON (small,
-//! readable with `nats sub`, and tolerant of fields a newer node adds). Room subjects carry no
-//! JSON: their payload is the line protocol's encoding of the room event, made once by the node
-//! where it happened and queued as it is to each member of every other node.
+//! What nodes say to each other over NATS. Every node speaks these same messages, in postcard
+//! (serde's data model in a compact binary form) behind a version byte: a node that gets a
+//! message of a version it does not know (a newer node's) logs it and carries on. Room
+//! subjects carry the room's events as the line protocol encodes them, made once by the node
+//! where they happened and queued as they are to each member of every other node.
 //!
-//! Names travel as strings and are checked again on arrival: a node never trusts a name it did
-//! not parse.
+//! Names travel as [`Name`]s: a message whose names are not names is not read, so a node never
+//! acts on a name it did not check.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::server::member::UserId;
-use linechat_protocol::{Name, Reply, Topic};
+use linechat_protocol::{Departure, Name, Topic};
+
+/// The version of what this node writes, its first byte. A change that an older node could
+/// not read takes the next one.
+pub(crate) const VERSION: u8 = 1;
+
+/// Why a message from another node was not read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WireError {
+    #[error("a message of version {0}, which this node does not know (it knows {VERSION})")]
+    Version(u8),
+    #[error("an empty message")]
+    Empty,
+    #[error("an unreadable message: {0}")]
+    Unreadable(#[from] postcard::Error),
+}
+
+/// `message`, as nodes write it.
+pub(crate) fn encode(message: &impl Serialize) -> Bytes {
+    let mut out = BytesMut::with_capacity(64).writer();
+    out.get_mut().put_u8(VERSION);
+    // Our own types, of strings and numbers, into memory: they always serialize.
+    let _ = postcard::to_io(message, &mut out);
+    out.into_inner().freeze()
+}
+
+/// The message in `payload`, written by [`encode`].
+pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, WireError> {
+    let body = versioned(payload)?;
+    Ok(postcard::from_bytes(body)?)
+}
+
+/// What follows the version byte, if this node knows the version.
+fn versioned(payload: &[u8]) -> Result<&[u8], WireError> {
+    match payload.split_first() {
+        Some((&VERSION, body)) => Ok(body),
+        Some((&version, _)) => Err(WireError::Version(version)),
+        None => Err(WireError::Empty),
+    }
+}
 
 /// On the global subject, heard by every node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t")]
 pub(crate) enum Global {
     /// "I am alive", every `node_timeout / 4` ([`super::heartbeat_every`]).
     Heartbeat { node: String, incarnation: u64 },
@@ -48,91 +89,97 @@ pub(crate) enum Global {
     /// A user came online on `node`, holding the name claim at `claim` (its revision).
     Online {
         node: String,
-        name: String,
+        name: Name,
         id: String,
         claim: u64,
     },
-    /// A user on `node` went offline; `how` as `NOTICE OFFLINE` words it.
+    /// A user on `node` went offline, as `how` says.
     Offline {
         node: String,
-        name: String,
-        how: String,
+        name: Name,
+        how: Departure,
     },
     /// `MSG` from a user of the publishing node.
-    Msg { from: String, text: String },
+    Msg { from: Name, text: String },
     /// A new account: the name stays taken while its owner is offline.
-    Registered { name: String, id: i64 },
+    Registered { name: Name, id: i64 },
     /// `CR` on the publishing node.
-    RoomCreated { room: String, by: String },
+    RoomCreated { room: Name, by: Name },
     /// The publishing node deleted an expired room from the shared store: nobody was in it
     /// on any node it knew of, and no registered user remembered it.
-    RoomExpired { room: String },
+    RoomExpired { room: Name },
     /// A user of `node` joined or left `room` (the room's members see it on its own subject;
     /// this keeps every node's list of members, for `LRU`).
     Joined {
         node: String,
-        room: String,
-        user: String,
+        room: Name,
+        user: Name,
     },
     Left {
         node: String,
-        room: String,
-        user: String,
+        room: Name,
+        user: Name,
     },
     /// `by` set the topic of `room` to `text` (`None`: cleared) at `at` (Unix milliseconds),
     /// and it is stored: for every node's room table (the room's members heard it on its
     /// subject).
     Topic {
-        room: String,
-        by: String,
+        room: Name,
+        by: Name,
         text: Option<String>,
         at: u64,
     },
 }
 
-/// On a node's own subject: a private message to one of its users, or an array of them in
-/// the order sent (several queued one after another go out as one NATS message). Published
-/// through the node's one queue, as everything else, so that one sender's messages keep their
-/// order.
+/// On a node's own subject: private messages to its users, in the order sent, one after
+/// another behind one version byte (several queued one after another go out as one NATS
+/// message). Published through the node's one queue, as everything else, so that one
+/// sender's messages keep their order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Pm {
-    pub from: String,
+    pub from: Name,
     /// The sender's identity, for a message queued for an account that went offline.
     pub from_id: String,
-    pub to: String,
+    pub to: Name,
     pub text: String,
 }
 
 impl Pm {
-    /// The private messages of a node subject's payload: one, or an array; `None` if it is
-    /// neither.
-    pub(crate) fn read(payload: &[u8]) -> Option<Vec<Pm>> {
-        if payload.trim_ascii_start().starts_with(b"[") {
-            serde_json::from_slice(payload).ok()
-        } else {
-            serde_json::from_slice(payload).ok().map(|pm| vec![pm])
+    /// The private messages of a node subject's payload, in order.
+    pub(crate) fn read(payload: &[u8]) -> Result<Vec<Pm>, WireError> {
+        let mut rest = versioned(payload)?;
+        let mut pms = Vec::new();
+        while !rest.is_empty() {
+            let (pm, after) = postcard::take_from_bytes(rest)?;
+            pms.push(pm);
+            rest = after;
         }
+        Ok(pms)
+    }
+
+    /// The part of an encoded private message ([`encode`]) that follows another one in a
+    /// batch: all but its version byte.
+    pub(crate) fn batched(encoded: &[u8]) -> &[u8] {
+        encoded.get(1..).unwrap_or_default()
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct UserState {
-    pub name: String,
+    pub name: Name,
     pub id: String,
     pub claim: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RoomState {
-    pub room: String,
-    pub members: Vec<String>,
+    pub room: Name,
+    pub members: Vec<Name>,
     /// The room's topic as the node knows it: a node that missed a `Topic` (cut off from
-    /// NATS when it went out) catches up from this. Absent when it has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// NATS when it went out) catches up from this.
     pub topic: Option<TopicState>,
     /// When it has no topic because it was cleared: when (Unix milliseconds), so that a
-    /// node that missed the clearing clears it too. Absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// node that missed the clearing clears it too.
     pub topic_cleared_at: Option<u64>,
 }
 
@@ -140,7 +187,7 @@ pub(crate) struct RoomState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TopicState {
     pub text: String,
-    pub by: String,
+    pub by: Name,
     pub at: u64,
 }
 
@@ -148,18 +195,17 @@ impl TopicState {
     pub(crate) fn of(topic: &Topic) -> Self {
         Self {
             text: topic.text.clone(),
-            by: topic.by.to_string(),
+            by: topic.by.clone(),
             at: millis(topic.at),
         }
     }
 
-    /// The topic, if its setter's name is one.
-    pub(crate) fn topic(self) -> Option<Topic> {
-        Some(Topic {
-            by: name(&self.by)?,
+    pub(crate) fn into_topic(self) -> Topic {
+        Topic {
+            by: self.by,
             text: self.text,
             at: time(self.at),
-        })
+        }
     }
 }
 
@@ -174,10 +220,11 @@ pub(crate) fn time(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
-/// What the names bucket holds under a name's key: who holds it, on which node.
+/// What the names bucket holds under a name's key: who holds it, on which node. JSON, as a
+/// key-value store's value (readable with `nats kv get`), not a message between nodes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Claim {
-    pub name: String,
+    pub name: Name,
     pub node: String,
     /// The holder's identity ([`UserId::key`]); an account's is the same on every node.
     pub id: String,
@@ -186,51 +233,86 @@ pub(crate) struct Claim {
     pub nonce: u64,
 }
 
-/// A name that came over the wire, if it is one.
-pub(crate) fn name(raw: &str) -> Option<Name> {
-    Name::parse(raw).ok()
-}
-
 /// A user identity that came over the wire.
 pub(crate) fn user_id(raw: &str) -> Option<UserId> {
     UserId::from_key(raw)
-}
-
-/// The `NOTICE OFFLINE` for `name` leaving as `how` words it.
-pub(crate) fn offline_notice(name: &Name, how: &str) -> Option<linechat_protocol::Notice> {
-    match Reply::parse(&format!("NOTICE OFFLINE {name} {how}")) {
-        Ok(Reply::Notice(notice)) => Some(notice),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
     fn pm(text: &str) -> Pm {
         Pm {
-            from: "alice".into(),
+            from: name("alice"),
             from_id: "g:alice".into(),
-            to: "bob".into(),
+            to: name("bob"),
             text: text.into(),
         }
     }
 
     #[test]
-    fn a_node_subject_carries_one_private_message_or_an_array_in_order() {
-        let one = serde_json::to_vec(&pm("hi")).unwrap();
+    fn a_node_subject_carries_private_messages_one_after_another_in_order() {
+        let one = encode(&pm("hi"));
         let read = Pm::read(&one).unwrap();
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].text, "hi");
-        let many = serde_json::to_vec(&[pm("1"), pm("2"), pm("3")]).unwrap();
-        let texts: Vec<String> = Pm::read(&many)
+        let mut batch = BytesMut::from(&encode(&pm("1"))[..]);
+        for text in ["2", "3"] {
+            batch.extend_from_slice(Pm::batched(&encode(&pm(text))));
+        }
+        let texts: Vec<String> = Pm::read(&batch)
             .unwrap()
             .into_iter()
             .map(|pm| pm.text)
             .collect();
         assert_eq!(texts, ["1", "2", "3"]);
-        assert!(Pm::read(b"[{\"from\":1}]").is_none());
-        assert!(Pm::read(b"garbage").is_none());
+        assert!(Pm::read(b"\x01garbage").is_err());
+        assert!(Pm::read(b"").is_err());
+    }
+
+    #[test]
+    fn a_message_round_trips_and_a_name_that_is_not_one_is_refused() {
+        let offline = Global::Offline {
+            node: "n1".into(),
+            name: name("alice"),
+            how: Departure::Quit(Some("bye now".into())),
+        };
+        let encoded = encode(&offline);
+        assert_eq!(encoded[0], VERSION);
+        match decode::<Global>(&encoded).unwrap() {
+            Global::Offline { node, name, how } => {
+                assert_eq!((node.as_str(), name.as_str()), ("n1", "alice"));
+                assert_eq!(how, Departure::Quit(Some("bye now".into())));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same message with a name no client could have taken.
+        let mut forged = encoded.to_vec();
+        let at = forged.windows(5).position(|w| w == b"alice").unwrap();
+        forged[at] = b' ';
+        assert!(matches!(
+            decode::<Global>(&forged),
+            Err(WireError::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn a_message_of_another_version_is_told_apart() {
+        let mut newer = encode(&Global::Msg {
+            from: name("alice"),
+            text: "hi".into(),
+        })
+        .to_vec();
+        newer[0] = VERSION + 1;
+        assert!(matches!(
+            decode::<Global>(&newer),
+            Err(WireError::Version(v)) if v == VERSION + 1
+        ));
+        assert!(matches!(decode::<Global>(b""), Err(WireError::Empty)));
     }
 }

@@ -336,8 +336,8 @@ impl RoomActor {
             // After the creator's `JR` line, in the node's one queue: a user of another node
             // who joins on hearing of the room cannot get that line, which came before.
             cluster.global(&wire::Global::RoomCreated {
-                room: self.room.to_string(),
-                by: member.name.to_string(),
+                room: self.room.clone(),
+                by: member.name.clone(),
             });
         }
         self.members.insert(member.name, seat);
@@ -360,11 +360,7 @@ impl RoomActor {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let (node, room, user) = (
-            cluster.node().to_string(),
-            self.room.to_string(),
-            user.to_string(),
-        );
+        let (node, room, user) = (cluster.node().to_string(), self.room.clone(), user.clone());
         cluster.global(&match change {
             Change::Joined => wire::Global::Joined { node, room, user },
             Change::Left => wire::Global::Left { node, room, user },

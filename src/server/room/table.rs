@@ -525,7 +525,6 @@ impl RoomsActor {
                 tokio::spawn(async move {
                     deleted.await;
                     for room in gone {
-                        let room = room.to_string();
                         cluster.global(&wire::Global::RoomExpired { room });
                     }
                 });
@@ -890,8 +889,8 @@ impl RoomsActor {
             }
             if let Some(cluster) = &self.cluster {
                 cluster.global(&wire::Global::Topic {
-                    room: room.to_string(),
-                    by: change.by.to_string(),
+                    room: room.clone(),
+                    by: change.by.clone(),
                     text: change.text,
                     at: wire::millis(change.at),
                 });
@@ -1078,7 +1077,7 @@ impl RoomsActor {
             .map(|entry| {
                 let cleared = entry.topic_since.filter(|_| entry.topic.is_none());
                 let state = RoomState {
-                    room: entry.name.to_string(),
+                    room: entry.name.clone(),
                     members: Vec::new(),
                     topic: entry.topic.as_ref().map(TopicState::of),
                     topic_cleared_at: cleared.map(wire::millis),
@@ -1096,7 +1095,7 @@ impl RoomsActor {
                         reply: tx,
                     });
                     if let Ok(Reply::RoomUsers { users, .. }) = rx.await {
-                        room.members = users.iter().map(Name::to_string).collect();
+                        room.members = users;
                     }
                 }
                 state.push(room);
