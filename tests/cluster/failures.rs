@@ -223,7 +223,10 @@ async fn a_message_a_node_cannot_read_is_logged_and_skipped() {
     // A version no node knows yet, then bytes that are no message at all, on the global
     // subject and on the node's own.
     for subject in ["linechat.all", "linechat.node.n2"] {
-        for payload in [&[200_u8, 1, 2, 3][..], &[1, 0xff, 0xff, 0xff, 0xff, 0xff][..]] {
+        for payload in [
+            &[200_u8, 1, 2, 3][..],
+            &[1, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+        ] {
             let payload = bytes::Bytes::copy_from_slice(payload);
             nats.publish(subject, payload).await.unwrap();
         }
