@@ -107,24 +107,19 @@ async fn tls_connections_over_the_limit_are_closed_at_accept() {
 }
 
 /// A TLS connection that never starts its handshake is closed after
-/// `tls_handshake_timeout_secs`, not after the login timeout.
+/// `tls_handshake_timeout_secs`, not after the login timeout (60 s). On the real clock: with
+/// the test's paused clock, an idle moment before the server's task had seen the connection
+/// let the clock jump to another timer first (a loaded run closed it at 2.001 s).
 #[tokio::test]
 async fn a_silent_tls_connection_is_closed_after_the_handshake_timeout() {
-    let tls = Tls::new();
-    let server = TestServer::paused(|settings| {
-        tls.configure(settings);
-        settings.tls_handshake_timeout_secs = 1;
-    })
-    .await;
-    let mut tcp = TcpStream::connect(server.tls_addr.unwrap()).await.unwrap();
-    let closed = closed_within(&mut tcp, Duration::from_secs(4))
+    let tls = TlsServer::start(|settings| settings.tls_handshake_timeout_secs = 1);
+    let mut tcp = TcpStream::connect(tls.tls_addr).await.unwrap();
+    let closed = closed_within(&mut tcp, Duration::from_secs(8))
         .await
         .expect("closed after the handshake timeout");
-    // Not after the login timeout (60 s). The handshake's clock starts when the server's task
-    // for the connection first runs: on a loaded machine the paused clock may have moved on
-    // by then (a full-suite run saw it outside 1 to 1.1 s), so the bound is loose.
+    // The server's clock may start a moment before the client's.
     assert!(
-        closed >= Duration::from_secs(1) && closed < Duration::from_secs(2),
+        closed >= Duration::from_millis(900) && closed < Duration::from_secs(8),
         "closed after {closed:?}"
     );
 }
