@@ -1,26 +1,28 @@
 //! The `UsersActor`: the directory of names. It owns who is online and how to reach them,
 //! which names have accounts, and which are being registered, so that whether a name is free
-//! is decided in one place, in one step: one name, one owner.
+//! is decided in one place, in one step: one name, one owner. What it hears from the other
+//! nodes of a cluster is handled in `remote.rs`; its presence notices wait in `presence.rs`.
+
+mod presence;
+mod remote;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::{Bytes, BytesMut};
-use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info};
+use tracing::info;
 
 use super::accounts::{AccountError, Accounts};
-use super::cluster::wire::{self, UserState};
+use super::cluster::wire;
 use super::cluster::{ClaimError, Cluster, Recheck};
 use super::member::{Member, UserId};
 use super::request::{self, Backlog, unavailable};
 use super::storage::{Conversation, Record, Store};
 use crate::connection::{Delivery, Outbox};
 use linechat_protocol::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
+use presence::PresenceNotices;
+pub(crate) use remote::Remote;
 
 /// Why a name cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,53 +157,6 @@ struct Unrouted {
 pub(crate) enum ClaimReply {
     Guest(oneshot::Sender<Result<Member, NameRefusal>>),
     Login(oneshot::Sender<()>),
-}
-
-/// What the directory hears from the rest of the cluster, through this node's cluster task.
-#[derive(Debug)]
-pub(crate) enum Remote {
-    Online {
-        node: Arc<str>,
-        name: Name,
-        id: UserId,
-        claim: u64,
-    },
-    Offline {
-        node: Arc<str>,
-        name: Name,
-        notice: Notice,
-    },
-    Msg {
-        from: Name,
-        text: String,
-    },
-    Registered {
-        name: Name,
-        id: i64,
-    },
-    Pm {
-        from: Name,
-        from_id: UserId,
-        to: Name,
-        text: String,
-    },
-    /// `node` is gone, with its users: it stopped answering (`Lost`), or said goodbye
-    /// (`Shutdown`).
-    NodeGone {
-        node: Arc<str>,
-        how: Departure,
-    },
-    /// Everyone online on `node` now.
-    State {
-        node: Arc<str>,
-        users: Vec<(Name, UserId, u64)>,
-    },
-    /// Publish this node's users, for another node's `Hello` or after a reconnection.
-    SendState,
-    /// This node was cut off, and may have been declared lost: its users' claims are
-    /// checked, made again where they were freed, and a user whose name went to someone
-    /// else meanwhile is told and closed.
-    Rejoined,
 }
 
 /// The answer to a private message sent through the directory.
@@ -1065,270 +1020,6 @@ impl UsersActor {
     }
 }
 
-/// What the other nodes of a cluster tell the directory.
-impl UsersActor {
-    fn heard(&mut self, remote: Remote) {
-        match remote {
-            Remote::Online {
-                node,
-                name,
-                id,
-                claim,
-            } => self.remote_online(node, name, id, claim),
-            Remote::Offline { node, name, notice } => {
-                if self.remote.get(&name).is_some_and(|user| user.node == node) {
-                    self.remote_gone(&name, notice);
-                }
-            }
-            Remote::Msg { from, text } => {
-                self.flush_presence();
-                let line = Delivery::new(Reply::Msg {
-                    from: from.clone(),
-                    text,
-                });
-                self.fan_out(&line, &from);
-            }
-            Remote::Registered { name, id } => self.learn(name, id),
-            Remote::Pm {
-                from,
-                from_id,
-                to,
-                text,
-            } => self.remote_private(from, from_id, to, text),
-            Remote::NodeGone { node, how } => {
-                let lost: Vec<Name> = self
-                    .remote
-                    .iter()
-                    .filter(|(_, user)| user.node == node)
-                    .map(|(name, _)| name.clone())
-                    .collect();
-                info!(%node, users = lost.len(), "node gone");
-                for name in lost {
-                    // Its node cannot free the name any more: every node that saw it go
-                    // tries, with the claim's revision, and the first one does.
-                    if let (Some(cluster), Some(user)) = (&self.cluster, self.remote.get(&name)) {
-                        cluster.release(&look_alike_key(&name), user.claim);
-                    }
-                    let user = name.clone();
-                    let how = how.clone();
-                    self.remote_gone(&name, Notice::Offline { user, how });
-                }
-            }
-            Remote::State { node, users } => {
-                let now: HashSet<&Name> = users.iter().map(|(name, _, _)| name).collect();
-                let gone: Vec<Name> = self
-                    .remote
-                    .iter()
-                    .filter(|(name, user)| user.node == node && !now.contains(name))
-                    .map(|(name, _)| name.clone())
-                    .collect();
-                for name in gone {
-                    let user = name.clone();
-                    let how = Departure::Lost;
-                    self.remote_gone(&name, Notice::Offline { user, how });
-                }
-                for (name, id, claim) in users {
-                    self.remote_online(node.clone(), name, id, claim);
-                }
-            }
-            Remote::SendState => {
-                let Some(cluster) = &self.cluster else {
-                    return;
-                };
-                let users = self
-                    .online
-                    .iter()
-                    .map(|(name, online)| UserState {
-                        name: name.clone(),
-                        id: online.id.key(),
-                        claim: online.claim.unwrap_or_default(),
-                    })
-                    .collect();
-                // Published in this turn: in order with this node's `Online` and `Offline`.
-                cluster.global(&wire::Global::Users {
-                    node: cluster.node().to_string(),
-                    incarnation: cluster.incarnation(),
-                    users,
-                });
-            }
-            Remote::Rejoined => self.recheck(),
-        }
-    }
-
-    /// Checks every claim of this node's users from a task of its own; each answer comes
-    /// back as [`UsersRequest::Rechecked`].
-    fn recheck(&self) {
-        let Some(cluster) = self.cluster.clone() else {
-            return;
-        };
-        let users: Vec<(Name, UserId, u64)> = self
-            .online
-            .iter()
-            .map(|(name, online)| (name.clone(), online.id, online.claim.unwrap_or_default()))
-            .collect();
-        let actor = self.tx.clone();
-        tokio::spawn(async move {
-            for (name, id, checked) in users {
-                let key = look_alike_key(&name);
-                let recheck = cluster.recheck(&key, &name, &id.key(), checked).await;
-                let _ = actor.send(UsersRequest::Rechecked {
-                    name,
-                    id,
-                    checked,
-                    recheck,
-                });
-            }
-        });
-    }
-
-    /// What a rejoining node found of the claim of its user `name`: claimed again, it is
-    /// announced again (the others had seen the user go); taken by someone else, the user is
-    /// told and closed, and goes offline here.
-    fn rechecked(&mut self, name: Name, id: UserId, checked: u64, recheck: Recheck) {
-        let Some(cluster) = self.cluster.clone() else {
-            return;
-        };
-        let current = self
-            .online
-            .get_mut(&name)
-            .filter(|online| online.id == id && online.claim.unwrap_or_default() == checked);
-        let Some(online) = current else {
-            // Gone meanwhile (or logged in again, with a claim of their own): a claim made
-            // again for them is nobody's, and would keep the name taken.
-            if let Recheck::Claimed(revision) = recheck {
-                cluster.release(&look_alike_key(&name), revision);
-            }
-            return;
-        };
-        match recheck {
-            Recheck::Held | Recheck::Unknown => {}
-            Recheck::Claimed(revision) => {
-                online.claim = Some(revision);
-                cluster.global(&wire::Global::Online {
-                    node: cluster.node().to_string(),
-                    name: name.clone(),
-                    id: id.key(),
-                    claim: revision,
-                });
-            }
-            // The same account logged in on another node meanwhile: as a takeover.
-            Recheck::Taken(holder) if holder.id == id.key() => self.replaced(&name),
-            Recheck::Taken(holder) => {
-                info!(user = %name, node = holder.node, "name taken on another node while this one was cut off");
-                self.name_lost(&name);
-            }
-        }
-    }
-
-    /// This node's user `name` lost the name to a user of another node, who claimed it
-    /// while this node was cut off: the user is told and closed, and this node's other
-    /// users see them go. Their claim is not released: it is not theirs any more.
-    fn name_lost(&mut self, name: &Name) {
-        let Some(online) = self.online.remove(name) else {
-            return;
-        };
-        online.outbox.replace(Reply::Notice(Notice::Closing {
-            reason: CloseReason::NameLost,
-        }));
-        if !self.registered.contains_key(name) {
-            self.release_look_alike(name);
-        }
-        let (user, how) = (name.clone(), Departure::Lost);
-        self.presence
-            .add(Notice::Offline { user, how }, self.everyone() + 1);
-    }
-
-    /// This node's user `name` logged in to their account on another node, which took the
-    /// session over: the session here is closed as replaced, and nobody else is told
-    /// anything (the user is still online).
-    fn replaced(&mut self, name: &Name) {
-        if let Some(local) = self.online.remove(name) {
-            local.outbox.replace(Reply::Notice(Notice::Closing {
-                reason: CloseReason::Replaced,
-            }));
-            info!(user = %name, "session taken over by a login on another node");
-        }
-    }
-
-    /// `name` is online on `node`, holding the claim made at revision `claim`. If it is
-    /// online here too, the newer claim wins: the same account logged in there since and
-    /// took the name over (the session here is closed as replaced, and nobody else is told
-    /// anything); or this node was cut off, the others freed the name, and someone else
-    /// took it (the user here is told why and closed). A claim older than this node's
-    /// holder's is one the other node has not found out it lost yet: it is ignored.
-    fn remote_online(&mut self, node: Arc<str>, name: Name, id: UserId, claim: u64) {
-        if let Some(local) = self.online.get(&name) {
-            if local.claim.is_some_and(|held| held > claim) {
-                debug!(user = %name, %node, "an older claim from another node ignored");
-                return;
-            }
-            if local.id == id {
-                self.replaced(&name);
-            } else {
-                self.name_lost(&name);
-                self.announce_remote(&name);
-            }
-        } else if !self.remote.contains_key(&name) {
-            self.announce_remote(&name);
-        }
-        self.look_alikes
-            .entry(look_alike_key(&name))
-            .or_insert(name.clone());
-        self.remote.insert(name, RemoteUser { node, id, claim });
-    }
-
-    /// Tells everyone here that `name` came online on another node.
-    fn announce_remote(&mut self, name: &Name) {
-        self.presence
-            .add(Notice::Online { user: name.clone() }, self.everyone() + 1);
-        self.presence.arrived(name.clone());
-    }
-
-    /// A user of another node went offline; everyone here is told with `notice`.
-    fn remote_gone(&mut self, name: &Name, notice: Notice) {
-        if self.remote.remove(name).is_none() {
-            return;
-        }
-        if !self.registered.contains_key(name) {
-            self.release_look_alike(name);
-        }
-        self.presence.add(notice, self.everyone() + 1);
-    }
-
-    /// A private message from a user of another node to one of this node's; kept for an
-    /// account that went offline meanwhile, dropped for a guest who did. On the shared store
-    /// this node records it (the sender's does not): as history if it is delivered, as
-    /// queued (which is history too) if not, so that it is stored once.
-    fn remote_private(&mut self, from: Name, from_id: UserId, to: Name, text: String) {
-        self.flush_presence();
-        let shared = self.store.is_shared();
-        if let Some(online) = self.online.get(&to) {
-            if shared {
-                self.store.record(Record::now(
-                    Conversation::Private(from_id, online.id),
-                    from.clone(),
-                    text.clone(),
-                ));
-            }
-            let _ = online.outbox.send(Reply::Pm { from, text });
-            return;
-        }
-        if let Some(id) = self.registered.get(&to) {
-            let recipient = UserId::Account(*id);
-            let stored = self.store.queue_private(Record::now(
-                Conversation::Private(from_id, recipient),
-                from,
-                text,
-            ));
-            tokio::spawn(async move {
-                if let Err(error) = stored.await {
-                    tracing::error!(%error, "a private message from another node was not queued");
-                }
-            });
-        }
-    }
-}
-
 /// Checks and claims `member`'s name for [`UsersActor::claim`]: a guest's in the shared store
 /// (`store`), then in the cluster; a login's only in the cluster, where it takes the name
 /// over. The claim's revision when clustered.
@@ -1359,75 +1050,6 @@ async fn claim_name(
 
 /// Requests the directory handles before it sends the presence notices they caused.
 const MAX_REQUESTS_PER_TURN: usize = 256;
-
-/// Presence notices are sent at most this often while users keep coming and going: under a
-/// login storm each online user then gets one write of many notices per period.
-const PRESENCE_EVERY: Duration = Duration::from_millis(25);
-
-/// The `NOTICE ONLINE` and `NOTICE OFFLINE` lines waiting to go out, encoded once, together.
-struct PresenceNotices {
-    /// The notices are sent only while at most this many users are online.
-    max_online: usize,
-    lines: BytesMut,
-    /// Who came online since the last flush, and where the lines after their arrival start:
-    /// a newcomer is told only of what happened after they arrived.
-    newcomers: HashMap<Name, usize>,
-    /// When the last notices went out.
-    last_flush: Option<Instant>,
-}
-
-impl PresenceNotices {
-    fn new(max_online: usize) -> Self {
-        Self {
-            max_online,
-            lines: BytesMut::new(),
-            newcomers: HashMap::new(),
-            last_flush: None,
-        }
-    }
-
-    /// Queues `notice` about a user for everyone else online; `online` counts them all, and
-    /// the user concerned.
-    fn add(&mut self, notice: Notice, online: usize) {
-        if online > 1 && online <= self.max_online {
-            Delivery::encode_into(&Reply::Notice(notice), &mut self.lines);
-        }
-    }
-
-    /// `name` came online after the notices queued so far.
-    fn arrived(&mut self, name: Name) {
-        if !self.lines.is_empty() {
-            self.newcomers.insert(name, self.lines.len());
-        }
-    }
-
-    /// When the waiting notices are due, if any wait.
-    fn due(&self) -> Option<Instant> {
-        if self.lines.is_empty() {
-            return None;
-        }
-        Some(
-            self.last_flush
-                .map_or_else(Instant::now, |last| last + PRESENCE_EVERY),
-        )
-    }
-
-    fn may_flush_now(&self) -> bool {
-        self.due().is_some_and(|due| due <= Instant::now())
-    }
-
-    /// The waiting lines and the newcomers' starting points; `None` if nothing waits.
-    fn take(&mut self) -> Option<(Bytes, HashMap<Name, usize>)> {
-        if self.lines.is_empty() {
-            return None;
-        }
-        self.last_flush = Some(Instant::now());
-        let lines = self.lines.split().freeze();
-        // The buffer is not kept: an idle server holds nothing for presence.
-        self.lines = BytesMut::new();
-        Some((lines, std::mem::take(&mut self.newcomers)))
-    }
-}
 
 /// What two names that look alike have in common: their TR39 skeleton (`I`, `l` and `1`
 /// alike, `0` and `O`, `rn` and `m`, ...), without regard to case, as names are compared.
