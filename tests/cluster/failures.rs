@@ -1,8 +1,8 @@
 //! What the cluster does when a node dies or NATS goes away.
 
-use super::{NODE_TIMEOUT_SECS, Nodes, guest_seen, users_become};
+use super::{Nodes, guest_seen, users_become};
 use crate::support::nats::NatsServer;
-use crate::support::{Client, Server, ServerProcess};
+use crate::support::{Client, Server};
 
 #[tokio::test]
 async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
@@ -31,20 +31,7 @@ async fn a_killed_nodes_users_are_lost_and_their_names_freed() {
 async fn a_node_process_killed_with_sigkill_is_lost() {
     let cluster = Nodes::start(1);
     let mut alice = super::guest(cluster.node(0), "alice").await;
-    let timeout = NODE_TIMEOUT_SECS.to_string();
-    let mut node = ServerProcess::start_with(
-        &[
-            "--nats",
-            &cluster.nats.url(),
-            "--database-url",
-            &cluster.database,
-            "--node-name",
-            "n2",
-            "--node-timeout-secs",
-            &timeout,
-        ],
-        &[],
-    );
+    let mut node = cluster.process("n2");
     let mut bob = Client::greeted(node.addr).await;
     bob.check("NICK bob", "OK NICK bob").await;
     alice.expect("NOTICE ONLINE bob").await;
@@ -200,20 +187,7 @@ async fn a_node_that_shuts_down_says_so_at_once() {
 async fn a_message_a_node_cannot_read_is_logged_and_skipped() {
     let cluster = Nodes::start(1);
     let mut alice = super::guest(cluster.node(0), "alice").await;
-    let timeout = NODE_TIMEOUT_SECS.to_string();
-    let node = ServerProcess::start_with(
-        &[
-            "--nats",
-            &cluster.nats.url(),
-            "--database-url",
-            &cluster.database,
-            "--node-name",
-            "n2",
-            "--node-timeout-secs",
-            &timeout,
-        ],
-        &[],
-    );
+    let node = cluster.process("n2");
     let mut bob = Client::greeted(node.addr).await;
     assert_eq!(super::reply_to(&mut bob, "NICK bob").await, "OK NICK bob");
     alice.expect("NOTICE ONLINE bob").await;

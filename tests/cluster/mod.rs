@@ -10,7 +10,7 @@ mod topics;
 
 pub use crate::postgres_support::Postgres;
 pub use crate::support::nats::NatsServer;
-use crate::support::{Client, Server, TestServer, eventually};
+use crate::support::{Client, Server, ServerProcess, TestServer, eventually};
 
 /// A cluster's nodes, their NATS server and the URL of their database. The nodes go first
 /// when it is dropped.
@@ -81,6 +81,30 @@ impl Nodes {
 
     pub fn node(&self, n: usize) -> &TestServer {
         &self.nodes[n]
+    }
+
+    /// The arguments that make the `linechat` binary node `name` of this cluster, for a node
+    /// that is a process of its own (to be killed, frozen or cut off).
+    pub fn process_args(&self, name: &str) -> Vec<String> {
+        let (nats, timeout) = (self.nats.url(), NODE_TIMEOUT_SECS.to_string());
+        let args = [
+            "--nats",
+            &nats,
+            "--database-url",
+            &self.database,
+            "--node-name",
+            name,
+        ];
+        let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        args.extend(["--node-timeout-secs".to_owned(), timeout]);
+        args
+    }
+
+    /// Node `name` of this cluster as the `linechat` binary.
+    pub fn process(&self, name: &str) -> ServerProcess {
+        let args = self.process_args(name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ServerProcess::start_with(&args, &[])
     }
 }
 

@@ -13,34 +13,10 @@ use crate::support::{Client, Server, ServerProcess, eventually};
 /// The cut: longer than the node timeout, so that the others declare the node lost.
 const CUT: Duration = Duration::from_secs(NODE_TIMEOUT_SECS + 3);
 
-/// The arguments that make the `linechat` binary node `n2` of `cluster`.
-fn node_args(cluster: &Nodes) -> Vec<String> {
-    let (nats, timeout) = (cluster.nats.url(), NODE_TIMEOUT_SECS.to_string());
-    let database = cluster.database.as_str();
-    let args = [
-        "--nats",
-        &nats,
-        "--database-url",
-        database,
-        "--node-name",
-        "n2",
-    ];
-    let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    args.extend(["--node-timeout-secs".to_owned(), timeout]);
-    args
-}
-
-/// A second node, `n2`, as the `linechat` binary: a process of its own, which a test can
-/// freeze.
-fn node_process(cluster: &Nodes) -> ServerProcess {
-    let args = node_args(cluster);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ServerProcess::start_with(&args, &[])
-}
-
-/// The same, running as [`CUT_OFF_UID`], which [`cut`] can cut off from NATS.
+/// Node `n2` of `cluster` as the `linechat` binary, running as [`CUT_OFF_UID`], which [`cut`]
+/// can cut off from NATS.
 fn cut_off_node(cluster: &Nodes) -> ServerProcess {
-    let args = node_args(cluster);
+    let args = cluster.process_args("n2");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ServerProcess::start_as(CUT_OFF_UID, &args)
 }
@@ -154,7 +130,7 @@ async fn healed(cluster: &Nodes, anna: &mut Client, bob: &mut Client) {
 #[tokio::test]
 async fn a_frozen_node_rejoins_the_cluster_with_its_users_and_names() {
     let cluster = Nodes::start(1);
-    let frozen = node_process(&cluster);
+    let frozen = cluster.process("n2");
     let (mut anna, mut bob) = anna_and_bob(&cluster, &frozen, true).await;
 
     signal(frozen.pid(), "-STOP");
@@ -170,7 +146,7 @@ async fn a_frozen_node_rejoins_the_cluster_with_its_users_and_names() {
 #[tokio::test]
 async fn a_name_taken_while_its_node_was_frozen_goes_to_the_newer_claim_and_its_holder_is_told() {
     let cluster = Nodes::start(1);
-    let frozen = node_process(&cluster);
+    let frozen = cluster.process("n2");
     let (mut anna, mut bob) = anna_and_bob(&cluster, &frozen, false).await;
 
     signal(frozen.pid(), "-STOP");
