@@ -345,6 +345,13 @@ impl Outbox {
     pub fn same_connection(&self, other: &Outbox) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
+
+    /// Which connection the handle leads to, as a number: equal for two handles exactly when
+    /// [`Outbox::same_connection`] is true, for as long as the connection lives. For sets of
+    /// connections.
+    pub fn connection_key(&self) -> usize {
+        Arc::as_ptr(&self.shared).addr()
+    }
 }
 
 /// How a connection's writer words the lines it writes: the line protocol writes them as they

@@ -396,9 +396,18 @@ impl UsersActor {
         let Some((lines, newcomers)) = self.presence.take() else {
             return;
         };
+        // A connection online under two names (a guest renaming: the new name is taken before
+        // the old one is left) is told once, as the newcomer it is under its new name: under
+        // its old name it would hear of its own arrival.
+        let renaming: HashSet<usize> = newcomers
+            .keys()
+            .filter_map(|name| self.online.get(name))
+            .map(|online| online.outbox.connection_key())
+            .collect();
         let everything = Delivery::from_bytes(lines.clone());
         for (name, online) in &self.online {
             match newcomers.get(name) {
+                None if renaming.contains(&online.outbox.connection_key()) => {}
                 None => {
                     let _ = online.outbox.push(everything.clone());
                 }
@@ -1124,6 +1133,27 @@ mod tests {
             "ERR NO_SUCH_USER carol is neither online nor registered"
         );
         alice_inbox.expect_nothing().await;
+    }
+
+    #[tokio::test]
+    async fn a_guest_taking_a_new_name_does_not_hear_of_its_own_arrival() {
+        let (users, _dir) = crate::server::testing::users().await;
+        let (_watcher, mut watcher_inbox) = guest(&users, "watcher").await.unwrap();
+        let (ann, mut ann_inbox) = guest(&users, "ann").await.unwrap();
+        assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE ann");
+        // A rename (IRC's NICK): the new name is taken on the same connection, the old one
+        // left after. The connection hears of the old name's departure (the IRC front-end
+        // shows it as the NICK line), never of its own arrival.
+        let anna = users.guest(name("anna"), ann.outbox.clone()).await.unwrap();
+        assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE anna");
+        ann_inbox.expect_nothing().await;
+        users.logout(ann, Departure::Quit(Some("now known as anna".into())));
+        assert_eq!(
+            watcher_inbox.line().await,
+            "NOTICE OFFLINE ann QUIT now known as anna"
+        );
+        assert_eq!(online(&users).await, "USERS anna watcher");
+        drop(anna);
     }
 
     #[tokio::test]
