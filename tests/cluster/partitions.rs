@@ -83,13 +83,15 @@ async fn anna_and_bob(cluster: &Nodes, n2: &ServerProcess, in_a_room: bool) -> (
     (anna, bob)
 }
 
-/// Sends `command` and returns its answer, skipping the presence notices and room events
-/// that the nodes' meeting again may send meanwhile.
+/// Sends `command` and returns its answer, skipping the events that the nodes' meeting again
+/// may deliver meanwhile: presence notices, room events, and messages sent on the other side
+/// during the cut (a node's NATS client keeps what it publishes while cut off, and sends it
+/// once it is back).
 async fn answer(client: &mut Client, command: &str) -> String {
     client.send(command).await;
     loop {
         let line = client.line().await;
-        if !["NOTICE ", "JR ", "LR "]
+        if !["NOTICE ", "JR ", "LR ", "RM ", "MSG ", "PM "]
             .iter()
             .any(|event| line.starts_with(event))
         {
