@@ -49,6 +49,12 @@ impl NatsServer {
         server
     }
 
+    /// The server's name, which it says in its greeting: its store's, unique.
+    fn name(&self) -> String {
+        let store = self.store.path().file_name().unwrap_or_default();
+        format!("linechat-test-{}", store.to_string_lossy())
+    }
+
     /// `nats://127.0.0.1:<port>`, for `nats_url`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -70,7 +76,8 @@ impl NatsServer {
     }
 
     /// Starts the server and waits until it greets a client; `Err` with its exit status if
-    /// it exits first.
+    /// it exits first. The greeting must be this server's (its name, that of its store):
+    /// another test's server that took the port first would answer as well.
     fn launch(&mut self) -> Result<(), std::process::ExitStatus> {
         assert!(self.child.is_none(), "the NATS server is running already");
         let child = Command::new("nats-server")
@@ -80,6 +87,8 @@ impl NatsServer {
                 "127.0.0.1",
                 "-p",
                 &self.port.to_string(),
+                "--name",
+                &self.name(),
                 "-m",
                 &self.monitor.to_string(),
                 "-sd",
@@ -93,7 +102,7 @@ impl NatsServer {
         self.child = Some(child);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + PATIENCE;
-        while !greets(addr) {
+        while !greets(addr, &self.name()) {
             if let Some(child) = &mut self.child
                 && let Ok(Some(status)) = child.try_wait()
             {
@@ -107,18 +116,22 @@ impl NatsServer {
     }
 }
 
-/// Whether a NATS server answers at `addr`: it greets every client with `INFO`. Accepting
+/// Whether the NATS server named `name` answers at `addr`: it greets every client with
+/// `INFO` and a JSON object, its name in it. Accepting
 /// is not enough: connecting again and again to a port of the ephemeral range while nobody
 /// listens there can connect a socket to itself (TCP's simultaneous open), which looked
 /// like a server that was not there yet.
-fn greets(addr: SocketAddr) -> bool {
-    use std::io::Read;
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+fn greets(addr: SocketAddr, name: &str) -> bool {
+    use std::io::{BufRead, BufReader};
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut greeting = [0; 5];
-    stream.read_exact(&mut greeting).is_ok() && &greeting == b"INFO "
+    let mut greeting = String::new();
+    if BufReader::new(stream).read_line(&mut greeting).is_err() {
+        return false;
+    }
+    greeting.starts_with("INFO ") && greeting.contains(&format!("\"server_name\":\"{name}\""))
 }
 
 impl NatsServer {
@@ -148,7 +161,10 @@ impl Drop for NatsServer {
 fn only_a_server_that_greets_counts_as_started() {
     // Accepting connections, as anything listening on the port would, is not enough.
     let silent = TcpListener::bind("127.0.0.1:0").expect("a listener");
-    assert!(!greets(silent.local_addr().expect("an address")));
+    assert!(!greets(silent.local_addr().expect("an address"), "any"));
     let nats = NatsServer::start();
-    assert!(greets(SocketAddr::from(([127, 0, 0, 1], nats.port))));
+    let addr = SocketAddr::from(([127, 0, 0, 1], nats.port));
+    assert!(greets(addr, &nats.name()));
+    // Another server on the port, as when two tests picked the same one, is not this one.
+    assert!(!greets(addr, "another"));
 }
