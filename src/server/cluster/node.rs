@@ -18,7 +18,7 @@ use super::{Cluster, Inbound, heartbeat_every};
 use crate::server::log_tally::LogTally;
 use crate::server::room::{KnownTopic, RemoteRooms, Rooms};
 use crate::server::user::{Remote, Users};
-use linechat_protocol::{Departure, Notice};
+use linechat_protocol::Departure;
 
 /// Starts this node's cluster task, which hands what the other nodes say to `users` and
 /// `rooms`.
@@ -57,7 +57,7 @@ struct ClusterActor {
     /// so ([`Global::Lost`]), since it may not know it was declared lost.
     forgotten: HashMap<Arc<str>, u64>,
     /// Whether the NATS client is connected, as it last said: while it is not, this node
-    /// sends no heartbeats and judges nobody.
+    /// sends no heartbeats (and, as no round trip comes back, judges nobody).
     connected: bool,
     /// When the latest answered round trip to NATS was sent: everything this node published
     /// before then reached NATS, and everything the others published before then has been
@@ -191,9 +191,6 @@ impl ClusterActor {
     /// Declares lost the nodes not heard from for the node timeout before `now`, a moment up
     /// to which this node has heard everything NATS had for it.
     fn sweep(&mut self, now: Instant) {
-        if !self.connected {
-            return;
-        }
         let timeout = self.cluster.inner.node_timeout;
         let lost: Vec<Arc<str>> = self
             .nodes
@@ -353,11 +350,7 @@ impl ClusterActor {
             }
             Global::Offline { node, name, how } => {
                 let node = self.alive(&node, None);
-                let notice = Notice::Offline {
-                    user: name.clone(),
-                    how,
-                };
-                self.users.remote(Remote::Offline { node, name, notice });
+                self.users.remote(Remote::Offline { node, name, how });
             }
             Global::Msg { from, text } => self.users.remote(Remote::Msg { from, text }),
             Global::Registered { name, id } => self.users.remote(Remote::Registered { name, id }),

@@ -26,7 +26,7 @@ pub(crate) enum Remote {
     Offline {
         node: Arc<str>,
         name: Name,
-        notice: Notice,
+        how: Departure,
     },
     Msg {
         from: Name,
@@ -71,9 +71,9 @@ impl UsersActor {
                 id,
                 claim,
             } => self.remote_online(node, name, id, claim),
-            Remote::Offline { node, name, notice } => {
+            Remote::Offline { node, name, how } => {
                 if self.remote.get(&name).is_some_and(|user| user.node == node) {
-                    self.remote_gone(&name, notice);
+                    self.remote_gone(&name, how);
                 }
             }
             Remote::Msg { from, text } => {
@@ -105,9 +105,7 @@ impl UsersActor {
                     if let (Some(cluster), Some(user)) = (&self.cluster, self.remote.get(&name)) {
                         cluster.release(&look_alike_key(&name), user.claim);
                     }
-                    let user = name.clone();
-                    let how = how.clone();
-                    self.remote_gone(&name, Notice::Offline { user, how });
+                    self.remote_gone(&name, how.clone());
                 }
             }
             Remote::State { node, users } => {
@@ -119,9 +117,7 @@ impl UsersActor {
                     .map(|(name, _)| name.clone())
                     .collect();
                 for name in gone {
-                    let user = name.clone();
-                    let how = Departure::Lost;
-                    self.remote_gone(&name, Notice::Offline { user, how });
+                    self.remote_gone(&name, Departure::Lost);
                 }
                 for (name, id, claim) in users {
                     self.remote_online(node.clone(), name, id, claim);
@@ -280,15 +276,17 @@ impl UsersActor {
         self.presence.arrived(name.clone());
     }
 
-    /// A user of another node went offline; everyone here is told with `notice`.
-    fn remote_gone(&mut self, name: &Name, notice: Notice) {
+    /// A user of another node went offline, as `how` says; everyone here is told.
+    fn remote_gone(&mut self, name: &Name, how: Departure) {
         if self.remote.remove(name).is_none() {
             return;
         }
         if !self.registered.contains_key(name) {
             self.release_look_alike(name);
         }
-        self.presence.add(notice, self.everyone() + 1);
+        let user = name.clone();
+        self.presence
+            .add(Notice::Offline { user, how }, self.everyone() + 1);
     }
 
     /// A private message from a user of another node to one of this node's; kept for an
