@@ -35,7 +35,9 @@ use message::{MAX_LINE, Message};
 use registration::Registration;
 use translate::Translator;
 
-/// Serves one IRC connection to its end: the connection loop with IRC's front-end.
+/// Serves one IRC connection to its end: the connection loop with IRC's front-end. Here, not
+/// called as `session::serve::<Irc, ..>` by the listener, so that [`Irc`] and the types it
+/// names (its wording, its messages) stay inside this module.
 pub(super) fn serve<R, W>(
     read: R,
     write: W,
@@ -116,8 +118,7 @@ impl FrontEnd for Irc {
     }
 
     fn ping(&mut self) {
-        let server = self.server.clone();
-        self.send(message::encode(None, "PING", &[], Some(&server)));
+        self.send(message::encode(None, "PING", &[], Some(&self.server)));
     }
 
     fn refuse(&mut self, refusal: Refusal) -> impl Future<Output = ()> + Send + '_ {
