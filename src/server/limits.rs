@@ -115,7 +115,8 @@ impl IdleWatch {
         }
     }
 
-    /// Any line from the client counts as an answer.
+    /// A line from the client that is answered counts as an answer; the connection loop does
+    /// not call this for a line that gets no answer (a blank one).
     pub(super) fn heard(&mut self) {
         self.last_heard = Instant::now();
         self.pinged_at = None;

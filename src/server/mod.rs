@@ -42,7 +42,7 @@ use crate::settings::Settings;
 use cluster::{Cluster, ClusterError, ClusterOptions, Inbound};
 use handle::ServerHandle;
 use log_tally::LogTally;
-use session::SessionContext;
+use session::{LineFrontEnd, SessionContext};
 use storage::{Loaded, StorageError, Store};
 use tls::TlsError;
 
@@ -253,7 +253,7 @@ impl Server {
                 }
                 (None, None) => {
                     let (read, write) = socket.into_split();
-                    sessions.spawn(session::serve(
+                    sessions.spawn(session::serve::<LineFrontEnd, _, _>(
                         read,
                         write,
                         peer,
@@ -415,7 +415,15 @@ async fn serve_tls(
             let (read, write) = tokio::io::split(stream);
             match front {
                 Front::Line => {
-                    session::serve(read, write, peer, context, connected_at, slot).await;
+                    session::serve::<LineFrontEnd, _, _>(
+                        read,
+                        write,
+                        peer,
+                        context,
+                        connected_at,
+                        slot,
+                    )
+                    .await;
                 }
                 Front::Irc => irc::serve(read, write, peer, context, connected_at, slot).await,
             }
@@ -571,7 +579,8 @@ mod tests {
             place: Place::Connection(peer.ip()),
             ended,
         };
-        let connection = session::serve(read, write, peer, context, Instant::now(), slot);
+        let connection =
+            session::serve::<LineFrontEnd, _, _>(read, write, peer, context, Instant::now(), slot);
         let size = size_of_val(&connection);
         assert!(size <= CONNECTION_FUTURE_AT_MOST, "{size} bytes");
         drop(client);

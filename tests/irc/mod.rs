@@ -8,6 +8,7 @@ mod bad_input;
 mod client;
 mod closing;
 mod held;
+mod idle;
 mod line_length;
 mod messaging;
 mod mixed;

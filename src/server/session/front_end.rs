@@ -1,0 +1,81 @@
+//! What a front-end (a client protocol) gives the connection loop: how it frames and decodes
+//! lines, runs them, and words what the loop itself says (the idle `PING`, a dropped line, the
+//! parting line). Everything else about a connection is the loop's ([`super::serve`]).
+
+use std::net::SocketAddr;
+
+use linechat_protocol::Reply;
+
+use super::Session;
+use super::serve::End;
+use crate::connection::{LineCodec, Wording};
+use crate::settings::Settings;
+
+/// A client protocol, one connection's worth: the [`Session`] it drives and what the protocol
+/// keeps beside it.
+pub(in crate::server) trait FrontEnd: Send + Sized {
+    /// How the connection's writer words what is delivered to the session.
+    type Wording: Wording + Send;
+    /// A line decoded, ready to run.
+    type Action: Send;
+
+    /// The front-end of a session not logged in yet. Says nothing: see [`FrontEnd::greet`].
+    fn new(session: Session) -> Self;
+
+    /// The span every line logged for the connection carries: the peer, and once logged in,
+    /// the user (an empty `user` field, which [`Session::logged_in_as`] fills).
+    fn span(peer: SocketAddr) -> tracing::Span;
+
+    /// How lines are framed: the longest line the protocol takes.
+    fn codec(settings: &Settings) -> LineCodec;
+
+    /// The writer's wording for this connection.
+    fn wording(&self) -> Self::Wording;
+
+    /// What is said to a client when it connects, if anything.
+    fn greet(&mut self);
+
+    fn session(&mut self) -> &mut Session;
+
+    /// Whether the client got past the login deadline: until then the deadline, not the idle
+    /// watch, decides how long the connection may last.
+    fn logged_in(&self) -> bool;
+
+    /// The action a line asks for; `None` for a line that gets no answer at all (a blank
+    /// one), which the loop does not count as activity.
+    fn decode(&self, line: &str) -> Option<Self::Action>;
+
+    /// Runs an action to its final answer. Whatever it awaits is boxed by the loop, so that
+    /// an idle connection holds no room for it.
+    fn handle(&mut self, action: Self::Action) -> impl Future<Output = Flow> + Send + '_;
+
+    /// Asks a silent client whether it is still there.
+    fn ping(&mut self);
+
+    /// Says that a line was dropped, and why, in order with the answers before it.
+    fn refuse(&mut self, refusal: Refusal) -> impl Future<Output = ()> + Send + '_;
+
+    /// The parting line for a connection that ends so, if any: written last, after all that
+    /// was queued before it. A front-end may queue lines of its own before it.
+    fn parting(&mut self, end: &End) -> Option<Reply>;
+}
+
+/// What comes after an action.
+#[derive(Debug)]
+pub(in crate::server) enum Flow {
+    Continue,
+    /// The client quits, with its reason if it gave one.
+    Quit(Option<String>),
+    /// Close the connection, refused for this reason (a wrong password, guests not allowed).
+    Refuse(String),
+}
+
+/// Why a line was dropped unread.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::server) enum Refusal {
+    /// Over the flood limit.
+    Flood,
+    /// Longer than the codec takes.
+    TooLong,
+    BadUtf8,
+}
