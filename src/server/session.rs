@@ -23,7 +23,7 @@ use super::limits::{Admission, FloodGuard, IdleAction, IdleWatch, RoomCreations}
 use super::member::Member;
 use super::request::unavailable;
 use super::room::Room;
-use super::user::{Private, Users};
+use super::user::{PmError, PmOutcome, Private, Users};
 use crate::connection::{Delivery, Frame, LineCodec, MIN_READ_BUFFER, Outbox};
 use crate::settings::Settings;
 
@@ -147,7 +147,8 @@ pub(super) struct Recipient {
 pub(super) enum InFlight {
     /// Known already; it waits only for the lines of the commands before it.
     Ready(Arc<Delivery>),
-    Reply(oneshot::Receiver<Reply>),
+    /// A global message the directory sends; answered once it is sent.
+    Broadcast(oneshot::Receiver<()>),
     /// A private message the directory delivers; its answer may hand over the recipient.
     Private(oneshot::Receiver<Private>),
 }
@@ -163,14 +164,12 @@ impl InFlight {
     async fn answered(&mut self) -> Answered {
         match self {
             InFlight::Ready(line) => Answered::Line(line.clone()),
-            InFlight::Reply(answer) => {
-                Answered::Reply(answer.await.unwrap_or_else(|_| unavailable()))
-            }
+            InFlight::Broadcast(answer) => Answered::Reply(match answer.await {
+                Ok(()) => Reply::ok(Verb::Msg),
+                Err(_) => unavailable(),
+            }),
             InFlight::Private(answer) => {
-                Answered::Private(answer.await.unwrap_or_else(|_| Private {
-                    reply: unavailable(),
-                    recipient: None,
-                }))
+                Answered::Private(answer.await.unwrap_or(Err(PmError::Unavailable)))
             }
         }
     }
@@ -381,10 +380,11 @@ impl Session {
                 let _ = self.outbox.push(line);
             }
             Answered::Reply(reply) => self.send(reply),
-            Answered::Private(Private { reply, recipient }) => {
+            Answered::Private(answer) => {
                 self.privates_in_flight = self.privates_in_flight.saturating_sub(1);
-                if let Some(member) = recipient {
-                    self.keep_recipient(member);
+                let reply = cmd::pm_answer(&answer);
+                if let Ok(PmOutcome::Delivered { recipient }) = answer {
+                    self.keep_recipient(recipient);
                 }
                 self.send(reply);
             }

@@ -13,6 +13,6 @@ pub(super) async fn apply(session: &mut Session, text: String) -> Step {
         .server
         .users
         .broadcast(presence.member.clone(), text);
-    session.pipeline(InFlight::Reply(answer)).await;
+    session.pipeline(InFlight::Broadcast(answer)).await;
     Step::Done
 }

@@ -13,22 +13,49 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::info;
 
+use super::error::{RoomError, RoomStorageError};
 use super::members::{Room, RoomActor, RoomRequest};
 use crate::connection::Delivery;
 use crate::server::cluster::Cluster;
 use crate::server::cluster::wire::{self, RoomState, TopicState};
 use crate::server::member::Member;
-use crate::server::request::{self, Backlog, unavailable};
+use crate::server::request::{self, Backlog};
 use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
-use linechat_protocol::{ErrorCode, Name, Notice, Reply, Topic, Verb};
+use linechat_protocol::{Name, Notice, Reply, Topic};
 
 /// The longest topic, in bytes of UTF-8: about two lines of a chat window, and what fits
 /// in IRC's `332` line with the longest nick and channel.
 pub const MAX_TOPIC_BYTES: usize = 300;
 
 /// What a join answers: the room's handle, or why not.
-pub type Joined = Result<Room, Reply>;
+pub type Joined = Result<Room, RoomError>;
+
+/// A room's members, on every node, sorted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMembers {
+    /// The room's name as it was created.
+    pub room: Name,
+    pub users: Vec<Name>,
+}
+
+/// A room's topic, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomTopic {
+    /// The room's name as it was created.
+    pub room: Name,
+    pub topic: Option<Topic>,
+}
+
+/// One room of a listing with its details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    /// The room's name as it was created.
+    pub room: Name,
+    /// How many members it has, on every node.
+    pub members: usize,
+    pub topic: Option<Topic>,
+}
 
 /// What the rooms actor is asked; requests with a `reply` are answered on it.
 #[derive(Debug)]
@@ -46,34 +73,36 @@ pub(crate) enum RoomsRequest {
     /// Why someone who holds no handle to `room` cannot speak in it or leave it.
     NotMember {
         room: Name,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<RoomError>,
     },
     Members {
         room: Name,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<RoomMembers, RoomError>>,
     },
-    List {
-        reply: oneshot::Sender<Reply>,
+    /// Every room's name, sorted.
+    List { reply: oneshot::Sender<Vec<Name>> },
+    /// Every room with its member count and topic, sorted by name.
+    Summaries {
+        reply: oneshot::Sender<Vec<RoomSummary>>,
     },
-    /// `TOPIC <room>`: answered `TOPIC <room> [...]`.
     Topic {
         room: Name,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<RoomTopic, RoomError>>,
     },
-    /// `TOPIC <room> <text>` from `by`, a member (its session holds the room's handle);
-    /// `None` clears it. Answered `OK TOPIC <room>` once stored.
+    /// A new topic from `by`, a member (its session holds the room's handle); `None` clears
+    /// it. Answered once stored.
     SetTopic {
         by: Name,
         room: Name,
         text: Option<String>,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
     },
     /// Sent back to the rooms actor by the task that waited for a `SetTopic` to be stored.
     TopicStored {
         room: Name,
         change: TopicChange,
         stored: Result<(), StorageError>,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
     },
     /// Sent back to the rooms actor by the task that waited for a `Create` to be stored.
     Stored {
@@ -93,14 +122,10 @@ pub(crate) enum RoomsRequest {
     /// What the other nodes of a cluster said (see [`RemoteRooms`]).
     Remote(RemoteRooms),
     /// Answered once every room task has handled what it was sent before.
-    Settle {
-        reply: oneshot::Sender<()>,
-    },
+    Settle { reply: oneshot::Sender<()> },
     /// How many rooms have a running room actor.
     #[cfg(test)]
-    RunningManagers {
-        reply: oneshot::Sender<usize>,
-    },
+    RunningManagers { reply: oneshot::Sender<usize> },
 }
 
 /// What the room table hears from the rest of the cluster, through this node's cluster task.
@@ -214,7 +239,7 @@ impl Rooms {
             reply,
         })
         .await
-        .unwrap_or_else(|| Err(unavailable()))
+        .unwrap_or(Err(RoomError::Unavailable))
     }
 
     /// `JR`: joins `member` to `room`.
@@ -225,41 +250,55 @@ impl Rooms {
             reply,
         })
         .await
-        .unwrap_or_else(|| Err(unavailable()))
+        .unwrap_or(Err(RoomError::Unavailable))
     }
 
-    /// The error for an `RM` or `LR` from someone who is not in `room`.
-    pub async fn not_member(&self, room: Name) -> Reply {
+    /// Why someone who holds no handle to `room` cannot speak in it or leave it: they are
+    /// not in it, or there is no such room.
+    pub async fn not_member(&self, room: Name) -> RoomError {
         self.ask(|reply| RoomsRequest::NotMember { room, reply })
             .await
-            .unwrap_or_else(unavailable)
+            .unwrap_or(RoomError::Unavailable)
     }
 
-    /// `LRU`: the members of `room`.
-    pub async fn members(&self, room: Name) -> Reply {
+    /// The members of `room`.
+    pub async fn members(&self, room: Name) -> Result<RoomMembers, RoomError> {
         self.ask(|reply| RoomsRequest::Members { room, reply })
             .await
-            .unwrap_or_else(unavailable)
+            .unwrap_or(Err(RoomError::Unavailable))
     }
 
-    /// `LRS`: every room.
-    pub async fn list(&self) -> Reply {
+    /// Every room's name, sorted.
+    pub async fn list(&self) -> Result<Vec<Name>, RoomError> {
         self.ask(|reply| RoomsRequest::List { reply })
             .await
-            .unwrap_or_else(unavailable)
+            .ok_or(RoomError::Unavailable)
     }
 
-    /// `TOPIC <room>`: the room's topic (`Reply::Topic`), or why not.
-    pub async fn topic(&self, room: Name) -> Reply {
+    /// Every room with how many members it has and its topic, sorted by name: one request,
+    /// for which the table asks each room with members.
+    pub async fn summaries(&self) -> Result<Vec<RoomSummary>, RoomError> {
+        self.ask(|reply| RoomsRequest::Summaries { reply })
+            .await
+            .ok_or(RoomError::Unavailable)
+    }
+
+    /// The room's topic, or why not.
+    pub async fn topic(&self, room: Name) -> Result<RoomTopic, RoomError> {
         self.ask(|reply| RoomsRequest::Topic { room, reply })
             .await
-            .unwrap_or_else(unavailable)
+            .unwrap_or(Err(RoomError::Unavailable))
     }
 
-    /// `TOPIC <room> <text>`: sets the topic of `room`, which `by` is a member of (the caller
-    /// checks, as it holds the room's handle), or clears it (`None`). `OK TOPIC <room>` once it
-    /// is stored; the room's other members get `NOTICE TOPIC`.
-    pub async fn set_topic(&self, by: Name, room: Name, text: Option<String>) -> Reply {
+    /// Sets the topic of `room`, which `by` is a member of (the caller checks, as it holds
+    /// the room's handle), or clears it (`None`). Answered once it is stored; the room's
+    /// other members are told.
+    pub async fn set_topic(
+        &self,
+        by: Name,
+        room: Name,
+        text: Option<String>,
+    ) -> Result<(), RoomError> {
         self.ask(|reply| RoomsRequest::SetTopic {
             by,
             room,
@@ -267,7 +306,7 @@ impl Rooms {
             reply,
         })
         .await
-        .unwrap_or_else(unavailable)
+        .unwrap_or(Err(RoomError::Unavailable))
     }
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> RoomsRequest) -> Option<T> {
@@ -399,17 +438,16 @@ impl Creations {
     }
 
     /// Counts one more creation, or says why not and for how long.
-    fn take(&self) -> Result<(), Reply> {
+    fn take(&self) -> Result<(), RoomError> {
         let Err(not_until) = self.limiter.check() else {
             return Ok(());
         };
         let wait = not_until.wait_time_from(self.clock.now());
-        let message = format!(
-            "rooms are created at most {} per minute on this server; try again in {} s",
-            self.per_minute,
-            wait.as_millis().div_ceil(1000).max(1)
-        );
-        Err(Reply::err(ErrorCode::TooManyRooms, message))
+        let wait_secs = u64::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
+        Err(RoomError::TooManyCreated {
+            per_minute: self.per_minute.get(),
+            wait_secs: wait_secs.max(1),
+        })
     }
 }
 
@@ -562,6 +600,7 @@ impl RoomsActor {
             #[cfg(test)]
             RoomsRequest::RunningManagers { reply } => self.running_managers(reply),
             RoomsRequest::List { reply } => self.list(reply),
+            RoomsRequest::Summaries { reply } => self.summaries(reply),
             RoomsRequest::Topic { room, reply } => self.topic(&room, reply),
             RoomsRequest::SetTopic {
                 by,
@@ -599,19 +638,16 @@ impl RoomsActor {
     /// otherwise stores the room, and [`RoomsActor::stored`] finishes once it is on disk.
     fn create(&mut self, member: Member, room: Name, reply: oneshot::Sender<Joined>) {
         if let Some(existing) = self.rooms.get(&room) {
-            let message = format!("{} already exists; JR joins it", existing.name);
-            let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+            let _ = reply.send(Err(RoomError::Exists(existing.name.clone())));
             return;
         }
         if self.creating.contains_key(&room) {
-            let message = format!("{room} already exists; JR joins it");
-            let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+            let _ = reply.send(Err(RoomError::Exists(room)));
             return;
         }
         let held = self.rooms.len() + self.creating.len();
         if held >= self.limits.max_rooms {
-            let message = format!("the server holds {held} rooms, its most");
-            let _ = reply.send(Err(Reply::err(ErrorCode::TooManyRooms, message)));
+            let _ = reply.send(Err(RoomError::TooMany(held)));
             return;
         }
         // Counted last: a `CR` of a room that exists, or one past the limit, creates nothing
@@ -654,16 +690,19 @@ impl RoomsActor {
             // which announces it. It exists, here too.
             Ok(false) => {
                 self.know(&room);
-                let message = format!("{room} already exists; JR joins it");
-                let _ = reply.send(Err(Reply::err(ErrorCode::RoomExists, message)));
+                let _ = reply.send(Err(RoomError::Exists(room.clone())));
                 self.join_waiting(&room, waiting);
                 return;
             }
             Err(error) => {
-                let message = format!("{room} could not be stored: {}", error.client_message());
-                let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+                let reason = error.client_message();
+                let refusal = RoomStorageError::Create {
+                    room: room.clone(),
+                    reason,
+                };
+                let _ = reply.send(Err(refusal.into()));
                 for (_, reply) in waiting {
-                    let _ = reply.send(Err(no_such_room(&room)));
+                    let _ = reply.send(Err(RoomError::NoSuchRoom(room.clone())));
                 }
                 return;
             }
@@ -676,7 +715,7 @@ impl RoomsActor {
         };
         self.users.notify(notice, member.name.clone());
         // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
-        self.join(member, room.clone(), Verb::CreateRoom, reply);
+        self.join(member, room.clone(), true, reply);
         self.join_waiting(&room, waiting);
     }
 
@@ -688,14 +727,14 @@ impl RoomsActor {
         } else if !self.rooms.contains_key(&room) && self.store.is_shared() {
             self.look_up(member, room, reply);
         } else {
-            self.join(member, room, Verb::JoinRoom, reply);
+            self.join(member, room, false, reply);
         }
     }
 
     /// Joins those whose `JR` came while `room` was being created, in the order they came.
     fn join_waiting(&mut self, room: &Name, waiting: Vec<(Member, oneshot::Sender<Joined>)>) {
         for (member, reply) in waiting {
-            self.join(member, room.clone(), Verb::JoinRoom, reply);
+            self.join(member, room.clone(), false, reply);
         }
     }
 
@@ -732,34 +771,31 @@ impl RoomsActor {
         match found {
             Ok(Some(stored)) => {
                 self.know(&stored);
-                self.join(member, stored, Verb::JoinRoom, reply);
+                self.join(member, stored, false, reply);
             }
             Ok(None) => {
-                let _ = reply.send(Err(no_such_room(&room)));
+                let _ = reply.send(Err(RoomError::NoSuchRoom(room)));
             }
             Err(error) => {
                 let reason = error.client_message();
-                let message = format!("{room} could not be looked up: {reason}");
-                let _ = reply.send(Err(Reply::err(ErrorCode::Storage, message)));
+                let refusal = RoomStorageError::LookUp { room, reason };
+                let _ = reply.send(Err(refusal.into()));
             }
         }
     }
 
     /// Why someone who holds no handle to `room` cannot speak in it or leave it: the room
     /// exists and they are not in it, or there is no such room.
-    fn not_member(&self, room: &Name, reply: oneshot::Sender<Reply>) {
+    fn not_member(&self, room: &Name, reply: oneshot::Sender<RoomError>) {
         let answer = match self.rooms.get(room) {
-            Some(entry) => {
-                let message = format!("you are not in {}", entry.name);
-                Reply::err(ErrorCode::NotInRoom, message)
-            }
-            None => no_such_room(room),
+            Some(entry) => RoomError::NotMember(entry.name.clone()),
+            None => RoomError::NoSuchRoom(room.clone()),
         };
         let _ = reply.send(answer);
     }
 
-    /// `LRU`: a running room's actor answers with its members; a room without one has none.
-    fn members(&self, room: &Name, reply: oneshot::Sender<Reply>) {
+    /// A running room's actor answers with its members; a room without one has none here.
+    fn members(&self, room: &Name, reply: oneshot::Sender<Result<RoomMembers, RoomError>>) {
         // Clustered, the members on other nodes are listed too.
         let others = || match self.remote.get(room) {
             Some(members) => members.keys().cloned().collect(),
@@ -775,13 +811,13 @@ impl RoomsActor {
             Some(RoomEntry { name, .. }) => {
                 let mut users: Vec<Name> = others();
                 users.sort();
-                let _ = reply.send(Reply::RoomUsers {
+                let _ = reply.send(Ok(RoomMembers {
                     room: name.clone(),
                     users,
-                });
+                }));
             }
             None => {
-                let _ = reply.send(no_such_room(room));
+                let _ = reply.send(Err(RoomError::NoSuchRoom(room.clone())));
             }
         }
     }
@@ -793,21 +829,58 @@ impl RoomsActor {
         let _ = reply.send(running);
     }
 
-    /// `LRS`: every room's name, sorted.
-    fn list(&self, reply: oneshot::Sender<Reply>) {
+    /// Every room's name, sorted.
+    fn list(&self, reply: oneshot::Sender<Vec<Name>>) {
         let mut names: Vec<Name> = self.rooms.values().map(|r| r.name.clone()).collect();
         names.sort();
-        let _ = reply.send(Reply::Rooms(names));
+        let _ = reply.send(names);
     }
 
-    /// `TOPIC <room>`: the room's topic, if it has one.
-    fn topic(&self, room: &Name, reply: oneshot::Sender<Reply>) {
+    /// Every room with its member count and topic, sorted by name. The rooms with a running
+    /// actor are asked for their members from a task of its own, as [`RoomsActor::send_state`]
+    /// does, so that the table does not wait for them.
+    fn summaries(&self, reply: oneshot::Sender<Vec<RoomSummary>>) {
+        let mut rooms: Vec<(RoomSummary, Option<Room>)> = self
+            .rooms
+            .values()
+            .map(|entry| {
+                let others = self.remote.get(&entry.name).map_or(0, HashMap::len);
+                let summary = RoomSummary {
+                    room: entry.name.clone(),
+                    members: others,
+                    topic: entry.topic.clone(),
+                };
+                (summary, entry.actor.clone())
+            })
+            .collect();
+        rooms.sort_by(|(a, _), (b, _)| a.room.cmp(&b.room));
+        tokio::spawn(async move {
+            let mut summaries = Vec::with_capacity(rooms.len());
+            for (mut summary, actor) in rooms {
+                if let Some(actor) = actor {
+                    let (tx, rx) = oneshot::channel();
+                    actor.post(RoomRequest::Members {
+                        others: Vec::new(),
+                        reply: tx,
+                    });
+                    if let Ok(Ok(members)) = rx.await {
+                        summary.members += members.users.len();
+                    }
+                }
+                summaries.push(summary);
+            }
+            let _ = reply.send(summaries);
+        });
+    }
+
+    /// The room's topic, if it has one.
+    fn topic(&self, room: &Name, reply: oneshot::Sender<Result<RoomTopic, RoomError>>) {
         let answer = match self.rooms.get(room) {
-            Some(entry) => Reply::Topic {
+            Some(entry) => Ok(RoomTopic {
                 room: entry.name.clone(),
                 topic: entry.topic.clone(),
-            },
-            None => no_such_room(room),
+            }),
+            None => Err(RoomError::NoSuchRoom(room.clone())),
         };
         let _ = reply.send(answer);
     }
@@ -819,10 +892,10 @@ impl RoomsActor {
         by: Name,
         room: Name,
         text: Option<String>,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
     ) {
         let Some(entry) = self.rooms.get_mut(&room) else {
-            let _ = reply.send(no_such_room(&room));
+            let _ = reply.send(Err(RoomError::NoSuchRoom(room)));
             return;
         };
         entry.topic_changes += 1;
@@ -855,14 +928,11 @@ impl RoomsActor {
         room: Name,
         change: TopicChange,
         stored: Result<(), StorageError>,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
     ) {
         if let Err(error) = stored {
-            let message = format!(
-                "the topic of {room} could not be stored: {}",
-                error.client_message()
-            );
-            let _ = reply.send(Reply::err(ErrorCode::Storage, message));
+            let reason = error.client_message();
+            let _ = reply.send(Err(RoomStorageError::Topic { room, reason }.into()));
             return;
         }
         // Unless the room is gone meanwhile (expired), or a later change is in place already:
@@ -896,14 +966,14 @@ impl RoomsActor {
                 });
             }
         }
-        let _ = reply.send(Reply::ok_with(Verb::Topic, &room));
+        let _ = reply.send(Ok(()));
     }
 
     /// `JR`, and the end of a `CR`: starts the room's actor if the room has none running,
     /// and asks it to take `member`; it answers `reply`.
-    fn join(&mut self, member: Member, room: Name, verb: Verb, reply: oneshot::Sender<Joined>) {
+    fn join(&mut self, member: Member, room: Name, created: bool, reply: oneshot::Sender<Joined>) {
         let Some(entry) = self.rooms.get_mut(&room) else {
-            let _ = reply.send(Err(no_such_room(&room)));
+            let _ = reply.send(Err(RoomError::NoSuchRoom(room)));
             return;
         };
         let actor = entry.actor.get_or_insert_with(|| {
@@ -913,7 +983,7 @@ impl RoomsActor {
         });
         actor.post(RoomRequest::Join {
             member,
-            verb,
+            created,
             handle: actor.clone(),
             reply,
         });
@@ -1094,8 +1164,8 @@ impl RoomsActor {
                         others: Vec::new(),
                         reply: tx,
                     });
-                    if let Ok(Reply::RoomUsers { users, .. }) = rx.await {
-                        room.members = users;
+                    if let Ok(Ok(members)) = rx.await {
+                        room.members = members.users;
                     }
                 }
                 state.push(room);
@@ -1109,43 +1179,34 @@ impl RoomsActor {
     }
 }
 
-fn no_such_room(room: &Name) -> Reply {
-    Reply::err(
-        ErrorCode::NoSuchRoom,
-        format!("there is no room {room}; CR creates it"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::server::testing::{member, name};
 
-    /// The line a session would answer for a `CR` or `JR`.
-    fn shown(verb: Verb, joined: Joined) -> String {
-        match joined {
-            Ok(room) => Reply::ok_with(verb, room.name()).to_string(),
-            Err(refusal) => refusal.to_string(),
-        }
+    /// The room's name as created, or why not.
+    fn shown(joined: Joined) -> Result<Name, RoomError> {
+        joined.map(|room| room.name().clone())
     }
 
-    async fn create(rooms: &Rooms, member: &Member, room: &str) -> String {
-        shown(
-            Verb::CreateRoom,
-            rooms.create(member.clone(), name(room)).await,
-        )
+    async fn create(rooms: &Rooms, member: &Member, room: &str) -> Result<Name, RoomError> {
+        shown(rooms.create(member.clone(), name(room)).await)
     }
 
-    async fn join(rooms: &Rooms, member: &Member, room: &str) -> String {
-        shown(Verb::JoinRoom, rooms.join(member.clone(), name(room)).await)
+    async fn join(rooms: &Rooms, member: &Member, room: &str) -> Result<Name, RoomError> {
+        shown(rooms.join(member.clone(), name(room)).await)
     }
 
     async fn handle(rooms: &Rooms, member: &Member, room: &str) -> Room {
         rooms.join(member.clone(), name(room)).await.unwrap()
     }
 
+    /// The room's name as created, then its members.
     async fn members(rooms: &Rooms, room: &str) -> String {
-        rooms.members(name(room)).await.to_string()
+        let RoomMembers { room, users } = rooms.members(name(room)).await.unwrap();
+        let mut words = vec![room.to_string()];
+        words.extend(users.iter().map(Name::to_string));
+        words.join(" ")
     }
 
     #[tokio::test]
@@ -1153,12 +1214,12 @@ mod tests {
         let (rooms, _store, _dir) = crate::server::testing::rooms().await;
         let (alice, _) = member("alice");
         let (bob, _) = member("bob");
-        assert_eq!(create(&rooms, &alice, "Dev").await, "OK CR Dev");
+        assert_eq!(create(&rooms, &alice, "Dev").await, Ok(name("Dev")));
         assert_eq!(
             create(&rooms, &bob, "dev").await,
-            "ERR ROOM_EXISTS Dev already exists; JR joins it"
+            Err(RoomError::Exists(name("Dev")))
         );
-        assert_eq!(members(&rooms, "dev").await, "LRU Dev alice");
+        assert_eq!(members(&rooms, "dev").await, "Dev alice");
     }
 
     #[tokio::test]
@@ -1169,9 +1230,9 @@ mod tests {
         // Sent in this order, the JR reaches the table while the room is being stored.
         let (created, joined) =
             tokio::join!(create(&rooms, &alice, "dev"), join(&rooms, &bob, "dev"));
-        assert_eq!(created, "OK CR dev");
-        assert_eq!(joined, "OK JR dev");
-        assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
+        assert_eq!(created, Ok(name("dev")));
+        assert_eq!(joined, Ok(name("dev")));
+        assert_eq!(members(&rooms, "dev").await, "dev alice bob");
     }
 
     #[tokio::test]
@@ -1180,19 +1241,18 @@ mod tests {
         let (alice, mut alice_inbox) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
         let (_eve, mut eve_inbox) = member("eve");
-        assert_eq!(create(&rooms, &alice, "dev").await, "OK CR dev");
+        assert_eq!(create(&rooms, &alice, "dev").await, Ok(name("dev")));
         let dev = handle(&rooms, &bob, "dev").await;
         assert_eq!(alice_inbox.line().await, "JR dev bob");
-        let said = dev.say(&store, &bob, "hi there".into()).await.unwrap();
-        assert_eq!(said.bytes(), b"OK RM dev\n");
+        assert_eq!(dev.say(&store, &bob, "hi there".into()).await, Ok(()));
         assert_eq!(alice_inbox.line().await, "RM dev bob hi there");
         assert_eq!(
-            rooms.not_member(name("dev")).await.to_string(),
-            "ERR NOT_IN_ROOM you are not in dev"
+            rooms.not_member(name("dev")).await,
+            RoomError::NotMember(name("dev"))
         );
         assert_eq!(
-            rooms.not_member(name("ops")).await.to_string(),
-            "ERR NO_SUCH_ROOM there is no room ops; CR creates it"
+            rooms.not_member(name("ops")).await,
+            RoomError::NoSuchRoom(name("ops"))
         );
         bob_inbox.expect_nothing().await;
         eve_inbox.expect_nothing().await;
@@ -1212,7 +1272,7 @@ mod tests {
         let (bob, mut bob_inbox) = member("bob");
         let dev = rooms.create(alice.clone(), name("dev")).await.unwrap();
         assert_eq!(running_managers(&rooms).await, 1);
-        assert_eq!(dev.leave(alice.clone()).await.to_string(), "OK LR dev");
+        assert_eq!(dev.leave(alice.clone()).await, Ok(()));
         // The last member leaving is not an error, and the room's task ends.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         while running_managers(&rooms).await > 0 {
@@ -1222,16 +1282,23 @@ mod tests {
             );
             tokio::task::yield_now().await;
         }
-        assert_eq!(rooms.list().await.to_string(), "LRS dev");
-        assert_eq!(members(&rooms, "dev").await, "LRU dev");
+        assert_eq!(rooms.list().await, Ok(vec![name("dev")]));
+        let summaries = rooms.summaries().await.unwrap();
+        let summary = RoomSummary {
+            room: name("dev"),
+            members: 0,
+            topic: None,
+        };
+        assert_eq!(summaries, vec![summary]);
+        assert_eq!(members(&rooms, "dev").await, "dev");
         // A handle kept past the room's task says so.
         assert_eq!(
-            dev.leave(alice.clone()).await.to_string(),
-            "ERR NOT_IN_ROOM you are not in dev"
+            dev.leave(alice.clone()).await,
+            Err(RoomError::NotMember(name("dev")))
         );
         let dev = handle(&rooms, &alice, "dev").await;
-        assert_eq!(join(&rooms, &bob, "dev").await, "OK JR dev");
-        assert!(dev.say(&store, &alice, "back".into()).await.is_some());
+        assert_eq!(join(&rooms, &bob, "dev").await, Ok(name("dev")));
+        assert!(dev.say(&store, &alice, "back".into()).await.is_ok());
         assert_eq!(bob_inbox.line().await, "RM dev alice back");
     }
 
@@ -1249,10 +1316,10 @@ mod tests {
             outbox,
         };
         let dev = rooms.create(alice.clone(), name("dev")).await.unwrap();
-        assert_eq!(join(&rooms, &stuck, "dev").await, "OK JR dev");
-        assert_eq!(join(&rooms, &bob, "dev").await, "OK JR dev");
+        assert_eq!(join(&rooms, &stuck, "dev").await, Ok(name("dev")));
+        assert_eq!(join(&rooms, &bob, "dev").await, Ok(name("dev")));
         for i in 0..100 {
-            assert!(dev.say(&store, &alice, i.to_string()).await.is_some());
+            assert!(dev.say(&store, &alice, i.to_string()).await.is_ok());
         }
         for i in 0..100 {
             assert_eq!(bob_inbox.line().await, format!("RM dev alice {i}"));
@@ -1264,16 +1331,20 @@ mod tests {
         let (rooms, store, _dir) = crate::server::testing::rooms().await;
         let (alice, mut alice_inbox) = member("alice");
         let (bob, mut bob_inbox) = member("bob");
-        assert_eq!(create(&rooms, &alice, "Dev").await, "OK CR Dev");
-        assert_eq!(join(&rooms, &bob, "dev").await, "OK JR Dev");
+        assert_eq!(create(&rooms, &alice, "Dev").await, Ok(name("Dev")));
+        assert_eq!(join(&rooms, &bob, "dev").await, Ok(name("Dev")));
         assert_eq!(alice_inbox.line().await, "JR Dev bob");
-        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC Dev");
+        let none = || RoomTopic {
+            room: name("Dev"),
+            topic: None,
+        };
+        assert_eq!(rooms.topic(name("dev")).await, Ok(none()));
         let set = rooms.set_topic(name("alice"), name("dev"), Some("ship  it".into()));
-        assert_eq!(set.await.to_string(), "OK TOPIC Dev");
+        assert_eq!(set.await, Ok(()));
         assert_eq!(bob_inbox.line().await, "NOTICE TOPIC Dev alice ship  it");
-        let Reply::Topic {
+        let Ok(RoomTopic {
             topic: Some(topic), ..
-        } = rooms.topic(name("DEV")).await
+        }) = rooms.topic(name("DEV")).await
         else {
             panic!("no topic");
         };
@@ -1281,23 +1352,26 @@ mod tests {
             (topic.by.as_str(), topic.text.as_str()),
             ("alice", "ship  it")
         );
+        let listed = rooms.summaries().await.unwrap();
+        assert_eq!(listed[0].members, 2);
+        assert_eq!(listed[0].topic.as_ref(), Some(&topic));
         assert_eq!(
-            rooms.topic(name("ops")).await.to_string(),
-            "ERR NO_SUCH_ROOM there is no room ops; CR creates it"
+            rooms.topic(name("ops")).await,
+            Err(RoomError::NoSuchRoom(name("ops")))
         );
         // Cleared (from IRC): told without a text.
         let cleared = rooms.set_topic(name("bob"), name("dev"), None).await;
-        assert_eq!(cleared.to_string(), "OK TOPIC Dev");
+        assert_eq!(cleared, Ok(()));
         assert_eq!(alice_inbox.line().await, "NOTICE TOPIC Dev bob");
-        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC Dev");
+        assert_eq!(rooms.topic(name("dev")).await, Ok(none()));
         // A topic that cannot be stored is refused, and nothing changes.
         store.close().await;
         let refused = rooms.set_topic(name("alice"), name("dev"), Some("lost".into()));
         assert_eq!(
-            refused.await.to_string(),
-            "ERR STORAGE the topic of Dev could not be stored: the store is shutting down"
+            refused.await.unwrap_err().to_string(),
+            "the topic of Dev could not be stored: the store is shutting down"
         );
-        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC Dev");
+        assert_eq!(rooms.topic(name("dev")).await, Ok(none()));
         alice_inbox.expect_nothing().await;
         bob_inbox.expect_nothing().await;
     }
@@ -1306,9 +1380,9 @@ mod tests {
     async fn another_nodes_state_brings_a_newer_topic_or_clearing_and_never_an_older_one() {
         let (rooms, _store, _dir) = crate::server::testing::rooms().await;
         let (alice, _alice_inbox) = member("alice");
-        assert_eq!(create(&rooms, &alice, "dev").await, "OK CR dev");
+        assert_eq!(create(&rooms, &alice, "dev").await, Ok(name("dev")));
         let set = rooms.set_topic(name("alice"), name("dev"), Some("ours".into()));
-        assert_eq!(set.await.to_string(), "OK TOPIC dev");
+        assert_eq!(set.await, Ok(()));
         let topic = |text: &str, at: SystemTime| Topic {
             text: text.into(),
             by: name("bob"),
@@ -1318,16 +1392,15 @@ mod tests {
             node: "n2".into(),
             rooms: vec![(name("dev"), vec![name("bob")], topic)],
         };
-        // `TOPIC <room> <setter> <time> <text>`: who set it, and the text.
+        // Who set it, and the text.
         let shown = || async {
-            let line = rooms.topic(name("dev")).await.to_string();
-            let words: Vec<&str> = line.split(' ').collect();
-            format!("{} {}", words[2], words[4..].join(" "))
+            let topic = rooms.topic(name("dev")).await.unwrap().topic.unwrap();
+            format!("{} {}", topic.by, topic.text)
         };
         // Set before ours (a node that missed the change): ours stays.
         let older = SystemTime::UNIX_EPOCH;
         rooms.remote(state(KnownTopic::Set(topic("older", older))));
-        assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
+        assert_eq!(members(&rooms, "dev").await, "dev alice bob");
         assert_eq!(shown().await, "alice ours");
         // Nor does a clearing before it, nor a node that knows of none.
         rooms.remote(state(KnownTopic::Cleared(older)));
@@ -1336,14 +1409,15 @@ mod tests {
         // Set after ours, while this node was cut off from it: it catches up.
         let later = SystemTime::now() + Duration::from_secs(60);
         rooms.remote(state(KnownTopic::Set(topic("newer", later))));
-        assert_eq!(members(&rooms, "dev").await, "LRU dev alice bob");
+        assert_eq!(members(&rooms, "dev").await, "dev alice bob");
         assert_eq!(shown().await, "bob newer");
         // Cleared later still: it is cleared here too, and an older topic does not return.
         let latest = later + Duration::from_secs(60);
+        let cleared = || async { rooms.topic(name("dev")).await.unwrap().topic };
         rooms.remote(state(KnownTopic::Cleared(latest)));
-        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC dev");
+        assert_eq!(cleared().await, None);
         rooms.remote(state(KnownTopic::Set(topic("newer", later))));
-        assert_eq!(rooms.topic(name("dev")).await.to_string(), "TOPIC dev");
+        assert_eq!(cleared().await, None);
     }
 
     #[tokio::test]
@@ -1352,23 +1426,21 @@ mod tests {
         let (rooms, _store, _dir) = crate::server::testing::rooms().await;
         let people: Vec<_> = ["a", "b", "c", "d"].map(|n| member(n).0).into();
         for room in ["r1", "r2", "r3"] {
-            assert_eq!(
-                create(&rooms, &people[0], room).await,
-                format!("OK CR {room}")
-            );
+            assert_eq!(create(&rooms, &people[0], room).await, Ok(name(room)));
         }
         assert_eq!(
             create(&rooms, &people[0], "r4").await,
-            "ERR TOO_MANY_ROOMS the server holds 3 rooms, its most"
+            Err(RoomError::TooMany(3))
         );
-        assert_eq!(join(&rooms, &people[1], "r1").await, "OK JR r1");
+        assert_eq!(join(&rooms, &people[1], "r1").await, Ok(name("r1")));
         let r1 = handle(&rooms, &people[2], "r1").await;
-        assert_eq!(
-            join(&rooms, &people[3], "r1").await,
-            "ERR ROOM_FULL r1 has 3 members, its most"
-        );
-        assert_eq!(r1.leave(people[2].clone()).await.to_string(), "OK LR r1");
-        assert_eq!(join(&rooms, &people[3], "r1").await, "OK JR r1");
+        let full = RoomError::Full {
+            room: name("r1"),
+            members: 3,
+        };
+        assert_eq!(join(&rooms, &people[3], "r1").await, Err(full));
+        assert_eq!(r1.leave(people[2].clone()).await, Ok(()));
+        assert_eq!(join(&rooms, &people[3], "r1").await, Ok(name("r1")));
     }
 
     #[tokio::test]
@@ -1381,24 +1453,23 @@ mod tests {
         })
         .await;
         let (a, b) = (member("a").0, member("b").0);
-        assert_eq!(create(&rooms, &a, "r1").await, "OK CR r1");
+        assert_eq!(create(&rooms, &a, "r1").await, Ok(name("r1")));
         // A room that exists is refused as such, and takes no turn.
         assert_eq!(
             create(&rooms, &b, "r1").await,
-            "ERR ROOM_EXISTS r1 already exists; JR joins it"
+            Err(RoomError::Exists(name("r1")))
         );
-        assert_eq!(create(&rooms, &b, "r2").await, "OK CR r2");
+        assert_eq!(create(&rooms, &b, "r2").await, Ok(name("r2")));
         let refused = create(&rooms, &b, "r3").await;
-        assert!(
-            refused.starts_with(
-                "ERR TOO_MANY_ROOMS rooms are created at most 2 per minute on this server; \
-                 try again in "
-            ),
-            "{refused}"
-        );
         // The bucket refills one room every 30 s.
-        let wait: u64 = refused.rsplit(' ').nth(1).unwrap().parse().unwrap();
-        assert!((1..=30).contains(&wait), "{refused}");
-        assert_eq!(join(&rooms, &a, "r2").await, "OK JR r2");
+        let Err(RoomError::TooManyCreated {
+            per_minute: 2,
+            wait_secs,
+        }) = refused
+        else {
+            panic!("{refused:?}");
+        };
+        assert!((1..=30).contains(&wait_secs), "{refused:?}");
+        assert_eq!(join(&rooms, &a, "r2").await, Ok(name("r2")));
     }
 }

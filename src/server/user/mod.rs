@@ -17,10 +17,10 @@ use super::accounts::{AccountError, Accounts};
 use super::cluster::wire;
 use super::cluster::{ClaimError, Cluster, Recheck};
 use super::member::{Member, UserId};
-use super::request::{self, Backlog, unavailable};
+use super::request::{self, Backlog};
 use super::storage::{Conversation, Record, Store};
 use crate::connection::{Delivery, Outbox};
-use linechat_protocol::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
+use linechat_protocol::{CloseReason, Departure, Name, Notice, Password, Reply};
 use presence::PresenceNotices;
 pub(crate) use remote::Remote;
 
@@ -114,12 +114,12 @@ pub(crate) enum UsersRequest {
         reply: oneshot::Sender<Option<UserId>>,
     },
     List {
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Vec<Name>>,
     },
     Broadcast {
         from: Member,
         text: String,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<()>,
     },
     Private {
         from: Member,
@@ -160,12 +160,44 @@ pub(crate) enum ClaimReply {
 }
 
 /// The answer to a private message sent through the directory.
-#[derive(Debug)]
-pub struct Private {
-    pub reply: Reply,
-    /// The recipient, if they are online: the sender's session keeps the handle and sends
-    /// them its next messages directly, for as long as their outbox takes lines.
-    pub recipient: Option<Member>,
+pub type Private = Result<PmOutcome, PmError>;
+
+/// Where a private message went.
+#[derive(Debug, Clone)]
+pub enum PmOutcome {
+    /// In the recipient's outbox, on this node. The sender's session keeps the handle and
+    /// sends them its next messages directly, for as long as their outbox takes lines.
+    Delivered { recipient: Member },
+    /// Stored for an account that is offline (`to`, its name as registered), which gets it
+    /// on logging in.
+    Queued { to: Name },
+    /// Sent on to the node the recipient (`to`, as they are online) is on.
+    Remote { to: Name },
+}
+
+impl PmOutcome {
+    /// The recipient's name, as they are online or registered.
+    pub fn recipient(&self) -> &Name {
+        match self {
+            Self::Delivered { recipient } => &recipient.name,
+            Self::Queued { to } | Self::Remote { to } => to,
+        }
+    }
+}
+
+/// Why a private message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PmError {
+    #[error("{0} is neither online nor registered")]
+    NoSuchUser(Name),
+    /// The recipient's outbox takes no more lines: their session is ending.
+    #[error("{0} is disconnecting")]
+    Disconnecting(Name),
+    #[error("the message for {to} could not be stored: {reason}")]
+    Storage { to: Name, reason: String },
+    /// The directory is gone (the server is shutting down).
+    #[error("the server is unavailable")]
+    Unavailable,
 }
 
 /// A handle to the [`UsersActor`].
@@ -266,20 +298,19 @@ impl Users {
             .flatten()
     }
 
-    /// `USERS`: everyone online.
     /// Requests waiting in the actor's inbox, as it last saw it.
     pub fn backlog(&self) -> usize {
         self.backlog.get()
     }
 
-    pub async fn list(&self) -> Reply {
-        self.ask(|reply| UsersRequest::List { reply })
-            .await
-            .unwrap_or_else(unavailable)
+    /// Everyone online, on every node, sorted; `None` if the directory is gone.
+    pub async fn list(&self) -> Option<Vec<Name>> {
+        self.ask(|reply| UsersRequest::List { reply }).await
     }
 
-    /// `MSG`: sends `text` to everyone online; the answer comes on the returned channel.
-    pub fn broadcast(&self, from: Member, text: String) -> oneshot::Receiver<Reply> {
+    /// `MSG`: sends `text` to everyone online; answered on the returned channel once it is
+    /// sent (closed if the directory is gone).
+    pub fn broadcast(&self, from: Member, text: String) -> oneshot::Receiver<()> {
         self.submit(|reply| UsersRequest::Broadcast { from, text, reply })
     }
 
@@ -792,16 +823,16 @@ impl UsersActor {
         });
     }
 
-    /// `USERS`: everyone online, sorted.
-    fn list(&self, reply: oneshot::Sender<Reply>) {
+    /// Everyone online, sorted.
+    fn list(&self, reply: oneshot::Sender<Vec<Name>>) {
         let mut names: Vec<Name> = self.online.keys().cloned().collect();
         names.extend(self.remote.keys().cloned());
         names.sort();
-        let _ = reply.send(Reply::Users(names));
+        let _ = reply.send(names);
     }
 
     /// `MSG`: records `text` and sends it to everyone online but its sender.
-    fn broadcast(&mut self, from: Member, text: String, reply: oneshot::Sender<Reply>) {
+    fn broadcast(&mut self, from: Member, text: String, reply: oneshot::Sender<()>) {
         // Notices go first, in the order things happened.
         self.flush_presence();
         // Queued for history first (it never waits), so that a HISTORY sent by anyone
@@ -821,7 +852,7 @@ impl UsersActor {
             text,
         });
         self.fan_out(&line, &from.name);
-        let _ = reply.send(Reply::ok(Verb::Msg));
+        let _ = reply.send(());
     }
 
     /// `PM`: delivers a private message, or keeps it for an account that is offline: then
@@ -847,10 +878,6 @@ impl UsersActor {
             waiting.push(Unrouted { from, text, reply });
             return;
         }
-        let refused = |reply: Reply| Private {
-            reply,
-            recipient: None,
-        };
         if let Some(cluster) = &self.cluster
             && let Some((name, remote)) = self.remote.get_key_value(&to)
         {
@@ -873,7 +900,7 @@ impl UsersActor {
                 text,
             };
             cluster.private(&remote.node, &pm);
-            let _ = reply.send(refused(Reply::ok_with(Verb::Pm, name)));
+            let _ = reply.send(Ok(PmOutcome::Remote { to: name.clone() }));
             return;
         }
         let (to, recipient, outbox) = match self.online.get_key_value(&to) {
@@ -888,8 +915,7 @@ impl UsersActor {
                     return;
                 }
                 None => {
-                    let message = format!("{to} is neither online nor registered");
-                    let _ = reply.send(refused(Reply::err(ErrorCode::NoSuchUser, message)));
+                    let _ = reply.send(Err(PmError::NoSuchUser(to)));
                     return;
                 }
             },
@@ -904,20 +930,18 @@ impl UsersActor {
             let stored = self.store.queue_private(record);
             tokio::spawn(async move {
                 let answer = match stored.await {
-                    Ok(()) => Reply::ok_with(Verb::Pm, format!("{to} queued")),
+                    Ok(()) => Ok(PmOutcome::Queued { to }),
                     Err(error) => {
                         let reason = error.client_message();
-                        let message = format!("the message for {to} could not be stored: {reason}");
-                        Reply::err(ErrorCode::Storage, message)
+                        Err(PmError::Storage { to, reason })
                     }
                 };
-                let _ = reply.send(refused(answer));
+                let _ = reply.send(answer);
             });
             return;
         };
         if outbox.is_closed() {
-            let message = format!("{to} is disconnecting");
-            let _ = reply.send(refused(Reply::err(ErrorCode::NoSuchUser, message)));
+            let _ = reply.send(Err(PmError::Disconnecting(to)));
             return;
         }
         // Recorded before it is delivered, as MSG is.
@@ -926,14 +950,13 @@ impl UsersActor {
             from: from.name,
             text,
         });
-        let _ = reply.send(Private {
-            reply: Reply::ok_with(Verb::Pm, &to),
-            recipient: Some(Member {
+        let _ = reply.send(Ok(PmOutcome::Delivered {
+            recipient: Member {
                 name: to,
                 id: recipient,
                 outbox: outbox.clone(),
-            }),
-        });
+            },
+        }));
     }
 
     /// Sends a global notice to everyone online but `except`.
@@ -1073,9 +1096,10 @@ mod tests {
     use super::*;
     use crate::server::testing::{Inbox, member, name};
 
-    async fn private(users: &Users, from: &Member, to: &str, text: &str) -> String {
+    /// To whom a private message went, or why not.
+    async fn private(users: &Users, from: &Member, to: &str, text: &str) -> Result<Name, PmError> {
         let answer = users.private(from.clone(), name(to), text.to_string());
-        answer.await.unwrap().reply.to_string()
+        answer.await.unwrap().map(|sent| sent.recipient().clone())
     }
 
     /// A guest online under `raw`, or why not.
@@ -1086,7 +1110,8 @@ mod tests {
     }
 
     async fn online(users: &Users) -> String {
-        users.list().await.to_string()
+        let names = users.list().await.unwrap();
+        names.iter().map(Name::as_str).collect::<Vec<_>>().join(" ")
     }
 
     #[tokio::test]
@@ -1108,15 +1133,14 @@ mod tests {
             Some(UserId::Guest(_))
         ));
         assert_eq!(users.resolve(name("carol")).await, None);
-        assert_eq!(online(&users).await, "USERS alice bob");
+        assert_eq!(online(&users).await, "alice bob");
     }
 
     #[tokio::test]
     async fn a_broadcast_with_nobody_else_online_is_fine() {
         let (users, _dir) = crate::server::testing::users().await;
         let (alone, mut inbox) = guest(&users, "alone").await.unwrap();
-        let reply = users.broadcast(alone, "anyone?".into()).await.unwrap();
-        assert_eq!(reply.to_string(), "OK MSG");
+        assert_eq!(users.broadcast(alone, "anyone?".into()).await, Ok(()));
         inbox.expect_nothing().await;
     }
 
@@ -1126,11 +1150,14 @@ mod tests {
         let (alice, mut alice_inbox) = guest(&users, "alice").await.unwrap();
         let (_bob, mut bob_inbox) = guest(&users, "bob").await.unwrap();
         assert_eq!(alice_inbox.line().await, "NOTICE ONLINE bob");
-        assert_eq!(private(&users, &alice, "BOB", "psst").await, "OK PM bob");
+        assert_eq!(
+            private(&users, &alice, "BOB", "psst").await,
+            Ok(name("bob"))
+        );
         assert_eq!(bob_inbox.line().await, "PM alice psst");
         assert_eq!(
             private(&users, &alice, "carol", "hi").await,
-            "ERR NO_SUCH_USER carol is neither online nor registered"
+            Err(PmError::NoSuchUser(name("carol")))
         );
         alice_inbox.expect_nothing().await;
     }
@@ -1152,7 +1179,7 @@ mod tests {
             watcher_inbox.line().await,
             "NOTICE OFFLINE ann QUIT now known as anna"
         );
-        assert_eq!(online(&users).await, "USERS anna watcher");
+        assert_eq!(online(&users).await, "anna watcher");
         drop(anna);
     }
 
@@ -1164,7 +1191,7 @@ mod tests {
         users.logout(old, Departure::Closed);
         let (_new, _) = guest(&users, "alice").await.unwrap();
         users.logout(member("alice").0, Departure::Closed);
-        assert_eq!(online(&users).await, "USERS alice watcher");
+        assert_eq!(online(&users).await, "alice watcher");
         assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
         assert_eq!(watcher_inbox.line().await, "NOTICE OFFLINE alice CLOSED");
         assert_eq!(watcher_inbox.line().await, "NOTICE ONLINE alice");
