@@ -1,4 +1,4 @@
-//! The `RoomActor`: one task per room with members.
+//! `Room`, the handle to one room's task, and the `RoomActor`: one task per room with members.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::RoomError;
-use super::table::RoomMembers;
+use super::rooms::RoomMembers;
 use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
 use crate::server::member::{Member, UserId};
