@@ -95,8 +95,8 @@ pub(in crate::server) enum CommandError {
     Unavailable,
 }
 
-/// The checks of a command that creates `name` and needs a logged-in user, in the order the
-/// line protocol makes them.
+/// Whether `name`, which a command would create, fits `max_name_length`, which may be
+/// stricter than the protocol's 32 characters; existing names are accepted as they are.
 pub(in crate::server) fn check_new_name(
     session: &Session,
     name: &Name,
