@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
-use super::Step;
+use tokio::sync::oneshot;
+
+use super::{CommandError, Step};
 use crate::connection::{Delivery, OutboxFull};
 use crate::server::session::{InFlight, Session};
 use crate::server::storage::{Conversation, Record};
@@ -35,14 +37,29 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
         }
         Straight::NoHandle(text) => text,
     };
-    let Some(presence) = &session.presence else {
-        return super::not_logged_in(session).into();
+    let answer = match through_directory(session, to, text) {
+        Ok(answer) => answer,
+        Err(error) => return super::refused(session, error).into(),
     };
-    let from = presence.member.clone();
-    let answer = session.context.server.users.private(from, to, text);
     session.privates_in_flight += 1;
     session.pipeline(InFlight::Private(answer)).await;
     Step::Done
+}
+
+/// Sends a private message through the directory, for a recipient whose handle the session
+/// does not hold (see [`straight`]): the directory delivers it, or keeps it for an account
+/// that is offline, and answers on the returned channel; a delivery hands the recipient's
+/// handle over, for the session to keep.
+pub(in crate::server) fn through_directory(
+    session: &Session,
+    to: Name,
+    text: String,
+) -> Result<oneshot::Receiver<Private>, CommandError> {
+    let Some(presence) = &session.presence else {
+        return Err(CommandError::NotLoggedIn);
+    };
+    let from = presence.member.clone();
+    Ok(session.context.server.users.private(from, to, text))
 }
 
 /// What came of a private message offered to [`straight`].

@@ -87,16 +87,17 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
 
 /// Why a message to a channel was not sent, as a numeric.
 async fn to_channel(irc: &mut Irc, target: &str, text: String) -> Option<(&'static str, String)> {
-    let presence = irc.session.presence.as_ref()?;
+    irc.session.presence.as_ref()?;
     match Channel::parse(target) {
         None => Some(("403", "No such channel".into())),
         Some(Channel::Global) if !irc.in_global => {
             Some(("404", "Cannot send to channel: JOIN #global first".into()))
         }
         Some(Channel::Global) => {
-            let users = &irc.session.context.server.users;
             // Sent once the directory answers; it never refuses one.
-            let _ = users.broadcast(presence.member.clone(), text).await;
+            if let Ok(answer) = cmd::broadcast(&irc.session, text) {
+                let _ = answer.await;
+            }
             None
         }
         Some(Channel::Room(room)) => match cmd::say(&irc.session, room, text).await {
@@ -127,10 +128,11 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
         Straight::Refused(error) => return Some(refusal(&error)),
         Straight::NoHandle(text) => text,
     };
-    let users = irc.session.context.server.users.clone();
-    let from = irc.session.presence.as_ref()?.member.clone();
-    let answer = users.private(from, to, text).await;
-    match answer.unwrap_or(Err(PmError::Unavailable)) {
+    let answer = match cmd::through_directory(&irc.session, to, text) {
+        Ok(answer) => answer.await.unwrap_or(Err(PmError::Unavailable)),
+        Err(_) => Err(PmError::Unavailable),
+    };
+    match answer {
         Ok(PmOutcome::Delivered { recipient }) => {
             irc.session.keep_recipient(recipient);
             None
