@@ -130,3 +130,21 @@ async fn a_room_message_reaches_every_irc_member_in_order_and_joins_are_not_echo
     // The sender is not sent its own messages.
     assert_eq!(ann.caught_up().await, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_message_to_an_offline_account_is_kept_and_the_sender_told_so() {
+    let server = server_with(|_| {});
+    let carol = server.register("carol", "secret-words").await;
+    carol.quit().await;
+    let mut ann = Raw::guest(&server, "ann").await;
+    ann.send("PRIVMSG carol :see you").await;
+    ann.expect(
+        ":irc.test NOTICE ann :carol is offline; they will get your message when they log in",
+    )
+    .await;
+    // What waited is handed over before the login's answer.
+    let mut carol = server.connect().await;
+    carol.send("LOGIN carol secret-words").await;
+    carol.expect("PM ann see you").await;
+    carol.expect("OK LOGIN carol").await;
+}

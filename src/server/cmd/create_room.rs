@@ -1,31 +1,28 @@
 //! `CR <room>`: creates the room in the room table and joins it, within the connection's
 //! limit of rooms created per minute.
 
-use linechat_protocol::{ErrorCode, Name, Reply, Verb};
+use linechat_protocol::{Name, Reply, Verb};
 
 use super::join_room::entered;
-use super::{Step, not_logged_in};
+use super::{CommandError, Step, check_new_name};
 use crate::server::session::Session;
 
 pub(super) async fn apply(session: &mut Session, room: Name) -> Step {
-    Box::pin(create(session, room)).await
+    let outcome = Box::pin(create(session, room)).await;
+    Step::of(session, outcome, |room| Reply::ok_with(Verb::CreateRoom, room))
 }
 
-async fn create(session: &mut Session, room: Name) -> Step {
-    if let Some(refusal) = session.check_new_name(&room) {
-        return refusal.into();
-    }
+/// Creates `room` and joins the session's user to it; the room's name as it was created.
+pub(in crate::server) async fn create(session: &mut Session, room: Name) -> Result<Name, CommandError> {
+    check_new_name(session, &room)?;
     let Some(presence) = &session.presence else {
-        return not_logged_in(session).into();
+        return Err(CommandError::NotLoggedIn);
     };
     let member = presence.member.clone();
     if !session.room_creations.allow() {
         let per_minute = session.context.settings.rooms_created_per_minute;
-        let message = format!(
-            "rooms are created at most {per_minute} per minute per connection; the line was dropped"
-        );
-        return Reply::err(ErrorCode::Flood, message).into();
+        return Err(CommandError::Flood { per_minute });
     }
     let joined = session.context.server.rooms.create(member, room).await;
-    entered(session, Verb::CreateRoom, joined).await.into()
+    entered(session, joined).await
 }

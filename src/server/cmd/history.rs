@@ -10,7 +10,8 @@ use linechat_protocol::{ErrorCode, HistoryTarget, Reply, Verb};
 use tokio::time::timeout;
 use tracing::warn;
 
-use super::{Step, not_logged_in};
+use super::{Step, not_logged_in, room_refused};
+use crate::server::room::RoomError;
 use crate::connection::Delivery;
 use crate::server::session::{Presence, Session};
 use crate::server::storage::Conversation;
@@ -115,10 +116,7 @@ async fn conversation(
         return Ok(Conversation::Private(presence.member.id, other));
     }
     match server.rooms.not_member(name.clone()).await {
-        not_in_room @ Reply::Err {
-            code: ErrorCode::NotInRoom,
-            ..
-        } => Err(not_in_room),
+        not_in_room @ RoomError::NotMember(_) => Err(room_refused(&not_in_room)),
         _ => {
             let message = format!("{name} is neither a room you are in nor a user");
             Err(Reply::err(ErrorCode::NoSuchUser, message))

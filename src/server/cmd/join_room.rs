@@ -1,33 +1,32 @@
 //! `JR <room>`: the room table answers with the room's handle, which the session keeps.
 
-use linechat_protocol::{ErrorCode, Name, Reply, Verb};
+use linechat_protocol::{Name, Reply, Verb};
 
-use super::{Step, not_logged_in};
+use super::{CommandError, Step};
 use crate::server::room::Joined;
 use crate::server::session::Session;
 
 pub(super) async fn apply(session: &mut Session, room: Name) -> Step {
-    Box::pin(join(session, room)).await
+    let outcome = Box::pin(join(session, room)).await;
+    Step::of(session, outcome, |room| Reply::ok_with(Verb::JoinRoom, room))
 }
 
-async fn join(session: &mut Session, room: Name) -> Step {
+/// Joins the session's user to `room`; the room's name as it was created.
+pub(in crate::server) async fn join(session: &mut Session, room: Name) -> Result<Name, CommandError> {
     let Some(presence) = &session.presence else {
-        return not_logged_in(session).into();
+        return Err(CommandError::NotLoggedIn);
     };
     let member = presence.member.clone();
     let joined = session.context.server.rooms.join(member, room).await;
-    entered(session, Verb::JoinRoom, joined).await.into()
+    entered(session, joined).await
 }
 
 /// After `CR` or `JR`: keeps the room's handle, once a registered user's membership is
 /// stored (the user leaves again if it cannot be).
-pub(super) async fn entered(session: &mut Session, verb: Verb, joined: Joined) -> Reply {
-    let room = match joined {
-        Ok(room) => room,
-        Err(refusal) => return refusal,
-    };
+pub(super) async fn entered(session: &mut Session, joined: Joined) -> Result<Name, CommandError> {
+    let room = joined?;
     let Some(presence) = &mut session.presence else {
-        return not_logged_in(session);
+        return Err(CommandError::NotLoggedIn);
     };
     let name = room.name().clone();
     if presence.registered
@@ -38,10 +37,13 @@ pub(super) async fn entered(session: &mut Session, verb: Verb, joined: Joined) -
             .join(presence.member.name.clone(), name.clone())
             .await
     {
-        room.leave(presence.member.clone()).await;
-        let message = format!("joining {name}: {}", error.client_message());
-        return Reply::err(ErrorCode::Storage, message);
+        let _ = room.leave(presence.member.clone()).await;
+        return Err(CommandError::Membership {
+            doing: "joining",
+            room: name,
+            reason: error.client_message(),
+        });
     }
     presence.rooms.insert(name.clone(), room);
-    Reply::ok_with(verb, name)
+    Ok(name)
 }

@@ -1,22 +1,24 @@
 //! `LR <room>`: leaves through the room's handle, after a registered user's membership is
 //! deleted on disk.
 
-use linechat_protocol::{ErrorCode, Name, Reply};
+use linechat_protocol::{Name, Reply, Verb};
 
-use super::{Step, not_logged_in};
+use super::{CommandError, Step};
 use crate::server::session::Session;
 
 pub(super) async fn apply(session: &mut Session, room: Name) -> Step {
-    Box::pin(leave(session, room)).await
+    let outcome = Box::pin(leave(session, room)).await;
+    Step::of(session, outcome, |room| Reply::ok_with(Verb::LeaveRoom, room))
 }
 
-async fn leave(session: &mut Session, room: Name) -> Step {
+/// Takes the session's user out of `room`; the room's name as it was created.
+pub(in crate::server) async fn leave(session: &mut Session, room: Name) -> Result<Name, CommandError> {
     let server = &session.context.server;
     let Some(presence) = &mut session.presence else {
-        return not_logged_in(session).into();
+        return Err(CommandError::NotLoggedIn);
     };
     let Some(handle) = presence.rooms.get(&room) else {
-        return server.rooms.not_member(room).await.into();
+        return Err(server.rooms.not_member(room).await.into());
     };
     // A registered user's membership is deleted on disk first, and the user leaves only once
     // that is stored.
@@ -26,12 +28,14 @@ async fn leave(session: &mut Session, room: Name) -> Step {
             .leave(presence.member.name.clone(), handle.name().clone())
             .await
     {
-        let message = format!("leaving {room}: {}", error.client_message());
-        return Reply::err(ErrorCode::Storage, message).into();
+        return Err(CommandError::Membership {
+            doing: "leaving",
+            room,
+            reason: error.client_message(),
+        });
     }
-    let reply = handle.leave(presence.member.clone()).await;
-    if let Reply::Ok { .. } = reply {
-        presence.rooms.remove(&room);
-    }
-    reply.into()
+    handle.leave(presence.member.clone()).await?;
+    let name = handle.name().clone();
+    presence.rooms.remove(&room);
+    Ok(name)
 }

@@ -1,11 +1,25 @@
 //! `LRS`: the rooms, from the room table.
 
-use super::{Step, not_logged_in};
+use linechat_protocol::Reply;
+
+use super::{CommandError, Step};
+use crate::server::room::RoomSummary;
 use crate::server::session::Session;
 
 pub(super) async fn apply(session: &mut Session) -> Step {
+    let outcome = match session.presence {
+        None => Err(CommandError::NotLoggedIn),
+        Some(_) => session.context.server.rooms.list().await.map_err(Into::into),
+    };
+    Step::of(session, outcome, Reply::Rooms)
+}
+
+/// Every room with its member count and topic, sorted by name.
+pub(in crate::server) async fn summaries(
+    session: &Session,
+) -> Result<Vec<RoomSummary>, CommandError> {
     if session.presence.is_none() {
-        return not_logged_in(session).into();
+        return Err(CommandError::NotLoggedIn);
     }
-    session.context.server.rooms.list().await.into()
+    Ok(session.context.server.rooms.summaries().await?)
 }

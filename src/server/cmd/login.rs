@@ -58,18 +58,24 @@ pub(super) async fn enter(session: &mut Session, verb: Verb, member: Member) -> 
     let name = member.name.clone();
     session.logged_in_as(&name);
     info!("logged in");
-    let mut presence = Presence {
-        users: session.context.server.users.clone(),
-        member,
-        registered: verb != Verb::Nick,
-        rooms: BTreeMap::new(),
-        how: Departure::Lost,
-    };
+    let mut presence = new_presence(session, member, verb != Verb::Nick);
     if verb == Verb::Login {
         restore(session, &mut presence).await;
     }
     session.presence = Some(presence);
     Reply::ok_with(verb, name)
+}
+
+/// The presence of `member`, online through the directory, in no rooms yet: a login's, or a
+/// guest's under a new name (IRC's `NICK`).
+pub(in crate::server) fn new_presence(session: &Session, member: Member, registered: bool) -> Presence {
+    Presence {
+        users: session.context.server.users.clone(),
+        member,
+        registered,
+        rooms: BTreeMap::new(),
+        how: Departure::Lost,
+    }
 }
 
 /// Puts a returning user back in their rooms (they see `JR <room> <you>` for each, the

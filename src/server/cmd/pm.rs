@@ -4,12 +4,15 @@
 
 use std::sync::Arc;
 
-use linechat_protocol::{ErrorCode, Name, Reply};
+use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
-use super::Step;
+use tokio::sync::oneshot;
+
+use super::{CommandError, Step};
 use crate::connection::{Delivery, OutboxFull};
 use crate::server::session::{InFlight, Session};
 use crate::server::storage::{Conversation, Record};
+use crate::server::user::{PmError, PmOutcome, Private};
 
 pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step {
     // A message to someone whose handle the session lacks first waits for the answers of
@@ -27,28 +30,44 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
             session.pipeline(InFlight::Ready(answer)).await;
             return Step::Done;
         }
-        Straight::Refused(answer) => {
+        Straight::Refused(error) => {
+            let answer = pm_refused(&error);
             session.pipeline(InFlight::Ready(Delivery::new(answer))).await;
             return Step::Done;
         }
         Straight::NoHandle(text) => text,
     };
-    let Some(presence) = &session.presence else {
-        return super::not_logged_in(session).into();
+    let answer = match through_directory(session, to, text) {
+        Ok(answer) => answer,
+        Err(error) => return super::refused(session, error).into(),
     };
-    let from = presence.member.clone();
-    let answer = session.context.server.users.private(from, to, text);
     session.privates_in_flight += 1;
     session.pipeline(InFlight::Private(answer)).await;
     Step::Done
+}
+
+/// Sends a private message through the directory, for a recipient whose handle the session
+/// does not hold (see [`straight`]): the directory delivers it, or keeps it for an account
+/// that is offline, and answers on the returned channel; a delivery hands the recipient's
+/// handle over, for the session to keep.
+pub(in crate::server) fn through_directory(
+    session: &Session,
+    to: Name,
+    text: String,
+) -> Result<oneshot::Receiver<Private>, CommandError> {
+    let Some(presence) = &session.presence else {
+        return Err(CommandError::NotLoggedIn);
+    };
+    let from = presence.member.clone();
+    Ok(session.context.server.users.private(from, to, text))
 }
 
 /// What came of a private message offered to [`straight`].
 pub(in crate::server) enum Straight {
     /// In the recipient's outbox. The line protocol's answer, `OK PM <name>`, encoded once.
     Sent(Arc<Delivery>),
-    /// The recipient's outbox is full: they are being disconnected. The answer says so.
-    Refused(Reply),
+    /// The recipient's outbox is full: they are being disconnected.
+    Refused(PmError),
     /// The session holds no handle to the recipient that still takes lines: the text, back,
     /// for the directory to deliver.
     NoHandle(String),
@@ -89,8 +108,26 @@ pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String
     match outbox.push(line) {
         Ok(()) => Straight::Sent(recipient.sent.clone()),
         Err(OutboxFull) => {
-            let message = format!("{} is disconnecting", recipient.member.name);
-            Straight::Refused(Reply::err(ErrorCode::NoSuchUser, message))
+            let to = recipient.member.name.clone();
+            Straight::Refused(PmError::Disconnecting(to))
         }
     }
+}
+
+/// The line protocol's answer to a private message the directory handled.
+pub(in crate::server) fn pm_answer(answer: &Private) -> Reply {
+    match answer {
+        Ok(PmOutcome::Queued { to }) => Reply::ok_with(Verb::Pm, format!("{to} queued")),
+        Ok(sent) => Reply::ok_with(Verb::Pm, sent.recipient()),
+        Err(error) => pm_refused(error),
+    }
+}
+
+fn pm_refused(error: &PmError) -> Reply {
+    let code = match error {
+        PmError::NoSuchUser(_) | PmError::Disconnecting(_) => ErrorCode::NoSuchUser,
+        PmError::Storage { .. } => ErrorCode::Storage,
+        PmError::Unavailable => return crate::server::request::unavailable(),
+    };
+    Reply::err(code, error.to_string())
 }

@@ -13,8 +13,8 @@ pub(super) async fn apply(session: &mut Session, name: Name, password: Password)
 }
 
 async fn register(session: &mut Session, name: Name, password: Password) -> Step {
-    if let Some(refusal) = session.check_new_name(&name) {
-        return refusal.into();
+    if let Err(error) = super::check_new_name(session, &name) {
+        return super::refused(session, error).into();
     }
     if let Some(refusal) = already_logged_in(session) {
         return refusal.into();

@@ -3,12 +3,13 @@
 
 use std::time::UNIX_EPOCH;
 
-use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply, Topic};
+use linechat_protocol::{Command, HistoryTarget, Name, Topic};
 
 use super::message::{self, Message};
 use super::translate::GLOBAL;
 use super::{Flow, Irc, text};
-use crate::server::room::MAX_TOPIC_BYTES;
+use crate::server::cmd::{self, CommandError};
+use crate::server::room::{MAX_TOPIC_BYTES, RoomError, RoomTopic};
 
 /// Messages of a channel's history replayed when one joins it.
 pub(super) const REPLAY_ON_JOIN: u32 = 20;
@@ -70,52 +71,30 @@ async fn join_one(irc: &mut Irc, channel: &str) {
     {
         return;
     }
-    let mut answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
-    if is_error(&answer, ErrorCode::NoSuchRoom) {
-        answer = irc
-            .command(Command::CreateRoom { room: room.clone() })
-            .await;
-        // Created by someone else since the `JR`: it exists now, or is being stored, and
-        // a `JR` then waits for it in the room table.
-        if is_error(&answer, ErrorCode::RoomExists) {
-            answer = irc.command(Command::JoinRoom { room: room.clone() }).await;
+    let mut joined = cmd::join(&mut irc.session, room.clone()).await;
+    if let Err(CommandError::Room(RoomError::NoSuchRoom(_))) = joined {
+        joined = cmd::create(&mut irc.session, room.clone()).await;
+        // Created by someone else since the join: it exists now, or is being stored, and
+        // a join then waits for it in the room table.
+        if let Err(CommandError::Room(RoomError::Exists(_))) = joined {
+            joined = cmd::join(&mut irc.session, room).await;
         }
     }
-    match answer {
-        Reply::Ok { .. } => {
-            // The room's name as it was created, which may differ in case.
-            let name = irc
-                .session
-                .presence
-                .as_ref()
-                .and_then(|presence| presence.rooms.get(&room))
-                .map_or(room.clone(), |handle| handle.name().clone());
+    match joined {
+        // The room's name as it was created, which may differ in case.
+        Ok(name) => {
             let channel = format!("#{name}");
             enter(irc, &channel, HistoryTarget::Named(name)).await;
         }
-        Reply::Err {
-            code: ErrorCode::AlreadyInRoom,
-            ..
-        } => {}
-        Reply::Err {
-            code: ErrorCode::RoomFull,
-            message,
-        } => irc.numeric(
-            "471",
-            &[channel],
-            &format!("Cannot join channel: {message}"),
-        ),
-        Reply::Err {
-            code: ErrorCode::BadName,
-            message,
-        } => irc.numeric("479", &[channel], &message),
-        Reply::Err { message, .. } => irc.numeric("403", &[channel], &message),
-        _ => {}
+        Err(CommandError::Room(RoomError::AlreadyMember(_))) => {}
+        Err(error @ CommandError::Room(RoomError::Full { .. })) => {
+            irc.numeric("471", &[channel], &format!("Cannot join channel: {error}"))
+        }
+        Err(error @ CommandError::NameTooLong { .. }) => {
+            irc.numeric("479", &[channel], &error.to_string());
+        }
+        Err(error) => irc.numeric("403", &[channel], &error.to_string()),
     }
-}
-
-fn is_error(answer: &Reply, wanted: ErrorCode) -> bool {
-    matches!(answer, Reply::Err { code, .. } if *code == wanted)
 }
 
 /// What a join shows the joiner: the `JOIN`, the topic if there is one, the names, then the
@@ -162,14 +141,12 @@ async fn leave(irc: &mut Irc, channel: &str, reason: Option<&str>) {
             irc.as_me("PART", &[GLOBAL], reason);
         }
         Some(Channel::Global) => irc.numeric("442", &[channel], "You're not on that channel"),
-        Some(Channel::Room(room)) => match irc.command(Command::LeaveRoom { room }).await {
-            Reply::Ok { .. } => irc.as_me("PART", &[channel], reason),
-            Reply::Err {
-                code: ErrorCode::NotInRoom,
-                ..
-            } => irc.numeric("442", &[channel], "You're not on that channel"),
-            Reply::Err { message, .. } => irc.numeric("403", &[channel], &message),
-            _ => {}
+        Some(Channel::Room(room)) => match cmd::leave(&mut irc.session, room).await {
+            Ok(_) => irc.as_me("PART", &[channel], reason),
+            Err(CommandError::Room(RoomError::NotMember(_))) => {
+                irc.numeric("442", &[channel], "You're not on that channel");
+            }
+            Err(error) => irc.numeric("403", &[channel], &error.to_string()),
         },
     }
 }
@@ -185,19 +162,13 @@ pub(super) async fn names(irc: &mut Irc, message: Message) -> Flow {
 }
 
 /// The members of a channel, online users for `#global`.
-pub(super) async fn members(irc: &mut Irc, channel: &Channel) -> Option<Vec<Name>> {
+pub(super) async fn members(irc: &Irc, channel: &Channel) -> Option<Vec<Name>> {
     match channel {
-        Channel::Global => match irc.command(Command::Users {}).await {
-            Reply::Users(users) => Some(users),
-            _ => None,
-        },
-        Channel::Room(room) => match irc
-            .command(Command::ListRoomUsers { room: room.clone() })
+        Channel::Global => cmd::online(&irc.session).await.ok(),
+        Channel::Room(room) => cmd::members(&irc.session, room.clone())
             .await
-        {
-            Reply::RoomUsers { users, .. } => Some(users),
-            _ => None,
-        },
+            .ok()
+            .map(|members| members.users),
     }
 }
 
@@ -223,27 +194,20 @@ pub(super) async fn list(irc: &mut Irc, message: Message) -> Flow {
     let shown =
         |channel: &str| wanted.is_empty() || wanted.iter().any(|w| w.eq_ignore_ascii_case(channel));
     irc.numeric("321", &["Channel"], "Users  Name");
-    let mut channels = vec![Channel::Global];
-    if let Reply::Rooms(rooms) = irc.command(Command::ListRooms {}).await {
-        channels.extend(rooms.into_iter().map(Channel::Room));
+    if shown(GLOBAL) {
+        let count = members(irc, &Channel::Global)
+            .await
+            .map_or(0, |users| users.len());
+        let about = "linechat's global chat: everyone online";
+        irc.numeric("322", &[GLOBAL, &count.to_string()], about);
     }
-    for channel in channels {
-        let name = match &channel {
-            Channel::Global => GLOBAL.to_owned(),
-            Channel::Room(room) => format!("#{room}"),
-        };
+    for room in cmd::summaries(&irc.session).await.unwrap_or_default() {
+        let name = format!("#{}", room.room);
         if !shown(&name) {
             continue;
         }
-        let count = members(irc, &channel).await.map_or(0, |users| users.len());
-        let about = match channel {
-            Channel::Global => "linechat's global chat: everyone online".to_owned(),
-            Channel::Room(room) => topic_of(irc, &room)
-                .await
-                .map(|topic| topic.text)
-                .unwrap_or_default(),
-        };
-        irc.numeric("322", &[&name, &count.to_string()], &about);
+        let about = room.topic.map(|topic| topic.text).unwrap_or_default();
+        irc.numeric("322", &[&name, &room.members.to_string()], &about);
     }
     irc.numeric("323", &[], "End of /LIST");
     Flow::Continue
@@ -272,15 +236,15 @@ pub(super) async fn topic(irc: &mut Irc, message: Message) -> Flow {
         Some(Channel::Room(room)) => room,
     };
     if message.params.len() == 1 {
-        match irc.command(Command::Topic { room, text: None }).await {
-            Reply::Topic {
+        match cmd::topic(&irc.session, room).await {
+            Ok(RoomTopic {
                 room,
                 topic: Some(topic),
-            } => send_topic(irc, &format!("#{room}"), &topic),
-            Reply::Topic { room, topic: None } => {
+            }) => send_topic(irc, &format!("#{room}"), &topic),
+            Ok(RoomTopic { room, topic: None }) => {
                 irc.numeric("331", &[&format!("#{room}")], "No topic is set");
             }
-            _ => irc.numeric("403", &[&channel], "No such channel"),
+            Err(_) => irc.numeric("403", &[&channel], "No such channel"),
         }
         return Flow::Continue;
     }
@@ -291,70 +255,48 @@ pub(super) async fn topic(irc: &mut Irc, message: Message) -> Flow {
 /// Sets (or, with an empty text, clears) a room's topic, and shows the user the `TOPIC`
 /// line the other members see. IRC formatting is removed, and a topic longer than
 /// `TOPICLEN` is cut, as IRC servers do; the rest is held to the text rules, as messages are.
+/// Only a member may (`442` otherwise), whatever the text.
 async fn set_topic(irc: &mut Irc, channel: &str, room: Name, raw: &str) {
-    let handle = irc
+    let member = irc
         .session
         .presence
         .as_ref()
-        .and_then(|presence| Some((presence.rooms.get(&room)?, &presence.member.name)));
-    let Some((handle, me)) = handle else {
-        match irc.command(Command::Topic { room, text: None }).await {
-            Reply::Topic { .. } => irc.numeric("442", &[channel], "You're not on that channel"),
-            _ => irc.numeric("403", &[channel], "No such channel"),
-        }
-        return;
-    };
-    let (room, me) = (handle.name().clone(), me.clone());
-    let channel = format!("#{room}");
-    let Some(plain) = text::from_irc(raw) else {
-        irc.server_notice("topic not set: a CTCP request is no topic");
-        return;
-    };
-    let text = match text::checked(message::cut(&plain, MAX_TOPIC_BYTES)) {
-        Ok(text) => text.to_owned(),
-        Err(error) => {
-            irc.server_notice(&format!("topic not set: {error}"));
+        .is_some_and(|presence| presence.rooms.contains_key(&room));
+    let text = if member {
+        let Some(plain) = text::from_irc(raw) else {
+            irc.server_notice("topic not set: a CTCP request is no topic");
             return;
-        }
-    };
-    let answer = if text.is_empty() {
-        let rooms = irc.session.context.server.rooms.clone();
-        rooms.set_topic(me, room.clone(), None).await
-    } else {
-        let topic = Command::Topic {
-            room: room.clone(),
-            text: Some(text.clone()),
         };
-        irc.command(topic).await
+        match text::checked(message::cut(&plain, MAX_TOPIC_BYTES)) {
+            Ok("") => None,
+            Ok(text) => Some(text.to_owned()),
+            Err(error) => {
+                irc.server_notice(&format!("topic not set: {error}"));
+                return;
+            }
+        }
+    } else {
+        None
     };
-    match answer {
+    match cmd::set_topic(&irc.session, room, text.clone()).await {
         // As the others see it, whatever was cut or trimmed.
-        Reply::Ok { .. } => irc.as_me("TOPIC", &[&channel], Some(&text)),
-        Reply::Err {
-            code: ErrorCode::NotInRoom,
-            ..
-        } => irc.numeric("442", &[&channel], "You're not on that channel"),
-        Reply::Err {
-            code: ErrorCode::NoSuchRoom,
-            ..
-        } => irc.numeric("403", &[&channel], "No such channel"),
-        Reply::Err { message, .. } => irc.server_notice(&format!("topic not set: {message}")),
-        _ => {}
+        Ok(room) => {
+            let channel = format!("#{room}");
+            irc.as_me("TOPIC", &[&channel], Some(text.as_deref().unwrap_or("")));
+        }
+        Err(CommandError::Room(RoomError::NotMember(_))) => {
+            irc.numeric("442", &[channel], "You're not on that channel");
+        }
+        Err(CommandError::Room(RoomError::NoSuchRoom(_))) => {
+            irc.numeric("403", &[channel], "No such channel");
+        }
+        Err(error) => irc.server_notice(&format!("topic not set: {error}")),
     }
 }
 
 /// A room's topic, if it has one.
-async fn topic_of(irc: &mut Irc, room: &Name) -> Option<Topic> {
-    match irc
-        .command(Command::Topic {
-            room: room.clone(),
-            text: None,
-        })
-        .await
-    {
-        Reply::Topic { topic, .. } => topic,
-        _ => None,
-    }
+async fn topic_of(irc: &Irc, room: &Name) -> Option<Topic> {
+    cmd::topic(&irc.session, room.clone()).await.ok()?.topic
 }
 
 /// `332` (the topic) and `333` (who set it, and when, in Unix seconds).

@@ -2,13 +2,14 @@
 //! (`PM`), through the same actors as the line protocol. A `NOTICE` is delivered as a
 //! message, as linechat has one kind, and never answered with an error (RFC 2812 §3.3.2).
 
-use linechat_protocol::{ErrorCode, Name, Reply};
+use linechat_protocol::Name;
 
 use super::channel::Channel;
 use super::message::Message;
 use super::{Flow, Irc, text};
-use crate::server::cmd::{self, Straight};
-use crate::server::user::Private;
+use crate::server::cmd::{self, CommandError, Straight};
+use crate::server::room::RoomError;
+use crate::server::user::{PmError, PmOutcome};
 
 /// The targets a `PRIVMSG` or `NOTICE` may have (`TARGMAX` in `ISUPPORT`): one message
 /// costs the sender one line of flood control, and a delivery to each.
@@ -86,37 +87,26 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
 
 /// Why a message to a channel was not sent, as a numeric.
 async fn to_channel(irc: &mut Irc, target: &str, text: String) -> Option<(&'static str, String)> {
-    let server = irc.session.context.server.clone();
-    let presence = irc.session.presence.as_ref()?;
+    irc.session.presence.as_ref()?;
     match Channel::parse(target) {
         None => Some(("403", "No such channel".into())),
         Some(Channel::Global) if !irc.in_global => {
             Some(("404", "Cannot send to channel: JOIN #global first".into()))
         }
         Some(Channel::Global) => {
-            let answer = server.users.broadcast(presence.member.clone(), text).await;
-            match answer {
-                Ok(Reply::Err { message, .. }) => Some(("404", message)),
-                _ => None,
+            // Sent once the directory answers; it never refuses one.
+            if let Ok(answer) = cmd::broadcast(&irc.session, text) {
+                let _ = answer.await;
             }
+            None
         }
-        Some(Channel::Room(room)) => {
-            if let Some(handle) = presence.rooms.get(&room)
-                && handle
-                    .say(&server.store, &presence.member, text)
-                    .await
-                    .is_some()
-            {
-                return None;
+        Some(Channel::Room(room)) => match cmd::say(&irc.session, room, text).await {
+            Ok(_) => None,
+            Err(CommandError::Room(RoomError::NoSuchRoom(_))) => {
+                Some(("403", "No such channel".into()))
             }
-            match server.rooms.not_member(room).await {
-                Reply::Err {
-                    code: ErrorCode::NoSuchRoom,
-                    ..
-                } => Some(("403", "No such channel".into())),
-                _ => Some(("404", "Cannot send to channel: you are not in it".into())),
-            }
-        }
+            Err(_) => Some(("404", "Cannot send to channel: you are not in it".into())),
+        },
     }
 }
 
@@ -135,43 +125,35 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
     irc.session.presence.as_ref()?;
     let text = match cmd::straight(&mut irc.session, &to, text) {
         Straight::Sent(_) => return None,
-        Straight::Refused(reply) => return Some(refusal(reply)),
+        Straight::Refused(error) => return Some(refusal(&error)),
         Straight::NoHandle(text) => text,
     };
-    let server = irc.session.context.server.clone();
-    let from = irc.session.presence.as_ref()?.member.clone();
-    let answer = match server.users.private(from, to, text).await {
-        Ok(Private { reply, recipient }) => {
-            if let Some(member) = recipient {
-                irc.session.keep_recipient(member);
-            }
-            reply
-        }
-        Err(_) => return Some(("401", "No such nick/channel".into())),
+    let answer = match cmd::through_directory(&irc.session, to, text) {
+        Ok(answer) => answer.await.unwrap_or(Err(PmError::Unavailable)),
+        Err(_) => Err(PmError::Unavailable),
     };
     match answer {
-        Reply::Ok {
-            detail: Some(detail),
-            ..
-        } if detail.ends_with(" queued") => {
+        Ok(PmOutcome::Delivered { recipient }) => {
+            irc.session.keep_recipient(recipient);
+            None
+        }
+        Ok(PmOutcome::Queued { .. }) => {
             irc.server_notice(&format!(
                 "{target} is offline; they will get your message when they log in"
             ));
             None
         }
-        Reply::Ok { .. } => None,
-        refused => Some(refusal(refused)),
+        Ok(PmOutcome::Remote { .. }) => None,
+        Err(error) => Some(refusal(&error)),
     }
 }
 
-/// The numeric of a private message the line protocol refused with `reply`.
-fn refusal(reply: Reply) -> (&'static str, String) {
-    match reply {
-        Reply::Err {
-            code: ErrorCode::NoSuchUser,
-            ..
-        } => ("401", "No such nick/channel".into()),
-        Reply::Err { message, .. } => ("401", message),
-        _ => ("401", "No such nick/channel".into()),
+/// The numeric of a private message that was refused.
+fn refusal(error: &PmError) -> (&'static str, String) {
+    match error {
+        PmError::NoSuchUser(_) | PmError::Disconnecting(_) | PmError::Unavailable => {
+            ("401", "No such nick/channel".into())
+        }
+        PmError::Storage { .. } => ("401", error.to_string()),
     }
 }

@@ -212,12 +212,17 @@ impl Irc {
         ));
     }
 
-    /// Runs a line-protocol command on the session; its final reply. Lines it sends on its
-    /// way (restored rooms, history) go to the outbox, where they are translated.
+    /// Runs a line-protocol command that answers with a final line (a login, `HISTORY`) on
+    /// the session; that line. Lines it sends on its way (restored rooms, history) go to the
+    /// outbox, where they are translated. Messages and rooms go through the typed operations
+    /// of `cmd` instead.
     async fn command(&mut self, command: Command) -> Reply {
         match cmd::apply(&mut self.session, command).await {
             cmd::Step::Reply(reply) => reply,
-            cmd::Step::Done | cmd::Step::Quit(_) => Reply::ok(linechat_protocol::Verb::Ping),
+            cmd::Step::Done | cmd::Step::Quit(_) => {
+                debug_assert!(false, "IRC ran a command that answers without a final line");
+                crate::server::request::unavailable()
+            }
         }
     }
 }

@@ -2,23 +2,21 @@
 //! directory's list of who is online answers them; linechat has no modes, hosts or away
 //! state to share, so those are answered with what is always true here.
 
-use linechat_protocol::{Command, Name, Reply};
+use linechat_protocol::Name;
 
 use super::channel::{self, Channel};
 use super::message::Message;
 use super::translate::HOST;
 use super::{Flow, Irc, text};
+use crate::server::cmd;
 
 /// Who is online now.
-async fn online(irc: &mut Irc) -> Vec<Name> {
-    match irc.command(Command::Users {}).await {
-        Reply::Users(users) => users,
-        _ => Vec::new(),
-    }
+async fn online(irc: &Irc) -> Vec<Name> {
+    cmd::online(&irc.session).await.unwrap_or_default()
 }
 
 /// `nick` as the user online under it spells it, if one is.
-async fn find(irc: &mut Irc, nick: &str) -> Option<Name> {
+async fn find(irc: &Irc, nick: &str) -> Option<Name> {
     online(irc)
         .await
         .into_iter()

@@ -15,8 +15,8 @@ use super::message::Message;
 use super::messaging::MAX_TARGETS;
 use super::translate::GLOBAL;
 use super::{Flow, Irc, channel, text};
+use crate::server::cmd;
 use crate::server::room::MAX_TOPIC_BYTES;
-use crate::server::session::Presence;
 
 /// Capabilities offered (`CAP LS`); any other `CAP REQ` is refused whole (`NAK`).
 const CAPABILITIES: &[&str] = &["sasl", "server-time"];
@@ -193,8 +193,8 @@ pub(super) async fn nick(irc: &mut Irc, message: Message) -> Flow {
             return Flow::Continue;
         }
     };
-    if let Some(Reply::Err { message, .. }) = irc.session.check_new_name(&name) {
-        irc.numeric("432", &[wanted], &message);
+    if let Err(error) = cmd::check_new_name(&irc.session, &name) {
+        irc.numeric("432", &[wanted], &error.to_string());
         return Flow::Continue;
     }
     if !irc.welcomed {
@@ -242,7 +242,7 @@ async fn rename(irc: &mut Irc, new: Name) {
     };
     let mut rooms = BTreeMap::new();
     for (name, room) in std::mem::take(&mut old.rooms) {
-        room.leave(old.member.clone()).await;
+        let _ = room.leave(old.member.clone()).await;
         if let Ok(room) = server.rooms.join(member.clone(), name).await {
             rooms.insert(room.name().clone(), room);
         }
@@ -253,13 +253,9 @@ async fn rename(irc: &mut Irc, new: Name) {
     irc.as_me("NICK", &[], Some(new.as_str()));
     irc.session.logged_in_as(&new);
     info!(from = %old_name, "changed nick");
-    irc.session.presence = Some(Presence {
-        users: server.users.clone(),
-        member,
-        registered: false,
-        rooms,
-        how: Departure::Lost,
-    });
+    let mut presence = cmd::new_presence(&irc.session, member, false);
+    presence.rooms = rooms;
+    irc.session.presence = Some(presence);
 }
 
 /// Logs in and welcomes the user once `NICK` and `USER` are in and capability negotiation

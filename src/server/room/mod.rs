@@ -1,10 +1,25 @@
-//! Rooms: the `RoomsActor` owns the room table (`table.rs`), and each room with members has a
-//! `RoomActor` that owns its member list and fans its messages out (`members.rs`). Sessions
-//! hold the handles, `Rooms` and `Room`.
+//! Rooms: the `RoomsActor` owns the room table (`rooms_actor.rs`, with its topics in
+//! `topic.rs`, its limit of creations in `creations.rs` and what it hears from the other
+//! nodes in `remote.rs`), and each room with members has a `RoomActor` that owns its member
+//! list and fans its messages out (`room.rs`). Sessions hold the handles, `Rooms`
+//! (`rooms.rs`) and `Room`. What they answer besides success is a `RoomError` (`error.rs`).
 
-mod members;
-mod table;
+mod creations;
+mod error;
+mod remote;
+#[expect(
+    clippy::module_inception,
+    reason = "one file per type: `room.rs` holds `Room` and its actor, as `rooms.rs` holds `Rooms`"
+)]
+mod room;
+mod rooms;
+mod rooms_actor;
+#[cfg(test)]
+mod tests;
+mod topic;
 
-pub use members::Room;
-pub use table::{Joined, MAX_TOPIC_BYTES, RoomLimits, Rooms};
-pub(crate) use table::{KnownTopic, RemoteRooms};
+pub use error::RoomError;
+pub(crate) use remote::{KnownTopic, RemoteRooms};
+pub use room::Room;
+pub use rooms::{Joined, RoomLimits, RoomMembers, RoomSummary, RoomTopic, Rooms};
+pub use topic::MAX_TOPIC_BYTES;

@@ -15,14 +15,15 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use linechat_protocol::{Departure, ErrorCode, Name, Reply, Verb};
+use linechat_protocol::{Departure, Name, Reply, Verb};
 
+use super::cmd;
 use super::handle::ServerHandle;
 use super::limits::RoomCreations;
 use super::member::Member;
 use super::request::unavailable;
 use super::room::Room;
-use super::user::{Private, Users};
+use super::user::{PmError, PmOutcome, Private, Users};
 use crate::connection::{Delivery, Outbox};
 use crate::settings::Settings;
 
@@ -74,7 +75,8 @@ pub(super) struct Recipient {
 pub(super) enum InFlight {
     /// Known already; it waits only for the lines of the commands before it.
     Ready(Arc<Delivery>),
-    Reply(oneshot::Receiver<Reply>),
+    /// A global message the directory sends; answered once it is sent.
+    Broadcast(oneshot::Receiver<()>),
     /// A private message the directory delivers; its answer may hand over the recipient.
     Private(oneshot::Receiver<Private>),
 }
@@ -90,14 +92,12 @@ impl InFlight {
     async fn answered(&mut self) -> Answered {
         match self {
             InFlight::Ready(line) => Answered::Line(line.clone()),
-            InFlight::Reply(answer) => {
-                Answered::Reply(answer.await.unwrap_or_else(|_| unavailable()))
-            }
+            InFlight::Broadcast(answer) => Answered::Reply(match answer.await {
+                Ok(()) => Reply::ok(Verb::Msg),
+                Err(_) => unavailable(),
+            }),
             InFlight::Private(answer) => {
-                Answered::Private(answer.await.unwrap_or_else(|_| Private {
-                    reply: unavailable(),
-                    recipient: None,
-                }))
+                Answered::Private(answer.await.unwrap_or(Err(PmError::Unavailable)))
             }
         }
     }
@@ -178,10 +178,11 @@ impl Session {
                 let _ = self.outbox.push(line);
             }
             Answered::Reply(reply) => self.send(reply),
-            Answered::Private(Private { reply, recipient }) => {
+            Answered::Private(answer) => {
                 self.privates_in_flight = self.privates_in_flight.saturating_sub(1);
-                if let Some(member) = recipient {
-                    self.keep_recipient(member);
+                let reply = cmd::pm_answer(&answer);
+                if let Ok(PmOutcome::Delivered { recipient }) = answer {
+                    self.keep_recipient(recipient);
                 }
                 self.send(reply);
             }
@@ -201,16 +202,6 @@ impl Session {
         let sent = Delivery::new(Reply::ok_with(Verb::Pm, &member.name));
         self.recipients
             .insert(member.name.clone(), Recipient { member, sent });
-    }
-
-    /// Names that a command would create must fit `max_name_length`, which may be stricter
-    /// than the protocol's 32 characters; existing names are accepted as they are.
-    pub(super) fn check_new_name(&self, name: &Name) -> Option<Reply> {
-        let max = self.context.settings.max_name_length;
-        (name.as_str().len() > max).then(|| {
-            let message = format!("bad name \"{name}\": a name is at most {max} characters here");
-            Reply::err(ErrorCode::BadName, message)
-        })
     }
 
     /// Names the session's span after the user it is now logged in as.

@@ -1,4 +1,4 @@
-//! The `RoomActor`: one task per room with members.
+//! `Room`, the handle to one room's task, and the `RoomActor`: one task per room with members.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -7,25 +7,27 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
+use super::error::RoomError;
+use super::rooms::RoomMembers;
 use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
-use linechat_protocol::{ErrorCode, Name, Reply, Verb};
+use linechat_protocol::{Name, Reply};
 
 #[derive(Debug)]
 pub(super) enum RoomRequest {
     Join {
         member: Member,
-        /// `CR` or `JR`: the verb the joiner's `OK` names.
-        verb: Verb,
+        /// Whether the joiner just created the room (the other nodes are then told of it).
+        created: bool,
         /// The handle the joiner gets to keep.
         handle: Room,
-        reply: oneshot::Sender<Result<Room, Reply>>,
+        reply: oneshot::Sender<Result<Room, RoomError>>,
     },
     Leave {
         member: Member,
-        reply: Option<oneshot::Sender<Reply>>,
+        reply: Option<oneshot::Sender<Result<(), RoomError>>>,
     },
     /// A message from a member, encoded by the member's session, which answers `OK RM`
     /// itself.
@@ -33,7 +35,7 @@ pub(super) enum RoomRequest {
     Members {
         /// The members on the other nodes of a cluster, listed with this node's.
         others: Vec<Name>,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<RoomMembers, RoomError>>,
     },
     /// A line for every member here: what happened to the room on another node that could
     /// not say so itself (it was lost), or that was missed while NATS was away.
@@ -56,8 +58,6 @@ const INBOX: usize = 1024;
 pub struct Room {
     name: Name,
     tx: mpsc::Sender<RoomRequest>,
-    /// `OK RM <room>`, encoded once for every message said in the room.
-    said: Arc<Delivery>,
 }
 
 impl Room {
@@ -68,11 +68,11 @@ impl Room {
 
     /// Says `text` to the other members, after queueing it for history (which never waits),
     /// so that a member's `HISTORY` sent on seeing it, or the sender's on seeing the `OK`,
-    /// finds it. Waits only while the room's inbox is full. Returns `OK RM <room>`, for the
-    /// sender, or `None` if the room's task is gone.
-    pub async fn say(&self, store: &Store, from: &Member, text: String) -> Option<Arc<Delivery>> {
+    /// finds it. Waits only while the room's inbox is full. `NotMember` if the room's task
+    /// is gone.
+    pub async fn say(&self, store: &Store, from: &Member, text: String) -> Result<(), RoomError> {
         if self.tx.is_closed() {
-            return None;
+            return Err(self.not_in());
         }
         let said = Reply::Rm {
             room: self.name.clone(),
@@ -82,7 +82,7 @@ impl Room {
         let line = Delivery::of(&said);
         // The text moves on to the history record: a message is copied once, into its line.
         let Reply::Rm { from, text, .. } = said else {
-            return None;
+            unreachable!("the reply was built as an RM just above");
         };
         store.record(Record::now(
             Conversation::Room(self.name.clone()),
@@ -90,20 +90,24 @@ impl Room {
             text,
         ));
         let sent = self.tx.send(RoomRequest::Say { from, line }).await;
-        sent.is_ok().then(|| self.said.clone())
+        sent.map_err(|_| self.not_in())
     }
 
-    /// Leaves the room; the answer is `OK LR <room>` or why not.
-    pub async fn leave(&self, member: Member) -> Reply {
+    /// Leaves the room, or says why not.
+    pub async fn leave(&self, member: Member) -> Result<(), RoomError> {
         let (reply, answer) = oneshot::channel();
         let leave = RoomRequest::Leave {
             member,
             reply: Some(reply),
         };
         if self.tx.send(leave).await.is_err() {
-            return not_in(&self.name);
+            return Err(self.not_in());
         }
-        answer.await.unwrap_or_else(|_| not_in(&self.name))
+        answer.await.unwrap_or_else(|_| Err(self.not_in()))
+    }
+
+    fn not_in(&self) -> RoomError {
+        RoomError::NotMember(self.name.clone())
     }
 
     /// Leaves without waiting, as a disconnecting session does.
@@ -172,7 +176,6 @@ impl RoomActor {
         let handle = Room {
             name: room.clone(),
             tx,
-            said: Delivery::new(Reply::ok_with(Verb::RoomMessage, &room)),
         };
         let actor = RoomActor {
             room,
@@ -229,15 +232,11 @@ impl RoomActor {
         match message {
             RoomRequest::Join {
                 member,
-                verb,
+                created,
                 handle,
                 reply,
             } => {
-                let answer = match self.join(member, verb) {
-                    Reply::Ok { .. } => Ok(handle),
-                    refusal => Err(refusal),
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(self.join(member, created).map(|()| handle));
             }
             RoomRequest::Leave { member, reply } => {
                 let present = self
@@ -252,9 +251,9 @@ impl RoomActor {
                     if self.members.is_empty() {
                         let _ = self.idle.send(self.room.clone());
                     }
-                    Reply::ok_with(Verb::LeaveRoom, &self.room)
+                    Ok(())
                 } else {
-                    not_in(&room)
+                    Err(RoomError::NotMember(room))
                 };
                 if let Some(reply) = reply {
                     let _ = reply.send(answer);
@@ -274,7 +273,7 @@ impl RoomActor {
                 let mut users: Vec<Name> = self.members.keys().cloned().collect();
                 users.extend(others);
                 users.sort();
-                let _ = reply.send(Reply::RoomUsers { room, users });
+                let _ = reply.send(Ok(RoomMembers { room, users }));
             }
             RoomRequest::Deliver { line } => {
                 for seat in self.members.values() {
@@ -292,17 +291,17 @@ impl RoomActor {
         ControlFlow::Continue(())
     }
 
-    fn join(&mut self, member: Member, verb: Verb) -> Reply {
+    fn join(&mut self, member: Member, created: bool) -> Result<(), RoomError> {
         let room = self.room.clone();
         match self.members.get_mut(&member.name) {
             Some(seat) if seat.outbox.same_connection(&member.outbox) => {
-                return Reply::err(ErrorCode::AlreadyInRoom, format!("you are in {room}"));
+                return Err(RoomError::AlreadyMember(room));
             }
             // The same user on a new connection, after a login that took their session over:
             // they keep their seat, and the others see no change.
             Some(seat) if seat.id == member.id => {
                 seat.outbox = member.outbox;
-                return Reply::ok_with(verb, &room);
+                return Ok(());
             }
             // Someone else under that name, whose session is ending: they leave first.
             Some(_) => {
@@ -320,8 +319,8 @@ impl RoomActor {
             None => {}
         }
         if self.members.len() >= self.max_members {
-            let message = format!("{room} has {} members, its most", self.members.len());
-            return Reply::err(ErrorCode::RoomFull, message);
+            let members = self.members.len();
+            return Err(RoomError::Full { room, members });
         }
         let user = member.name.clone();
         self.tell_cluster(Change::Joined, &user);
@@ -330,9 +329,7 @@ impl RoomActor {
             id: member.id,
             outbox: member.outbox,
         };
-        if verb == Verb::CreateRoom
-            && let Some(cluster) = &self.cluster
-        {
+        if created && let Some(cluster) = &self.cluster {
             // After the creator's `JR` line, in the node's one queue: a user of another node
             // who joins on hearing of the room cannot get that line, which came before.
             cluster.global(&wire::Global::RoomCreated {
@@ -341,7 +338,7 @@ impl RoomActor {
             });
         }
         self.members.insert(member.name, seat);
-        Reply::ok_with(verb, &self.room)
+        Ok(())
     }
 
     /// Queues `reply` for every member but `except`, encoded once for all of them, and,
@@ -376,10 +373,6 @@ impl RoomActor {
             }
         }
     }
-}
-
-fn not_in(room: &Name) -> Reply {
-    Reply::err(ErrorCode::NotInRoom, format!("you are not in {room}"))
 }
 
 /// A change of a room's members, for the other nodes.

@@ -1,0 +1,205 @@
+//! Private messages through the directory: where one goes (`PmOutcome`) or why not
+//! (`PmError`), for a recipient here, on another node, or offline.
+
+use linechat_protocol::{Name, Reply};
+use tokio::sync::oneshot;
+
+use super::users::UsersRequest;
+use super::users_actor::UsersActor;
+use crate::server::cluster::wire;
+use crate::server::member::{Member, UserId};
+use crate::server::storage::{Conversation, Record};
+
+/// The answer to a private message sent through the directory.
+pub type Private = Result<PmOutcome, PmError>;
+
+/// Where a private message went.
+#[derive(Debug, Clone)]
+pub enum PmOutcome {
+    /// In the recipient's outbox, on this node. The sender's session keeps the handle and
+    /// sends them its next messages directly, for as long as their outbox takes lines.
+    Delivered { recipient: Member },
+    /// Stored for an account that is offline (`to`, its name as registered), which gets it
+    /// on logging in.
+    Queued { to: Name },
+    /// Sent on to the node the recipient (`to`, as they are online) is on.
+    Remote { to: Name },
+}
+
+impl PmOutcome {
+    /// The recipient's name, as they are online or registered.
+    pub fn recipient(&self) -> &Name {
+        match self {
+            Self::Delivered { recipient } => &recipient.name,
+            Self::Queued { to } | Self::Remote { to } => to,
+        }
+    }
+}
+
+/// Why a private message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PmError {
+    #[error("{0} is neither online nor registered")]
+    NoSuchUser(Name),
+    /// The recipient's outbox takes no more lines: their session is ending.
+    #[error("{0} is disconnecting")]
+    Disconnecting(Name),
+    #[error("the message for {to} could not be stored: {reason}")]
+    Storage { to: Name, reason: String },
+    /// The directory is gone (the server is shutting down).
+    #[error("the server is unavailable")]
+    Unavailable,
+}
+
+/// A private message waiting for the shared store to say whether its recipient, a name this
+/// node does not know, is an account registered on another node.
+#[derive(Debug)]
+pub(super) struct Unrouted {
+    from: Member,
+    text: String,
+    reply: oneshot::Sender<Private>,
+}
+
+impl UsersActor {
+    /// `PM`: delivers a private message, or keeps it for an account that is offline: then
+    /// the answer waits until it is stored, without holding up the directory.
+    pub(super) fn private(
+        &mut self,
+        from: Member,
+        to: Name,
+        text: String,
+        reply: oneshot::Sender<Private>,
+    ) {
+        self.route_private(from, to, text, reply, true);
+    }
+
+    /// [`UsersActor::private`]; a name this node does not know is looked up in the shared
+    /// store first if `may_look_up`, and the message waits for the answer.
+    pub(super) fn route_private(
+        &mut self,
+        from: Member,
+        to: Name,
+        text: String,
+        reply: oneshot::Sender<Private>,
+        may_look_up: bool,
+    ) {
+        // Notices go first, in the order things happened.
+        self.flush_presence();
+        // Behind a lookup of the same name: in order after the messages that wait for it.
+        if let Some(waiting) = self.looking_up.get_mut(&to) {
+            waiting.push(Unrouted { from, text, reply });
+            return;
+        }
+        if let Some(cluster) = &self.cluster
+            && let Some((name, remote)) = self.remote.get_key_value(&to)
+        {
+            // On another node: sent there, through this node's one queue to NATS, so that
+            // one sender's messages keep their order. On the shared store, the recipient's
+            // node records it, as delivered or, should they have gone offline meanwhile, as
+            // queued for them: one row either way. On stores of their own, each side keeps
+            // its own.
+            if !self.store.is_shared() {
+                self.store.record(Record::now(
+                    Conversation::Private(from.id, remote.id),
+                    from.name.clone(),
+                    text.clone(),
+                ));
+            }
+            let pm = wire::Pm {
+                from: from.name,
+                from_id: from.id.key(),
+                to: name.clone(),
+                text,
+            };
+            cluster.private(&remote.node, &pm);
+            let _ = reply.send(Ok(PmOutcome::Remote { to: name.clone() }));
+            return;
+        }
+        let (to, recipient, outbox) = match self.online.get_key_value(&to) {
+            Some((name, online)) => (name.clone(), online.id, Some(&online.outbox)),
+            None => match self.registered.get_key_value(&to) {
+                Some((name, id)) => (name.clone(), UserId::Account(*id), None),
+                None if may_look_up && self.store.is_shared() => {
+                    self.look_up(to.clone());
+                    if let Some(waiting) = self.looking_up.get_mut(&to) {
+                        waiting.push(Unrouted { from, text, reply });
+                    }
+                    return;
+                }
+                None => {
+                    let _ = reply.send(Err(PmError::NoSuchUser(to)));
+                    return;
+                }
+            },
+        };
+        let record = Record::now(
+            Conversation::Private(from.id, recipient),
+            from.name.clone(),
+            text.clone(),
+        );
+        let Some(outbox) = outbox else {
+            // Sent to the writer now, so that queued messages keep their order.
+            let stored = self.store.queue_private(record);
+            tokio::spawn(async move {
+                let answer = match stored.await {
+                    Ok(()) => Ok(PmOutcome::Queued { to }),
+                    Err(error) => {
+                        let reason = error.client_message();
+                        Err(PmError::Storage { to, reason })
+                    }
+                };
+                let _ = reply.send(answer);
+            });
+            return;
+        };
+        if outbox.is_closed() {
+            let _ = reply.send(Err(PmError::Disconnecting(to)));
+            return;
+        }
+        // Recorded before it is delivered, as MSG is.
+        self.store.record(record);
+        let _ = outbox.send(Reply::Pm {
+            from: from.name,
+            text,
+        });
+        let _ = reply.send(Ok(PmOutcome::Delivered {
+            recipient: Member {
+                name: to,
+                id: recipient,
+                outbox: outbox.clone(),
+            },
+        }));
+    }
+
+    /// Looks `name`, which this node does not know, up in the shared store from a task of
+    /// its own; the answer comes back as [`UsersRequest::LookedUp`]. One lookup per name at
+    /// a time: what waits for it is kept in order in `looking_up`.
+    pub(super) fn look_up(&mut self, name: Name) {
+        if self.looking_up.contains_key(&name) {
+            return;
+        }
+        self.looking_up.insert(name.clone(), Vec::new());
+        let (store, actor) = (self.store.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let account = match store.account(&name).await {
+                Ok(account) => account.map(|(id, name, _hash)| (id, name)),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot look a name up in the store");
+                    None
+                }
+            };
+            let _ = actor.send(UsersRequest::LookedUp { name, account });
+        });
+    }
+
+    /// The shared store's answer about `name`: an account is taken in, and the private
+    /// messages that waited for the answer are queued for it, in order, or refused.
+    pub(super) fn looked_up(&mut self, name: Name, account: Option<(i64, Name)>) {
+        if let Some((id, registered)) = account {
+            self.learn(registered, id);
+        }
+        for Unrouted { from, text, reply } in self.looking_up.remove(&name).unwrap_or_default() {
+            self.route_private(from, name.clone(), text, reply, false);
+        }
+    }
+}
