@@ -737,7 +737,7 @@ async fn history_in_rows_reads_with_the_chunks_after_it() {
     assert_eq!(rows_and_chunks(&place).await, (5, 2));
     let all = store.history(Conversation::Global, 100).await.unwrap();
     assert_eq!(texts(&all), numbered(0..10));
-    assert!(all[4].id > 6, "new ids start after the old rows'");
+    assert!(all[4].id.get() > 6, "new ids start after the old rows'");
     // A window that starts in the rows, read in pages across rows and chunks.
     let first = store
         .history_page(Conversation::Global, 8, None, 3)
