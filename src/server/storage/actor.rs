@@ -36,6 +36,9 @@ const DRAIN_EVERY: Duration = Duration::from_millis(2);
 /// Conversations the writer keeps in memory; past this, it forgets them all and looks them
 /// up again.
 const KEYS_KEPT: usize = 65_536;
+/// Shortest time between moves to a fresh block of ids on a shared store (`ids.rs`), however
+/// short the batch window.
+const MIN_FRESH_IDS_EVERY: Duration = Duration::from_millis(10);
 /// How often old history is pruned while running (it is also pruned at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// At most one log line per this long about history batches that could not be written, with
@@ -156,6 +159,9 @@ pub(super) struct StoreActor<D> {
     conversations: HashMap<Conversation, Known>,
     /// The ids this node hands out, for which the writer reserves blocks (`ids.rs`).
     ids: Arc<MessageIds>,
+    /// Whether other nodes write to the same database: then the node moves on to a fresh
+    /// block of ids every batch window (`ids.rs`).
+    shared: bool,
     backlog: Backlog,
     /// History records sent and not taken yet, which the writer counts down as it takes them.
     queued: Arc<Queued>,
@@ -190,6 +196,7 @@ impl<D: Database> StoreActor<D> {
             last_error: None,
             conversations: HashMap::new(),
             ids,
+            shared: options.database_url.is_some(),
             backlog,
             queued,
         }
@@ -215,6 +222,9 @@ impl<D: Database> StoreActor<D> {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StoreRequest>) {
         self.prune().await;
         let mut prune = tokio::time::interval_at(Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
+        let window = self.batch_window.max(MIN_FRESH_IDS_EVERY);
+        let mut fresh_ids = tokio::time::interval_at(Instant::now() + window, window);
+        fresh_ids.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Requests are taken many at a time: at chat rates a wake-up for every message (each
         // sender wakes the writer that waits for its inbox) would cost as much as writing it.
         // So the inbox wakes the writer only for the first record of a batch; while a batch
@@ -251,6 +261,7 @@ impl<D: Database> StoreActor<D> {
                     if self.retry_at.is_some() && !gathering => self.flush().await,
                 _ = prune.tick() => self.prune().await,
                 () = ids.wanted() => self.reserve_ids_or_retry().await,
+                _ = fresh_ids.tick(), if self.shared => self.fresh_ids().await,
             }
             if !self.take_all(&mut requests).await {
                 return;
@@ -636,20 +647,65 @@ impl<D: Database> StoreActor<D> {
 
     /// Reserves the blocks of ids the node wants (`ids.rs`): the one in use and the next.
     async fn reserve_ids(&mut self) -> Result<(), sqlx::Error> {
-        for _ in 0..self.ids.blocks_wanted() {
-            let block = i64::try_from(ids::BLOCK).unwrap_or(i64::MAX);
-            let last = self.db.reserve_ids(block).await?;
-            self.ids.add_block(last - block + 1);
+        self.reserve_blocks(self.ids.blocks_wanted())
+            .await
+            .map(drop)
+    }
+
+    /// Reserves `blocks` blocks of ids in one statement and adds them; the number of the
+    /// first on this node, if any.
+    async fn reserve_blocks(&mut self, blocks: u64) -> Result<Option<u64>, sqlx::Error> {
+        if blocks == 0 {
+            return Ok(None);
         }
-        Ok(())
+        let block = i64::try_from(ids::BLOCK).unwrap_or(i64::MAX);
+        let count = block.saturating_mul(i64::try_from(blocks).unwrap_or(i64::MAX));
+        let last = self.db.reserve_ids(count).await?;
+        let mut start = last - count + 1;
+        let first = self.ids.add_block(start);
+        for _ in 1..blocks {
+            start += block;
+            self.ids.add_block(start);
+        }
+        Ok(Some(first))
+    }
+
+    /// Moves on to a freshly reserved block of ids, with a fresh spare (a shared store's,
+    /// every batch window: `ids.rs`). Not tried while the database is found out of reach;
+    /// on a failure the node goes on with the block it has, which only orders its messages
+    /// among other nodes' less closely.
+    async fn fresh_ids(&mut self) {
+        if self.away() {
+            return;
+        }
+        match self.reserve_blocks(2).await {
+            Ok(Some(fresh)) => self.ids.move_to(fresh),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%error, "reserving fresh message ids failed");
+                self.db.roll_back_leftovers().await;
+                if postgres::out_of_reach(&error) {
+                    self.found_away();
+                }
+            }
+        }
     }
 
     /// The same, at a moment of the writer's own: a failure is logged, and tried again with
     /// the next commit, or in `RETRY_EVERY`. The node has a whole block in hand meanwhile.
     async fn reserve_ids_or_retry(&mut self) {
+        if self.away() {
+            // Tried again with the kept batches.
+            self.retry_at
+                .get_or_insert_with(|| Instant::now() + RETRY_EVERY);
+            return;
+        }
         if let Err(error) = self.reserve_ids().await {
             error!(%error, "reserving message ids failed; trying again");
             self.db.roll_back_leftovers().await;
+            if postgres::out_of_reach(&error) {
+                self.found_away();
+            }
             if self.retry_at.is_none() {
                 self.retry_at = Some(Instant::now() + RETRY_EVERY);
             }

@@ -9,12 +9,18 @@
 //! stored, with history off, are not handed out again either). Within a node, ids grow in
 //! the order it accepts messages.
 //!
+//! On a shared store a node also moves on to a freshly reserved block every batch window,
+//! used up or not: the counter hands blocks out in time order, so messages accepted on
+//! different nodes then order by id as they were accepted, to within a batch window (as
+//! `HISTORY` shows them). That costs one `UPDATE` of one row per window and node, and a
+//! block's worth of ids, of which an `i64` has enough for thousands of years of it.
+//!
 //! Handing one out never waits: the writer keeps one whole block in reserve beyond the one in
 //! use, and reserves another each time a block is entered, so that a block runs out only if
-//! a whole block's worth of messages (over a million) is accepted while the database cannot
-//! be reached. Then, rather than hold chat up or guess an id another node may own, the
+//! a whole block's worth of messages (a quarter of a million) is accepted while the database
+//! does not answer. Then, rather than hold chat up or guess an id another node may own, the
 //! messages are given negative ids ([`MessageId::is_stored`] is false), which are never
-//! stored and never collide with a stored one; their history is lost, which it is by then
+//! stored and never collide with a stored one; their history is lost, as it is by then
 //! anyway (the writer keeps only `KEPT_AT_MOST` messages through an outage).
 
 use std::fmt;
@@ -54,14 +60,16 @@ impl fmt::Display for MessageId {
     }
 }
 
-/// Ids per block. Large, so that a node reserves rarely and has over a million ids in hand
-/// whatever happens to the database; an id is an `i64`, so the ids a restart leaves unused
-/// (at most two blocks) cost nothing that matters.
-pub(super) const BLOCK: u64 = 1 << 20;
-/// Blocks whose starts are kept; a block's slot is reused for the block `SLOTS` later. More
-/// than the two in hand, so that a sender holding an id of an older block (taken a moment
-/// ago) still finds its start.
-const SLOTS: usize = 8;
+/// Ids per block: with the spare one, a node has at least this many in hand, a tenth of a
+/// second of the most messages one node accepts ten times over, while the writer, busy with
+/// a batch, gets to reserving the next. Ids a block leaves unused (at a restart, or moving
+/// on to a fresh block) are never given out.
+pub(super) const BLOCK: u64 = 1 << 18;
+/// Blocks whose starts are kept; a block's slot is reused for the block `SLOTS` later (a
+/// few seconds later at the least, when a shared store moves on to a fresh block every
+/// window): a sender holding an id of an older block, taken a moment ago, still finds its
+/// start.
+const SLOTS: usize = 64;
 /// A slot being written.
 const WRITING: u64 = u64::MAX;
 
@@ -149,7 +157,8 @@ impl MessageIds {
     /// Adds a block the writer reserved: ids `start ..= start + BLOCK - 1`. Only the writer
     /// calls this, one block at a time. A block that comes after the node ran out serves
     /// from the id now being handed out: the numbers passed meanwhile went to negative ids.
-    pub fn add_block(&self, start: i64) {
+    /// Returns the block's number on this node.
+    pub fn add_block(&self, start: i64) -> u64 {
         let in_use = self.taken.load(Ordering::Relaxed) / BLOCK;
         let block = self.reserved.load(Ordering::Relaxed).max(in_use);
         let slot = &self.slots[block as usize % SLOTS];
@@ -161,6 +170,13 @@ impl MessageIds {
         if self.unblocked.swap(0, Ordering::Relaxed) > 0 {
             tracing::info!("message ids are back: messages are stored again");
         }
+        block
+    }
+
+    /// Moves on to block `block` (added already), leaving the rest of the one in use: the
+    /// next id is its first.
+    pub fn move_to(&self, block: u64) {
+        self.taken.fetch_max(block * BLOCK, Ordering::Relaxed);
     }
 
     /// Returns when a sender has entered a new block since the last call (the writer's).
@@ -203,6 +219,18 @@ mod tests {
             MessageId(10_000_002),
             "on in the block that came"
         );
+    }
+
+    #[test]
+    fn moving_on_to_a_fresh_block_leaves_the_rest_of_the_old_one() {
+        let ids = MessageIds::new();
+        ids.add_block(1);
+        ids.add_block(BLOCK as i64 + 1);
+        assert_eq!(ids.next(), MessageId(1));
+        let fresh = ids.add_block(10 * BLOCK as i64);
+        ids.move_to(fresh);
+        assert_eq!(ids.next().get(), 10 * BLOCK as i64);
+        assert_eq!(ids.blocks_wanted(), 1, "a spare after the fresh one");
     }
 
     #[test]

@@ -1082,6 +1082,28 @@ async fn two_stores_on_one_database_share_everything() {
     assert_eq!(taken, ["a for b"]);
 }
 
+/// Nodes move on to fresh blocks of ids every batch window, so that a message accepted on
+/// one node a window after another node's has the higher id, whichever node started first.
+#[tokio::test]
+async fn on_a_shared_store_ids_of_two_nodes_follow_the_order_they_were_given_in() {
+    let place = Place::new(Kind::Postgres);
+    let (one, _, _one_task) = Store::open(place.options()).await.unwrap();
+    let (two, _, _two_task) = Store::open(place.options()).await.unwrap();
+    let pause = place.options().batch_window * 4;
+    let mut given = Vec::new();
+    for round in 0..3 {
+        for (node, store) in [("one", &one), ("two", &two)] {
+            let text = format!("{node} {round}");
+            given.push(store.record(said(Conversation::Global, node, &text)));
+            tokio::time::sleep(pause).await;
+        }
+    }
+    assert!(given.is_sorted(), "{given:?}");
+    tokio::join!(one.sync(), two.sync());
+    let history = one.history(Conversation::Global, 10).await.unwrap();
+    assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), given);
+}
+
 // The longest of these tests (a PostgreSQL of its own, and the pool's timeouts): its name
 // sorts early, so that it starts among the first and does not run on alone at the end.
 #[tokio::test]
