@@ -13,7 +13,7 @@ use tracing::{error, info};
 
 use super::backend::{Database, Straddling, Unwritten};
 use super::chunk::{self, ChunkWriter, Entry};
-use super::ids::{self, MessageIds};
+use super::ids::MessageIds;
 use super::queued::Queued;
 use super::{
     Conversation, Loaded, MessageId, Record, StorageError, StorageOptions, StoreRequest,
@@ -658,7 +658,7 @@ impl<D: Database> StoreActor<D> {
         if blocks == 0 {
             return Ok(None);
         }
-        let block = i64::try_from(ids::BLOCK).unwrap_or(i64::MAX);
+        let block = i64::try_from(self.ids.block()).unwrap_or(i64::MAX);
         let count = block.saturating_mul(i64::try_from(blocks).unwrap_or(i64::MAX));
         let last = self.db.reserve_ids(count).await?;
         let mut start = last - count + 1;

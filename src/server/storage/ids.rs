@@ -2,7 +2,7 @@
 //! the node that accepted it, the database and every device that receives it know it by the
 //! same id from the start.
 //!
-//! Ids come in blocks of [`BLOCK`] consecutive ids, reserved from the database's
+//! Ids come in blocks of consecutive ids ([`BLOCK_ALONE`], [`BLOCK_SHARED`]), reserved from the database's
 //! `message_ids` counter by the writer task: on a shared PostgreSQL store each node takes
 //! blocks of its own, so no two nodes ever hand out one id, and on either database a
 //! restarted node starts above every block reserved before (ids of messages that were never
@@ -17,8 +17,8 @@
 //!
 //! Handing one out never waits: the writer keeps one whole block in reserve beyond the one in
 //! use, and reserves another each time a block is entered, so that a block runs out only if
-//! a whole block's worth of messages (a quarter of a million) is accepted while the database
-//! does not answer. Then, rather than hold chat up or guess an id another node may own, the
+//! a whole block's worth of messages (over a million) is accepted while the database does
+//! not answer. Then, rather than hold chat up or guess an id another node may own, the
 //! messages are given negative ids ([`MessageId::is_stored`] is false), which are never
 //! stored and never collide with a stored one; their history is lost, as it is by then
 //! anyway (the writer keeps only `KEPT_AT_MOST` messages through an outage).
@@ -60,11 +60,17 @@ impl fmt::Display for MessageId {
     }
 }
 
-/// Ids per block: with the spare one, a node has at least this many in hand, a tenth of a
-/// second of the most messages one node accepts ten times over, while the writer, busy with
-/// a batch, gets to reserving the next. Ids a block leaves unused (at a restart, or moving
-/// on to a fresh block) are never given out.
-pub(super) const BLOCK: u64 = 1 << 18;
+/// Ids per block of a node alone on its database (SQLite): with the spare one, a node has at
+/// least this many in hand, seconds of the most messages one node accepts, while the writer,
+/// running below chat, gets to reserving the next (senders wait for it well before: at most
+/// `queued::QUEUED_AT_MOST` of records, half a million, wait for the writer). Ids a block
+/// leaves unused at a restart are never given out; an `i64` has room for billions of them.
+pub(super) const BLOCK_ALONE: u64 = 1 << 22;
+/// Ids per block of a node that shares its database (PostgreSQL). Smaller, as the node
+/// moves on to a fresh one every batch window: a second of the most messages one node
+/// accepts, with the spare two, and ten million ids a second burnt, for which an `i64` lasts
+/// ten thousand years.
+pub(super) const BLOCK_SHARED: u64 = 1 << 20;
 /// Blocks whose starts are kept; a block's slot is reused for the block `SLOTS` later (a
 /// few seconds later at the least, when a shared store moves on to a fresh block every
 /// window): a sender holding an id of an older block, taken a moment ago, still finds its
@@ -83,9 +89,11 @@ struct Slot {
 
 /// The ids of this node: shared by the store's handles (which hand them out) and the writer
 /// (which reserves blocks). Ids are numbered on this node from 0 (`taken`); the `n`th is the
-/// `n % BLOCK`th of the node's block `n / BLOCK`.
+/// `n % block`th of the node's block `n / block`.
 #[derive(Debug)]
 pub(super) struct MessageIds {
+    /// Ids per block.
+    block: u64,
     /// Ids handed out since start.
     taken: AtomicU64,
     /// Blocks reserved since start: block `k` is usable once this is above `k`.
@@ -98,8 +106,9 @@ pub(super) struct MessageIds {
 }
 
 impl MessageIds {
-    pub fn new() -> Self {
+    pub fn new(block: u64) -> Self {
         Self {
+            block,
             taken: AtomicU64::new(0),
             reserved: AtomicU64::new(0),
             slots: std::array::from_fn(|_| Slot {
@@ -114,7 +123,7 @@ impl MessageIds {
     /// The next id. Never waits.
     pub fn next(&self) -> MessageId {
         let n = self.taken.fetch_add(1, Ordering::Relaxed);
-        let (block, offset) = (n / BLOCK, n % BLOCK);
+        let (block, offset) = (n / self.block, n % self.block);
         if offset == 0 && n > 0 {
             // A block entered: the one after the next is wanted.
             self.wanted.notify_one();
@@ -150,16 +159,21 @@ impl MessageIds {
     /// How many more blocks the writer should reserve now: enough that the block in use and
     /// the one after it are reserved.
     pub fn blocks_wanted(&self) -> u64 {
-        let in_use = self.taken.load(Ordering::Relaxed) / BLOCK;
+        let in_use = self.taken.load(Ordering::Relaxed) / self.block;
         (in_use + 2).saturating_sub(self.reserved.load(Ordering::Acquire))
     }
 
-    /// Adds a block the writer reserved: ids `start ..= start + BLOCK - 1`. Only the writer
+    /// Ids per block.
+    pub fn block(&self) -> u64 {
+        self.block
+    }
+
+    /// Adds a block the writer reserved: ids `start ..= start + block - 1`. Only the writer
     /// calls this, one block at a time. A block that comes after the node ran out serves
     /// from the id now being handed out: the numbers passed meanwhile went to negative ids.
     /// Returns the block's number on this node.
     pub fn add_block(&self, start: i64) -> u64 {
-        let in_use = self.taken.load(Ordering::Relaxed) / BLOCK;
+        let in_use = self.taken.load(Ordering::Relaxed) / self.block;
         let block = self.reserved.load(Ordering::Relaxed).max(in_use);
         let slot = &self.slots[block as usize % SLOTS];
         slot.block.store(WRITING, Ordering::Relaxed);
@@ -176,7 +190,7 @@ impl MessageIds {
     /// Moves on to block `block` (added already), leaving the rest of the one in use: the
     /// next id is its first.
     pub fn move_to(&self, block: u64) {
-        self.taken.fetch_max(block * BLOCK, Ordering::Relaxed);
+        self.taken.fetch_max(block * self.block, Ordering::Relaxed);
     }
 
     /// Returns when a sender has entered a new block since the last call (the writer's).
@@ -189,9 +203,11 @@ impl MessageIds {
 mod tests {
     use super::*;
 
+    const BLOCK: u64 = 1000;
+
     #[test]
     fn ids_run_through_a_block_then_on_into_the_next() {
-        let ids = MessageIds::new();
+        let ids = MessageIds::new(BLOCK);
         assert_eq!(ids.blocks_wanted(), 2);
         ids.add_block(1);
         ids.add_block(5_000_001);
@@ -206,7 +222,7 @@ mod tests {
 
     #[test]
     fn without_a_block_ids_are_negative_and_never_stored() {
-        let ids = MessageIds::new();
+        let ids = MessageIds::new(BLOCK);
         ids.add_block(100);
         ids.taken.store(BLOCK, Ordering::Relaxed);
         let first = ids.next();
@@ -223,7 +239,7 @@ mod tests {
 
     #[test]
     fn moving_on_to_a_fresh_block_leaves_the_rest_of_the_old_one() {
-        let ids = MessageIds::new();
+        let ids = MessageIds::new(BLOCK);
         ids.add_block(1);
         ids.add_block(BLOCK as i64 + 1);
         assert_eq!(ids.next(), MessageId(1));
@@ -235,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_slot_reused_for_a_later_block_is_not_read_as_the_old_one() {
-        let ids = MessageIds::new();
+        let ids = MessageIds::new(BLOCK);
         for k in 0..=SLOTS as i64 {
             ids.add_block(k * BLOCK as i64 + 1);
         }

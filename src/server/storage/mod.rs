@@ -414,7 +414,10 @@ impl Store {
         let (opened, opening) = oneshot::channel();
         let (stopped, writer_stopped) = oneshot::channel();
         let queued = Arc::new(Queued::new(queued::QUEUED_AT_MOST));
-        let ids = Arc::new(MessageIds::new());
+        let ids = Arc::new(MessageIds::new(match options.database_url {
+            None => ids::BLOCK_ALONE,
+            Some(_) => ids::BLOCK_SHARED,
+        }));
         let writer = actor::Writer {
             options: options.clone(),
             backlog: backlog.clone(),
