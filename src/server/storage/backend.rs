@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use futures::TryStreamExt;
 use sqlx::{
-    Acquire, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres, SqlSafeStr,
+    Acquire, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Row, SqlSafeStr,
     Sqlite, Transaction, Type,
 };
 use tracing::warn;
@@ -484,32 +485,42 @@ where
                 .bind(from)
                 .fetch_one(&mut *connection)
                 .await?;
-        let chunks: Vec<(i64, i64, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT first_id, count, CASE WHEN first_id < $2 THEN body END FROM chunks \
-             WHERE conversation = $1 AND id >= $2",
+        // Chunks wholly from `from` on, counted from the index alone.
+        let (whole,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id >= $2",
+        )
+        .bind(conversation)
+        .bind(from)
+        .fetch_one(&mut *connection)
+        .await?;
+        let straddling: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT first_id, body FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id < $2",
         )
         .bind(conversation)
         .bind(from)
         .fetch_all(&mut *connection)
         .await?;
-        let in_chunks: i64 = chunks
-            .into_iter()
-            .map(|(first_id, count, body)| match body {
-                None => count,
-                Some(body) => chunk::entries(first_id, &body)
-                    .filter(|entry| entry.id >= from)
-                    .count() as i64,
-            })
-            .sum();
+        let in_chunks = whole
+            + straddling
+                .iter()
+                .map(|(first_id, body)| {
+                    chunk::entries(*first_id, body)
+                        .filter(|entry| entry.id >= from)
+                        .count() as i64
+                })
+                .sum::<i64>();
         Ok(rows + in_chunks)
     }
 
     /// The `limit` messages of a conversation from id `from` on, after skipping the first
-    /// `skip` of them: rows and chunks' messages merged by id. The chunks that reach `from`
-    /// are listed from the index (without their bodies) in the order of their first ids,
-    /// and each is read only once the merge reaches its first id, and only until the page
-    /// is full; only the messages returned are copied out of them. Chunks whose ids overlap
-    /// are then both open at once, and merge like the rows.
+    /// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time,
+    /// in the order of their ids, and only until the page is full; only the messages
+    /// returned are copied out of them. As chunks may overlap (see `reader.rs`), a chunk's
+    /// message is taken only once every chunk that starts before it is open: their first
+    /// ids, listed from the index first, tell how far to read ahead (no further than the
+    /// next chunk when none overlap).
     async fn read_page(
         connection: &mut Self::Connection,
         conversation: i64,
@@ -531,34 +542,38 @@ where
         .fetch_all(&mut *connection)
         .await?;
         let mut rows = rows.into_iter().peekable();
-        let chunks: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT id, first_id FROM chunks WHERE conversation = $1 AND id >= $2 \
-             ORDER BY first_id",
+        let first_ids: Vec<(i64,)> = sqlx::query_as(
+            "SELECT first_id FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
         )
         .bind(conversation)
         .bind(from)
         .fetch_all(&mut *connection)
         .await?;
-        let mut chunks = chunks.into_iter().peekable();
+        // `starts[k]`: the lowest first id of the chunks from the `k`th on.
+        let mut starts = vec![i64::MAX; first_ids.len() + 1];
+        for (k, (first_id,)) in first_ids.iter().enumerate().rev() {
+            starts[k] = starts[k + 1].min(*first_id);
+        }
+        let mut chunks = sqlx::query(
+            "SELECT first_id, body FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
+        )
+        .bind(conversation)
+        .bind(from)
+        .fetch(&mut *connection);
         let mut open: Vec<OpenChunk> = Vec::new();
+        let mut opened = 0;
         loop {
             let next = open
                 .iter()
                 .enumerate()
                 .filter_map(|(index, chunk)| Some((chunk.next_id()?, index)))
                 .min();
-            if let Some(&(id, first_id)) = chunks.peek()
-                && next.is_none_or(|(next, _)| first_id < next)
-            {
-                chunks.next();
-                let body: Option<(Vec<u8>,)> =
-                    sqlx::query_as("SELECT body FROM chunks WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *connection)
-                        .await?;
-                if let Some((body,)) = body {
-                    open.push(OpenChunk::new(first_id, body, from));
-                }
+            if opened < first_ids.len() && next.is_none_or(|(next, _)| starts[opened] < next) {
+                let Some(chunk) = chunks.try_next().await? else {
+                    break;
+                };
+                open.push(OpenChunk::new(chunk.try_get(0)?, chunk.try_get(1)?, from));
+                opened += 1;
                 continue;
             }
             let Some((_, index)) = next else {
@@ -571,6 +586,7 @@ where
                 open.swap_remove(index);
             }
         }
+        drop(chunks);
         Ok(page.finish(rows))
     }
 
