@@ -761,7 +761,9 @@ impl<D: Database> StoreActor<D> {
     /// Applies the retention settings. Whole rows and chunks beyond them are deleted; a
     /// chunk that holds messages on both sides of a limit is rewritten without those beyond
     /// it, so that the limits hold to the message. Queued private messages are kept until
-    /// delivered.
+    /// delivered. The count per conversation ranks rows and chunks by their newest ids: where
+    /// a conversation's chunks overlap (`reader.rs`), it holds to within the messages they
+    /// share.
     async fn prune(&self) {
         let mut removed = 0;
         let mut trimmed = 0;

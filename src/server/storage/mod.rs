@@ -16,6 +16,10 @@
 //! waiting for it do senders wait (`Store::room_for_history`).
 //! Everything else the server acknowledges (accounts, rooms, memberships, private messages
 //! queued for offline users) is written at once, and its caller hears whether it is stored.
+//!
+//! A message gets its id when it is accepted ([`Store::record`], [`Store::queue_private`]),
+//! from blocks of ids the writer reserves ahead of need (`ids.rs`), so that what delivers it
+//! can carry the id history keeps it under.
 
 mod actor;
 mod backend;
