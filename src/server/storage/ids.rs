@@ -2,8 +2,8 @@
 //! the node that accepted it, the database and every device that receives it know it by the
 //! same id from the start.
 //!
-//! Ids come in blocks of consecutive ids ([`BLOCK_ALONE`], [`BLOCK_SHARED`]), reserved from the database's
-//! `message_ids` counter by the writer task: on a shared PostgreSQL store each node takes
+//! Ids come in blocks of consecutive ids ([`BLOCK_ALONE`], [`BLOCK_SHARED`]), reserved from
+//! the database's `message_ids` counter by the writer task: on a shared PostgreSQL store each node takes
 //! blocks of its own, so no two nodes ever hand out one id, and on either database a
 //! restarted node starts above every block reserved before (ids of messages that were never
 //! stored, with history off, are not handed out again either). Within a node, ids grow in
@@ -24,7 +24,7 @@
 //! anyway (the writer keeps only `KEPT_AT_MOST` messages through an outage).
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -101,8 +101,12 @@ pub(super) struct MessageIds {
     slots: [Slot; SLOTS],
     /// Wakes the writer when it should reserve another block.
     wanted: Notify,
-    /// Ids handed out without a block (negative), counted.
+    /// Ids handed out without a block (negative), counted since start, so that the node
+    /// never gives one twice.
     unblocked: AtomicU64,
+    /// Whether the node is out of ids: said once in the log when it runs out, and once when
+    /// ids are back.
+    out: AtomicBool,
 }
 
 impl MessageIds {
@@ -117,6 +121,7 @@ impl MessageIds {
             }),
             wanted: Notify::new(),
             unblocked: AtomicU64::new(0),
+            out: AtomicBool::new(false),
         }
     }
 
@@ -132,7 +137,7 @@ impl MessageIds {
             Some(start) => MessageId(start + offset as i64),
             None => {
                 let unblocked = self.unblocked.fetch_add(1, Ordering::Relaxed);
-                if unblocked == 0 {
+                if !self.out.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         "out of message ids: the database has not given this node a block in \
                          time; messages get ids that are not stored until it does"
@@ -181,7 +186,7 @@ impl MessageIds {
         slot.start.store(start, Ordering::Relaxed);
         slot.block.store(block, Ordering::Release);
         self.reserved.store(block + 1, Ordering::Release);
-        if self.unblocked.swap(0, Ordering::Relaxed) > 0 {
+        if self.out.swap(false, Ordering::Relaxed) {
             tracing::info!("message ids are back: messages are stored again");
         }
         block
