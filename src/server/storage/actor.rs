@@ -13,10 +13,11 @@ use tracing::{error, info};
 
 use super::backend::{Database, Straddling, Unwritten};
 use super::chunk::{self, ChunkWriter, Entry};
+use super::ids::MessageIds;
 use super::queued::Queued;
 use super::{
-    Conversation, Loaded, Record, StorageError, StorageOptions, StoreRequest, StoredMessage,
-    postgres, sqlite,
+    Conversation, Loaded, MessageId, Record, StorageError, StorageOptions, StoreRequest,
+    StoredMessage, postgres, sqlite,
 };
 use crate::server::log_tally::LogTally;
 use crate::server::member::UserId;
@@ -35,6 +36,9 @@ const DRAIN_EVERY: Duration = Duration::from_millis(2);
 /// Conversations the writer keeps in memory; past this, it forgets them all and looks them
 /// up again.
 const KEYS_KEPT: usize = 65_536;
+/// Shortest time between moves to a fresh block of ids on a shared store (`ids.rs`), however
+/// short the batch window.
+const MIN_FRESH_IDS_EVERY: Duration = Duration::from_millis(10);
 /// How often old history is pruned while running (it is also pruned at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// At most one log line per this long about history batches that could not be written, with
@@ -62,9 +66,8 @@ pub(super) struct Known {
 /// actor's cache: holding thousands of records until the commit cost more than encoding
 /// them.
 ///
-/// Its ids are consecutive, in the order messages arrived. On SQLite they are final; on
-/// PostgreSQL, where several nodes write, the batch is moved onto a block of ids the
-/// database hands out when it is written (`postgres.rs`).
+/// Its messages carry the ids they were given when accepted (`ids.rs`), which need not
+/// arrive in order: a conversation's chunk keeps them in id order (`ChunkWriter::insert`).
 #[derive(Default)]
 pub(super) struct Batch {
     /// Its number (see `Known::batch`).
@@ -73,7 +76,7 @@ pub(super) struct Batch {
     /// Chunks of conversations not filed yet, by index in `chunks`: filed at the commit.
     pub unfiled: Vec<(usize, Conversation)>,
     /// Messages stored as rows: queued private messages, with their ids.
-    pub rows: Vec<(i64, Record)>,
+    pub rows: Vec<(MessageId, Record)>,
     /// Messages in it.
     pub messages: usize,
 }
@@ -83,6 +86,7 @@ pub(super) struct Writer {
     pub options: StorageOptions,
     pub backlog: Backlog,
     pub queued: Arc<Queued>,
+    pub ids: Arc<MessageIds>,
 }
 
 impl Writer {
@@ -97,26 +101,22 @@ impl Writer {
             options,
             backlog,
             queued,
+            ids,
         } = self;
         match &options.database_url {
             None => match sqlite::open(&options).await {
-                Ok((db, loaded, last_id)) => {
-                    let _ = opened.send(Ok(loaded));
-                    StoreActor::new(db, &options, last_id, backlog, queued)
-                        .run(rx)
-                        .await;
+                Ok((db, loaded)) => {
+                    let actor = StoreActor::new(db, &options, backlog, queued, ids);
+                    actor.serve(loaded, rx, opened).await;
                 }
                 Err(error) => {
                     let _ = opened.send(Err(error));
                 }
             },
             Some(url) => match postgres::open(url).await {
-                // Ids are the database's (see `Batch`): the writer's count is its own.
                 Ok((db, loaded)) => {
-                    let _ = opened.send(Ok(loaded));
-                    StoreActor::new(db, &options, 0, backlog, queued)
-                        .run(rx)
-                        .await;
+                    let actor = StoreActor::new(db, &options, backlog, queued, ids);
+                    actor.serve(loaded, rx, opened).await;
                 }
                 Err(error) => {
                     let _ = opened.send(Err(error));
@@ -157,10 +157,11 @@ pub(super) struct StoreActor<D> {
     /// The conversations met, by conversation (each order of a private pair on its own),
     /// with their ids in the `conversations` table once a commit has filed them.
     conversations: HashMap<Conversation, Known>,
-    /// The last message id handed out: ids are one sequence over rows and chunks, in the
-    /// order messages arrive. Ids of a batch that failed are not used again. (On PostgreSQL
-    /// they only number a batch's messages: see `Batch`.)
-    last_id: i64,
+    /// The ids this node hands out, for which the writer reserves blocks (`ids.rs`).
+    ids: Arc<MessageIds>,
+    /// Whether other nodes write to the same database: then the node moves on to a fresh
+    /// block of ids every batch window (`ids.rs`).
+    shared: bool,
     backlog: Backlog,
     /// History records sent and not taken yet, which the writer counts down as it takes them.
     queued: Arc<Queued>,
@@ -170,9 +171,9 @@ impl<D: Database> StoreActor<D> {
     fn new(
         db: D,
         options: &StorageOptions,
-        last_id: i64,
         backlog: Backlog,
         queued: Arc<Queued>,
+        ids: Arc<MessageIds>,
     ) -> Self {
         Self {
             db,
@@ -194,21 +195,43 @@ impl<D: Database> StoreActor<D> {
             loss_log: LogTally::new(REPORT_LOSS_EVERY),
             last_error: None,
             conversations: HashMap::new(),
-            last_id,
+            ids,
+            shared: options.database_url.is_some(),
             backlog,
             queued,
         }
     }
 
+    /// Reserves the first blocks of ids, so that the store hands ids out from its first
+    /// message, then answers `opened` and takes requests until the store is closed.
+    async fn serve(
+        mut self,
+        loaded: Loaded,
+        rx: mpsc::UnboundedReceiver<StoreRequest>,
+        opened: oneshot::Sender<Result<Loaded, StorageError>>,
+    ) {
+        if let Err(error) = self.reserve_ids().await {
+            self.db.close().await;
+            let _ = opened.send(Err(error.into()));
+            return;
+        }
+        let _ = opened.send(Ok(loaded));
+        self.run(rx).await;
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<StoreRequest>) {
         self.prune().await;
         let mut prune = tokio::time::interval_at(Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
+        let window = self.batch_window.max(MIN_FRESH_IDS_EVERY);
+        let mut fresh_ids = tokio::time::interval_at(Instant::now() + window, window);
+        fresh_ids.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Requests are taken many at a time: at chat rates a wake-up for every message (each
         // sender wakes the writer that waits for its inbox) would cost as much as writing it.
         // So the inbox wakes the writer only for the first record of a batch; while a batch
         // gathers, the writer takes what has come every `DRAIN_EVERY`, and at its deadline.
         let mut requests = Vec::with_capacity(RECEIVED_AT_ONCE);
         let queued = self.queued.clone();
+        let ids = self.ids.clone();
         loop {
             let gathering = self.deadline.is_some();
             let drain_at = self
@@ -237,6 +260,8 @@ impl<D: Database> StoreActor<D> {
                 () = sleep_until(self.retry_at.unwrap_or_else(Instant::now)),
                     if self.retry_at.is_some() && !gathering => self.flush().await,
                 _ = prune.tick() => self.prune().await,
+                () = ids.wanted() => self.reserve_ids_or_retry().await,
+                _ = fresh_ids.tick(), if self.shared => self.fresh_ids().await,
             }
             if !self.take_all(&mut requests).await {
                 return;
@@ -248,14 +273,14 @@ impl<D: Database> StoreActor<D> {
     /// only put in the batch: that path stays out of `take`, whose future is large.
     async fn take_all(&mut self, requests: &mut Vec<StoreRequest>) -> bool {
         let taken = requests.iter().map(|request| match request {
-            StoreRequest::Record(record) => Queued::cost(record),
+            StoreRequest::Record(record, _) => Queued::cost(record),
             _ => 0,
         });
         self.queued.take(taken.sum());
         for request in requests.drain(..) {
             match request {
-                StoreRequest::Record(record) => {
-                    self.gather(record);
+                StoreRequest::Record(record, id) => {
+                    self.gather(record, id);
                     if self.batch.messages >= MAX_BATCH {
                         self.flush().await;
                     } else if self.deadline.is_none() {
@@ -351,8 +376,8 @@ impl<D: Database> StoreActor<D> {
                 reply,
             } => self.leave(account, room, reply).await,
             StoreRequest::QueuePrivate(queued) => {
-                let (record, reply) = *queued;
-                self.queue_private(record, reply).await;
+                let (record, id, reply) = *queued;
+                self.queue_private(record, id, reply).await;
             }
             StoreRequest::TakePending { account, reply } => self.take_pending(account, reply).await,
             #[cfg(test)]
@@ -364,8 +389,9 @@ impl<D: Database> StoreActor<D> {
                 self.delete_rooms(rooms).await;
                 let _ = done.send(());
             }
-            StoreRequest::Record(_) | StoreRequest::Barrier { .. } | StoreRequest::Close { .. } => {
-            }
+            StoreRequest::Record(..)
+            | StoreRequest::Barrier { .. }
+            | StoreRequest::Close { .. } => {}
         }
     }
 
@@ -431,10 +457,12 @@ impl<D: Database> StoreActor<D> {
     async fn queue_private(
         &mut self,
         record: Record,
+        id: MessageId,
         reply: oneshot::Sender<Result<(), StorageError>>,
     ) {
         // Alone in its batch: the batch was committed just before.
-        self.gather_queued(record);
+        self.batch.messages += 1;
+        self.batch.rows.push((id, record));
         let batch = self.next_batch();
         let result = self.write(batch).await.map_err(|unwritten| unwritten.error);
         let _ = reply.send(self.settle("queueing a private message", result).await);
@@ -518,6 +546,9 @@ impl<D: Database> StoreActor<D> {
     async fn flush(&mut self) {
         self.deadline = None;
         self.retry_at = None;
+        if self.ids.blocks_wanted() > 0 {
+            self.reserve_ids_or_retry().await;
+        }
         if self.batch.messages > 0 {
             let batch = self.next_batch();
             self.kept.push_back(batch);
@@ -545,7 +576,7 @@ impl<D: Database> StoreActor<D> {
             };
             self.count_loss(lost);
         }
-        if !self.kept.is_empty() {
+        if !self.kept.is_empty() || self.ids.blocks_wanted() > 0 {
             self.retry_at = Some(Instant::now() + RETRY_EVERY);
         }
         for done in self.barriers.drain(..) {
@@ -614,11 +645,81 @@ impl<D: Database> StoreActor<D> {
         );
     }
 
-    /// Adds a message for history to the batch, with the next id. History goes in chunks,
-    /// one per conversation of the batch, so that a batch of thousands of messages to a
-    /// hundred conversations is a hundred rows.
-    fn gather(&mut self, record: Record) {
-        let id = self.next_id();
+    /// Reserves the blocks of ids the node wants (`ids.rs`): the one in use and the next.
+    async fn reserve_ids(&mut self) -> Result<(), sqlx::Error> {
+        self.reserve_blocks(self.ids.blocks_wanted())
+            .await
+            .map(drop)
+    }
+
+    /// Reserves `blocks` blocks of ids in one statement and adds them; the number of the
+    /// first on this node, if any.
+    async fn reserve_blocks(&mut self, blocks: u64) -> Result<Option<u64>, sqlx::Error> {
+        if blocks == 0 {
+            return Ok(None);
+        }
+        let block = i64::try_from(self.ids.block()).unwrap_or(i64::MAX);
+        let count = block.saturating_mul(i64::try_from(blocks).unwrap_or(i64::MAX));
+        let last = self.db.reserve_ids(count).await?;
+        let mut start = last - count + 1;
+        let first = self.ids.add_block(start);
+        for _ in 1..blocks {
+            start += block;
+            self.ids.add_block(start);
+        }
+        Ok(Some(first))
+    }
+
+    /// Moves on to a freshly reserved block of ids, with a fresh spare (a shared store's,
+    /// every batch window: `ids.rs`). Not tried while the database is found out of reach;
+    /// on a failure the node goes on with the block it has, which only orders its messages
+    /// among other nodes' less closely.
+    async fn fresh_ids(&mut self) {
+        if self.away() {
+            return;
+        }
+        match self.reserve_blocks(2).await {
+            Ok(Some(fresh)) => self.ids.move_to(fresh),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%error, "reserving fresh message ids failed");
+                self.db.roll_back_leftovers().await;
+                if postgres::out_of_reach(&error) {
+                    self.found_away();
+                }
+            }
+        }
+    }
+
+    /// The same, at a moment of the writer's own: a failure is logged, and tried again with
+    /// the next commit, or in `RETRY_EVERY`. The node has a whole block in hand meanwhile.
+    async fn reserve_ids_or_retry(&mut self) {
+        if self.away() {
+            // Tried again with the kept batches.
+            self.retry_at
+                .get_or_insert_with(|| Instant::now() + RETRY_EVERY);
+            return;
+        }
+        if let Err(error) = self.reserve_ids().await {
+            error!(%error, "reserving message ids failed; trying again");
+            self.db.roll_back_leftovers().await;
+            if postgres::out_of_reach(&error) {
+                self.found_away();
+            }
+            if self.retry_at.is_none() {
+                self.retry_at = Some(Instant::now() + RETRY_EVERY);
+            }
+        }
+    }
+
+    /// Adds a message for history to the batch. History goes in chunks, one per
+    /// conversation of the batch, so that a batch of thousands of messages to a hundred
+    /// conversations is a hundred rows. A chunk keeps its messages in id order whatever
+    /// order they arrive in; one that arrives after its conversation's chunk of this batch
+    /// filled up, or after the batch before was written, may start a chunk whose ids overlap
+    /// another's, which reads merge by id (`reader.rs`).
+    fn gather(&mut self, record: Record, id: MessageId) {
+        self.batch.messages += 1;
         let batch = &mut self.batch;
         let known = match self.conversations.get_mut(&record.conversation) {
             Some(known) => known,
@@ -632,13 +733,20 @@ impl<D: Database> StoreActor<D> {
                 }),
         };
         let entry = Entry {
-            id,
+            id: id.get(),
             at: record.at,
             from: record.from.as_str(),
             text: &record.text,
         };
-        if known.batch == batch.number && batch.chunks[known.chunk].push(entry).is_ok() {
-            return;
+        if known.batch == batch.number {
+            let chunk = &mut batch.chunks[known.chunk];
+            if entry.id < chunk.last_id {
+                chunk.insert(entry);
+                return;
+            }
+            if chunk.push(entry).is_ok() {
+                return;
+            }
         }
         known.batch = batch.number;
         known.chunk = batch.chunks.len();
@@ -650,30 +758,12 @@ impl<D: Database> StoreActor<D> {
         batch.chunks.push(ChunkWriter::new(known.id, entry));
     }
 
-    /// Adds a private message queued for its offline recipient to the batch, with the next
-    /// id: a row of `messages`, as queued messages are taken one by one at their recipient's
-    /// login.
-    fn gather_queued(&mut self, record: Record) {
-        let id = self.next_id();
-        // A row ends its conversation's chunk: a chunk never spans another message of its
-        // conversation, so that rows and chunks merge by id.
-        if let Some(known) = self.conversations.get_mut(&record.conversation) {
-            known.batch = 0;
-        }
-        self.batch.rows.push((id, record));
-    }
-
-    /// The id of the batch's next message, counted in.
-    fn next_id(&mut self) -> i64 {
-        self.batch.messages += 1;
-        self.last_id += 1;
-        self.last_id
-    }
-
     /// Applies the retention settings. Whole rows and chunks beyond them are deleted; a
     /// chunk that holds messages on both sides of a limit is rewritten without those beyond
     /// it, so that the limits hold to the message. Queued private messages are kept until
-    /// delivered.
+    /// delivered. The count per conversation ranks rows and chunks by their newest ids: where
+    /// a conversation's chunks overlap (`reader.rs`), it holds to within the messages they
+    /// share.
     async fn prune(&self) {
         let mut removed = 0;
         let mut trimmed = 0;
@@ -768,7 +858,7 @@ pub(super) fn stored_message(
     at: i64,
 ) -> Option<StoredMessage> {
     Some(StoredMessage {
-        id,
+        id: MessageId::from_stored(id),
         from: Name::parse(from).ok()?,
         at: UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
         text: text(),

@@ -18,8 +18,8 @@ use sqlx::{
 use tracing::warn;
 
 use super::actor::{Batch, Known, millis};
-use super::chunk::ChunkWriter;
-use super::reader::{Page, window_start};
+use super::chunk::{self, ChunkWriter};
+use super::reader::{OpenChunk, Page, window_start};
 use super::{Conversation, Loaded, LoadedRoom, StoredMessage, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
@@ -92,6 +92,10 @@ pub(super) trait Database: Send + Sync + 'static {
         account: &UserId,
         keep_history: bool,
     ) -> impl Future<Output = Result<Vec<StoredMessage>, sqlx::Error>> + Send;
+
+    /// Reserves `count` message ids from the `message_ids` counter, in a transaction of its
+    /// own; returns the last of them (the first is `count - 1` below it).
+    fn reserve_ids(&self, count: i64) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
 
     /// Writes a batch in one transaction. Returns the conversations it filed (those of
     /// `known` with no id yet), with their ids.
@@ -216,6 +220,20 @@ where
         .fetch_one(executor)
         .await?;
         Ok(id)
+    }
+
+    /// See [`Database::reserve_ids`].
+    async fn reserve_ids(pool: &Pool<Self>, count: i64) -> Result<i64, sqlx::Error> {
+        // In an explicit transaction: with `RETURNING`, the value comes back before the
+        // statement's own commit, whose failure would otherwise go unseen (SQLite).
+        let mut tx = pool.begin().await?;
+        let (last,): (i64,) =
+            sqlx::query_as("UPDATE message_ids SET last = last + $1 RETURNING last")
+                .bind(count)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(last)
     }
 
     /// See [`Database::create_room`].
@@ -436,7 +454,13 @@ where
                 .bind(window)
                 .fetch_all(&mut *tx)
                 .await?;
-                window_start(rows, chunks, window)
+                match window_start(rows, chunks, window) {
+                    Some(from) => {
+                        let from_on = Self::count_from(&mut tx, conversation, from).await?;
+                        Some((from, (from_on - window).max(0)))
+                    }
+                    None => None,
+                }
             }
         };
         let page = match start {
@@ -447,9 +471,56 @@ where
         Ok(page)
     }
 
+    /// How many messages of a conversation have ids from `from` on: its rows' and its
+    /// chunks' counts, and for a chunk that starts before `from` (only one whose ids
+    /// overlap another's, see `reader.rs`), its messages from there on, read from its body.
+    async fn count_from(
+        connection: &mut Self::Connection,
+        conversation: i64,
+        from: i64,
+    ) -> Result<i64, sqlx::Error> {
+        let (rows,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM messages WHERE conversation = $1 AND id >= $2")
+                .bind(conversation)
+                .bind(from)
+                .fetch_one(&mut *connection)
+                .await?;
+        // Chunks wholly from `from` on, counted from the index alone.
+        let (whole,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id >= $2",
+        )
+        .bind(conversation)
+        .bind(from)
+        .fetch_one(&mut *connection)
+        .await?;
+        let straddling: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT first_id, body FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id < $2",
+        )
+        .bind(conversation)
+        .bind(from)
+        .fetch_all(&mut *connection)
+        .await?;
+        let in_chunks = whole
+            + straddling
+                .iter()
+                .map(|(first_id, body)| {
+                    chunk::entries(*first_id, body)
+                        .filter(|entry| entry.id >= from)
+                        .count() as i64
+                })
+                .sum::<i64>();
+        Ok(rows + in_chunks)
+    }
+
     /// The `limit` messages of a conversation from id `from` on, after skipping the first
-    /// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time
-    /// and only until the page is full; only the messages returned are copied out of them.
+    /// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time,
+    /// in the order of their ids, and only until the page is full; only the messages
+    /// returned are copied out of them. As chunks may overlap (see `reader.rs`), a chunk's
+    /// message is taken only once every chunk that starts before it is open: their first
+    /// ids, listed from the index first, tell how far to read ahead (no further than the
+    /// next chunk when none overlap).
     async fn read_page(
         connection: &mut Self::Connection,
         conversation: i64,
@@ -471,15 +542,48 @@ where
         .fetch_all(&mut *connection)
         .await?;
         let mut rows = rows.into_iter().peekable();
+        let first_ids: Vec<(i64,)> = sqlx::query_as(
+            "SELECT first_id FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
+        )
+        .bind(conversation)
+        .bind(from)
+        .fetch_all(&mut *connection)
+        .await?;
+        // `starts[k]`: the lowest first id of the chunks from the `k`th on.
+        let mut starts = vec![i64::MAX; first_ids.len() + 1];
+        for (k, (first_id,)) in first_ids.iter().enumerate().rev() {
+            starts[k] = starts[k + 1].min(*first_id);
+        }
         let mut chunks = sqlx::query(
             "SELECT first_id, body FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
         )
         .bind(conversation)
         .bind(from)
         .fetch(&mut *connection);
-        while let Some(chunk) = chunks.try_next().await? {
-            if page.add_chunk(chunk.try_get(0)?, chunk.try_get(1)?, from, &mut rows) {
+        let mut open: Vec<OpenChunk> = Vec::new();
+        let mut opened = 0;
+        loop {
+            let next = open
+                .iter()
+                .enumerate()
+                .filter_map(|(index, chunk)| Some((chunk.next_id()?, index)))
+                .min();
+            if opened < first_ids.len() && next.is_none_or(|(next, _)| starts[opened] < next) {
+                let Some(chunk) = chunks.try_next().await? else {
+                    break;
+                };
+                open.push(OpenChunk::new(chunk.try_get(0)?, chunk.try_get(1)?, from));
+                opened += 1;
+                continue;
+            }
+            let Some((_, index)) = next else {
                 break;
+            };
+            if page.add_next(&mut open[index], &mut rows) {
+                return Ok(page.messages);
+            }
+            if open[index].next_id().is_none() {
+                open.swap_remove(index);
             }
         }
         drop(chunks);

@@ -16,7 +16,7 @@
 //! A message of 64 characters takes about 68 bytes.
 
 /// A chunk's body takes no message once it is this long (so it holds at most this and one
-/// message more): a `HISTORY` page reads whole chunks, which must stay small however many
+/// message more, besides the rare ones inserted out of order: `ChunkWriter::insert`): a `HISTORY` page reads whole chunks, which must stay small however many
 /// messages a batch has for one conversation. With 16 KiB pages a chunk this size also fits
 /// in its page. A busy conversation's batch is still a chunk of a hundred or more messages.
 pub(super) const MAX_BODY: usize = 12 * 1024;
@@ -81,6 +81,26 @@ impl ChunkWriter {
         }
         self.append(entry);
         Ok(())
+    }
+
+    /// Adds a message whatever its id, full or not: after the last one's, it is appended;
+    /// before, the chunk is encoded again with it in its place. Ids are given where messages
+    /// are accepted, by many sessions at once, so one can reach the writer after a message
+    /// accepted later; rare enough that encoding a chunk again costs nothing that shows.
+    pub fn insert(&mut self, entry: Entry<'_>) {
+        if entry.id > self.last_id {
+            self.append(entry);
+            return;
+        }
+        let body = std::mem::take(&mut self.body);
+        let mut sorted: Vec<Entry<'_>> = entries(self.first_id, &body).collect();
+        let place = sorted.partition_point(|e| e.id < entry.id);
+        sorted.insert(place, entry);
+        let mut chunk = ChunkWriter::new(self.conversation, sorted[0]);
+        for e in &sorted[1..] {
+            chunk.append(*e);
+        }
+        *self = chunk;
     }
 
     fn append(&mut self, entry: Entry<'_>) {
@@ -274,6 +294,30 @@ mod tests {
         let mut chunk = ChunkWriter::new(1, entry(5, 0, "a", "x"));
         assert_eq!(chunk.push(entry(5, 0, "a", "y")), Err(DoesNotFit));
         assert_eq!(chunk.count, 1);
+    }
+
+    #[test]
+    fn a_message_inserted_out_of_order_reads_back_in_id_order() {
+        let mut chunk = ChunkWriter::new(1, entry(5, 50, "a", "five"));
+        chunk.push(entry(8, 80, "b", "eight")).unwrap();
+        chunk.insert(entry(3, 30, "c", "three"));
+        chunk.insert(entry(6, 60, "a", "six"));
+        chunk.insert(entry(9, 90, "b", "nine"));
+        let read: Vec<_> = entries(chunk.first_id, &chunk.body)
+            .map(|e| (e.id, e.at, e.from, e.text))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (3, 30, "c", "three"),
+                (5, 50, "a", "five"),
+                (6, 60, "a", "six"),
+                (8, 80, "b", "eight"),
+                (9, 90, "b", "nine"),
+            ]
+        );
+        assert_eq!((chunk.first_id, chunk.last_id, chunk.count), (3, 9, 5));
+        assert_eq!((chunk.first_at, chunk.last_at), (30, 90));
     }
 
     #[test]

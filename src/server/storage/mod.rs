@@ -16,11 +16,16 @@
 //! waiting for it do senders wait (`Store::room_for_history`).
 //! Everything else the server acknowledges (accounts, rooms, memberships, private messages
 //! queued for offline users) is written at once, and its caller hears whether it is stored.
+//!
+//! A message gets its id when it is accepted ([`Store::record`], [`Store::queue_private`]),
+//! from blocks of ids the writer reserves ahead of need (`ids.rs`), so that what delivers it
+//! can carry the id history keeps it under.
 
 mod actor;
 mod backend;
 mod chunk;
 mod files;
+mod ids;
 mod postgres;
 mod queued;
 mod reader;
@@ -28,7 +33,9 @@ mod sqlite;
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use crate::server::request;
@@ -36,6 +43,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::member::UserId;
 use super::priority::{self, Below};
+pub use ids::MessageId;
+use ids::MessageIds;
 use linechat_protocol::{Name, Topic};
 use queued::Queued;
 
@@ -87,15 +96,14 @@ fn key(name: &Name) -> String {
     name.as_str().to_ascii_lowercase()
 }
 
-/// A message to keep, on its way to the writer. Kept small: during a burst of chat the
-/// writer, below chat's priority, waits for the core while hundreds of thousands of records
-/// pile up in its inbox, and every byte of them is memory the sessions touch for the first
-/// time, on the network's core (page faults, and caches filled with records instead of
-/// sessions). A record is its inbox slot and its text: 192 bytes for a 64-character private
-/// message when it held a `SystemTime`, its recipient apart from its conversation and a flag
-/// for queued messages (which the writer now tells by their request), 144 now: a slot of 72
-/// bytes (`StoreRequest`, no larger than this) in tokio's blocks of 32, which jemalloc
-/// rounds to 2,560 bytes.
+/// A message to keep, on its way to the writer (with its id: `StoreRequest::Record`). Kept
+/// small: during a burst of chat the writer, below chat's priority, waits for the core while
+/// hundreds of thousands of records pile up in its inbox, and every byte of them is memory
+/// the sessions touch for the first time, on the network's core (page faults, and caches
+/// filled with records instead of sessions). So a record holds the time as Unix
+/// milliseconds rather than a `SystemTime`, a private message's recipient only in its
+/// conversation, and nothing the writer can tell by itself (a queued message by its
+/// request): 72 bytes besides its text.
 #[derive(Debug, Clone)]
 pub struct Record {
     pub conversation: Conversation,
@@ -148,9 +156,9 @@ fn now_millis() -> i64 {
 /// A message read back from history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
-    /// Its row id: ids grow with every message stored, so they order a conversation, and
-    /// one is the `after` of the next page in [`Store::history_page`].
-    pub id: i64,
+    /// The id it was given when it was accepted ([`Store::record`]): ids order a
+    /// conversation, and one is the `after` of the next page in [`Store::history_page`].
+    pub id: MessageId,
     pub from: Name,
     pub text: String,
     pub at: SystemTime,
@@ -258,17 +266,21 @@ pub struct StorageOptions {
     pub read_connections: usize,
 }
 
+/// Where the writer answers whether a write is stored.
+type Stored = oneshot::Sender<Result<(), StorageError>>;
+
 /// What the writer task is asked. Each write that is acknowledged to a client answers with
 /// its outcome once it is committed.
 #[derive(Debug)]
 enum StoreRequest {
-    /// A message for history. The one request sent for every message, so the others are
-    /// kept no larger than it (boxed where they would be): every request takes as much room
-    /// as the largest while it waits, and a burst of chat leaves hundreds of thousands
-    /// waiting (see `Record`).
-    Record(Record),
-    /// A private message for an offline user: written at once, not batched.
-    QueuePrivate(Box<(Record, oneshot::Sender<Result<(), StorageError>>)>),
+    /// A message for history, with its id. The one request sent for every message, so the
+    /// others are kept no larger than it (boxed where they would be): every request takes
+    /// as much room as the largest while it waits, and a burst of chat leaves hundreds of
+    /// thousands waiting (see `Record`). 80 bytes: tokio's blocks of 32 of them fit
+    /// jemalloc's 3,072-byte class.
+    Record(Record, MessageId),
+    /// A private message for an offline user, with its id: written at once, not batched.
+    QueuePrivate(Box<(Record, MessageId, Stored)>),
     CreateAccount {
         name: Name,
         hash: String,
@@ -329,7 +341,7 @@ impl StoreRequest {
         }
         match self {
             StoreRequest::QueuePrivate(queued) => {
-                let _ = queued.1.send(away());
+                let _ = queued.2.send(away());
             }
             StoreRequest::SetTopic { reply, .. }
             | StoreRequest::Join { reply, .. }
@@ -359,8 +371,9 @@ impl StoreRequest {
                 );
             }
             // Never refused: the writer takes these itself.
-            StoreRequest::Record(_) | StoreRequest::Barrier { .. } | StoreRequest::Close { .. } => {
-            }
+            StoreRequest::Record(..)
+            | StoreRequest::Barrier { .. }
+            | StoreRequest::Close { .. } => {}
             #[cfg(test)]
             StoreRequest::FillUp { .. } => {}
         }
@@ -375,6 +388,8 @@ pub struct Store {
     history: bool,
     backlog: request::Backlog,
     queued: Arc<Queued>,
+    /// The ids this node hands out (`ids.rs`).
+    ids: Arc<MessageIds>,
     /// Whether other nodes may write to the same database (PostgreSQL).
     shared: bool,
 }
@@ -403,10 +418,15 @@ impl Store {
         let (opened, opening) = oneshot::channel();
         let (stopped, writer_stopped) = oneshot::channel();
         let queued = Arc::new(Queued::new(queued::QUEUED_AT_MOST));
+        let ids = Arc::new(MessageIds::new(match options.database_url {
+            None => ids::BLOCK_ALONE,
+            Some(_) => ids::BLOCK_SHARED,
+        }));
         let writer = actor::Writer {
             options: options.clone(),
             backlog: backlog.clone(),
             queued: queued.clone(),
+            ids: ids.clone(),
         };
         std::thread::Builder::new()
             .name("linechat-store".into())
@@ -432,6 +452,7 @@ impl Store {
             history: options.history,
             backlog,
             queued,
+            ids,
             shared: options.database_url.is_some(),
         };
         Ok((store, loaded, writer_stopped))
@@ -462,15 +483,24 @@ impl Store {
         self.backlog.get()
     }
 
-    /// Queues a message for history. Never waits; a batch that cannot be written is counted
-    /// and logged, and its messages are lost (see the writer).
-    pub fn record(&self, record: Record) {
-        if self.history {
+    /// Accepts a message: gives it its id, which the caller delivers it with, and queues it
+    /// for history. Never waits; a batch that cannot be written is counted and logged, and
+    /// its messages are lost (see the writer). Ids are given out whether history is kept or
+    /// not, so that every message has one.
+    pub fn record(&self, record: Record) -> MessageId {
+        let id = self.ids.next();
+        self.send_record(record, id);
+        id
+    }
+
+    /// Sends a record with the id it was given to the writer.
+    fn send_record(&self, record: Record, id: MessageId) {
+        if self.history && id.is_stored() {
             // Counted before it is sent, so that the writer never takes away what is not
             // counted yet.
             let cost = Queued::cost(&record);
             self.queued.add(cost);
-            if self.tx.send(StoreRequest::Record(record)).is_err() {
+            if self.tx.send(StoreRequest::Record(record, id)).is_err() {
                 // The writer has stopped (at shutdown): nothing waits for it.
                 self.queued.take(cost);
             }
@@ -486,14 +516,23 @@ impl Store {
     }
 
     /// Stores a private message for an offline user: its conversation's second user
-    /// ([`Record::recipient`]), who gets it at their next login. The request is sent at
-    /// once, so messages keep the order of the calls; the returned future only waits for the
-    /// outcome.
-    pub fn queue_private(
-        &self,
-        record: Record,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
-        self.ask_now(|reply| StoreRequest::QueuePrivate(Box::new((record, reply))))
+    /// ([`Record::recipient`]), who gets it at their next login. It is given its id, as
+    /// [`Store::record`] gives one, and the request is sent at once, so messages keep the
+    /// order of the calls; the returned future ([`Queueing::id`] has the id) only waits for
+    /// the outcome.
+    pub fn queue_private(&self, record: Record) -> Queueing {
+        let id = self.ids.next();
+        let answer = if id.is_stored() {
+            request::submit(&self.tx, |reply| {
+                StoreRequest::QueuePrivate(Box::new((record, id, reply)))
+            })
+        } else {
+            // No id this node may store it under: refused as when the database is away.
+            let (reply, answer) = oneshot::channel();
+            let _ = reply.send(Err(StorageError::OutOfReach));
+            answer
+        };
+        Queueing { id, answer }
     }
 
     /// Stores a new account and returns its id.
@@ -597,14 +636,14 @@ impl Store {
         &self,
         conversation: Conversation,
         window: u32,
-        after: Option<i64>,
+        after: Option<MessageId>,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StorageError> {
         if after.is_none() {
             self.ask(|done| StoreRequest::Barrier { done }).await?;
         }
         self.reader
-            .history_page(&conversation, window, after, limit)
+            .history_page(&conversation, window, after.map(MessageId::get), limit)
             .await
             .map_err(StorageError::from)
     }
@@ -657,6 +696,31 @@ impl Store {
     ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static {
         let answer = request::submit(&self.tx, request);
         async move { answer.await.map_err(|_| StorageError::Gone)? }
+    }
+}
+
+/// A private message being queued for an offline user ([`Store::queue_private`]): its id
+/// now, and, as a future, whether it is stored.
+#[derive(Debug)]
+pub struct Queueing {
+    id: MessageId,
+    answer: oneshot::Receiver<Result<(), StorageError>>,
+}
+
+impl Queueing {
+    /// The id the message was given.
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+}
+
+impl Future for Queueing {
+    type Output = Result<(), StorageError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.answer)
+            .poll(cx)
+            .map(|answer| answer.map_err(|_| StorageError::Gone)?)
     }
 }
 

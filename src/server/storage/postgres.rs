@@ -4,10 +4,10 @@
 //! same way.
 //!
 //! Nothing here assumes this process is the only writer:
-//! - message ids come from the database: a batch is written under a block of consecutive
-//!   ids taken from the `message_ids` counter just before its transaction, so that chunks of
-//!   different nodes never interleave (`reader.rs` needs a conversation's rows and chunks to
-//!   order by id);
+//! - message ids come from the database: each node hands them out from blocks it reserves
+//!   from the `message_ids` counter ahead of need (`ids.rs`), so no two nodes give out one
+//!   id; a conversation's chunks from several nodes may cover overlapping ranges of ids,
+//!   which reads merge by id (`reader.rs`);
 //! - accounts' and conversations' ids are identity columns; unique keys decide a race for an
 //!   account name (the loser's `REGISTER` fails), and rooms, memberships and conversations
 //!   are inserted with `ON CONFLICT DO NOTHING`, so that the same one made on two nodes at
@@ -48,6 +48,7 @@ pub(super) fn migrator() -> Migrator {
         "migrations/postgres/",
         (1, "initial", "0001_initial.sql"),
         (2, "room topics", "0002_room_topics.sql"),
+        (3, "message id blocks", "0003_message_id_blocks.sql"),
     )
 }
 
@@ -131,6 +132,10 @@ impl Database for Writer {
         Sql::create_room(&self.pool, room, creator).await
     }
 
+    async fn reserve_ids(&self, count: i64) -> Result<i64, sqlx::Error> {
+        Sql::reserve_ids(&self.pool, count).await
+    }
+
     async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
         Sql::set_topic(&self.pool, room, topic).await
     }
@@ -178,8 +183,8 @@ impl Database for Writer {
         Ok(stored(rows))
     }
 
-    /// Writes a batch under a block of ids of its own. A batch that fails because the
-    /// database is out of reach is given back, to be written later.
+    /// Writes a batch. A batch that fails because the database is out of reach is given
+    /// back, to be written later.
     async fn write(
         &self,
         batch: Batch,
@@ -273,25 +278,9 @@ impl Writer {
             row_conversations
                 .push(Sql::file(&self.pool, known, &mut filed, &record.conversation).await?);
         }
-        // The batch's ids are consecutive from its first; it moves onto a block of the
-        // database's, taken (and the counter's row lock let go) before the transaction.
-        let first = batch
-            .chunks
-            .iter()
-            .map(|chunk| chunk.first_id)
-            .chain(batch.rows.iter().map(|(id, _)| *id))
-            .min();
-        let Some(first) = first else {
+        if batch.messages == 0 {
             return Ok(filed);
-        };
-        let count = i64::try_from(batch.messages).unwrap_or(i64::MAX);
-        let (last,): (i64,) =
-            sqlx::query_as("UPDATE message_ids SET last = last + $1 RETURNING last")
-                .bind(count)
-                .fetch_one(&self.pool)
-                .await?;
-        let shift = last - count + 1 - first;
-
+        }
         let mut tx = self.pool.begin().await?;
         if !batch.rows.is_empty() {
             let rows = &batch.rows;
@@ -301,7 +290,7 @@ impl Writer {
                  SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], \
                    $5::TEXT[], $6::BIGINT[], $7::BOOLEAN[])",
             )
-            .bind(rows.iter().map(|(id, _)| id + shift).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(id, _)| id.get()).collect::<Vec<_>>())
             .bind(&row_conversations)
             .bind(
                 rows.iter()
@@ -327,14 +316,9 @@ impl Writer {
                  SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
                    $5::BIGINT[], $6::BIGINT[], $7::BYTEA[])",
             )
-            .bind(chunks.iter().map(|c| c.last_id + shift).collect::<Vec<_>>())
+            .bind(chunks.iter().map(|c| c.last_id).collect::<Vec<_>>())
             .bind(&chunk_conversations)
-            .bind(
-                chunks
-                    .iter()
-                    .map(|c| c.first_id + shift)
-                    .collect::<Vec<_>>(),
-            )
+            .bind(chunks.iter().map(|c| c.first_id).collect::<Vec<_>>())
             .bind(chunks.iter().map(|c| c.count).collect::<Vec<_>>())
             .bind(chunks.iter().map(|c| c.first_at).collect::<Vec<_>>())
             .bind(chunks.iter().map(|c| c.last_at).collect::<Vec<_>>())

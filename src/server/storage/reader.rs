@@ -5,6 +5,7 @@
 //! merging of rows and chunks into pages is here.
 
 use std::iter::Peekable;
+use std::ops::Range;
 use std::sync::Arc;
 
 use sqlx::{PgPool, SqlitePool};
@@ -118,48 +119,89 @@ impl Reader {
 
 /// Where a conversation's last `window` messages start, from the ids of its newest rows
 /// (`rows`) and its newest chunks (`chunks`: id, first id, count), each newest first and at
-/// least `window` of each if it has that many: the lowest id to read from, and how many
-/// messages from there to skip (those of the oldest chunk that are not in the window).
-/// `None` if the conversation has no messages. Rows count one each, chunks their `count`;
-/// no chunk spans a row of its conversation, so the two order by id.
+/// least `window` of each if it has that many: an id from which on there are at least
+/// `window` messages, none of them before the window; `None` if the conversation has no
+/// messages. The reader then counts the messages from there on exactly (`Sql::count_from`)
+/// and skips those before the window.
+///
+/// Rows and chunks are taken newest first by their newest id until they hold `window`
+/// messages; the id is the lowest of theirs. Every message before it has at least `window`
+/// newer ones, so the window starts there or after, whatever the overlap: a conversation's
+/// chunks and rows may cover overlapping ranges of ids, as ids are given where messages are
+/// accepted and reach the writer in any order (a message taken into the batch after the
+/// one of a message accepted after it, rows of queued messages, and on a shared store the
+/// blocks of several nodes: `ids.rs`). Mostly they do not, and then the count from there
+/// is the one taken here.
 pub(super) fn window_start(
     rows: Vec<(i64,)>,
     chunks: Vec<(i64, i64, i64)>,
     window: i64,
-) -> Option<(i64, i64)> {
+) -> Option<i64> {
     let (mut rows, mut chunks) = (rows.into_iter().peekable(), chunks.into_iter().peekable());
     let mut left = window;
-    let mut start = None;
-    loop {
+    let mut start: Option<i64> = None;
+    while left > 0 {
         let row_is_newer = match (rows.peek(), chunks.peek()) {
             (Some(row), Some(chunk)) => row.0 > chunk.0,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (None, None) => return start,
+            (None, None) => break,
         };
-        if row_is_newer {
+        let (first, count) = if row_is_newer {
             let Some((id,)) = rows.next() else { break };
-            start = Some((id, 0));
-            left -= 1;
-            if left == 0 {
-                break;
-            }
+            (id, 1)
         } else {
             let Some((_, first_id, count)) = chunks.next() else {
                 break;
             };
-            if count >= left {
-                return Some((first_id, count - left));
-            }
-            start = Some((first_id, 0));
-            left -= count;
-        }
+            (first_id, count)
+        };
+        start = Some(start.map_or(first, |start| start.min(first)));
+        left -= count;
     }
     start
 }
 
 /// A row of history as read: id, sender, body, sent_at.
 pub(super) type MessageRow = (i64, String, String, i64);
+
+/// A chunk being merged into a page: its body, and where its messages from the page's first
+/// id on are in it (id, time, and the byte ranges of the sender and text), next first.
+pub(super) struct OpenChunk {
+    body: Vec<u8>,
+    entries: std::vec::IntoIter<(i64, i64, Range<usize>, Range<usize>)>,
+    next: Option<(i64, i64, Range<usize>, Range<usize>)>,
+}
+
+impl OpenChunk {
+    pub(super) fn new(first_id: i64, body: Vec<u8>, from: i64) -> Self {
+        let base = body.as_ptr() as usize;
+        let range = |text: &str| {
+            let start = text.as_ptr() as usize - base;
+            start..start + text.len()
+        };
+        let entries: Vec<_> = chunk::entries(first_id, &body)
+            .filter(|entry| entry.id >= from)
+            .map(|entry| (entry.id, entry.at, range(entry.from), range(entry.text)))
+            .collect();
+        let mut entries = entries.into_iter();
+        let next = entries.next();
+        Self {
+            body,
+            entries,
+            next,
+        }
+    }
+
+    /// The id of its next message, if any is left.
+    pub(super) fn next_id(&self) -> Option<i64> {
+        self.next.as_ref().map(|next| next.0)
+    }
+
+    fn text(&self, range: Range<usize>) -> &str {
+        std::str::from_utf8(&self.body[range]).unwrap_or_default()
+    }
+}
 
 /// A page being gathered.
 pub(super) struct Page {
@@ -178,26 +220,23 @@ impl Page {
         }
     }
 
-    /// Adds the messages of a chunk from id `from` on, each after the rows before it; true
-    /// once the page is full. Only the messages kept are copied out of the chunk.
-    pub(super) fn add_chunk(
+    /// Adds the next message of `chunk`, after the rows before it; true once the page is
+    /// full. Only the messages kept are copied out of the chunk.
+    pub(super) fn add_next(
         &mut self,
-        first_id: i64,
-        body: &[u8],
-        from: i64,
+        chunk: &mut OpenChunk,
         rows: &mut Peekable<impl Iterator<Item = MessageRow>>,
     ) -> bool {
-        for entry in chunk::entries(first_id, body).filter(|entry| entry.id >= from) {
-            while let Some((id, sender, text, at)) = rows.next_if(|row| row.0 < entry.id) {
-                if self.add(id, &sender, || text, at) {
-                    return true;
-                }
-            }
-            if self.add(entry.id, entry.from, || entry.text.to_owned(), entry.at) {
+        let Some((id, at, from, text)) = chunk.next.take() else {
+            return self.is_full();
+        };
+        chunk.next = chunk.entries.next();
+        while let Some((id, sender, text, at)) = rows.next_if(|row| row.0 < id) {
+            if self.add(id, &sender, || text, at) {
                 return true;
             }
         }
-        false
+        self.add(id, chunk.text(from), || chunk.text(text).to_owned(), at)
     }
 
     /// The page, with the rows after the last chunk.

@@ -3,7 +3,8 @@
 //! connection is the writer task's; reads have read-only connections of their own, which
 //! SQLite's write-ahead log lets read a committed snapshot while the writer writes.
 //!
-//! Message ids are handed out by the writer, the file's only writer (`StoreActor::gather`).
+//! Message ids are given out where messages are accepted, in blocks the writer reserves from
+//! the `message_ids` counter (`ids.rs`), as on PostgreSQL.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub(super) fn migrator() -> Migrator {
         (3, "conversation ids", "0003_conversation_ids.sql"),
         (4, "history chunks", "0004_history_chunks.sql"),
         (5, "room topics", "0005_room_topics.sql"),
+        (6, "message id blocks", "0006_message_id_blocks.sql"),
     )
 }
 
@@ -58,9 +60,8 @@ pub(super) struct Writer {
     chunk_inserts: Vec<Arc<str>>,
 }
 
-/// Opens the database, migrates it, and reads what is kept in memory. Also returns the
-/// highest message id stored, in rows or chunks (0 if none), which the writer goes on from.
-pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded, i64), StorageError> {
+/// Opens the database, migrates it, and reads what is kept in memory.
+pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded), StorageError> {
     let path = files::prepare(&options.data_dir, DATABASE_FILE)?;
     let connect = SqliteConnectOptions::new()
         .filename(&path)
@@ -92,18 +93,12 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded, i6
     info!(path = %path.display(), "database open");
 
     let loaded = Sql::load(&pool).await?;
-    let (last_id,): (Option<i64>,) = sqlx::query_as(
-        "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM messages \
-         UNION ALL SELECT MAX(id) AS id FROM chunks) AS latest",
-    )
-    .fetch_one(&pool)
-    .await?;
     let writer = Writer {
         pool,
         message_inserts: insert_statements(MESSAGE_COLUMNS),
         chunk_inserts: insert_statements(CHUNK_COLUMNS),
     };
-    Ok((writer, loaded, last_id.unwrap_or(0)))
+    Ok((writer, loaded))
 }
 
 impl Database for Writer {
@@ -123,6 +118,10 @@ impl Database for Writer {
 
     async fn create_room(&self, room: &Name, creator: &Name) -> Result<bool, sqlx::Error> {
         Sql::create_room(&self.pool, room, creator).await
+    }
+
+    async fn reserve_ids(&self, count: i64) -> Result<i64, sqlx::Error> {
+        Sql::reserve_ids(&self.pool, count).await
     }
 
     async fn set_topic(&self, room: &Name, topic: Option<&Topic>) -> Result<(), sqlx::Error> {
@@ -294,7 +293,7 @@ impl Writer {
         let mut filed_rows = Vec::with_capacity(rows.len());
         for (id, record) in rows {
             let conversation = Sql::file(&mut *tx, known, &mut filed, &record.conversation).await?;
-            filed_rows.push((id, conversation, record));
+            filed_rows.push((id.get(), conversation, record));
         }
         let rows = filed_rows;
         insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {

@@ -109,6 +109,9 @@ on_both!(
     retention_by_age_holds_to_the_message_across_chunks,
     ids_go_on_after_a_reopen,
     a_room_keeps_its_topic_across_a_reopen,
+    the_id_a_message_is_given_is_the_one_history_shows_also_after_a_reopen,
+    records_that_arrive_out_of_order_read_back_in_id_order,
+    ids_are_not_given_twice_across_a_reopen_even_without_history,
 );
 
 fn said(conversation: Conversation, from: &str, text: &str) -> Record {
@@ -737,7 +740,7 @@ async fn history_in_rows_reads_with_the_chunks_after_it() {
     assert_eq!(rows_and_chunks(&place).await, (5, 2));
     let all = store.history(Conversation::Global, 100).await.unwrap();
     assert_eq!(texts(&all), numbered(0..10));
-    assert!(all[4].id > 6, "new ids start after the old rows'");
+    assert!(all[4].id.get() > 6, "new ids start after the old rows'");
     // A window that starts in the rows, read in pages across rows and chunks.
     let first = store
         .history_page(Conversation::Global, 8, None, 3)
@@ -837,6 +840,160 @@ fn every_postgres_migration_file_is_listed_once_in_order() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Message ids: given where a message is accepted.
+// ---------------------------------------------------------------------------------------------
+
+async fn the_id_a_message_is_given_is_the_one_history_shows_also_after_a_reopen(kind: Kind) {
+    let place = Place::new(kind);
+    let room = Conversation::Room(name("dev"));
+    let (given, queued) = {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        let mut given = Vec::new();
+        for i in 0..5 {
+            given.push(store.record(said(Conversation::Global, "ann", &format!("g{i}"))));
+            given.push(store.record(said(room.clone(), "bob", &format!("r{i}"))));
+        }
+        let queueing = store.queue_private(said(Conversation::Private(A, B), "ann", "for b"));
+        let queued = queueing.id();
+        queueing.await.unwrap();
+        given.push(store.record(said(Conversation::Private(A, B), "ann", "after")));
+        store.sync().await;
+        let global = store.history(Conversation::Global, 10).await.unwrap();
+        let ids: Vec<MessageId> = global.iter().map(|m| m.id).collect();
+        let wanted: Vec<MessageId> = given[..10].iter().copied().step_by(2).collect();
+        assert_eq!(ids, wanted, "the ids record gave, before a reopen");
+        store.close().await;
+        task.await.unwrap();
+        (given, queued)
+    };
+    let (store, _, _task) = Store::open(place.options()).await.unwrap();
+    let global = store.history(Conversation::Global, 10).await.unwrap();
+    let in_room = store.history(room, 10).await.unwrap();
+    let global: Vec<MessageId> = global.iter().map(|m| m.id).collect();
+    let in_room: Vec<MessageId> = in_room.iter().map(|m| m.id).collect();
+    assert_eq!(
+        global,
+        given[..10].iter().copied().step_by(2).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        in_room,
+        given[1..10].iter().copied().step_by(2).collect::<Vec<_>>()
+    );
+    let private = store
+        .history(Conversation::Private(B, A), 10)
+        .await
+        .unwrap();
+    let private: Vec<(MessageId, String)> = private.into_iter().map(|m| (m.id, m.text)).collect();
+    assert_eq!(
+        private,
+        [
+            (queued, "for b".to_string()),
+            (given[10], "after".to_string())
+        ]
+    );
+    let pending = store.take_pending(B).await;
+    assert_eq!(pending.iter().map(|m| m.id).collect::<Vec<_>>(), [queued]);
+    let later = store.record(said(Conversation::Global, "ann", "later"));
+    assert!(
+        given.iter().all(|&id| id < later),
+        "ids grow across a reopen"
+    );
+}
+
+/// Sends a record under an id taken earlier: as when a session that took an id reaches the
+/// writer after one that took a later id.
+fn late(store: &Store, record: Record, id: MessageId) {
+    store.send_record(record, id);
+}
+
+async fn records_that_arrive_out_of_order_read_back_in_id_order(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    let conversation = Conversation::Private(A, B);
+    let message = |i: usize| said(conversation.clone(), "ann", &i.to_string());
+    // Ids for 0..10, in the order taken, with a gap (an id given to a message not kept).
+    let mut ids: Vec<MessageId> = (0..10).map(|_| store.ids.next()).collect();
+    store.ids.next();
+    // In one batch, in reverse.
+    for i in (0..4).rev() {
+        late(&store, message(i), ids[i]);
+    }
+    store.sync().await;
+    // Across batches: 5 and 7 are written before 4 and 6 reach the writer, so that the
+    // chunks of the two batches overlap.
+    late(&store, message(5), ids[5]);
+    late(&store, message(7), ids[7]);
+    store.sync().await;
+    late(&store, message(6), ids[6]);
+    late(&store, message(4), ids[4]);
+    store.sync().await;
+    // A queued row, then a chunk that spans it: 8 and 9 were taken before it, 10 and 11
+    // after.
+    let row = store.queue_private(said(conversation.clone(), "ann", "row"));
+    let row_id = row.id();
+    row.await.unwrap();
+    ids.extend((0..2).map(|_| store.ids.next()));
+    for i in [9, 11, 8, 10] {
+        late(&store, message(i), ids[i]);
+    }
+    store.sync().await;
+
+    let wanted_texts: Vec<String> = (0..10)
+        .map(|i| i.to_string())
+        .chain(["row".into()])
+        .chain((10..12).map(|i| i.to_string()))
+        .collect();
+    let mut wanted = ids.clone();
+    wanted.push(row_id);
+    wanted.sort();
+    assert_eq!(wanted[10], row_id, "the row's id is among the chunk's");
+    let all = store.history(conversation.clone(), 100).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), wanted);
+    assert_eq!(
+        all.iter().map(|m| m.text.clone()).collect::<Vec<_>>(),
+        wanted_texts
+    );
+    // Windows that start among overlapping chunks, read in pages of every size.
+    let total = wanted.len() as u32;
+    for window in 1..=total {
+        for limit in 1..=4u32 {
+            let mut read = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .history_page(conversation.clone(), window, after, limit)
+                    .await
+                    .unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                after = page.last().map(|m| m.id);
+                read.extend(page.into_iter().map(|m| m.id));
+            }
+            let window_ids = &wanted[(total - window) as usize..];
+            assert_eq!(read, window_ids, "window {window}, pages of {limit}");
+        }
+    }
+}
+
+async fn ids_are_not_given_twice_across_a_reopen_even_without_history(kind: Kind) {
+    let place = Place::new(kind);
+    let options = StorageOptions {
+        history: false,
+        ..place.options()
+    };
+    let first = {
+        let (store, _, task) = Store::open(options.clone()).await.unwrap();
+        let first = store.record(said(Conversation::Global, "ann", "not kept"));
+        store.close().await;
+        task.await.unwrap();
+        first
+    };
+    let (store, _, _task) = Store::open(options).await.unwrap();
+    let second = store.record(said(Conversation::Global, "ann", "not kept either"));
+    assert!(first.is_stored() && second > first, "{first} then {second}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // PostgreSQL: several nodes on one database, and the database going away.
 // ---------------------------------------------------------------------------------------------
 
@@ -897,6 +1054,25 @@ async fn two_stores_on_one_database_share_everything() {
         assert_eq!(said, wanted, "{node}'s messages");
     }
 
+    // Ids from the two nodes never collide, and each node's grow in the order it took them.
+    let mut ones = Vec::new();
+    let mut twos = Vec::new();
+    for i in 0..1000 {
+        ones.push(one.record(said(Conversation::Room(name("dev")), "one", &i.to_string())));
+        twos.push(two.record(said(Conversation::Room(name("dev")), "two", &i.to_string())));
+    }
+    assert!(ones.is_sorted() && twos.is_sorted());
+    let mut every: Vec<MessageId> = ones.iter().chain(&twos).copied().collect();
+    every.sort();
+    every.dedup();
+    assert_eq!(every.len(), 2000, "no id given by both nodes");
+    tokio::join!(one.sync(), two.sync());
+    let in_room = one
+        .history(Conversation::Room(name("dev")), 5000)
+        .await
+        .unwrap();
+    assert_eq!(in_room.iter().map(|m| m.id).collect::<Vec<_>>(), every);
+
     // A private message queued on one node is taken once, by whichever node asks first.
     let queued = said(Conversation::Private(A, B), "a", "for b");
     one.queue_private(queued).await.unwrap();
@@ -904,6 +1080,28 @@ async fn two_stores_on_one_database_share_everything() {
     let mut taken = texts(&first);
     taken.extend(texts(&second));
     assert_eq!(taken, ["a for b"]);
+}
+
+/// Nodes move on to fresh blocks of ids every batch window, so that a message accepted on
+/// one node a window after another node's has the higher id, whichever node started first.
+#[tokio::test]
+async fn on_a_shared_store_ids_of_two_nodes_follow_the_order_they_were_given_in() {
+    let place = Place::new(Kind::Postgres);
+    let (one, _, _one_task) = Store::open(place.options()).await.unwrap();
+    let (two, _, _two_task) = Store::open(place.options()).await.unwrap();
+    let pause = place.options().batch_window * 4;
+    let mut given = Vec::new();
+    for round in 0..3 {
+        for (node, store) in [("one", &one), ("two", &two)] {
+            let text = format!("{node} {round}");
+            given.push(store.record(said(Conversation::Global, node, &text)));
+            tokio::time::sleep(pause).await;
+        }
+    }
+    assert!(given.is_sorted(), "{given:?}");
+    tokio::join!(one.sync(), two.sync());
+    let history = one.history(Conversation::Global, 10).await.unwrap();
+    assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), given);
 }
 
 // The longest of these tests (a PostgreSQL of its own, and the pool's timeouts): its name
