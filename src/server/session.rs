@@ -78,7 +78,7 @@ where
         };
         // The writer runs in the session's task rather than a task of its own: one task per
         // connection costs less memory, and a wake-up for output polls both at little cost.
-        let writing = writer.run(write);
+        let writing = writer.run_worded(write, super::cmd::wording::LineWording);
         tokio::pin!(serving, writing);
         tokio::select! {
             grace = &mut serving => {
@@ -495,7 +495,7 @@ impl Session {
     /// Not an `async fn`: that would keep the reply in the session's task beside the line
     /// encoded from it, in the state of every loop that awaits this.
     pub(super) fn reply_in_order(&mut self, reply: Reply) -> impl Future<Output = ()> + '_ {
-        self.pipeline(InFlight::Ready(Delivery::new(reply)))
+        self.pipeline(InFlight::Ready(self.outbox.delivery(reply)))
     }
 
     pub(super) fn send(&self, reply: Reply) {

@@ -11,7 +11,6 @@ use tokio::time::timeout;
 use tracing::warn;
 
 use super::{Step, not_logged_in};
-use crate::connection::Delivery;
 use crate::server::session::{Presence, Session};
 use crate::server::storage::Conversation;
 
@@ -65,7 +64,7 @@ async fn read(
         }
         for message in page {
             let id = message.id;
-            let line = Delivery::new(Reply::Hist {
+            let line = outbox.delivery(Reply::Hist {
                 target: target.clone(),
                 at: message.at,
                 from: message.from,

@@ -9,6 +9,8 @@ use linechat_protocol::{Command, ErrorCode, Reply};
 
 use super::session::Session;
 
+pub(super) mod wording;
+
 /// What a command came to.
 pub(super) enum Step {
     /// Its final line, to send now (after the lines of the commands before it).

@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Reply, Topic};
 
 use super::message::{self, Message};
-use super::translate::GLOBAL;
+use super::translate::{self, Control, GLOBAL};
 use super::{Flow, Irc, text};
 use crate::server::room::MAX_TOPIC_BYTES;
 
@@ -125,6 +125,9 @@ pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) 
         irc.in_global = true;
     }
     irc.as_me("JOIN", &[channel], None);
+    if matches!(history, HistoryTarget::Global) {
+        translate::tell(&irc.session.outbox, Control::InGlobal(true));
+    }
     if let HistoryTarget::Named(room) = &history
         && let Some(topic) = topic_of(irc, room).await
     {
@@ -160,6 +163,7 @@ async fn leave(irc: &mut Irc, channel: &str, reason: Option<&str>) {
         Some(Channel::Global) if irc.in_global => {
             irc.in_global = false;
             irc.as_me("PART", &[GLOBAL], reason);
+            translate::tell(&irc.session.outbox, Control::InGlobal(false));
         }
         Some(Channel::Global) => irc.numeric("442", &[channel], "You're not on that channel"),
         Some(Channel::Room(room)) => match irc.command(Command::LeaveRoom { room }).await {

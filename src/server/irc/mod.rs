@@ -54,6 +54,9 @@ where
         .server
         .output
         .outbox(context.settings.outbox_limit_bytes);
+    // The replies of the line-protocol commands the session runs reach the translator as
+    // values, which it words as IRC.
+    outbox.keep_replies();
     // At most 512 bytes with the line ending, CR LF or LF.
     let codec = LineCodec::counting_line_ending(MAX_LINE);
     let mut lines = FramedRead::with_capacity(read, codec, MIN_READ_BUFFER);

@@ -1,35 +1,35 @@
 //! The IRC connection's output side: what reaches its outbox, written as IRC.
 //!
-//! The actors deliver to every connection the same line-protocol lines, encoded once and
-//! shared by all recipients ([`Delivery`]); an IRC connection's outbox receives them too. Its
-//! writer words each of them as IRC ([`Translator`], the connection's [`Wording`]): `RM lobby
-//! alice hi` becomes `:alice!alice@linechat PRIVMSG #lobby :hi`, so that neither the actors
-//! nor the line protocol's fan-out do anything for IRC.
+//! The actors deliver typed events, shared by all their recipients ([`Delivery`]); an IRC
+//! connection's writer words them as IRC ([`Translator`], the connection's [`Wording`]): a
+//! room message from alice becomes `:alice!alice@linechat PRIVMSG #lobby :hi`, so that
+//! neither the actors nor the line protocol do anything for IRC.
 //!
-//! Most of what is fanned out (room messages, the global chat, joins, parts, presence) reads
-//! the same in IRC for every IRC user it reaches; each only decides whether to show it (not
-//! their own join, not `#global` once they parted it: [`Audience`]). The first IRC
-//! connection to write such a delivery translates it and leaves the translation in the
-//! delivery ([`Delivery::translated`]); the others copy it. What depends on the recipient (a
-//! private message names them; history, errors) each connection translates for itself.
+//! Most of what is fanned out (room messages, the global chat, joins, parts, presence,
+//! topics) reads the same in IRC for every IRC user it reaches; each only decides whether to
+//! show it (not their own join, not `#global` once they parted it: [`Audience`]). The first
+//! IRC connection to write such an event words it and leaves the wording in the delivery
+//! ([`Delivery::worded`], one form with the `server-time` tag on messages and one without);
+//! the others copy it. What depends on the recipient (a private message names them) each
+//! connection words for itself.
 //!
 //! The IRC session also writes its own lines, already IRC, to the same outbox, so that they
-//! keep their order with the deliveries. They are told apart by their first word: a line the
-//! session writes starts with a source (`:`), or is `ERROR`, `PING` or `AUTHENTICATE`, which no
-//! line-protocol line that reaches a connection from elsewhere is. Those lines pass unchanged,
-//! and tell the translator, in order with everything else, who the user is now (`001`,
-//! `NICK`), whether they are in `#global` (`JOIN`, `PART`), and which capabilities they took
-//! (`CAP ACK`).
+//! keep their order with the deliveries; they pass unchanged. What the translator must know
+//! of the connection (who the user is, whether they are in `#global`, whether they took
+//! `server-time`) the session tells it through the same outbox, in order with its lines
+//! ([`Control`]). The replies of line-protocol commands the session runs (history, errors,
+//! the parting notice) reach it as values ([`crate::connection::Outbox::keep_replies`]).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tracing::debug;
 
-use linechat_protocol::{Departure, HistoryTarget, Notice, Reply};
+use linechat_protocol::{Departure, HistoryTarget, Name, Notice, Reply};
 
-use super::message::{self, MAX_LINE, Message};
-use crate::connection::{Delivery, Wording};
+use super::message::{self, MAX_LINE};
+use crate::connection::{Content, Delivery, Form, Outbox, Wording};
+use crate::server::event::{Event, PresenceChange};
 
 /// The host part of every user's source, `alice!alice@linechat`.
 pub(super) const HOST: &str = "linechat";
@@ -47,98 +47,99 @@ pub(super) fn channel_of(room: &linechat_protocol::Name) -> String {
     format!("#{room}")
 }
 
-/// Who, among the IRC users a line reaches, is shown it, for a line whose IRC form is the same
-/// for all of them.
+/// A change of what the writer knows of its connection, queued by the session right after
+/// the line that shows it to the client, so that it takes effect in order with the lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Control {
+    /// The welcome (`001`) went out: the user is this nick. What waited for it follows.
+    Welcome(String),
+    /// The user changed their nick (`NICK`) to this one.
+    Nick(String),
+    /// The user joined (`true`) or parted `#global`.
+    InGlobal(bool),
+    /// The user took (`true`) or dropped `server-time`.
+    ServerTime(bool),
+}
+
+/// Tells the writer of `outbox` of `change`, after what was queued before it.
+pub(super) fn tell(outbox: &Outbox, change: Control) {
+    let heap = match &change {
+        Control::Welcome(nick) | Control::Nick(nick) => nick.len() + 16,
+        Control::InGlobal(_) | Control::ServerTime(_) => 0,
+    };
+    let _ = outbox.push(Delivery::own(change, heap));
+}
+
+/// Who, among the IRC users an event reaches, is shown it, for an event whose IRC form is the
+/// same for all of them.
 #[derive(Debug, Clone, Copy)]
 enum Audience<'a> {
-    /// Everyone: a room's message.
+    /// Everyone: a room's message or topic.
     Everyone,
     /// Everyone but this user: their join or part of a room, which they saw as the echo of
     /// their own `JOIN` or `PART`.
-    AllBut(&'a [u8]),
+    AllBut(&'a Name),
     /// Those in `#global`: the global chat (`None`), or someone coming or going, whom the
     /// user is not told about if it is themselves, under their name or the one before.
-    Global(Option<&'a [u8]>),
+    Global(Option<&'a Name>),
 }
 
 impl<'a> Audience<'a> {
-    /// The audience of a line-protocol line (without its `\n`), from its first words; `None`
-    /// for a line whose IRC form depends on the recipient.
-    fn of(line: &'a [u8]) -> Option<Self> {
-        // Word by word, and no further than needed: the rest may be a long text.
-        let (verb, rest) = split_word(line);
-        match verb {
-            b"RM" => Some(Self::Everyone),
-            b"MSG" => Some(Self::Global(None)),
-            b"JR" | b"LR" => {
-                let (user, _) = split_word(split_word(rest).1);
-                (!user.is_empty()).then_some(Self::AllBut(user))
-            }
-            b"NOTICE" => {
-                let (kind, rest) = split_word(rest);
-                let (user, _) = split_word(rest);
-                (matches!(kind, b"ONLINE" | b"OFFLINE") && !user.is_empty())
-                    .then_some(Self::Global(Some(user)))
-            }
-            _ => None,
+    /// The audience of an event; `None` for one whose IRC form depends on the recipient.
+    fn of(event: &'a Event) -> Option<Self> {
+        match event {
+            Event::RoomMessage { .. } | Event::Topic { .. } => Some(Self::Everyone),
+            Event::GlobalMessage { .. } => Some(Self::Global(None)),
+            Event::Joined { user, .. } | Event::Left { user, .. } => Some(Self::AllBut(user)),
+            Event::PrivateMessage { .. } | Event::RoomCreated { .. } | Event::Presence(_) => None,
         }
     }
-}
 
-/// The first word of a line, and what follows its space.
-fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
-    match memchr::memchr(b' ', line) {
-        Some(space) => (&line[..space], &line[space + 1..]),
-        None => (line, &[]),
+    fn of_change(change: &'a PresenceChange) -> Self {
+        Self::Global(Some(change.user()))
     }
 }
 
-/// Turns the lines of one connection's outbox into IRC, in order.
+/// Turns what reaches one connection's outbox into IRC, in order.
 #[derive(Debug)]
 pub(super) struct Translator {
     server: Arc<str>,
-    /// The user's nick once welcomed (`001`).
+    /// The user's nick once welcomed.
     me: Option<String>,
     /// The nick before the last change: others are told it went offline, the user is not.
     former: Option<String>,
     /// Deliveries that came before the welcome, which says who the user is: they wait for
     /// it. They count as the connection's queued output ([`Wording::held`]), so that its
     /// outbox limit and the output budget bound them as they bound what waits in the outbox.
-    held: Vec<Bytes>,
+    held: Vec<Arc<Delivery>>,
     held_bytes: usize,
     in_global: bool,
     server_time: bool,
 }
 
 impl Wording for Translator {
-    fn put(&mut self, delivery: &Delivery, out: &mut BytesMut) {
-        let lines = delivery.bytes();
-        if delivery.ends() && self.me.is_none() {
-            // The parting line (`ERROR`) is the last thing written: held for a welcome that
-            // cannot come, it would never be.
-            for line in each_line(lines) {
-                let text = std::str::from_utf8(line).unwrap_or_default();
-                if let Ok(reply) = Reply::parse(text) {
-                    self.reply(reply, out);
+    fn put(&mut self, delivery: &Arc<Delivery>, out: &mut BytesMut) {
+        match delivery.content() {
+            Content::Lines(lines) => out.put_slice(lines),
+            Content::Own(value) => {
+                if let Some(change) = value.downcast_ref::<Control>() {
+                    self.control(change.clone(), out);
                 }
             }
-            return;
-        }
-        if self.shows_all(lines)
-            && let Some(translated) = delivery.translated(shared_form)
-        {
-            out.put_slice(translated);
-            return;
-        }
-        for line in each_line(lines) {
-            self.line(line, out);
+            // The parting line is the last thing written: held for a welcome that cannot
+            // come, it would never be.
+            Content::Reply(reply) if delivery.ends() => self.reply(reply, out),
+            Content::Event(_) | Content::Reply(_) if self.me.is_none() => {
+                self.held_bytes += delivery.size();
+                self.held.push(delivery.clone());
+            }
+            Content::Event(event) => self.event(delivery, event, out),
+            Content::Reply(reply) => self.reply(reply, out),
         }
     }
 
     fn held(&self) -> usize {
-        // Each line is an allocation of its own (with the allocator's header), and a handle
-        // in the list.
-        self.held_bytes + self.held.len() * 16 + self.held.capacity() * size_of::<Bytes>()
+        self.held_bytes + self.held.capacity() * size_of::<Arc<Delivery>>()
     }
 }
 
@@ -155,115 +156,90 @@ impl Translator {
         }
     }
 
-    /// Whether every line of `lines` has an IRC form the same for all, and the user is shown
-    /// each: then the delivery's shared translation is what they get.
-    fn shows_all(&self, lines: &[u8]) -> bool {
-        self.me.is_some()
-            && !lines.is_empty()
-            && each_line(lines)
-                .all(|line| Audience::of(line).is_some_and(|audience| self.shows(audience)))
+    fn control(&mut self, change: Control, out: &mut BytesMut) {
+        match change {
+            Control::Welcome(nick) => {
+                self.me = Some(nick);
+                self.held_bytes = 0;
+                for delivery in std::mem::take(&mut self.held) {
+                    self.put(&delivery, out);
+                }
+            }
+            Control::Nick(nick) => self.former = self.me.replace(nick),
+            Control::InGlobal(joined) => self.in_global = joined,
+            Control::ServerTime(taken) => self.server_time = taken,
+        }
     }
 
     fn shows(&self, audience: Audience<'_>) -> bool {
         let Some(me) = &self.me else {
             return false;
         };
-        let is_me = |user: &[u8]| {
-            user.eq_ignore_ascii_case(me.as_bytes())
+        let is_me = |user: &Name| {
+            user.as_str().eq_ignore_ascii_case(me)
                 || self
                     .former
                     .as_ref()
-                    .is_some_and(|former| user.eq_ignore_ascii_case(former.as_bytes()))
+                    .is_some_and(|former| user.as_str().eq_ignore_ascii_case(former))
         };
         match audience {
             Audience::Everyone => true,
-            Audience::AllBut(user) => !user.eq_ignore_ascii_case(me.as_bytes()),
+            Audience::AllBut(user) => !user.as_str().eq_ignore_ascii_case(me),
             Audience::Global(user) => self.in_global && !user.is_some_and(is_me),
         }
     }
 
-    /// Writes the IRC form of one outbox line (without its `\n`) to `out`.
-    pub(super) fn line(&mut self, line: &[u8], out: &mut BytesMut) {
-        let Ok(text) = std::str::from_utf8(line) else {
-            return;
-        };
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        if is_irc(text) {
-            out.put_slice(text.as_bytes());
-            out.put_slice(b"\r\n");
-            self.observe(text, out);
-            return;
-        }
-        if self.me.is_none() {
-            self.held_bytes += line.len();
-            self.held.push(Bytes::copy_from_slice(line));
-            return;
-        }
-        // The commonest line a connection translates for itself, read without the parser:
-        // `PM <from> <text>`, as the server wrote it.
-        if let Some((from, said)) = text.strip_prefix("PM ").and_then(|pm| pm.split_once(' ')) {
-            let me = self.me.as_deref().unwrap_or("*");
-            privmsg(out, from, me, said, None);
-            return;
-        }
-        let audience = Audience::of(text.as_bytes());
-        if audience.is_some_and(|audience| !self.shows(audience)) {
-            return;
-        }
-        let reply = match Reply::parse(text) {
-            Ok(reply) => reply,
-            Err(error) => {
-                debug!(%error, "IRC connection: a line it cannot translate");
-                return;
-            }
-        };
-        if audience.is_none() || !put_shared(&reply, out) {
-            self.reply(reply, out);
+    /// Whether the event reads the same in IRC for everyone it reaches and the user is shown
+    /// all of it: then the delivery's shared wording is what they get.
+    fn shows_all(&self, event: &Event) -> bool {
+        match event {
+            Event::Presence(batch) => batch
+                .changes()
+                .iter()
+                .all(|change| self.shows(Audience::of_change(change))),
+            event => Audience::of(event).is_some_and(|audience| self.shows(audience)),
         }
     }
 
-    /// Follows what the session's own lines say about the connection.
-    fn observe(&mut self, text: &str, out: &mut BytesMut) {
-        let Some(message) = Message::parse(text) else {
-            return;
-        };
-        let from_me = match (source_nick(text), &self.me) {
-            (Some(nick), Some(me)) => nick.eq_ignore_ascii_case(me),
-            _ => false,
-        };
-        match message.verb.as_str() {
-            "001" => {
-                self.me = Some(message.param(0).to_owned());
-                for line in std::mem::take(&mut self.held) {
-                    self.line(&line, out);
-                }
-                self.held_bytes = 0;
-                self.held = Vec::new();
+    /// Writes the IRC form of an event to `out`.
+    fn event(&mut self, delivery: &Arc<Delivery>, event: &Event, out: &mut BytesMut) {
+        let timed = self.server_time;
+        // A delivery only this connection holds (a private message) is worded straight into
+        // the batch: no other connection will ask for its wording.
+        if Arc::strong_count(delivery) > 1 && self.shows_all(event) {
+            let form = if timed { Form::IrcTimed } else { Form::Irc };
+            if let Some(shared) = delivery.worded(form, |event| shared_form(event, timed)) {
+                out.put_slice(shared);
+                return;
             }
-            "NICK" if from_me => {
-                self.former = self.me.replace(message.param(0).to_owned());
+        }
+        let me = self.me.as_deref().unwrap_or("*");
+        match event {
+            Event::PrivateMessage { at, from, text } => {
+                privmsg(out, from.as_str(), me, text, time_tag(timed, *at).as_deref());
             }
-            "JOIN" if from_me && message.param(0).eq_ignore_ascii_case(GLOBAL) => {
-                self.in_global = true;
+            Event::RoomCreated { room, by } => {
+                let text = format!("{by} created {}", channel_of(room));
+                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&text));
+                out.put_slice(&line);
             }
-            "PART" if from_me && message.param(0).eq_ignore_ascii_case(GLOBAL) => {
-                self.in_global = false;
-            }
-            "CAP" if message.param(1) == "ACK" => {
-                for capability in message.params.last().into_iter().flat_map(|c| c.split(' ')) {
-                    match capability {
-                        "server-time" => self.server_time = true,
-                        "-server-time" => self.server_time = false,
-                        _ => {}
+            Event::Presence(batch) => {
+                for change in batch.changes() {
+                    if self.shows(Audience::of_change(change)) {
+                        put_change(change, out);
                     }
                 }
             }
-            _ => {}
+            event => {
+                if Audience::of(event).is_some_and(|audience| self.shows(audience)) {
+                    put_shared(event, timed, out);
+                }
+            }
         }
     }
 
-    /// The IRC form of a line that depends on the recipient.
-    fn reply(&mut self, reply: Reply, out: &mut BytesMut) {
+    /// The IRC form of a line-protocol reply of a command the session ran.
+    fn reply(&mut self, reply: &Reply, out: &mut BytesMut) {
         let me = self.me.as_deref().unwrap_or("*");
         match reply {
             Reply::Hist {
@@ -272,7 +248,7 @@ impl Translator {
                 from,
                 text,
             } => {
-                let channel = match &target {
+                let channel = match target {
                     HistoryTarget::Global if !self.in_global => return,
                     HistoryTarget::Global => GLOBAL.to_owned(),
                     HistoryTarget::Named(room) => channel_of(room),
@@ -280,32 +256,17 @@ impl Translator {
                 // A message from history carries its time: a `time` tag with `server-time`,
                 // else in front of the text.
                 if self.server_time {
-                    let tag = format!("@time={} ", humantime::format_rfc3339_millis(at));
-                    privmsg(out, from.as_str(), &channel, &text, Some(&tag));
+                    let tag = time_tag(true, *at);
+                    privmsg(out, from.as_str(), &channel, text, tag.as_deref());
                 } else {
-                    let text = format!("[{}] {text}", humantime::format_rfc3339_seconds(at));
+                    let text = format!("[{}] {text}", humantime::format_rfc3339_seconds(*at));
                     privmsg(out, from.as_str(), &channel, &text, None);
                 }
-            }
-            Reply::Notice(Notice::Topic { room, by, text }) => {
-                let text = text.unwrap_or_default();
-                let line = message::encode(
-                    Some(&source_of(by.as_str())),
-                    "TOPIC",
-                    &[&channel_of(&room)],
-                    Some(&text),
-                );
-                out.put_slice(&line);
-            }
-            Reply::Notice(Notice::RoomCreated { room, by }) => {
-                let text = format!("{by} created {}", channel_of(&room));
-                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&text));
-                out.put_slice(&line);
             }
             Reply::Notice(notice @ (Notice::Closing { .. } | Notice::Shutdown)) => {
                 let why = match notice {
                     // `NOTICE CLOSING <CODE> <explanation>`: the explanation.
-                    Notice::Closing { reason } => Reply::Notice(Notice::Closing { reason })
+                    Notice::Closing { reason } => Reply::Notice(Notice::Closing { reason: *reason })
                         .to_string()
                         .splitn(4, ' ')
                         .nth(3)
@@ -318,7 +279,7 @@ impl Translator {
                 out.put_slice(&line);
             }
             Reply::Err { message, .. } => {
-                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&message));
+                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(message));
                 out.put_slice(&line);
             }
             // Final lines of commands the IRC session answers itself.
@@ -327,49 +288,74 @@ impl Translator {
     }
 }
 
-/// The IRC form of a delivery every line of which reads the same for every IRC user
-/// ([`Audience`]); `None` if a line is not one of those.
-fn shared_form(lines: &[u8]) -> Option<Bytes> {
-    let mut out = BytesMut::with_capacity(lines.len() + 64);
-    for line in each_line(lines) {
-        let text = std::str::from_utf8(line).ok()?;
-        let reply = Reply::parse(text.strip_suffix('\r').unwrap_or(text)).ok()?;
-        if !put_shared(&reply, &mut out) {
-            return None;
+/// The `server-time` tag of a message said at `at`, with its space, if the client took it.
+fn time_tag(timed: bool, at: SystemTime) -> Option<String> {
+    timed.then(|| format!("@time={} ", humantime::format_rfc3339_millis(at)))
+}
+
+/// The IRC form of an event that reads the same for every IRC user it is shown to; `None`
+/// for another event.
+fn shared_form(event: &Event, timed: bool) -> Option<Bytes> {
+    let mut out = BytesMut::new();
+    match event {
+        Event::Presence(batch) => {
+            for change in batch.changes() {
+                put_change(change, &mut out);
+            }
+        }
+        event => {
+            Audience::of(event)?;
+            put_shared(event, timed, &mut out);
         }
     }
     Some(out.freeze())
 }
 
-/// Writes the IRC form of a line that reads the same for every IRC user it is shown to;
-/// `false` for another line.
-fn put_shared(reply: &Reply, out: &mut BytesMut) -> bool {
-    let (user, verb, channel, reason) = match reply {
-        Reply::Rm { room, from, text } => {
-            privmsg(out, from.as_str(), &channel_of(room), text, None);
-            return true;
+/// Writes the IRC form of an event that reads the same for every IRC user it is shown to.
+fn put_shared(event: &Event, timed: bool, out: &mut BytesMut) {
+    let (user, verb, channel, text) = match event {
+        Event::RoomMessage {
+            at,
+            room,
+            from,
+            text,
+        } => {
+            let tag = time_tag(timed, *at);
+            privmsg(out, from.as_str(), &channel_of(room), text, tag.as_deref());
+            return;
         }
-        Reply::Msg { from, text } => {
-            privmsg(out, from.as_str(), GLOBAL, text, None);
-            return true;
+        Event::GlobalMessage { at, from, text } => {
+            privmsg(out, from.as_str(), GLOBAL, text, time_tag(timed, *at).as_deref());
+            return;
         }
-        Reply::Joined { room, user } => (user, "JOIN", Some(channel_of(room)), None),
-        Reply::Left { room, user } => (user, "PART", Some(channel_of(room)), None),
-        Reply::Notice(Notice::Online { user }) => (user, "JOIN", Some(GLOBAL.to_owned()), None),
-        Reply::Notice(Notice::Offline { user, how }) => {
-            (user, "QUIT", None, Some(quit_reason(how)))
-        }
-        _ => return false,
+        Event::Joined { room, user } => (user, "JOIN", channel_of(room), None),
+        Event::Left { room, user } => (user, "PART", channel_of(room), None),
+        Event::Topic { room, by, text } => (
+            by,
+            "TOPIC",
+            channel_of(room),
+            Some(text.as_deref().unwrap_or_default()),
+        ),
+        Event::PrivateMessage { .. } | Event::RoomCreated { .. } | Event::Presence(_) => return,
     };
-    let channel = channel.as_deref();
-    let line = message::encode(
-        Some(&source_of(user.as_str())),
-        verb,
-        channel.as_slice(),
-        reason.as_deref(),
-    );
+    let line = message::encode(Some(&source_of(user.as_str())), verb, &[&channel], text);
     out.put_slice(&line);
-    true
+}
+
+/// Writes the IRC form of someone coming (a `JOIN` of `#global`) or going (a `QUIT`).
+fn put_change(change: &PresenceChange, out: &mut BytesMut) {
+    let line = match change {
+        PresenceChange::Online { user } => {
+            message::encode(Some(&source_of(user.as_str())), "JOIN", &[GLOBAL], None)
+        }
+        PresenceChange::Offline { user, how } => message::encode(
+            Some(&source_of(user.as_str())),
+            "QUIT",
+            &[],
+            Some(&quit_reason(how)),
+        ),
+    };
+    out.put_slice(&line);
 }
 
 /// `PRIVMSG`s from `from` to `target`, as many as `text` needs to fit in IRC lines, written
@@ -407,36 +393,6 @@ fn privmsg(out: &mut BytesMut, from: &str, target: &str, text: &str, tag: Option
         }
         out.put_slice(b"\r\n");
     }
-}
-
-/// The lines of a delivery, without their `\n`.
-fn each_line(lines: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = lines;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let (line, after) = match memchr::memchr(b'\n', rest) {
-            Some(end) => (&rest[..end], &rest[end + 1..]),
-            None => (rest, &[][..]),
-        };
-        rest = after;
-        Some(line)
-    })
-}
-
-/// Whether a line the outbox holds is IRC already (see the module's documentation).
-fn is_irc(line: &str) -> bool {
-    line.starts_with(':')
-        || line.starts_with("ERROR ")
-        || line.starts_with("PING ")
-        || line.starts_with("AUTHENTICATE ")
-}
-
-/// The nick of a line's source, `:nick!user@host ...`.
-fn source_nick(line: &str) -> Option<&str> {
-    let source = line.strip_prefix(':')?.split(' ').next()?;
-    Some(source.split('!').next().unwrap_or(source))
 }
 
 /// What IRC shows as the reason of a `QUIT`.

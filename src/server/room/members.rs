@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
 
 use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
+use crate::server::event::{self, Event};
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
@@ -74,21 +76,19 @@ impl Room {
         if self.tx.is_closed() {
             return None;
         }
-        let said = Reply::Rm {
-            room: self.name.clone(),
-            from: from.name.clone(),
-            text,
-        };
-        let line = Delivery::of(&said);
-        // The text moves on to the history record: a message is copied once, into its line.
-        let Reply::Rm { from, text, .. } = said else {
-            return None;
-        };
-        store.record(Record::now(
+        let record = Record::now(
             Conversation::Room(self.name.clone()),
-            from.clone(),
+            from.name.clone(),
+            text.as_str(),
+        );
+        let from = from.name.clone();
+        let line = Delivery::event(Event::RoomMessage {
+            at: event::time_of(record.at),
+            room: self.name.clone(),
+            from: from.clone(),
             text,
-        ));
+        });
+        store.record(record);
         let sent = self.tx.send(RoomRequest::Say { from, line }).await;
         sent.is_ok().then(|| self.said.clone())
     }
@@ -214,7 +214,13 @@ impl RoomActor {
                     None => return,
                 },
                 Some(message) = next_message(&mut remote) => {
-                    let line = Delivery::from_bytes(message.payload);
+                    let line = match wire::decode::<Event>(&message.payload) {
+                        Ok(event) => Delivery::event(event),
+                        Err(error) => {
+                            warn!(room = %self.room, %error, "a room event from another node not read");
+                            continue;
+                        }
+                    };
                     for seat in self.members.values() {
                         let _ = seat.outbox.push(line.clone());
                     }
@@ -248,7 +254,7 @@ impl RoomActor {
                     self.members.remove(&member.name);
                     let user = member.name.clone();
                     self.tell_cluster(Change::Left, &user);
-                    self.fan_out(Reply::Left { room, user }, &member.name);
+                    self.fan_out(Event::Left { room, user }, &member.name);
                     if self.members.is_empty() {
                         let _ = self.idle.send(self.room.clone());
                     }
@@ -265,8 +271,10 @@ impl RoomActor {
                 // newer login of the same user may still send, as that user.
                 if self.members.contains_key(&from) {
                     self.deliver(&line, &from);
-                    if let Some(cluster) = &self.cluster {
-                        cluster.room_line(&self.room, line.shared_bytes());
+                    if let Some(cluster) = &self.cluster
+                        && let Some(event) = line.as_event()
+                    {
+                        cluster.room_line(&self.room, wire::encode(event));
                     }
                 }
             }
@@ -310,7 +318,7 @@ impl RoomActor {
                 let user = member.name.clone();
                 self.tell_cluster(Change::Left, &user);
                 self.fan_out(
-                    Reply::Left {
+                    Event::Left {
                         room: room.clone(),
                         user,
                     },
@@ -325,7 +333,7 @@ impl RoomActor {
         }
         let user = member.name.clone();
         self.tell_cluster(Change::Joined, &user);
-        self.fan_out(Reply::Joined { room, user }, &member.name);
+        self.fan_out(Event::Joined { room, user }, &member.name);
         let seat = Seat {
             id: member.id,
             outbox: member.outbox,
@@ -344,13 +352,15 @@ impl RoomActor {
         Reply::ok_with(verb, &self.room)
     }
 
-    /// Queues `reply` for every member but `except`, encoded once for all of them, and,
-    /// clustered, publishes the same line to the room's members on other nodes.
-    fn fan_out(&self, reply: Reply, except: &Name) {
-        let line = Delivery::new(reply);
+    /// Queues `event` for every member but `except`, one delivery shared by all of them,
+    /// and, clustered, publishes it to the room's members on other nodes.
+    fn fan_out(&self, event: Event, except: &Name) {
+        let line = Delivery::event(event);
         self.deliver(&line, except);
-        if let Some(cluster) = &self.cluster {
-            cluster.room_line(&self.room, line.shared_bytes());
+        if let Some(cluster) = &self.cluster
+            && let Some(event) = line.as_event()
+        {
+            cluster.room_line(&self.room, wire::encode(event));
         }
     }
 

@@ -15,13 +15,14 @@ use tracing::info;
 
 use super::members::{Room, RoomActor, RoomRequest};
 use crate::connection::Delivery;
+use crate::server::event::Event;
 use crate::server::cluster::Cluster;
 use crate::server::cluster::wire::{self, RoomState, TopicState};
 use crate::server::member::Member;
 use crate::server::request::{self, Backlog, unavailable};
 use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
-use linechat_protocol::{ErrorCode, Name, Notice, Reply, Topic, Verb};
+use linechat_protocol::{ErrorCode, Name, Reply, Topic, Verb};
 
 /// The longest topic, in bytes of UTF-8: about two lines of a chat window, and what fits
 /// in IRC's `332` line with the longest nick and channel.
@@ -670,11 +671,11 @@ impl RoomsActor {
         }
         self.rooms
             .insert(room.clone(), RoomEntry::new(room.clone(), Instant::now()));
-        let notice = Notice::RoomCreated {
+        let created = Event::RoomCreated {
             room: room.clone(),
             by: member.name.clone(),
         };
-        self.users.notify(notice, member.name.clone());
+        self.users.notify(created, member.name.clone());
         // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
         self.join(member, room.clone(), Verb::CreateRoom, reply);
         self.join_waiting(&room, waiting);
@@ -873,7 +874,7 @@ impl RoomsActor {
             entry.topic_change = change.number;
             entry.topic = change.topic();
             entry.topic_since = Some(change.at);
-            let notice = Notice::Topic {
+            let topic = Event::Topic {
                 room: room.clone(),
                 by: change.by.clone(),
                 text: change.text.clone(),
@@ -881,7 +882,7 @@ impl RoomsActor {
             // Through the room's task, as a line its member said: the other members get it
             // in order with the room's messages, here and, clustered, on the other nodes.
             if let Some(actor) = &entry.actor {
-                let line = Delivery::new(Reply::Notice(notice));
+                let line = Delivery::event(topic);
                 actor.post(RoomRequest::Say {
                     from: change.by.clone(),
                     line,
@@ -943,7 +944,7 @@ impl RoomsActor {
                 // Known already if its creator's join came first.
                 self.know(&room);
                 self.users.notify(
-                    Notice::RoomCreated {
+                    Event::RoomCreated {
                         room,
                         by: by.clone(),
                     },
@@ -1040,12 +1041,12 @@ impl RoomsActor {
         for user in gone {
             members.remove(&user);
             let room = room.clone();
-            lines.push(Reply::Left { room, user });
+            lines.push(Event::Left { room, user });
         }
         for user in now {
             if members.insert(user.clone(), node.clone()).is_none() {
                 let room = room.clone();
-                lines.push(Reply::Joined { room, user });
+                lines.push(Event::Joined { room, user });
             }
         }
         if members.is_empty() {
@@ -1059,7 +1060,7 @@ impl RoomsActor {
         };
         for line in lines {
             actor.post(RoomRequest::Deliver {
-                line: Delivery::new(line),
+                line: Delivery::event(line),
             });
         }
     }

@@ -20,6 +20,7 @@ use super::member::{Member, UserId};
 use super::request::{self, Backlog, unavailable};
 use super::storage::{Conversation, Record, Store};
 use crate::connection::{Delivery, Outbox};
+use crate::server::event::{self, Event, PresenceChange};
 use linechat_protocol::{CloseReason, Departure, ErrorCode, Name, Notice, Password, Reply, Verb};
 use presence::PresenceNotices;
 pub(crate) use remote::Remote;
@@ -128,7 +129,7 @@ pub(crate) enum UsersRequest {
         reply: oneshot::Sender<Private>,
     },
     Notify {
-        notice: Notice,
+        event: Event,
         except: Name,
     },
 }
@@ -302,8 +303,8 @@ impl Users {
     }
 
     /// Sends a global notice to everyone online but `except`.
-    pub fn notify(&self, notice: Notice, except: Name) {
-        let _ = self.tx.send(UsersRequest::Notify { notice, except });
+    pub fn notify(&self, event: Event, except: Name) {
+        let _ = self.tx.send(UsersRequest::Notify { event, except });
     }
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UsersRequest) -> Option<T> {
@@ -393,7 +394,7 @@ impl UsersActor {
     /// them for those who were online before them, and for each newcomer the part after
     /// their own arrival.
     fn flush_presence(&mut self) {
-        let Some((lines, newcomers)) = self.presence.take() else {
+        let Some((changes, newcomers)) = self.presence.take() else {
             return;
         };
         // A connection online under two names (a guest renaming: the new name is taken before
@@ -404,17 +405,18 @@ impl UsersActor {
             .filter_map(|name| self.online.get(name))
             .map(|online| online.outbox.connection_key())
             .collect();
-        let everything = Delivery::from_bytes(lines.clone());
+        let count = changes.changes().len();
+        let everything = Delivery::event(Event::Presence(changes.clone()));
         for (name, online) in &self.online {
             match newcomers.get(name) {
                 None if renaming.contains(&online.outbox.connection_key()) => {}
                 None => {
                     let _ = online.outbox.push(everything.clone());
                 }
-                Some(&after) if after < lines.len() => {
+                Some(&after) if after < count => {
                     let _ = online
                         .outbox
-                        .push(Delivery::from_bytes(lines.slice(after..)));
+                        .push(Delivery::event(Event::Presence(changes.after(after))));
                 }
                 Some(_) => {}
             }
@@ -466,7 +468,7 @@ impl UsersActor {
                 text,
                 reply,
             } => self.private(from, to, text, reply),
-            UsersRequest::Notify { notice, except } => self.notify(notice, except),
+            UsersRequest::Notify { event, except } => self.notify(event, except),
         }
     }
 
@@ -806,17 +808,16 @@ impl UsersActor {
         self.flush_presence();
         // Queued for history first (it never waits), so that a HISTORY sent by anyone
         // who has seen the message finds it.
-        self.store.record(Record::now(
-            Conversation::Global,
-            from.name.clone(),
-            text.clone(),
-        ));
+        let record = Record::now(Conversation::Global, from.name.clone(), text.as_str());
+        let at = event::time_of(record.at);
+        self.store.record(record);
         if let Some(cluster) = &self.cluster {
             let from = from.name.clone();
             let text = text.clone();
             cluster.global(&wire::Global::Msg { from, text });
         }
-        let line = Delivery::new(Reply::Msg {
+        let line = Delivery::event(Event::GlobalMessage {
+            at,
             from: from.name.clone(),
             text,
         });
@@ -921,11 +922,13 @@ impl UsersActor {
             return;
         }
         // Recorded before it is delivered, as MSG is.
+        let at = event::time_of(record.at);
         self.store.record(record);
-        let _ = outbox.send(Reply::Pm {
+        let _ = outbox.push(Delivery::event(Event::PrivateMessage {
+            at,
             from: from.name,
             text,
-        });
+        }));
         let _ = reply.send(Private {
             reply: Reply::ok_with(Verb::Pm, &to),
             recipient: Some(Member {
@@ -937,10 +940,10 @@ impl UsersActor {
     }
 
     /// Sends a global notice to everyone online but `except`.
-    fn notify(&mut self, notice: Notice, except: Name) {
+    fn notify(&mut self, event: Event, except: Name) {
         // Notices go first, in the order things happened.
         self.flush_presence();
-        self.fan_out(&Delivery::new(Reply::Notice(notice)), &except);
+        self.fan_out(&Delivery::event(event), &except);
     }
 
     /// Whether a new guest or account may take `name`.
@@ -964,7 +967,7 @@ impl UsersActor {
         let user = member.name.clone();
         // Counted with the newcomer, as with the one leaving below.
         self.presence
-            .add(Notice::Online { user }, self.everyone() + 1);
+            .add(PresenceChange::Online { user }, self.everyone() + 1);
         self.presence.arrived(member.name.clone());
         let online = Online {
             id: member.id,
@@ -1010,7 +1013,7 @@ impl UsersActor {
         }
         let user = member.name.clone();
         self.presence
-            .add(Notice::Offline { user, how }, self.everyone() + 1);
+            .add(PresenceChange::Offline { user, how }, self.everyone() + 1);
     }
 
     fn release_look_alike(&mut self, name: &Name) {

@@ -8,6 +8,7 @@ use tracing::{debug, info};
 
 use super::{RemoteUser, UsersActor, UsersRequest, look_alike_key};
 use crate::connection::Delivery;
+use crate::server::event::{self, Event, PresenceChange};
 use crate::server::cluster::Recheck;
 use crate::server::cluster::wire::{self, UserState};
 use crate::server::member::UserId;
@@ -78,7 +79,9 @@ impl UsersActor {
             }
             Remote::Msg { from, text } => {
                 self.flush_presence();
-                let line = Delivery::new(Reply::Msg {
+                // The time this node heard it: the message's node does not say when it was.
+                let line = Delivery::event(Event::GlobalMessage {
+                    at: std::time::SystemTime::now(),
                     from: from.clone(),
                     text,
                 });
@@ -227,7 +230,7 @@ impl UsersActor {
         }
         let (user, how) = (name.clone(), Departure::Lost);
         self.presence
-            .add(Notice::Offline { user, how }, self.everyone() + 1);
+            .add(PresenceChange::Offline { user, how }, self.everyone() + 1);
     }
 
     /// This node's user `name` logged in to their account on another node, which took the
@@ -272,7 +275,7 @@ impl UsersActor {
     /// Tells everyone here that `name` came online on another node.
     fn announce_remote(&mut self, name: &Name) {
         self.presence
-            .add(Notice::Online { user: name.clone() }, self.everyone() + 1);
+            .add(PresenceChange::Online { user: name.clone() }, self.everyone() + 1);
         self.presence.arrived(name.clone());
     }
 
@@ -286,7 +289,7 @@ impl UsersActor {
         }
         let user = name.clone();
         self.presence
-            .add(Notice::Offline { user, how }, self.everyone() + 1);
+            .add(PresenceChange::Offline { user, how }, self.everyone() + 1);
     }
 
     /// A private message from a user of another node to one of this node's; kept for an
@@ -297,14 +300,17 @@ impl UsersActor {
         self.flush_presence();
         let shared = self.store.is_shared();
         if let Some(online) = self.online.get(&to) {
+            let record = Record::now(
+                Conversation::Private(from_id, online.id),
+                from.clone(),
+                text.as_str(),
+            );
+            let at = event::time_of(record.at);
             if shared {
-                self.store.record(Record::now(
-                    Conversation::Private(from_id, online.id),
-                    from.clone(),
-                    text.clone(),
-                ));
+                self.store.record(record);
             }
-            let _ = online.outbox.send(Reply::Pm { from, text });
+            let pm = Event::PrivateMessage { at, from, text };
+            let _ = online.outbox.push(Delivery::event(pm));
             return;
         }
         if let Some(id) = self.registered.get(&to) {
