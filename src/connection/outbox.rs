@@ -105,7 +105,9 @@ struct OwnValue {
 
 impl std::fmt::Debug for OwnValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnValue").field("size", &self.size).finish()
+        f.debug_struct("OwnValue")
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -215,7 +217,22 @@ impl Delivery {
             return Some(made);
         }
         let made = word(&worded.event)?;
+        #[cfg(test)]
+        WORDINGS.with(|made| made[form as usize].set(made[form as usize].get() + 1));
         Some(slot.get_or_init(|| Box::new(made)))
+    }
+
+    /// Whether the event's wording in `form` was made already.
+    pub fn is_worded(&self, form: Form) -> bool {
+        matches!(&self.0, Body::Event(worded) if worded.forms[form as usize].get().is_some())
+    }
+
+    /// The lines of a delivery of lines; empty for anything else.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Body::Lines(lines) => lines,
+            _ => &[],
+        }
     }
 
     /// What the delivery costs each outbox it is queued in: what it holds and its
@@ -230,6 +247,19 @@ impl Delivery {
             Body::End(_) => 0,
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many wordings of events this thread made, per [`Form`]: for tests that check that
+    /// an event is worded once per form however many connections write it.
+    pub(crate) static WORDINGS: [std::cell::Cell<usize>; Form::COUNT] = Default::default();
+}
+
+/// How many wordings of events in `form` this thread made.
+#[cfg(test)]
+pub(crate) fn wordings(form: Form) -> usize {
+    WORDINGS.with(|made| made[form as usize].get())
 }
 
 /// The length of `reply`'s line, with its `\n`, without writing it out.
@@ -527,7 +557,6 @@ pub trait Wording {
     }
 }
 
-
 /// Drains an [`Outbox`] into a socket.
 #[derive(Debug)]
 pub struct Writer {
@@ -671,8 +700,24 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linechat_protocol::{Reply, Verb};
+    use linechat_protocol::{Name, Reply, Verb};
     use tokio::io::{AsyncRead, AsyncReadExt};
+
+    /// Lines as they are; nothing else comes in these tests.
+    struct Verbatim;
+
+    impl Wording for Verbatim {
+        fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
+            batch.extend_from_slice(bytes(delivery));
+        }
+    }
+
+    fn bytes(delivery: &Delivery) -> &[u8] {
+        match delivery.content() {
+            Content::Lines(lines) => lines,
+            content => panic!("not lines: {content:?}"),
+        }
+    }
 
     #[tokio::test]
     async fn writes_queued_lines_in_order_then_shuts_down() {
@@ -681,7 +726,7 @@ mod tests {
         outbox.send(Reply::ok(Verb::Quit)).unwrap();
         outbox.finish(None);
         let (client, server) = tokio::io::duplex(64);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         let mut received = String::new();
         let mut client = client;
         client.read_to_string(&mut received).await.unwrap();
@@ -699,7 +744,7 @@ mod tests {
             Err(OutboxFull)
         );
         let (mut client, server) = tokio::io::duplex(64);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         let mut received = String::new();
         client.read_to_string(&mut received).await.unwrap();
         assert_eq!(received, "PONG before\nOK QUIT\n");
@@ -708,7 +753,7 @@ mod tests {
         // Also when the writer picks up the parting line first.
         let (outbox, writer) = outbox_pair_with_finish_first();
         let (mut client, server) = tokio::io::duplex(64);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         let mut received = String::new();
         client.read_to_string(&mut received).await.unwrap();
         assert_eq!(received, "OK QUIT\n");
@@ -730,7 +775,7 @@ mod tests {
     fn a_lone_line_goes_out_at_once_and_under_load_waits_a_round_for_company() {
         let (outbox, writer) = outbox(1024);
         let (mut client, server) = tokio::io::duplex(1024);
-        let writing = writer.run(server);
+        let writing = writer.run_worded(server, Verbatim);
         tokio::pin!(writing);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let mut round = |expected: &str, client: &mut tokio::io::DuplexStream| {
@@ -770,24 +815,43 @@ mod tests {
     }
 
     #[test]
-    fn a_translation_is_made_once_and_the_parting_line_has_none() {
-        let line = Delivery::new(Reply::Pong(Some("1".into())));
+    fn an_event_is_worded_once_per_form_and_other_deliveries_have_no_wording() {
+        let event = Event::Joined {
+            room: Name::parse("lobby").unwrap(),
+            user: Name::parse("alice").unwrap(),
+        };
+        let line = Delivery::event(event);
         assert!(!line.ends());
-        assert_eq!(line.translated(|_| None), None);
-        assert_eq!(line.translated(|_| Some(Bytes::new())), None);
-        let made = line.translated(|bytes| Some(Bytes::copy_from_slice(&bytes[..4])));
-        assert_eq!(made.map(|made| &made[..]), Some(&b"PONG"[..]));
-        let kept = line.translated(|_| panic!("translated a second time"));
-        assert_eq!(kept.map(|kept| &kept[..]), Some(&b"PONG"[..]));
-        assert!(!line.ends());
+        assert_eq!(line.worded(Form::Line, |_| None), None);
+        let made = line.worded(Form::Line, |_| Some(Bytes::from_static(b"JR")));
+        assert_eq!(made.map(|made| &made[..]), Some(&b"JR"[..]));
+        let kept = line.worded(Form::Line, |_| panic!("worded a second time"));
+        assert_eq!(kept.map(|kept| &kept[..]), Some(&b"JR"[..]));
+        // Each form has its own.
+        let irc = line.worded(Form::Irc, |_| Some(Bytes::from_static(b"JOIN")));
+        assert_eq!(irc.map(|irc| &irc[..]), Some(&b"JOIN"[..]));
+        // What it counts was fixed when it was made.
+        let size = line.size();
+        assert!(size > ENTRY_OVERHEAD + "lobbyalice".len());
+        assert_eq!(line.size(), size);
 
-        let end = Delivery::end(Some(Reply::ok(Verb::Quit)));
+        let pong = Delivery::new(Reply::Pong(Some("1".into())));
+        assert_eq!(pong.worded(Form::Line, |_| panic!("not an event")), None);
+        let end = Delivery::end(Some(Body::Lines(encode_line(&Reply::ok(Verb::Quit)))));
         assert!(end.ends());
-        assert_eq!(
-            end.translated(|_| panic!("the parting line is not shared")),
-            None
-        );
+        assert!(matches!(end.content(), Content::Lines(line) if &line[..] == b"OK QUIT\n"));
         assert!(Delivery::end(None).ends());
+    }
+
+    #[test]
+    fn a_reply_kept_as_a_value_counts_what_its_line_would() {
+        let reply = Reply::Pong(Some("x".repeat(1000)));
+        let kept = Delivery::reply(reply.clone());
+        assert!(matches!(kept.content(), Content::Reply(kept) if *kept == reply));
+        assert_eq!(
+            kept.size(),
+            size_of::<KeptReply>() + 16 + format!("{reply}\n").len() + ENTRY_OVERHEAD
+        );
     }
 
     #[tokio::test]
@@ -808,19 +872,20 @@ mod tests {
         let reply = Reply::Pong(Some("x".repeat(1000)));
         let line = Delivery::new(reply.clone());
         // Encoded once, to its exact length, and nothing else kept.
-        assert_eq!(line.line.len(), format!("{reply}\n").len());
+        assert_eq!(bytes(&line).len(), format!("{reply}\n").len());
+        // A delivery is no larger than its lines' handle and a word.
         assert_eq!(
             size_of::<Delivery>(),
             size_of::<Bytes>() + size_of::<usize>()
         );
-        assert_eq!(line.size(), line.line.len() + ENTRY_OVERHEAD);
+        assert_eq!(line.size(), bytes(&line).len() + ENTRY_OVERHEAD);
         outbox.push(line.clone()).unwrap();
         outbox.push(line.clone()).unwrap();
         assert_eq!(outbox.queued_bytes(), 2 * line.size());
 
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let writing = tokio::spawn(writer.run(server));
-        let mut received = vec![0; 2 * line.line.len()];
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
+        let mut received = vec![0; 2 * bytes(&line).len()];
         client.read_exact(&mut received).await.unwrap();
         tokio::task::yield_now().await;
         outbox.wait_for_room(usize::MAX).await.unwrap();
@@ -836,7 +901,7 @@ mod tests {
         outbox.send(Reply::Pong(Some("y".repeat(100)))).unwrap();
         // A client that never reads, and a writer aborted at shutdown.
         let (_client, server) = tokio::io::duplex(16);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(outbox.queued_bytes() > 0);
         writing.abort();
@@ -852,9 +917,9 @@ mod tests {
     }
 
     impl Wording for Holding {
-        fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut) {
-            self.kept.extend_from_slice(delivery.bytes());
-            if delivery.bytes() == b"PONG go\n" {
+        fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
+            self.kept.extend_from_slice(bytes(delivery));
+            if bytes(delivery) == b"PONG go\n" {
                 batch.extend_from_slice(&self.kept);
                 self.kept = Vec::new();
             }
@@ -882,12 +947,12 @@ mod tests {
         let output = crate::connection::OutputBudget::spawn(1 << 20);
         let line = Delivery::new(Reply::Pong(Some("x".repeat(1000))));
         // Room for three lines kept, but not for a fourth on its way besides.
-        let (outbox, writer) = output.outbox(3 * line.bytes().len() + line.size() - 1);
+        let (outbox, writer) = output.outbox(3 * bytes(&line).len() + line.size() - 1);
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let writing = tokio::spawn(writer.run_worded(server, Holding::default()));
         for kept in 1..=3 {
             outbox.push(line.clone()).unwrap();
-            until_queued(&outbox, kept * line.bytes().len()).await;
+            until_queued(&outbox, kept * bytes(&line).len()).await;
             assert_eq!(output.queued_bytes(), outbox.queued_bytes());
         }
         // Three kept, and a fourth would pass the limit: the client is not reading.
@@ -934,8 +999,8 @@ mod tests {
         assert!(futures::poll!(waiting.as_mut()).is_pending());
         // The client reads: the writer's progress makes room.
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let writing = tokio::spawn(writer.run(server));
-        let mut buffer = vec![0; line.line.len()];
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
+        let mut buffer = vec![0; bytes(&line).len()];
         client.read_exact(&mut buffer).await.unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
             .await

@@ -118,7 +118,10 @@ impl Event {
         let text = |text: &str| text.len() + HEADER;
         match self {
             Event::RoomMessage {
-                room, from, text: t, ..
+                room,
+                from,
+                text: t,
+                ..
             } => name(room) + name(from) + text(t),
             Event::PrivateMessage { from, text: t, .. }
             | Event::GlobalMessage { from, text: t, .. } => name(from) + text(t),

@@ -20,15 +20,18 @@ impl Wording for LineWording {
         match delivery.content() {
             Content::Lines(lines) => batch.extend_from_slice(lines),
             Content::Reply(reply) => Delivery::encode_into(reply, batch),
-            // Held by this writer alone (a private message): no other connection will ask for
-            // its wording, which is written straight into the batch.
-            Content::Event(event) if Arc::strong_count(delivery) == 1 => {
+            // Held by this writer alone (a private message) and not worded yet: no other
+            // connection will ask for its wording, which is written straight into the batch.
+            Content::Event(event)
+                if Arc::strong_count(delivery) == 1 && !delivery.is_worded(Form::Line) =>
+            {
                 use fmt::Write;
                 // Writing to a `BytesMut` grows it; it cannot fail.
                 let _ = writeln!(batch, "{}", Lines(event));
             }
             Content::Event(_) => {
-                let lines = delivery.worded(Form::Line, |event| Some(encode_display(&Lines(event))));
+                let lines =
+                    delivery.worded(Form::Line, |event| Some(encode_display(&Lines(event))));
                 if let Some(lines) = lines {
                     batch.extend_from_slice(lines);
                 }
@@ -186,7 +189,9 @@ mod tests {
         }
         let how = Departure::Quit(Some("bye now".into()));
         let batch = vec![
-            PresenceChange::Online { user: alice.clone() },
+            PresenceChange::Online {
+                user: alice.clone(),
+            },
             PresenceChange::Offline {
                 user: alice.clone(),
                 how,

@@ -206,17 +206,25 @@ impl Translator {
         let timed = self.server_time;
         // A delivery only this connection holds (a private message) is worded straight into
         // the batch: no other connection will ask for its wording.
-        if Arc::strong_count(delivery) > 1 && self.shows_all(event) {
-            let form = if timed { Form::IrcTimed } else { Form::Irc };
-            if let Some(shared) = delivery.worded(form, |event| shared_form(event, timed)) {
-                out.put_slice(shared);
-                return;
-            }
+        let form = if timed { Form::IrcTimed } else { Form::Irc };
+        let shared = Arc::strong_count(delivery) > 1 || delivery.is_worded(form);
+        if shared
+            && self.shows_all(event)
+            && let Some(shared) = delivery.worded(form, |event| shared_form(event, timed))
+        {
+            out.put_slice(shared);
+            return;
         }
         let me = self.me.as_deref().unwrap_or("*");
         match event {
             Event::PrivateMessage { at, from, text } => {
-                privmsg(out, from.as_str(), me, text, time_tag(timed, *at).as_deref());
+                privmsg(
+                    out,
+                    from.as_str(),
+                    me,
+                    text,
+                    time_tag(timed, *at).as_deref(),
+                );
             }
             Event::RoomCreated { room, by } => {
                 let text = format!("{by} created {}", channel_of(room));
@@ -266,12 +274,14 @@ impl Translator {
             Reply::Notice(notice @ (Notice::Closing { .. } | Notice::Shutdown)) => {
                 let why = match notice {
                     // `NOTICE CLOSING <CODE> <explanation>`: the explanation.
-                    Notice::Closing { reason } => Reply::Notice(Notice::Closing { reason: *reason })
-                        .to_string()
-                        .splitn(4, ' ')
-                        .nth(3)
-                        .unwrap_or("closing")
-                        .to_owned(),
+                    Notice::Closing { reason } => {
+                        Reply::Notice(Notice::Closing { reason: *reason })
+                            .to_string()
+                            .splitn(4, ' ')
+                            .nth(3)
+                            .unwrap_or("closing")
+                            .to_owned()
+                    }
                     _ => "the server is going down".to_owned(),
                 };
                 let line =
@@ -325,7 +335,13 @@ fn put_shared(event: &Event, timed: bool, out: &mut BytesMut) {
             return;
         }
         Event::GlobalMessage { at, from, text } => {
-            privmsg(out, from.as_str(), GLOBAL, text, time_tag(timed, *at).as_deref());
+            privmsg(
+                out,
+                from.as_str(),
+                GLOBAL,
+                text,
+                time_tag(timed, *at).as_deref(),
+            );
             return;
         }
         Event::Joined { room, user } => (user, "JOIN", channel_of(room), None),
@@ -412,13 +428,85 @@ fn quit_reason(how: &Departure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::wordings;
+    use crate::server::cmd::wording::LineWording;
 
-    fn translated(translator: &mut Translator, lines: &[&str]) -> String {
-        let mut out = BytesMut::new();
-        for line in lines {
-            translator.line(line.as_bytes(), &mut out);
+    fn name(name: &str) -> Name {
+        Name::parse(name).unwrap()
+    }
+
+    /// The time of the messages in these tests.
+    fn at() -> SystemTime {
+        humantime::parse_rfc3339("2026-11-25T16:40:00.123Z").unwrap()
+    }
+
+    fn rm(room: &str, from: &str, text: &str) -> Event {
+        Event::RoomMessage {
+            at: at(),
+            room: name(room),
+            from: name(from),
+            text: text.into(),
         }
+    }
+
+    fn pm(from: &str, text: &str) -> Event {
+        Event::PrivateMessage {
+            at: at(),
+            from: name(from),
+            text: text.into(),
+        }
+    }
+
+    fn msg(from: &str, text: &str) -> Event {
+        Event::GlobalMessage {
+            at: at(),
+            from: name(from),
+            text: text.into(),
+        }
+    }
+
+    fn joined(room: &str, user: &str) -> Event {
+        let (room, user) = (name(room), name(user));
+        Event::Joined { room, user }
+    }
+
+    fn left(room: &str, user: &str) -> Event {
+        let (room, user) = (name(room), name(user));
+        Event::Left { room, user }
+    }
+
+    fn online(user: &str) -> PresenceChange {
+        PresenceChange::Online { user: name(user) }
+    }
+
+    fn offline(user: &str, how: Departure) -> PresenceChange {
+        PresenceChange::Offline {
+            user: name(user),
+            how,
+        }
+    }
+
+    fn presence(changes: Vec<PresenceChange>) -> Event {
+        Event::Presence(changes.into())
+    }
+
+    /// What the connection's writer writes of `delivery`.
+    fn put(translator: &mut Translator, delivery: &Arc<Delivery>) -> String {
+        let mut out = BytesMut::new();
+        translator.put(delivery, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    /// What the writer writes of `events`, each a delivery of its own that only it holds.
+    fn translated(translator: &mut Translator, events: Vec<Event>) -> String {
+        events
+            .into_iter()
+            .map(|event| put(translator, &Delivery::event(event)))
+            .collect()
+    }
+
+    fn control(translator: &mut Translator, change: Control) -> String {
+        put(translator, &Delivery::own(change, 0))
     }
 
     fn welcomed() -> Translator {
@@ -427,76 +515,111 @@ mod tests {
 
     fn welcomed_as(nick: &str) -> Translator {
         let mut translator = Translator::new("irc.test".into());
-        translated(
-            &mut translator,
-            &[&format!(":irc.test 001 {nick} :Welcome")],
-        );
+        control(&mut translator, Control::Welcome(nick.into()));
         translator
     }
 
-    /// What the connection's writer writes of `delivery`.
-    fn put(translator: &mut Translator, delivery: &Delivery) -> String {
-        let mut out = BytesMut::new();
-        translator.put(delivery, &mut out);
-        String::from_utf8(out.to_vec()).unwrap()
-    }
-
-    fn delivery(lines: &str) -> Arc<Delivery> {
-        Delivery::from_bytes(Bytes::copy_from_slice(lines.as_bytes()))
-    }
-
     #[test]
-    fn a_fanned_out_line_is_translated_once_and_shown_to_whom_it_concerns() {
+    fn a_fanned_out_event_is_worded_once_and_shown_to_whom_it_concerns() {
         let mut bob = welcomed_as("bob");
         let mut carol = welcomed_as("carol");
         let said = ":alice!alice@linechat PRIVMSG #lobby :hi\r\n";
-        let line = delivery("RM lobby alice hi\n");
+        let line = Delivery::event(rm("lobby", "alice", "hi"));
+        let _fanned_out = line.clone();
         assert_eq!(put(&mut bob, &line), said);
-        // The first connection left its translation in the delivery; the next copies it.
-        let kept = line.translated(|_| panic!("translated a second time"));
+        // The first connection left its wording in the delivery; the next copies it.
+        let kept = line.worded(Form::Irc, |_| panic!("worded a second time"));
         assert_eq!(kept.map(|kept| &kept[..]), Some(said.as_bytes()));
         assert_eq!(put(&mut carol, &line), said);
 
-        // A join is not echoed to the one who joined, whoever translates it first.
-        let join = delivery("JR lobby bob\n");
+        // A join is not echoed to the one who joined, whoever words it first.
+        let join = Delivery::event(joined("lobby", "bob"));
+        let _fanned_out = join.clone();
         assert_eq!(put(&mut carol, &join), ":bob!bob@linechat JOIN #lobby\r\n");
         assert_eq!(put(&mut bob, &join), "");
-        let part = delivery("LR lobby carol\n");
+        let part = Delivery::event(left("lobby", "carol"));
+        let _fanned_out = part.clone();
         assert_eq!(put(&mut carol, &part), "");
         assert_eq!(
             put(&mut bob, &part),
             ":carol!carol@linechat PART #lobby\r\n"
         );
 
-        // Presence comes in batches of lines: each sees the others' comings and goings, if
-        // in #global.
-        translated(&mut bob, &[":bob!bob@linechat JOIN #global"]);
-        translated(&mut carol, &[":carol!carol@linechat JOIN #global"]);
+        // Presence comes in batches: each sees the others' comings and goings, if in
+        // #global.
+        control(&mut bob, Control::InGlobal(true));
+        control(&mut carol, Control::InGlobal(true));
         let mut dave = welcomed_as("dave");
-        let batch = delivery("NOTICE ONLINE carol\nNOTICE OFFLINE erin QUIT\nMSG erin bye\n");
+        let batch = Delivery::event(presence(vec![
+            online("carol"),
+            offline("erin", Departure::Quit(None)),
+        ]));
+        let _fanned_out = batch.clone();
         assert_eq!(
             put(&mut bob, &batch),
-            ":carol!carol@linechat JOIN #global\r\n\
-             :erin!erin@linechat QUIT :Quit\r\n\
-             :erin!erin@linechat PRIVMSG #global :bye\r\n"
+            ":carol!carol@linechat JOIN #global\r\n:erin!erin@linechat QUIT :Quit\r\n"
         );
         assert_eq!(
             put(&mut carol, &batch),
-            ":erin!erin@linechat QUIT :Quit\r\n:erin!erin@linechat PRIVMSG #global :bye\r\n"
+            ":erin!erin@linechat QUIT :Quit\r\n"
         );
         assert_eq!(put(&mut dave, &batch), "");
 
-        // A private message names its recipient: each translates it, nothing is kept.
-        let pm = delivery("PM alice psst\n");
+        // A private message names its recipient: each words it, nothing is kept.
+        let private = Delivery::event(pm("alice", "psst"));
+        let _fanned_out = private.clone();
         assert_eq!(
-            put(&mut bob, &pm),
+            put(&mut bob, &private),
             ":alice!alice@linechat PRIVMSG bob :psst\r\n"
         );
         assert_eq!(
-            put(&mut carol, &pm),
+            put(&mut carol, &private),
             ":alice!alice@linechat PRIVMSG carol :psst\r\n"
         );
-        assert!(pm.translated(|_| None).is_none());
+        assert!(private.worded(Form::Irc, |_| None).is_none());
+    }
+
+    #[test]
+    fn a_room_event_fanned_out_to_many_connections_is_worded_once_per_form() {
+        let line = Delivery::event(rm("lobby", "alice", "hi"));
+        // Each recipient's outbox holds the delivery until its writer takes it.
+        let outboxes = vec![line.clone(); 100];
+        let mut irc: Vec<Translator> = (0..50).map(|i| welcomed_as(&format!("u{i}"))).collect();
+        for translator in irc.iter_mut().skip(40) {
+            control(translator, Control::ServerTime(true));
+        }
+        let before = [Form::Line, Form::Irc, Form::IrcTimed].map(wordings);
+        let mut written = BytesMut::new();
+        for _ in 0..50 {
+            LineWording.put(&line, &mut written);
+        }
+        for translator in &mut irc {
+            translator.put(&line, &mut written);
+        }
+        drop(outboxes);
+        // The last writer, alone with it, copies the wording made already.
+        LineWording.put(&line, &mut written);
+        let made = [Form::Line, Form::Irc, Form::IrcTimed].map(wordings);
+        assert_eq!(
+            [
+                made[0] - before[0],
+                made[1] - before[1],
+                made[2] - before[2]
+            ],
+            [1, 1, 1]
+        );
+        let written = String::from_utf8(written.to_vec()).unwrap();
+        assert_eq!(written.matches("RM lobby alice hi\n").count(), 51);
+        assert_eq!(
+            written
+                .matches(":alice!alice@linechat PRIVMSG #lobby :hi\r\n")
+                .count(),
+            50
+        );
+        assert_eq!(
+            written.matches("@time=2026-11-25T16:40:00.123Z ").count(),
+            10
+        );
     }
 
     #[test]
@@ -505,20 +628,24 @@ mod tests {
         assert_eq!(
             translated(
                 &mut translator,
-                &["RM lobby alice hi", "PM alice psst", "MSG alice all"]
+                vec![
+                    rm("lobby", "alice", "hi"),
+                    pm("alice", "psst"),
+                    msg("alice", "all")
+                ]
             ),
             ":alice!alice@linechat PRIVMSG #lobby :hi\r\n\
              :alice!alice@linechat PRIVMSG bob :psst\r\n"
         );
-        translated(&mut translator, &[":bob!bob@linechat JOIN #global"]);
+        control(&mut translator, Control::InGlobal(true));
         assert_eq!(
-            translated(&mut translator, &["PM alice /me waves"]),
+            translated(&mut translator, vec![pm("alice", "/me waves")]),
             ":alice!alice@linechat PRIVMSG bob :\u{1}ACTION waves\u{1}\r\n"
         );
         assert_eq!(
             translated(
                 &mut translator,
-                &["MSG alice all", "RM lobby alice /me waves"]
+                vec![msg("alice", "all"), rm("lobby", "alice", "/me waves")]
             ),
             ":alice!alice@linechat PRIVMSG #global :all\r\n\
              :alice!alice@linechat PRIVMSG #lobby :\u{1}ACTION waves\u{1}\r\n"
@@ -528,17 +655,19 @@ mod tests {
     #[test]
     fn presence_is_joins_parts_and_quits() {
         let mut translator = welcomed();
-        translated(&mut translator, &[":bob!bob@linechat JOIN #global"]);
+        control(&mut translator, Control::InGlobal(true));
         assert_eq!(
             translated(
                 &mut translator,
-                &[
-                    "JR lobby alice",
-                    "JR lobby bob",
-                    "LR lobby alice",
-                    "NOTICE ONLINE carol",
-                    "NOTICE OFFLINE carol QUIT bye now",
-                    "NOTICE OFFLINE dave TIMED_OUT",
+                vec![
+                    joined("lobby", "alice"),
+                    joined("lobby", "bob"),
+                    left("lobby", "alice"),
+                    presence(vec![
+                        online("carol"),
+                        offline("carol", Departure::Quit(Some("bye now".into()))),
+                        offline("dave", Departure::TimedOut),
+                    ]),
                 ]
             ),
             ":alice!alice@linechat JOIN #lobby\r\n\
@@ -547,65 +676,109 @@ mod tests {
              :carol!carol@linechat QUIT :Quit: bye now\r\n\
              :dave!dave@linechat QUIT :Ping timeout\r\n"
         );
-        translated(&mut translator, &[":bob!bob@linechat PART #global"]);
+        control(&mut translator, Control::InGlobal(false));
         assert_eq!(
-            translated(&mut translator, &["NOTICE ONLINE erin", "MSG erin x"]),
+            translated(
+                &mut translator,
+                vec![presence(vec![online("erin")]), msg("erin", "x")]
+            ),
             ""
         );
     }
 
     #[test]
-    fn topic_notices_become_topic_lines() {
+    fn topic_events_become_topic_lines_and_a_new_room_a_notice() {
         let mut translator = welcomed();
+        let topic = |text: Option<&str>| Event::Topic {
+            room: name("dev"),
+            by: name("alice"),
+            text: text.map(str::to_owned),
+        };
+        let created = Event::RoomCreated {
+            room: name("dev"),
+            by: name("alice"),
+        };
         assert_eq!(
             translated(
                 &mut translator,
-                &["NOTICE TOPIC dev alice ship  it", "NOTICE TOPIC dev alice"]
+                vec![topic(Some("ship  it")), topic(None), created]
             ),
             ":alice!alice@linechat TOPIC #dev :ship  it\r\n\
-             :alice!alice@linechat TOPIC #dev :\r\n"
+             :alice!alice@linechat TOPIC #dev :\r\n\
+             :irc.test NOTICE bob :alice created #dev\r\n"
         );
     }
 
     #[test]
     fn deliveries_before_the_welcome_wait_for_it_and_nick_changes_are_followed() {
         let mut translator = Translator::new("irc.test".into());
-        assert_eq!(translated(&mut translator, &["PM alice early"]), "");
+        let early = Delivery::event(pm("alice", "early"));
+        assert_eq!(put(&mut translator, &early), "");
         assert_eq!(
-            translated(&mut translator, &[":irc.test 001 bob :Welcome"]),
-            ":irc.test 001 bob :Welcome\r\n:alice!alice@linechat PRIVMSG bob :early\r\n"
+            translator.held(),
+            early.size() + translator.held.capacity() * size_of::<Arc<Delivery>>()
         );
-        translated(&mut translator, &[":bob!bob@linechat NICK :bobby"]);
+        // The session's own lines pass at once.
+        let notice = Delivery::from_bytes(Bytes::from_static(b":irc.test NOTICE * :hi\r\n"));
+        assert_eq!(put(&mut translator, &notice), ":irc.test NOTICE * :hi\r\n");
         assert_eq!(
-            translated(&mut translator, &["PM alice later"]),
+            control(&mut translator, Control::Welcome("bob".into())),
+            ":alice!alice@linechat PRIVMSG bob :early\r\n"
+        );
+        assert_eq!(translator.held(), 0);
+        control(&mut translator, Control::Nick("bobby".into()));
+        assert_eq!(
+            translated(&mut translator, vec![pm("alice", "later")]),
             ":alice!alice@linechat PRIVMSG bobby :later\r\n"
+        );
+        // Under the new nick, the user is not told of their own coming or going, under
+        // either.
+        control(&mut translator, Control::InGlobal(true));
+        assert_eq!(
+            translated(
+                &mut translator,
+                vec![presence(vec![
+                    online("bobby"),
+                    offline("bob", Departure::Quit(None))
+                ])]
+            ),
+            ""
         );
     }
 
     #[test]
-    fn closing_notices_become_error_and_history_carries_its_time() {
+    fn closing_notices_become_error_and_messages_carry_their_time() {
         let mut translator = welcomed();
+        let reply = |reply: Reply| Delivery::reply(reply);
+        let closing = Reply::Notice(Notice::Closing {
+            reason: linechat_protocol::CloseReason::Replaced,
+        });
         assert_eq!(
-            translated(
-                &mut translator,
-                &["NOTICE CLOSING REPLACED you logged in on another connection"]
-            ),
+            put(&mut translator, &reply(closing)),
             "ERROR :Closing link: you logged in on another connection\r\n"
         );
+        let hist = Reply::Hist {
+            target: HistoryTarget::Named(name("lobby")),
+            at: at(),
+            from: name("alice"),
+            text: "old".into(),
+        };
         assert_eq!(
-            translated(
-                &mut translator,
-                &["HIST lobby 2026-11-25T16:40:00.123Z alice old"]
-            ),
+            put(&mut translator, &reply(hist.clone())),
             ":alice!alice@linechat PRIVMSG #lobby :[2026-11-25T16:40:00Z] old\r\n"
         );
-        translated(&mut translator, &[":irc.test CAP bob ACK :server-time"]);
+        control(&mut translator, Control::ServerTime(true));
+        assert_eq!(
+            put(&mut translator, &reply(hist)),
+            "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :old\r\n"
+        );
         assert_eq!(
             translated(
                 &mut translator,
-                &["HIST lobby 2026-11-25T16:40:00.123Z alice old"]
+                vec![rm("lobby", "alice", "new"), pm("alice", "psst")]
             ),
-            "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :old\r\n"
+            "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :new\r\n\
+             @time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG bob :psst\r\n"
         );
     }
 
@@ -614,8 +787,8 @@ mod tests {
         let mut translator = welcomed();
         let text = "word ".repeat(400);
         let text = text.trim_end();
-        for line in [format!("RM lobby alice {text}"), format!("PM alice {text}")] {
-            let out = translated(&mut translator, &[&line]);
+        for event in [rm("lobby", "alice", text), pm("alice", text)] {
+            let out = translated(&mut translator, vec![event]);
             let lines: Vec<&str> = out.split_inclusive("\r\n").collect();
             assert!(lines.len() >= 4, "{}", lines.len());
             assert!(lines.iter().all(|line| line.len() <= MAX_LINE));

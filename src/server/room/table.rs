@@ -15,9 +15,9 @@ use tracing::info;
 
 use super::members::{Room, RoomActor, RoomRequest};
 use crate::connection::Delivery;
-use crate::server::event::Event;
 use crate::server::cluster::Cluster;
 use crate::server::cluster::wire::{self, RoomState, TopicState};
+use crate::server::event::Event;
 use crate::server::member::Member;
 use crate::server::request::{self, Backlog, unavailable};
 use crate::server::storage::{StorageError, Store};

@@ -8,9 +8,9 @@ use tracing::{debug, info};
 
 use super::{RemoteUser, UsersActor, UsersRequest, look_alike_key};
 use crate::connection::Delivery;
-use crate::server::event::{self, Event, PresenceChange};
 use crate::server::cluster::Recheck;
 use crate::server::cluster::wire::{self, UserState};
+use crate::server::event::{self, Event, PresenceChange};
 use crate::server::member::UserId;
 use crate::server::storage::{Conversation, Record};
 use linechat_protocol::{CloseReason, Departure, Name, Notice, Reply};
@@ -274,8 +274,10 @@ impl UsersActor {
 
     /// Tells everyone here that `name` came online on another node.
     fn announce_remote(&mut self, name: &Name) {
-        self.presence
-            .add(PresenceChange::Online { user: name.clone() }, self.everyone() + 1);
+        self.presence.add(
+            PresenceChange::Online { user: name.clone() },
+            self.everyone() + 1,
+        );
         self.presence.arrived(name.clone());
     }
 
