@@ -11,6 +11,7 @@ use tracing::warn;
 use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
 use crate::server::event::{self, Event};
+use crate::server::log_tally::LogTally;
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
@@ -203,6 +204,8 @@ impl RoomActor {
     /// room's are. It is made before the first join is answered.
     async fn run_clustered(mut self, mut rx: mpsc::Receiver<RoomRequest>, cluster: Cluster) {
         let mut remote = cluster.subscribe_room(&self.room).await;
+        // What a newer node may send many of: one line per interval, with how many.
+        let mut unread = LogTally::new(std::time::Duration::from_secs(10));
         loop {
             tokio::select! {
                 message = rx.recv() => match message {
@@ -217,7 +220,9 @@ impl RoomActor {
                     let line = match wire::decode::<Event>(&message.payload) {
                         Ok(event) => Delivery::event(event),
                         Err(error) => {
-                            warn!(room = %self.room, %error, "a room event from another node not read");
+                            if let Some(count) = unread.count(1) {
+                                warn!(room = %self.room, %error, count, "room events from other nodes skipped");
+                            }
                             continue;
                         }
                     };
