@@ -108,46 +108,37 @@ impl From<PresenceBatch> for Vec<PresenceChange> {
 }
 
 impl Event {
-    /// What the event holds on the heap, in bytes, beyond its own size: its texts and names
-    /// (counted even where a name's allocation is shared: it lives at least as long as the
-    /// event). For what a queued delivery of it counts against its outbox.
+    /// What the event holds on the heap, in bytes, beyond its own size: its texts. Its names
+    /// are handles to the names the directory and the rooms hold (a name is shared, not
+    /// copied), short (at most 32 bytes) where an event read from another node has its own.
+    /// For what a queued delivery of it counts against its outbox.
     pub fn heap_bytes(&self) -> usize {
-        /// An allocation's header, as the allocator keeps it.
-        const HEADER: usize = 16;
-        let name = |name: &Name| name.as_str().len() + HEADER;
-        let text = |text: &str| text.len() + HEADER;
+        /// A text's allocation: its bytes and the allocator's header.
+        fn text(text: &str) -> usize {
+            text.len() + 16
+        }
         match self {
-            Event::RoomMessage {
-                room,
-                from,
-                text: t,
-                ..
-            } => name(room) + name(from) + text(t),
-            Event::PrivateMessage { from, text: t, .. }
-            | Event::GlobalMessage { from, text: t, .. } => name(from) + text(t),
-            Event::Joined { room, user } | Event::Left { room, user } => name(room) + name(user),
-            Event::RoomCreated { room, by } => name(room) + name(by),
-            Event::Topic { room, by, text: t } => {
-                name(room) + name(by) + t.as_deref().map_or(0, text)
-            }
+            Event::RoomMessage { text: t, .. }
+            | Event::PrivateMessage { text: t, .. }
+            | Event::GlobalMessage { text: t, .. } => text(t),
+            Event::Topic { text: t, .. } => t.as_deref().map_or(0, text),
+            Event::Joined { .. } | Event::Left { .. } | Event::RoomCreated { .. } => 0,
+            // The whole batch: a newcomer's tail keeps all of it alive.
             Event::Presence(batch) => {
-                // The whole batch: a tail keeps all of it alive.
-                HEADER
-                    + batch
-                        .all
-                        .iter()
-                        .map(|change| {
-                            size_of::<PresenceChange>()
-                                + name(change.user())
-                                + match change {
-                                    PresenceChange::Offline {
-                                        how: Departure::Quit(Some(reason)),
-                                        ..
-                                    } => text(reason),
-                                    _ => 0,
-                                }
-                        })
-                        .sum::<usize>()
+                16 + batch
+                    .all
+                    .iter()
+                    .map(|change| {
+                        size_of::<PresenceChange>()
+                            + match change {
+                                PresenceChange::Offline {
+                                    how: Departure::Quit(Some(reason)),
+                                    ..
+                                } => text(reason),
+                                _ => 0,
+                            }
+                    })
+                    .sum::<usize>()
             }
         }
     }
