@@ -1,8 +1,8 @@
 //! The outgoing side of a connection: a queue bounded in bytes, drained by a writer task.
 //!
-//! Every line queued counts against its connection's limit, and against the server's output
-//! budget ([`OutputBudget`](super::OutputBudget)) when there is one, for what it holds: its
-//! bytes and its bookkeeping, until the writer has written it (a line its wording keeps for
+//! Every delivery queued counts against its connection's limit, and against the server's
+//! output budget ([`OutputBudget`](super::OutputBudget)) when there is one, for what it holds
+//! ([`Delivery::size`]), until the writer has written it (a delivery its wording keeps for
 //! later, until that is written too) or the connection is gone.
 
 use std::any::Any;

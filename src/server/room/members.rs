@@ -30,8 +30,8 @@ pub(super) enum RoomRequest {
         member: Member,
         reply: Option<oneshot::Sender<Reply>>,
     },
-    /// A message from a member, encoded by the member's session, which answers `OK RM`
-    /// itself.
+    /// An event a member caused (their message, a topic they set), one delivery for all
+    /// the members; the member's session answers `OK RM` itself.
     Say { from: Name, line: Arc<Delivery> },
     Members {
         /// The members on the other nodes of a cluster, listed with this node's.
