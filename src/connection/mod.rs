@@ -7,4 +7,8 @@ mod telnet;
 
 pub use budget::OutputBudget;
 pub use codec::{Frame, LineCodec, MIN_READ_BUFFER};
-pub use outbox::{Delivery, Outbox, OutboxFull, Verbatim, Wording, Writer, outbox};
+#[cfg(test)]
+pub(crate) use outbox::wordings;
+pub use outbox::{
+    Content, Delivery, Form, Outbox, OutboxFull, Wording, Writer, encode_display, outbox,
+};

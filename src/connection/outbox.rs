@@ -1,10 +1,11 @@
 //! The outgoing side of a connection: a queue bounded in bytes, drained by a writer task.
 //!
-//! Every line queued counts against its connection's limit, and against the server's output
-//! budget ([`OutputBudget`](super::OutputBudget)) when there is one, for what it holds: its
-//! bytes and its bookkeeping, until the writer has written it (a line its wording keeps for
+//! Every delivery queued counts against its connection's limit, and against the server's
+//! output budget ([`OutputBudget`](super::OutputBudget)) when there is one, for what it holds
+//! ([`Delivery::size`]), until the writer has written it (a delivery its wording keeps for
 //! later, until that is written too) or the connection is gone.
 
+use std::any::Any;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use tokio_util::sync::{
 };
 
 use super::budget::Budget;
+use crate::server::event::Event;
 use linechat_protocol::Reply;
 
 /// The most bytes the writer gathers into one write.
@@ -28,52 +30,138 @@ const MAX_BATCH: usize = 64 * 1024;
 /// the writer busy, and the rest of the outbox stays free for live traffic.
 const STREAM_WINDOW: usize = 256 * 1024;
 
-/// What one queued line holds beyond its bytes: the shared delivery (its reference counts,
-/// the `Bytes` handle and the translation's slot), its pointer in the queue, and the
-/// allocator's header on each of its two allocations.
+/// What one queued delivery holds beyond what it carries: the shared delivery (its reference
+/// counts and its body), its pointer in the queue, and the allocator's header on each of its
+/// two allocations.
 pub(super) const ENTRY_OVERHEAD: usize =
     size_of::<Delivery>() + 2 * size_of::<usize>() + size_of::<usize>() + 2 * 16;
 
-/// A line on its way to one or more clients, encoded once: every recipient's writer shares
-/// the same bytes. Only the bytes are kept, not the reply they were encoded from, so a queued
-/// line holds what it counts.
-///
-/// Another front-end (IRC) words the line its own way at its connections' writers
-/// ([`Wording`]). When that wording is the same for all its connections, the first of them to
-/// write the line makes it and leaves it here, and the others copy it: a line fanned out to
-/// many IRC users is translated once, not once each. The line protocol pays nothing for this
-/// but an empty slot. The translation is not counted in [`Delivery::size`], which must not
-/// change while the line is queued: it lives no longer than the line, one per line however
-/// many hold it, and about as large as the line.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The encoded line, with its `\n`; empty for an `end` without a parting line.
-    line: Bytes,
-    /// The line as the other front-end words it, once one of its connections has made it.
-    ///
-    /// An `end`, the last thing the writer takes (it writes the line, if any, then shuts the
-    /// socket), holds an empty translation instead, which no line has: the flag shares the
-    /// slot so that a delivery stays as small as it was before translations were kept here,
-    /// and so does what every queued line counts ([`ENTRY_OVERHEAD`]).
-    translated: OnceBox<Bytes>,
+/// The forms a front-end words an event in at its connections' writers: one slot each in a
+/// delivery of an event, filled by the first writer of that form and copied by the others,
+/// so that an event fanned out to many connections is worded once per form, not once per
+/// connection. IRC has two, with and without the `server-time` tag on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The line protocol.
+    Line,
+    Irc,
+    /// IRC for a client that took `server-time`.
+    IrcTimed,
 }
 
+impl Form {
+    const COUNT: usize = 3;
+}
+
+/// Something on its way to one or more clients, shared by all of them: every recipient's
+/// writer gets the same delivery.
+///
+/// What a delivery counts against each outbox it is queued in ([`Delivery::size`]) is fixed
+/// when it is made and does not change while it is queued: the writers' accounting releases
+/// exactly what the push counted. It is what the delivery holds as made: its lines, or its
+/// event or reply with what they hold on the heap. The wordings of an event made by the
+/// writers ([`Delivery::worded`]) are not counted: there is at most one per form however
+/// many connections hold the event, each about as large as the event's line, and they live no
+/// longer than the delivery.
+#[derive(Debug)]
+pub struct Delivery(Body);
+
+#[derive(Debug)]
+enum Body {
+    /// Lines a front-end encoded itself (a session's own replies), each ending in `\n`;
+    /// written as they are.
+    Lines(Bytes),
+    /// An event, worded by each front-end at its writers.
+    Event(Box<WordedEvent>),
+    /// A line-protocol reply kept as a value, for a front-end that words replies itself
+    /// ([`Outbox::keep_replies`]).
+    Reply(Box<KeptReply>),
+    /// A value of the front-end's own that its wording understands, e.g. a change of the
+    /// writer's state that takes effect in order with the lines around it.
+    Own(Box<OwnValue>),
+    /// The last thing the writer takes: it writes the parting line, if any, then shuts the
+    /// socket. A variant rather than a flag, so that a delivery stays as small as its lines.
+    End(Option<Box<Body>>),
+}
+
+#[derive(Debug)]
+struct WordedEvent {
+    event: Event,
+    /// The event's wording in each [`Form`], once a writer of that form made it.
+    forms: [OnceBox<Bytes>; Form::COUNT],
+    size: usize,
+}
+
+#[derive(Debug)]
+struct KeptReply {
+    reply: Reply,
+    size: usize,
+}
+
+struct OwnValue {
+    value: Box<dyn Any + Send + Sync>,
+    size: usize,
+}
+
+impl std::fmt::Debug for OwnValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnValue")
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+/// What a delivery carries, as a writer's wording reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    Lines(&'a Bytes),
+    Event(&'a Event),
+    Reply(&'a Reply),
+    Own(&'a (dyn Any + Send + Sync)),
+}
+
+/// The lines of a parting without a line.
+static NO_LINES: Bytes = Bytes::new();
+
 impl Delivery {
+    /// The line of `reply`, encoded.
     pub fn new(reply: Reply) -> Arc<Self> {
         Self::of(&reply)
     }
 
     /// The same, leaving the reply to the caller, who may still need its parts.
     pub fn of(reply: &Reply) -> Arc<Self> {
-        Self::from_bytes(encode(reply))
+        Self::from_bytes(encode_line(reply))
     }
 
     /// A delivery of lines encoded already (each ending in `\n`).
     pub fn from_bytes(line: Bytes) -> Arc<Self> {
-        Arc::new(Self {
-            line,
-            translated: OnceBox::new(),
-        })
+        Arc::new(Self(Body::Lines(line)))
+    }
+
+    /// A delivery of `event`, for every front-end to word its way.
+    pub fn event(event: Event) -> Arc<Self> {
+        let size = size_of::<WordedEvent>() + 16 + event.heap_bytes() + ENTRY_OVERHEAD;
+        Arc::new(Self(Body::Event(Box::new(WordedEvent {
+            event,
+            forms: Default::default(),
+            size,
+        }))))
+    }
+
+    /// A delivery of `reply` as a value, for a front-end that words it itself.
+    pub fn reply(reply: Reply) -> Arc<Self> {
+        // The reply holds about what its line would: its texts and names.
+        let size = size_of::<KeptReply>() + 16 + encoded_len(&reply) + ENTRY_OVERHEAD;
+        Arc::new(Self(Body::Reply(Box::new(KeptReply { reply, size }))))
+    }
+
+    /// A delivery of a value of the front-end's own, which holds `heap_bytes` beyond its
+    /// size.
+    pub fn own<T: Any + Send + Sync>(value: T, heap_bytes: usize) -> Arc<Self> {
+        let size = size_of::<OwnValue>() + size_of::<T>() + 2 * 16 + heap_bytes + ENTRY_OVERHEAD;
+        let value = Box::new(value);
+        Arc::new(Self(Body::Own(Box::new(OwnValue { value, size }))))
     }
 
     /// Appends the line of `reply`, with its `\n`, to `lines`: for several lines sent as one.
@@ -83,47 +171,119 @@ impl Delivery {
         let _ = writeln!(lines, "{reply}");
     }
 
-    fn end(last: Option<Reply>) -> Arc<Self> {
-        Arc::new(Self {
-            line: last.as_ref().map_or_else(Bytes::new, encode),
-            translated: OnceBox::with_value(Box::new(Bytes::new())),
-        })
+    fn end(last: Option<Body>) -> Arc<Self> {
+        Arc::new(Self(Body::End(last.map(Box::new))))
     }
 
-    /// Whether the writer stops after this line: the connection's parting line, if any.
+    /// Whether the writer stops after this: the connection's parting line, if any.
     pub fn ends(&self) -> bool {
-        self.translated.get().is_some_and(Bytes::is_empty)
+        matches!(self.0, Body::End(_))
     }
 
-    /// The line as another front-end words it for all its connections alike: made by
-    /// `translate` from the line's bytes the first time it is asked for, and shared by every
-    /// connection that asks after that. `None` when `translate` found no such wording (it
-    /// may be asked again), and for the parting line, which is one connection's own.
-    pub fn translated(&self, translate: impl FnOnce(&[u8]) -> Option<Bytes>) -> Option<&Bytes> {
-        if let Some(translated) = self.translated.get() {
-            return (!translated.is_empty()).then_some(translated);
+    /// What the delivery carries; for the parting, its line (no lines if none).
+    pub fn content(&self) -> Content<'_> {
+        let body = match &self.0 {
+            Body::End(Some(last)) => last,
+            Body::End(None) => return Content::Lines(&NO_LINES),
+            body => body,
+        };
+        match body {
+            Body::Lines(lines) => Content::Lines(lines),
+            Body::Event(worded) => Content::Event(&worded.event),
+            Body::Reply(kept) => Content::Reply(&kept.reply),
+            Body::Own(own) => Content::Own(&*own.value),
+            Body::End(_) => Content::Lines(&NO_LINES),
         }
-        let translated = translate(&self.line).filter(|translated| !translated.is_empty())?;
-        Some(self.translated.get_or_init(|| Box::new(translated)))
     }
 
-    /// The encoded line.
+    /// The event, if the delivery is one.
+    pub fn as_event(&self) -> Option<&Event> {
+        match &self.0 {
+            Body::Event(worded) => Some(&worded.event),
+            _ => None,
+        }
+    }
+
+    /// The event's wording in `form`, the same for every connection of that form: made by
+    /// `word` the first time a writer asks for it, and shared by every writer that asks after
+    /// that. `None` for a delivery that is not an event, and when `word` found no wording
+    /// shared by all (it may be asked again).
+    pub fn worded(&self, form: Form, word: impl FnOnce(&Event) -> Option<Bytes>) -> Option<&Bytes> {
+        let Body::Event(worded) = &self.0 else {
+            return None;
+        };
+        let slot = &worded.forms[form as usize];
+        if let Some(made) = slot.get() {
+            return Some(made);
+        }
+        let made = word(&worded.event)?;
+        #[cfg(test)]
+        WORDINGS.with(|made| made[form as usize].set(made[form as usize].get() + 1));
+        Some(slot.get_or_init(|| Box::new(made)))
+    }
+
+    /// Whether the event's wording in `form` was made already.
+    pub fn is_worded(&self, form: Form) -> bool {
+        matches!(&self.0, Body::Event(worded) if worded.forms[form as usize].get().is_some())
+    }
+
+    /// The lines of a delivery of lines; empty for anything else.
     pub fn bytes(&self) -> &[u8] {
-        &self.line
+        match &self.0 {
+            Body::Lines(lines) => lines,
+            _ => &[],
+        }
     }
 
-    /// The encoded line, shared (a reference count, not a copy): for the cluster bus.
-    pub fn shared_bytes(&self) -> Bytes {
-        self.line.clone()
-    }
-
-    /// What the line costs each outbox it is queued in: its bytes and its bookkeeping.
+    /// What the delivery costs each outbox it is queued in: what it holds and its
+    /// bookkeeping. Fixed when it is made.
     pub fn size(&self) -> usize {
-        self.line.len() + ENTRY_OVERHEAD
+        match &self.0 {
+            Body::Lines(lines) => lines.len() + ENTRY_OVERHEAD,
+            Body::Event(worded) => worded.size,
+            Body::Reply(kept) => kept.size,
+            Body::Own(own) => own.size,
+            // Never pushed, so never counted.
+            Body::End(_) => 0,
+        }
     }
 }
 
-fn encode(reply: &Reply) -> Bytes {
+#[cfg(test)]
+thread_local! {
+    /// How many wordings of events this thread made, per [`Form`]: for tests that check that
+    /// an event is worded once per form however many connections write it.
+    pub(crate) static WORDINGS: [std::cell::Cell<usize>; Form::COUNT] = Default::default();
+}
+
+/// How many wordings of events in `form` this thread made.
+#[cfg(test)]
+pub(crate) fn wordings(form: Form) -> usize {
+    WORDINGS.with(|made| made[form as usize].get())
+}
+
+/// The length of `reply`'s line, with its `\n`, without writing it out.
+fn encoded_len(reply: &Reply) -> usize {
+    struct Counter(usize);
+    impl std::fmt::Write for Counter {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    use std::fmt::Write;
+    let _ = writeln!(counter, "{reply}");
+    counter.0
+}
+
+/// The line of `reply`, with its `\n`, in an allocation of its exact length.
+pub fn encode_line(reply: &Reply) -> Bytes {
+    encode_display(reply)
+}
+
+/// What `lines` displays, with a `\n` after it, in an allocation of its exact length.
+pub fn encode_display(lines: &impl std::fmt::Display) -> Bytes {
     use std::fmt::Write;
     thread_local! {
         /// Where lines are formatted: reused, so that a line costs one allocation of its
@@ -133,7 +293,7 @@ fn encode(reply: &Reply) -> Bytes {
     SCRATCH.with_borrow_mut(|line| {
         line.clear();
         // Writing to a `String` cannot fail.
-        let _ = writeln!(line, "{reply}");
+        let _ = writeln!(line, "{lines}");
         let bytes = Bytes::copy_from_slice(line.as_bytes());
         if line.capacity() > MAX_SCRATCH {
             *line = String::new();
@@ -156,6 +316,9 @@ pub(super) struct Shared {
     replaced: AtomicBool,
     /// Set with `closed`: checked on every push, where the token's own check (a lock) costs.
     is_closed: AtomicBool,
+    /// Set for a front-end that words line-protocol replies itself: the session's replies
+    /// reach its writer as values ([`Outbox::keep_replies`]).
+    keeps_replies: AtomicBool,
     /// Set when the parting line is queued: nothing pushed after it would be written, so a
     /// push fails at once, and a sender holding this handle learns that the session is over.
     finished: AtomicBool,
@@ -174,6 +337,7 @@ impl Shared {
             overflowed: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             is_closed: AtomicBool::new(false),
+            keeps_replies: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             closed: CancellationToken::new(),
             drained: Notify::new(),
@@ -264,8 +428,25 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues `reply`, as this connection's front-end takes it ([`Outbox::delivery`]).
     pub fn send(&self, reply: Reply) -> Result<(), OutboxFull> {
-        self.push(Delivery::new(reply))
+        self.push(self.delivery(reply))
+    }
+
+    /// A delivery of `reply` for this connection: its line, or, for a front-end that words
+    /// replies itself, the reply as a value, which its writer reads without parsing a line.
+    pub fn delivery(&self, reply: Reply) -> Arc<Delivery> {
+        if self.shared.keeps_replies.load(Ordering::Relaxed) {
+            Delivery::reply(reply)
+        } else {
+            Delivery::new(reply)
+        }
+    }
+
+    /// Makes the connection's replies reach its writer as values ([`Delivery::reply`]): for
+    /// a front-end other than the line protocol. Called before anything is queued.
+    pub fn keep_replies(&self) {
+        self.shared.keeps_replies.store(true, Ordering::Relaxed);
     }
 
     /// Waits until a line of `size` ([`Delivery::size`]) fits in the part of the outbox that
@@ -294,6 +475,11 @@ impl Outbox {
     /// Pushes after this fail.
     pub fn finish(&self, last: Option<Reply>) {
         self.shared.finished.store(true, Ordering::Release);
+        let keeps_replies = self.shared.keeps_replies.load(Ordering::Relaxed);
+        let last = last.map(|reply| match keeps_replies {
+            true => Body::Reply(Box::new(KeptReply { reply, size: 0 })),
+            false => Body::Lines(encode_line(&reply)),
+        });
         let _ = self.tx.send(Delivery::end(last));
     }
 
@@ -354,11 +540,13 @@ impl Outbox {
     }
 }
 
-/// How a connection's writer words the lines it writes: the line protocol writes them as they
-/// are ([`Verbatim`]); the IRC front-end translates them.
+/// How a connection's writer words what it writes: each front-end has its own (the line
+/// protocol's, IRC's). Lines a front-end encoded itself ([`Content::Lines`]) are written as
+/// they are; events are worded once per [`Form`] for all connections of that form
+/// ([`Delivery::worded`]).
 pub trait Wording {
     /// Appends what `delivery` is on this connection to `batch`.
-    fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut);
+    fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut);
 
     /// What the wording keeps, in bytes, of lines it was given but has not written yet (lines
     /// that wait for something it has to see first). They are the connection's queued output
@@ -366,16 +554,6 @@ pub trait Wording {
     /// outbox's limit and the output budget, until they are written.
     fn held(&self) -> usize {
         0
-    }
-}
-
-/// Lines as they are: the line protocol.
-#[derive(Debug, Clone, Copy)]
-pub struct Verbatim;
-
-impl Wording for Verbatim {
-    fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut) {
-        batch.extend_from_slice(&delivery.line);
     }
 }
 
@@ -414,17 +592,13 @@ pub(super) fn outbox_in(limit_bytes: usize, budget: Option<Arc<Budget>>) -> (Out
 }
 
 impl Writer {
-    /// Writes queued lines until the outbox is finished or the connection closed. Whatever has
-    /// queued up while a write was in progress goes out together in the next write.
+    /// Writes queued deliveries until the outbox is finished or the connection closed.
+    /// Whatever has queued up while a write was in progress goes out together in the next
+    /// write. It awaits no other `async fn` of the writer: each layer would keep its own copy
+    /// of the writer and the socket in the connection's task.
     ///
-    /// Neither this nor [`Writer::run_worded`] awaits another `async fn` of the writer: each
-    /// layer would keep its own copy of the writer and the socket in the connection's task.
-    pub fn run<W: AsyncWrite + Unpin>(self, io: W) -> impl Future<Output = io::Result<()>> {
-        self.run_worded(io, Verbatim)
-    }
-
-    /// The same, each line worded by `wording` on its way. Dropping the writer at the end
-    /// closes the connection and uncounts what it leaves unwritten.
+    /// Each delivery is worded by `wording` on its way. Dropping the writer at the end closes
+    /// the connection and uncounts what it leaves unwritten.
     pub async fn run_worded<W: AsyncWrite + Unpin>(
         mut self,
         mut io: W,
@@ -526,8 +700,24 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linechat_protocol::{Reply, Verb};
+    use linechat_protocol::{Name, Reply, Verb};
     use tokio::io::{AsyncRead, AsyncReadExt};
+
+    /// Lines as they are; nothing else comes in these tests.
+    struct Verbatim;
+
+    impl Wording for Verbatim {
+        fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
+            batch.extend_from_slice(bytes(delivery));
+        }
+    }
+
+    fn bytes(delivery: &Delivery) -> &[u8] {
+        match delivery.content() {
+            Content::Lines(lines) => lines,
+            content => panic!("not lines: {content:?}"),
+        }
+    }
 
     #[tokio::test]
     async fn writes_queued_lines_in_order_then_shuts_down() {
@@ -536,7 +726,7 @@ mod tests {
         outbox.send(Reply::ok(Verb::Quit)).unwrap();
         outbox.finish(None);
         let (client, server) = tokio::io::duplex(64);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         let mut received = String::new();
         let mut client = client;
         client.read_to_string(&mut received).await.unwrap();
@@ -554,7 +744,7 @@ mod tests {
             Err(OutboxFull)
         );
         let (mut client, server) = tokio::io::duplex(64);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         let mut received = String::new();
         client.read_to_string(&mut received).await.unwrap();
         assert_eq!(received, "PONG before\nOK QUIT\n");
@@ -563,7 +753,7 @@ mod tests {
         // Also when the writer picks up the parting line first.
         let (outbox, writer) = outbox_pair_with_finish_first();
         let (mut client, server) = tokio::io::duplex(64);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         let mut received = String::new();
         client.read_to_string(&mut received).await.unwrap();
         assert_eq!(received, "OK QUIT\n");
@@ -585,7 +775,7 @@ mod tests {
     fn a_lone_line_goes_out_at_once_and_under_load_waits_a_round_for_company() {
         let (outbox, writer) = outbox(1024);
         let (mut client, server) = tokio::io::duplex(1024);
-        let writing = writer.run(server);
+        let writing = writer.run_worded(server, Verbatim);
         tokio::pin!(writing);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let mut round = |expected: &str, client: &mut tokio::io::DuplexStream| {
@@ -625,24 +815,43 @@ mod tests {
     }
 
     #[test]
-    fn a_translation_is_made_once_and_the_parting_line_has_none() {
-        let line = Delivery::new(Reply::Pong(Some("1".into())));
+    fn an_event_is_worded_once_per_form_and_other_deliveries_have_no_wording() {
+        let event = Event::Joined {
+            room: Name::parse("lobby").unwrap(),
+            user: Name::parse("alice").unwrap(),
+        };
+        let line = Delivery::event(event);
         assert!(!line.ends());
-        assert_eq!(line.translated(|_| None), None);
-        assert_eq!(line.translated(|_| Some(Bytes::new())), None);
-        let made = line.translated(|bytes| Some(Bytes::copy_from_slice(&bytes[..4])));
-        assert_eq!(made.map(|made| &made[..]), Some(&b"PONG"[..]));
-        let kept = line.translated(|_| panic!("translated a second time"));
-        assert_eq!(kept.map(|kept| &kept[..]), Some(&b"PONG"[..]));
-        assert!(!line.ends());
+        assert_eq!(line.worded(Form::Line, |_| None), None);
+        let made = line.worded(Form::Line, |_| Some(Bytes::from_static(b"JR")));
+        assert_eq!(made.map(|made| &made[..]), Some(&b"JR"[..]));
+        let kept = line.worded(Form::Line, |_| panic!("worded a second time"));
+        assert_eq!(kept.map(|kept| &kept[..]), Some(&b"JR"[..]));
+        // Each form has its own.
+        let irc = line.worded(Form::Irc, |_| Some(Bytes::from_static(b"JOIN")));
+        assert_eq!(irc.map(|irc| &irc[..]), Some(&b"JOIN"[..]));
+        // What it counts was fixed when it was made.
+        let size = line.size();
+        assert_eq!(size, ENTRY_OVERHEAD + size_of::<WordedEvent>() + 16);
+        assert_eq!(line.size(), size);
 
-        let end = Delivery::end(Some(Reply::ok(Verb::Quit)));
+        let pong = Delivery::new(Reply::Pong(Some("1".into())));
+        assert_eq!(pong.worded(Form::Line, |_| panic!("not an event")), None);
+        let end = Delivery::end(Some(Body::Lines(encode_line(&Reply::ok(Verb::Quit)))));
         assert!(end.ends());
-        assert_eq!(
-            end.translated(|_| panic!("the parting line is not shared")),
-            None
-        );
+        assert!(matches!(end.content(), Content::Lines(line) if &line[..] == b"OK QUIT\n"));
         assert!(Delivery::end(None).ends());
+    }
+
+    #[test]
+    fn a_reply_kept_as_a_value_counts_what_its_line_would() {
+        let reply = Reply::Pong(Some("x".repeat(1000)));
+        let kept = Delivery::reply(reply.clone());
+        assert!(matches!(kept.content(), Content::Reply(kept) if *kept == reply));
+        assert_eq!(
+            kept.size(),
+            size_of::<KeptReply>() + 16 + format!("{reply}\n").len() + ENTRY_OVERHEAD
+        );
     }
 
     #[tokio::test]
@@ -663,19 +872,20 @@ mod tests {
         let reply = Reply::Pong(Some("x".repeat(1000)));
         let line = Delivery::new(reply.clone());
         // Encoded once, to its exact length, and nothing else kept.
-        assert_eq!(line.line.len(), format!("{reply}\n").len());
+        assert_eq!(bytes(&line).len(), format!("{reply}\n").len());
+        // A delivery is no larger than its lines' handle and a word.
         assert_eq!(
             size_of::<Delivery>(),
             size_of::<Bytes>() + size_of::<usize>()
         );
-        assert_eq!(line.size(), line.line.len() + ENTRY_OVERHEAD);
+        assert_eq!(line.size(), bytes(&line).len() + ENTRY_OVERHEAD);
         outbox.push(line.clone()).unwrap();
         outbox.push(line.clone()).unwrap();
         assert_eq!(outbox.queued_bytes(), 2 * line.size());
 
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let writing = tokio::spawn(writer.run(server));
-        let mut received = vec![0; 2 * line.line.len()];
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
+        let mut received = vec![0; 2 * bytes(&line).len()];
         client.read_exact(&mut received).await.unwrap();
         tokio::task::yield_now().await;
         outbox.wait_for_room(usize::MAX).await.unwrap();
@@ -691,7 +901,7 @@ mod tests {
         outbox.send(Reply::Pong(Some("y".repeat(100)))).unwrap();
         // A client that never reads, and a writer aborted at shutdown.
         let (_client, server) = tokio::io::duplex(16);
-        let writing = tokio::spawn(writer.run(server));
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(outbox.queued_bytes() > 0);
         writing.abort();
@@ -707,9 +917,9 @@ mod tests {
     }
 
     impl Wording for Holding {
-        fn put(&mut self, delivery: &Delivery, batch: &mut BytesMut) {
-            self.kept.extend_from_slice(delivery.bytes());
-            if delivery.bytes() == b"PONG go\n" {
+        fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
+            self.kept.extend_from_slice(bytes(delivery));
+            if bytes(delivery) == b"PONG go\n" {
                 batch.extend_from_slice(&self.kept);
                 self.kept = Vec::new();
             }
@@ -737,12 +947,12 @@ mod tests {
         let output = crate::connection::OutputBudget::spawn(1 << 20);
         let line = Delivery::new(Reply::Pong(Some("x".repeat(1000))));
         // Room for three lines kept, but not for a fourth on its way besides.
-        let (outbox, writer) = output.outbox(3 * line.bytes().len() + line.size() - 1);
+        let (outbox, writer) = output.outbox(3 * bytes(&line).len() + line.size() - 1);
         let (mut client, server) = tokio::io::duplex(1 << 16);
         let writing = tokio::spawn(writer.run_worded(server, Holding::default()));
         for kept in 1..=3 {
             outbox.push(line.clone()).unwrap();
-            until_queued(&outbox, kept * line.bytes().len()).await;
+            until_queued(&outbox, kept * bytes(&line).len()).await;
             assert_eq!(output.queued_bytes(), outbox.queued_bytes());
         }
         // Three kept, and a fourth would pass the limit: the client is not reading.
@@ -789,8 +999,8 @@ mod tests {
         assert!(futures::poll!(waiting.as_mut()).is_pending());
         // The client reads: the writer's progress makes room.
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        let writing = tokio::spawn(writer.run(server));
-        let mut buffer = vec![0; line.line.len()];
+        let writing = tokio::spawn(writer.run_worded(server, Verbatim));
+        let mut buffer = vec![0; bytes(&line).len()];
         client.read_exact(&mut buffer).await.unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
             .await

@@ -4,6 +4,7 @@ mod accounts;
 pub mod cluster;
 mod cmd;
 mod descriptors;
+pub mod event;
 mod handle;
 mod irc;
 mod limits;

@@ -1,8 +1,9 @@
 //! What nodes say to each other over NATS. Every node speaks these same messages, in postcard
 //! (serde's data model in a compact binary form) behind a version byte: a node that gets a
 //! message of a version it does not know (a newer node's) logs it and carries on. Room
-//! subjects carry the room's events as the line protocol encodes them, made once by the node
-//! where they happened and queued as they are to each member of every other node.
+//! subjects carry the room's events ([`Event`](crate::server::event::Event)), encoded once by
+//! the node where they happened; each node that hears one makes one delivery of it for all
+//! its members there.
 //!
 //! Names travel as [`Name`]s: a message whose names are not names is not read, so a node never
 //! acts on a name it did not check.

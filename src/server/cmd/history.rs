@@ -12,7 +12,6 @@ use tracing::warn;
 
 use super::{Step, not_logged_in, room_refused};
 use crate::server::room::RoomError;
-use crate::connection::Delivery;
 use crate::server::session::{Presence, Session};
 use crate::server::storage::Conversation;
 
@@ -66,7 +65,7 @@ async fn read(
         }
         for message in page {
             let id = message.id;
-            let line = Delivery::new(Reply::Hist {
+            let line = outbox.delivery(Reply::Hist {
                 target: target.clone(),
                 at: message.at,
                 from: message.from,

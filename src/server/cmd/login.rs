@@ -7,7 +7,9 @@ use linechat_protocol::{Departure, ErrorCode, Name, Password, Reply, Verb};
 use tracing::{info, warn};
 
 use super::Step;
+use crate::connection::Delivery;
 use crate::server::accounts::AccountError;
+use crate::server::event::Event;
 use crate::server::member::{Member, UserId};
 use crate::server::session::{Presence, Session};
 use crate::server::user::NameRefusal;
@@ -85,18 +87,20 @@ async fn restore(session: &Session, presence: &mut Presence) {
     let name = presence.member.name.clone();
     for room in server.store.memberships(name.clone()).await {
         if let Ok(handle) = server.rooms.join(presence.member.clone(), room).await {
-            session.send(Reply::Joined {
+            let _ = session.outbox.push(Delivery::event(Event::Joined {
                 room: handle.name().clone(),
                 user: name.clone(),
-            });
+            }));
             presence.rooms.insert(handle.name().clone(), handle);
         }
     }
     for message in server.store.take_pending(presence.member.id).await {
-        session.send(Reply::Pm {
+        let _ = session.outbox.push(Delivery::event(Event::PrivateMessage {
+            id: message.id,
+            at: message.at,
             from: message.from,
             text: message.text,
-        });
+        }));
     }
 }
 

@@ -11,6 +11,8 @@ use super::request::unavailable;
 use super::room::{MAX_TOPIC_BYTES, RoomError};
 use super::session::Session;
 
+pub(super) mod wording;
+
 /// What a command came to.
 pub(super) enum Step {
     /// Its final line, to send now (after the lines of the commands before it).

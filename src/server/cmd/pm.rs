@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::{CommandError, Step};
 use crate::connection::{Delivery, OutboxFull};
+use crate::server::event::{self, Event};
 use crate::server::session::{InFlight, Session};
 use crate::server::storage::{Conversation, Record};
 use crate::server::user::{PmError, PmOutcome, Private};
@@ -90,21 +91,21 @@ pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String
         session.recipients.remove(to);
         return Straight::NoHandle(text);
     }
-    let pm = Reply::Pm {
+    let record = Record::now(
+        Conversation::Private(from.id, recipient.member.id),
+        from.name.clone(),
+        text.as_str(),
+    );
+    let at = event::time_of(record.at);
+    // Recorded before it is delivered, so that a HISTORY the recipient sends on seeing it
+    // finds it.
+    let id = session.context.server.store.record(record);
+    let line = Delivery::event(Event::PrivateMessage {
+        id,
+        at,
         from: from.name.clone(),
         text,
-    };
-    let line = Delivery::of(&pm);
-    let Reply::Pm { from: name, text } = pm else {
-        unreachable!("the reply was built as a PM just above");
-    };
-    // Recorded before it is delivered, so that a HISTORY the recipient sends on seeing it
-    // finds it. The text moves on to the record: a message is copied once, into its line.
-    session.context.server.store.record(Record::now(
-        Conversation::Private(from.id, recipient.member.id),
-        name,
-        text,
-    ));
+    });
     match outbox.push(line) {
         Ok(()) => Straight::Sent(recipient.sent.clone()),
         Err(OutboxFull) => {

@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 use linechat_protocol::{Command, HistoryTarget, Name, Topic};
 
 use super::message::{self, Message};
-use super::translate::GLOBAL;
+use super::translate::{self, Control, GLOBAL};
 use super::{Flow, Irc, text};
 use crate::server::cmd::{self, CommandError};
 use crate::server::room::{MAX_TOPIC_BYTES, RoomError, RoomTopic};
@@ -104,6 +104,9 @@ pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) 
         irc.in_global = true;
     }
     irc.as_me("JOIN", &[channel], None);
+    if matches!(history, HistoryTarget::Global) {
+        translate::tell(&irc.session.outbox, Control::InGlobal(true));
+    }
     if let HistoryTarget::Named(room) = &history
         && let Some(topic) = topic_of(irc, room).await
     {
@@ -139,6 +142,7 @@ async fn leave(irc: &mut Irc, channel: &str, reason: Option<&str>) {
         Some(Channel::Global) if irc.in_global => {
             irc.in_global = false;
             irc.as_me("PART", &[GLOBAL], reason);
+            translate::tell(&irc.session.outbox, Control::InGlobal(false));
         }
         Some(Channel::Global) => irc.numeric("442", &[channel], "You're not on that channel"),
         Some(Channel::Room(room)) => match cmd::leave(&mut irc.session, room).await {

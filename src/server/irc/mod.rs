@@ -73,6 +73,9 @@ impl FrontEnd for Irc {
     type Action = Message;
 
     fn new(session: Session) -> Self {
+        // The replies of the line-protocol commands the session runs reach the translator
+        // as values, which it words as IRC.
+        session.outbox.keep_replies();
         let server = session.context.settings.irc_server_name().into();
         Irc {
             session,

@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::message::Message;
 use super::messaging::MAX_TARGETS;
-use super::translate::GLOBAL;
+use super::translate::{self, Control, GLOBAL};
 use super::{Flow, Irc, channel, text};
 use crate::server::cmd;
 use crate::server::room::MAX_TOPIC_BYTES;
@@ -79,6 +79,8 @@ pub(super) async fn cap(irc: &mut Irc, message: Message) -> Flow {
                 }
             }
             irc.send(reply("ACK", asked));
+            let server_time = irc.registration.enabled.contains(&"server-time");
+            translate::tell(&irc.session.outbox, Control::ServerTime(server_time));
         }
         "END" => {
             irc.registration.negotiating = false;
@@ -251,6 +253,7 @@ async fn rename(irc: &mut Irc, new: Name) {
     old.how = Departure::Quit(Some(format!("now known as {new}")));
     drop(old);
     irc.as_me("NICK", &[], Some(new.as_str()));
+    translate::tell(&irc.session.outbox, Control::Nick(new.to_string()));
     irc.session.logged_in_as(&new);
     info!(from = %old_name, "changed nick");
     let mut presence = cmd::new_presence(&irc.session, member, false);
@@ -331,6 +334,7 @@ async fn welcome(irc: &mut Irc) -> Flow {
         &[],
         &format!("Welcome to the linechat IRC network, {nick}"),
     );
+    translate::tell(&irc.session.outbox, Control::Welcome(nick.clone()));
     irc.numeric(
         "002",
         &[],

@@ -1,35 +1,35 @@
 //! The IRC connection's output side: what reaches its outbox, written as IRC.
 //!
-//! The actors deliver to every connection the same line-protocol lines, encoded once and
-//! shared by all recipients ([`Delivery`]); an IRC connection's outbox receives them too. Its
-//! writer words each of them as IRC ([`Translator`], the connection's [`Wording`]): `RM lobby
-//! alice hi` becomes `:alice!alice@linechat PRIVMSG #lobby :hi`, so that neither the actors
-//! nor the line protocol's fan-out do anything for IRC.
+//! The actors deliver typed events, shared by all their recipients ([`Delivery`]); an IRC
+//! connection's writer words them as IRC ([`Translator`], the connection's [`Wording`]): a
+//! room message from alice becomes `:alice!alice@linechat PRIVMSG #lobby :hi`, so that
+//! neither the actors nor the line protocol do anything for IRC.
 //!
-//! Most of what is fanned out (room messages, the global chat, joins, parts, presence) reads
-//! the same in IRC for every IRC user it reaches; each only decides whether to show it (not
-//! their own join, not `#global` once they parted it: [`Audience`]). The first IRC
-//! connection to write such a delivery translates it and leaves the translation in the
-//! delivery ([`Delivery::translated`]); the others copy it. What depends on the recipient (a
-//! private message names them; history, errors) each connection translates for itself.
+//! Most of what is fanned out (room messages, the global chat, joins, parts, presence,
+//! topics) reads the same in IRC for every IRC user it reaches; each only decides whether to
+//! show it (not their own join, not `#global` once they parted it: [`Audience`]). The first
+//! IRC connection to write such an event words it and leaves the wording in the delivery
+//! ([`Delivery::worded`], one form with the `server-time` tag on messages and one without);
+//! the others copy it. What depends on the recipient (a private message names them) each
+//! connection words for itself.
 //!
 //! The IRC session also writes its own lines, already IRC, to the same outbox, so that they
-//! keep their order with the deliveries. They are told apart by their first word: a line the
-//! session writes starts with a source (`:`), or is `ERROR`, `PING` or `AUTHENTICATE`, which no
-//! line-protocol line that reaches a connection from elsewhere is. Those lines pass unchanged,
-//! and tell the translator, in order with everything else, who the user is now (`001`,
-//! `NICK`), whether they are in `#global` (`JOIN`, `PART`), and which capabilities they took
-//! (`CAP ACK`).
+//! keep their order with the deliveries; they pass unchanged. What the translator must know
+//! of the connection (who the user is, whether they are in `#global`, whether they took
+//! `server-time`) the session tells it through the same outbox, in order with its lines
+//! ([`Control`]). The replies of line-protocol commands the session runs (history, errors,
+//! the parting notice) reach it as values ([`crate::connection::Outbox::keep_replies`]).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tracing::debug;
 
-use linechat_protocol::{Departure, HistoryTarget, Notice, Reply};
+use linechat_protocol::{Departure, HistoryTarget, Name, Notice, Reply};
 
-use super::message::{self, MAX_LINE, Message};
-use crate::connection::{Delivery, Wording};
+use super::message::{self, MAX_LINE};
+use crate::connection::{Content, Delivery, Form, Outbox, Wording};
+use crate::server::event::{Event, PresenceChange};
 
 /// The host part of every user's source, `alice!alice@linechat`.
 pub(super) const HOST: &str = "linechat";
@@ -47,98 +47,99 @@ pub(super) fn channel_of(room: &linechat_protocol::Name) -> String {
     format!("#{room}")
 }
 
-/// Who, among the IRC users a line reaches, is shown it, for a line whose IRC form is the same
-/// for all of them.
+/// A change of what the writer knows of its connection, queued by the session right after
+/// the line that shows it to the client, so that it takes effect in order with the lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Control {
+    /// The welcome (`001`) went out: the user is this nick. What waited for it follows.
+    Welcome(String),
+    /// The user changed their nick (`NICK`) to this one.
+    Nick(String),
+    /// The user joined (`true`) or parted `#global`.
+    InGlobal(bool),
+    /// The user took (`true`) or dropped `server-time`.
+    ServerTime(bool),
+}
+
+/// Tells the writer of `outbox` of `change`, after what was queued before it.
+pub(super) fn tell(outbox: &Outbox, change: Control) {
+    let heap = match &change {
+        Control::Welcome(nick) | Control::Nick(nick) => nick.len() + 16,
+        Control::InGlobal(_) | Control::ServerTime(_) => 0,
+    };
+    let _ = outbox.push(Delivery::own(change, heap));
+}
+
+/// Who, among the IRC users an event reaches, is shown it, for an event whose IRC form is the
+/// same for all of them.
 #[derive(Debug, Clone, Copy)]
 enum Audience<'a> {
-    /// Everyone: a room's message.
+    /// Everyone: a room's message or topic.
     Everyone,
     /// Everyone but this user: their join or part of a room, which they saw as the echo of
     /// their own `JOIN` or `PART`.
-    AllBut(&'a [u8]),
+    AllBut(&'a Name),
     /// Those in `#global`: the global chat (`None`), or someone coming or going, whom the
     /// user is not told about if it is themselves, under their name or the one before.
-    Global(Option<&'a [u8]>),
+    Global(Option<&'a Name>),
 }
 
 impl<'a> Audience<'a> {
-    /// The audience of a line-protocol line (without its `\n`), from its first words; `None`
-    /// for a line whose IRC form depends on the recipient.
-    fn of(line: &'a [u8]) -> Option<Self> {
-        // Word by word, and no further than needed: the rest may be a long text.
-        let (verb, rest) = split_word(line);
-        match verb {
-            b"RM" => Some(Self::Everyone),
-            b"MSG" => Some(Self::Global(None)),
-            b"JR" | b"LR" => {
-                let (user, _) = split_word(split_word(rest).1);
-                (!user.is_empty()).then_some(Self::AllBut(user))
-            }
-            b"NOTICE" => {
-                let (kind, rest) = split_word(rest);
-                let (user, _) = split_word(rest);
-                (matches!(kind, b"ONLINE" | b"OFFLINE") && !user.is_empty())
-                    .then_some(Self::Global(Some(user)))
-            }
-            _ => None,
+    /// The audience of an event; `None` for one whose IRC form depends on the recipient.
+    fn of(event: &'a Event) -> Option<Self> {
+        match event {
+            Event::RoomMessage { .. } | Event::Topic { .. } => Some(Self::Everyone),
+            Event::GlobalMessage { .. } => Some(Self::Global(None)),
+            Event::Joined { user, .. } | Event::Left { user, .. } => Some(Self::AllBut(user)),
+            Event::PrivateMessage { .. } | Event::RoomCreated { .. } | Event::Presence(_) => None,
         }
     }
-}
 
-/// The first word of a line, and what follows its space.
-fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
-    match memchr::memchr(b' ', line) {
-        Some(space) => (&line[..space], &line[space + 1..]),
-        None => (line, &[]),
+    fn of_change(change: &'a PresenceChange) -> Self {
+        Self::Global(Some(change.user()))
     }
 }
 
-/// Turns the lines of one connection's outbox into IRC, in order.
+/// Turns what reaches one connection's outbox into IRC, in order.
 #[derive(Debug)]
 pub(super) struct Translator {
     server: Arc<str>,
-    /// The user's nick once welcomed (`001`).
+    /// The user's nick once welcomed.
     me: Option<String>,
     /// The nick before the last change: others are told it went offline, the user is not.
     former: Option<String>,
     /// Deliveries that came before the welcome, which says who the user is: they wait for
     /// it. They count as the connection's queued output ([`Wording::held`]), so that its
     /// outbox limit and the output budget bound them as they bound what waits in the outbox.
-    held: Vec<Bytes>,
+    held: Vec<Arc<Delivery>>,
     held_bytes: usize,
     in_global: bool,
     server_time: bool,
 }
 
 impl Wording for Translator {
-    fn put(&mut self, delivery: &Delivery, out: &mut BytesMut) {
-        let lines = delivery.bytes();
-        if delivery.ends() && self.me.is_none() {
-            // The parting line (`ERROR`) is the last thing written: held for a welcome that
-            // cannot come, it would never be.
-            for line in each_line(lines) {
-                let text = std::str::from_utf8(line).unwrap_or_default();
-                if let Ok(reply) = Reply::parse(text) {
-                    self.reply(reply, out);
+    fn put(&mut self, delivery: &Arc<Delivery>, out: &mut BytesMut) {
+        match delivery.content() {
+            Content::Lines(lines) => out.put_slice(lines),
+            Content::Own(value) => {
+                if let Some(change) = value.downcast_ref::<Control>() {
+                    self.control(change.clone(), out);
                 }
             }
-            return;
-        }
-        if self.shows_all(lines)
-            && let Some(translated) = delivery.translated(shared_form)
-        {
-            out.put_slice(translated);
-            return;
-        }
-        for line in each_line(lines) {
-            self.line(line, out);
+            // The parting line is the last thing written: held for a welcome that cannot
+            // come, it would never be.
+            Content::Reply(reply) if delivery.ends() => self.reply(reply, out),
+            Content::Event(_) | Content::Reply(_) if self.me.is_none() => {
+                self.held_bytes += delivery.size();
+                self.held.push(delivery.clone());
+            }
+            Content::Event(event) => self.event(delivery, event, out),
+            Content::Reply(reply) => self.reply(reply, out),
         }
     }
 
     fn held(&self) -> usize {
-        // Each line is an allocation of its own (with the allocator's header), and a handle
-        // in the list.
-        self.held_bytes + self.held.len() * 16 + self.held.capacity() * size_of::<Bytes>()
+        self.held_bytes + self.held.capacity() * size_of::<Arc<Delivery>>()
     }
 }
 
@@ -155,115 +156,98 @@ impl Translator {
         }
     }
 
-    /// Whether every line of `lines` has an IRC form the same for all, and the user is shown
-    /// each: then the delivery's shared translation is what they get.
-    fn shows_all(&self, lines: &[u8]) -> bool {
-        self.me.is_some()
-            && !lines.is_empty()
-            && each_line(lines)
-                .all(|line| Audience::of(line).is_some_and(|audience| self.shows(audience)))
+    fn control(&mut self, change: Control, out: &mut BytesMut) {
+        match change {
+            Control::Welcome(nick) => {
+                self.me = Some(nick);
+                self.held_bytes = 0;
+                for delivery in std::mem::take(&mut self.held) {
+                    self.put(&delivery, out);
+                }
+            }
+            Control::Nick(nick) => self.former = self.me.replace(nick),
+            Control::InGlobal(joined) => self.in_global = joined,
+            Control::ServerTime(taken) => self.server_time = taken,
+        }
     }
 
     fn shows(&self, audience: Audience<'_>) -> bool {
         let Some(me) = &self.me else {
             return false;
         };
-        let is_me = |user: &[u8]| {
-            user.eq_ignore_ascii_case(me.as_bytes())
+        let is_me = |user: &Name| {
+            user.as_str().eq_ignore_ascii_case(me)
                 || self
                     .former
                     .as_ref()
-                    .is_some_and(|former| user.eq_ignore_ascii_case(former.as_bytes()))
+                    .is_some_and(|former| user.as_str().eq_ignore_ascii_case(former))
         };
         match audience {
             Audience::Everyone => true,
-            Audience::AllBut(user) => !user.eq_ignore_ascii_case(me.as_bytes()),
+            Audience::AllBut(user) => !user.as_str().eq_ignore_ascii_case(me),
             Audience::Global(user) => self.in_global && !user.is_some_and(is_me),
         }
     }
 
-    /// Writes the IRC form of one outbox line (without its `\n`) to `out`.
-    pub(super) fn line(&mut self, line: &[u8], out: &mut BytesMut) {
-        let Ok(text) = std::str::from_utf8(line) else {
-            return;
-        };
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        if is_irc(text) {
-            out.put_slice(text.as_bytes());
-            out.put_slice(b"\r\n");
-            self.observe(text, out);
-            return;
-        }
-        if self.me.is_none() {
-            self.held_bytes += line.len();
-            self.held.push(Bytes::copy_from_slice(line));
-            return;
-        }
-        // The commonest line a connection translates for itself, read without the parser:
-        // `PM <from> <text>`, as the server wrote it.
-        if let Some((from, said)) = text.strip_prefix("PM ").and_then(|pm| pm.split_once(' ')) {
-            let me = self.me.as_deref().unwrap_or("*");
-            privmsg(out, from, me, said, None);
-            return;
-        }
-        let audience = Audience::of(text.as_bytes());
-        if audience.is_some_and(|audience| !self.shows(audience)) {
-            return;
-        }
-        let reply = match Reply::parse(text) {
-            Ok(reply) => reply,
-            Err(error) => {
-                debug!(%error, "IRC connection: a line it cannot translate");
-                return;
-            }
-        };
-        if audience.is_none() || !put_shared(&reply, out) {
-            self.reply(reply, out);
+    /// Whether the event reads the same in IRC for everyone it reaches and the user is shown
+    /// all of it: then the delivery's shared wording is what they get.
+    fn shows_all(&self, event: &Event) -> bool {
+        match event {
+            Event::Presence(batch) => batch
+                .changes()
+                .iter()
+                .all(|change| self.shows(Audience::of_change(change))),
+            event => Audience::of(event).is_some_and(|audience| self.shows(audience)),
         }
     }
 
-    /// Follows what the session's own lines say about the connection.
-    fn observe(&mut self, text: &str, out: &mut BytesMut) {
-        let Some(message) = Message::parse(text) else {
+    /// Writes the IRC form of an event to `out`.
+    fn event(&mut self, delivery: &Arc<Delivery>, event: &Event, out: &mut BytesMut) {
+        let timed = self.server_time;
+        // A delivery only this connection holds (a private message) is worded straight into
+        // the batch: no other connection will ask for its wording.
+        let form = if timed { Form::IrcTimed } else { Form::Irc };
+        let shared = Arc::strong_count(delivery) > 1 || delivery.is_worded(form);
+        if shared
+            && self.shows_all(event)
+            && let Some(shared) = delivery.worded(form, |event| shared_form(event, timed))
+        {
+            out.put_slice(shared);
             return;
-        };
-        let from_me = match (source_nick(text), &self.me) {
-            (Some(nick), Some(me)) => nick.eq_ignore_ascii_case(me),
-            _ => false,
-        };
-        match message.verb.as_str() {
-            "001" => {
-                self.me = Some(message.param(0).to_owned());
-                for line in std::mem::take(&mut self.held) {
-                    self.line(&line, out);
-                }
-                self.held_bytes = 0;
-                self.held = Vec::new();
+        }
+        let me = self.me.as_deref().unwrap_or("*");
+        match event {
+            Event::PrivateMessage { at, from, text, .. } => {
+                privmsg(
+                    out,
+                    from.as_str(),
+                    me,
+                    text,
+                    time_tag(timed, *at).as_deref(),
+                );
             }
-            "NICK" if from_me => {
-                self.former = self.me.replace(message.param(0).to_owned());
+            Event::RoomCreated { room, by } => {
+                let text = format!("{by} created {}", channel_of(room));
+                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&text));
+                out.put_slice(&line);
             }
-            "JOIN" if from_me && message.param(0).eq_ignore_ascii_case(GLOBAL) => {
-                self.in_global = true;
-            }
-            "PART" if from_me && message.param(0).eq_ignore_ascii_case(GLOBAL) => {
-                self.in_global = false;
-            }
-            "CAP" if message.param(1) == "ACK" => {
-                for capability in message.params.last().into_iter().flat_map(|c| c.split(' ')) {
-                    match capability {
-                        "server-time" => self.server_time = true,
-                        "-server-time" => self.server_time = false,
-                        _ => {}
+            Event::Presence(batch) => {
+                for change in batch.changes() {
+                    if self.shows(Audience::of_change(change)) {
+                        put_change(change, out);
                     }
                 }
             }
-            _ => {}
+            event => {
+                if Audience::of(event).is_some_and(|audience| self.shows(audience)) {
+                    put_shared(event, timed, out);
+                }
+            }
         }
     }
 
-    /// The IRC form of a line that depends on the recipient.
-    fn reply(&mut self, reply: Reply, out: &mut BytesMut) {
+    /// The IRC form of a line-protocol reply of a command the session ran.
+    fn reply(&mut self, reply: &Reply, out: &mut BytesMut) {
         let me = self.me.as_deref().unwrap_or("*");
         match reply {
             Reply::Hist {
@@ -272,7 +256,7 @@ impl Translator {
                 from,
                 text,
             } => {
-                let channel = match &target {
+                let channel = match target {
                     HistoryTarget::Global if !self.in_global => return,
                     HistoryTarget::Global => GLOBAL.to_owned(),
                     HistoryTarget::Named(room) => channel_of(room),
@@ -280,37 +264,24 @@ impl Translator {
                 // A message from history carries its time: a `time` tag with `server-time`,
                 // else in front of the text.
                 if self.server_time {
-                    let tag = format!("@time={} ", humantime::format_rfc3339_millis(at));
-                    privmsg(out, from.as_str(), &channel, &text, Some(&tag));
+                    let tag = time_tag(true, *at);
+                    privmsg(out, from.as_str(), &channel, text, tag.as_deref());
                 } else {
-                    let text = format!("[{}] {text}", humantime::format_rfc3339_seconds(at));
+                    let text = format!("[{}] {text}", humantime::format_rfc3339_seconds(*at));
                     privmsg(out, from.as_str(), &channel, &text, None);
                 }
-            }
-            Reply::Notice(Notice::Topic { room, by, text }) => {
-                let text = text.unwrap_or_default();
-                let line = message::encode(
-                    Some(&source_of(by.as_str())),
-                    "TOPIC",
-                    &[&channel_of(&room)],
-                    Some(&text),
-                );
-                out.put_slice(&line);
-            }
-            Reply::Notice(Notice::RoomCreated { room, by }) => {
-                let text = format!("{by} created {}", channel_of(&room));
-                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&text));
-                out.put_slice(&line);
             }
             Reply::Notice(notice @ (Notice::Closing { .. } | Notice::Shutdown)) => {
                 let why = match notice {
                     // `NOTICE CLOSING <CODE> <explanation>`: the explanation.
-                    Notice::Closing { reason } => Reply::Notice(Notice::Closing { reason })
-                        .to_string()
-                        .splitn(4, ' ')
-                        .nth(3)
-                        .unwrap_or("closing")
-                        .to_owned(),
+                    Notice::Closing { reason } => {
+                        Reply::Notice(Notice::Closing { reason: *reason })
+                            .to_string()
+                            .splitn(4, ' ')
+                            .nth(3)
+                            .unwrap_or("closing")
+                            .to_owned()
+                    }
                     _ => "the server is going down".to_owned(),
                 };
                 let line =
@@ -318,7 +289,7 @@ impl Translator {
                 out.put_slice(&line);
             }
             Reply::Err { message, .. } => {
-                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&message));
+                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(message));
                 out.put_slice(&line);
             }
             // Final lines of commands the IRC session answers itself.
@@ -327,49 +298,81 @@ impl Translator {
     }
 }
 
-/// The IRC form of a delivery every line of which reads the same for every IRC user
-/// ([`Audience`]); `None` if a line is not one of those.
-fn shared_form(lines: &[u8]) -> Option<Bytes> {
-    let mut out = BytesMut::with_capacity(lines.len() + 64);
-    for line in each_line(lines) {
-        let text = std::str::from_utf8(line).ok()?;
-        let reply = Reply::parse(text.strip_suffix('\r').unwrap_or(text)).ok()?;
-        if !put_shared(&reply, &mut out) {
-            return None;
+/// The `server-time` tag of a message said at `at`, with its space, if the client took it.
+fn time_tag(timed: bool, at: SystemTime) -> Option<String> {
+    timed.then(|| format!("@time={} ", humantime::format_rfc3339_millis(at)))
+}
+
+/// The IRC form of an event that reads the same for every IRC user it is shown to; `None`
+/// for another event.
+fn shared_form(event: &Event, timed: bool) -> Option<Bytes> {
+    let mut out = BytesMut::new();
+    match event {
+        Event::Presence(batch) => {
+            for change in batch.changes() {
+                put_change(change, &mut out);
+            }
+        }
+        event => {
+            Audience::of(event)?;
+            put_shared(event, timed, &mut out);
         }
     }
     Some(out.freeze())
 }
 
-/// Writes the IRC form of a line that reads the same for every IRC user it is shown to;
-/// `false` for another line.
-fn put_shared(reply: &Reply, out: &mut BytesMut) -> bool {
-    let (user, verb, channel, reason) = match reply {
-        Reply::Rm { room, from, text } => {
-            privmsg(out, from.as_str(), &channel_of(room), text, None);
-            return true;
+/// Writes the IRC form of an event that reads the same for every IRC user it is shown to.
+fn put_shared(event: &Event, timed: bool, out: &mut BytesMut) {
+    let (user, verb, channel, text) = match event {
+        Event::RoomMessage {
+            at,
+            room,
+            from,
+            text,
+            ..
+        } => {
+            let tag = time_tag(timed, *at);
+            privmsg(out, from.as_str(), &channel_of(room), text, tag.as_deref());
+            return;
         }
-        Reply::Msg { from, text } => {
-            privmsg(out, from.as_str(), GLOBAL, text, None);
-            return true;
+        Event::GlobalMessage { at, from, text, .. } => {
+            privmsg(
+                out,
+                from.as_str(),
+                GLOBAL,
+                text,
+                time_tag(timed, *at).as_deref(),
+            );
+            return;
         }
-        Reply::Joined { room, user } => (user, "JOIN", Some(channel_of(room)), None),
-        Reply::Left { room, user } => (user, "PART", Some(channel_of(room)), None),
-        Reply::Notice(Notice::Online { user }) => (user, "JOIN", Some(GLOBAL.to_owned()), None),
-        Reply::Notice(Notice::Offline { user, how }) => {
-            (user, "QUIT", None, Some(quit_reason(how)))
-        }
-        _ => return false,
+        Event::Joined { room, user } => (user, "JOIN", channel_of(room), None),
+        Event::Left { room, user } => (user, "PART", channel_of(room), None),
+        Event::Topic { room, by, text } => (
+            by,
+            "TOPIC",
+            channel_of(room),
+            Some(text.as_deref().unwrap_or_default()),
+        ),
+        Event::PrivateMessage { .. } | Event::RoomCreated { .. } | Event::Presence(_) => return,
     };
-    let channel = channel.as_deref();
-    let line = message::encode(
-        Some(&source_of(user.as_str())),
-        verb,
-        channel.as_slice(),
-        reason.as_deref(),
-    );
+    let line = message::encode(Some(&source_of(user.as_str())), verb, &[&channel], text);
     out.put_slice(&line);
-    true
+}
+
+/// Writes the IRC form of someone coming (a `JOIN` of `#global`) or going (a `QUIT`).
+fn put_change(change: &PresenceChange, out: &mut BytesMut) {
+    let line = match change {
+        PresenceChange::Online { user } => {
+            message::encode(Some(&source_of(user.as_str())), "JOIN", &[GLOBAL], None)
+        }
+        PresenceChange::Offline { user, how } => message::encode(
+            Some(&source_of(user.as_str())),
+            "QUIT",
+            &[],
+            Some(&quit_reason(how)),
+        ),
+    };
+    out.put_slice(&line);
 }
 
 /// `PRIVMSG`s from `from` to `target`, as many as `text` needs to fit in IRC lines, written
@@ -409,36 +412,6 @@ fn privmsg(out: &mut BytesMut, from: &str, target: &str, text: &str, tag: Option
     }
 }
 
-/// The lines of a delivery, without their `\n`.
-fn each_line(lines: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = lines;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let (line, after) = match memchr::memchr(b'\n', rest) {
-            Some(end) => (&rest[..end], &rest[end + 1..]),
-            None => (rest, &[][..]),
-        };
-        rest = after;
-        Some(line)
-    })
-}
-
-/// Whether a line the outbox holds is IRC already (see the module's documentation).
-fn is_irc(line: &str) -> bool {
-    line.starts_with(':')
-        || line.starts_with("ERROR ")
-        || line.starts_with("PING ")
-        || line.starts_with("AUTHENTICATE ")
-}
-
-/// The nick of a line's source, `:nick!user@host ...`.
-fn source_nick(line: &str) -> Option<&str> {
-    let source = line.strip_prefix(':')?.split(' ').next()?;
-    Some(source.split('!').next().unwrap_or(source))
-}
-
 /// What IRC shows as the reason of a `QUIT`.
 fn quit_reason(how: &Departure) -> String {
     match how {
@@ -456,13 +429,90 @@ fn quit_reason(how: &Departure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::wordings;
+    use crate::server::cmd::wording::LineWording;
 
-    fn translated(translator: &mut Translator, lines: &[&str]) -> String {
-        let mut out = BytesMut::new();
-        for line in lines {
-            translator.line(line.as_bytes(), &mut out);
+    use crate::server::storage::MessageId;
+
+    fn name(name: &str) -> Name {
+        Name::parse(name).unwrap()
+    }
+
+    /// The time of the messages in these tests.
+    fn at() -> SystemTime {
+        humantime::parse_rfc3339("2026-11-25T16:40:00.123Z").unwrap()
+    }
+
+    fn rm(room: &str, from: &str, text: &str) -> Event {
+        Event::RoomMessage {
+            id: MessageId::default(),
+            at: at(),
+            room: name(room),
+            from: name(from),
+            text: text.into(),
         }
+    }
+
+    fn pm(from: &str, text: &str) -> Event {
+        Event::PrivateMessage {
+            id: MessageId::default(),
+            at: at(),
+            from: name(from),
+            text: text.into(),
+        }
+    }
+
+    fn msg(from: &str, text: &str) -> Event {
+        Event::GlobalMessage {
+            id: MessageId::default(),
+            at: at(),
+            from: name(from),
+            text: text.into(),
+        }
+    }
+
+    fn joined(room: &str, user: &str) -> Event {
+        let (room, user) = (name(room), name(user));
+        Event::Joined { room, user }
+    }
+
+    fn left(room: &str, user: &str) -> Event {
+        let (room, user) = (name(room), name(user));
+        Event::Left { room, user }
+    }
+
+    fn online(user: &str) -> PresenceChange {
+        PresenceChange::Online { user: name(user) }
+    }
+
+    fn offline(user: &str, how: Departure) -> PresenceChange {
+        PresenceChange::Offline {
+            user: name(user),
+            how,
+        }
+    }
+
+    fn presence(changes: Vec<PresenceChange>) -> Event {
+        Event::Presence(changes.into())
+    }
+
+    /// What the connection's writer writes of `delivery`.
+    fn put(translator: &mut Translator, delivery: &Arc<Delivery>) -> String {
+        let mut out = BytesMut::new();
+        translator.put(delivery, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    /// What the writer writes of `events`, each a delivery of its own that only it holds.
+    fn translated(translator: &mut Translator, events: Vec<Event>) -> String {
+        events
+            .into_iter()
+            .map(|event| put(translator, &Delivery::event(event)))
+            .collect()
+    }
+
+    fn control(translator: &mut Translator, change: Control) -> String {
+        put(translator, &Delivery::own(change, 0))
     }
 
     fn welcomed() -> Translator {
@@ -471,76 +521,111 @@ mod tests {
 
     fn welcomed_as(nick: &str) -> Translator {
         let mut translator = Translator::new("irc.test".into());
-        translated(
-            &mut translator,
-            &[&format!(":irc.test 001 {nick} :Welcome")],
-        );
+        control(&mut translator, Control::Welcome(nick.into()));
         translator
     }
 
-    /// What the connection's writer writes of `delivery`.
-    fn put(translator: &mut Translator, delivery: &Delivery) -> String {
-        let mut out = BytesMut::new();
-        translator.put(delivery, &mut out);
-        String::from_utf8(out.to_vec()).unwrap()
-    }
-
-    fn delivery(lines: &str) -> Arc<Delivery> {
-        Delivery::from_bytes(Bytes::copy_from_slice(lines.as_bytes()))
-    }
-
     #[test]
-    fn a_fanned_out_line_is_translated_once_and_shown_to_whom_it_concerns() {
+    fn a_fanned_out_event_is_worded_once_and_shown_to_whom_it_concerns() {
         let mut bob = welcomed_as("bob");
         let mut carol = welcomed_as("carol");
         let said = ":alice!alice@linechat PRIVMSG #lobby :hi\r\n";
-        let line = delivery("RM lobby alice hi\n");
+        let line = Delivery::event(rm("lobby", "alice", "hi"));
+        let _fanned_out = line.clone();
         assert_eq!(put(&mut bob, &line), said);
-        // The first connection left its translation in the delivery; the next copies it.
-        let kept = line.translated(|_| panic!("translated a second time"));
+        // The first connection left its wording in the delivery; the next copies it.
+        let kept = line.worded(Form::Irc, |_| panic!("worded a second time"));
         assert_eq!(kept.map(|kept| &kept[..]), Some(said.as_bytes()));
         assert_eq!(put(&mut carol, &line), said);
 
-        // A join is not echoed to the one who joined, whoever translates it first.
-        let join = delivery("JR lobby bob\n");
+        // A join is not echoed to the one who joined, whoever words it first.
+        let join = Delivery::event(joined("lobby", "bob"));
+        let _fanned_out = join.clone();
         assert_eq!(put(&mut carol, &join), ":bob!bob@linechat JOIN #lobby\r\n");
         assert_eq!(put(&mut bob, &join), "");
-        let part = delivery("LR lobby carol\n");
+        let part = Delivery::event(left("lobby", "carol"));
+        let _fanned_out = part.clone();
         assert_eq!(put(&mut carol, &part), "");
         assert_eq!(
             put(&mut bob, &part),
             ":carol!carol@linechat PART #lobby\r\n"
         );
 
-        // Presence comes in batches of lines: each sees the others' comings and goings, if
-        // in #global.
-        translated(&mut bob, &[":bob!bob@linechat JOIN #global"]);
-        translated(&mut carol, &[":carol!carol@linechat JOIN #global"]);
+        // Presence comes in batches: each sees the others' comings and goings, if in
+        // #global.
+        control(&mut bob, Control::InGlobal(true));
+        control(&mut carol, Control::InGlobal(true));
         let mut dave = welcomed_as("dave");
-        let batch = delivery("NOTICE ONLINE carol\nNOTICE OFFLINE erin QUIT\nMSG erin bye\n");
+        let batch = Delivery::event(presence(vec![
+            online("carol"),
+            offline("erin", Departure::Quit(None)),
+        ]));
+        let _fanned_out = batch.clone();
         assert_eq!(
             put(&mut bob, &batch),
-            ":carol!carol@linechat JOIN #global\r\n\
-             :erin!erin@linechat QUIT :Quit\r\n\
-             :erin!erin@linechat PRIVMSG #global :bye\r\n"
+            ":carol!carol@linechat JOIN #global\r\n:erin!erin@linechat QUIT :Quit\r\n"
         );
         assert_eq!(
             put(&mut carol, &batch),
-            ":erin!erin@linechat QUIT :Quit\r\n:erin!erin@linechat PRIVMSG #global :bye\r\n"
+            ":erin!erin@linechat QUIT :Quit\r\n"
         );
         assert_eq!(put(&mut dave, &batch), "");
 
-        // A private message names its recipient: each translates it, nothing is kept.
-        let pm = delivery("PM alice psst\n");
+        // A private message names its recipient: each words it, nothing is kept.
+        let private = Delivery::event(pm("alice", "psst"));
+        let _fanned_out = private.clone();
         assert_eq!(
-            put(&mut bob, &pm),
+            put(&mut bob, &private),
             ":alice!alice@linechat PRIVMSG bob :psst\r\n"
         );
         assert_eq!(
-            put(&mut carol, &pm),
+            put(&mut carol, &private),
             ":alice!alice@linechat PRIVMSG carol :psst\r\n"
         );
-        assert!(pm.translated(|_| None).is_none());
+        assert!(private.worded(Form::Irc, |_| None).is_none());
+    }
+
+    #[test]
+    fn a_room_event_fanned_out_to_many_connections_is_worded_once_per_form() {
+        let line = Delivery::event(rm("lobby", "alice", "hi"));
+        // Each recipient's outbox holds the delivery until its writer takes it.
+        let outboxes = vec![line.clone(); 100];
+        let mut irc: Vec<Translator> = (0..50).map(|i| welcomed_as(&format!("u{i}"))).collect();
+        for translator in irc.iter_mut().skip(40) {
+            control(translator, Control::ServerTime(true));
+        }
+        let before = [Form::Line, Form::Irc, Form::IrcTimed].map(wordings);
+        let mut written = BytesMut::new();
+        for _ in 0..50 {
+            LineWording.put(&line, &mut written);
+        }
+        for translator in &mut irc {
+            translator.put(&line, &mut written);
+        }
+        drop(outboxes);
+        // The last writer, alone with it, copies the wording made already.
+        LineWording.put(&line, &mut written);
+        let made = [Form::Line, Form::Irc, Form::IrcTimed].map(wordings);
+        assert_eq!(
+            [
+                made[0] - before[0],
+                made[1] - before[1],
+                made[2] - before[2]
+            ],
+            [1, 1, 1]
+        );
+        let written = String::from_utf8(written.to_vec()).unwrap();
+        assert_eq!(written.matches("RM lobby alice hi\n").count(), 51);
+        assert_eq!(
+            written
+                .matches(":alice!alice@linechat PRIVMSG #lobby :hi\r\n")
+                .count(),
+            50
+        );
+        assert_eq!(
+            written.matches("@time=2026-11-25T16:40:00.123Z ").count(),
+            10
+        );
     }
 
     #[test]
@@ -549,20 +634,24 @@ mod tests {
         assert_eq!(
             translated(
                 &mut translator,
-                &["RM lobby alice hi", "PM alice psst", "MSG alice all"]
+                vec![
+                    rm("lobby", "alice", "hi"),
+                    pm("alice", "psst"),
+                    msg("alice", "all")
+                ]
             ),
             ":alice!alice@linechat PRIVMSG #lobby :hi\r\n\
              :alice!alice@linechat PRIVMSG bob :psst\r\n"
         );
-        translated(&mut translator, &[":bob!bob@linechat JOIN #global"]);
+        control(&mut translator, Control::InGlobal(true));
         assert_eq!(
-            translated(&mut translator, &["PM alice /me waves"]),
+            translated(&mut translator, vec![pm("alice", "/me waves")]),
             ":alice!alice@linechat PRIVMSG bob :\u{1}ACTION waves\u{1}\r\n"
         );
         assert_eq!(
             translated(
                 &mut translator,
-                &["MSG alice all", "RM lobby alice /me waves"]
+                vec![msg("alice", "all"), rm("lobby", "alice", "/me waves")]
             ),
             ":alice!alice@linechat PRIVMSG #global :all\r\n\
              :alice!alice@linechat PRIVMSG #lobby :\u{1}ACTION waves\u{1}\r\n"
@@ -572,17 +661,19 @@ mod tests {
     #[test]
     fn presence_is_joins_parts_and_quits() {
         let mut translator = welcomed();
-        translated(&mut translator, &[":bob!bob@linechat JOIN #global"]);
+        control(&mut translator, Control::InGlobal(true));
         assert_eq!(
             translated(
                 &mut translator,
-                &[
-                    "JR lobby alice",
-                    "JR lobby bob",
-                    "LR lobby alice",
-                    "NOTICE ONLINE carol",
-                    "NOTICE OFFLINE carol QUIT bye now",
-                    "NOTICE OFFLINE dave TIMED_OUT",
+                vec![
+                    joined("lobby", "alice"),
+                    joined("lobby", "bob"),
+                    left("lobby", "alice"),
+                    presence(vec![
+                        online("carol"),
+                        offline("carol", Departure::Quit(Some("bye now".into()))),
+                        offline("dave", Departure::TimedOut),
+                    ]),
                 ]
             ),
             ":alice!alice@linechat JOIN #lobby\r\n\
@@ -591,65 +682,109 @@ mod tests {
              :carol!carol@linechat QUIT :Quit: bye now\r\n\
              :dave!dave@linechat QUIT :Ping timeout\r\n"
         );
-        translated(&mut translator, &[":bob!bob@linechat PART #global"]);
+        control(&mut translator, Control::InGlobal(false));
         assert_eq!(
-            translated(&mut translator, &["NOTICE ONLINE erin", "MSG erin x"]),
+            translated(
+                &mut translator,
+                vec![presence(vec![online("erin")]), msg("erin", "x")]
+            ),
             ""
         );
     }
 
     #[test]
-    fn topic_notices_become_topic_lines() {
+    fn topic_events_become_topic_lines_and_a_new_room_a_notice() {
         let mut translator = welcomed();
+        let topic = |text: Option<&str>| Event::Topic {
+            room: name("dev"),
+            by: name("alice"),
+            text: text.map(str::to_owned),
+        };
+        let created = Event::RoomCreated {
+            room: name("dev"),
+            by: name("alice"),
+        };
         assert_eq!(
             translated(
                 &mut translator,
-                &["NOTICE TOPIC dev alice ship  it", "NOTICE TOPIC dev alice"]
+                vec![topic(Some("ship  it")), topic(None), created]
             ),
             ":alice!alice@linechat TOPIC #dev :ship  it\r\n\
-             :alice!alice@linechat TOPIC #dev :\r\n"
+             :alice!alice@linechat TOPIC #dev :\r\n\
+             :irc.test NOTICE bob :alice created #dev\r\n"
         );
     }
 
     #[test]
     fn deliveries_before_the_welcome_wait_for_it_and_nick_changes_are_followed() {
         let mut translator = Translator::new("irc.test".into());
-        assert_eq!(translated(&mut translator, &["PM alice early"]), "");
+        let early = Delivery::event(pm("alice", "early"));
+        assert_eq!(put(&mut translator, &early), "");
         assert_eq!(
-            translated(&mut translator, &[":irc.test 001 bob :Welcome"]),
-            ":irc.test 001 bob :Welcome\r\n:alice!alice@linechat PRIVMSG bob :early\r\n"
+            translator.held(),
+            early.size() + translator.held.capacity() * size_of::<Arc<Delivery>>()
         );
-        translated(&mut translator, &[":bob!bob@linechat NICK :bobby"]);
+        // The session's own lines pass at once.
+        let notice = Delivery::from_bytes(Bytes::from_static(b":irc.test NOTICE * :hi\r\n"));
+        assert_eq!(put(&mut translator, &notice), ":irc.test NOTICE * :hi\r\n");
         assert_eq!(
-            translated(&mut translator, &["PM alice later"]),
+            control(&mut translator, Control::Welcome("bob".into())),
+            ":alice!alice@linechat PRIVMSG bob :early\r\n"
+        );
+        assert_eq!(translator.held(), 0);
+        control(&mut translator, Control::Nick("bobby".into()));
+        assert_eq!(
+            translated(&mut translator, vec![pm("alice", "later")]),
             ":alice!alice@linechat PRIVMSG bobby :later\r\n"
+        );
+        // Under the new nick, the user is not told of their own coming or going, under
+        // either.
+        control(&mut translator, Control::InGlobal(true));
+        assert_eq!(
+            translated(
+                &mut translator,
+                vec![presence(vec![
+                    online("bobby"),
+                    offline("bob", Departure::Quit(None))
+                ])]
+            ),
+            ""
         );
     }
 
     #[test]
-    fn closing_notices_become_error_and_history_carries_its_time() {
+    fn closing_notices_become_error_and_messages_carry_their_time() {
         let mut translator = welcomed();
+        let reply = |reply: Reply| Delivery::reply(reply);
+        let closing = Reply::Notice(Notice::Closing {
+            reason: linechat_protocol::CloseReason::Replaced,
+        });
         assert_eq!(
-            translated(
-                &mut translator,
-                &["NOTICE CLOSING REPLACED you logged in on another connection"]
-            ),
+            put(&mut translator, &reply(closing)),
             "ERROR :Closing link: you logged in on another connection\r\n"
         );
+        let hist = Reply::Hist {
+            target: HistoryTarget::Named(name("lobby")),
+            at: at(),
+            from: name("alice"),
+            text: "old".into(),
+        };
         assert_eq!(
-            translated(
-                &mut translator,
-                &["HIST lobby 2026-11-25T16:40:00.123Z alice old"]
-            ),
+            put(&mut translator, &reply(hist.clone())),
             ":alice!alice@linechat PRIVMSG #lobby :[2026-11-25T16:40:00Z] old\r\n"
         );
-        translated(&mut translator, &[":irc.test CAP bob ACK :server-time"]);
+        control(&mut translator, Control::ServerTime(true));
+        assert_eq!(
+            put(&mut translator, &reply(hist)),
+            "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :old\r\n"
+        );
         assert_eq!(
             translated(
                 &mut translator,
-                &["HIST lobby 2026-11-25T16:40:00.123Z alice old"]
+                vec![rm("lobby", "alice", "new"), pm("alice", "psst")]
             ),
-            "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :old\r\n"
+            "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :new\r\n\
+             @time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG bob :psst\r\n"
         );
     }
 
@@ -658,8 +793,8 @@ mod tests {
         let mut translator = welcomed();
         let text = "word ".repeat(400);
         let text = text.trim_end();
-        for line in [format!("RM lobby alice {text}"), format!("PM alice {text}")] {
-            let out = translated(&mut translator, &[&line]);
+        for event in [rm("lobby", "alice", text), pm("alice", text)] {
+            let out = translated(&mut translator, vec![event]);
             let lines: Vec<&str> = out.split_inclusive("\r\n").collect();
             assert!(lines.len() >= 4, "{}", lines.len());
             assert!(lines.iter().all(|line| line.len() <= MAX_LINE));

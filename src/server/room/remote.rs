@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use linechat_protocol::{Name, Notice, Reply, Topic};
+use linechat_protocol::{Name, Topic};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -12,6 +12,7 @@ use super::room::{Room, RoomRequest};
 use super::rooms_actor::{RoomEntry, RoomsActor};
 use crate::connection::Delivery;
 use crate::server::cluster::wire::{self, RoomState, TopicState};
+use crate::server::event::Event;
 
 /// What the room table hears from the rest of the cluster, through this node's cluster task.
 #[derive(Debug)]
@@ -87,7 +88,7 @@ impl RoomsActor {
                 // Known already if its creator's join came first.
                 self.know(&room);
                 self.users.notify(
-                    Notice::RoomCreated {
+                    Event::RoomCreated {
                         room,
                         by: by.clone(),
                     },
@@ -184,12 +185,12 @@ impl RoomsActor {
         for user in gone {
             members.remove(&user);
             let room = room.clone();
-            lines.push(Reply::Left { room, user });
+            lines.push(Event::Left { room, user });
         }
         for user in now {
             if members.insert(user.clone(), node.clone()).is_none() {
                 let room = room.clone();
-                lines.push(Reply::Joined { room, user });
+                lines.push(Event::Joined { room, user });
             }
         }
         if members.is_empty() {
@@ -203,7 +204,7 @@ impl RoomsActor {
         };
         for line in lines {
             actor.post(RoomRequest::Deliver {
-                line: Delivery::new(line),
+                line: Delivery::event(line),
             });
         }
     }

@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
 
 use super::error::RoomError;
 use super::rooms::RoomMembers;
 use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
+use crate::server::event::{self, Event};
+use crate::server::log_tally::LogTally;
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
-use linechat_protocol::{Name, Reply};
+use linechat_protocol::Name;
 
 #[derive(Debug)]
 pub(super) enum RoomRequest {
@@ -29,8 +32,8 @@ pub(super) enum RoomRequest {
         member: Member,
         reply: Option<oneshot::Sender<Result<(), RoomError>>>,
     },
-    /// A message from a member, encoded by the member's session, which answers `OK RM`
-    /// itself.
+    /// An event a member caused (their message, a topic they set), one delivery for all
+    /// the members; the member's session answers `OK RM` itself.
     Say { from: Name, line: Arc<Delivery> },
     Members {
         /// The members on the other nodes of a cluster, listed with this node's.
@@ -74,21 +77,21 @@ impl Room {
         if self.tx.is_closed() {
             return Err(self.not_in());
         }
-        let said = Reply::Rm {
-            room: self.name.clone(),
-            from: from.name.clone(),
-            text,
-        };
-        let line = Delivery::of(&said);
-        // The text moves on to the history record: a message is copied once, into its line.
-        let Reply::Rm { from, text, .. } = said else {
-            unreachable!("the reply was built as an RM just above");
-        };
-        store.record(Record::now(
+        let record = Record::now(
             Conversation::Room(self.name.clone()),
-            from.clone(),
+            from.name.clone(),
+            text.as_str(),
+        );
+        let from = from.name.clone();
+        let at = event::time_of(record.at);
+        let id = store.record(record);
+        let line = Delivery::event(Event::RoomMessage {
+            id,
+            at,
+            room: self.name.clone(),
+            from: from.clone(),
             text,
-        ));
+        });
         let sent = self.tx.send(RoomRequest::Say { from, line }).await;
         sent.map_err(|_| self.not_in())
     }
@@ -206,6 +209,8 @@ impl RoomActor {
     /// room's are. It is made before the first join is answered.
     async fn run_clustered(mut self, mut rx: mpsc::Receiver<RoomRequest>, cluster: Cluster) {
         let mut remote = cluster.subscribe_room(&self.room).await;
+        // What a newer node may send many of: one line per interval, with how many.
+        let mut unread = LogTally::new(std::time::Duration::from_secs(10));
         loop {
             tokio::select! {
                 message = rx.recv() => match message {
@@ -217,7 +222,15 @@ impl RoomActor {
                     None => return,
                 },
                 Some(message) = next_message(&mut remote) => {
-                    let line = Delivery::from_bytes(message.payload);
+                    let line = match wire::decode::<Event>(&message.payload) {
+                        Ok(event) => Delivery::event(event),
+                        Err(error) => {
+                            if let Some(count) = unread.count(1) {
+                                warn!(room = %self.room, %error, count, "room events from other nodes skipped");
+                            }
+                            continue;
+                        }
+                    };
                     for seat in self.members.values() {
                         let _ = seat.outbox.push(line.clone());
                     }
@@ -247,7 +260,7 @@ impl RoomActor {
                     self.members.remove(&member.name);
                     let user = member.name.clone();
                     self.tell_cluster(Change::Left, &user);
-                    self.fan_out(Reply::Left { room, user }, &member.name);
+                    self.fan_out(Event::Left { room, user }, &member.name);
                     if self.members.is_empty() {
                         let _ = self.idle.send(self.room.clone());
                     }
@@ -264,8 +277,10 @@ impl RoomActor {
                 // newer login of the same user may still send, as that user.
                 if self.members.contains_key(&from) {
                     self.deliver(&line, &from);
-                    if let Some(cluster) = &self.cluster {
-                        cluster.room_line(&self.room, line.shared_bytes());
+                    if let Some(cluster) = &self.cluster
+                        && let Some(event) = line.as_event()
+                    {
+                        cluster.room_line(&self.room, wire::encode(event));
                     }
                 }
             }
@@ -309,7 +324,7 @@ impl RoomActor {
                 let user = member.name.clone();
                 self.tell_cluster(Change::Left, &user);
                 self.fan_out(
-                    Reply::Left {
+                    Event::Left {
                         room: room.clone(),
                         user,
                     },
@@ -324,7 +339,7 @@ impl RoomActor {
         }
         let user = member.name.clone();
         self.tell_cluster(Change::Joined, &user);
-        self.fan_out(Reply::Joined { room, user }, &member.name);
+        self.fan_out(Event::Joined { room, user }, &member.name);
         let seat = Seat {
             id: member.id,
             outbox: member.outbox,
@@ -341,13 +356,15 @@ impl RoomActor {
         Ok(())
     }
 
-    /// Queues `reply` for every member but `except`, encoded once for all of them, and,
-    /// clustered, publishes the same line to the room's members on other nodes.
-    fn fan_out(&self, reply: Reply, except: &Name) {
-        let line = Delivery::new(reply);
+    /// Queues `event` for every member but `except`, one delivery shared by all of them,
+    /// and, clustered, publishes it to the room's members on other nodes.
+    fn fan_out(&self, event: Event, except: &Name) {
+        let line = Delivery::event(event);
         self.deliver(&line, except);
-        if let Some(cluster) = &self.cluster {
-            cluster.room_line(&self.room, line.shared_bytes());
+        if let Some(cluster) = &self.cluster
+            && let Some(event) = line.as_event()
+        {
+            cluster.room_line(&self.room, wire::encode(event));
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use linechat_protocol::{Name, Notice, Topic};
+use linechat_protocol::{Name, Topic};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::info;
@@ -16,6 +16,7 @@ use super::error::{RoomError, RoomStorageError};
 use super::room::{Room, RoomActor, RoomRequest};
 use super::rooms::{Joined, RoomLimits, RoomMembers, RoomSummary, RoomsRequest};
 use crate::server::cluster::{Cluster, wire};
+use crate::server::event::Event;
 use crate::server::member::Member;
 use crate::server::request::Backlog;
 use crate::server::storage::{StorageError, Store};
@@ -359,11 +360,11 @@ impl RoomsActor {
         }
         self.rooms
             .insert(room.clone(), RoomEntry::new(room.clone(), Instant::now()));
-        let notice = Notice::RoomCreated {
+        let created = Event::RoomCreated {
             room: room.clone(),
             by: member.name.clone(),
         };
-        self.users.notify(notice, member.name.clone());
+        self.users.notify(created, member.name.clone());
         // Clustered, the room's task tells the other nodes, after its creator's `JR` line.
         self.join(member, room.clone(), true, reply);
         self.join_waiting(&room, waiting);

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use linechat_protocol::{Name, Notice, Reply, Topic};
+use linechat_protocol::{Name, Topic};
 use tokio::sync::oneshot;
 
 use super::error::{RoomError, RoomStorageError};
@@ -11,6 +11,7 @@ use super::rooms::{RoomTopic, RoomsRequest};
 use super::rooms_actor::RoomsActor;
 use crate::connection::Delivery;
 use crate::server::cluster::wire;
+use crate::server::event::Event;
 use crate::server::storage::StorageError;
 
 /// The longest topic, in bytes of UTF-8: about two lines of a chat window, and what fits
@@ -110,7 +111,7 @@ impl RoomsActor {
             entry.topic_change = change.number;
             entry.topic = change.topic();
             entry.topic_since = Some(change.at);
-            let notice = Notice::Topic {
+            let topic = Event::Topic {
                 room: room.clone(),
                 by: change.by.clone(),
                 text: change.text.clone(),
@@ -118,7 +119,7 @@ impl RoomsActor {
             // Through the room's task, as a line its member said: the other members get it
             // in order with the room's messages, here and, clustered, on the other nodes.
             if let Some(actor) = &entry.actor {
-                let line = Delivery::new(Reply::Notice(notice));
+                let line = Delivery::event(topic);
                 actor.post(RoomRequest::Say {
                     from: change.by.clone(),
                     line,

@@ -10,7 +10,8 @@ use linechat_protocol::{Command, ErrorCode, ParseError, Reply, Verb};
 use super::Session;
 use super::front_end::{Flow, FrontEnd, Refusal};
 use super::serve::End;
-use crate::connection::{LineCodec, Verbatim};
+use crate::connection::LineCodec;
+use crate::server::cmd::wording::LineWording;
 use crate::server::cmd::{self, Step};
 use crate::settings::Settings;
 
@@ -45,7 +46,7 @@ impl LineFrontEnd {
 }
 
 impl FrontEnd for LineFrontEnd {
-    type Wording = Verbatim;
+    type Wording = LineWording;
     type Action = Result<Command, ParseError>;
 
     fn new(session: Session) -> Self {
@@ -60,8 +61,8 @@ impl FrontEnd for LineFrontEnd {
         LineCodec::new(settings.max_line_length)
     }
 
-    fn wording(&self) -> Verbatim {
-        Verbatim
+    fn wording(&self) -> LineWording {
+        LineWording
     }
 
     fn greet(&mut self) {

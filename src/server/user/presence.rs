@@ -1,25 +1,24 @@
-//! The directory's presence notices: `NOTICE ONLINE` and `NOTICE OFFLINE` lines, encoded
-//! once and sent together, at most every [`PRESENCE_EVERY`].
+//! The directory's presence notices: users coming online and going offline, sent together
+//! as one event, at most every [`PRESENCE_EVERY`].
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
-use crate::connection::Delivery;
-use linechat_protocol::{Name, Notice, Reply};
+use crate::server::event::{PresenceBatch, PresenceChange};
+use linechat_protocol::Name;
 
 /// Presence notices are sent at most this often while users keep coming and going: under a
 /// login storm each online user then gets one write of many notices per period.
 const PRESENCE_EVERY: Duration = Duration::from_millis(25);
 
-/// The `NOTICE ONLINE` and `NOTICE OFFLINE` lines waiting to go out, encoded once, together.
+/// The presence changes waiting to go out together.
 pub(super) struct PresenceNotices {
     /// The notices are sent only while at most this many users are online.
     max_online: usize,
-    lines: BytesMut,
-    /// Who came online since the last flush, and where the lines after their arrival start:
+    changes: Vec<PresenceChange>,
+    /// Who came online since the last flush, and how many changes came before their arrival:
     /// a newcomer is told only of what happened after they arrived.
     newcomers: HashMap<Name, usize>,
     /// When the last notices went out.
@@ -30,7 +29,7 @@ impl PresenceNotices {
     pub(super) fn new(max_online: usize) -> Self {
         Self {
             max_online,
-            lines: BytesMut::new(),
+            changes: Vec::new(),
             newcomers: HashMap::new(),
             last_flush: None,
         }
@@ -38,22 +37,22 @@ impl PresenceNotices {
 
     /// Queues `notice` about a user for everyone else online; `online` counts them all, and
     /// the user concerned.
-    pub(super) fn add(&mut self, notice: Notice, online: usize) {
+    pub(super) fn add(&mut self, change: PresenceChange, online: usize) {
         if online > 1 && online <= self.max_online {
-            Delivery::encode_into(&Reply::Notice(notice), &mut self.lines);
+            self.changes.push(change);
         }
     }
 
     /// `name` came online after the notices queued so far.
     pub(super) fn arrived(&mut self, name: Name) {
-        if !self.lines.is_empty() {
-            self.newcomers.insert(name, self.lines.len());
+        if !self.changes.is_empty() {
+            self.newcomers.insert(name, self.changes.len());
         }
     }
 
     /// When the waiting notices are due, if any wait.
     pub(super) fn due(&self) -> Option<Instant> {
-        if self.lines.is_empty() {
+        if self.changes.is_empty() {
             return None;
         }
         Some(
@@ -66,15 +65,14 @@ impl PresenceNotices {
         self.due().is_some_and(|due| due <= Instant::now())
     }
 
-    /// The waiting lines and the newcomers' starting points; `None` if nothing waits.
-    pub(super) fn take(&mut self) -> Option<(Bytes, HashMap<Name, usize>)> {
-        if self.lines.is_empty() {
+    /// The waiting changes and the newcomers' starting points; `None` if nothing waits.
+    pub(super) fn take(&mut self) -> Option<(PresenceBatch, HashMap<Name, usize>)> {
+        if self.changes.is_empty() {
             return None;
         }
         self.last_flush = Some(Instant::now());
-        let lines = self.lines.split().freeze();
         // The buffer is not kept: an idle server holds nothing for presence.
-        self.lines = BytesMut::new();
-        Some((lines, std::mem::take(&mut self.newcomers)))
+        let changes = std::mem::take(&mut self.changes);
+        Some((changes.into(), std::mem::take(&mut self.newcomers)))
     }
 }

@@ -1,7 +1,9 @@
 //! Private messages through the directory: where one goes (`PmOutcome`) or why not
 //! (`PmError`), for a recipient here, on another node, or offline.
 
-use linechat_protocol::{Name, Reply};
+use crate::connection::Delivery;
+use crate::server::event::{self, Event};
+use linechat_protocol::Name;
 use tokio::sync::oneshot;
 
 use super::users::UsersRequest;
@@ -157,11 +159,14 @@ impl UsersActor {
             return;
         }
         // Recorded before it is delivered, as MSG is.
-        self.store.record(record);
-        let _ = outbox.send(Reply::Pm {
+        let at = event::time_of(record.at);
+        let id = self.store.record(record);
+        let _ = outbox.push(Delivery::event(Event::PrivateMessage {
+            id,
+            at,
             from: from.name,
             text,
-        });
+        }));
         let _ = reply.send(Ok(PmOutcome::Delivered {
             recipient: Member {
                 name: to,

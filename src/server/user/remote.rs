@@ -10,8 +10,9 @@ use super::{RemoteUser, UsersActor, UsersRequest, look_alike_key};
 use crate::connection::Delivery;
 use crate::server::cluster::Recheck;
 use crate::server::cluster::wire::{self, UserState};
+use crate::server::event::{self, Event, PresenceChange};
 use crate::server::member::UserId;
-use crate::server::storage::{Conversation, Record};
+use crate::server::storage::{Conversation, MessageId, Record};
 use linechat_protocol::{CloseReason, Departure, Name, Notice, Reply};
 
 /// What the directory hears from the rest of the cluster, through this node's cluster task.
@@ -78,7 +79,10 @@ impl UsersActor {
             }
             Remote::Msg { from, text } => {
                 self.flush_presence();
-                let line = Delivery::new(Reply::Msg {
+                // The time this node heard it: the message's node does not say when it was.
+                let line = Delivery::event(Event::GlobalMessage {
+                    id: MessageId::default(),
+                    at: std::time::SystemTime::now(),
                     from: from.clone(),
                     text,
                 });
@@ -227,7 +231,7 @@ impl UsersActor {
         }
         let (user, how) = (name.clone(), Departure::Lost);
         self.presence
-            .add(Notice::Offline { user, how }, self.everyone() + 1);
+            .add(PresenceChange::Offline { user, how }, self.everyone() + 1);
     }
 
     /// This node's user `name` logged in to their account on another node, which took the
@@ -271,8 +275,10 @@ impl UsersActor {
 
     /// Tells everyone here that `name` came online on another node.
     fn announce_remote(&mut self, name: &Name) {
-        self.presence
-            .add(Notice::Online { user: name.clone() }, self.everyone() + 1);
+        self.presence.add(
+            PresenceChange::Online { user: name.clone() },
+            self.everyone() + 1,
+        );
         self.presence.arrived(name.clone());
     }
 
@@ -286,7 +292,7 @@ impl UsersActor {
         }
         let user = name.clone();
         self.presence
-            .add(Notice::Offline { user, how }, self.everyone() + 1);
+            .add(PresenceChange::Offline { user, how }, self.everyone() + 1);
     }
 
     /// A private message from a user of another node to one of this node's; kept for an
@@ -297,14 +303,19 @@ impl UsersActor {
         self.flush_presence();
         let shared = self.store.is_shared();
         if let Some(online) = self.online.get(&to) {
-            if shared {
-                self.store.record(Record::now(
-                    Conversation::Private(from_id, online.id),
-                    from.clone(),
-                    text.clone(),
-                ));
-            }
-            let _ = online.outbox.send(Reply::Pm { from, text });
+            let record = Record::now(
+                Conversation::Private(from_id, online.id),
+                from.clone(),
+                text.as_str(),
+            );
+            let at = event::time_of(record.at);
+            let id = if shared {
+                self.store.record(record)
+            } else {
+                MessageId::default()
+            };
+            let pm = Event::PrivateMessage { id, at, from, text };
+            let _ = online.outbox.push(Delivery::event(pm));
             return;
         }
         if let Some(id) = self.registered.get(&to) {

@@ -1,8 +1,9 @@
 //! `Users`, the handle to the [`UsersActor`], and what it is asked.
 
+use crate::server::event::Event;
 use std::net::IpAddr;
 
-use linechat_protocol::{Departure, Name, Notice, Password};
+use linechat_protocol::{Departure, Name, Password};
 use tokio::sync::{mpsc, oneshot};
 
 use super::claims::{ClaimReply, NameRefusal, Unclaimed};
@@ -96,7 +97,7 @@ pub(crate) enum UsersRequest {
         reply: oneshot::Sender<Private>,
     },
     Notify {
-        notice: Notice,
+        event: Event,
         except: Name,
     },
 }
@@ -208,8 +209,8 @@ impl Users {
     }
 
     /// Sends a global notice to everyone online but `except`.
-    pub fn notify(&self, notice: Notice, except: Name) {
-        let _ = self.tx.send(UsersRequest::Notify { notice, except });
+    pub fn notify(&self, event: Event, except: Name) {
+        let _ = self.tx.send(UsersRequest::Notify { event, except });
     }
 
     async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UsersRequest) -> Option<T> {

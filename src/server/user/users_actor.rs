@@ -3,6 +3,7 @@
 //! is decided in one place, in one step: one name, one owner. Names and their claims are in
 //! `claims.rs`, new accounts in `registration.rs`, private messages in `private.rs`.
 
+use crate::server::event::{self, Event, PresenceChange};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -141,7 +142,7 @@ impl UsersActor {
     /// them for those who were online before them, and for each newcomer the part after
     /// their own arrival.
     pub(super) fn flush_presence(&mut self) {
-        let Some((lines, newcomers)) = self.presence.take() else {
+        let Some((changes, newcomers)) = self.presence.take() else {
             return;
         };
         // A connection online under two names (a guest renaming: the new name is taken before
@@ -152,17 +153,18 @@ impl UsersActor {
             .filter_map(|name| self.online.get(name))
             .map(|online| online.outbox.connection_key())
             .collect();
-        let everything = Delivery::from_bytes(lines.clone());
+        let count = changes.changes().len();
+        let everything = Delivery::event(Event::Presence(changes.clone()));
         for (name, online) in &self.online {
             match newcomers.get(name) {
                 None if renaming.contains(&online.outbox.connection_key()) => {}
                 None => {
                     let _ = online.outbox.push(everything.clone());
                 }
-                Some(&after) if after < lines.len() => {
+                Some(&after) if after < count => {
                     let _ = online
                         .outbox
-                        .push(Delivery::from_bytes(lines.slice(after..)));
+                        .push(Delivery::event(Event::Presence(changes.after(after))));
                 }
                 Some(_) => {}
             }
@@ -214,7 +216,7 @@ impl UsersActor {
                 text,
                 reply,
             } => self.private(from, to, text, reply),
-            UsersRequest::Notify { notice, except } => self.notify(notice, except),
+            UsersRequest::Notify { event, except } => self.notify(event, except),
         }
     }
 
@@ -316,17 +318,17 @@ impl UsersActor {
         self.flush_presence();
         // Queued for history first (it never waits), so that a HISTORY sent by anyone
         // who has seen the message finds it.
-        self.store.record(Record::now(
-            Conversation::Global,
-            from.name.clone(),
-            text.clone(),
-        ));
+        let record = Record::now(Conversation::Global, from.name.clone(), text.as_str());
+        let at = event::time_of(record.at);
+        let id = self.store.record(record);
         if let Some(cluster) = &self.cluster {
             let from = from.name.clone();
             let text = text.clone();
             cluster.global(&wire::Global::Msg { from, text });
         }
-        let line = Delivery::new(Reply::Msg {
+        let line = Delivery::event(Event::GlobalMessage {
+            id,
+            at,
             from: from.name.clone(),
             text,
         });
@@ -335,17 +337,17 @@ impl UsersActor {
     }
 
     /// Sends a global notice to everyone online but `except`.
-    pub(super) fn notify(&mut self, notice: Notice, except: Name) {
+    pub(super) fn notify(&mut self, event: Event, except: Name) {
         // Notices go first, in the order things happened.
         self.flush_presence();
-        self.fan_out(&Delivery::new(Reply::Notice(notice)), &except);
+        self.fan_out(&Delivery::event(event), &except);
     }
 
     pub(super) fn come_online(&mut self, member: &Member, claim: Option<u64>) {
         let user = member.name.clone();
         // Counted with the newcomer, as with the one leaving below.
         self.presence
-            .add(Notice::Online { user }, self.everyone() + 1);
+            .add(PresenceChange::Online { user }, self.everyone() + 1);
         self.presence.arrived(member.name.clone());
         let online = Online {
             id: member.id,
@@ -391,7 +393,7 @@ impl UsersActor {
         }
         let user = member.name.clone();
         self.presence
-            .add(Notice::Offline { user, how }, self.everyone() + 1);
+            .add(PresenceChange::Offline { user, how }, self.everyone() + 1);
     }
 
     pub(super) fn fan_out(&self, line: &std::sync::Arc<Delivery>, except: &Name) {

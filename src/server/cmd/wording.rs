@@ -1,0 +1,209 @@
+//! The line protocol's wording of events: the lines its connections' writers write for what
+//! the actors deliver (`RM`, `PM`, `MSG`, `JR`, `LR` and the `NOTICE`s).
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::connection::{Content, Delivery, Form, Wording, encode_display};
+use crate::server::event::{Event, PresenceChange};
+use linechat_protocol::{Notice, Reply};
+
+/// How a line-protocol connection's writer words its deliveries: the session's own lines as
+/// they are, events in the protocol's lines.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::server) struct LineWording;
+
+impl Wording for LineWording {
+    fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
+        match delivery.content() {
+            Content::Lines(lines) => batch.extend_from_slice(lines),
+            Content::Reply(reply) => Delivery::encode_into(reply, batch),
+            // Held by this writer alone (a private message) and not worded yet: no other
+            // connection will ask for its wording, which is written straight into the batch.
+            Content::Event(event)
+                if Arc::strong_count(delivery) == 1 && !delivery.is_worded(Form::Line) =>
+            {
+                use fmt::Write;
+                // Writing to a `BytesMut` grows it; it cannot fail.
+                let _ = writeln!(batch, "{}", Lines(event));
+            }
+            Content::Event(_) => {
+                let lines =
+                    delivery.worded(Form::Line, |event| Some(encode_display(&Lines(event))));
+                if let Some(lines) = lines {
+                    batch.extend_from_slice(lines);
+                }
+            }
+            // No value of another front-end's reaches a line-protocol connection.
+            Content::Own(_) => {}
+        }
+    }
+}
+
+/// The lines of an event, `\n` between them (not after the last).
+pub(in crate::server) struct Lines<'a>(pub(in crate::server) &'a Event);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Event::RoomMessage {
+                room, from, text, ..
+            } => write!(f, "RM {room} {from} {text}"),
+            Event::PrivateMessage { from, text, .. } => write!(f, "PM {from} {text}"),
+            Event::GlobalMessage { from, text, .. } => write!(f, "MSG {from} {text}"),
+            Event::Joined { room, user } => write!(f, "JR {room} {user}"),
+            Event::Left { room, user } => write!(f, "LR {room} {user}"),
+            Event::RoomCreated { room, by } => {
+                let (room, by) = (room.clone(), by.clone());
+                write!(f, "{}", Reply::Notice(Notice::RoomCreated { room, by }))
+            }
+            Event::Topic { room, by, text } => {
+                let (room, by, text) = (room.clone(), by.clone(), text.clone());
+                write!(f, "{}", Reply::Notice(Notice::Topic { room, by, text }))
+            }
+            Event::Presence(batch) => {
+                for (i, change) in batch.changes().iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("\n")?;
+                    }
+                    let notice = match change {
+                        PresenceChange::Online { user } => Notice::Online { user: user.clone() },
+                        PresenceChange::Offline { user, how } => Notice::Offline {
+                            user: user.clone(),
+                            how: how.clone(),
+                        },
+                    };
+                    write!(f, "{}", Reply::Notice(notice))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::storage::MessageId;
+    use linechat_protocol::{Departure, Name};
+    use std::time::SystemTime;
+
+    fn name(name: &str) -> Name {
+        Name::parse(name).unwrap()
+    }
+
+    fn lines(event: Event) -> String {
+        let delivery = Delivery::event(event);
+        let mut batch = BytesMut::new();
+        LineWording.put(&delivery, &mut batch);
+        String::from_utf8(batch.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn events_are_the_protocol_lines() {
+        let at = SystemTime::now();
+        let (alice, lobby) = (name("alice"), name("lobby"));
+        let text = "hi  there".to_owned();
+        let cases = [
+            (
+                Event::RoomMessage {
+                    id: MessageId::default(),
+                    at,
+                    room: lobby.clone(),
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+                Reply::Rm {
+                    room: lobby.clone(),
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+            ),
+            (
+                Event::PrivateMessage {
+                    id: MessageId::default(),
+                    at,
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+                Reply::Pm {
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+            ),
+            (
+                Event::GlobalMessage {
+                    id: MessageId::default(),
+                    at,
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+                Reply::Msg {
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+            ),
+            (
+                Event::Joined {
+                    room: lobby.clone(),
+                    user: alice.clone(),
+                },
+                Reply::Joined {
+                    room: lobby.clone(),
+                    user: alice.clone(),
+                },
+            ),
+            (
+                Event::Left {
+                    room: lobby.clone(),
+                    user: alice.clone(),
+                },
+                Reply::Left {
+                    room: lobby.clone(),
+                    user: alice.clone(),
+                },
+            ),
+            (
+                Event::RoomCreated {
+                    room: lobby.clone(),
+                    by: alice.clone(),
+                },
+                Reply::Notice(Notice::RoomCreated {
+                    room: lobby.clone(),
+                    by: alice.clone(),
+                }),
+            ),
+            (
+                Event::Topic {
+                    room: lobby.clone(),
+                    by: alice.clone(),
+                    text: None,
+                },
+                Reply::Notice(Notice::Topic {
+                    room: lobby.clone(),
+                    by: alice.clone(),
+                    text: None,
+                }),
+            ),
+        ];
+        for (event, reply) in cases {
+            assert_eq!(lines(event), format!("{reply}\n"));
+        }
+        let how = Departure::Quit(Some("bye now".into()));
+        let batch = vec![
+            PresenceChange::Online {
+                user: alice.clone(),
+            },
+            PresenceChange::Offline {
+                user: alice.clone(),
+                how,
+            },
+        ];
+        assert_eq!(
+            lines(Event::Presence(batch.into())),
+            "NOTICE ONLINE alice\nNOTICE OFFLINE alice QUIT bye now\n"
+        );
+    }
+}
