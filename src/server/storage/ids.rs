@@ -198,6 +198,12 @@ impl MessageIds {
         self.taken.fetch_max(block * self.block, Ordering::Relaxed);
     }
 
+    /// The number of the block ids are handed out from.
+    #[cfg(test)]
+    pub fn in_use(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed) / self.block
+    }
+
     /// Returns when a sender has entered a new block since the last call (the writer's).
     pub async fn wanted(&self) {
         self.wanted.notified().await;

@@ -1089,13 +1089,19 @@ async fn on_a_shared_store_ids_of_two_nodes_follow_the_order_they_were_given_in(
     let place = Place::new(Kind::Postgres);
     let (one, _, _one_task) = Store::open(place.options()).await.unwrap();
     let (two, _, _two_task) = Store::open(place.options()).await.unwrap();
-    let pause = place.options().batch_window * 4;
     let mut given = Vec::new();
     for round in 0..3 {
         for (node, store) in [("one", &one), ("two", &two)] {
             let text = format!("{node} {round}");
             given.push(store.record(said(Conversation::Global, node, &text)));
-            tokio::time::sleep(pause).await;
+            // Until both nodes have moved on (a window, or longer on a loaded machine, where
+            // the writers run late): the next message, on either node, is a window later.
+            for store in [&one, &two] {
+                let block = store.ids.in_use();
+                while store.ids.in_use() == block {
+                    tokio::time::sleep(place.options().batch_window).await;
+                }
+            }
         }
     }
     assert!(given.is_sorted(), "{given:?}");
