@@ -524,6 +524,13 @@ if [ -n "$baseline" ]; then
     log "building the release linechat of $baseline ($(git rev-parse --short "$baseline_commit"))"
     baseline_src=$work/baseline-src
     git worktree add --quiet --detach "$baseline_src" "$baseline_commit"
+    # Seeded with this tree's release artefacts, so that the dependencies both use are not
+    # built again; cargo's fingerprints rebuild whatever differs, and the worktree's own
+    # crates always (its files, just checked out, are newer than any artefact).
+    mkdir -p "$work/baseline-target/release"
+    for dir in deps build .fingerprint; do
+        [ ! -d "target/release/$dir" ] || cp -a --reflink=auto "target/release/$dir" "$work/baseline-target/release/"
+    done
     (cd "$baseline_src" && CARGO_TARGET_DIR=$work/baseline-target cargo build --release --quiet --bin linechat)
     cp "$work/baseline-target/release/linechat" "$before_bin"
     remove_baseline_src
