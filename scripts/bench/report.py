@@ -777,7 +777,7 @@ def same_speed(ratio, paced):
     if ratio is None:
         return "not measured"
     if paced:
-        return "paced: the p99 tells"
+        return "paced: its rate is the pace's"
     if ratio < SAME_SPEED:
         return f"**no**: {(1 - ratio) * 100:.1f}% slower"
     if ratio > 1 / SAME_SPEED:
