@@ -15,13 +15,25 @@
 # BENCHMARKS.json (every run). See BENCHMARKS.md for what the columns mean.
 #
 #   bash scripts/bench.sh [--rounds N] [--servers "linechat ngircd ..."] [--quick]
-#                         [--no-big] [--no-install] [--out FILE.md]
+#                         [--no-big] [--no-install] [--baseline REV] [--out FILE.md]
 #
 # --servers picks among linechat linechat-nohistory linechat-irc linechat-cluster ngircd
-# ngircd-network inspircd ircd-hybrid redis (default: all of them). --quick runs one round
+# ngircd-network inspircd ircd-hybrid redis (default: all of them; linechat-before and
+# linechat-cluster-before come with --baseline, below). --quick runs one round
 # with smaller counts (to check the set-up, not to quote; a few minutes). --no-big skips the
 # runs of linechat alone at large sizes (19,000 idle connections, 10,000 members). The
 # default run takes about half an hour.
+# --baseline REV (a commit, tag or branch of this repository) measures a change against the
+# code before it: REV is checked out in a detached git worktree in the work directory and
+# built in release there, with a target directory of its own seeded with target/release's
+# dependencies (both removed once it is built, or at exit), and its linechat runs as two more targets, linechat-before (as
+# linechat, in every scenario linechat runs in, the guest storm's memory per connection and
+# the large runs included) and linechat-cluster-before (as linechat-cluster), each run right
+# next to its counterpart, before it in one round and after it in the next. The report then
+# has a section "Before and after": medians before and after, their ratio and whether within
+# 5%, memory per idle connection, cross-node private messages against one node. A full run
+# with it has some 60 more runs, about a third longer, plus the baseline's build (its own
+# crates only: 3 minutes on a quiet machine, 9 on a busy one).
 # Needs root (apt-get, running the IRC servers as the user irc and PostgreSQL as the user
 # postgres) and Debian's packages. linechat-cluster needs a linechat with the cluster
 # settings (--nats, --node-name, --database-url); without them its runs are recorded as
@@ -36,6 +48,7 @@ quick=0
 big=1
 install=1
 out=BENCHMARKS.md
+baseline=
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) rounds=$2; shift ;;
@@ -44,9 +57,30 @@ while [ $# -gt 0 ]; do
     --no-big) big=0 ;;
     --no-install) install=0 ;;
     --out) out=$2; shift ;;
+    --baseline) baseline=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
+done
+# --baseline: the commit, and a -before target next to each linechat target picked.
+baseline_commit=
+if [ -n "$baseline" ]; then
+    baseline_commit=$(git rev-parse --verify --quiet "$baseline^{commit}") ||
+        { echo "--baseline $baseline is not a revision of this repository" >&2; exit 2; }
+    for name in linechat linechat-cluster; do
+        if [[ " $servers " == *" $name "* && " $servers " != *" $name-before "* ]]; then
+            servers+=" $name-before"
+        fi
+    done
+fi
+for name in $servers; do
+    case $name in
+    linechat-before | linechat-cluster-before)
+        [ -n "$baseline" ] || { echo "$name needs --baseline REV" >&2; exit 2; }
+        [[ " $servers " == *" ${name%-before} "* ]] ||
+            { echo "$name runs next to ${name%-before}: pick both" >&2; exit 2; }
+        ;;
+    esac
 done
 
 server_core=0
@@ -61,23 +95,27 @@ peer_user=irc
 # ngircd-network (the generator puts connection i on the (i mod 2)th).
 declare -A port=([linechat]=17100 [ngircd]=17101 [inspircd]=17102 [ircd-hybrid]=17103 [redis]=17104
     [linechat-nohistory]=17105 [linechat-irc]=17106 [linechat-cluster]="17110 17111"
-    [ngircd-network]="17120 17121")
-# Other ports they listen on: linechat-irc's line port; linechat-cluster's NATS and PostgreSQL.
+    [ngircd-network]="17120 17121" [linechat-before]=17108 [linechat-cluster-before]="17114 17115")
+# Other ports they listen on: linechat-irc's line port; the clusters' NATS and PostgreSQL.
 linechat_irc_line_port=17107
-cluster_nats_port=17112
-cluster_pg_port=17113
+declare -A nats_port=([linechat-cluster]=17112 [linechat-cluster-before]=17116)
+declare -A pg_port=([linechat-cluster]=17113 [linechat-cluster-before]=17117)
 declare -A other_ports=([linechat-irc]=$linechat_irc_line_port
-    [linechat-cluster]="$cluster_nats_port $cluster_pg_port")
+    [linechat-cluster]="${nats_port[linechat-cluster]} ${pg_port[linechat-cluster]}"
+    [linechat-cluster-before]="${nats_port[linechat-cluster-before]} ${pg_port[linechat-cluster-before]}")
 declare -A dialect=([linechat]=linechat [ngircd]=irc [inspircd]=irc [ircd-hybrid]=irc [redis]=redis
-    [linechat-nohistory]=linechat [linechat-irc]=irc [linechat-cluster]=linechat [ngircd-network]=irc)
-# Variants of a server run only in the scenarios that name them, not in "all".
+    [linechat-nohistory]=linechat [linechat-irc]=irc [linechat-cluster]=linechat [ngircd-network]=irc
+    [linechat-before]=linechat [linechat-cluster-before]=linechat)
+# Variants of a server run only in the scenarios that name them, not in "all". A -before
+# target (--baseline) runs wherever its counterpart does.
 variants=" linechat-nohistory linechat-irc linechat-cluster ngircd-network "
 # Connections the generator sets up at once. ngIRCd listens with a backlog of 10 (fixed in
 # its code), so more at once get reset (ngircd-network: 16 spread over two servers);
 # InspIRCd completes registrations on a one-second timer, so many at once keep its set-up
 # short. Set-up is not measured.
 declare -A connect_concurrency=([linechat]=200 [ngircd]=8 [inspircd]=1000 [ircd-hybrid]=200 [redis]=200
-    [linechat-nohistory]=200 [linechat-irc]=200 [linechat-cluster]=200 [ngircd-network]=16)
+    [linechat-nohistory]=200 [linechat-irc]=200 [linechat-cluster]=200 [ngircd-network]=16
+    [linechat-before]=200 [linechat-cluster-before]=200)
 # ircd-hybrid's DNS look-ups go to this stand-in resolver (see scripts/bench/nxdns.py).
 nxdns_addr=127.0.0.53
 
@@ -142,6 +180,10 @@ versions() {
         awk '{print $2}' | tr '\n' ' ')
     echo "linechat=$("$linechat_bin" --version | awk '{print $2}')"
     echo "linechat_commit=$(git rev-parse --short HEAD)${dirty:+ with uncommitted changes in ${dirty% }}"
+    if [ -n "$baseline" ]; then
+        echo "linechat_before=$("$before_bin" --version | awk '{print $2}')"
+        echo "linechat_before_commit=$(git rev-parse --short "$baseline_commit") ($baseline)"
+    fi
     echo "ngircd=$(find "$ngircd_root" -maxdepth 1 -name 'ngircd_*.deb' | head -1 |
         sed 's/.*ngircd_\(.*\)_.*\.deb/\1/') ($("$ngircd_bin" --version 2>/dev/null | head -1))"
     for v in inspircd ircd-hybrid redis-server; do
@@ -193,7 +235,7 @@ start_server() { # name
     rm -rf "$dir"
     mkdir -p "$dir"
     chown "$peer_user" "$dir"
-    local logfile=$dir/server.log conf= p
+    local logfile=$dir/server.log conf='' p
     start_failure=
     for p in ${port[$name]} ${other_ports[$name]:-}; do
         if ss -Htln "sport = :$p" | grep -q .; then
@@ -204,11 +246,12 @@ start_server() { # name
     done
     case $name in linechat* | ngircd-network) ;; *) conf=$(config "$name") ;; esac
     case $name in
-    linechat | linechat-nohistory | linechat-irc)
+    linechat | linechat-nohistory | linechat-irc | linechat-before)
         # Limits above the load: flood control off, connection limits above the runs.
         # History stays on (the default), so every message is also stored in SQLite, except
         # in the variant without it. linechat-irc is loaded on its IRC port.
-        local history=true irc=()
+        local history=true irc=() bin
+        bin=$(binary_of "$name")
         [ "$name" != linechat-nohistory ] || history=false
         local line_port=${port[$name]}
         if [ "$name" = linechat-irc ]; then
@@ -216,12 +259,12 @@ start_server() { # name
             irc=(--irc-addr "127.0.0.1:${port[$name]}" --irc-server-name linechat.bench.local)
         fi
         "${limits_off[@]}" LINECHAT_HISTORY=$history \
-            taskset -c $server_core "$linechat_bin" --config /dev/null \
+            taskset -c $server_core "$bin" --config /dev/null \
             --addr "127.0.0.1:$line_port" "${irc[@]}" --data-dir "$dir/data" >"$logfile" 2>&1 &
         server_pids=($!)
         ;;
-    linechat-cluster)
-        start_cluster "$dir" || return 1
+    linechat-cluster | linechat-cluster-before)
+        start_cluster "$name" "$dir" || return 1
         ;;
     ngircd)
         "${as_peer[@]}" taskset -c $server_core "$ngircd_bin" -n -f "$conf" >"$logfile" 2>&1 &
@@ -235,6 +278,7 @@ start_server() { # name
     ircd-hybrid)
         # In a mount namespace of its own, /etc/resolv.conf names the stand-in resolver.
         echo "nameserver $nxdns_addr" >"$dir/resolv.conf"
+        # shellcheck disable=SC2016 # $1 and $@ are the inner sh's
         unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh \
             "$dir/resolv.conf" "${as_peer[@]}" taskset -c $server_core ircd-hybrid -foreground \
             -configfile "$conf" -pidfile "$dir/hybrid.pid" -logfile "$dir/hybrid.log" \
@@ -307,12 +351,22 @@ as_postgres=(setpriv --reuid=postgres --regid=postgres --clear-groups)
 pg_bin=
 pg_template=
 
-# linechat-cluster: PostgreSQL (a copy of a database cluster made once per benchmark), then
-# nats-server with JetStream, then two linechat nodes with the same settings as linechat,
-# every process on the server core. server_pids: node 1, node 2, NATS, PostgreSQL's
-# postmaster (its backends are its children, which the generator counts with it).
-start_cluster() { # dir
-    local dir=$1
+# The linechat binary a target runs: the baseline's for a -before target.
+binary_of() { # name
+    case $1 in
+    *-before) echo "$before_bin" ;;
+    *) echo "$linechat_bin" ;;
+    esac
+}
+
+# linechat-cluster (and linechat-cluster-before): PostgreSQL (a copy of a database cluster
+# made once per benchmark), then nats-server with JetStream, then two linechat nodes with the
+# same settings as linechat, every process on the server core. server_pids: node 1, node 2,
+# NATS, PostgreSQL's postmaster (its backends are its children, which the generator counts
+# with it).
+start_cluster() { # name dir
+    local name=$1 dir=$2 bin pg=${pg_port[$1]} nats=${nats_port[$1]}
+    bin=$(binary_of "$name")
     if [ -z "$pg_template" ]; then
         pg_bin=$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -1)")
         if [ ! -x "$pg_bin/initdb" ] || ! command -v nats-server >/dev/null; then
@@ -331,37 +385,38 @@ start_cluster() { # dir
     # Set first: stop_server stops a PostgreSQL that pg_ctl gave up waiting for, too.
     pg_data=$dir/pg
     "${as_postgres[@]}" taskset -c $server_core "$pg_bin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w \
-        -o "-p $cluster_pg_port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null 2>&1 ||
+        -o "-p $pg -k $dir -c listen_addresses=127.0.0.1" start >/dev/null 2>&1 ||
         { start_failure="PostgreSQL did not start: $(tail -3 "$dir/pg.log" | tr '\n' ' ')"; log "$start_failure"; return 1; }
-    "${as_postgres[@]}" "$pg_bin/createdb" -h 127.0.0.1 -p $cluster_pg_port -U postgres linechat ||
+    "${as_postgres[@]}" "$pg_bin/createdb" -h 127.0.0.1 -p "$pg" -U postgres linechat ||
         { start_failure="createdb failed"; log "$start_failure"; return 1; }
     local postmaster
     postmaster=$(head -1 "$dir/pg/postmaster.pid")
-    taskset -c $server_core nats-server -js -sd "$dir/nats" -a 127.0.0.1 -p $cluster_nats_port \
+    taskset -c $server_core nats-server -js -sd "$dir/nats" -a 127.0.0.1 -p "$nats" \
         >"$dir/nats.log" 2>&1 &
-    local nats=$!
-    server_pids=($nats "$postmaster")
-    wait_listening linechat-cluster $cluster_nats_port || return 1
+    local nats_pid=$!
+    server_pids=("$nats_pid" "$postmaster")
+    wait_listening "$name" "$nats" || return 1
     local node node_port nodes=()
     node=1
-    for node_port in ${port[linechat-cluster]}; do
-        "${limits_off[@]}" taskset -c $server_core "$linechat_bin" --config /dev/null \
+    for node_port in ${port[$name]}; do
+        "${limits_off[@]}" taskset -c $server_core "$bin" --config /dev/null \
             --addr "127.0.0.1:$node_port" --data-dir "$dir/node$node" --node-name "node$node" \
-            --nats "nats://127.0.0.1:$cluster_nats_port" \
-            --database-url "postgres://postgres@127.0.0.1:$cluster_pg_port/linechat" \
+            --nats "nats://127.0.0.1:$nats" \
+            --database-url "postgres://postgres@127.0.0.1:$pg/linechat" \
             >"$dir/node$node.log" 2>&1 &
         nodes+=($!)
         node=$((node + 1))
     done
     # Nodes first: stop_server stops them before what they depend on.
-    server_pids=("${nodes[@]}" "$nats" "$postmaster")
+    server_pids=("${nodes[@]}" "$nats_pid" "$postmaster")
 }
 
 # ngircd-network: two ngIRCd servers, a and b, from scripts/bench/ngircd-network.conf; a
 # connects to b.
 start_ngircd_network() { # dir
     local dir=$1 me peer my_port peer_port passive
-    local ports=(${port[ngircd-network]})
+    local ports
+    read -ra ports <<<"${port[ngircd-network]}"
     for me in a b; do
         if [ $me = a ]; then
             peer=b my_port=${ports[0]} peer_port=${ports[1]} passive=no
@@ -445,7 +500,17 @@ work=$(mktemp -d /tmp/linechat-bench.XXXXXX)
 chmod 755 "$work"
 runs=$work/runs.jsonl
 nxdns_pid=
-trap 'stop_server; [ -z "$nxdns_pid" ] || kill "$nxdns_pid" 2>/dev/null; log "work directory: $work"' EXIT
+baseline_src=
+trap 'stop_server; remove_baseline_src; [ -z "$nxdns_pid" ] || kill "$nxdns_pid" 2>/dev/null; log "work directory: $work"' EXIT
+
+# --baseline's worktree and build, once its binary is copied out (or the script ends).
+remove_baseline_src() {
+    [ -n "$baseline_src" ] || return 0
+    git worktree remove --force "$baseline_src" >/dev/null 2>&1 || rm -rf "$baseline_src"
+    git worktree prune
+    rm -rf "$work/baseline-target"
+    baseline_src=
+}
 
 log "building the release binaries"
 cargo build --release --quiet --bin linechat --bin loadgen
@@ -454,10 +519,29 @@ mkdir -p "$work/bin"
 cp target/release/linechat target/release/loadgen "$work/bin/"
 linechat_bin=$work/bin/linechat
 loadgen_bin=$work/bin/loadgen
+before_bin=$work/bin/linechat-before
+if [ -n "$baseline" ]; then
+    # A target directory of its own: the baseline's build must not replace this tree's
+    # artefacts (nor wait for its lock), and both stay apart from target/release.
+    log "building the release linechat of $baseline ($(git rev-parse --short "$baseline_commit"))"
+    baseline_src=$work/baseline-src
+    git worktree add --quiet --detach "$baseline_src" "$baseline_commit"
+    # Seeded with this tree's release artefacts, so that the dependencies both use are not
+    # built again; cargo's fingerprints rebuild whatever differs, and the worktree's own
+    # crates always (its files, just checked out, are newer than any artefact).
+    mkdir -p "$work/baseline-target/release"
+    for dir in deps build .fingerprint; do
+        [ ! -d "target/release/$dir" ] || cp -a --reflink=auto "target/release/$dir" "$work/baseline-target/release/"
+    done
+    (cd "$baseline_src" && CARGO_TARGET_DIR=$work/baseline-target cargo build --release --quiet --bin linechat)
+    cp "$work/baseline-target/release/linechat" "$before_bin"
+    remove_baseline_src
+fi
 [ $install = 1 ] && install_peers
 for name in $servers; do
     case $name in
     linechat | linechat-nohistory | linechat-irc | linechat-cluster | redis | inspircd | ircd-hybrid) ;;
+    linechat-before | linechat-cluster-before) ;;
     ngircd | ngircd-network) [ -x "$ngircd_bin" ] || { log "ngircd is not installed"; exit 1; } ;;
     *) log "unknown server $name"; exit 2 ;;
     esac
@@ -520,9 +604,12 @@ started=$(date +%s)
 for round in $(seq "$rounds"); do
     for entry in "${scenarios[@]}"; do
         IFS='|' read -r scenario args targets <<<"$entry"
-        # Rotate the order of the servers from round to round.
+        # Rotate the order of the servers from round to round. A -before target runs right
+        # next to its counterpart, after it in odd rounds and before it in even ones, so that
+        # the old and the new binary alternate and meet the same background.
         list=()
         for name in $servers; do
+            [[ $name != *-before ]] || continue
             case " $targets " in
             *" $name "*) list+=("$name") ;;
             *" all "*) [[ "$variants" == *" $name "* ]] || list+=("$name") ;;
@@ -530,8 +617,18 @@ for round in $(seq "$rounds"); do
         done
         count=${#list[@]}
         [ "$count" -gt 0 ] || continue
+        order=()
         for i in $(seq 0 $((count - 1))); do
             name=${list[$(((i + round - 1) % count))]}
+            if [[ " $servers " != *" $name-before "* ]]; then
+                order+=("$name")
+            elif [ $((round % 2)) = 1 ]; then
+                order+=("$name" "$name-before")
+            else
+                order+=("$name-before" "$name")
+            fi
+        done
+        for name in "${order[@]}"; do
             log "round $round/$rounds: $scenario on $name"
             run_one "$round" "$scenario" "$name" "$args"
         done
@@ -554,8 +651,14 @@ if [ "$rounds" -ge 2 ]; then
 fi
 if [ $big = 1 ] && [ $quick = 0 ] && [[ " $servers " == *" linechat "* ]]; then
     log "linechat alone: 19,000 idle connections, then a room of 10,000 members"
-    run_one 1 idle-19000 linechat "idle --clients 19000 --settle-secs 5"
-    run_one 1 fanout-burst-10000 linechat "fanout --members 10000 --senders 1 --messages 200"
+    alone=(linechat)
+    [[ " $servers " != *" linechat-before "* ]] || alone=(linechat linechat-before)
+    for name in "${alone[@]}"; do
+        run_one 1 idle-19000 "$name" "idle --clients 19000 --settle-secs 5"
+    done
+    for ((i = ${#alone[@]} - 1; i >= 0; i--)); do
+        run_one 1 fanout-burst-10000 "${alone[$i]}" "fanout --members 10000 --senders 1 --messages 200"
+    done
 fi
 elapsed=$(($(date +%s) - started))
 

@@ -19,9 +19,11 @@ NOTES_MARKER = "<!-- Notes below this line are written by hand and kept by scrip
 
 SERVERS = [
     "linechat",
+    "linechat-before",
     "linechat-nohistory",
     "linechat-irc",
     "linechat-cluster",
+    "linechat-cluster-before",
     "redis",
     "ngircd",
     "ngircd-network",
@@ -41,6 +43,16 @@ NODE_SCENARIOS = [
     "fanout-burst-1000x10",
     "pm-100",
 ]
+# bench.sh --baseline: each linechat target and the same target built from the baseline
+# revision, run alternately with it.
+BEFORE_AFTER = [("linechat", "linechat-before"), ("linechat-cluster", "linechat-cluster-before")]
+# How close "within 5%" is, for throughput after a change against before it; the most memory
+# per idle connection allowed, and the least cross-node private-message rate, as a share of
+# one node's, and as a multiple of the baseline's.
+SAME_SPEED = 0.95
+MAX_IDLE_BYTES = 4096
+CROSS_NODE_PM_SHARE = 0.35
+CROSS_NODE_PM_GAIN = 3.0
 # Issue 13: linechat's IRC port against these IRC servers.
 IRC_PORT_PEERS = ["ngircd", "inspircd"]
 # One colour per server in every chart.
@@ -54,6 +66,8 @@ COLOURS = {
     "linechat-irc": "#17becf",
     "linechat-cluster": "#08306b",
     "ngircd-network": "#98df8a",
+    "linechat-before": "#7f7f7f",
+    "linechat-cluster-before": "#3f3f3f",
 }
 
 # How each server was configured for the benchmark (the configs are in scripts/bench/).
@@ -121,6 +135,14 @@ CONFIG = {
         "refuses it (`Compression error: code -2`) and the network splits. Both pinned to "
         "the server core; members and pairs split across the two as for linechat-cluster. "
         "In the windowed fan-out and private-message runs only"
+    ),
+    "linechat-before": (
+        "as linechat, the release build of the `--baseline` revision (under Versions), run "
+        "in the same scenarios as linechat, right next to it, alternately before and after it"
+    ),
+    "linechat-cluster-before": (
+        "as linechat-cluster, with the nodes of the `--baseline` revision (under Versions), "
+        "its own ports, run right next to linechat-cluster, alternately before and after it"
     ),
     "redis": (
         "`scripts/bench/redis.conf`: `client-output-buffer-limit pubsub 0 0 0` (no limit; "
@@ -628,6 +650,8 @@ def scenario_words(scenario):
     base = scenario.removesuffix("-unwindowed")
     if base.startswith("pm-"):
         return f"private messages, {int(base[3:]):,} pairs, {mode}"
+    if base.startswith("fanout-paced-"):
+        return f"fan-out, {int(base.removeprefix('fanout-paced-')):,} members, paced"
     shape = base.removeprefix("fanout-burst-")
     members, _, senders = shape.partition("x")
     senders = int(senders or 1)
@@ -740,6 +764,157 @@ def across_nodes(summary, lines):
     lines.append("")
     lines.append("All figures of these runs (latency percentiles, CPU, notes) are in the tables "
                  "under Results.")
+    lines.append("")
+
+
+def thousands(values):
+    return ", ".join(f"{v / 1000:,.0f}K" for v in values) or "-"
+
+
+def same_speed(ratio, paced):
+    """The "within 5%" cell: after against before, faster counting as within. A paced run's
+    throughput is the pace's, so its verdict is left to its p99."""
+    if ratio is None:
+        return "not measured"
+    if paced:
+        return "paced: its rate is the pace's"
+    if ratio < SAME_SPEED:
+        return f"**no**: {(1 - ratio) * 100:.1f}% slower"
+    if ratio > 1 / SAME_SPEED:
+        return f"yes: {(ratio - 1) * 100:.0f}% faster"
+    return "yes"
+
+
+def before_and_after(summary, lines, versions, rounds):
+    """bench.sh --baseline: each linechat target against the same target built from the
+    baseline revision, in the same run: fan-out and private-message throughput within 5%,
+    memory per idle connection, and cross-node private messages against one node, against
+    the baseline and against two linked ngIRCd servers."""
+    pairs = [(after, before) for after, before in BEFORE_AFTER
+             if any(r["target"] == before for r in summary)]
+    if not pairs:
+        return
+    lines.append("## Before and after")
+    lines.append("")
+    lines.append(
+        f"The code measured (after: commit {versions.get('linechat_commit', '?')}) against "
+        f"the `--baseline` revision (before: commit "
+        f"{versions.get('linechat_before_commit', '?')}), built in release from a worktree "
+        "of its own and loaded by the same generator in the same run: linechat-before ran "
+        "as linechat and linechat-cluster-before as linechat-cluster, each right next to its "
+        "counterpart, after it in odd rounds and before it in even ones, so that both met "
+        "the same background load. Deliveries/s are medians of the rounds (the rounds' "
+        f"values beside them); within 5% means after is at least {SAME_SPEED}x before "
+        "(faster counts as within)."
+        + (" **One round only**: these are single runs, a check of the set-up, not figures "
+           "to quote." if rounds == 1 else "")
+    )
+    lines.append("")
+    lines.append(
+        "| scenario | target | before deliveries/s | after deliveries/s | after / before "
+        "| within 5% | rounds before | rounds after | p99 before / after ms |"
+    )
+    lines.append("|---|---|--:|--:|--:|---|--:|--:|--:|")
+    compared, slower, unmeasured = [], [], []
+    scenarios = sorted({r["scenario"] for r in summary
+                        if r["scenario"].startswith(("fanout", "pm"))}, key=scenario_rank)
+    for scenario in scenarios:
+        for after_name, before_name in pairs:
+            after, before = find(summary, scenario, after_name), find(summary, scenario, before_name)
+            if not after and not before:
+                continue
+            ratio = rate_of(after) / rate_of(before) if rate_of(after) and rate_of(before) else None
+            label = f"{after_name} {scenario}"
+            paced = "paced" in scenario
+            if ratio is None:
+                unmeasured.append(label)
+            elif not paced:
+                compared.append((ratio, label))
+                if ratio < SAME_SPEED:
+                    slower.append(f"{label} ({ratio:.2f}x)")
+            p99 = lambda row: ms(row["p99_us"]) if rate_of(row) else "-"
+            lines.append(
+                f"| {scenario_words(scenario)} "
+                f"| {after_name} | {num(rate_of(before))} | {num(rate_of(after))} | "
+                f"{f'{ratio:.2f}x' if ratio is not None else '-'} | {same_speed(ratio, paced)} | "
+                f"{thousands(before['deliveries_per_sec_all']) if before else '-'} | "
+                f"{thousands(after['deliveries_per_sec_all']) if after else '-'} | "
+                f"{p99(before)} / {p99(after)} |"
+            )
+    lines.append("")
+
+    def line(ok, text):
+        lines.append(f"- {text}: {mark(ok)}")
+
+    if compared:
+        lowest = min(compared)
+        line(not slower,
+             f"fan-out and private-message throughput within 5% of before, in every burst "
+             f"scenario ({len(compared)} scenario and target pairs; "
+             + (f"more than 5% slower in: {', '.join(slower)}" if slower
+                else f"lowest after / before: {lowest[0]:.2f}x, {lowest[1]}")
+             + ")")
+    else:
+        line(None, "fan-out and private-message throughput within 5% of before")
+    if unmeasured:
+        lines.append(f"- not compared (a side has no successful run): {', '.join(unmeasured)}")
+
+    # Memory per idle connection: after the guest storm, and idle at the large size.
+    memory = []
+    storm = largest(summary, "guests", "linechat")
+    if storm:
+        memory.append((storm["scenario"], f"after the guest storm of {num(storm['guests'] or storm['connections'])}"))
+    if find(summary, "idle-19000", "linechat"):
+        memory.append(("idle-19000", "with 19,000 idle connections"))
+    for scenario, what in memory:
+        after, before = find(summary, scenario, "linechat"), find(summary, scenario, "linechat-before")
+        value = after["rss_per_connection_bytes"] if after else None
+        previous = before["rss_per_connection_bytes"] if before else None
+        line(None if value is None else value <= MAX_IDLE_BYTES,
+             f"memory per logged-in idle connection {what}: at most 4 KiB (after: "
+             f"{num(value)} bytes; before: {num(previous)} bytes)")
+    if not memory:
+        line(None, "memory per logged-in idle connection: at most 4 KiB")
+
+    # Cross-node private messages: every one crosses from one node to the other.
+    cluster, single = find(summary, "pm-100", "linechat-cluster"), find(summary, "pm-100", "linechat")
+    cluster_before = find(summary, "pm-100", "linechat-cluster-before")
+    single_before = find(summary, "pm-100", "linechat-before")
+    network = find(summary, "pm-100", "ngircd-network")
+    if rate_of(cluster) and rate_of(single):
+        share = rate_of(cluster) / rate_of(single)
+        share_before = (f"{rate_of(cluster_before) / rate_of(single_before):.2f}x"
+                        if rate_of(cluster_before) and rate_of(single_before) else "not measured")
+        line(share >= CROSS_NODE_PM_SHARE,
+             f"cross-node private messages (pm-100 on linechat-cluster: every one crosses "
+             f"nodes) at least {CROSS_NODE_PM_SHARE}x one node's rate (linechat-cluster "
+             f"{num(rate_of(cluster))} / linechat {num(rate_of(single))}: {share:.2f}x; "
+             f"before: {share_before})")
+    else:
+        line(None, f"cross-node private messages at least {CROSS_NODE_PM_SHARE}x one node's rate")
+    if rate_of(cluster) and rate_of(cluster_before):
+        gain = rate_of(cluster) / rate_of(cluster_before)
+        line(gain >= CROSS_NODE_PM_GAIN,
+             f"... at least {CROSS_NODE_PM_GAIN:.0f}x before (linechat-cluster-before: "
+             f"{num(rate_of(cluster_before))}; after / before: {gain:.2f}x)")
+    else:
+        line(None, f"... at least {CROSS_NODE_PM_GAIN:.0f}x before")
+    if rate_of(cluster) and rate_of(network):
+        line(rate_of(cluster) > rate_of(network),
+             f"... ahead of two linked ngIRCd servers (ngircd-network: "
+             f"{num(rate_of(network))}; linechat-cluster / ngircd-network: "
+             f"{rate_of(cluster) / rate_of(network):.2f}x)")
+    else:
+        line(None, "... ahead of two linked ngIRCd servers (ngircd-network)")
+    afters = [after for after, _ in pairs]
+    lines.append(nothing_lost(summary, afters))
+    rows = [r for r in summary if r["target"] in afters and r["scenario"].startswith(("fanout", "pm"))]
+    disorder = [f"{r['target']} {r['scenario']} ({r['out_of_order']:,})" for r in rows if r["out_of_order"]]
+    line(not disorder if rows else None,
+         f"order kept per sender: every {' and '.join(afters)} receiver got each sender's "
+         f"messages in the order sent"
+         + (f" (out of order in: {', '.join(disorder)})" if disorder
+            else f" ({len(rows)} scenario and server pairs checked)"))
     lines.append("")
 
 
@@ -1069,6 +1244,12 @@ def main():
         f"| linechat | {versions.get('linechat', '?')} (`cargo run --release --bin linechat -- --version`), "
         f"release build of commit {versions.get('linechat_commit', '?')} |"
     )
+    if "linechat_before_commit" in versions:
+        lines.append(
+            f"| linechat-before, linechat-cluster-before | {versions.get('linechat_before', '?')}, "
+            f"release build of the `--baseline` revision, commit "
+            f"{versions['linechat_before_commit']} |"
+        )
     lines.append(f"| ngIRCd | {versions.get('ngircd', '?')} (Debian package, unpacked: it conflicts with ircd-hybrid) |")
     lines.append(f"| InspIRCd | {versions.get('inspircd', '?')} (Debian package) |")
     lines.append(f"| ircd-hybrid | {versions.get('ircd-hybrid', '?')} (Debian package) |")
@@ -1097,6 +1278,7 @@ def main():
         if name in present or name in PEERS + ["linechat", "linechat-nohistory"]:
             lines.append(f"| {name} | {CONFIG[name]} |")
     lines.append("")
+    before_and_after(summary, lines, versions, args.rounds)
     lines.append("## Targets (issue 10)")
     lines.append("")
     lines.append(
@@ -1191,7 +1373,12 @@ def main():
     for row in summary:
         by_scenario.setdefault(row["scenario"], []).append(row)
     for scenario, rows in by_scenario.items():
-        alone = len(rows) == 1 and rows[0]["target"] == "linechat" and not scenario.startswith("logins")
+        # linechat-before (bench.sh --baseline) is linechat too.
+        alone = (
+            {r["target"] for r in rows} <= {"linechat", "linechat-before"}
+            and any(r["target"] == "linechat" for r in rows)
+            and not scenario.startswith("logins")
+        )
         lines.append(f"### {title(scenario, rows[0]['parameters'], alone)}")
         lines.append("")
         if scenario.startswith("guests"):
@@ -1199,13 +1386,14 @@ def main():
         elif scenario.startswith("idle"):
             lines.append("| server | connections | server memory per connection (bytes) | logins/s while connecting | notes |")
             lines.append("|---|--:|--:|--:|---|")
-            storm = find(summary, "guests-" + scenario.rpartition("-")[2], "linechat")
-            if storm and not any(r["target"] == "linechat" for r in rows):
-                lines.append(
-                    f"| linechat, after the guest storm | {num(storm['connections'])} | "
-                    f"{num(storm['rss_per_connection_bytes'])} | {num(storm['connections_per_sec'])} | "
-                    f"logged in one after another, every notice delivered |"
-                )
+            for ours in ("linechat", "linechat-before"):
+                storm = find(summary, "guests-" + scenario.rpartition("-")[2], ours)
+                if storm and not any(r["target"] == ours for r in rows):
+                    lines.append(
+                        f"| {ours}, after the guest storm | {num(storm['connections'])} | "
+                        f"{num(storm['rss_per_connection_bytes'])} | {num(storm['connections_per_sec'])} | "
+                        f"logged in one after another, every notice delivered |"
+                    )
             for row in rows:
                 lines.append(
                     f"| {row['target']} | {num(row['connections'])} | "
