@@ -868,11 +868,11 @@ impl UsersActor {
             }
             let pm = wire::Pm {
                 from: from.name,
-                from_id: from.id.key(),
+                from_id: from.id,
                 to: name.clone(),
                 text,
             };
-            cluster.private(&remote.node, &pm);
+            cluster.private(&remote.node, pm);
             let _ = reply.send(refused(Reply::ok_with(Verb::Pm, name)));
             return;
         }

@@ -36,12 +36,8 @@ pub(crate) enum Remote {
         name: Name,
         id: i64,
     },
-    Pm {
-        from: Name,
-        from_id: UserId,
-        to: Name,
-        text: String,
-    },
+    /// Private messages from users of other nodes to users of this one, in the order sent.
+    Pms(Vec<wire::Pm>),
     /// `node` is gone, with its users: it stopped answering (`Lost`), or said goodbye
     /// (`Shutdown`).
     NodeGone {
@@ -51,7 +47,7 @@ pub(crate) enum Remote {
     /// Everyone online on `node` now.
     State {
         node: Arc<str>,
-        users: Vec<(Name, UserId, u64)>,
+        users: Vec<UserState>,
     },
     /// Publish this node's users, for another node's `Hello` or after a reconnection.
     SendState,
@@ -85,12 +81,12 @@ impl UsersActor {
                 self.fan_out(&line, &from);
             }
             Remote::Registered { name, id } => self.learn(name, id),
-            Remote::Pm {
-                from,
-                from_id,
-                to,
-                text,
-            } => self.remote_private(from, from_id, to, text),
+            Remote::Pms(pms) => {
+                self.flush_presence();
+                for pm in pms {
+                    self.remote_private(pm);
+                }
+            }
             Remote::NodeGone { node, how } => {
                 let lost: Vec<Name> = self
                     .remote
@@ -109,7 +105,7 @@ impl UsersActor {
                 }
             }
             Remote::State { node, users } => {
-                let now: HashSet<&Name> = users.iter().map(|(name, _, _)| name).collect();
+                let now: HashSet<&Name> = users.iter().map(|user| &user.name).collect();
                 let gone: Vec<Name> = self
                     .remote
                     .iter()
@@ -119,7 +115,7 @@ impl UsersActor {
                 for name in gone {
                     self.remote_gone(&name, Departure::Lost);
                 }
-                for (name, id, claim) in users {
+                for UserState { name, id, claim } in users {
                     self.remote_online(node.clone(), name, id, claim);
                 }
             }
@@ -132,7 +128,7 @@ impl UsersActor {
                     .iter()
                     .map(|(name, online)| UserState {
                         name: name.clone(),
-                        id: online.id.key(),
+                        id: online.id,
                         claim: online.claim.unwrap_or_default(),
                     })
                     .collect();
@@ -293,8 +289,13 @@ impl UsersActor {
     /// account that went offline meanwhile, dropped for a guest who did. On the shared store
     /// this node records it (the sender's does not): as history if it is delivered, as
     /// queued (which is history too) if not, so that it is stored once.
-    fn remote_private(&mut self, from: Name, from_id: UserId, to: Name, text: String) {
-        self.flush_presence();
+    fn remote_private(&mut self, pm: wire::Pm) {
+        let wire::Pm {
+            from,
+            from_id,
+            to,
+            text,
+        } = pm;
         let shared = self.store.is_shared();
         if let Some(online) = self.online.get(&to) {
             if shared {
