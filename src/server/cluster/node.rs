@@ -97,7 +97,7 @@ impl ClusterActor {
                     while let Some(Some(message)) = global.next().now_or_never() {
                         self.global(message);
                     }
-                    if let Some(Some(message)) = direct.next().now_or_never() {
+                    while let Some(Some(message)) = direct.next().now_or_never() {
                         self.direct(message, &mut direct);
                     }
                     self.answered(trip);
