@@ -98,22 +98,28 @@ impl UsersActor {
             // On another node: sent there, through this node's one queue to NATS, so that
             // one sender's messages keep their order. On the shared store, the recipient's
             // node records it, as delivered or, should they have gone offline meanwhile, as
-            // queued for them: one row either way. On stores of their own, each side keeps
-            // its own.
-            if !self.store.is_shared() {
-                self.store.record(Record::now(
-                    Conversation::Private(from.id, remote.id),
-                    from.name.clone(),
-                    text.clone(),
-                ));
-            }
+            // queued for them: one row either way, under the id given here, where it was
+            // accepted. On stores of their own, each side keeps its own.
+            let record = Record::now(
+                Conversation::Private(from.id, remote.id),
+                from.name.clone(),
+                text.as_str(),
+            );
+            let at = record.at;
+            let id = if self.store.is_shared() {
+                self.store.next_id()
+            } else {
+                self.store.record(record)
+            };
             let pm = wire::Pm {
+                id,
+                at,
                 from: from.name,
-                from_id: from.id.key(),
+                from_id: from.id,
                 to: name.clone(),
                 text,
             };
-            cluster.private(&remote.node, &pm);
+            cluster.private(&remote.node, pm);
             let _ = reply.send(Ok(PmOutcome::Remote { to: name.clone() }));
             return;
         }

@@ -319,12 +319,18 @@ impl UsersActor {
         // Queued for history first (it never waits), so that a HISTORY sent by anyone
         // who has seen the message finds it.
         let record = Record::now(Conversation::Global, from.name.clone(), text.as_str());
-        let at = event::time_of(record.at);
+        let millis = record.at;
+        let at = event::time_of(millis);
         let id = self.store.record(record);
         if let Some(cluster) = &self.cluster {
             let from = from.name.clone();
             let text = text.clone();
-            cluster.global(&wire::Global::Msg { from, text });
+            cluster.global(&wire::Global::Msg {
+                id,
+                at: millis,
+                from,
+                text,
+            });
         }
         let line = Delivery::event(Event::GlobalMessage {
             id,
