@@ -85,6 +85,9 @@ const TAKEN_AT_ONCE: usize = 256;
 /// Publications that may wait for NATS (while it is away) before new ones are dropped.
 const OUTGOING: usize = 65_536;
 
+/// How long a session's private message waits for room in a full queue before it is dropped.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
+
 /// How long a node waits for NATS to confirm a room subscription before it lets members in
 /// anyway (NATS is away: local members still chat).
 const SUBSCRIBE_CONFIRMATION: Duration = Duration::from_secs(2);
@@ -345,6 +348,28 @@ impl Cluster {
             node: node.clone(),
             pm,
         });
+    }
+
+    /// The same for a session that sends straight to a user on another node: it waits while
+    /// the queue is full, as a sender faster than a room's fan-out waits for the room, so
+    /// that a burst is paced rather than dropped. Only a queue that stays full for
+    /// [`QUEUE_WAIT`] (NATS away) drops the message, as [`Cluster::private`] would.
+    pub(crate) async fn private_waiting(&self, node: &Arc<str>, pm: wire::Pm) {
+        let outgoing = Outgoing::Private {
+            node: node.clone(),
+            pm,
+        };
+        let sent = match self.inner.outgoing.try_send(outgoing) {
+            Err(mpsc::error::TrySendError::Full(outgoing)) => {
+                tokio::time::timeout(QUEUE_WAIT, self.inner.outgoing.send(outgoing))
+                    .await
+                    .is_ok()
+            }
+            _ => true,
+        };
+        if !sent {
+            debug!("cluster queue full; a message to other nodes was dropped");
+        }
     }
 
     /// Subscribes to `room`'s subject, and waits (a little) until NATS has the subscription,

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::{RemoteUser, UsersActor, UsersRequest, look_alike_key};
@@ -267,7 +268,14 @@ impl UsersActor {
         self.look_alikes
             .entry(look_alike_key(&name))
             .or_insert(name.clone());
-        self.remote.insert(name, RemoteUser { node, id, claim });
+        let present = CancellationToken::new();
+        let user = RemoteUser {
+            node,
+            id,
+            claim,
+            present,
+        };
+        self.remote.insert(name, user);
     }
 
     /// Tells everyone here that `name` came online on another node.
