@@ -21,7 +21,7 @@ use tokio_util::sync::{
 
 use super::budget::Budget;
 use crate::server::event::Event;
-use linechat_protocol::Reply;
+use linechat_protocol::{CloseReason, Notice, Reply};
 
 /// The most bytes the writer gathers into one write.
 const MAX_BATCH: usize = 64 * 1024;
@@ -483,12 +483,13 @@ impl Outbox {
         let _ = self.tx.send(Delivery::end(last));
     }
 
-    /// Ends the connection because its user logged in on another one: the writer writes what
-    /// is queued and `last`, then shuts the socket; the session learns of it from
-    /// [`Outbox::replaced`].
-    pub fn replace(&self, last: Reply) {
+    /// Ends the connection because its user is online elsewhere now, as `reason` says
+    /// (`Replaced`, `NameLost`): the writer writes what is queued and the closing notice,
+    /// worded by the connection's front-end, then shuts the socket; the session learns of it
+    /// from [`Outbox::replaced`].
+    pub fn replace(&self, reason: CloseReason) {
         self.shared.replaced.store(true, Ordering::Release);
-        self.finish(Some(last));
+        self.finish(Some(Reply::Notice(Notice::Closing { reason })));
     }
 
     /// Whether the connection's user took their session over on another connection.

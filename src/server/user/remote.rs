@@ -14,7 +14,7 @@ use crate::server::cluster::wire::{self, UserState};
 use crate::server::event::{self, Event, PresenceChange};
 use crate::server::member::UserId;
 use crate::server::storage::{Conversation, MessageId, Record};
-use linechat_protocol::{CloseReason, Departure, Name, Notice, Reply};
+use linechat_protocol::{CloseReason, Departure, Name};
 
 /// What the directory hears from the rest of the cluster, through this node's cluster task.
 #[derive(Debug)]
@@ -221,9 +221,7 @@ impl UsersActor {
         let Some(online) = self.online.remove(name) else {
             return;
         };
-        online.outbox.replace(Reply::Notice(Notice::Closing {
-            reason: CloseReason::NameLost,
-        }));
+        online.outbox.replace(CloseReason::NameLost);
         if !self.registered.contains_key(name) {
             self.release_look_alike(name);
         }
@@ -237,9 +235,7 @@ impl UsersActor {
     /// anything (the user is still online).
     fn replaced(&mut self, name: &Name) {
         if let Some(local) = self.online.remove(name) {
-            local.outbox.replace(Reply::Notice(Notice::Closing {
-                reason: CloseReason::Replaced,
-            }));
+            local.outbox.replace(CloseReason::Replaced);
             info!(user = %name, "session taken over by a login on another node");
         }
     }

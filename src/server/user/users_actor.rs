@@ -7,7 +7,7 @@ use crate::server::event::{self, Event, PresenceChange};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use linechat_protocol::{CloseReason, Departure, Name, Notice, Reply};
+use linechat_protocol::{CloseReason, Departure, Name};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -266,9 +266,7 @@ impl UsersActor {
             // this one as it rejoins them.
             Some(current) if current.id == member.id => {
                 let old = std::mem::replace(&mut current.outbox, member.outbox.clone());
-                old.replace(Reply::Notice(Notice::Closing {
-                    reason: CloseReason::Replaced,
-                }));
+                old.replace(CloseReason::Replaced);
                 info!(user = %member.name, "session taken over by a new login");
             }
             // Only a guest could hold an account's name, and the directory never lets
@@ -276,9 +274,7 @@ impl UsersActor {
             Some(_) => {
                 let old = self.online.remove(&member.name);
                 if let Some(old) = old {
-                    old.outbox.replace(Reply::Notice(Notice::Closing {
-                        reason: CloseReason::Replaced,
-                    }));
+                    old.outbox.replace(CloseReason::Replaced);
                 }
                 self.come_online(&member, claim);
             }
