@@ -1,6 +1,6 @@
 //! What a front-end (a client protocol) gives the connection loop: how it frames and decodes
 //! lines, runs them, and words what the loop itself says (the idle `PING`, a dropped line, the
-//! parting line). Everything else about a connection is the loop's ([`super::serve`]).
+//! parting line). Everything else about a connection is the loop's (`serve`).
 //!
 //! Public, so that a front-end can live outside the crate: the tests' own
 //! (`tests/server/front_end.rs`) is the smallest, served with
@@ -28,7 +28,7 @@ pub trait FrontEnd: Send + Sized {
     fn new(session: Session) -> Self;
 
     /// The span every line logged for the connection carries: the peer, and once logged in,
-    /// the user (an empty `user` field, which [`Session::logged_in_as`] fills).
+    /// the user (an empty `user` field, which the session fills at login).
     fn span(peer: SocketAddr) -> tracing::Span {
         info_span!("session", %peer, user = tracing::field::Empty)
     }

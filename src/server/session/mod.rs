@@ -1,7 +1,10 @@
 //! One client's session: what a connection holds between its lines, whatever its protocol
 //! (the user logged in, their rooms, the answers in flight). The connection loop that drives
-//! it is [`serve`], with a [`FrontEnd`] for each protocol: the line protocol's is
-//! [`LineFrontEnd`].
+//! it is `serve`, with a [`FrontEnd`] for each protocol: the line protocol's is
+//! `LineFrontEnd`.
+//!
+//! Public for front-ends outside the crate: [`FrontEnd`] and what it names, and [`Session`]'s
+//! public methods. Everything else here is the server's own.
 
 mod front_end;
 mod line;
