@@ -10,6 +10,7 @@
 //! | client sends             | it answers                                                  |
 //! |--------------------------|-------------------------------------------------------------|
 //! | `guest <name>`           | `ok guest <name>`                                           |
+//! | `login <name> <password>`| `ok login <name>`, after a `joined` line per room it is in  |
 //! | `join <room>`            | `ok join <room>`                                            |
 //! | `say <room> <text>`      | `ok say <room>`                                             |
 //! | `history <room>`         | a `message ...` line per message, then `ok history <count>` |
@@ -28,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 use linechat::connection::{Content, Delivery, Wording};
 use linechat::server::event::Event;
 use linechat::server::session::{End, Flow, FrontEnd, Refusal, Session};
-use linechat_protocol::{Name, Reply};
+use linechat_protocol::{Name, Password, Reply};
 
 use crate::support::{Client, Server, TestServer};
 
@@ -40,6 +41,7 @@ pub struct TestFrontEnd {
 /// A line decoded.
 pub enum Action {
     Guest(Name),
+    Login(Name, Password),
     Join(Name),
     Say(Name, String),
     History(Name),
@@ -103,6 +105,9 @@ impl FrontEnd for TestFrontEnd {
         let verb = words.next().filter(|verb| !verb.is_empty())?;
         let decoded = match (verb, words.next(), words.next()) {
             ("guest", Some(who), None) => name(who).map(Action::Guest),
+            ("login", Some(who), Some(password)) => {
+                name(who).map(|who| Action::Login(who, Password::new(password)))
+            }
             ("join", Some(room), None) => name(room).map(Action::Join),
             ("say", Some(room), Some(text)) => {
                 name(room).map(|room| Action::Say(room, text.into()))
@@ -119,6 +124,10 @@ impl FrontEnd for TestFrontEnd {
             Action::Guest(who) => {
                 let outcome = self.session.log_in_as_guest(who).await;
                 self.answer(outcome, |who| format!("ok guest {who}"));
+            }
+            Action::Login(who, password) => {
+                let outcome = self.session.log_in(who, password).await;
+                self.answer(outcome, |who| format!("ok login {who}"));
             }
             Action::Join(room) => {
                 let outcome = self.session.join(room).await;
@@ -300,6 +309,12 @@ async fn a_front_end_of_its_own_logs_in_joins_and_is_told_a_room_message_with_it
     join(&mut bob, "lobby").await;
     join(&mut carol, "lobby").await;
     alice.skip_until("JR lobby carol").await;
+    // A refused login is answered, and the connection carries on.
+    let mut again = Client::connect(addr).await;
+    again.expect("hello test").await;
+    again
+        .check("guest carol", "err carol is online already")
+        .await;
 
     let before = millis(SystemTime::now());
     bob.send("say lobby hello  there").await;
@@ -355,7 +370,11 @@ async fn a_room_message_keeps_its_id_in_history_across_a_restart() {
     server.terminate();
     drop(server);
     let server = TestServer::start_in_with_front_end::<TestFrontEnd>(dir.path(), |_| {});
-    let mut dave = guest(front_end_addr(&server), "dave").await;
-    join(&mut dave, "lobby").await;
-    assert_eq!(history(&mut dave, "lobby").await, [first, second]);
+    // Through the test front-end, alice is back in her room.
+    let mut alice = Client::connect(front_end_addr(&server)).await;
+    alice.expect("hello test").await;
+    alice.send("login alice secret").await;
+    alice.expect("joined room=lobby user=alice").await;
+    alice.expect("ok login alice").await;
+    assert_eq!(history(&mut alice, "lobby").await, [first, second]);
 }
