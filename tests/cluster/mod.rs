@@ -2,6 +2,7 @@
 //! `nats-server -js` started by the test and sharing one PostgreSQL database (a fresh one per
 //! test, of the test binary's own PostgreSQL server), with line clients on different nodes.
 
+mod bursts;
 mod failures;
 mod message_ids;
 mod one_chat;

@@ -111,6 +111,30 @@ async fn private_and_global_messages_cross_nodes() {
         .await;
 }
 
+/// A session sends its next private messages to a user of another node straight to that
+/// node; once the user is gone from there, and online on a third node, they reach them there.
+#[tokio::test]
+async fn private_messages_follow_a_user_who_moves_to_another_node() {
+    let cluster = Nodes::start(3);
+    let mut alice = super::guest(cluster.node(0), "alice").await;
+    let mut bob = cluster.node(1).register("bob", "pw").await;
+    alice.expect("NOTICE ONLINE bob").await;
+    users_become(&mut bob, "USERS alice bob").await;
+    for text in ["one", "two", "three"] {
+        alice.check(&format!("PM bob {text}"), "OK PM bob").await;
+        bob.expect(&format!("PM alice {text}")).await;
+    }
+
+    bob.quit_with("QUIT moving").await;
+    alice.expect("NOTICE OFFLINE bob QUIT moving").await;
+    let mut bob = cluster.node(2).login("bob", "pw", &["OK LOGIN bob"]).await;
+    alice.expect("NOTICE ONLINE bob").await;
+    alice.check("PM bob four", "OK PM bob").await;
+    bob.expect("PM alice four").await;
+    alice.check("PM bob five", "OK PM bob").await;
+    bob.expect("PM alice five").await;
+}
+
 #[tokio::test]
 async fn rooms_are_shared_across_nodes() {
     let cluster = Nodes::start(2);

@@ -9,7 +9,8 @@
 //! - `linechat.node.<node>`, one per node: private messages to that node's users (which that
 //!   node records in the shared store, delivered or queued). A node knows where every user is
 //!   (it keeps the others' lists of users from their presence messages), so a message
-//!   crosses to the one node that has the recipient. Per-node rather than per-user subjects:
+//!   crosses to the one node that has the recipient, in a batch with the others sent to that
+//!   node within a millisecond ([`batch`]). Per-node rather than per-user subjects:
 //!   one subscription per node instead of a subscribe and unsubscribe at every login and
 //!   logout (each of which NATS propagates through its interest graph), for the same routing.
 //! - `linechat.room.<room>`, one per room: the room's events (`RM`, `JR`, `LR`) as the line
@@ -38,6 +39,7 @@
 //! that says why, a user whose name someone else holds now), and sends and asks for the full
 //! state again. When two nodes both list a user under one name, the newer claim wins.
 
+mod batch;
 mod node;
 pub(crate) mod wire;
 
@@ -47,13 +49,15 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use async_nats::{Client, ConnectOptions, Subject, Subscriber};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::settings::Settings;
 use linechat_protocol::Name;
 
+use batch::PrivateBatches;
 pub(crate) use node::spawn_node;
 use wire::Claim;
 
@@ -78,12 +82,11 @@ const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Publications the publishing task takes from its queue at once.
 const TAKEN_AT_ONCE: usize = 256;
 
-/// The most bytes of private messages to one node put in one NATS message (NATS takes up to
-/// 1 MiB by default).
-const BATCH_BYTES: usize = 64 * 1024;
-
 /// Publications that may wait for NATS (while it is away) before new ones are dropped.
 const OUTGOING: usize = 65_536;
+
+/// How long a session's private message waits for room in a full queue before it is dropped.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a node waits for NATS to confirm a room subscription before it lets members in
 /// anyway (NATS is away: local members still chat).
@@ -190,11 +193,16 @@ pub struct Inbound {
 
 /// One publication, in the queue.
 #[derive(Debug)]
-struct Outgoing {
-    subject: Subject,
-    payload: Bytes,
-    /// Told once this and everything before it is at NATS.
-    sent: Option<oneshot::Sender<()>>,
+enum Outgoing {
+    /// A message, as it goes out.
+    Publish {
+        subject: Subject,
+        payload: Bytes,
+        /// Told once this and everything before it is at NATS.
+        sent: Option<oneshot::Sender<()>>,
+    },
+    /// A private message to a user of `node`, to go out in a batch with others to that node.
+    Private { node: Arc<str>, pm: wire::Pm },
 }
 
 impl Cluster {
@@ -293,15 +301,17 @@ impl Cluster {
     /// Queues a publication; never waits. While NATS is away and the queue is full, what
     /// does not fit is dropped: chat on this node goes on.
     fn send(&self, subject: Subject, payload: Bytes) {
-        let outgoing = Outgoing {
+        self.queue(Outgoing::Publish {
             subject,
             payload,
             sent: None,
-        };
-        if let Err(mpsc::error::TrySendError::Full(dropped)) =
-            self.inner.outgoing.try_send(outgoing)
-        {
-            debug!(subject = %dropped.subject, "cluster queue full; a message to other nodes was dropped");
+        });
+    }
+
+    /// [`Cluster::send`] for any publication.
+    fn queue(&self, outgoing: Outgoing) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.inner.outgoing.try_send(outgoing) {
+            debug!("cluster queue full; a message to other nodes was dropped");
         }
     }
 
@@ -313,7 +323,7 @@ impl Cluster {
             incarnation: self.inner.incarnation,
         };
         let (sent, flushed) = oneshot::channel();
-        let outgoing = Outgoing {
+        let outgoing = Outgoing::Publish {
             subject: Subject::from_static(GLOBAL),
             payload: wire::encode(&bye),
             sent: Some(sent),
@@ -331,12 +341,35 @@ impl Cluster {
         }
     }
 
-    /// Sends a private message to a user of `node`.
-    pub(crate) fn private(&self, node: &str, pm: &wire::Pm) {
-        self.send(
-            Subject::from(format!("{NODE_PREFIX}{node}")),
-            wire::encode(pm),
-        );
+    /// Sends a private message to a user of `node`: within [`batch::FLUSH_AFTER`], with the
+    /// others queued for that node meanwhile, in the order queued.
+    pub(crate) fn private(&self, node: &Arc<str>, pm: wire::Pm) {
+        self.queue(Outgoing::Private {
+            node: node.clone(),
+            pm,
+        });
+    }
+
+    /// The same for a session that sends straight to a user on another node: it waits while
+    /// the queue is full, as a sender faster than a room's fan-out waits for the room, so
+    /// that a burst is paced rather than dropped. Only a queue that stays full for
+    /// [`QUEUE_WAIT`] (NATS away) drops the message, as [`Cluster::private`] would.
+    pub(crate) async fn private_waiting(&self, node: &Arc<str>, pm: wire::Pm) {
+        let outgoing = Outgoing::Private {
+            node: node.clone(),
+            pm,
+        };
+        let sent = match self.inner.outgoing.try_send(outgoing) {
+            Err(mpsc::error::TrySendError::Full(outgoing)) => {
+                tokio::time::timeout(QUEUE_WAIT, self.inner.outgoing.send(outgoing))
+                    .await
+                    .is_ok()
+            }
+            _ => true,
+        };
+        if !sent {
+            debug!("cluster queue full; a message to other nodes was dropped");
+        }
     }
 
     /// Subscribes to `room`'s subject, and waits (a little) until NATS has the subscription,
@@ -629,60 +662,97 @@ async fn names_bucket(client: &Client) -> Result<kv::Store, ClusterError> {
         })
 }
 
+/// Where the publishing task publishes: NATS, or a test's recorder.
+trait Bus {
+    async fn publish(&self, subject: Subject, payload: Bytes);
+    /// Returns once what was published before is at the server.
+    async fn flush(&self);
+}
+
+impl Bus for Client {
+    async fn publish(&self, subject: Subject, payload: Bytes) {
+        if let Err(error) = Client::publish(self, subject, payload).await {
+            debug!(%error, "cannot publish to NATS");
+        }
+    }
+
+    async fn flush(&self) {
+        let _ = Client::flush(self).await;
+    }
+}
+
 /// The node's publications, in the order they were queued. A task of its own so that no
 /// actor ever waits for the network, and one task so that the order is kept.
 ///
-/// Private messages queued one after another for the same node go out as one NATS message
-/// (one after another behind one version byte, `wire::Pm`), up to `BATCH_BYTES`: under load, a NATS message of its own for
-/// each cost more than the rest of its way (publishing, routing and receiving it), while a
-/// lone message still goes at once, alone.
-async fn publish_in_order(client: Client, mut queue: mpsc::Receiver<Outgoing>) {
+/// Private messages wait in [`PrivateBatches`] for others to the same node, [`batch::FLUSH_AFTER`]
+/// at most, and go out in one NATS message per node (or sooner, at a batch's size bound): to
+/// each node in the order queued, which keeps every sender's order. They are not held in
+/// order with the other publications, which go to other subjects (whose order between
+/// subjects a receiving node does not keep either), except a publication someone waits on
+/// (the goodbye): everything before it goes out first.
+async fn publish_in_order(bus: impl Bus, mut queue: mpsc::Receiver<Outgoing>) {
     let mut taken = Vec::with_capacity(TAKEN_AT_ONCE);
-    while queue.recv_many(&mut taken, TAKEN_AT_ONCE).await > 0 {
-        // One turn for the tasks that queue publications, then what they queued meanwhile:
-        // a burst then goes out in a few large messages rather than many of one or two. Idle,
-        // the turn costs nothing and a lone message goes at once.
-        tokio::task::yield_now().await;
-        while taken.len() < TAKEN_AT_ONCE
-            && let Ok(more) = queue.try_recv()
-        {
-            taken.push(more);
-        }
-        let mut taken = taken.drain(..).peekable();
-        while let Some(Outgoing {
-            subject,
-            mut payload,
-            sent,
-        }) = taken.next()
-        {
-            if subject.starts_with(NODE_PREFIX) {
-                let mut batch = None;
-                while let Some(next) = taken.next_if(|next| {
-                    next.subject == subject
-                        && next.sent.is_none()
-                        && batch.as_ref().map_or(payload.len(), BytesMut::len) < BATCH_BYTES
-                }) {
-                    let batch = batch.get_or_insert_with(|| {
-                        // Room for a few more; it grows with the burst (up to about
-                        // `BATCH_BYTES`), so that a batch of two does not take 64 KiB.
-                        let mut batch = BytesMut::with_capacity(8 * payload.len());
-                        batch.put_slice(&payload);
-                        batch
-                    });
-                    batch.put_slice(wire::Pm::batched(&next.payload));
-                }
-                if let Some(batch) = batch {
-                    payload = batch.freeze();
+    let mut batches = PrivateBatches::default();
+    loop {
+        let due = batches.due();
+        tokio::select! {
+            biased;
+            received = queue.recv_many(&mut taken, TAKEN_AT_ONCE) => {
+                if received == 0 {
+                    publish_batches(&bus, batches.take()).await;
+                    return;
                 }
             }
-            if let Err(error) = client.publish(subject, payload).await {
-                debug!(%error, "cannot publish to NATS");
-            }
-            if let Some(sent) = sent {
-                let _ = client.flush().await;
-                let _ = sent.send(());
+            () = sleep_until_due(due), if due.is_some() => {}
+        }
+        for outgoing in taken.drain(..) {
+            match outgoing {
+                Outgoing::Private { node, pm } => {
+                    if let Some(full) = batches.add(node, pm) {
+                        publish_batches(&bus, [full]).await;
+                    }
+                }
+                Outgoing::Publish {
+                    subject,
+                    payload,
+                    sent: None,
+                } => bus.publish(subject, payload).await,
+                Outgoing::Publish {
+                    subject,
+                    payload,
+                    sent: Some(sent),
+                } => {
+                    publish_batches(&bus, batches.take()).await;
+                    bus.publish(subject, payload).await;
+                    bus.flush().await;
+                    let _ = sent.send(());
+                }
             }
         }
+        // Checked after every turn, not only when the queue is empty: under a steady load it
+        // never is.
+        if batches.due().is_some_and(|due| due <= Instant::now()) {
+            publish_batches(&bus, batches.take()).await;
+        }
+    }
+}
+
+/// Waits until `due` (a batch's time to go out), if there is one.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Publishes each node's private messages as one message on the node's subject.
+async fn publish_batches(
+    bus: &impl Bus,
+    batches: impl IntoIterator<Item = (Arc<str>, Vec<wire::Pm>)>,
+) {
+    for (node, pms) in batches {
+        let subject = Subject::from(format!("{NODE_PREFIX}{node}"));
+        bus.publish(subject, wire::encode(&pms)).await;
     }
 }
 
@@ -702,6 +772,168 @@ fn reconnect_delay(attempts: usize) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Mutex;
+
+    use linechat_protocol::Name;
+
+    use super::batch::{BATCH_BYTES, FLUSH_AFTER};
+    use crate::server::member::UserId;
+    use crate::server::storage::MessageId;
+
+    /// A bus that keeps what is published on it, for the test to read.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<(Subject, Bytes)>>>);
+
+    impl Bus for Recorder {
+        async fn publish(&self, subject: Subject, payload: Bytes) {
+            self.0.lock().unwrap().push((subject, payload));
+        }
+
+        async fn flush(&self) {}
+    }
+
+    impl Recorder {
+        /// What was published since last asked: each private message's text, per message.
+        fn published(&self) -> Vec<(String, Vec<String>)> {
+            let published = std::mem::take(&mut *self.0.lock().unwrap());
+            published
+                .into_iter()
+                .map(|(subject, payload)| {
+                    let texts = match subject.strip_prefix(NODE_PREFIX) {
+                        Some(_) => wire::decode::<Vec<wire::Pm>>(&payload)
+                            .unwrap()
+                            .into_iter()
+                            .map(|pm| pm.text)
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    (subject.to_string(), texts)
+                })
+                .collect()
+        }
+    }
+
+    fn private(node: &str, text: impl Into<String>) -> Outgoing {
+        Outgoing::Private {
+            node: node.into(),
+            pm: wire::Pm {
+                id: MessageId::default(),
+                at: 0,
+                from: Name::parse("alice").unwrap(),
+                from_id: UserId::Guest(1),
+                to: Name::parse("bob").unwrap(),
+                text: text.into(),
+            },
+        }
+    }
+
+    fn publish(subject: &'static str) -> Outgoing {
+        Outgoing::Publish {
+            subject: Subject::from_static(subject),
+            payload: Bytes::new(),
+            sent: None,
+        }
+    }
+
+    /// Lets the publishing task run until it waits again.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn private_messages_go_out_per_node_in_order_within_a_millisecond() {
+        let recorder = Recorder::default();
+        let (queue, taken) = mpsc::channel(OUTGOING);
+        tokio::spawn(publish_in_order(recorder.clone(), taken));
+        for outgoing in [
+            private("n2", "1"),
+            private("n3", "a"),
+            publish(GLOBAL),
+            private("n2", "2"),
+        ] {
+            queue.send(outgoing).await.unwrap();
+        }
+        settle().await;
+        // What is not a private message goes at once; they wait for others.
+        assert_eq!(recorder.published(), [(GLOBAL.to_owned(), vec![])]);
+        tokio::time::advance(FLUSH_AFTER / 2).await;
+        queue.send(private("n2", "3")).await.unwrap();
+        settle().await;
+        assert_eq!(recorder.published(), []);
+        // A millisecond after the first: everything queued till then, one message per node.
+        tokio::time::advance(FLUSH_AFTER / 2).await;
+        settle().await;
+        let mut published = recorder.published();
+        published.sort();
+        let texts = |texts: &[&str]| texts.iter().map(|text| text.to_string()).collect();
+        assert_eq!(
+            published,
+            [
+                ("linechat.node.n2".to_owned(), texts(&["1", "2", "3"])),
+                ("linechat.node.n3".to_owned(), texts(&["a"])),
+            ]
+        );
+        // Idle: nothing more goes out.
+        tokio::time::advance(FLUSH_AFTER * 10).await;
+        settle().await;
+        assert_eq!(recorder.published(), []);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_reaches_its_size_goes_out_at_once() {
+        let recorder = Recorder::default();
+        let (queue, taken) = mpsc::channel(OUTGOING);
+        tokio::spawn(publish_in_order(recorder.clone(), taken));
+        let text = "x".repeat(1000);
+        let fill = BATCH_BYTES.div_ceil(1000);
+        for n in 0..fill + 1 {
+            queue
+                .send(private("n2", format!("{n}{text}")))
+                .await
+                .unwrap();
+        }
+        settle().await;
+        let published = recorder.published();
+        assert_eq!(published.len(), 1, "one full batch, before its time");
+        let sent = &published[0].1;
+        assert!(
+            sent.len() <= fill && sent.len() > fill / 2,
+            "{}",
+            sent.len()
+        );
+        assert!(
+            sent.iter()
+                .enumerate()
+                .all(|(n, pm)| pm.starts_with(&n.to_string()))
+        );
+        // The rest when its time comes, in order after the batch before it.
+        tokio::time::advance(FLUSH_AFTER).await;
+        settle().await;
+        let rest = recorder.published();
+        assert_eq!(rest.len(), 1);
+        assert!(rest[0].1[0].starts_with(&sent.len().to_string()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_goodbye_goes_out_after_the_private_messages_before_it() {
+        let recorder = Recorder::default();
+        let (queue, taken) = mpsc::channel(OUTGOING);
+        tokio::spawn(publish_in_order(recorder.clone(), taken));
+        let (sent, flushed) = oneshot::channel();
+        queue.send(private("n2", "last words")).await.unwrap();
+        let bye = Outgoing::Publish {
+            subject: Subject::from_static(GLOBAL),
+            payload: Bytes::new(),
+            sent: Some(sent),
+        };
+        queue.send(bye).await.unwrap();
+        flushed.await.unwrap();
+        let subjects: Vec<String> = recorder.published().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(subjects, ["linechat.node.n2", GLOBAL]);
+    }
 
     #[test]
     fn reconnecting_backs_off_to_half_a_second_at_most() {

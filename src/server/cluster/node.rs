@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_nats::{Event, Message};
+use async_nats::{Event, Message, Subscriber};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -68,6 +68,10 @@ struct ClusterActor {
     unread: LogTally,
 }
 
+/// The most batches of private messages that arrived one behind the other handed to the
+/// directory in one request: a request of a few thousand messages at most.
+const DRAINED_AT_ONCE: usize = 16;
+
 /// How often messages from other nodes that could not be read are logged, at most.
 const UNREAD_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -85,7 +89,7 @@ impl ClusterActor {
         loop {
             tokio::select! {
                 Some(message) = global.next() => self.global(message),
-                Some(message) = direct.next() => self.direct(message),
+                Some(message) = direct.next() => self.direct(message, &mut direct),
                 Some(event) = events.recv() => self.connection(event),
                 Some(trip) = answered.recv() => {
                     // What NATS sent before its answer is in the subscriptions by now: it is
@@ -94,7 +98,7 @@ impl ClusterActor {
                         self.global(message);
                     }
                     while let Some(Some(message)) = direct.next().now_or_never() {
-                        self.direct(message);
+                        self.direct(message, &mut direct);
                     }
                     self.answered(trip);
                 }
@@ -306,10 +310,6 @@ impl ClusterActor {
                 users,
             } => {
                 let node = self.alive(&node, Some(incarnation));
-                let users = users
-                    .into_iter()
-                    .filter_map(|user| Some((user.name, wire::user_id(&user.id)?, user.claim)))
-                    .collect();
                 self.users.remote(Remote::State { node, users });
             }
             Global::Rooms {
@@ -352,7 +352,9 @@ impl ClusterActor {
                 let node = self.alive(&node, None);
                 self.users.remote(Remote::Offline { node, name, how });
             }
-            Global::Msg { from, text } => self.users.remote(Remote::Msg { from, text }),
+            Global::Msg { id, at, from, text } => {
+                self.users.remote(Remote::Msg { id, at, from, text })
+            }
             Global::Registered { name, id } => self.users.remote(Remote::Registered { name, id }),
             Global::RoomCreated { room, by } => {
                 self.rooms.remote(RemoteRooms::Created { room, by });
@@ -381,22 +383,25 @@ impl ClusterActor {
         }
     }
 
-    /// Private messages for this node's users, in the order sent.
-    fn direct(&mut self, message: Message) {
-        let pms = match wire::Pm::read(&message.payload) {
-            Ok(pms) => pms,
-            Err(error) => return self.unread(&error),
-        };
-        for pm in pms {
-            let Some(from_id) = wire::user_id(&pm.from_id) else {
-                continue;
-            };
-            self.users.remote(Remote::Pm {
-                from: pm.from,
-                from_id,
-                to: pm.to,
-                text: pm.text,
-            });
+    /// Private messages for this node's users, in the order sent: this batch, and those
+    /// that arrived behind it, to the directory in one request.
+    fn direct(&mut self, message: Message, direct: &mut Subscriber) {
+        let (mut pms, mut drained) = (Vec::new(), 0);
+        let mut next = Some(message);
+        while let Some(message) = next {
+            match wire::decode::<Vec<wire::Pm>>(&message.payload) {
+                Ok(batch) if pms.is_empty() => pms = batch,
+                Ok(batch) => pms.extend(batch),
+                Err(error) => self.unread(&error),
+            }
+            drained += 1;
+            if drained == DRAINED_AT_ONCE {
+                break;
+            }
+            next = direct.next().now_or_never().flatten();
+        }
+        if !pms.is_empty() {
+            self.users.remote(Remote::Pms(pms));
         }
     }
 }

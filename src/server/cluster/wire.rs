@@ -15,11 +15,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::server::member::UserId;
+use crate::server::storage::MessageId;
 use linechat_protocol::{Departure, Name, Topic};
 
 /// The version of what this node writes, its first byte. A change that an older node could
 /// not read takes the next one.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// Why a message from another node was not read.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +102,13 @@ pub(crate) enum Global {
         how: Departure,
     },
     /// `MSG` from a user of the publishing node.
-    Msg { from: Name, text: String },
+    Msg {
+        /// Its id and time (milliseconds since the Unix epoch), given where it was accepted.
+        id: MessageId,
+        at: i64,
+        from: Name,
+        text: String,
+    },
     /// A new account: the name stays taken while its owner is offline.
     Registered { name: Name, id: i64 },
     /// `CR` on the publishing node.
@@ -132,43 +139,55 @@ pub(crate) enum Global {
     },
 }
 
-/// On a node's own subject: private messages to its users, in the order sent, one after
-/// another behind one version byte (several queued one after another go out as one NATS
-/// message). Published through the node's one queue, as everything else, so that one
-/// sender's messages keep their order.
+/// A private message to a user of another node. They travel on the recipient's node's own
+/// subject in batches, a `Vec<Pm>` per NATS message, in the order sent
+/// ([`super::batch::PrivateBatches`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Pm {
+    /// Its id and time (milliseconds since the Unix epoch), given on the sender's node: the
+    /// recipient's node delivers it and, on a shared store, stores it under them.
+    pub id: MessageId,
+    pub at: i64,
     pub from: Name,
     /// The sender's identity, for a message queued for an account that went offline.
-    pub from_id: String,
+    #[serde(with = "user_key")]
+    pub from_id: UserId,
     pub to: Name,
     pub text: String,
 }
 
 impl Pm {
-    /// The private messages of a node subject's payload, in order.
-    pub(crate) fn read(payload: &[u8]) -> Result<Vec<Pm>, WireError> {
-        let mut rest = versioned(payload)?;
-        let mut pms = Vec::new();
-        while !rest.is_empty() {
-            let (pm, after) = postcard::take_from_bytes(rest)?;
-            pms.push(pm);
-            rest = after;
-        }
-        Ok(pms)
-    }
-
-    /// The part of an encoded private message ([`encode`]) that follows another one in a
-    /// batch: all but its version byte.
-    pub(crate) fn batched(encoded: &[u8]) -> &[u8] {
-        encoded.get(1..).unwrap_or_default()
+    /// About how many bytes this message takes in a batch, to bound a batch's size.
+    pub(crate) fn size(&self) -> usize {
+        // Each field's length prefix, the identity's key (up to 17 bytes), the id and time.
+        self.from.as_str().len() + self.to.as_str().len() + self.text.len() + 44
     }
 }
 
+/// A [`UserId`] as it travels: its key ([`UserId::key`]), checked when read.
+mod user_key {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::server::member::UserId;
+
+    pub(super) fn serialize<S: Serializer>(id: &UserId, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&id.key())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<UserId, D::Error> {
+        let key = <&str>::deserialize(deserializer)?;
+        UserId::from_key(key).ok_or_else(|| D::Error::custom("not a user identity"))
+    }
+}
+
+/// A user online on a node, holding the name claim at `claim` (its revision).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct UserState {
     pub name: Name,
-    pub id: String,
+    #[serde(with = "user_key")]
+    pub id: UserId,
     pub claim: u64,
 }
 
@@ -249,31 +268,32 @@ mod tests {
 
     fn pm(text: &str) -> Pm {
         Pm {
+            id: MessageId::default(),
+            at: 0,
             from: name("alice"),
-            from_id: "g:alice".into(),
+            from_id: UserId::Guest(7),
             to: name("bob"),
             text: text.into(),
         }
     }
 
     #[test]
-    fn a_node_subject_carries_private_messages_one_after_another_in_order() {
-        let one = encode(&pm("hi"));
-        let read = Pm::read(&one).unwrap();
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].text, "hi");
-        let mut batch = BytesMut::from(&encode(&pm("1"))[..]);
-        for text in ["2", "3"] {
-            batch.extend_from_slice(Pm::batched(&encode(&pm(text))));
-        }
-        let texts: Vec<String> = Pm::read(&batch)
-            .unwrap()
-            .into_iter()
-            .map(|pm| pm.text)
-            .collect();
+    fn a_batch_of_private_messages_round_trips_in_order_with_its_identities_checked() {
+        let batch = encode(&vec![pm("1"), pm("2"), pm("3")]);
+        let read: Vec<Pm> = decode(&batch).unwrap();
+        let texts: Vec<&str> = read.iter().map(|pm| pm.text.as_str()).collect();
         assert_eq!(texts, ["1", "2", "3"]);
-        assert!(Pm::read(b"\x01garbage").is_err());
-        assert!(Pm::read(b"").is_err());
+        assert_eq!(read[0].from_id, UserId::Guest(7));
+        // The same batch with an identity that is none.
+        let mut forged = batch.to_vec();
+        let at = forged.iter().position(|&byte| byte == b'g').unwrap();
+        forged[at] = b'x';
+        assert!(matches!(
+            decode::<Vec<Pm>>(&forged),
+            Err(WireError::Unreadable(_))
+        ));
+        assert!(decode::<Vec<Pm>>(b"\x02garbage").is_err());
+        assert!(decode::<Vec<Pm>>(b"").is_err());
     }
 
     #[test]
@@ -305,6 +325,8 @@ mod tests {
     #[test]
     fn a_message_of_another_version_is_told_apart() {
         let mut newer = encode(&Global::Msg {
+            id: MessageId::default(),
+            at: 0,
             from: name("alice"),
             text: "hi".into(),
         })

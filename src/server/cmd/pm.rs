@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::{CommandError, Step};
 use crate::connection::{Delivery, OutboxFull};
 use crate::server::event::{self, Event};
-use crate::server::session::{InFlight, Session};
+use crate::server::session::{InFlight, Reach, Session};
 use crate::server::storage::{Conversation, Record};
 use crate::server::user::{PmError, PmOutcome, Private};
 
@@ -26,7 +26,7 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
     if session.presence.is_none() {
         return super::not_logged_in(session).into();
     }
-    let text = match straight(session, &to, text) {
+    let text = match straight(session, &to, text).await {
         Straight::Sent(answer) => {
             session.pipeline(InFlight::Ready(answer)).await;
             return Step::Done;
@@ -65,7 +65,8 @@ pub(in crate::server) fn through_directory(
 
 /// What came of a private message offered to [`straight`].
 pub(in crate::server) enum Straight {
-    /// In the recipient's outbox. The line protocol's answer, `OK PM <name>`, encoded once.
+    /// In the recipient's outbox, or in the queue to their node. The line protocol's answer,
+    /// `OK PM <name>`, encoded once.
     Sent(Arc<Delivery>),
     /// The recipient's outbox is full: they are being disconnected.
     Refused(PmError),
@@ -74,10 +75,15 @@ pub(in crate::server) enum Straight {
     NoHandle(String),
 }
 
-/// Sends a private message straight to the recipient's outbox, without a round trip, when
-/// the session holds their handle (kept from an earlier answer of the directory). Both front
-/// ends send private messages through here, each wording the outcome its way.
-pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String) -> Straight {
+/// Sends a private message straight to the recipient, without a round trip to the
+/// directory, when the session holds their handle (kept from an earlier answer of the
+/// directory): to their outbox on this node, or to the queue to their node. Both front ends
+/// send private messages through here, each wording the outcome its way.
+pub(in crate::server) async fn straight(
+    session: &mut Session,
+    to: &Name,
+    text: String,
+) -> Straight {
     let Some(presence) = &session.presence else {
         return Straight::NoHandle(text);
     };
@@ -85,33 +91,37 @@ pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String
     let Some(recipient) = session.recipients.get(to) else {
         return Straight::NoHandle(text);
     };
-    let outbox = &recipient.member.outbox;
-    if outbox.is_closed() {
+    let store = &session.context.server.store;
+    let member = match &recipient.reach {
+        Reach::Here(member) if !member.outbox.is_closed() => member,
+        Reach::Elsewhere(remote) if remote.is_present() => {
+            remote.send_waiting(store, from, text).await;
+            return Straight::Sent(recipient.sent.clone());
+        }
         // Gone, or logged in again elsewhere: the directory knows where they are now.
-        session.recipients.remove(to);
-        return Straight::NoHandle(text);
-    }
+        _ => {
+            session.recipients.remove(to);
+            return Straight::NoHandle(text);
+        }
+    };
     let record = Record::now(
-        Conversation::Private(from.id, recipient.member.id),
+        Conversation::Private(from.id, member.id),
         from.name.clone(),
         text.as_str(),
     );
     let at = event::time_of(record.at);
     // Recorded before it is delivered, so that a HISTORY the recipient sends on seeing it
     // finds it.
-    let id = session.context.server.store.record(record);
+    let id = store.record(record);
     let line = Delivery::event(Event::PrivateMessage {
         id,
         at,
         from: from.name.clone(),
         text,
     });
-    match outbox.push(line) {
+    match member.outbox.push(line) {
         Ok(()) => Straight::Sent(recipient.sent.clone()),
-        Err(OutboxFull) => {
-            let to = recipient.member.name.clone();
-            Straight::Refused(PmError::Disconnecting(to))
-        }
+        Err(OutboxFull) => Straight::Refused(PmError::Disconnecting(member.name.clone())),
     }
 }
 

@@ -123,7 +123,7 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
         return Some(("401", "No such nick/channel".into()));
     };
     irc.session.presence.as_ref()?;
-    let text = match cmd::straight(&mut irc.session, &to, text) {
+    let text = match cmd::straight(&mut irc.session, &to, text).await {
         Straight::Sent(_) => return None,
         Straight::Refused(error) => return Some(refusal(&error)),
         Straight::NoHandle(text) => text,
@@ -133,8 +133,8 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
         Err(_) => Err(PmError::Unavailable),
     };
     match answer {
-        Ok(PmOutcome::Delivered { recipient }) => {
-            irc.session.keep_recipient(recipient);
+        Ok(outcome @ (PmOutcome::Delivered { .. } | PmOutcome::Remote { .. })) => {
+            irc.session.keep_recipient(outcome);
             None
         }
         Ok(PmOutcome::Queued { .. }) => {
@@ -143,7 +143,6 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
             ));
             None
         }
-        Ok(PmOutcome::Remote { .. }) => None,
         Err(error) => Some(refusal(&error)),
     }
 }

@@ -27,7 +27,7 @@ use super::member::Member;
 use super::request::unavailable;
 use super::room::Room;
 use super::storage::{Conversation, StorageError, StoredMessage};
-use super::user::{PmError, PmOutcome, Private, Users};
+use super::user::{PmError, PmOutcome, Private, RemoteRecipient, Users};
 use crate::connection::{Delivery, Outbox};
 use crate::settings::Settings;
 
@@ -68,12 +68,28 @@ impl Drop for Presence {
 }
 
 /// Someone this session sent a private message to, kept so that the next ones go straight to
-/// their outbox: valid exactly as long as that outbox takes lines, that is as long as their
-/// session lives.
+/// them: to their outbox on this node, valid exactly as long as it takes lines (as long as
+/// their session lives), or to their node's queue, as long as the directory knows them there.
 pub(super) struct Recipient {
-    pub(super) member: Member,
+    pub(super) reach: Reach,
     /// `OK PM <name>`, encoded once.
     pub(super) sent: Arc<Delivery>,
+}
+
+/// Where a kept recipient's messages go.
+pub(super) enum Reach {
+    Here(Member),
+    Elsewhere(RemoteRecipient),
+}
+
+impl Recipient {
+    /// Whether messages sent this way still reach them.
+    fn reachable(&self) -> bool {
+        match &self.reach {
+            Reach::Here(member) => !member.outbox.is_closed(),
+            Reach::Elsewhere(remote) => remote.is_present(),
+        }
+    }
 }
 
 /// The final line of a command sent on without waiting, in the order of the commands.
@@ -188,27 +204,32 @@ impl Session {
             Answered::Private(answer) => {
                 self.privates_in_flight = self.privates_in_flight.saturating_sub(1);
                 let reply = cmd::pm_answer(&answer);
-                if let Ok(PmOutcome::Delivered { recipient }) = answer {
-                    self.keep_recipient(recipient);
+                if let Ok(outcome) = answer {
+                    self.keep_recipient(outcome);
                 }
                 self.send(reply);
             }
         }
     }
 
-    /// Keeps the handle of someone the directory delivered a private message to, so that
-    /// the next ones go straight to their outbox.
-    pub(super) fn keep_recipient(&mut self, member: Member) {
+    /// Keeps the handle to someone the directory sent a private message to (here or on
+    /// another node), so that the next ones go straight to them.
+    pub(super) fn keep_recipient(&mut self, outcome: PmOutcome) {
+        let (name, reach) = match outcome {
+            PmOutcome::Delivered { recipient } => (recipient.name.clone(), Reach::Here(recipient)),
+            PmOutcome::Remote { recipient } => {
+                (recipient.name.clone(), Reach::Elsewhere(recipient))
+            }
+            PmOutcome::Queued { .. } => return,
+        };
         if self.recipients.len() >= MAX_RECIPIENTS {
-            self.recipients
-                .retain(|_, recipient| !recipient.member.outbox.is_closed());
+            self.recipients.retain(|_, recipient| recipient.reachable());
             if self.recipients.len() >= MAX_RECIPIENTS {
                 self.recipients.clear();
             }
         }
-        let sent = Delivery::new(Reply::ok_with(Verb::Pm, &member.name));
-        self.recipients
-            .insert(member.name.clone(), Recipient { member, sent });
+        let sent = Delivery::new(Reply::ok_with(Verb::Pm, &name));
+        self.recipients.insert(name, Recipient { reach, sent });
     }
 
     /// Names the session's span after the user it is now logged in as.

@@ -488,13 +488,20 @@ impl Store {
     /// its messages are lost (see the writer). Ids are given out whether history is kept or
     /// not, so that every message has one.
     pub fn record(&self, record: Record) -> MessageId {
-        let id = self.ids.next();
-        self.send_record(record, id);
+        let id = self.next_id();
+        self.record_as(record, id);
         id
     }
 
-    /// Sends a record with the id it was given to the writer.
-    fn send_record(&self, record: Record, id: MessageId) {
+    /// An id for a message accepted here and stored elsewhere: a private message to a user
+    /// on another node of a shared store, which that node stores ([`Store::record_as`]).
+    pub fn next_id(&self) -> MessageId {
+        self.ids.next()
+    }
+
+    /// Keeps `record` under the id it was given where it was accepted, on this node
+    /// ([`Store::record`]) or on another ([`Store::next_id`]). Never waits.
+    pub fn record_as(&self, record: Record, id: MessageId) {
         if self.history && id.is_stored() {
             // Counted before it is sent, so that the writer never takes away what is not
             // counted yet.
@@ -521,7 +528,11 @@ impl Store {
     /// order of the calls; the returned future ([`Queueing::id`] has the id) only waits for
     /// the outcome.
     pub fn queue_private(&self, record: Record) -> Queueing {
-        let id = self.ids.next();
+        self.queue_private_as(record, self.next_id())
+    }
+
+    /// The same, under the id it was given where it was accepted ([`Store::next_id`]).
+    pub fn queue_private_as(&self, record: Record, id: MessageId) -> Queueing {
         let answer = if id.is_stored() {
             request::submit(&self.tx, |reply| {
                 StoreRequest::QueuePrivate(Box::new((record, id, reply)))

@@ -903,7 +903,7 @@ async fn the_id_a_message_is_given_is_the_one_history_shows_also_after_a_reopen(
 /// Sends a record under an id taken earlier: as when a session that took an id reaches the
 /// writer after one that took a later id.
 fn late(store: &Store, record: Record, id: MessageId) {
-    store.send_record(record, id);
+    store.record_as(record, id);
 }
 
 async fn records_that_arrive_out_of_order_read_back_in_id_order(kind: Kind) {

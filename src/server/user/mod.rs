@@ -17,7 +17,7 @@ mod users_actor;
 
 pub use claims::NameRefusal;
 use claims::look_alike_key;
-pub use private::{PmError, PmOutcome, Private};
+pub use private::{PmError, PmOutcome, Private, RemoteRecipient};
 pub use registration::RegisterError;
 pub(crate) use remote::Remote;
 pub use users::Users;

@@ -8,9 +8,12 @@ use tokio::sync::oneshot;
 
 use super::users::UsersRequest;
 use super::users_actor::UsersActor;
+use crate::server::cluster::Cluster;
 use crate::server::cluster::wire;
 use crate::server::member::{Member, UserId};
-use crate::server::storage::{Conversation, Record};
+use crate::server::storage::{Conversation, Record, Store};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// The answer to a private message sent through the directory.
 pub type Private = Result<PmOutcome, PmError>;
@@ -24,8 +27,9 @@ pub enum PmOutcome {
     /// Stored for an account that is offline (`to`, its name as registered), which gets it
     /// on logging in.
     Queued { to: Name },
-    /// Sent on to the node the recipient (`to`, as they are online) is on.
-    Remote { to: Name },
+    /// Sent on to the node the recipient is on. The sender's session keeps the handle and
+    /// sends its next messages to that node directly, for as long as the recipient is there.
+    Remote { recipient: RemoteRecipient },
 }
 
 impl PmOutcome {
@@ -33,7 +37,65 @@ impl PmOutcome {
     pub fn recipient(&self) -> &Name {
         match self {
             Self::Delivered { recipient } => &recipient.name,
-            Self::Queued { to } | Self::Remote { to } => to,
+            Self::Remote { recipient } => &recipient.name,
+            Self::Queued { to } => to,
+        }
+    }
+}
+
+/// A user online on another node, as a session keeps them: its next private messages to
+/// them go straight to this node's queue to NATS, without asking the directory each time,
+/// for as long as the directory knows them there.
+#[derive(Debug, Clone)]
+pub struct RemoteRecipient {
+    pub name: Name,
+    id: UserId,
+    node: Arc<str>,
+    cluster: Cluster,
+    present: CancellationToken,
+}
+
+impl RemoteRecipient {
+    /// Whether the directory still knows them on that node.
+    pub fn is_present(&self) -> bool {
+        !self.present.is_cancelled()
+    }
+
+    /// Sends `text` from `from` to the recipient's node, waiting only while the queue to
+    /// NATS is full. On a shared store the recipient's node stores it, as delivered or,
+    /// should they have gone offline meanwhile, as queued for them: one row either way,
+    /// under the id given here, where it was accepted. On stores of their own, each side
+    /// keeps its own.
+    pub(crate) async fn send_waiting(&self, store: &Store, from: &Member, text: String) {
+        let pm = self.message(store, from, text);
+        self.cluster.private_waiting(&self.node, pm).await;
+    }
+
+    /// The same from the directory, which never waits.
+    fn send(&self, store: &Store, from: &Member, text: String) {
+        let pm = self.message(store, from, text);
+        self.cluster.private(&self.node, pm);
+    }
+
+    fn message(&self, store: &Store, from: &Member, text: String) -> wire::Pm {
+        let record = Record::now(
+            Conversation::Private(from.id, self.id),
+            from.name.clone(),
+            text.as_str(),
+        );
+        let at = record.at;
+        let id = if store.is_shared() {
+            store.next_id()
+        } else {
+            store.record(record)
+        };
+        wire::Pm {
+            id,
+            at,
+            from: from.name.clone(),
+            from_id: from.id,
+            to: self.name.clone(),
+            text,
         }
     }
 }
@@ -96,25 +158,16 @@ impl UsersActor {
             && let Some((name, remote)) = self.remote.get_key_value(&to)
         {
             // On another node: sent there, through this node's one queue to NATS, so that
-            // one sender's messages keep their order. On the shared store, the recipient's
-            // node records it, as delivered or, should they have gone offline meanwhile, as
-            // queued for them: one row either way. On stores of their own, each side keeps
-            // its own.
-            if !self.store.is_shared() {
-                self.store.record(Record::now(
-                    Conversation::Private(from.id, remote.id),
-                    from.name.clone(),
-                    text.clone(),
-                ));
-            }
-            let pm = wire::Pm {
-                from: from.name,
-                from_id: from.id.key(),
-                to: name.clone(),
-                text,
+            // one sender's messages keep their order.
+            let recipient = RemoteRecipient {
+                name: name.clone(),
+                id: remote.id,
+                node: remote.node.clone(),
+                cluster: cluster.clone(),
+                present: remote.present.clone(),
             };
-            cluster.private(&remote.node, &pm);
-            let _ = reply.send(Ok(PmOutcome::Remote { to: name.clone() }));
+            recipient.send(&self.store, &from, text);
+            let _ = reply.send(Ok(PmOutcome::Remote { recipient }));
             return;
         }
         let (to, recipient, outbox) = match self.online.get_key_value(&to) {

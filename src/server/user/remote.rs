@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::{RemoteUser, UsersActor, UsersRequest, look_alike_key};
@@ -30,6 +31,8 @@ pub(crate) enum Remote {
         how: Departure,
     },
     Msg {
+        id: MessageId,
+        at: i64,
         from: Name,
         text: String,
     },
@@ -37,12 +40,8 @@ pub(crate) enum Remote {
         name: Name,
         id: i64,
     },
-    Pm {
-        from: Name,
-        from_id: UserId,
-        to: Name,
-        text: String,
-    },
+    /// Private messages from users of other nodes to users of this one, in the order sent.
+    Pms(Vec<wire::Pm>),
     /// `node` is gone, with its users: it stopped answering (`Lost`), or said goodbye
     /// (`Shutdown`).
     NodeGone {
@@ -52,7 +51,7 @@ pub(crate) enum Remote {
     /// Everyone online on `node` now.
     State {
         node: Arc<str>,
-        users: Vec<(Name, UserId, u64)>,
+        users: Vec<UserState>,
     },
     /// Publish this node's users, for another node's `Hello` or after a reconnection.
     SendState,
@@ -77,24 +76,23 @@ impl UsersActor {
                     self.remote_gone(&name, how);
                 }
             }
-            Remote::Msg { from, text } => {
+            Remote::Msg { id, at, from, text } => {
                 self.flush_presence();
-                // The time this node heard it: the message's node does not say when it was.
                 let line = Delivery::event(Event::GlobalMessage {
-                    id: MessageId::default(),
-                    at: std::time::SystemTime::now(),
+                    id,
+                    at: event::time_of(at),
                     from: from.clone(),
                     text,
                 });
                 self.fan_out(&line, &from);
             }
             Remote::Registered { name, id } => self.learn(name, id),
-            Remote::Pm {
-                from,
-                from_id,
-                to,
-                text,
-            } => self.remote_private(from, from_id, to, text),
+            Remote::Pms(pms) => {
+                self.flush_presence();
+                for pm in pms {
+                    self.remote_private(pm);
+                }
+            }
             Remote::NodeGone { node, how } => {
                 let lost: Vec<Name> = self
                     .remote
@@ -113,7 +111,7 @@ impl UsersActor {
                 }
             }
             Remote::State { node, users } => {
-                let now: HashSet<&Name> = users.iter().map(|(name, _, _)| name).collect();
+                let now: HashSet<&Name> = users.iter().map(|user| &user.name).collect();
                 let gone: Vec<Name> = self
                     .remote
                     .iter()
@@ -123,7 +121,7 @@ impl UsersActor {
                 for name in gone {
                     self.remote_gone(&name, Departure::Lost);
                 }
-                for (name, id, claim) in users {
+                for UserState { name, id, claim } in users {
                     self.remote_online(node.clone(), name, id, claim);
                 }
             }
@@ -136,7 +134,7 @@ impl UsersActor {
                     .iter()
                     .map(|(name, online)| UserState {
                         name: name.clone(),
-                        id: online.id.key(),
+                        id: online.id,
                         claim: online.claim.unwrap_or_default(),
                     })
                     .collect();
@@ -270,7 +268,14 @@ impl UsersActor {
         self.look_alikes
             .entry(look_alike_key(&name))
             .or_insert(name.clone());
-        self.remote.insert(name, RemoteUser { node, id, claim });
+        let present = CancellationToken::new();
+        let user = RemoteUser {
+            node,
+            id,
+            claim,
+            present,
+        };
+        self.remote.insert(name, user);
     }
 
     /// Tells everyone here that `name` came online on another node.
@@ -299,32 +304,40 @@ impl UsersActor {
     /// account that went offline meanwhile, dropped for a guest who did. On the shared store
     /// this node records it (the sender's does not): as history if it is delivered, as
     /// queued (which is history too) if not, so that it is stored once.
-    fn remote_private(&mut self, from: Name, from_id: UserId, to: Name, text: String) {
-        self.flush_presence();
+    fn remote_private(&mut self, pm: wire::Pm) {
+        let wire::Pm {
+            id,
+            at,
+            from,
+            from_id,
+            to,
+            text,
+        } = pm;
         let shared = self.store.is_shared();
         if let Some(online) = self.online.get(&to) {
-            let record = Record::now(
-                Conversation::Private(from_id, online.id),
-                from.clone(),
-                text.as_str(),
-            );
-            let at = event::time_of(record.at);
-            let id = if shared {
-                self.store.record(record)
-            } else {
-                MessageId::default()
-            };
+            if shared {
+                let record = Record {
+                    conversation: Conversation::Private(from_id, online.id),
+                    from: from.clone(),
+                    text: text.as_str().into(),
+                    at,
+                };
+                self.store.record_as(record, id);
+            }
+            let at = event::time_of(at);
             let pm = Event::PrivateMessage { id, at, from, text };
             let _ = online.outbox.push(Delivery::event(pm));
             return;
         }
-        if let Some(id) = self.registered.get(&to) {
-            let recipient = UserId::Account(*id);
-            let stored = self.store.queue_private(Record::now(
-                Conversation::Private(from_id, recipient),
+        if let Some(account) = self.registered.get(&to) {
+            let recipient = UserId::Account(*account);
+            let record = Record {
+                conversation: Conversation::Private(from_id, recipient),
                 from,
-                text,
-            ));
+                text: text.into(),
+                at,
+            };
+            let stored = self.store.queue_private_as(record, id);
             tokio::spawn(async move {
                 if let Err(error) = stored.await {
                     tracing::error!(%error, "a private message from another node was not queued");

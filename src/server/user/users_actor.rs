@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use linechat_protocol::{CloseReason, Departure, Name, Notice, Reply};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::claims::{ClaimReply, look_alike_key};
@@ -35,6 +36,16 @@ pub(super) struct RemoteUser {
     pub(super) node: Arc<str>,
     pub(super) id: UserId,
     pub(super) claim: u64,
+    /// Cancelled when the directory stops knowing them there (they left, moved, or their
+    /// node was lost): the handles sessions keep to them ([`super::RemoteRecipient`]) then
+    /// stop taking messages, and the sessions ask the directory again.
+    pub(super) present: CancellationToken,
+}
+
+impl Drop for RemoteUser {
+    fn drop(&mut self) {
+        self.present.cancel();
+    }
 }
 
 /// Owns the table of names. Delivery never waits: an outbox that cannot take a line is being
@@ -319,12 +330,18 @@ impl UsersActor {
         // Queued for history first (it never waits), so that a HISTORY sent by anyone
         // who has seen the message finds it.
         let record = Record::now(Conversation::Global, from.name.clone(), text.as_str());
-        let at = event::time_of(record.at);
+        let millis = record.at;
+        let at = event::time_of(millis);
         let id = self.store.record(record);
         if let Some(cluster) = &self.cluster {
             let from = from.name.clone();
             let text = text.clone();
-            cluster.global(&wire::Global::Msg { from, text });
+            cluster.global(&wire::Global::Msg {
+                id,
+                at: millis,
+                from,
+                text,
+            });
         }
         let line = Delivery::event(Event::GlobalMessage {
             id,
