@@ -13,7 +13,7 @@ mod member;
 mod priority;
 mod request;
 mod room;
-mod session;
+pub mod session;
 pub mod storage;
 #[cfg(test)]
 mod testing;
@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,9 +44,13 @@ use crate::settings::Settings;
 use cluster::{Cluster, ClusterError, ClusterOptions, Inbound};
 use handle::ServerHandle;
 use log_tally::LogTally;
-use session::{LineFrontEnd, SessionContext};
+use session::{FrontEnd, LineFrontEnd, SessionContext};
 use storage::{Loaded, StorageError, Store};
 use tls::TlsError;
+
+// The typed refusals of what a front-end asks of its session (`session::Session`).
+pub use cmd::CommandError;
+pub use room::{RoomError, RoomStorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -71,6 +76,8 @@ pub struct Server {
     /// The IRC listeners, plain and TLS, when they are set.
     irc: Option<TcpListener>,
     irc_tls: Option<(TcpListener, TlsAcceptor)>,
+    /// A listener served by a front-end given to [`Server::serve_front_end`], if any.
+    custom: Option<(TcpListener, ServeConnection)>,
     settings: Arc<Settings>,
     store: Store,
     loaded: Loaded,
@@ -113,6 +120,7 @@ impl Server {
             tls,
             irc,
             irc_tls,
+            custom: None,
             settings: Arc::new(settings),
             store,
             loaded,
@@ -140,6 +148,13 @@ impl Server {
         self.irc_tls
             .as_ref()
             .map(|(listener, _)| listener.local_addr())
+    }
+
+    /// Serves the connections of `listener` with the front-end `F`, on the same terms as the
+    /// server's own listeners (connection limits, the connection loop, shutdown), in plain
+    /// TCP. One such listener: a second call replaces the first.
+    pub fn serve_front_end<F: FrontEnd + 'static>(&mut self, listener: TcpListener) {
+        self.custom = Some((listener, serve_boxed::<F>));
     }
 
     /// Serves clients until `shutdown` resolves, then tells every client, lets their queued
@@ -193,6 +208,9 @@ impl Server {
                 }
                 (accepted, acceptor) = accept_tls(&self.irc_tls), if self.irc_tls.is_some() && paused_until.is_none() => {
                     (accepted, acceptor, Front::Irc)
+                }
+                accepted = accept_custom(&self.custom), if self.custom.is_some() && paused_until.is_none() => {
+                    (accepted, None, Front::Custom)
                 }
                 () = sleep_until(paused_until.unwrap_or_else(Instant::now)), if paused_until.is_some() => {
                     paused_until = None;
@@ -248,6 +266,11 @@ impl Server {
             // Each kind of connection is a task of its own type, as large as it needs: a
             // plain session does not carry room for a TLS handshake or a goodbye.
             match (acceptor, refusal) {
+                (None, None) if front == Front::Custom => {
+                    if let Some((_, serve)) = &self.custom {
+                        sessions.spawn(serve(socket, peer, context, connected_at, slot));
+                    }
+                }
                 (None, None) if front == Front::Irc => {
                     let (read, write) = socket.into_split();
                     sessions.spawn(irc::serve(read, write, peer, context, connected_at, slot));
@@ -278,6 +301,7 @@ impl Server {
         drop(self.tls);
         drop(self.irc);
         drop(self.irc_tls);
+        drop(self.custom);
         context.shutdown.cancel();
         sessions.close();
         let grace = self.settings.shutdown_grace() + Duration::from_secs(1);
@@ -384,6 +408,44 @@ type Accepted = io::Result<(TcpStream, SocketAddr)>;
 enum Front {
     Line,
     Irc,
+    /// The front-end given to [`Server::serve_front_end`].
+    Custom,
+}
+
+/// Serves one connection of a listener given to [`Server::serve_front_end`]: the connection
+/// loop with that front-end, boxed, so that the server holds one function for it whatever
+/// the front-end's type.
+type ServeConnection = fn(
+    TcpStream,
+    SocketAddr,
+    Arc<SessionContext>,
+    Instant,
+    ConnectionSlot,
+) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn serve_boxed<F: FrontEnd + 'static>(
+    socket: TcpStream,
+    peer: SocketAddr,
+    context: Arc<SessionContext>,
+    connected_at: Instant,
+    slot: ConnectionSlot,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let (read, write) = socket.into_split();
+    Box::pin(session::serve::<F, _, _>(
+        read,
+        write,
+        peer,
+        context,
+        connected_at,
+        slot,
+    ))
+}
+
+async fn accept_custom(custom: &Option<(TcpListener, ServeConnection)>) -> Accepted {
+    match custom {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn accept_plain(listener: &Option<TcpListener>) -> Accepted {
@@ -427,6 +489,8 @@ async fn serve_tls(
                     .await;
                 }
                 Front::Irc => irc::serve(read, write, peer, context, connected_at, slot).await,
+                // Served in plain TCP only.
+                Front::Custom => {}
             }
         }
         Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
@@ -442,6 +506,8 @@ async fn say_goodbye(mut socket: TcpStream, refusal: Refusal, front: Front, _slo
             format!("{line}\n")
         }
         Front::Irc => format!("ERROR :Closing link: {refusal}\r\n"),
+        // Its words are its own: closed without one.
+        Front::Custom => String::new(),
     };
     let goodbye = async {
         socket.write_all(line.as_bytes()).await?;

@@ -4,6 +4,7 @@
 
 mod bursts;
 mod failures;
+mod message_ids;
 mod one_chat;
 mod partitions;
 mod shared_store;
@@ -12,6 +13,7 @@ mod topics;
 pub use crate::postgres_support::Postgres;
 pub use crate::support::nats::NatsServer;
 use crate::support::{Client, Server, ServerProcess, TestServer, eventually};
+use linechat::server::session::FrontEnd;
 
 /// A cluster's nodes, their NATS server and the URL of their database. The nodes go first
 /// when it is dropped.
@@ -69,15 +71,33 @@ impl Nodes {
         name: &str,
         configure: impl FnOnce(&mut linechat::settings::Settings),
     ) -> &TestServer {
-        let (url, database) = (self.nats.url(), self.database.clone());
-        self.nodes.push(TestServer::with(|settings| {
+        let settings = self.node_settings(name, configure);
+        self.nodes.push(TestServer::with(settings));
+        self.nodes.last().expect("just added")
+    }
+
+    /// Starts another node named `name` that also serves the front-end `F`, at its
+    /// `front_end_addr`.
+    pub fn add_serving<F: FrontEnd + 'static>(&mut self, name: &str) -> &TestServer {
+        let settings = self.node_settings(name, |_| {});
+        self.nodes.push(TestServer::with_front_end::<F>(settings));
+        self.nodes.last().expect("just added")
+    }
+
+    /// The settings of node `name` of this cluster, then changed by `configure`.
+    fn node_settings<C: FnOnce(&mut linechat::settings::Settings)>(
+        &self,
+        name: &str,
+        configure: C,
+    ) -> impl FnOnce(&mut linechat::settings::Settings) + use<C> {
+        let (url, database, name) = (self.nats.url(), self.database.clone(), name.to_owned());
+        move |settings| {
             settings.nats_url = Some(url);
             settings.database_url = Some(database);
-            settings.node_name = Some(name.to_string());
+            settings.node_name = Some(name);
             settings.node_timeout_secs = NODE_TIMEOUT_SECS;
             configure(settings);
-        }));
-        self.nodes.last().expect("just added")
+        }
     }
 
     pub fn node(&self, n: usize) -> &TestServer {

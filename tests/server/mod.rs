@@ -5,6 +5,7 @@ mod budget_log;
 mod commands;
 mod durability;
 mod edge;
+pub(crate) mod front_end;
 mod hops;
 mod identity;
 mod limits;

@@ -10,8 +10,18 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use linechat::server::Server;
+use linechat::server::session::FrontEnd;
 use linechat::settings::Settings;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// Gives a bound server a listener to serve with a front-end of the test's
+/// ([`Server::serve_front_end`]).
+type AddFrontEnd = fn(&mut Server, TcpListener);
+
+fn serve_front_end<F: FrontEnd + 'static>(server: &mut Server, listener: TcpListener) {
+    server.serve_front_end::<F>(listener);
+}
 
 /// How a server on its own thread is told to stop.
 enum Stop {
@@ -30,6 +40,9 @@ pub struct TestServer {
     pub irc_addr: Option<SocketAddr>,
     /// The TLS IRC listener's address, when the settings ask for one.
     pub irc_tls_addr: Option<SocketAddr>,
+    /// The address of the listener of a front-end of the test's, when it has one
+    /// ([`TestServer::with_front_end`]).
+    pub front_end_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<Stop>>,
     thread: Option<JoinHandle<()>>,
     /// The data directory, when the server owns it (see [`TestServer::start_in`]).
@@ -65,7 +78,26 @@ impl TestServer {
     pub fn start_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = settings(data_dir);
         configure(&mut settings);
-        Self::start_on_thread(settings)
+        Self::start_on_thread(settings, None)
+    }
+
+    /// A server on `data_dir` (as [`TestServer::start_in`]) that also serves the front-end
+    /// `F` on a listener of its own, on a free port of 127.0.0.1: `front_end_addr`.
+    pub fn start_in_with_front_end<F: FrontEnd + 'static>(
+        data_dir: &Path,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let mut settings = settings(data_dir);
+        configure(&mut settings);
+        Self::start_on_thread(settings, Some(serve_front_end::<F>))
+    }
+
+    /// The same in a fresh data directory of its own.
+    pub fn with_front_end<F: FrontEnd + 'static>(configure: impl FnOnce(&mut Settings)) -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let mut server = Self::start_in_with_front_end::<F>(data_dir.path(), configure);
+        server._data_dir = Some(data_dir);
+        server
     }
 
     /// A server on `data_dir` listening on `addr` rather than a free port: a test restarts a
@@ -74,7 +106,7 @@ impl TestServer {
         Self::start_in(data_dir, |settings| settings.addr = addr.to_string())
     }
 
-    fn start_on_thread(settings: Settings) -> Self {
+    fn start_on_thread(settings: Settings, front_end: Option<AddFrontEnd>) -> Self {
         let (started, listening) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::spawn(move || {
@@ -84,8 +116,14 @@ impl TestServer {
                 .build()
                 .expect("a runtime");
             runtime.block_on(async move {
-                let server = Server::bind(settings).await.expect("the server starts");
-                started.send(addresses(&server)).unwrap();
+                let mut server = Server::bind(settings).await.expect("the server starts");
+                let mut front_end_addr = None;
+                if let Some(add) = front_end {
+                    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a listener");
+                    front_end_addr = Some(listener.local_addr().expect("an address"));
+                    add(&mut server, listener);
+                }
+                started.send((addresses(&server), front_end_addr)).unwrap();
                 let (graceful, now) = oneshot::channel::<()>();
                 let serving = tokio::spawn(server.run(async {
                     // Only a word shuts down gracefully: when the sender is dropped, the
@@ -105,12 +143,14 @@ impl TestServer {
             });
             runtime.shutdown_background();
         });
-        let (addr, tls_addr, irc_addr, irc_tls_addr) = listening.recv().expect("the server starts");
+        let ((addr, tls_addr, irc_addr, irc_tls_addr), front_end_addr) =
+            listening.recv().expect("the server starts");
         Self {
             addr,
             tls_addr,
             irc_addr,
             irc_tls_addr,
+            front_end_addr,
             stop: Some(stop),
             thread: Some(thread),
             _data_dir: None,

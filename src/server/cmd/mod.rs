@@ -70,7 +70,7 @@ pub(super) fn not_logged_in(session: &Session) -> Reply {
 /// what the room table or a room answered. The line protocol words it in [`refused`]; IRC
 /// words it as numerics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(in crate::server) enum CommandError {
+pub enum CommandError {
     #[error("log in first")]
     NotLoggedIn,
     /// A name the command would create is longer than `max_name_length`.

@@ -18,7 +18,7 @@ mod rooms_actor;
 mod tests;
 mod topic;
 
-pub use error::RoomError;
+pub use error::{RoomError, RoomStorageError};
 pub(crate) use remote::{KnownTopic, RemoteRooms};
 pub use room::Room;
 pub use rooms::{Joined, RoomLimits, RoomMembers, RoomSummary, RoomTopic, Rooms};

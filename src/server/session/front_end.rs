@@ -1,10 +1,15 @@
 //! What a front-end (a client protocol) gives the connection loop: how it frames and decodes
 //! lines, runs them, and words what the loop itself says (the idle `PING`, a dropped line, the
-//! parting line). Everything else about a connection is the loop's ([`super::serve`]).
+//! parting line). Everything else about a connection is the loop's (`serve`).
+//!
+//! Public, so that a front-end can live outside the crate: the tests' own
+//! (`tests/server/front_end.rs`) is the smallest, served with
+//! [`crate::server::Server::serve_front_end`].
 
 use std::net::SocketAddr;
 
 use linechat_protocol::Reply;
+use tracing::info_span;
 
 use super::Session;
 use super::serve::End;
@@ -13,7 +18,7 @@ use crate::settings::Settings;
 
 /// A client protocol, one connection's worth: the [`Session`] it drives and what the protocol
 /// keeps beside it.
-pub(in crate::server) trait FrontEnd: Send + Sized {
+pub trait FrontEnd: Send + Sized {
     /// How the connection's writer words what is delivered to the session.
     type Wording: Wording + Send;
     /// A line decoded, ready to run.
@@ -23,11 +28,16 @@ pub(in crate::server) trait FrontEnd: Send + Sized {
     fn new(session: Session) -> Self;
 
     /// The span every line logged for the connection carries: the peer, and once logged in,
-    /// the user (an empty `user` field, which [`Session::logged_in_as`] fills).
-    fn span(peer: SocketAddr) -> tracing::Span;
+    /// the user (an empty `user` field, which the session fills at login).
+    fn span(peer: SocketAddr) -> tracing::Span {
+        info_span!("session", %peer, user = tracing::field::Empty)
+    }
 
-    /// How lines are framed: the longest line the protocol takes.
-    fn codec(settings: &Settings) -> LineCodec;
+    /// How lines are framed: the longest line the protocol takes (by default the line
+    /// protocol's `max_line_length`).
+    fn codec(settings: &Settings) -> LineCodec {
+        LineCodec::new(settings.max_line_length)
+    }
 
     /// The writer's wording for this connection.
     fn wording(&self) -> Self::Wording;
@@ -56,13 +66,17 @@ pub(in crate::server) trait FrontEnd: Send + Sized {
     fn refuse(&mut self, refusal: Refusal) -> impl Future<Output = ()> + Send + '_;
 
     /// The parting line for a connection that ends so, if any: written last, after all that
-    /// was queued before it. A front-end may queue lines of its own before it.
+    /// was queued before it. A front-end may queue lines of its own before it. The line is a
+    /// line-protocol reply, which reaches the wording as a value ([`Content::Reply`]) if the
+    /// front-end asked for that ([`crate::connection::Outbox::keep_replies`]), else encoded.
+    ///
+    /// [`Content::Reply`]: crate::connection::Content::Reply
     fn parting(&mut self, end: &End) -> Option<Reply>;
 }
 
 /// What comes after an action.
 #[derive(Debug)]
-pub(in crate::server) enum Flow {
+pub enum Flow {
     Continue,
     /// The client quits, with its reason if it gave one.
     Quit(Option<String>),
@@ -72,7 +86,7 @@ pub(in crate::server) enum Flow {
 
 /// Why a line was dropped unread.
 #[derive(Debug, Clone, Copy)]
-pub(in crate::server) enum Refusal {
+pub enum Refusal {
     /// Over the flood limit.
     Flood,
     /// Longer than the codec takes.

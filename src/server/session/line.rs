@@ -1,19 +1,13 @@
 //! The line protocol's front-end: `HELLO`, then each line a [`Command`] run by `cmd::apply`,
 //! answered in the protocol's own words.
 
-use std::net::SocketAddr;
-
-use tracing::info_span;
-
 use linechat_protocol::{Command, ErrorCode, ParseError, Reply, Verb};
 
 use super::Session;
 use super::front_end::{Flow, FrontEnd, Refusal};
 use super::serve::End;
-use crate::connection::LineCodec;
 use crate::server::cmd::wording::LineWording;
 use crate::server::cmd::{self, Step};
-use crate::settings::Settings;
 
 /// A line-protocol connection: its session is all it keeps.
 pub(in crate::server) struct LineFrontEnd {
@@ -51,14 +45,6 @@ impl FrontEnd for LineFrontEnd {
 
     fn new(session: Session) -> Self {
         LineFrontEnd { session }
-    }
-
-    fn span(peer: SocketAddr) -> tracing::Span {
-        info_span!("session", %peer, user = tracing::field::Empty)
-    }
-
-    fn codec(settings: &Settings) -> LineCodec {
-        LineCodec::new(settings.max_line_length)
     }
 
     fn wording(&self) -> LineWording {

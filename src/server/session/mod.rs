@@ -1,7 +1,10 @@
 //! One client's session: what a connection holds between its lines, whatever its protocol
 //! (the user logged in, their rooms, the answers in flight). The connection loop that drives
-//! it is [`serve`], with a [`FrontEnd`] for each protocol: the line protocol's is
-//! [`LineFrontEnd`].
+//! it is `serve`, with a [`FrontEnd`] for each protocol: the line protocol's is
+//! `LineFrontEnd`.
+//!
+//! Public for front-ends outside the crate: [`FrontEnd`] and what it names, and [`Session`]'s
+//! public methods. Everything else here is the server's own.
 
 mod front_end;
 mod line;
@@ -15,21 +18,23 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use linechat_protocol::{Departure, Name, Reply, Verb};
+use linechat_protocol::{Command, Departure, Name, Password, Reply, Verb};
 
-use super::cmd;
+use super::cmd::{self, CommandError};
 use super::handle::ServerHandle;
 use super::limits::RoomCreations;
 use super::member::Member;
 use super::request::unavailable;
 use super::room::Room;
+use super::storage::{Conversation, StorageError, StoredMessage};
 use super::user::{PmError, PmOutcome, Private, RemoteRecipient, Users};
 use crate::connection::{Delivery, Outbox};
 use crate::settings::Settings;
 
-pub(super) use front_end::{Flow, FrontEnd, Refusal};
+pub use front_end::{Flow, FrontEnd, Refusal};
 pub(super) use line::LineFrontEnd;
-pub(super) use serve::{End, serve};
+pub use serve::End;
+pub(super) use serve::serve;
 
 /// What every session shares.
 #[derive(Debug)]
@@ -119,7 +124,9 @@ impl InFlight {
     }
 }
 
-pub(super) struct Session {
+/// One connection's session, which its [`FrontEnd`] drives: the public methods below are what
+/// a front-end outside this crate may do with it.
+pub struct Session {
     pub(super) peer: SocketAddr,
     pub(super) outbox: Outbox,
     pub(super) context: Arc<SessionContext>,
@@ -249,6 +256,94 @@ impl Session {
         // A full outbox closes the connection; the session loop sees that and ends.
         let _ = self.outbox.send(reply);
     }
+}
+
+/// What a front-end does with its session: the typed operations of `cmd`, which the line
+/// protocol and IRC run too, and the outbox its lines and the events for its user go to.
+impl Session {
+    /// Where the front-end queues what it says; the events the actors deliver to the user
+    /// arrive there too, and reach the front-end's [`crate::connection::Wording`].
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.context.settings
+    }
+
+    /// The name of the user logged in, if any.
+    pub fn user(&self) -> Option<&Name> {
+        self.presence.as_ref().map(|presence| &presence.member.name)
+    }
+
+    /// Logs in as guest `name`, as the line protocol's `NICK` does; the name logged in as.
+    pub async fn log_in_as_guest(&mut self, name: Name) -> Result<Name, LoginRefused> {
+        Self::logged_in(cmd::apply(self, Command::Nick { name }).await)
+    }
+
+    /// Logs in to an account, as the line protocol's `LOGIN` does: the user is put back in
+    /// their rooms (an [`Event::Joined`](crate::server::event::Event::Joined) each) and
+    /// handed the private messages that waited for them.
+    pub async fn log_in(&mut self, name: Name, password: Password) -> Result<Name, LoginRefused> {
+        Self::logged_in(cmd::apply(self, Command::Login { name, password }).await)
+    }
+
+    fn logged_in(step: cmd::Step) -> Result<Name, LoginRefused> {
+        match step {
+            cmd::Step::Reply(Reply::Ok {
+                detail: Some(name), ..
+            }) => Name::parse(&name).map_err(|error| LoginRefused(error.to_string())),
+            cmd::Step::Reply(Reply::Err { message, .. }) => Err(LoginRefused(message)),
+            _ => Err(LoginRefused("the server is unavailable".into())),
+        }
+    }
+
+    /// Joins the user to `room`; the room's name as it was created.
+    pub async fn join(&mut self, room: Name) -> Result<Name, CommandError> {
+        cmd::join(self, room).await
+    }
+
+    /// Says `text` in `room`, a room of the user's; the room's name as it was created. Its
+    /// members, the user too, are delivered an
+    /// [`Event::RoomMessage`](crate::server::event::Event::RoomMessage) with the message's id.
+    pub async fn say(&self, room: Name, text: String) -> Result<Name, CommandError> {
+        cmd::say(self, room, text).await
+    }
+
+    /// The last `count` messages of `room`, a room of the user's, oldest first, with the ids
+    /// history keeps them under.
+    pub async fn room_history(
+        &self,
+        room: Name,
+        count: u32,
+    ) -> Result<Vec<StoredMessage>, HistoryError> {
+        let Some(presence) = &self.presence else {
+            return Err(CommandError::NotLoggedIn.into());
+        };
+        let server = &self.context.server;
+        let Some(handle) = presence.rooms.get(&room) else {
+            return Err(CommandError::from(server.rooms.not_member(room).await).into());
+        };
+        let conversation = Conversation::Room(handle.name().clone());
+        Ok(server
+            .store
+            .history_page(conversation, count, None, count)
+            .await?)
+    }
+}
+
+/// Why a login was refused, as the client is told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LoginRefused(String);
+
+/// Why history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// What the oldest message in flight came to. Cancel-safe: the message stays in flight until

@@ -82,7 +82,7 @@ where
 
 /// Why a connection ended.
 #[derive(Debug)]
-pub(in crate::server) enum End {
+pub enum End {
     Quit(Option<String>),
     /// The front-end refused the client, for this reason.
     Refused(String),
