@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::request::{self, Backlog};
+use super::mailbox::{Backlog, Mailbox};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -76,7 +76,7 @@ enum AccountsRequest {
 /// A handle to the [`AccountsActor`].
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    tx: mpsc::UnboundedSender<AccountsRequest>,
+    mailbox: Mailbox<AccountsRequest>,
     backlog: Backlog,
 }
 
@@ -90,7 +90,7 @@ impl Accounts {
         loaded: Vec<(i64, Name, String)>,
     ) -> Self {
         // Unbounded: a connection waits for each answer, so at most one request per connection.
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (mailbox, rx) = Mailbox::unbounded();
         let accounts = loaded
             .into_iter()
             .map(|(id, name, hash)| (name.clone(), Account { id, name, hash }))
@@ -98,7 +98,7 @@ impl Accounts {
         let actor = AccountsActor {
             accounts,
             hashing: Arc::new(Semaphore::new(hash_workers.max(1))),
-            tx: tx.clone(),
+            mailbox: mailbox.clone(),
             storage,
             per_ip: Throttle::new(limits.per_ip, limits.window),
             per_account: Throttle::new(limits.per_account, limits.window),
@@ -106,7 +106,7 @@ impl Accounts {
         };
         let backlog = actor.backlog.clone();
         tokio::spawn(actor.run(rx));
-        Self { tx, backlog }
+        Self { mailbox, backlog }
     }
 
     /// Requests waiting in the actor's inbox, as it last saw it.
@@ -124,13 +124,15 @@ impl Accounts {
         password: Password,
         peer: IpAddr,
     ) -> Result<i64, AccountError> {
-        self.ask(|reply| AccountsRequest::Create {
-            name,
-            password,
-            peer,
-            reply,
-        })
-        .await?
+        self.mailbox
+            .ask(|reply| AccountsRequest::Create {
+                name,
+                password,
+                peer,
+                reply,
+            })
+            .await
+            .unwrap_or(Err(AccountError::Unavailable))
     }
 
     /// Checks a password for a client at `peer`; on success, the account. Each attempt counts
@@ -142,29 +144,23 @@ impl Accounts {
         password: Password,
         peer: IpAddr,
     ) -> Result<Registered, AccountError> {
-        self.ask(|reply| AccountsRequest::Verify {
-            name,
-            password,
-            peer,
-            reply,
-        })
-        .await?
-    }
-
-    async fn ask<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> AccountsRequest,
-    ) -> Result<T, AccountError> {
-        request::ask(&self.tx, request)
+        self.mailbox
+            .ask(|reply| AccountsRequest::Verify {
+                name,
+                password,
+                peer,
+                reply,
+            })
             .await
-            .ok_or(AccountError::Unavailable)
+            .unwrap_or(Err(AccountError::Unavailable))
     }
 }
 
 struct AccountsActor {
     accounts: HashMap<Name, Account>,
     hashing: Arc<Semaphore>,
-    tx: mpsc::UnboundedSender<AccountsRequest>,
+    /// The actor's own inbox, for the answers of the tasks it hands hashing and storing to.
+    mailbox: Mailbox<AccountsRequest>,
     storage: Store,
     per_ip: Throttle<IpAddr>,
     per_account: Throttle<Name>,
@@ -221,7 +217,7 @@ impl AccountsActor {
             return;
         }
         self.per_ip.take(peer);
-        let actor = self.tx.clone();
+        let actor = self.mailbox.clone();
         let hashing = self.hashing.clone();
         let storage = self.storage.clone();
         tokio::spawn(async move {
@@ -235,7 +231,7 @@ impl AccountsActor {
             match storage.create_account(name.clone(), hash.clone()).await {
                 Ok(id) => {
                     let account = Account { id, name, hash };
-                    let _ = actor.send(AccountsRequest::Stored { account, reply });
+                    actor.post(AccountsRequest::Stored { account, reply });
                 }
                 Err(error) if error.is_name_taken() => {
                     let _ = reply.send(Err(AccountError::NameTaken));
@@ -274,7 +270,7 @@ impl AccountsActor {
         // counted, however long their checks take.
         self.per_ip.take(peer);
         self.per_account.take(name.clone());
-        let actor = self.tx.clone();
+        let actor = self.mailbox.clone();
         let account = self.accounts.get(&name).map(|account| {
             let registered = Registered {
                 id: account.id,
@@ -308,7 +304,7 @@ impl AccountsActor {
                 }
             };
             if result.is_ok() {
-                let _ = actor.send(AccountsRequest::Verified { name, peer });
+                actor.post(AccountsRequest::Verified { name, peer });
             }
             let _ = reply.send(result);
         });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
-use tokio::sync::oneshot;
+use crate::server::mailbox::Answer;
 
 use super::{CommandError, Step};
 use crate::connection::{Delivery, OutboxFull};
@@ -55,7 +55,7 @@ pub(in crate::server) fn through_directory(
     session: &Session,
     to: Name,
     text: String,
-) -> Result<oneshot::Receiver<Private>, CommandError> {
+) -> Result<Answer<Private>, CommandError> {
     let Some(presence) = &session.presence else {
         return Err(CommandError::NotLoggedIn);
     };
@@ -128,7 +128,7 @@ fn pm_refused(error: &PmError) -> Reply {
     let code = match error {
         PmError::NoSuchUser(_) | PmError::Disconnecting(_) => ErrorCode::NoSuchUser,
         PmError::Storage { .. } => ErrorCode::Storage,
-        PmError::Unavailable => return crate::server::request::unavailable(),
+        PmError::Unavailable => return super::unavailable(),
     };
     Reply::err(code, error.to_string())
 }

@@ -224,7 +224,7 @@ impl Irc {
             cmd::Step::Reply(reply) => reply,
             cmd::Step::Done | cmd::Step::Quit(_) => {
                 debug_assert!(false, "IRC ran a command that answers without a final line");
-                crate::server::request::unavailable()
+                cmd::unavailable()
             }
         }
     }

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -20,8 +19,8 @@ use linechat_protocol::{Departure, Name, Reply, Verb};
 use super::cmd;
 use super::handle::ServerHandle;
 use super::limits::RoomCreations;
+use super::mailbox::Answer;
 use super::member::Member;
-use super::request::unavailable;
 use super::room::Room;
 use super::user::{PmError, PmOutcome, Private, Users};
 use crate::connection::{Delivery, Outbox};
@@ -76,9 +75,9 @@ pub(super) enum InFlight {
     /// Known already; it waits only for the lines of the commands before it.
     Ready(Arc<Delivery>),
     /// A global message the directory sends; answered once it is sent.
-    Broadcast(oneshot::Receiver<()>),
+    Broadcast(Answer<()>),
     /// A private message the directory delivers; its answer may hand over the recipient.
-    Private(oneshot::Receiver<Private>),
+    Private(Answer<Private>),
 }
 
 /// What a command in flight came to.
@@ -94,7 +93,7 @@ impl InFlight {
             InFlight::Ready(line) => Answered::Line(line.clone()),
             InFlight::Broadcast(answer) => Answered::Reply(match answer.await {
                 Ok(()) => Reply::ok(Verb::Msg),
-                Err(_) => unavailable(),
+                Err(_) => cmd::unavailable(),
             }),
             InFlight::Private(answer) => {
                 Answered::Private(answer.await.unwrap_or(Err(PmError::Unavailable)))
