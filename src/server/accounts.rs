@@ -57,18 +57,27 @@ enum AccountsRequest {
         peer: IpAddr,
         reply: oneshot::Sender<Result<i64, AccountError>>,
     },
-    /// Sent by the task of a `Create` once the account is on disk: only then is it usable.
-    Stored {
-        account: Account,
-        reply: oneshot::Sender<Result<i64, AccountError>>,
-    },
     Verify {
         name: Name,
         password: Password,
         peer: IpAddr,
         reply: oneshot::Sender<Result<Registered, AccountError>>,
     },
-    /// Sent by the checking task of a `Verify` when the password was right: the attempt is
+    /// What the actor's own tasks send back to it.
+    Continue(Continuation),
+}
+
+/// What the actor's tasks send back to it when the work it handed off (hashing, storing) is
+/// done. It comes on the one inbox, in the order it came among the requests; the session
+/// that asked waits for the answer it gives before it asks again.
+#[derive(Debug)]
+enum Continuation {
+    /// By the task of a `Create` once the account is on disk: only then is it usable.
+    Stored {
+        account: Account,
+        reply: oneshot::Sender<Result<i64, AccountError>>,
+    },
+    /// By the checking task of a `Verify` when the password was right: the attempt is
     /// given back.
     Verified { name: Name, peer: IpAddr },
 }
@@ -191,20 +200,24 @@ impl AccountsActor {
                 peer,
                 reply,
             } => self.create(name, password, peer, reply),
-            AccountsRequest::Stored { account, reply } => self.stored(account, reply),
+            AccountsRequest::Continue(Continuation::Stored { account, reply }) => {
+                self.stored(account, reply)
+            }
             AccountsRequest::Verify {
                 name,
                 password,
                 peer,
                 reply,
             } => self.verify(name, password, peer, reply),
-            AccountsRequest::Verified { name, peer } => self.verified(name, peer),
+            AccountsRequest::Continue(Continuation::Verified { name, peer }) => {
+                self.verified(name, peer)
+            }
         }
     }
 
     /// Counts a registration against `peer`'s allowance (refused once it is used up), then
     /// hashes the password and stores the account in a task of its own, which answers with
-    /// [`AccountsRequest::Stored`]: the actor waits for neither.
+    /// [`Continuation::Stored`]: the actor waits for neither.
     fn create(
         &mut self,
         name: Name,
@@ -231,7 +244,10 @@ impl AccountsActor {
             match storage.create_account(name.clone(), hash.clone()).await {
                 Ok(id) => {
                     let account = Account { id, name, hash };
-                    actor.post(AccountsRequest::Stored { account, reply });
+                    actor.post(AccountsRequest::Continue(Continuation::Stored {
+                        account,
+                        reply,
+                    }));
                 }
                 Err(error) if error.is_name_taken() => {
                     let _ = reply.send(Err(AccountError::NameTaken));
@@ -253,7 +269,7 @@ impl AccountsActor {
 
     /// Counts a password attempt against `peer` and `name`, unless it is refused unchecked
     /// (see [`Self::refusal`]), then checks it in a task of its own, which sends
-    /// [`AccountsRequest::Verified`] if it was right.
+    /// [`Continuation::Verified`] if it was right.
     fn verify(
         &mut self,
         name: Name,
@@ -304,7 +320,10 @@ impl AccountsActor {
                 }
             };
             if result.is_ok() {
-                actor.post(AccountsRequest::Verified { name, peer });
+                actor.post(AccountsRequest::Continue(Continuation::Verified {
+                    name,
+                    peer,
+                }));
             }
             let _ = reply.send(result);
         });
