@@ -66,7 +66,7 @@ pub(in crate::server) fn unavailable() -> Reply {
 }
 
 pub(super) fn not_logged_in(session: &Session) -> Reply {
-    let how = Reply::login_commands(session.context.settings.allow_guests);
+    let how = Reply::login_commands(session.settings().allow_guests);
     Reply::err(ErrorCode::NotLoggedIn, format!("log in first: {how}"))
 }
 
@@ -108,7 +108,7 @@ pub(in crate::server) fn check_new_name(
     session: &Session,
     name: &Name,
 ) -> Result<(), CommandError> {
-    let max = session.context.settings.max_name_length;
+    let max = session.settings().max_name_length;
     if name.as_str().len() > max {
         let name = name.clone();
         return Err(CommandError::NameTooLong { name, max });

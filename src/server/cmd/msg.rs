@@ -20,9 +20,9 @@ pub(in crate::server) fn broadcast(
     session: &Session,
     text: String,
 ) -> Result<Answer<()>, CommandError> {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let users = &session.context.server.users;
-    Ok(users.broadcast(presence.member.clone(), text))
+    let users = &session.server().users;
+    Ok(users.broadcast(presence.member().clone(), text))
 }

@@ -20,10 +20,10 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
     // the messages the directory is delivering, which may hand the handle over: a burst to
     // one user pays one round trip, not one each, and nothing sent straight to a recipient
     // overtakes what the directory delivers to them.
-    if session.privates_in_flight > 0 && !session.recipients.contains_key(&to) {
+    if session.awaits_directory_for(&to) {
         session.settle().await;
     }
-    if session.presence.is_none() {
+    if !session.is_logged_in() {
         return super::not_logged_in(session).into();
     }
     let text = match straight(session, &to, text) {
@@ -42,7 +42,6 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
         Ok(answer) => answer,
         Err(error) => return super::refused(session, error).into(),
     };
-    session.privates_in_flight += 1;
     session.pipeline(InFlight::Private(answer)).await;
     Step::Done
 }
@@ -56,11 +55,11 @@ pub(in crate::server) fn through_directory(
     to: Name,
     text: String,
 ) -> Result<Answer<Private>, CommandError> {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let from = presence.member.clone();
-    Ok(session.context.server.users.private(from, to, text))
+    let from = presence.member().clone();
+    Ok(session.server().users.private(from, to, text))
 }
 
 /// What came of a private message offered to [`straight`].
@@ -78,28 +77,28 @@ pub(in crate::server) enum Straight {
 /// the session holds their handle (kept from an earlier answer of the directory). Both front
 /// ends send private messages through here, each wording the outcome its way.
 pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String) -> Straight {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Straight::NoHandle(text);
     };
-    let from = &presence.member;
-    let Some(recipient) = session.recipients.get(to) else {
+    let from = presence.member();
+    let Some(recipient) = session.recipient(to) else {
         return Straight::NoHandle(text);
     };
-    let outbox = &recipient.member.outbox;
+    let outbox = &recipient.member().outbox;
     if outbox.is_closed() {
         // Gone, or logged in again elsewhere: the directory knows where they are now.
-        session.recipients.remove(to);
+        session.forget_recipient(to);
         return Straight::NoHandle(text);
     }
     let record = Record::now(
-        Conversation::Private(from.id, recipient.member.id),
+        Conversation::Private(from.id, recipient.member().id),
         from.name.clone(),
         text.as_str(),
     );
     let at = event::time_of(record.at);
     // Recorded before it is delivered, so that a HISTORY the recipient sends on seeing it
     // finds it.
-    let id = session.context.server.store.record(record);
+    let id = session.server().store.record(record);
     let line = Delivery::event(Event::PrivateMessage {
         id,
         at,
@@ -107,9 +106,9 @@ pub(in crate::server) fn straight(session: &mut Session, to: &Name, text: String
         text,
     });
     match outbox.push(line) {
-        Ok(()) => Straight::Sent(recipient.sent.clone()),
+        Ok(()) => Straight::Sent(recipient.sent().clone()),
         Err(OutboxFull) => {
-            let to = recipient.member.name.clone();
+            let to = recipient.member().name.clone();
             Straight::Refused(PmError::Disconnecting(to))
         }
     }
