@@ -9,7 +9,7 @@ mod handle;
 mod irc;
 mod limits;
 pub(crate) mod log_tally;
-mod mailbox;
+pub(crate) mod mailbox;
 mod member;
 mod priority;
 mod room;

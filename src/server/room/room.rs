@@ -50,7 +50,7 @@ pub(super) enum RoomRequest {
 }
 
 /// Tells the rooms actor that a room has no members left.
-pub(super) type IdleSender = mpsc::UnboundedSender<Name>;
+pub(super) type IdleSender = Mailbox<Name>;
 
 /// Messages a room's inbox holds before a member's session waits to send it more: a sender
 /// faster than the room's fan-out is slowed down, not buffered without end.
@@ -244,7 +244,7 @@ impl RoomActor {
                     self.tell_cluster(Change::Left, &user);
                     self.fan_out(Event::Left { room, user }, &member.name);
                     if self.members.is_empty() {
-                        let _ = self.idle.send(self.room.clone());
+                        self.idle.post(self.room.clone());
                     }
                     Ok(())
                 } else {

@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::creations::Creations;
 use super::error::{RoomError, RoomStorageError};
-use super::room::{Room, RoomActor, RoomRequest};
+use super::room::{IdleSender, Room, RoomActor, RoomRequest};
 use super::rooms::{Joined, RoomLimits, RoomMembers, RoomSummary, RoomsRequest};
 use super::topic::TopicChange;
 use crate::server::cluster::{Cluster, wire};
@@ -112,7 +112,7 @@ pub(super) struct RoomsActor {
     pub(super) back: WeakMailbox<RoomsRequest>,
     pub(super) users: Users,
     pub(super) store: Store,
-    pub(super) idle: mpsc::UnboundedSender<Name>,
+    pub(super) idle: IdleSender,
     /// Where the store's answer comes back: which expired rooms nobody remembers.
     pub(super) unremembered: mpsc::UnboundedSender<(Instant, Vec<Name>)>,
     pub(super) backlog: Backlog,
@@ -138,7 +138,7 @@ impl RoomsActor {
         // Unbounded: a session sends its next room request only once the last is answered,
         // so at most one per connection waits here.
         let (tx, rx) = Mailbox::unbounded();
-        let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let (idle_tx, idle_rx) = Mailbox::unbounded();
         let (unremembered_tx, unremembered_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let mut topics: HashMap<Name, Topic> = topics.into_iter().collect();
