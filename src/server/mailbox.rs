@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,27 +30,106 @@ pub(crate) enum Refused<R> {
     Gone(R),
 }
 
-/// The sending side of an actor's inbox. Cheap to clone: one channel sender.
-pub(crate) struct Mailbox<R> {
-    inbox: Inbox<R>,
+/// The sending side of an actor's inbox: an unbounded one by default (`Mailbox<R>`), or a
+/// bounded one ([`BoundedMailbox`]). One channel sender wide, so that a handle costs what the
+/// sender costs wherever it is held (a session holds the directory's, and one per room).
+pub(crate) struct Mailbox<R, S: Sender<R> = mpsc::UnboundedSender<R>> {
+    tx: S,
+    request: PhantomData<fn(R)>,
 }
 
-enum Inbox<R> {
-    Unbounded(mpsc::UnboundedSender<R>),
-    Bounded(mpsc::Sender<R>),
+/// A mailbox whose `tell` and `ask` wait while the inbox is full.
+pub(crate) type BoundedMailbox<R> = Mailbox<R, mpsc::Sender<R>>;
+
+/// The two kinds of inbox a [`Mailbox`] sends to: what each does for the mailbox's methods.
+pub(crate) trait Sender<R>: Clone + sealed::Sealed {
+    type Weak: Clone;
+
+    fn is_closed(&self) -> bool;
+
+    /// Sends if there is room now.
+    fn try_send(&self, request: R) -> Result<(), Refused<R>>;
+
+    /// Sends, waiting for room in a bounded inbox.
+    fn send(&self, request: R) -> impl Future<Output = Result<(), Gone>> + Send + '_
+    where
+        R: Send;
+
+    fn downgrade(&self) -> Self::Weak;
+
+    fn upgrade(weak: &Self::Weak) -> Option<Self>;
 }
 
-impl<R> Clone for Mailbox<R> {
-    fn clone(&self) -> Self {
-        let inbox = match &self.inbox {
-            Inbox::Unbounded(tx) => Inbox::Unbounded(tx.clone()),
-            Inbox::Bounded(tx) => Inbox::Bounded(tx.clone()),
-        };
-        Self { inbox }
+mod sealed {
+    pub trait Sealed {}
+    impl<R> Sealed for tokio::sync::mpsc::UnboundedSender<R> {}
+    impl<R> Sealed for tokio::sync::mpsc::Sender<R> {}
+}
+
+impl<R> Sender<R> for mpsc::UnboundedSender<R> {
+    type Weak = mpsc::WeakUnboundedSender<R>;
+
+    fn is_closed(&self) -> bool {
+        mpsc::UnboundedSender::is_closed(self)
+    }
+
+    fn try_send(&self, request: R) -> Result<(), Refused<R>> {
+        mpsc::UnboundedSender::send(self, request).map_err(|error| Refused::Gone(error.0))
+    }
+
+    fn send(&self, request: R) -> impl Future<Output = Result<(), Gone>> + Send + '_
+    where
+        R: Send,
+    {
+        std::future::ready(mpsc::UnboundedSender::send(self, request).map_err(|_| Gone))
+    }
+
+    fn downgrade(&self) -> Self::Weak {
+        mpsc::UnboundedSender::downgrade(self)
+    }
+
+    fn upgrade(weak: &Self::Weak) -> Option<Self> {
+        weak.upgrade()
     }
 }
 
-impl<R> fmt::Debug for Mailbox<R> {
+impl<R> Sender<R> for mpsc::Sender<R> {
+    type Weak = mpsc::WeakSender<R>;
+
+    fn is_closed(&self) -> bool {
+        mpsc::Sender::is_closed(self)
+    }
+
+    fn try_send(&self, request: R) -> Result<(), Refused<R>> {
+        mpsc::Sender::try_send(self, request).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(request) => Refused::Full(request),
+            mpsc::error::TrySendError::Closed(request) => Refused::Gone(request),
+        })
+    }
+
+    async fn send(&self, request: R) -> Result<(), Gone>
+    where
+        R: Send,
+    {
+        mpsc::Sender::send(self, request).await.map_err(|_| Gone)
+    }
+
+    fn downgrade(&self) -> Self::Weak {
+        mpsc::Sender::downgrade(self)
+    }
+
+    fn upgrade(weak: &Self::Weak) -> Option<Self> {
+        weak.upgrade()
+    }
+}
+
+impl<R, S: Sender<R>> Clone for Mailbox<R, S> {
+    fn clone(&self) -> Self {
+        Self::of(self.tx.clone())
+    }
+}
+
+impl<R, S: Sender<R>> fmt::Debug for Mailbox<R, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
             .field("closed", &self.is_closed())
@@ -61,53 +141,51 @@ impl<R> Mailbox<R> {
     /// A mailbox whose sender never waits, and the actor's end of it.
     pub(crate) fn unbounded() -> (Self, mpsc::UnboundedReceiver<R>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let inbox = Inbox::Unbounded(tx);
-        (Self { inbox }, rx)
+        (Self::of(tx), rx)
     }
+}
 
+impl<R> BoundedMailbox<R> {
     /// A mailbox that holds `capacity` requests before [`Mailbox::tell`] and
     /// [`Mailbox::ask`] wait, and the actor's end of it.
     pub(crate) fn bounded(capacity: usize) -> (Self, mpsc::Receiver<R>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let inbox = Inbox::Bounded(tx);
-        (Self { inbox }, rx)
+        (Self::of(tx), rx)
+    }
+}
+
+impl<R, S: Sender<R>> Mailbox<R, S> {
+    fn of(tx: S) -> Self {
+        Self {
+            tx,
+            request: PhantomData,
+        }
     }
 
     /// A mailbox that does not keep the actor alive: for an actor's own tasks, which send it
     /// their results, so that it still ends once every other handle is gone.
-    pub(crate) fn downgrade(&self) -> WeakMailbox<R> {
-        let inbox = match &self.inbox {
-            Inbox::Unbounded(tx) => WeakInbox::Unbounded(tx.downgrade()),
-            Inbox::Bounded(tx) => WeakInbox::Bounded(tx.downgrade()),
-        };
-        WeakMailbox { inbox }
+    pub(crate) fn downgrade(&self) -> WeakMailbox<R, S> {
+        WeakMailbox {
+            tx: self.tx.downgrade(),
+            request: PhantomData,
+        }
     }
 
     /// Whether the actor has ended.
     pub(crate) fn is_closed(&self) -> bool {
-        match &self.inbox {
-            Inbox::Unbounded(tx) => tx.is_closed(),
-            Inbox::Bounded(tx) => tx.is_closed(),
-        }
-    }
-
-    /// Delivers `request`, waiting while a bounded inbox is full.
-    pub(crate) async fn tell(&self, request: R) -> Result<(), Gone> {
-        match &self.inbox {
-            Inbox::Unbounded(tx) => tx.send(request).map_err(|_| Gone),
-            Inbox::Bounded(tx) => tx.send(request).await.map_err(|_| Gone),
-        }
+        self.tx.is_closed()
     }
 
     /// Delivers `request` if the inbox has room now; never waits.
     pub(crate) fn try_tell(&self, request: R) -> Result<(), Refused<R>> {
-        match &self.inbox {
-            Inbox::Unbounded(tx) => tx.send(request).map_err(|error| Refused::Gone(error.0)),
-            Inbox::Bounded(tx) => tx.try_send(request).map_err(|error| match error {
-                mpsc::error::TrySendError::Full(request) => Refused::Full(request),
-                mpsc::error::TrySendError::Closed(request) => Refused::Gone(request),
-            }),
-        }
+        self.tx.try_send(request)
+    }
+}
+
+impl<R: Send, S: Sender<R>> Mailbox<R, S> {
+    /// Delivers `request`, waiting while a bounded inbox is full.
+    pub(crate) async fn tell(&self, request: R) -> Result<(), Gone> {
+        self.tx.send(request).await
     }
 
     /// Sends `request` with a fresh reply sender, waiting while a bounded inbox is full, and
@@ -117,28 +195,26 @@ impl<R> Mailbox<R> {
         request: impl FnOnce(oneshot::Sender<T>) -> R,
     ) -> Result<T, Gone> {
         let (reply, answer) = oneshot::channel();
-        self.tell(request(reply)).await?;
+        self.tx.send(request(reply)).await?;
         answer.await.map_err(|_| Gone)
     }
 }
 
-impl<R: Send + 'static> Mailbox<R> {
+impl<R: Send + 'static, S: Sender<R> + Send + 'static> Mailbox<R, S> {
     /// Delivers `request` without waiting: at once if the inbox has room, otherwise (a full
     /// bounded inbox) from a task of its own, which may then come after requests sent later.
     /// For those that must not wait for one busy actor: a session that is unwinding, the
     /// rooms actor handing a room its work. An unbounded inbox always takes it at once.
     pub(crate) fn post(&self, request: R) {
-        if let Err(Refused::Full(request)) = self.try_tell(request)
-            && let Inbox::Bounded(tx) = &self.inbox
-        {
-            let tx = tx.clone();
+        if let Err(Refused::Full(request)) = self.tx.try_send(request) {
+            let tx = self.tx.clone();
             tokio::spawn(async move { tx.send(request).await });
         }
     }
 
-    /// Sends `request` with a fresh reply sender now, as [`Mailbox::post`] does,
-    /// and returns its answer to come: a caller can send more meanwhile, and the requests
-    /// keep their order in an unbounded inbox.
+    /// Sends `request` with a fresh reply sender now, as [`Mailbox::post`] does, and returns
+    /// its answer to come: a caller can send more meanwhile, and the requests keep their
+    /// order in an unbounded inbox.
     pub(crate) fn ask_later<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> R) -> Answer<T> {
         let (reply, answer) = oneshot::channel();
         self.post(request(reply));
@@ -147,33 +223,24 @@ impl<R: Send + 'static> Mailbox<R> {
 }
 
 /// A [`Mailbox`] that does not keep its actor alive ([`Mailbox::downgrade`]).
-pub(crate) struct WeakMailbox<R> {
-    inbox: WeakInbox<R>,
+pub(crate) struct WeakMailbox<R, S: Sender<R> = mpsc::UnboundedSender<R>> {
+    tx: S::Weak,
+    request: PhantomData<fn(R)>,
 }
 
-enum WeakInbox<R> {
-    Unbounded(mpsc::WeakUnboundedSender<R>),
-    Bounded(mpsc::WeakSender<R>),
-}
-
-impl<R> Clone for WeakMailbox<R> {
+impl<R, S: Sender<R>> Clone for WeakMailbox<R, S> {
     fn clone(&self) -> Self {
-        let inbox = match &self.inbox {
-            WeakInbox::Unbounded(tx) => WeakInbox::Unbounded(tx.clone()),
-            WeakInbox::Bounded(tx) => WeakInbox::Bounded(tx.clone()),
-        };
-        Self { inbox }
+        Self {
+            tx: self.tx.clone(),
+            request: PhantomData,
+        }
     }
 }
 
-impl<R> WeakMailbox<R> {
+impl<R, S: Sender<R>> WeakMailbox<R, S> {
     /// The mailbox, while the actor lives.
-    pub(crate) fn upgrade(&self) -> Option<Mailbox<R>> {
-        let inbox = match &self.inbox {
-            WeakInbox::Unbounded(tx) => Inbox::Unbounded(tx.upgrade()?),
-            WeakInbox::Bounded(tx) => Inbox::Bounded(tx.upgrade()?),
-        };
-        Some(Mailbox { inbox })
+    pub(crate) fn upgrade(&self) -> Option<Mailbox<R, S>> {
+        S::upgrade(&self.tx).map(Mailbox::of)
     }
 }
 
@@ -239,6 +306,18 @@ mod tests {
         rx.recv().await.unwrap();
         backlog.note(&rx);
         assert_eq!(backlog.get(), 0);
+    }
+
+    #[test]
+    fn a_mailbox_is_as_wide_as_its_channel_sender() {
+        assert_eq!(
+            size_of::<Mailbox<u32>>(),
+            size_of::<mpsc::UnboundedSender<u32>>()
+        );
+        assert_eq!(
+            size_of::<BoundedMailbox<u32>>(),
+            size_of::<mpsc::Sender<u32>>()
+        );
     }
 
     /// An actor that answers each request with its number doubled.

@@ -14,7 +14,7 @@ use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
 use crate::server::event::{self, Event};
 use crate::server::log_tally::LogTally;
-use crate::server::mailbox::Mailbox;
+use crate::server::mailbox::{BoundedMailbox, Mailbox};
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
 use linechat_protocol::Name;
@@ -61,7 +61,7 @@ const INBOX: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Room {
     name: Name,
-    mailbox: Mailbox<RoomRequest>,
+    mailbox: BoundedMailbox<RoomRequest>,
 }
 
 impl Room {
@@ -122,7 +122,7 @@ impl Room {
 
     /// The room's mailbox, for the rooms actor: it hands the room its work with
     /// [`Mailbox::post`], as it must not wait for one busy room.
-    pub(super) fn mailbox(&self) -> &Mailbox<RoomRequest> {
+    pub(super) fn mailbox(&self) -> &BoundedMailbox<RoomRequest> {
         &self.mailbox
     }
 
@@ -157,7 +157,7 @@ impl RoomActor {
         idle: IdleSender,
         cluster: Option<Cluster>,
     ) -> Room {
-        let (mailbox, rx) = Mailbox::bounded(INBOX);
+        let (mailbox, rx) = BoundedMailbox::bounded(INBOX);
         let handle = Room {
             name: room.clone(),
             mailbox,
