@@ -14,6 +14,7 @@ use tracing::warn;
 
 use super::outbox::{Outbox, Shared, Writer, outbox_in};
 use crate::server::log_tally::LogTally;
+use crate::server::mailbox::Mailbox;
 
 /// At most one `output budget exceeded` line per this long: while many clients keep the
 /// budget exceeded, the line counts the connections closed since the last one.
@@ -47,7 +48,8 @@ impl Budget {
 #[derive(Debug, Clone)]
 pub struct OutputBudget {
     budget: Arc<Budget>,
-    register: mpsc::UnboundedSender<Weak<Shared>>,
+    /// The enforcing task's mailbox: each new outbox registers there.
+    register: Mailbox<Weak<Shared>>,
 }
 
 /// Registered outboxes between two sweeps of those that are gone, at least.
@@ -62,7 +64,7 @@ impl OutputBudget {
             limit: limit_bytes,
             over: Notify::new(),
         });
-        let (register, registered) = mpsc::unbounded_channel();
+        let (register, registered) = Mailbox::unbounded();
         tokio::spawn(enforce(budget.clone(), registered));
         Self { budget, register }
     }
@@ -70,7 +72,7 @@ impl OutputBudget {
     /// A connection's outbox, bounded by `limit_bytes` and counted against the budget.
     pub fn outbox(&self, limit_bytes: usize) -> (Outbox, Writer) {
         let (outbox, writer) = outbox_in(limit_bytes, Some(self.budget.clone()));
-        let _ = self.register.send(Arc::downgrade(&outbox.shared));
+        self.register.post(Arc::downgrade(&outbox.shared));
         (outbox, writer)
     }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::request::{self, Backlog};
+use super::mailbox::{Backlog, Mailbox};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -57,18 +57,27 @@ enum AccountsRequest {
         peer: IpAddr,
         reply: oneshot::Sender<Result<i64, AccountError>>,
     },
-    /// Sent by the task of a `Create` once the account is on disk: only then is it usable.
-    Stored {
-        account: Account,
-        reply: oneshot::Sender<Result<i64, AccountError>>,
-    },
     Verify {
         name: Name,
         password: Password,
         peer: IpAddr,
         reply: oneshot::Sender<Result<Registered, AccountError>>,
     },
-    /// Sent by the checking task of a `Verify` when the password was right: the attempt is
+    /// What the actor's own tasks send back to it.
+    Continue(Continuation),
+}
+
+/// What the actor's tasks send back to it when the work it handed off (hashing, storing) is
+/// done. It comes on the one inbox, in the order it came among the requests; the session
+/// that asked waits for the answer it gives before it asks again.
+#[derive(Debug)]
+enum Continuation {
+    /// By the task of a `Create` once the account is on disk: only then is it usable.
+    Stored {
+        account: Account,
+        reply: oneshot::Sender<Result<i64, AccountError>>,
+    },
+    /// By the checking task of a `Verify` when the password was right: the attempt is
     /// given back.
     Verified { name: Name, peer: IpAddr },
 }
@@ -76,7 +85,7 @@ enum AccountsRequest {
 /// A handle to the [`AccountsActor`].
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    tx: mpsc::UnboundedSender<AccountsRequest>,
+    mailbox: Mailbox<AccountsRequest>,
     backlog: Backlog,
 }
 
@@ -90,7 +99,7 @@ impl Accounts {
         loaded: Vec<(i64, Name, String)>,
     ) -> Self {
         // Unbounded: a connection waits for each answer, so at most one request per connection.
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (mailbox, rx) = Mailbox::unbounded();
         let accounts = loaded
             .into_iter()
             .map(|(id, name, hash)| (name.clone(), Account { id, name, hash }))
@@ -98,7 +107,7 @@ impl Accounts {
         let actor = AccountsActor {
             accounts,
             hashing: Arc::new(Semaphore::new(hash_workers.max(1))),
-            tx: tx.clone(),
+            mailbox: mailbox.clone(),
             storage,
             per_ip: Throttle::new(limits.per_ip, limits.window),
             per_account: Throttle::new(limits.per_account, limits.window),
@@ -106,7 +115,7 @@ impl Accounts {
         };
         let backlog = actor.backlog.clone();
         tokio::spawn(actor.run(rx));
-        Self { tx, backlog }
+        Self { mailbox, backlog }
     }
 
     /// Requests waiting in the actor's inbox, as it last saw it.
@@ -124,13 +133,15 @@ impl Accounts {
         password: Password,
         peer: IpAddr,
     ) -> Result<i64, AccountError> {
-        self.ask(|reply| AccountsRequest::Create {
-            name,
-            password,
-            peer,
-            reply,
-        })
-        .await?
+        self.mailbox
+            .ask(|reply| AccountsRequest::Create {
+                name,
+                password,
+                peer,
+                reply,
+            })
+            .await
+            .unwrap_or(Err(AccountError::Unavailable))
     }
 
     /// Checks a password for a client at `peer`; on success, the account. Each attempt counts
@@ -142,29 +153,23 @@ impl Accounts {
         password: Password,
         peer: IpAddr,
     ) -> Result<Registered, AccountError> {
-        self.ask(|reply| AccountsRequest::Verify {
-            name,
-            password,
-            peer,
-            reply,
-        })
-        .await?
-    }
-
-    async fn ask<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> AccountsRequest,
-    ) -> Result<T, AccountError> {
-        request::ask(&self.tx, request)
+        self.mailbox
+            .ask(|reply| AccountsRequest::Verify {
+                name,
+                password,
+                peer,
+                reply,
+            })
             .await
-            .ok_or(AccountError::Unavailable)
+            .unwrap_or(Err(AccountError::Unavailable))
     }
 }
 
 struct AccountsActor {
     accounts: HashMap<Name, Account>,
     hashing: Arc<Semaphore>,
-    tx: mpsc::UnboundedSender<AccountsRequest>,
+    /// The actor's own inbox, for the answers of the tasks it hands hashing and storing to.
+    mailbox: Mailbox<AccountsRequest>,
     storage: Store,
     per_ip: Throttle<IpAddr>,
     per_account: Throttle<Name>,
@@ -195,20 +200,24 @@ impl AccountsActor {
                 peer,
                 reply,
             } => self.create(name, password, peer, reply),
-            AccountsRequest::Stored { account, reply } => self.stored(account, reply),
+            AccountsRequest::Continue(Continuation::Stored { account, reply }) => {
+                self.stored(account, reply)
+            }
             AccountsRequest::Verify {
                 name,
                 password,
                 peer,
                 reply,
             } => self.verify(name, password, peer, reply),
-            AccountsRequest::Verified { name, peer } => self.verified(name, peer),
+            AccountsRequest::Continue(Continuation::Verified { name, peer }) => {
+                self.verified(name, peer)
+            }
         }
     }
 
     /// Counts a registration against `peer`'s allowance (refused once it is used up), then
     /// hashes the password and stores the account in a task of its own, which answers with
-    /// [`AccountsRequest::Stored`]: the actor waits for neither.
+    /// [`Continuation::Stored`]: the actor waits for neither.
     fn create(
         &mut self,
         name: Name,
@@ -221,7 +230,7 @@ impl AccountsActor {
             return;
         }
         self.per_ip.take(peer);
-        let actor = self.tx.clone();
+        let actor = self.mailbox.clone();
         let hashing = self.hashing.clone();
         let storage = self.storage.clone();
         tokio::spawn(async move {
@@ -235,7 +244,10 @@ impl AccountsActor {
             match storage.create_account(name.clone(), hash.clone()).await {
                 Ok(id) => {
                     let account = Account { id, name, hash };
-                    let _ = actor.send(AccountsRequest::Stored { account, reply });
+                    actor.post(AccountsRequest::Continue(Continuation::Stored {
+                        account,
+                        reply,
+                    }));
                 }
                 Err(error) if error.is_name_taken() => {
                     let _ = reply.send(Err(AccountError::NameTaken));
@@ -257,7 +269,7 @@ impl AccountsActor {
 
     /// Counts a password attempt against `peer` and `name`, unless it is refused unchecked
     /// (see [`Self::refusal`]), then checks it in a task of its own, which sends
-    /// [`AccountsRequest::Verified`] if it was right.
+    /// [`Continuation::Verified`] if it was right.
     fn verify(
         &mut self,
         name: Name,
@@ -274,7 +286,7 @@ impl AccountsActor {
         // counted, however long their checks take.
         self.per_ip.take(peer);
         self.per_account.take(name.clone());
-        let actor = self.tx.clone();
+        let actor = self.mailbox.clone();
         let account = self.accounts.get(&name).map(|account| {
             let registered = Registered {
                 id: account.id,
@@ -308,7 +320,10 @@ impl AccountsActor {
                 }
             };
             if result.is_ok() {
-                let _ = actor.send(AccountsRequest::Verified { name, peer });
+                actor.post(AccountsRequest::Continue(Continuation::Verified {
+                    name,
+                    peer,
+                }));
             }
             let _ = reply.send(result);
         });

@@ -15,14 +15,14 @@ pub(super) async fn apply(session: &mut Session, room: Name) -> Step {
 /// Creates `room` and joins the session's user to it; the room's name as it was created.
 pub(in crate::server) async fn create(session: &mut Session, room: Name) -> Result<Name, CommandError> {
     check_new_name(session, &room)?;
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let member = presence.member.clone();
-    if !session.room_creations.allow() {
-        let per_minute = session.context.settings.rooms_created_per_minute;
+    let member = presence.member().clone();
+    if !session.may_create_room() {
+        let per_minute = session.settings().rooms_created_per_minute;
         return Err(CommandError::Flood { per_minute });
     }
-    let joined = session.context.server.rooms.create(member, room).await;
+    let joined = session.server().rooms.create(member, room).await;
     entered(session, joined).await
 }

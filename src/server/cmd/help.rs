@@ -7,7 +7,7 @@ use super::Step;
 use crate::server::session::Session;
 
 pub(super) async fn apply(session: &mut Session, verb: Option<Verb>) -> Step {
-    let settings = &session.context.settings;
+    let settings = session.settings();
     let verbs = match verb {
         Some(verb) => vec![verb],
         None => Verb::ALL

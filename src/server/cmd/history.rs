@@ -23,7 +23,7 @@ pub(super) async fn apply(
     target: HistoryTarget,
     count: Option<u32>,
 ) -> Step {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return not_logged_in(session).into();
     };
     Box::pin(read(session, presence, target, count)).await.into()
@@ -35,7 +35,7 @@ async fn read(
     target: HistoryTarget,
     count: Option<u32>,
 ) -> Reply {
-    let settings = &session.context.settings;
+    let settings = session.settings();
     let count = count
         .unwrap_or(settings.history_default_count)
         .min(settings.history_max_count);
@@ -44,8 +44,8 @@ async fn read(
         Err(refusal) => return refusal,
     };
     let stalled_after = settings.idle_timeout().max(Duration::from_secs(1));
-    let store = &session.context.server.store;
-    let outbox = &session.outbox;
+    let store = &session.server().store;
+    let outbox = session.outbox();
     let mut sent = 0;
     let mut after = None;
     'pages: while sent < count {
@@ -81,7 +81,7 @@ async fn read(
                     }
                 },
                 // The lines sent so far are counted in the final line.
-                () = session.context.shutdown.cancelled() => false,
+                () = session.shutdown().cancelled() => false,
             };
             if !ready || outbox.push(line).is_err() {
                 break 'pages;
@@ -105,14 +105,14 @@ async fn conversation(
 ) -> Result<Conversation, Reply> {
     let name = match target {
         HistoryTarget::Global => return Ok(Conversation::Global),
-        HistoryTarget::Named(room) if presence.rooms.contains_key(room) => {
+        HistoryTarget::Named(room) if presence.is_in(room) => {
             return Ok(Conversation::Room(room.clone()));
         }
         HistoryTarget::Named(name) => name,
     };
-    let server = &session.context.server;
+    let server = session.server();
     if let Some(other) = server.users.resolve(name.clone()).await {
-        return Ok(Conversation::Private(presence.member.id, other));
+        return Ok(Conversation::Private(presence.member().id, other));
     }
     match server.rooms.not_member(name.clone()).await {
         not_in_room @ RoomError::NotMember(_) => Err(room_refused(&not_in_room)),

@@ -13,11 +13,11 @@ pub(super) async fn apply(session: &mut Session, room: Name) -> Step {
 
 /// Joins the session's user to `room`; the room's name as it was created.
 pub(in crate::server) async fn join(session: &mut Session, room: Name) -> Result<Name, CommandError> {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let member = presence.member.clone();
-    let joined = session.context.server.rooms.join(member, room).await;
+    let member = presence.member().clone();
+    let joined = session.server().rooms.join(member, room).await;
     entered(session, joined).await
 }
 
@@ -25,25 +25,24 @@ pub(in crate::server) async fn join(session: &mut Session, room: Name) -> Result
 /// stored (the user leaves again if it cannot be).
 pub(super) async fn entered(session: &mut Session, joined: Joined) -> Result<Name, CommandError> {
     let room = joined?;
-    let Some(presence) = &mut session.presence else {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
     let name = room.name().clone();
-    if presence.registered
+    if presence.is_registered()
         && let Err(error) = session
-            .context
-            .server
+            .server()
             .store
-            .join(presence.member.name.clone(), name.clone())
+            .join(presence.name().clone(), name.clone())
             .await
     {
-        let _ = room.leave(presence.member.clone()).await;
+        let _ = room.leave(presence.member().clone()).await;
         return Err(CommandError::Membership {
             doing: "joining",
             room: name,
             reason: error.client_message(),
         });
     }
-    presence.rooms.insert(name.clone(), room);
+    session.enter_room(room);
     Ok(name)
 }

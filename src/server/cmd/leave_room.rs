@@ -13,19 +13,19 @@ pub(super) async fn apply(session: &mut Session, room: Name) -> Step {
 
 /// Takes the session's user out of `room`; the room's name as it was created.
 pub(in crate::server) async fn leave(session: &mut Session, room: Name) -> Result<Name, CommandError> {
-    let server = &session.context.server;
-    let Some(presence) = &mut session.presence else {
+    let server = session.server();
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let Some(handle) = presence.rooms.get(&room) else {
+    let Some(handle) = presence.room(&room) else {
         return Err(server.rooms.not_member(room).await.into());
     };
     // A registered user's membership is deleted on disk first, and the user leaves only once
     // that is stored.
-    if presence.registered
+    if presence.is_registered()
         && let Err(error) = server
             .store
-            .leave(presence.member.name.clone(), handle.name().clone())
+            .leave(presence.name().clone(), handle.name().clone())
             .await
     {
         return Err(CommandError::Membership {
@@ -34,8 +34,8 @@ pub(in crate::server) async fn leave(session: &mut Session, room: Name) -> Resul
             reason: error.client_message(),
         });
     }
-    handle.leave(presence.member.clone()).await?;
+    handle.leave(presence.member().clone()).await?;
     let name = handle.name().clone();
-    presence.rooms.remove(&room);
+    session.leave_room(&room);
     Ok(name)
 }

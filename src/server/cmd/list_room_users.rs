@@ -15,8 +15,8 @@ pub(super) async fn apply(session: &mut Session, room: Name) -> Step {
 
 /// The members of `room`, on every node.
 pub(in crate::server) async fn members(session: &Session, room: Name) -> Result<RoomMembers, CommandError> {
-    if session.presence.is_none() {
+    if !session.is_logged_in() {
         return Err(CommandError::NotLoggedIn);
     }
-    Ok(session.context.server.rooms.members(room).await?)
+    Ok(session.server().rooms.members(room).await?)
 }

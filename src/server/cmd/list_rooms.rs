@@ -7,9 +7,9 @@ use crate::server::room::RoomSummary;
 use crate::server::session::Session;
 
 pub(super) async fn apply(session: &mut Session) -> Step {
-    let outcome = match session.presence {
+    let outcome = match session.presence() {
         None => Err(CommandError::NotLoggedIn),
-        Some(_) => session.context.server.rooms.list().await.map_err(Into::into),
+        Some(_) => session.server().rooms.list().await.map_err(Into::into),
     };
     Step::of(session, outcome, Reply::Rooms)
 }
@@ -18,8 +18,8 @@ pub(super) async fn apply(session: &mut Session) -> Step {
 pub(in crate::server) async fn summaries(
     session: &Session,
 ) -> Result<Vec<RoomSummary>, CommandError> {
-    if session.presence.is_none() {
+    if !session.is_logged_in() {
         return Err(CommandError::NotLoggedIn);
     }
-    Ok(session.context.server.rooms.summaries().await?)
+    Ok(session.server().rooms.summaries().await?)
 }

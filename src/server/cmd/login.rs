@@ -1,9 +1,8 @@
 //! `LOGIN <name> <password>`: logs in to an account, taking over a session already logged in
 //! to it, and puts the user back in their rooms. Also what the three login commands share.
 
-use std::collections::BTreeMap;
 
-use linechat_protocol::{Departure, ErrorCode, Name, Password, Reply, Verb};
+use linechat_protocol::{ErrorCode, Name, Password, Reply, Verb};
 use tracing::{info, warn};
 
 use super::Step;
@@ -22,8 +21,8 @@ async fn login(session: &mut Session, name: Name, password: Password) -> Step {
     if let Some(refusal) = already_logged_in(session) {
         return refusal.into();
     }
-    let server = &session.context.server;
-    let registered = match server.accounts.verify(name.clone(), password, session.peer.ip()).await
+    let server = session.server();
+    let registered = match server.accounts.verify(name.clone(), password, session.peer().ip()).await
     {
         Ok(registered) => registered,
         Err(AccountError::BadPassword) => {
@@ -39,7 +38,7 @@ async fn login(session: &mut Session, name: Name, password: Password) -> Step {
     let member = Member {
         name: registered.name,
         id: UserId::Account(registered.id),
-        outbox: session.outbox.clone(),
+        outbox: session.outbox().clone(),
     };
     if !server.users.login(member.clone()).await {
         return account_failure(AccountError::Unavailable).into();
@@ -49,8 +48,8 @@ async fn login(session: &mut Session, name: Name, password: Password) -> Step {
 
 /// `ALREADY_LOGGED_IN`, for a login command from a session that is logged in.
 pub(super) fn already_logged_in(session: &Session) -> Option<Reply> {
-    let presence = session.presence.as_ref()?;
-    let message = format!("you are logged in as {}", presence.member.name);
+    let presence = session.presence()?;
+    let message = format!("you are logged in as {}", presence.name());
     Some(Reply::err(ErrorCode::AlreadyLoggedIn, message))
 }
 
@@ -64,38 +63,32 @@ pub(super) async fn enter(session: &mut Session, verb: Verb, member: Member) -> 
     if verb == Verb::Login {
         restore(session, &mut presence).await;
     }
-    session.presence = Some(presence);
+    session.enter(presence);
     Reply::ok_with(verb, name)
 }
 
 /// The presence of `member`, online through the directory, in no rooms yet: a login's, or a
 /// guest's under a new name (IRC's `NICK`).
 pub(in crate::server) fn new_presence(session: &Session, member: Member, registered: bool) -> Presence {
-    Presence {
-        users: session.context.server.users.clone(),
-        member,
-        registered,
-        rooms: BTreeMap::new(),
-        how: Departure::Lost,
-    }
+    Presence::new(session.server().users.clone(), member, registered)
 }
 
 /// Puts a returning user back in their rooms (they see `JR <room> <you>` for each, the
 /// members the usual `JR`), then hands over the private messages that waited for them.
 async fn restore(session: &Session, presence: &mut Presence) {
-    let server = &session.context.server;
-    let name = presence.member.name.clone();
+    let server = session.server();
+    let name = presence.name().clone();
     for room in server.store.memberships(name.clone()).await {
-        if let Ok(handle) = server.rooms.join(presence.member.clone(), room).await {
-            let _ = session.outbox.push(Delivery::event(Event::Joined {
+        if let Ok(handle) = server.rooms.join(presence.member().clone(), room).await {
+            let _ = session.outbox().push(Delivery::event(Event::Joined {
                 room: handle.name().clone(),
                 user: name.clone(),
             }));
-            presence.rooms.insert(handle.name().clone(), handle);
+            presence.entered(handle);
         }
     }
-    for message in server.store.take_pending(presence.member.id).await {
-        let _ = session.outbox.push(Delivery::event(Event::PrivateMessage {
+    for message in server.store.take_pending(presence.member().id).await {
+        let _ = session.outbox().push(Delivery::event(Event::PrivateMessage {
             id: message.id,
             at: message.at,
             from: message.from,

@@ -7,7 +7,6 @@
 
 use linechat_protocol::{Command, ErrorCode, Name, Reply};
 
-use super::request::unavailable;
 use super::room::{MAX_TOPIC_BYTES, RoomError};
 use super::session::Session;
 
@@ -61,8 +60,13 @@ pub(super) use topic::{set_topic, topic};
 pub(super) use users::online;
 
 /// The answer to a command that needs a logged-in user, from a session without one.
+/// What a client is told when an actor it needed has gone away.
+pub(in crate::server) fn unavailable() -> Reply {
+    Reply::err(ErrorCode::Internal, "the server is unavailable; try again")
+}
+
 pub(super) fn not_logged_in(session: &Session) -> Reply {
-    let how = Reply::login_commands(session.context.settings.allow_guests);
+    let how = Reply::login_commands(session.settings().allow_guests);
     Reply::err(ErrorCode::NotLoggedIn, format!("log in first: {how}"))
 }
 
@@ -104,7 +108,7 @@ pub(in crate::server) fn check_new_name(
     session: &Session,
     name: &Name,
 ) -> Result<(), CommandError> {
-    let max = session.context.settings.max_name_length;
+    let max = session.settings().max_name_length;
     if name.as_str().len() > max {
         let name = name.clone();
         return Err(CommandError::NameTooLong { name, max });

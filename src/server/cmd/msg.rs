@@ -1,7 +1,7 @@
 //! `MSG <text>`: to everyone online, through the directory. Sent on without waiting: its
 //! `OK` follows in order (see `Session::pipeline`).
 
-use tokio::sync::oneshot;
+use crate::server::mailbox::Answer;
 
 use super::{CommandError, Step, refused};
 use crate::server::session::{InFlight, Session};
@@ -19,10 +19,10 @@ pub(super) async fn apply(session: &mut Session, text: String) -> Step {
 pub(in crate::server) fn broadcast(
     session: &Session,
     text: String,
-) -> Result<oneshot::Receiver<()>, CommandError> {
-    let Some(presence) = &session.presence else {
+) -> Result<Answer<()>, CommandError> {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let users = &session.context.server.users;
-    Ok(users.broadcast(presence.member.clone(), text))
+    let users = &session.server().users;
+    Ok(users.broadcast(presence.member().clone(), text))
 }

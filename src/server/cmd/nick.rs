@@ -17,12 +17,12 @@ async fn nick(session: &mut Session, name: Name) -> Step {
     if let Some(refusal) = already_logged_in(session) {
         return refusal.into();
     }
-    if !session.context.settings.allow_guests {
+    if !session.settings().allow_guests {
         let message = "guests are not allowed here; REGISTER or LOGIN";
         return Reply::err(ErrorCode::GuestsDisabled, message).into();
     }
-    let outbox = session.outbox.clone();
-    match session.context.server.users.guest(name.clone(), outbox).await {
+    let outbox = session.outbox().clone();
+    match session.server().users.guest(name.clone(), outbox).await {
         Ok(member) => enter(session, Verb::Nick, member).await.into(),
         Err(refusal) => name_refused(&name, refusal, Verb::Nick).into(),
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use linechat_protocol::{ErrorCode, Name, Reply, Verb};
 
-use tokio::sync::oneshot;
+use crate::server::mailbox::Answer;
 
 use super::{CommandError, Step};
 use crate::connection::{Delivery, OutboxFull};
@@ -20,10 +20,10 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
     // the messages the directory is delivering, which may hand the handle over: a burst to
     // one user pays one round trip, not one each, and nothing sent straight to a recipient
     // overtakes what the directory delivers to them.
-    if session.privates_in_flight > 0 && !session.recipients.contains_key(&to) {
+    if session.awaits_directory_for(&to) {
         session.settle().await;
     }
-    if session.presence.is_none() {
+    if !session.is_logged_in() {
         return super::not_logged_in(session).into();
     }
     let text = match straight(session, &to, text).await {
@@ -42,7 +42,6 @@ pub(super) async fn apply(session: &mut Session, to: Name, text: String) -> Step
         Ok(answer) => answer,
         Err(error) => return super::refused(session, error).into(),
     };
-    session.privates_in_flight += 1;
     session.pipeline(InFlight::Private(answer)).await;
     Step::Done
 }
@@ -55,12 +54,12 @@ pub(in crate::server) fn through_directory(
     session: &Session,
     to: Name,
     text: String,
-) -> Result<oneshot::Receiver<Private>, CommandError> {
-    let Some(presence) = &session.presence else {
+) -> Result<Answer<Private>, CommandError> {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let from = presence.member.clone();
-    Ok(session.context.server.users.private(from, to, text))
+    let from = presence.member().clone();
+    Ok(session.server().users.private(from, to, text))
 }
 
 /// What came of a private message offered to [`straight`].
@@ -84,23 +83,23 @@ pub(in crate::server) async fn straight(
     to: &Name,
     text: String,
 ) -> Straight {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Straight::NoHandle(text);
     };
-    let from = &presence.member;
-    let Some(recipient) = session.recipients.get(to) else {
+    let from = presence.member();
+    let Some(recipient) = session.recipient(to) else {
         return Straight::NoHandle(text);
     };
-    let store = &session.context.server.store;
-    let member = match &recipient.reach {
+    let store = &session.server().store;
+    let member = match recipient.reach() {
         Reach::Here(member) if !member.outbox.is_closed() => member,
         Reach::Elsewhere(remote) if remote.is_present() => {
             remote.send_waiting(store, from, text).await;
-            return Straight::Sent(recipient.sent.clone());
+            return Straight::Sent(recipient.sent().clone());
         }
         // Gone, or logged in again elsewhere: the directory knows where they are now.
         _ => {
-            session.recipients.remove(to);
+            session.forget_recipient(to);
             return Straight::NoHandle(text);
         }
     };
@@ -120,7 +119,7 @@ pub(in crate::server) async fn straight(
         text,
     });
     match member.outbox.push(line) {
-        Ok(()) => Straight::Sent(recipient.sent.clone()),
+        Ok(()) => Straight::Sent(recipient.sent().clone()),
         Err(OutboxFull) => Straight::Refused(PmError::Disconnecting(member.name.clone())),
     }
 }
@@ -138,7 +137,7 @@ fn pm_refused(error: &PmError) -> Reply {
     let code = match error {
         PmError::NoSuchUser(_) | PmError::Disconnecting(_) => ErrorCode::NoSuchUser,
         PmError::Storage { .. } => ErrorCode::Storage,
-        PmError::Unavailable => return crate::server::request::unavailable(),
+        PmError::Unavailable => return super::unavailable(),
     };
     Reply::err(code, error.to_string())
 }

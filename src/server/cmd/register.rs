@@ -19,8 +19,8 @@ async fn register(session: &mut Session, name: Name, password: Password) -> Step
     if let Some(refusal) = already_logged_in(session) {
         return refusal.into();
     }
-    let (ip, outbox) = (session.peer.ip(), session.outbox.clone());
-    let users = &session.context.server.users;
+    let (ip, outbox) = (session.peer().ip(), session.outbox().clone());
+    let users = &session.server().users;
     match users.register(name.clone(), password, ip, outbox).await {
         Ok(member) => enter(session, Verb::Register, member).await.into(),
         Err(RegisterError::Name(refusal)) => name_refused(&name, refusal, Verb::Register).into(),

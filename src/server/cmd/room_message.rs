@@ -27,14 +27,14 @@ pub(in crate::server) async fn say(
     room: Name,
     text: String,
 ) -> Result<Name, CommandError> {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    if let Some(handle) = presence.rooms.get(&room) {
-        let store = &session.context.server.store;
-        if handle.say(store, &presence.member, text).await.is_ok() {
+    if let Some(handle) = presence.room(&room) {
+        let store = &session.server().store;
+        if handle.say(store, presence.member(), text).await.is_ok() {
             return Ok(handle.name().clone());
         }
     }
-    Err(session.context.server.rooms.not_member(room).await.into())
+    Err(session.server().rooms.not_member(room).await.into())
 }

@@ -25,10 +25,10 @@ pub(super) async fn apply(session: &mut Session, room: Name, text: Option<String
 
 /// The topic of `room`, if it has one.
 pub(in crate::server) async fn topic(session: &Session, room: Name) -> Result<RoomTopic, CommandError> {
-    if session.presence.is_none() {
+    if !session.is_logged_in() {
         return Err(CommandError::NotLoggedIn);
     }
-    Ok(session.context.server.rooms.topic(room).await?)
+    Ok(session.server().rooms.topic(room).await?)
 }
 
 /// Sets the topic of `room`, a room of the session's user, or clears it (`None`, which the
@@ -38,11 +38,11 @@ pub(in crate::server) async fn set_topic(
     room: Name,
     text: Option<String>,
 ) -> Result<Name, CommandError> {
-    let Some(presence) = &session.presence else {
+    let Some(presence) = session.presence() else {
         return Err(CommandError::NotLoggedIn);
     };
-    let rooms = &session.context.server.rooms;
-    let Some(handle) = presence.rooms.get(&room) else {
+    let rooms = &session.server().rooms;
+    let Some(handle) = presence.room(&room) else {
         return Err(rooms.not_member(room).await.into());
     };
     if let Some(text) = &text
@@ -51,7 +51,7 @@ pub(in crate::server) async fn set_topic(
         return Err(CommandError::TopicTooLong(text.len()));
     }
     let room = handle.name().clone();
-    let by = presence.member.name.clone();
+    let by = presence.name().clone();
     rooms.set_topic(by, room.clone(), text).await?;
     Ok(room)
 }

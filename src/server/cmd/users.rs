@@ -12,12 +12,11 @@ pub(super) async fn apply(session: &mut Session) -> Step {
 
 /// Everyone online, on every node, sorted.
 pub(in crate::server) async fn online(session: &Session) -> Result<Vec<Name>, CommandError> {
-    if session.presence.is_none() {
+    if !session.is_logged_in() {
         return Err(CommandError::NotLoggedIn);
     }
     session
-        .context
-        .server
+        .server()
         .users
         .list()
         .await

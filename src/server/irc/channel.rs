@@ -33,8 +33,8 @@ impl Channel {
 
 pub(super) async fn join(irc: &mut Irc, message: Message) -> Flow {
     if message.param(0) == "0" {
-        let rooms: Vec<Name> = match &irc.session.presence {
-            Some(presence) => presence.rooms.keys().cloned().collect(),
+        let rooms: Vec<Name> = match irc.session.presence() {
+            Some(presence) => presence.rooms().cloned().collect(),
             None => Vec::new(),
         };
         for room in rooms {
@@ -66,8 +66,8 @@ async fn join_one(irc: &mut Irc, channel: &str) {
         }
         Some(Channel::Room(room)) => room,
     };
-    if let Some(presence) = &irc.session.presence
-        && presence.rooms.contains_key(&room)
+    if let Some(presence) = irc.session.presence()
+        && presence.is_in(&room)
     {
         return;
     }
@@ -105,7 +105,7 @@ pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) 
     }
     irc.as_me("JOIN", &[channel], None);
     if matches!(history, HistoryTarget::Global) {
-        translate::tell(&irc.session.outbox, Control::InGlobal(true));
+        translate::tell(irc.session.outbox(), Control::InGlobal(true));
     }
     if let HistoryTarget::Named(room) = &history
         && let Some(topic) = topic_of(irc, room).await
@@ -113,7 +113,7 @@ pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) 
         send_topic(irc, channel, &topic);
     }
     send_names(irc, channel).await;
-    let count = Some(REPLAY_ON_JOIN.min(irc.session.context.settings.history_max_count));
+    let count = Some(REPLAY_ON_JOIN.min(irc.session.settings().history_max_count));
     // The lines go to the outbox, translated there; the final `OK HISTORY` is not IRC's.
     irc.command(Command::History {
         target: history,
@@ -142,7 +142,7 @@ async fn leave(irc: &mut Irc, channel: &str, reason: Option<&str>) {
         Some(Channel::Global) if irc.in_global => {
             irc.in_global = false;
             irc.as_me("PART", &[GLOBAL], reason);
-            translate::tell(&irc.session.outbox, Control::InGlobal(false));
+            translate::tell(irc.session.outbox(), Control::InGlobal(false));
         }
         Some(Channel::Global) => irc.numeric("442", &[channel], "You're not on that channel"),
         Some(Channel::Room(room)) => match cmd::leave(&mut irc.session, room).await {
@@ -263,9 +263,8 @@ pub(super) async fn topic(irc: &mut Irc, message: Message) -> Flow {
 async fn set_topic(irc: &mut Irc, channel: &str, room: Name, raw: &str) {
     let member = irc
         .session
-        .presence
-        .as_ref()
-        .is_some_and(|presence| presence.rooms.contains_key(&room));
+        .presence()
+        .is_some_and(|presence| presence.is_in(&room));
     let text = if member {
         let Some(plain) = text::from_irc(raw) else {
             irc.server_notice("topic not set: a CTCP request is no topic");

@@ -25,7 +25,7 @@ pub(super) async fn notice(irc: &mut Irc, message: Message) -> Flow {
 
 async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
     // As the line port does before a message (`Session::execute`).
-    irc.session.context.server.store.room_for_history().await;
+    irc.session.server().store.room_for_history().await;
     let Some(targets) = message.params.first().filter(|t| !t.is_empty()) else {
         if answer {
             let text = format!("No recipient given ({})", message.verb);
@@ -87,7 +87,7 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
 
 /// Why a message to a channel was not sent, as a numeric.
 async fn to_channel(irc: &mut Irc, target: &str, text: String) -> Option<(&'static str, String)> {
-    irc.session.presence.as_ref()?;
+    irc.session.presence()?;
     match Channel::parse(target) {
         None => Some(("403", "No such channel".into())),
         Some(Channel::Global) if !irc.in_global => {
@@ -122,7 +122,7 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
     let Ok(to) = Name::parse(target) else {
         return Some(("401", "No such nick/channel".into()));
     };
-    irc.session.presence.as_ref()?;
+    irc.session.presence()?;
     let text = match cmd::straight(&mut irc.session, &to, text).await {
         Straight::Sent(_) => return None,
         Straight::Refused(error) => return Some(refusal(&error)),

@@ -75,8 +75,8 @@ impl FrontEnd for Irc {
     fn new(session: Session) -> Self {
         // The replies of the line-protocol commands the session runs reach the translator
         // as values, which it words as IRC.
-        session.outbox.keep_replies();
-        let server = session.context.settings.irc_server_name().into();
+        session.outbox().keep_replies();
+        let server = session.settings().irc_server_name().into();
         Irc {
             session,
             server,
@@ -127,7 +127,7 @@ impl FrontEnd for Irc {
     fn refuse(&mut self, refusal: Refusal) -> impl Future<Output = ()> + Send + '_ {
         match refusal {
             Refusal::Flood => {
-                let rate = self.session.context.settings.flood_lines_per_sec;
+                let rate = self.session.settings().flood_lines_per_sec;
                 self.server_notice(&format!(
                     "over {rate} lines per second; the line was dropped"
                 ));
@@ -157,8 +157,8 @@ impl FrontEnd for Irc {
 impl Irc {
     /// The user's nick: their name once logged in, else the one they asked for, else `*`.
     fn nick(&self) -> String {
-        match (&self.session.presence, &self.registration.nick) {
-            (Some(presence), _) => presence.member.name.to_string(),
+        match (self.session.presence(), &self.registration.nick) {
+            (Some(presence), _) => presence.name().to_string(),
             (None, Some(nick)) => nick.clone(),
             (None, None) => "*".to_owned(),
         }
@@ -167,14 +167,13 @@ impl Irc {
     /// The logged-in user's name.
     fn name(&self) -> Option<Name> {
         self.session
-            .presence
-            .as_ref()
-            .map(|presence| presence.member.name.clone())
+            .presence()
+            .map(|presence| presence.name().clone())
     }
 
     /// Queues an encoded IRC line.
     fn send(&self, line: bytes::Bytes) {
-        let _ = self.session.outbox.push(Delivery::from_bytes(line));
+        let _ = self.session.outbox().push(Delivery::from_bytes(line));
     }
 
     /// `:<server> <code> <nick> <params...> :<text>`.
@@ -224,7 +223,7 @@ impl Irc {
             cmd::Step::Reply(reply) => reply,
             cmd::Step::Done | cmd::Step::Quit(_) => {
                 debug_assert!(false, "IRC ran a command that answers without a final line");
-                crate::server::request::unavailable()
+                cmd::unavailable()
             }
         }
     }

@@ -58,8 +58,8 @@ pub(super) async fn whois(irc: &mut Irc, message: Message) -> Flow {
             let name = name.as_str();
             irc.numeric("311", &[name, name, HOST, "*"], name);
             let rooms = irc.name().filter(|me| me.as_str() == name).and_then(|_| {
-                let presence = irc.session.presence.as_ref()?;
-                let rooms: Vec<String> = presence.rooms.keys().map(|r| format!("#{r}")).collect();
+                let presence = irc.session.presence()?;
+                let rooms: Vec<String> = presence.rooms().map(|r| format!("#{r}")).collect();
                 Some(rooms)
             });
             if let Some(rooms) = rooms.filter(|rooms| !rooms.is_empty()) {

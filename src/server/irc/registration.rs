@@ -5,8 +5,6 @@
 //! `LOGIN`, a nick without a password a guest's `NICK`. A nick that is a registered account
 //! needs its password; one online already is `433`, and the client picks another.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use linechat_protocol::{Command, Departure, ErrorCode, HistoryTarget, Name, Password, Reply};
 use tracing::info;
@@ -80,7 +78,7 @@ pub(super) async fn cap(irc: &mut Irc, message: Message) -> Flow {
             }
             irc.send(reply("ACK", asked));
             let server_time = irc.registration.enabled.contains(&"server-time");
-            translate::tell(&irc.session.outbox, Control::ServerTime(server_time));
+            translate::tell(irc.session.outbox(), Control::ServerTime(server_time));
         }
         "END" => {
             irc.registration.negotiating = false;
@@ -92,7 +90,7 @@ pub(super) async fn cap(irc: &mut Irc, message: Message) -> Flow {
 }
 
 pub(super) async fn authenticate(irc: &mut Irc, message: Message) -> Flow {
-    if irc.session.presence.is_some() {
+    if irc.session.is_logged_in() {
         irc.numeric("907", &[], "You have already authenticated using SASL");
         return Flow::Continue;
     }
@@ -200,7 +198,7 @@ pub(super) async fn nick(irc: &mut Irc, message: Message) -> Flow {
         return Flow::Continue;
     }
     if !irc.welcomed {
-        if irc.session.presence.is_none() {
+        if !irc.session.is_logged_in() {
             irc.registration.nick = Some(name.to_string());
         }
         return try_register(irc).await;
@@ -212,13 +210,13 @@ pub(super) async fn nick(irc: &mut Irc, message: Message) -> Flow {
 /// `NICK` after registration: a guest takes the new name (if free) and leaves the old one,
 /// taking their rooms along. Others see the old name leave and the new one come.
 async fn rename(irc: &mut Irc, new: Name) {
-    let Some(presence) = &irc.session.presence else {
+    let Some(presence) = irc.session.presence() else {
         return;
     };
-    if presence.member.name.as_str() == new.as_str() {
+    if presence.name().as_str() == new.as_str() {
         return;
     }
-    if presence.registered {
+    if presence.is_registered() {
         irc.numeric(
             "447",
             &[],
@@ -226,8 +224,8 @@ async fn rename(irc: &mut Irc, new: Name) {
         );
         return;
     }
-    let server = irc.session.context.server.clone();
-    let outbox = irc.session.outbox.clone();
+    let server = irc.session.server().clone();
+    let outbox = irc.session.outbox().clone();
     let member = match server.users.guest(new.clone(), outbox).await {
         Ok(member) => member,
         Err(refusal) => {
@@ -239,26 +237,24 @@ async fn rename(irc: &mut Irc, new: Name) {
             return;
         }
     };
-    let Some(mut old) = irc.session.presence.take() else {
+    let Some(mut old) = irc.session.take_presence() else {
         return;
     };
-    let mut rooms = BTreeMap::new();
-    for (name, room) in std::mem::take(&mut old.rooms) {
-        let _ = room.leave(old.member.clone()).await;
+    let mut presence = cmd::new_presence(&irc.session, member.clone(), false);
+    for (name, room) in old.take_rooms() {
+        let _ = room.leave(old.member().clone()).await;
         if let Ok(room) = server.rooms.join(member.clone(), name).await {
-            rooms.insert(room.name().clone(), room);
+            presence.entered(room);
         }
     }
-    let old_name = old.member.name.clone();
-    old.how = Departure::Quit(Some(format!("now known as {new}")));
+    let old_name = old.name().clone();
+    old.depart_as(Departure::Quit(Some(format!("now known as {new}"))));
     drop(old);
     irc.as_me("NICK", &[], Some(new.as_str()));
-    translate::tell(&irc.session.outbox, Control::Nick(new.to_string()));
+    translate::tell(irc.session.outbox(), Control::Nick(new.to_string()));
     irc.session.logged_in_as(&new);
     info!(from = %old_name, "changed nick");
-    let mut presence = cmd::new_presence(&irc.session, member, false);
-    presence.rooms = rooms;
-    irc.session.presence = Some(presence);
+    irc.session.enter(presence);
 }
 
 /// Logs in and welcomes the user once `NICK` and `USER` are in and capability negotiation
@@ -267,12 +263,12 @@ async fn try_register(irc: &mut Irc) -> Flow {
     let ready = irc.registration.user && !irc.registration.negotiating && !irc.welcomed;
     let Some(nick) = irc.registration.nick.clone().filter(|_| ready) else {
         // Logged in by SASL, the nick is the account's; it still waits for USER.
-        if !(ready && irc.session.presence.is_some()) {
+        if !(ready && irc.session.is_logged_in()) {
             return Flow::Continue;
         }
         return welcome(irc).await;
     };
-    if irc.session.presence.is_some() {
+    if irc.session.is_logged_in() {
         return welcome(irc).await;
     }
     let Ok(name) = Name::parse(&nick) else {
@@ -325,7 +321,7 @@ async fn try_register(irc: &mut Irc) -> Flow {
 /// its names and recent history.
 async fn welcome(irc: &mut Irc) -> Flow {
     irc.welcomed = true;
-    let settings = irc.session.context.settings.clone();
+    let settings = irc.session.settings().clone();
     let nick = irc.nick();
     let server = irc.server.clone();
     let version = concat!("linechat-", env!("CARGO_PKG_VERSION"));
@@ -334,7 +330,7 @@ async fn welcome(irc: &mut Irc) -> Flow {
         &[],
         &format!("Welcome to the linechat IRC network, {nick}"),
     );
-    translate::tell(&irc.session.outbox, Control::Welcome(nick.clone()));
+    translate::tell(irc.session.outbox(), Control::Welcome(nick.clone()));
     irc.numeric(
         "002",
         &[],
@@ -372,8 +368,8 @@ async fn welcome(irc: &mut Irc) -> Flow {
     send_motd(irc);
     info!("registered");
     channel::enter(irc, GLOBAL, HistoryTarget::Global).await;
-    let rooms: Vec<Name> = match &irc.session.presence {
-        Some(presence) => presence.rooms.keys().cloned().collect(),
+    let rooms: Vec<Name> = match irc.session.presence() {
+        Some(presence) => presence.rooms().cloned().collect(),
         None => Vec::new(),
     };
     for room in rooms {

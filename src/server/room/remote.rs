@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use linechat_protocol::{Name, Topic};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::room::{Room, RoomRequest};
@@ -203,7 +202,7 @@ impl RoomsActor {
             return;
         };
         for line in lines {
-            actor.post(RoomRequest::Deliver {
+            actor.mailbox().post(RoomRequest::Deliver {
                 line: Delivery::event(line),
             });
         }
@@ -234,12 +233,11 @@ impl RoomsActor {
             let mut state = Vec::with_capacity(rooms.len());
             for (mut room, actor) in rooms {
                 if let Some(actor) = actor {
-                    let (tx, rx) = oneshot::channel();
-                    actor.post(RoomRequest::Members {
+                    let members = actor.mailbox().ask_later(|reply| RoomRequest::Members {
                         others: Vec::new(),
-                        reply: tx,
+                        reply,
                     });
-                    if let Ok(Ok(members)) = rx.await {
+                    if let Ok(Ok(members)) = members.await {
                         room.members = members.users;
                     }
                 }

@@ -14,6 +14,7 @@ use crate::connection::{Delivery, Outbox};
 use crate::server::cluster::{Cluster, wire};
 use crate::server::event::{self, Event};
 use crate::server::log_tally::LogTally;
+use crate::server::mailbox::{BoundedMailbox, Mailbox};
 use crate::server::member::{Member, UserId};
 use crate::server::storage::{Conversation, Record, Store};
 use linechat_protocol::Name;
@@ -49,7 +50,7 @@ pub(super) enum RoomRequest {
 }
 
 /// Tells the rooms actor that a room has no members left.
-pub(super) type IdleSender = mpsc::UnboundedSender<Name>;
+pub(super) type IdleSender = Mailbox<Name>;
 
 /// Messages a room's inbox holds before a member's session waits to send it more: a sender
 /// faster than the room's fan-out is slowed down, not buffered without end.
@@ -60,7 +61,7 @@ const INBOX: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Room {
     name: Name,
-    tx: mpsc::Sender<RoomRequest>,
+    mailbox: BoundedMailbox<RoomRequest>,
 }
 
 impl Room {
@@ -74,7 +75,7 @@ impl Room {
     /// finds it. Waits only while the room's inbox is full. `NotMember` if the room's task
     /// is gone.
     pub async fn say(&self, store: &Store, from: &Member, text: String) -> Result<(), RoomError> {
-        if self.tx.is_closed() {
+        if self.mailbox.is_closed() {
             return Err(self.not_in());
         }
         let record = Record::now(
@@ -92,63 +93,44 @@ impl Room {
             from: from.clone(),
             text,
         });
-        let sent = self.tx.send(RoomRequest::Say { from, line }).await;
+        let sent = self.mailbox.tell(RoomRequest::Say { from, line }).await;
         sent.map_err(|_| self.not_in())
     }
 
     /// Leaves the room, or says why not.
     pub async fn leave(&self, member: Member) -> Result<(), RoomError> {
-        let (reply, answer) = oneshot::channel();
-        let leave = RoomRequest::Leave {
+        let leave = |reply| RoomRequest::Leave {
             member,
             reply: Some(reply),
         };
-        if self.tx.send(leave).await.is_err() {
-            return Err(self.not_in());
-        }
-        answer.await.unwrap_or_else(|_| Err(self.not_in()))
+        let answer = self.mailbox.ask(leave).await;
+        answer.unwrap_or_else(|_| Err(self.not_in()))
     }
 
     fn not_in(&self) -> RoomError {
         RoomError::NotMember(self.name.clone())
     }
 
-    /// Leaves without waiting, as a disconnecting session does.
+    /// Leaves without waiting, as a disconnecting session does: it must not wait for one
+    /// busy room.
     pub fn leave_quietly(&self, member: Member) {
-        post(
-            &self.tx,
-            RoomRequest::Leave {
-                member,
-                reply: None,
-            },
-        );
+        self.mailbox.post(RoomRequest::Leave {
+            member,
+            reply: None,
+        });
     }
 
-    pub(super) fn post(&self, message: RoomRequest) {
-        post(&self.tx, message);
+    /// The room's mailbox, for the rooms actor: it hands the room its work with
+    /// [`Mailbox::post`], as it must not wait for one busy room.
+    pub(super) fn mailbox(&self) -> &BoundedMailbox<RoomRequest> {
+        &self.mailbox
     }
 
     /// Ends the room's task if the room is still empty once it has handled everything sent
     /// before; whether it ended (or was gone already).
     pub(super) async fn close_if_empty(&self) -> bool {
-        let (reply, answer) = oneshot::channel();
-        if self.tx.send(RoomRequest::Close { reply }).await.is_err() {
-            return true;
-        }
-        answer.await.unwrap_or(true)
-    }
-}
-
-/// Sends `message` to a room without waiting: at once if its inbox has room, otherwise from a
-/// task of its own. For the rooms actor and for a session that is unwinding, which must
-/// not wait for one busy room.
-fn post(tx: &mpsc::Sender<RoomRequest>, message: RoomRequest) {
-    match tx.try_send(message) {
-        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-        Err(mpsc::error::TrySendError::Full(message)) => {
-            let tx = tx.clone();
-            tokio::spawn(async move { tx.send(message).await });
-        }
+        let close = self.mailbox.ask(|reply| RoomRequest::Close { reply });
+        close.await.unwrap_or(true)
     }
 }
 
@@ -175,10 +157,10 @@ impl RoomActor {
         idle: IdleSender,
         cluster: Option<Cluster>,
     ) -> Room {
-        let (tx, rx) = mpsc::channel(INBOX);
+        let (mailbox, rx) = BoundedMailbox::bounded(INBOX);
         let handle = Room {
             name: room.clone(),
-            tx,
+            mailbox,
         };
         let actor = RoomActor {
             room,
@@ -262,7 +244,7 @@ impl RoomActor {
                     self.tell_cluster(Change::Left, &user);
                     self.fan_out(Event::Left { room, user }, &member.name);
                     if self.members.is_empty() {
-                        let _ = self.idle.send(self.room.clone());
+                        self.idle.post(self.room.clone());
                     }
                     Ok(())
                 } else {

@@ -3,17 +3,16 @@
 use std::time::Duration;
 
 use linechat_protocol::{Name, Topic};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::error::RoomError;
 use super::remote::RemoteRooms;
 use super::room::Room;
-use super::rooms_actor::RoomsActor;
-use super::topic::TopicChange;
+use super::rooms_actor::{Continuation, RoomsActor};
 use crate::server::cluster::Cluster;
+use crate::server::mailbox::{Backlog, Mailbox};
 use crate::server::member::Member;
-use crate::server::request::{self, Backlog};
-use crate::server::storage::{StorageError, Store};
+use crate::server::storage::Store;
 use crate::server::user::Users;
 
 /// What a join answers: the room's handle, or why not.
@@ -61,7 +60,7 @@ pub struct RoomLimits {
 
 /// What the rooms actor is asked; requests with a `reply` are answered on it.
 #[derive(Debug)]
-pub(crate) enum RoomsRequest {
+pub(super) enum RoomsRequest {
     Create {
         member: Member,
         room: Name,
@@ -99,28 +98,9 @@ pub(crate) enum RoomsRequest {
         text: Option<String>,
         reply: oneshot::Sender<Result<(), RoomError>>,
     },
-    /// Sent back to the rooms actor by the task that waited for a `SetTopic` to be stored.
-    TopicStored {
-        room: Name,
-        change: TopicChange,
-        stored: Result<(), StorageError>,
-        reply: oneshot::Sender<Result<(), RoomError>>,
-    },
-    /// Sent back to the rooms actor by the task that waited for a `Create` to be stored.
-    Stored {
-        member: Member,
-        room: Name,
-        stored: Result<bool, StorageError>,
-        reply: oneshot::Sender<Joined>,
-    },
-    /// Sent back by the task that looked a room this node does not know up in the shared
-    /// store, for a `JR`: the room as stored, if it is.
-    Found {
-        member: Member,
-        room: Name,
-        found: Result<Option<Name>, StorageError>,
-        reply: oneshot::Sender<Joined>,
-    },
+    /// What the actor's own tasks send back to it. Private to the room table: no other
+    /// module can make one.
+    Continue(Continuation),
     /// What the other nodes of a cluster said (see [`RemoteRooms`]).
     Remote(RemoteRooms),
     /// Answered once every room task has handled what it was sent before.
@@ -134,7 +114,8 @@ pub(crate) enum RoomsRequest {
 /// create, join and list rooms; once in a room, they talk to its [`Room`] handle.
 #[derive(Debug, Clone)]
 pub struct Rooms {
-    tx: mpsc::UnboundedSender<RoomsRequest>,
+    /// Seen by the room table's files (its tests ask it what only they need).
+    pub(super) mailbox: Mailbox<RoomsRequest>,
     backlog: Backlog,
 }
 
@@ -148,8 +129,8 @@ impl Rooms {
         limits: RoomLimits,
         cluster: Option<Cluster>,
     ) -> Self {
-        let (tx, backlog) = RoomsActor::spawn(users, store, loaded, topics, limits, cluster);
-        Self { tx, backlog }
+        let (mailbox, backlog) = RoomsActor::spawn(users, store, loaded, topics, limits, cluster);
+        Self { mailbox, backlog }
     }
 
     /// Requests waiting in the actor's inbox, as it last saw it.
@@ -159,59 +140,66 @@ impl Rooms {
 
     /// `CR`: creates `room`, stores it, and joins `member` to it.
     pub async fn create(&self, member: Member, room: Name) -> Joined {
-        self.ask(|reply| RoomsRequest::Create {
-            member,
-            room,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(RoomError::Unavailable))
+        self.mailbox
+            .ask(|reply| RoomsRequest::Create {
+                member,
+                room,
+                reply,
+            })
+            .await
+            .unwrap_or(Err(RoomError::Unavailable))
     }
 
     /// `JR`: joins `member` to `room`.
     pub async fn join(&self, member: Member, room: Name) -> Joined {
-        self.ask(|reply| RoomsRequest::Join {
-            member,
-            room,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(RoomError::Unavailable))
+        self.mailbox
+            .ask(|reply| RoomsRequest::Join {
+                member,
+                room,
+                reply,
+            })
+            .await
+            .unwrap_or(Err(RoomError::Unavailable))
     }
 
     /// Why someone who holds no handle to `room` cannot speak in it or leave it: they are
     /// not in it, or there is no such room.
     pub async fn not_member(&self, room: Name) -> RoomError {
-        self.ask(|reply| RoomsRequest::NotMember { room, reply })
+        self.mailbox
+            .ask(|reply| RoomsRequest::NotMember { room, reply })
             .await
             .unwrap_or(RoomError::Unavailable)
     }
 
     /// The members of `room`.
     pub async fn members(&self, room: Name) -> Result<RoomMembers, RoomError> {
-        self.ask(|reply| RoomsRequest::Members { room, reply })
+        self.mailbox
+            .ask(|reply| RoomsRequest::Members { room, reply })
             .await
             .unwrap_or(Err(RoomError::Unavailable))
     }
 
     /// Every room's name, sorted.
     pub async fn list(&self) -> Result<Vec<Name>, RoomError> {
-        self.ask(|reply| RoomsRequest::List { reply })
+        self.mailbox
+            .ask(|reply| RoomsRequest::List { reply })
             .await
-            .ok_or(RoomError::Unavailable)
+            .map_err(|_| RoomError::Unavailable)
     }
 
     /// Every room with how many members it has and its topic, sorted by name: one request,
     /// for which the table asks each room with members.
     pub async fn summaries(&self) -> Result<Vec<RoomSummary>, RoomError> {
-        self.ask(|reply| RoomsRequest::Summaries { reply })
+        self.mailbox
+            .ask(|reply| RoomsRequest::Summaries { reply })
             .await
-            .ok_or(RoomError::Unavailable)
+            .map_err(|_| RoomError::Unavailable)
     }
 
     /// The room's topic, or why not.
     pub async fn topic(&self, room: Name) -> Result<RoomTopic, RoomError> {
-        self.ask(|reply| RoomsRequest::Topic { room, reply })
+        self.mailbox
+            .ask(|reply| RoomsRequest::Topic { room, reply })
             .await
             .unwrap_or(Err(RoomError::Unavailable))
     }
@@ -225,31 +213,28 @@ impl Rooms {
         room: Name,
         text: Option<String>,
     ) -> Result<(), RoomError> {
-        self.ask(|reply| RoomsRequest::SetTopic {
-            by,
-            room,
-            text,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(RoomError::Unavailable))
-    }
-
-    pub(super) async fn ask<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> RoomsRequest,
-    ) -> Option<T> {
-        request::ask(&self.tx, request).await
+        self.mailbox
+            .ask(|reply| RoomsRequest::SetTopic {
+                by,
+                room,
+                text,
+                reply,
+            })
+            .await
+            .unwrap_or(Err(RoomError::Unavailable))
     }
 
     /// Returns once every room has handled what it was sent before (the leaves of the
     /// sessions that ended, at shutdown), so that what they publish is queued.
     pub async fn settle(&self) {
-        self.ask(|reply| RoomsRequest::Settle { reply }).await;
+        let _ = self
+            .mailbox
+            .ask(|reply| RoomsRequest::Settle { reply })
+            .await;
     }
 
     /// Hands the room table what another node said.
     pub(crate) fn remote(&self, remote: RemoteRooms) {
-        let _ = self.tx.send(RoomsRequest::Remote(remote));
+        self.mailbox.post(RoomsRequest::Remote(remote));
     }
 }

@@ -13,14 +13,55 @@ use tracing::info;
 
 use super::creations::Creations;
 use super::error::{RoomError, RoomStorageError};
-use super::room::{Room, RoomActor, RoomRequest};
+use super::room::{IdleSender, Room, RoomActor, RoomRequest};
 use super::rooms::{Joined, RoomLimits, RoomMembers, RoomSummary, RoomsRequest};
+use super::topic::TopicChange;
 use crate::server::cluster::{Cluster, wire};
 use crate::server::event::Event;
+use crate::server::mailbox::{Backlog, Mailbox, WeakMailbox};
 use crate::server::member::Member;
-use crate::server::request::Backlog;
 use crate::server::storage::{StorageError, Store};
 use crate::server::user::Users;
+
+/// What the rooms actor's tasks send back to it when the store has answered for a request.
+/// Only the room table's files make one ([`RoomsRequest::Continue`] carries it), so no other
+/// module can forge, say, a room stored.
+///
+/// It comes on the actor's one inbox, behind the requests sent before it: handled in the
+/// order it came, as every request is. A task sends it once the store answered, at a moment
+/// no session's request depends on; a session's next request waits for the answer this
+/// continuation gives, so it always comes after.
+#[derive(Debug)]
+pub(super) enum Continuation {
+    /// By the task that waited for a [`RoomsRequest::SetTopic`] to be stored.
+    TopicStored {
+        room: Name,
+        change: TopicChange,
+        stored: Result<(), StorageError>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
+    },
+    /// By the task that waited for a [`RoomsRequest::Create`] to be stored.
+    Stored {
+        member: Member,
+        room: Name,
+        stored: Result<bool, StorageError>,
+        reply: oneshot::Sender<Joined>,
+    },
+    /// By the task that looked a room this node does not know up in the shared
+    /// store, for a `JR`: the room as stored, if it is.
+    Found {
+        member: Member,
+        room: Name,
+        found: Result<Option<Name>, StorageError>,
+        reply: oneshot::Sender<Joined>,
+    },
+}
+
+impl From<Continuation> for RoomsRequest {
+    fn from(continuation: Continuation) -> Self {
+        RoomsRequest::Continue(continuation)
+    }
+}
 
 pub(super) struct RoomEntry {
     /// The name as it was created, for listings.
@@ -66,12 +107,12 @@ pub(super) struct RoomsActor {
     /// until it is on disk. With each, the `JR`s that came meanwhile: they join it once it
     /// exists, rather than be told there is no such room a moment before there is.
     pub(super) creating: HashMap<Name, Vec<(Member, oneshot::Sender<Joined>)>>,
-    /// The actor's own inbox, for the answers of the storage; weak, so that the
+    /// The actor's own mailbox, for the [`Continuation`]s of its tasks; weak, so that the
     /// actor still ends when every handle is gone.
-    pub(super) back: mpsc::WeakUnboundedSender<RoomsRequest>,
+    pub(super) back: WeakMailbox<RoomsRequest>,
     pub(super) users: Users,
     pub(super) store: Store,
-    pub(super) idle: mpsc::UnboundedSender<Name>,
+    pub(super) idle: IdleSender,
     /// Where the store's answer comes back: which expired rooms nobody remembers.
     pub(super) unremembered: mpsc::UnboundedSender<(Instant, Vec<Name>)>,
     pub(super) backlog: Backlog,
@@ -93,11 +134,11 @@ impl RoomsActor {
         topics: Vec<(Name, Topic)>,
         limits: RoomLimits,
         cluster: Option<Cluster>,
-    ) -> (mpsc::UnboundedSender<RoomsRequest>, Backlog) {
+    ) -> (Mailbox<RoomsRequest>, Backlog) {
         // Unbounded: a session sends its next room request only once the last is answered,
         // so at most one per connection waits here.
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Mailbox::unbounded();
+        let (idle_tx, idle_rx) = Mailbox::unbounded();
         let (unremembered_tx, unremembered_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let mut topics: HashMap<Name, Topic> = topics.into_iter().collect();
@@ -221,6 +262,30 @@ impl RoomsActor {
         }
     }
 
+    /// Finishes a request once the store has answered.
+    fn resume(&mut self, continuation: Continuation) {
+        match continuation {
+            Continuation::Stored {
+                member,
+                room,
+                stored,
+                reply,
+            } => self.stored(member, room, stored, reply),
+            Continuation::Found {
+                member,
+                room,
+                found,
+                reply,
+            } => self.found(member, room, found, reply),
+            Continuation::TopicStored {
+                room,
+                change,
+                stored,
+                reply,
+            } => self.topic_stored(room, change, stored, reply),
+        }
+    }
+
     /// Hands each request to its method.
     fn handle(&mut self, request: RoomsRequest) {
         match request {
@@ -229,18 +294,7 @@ impl RoomsActor {
                 room,
                 reply,
             } => self.create(member, room, reply),
-            RoomsRequest::Stored {
-                member,
-                room,
-                stored,
-                reply,
-            } => self.stored(member, room, stored, reply),
-            RoomsRequest::Found {
-                member,
-                room,
-                found,
-                reply,
-            } => self.found(member, room, found, reply),
+            RoomsRequest::Continue(continuation) => self.resume(continuation),
             RoomsRequest::Join {
                 member,
                 room,
@@ -259,12 +313,6 @@ impl RoomsActor {
                 text,
                 reply,
             } => self.set_topic(by, room, text, reply),
-            RoomsRequest::TopicStored {
-                room,
-                change,
-                stored,
-                reply,
-            } => self.topic_stored(room, change, stored, reply),
             RoomsRequest::Remote(remote) => self.heard(remote),
             RoomsRequest::Settle { reply } => {
                 let running: Vec<Room> = self
@@ -274,10 +322,9 @@ impl RoomsActor {
                     .collect();
                 tokio::spawn(async move {
                     for room in running {
-                        let (tx, rx) = oneshot::channel();
                         let others = Vec::new();
-                        room.post(RoomRequest::Members { others, reply: tx });
-                        let _ = rx.await;
+                        let members = |reply| RoomRequest::Members { others, reply };
+                        let _ = room.mailbox().ask_later(members).await;
                     }
                     let _ = reply.send(());
                 });
@@ -315,12 +362,13 @@ impl RoomsActor {
         tokio::spawn(async move {
             let stored = stored.await;
             if let Some(back) = back.upgrade() {
-                let _ = back.send(RoomsRequest::Stored {
+                let stored = Continuation::Stored {
                     member,
                     room,
                     stored,
                     reply,
-                });
+                };
+                back.post(stored.into());
             }
         });
     }
@@ -400,12 +448,13 @@ impl RoomsActor {
                 .await
                 .map(|found| found.map(|(room, _)| room));
             if let Some(back) = back.upgrade() {
-                let _ = back.send(RoomsRequest::Found {
+                let found = Continuation::Found {
                     member,
                     room,
                     found,
                     reply,
-                });
+                };
+                back.post(found.into());
             }
         });
     }
@@ -455,7 +504,7 @@ impl RoomsActor {
         match self.rooms.get(room) {
             Some(RoomEntry {
                 actor: Some(actor), ..
-            }) => actor.post(RoomRequest::Members {
+            }) => actor.mailbox().post(RoomRequest::Members {
                 others: others(),
                 reply,
             }),
@@ -509,12 +558,11 @@ impl RoomsActor {
             let mut summaries = Vec::with_capacity(rooms.len());
             for (mut summary, actor) in rooms {
                 if let Some(actor) = actor {
-                    let (tx, rx) = oneshot::channel();
-                    actor.post(RoomRequest::Members {
+                    let members = actor.mailbox().ask_later(|reply| RoomRequest::Members {
                         others: Vec::new(),
-                        reply: tx,
+                        reply,
                     });
-                    if let Ok(Ok(members)) = rx.await {
+                    if let Ok(Ok(members)) = members.await {
                         summary.members += members.users.len();
                     }
                 }
@@ -536,7 +584,7 @@ impl RoomsActor {
             let cluster = self.cluster.clone();
             RoomActor::spawn(room, self.limits.max_members, self.idle.clone(), cluster)
         });
-        actor.post(RoomRequest::Join {
+        actor.mailbox().post(RoomRequest::Join {
             member,
             created,
             handle: actor.clone(),

@@ -84,6 +84,7 @@ async fn room_messages_reach_other_members_only() {
 
 async fn running_managers(rooms: &Rooms) -> usize {
     rooms
+        .mailbox
         .ask(|reply| RoomsRequest::RunningManagers { reply })
         .await
         .unwrap()

@@ -7,8 +7,8 @@ use tokio::sync::oneshot;
 
 use super::error::{RoomError, RoomStorageError};
 use super::room::RoomRequest;
-use super::rooms::{RoomTopic, RoomsRequest};
-use super::rooms_actor::RoomsActor;
+use super::rooms::RoomTopic;
+use super::rooms_actor::{Continuation, RoomsActor};
 use crate::connection::Delivery;
 use crate::server::cluster::wire;
 use crate::server::event::Event;
@@ -79,12 +79,13 @@ impl RoomsActor {
         tokio::spawn(async move {
             let stored = stored.await;
             if let Some(back) = back.upgrade() {
-                let _ = back.send(RoomsRequest::TopicStored {
+                let stored = Continuation::TopicStored {
                     room,
                     change,
                     stored,
                     reply,
-                });
+                };
+                back.post(stored.into());
             }
         });
     }
@@ -120,7 +121,7 @@ impl RoomsActor {
             // in order with the room's messages, here and, clustered, on the other nodes.
             if let Some(actor) = &entry.actor {
                 let line = Delivery::event(topic);
-                actor.post(RoomRequest::Say {
+                actor.mailbox().post(RoomRequest::Say {
                     from: change.by.clone(),
                     line,
                 });

@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -23,8 +22,8 @@ use linechat_protocol::{Command, Departure, Name, Password, Reply, Verb};
 use super::cmd::{self, CommandError};
 use super::handle::ServerHandle;
 use super::limits::RoomCreations;
+use super::mailbox::Answer;
 use super::member::Member;
-use super::request::unavailable;
 use super::room::Room;
 use super::storage::{Conversation, StorageError, StoredMessage};
 use super::user::{PmError, PmOutcome, Private, RemoteRecipient, Users};
@@ -47,14 +46,78 @@ pub(super) struct SessionContext {
 /// A logged-in user. Dropping it takes the user offline and out of their rooms, also when the
 /// session's task panics, so that nobody is left behind in a room.
 pub(super) struct Presence {
-    pub(super) users: Users,
-    pub(super) member: Member,
+    users: Users,
+    member: Member,
     /// Registered users' rooms are remembered across logins; guests' are not.
-    pub(super) registered: bool,
+    registered: bool,
     /// The rooms the user is in, with the handles their messages go to.
-    pub(super) rooms: BTreeMap<Name, Room>,
+    rooms: BTreeMap<Name, Room>,
     /// What others are told; stays `Lost` if the session's task panics.
-    pub(super) how: Departure,
+    how: Departure,
+}
+
+impl Presence {
+    /// `member`, online through the directory `users`, in no rooms yet.
+    pub(super) fn new(users: Users, member: Member, registered: bool) -> Self {
+        Self {
+            users,
+            member,
+            registered,
+            rooms: BTreeMap::new(),
+            how: Departure::Lost,
+        }
+    }
+
+    /// Who the user is and where their lines go.
+    pub(super) fn member(&self) -> &Member {
+        &self.member
+    }
+
+    /// The user's name.
+    pub(super) fn name(&self) -> &Name {
+        &self.member.name
+    }
+
+    /// Whether the user logged in to an account (rather than as a guest).
+    pub(super) fn is_registered(&self) -> bool {
+        self.registered
+    }
+
+    /// The handle of `room`, if the user is in it.
+    pub(super) fn room(&self, room: &Name) -> Option<&Room> {
+        self.rooms.get(room)
+    }
+
+    /// Whether the user is in `room`.
+    pub(super) fn is_in(&self, room: &Name) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// The rooms the user is in, by name, sorted.
+    pub(super) fn rooms(&self) -> impl Iterator<Item = &Name> {
+        self.rooms.keys()
+    }
+
+    /// Keeps the handle of a room the user joined.
+    pub(super) fn entered(&mut self, room: Room) {
+        self.rooms.insert(room.name().clone(), room);
+    }
+
+    /// Drops the handle of a room the user left.
+    pub(super) fn left(&mut self, room: &Name) {
+        self.rooms.remove(room);
+    }
+
+    /// Hands over the handles of every room the user is in, leaving them none: for a rename,
+    /// which leaves each under the old name and joins it under the new.
+    pub(super) fn take_rooms(&mut self) -> BTreeMap<Name, Room> {
+        std::mem::take(&mut self.rooms)
+    }
+
+    /// What the others are told when the user goes.
+    pub(super) fn depart_as(&mut self, how: Departure) {
+        self.how = how;
+    }
 }
 
 impl Drop for Presence {
@@ -71,9 +134,21 @@ impl Drop for Presence {
 /// them: to their outbox on this node, valid exactly as long as it takes lines (as long as
 /// their session lives), or to their node's queue, as long as the directory knows them there.
 pub(super) struct Recipient {
-    pub(super) reach: Reach,
+    reach: Reach,
     /// `OK PM <name>`, encoded once.
-    pub(super) sent: Arc<Delivery>,
+    sent: Arc<Delivery>,
+}
+
+impl Recipient {
+    /// Where their messages go.
+    pub(super) fn reach(&self) -> &Reach {
+        &self.reach
+    }
+
+    /// The answer to a message sent to them, `OK PM <name>`.
+    pub(super) fn sent(&self) -> &Arc<Delivery> {
+        &self.sent
+    }
 }
 
 /// Where a kept recipient's messages go.
@@ -97,9 +172,9 @@ pub(super) enum InFlight {
     /// Known already; it waits only for the lines of the commands before it.
     Ready(Arc<Delivery>),
     /// A global message the directory sends; answered once it is sent.
-    Broadcast(oneshot::Receiver<()>),
+    Broadcast(Answer<()>),
     /// A private message the directory delivers; its answer may hand over the recipient.
-    Private(oneshot::Receiver<Private>),
+    Private(Answer<Private>),
 }
 
 /// What a command in flight came to.
@@ -115,7 +190,7 @@ impl InFlight {
             InFlight::Ready(line) => Answered::Line(line.clone()),
             InFlight::Broadcast(answer) => Answered::Reply(match answer.await {
                 Ok(()) => Reply::ok(Verb::Msg),
-                Err(_) => unavailable(),
+                Err(_) => cmd::unavailable(),
             }),
             InFlight::Private(answer) => {
                 Answered::Private(answer.await.unwrap_or(Err(PmError::Unavailable)))
@@ -124,26 +199,27 @@ impl InFlight {
     }
 }
 
-/// One connection's session, which its [`FrontEnd`] drives: the public methods below are what
-/// a front-end outside this crate may do with it.
+/// One connection's session, which its [`FrontEnd`] drives. Its fields are the session's own
+/// (and its connection loop's); commands and front-ends change it through the methods below,
+/// which say what they do: the public ones are what a front-end outside this crate may do.
 pub struct Session {
-    pub(super) peer: SocketAddr,
-    pub(super) outbox: Outbox,
-    pub(super) context: Arc<SessionContext>,
-    pub(super) presence: Option<Presence>,
+    peer: SocketAddr,
+    outbox: Outbox,
+    context: Arc<SessionContext>,
+    presence: Option<Presence>,
     /// Messages (`RM`, `MSG`, `PM`) sent on without waiting, oldest first. Their replies go
     /// out in this order, and before the reply of any later command, so a burst of messages
     /// costs no round trip each, yet every command still gets its final line in order.
-    pub(super) in_flight: VecDeque<InFlight>,
+    in_flight: VecDeque<InFlight>,
     /// How many of those are private messages the directory is delivering. While any is, a
     /// message to someone whose handle the session lacks first waits for their answers.
-    pub(super) privates_in_flight: usize,
+    privates_in_flight: usize,
     /// The users this session sent private messages to lately, by name.
-    pub(super) recipients: HashMap<Name, Recipient>,
-    pub(super) room_creations: RoomCreations,
+    recipients: HashMap<Name, Recipient>,
+    room_creations: RoomCreations,
     /// When a connection that has not logged in is closed: `login_timeout_secs` after it
     /// was accepted.
-    pub(super) login_deadline: Instant,
+    login_deadline: Instant,
 }
 
 /// Messages a session lets run ahead of their replies.
@@ -176,9 +252,94 @@ impl Session {
         }
     }
 
+    /// The client's address.
+    pub(super) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Where the front-end queues what it says; the events the actors deliver to the user
+    /// arrive there too, and reach the front-end's [`crate::connection::Wording`].
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// The handles of the server's actors.
+    pub(super) fn server(&self) -> &ServerHandle {
+        &self.context.server
+    }
+
+    /// The server's settings.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.context.settings
+    }
+
+    /// Cancelled when the server shuts down.
+    pub(super) fn shutdown(&self) -> &CancellationToken {
+        &self.context.shutdown
+    }
+
+    /// The user logged in, if any.
+    pub(super) fn presence(&self) -> Option<&Presence> {
+        self.presence.as_ref()
+    }
+
+    pub(super) fn is_logged_in(&self) -> bool {
+        self.presence.is_some()
+    }
+
+    /// Logs the session in as `presence` (replacing any presence it had).
+    pub(super) fn enter(&mut self, presence: Presence) {
+        self.presence = Some(presence);
+    }
+
+    /// Takes the presence out of the session, which is logged out until the next
+    /// [`Session::enter`]; dropping it takes the user offline.
+    pub(super) fn take_presence(&mut self) -> Option<Presence> {
+        self.presence.take()
+    }
+
+    /// Keeps the handle of a room the user joined.
+    pub(super) fn enter_room(&mut self, room: Room) {
+        if let Some(presence) = &mut self.presence {
+            presence.entered(room);
+        }
+    }
+
+    /// Drops the handle of a room the user left.
+    pub(super) fn leave_room(&mut self, room: &Name) {
+        if let Some(presence) = &mut self.presence {
+            presence.left(room);
+        }
+    }
+
+    /// Whether this connection may create a room now (its own limit per minute); counts
+    /// the creation if so.
+    pub(super) fn may_create_room(&mut self) -> bool {
+        self.room_creations.allow()
+    }
+
+    /// The handle of `to`, kept from a private message the directory delivered.
+    pub(super) fn recipient(&self, to: &Name) -> Option<&Recipient> {
+        self.recipients.get(to)
+    }
+
+    /// Forgets the handle of `to`, whose session has ended.
+    pub(super) fn forget_recipient(&mut self, to: &Name) {
+        self.recipients.remove(to);
+    }
+
+    /// Whether a message to `to` must first wait for the private messages the directory is
+    /// delivering: the session lacks `to`'s handle, and one of them may hand it over.
+    pub(super) fn awaits_directory_for(&self, to: &Name) -> bool {
+        self.privates_in_flight > 0 && !self.recipients.contains_key(to)
+    }
+
     /// Queues the final line of a message sent on without waiting, after those of the
     /// commands before it; waits for the oldest when too many are in flight.
     pub(super) async fn pipeline(&mut self, item: InFlight) {
+        if let InFlight::Private(_) = item {
+            self.privates_in_flight += 1;
+        }
         match item {
             InFlight::Ready(line) if self.in_flight.is_empty() => {
                 let _ = self.outbox.push(line);
@@ -261,16 +422,6 @@ impl Session {
 /// What a front-end does with its session: the typed operations of `cmd`, which the line
 /// protocol and IRC run too, and the outbox its lines and the events for its user go to.
 impl Session {
-    /// Where the front-end queues what it says; the events the actors deliver to the user
-    /// arrive there too, and reach the front-end's [`crate::connection::Wording`].
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.context.settings
-    }
-
     /// The name of the user logged in, if any.
     pub fn user(&self) -> Option<&Name> {
         self.presence.as_ref().map(|presence| &presence.member.name)

@@ -20,8 +20,8 @@ use super::{
     StoredMessage, postgres, sqlite,
 };
 use crate::server::log_tally::LogTally;
+use crate::server::mailbox::Backlog;
 use crate::server::member::UserId;
-use crate::server::request::Backlog;
 use linechat_protocol::{Name, Topic};
 
 /// A batch this large is written at once, whatever the window. Large, because a commit

@@ -38,8 +38,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use crate::server::request;
-use tokio::sync::{mpsc, oneshot};
+use crate::server::mailbox::{Answer, Backlog, Gone, Mailbox};
+use tokio::sync::oneshot;
 
 use super::member::UserId;
 use super::priority::{self, Below};
@@ -215,6 +215,12 @@ pub enum StorageError {
     OutOfReach,
 }
 
+impl From<Gone> for StorageError {
+    fn from(_: Gone) -> Self {
+        StorageError::Gone
+    }
+}
+
 impl StorageError {
     /// Whether a new account was refused because its name is registered already: on a
     /// shared store, by another node since this one last looked.
@@ -383,10 +389,10 @@ impl StoreRequest {
 /// A handle to the storage: the writer task's inbox and the pool of read connections.
 #[derive(Debug, Clone)]
 pub struct Store {
-    tx: mpsc::UnboundedSender<StoreRequest>,
+    mailbox: Mailbox<StoreRequest>,
     reader: reader::Reader,
     history: bool,
-    backlog: request::Backlog,
+    backlog: Backlog,
     queued: Arc<Queued>,
     /// The ids this node hands out (`ids.rs`).
     ids: Arc<MessageIds>,
@@ -413,8 +419,8 @@ impl Store {
         // Unbounded so that recording itself never waits (an actor records as it delivers):
         // what history waits is bounded by `Queued` instead, which sessions wait on before
         // their next message; the requests waiting show in the `stats` line as the backlog.
-        let (tx, rx) = mpsc::unbounded_channel();
-        let backlog = request::Backlog::default();
+        let (mailbox, rx) = Mailbox::unbounded();
+        let backlog = Backlog::default();
         let (opened, opening) = oneshot::channel();
         let (stopped, writer_stopped) = oneshot::channel();
         let queued = Arc::new(Queued::new(queued::QUEUED_AT_MOST));
@@ -447,7 +453,7 @@ impl Store {
         let loaded = opening.await.map_err(|_| StorageError::Gone)??;
         let reader = reader::Reader::open(&options).await?;
         let store = Store {
-            tx,
+            mailbox,
             reader,
             history: options.history,
             backlog,
@@ -507,7 +513,11 @@ impl Store {
             // counted yet.
             let cost = Queued::cost(&record);
             self.queued.add(cost);
-            if self.tx.send(StoreRequest::Record(record, id)).is_err() {
+            if self
+                .mailbox
+                .try_tell(StoreRequest::Record(record, id))
+                .is_err()
+            {
                 // The writer has stopped (at shutdown): nothing waits for it.
                 self.queued.take(cost);
             }
@@ -534,21 +544,19 @@ impl Store {
     /// The same, under the id it was given where it was accepted ([`Store::next_id`]).
     pub fn queue_private_as(&self, record: Record, id: MessageId) -> Queueing {
         let answer = if id.is_stored() {
-            request::submit(&self.tx, |reply| {
-                StoreRequest::QueuePrivate(Box::new((record, id, reply)))
-            })
+            self.mailbox
+                .ask_later(|reply| StoreRequest::QueuePrivate(Box::new((record, id, reply))))
         } else {
             // No id this node may store it under: refused as when the database is away.
-            let (reply, answer) = oneshot::channel();
-            let _ = reply.send(Err(StorageError::OutOfReach));
-            answer
+            Answer::ready(Err(StorageError::OutOfReach))
         };
         Queueing { id, answer }
     }
 
     /// Stores a new account and returns its id.
     pub async fn create_account(&self, name: Name, hash: String) -> Result<i64, StorageError> {
-        self.ask(|reply| StoreRequest::CreateAccount { name, hash, reply })
+        self.mailbox
+            .ask(|reply| StoreRequest::CreateAccount { name, hash, reply })
             .await?
     }
 
@@ -561,11 +569,12 @@ impl Store {
         room: Name,
         creator: Name,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send + 'static {
-        self.ask_now(|reply| StoreRequest::CreateRoom {
+        let answer = self.mailbox.ask_later(|reply| StoreRequest::CreateRoom {
             room,
             creator,
             reply,
-        })
+        });
+        async move { answer.await? }
     }
 
     /// Sets `room`'s topic, or clears it (`None`). Sent at once; the returned future only
@@ -576,33 +585,41 @@ impl Store {
         topic: Option<Topic>,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
         let topic = topic.map(Box::new);
-        self.ask_now(|reply| StoreRequest::SetTopic { room, topic, reply })
+        let answer = self
+            .mailbox
+            .ask_later(|reply| StoreRequest::SetTopic { room, topic, reply });
+        async move { answer.await? }
     }
 
     /// Returns once every record sent before is committed (at the next group commit).
     #[cfg(test)]
     pub async fn sync(&self) {
-        let _ = self.ask(|done| StoreRequest::Barrier { done }).await;
+        let _ = self
+            .mailbox
+            .ask(|done| StoreRequest::Barrier { done })
+            .await;
     }
 
     /// Remembers that registered user `account` is in `room`; returns once it is on disk.
     pub async fn join(&self, account: Name, room: Name) -> Result<(), StorageError> {
-        self.ask(|reply| StoreRequest::Join {
-            account,
-            room,
-            reply,
-        })
-        .await?
+        self.mailbox
+            .ask(|reply| StoreRequest::Join {
+                account,
+                room,
+                reply,
+            })
+            .await?
     }
 
     /// Forgets that `account` is in `room`; returns once that is on disk.
     pub async fn leave(&self, account: Name, room: Name) -> Result<(), StorageError> {
-        self.ask(|reply| StoreRequest::Leave {
-            account,
-            room,
-            reply,
-        })
-        .await?
+        self.mailbox
+            .ask(|reply| StoreRequest::Leave {
+                account,
+                room,
+                reply,
+            })
+            .await?
     }
 
     /// The rooms `account` was in, by their names as created. A read: it never waits for a
@@ -618,7 +635,8 @@ impl Store {
     /// Private messages that waited for `account`, oldest first; they count as delivered.
     /// On a failure nothing counts as delivered, and the messages wait for the next login.
     pub async fn take_pending(&self, account: UserId) -> Vec<StoredMessage> {
-        self.ask(|reply| StoreRequest::TakePending { account, reply })
+        self.mailbox
+            .ask(|reply| StoreRequest::TakePending { account, reply })
             .await
             .unwrap_or_default()
     }
@@ -651,7 +669,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StorageError> {
         if after.is_none() {
-            self.ask(|done| StoreRequest::Barrier { done }).await?;
+            self.mailbox
+                .ask(|done| StoreRequest::Barrier { done })
+                .await?;
         }
         self.reader
             .history_page(&conversation, window, after.map(MessageId::get), limit)
@@ -661,7 +681,8 @@ impl Store {
 
     /// Of `rooms`, those that no registered user remembers.
     pub async fn unremembered_rooms(&self, rooms: Vec<Name>) -> Vec<Name> {
-        self.ask(|reply| StoreRequest::UnrememberedRooms { rooms, reply })
+        self.mailbox
+            .ask(|reply| StoreRequest::UnrememberedRooms { rooms, reply })
             .await
             .unwrap_or_default()
     }
@@ -670,7 +691,9 @@ impl Store {
     /// the time this runs. Sent at once; the returned future resolves once it is done,
     /// failed (logged) or refused.
     pub fn delete_rooms(&self, rooms: Vec<Name>) -> impl Future<Output = ()> + Send + 'static {
-        let done = request::submit(&self.tx, |done| StoreRequest::DeleteRooms { rooms, done });
+        let done = self
+            .mailbox
+            .ask_later(|done| StoreRequest::DeleteRooms { rooms, done });
         async move {
             let _ = done.await;
         }
@@ -681,32 +704,17 @@ impl Store {
         // Readers first, so that the writer's connection is the last and checkpoints the
         // write-ahead log into the database as it closes.
         self.reader.close().await;
-        let _ = self.ask(|reply| StoreRequest::Close { reply }).await;
+        let _ = self
+            .mailbox
+            .ask(|reply| StoreRequest::Close { reply })
+            .await;
     }
 
     /// Caps the database at its current size: later writes that need a new page fail as
     /// on a full disk.
     #[cfg(test)]
     async fn fill_up(&self) {
-        let _ = self.ask(|done| StoreRequest::FillUp { done }).await;
-    }
-
-    async fn ask<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> StoreRequest,
-    ) -> Result<T, StorageError> {
-        request::ask(&self.tx, request)
-            .await
-            .ok_or(StorageError::Gone)
-    }
-
-    /// Sends a write now and returns a future of its outcome.
-    fn ask_now<T: Send + 'static>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> StoreRequest,
-    ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static {
-        let answer = request::submit(&self.tx, request);
-        async move { answer.await.map_err(|_| StorageError::Gone)? }
+        let _ = self.mailbox.ask(|done| StoreRequest::FillUp { done }).await;
     }
 }
 
@@ -715,7 +723,7 @@ impl Store {
 #[derive(Debug)]
 pub struct Queueing {
     id: MessageId,
-    answer: oneshot::Receiver<Result<(), StorageError>>,
+    answer: Answer<Result<(), StorageError>>,
 }
 
 impl Queueing {
@@ -729,9 +737,7 @@ impl Future for Queueing {
     type Output = Result<(), StorageError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.answer)
-            .poll(cx)
-            .map(|answer| answer.map_err(|_| StorageError::Gone)?)
+        Pin::new(&mut self.answer).poll(cx).map(|answer| answer?)
     }
 }
 

@@ -4,7 +4,7 @@
 use linechat_protocol::{Departure, Name};
 use tokio::sync::oneshot;
 
-use super::users::UsersRequest;
+use super::users_actor::Continuation;
 use super::users_actor::UsersActor;
 use crate::connection::Outbox;
 use crate::server::cluster::{ClaimError, Cluster};
@@ -74,7 +74,7 @@ impl UsersActor {
     }
 
     /// Claims `member`'s name in the cluster, from a task of its own; the answer comes back
-    /// as [`UsersRequest::Claimed`]. A login takes the name over from a session of the same
+    /// as [`Continuation::Claimed`]. A login takes the name over from a session of the same
     /// account on another node (its owner proved it); a guest gets it only if it is free.
     ///
     /// On a shared store, a guest's name is first looked up there: it may be an account
@@ -89,11 +89,14 @@ impl UsersActor {
         let store = self.store.is_shared().then(|| self.store.clone());
         tokio::spawn(async move {
             let claim = claim_name(cluster, store, &member, &reply).await;
-            let _ = actor.send(UsersRequest::Claimed {
-                member,
-                claim,
-                reply,
-            });
+            actor.post(
+                Continuation::Claimed {
+                    member,
+                    claim,
+                    reply,
+                }
+                .into(),
+            );
         });
     }
 

@@ -21,5 +21,4 @@ pub use private::{PmError, PmOutcome, Private, RemoteRecipient};
 pub use registration::RegisterError;
 pub(crate) use remote::Remote;
 pub use users::Users;
-pub(crate) use users::UsersRequest;
 use users_actor::{RemoteUser, UsersActor};

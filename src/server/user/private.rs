@@ -6,7 +6,7 @@ use crate::server::event::{self, Event};
 use linechat_protocol::Name;
 use tokio::sync::oneshot;
 
-use super::users::UsersRequest;
+use super::users_actor::Continuation;
 use super::users_actor::UsersActor;
 use crate::server::cluster::Cluster;
 use crate::server::cluster::wire;
@@ -230,7 +230,7 @@ impl UsersActor {
     }
 
     /// Looks `name`, which this node does not know, up in the shared store from a task of
-    /// its own; the answer comes back as [`UsersRequest::LookedUp`]. One lookup per name at
+    /// its own; the answer comes back as [`Continuation::LookedUp`]. One lookup per name at
     /// a time: what waits for it is kept in order in `looking_up`.
     pub(super) fn look_up(&mut self, name: Name) {
         if self.looking_up.contains_key(&name) {
@@ -246,7 +246,7 @@ impl UsersActor {
                     None
                 }
             };
-            let _ = actor.send(UsersRequest::LookedUp { name, account });
+            actor.post(Continuation::LookedUp { name, account }.into());
         });
     }
 

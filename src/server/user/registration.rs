@@ -7,7 +7,7 @@ use linechat_protocol::{Departure, Name, Password};
 use tokio::sync::oneshot;
 
 use super::claims::{NameRefusal, look_alike_key};
-use super::users::UsersRequest;
+use super::users_actor::Continuation;
 use super::users_actor::UsersActor;
 use crate::connection::Outbox;
 use crate::server::accounts::AccountError;
@@ -26,7 +26,7 @@ pub enum RegisterError {
 impl UsersActor {
     /// Holds `name`, if it is free, and has the account made by a task of its own: hashing
     /// takes long, and the directory does not wait for it. The task answers with
-    /// [`UsersRequest::Registered`].
+    /// [`Continuation::Registered`].
     pub(super) fn register(
         &mut self,
         name: Name,
@@ -57,13 +57,16 @@ impl UsersActor {
                                 ClaimError::Taken(_) => NameRefusal::Registered,
                                 ClaimError::Unavailable => NameRefusal::Unchecked,
                             };
-                            let _ = actor.send(UsersRequest::Registered {
-                                name,
-                                outbox,
-                                account: Err(refusal.into()),
-                                claim: None,
-                                reply,
-                            });
+                            actor.post(
+                                Continuation::Registered {
+                                    name,
+                                    outbox,
+                                    account: Err(refusal.into()),
+                                    claim: None,
+                                    reply,
+                                }
+                                .into(),
+                            );
                             return;
                         }
                     }
@@ -74,13 +77,16 @@ impl UsersActor {
             if let (Some(cluster), Some((key, revision)), Err(_)) = (&cluster, &claim, &account) {
                 cluster.release(key, *revision);
             }
-            let _ = actor.send(UsersRequest::Registered {
-                name,
-                outbox,
-                account: account.map_err(RegisterError::from),
-                claim: claim.map(|(_, revision)| revision),
-                reply,
-            });
+            actor.post(
+                Continuation::Registered {
+                    name,
+                    outbox,
+                    account: account.map_err(RegisterError::from),
+                    claim: claim.map(|(_, revision)| revision),
+                    reply,
+                }
+                .into(),
+            );
         });
     }
 

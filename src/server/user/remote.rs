@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::{RemoteUser, UsersActor, UsersRequest, look_alike_key};
+use super::users_actor::Continuation;
+use super::{RemoteUser, UsersActor, look_alike_key};
 use crate::connection::Delivery;
 use crate::server::cluster::Recheck;
 use crate::server::cluster::wire::{self, UserState};
@@ -150,7 +151,7 @@ impl UsersActor {
     }
 
     /// Checks every claim of this node's users from a task of its own; each answer comes
-    /// back as [`UsersRequest::Rechecked`].
+    /// back as [`Continuation::Rechecked`].
     fn recheck(&self) {
         let Some(cluster) = self.cluster.clone() else {
             return;
@@ -165,12 +166,15 @@ impl UsersActor {
             for (name, id, checked) in users {
                 let key = look_alike_key(&name);
                 let recheck = cluster.recheck(&key, &name, &id.key(), checked).await;
-                let _ = actor.send(UsersRequest::Rechecked {
-                    name,
-                    id,
-                    checked,
-                    recheck,
-                });
+                actor.post(
+                    Continuation::Rechecked {
+                        name,
+                        id,
+                        checked,
+                        recheck,
+                    }
+                    .into(),
+                );
             }
         });
     }

@@ -4,23 +4,23 @@ use crate::server::event::Event;
 use std::net::IpAddr;
 
 use linechat_protocol::{Departure, Name, Password};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::claims::{ClaimReply, NameRefusal, Unclaimed};
+use super::claims::NameRefusal;
 use super::private::Private;
 use super::registration::RegisterError;
 use super::remote::Remote;
-use super::users_actor::UsersActor;
+use super::users_actor::{Continuation, UsersActor};
 use crate::connection::Outbox;
 use crate::server::accounts::{AccountError, Accounts};
-use crate::server::cluster::{Cluster, Recheck};
+use crate::server::cluster::Cluster;
+use crate::server::mailbox::{Answer, Backlog, Mailbox};
 use crate::server::member::{Member, UserId};
-use crate::server::request::{self, Backlog};
 use crate::server::storage::Store;
 
 /// What the users actor is asked; requests with a `reply` are answered on it.
 #[derive(Debug)]
-pub(crate) enum UsersRequest {
+pub(super) enum UsersRequest {
     /// A guest takes a name that has no account.
     Guest {
         name: Name,
@@ -35,38 +35,11 @@ pub(crate) enum UsersRequest {
         outbox: Outbox,
         reply: oneshot::Sender<Result<Member, RegisterError>>,
     },
-    /// Sent by the task of a `Register` once the account store has answered.
-    Registered {
-        name: Name,
-        outbox: Outbox,
-        account: Result<i64, RegisterError>,
-        /// The revision of the cluster's claim on the name, when clustered.
-        claim: Option<u64>,
-        reply: oneshot::Sender<Result<Member, RegisterError>>,
-    },
-    /// Sent by the task that checked a guest's name in the shared store, or claimed a
-    /// guest's or a login's name in the cluster: the claim's revision when clustered.
-    Claimed {
-        member: Member,
-        claim: Result<Option<u64>, Unclaimed>,
-        reply: ClaimReply,
-    },
-    /// Sent by the task that looked a name this node does not know up in the shared store:
-    /// the account registered under it on another node, if any.
-    LookedUp {
-        name: Name,
-        account: Option<(i64, Name)>,
-    },
     /// What another node of the cluster said (see [`Remote`]).
     Remote(Remote),
-    /// Sent by the task that checked, for a node that rejoins the cluster, the claim of the
-    /// user `name` (identity `id`) of this node, which they held at revision `checked`.
-    Rechecked {
-        name: Name,
-        id: UserId,
-        checked: u64,
-        recheck: Recheck,
-    },
+    /// What the directory's own tasks send back to it. Private to the directory: no other
+    /// module can make one.
+    Continue(Continuation),
     /// A registered user whose password was checked comes online. If the account is online
     /// on another connection already, this one takes its place.
     Login {
@@ -105,7 +78,7 @@ pub(crate) enum UsersRequest {
 /// A handle to the [`UsersActor`].
 #[derive(Debug, Clone)]
 pub struct Users {
-    tx: mpsc::UnboundedSender<UsersRequest>,
+    mailbox: Mailbox<UsersRequest>,
     backlog: Backlog,
 }
 
@@ -120,20 +93,21 @@ impl Users {
         presence_max_online: usize,
         cluster: Option<Cluster>,
     ) -> Self {
-        let (tx, backlog) =
+        let (mailbox, backlog) =
             UsersActor::spawn(store, accounts, registered, presence_max_online, cluster);
-        Self { tx, backlog }
+        Self { mailbox, backlog }
     }
 
     /// Puts a guest online under `name`, reached through `outbox`.
     pub async fn guest(&self, name: Name, outbox: Outbox) -> Result<Member, NameRefusal> {
-        self.ask(|reply| UsersRequest::Guest {
-            name,
-            outbox,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(NameRefusal::Online))
+        self.mailbox
+            .ask(|reply| UsersRequest::Guest {
+                name,
+                outbox,
+                reply,
+            })
+            .await
+            .unwrap_or(Err(NameRefusal::Online))
     }
 
     /// Registers `name` and puts its new account online, reached through `outbox`.
@@ -144,33 +118,37 @@ impl Users {
         peer: IpAddr,
         outbox: Outbox,
     ) -> Result<Member, RegisterError> {
-        self.ask(|reply| UsersRequest::Register {
-            name,
-            password,
-            peer,
-            outbox,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(RegisterError::Account(AccountError::Unavailable)))
+        self.mailbox
+            .ask(|reply| UsersRequest::Register {
+                name,
+                password,
+                peer,
+                outbox,
+                reply,
+            })
+            .await
+            .unwrap_or(Err(RegisterError::Account(AccountError::Unavailable)))
     }
 
     /// Puts a registered user online; a session of the same account on another connection
     /// is closed and replaced.
     pub async fn login(&self, member: Member) -> bool {
-        self.ask(|reply| UsersRequest::Login { member, reply })
+        self.mailbox
+            .ask(|reply| UsersRequest::Login { member, reply })
             .await
-            .is_some()
+            .is_ok()
     }
 
     pub fn logout(&self, member: Member, how: Departure) {
-        let _ = self.tx.send(UsersRequest::Logout { member, how });
+        self.mailbox.post(UsersRequest::Logout { member, how });
     }
 
     /// Who `name` stands for now, if anyone.
     pub async fn resolve(&self, name: Name) -> Option<UserId> {
-        self.ask(|reply| UsersRequest::Resolve { name, reply })
+        self.mailbox
+            .ask(|reply| UsersRequest::Resolve { name, reply })
             .await
+            .ok()
             .flatten()
     }
 
@@ -181,19 +159,23 @@ impl Users {
 
     /// Everyone online, on every node, sorted; `None` if the directory is gone.
     pub async fn list(&self) -> Option<Vec<Name>> {
-        self.ask(|reply| UsersRequest::List { reply }).await
+        self.mailbox
+            .ask(|reply| UsersRequest::List { reply })
+            .await
+            .ok()
     }
 
-    /// `MSG`: sends `text` to everyone online; answered on the returned channel once it is
-    /// sent (closed if the directory is gone).
-    pub fn broadcast(&self, from: Member, text: String) -> oneshot::Receiver<()> {
-        self.submit(|reply| UsersRequest::Broadcast { from, text, reply })
+    /// `MSG`: sends `text` to everyone online; answered once it is sent (`Gone` if the
+    /// directory is).
+    pub fn broadcast(&self, from: Member, text: String) -> Answer<()> {
+        self.mailbox
+            .ask_later(|reply| UsersRequest::Broadcast { from, text, reply })
     }
 
     /// `PM` to a user whose handle the session does not hold: the directory delivers it, or
-    /// queues it for an account that is offline. The answer comes on the returned channel.
-    pub fn private(&self, from: Member, to: Name, text: String) -> oneshot::Receiver<Private> {
-        self.submit(|reply| UsersRequest::Private {
+    /// queues it for an account that is offline. The answer comes later: the session sends on meanwhile.
+    pub fn private(&self, from: Member, to: Name, text: String) -> Answer<Private> {
+        self.mailbox.ask_later(|reply| UsersRequest::Private {
             from,
             to,
             text,
@@ -201,24 +183,13 @@ impl Users {
         })
     }
 
-    fn submit<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<T>) -> UsersRequest,
-    ) -> oneshot::Receiver<T> {
-        request::submit(&self.tx, request)
-    }
-
     /// Sends a global notice to everyone online but `except`.
     pub fn notify(&self, event: Event, except: Name) {
-        let _ = self.tx.send(UsersRequest::Notify { event, except });
-    }
-
-    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> UsersRequest) -> Option<T> {
-        request::ask(&self.tx, request).await
+        self.mailbox.post(UsersRequest::Notify { event, except });
     }
 
     /// Hands the directory what another node said.
     pub(crate) fn remote(&self, remote: Remote) {
-        let _ = self.tx.send(UsersRequest::Remote(remote));
+        self.mailbox.post(UsersRequest::Remote(remote));
     }
 }

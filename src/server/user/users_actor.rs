@@ -12,16 +12,67 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::claims::{ClaimReply, look_alike_key};
+use super::claims::{ClaimReply, Unclaimed, look_alike_key};
 use super::presence::PresenceNotices;
 use super::private::Unrouted;
+use super::registration::RegisterError;
 use super::users::UsersRequest;
 use crate::connection::{Delivery, Outbox};
 use crate::server::accounts::Accounts;
+use crate::server::cluster::Recheck;
 use crate::server::cluster::{Cluster, wire};
+use crate::server::mailbox::{Backlog, Mailbox};
 use crate::server::member::{Member, UserId};
-use crate::server::request::Backlog;
 use crate::server::storage::{Conversation, Record, Store};
+
+/// What the directory's tasks send back to it when work it handed off is done: the end of a
+/// request that needed a password hash, a claim in the cluster or a look in the shared store.
+/// Only the directory's files make one ([`UsersRequest::Continue`] carries it), so no other
+/// module can forge, say, a finished registration.
+///
+/// It comes on the directory's one inbox, behind the requests sent before it: handled in the
+/// order it came, as every request is. A task sends it once its work is done, at a moment no
+/// session's request depends on; a session's next request waits for the answer this
+/// continuation gives, so it always comes after.
+#[derive(Debug)]
+pub(super) enum Continuation {
+    /// By the task of a [`UsersRequest::Register`] once the account store has answered.
+    Registered {
+        name: Name,
+        outbox: Outbox,
+        account: Result<i64, RegisterError>,
+        /// The revision of the cluster's claim on the name, when clustered.
+        claim: Option<u64>,
+        reply: oneshot::Sender<Result<Member, RegisterError>>,
+    },
+    /// By the task that checked a guest's name in the shared store, or claimed a
+    /// guest's or a login's name in the cluster: the claim's revision when clustered.
+    Claimed {
+        member: Member,
+        claim: Result<Option<u64>, Unclaimed>,
+        reply: ClaimReply,
+    },
+    /// By the task that looked a name this node does not know up in the shared store:
+    /// the account registered under it on another node, if any.
+    LookedUp {
+        name: Name,
+        account: Option<(i64, Name)>,
+    },
+    /// By the task that checked, for a node that rejoins the cluster, the claim of the
+    /// user `name` (identity `id`) of this node, which they held at revision `checked`.
+    Rechecked {
+        name: Name,
+        id: UserId,
+        checked: u64,
+        recheck: Recheck,
+    },
+}
+
+impl From<Continuation> for UsersRequest {
+    fn from(continuation: Continuation) -> Self {
+        UsersRequest::Continue(continuation)
+    }
+}
 
 /// Someone online.
 pub(super) struct Online {
@@ -71,8 +122,8 @@ pub(super) struct UsersActor {
     pub(super) look_alikes: HashMap<String, Name>,
     pub(super) store: Store,
     pub(super) accounts: Accounts,
-    /// The actor's own inbox, for the answers of work it hands off.
-    pub(super) tx: mpsc::UnboundedSender<UsersRequest>,
+    /// The actor's own mailbox, for the [`Continuation`]s of work it hands off.
+    pub(super) tx: Mailbox<UsersRequest>,
     pub(super) backlog: Backlog,
 }
 
@@ -88,11 +139,11 @@ impl UsersActor {
         registered: Vec<(i64, Name)>,
         presence_max_online: usize,
         cluster: Option<Cluster>,
-    ) -> (mpsc::UnboundedSender<UsersRequest>, Backlog) {
+    ) -> (Mailbox<UsersRequest>, Backlog) {
         // Unbounded is safe here: each connection awaits the answer to one request before
         // sending the next, but for its pipelined messages, of which it has at most 64 in
         // flight.
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Mailbox::unbounded();
         let mut actor = UsersActor {
             presence: PresenceNotices::new(presence_max_online),
             online: HashMap::new(),
@@ -182,6 +233,31 @@ impl UsersActor {
         }
     }
 
+    /// Finishes work handed off to a task.
+    fn resume(&mut self, continuation: Continuation) {
+        match continuation {
+            Continuation::Registered {
+                name,
+                outbox,
+                account,
+                claim,
+                reply,
+            } => self.registered(name, outbox, account, claim, reply),
+            Continuation::Claimed {
+                member,
+                claim,
+                reply,
+            } => self.claimed(member, claim, reply),
+            Continuation::LookedUp { name, account } => self.looked_up(name, account),
+            Continuation::Rechecked {
+                name,
+                id,
+                checked,
+                recheck,
+            } => self.rechecked(name, id, checked, recheck),
+        }
+    }
+
     fn handle(&mut self, request: UsersRequest) {
         match request {
             UsersRequest::Guest {
@@ -196,26 +272,8 @@ impl UsersActor {
                 outbox,
                 reply,
             } => self.register(name, password, peer, outbox, reply),
-            UsersRequest::Registered {
-                name,
-                outbox,
-                account,
-                claim,
-                reply,
-            } => self.registered(name, outbox, account, claim, reply),
-            UsersRequest::Claimed {
-                member,
-                claim,
-                reply,
-            } => self.claimed(member, claim, reply),
-            UsersRequest::LookedUp { name, account } => self.looked_up(name, account),
+            UsersRequest::Continue(continuation) => self.resume(continuation),
             UsersRequest::Remote(remote) => self.heard(remote),
-            UsersRequest::Rechecked {
-                name,
-                id,
-                checked,
-                recheck,
-            } => self.rechecked(name, id, checked, recheck),
             UsersRequest::Login { member, reply } => self.login(member, reply),
             UsersRequest::Logout { member, how } => self.go_offline(member, how),
             UsersRequest::Resolve { name, reply } => self.resolve(name, reply),
@@ -306,7 +364,7 @@ impl UsersActor {
                 .map(|(id, name, _hash)| (id, name));
             let _ = reply.send(account.as_ref().map(|(id, _)| UserId::Account(*id)));
             if account.is_some() {
-                let _ = actor.send(UsersRequest::LookedUp { name, account });
+                actor.post(Continuation::LookedUp { name, account }.into());
             }
         });
     }
