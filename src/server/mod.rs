@@ -273,7 +273,14 @@ impl Server {
                 }
                 (None, None) if front == Front::Irc => {
                     let (read, write) = socket.into_split();
-                    sessions.spawn(irc::serve(read, write, peer, context, connected_at, slot));
+                    sessions.spawn(session::serve::<irc::Irc, _, _>(
+                        read,
+                        write,
+                        peer,
+                        context,
+                        connected_at,
+                        slot,
+                    ));
                 }
                 (None, None) => {
                     let (read, write) = socket.into_split();
@@ -488,7 +495,17 @@ async fn serve_tls(
                     )
                     .await;
                 }
-                Front::Irc => irc::serve(read, write, peer, context, connected_at, slot).await,
+                Front::Irc => {
+                    session::serve::<irc::Irc, _, _>(
+                        read,
+                        write,
+                        peer,
+                        context,
+                        connected_at,
+                        slot,
+                    )
+                    .await;
+                }
                 // Served in plain TCP only.
                 Front::Custom => {}
             }

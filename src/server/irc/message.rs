@@ -12,7 +12,7 @@ const MAX_PARAMS: usize = 15;
 
 /// One message from a client. The tags and the source a client may send are ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Message {
+pub(in crate::server) struct Message {
     /// Upper case: verbs are case-insensitive.
     pub(super) verb: String,
     pub(super) params: Vec<String>,

@@ -21,40 +21,20 @@ mod translate;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Instant;
 use tracing::info_span;
 
 use linechat_protocol::{Command, Name, Reply};
 
 use super::cmd;
-use super::session::{End, Flow, FrontEnd, Refusal, Session, SessionContext};
+use super::session::{End, Flow, FrontEnd, Refusal, Session};
 use crate::connection::{Delivery, LineCodec};
 use crate::settings::Settings;
 use message::{MAX_LINE, Message};
 use registration::Registration;
 use translate::Translator;
 
-/// Serves one IRC connection to its end: the connection loop with IRC's front-end. Here, not
-/// called as `session::serve::<Irc, ..>` by the listener, so that [`Irc`] and the types it
-/// names (its wording, its messages) stay inside this module.
-pub(super) fn serve<R, W>(
-    read: R,
-    write: W,
-    peer: SocketAddr,
-    context: Arc<SessionContext>,
-    connected_at: Instant,
-    slot: impl Send + 'static,
-) -> impl Future<Output = ()> + Send
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    super::session::serve::<Irc, _, _>(read, write, peer, context, connected_at, slot)
-}
-
 /// One IRC connection: the line-protocol session it drives, and what IRC adds.
-struct Irc {
+pub(super) struct Irc {
     session: Session,
     /// The server's name, the source of its numerics.
     server: Arc<str>,

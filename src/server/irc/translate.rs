@@ -102,7 +102,7 @@ impl<'a> Audience<'a> {
 
 /// Turns what reaches one connection's outbox into IRC, in order.
 #[derive(Debug)]
-pub(super) struct Translator {
+pub(in crate::server) struct Translator {
     server: Arc<str>,
     /// The user's nick once welcomed.
     me: Option<String>,
