@@ -49,7 +49,7 @@ use storage::{Loaded, StorageError, Store};
 use tls::TlsError;
 
 // The typed refusals of what a front-end asks of its session (`session::Session`).
-pub use cmd::CommandError;
+pub use cmd::{CommandError, LoginError};
 pub use room::{RoomError, RoomStorageError};
 
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use linechat_protocol::{ErrorCode, Name, Password, Reply, Verb};
 use tracing::{info, warn};
 
-use super::Step;
+use super::{CommandError, Step};
 use crate::connection::Delivery;
 use crate::server::accounts::AccountError;
 use crate::server::event::Event;
@@ -14,26 +14,63 @@ use crate::server::session::{Presence, Session};
 use crate::server::user::NameRefusal;
 
 pub(super) async fn apply(session: &mut Session, name: Name, password: Password) -> Step {
-    Box::pin(login(session, name, password)).await
+    let logged_in = Box::pin(log_in(session, name, password)).await;
+    answer(session, Verb::Login, logged_in).into()
 }
 
-async fn login(session: &mut Session, name: Name, password: Password) -> Step {
-    if let Some(refusal) = already_logged_in(session) {
-        return refusal.into();
+/// Why a login command (`LOGIN`, `NICK`, `REGISTER`) was refused. The line protocol words it
+/// for the command ([`answer`]); IRC words it as numerics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("you are logged in as {0}")]
+    AlreadyLoggedIn(Name),
+    /// The name a guest or a new account would take is refused before it is asked for.
+    #[error(transparent)]
+    NewName(CommandError),
+    #[error("guests are not allowed here; REGISTER or LOGIN")]
+    GuestsDisabled,
+    /// `name` (as the client wrote it) is taken, as `refusal` says; `registering` for
+    /// `REGISTER`, whose words differ.
+    #[error("{}", taken(name, refusal, *registering))]
+    NameTaken {
+        name: Name,
+        refusal: NameRefusal,
+        registering: bool,
+    },
+    /// The account store refused: a wrong password, too many attempts, a failed write.
+    #[error(transparent)]
+    Account(AccountError),
+}
+
+fn taken(name: &Name, refusal: &NameRefusal, registering: bool) -> String {
+    match refusal {
+        NameRefusal::Online => format!("{name} is online already"),
+        NameRefusal::Registered if registering => format!("{name} is already registered"),
+        NameRefusal::Registered => format!("{name} is a registered account; use LOGIN"),
+        NameRefusal::LooksLike(_) | NameRefusal::Unchecked => refusal.to_string(),
     }
+}
+
+/// Logs in to the account `name`, taking over a session already logged in to it, and puts
+/// the user back in their rooms; the name as registered.
+pub(in crate::server) async fn log_in(
+    session: &mut Session,
+    name: Name,
+    password: Password,
+) -> Result<Name, LoginError> {
+    not_logged_in(session)?;
     let server = session.server();
-    let registered = match server.accounts.verify(name.clone(), password, session.peer().ip()).await
-    {
+    let ip = session.peer().ip();
+    let registered = match server.accounts.verify(name.clone(), password, ip).await {
         Ok(registered) => registered,
-        Err(AccountError::BadPassword) => {
-            info!(user = %name, "failed login");
-            return Reply::err(ErrorCode::BadPassword, "wrong name or password").into();
+        Err(error) => {
+            match error {
+                AccountError::BadPassword => info!(user = %name, "failed login"),
+                AccountError::Throttled(_) => warn!(user = %name, "login throttled"),
+                _ => {}
+            }
+            return Err(LoginError::Account(error));
         }
-        Err(error @ AccountError::Throttled(_)) => {
-            warn!(user = %name, "login throttled");
-            return account_failure(error).into();
-        }
-        Err(error) => return account_failure(error).into(),
     };
     let member = Member {
         name: registered.name,
@@ -41,30 +78,62 @@ async fn login(session: &mut Session, name: Name, password: Password) -> Step {
         outbox: session.outbox().clone(),
     };
     if !server.users.login(member.clone()).await {
-        return account_failure(AccountError::Unavailable).into();
+        return Err(LoginError::Account(AccountError::Unavailable));
     }
-    enter(session, Verb::Login, member).await.into()
+    Ok(enter(session, member, Entry::Account).await)
 }
 
-/// `ALREADY_LOGGED_IN`, for a login command from a session that is logged in.
-pub(super) fn already_logged_in(session: &Session) -> Option<Reply> {
-    let presence = session.presence()?;
-    let message = format!("you are logged in as {}", presence.name());
-    Some(Reply::err(ErrorCode::AlreadyLoggedIn, message))
+/// Refuses a login command from a session that is logged in.
+pub(super) fn not_logged_in(session: &Session) -> Result<(), LoginError> {
+    match session.presence() {
+        Some(presence) => Err(LoginError::AlreadyLoggedIn(presence.name().clone())),
+        None => Ok(()),
+    }
+}
+
+/// The line protocol's answer to a login command: `OK <verb> <name>`, or why not.
+pub(super) fn answer(session: &Session, verb: Verb, logged_in: Result<Name, LoginError>) -> Reply {
+    let error = match logged_in {
+        Ok(name) => return Reply::ok_with(verb, name),
+        Err(error) => error,
+    };
+    let code = match &error {
+        LoginError::AlreadyLoggedIn(_) => ErrorCode::AlreadyLoggedIn,
+        LoginError::NewName(error) => return super::refused(session, error.clone()),
+        LoginError::GuestsDisabled => ErrorCode::GuestsDisabled,
+        LoginError::NameTaken { .. } | LoginError::Account(AccountError::NameTaken) => {
+            ErrorCode::NameTaken
+        }
+        LoginError::Account(AccountError::BadPassword) => ErrorCode::BadPassword,
+        LoginError::Account(AccountError::Throttled(_)) => ErrorCode::TooManyAttempts,
+        LoginError::Account(AccountError::Storage) => ErrorCode::Storage,
+        LoginError::Account(AccountError::Unavailable) => ErrorCode::Internal,
+    };
+    Reply::err(code, error.to_string())
+}
+
+/// How a session comes to be logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    Guest,
+    /// A new account: in no rooms yet.
+    Registered,
+    /// A returning account, put back in its rooms.
+    Account,
 }
 
 /// After a successful login: the session has a [`Presence`], and a returning account is put
-/// back in its rooms.
-pub(super) async fn enter(session: &mut Session, verb: Verb, member: Member) -> Reply {
+/// back in its rooms. The name logged in as.
+pub(super) async fn enter(session: &mut Session, member: Member, entry: Entry) -> Name {
     let name = member.name.clone();
     session.logged_in_as(&name);
     info!("logged in");
-    let mut presence = new_presence(session, member, verb != Verb::Nick);
-    if verb == Verb::Login {
+    let mut presence = new_presence(session, member, entry != Entry::Guest);
+    if entry == Entry::Account {
         restore(session, &mut presence).await;
     }
     session.enter(presence);
-    Reply::ok_with(verb, name)
+    name
 }
 
 /// The presence of `member`, online through the directory, in no rooms yet: a login's, or a
@@ -95,27 +164,4 @@ async fn restore(session: &Session, presence: &mut Presence) {
             text: message.text,
         }));
     }
-}
-
-/// `NAME_TAKEN`, worded for the command that was refused; `name` as the client wrote it.
-pub(super) fn name_refused(name: &Name, refusal: NameRefusal, verb: Verb) -> Reply {
-    let message = match refusal {
-        NameRefusal::Online => format!("{name} is online already"),
-        NameRefusal::Registered if verb == Verb::Register => {
-            format!("{name} is already registered")
-        }
-        NameRefusal::Registered => format!("{name} is a registered account; use LOGIN"),
-        NameRefusal::LooksLike(_) | NameRefusal::Unchecked => refusal.to_string(),
-    };
-    Reply::err(ErrorCode::NameTaken, message)
-}
-
-pub(super) fn account_failure(error: AccountError) -> Reply {
-    let code = match error {
-        AccountError::Throttled(_) => ErrorCode::TooManyAttempts,
-        AccountError::Storage => ErrorCode::Storage,
-        AccountError::NameTaken => ErrorCode::NameTaken,
-        _ => ErrorCode::Internal,
-    };
-    Reply::err(code, error.to_string())
 }

@@ -1,29 +1,30 @@
 //! `NICK <name>`: logs in as a guest, when the server allows guests.
 
-use linechat_protocol::{ErrorCode, Name, Reply, Verb};
+use linechat_protocol::{Name, Verb};
 
-use super::login::{already_logged_in, enter, name_refused};
 use super::Step;
+use super::login::{Entry, LoginError, answer, enter, not_logged_in};
 use crate::server::session::Session;
 
 pub(super) async fn apply(session: &mut Session, name: Name) -> Step {
-    Box::pin(nick(session, name)).await
+    let logged_in = Box::pin(guest(session, name)).await;
+    answer(session, Verb::Nick, logged_in).into()
 }
 
-async fn nick(session: &mut Session, name: Name) -> Step {
-    if let Err(error) = super::check_new_name(session, &name) {
-        return super::refused(session, error).into();
-    }
-    if let Some(refusal) = already_logged_in(session) {
-        return refusal.into();
-    }
+/// Logs in as the guest `name`; the name as logged in.
+pub(in crate::server) async fn guest(session: &mut Session, name: Name) -> Result<Name, LoginError> {
+    super::check_new_name(session, &name).map_err(LoginError::NewName)?;
+    not_logged_in(session)?;
     if !session.settings().allow_guests {
-        let message = "guests are not allowed here; REGISTER or LOGIN";
-        return Reply::err(ErrorCode::GuestsDisabled, message).into();
+        return Err(LoginError::GuestsDisabled);
     }
     let outbox = session.outbox().clone();
     match session.server().users.guest(name.clone(), outbox).await {
-        Ok(member) => enter(session, Verb::Nick, member).await.into(),
-        Err(refusal) => name_refused(&name, refusal, Verb::Nick).into(),
+        Ok(member) => Ok(enter(session, member, Entry::Guest).await),
+        Err(refusal) => Err(LoginError::NameTaken {
+            name,
+            refusal,
+            registering: false,
+        }),
     }
 }

@@ -3,27 +3,33 @@
 
 use linechat_protocol::{Name, Password, Verb};
 
-use super::login::{account_failure, already_logged_in, enter, name_refused};
 use super::Step;
+use super::login::{Entry, LoginError, answer, enter, not_logged_in};
 use crate::server::session::Session;
 use crate::server::user::RegisterError;
 
 pub(super) async fn apply(session: &mut Session, name: Name, password: Password) -> Step {
-    Box::pin(register(session, name, password)).await
+    let logged_in = Box::pin(register(session, name, password)).await;
+    answer(session, Verb::Register, logged_in).into()
 }
 
-async fn register(session: &mut Session, name: Name, password: Password) -> Step {
-    if let Err(error) = super::check_new_name(session, &name) {
-        return super::refused(session, error).into();
-    }
-    if let Some(refusal) = already_logged_in(session) {
-        return refusal.into();
-    }
+/// Registers the account `name` and logs in to it; the name as registered.
+async fn register(
+    session: &mut Session,
+    name: Name,
+    password: Password,
+) -> Result<Name, LoginError> {
+    super::check_new_name(session, &name).map_err(LoginError::NewName)?;
+    not_logged_in(session)?;
     let (ip, outbox) = (session.peer().ip(), session.outbox().clone());
     let users = &session.server().users;
     match users.register(name.clone(), password, ip, outbox).await {
-        Ok(member) => enter(session, Verb::Register, member).await.into(),
-        Err(RegisterError::Name(refusal)) => name_refused(&name, refusal, Verb::Register).into(),
-        Err(RegisterError::Account(error)) => account_failure(error).into(),
+        Ok(member) => Ok(enter(session, member, Entry::Registered).await),
+        Err(RegisterError::Name(refusal)) => Err(LoginError::NameTaken {
+            name,
+            refusal,
+            registering: true,
+        }),
+        Err(RegisterError::Account(error)) => Err(LoginError::Account(error)),
     }
 }

@@ -6,14 +6,15 @@
 //! needs its password; one online already is `433`, and the client picks another.
 
 use base64::Engine;
-use linechat_protocol::{Command, Departure, ErrorCode, HistoryTarget, Name, Password, Reply};
+use linechat_protocol::{Departure, HistoryTarget, Name, Password};
 use tracing::info;
 
 use super::message::Message;
 use super::messaging::MAX_TARGETS;
 use super::translate::{self, Control, GLOBAL};
 use super::{Flow, Irc, channel, text};
-use crate::server::cmd;
+use crate::server::accounts::AccountError;
+use crate::server::cmd::{self, LoginError};
 use crate::server::room::MAX_TOPIC_BYTES;
 
 /// Capabilities offered (`CAP LS`); any other `CAP REQ` is refused whole (`NAK`).
@@ -126,8 +127,8 @@ pub(super) async fn authenticate(irc: &mut Irc, message: Message) -> Flow {
         irc.numeric("904", &[], "SASL authentication failed");
         return Flow::Continue;
     };
-    match irc.command(Command::Login { name, password }).await {
-        Reply::Ok { .. } => {
+    match cmd::log_in(&mut irc.session, name, password).await {
+        Ok(_) => {
             let nick = irc.nick();
             let source = super::translate::source_of(&nick);
             irc.numeric(
@@ -137,10 +138,8 @@ pub(super) async fn authenticate(irc: &mut Irc, message: Message) -> Flow {
             );
             irc.numeric("903", &[], "SASL authentication successful");
         }
-        refusal => {
-            if let Reply::Err { message, .. } = refusal {
-                irc.server_notice(&message);
-            }
+        Err(refusal) => {
+            irc.server_notice(&refusal.to_string());
             irc.numeric("904", &[], "SASL authentication failed");
         }
     }
@@ -274,46 +273,39 @@ async fn try_register(irc: &mut Irc) -> Flow {
     let Ok(name) = Name::parse(&nick) else {
         return Flow::Continue;
     };
-    let answer = match irc.registration.pass.take() {
+    let logged_in = match irc.registration.pass.take() {
         Some(password) => {
             let password = Password::new(password);
-            match irc.command(Command::Login { name, password }).await {
-                Reply::Err { code, message } => {
+            match cmd::log_in(&mut irc.session, name, password).await {
+                Err(refusal) => {
                     irc.numeric("464", &[], "Password incorrect");
-                    let why = match code {
-                        ErrorCode::BadPassword => "Bad password".to_owned(),
-                        _ => message,
+                    let why = match refusal {
+                        LoginError::Account(AccountError::BadPassword) => "Bad password".into(),
+                        refusal => refusal.to_string(),
                     };
                     return Flow::Refuse(why);
                 }
-                ok => ok,
+                logged_in => logged_in,
             }
         }
-        None => irc.command(Command::Nick { name }).await,
+        None => cmd::guest(&mut irc.session, name).await,
     };
-    match answer {
-        Reply::Ok { .. } => welcome(irc).await,
-        Reply::Err {
-            code: ErrorCode::NameTaken,
-            message,
-        } => {
+    match logged_in {
+        Ok(_) => welcome(irc).await,
+        Err(refusal @ LoginError::NameTaken { .. }) => {
             irc.registration.nick = None;
-            irc.numeric("433", &[&nick], &format!("Nickname is in use: {message}"));
+            irc.numeric("433", &[&nick], &format!("Nickname is in use: {refusal}"));
             Flow::Continue
         }
-        Reply::Err {
-            code: ErrorCode::GuestsDisabled,
-            ..
-        } => {
+        Err(LoginError::GuestsDisabled) => {
             irc.numeric("464", &[], "Password required");
             Flow::Refuse("guests are not allowed here; log in with PASS or SASL".into())
         }
-        Reply::Err { message, .. } => {
+        Err(refusal) => {
             irc.registration.nick = None;
-            irc.numeric("432", &[&nick], &message);
+            irc.numeric("432", &[&nick], &refusal.to_string());
             Flow::Continue
         }
-        _ => Flow::Continue,
     }
 }
 

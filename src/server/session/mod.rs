@@ -17,9 +17,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use linechat_protocol::{Command, Departure, Name, Password, Reply, Verb};
+use linechat_protocol::{Departure, Name, Password, Reply, Verb};
 
-use super::cmd::{self, CommandError};
+use super::cmd::{self, CommandError, LoginError};
 use super::handle::ServerHandle;
 use super::limits::RoomCreations;
 use super::mailbox::Answer;
@@ -428,25 +428,15 @@ impl Session {
     }
 
     /// Logs in as guest `name`, as the line protocol's `NICK` does; the name logged in as.
-    pub async fn log_in_as_guest(&mut self, name: Name) -> Result<Name, LoginRefused> {
-        Self::logged_in(cmd::apply(self, Command::Nick { name }).await)
+    pub async fn log_in_as_guest(&mut self, name: Name) -> Result<Name, LoginError> {
+        cmd::guest(self, name).await
     }
 
     /// Logs in to an account, as the line protocol's `LOGIN` does: the user is put back in
     /// their rooms (an [`Event::Joined`](crate::server::event::Event::Joined) each) and
     /// handed the private messages that waited for them.
-    pub async fn log_in(&mut self, name: Name, password: Password) -> Result<Name, LoginRefused> {
-        Self::logged_in(cmd::apply(self, Command::Login { name, password }).await)
-    }
-
-    fn logged_in(step: cmd::Step) -> Result<Name, LoginRefused> {
-        match step {
-            cmd::Step::Reply(Reply::Ok {
-                detail: Some(name), ..
-            }) => Name::parse(&name).map_err(|error| LoginRefused(error.to_string())),
-            cmd::Step::Reply(Reply::Err { message, .. }) => Err(LoginRefused(message)),
-            _ => Err(LoginRefused("the server is unavailable".into())),
-        }
+    pub async fn log_in(&mut self, name: Name, password: Password) -> Result<Name, LoginError> {
+        cmd::log_in(self, name, password).await
     }
 
     /// Joins the user to `room`; the room's name as it was created.
@@ -482,11 +472,6 @@ impl Session {
             .await?)
     }
 }
-
-/// Why a login was refused, as the client is told.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct LoginRefused(String);
 
 /// Why history could not be read.
 #[derive(Debug, thiserror::Error)]
