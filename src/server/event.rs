@@ -45,6 +45,15 @@ pub enum Event {
         from: Name,
         text: String,
     },
+    /// A message read back from history for the user alone: one of the answer to a history
+    /// request, of the conversation `of`.
+    Recalled {
+        of: Recalled,
+        id: MessageId,
+        at: SystemTime,
+        from: Name,
+        text: String,
+    },
     /// `user` joined `room`.
     Joined { room: Name, user: Name },
     /// `user` left `room`.
@@ -59,6 +68,15 @@ pub enum Event {
         by: Name,
         text: Option<String>,
     },
+}
+
+/// The conversation a recalled message is of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Recalled {
+    /// The global chat.
+    Global,
+    /// A room, or the private conversation with a user, by its name.
+    Named(Name),
 }
 
 /// A user coming online or going offline.
@@ -127,6 +145,7 @@ impl Event {
         }
         match self {
             Event::RoomMessage { text: t, .. }
+            | Event::Recalled { text: t, .. }
             | Event::PrivateMessage { text: t, .. }
             | Event::GlobalMessage { text: t, .. } => text(t),
             Event::Topic { text: t, .. } => t.as_deref().map_or(0, text),

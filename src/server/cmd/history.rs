@@ -13,6 +13,8 @@ use tracing::warn;
 use super::{Step, not_logged_in, room_refused};
 use crate::server::room::RoomError;
 use crate::server::session::{Presence, Session};
+use crate::connection::Delivery;
+use crate::server::event::{Event, Recalled};
 use crate::server::storage::Conversation;
 
 /// Messages read from the store at a time.
@@ -23,25 +25,31 @@ pub(super) async fn apply(
     target: HistoryTarget,
     count: Option<u32>,
 ) -> Step {
-    let Some(presence) = session.presence() else {
-        return not_logged_in(session).into();
-    };
-    Box::pin(read(session, presence, target, count)).await.into()
+    match Box::pin(recall(session, target, count)).await {
+        Ok(sent) => Reply::ok_with(Verb::History, sent).into(),
+        Err(refusal) => refusal.into(),
+    }
 }
 
-async fn read(
+/// Queues the last `count` messages of `target` for the user, oldest first, each as an
+/// [`Event::Recalled`], as the client takes them; how many were queued, or why none could
+/// be (in the line protocol's words, which IRC, replaying history on a join, has no use for).
+pub(in crate::server) async fn recall(
     session: &Session,
-    presence: &Presence,
     target: HistoryTarget,
     count: Option<u32>,
-) -> Reply {
+) -> Result<u32, Reply> {
+    let Some(presence) = session.presence() else {
+        return Err(not_logged_in(session));
+    };
     let settings = session.settings();
     let count = count
         .unwrap_or(settings.history_default_count)
         .min(settings.history_max_count);
-    let conversation = match conversation(session, presence, &target).await {
-        Ok(conversation) => conversation,
-        Err(refusal) => return refusal,
+    let conversation = conversation(session, presence, &target).await?;
+    let recalled = match target {
+        HistoryTarget::Global => Recalled::Global,
+        HistoryTarget::Named(name) => Recalled::Named(name),
     };
     let stalled_after = settings.idle_timeout().max(Duration::from_secs(1));
     let store = &session.server().store;
@@ -57,7 +65,10 @@ async fn read(
             Ok(page) => page,
             Err(error) => {
                 warn!(%error, "history unavailable");
-                return Reply::err(ErrorCode::Internal, "history is unavailable; try again");
+                return Err(Reply::err(
+                    ErrorCode::Internal,
+                    "history is unavailable; try again",
+                ));
             }
         };
         if page.is_empty() {
@@ -65,8 +76,9 @@ async fn read(
         }
         for message in page {
             let id = message.id;
-            let line = outbox.delivery(Reply::Hist {
-                target: target.clone(),
+            let line = Delivery::event(Event::Recalled {
+                of: recalled.clone(),
+                id,
                 at: message.at,
                 from: message.from,
                 text: message.text,
@@ -90,7 +102,7 @@ async fn read(
             after = Some(id);
         }
     }
-    Reply::ok_with(Verb::History, sent)
+    Ok(sent)
 }
 
 /// Which conversation a target means: `*` the global one; a name a room the user is in,

@@ -48,6 +48,7 @@ macro_rules! dispatch {
 linechat_protocol::command_table!(dispatch);
 
 pub(super) use create_room::create;
+pub(super) use history::recall;
 pub(super) use join_room::join;
 pub(super) use leave_room::leave;
 pub(super) use list_room_users::members;

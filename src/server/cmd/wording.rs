@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::connection::{Content, Delivery, Form, Wording, encode_display};
-use crate::server::event::{Event, PresenceChange};
-use linechat_protocol::{Notice, Reply};
+use crate::server::event::{Event, PresenceChange, Recalled};
+use linechat_protocol::{HistoryTarget, Notice, Reply};
 
 /// How a line-protocol connection's writer words its deliveries: the session's own lines as
 /// they are, events in the protocol's lines.
@@ -53,6 +53,22 @@ impl fmt::Display for Lines<'_> {
             } => write!(f, "RM {room} {from} {text}"),
             Event::PrivateMessage { from, text, .. } => write!(f, "PM {from} {text}"),
             Event::GlobalMessage { from, text, .. } => write!(f, "MSG {from} {text}"),
+            Event::Recalled {
+                of, at, from, text, ..
+            } => {
+                let target = match of {
+                    Recalled::Global => HistoryTarget::Global,
+                    Recalled::Named(name) => HistoryTarget::Named(name.clone()),
+                };
+                let (at, from, text) = (*at, from.clone(), text.clone());
+                let hist = Reply::Hist {
+                    target,
+                    at,
+                    from,
+                    text,
+                };
+                write!(f, "{hist}")
+            }
             Event::Joined { room, user } => write!(f, "JR {room} {user}"),
             Event::Left { room, user } => write!(f, "LR {room} {user}"),
             Event::RoomCreated { room, by } => {
@@ -141,6 +157,36 @@ mod tests {
                     text: text.clone(),
                 },
                 Reply::Msg {
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+            ),
+            (
+                Event::Recalled {
+                    of: Recalled::Named(lobby.clone()),
+                    id: MessageId::default(),
+                    at,
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+                Reply::Hist {
+                    target: HistoryTarget::Named(lobby.clone()),
+                    at,
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+            ),
+            (
+                Event::Recalled {
+                    of: Recalled::Global,
+                    id: MessageId::default(),
+                    at,
+                    from: alice.clone(),
+                    text: text.clone(),
+                },
+                Reply::Hist {
+                    target: HistoryTarget::Global,
+                    at,
                     from: alice.clone(),
                     text: text.clone(),
                 },

@@ -3,7 +3,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use linechat_protocol::{Command, HistoryTarget, Name, Topic};
+use linechat_protocol::{HistoryTarget, Name, Topic};
 
 use super::message::{self, Message};
 use super::translate::{self, Control, GLOBAL};
@@ -114,12 +114,9 @@ pub(super) async fn enter(irc: &mut Irc, channel: &str, history: HistoryTarget) 
     }
     send_names(irc, channel).await;
     let count = Some(REPLAY_ON_JOIN.min(irc.session.settings().history_max_count));
-    // The lines go to the outbox, translated there; the final `OK HISTORY` is not IRC's.
-    irc.command(Command::History {
-        target: history,
-        count,
-    })
-    .await;
+    // The messages go to the outbox as events, worded there; a refusal has nothing to show
+    // here (the user is in the channel they just joined).
+    let _ = cmd::recall(&irc.session, history, count).await;
 }
 
 pub(super) async fn part(irc: &mut Irc, message: Message) -> Flow {

@@ -23,9 +23,8 @@ use std::sync::Arc;
 
 use tracing::info_span;
 
-use linechat_protocol::{Command, Name, Reply};
+use linechat_protocol::{Name, Reply};
 
-use super::cmd;
 use super::session::{End, Flow, FrontEnd, Refusal, Session};
 use crate::connection::{Delivery, LineCodec};
 use crate::settings::Settings;
@@ -192,19 +191,5 @@ impl Irc {
             &[&nick],
             Some(text),
         ));
-    }
-
-    /// Runs a line-protocol command that answers with a final line (a login, `HISTORY`) on
-    /// the session; that line. Lines it sends on its way (restored rooms, history) go to the
-    /// outbox, where they are translated. Messages and rooms go through the typed operations
-    /// of `cmd` instead.
-    async fn command(&mut self, command: Command) -> Reply {
-        match cmd::apply(&mut self.session, command).await {
-            cmd::Step::Reply(reply) => reply,
-            cmd::Step::Done | cmd::Step::Quit(_) => {
-                debug_assert!(false, "IRC ran a command that answers without a final line");
-                cmd::unavailable()
-            }
-        }
     }
 }

@@ -25,11 +25,11 @@ use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use linechat_protocol::{Departure, HistoryTarget, Name, Notice, Reply};
+use linechat_protocol::{Departure, Name, Notice, Reply};
 
 use super::message::{self, MAX_LINE};
 use crate::connection::{Content, Delivery, Form, Outbox, Wording};
-use crate::server::event::{Event, PresenceChange};
+use crate::server::event::{Event, PresenceChange, Recalled};
 
 /// The host part of every user's source, `alice!alice@linechat`.
 pub(super) const HOST: &str = "linechat";
@@ -91,7 +91,10 @@ impl<'a> Audience<'a> {
             Event::RoomMessage { .. } | Event::Topic { .. } => Some(Self::Everyone),
             Event::GlobalMessage { .. } => Some(Self::Global(None)),
             Event::Joined { user, .. } | Event::Left { user, .. } => Some(Self::AllBut(user)),
-            Event::PrivateMessage { .. } | Event::RoomCreated { .. } | Event::Presence(_) => None,
+            Event::PrivateMessage { .. }
+            | Event::Recalled { .. }
+            | Event::RoomCreated { .. }
+            | Event::Presence(_) => None,
         }
     }
 
@@ -226,6 +229,24 @@ impl Translator {
                     time_tag(timed, *at).as_deref(),
                 );
             }
+            Event::Recalled {
+                of, at, from, text, ..
+            } => {
+                let channel = match of {
+                    Recalled::Global if !self.in_global => return,
+                    Recalled::Global => GLOBAL.to_owned(),
+                    Recalled::Named(room) => channel_of(room),
+                };
+                // A message from history carries its time: a `time` tag with `server-time`,
+                // else in front of the text.
+                if self.server_time {
+                    let tag = time_tag(true, *at);
+                    privmsg(out, from.as_str(), &channel, text, tag.as_deref());
+                } else {
+                    let text = format!("[{}] {text}", humantime::format_rfc3339_seconds(*at));
+                    privmsg(out, from.as_str(), &channel, &text, None);
+                }
+            }
             Event::RoomCreated { room, by } => {
                 let text = format!("{by} created {}", channel_of(room));
                 let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(&text));
@@ -250,27 +271,6 @@ impl Translator {
     fn reply(&mut self, reply: &Reply, out: &mut BytesMut) {
         let me = self.me.as_deref().unwrap_or("*");
         match reply {
-            Reply::Hist {
-                target,
-                at,
-                from,
-                text,
-            } => {
-                let channel = match target {
-                    HistoryTarget::Global if !self.in_global => return,
-                    HistoryTarget::Global => GLOBAL.to_owned(),
-                    HistoryTarget::Named(room) => channel_of(room),
-                };
-                // A message from history carries its time: a `time` tag with `server-time`,
-                // else in front of the text.
-                if self.server_time {
-                    let tag = time_tag(true, *at);
-                    privmsg(out, from.as_str(), &channel, text, tag.as_deref());
-                } else {
-                    let text = format!("[{}] {text}", humantime::format_rfc3339_seconds(*at));
-                    privmsg(out, from.as_str(), &channel, &text, None);
-                }
-            }
             Reply::Notice(notice @ (Notice::Closing { .. } | Notice::Shutdown)) => {
                 let why = match notice {
                     // `NOTICE CLOSING <CODE> <explanation>`: the explanation.
@@ -353,7 +353,10 @@ fn put_shared(event: &Event, timed: bool, out: &mut BytesMut) {
             channel_of(room),
             Some(text.as_deref().unwrap_or_default()),
         ),
-        Event::PrivateMessage { .. } | Event::RoomCreated { .. } | Event::Presence(_) => return,
+        Event::PrivateMessage { .. }
+        | Event::Recalled { .. }
+        | Event::RoomCreated { .. }
+        | Event::Presence(_) => return,
     };
     let line = message::encode(Some(&source_of(user.as_str())), verb, &[&channel], text);
     out.put_slice(&line);
@@ -763,19 +766,22 @@ mod tests {
             put(&mut translator, &reply(closing)),
             "ERROR :Closing link: you logged in on another connection\r\n"
         );
-        let hist = Reply::Hist {
-            target: HistoryTarget::Named(name("lobby")),
-            at: at(),
-            from: name("alice"),
-            text: "old".into(),
+        let recalled = || {
+            Delivery::event(Event::Recalled {
+                of: Recalled::Named(name("lobby")),
+                id: MessageId::default(),
+                at: at(),
+                from: name("alice"),
+                text: "old".into(),
+            })
         };
         assert_eq!(
-            put(&mut translator, &reply(hist.clone())),
+            put(&mut translator, &recalled()),
             ":alice!alice@linechat PRIVMSG #lobby :[2026-11-25T16:40:00Z] old\r\n"
         );
         control(&mut translator, Control::ServerTime(true));
         assert_eq!(
-            put(&mut translator, &reply(hist)),
+            put(&mut translator, &recalled()),
             "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :old\r\n"
         );
         assert_eq!(
