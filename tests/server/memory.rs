@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Server, ServerProcess, TestServer};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use crate::support::{Server, ServerProcess, TestServer, blank_lines_until_closed};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 /// History lines of about 8 kB: 1000 of them are more than the kernel's socket buffers take
@@ -178,27 +178,9 @@ async fn blank_lines_do_not_keep_an_idle_client_connected() {
             }
         }
     });
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    write.write_all(b"NICK blank\n").await.unwrap();
-    let blanks = tokio::spawn(async move {
-        // A blank line every 200 ms, for longer than the PING and its timeout take.
-        for _ in 0..50 {
-            if write.write_all(b"\n").await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    let mut seen = Vec::new();
-    let outcome = tokio::time::timeout(Duration::from_secs(8), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            seen.push(line);
-        }
-    })
-    .await;
-    assert!(outcome.is_ok(), "still connected after 8 s; saw {seen:?}");
+    // A blank line every 200 ms, for longer than the PING and its timeout take.
+    let (closed, seen) = blank_lines_until_closed(server.addr, b"NICK blank\n", b"\n").await;
+    assert!(closed, "still connected after 8 s; saw {seen:?}");
     assert_eq!(
         seen[seen.len() - 2..],
         [
@@ -207,7 +189,6 @@ async fn blank_lines_do_not_keep_an_idle_client_connected() {
         ],
         "saw {seen:?}"
     );
-    blanks.abort();
     assert_eq!(watching.await.unwrap(), "NOTICE OFFLINE blank TIMED_OUT");
 }
 

@@ -212,3 +212,36 @@ pub async fn all_caught_up(clients: &mut [&mut Client]) {
         client.expect_caught_up().await;
     }
 }
+
+/// Connects to `addr`, sends `login`, then `blank` (a blank line in the protocol's line
+/// ending) every 200 ms for ten seconds: whether the server closed the connection within 8 s,
+/// and the lines it sent. For the idle watch, which a blank line must not satisfy.
+pub async fn blank_lines_until_closed(
+    addr: SocketAddr,
+    login: &'static [u8],
+    blank: &'static [u8],
+) -> (bool, Vec<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(login).await.unwrap();
+    let blanks = tokio::spawn(async move {
+        for _ in 0..50 {
+            if write.write_all(blank).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut seen = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push(line);
+        }
+    })
+    .await
+    .is_ok();
+    blanks.abort();
+    (closed, seen)
+}
