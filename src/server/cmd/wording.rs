@@ -1,5 +1,6 @@
 //! The line protocol's wording of events: the lines its connections' writers write for what
-//! the actors deliver (`RM`, `PM`, `MSG`, `JR`, `LR` and the `NOTICE`s).
+//! the actors deliver (`RM`, `PM`, `MSG`, `JR`, `LR` and the `NOTICE`s) and for the parting
+//! notice (`NOTICE CLOSING`, `NOTICE SHUTDOWN`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -95,6 +96,11 @@ impl fmt::Display for Lines<'_> {
                 }
                 Ok(())
             }
+            Event::Closing(reason) => {
+                let reason = *reason;
+                write!(f, "{}", Reply::Notice(Notice::Closing { reason }))
+            }
+            Event::ShuttingDown => write!(f, "{}", Reply::Notice(Notice::Shutdown)),
         }
     }
 }
@@ -103,7 +109,7 @@ impl fmt::Display for Lines<'_> {
 mod tests {
     use super::*;
     use crate::server::storage::MessageId;
-    use linechat_protocol::{Departure, Name};
+    use linechat_protocol::{CloseReason, Departure, Name};
     use std::time::SystemTime;
 
     fn name(name: &str) -> Name {
@@ -250,6 +256,22 @@ mod tests {
         assert_eq!(
             lines(Event::Presence(batch.into())),
             "NOTICE ONLINE alice\nNOTICE OFFLINE alice QUIT bye now\n"
+        );
+    }
+
+    #[test]
+    fn a_parting_is_the_closing_notice() {
+        for &reason in CloseReason::ALL {
+            let notice = Reply::Notice(Notice::Closing { reason });
+            assert_eq!(lines(Event::Closing(reason)), format!("{notice}\n"));
+        }
+        assert_eq!(
+            lines(Event::Closing(CloseReason::IdleTimeout)),
+            "NOTICE CLOSING IDLE_TIMEOUT no answer to PING in time\n"
+        );
+        assert_eq!(
+            lines(Event::ShuttingDown),
+            "NOTICE SHUTDOWN the server is going down\n"
         );
     }
 }

@@ -85,7 +85,8 @@ enum Audience<'a> {
 }
 
 impl<'a> Audience<'a> {
-    /// The audience of an event; `None` for one whose IRC form depends on the recipient.
+    /// The audience of an event; `None` for one whose IRC form depends on the recipient, and
+    /// for a parting, which only its own connection gets.
     fn of(event: &'a Event) -> Option<Self> {
         match event {
             Event::RoomMessage { .. } | Event::Topic { .. } => Some(Self::Everyone),
@@ -94,7 +95,9 @@ impl<'a> Audience<'a> {
             Event::PrivateMessage { .. }
             | Event::Recalled { .. }
             | Event::RoomCreated { .. }
-            | Event::Presence(_) => None,
+            | Event::Presence(_)
+            | Event::Closing(_)
+            | Event::ShuttingDown => None,
         }
     }
 
@@ -259,6 +262,8 @@ impl Translator {
                     }
                 }
             }
+            Event::Closing(reason) => closing_link(reason.explanation(), out),
+            Event::ShuttingDown => closing_link("the server is going down", out),
             event => {
                 if Audience::of(event).is_some_and(|audience| self.shows(audience)) {
                     put_shared(event, timed, out);
@@ -271,23 +276,8 @@ impl Translator {
     fn reply(&mut self, reply: &Reply, out: &mut BytesMut) {
         let me = self.me.as_deref().unwrap_or("*");
         match reply {
-            Reply::Notice(notice @ (Notice::Closing { .. } | Notice::Shutdown)) => {
-                let why = match notice {
-                    // `NOTICE CLOSING <CODE> <explanation>`: the explanation.
-                    Notice::Closing { reason } => {
-                        Reply::Notice(Notice::Closing { reason: *reason })
-                            .to_string()
-                            .splitn(4, ' ')
-                            .nth(3)
-                            .unwrap_or("closing")
-                            .to_owned()
-                    }
-                    _ => "the server is going down".to_owned(),
-                };
-                let line =
-                    message::encode(None, "ERROR", &[], Some(&format!("Closing link: {why}")));
-                out.put_slice(&line);
-            }
+            Reply::Notice(Notice::Closing { reason }) => closing_link(reason.explanation(), out),
+            Reply::Notice(Notice::Shutdown) => closing_link("the server is going down", out),
             Reply::Err { message, .. } => {
                 let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(message));
                 out.put_slice(&line);
@@ -296,6 +286,12 @@ impl Translator {
             _ => {}
         }
     }
+}
+
+/// Writes `ERROR :Closing link: <why>`, the last line of a connection the server closes.
+fn closing_link(why: &str, out: &mut BytesMut) {
+    let text = format!("Closing link: {why}");
+    out.put_slice(&message::encode(None, "ERROR", &[], Some(&text)));
 }
 
 /// The `server-time` tag of a message said at `at`, with its space, if the client took it.
@@ -356,7 +352,9 @@ fn put_shared(event: &Event, timed: bool, out: &mut BytesMut) {
         Event::PrivateMessage { .. }
         | Event::Recalled { .. }
         | Event::RoomCreated { .. }
-        | Event::Presence(_) => return,
+        | Event::Presence(_)
+        | Event::Closing(_)
+        | Event::ShuttingDown => return,
     };
     let line = message::encode(Some(&source_of(user.as_str())), verb, &[&channel], text);
     out.put_slice(&line);
