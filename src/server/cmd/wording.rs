@@ -20,11 +20,12 @@ impl Wording for LineWording {
     fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
         match delivery.content() {
             Content::Lines(lines) => batch.extend_from_slice(lines),
-            Content::Reply(reply) => Delivery::encode_into(reply, batch),
-            // Held by this writer alone (a private message) and not worded yet: no other
-            // connection will ask for its wording, which is written straight into the batch.
+            // The parting, which is this connection's alone, or an event held by this writer
+            // alone (a private message) and not worded yet: no other connection will ask for
+            // its wording, which is written straight into the batch.
             Content::Event(event)
-                if Arc::strong_count(delivery) == 1 && !delivery.is_worded(Form::Line) =>
+                if delivery.ends()
+                    || (Arc::strong_count(delivery) == 1 && !delivery.is_worded(Form::Line)) =>
             {
                 use fmt::Write;
                 // Writing to a `BytesMut` grows it; it cannot fail.

@@ -1,11 +1,14 @@
 //! The line protocol's front-end: `HELLO`, then each line a [`Command`] run by `cmd::apply`,
 //! answered in the protocol's own words.
 
+use std::sync::Arc;
+
 use linechat_protocol::{Command, ErrorCode, ParseError, Reply, Verb};
 
 use super::Session;
 use super::front_end::{Flow, FrontEnd, Refusal};
 use super::serve::End;
+use crate::connection::Delivery;
 use crate::server::cmd::wording::LineWording;
 use crate::server::cmd::{self, Step};
 
@@ -108,11 +111,11 @@ impl FrontEnd for LineFrontEnd {
         self.session.reply_in_order(reply)
     }
 
-    fn parting(&mut self, end: &End) -> Option<Reply> {
+    fn parting(&mut self, end: &End) -> Option<Arc<Delivery>> {
         match end {
-            End::Quit(_) => Some(Reply::ok(Verb::Quit)),
+            End::Quit(_) => Some(Delivery::new(Reply::ok(Verb::Quit))),
             // The line protocol's commands answer a refusal and carry on: none ends this way.
-            _ => end.notice(),
+            _ => end.notice().map(Delivery::event),
         }
     }
 }

@@ -410,7 +410,7 @@ impl Session {
     /// Not an `async fn`: that would keep the reply in the session's task beside the line
     /// encoded from it, in the state of every loop that awaits this.
     pub(super) fn reply_in_order(&mut self, reply: Reply) -> impl Future<Output = ()> + '_ {
-        self.pipeline(InFlight::Ready(self.outbox.delivery(reply)))
+        self.pipeline(InFlight::Ready(Delivery::new(reply)))
     }
 
     pub(super) fn send(&self, reply: Reply) {
