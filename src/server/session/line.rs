@@ -34,7 +34,7 @@ impl LineFrontEnd {
             session.context.server.store.room_for_history().await;
         }
         match cmd::apply(session, command).await {
-            Step::Reply(reply) => session.send(reply),
+            Step::Reply(reply) => cmd::send(session, reply),
             Step::Done => {}
             Step::Quit(reason) => return Flow::Quit(reason),
         }
@@ -56,7 +56,7 @@ impl FrontEnd for LineFrontEnd {
 
     fn greet(&mut self) {
         let guests = self.session.context.settings.allow_guests;
-        self.session.send(Reply::Hello { guests });
+        cmd::send(&self.session, Reply::Hello { guests });
     }
 
     fn session(&mut self) -> &mut Session {
@@ -76,16 +76,15 @@ impl FrontEnd for LineFrontEnd {
             Ok(command) => self.execute(command).await,
             Err(error) => {
                 let code = ErrorCode::from(&error);
-                self.session
-                    .reply_in_order(Reply::err(code, error.to_string()))
-                    .await;
+                let reply = Reply::err(code, error.to_string());
+                cmd::reply_in_order(&mut self.session, reply).await;
                 Flow::Continue
             }
         }
     }
 
     fn ping(&mut self) {
-        self.session.send(Reply::Ping("idle".into()));
+        cmd::send(&self.session, Reply::Ping("idle".into()));
     }
 
     fn refuse(&mut self, refusal: Refusal) -> impl Future<Output = ()> + Send + '_ {
@@ -108,7 +107,7 @@ impl FrontEnd for LineFrontEnd {
                 Reply::err(ErrorCode::BadUtf8, message)
             }
         };
-        self.session.reply_in_order(reply)
+        cmd::reply_in_order(&mut self.session, reply)
     }
 
     fn parting(&mut self, end: &End) -> Option<Arc<Delivery>> {
