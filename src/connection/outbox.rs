@@ -21,7 +21,7 @@ use tokio_util::sync::{
 
 use super::budget::Budget;
 use crate::server::event::Event;
-use linechat_protocol::{CloseReason, Notice, Reply};
+use linechat_protocol::{CloseReason, Reply};
 
 /// The most bytes the writer gathers into one write.
 const MAX_BATCH: usize = 64 * 1024;
@@ -59,9 +59,9 @@ impl Form {
 /// What a delivery counts against each outbox it is queued in ([`Delivery::size`]) is fixed
 /// when it is made and does not change while it is queued: the writers' accounting releases
 /// exactly what the push counted. It is what the delivery holds as made: its lines, or its
-/// event or reply with what they hold on the heap. The wordings of an event made by the
-/// writers ([`Delivery::worded`]) are not counted: there is at most one per form however
-/// many connections hold the event, each about as large as the event's line, and they live no
+/// event with what that holds on the heap. The wordings of an event made by the writers
+/// ([`Delivery::worded`]) are not counted: there is at most one per form however many
+/// connections hold the event, each about as large as the event's line, and they live no
 /// longer than the delivery.
 #[derive(Debug)]
 pub struct Delivery(Body);
@@ -73,15 +73,13 @@ enum Body {
     Lines(Bytes),
     /// An event, worded by each front-end at its writers.
     Event(Box<WordedEvent>),
-    /// A line-protocol reply kept as a value, for a front-end that words replies itself
-    /// ([`Outbox::keep_replies`]).
-    Reply(Box<KeptReply>),
     /// A value of the front-end's own that its wording understands, e.g. a change of the
     /// writer's state that takes effect in order with the lines around it.
     Own(Box<OwnValue>),
-    /// The last thing the writer takes: it writes the parting line, if any, then shuts the
-    /// socket. A variant rather than a flag, so that a delivery stays as small as its lines.
-    End(Option<Box<Body>>),
+    /// The last thing the writer takes: it writes the parting, if any (lines, or an event
+    /// worded as any other), then shuts the socket. A variant rather than a flag, so that a
+    /// delivery stays as small as its lines.
+    End(Option<Arc<Delivery>>),
 }
 
 #[derive(Debug)]
@@ -89,12 +87,6 @@ struct WordedEvent {
     event: Event,
     /// The event's wording in each [`Form`], once a writer of that form made it.
     forms: [OnceBox<Bytes>; Form::COUNT],
-    size: usize,
-}
-
-#[derive(Debug)]
-struct KeptReply {
-    reply: Reply,
     size: usize,
 }
 
@@ -116,7 +108,6 @@ impl std::fmt::Debug for OwnValue {
 pub enum Content<'a> {
     Lines(&'a Bytes),
     Event(&'a Event),
-    Reply(&'a Reply),
     Own(&'a (dyn Any + Send + Sync)),
 }
 
@@ -149,13 +140,6 @@ impl Delivery {
         }))))
     }
 
-    /// A delivery of `reply` as a value, for a front-end that words it itself.
-    pub fn reply(reply: Reply) -> Arc<Self> {
-        // The reply holds about what its line would: its texts and names.
-        let size = size_of::<KeptReply>() + 16 + encoded_len(&reply) + ENTRY_OVERHEAD;
-        Arc::new(Self(Body::Reply(Box::new(KeptReply { reply, size }))))
-    }
-
     /// A delivery of a value of the front-end's own, which holds `heap_bytes` beyond its
     /// size.
     pub fn own<T: Any + Send + Sync>(value: T, heap_bytes: usize) -> Arc<Self> {
@@ -164,35 +148,24 @@ impl Delivery {
         Arc::new(Self(Body::Own(Box::new(OwnValue { value, size }))))
     }
 
-    /// Appends the line of `reply`, with its `\n`, to `lines`: for several lines sent as one.
-    pub fn encode_into(reply: &Reply, lines: &mut BytesMut) {
-        use std::fmt::Write;
-        // Writing to a `BytesMut` grows it; it cannot fail.
-        let _ = writeln!(lines, "{reply}");
+    fn end(last: Option<Arc<Delivery>>) -> Arc<Self> {
+        Arc::new(Self(Body::End(last)))
     }
 
-    fn end(last: Option<Body>) -> Arc<Self> {
-        Arc::new(Self(Body::End(last.map(Box::new))))
-    }
-
-    /// Whether the writer stops after this: the connection's parting line, if any.
+    /// Whether the writer stops after this: the connection's parting, if any.
     pub fn ends(&self) -> bool {
         matches!(self.0, Body::End(_))
     }
 
-    /// What the delivery carries; for the parting, its line (no lines if none).
+    /// What the delivery carries; for the end, what its parting carries (no lines if none).
     pub fn content(&self) -> Content<'_> {
-        let body = match &self.0 {
-            Body::End(Some(last)) => last,
-            Body::End(None) => return Content::Lines(&NO_LINES),
-            body => body,
-        };
-        match body {
+        match &self.0 {
             Body::Lines(lines) => Content::Lines(lines),
             Body::Event(worded) => Content::Event(&worded.event),
-            Body::Reply(kept) => Content::Reply(&kept.reply),
             Body::Own(own) => Content::Own(&*own.value),
-            Body::End(_) => Content::Lines(&NO_LINES),
+            // The parting is never an end itself: only `Outbox::finish` makes ends.
+            Body::End(Some(last)) => last.content(),
+            Body::End(None) => Content::Lines(&NO_LINES),
         }
     }
 
@@ -241,7 +214,6 @@ impl Delivery {
         match &self.0 {
             Body::Lines(lines) => lines.len() + ENTRY_OVERHEAD,
             Body::Event(worded) => worded.size,
-            Body::Reply(kept) => kept.size,
             Body::Own(own) => own.size,
             // Never pushed, so never counted.
             Body::End(_) => 0,
@@ -260,21 +232,6 @@ thread_local! {
 #[cfg(test)]
 pub(crate) fn wordings(form: Form) -> usize {
     WORDINGS.with(|made| made[form as usize].get())
-}
-
-/// The length of `reply`'s line, with its `\n`, without writing it out.
-fn encoded_len(reply: &Reply) -> usize {
-    struct Counter(usize);
-    impl std::fmt::Write for Counter {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0 += s.len();
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    use std::fmt::Write;
-    let _ = writeln!(counter, "{reply}");
-    counter.0
 }
 
 /// The line of `reply`, with its `\n`, in an allocation of its exact length.
@@ -316,9 +273,6 @@ pub(super) struct Shared {
     replaced: AtomicBool,
     /// Set with `closed`: checked on every push, where the token's own check (a lock) costs.
     is_closed: AtomicBool,
-    /// Set for a front-end that words line-protocol replies itself: the session's replies
-    /// reach its writer as values ([`Outbox::keep_replies`]).
-    keeps_replies: AtomicBool,
     /// Set when the parting line is queued: nothing pushed after it would be written, so a
     /// push fails at once, and a sender holding this handle learns that the session is over.
     finished: AtomicBool,
@@ -337,7 +291,6 @@ impl Shared {
             overflowed: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             is_closed: AtomicBool::new(false),
-            keeps_replies: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             closed: CancellationToken::new(),
             drained: Notify::new(),
@@ -428,25 +381,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues `reply`, as this connection's front-end takes it ([`Outbox::delivery`]).
+    /// Queues the line of `reply`.
     pub fn send(&self, reply: Reply) -> Result<(), OutboxFull> {
-        self.push(self.delivery(reply))
-    }
-
-    /// A delivery of `reply` for this connection: its line, or, for a front-end that words
-    /// replies itself, the reply as a value, which its writer reads without parsing a line.
-    pub fn delivery(&self, reply: Reply) -> Arc<Delivery> {
-        if self.shared.keeps_replies.load(Ordering::Relaxed) {
-            Delivery::reply(reply)
-        } else {
-            Delivery::new(reply)
-        }
-    }
-
-    /// Makes the connection's replies reach its writer as values ([`Delivery::reply`]): for
-    /// a front-end other than the line protocol. Called before anything is queued.
-    pub fn keep_replies(&self) {
-        self.shared.keeps_replies.store(true, Ordering::Relaxed);
+        self.push(Delivery::new(reply))
     }
 
     /// Waits until a line of `size` ([`Delivery::size`]) fits in the part of the outbox that
@@ -471,15 +408,10 @@ impl Outbox {
         }
     }
 
-    /// Asks the writer to write what is queued, then `last`, and then shut the socket down.
-    /// Pushes after this fail.
-    pub fn finish(&self, last: Option<Reply>) {
+    /// Asks the writer to write what is queued, then `last`, the connection's parting (lines,
+    /// or an event its wording words), and then shut the socket down. Pushes after this fail.
+    pub fn finish(&self, last: Option<Arc<Delivery>>) {
         self.shared.finished.store(true, Ordering::Release);
-        let keeps_replies = self.shared.keeps_replies.load(Ordering::Relaxed);
-        let last = last.map(|reply| match keeps_replies {
-            true => Body::Reply(Box::new(KeptReply { reply, size: 0 })),
-            false => Body::Lines(encode_line(&reply)),
-        });
         let _ = self.tx.send(Delivery::end(last));
     }
 
@@ -489,7 +421,7 @@ impl Outbox {
     /// from [`Outbox::replaced`].
     pub fn replace(&self, reason: CloseReason) {
         self.shared.replaced.store(true, Ordering::Release);
-        self.finish(Some(Reply::Notice(Notice::Closing { reason })));
+        self.finish(Some(Delivery::event(Event::Closing(reason))));
     }
 
     /// Whether the connection's user took their session over on another connection.
@@ -739,7 +671,7 @@ mod tests {
     async fn the_parting_line_is_the_last_even_with_lines_queued_after_it() {
         let (outbox, writer) = outbox(1024);
         outbox.send(Reply::Pong(Some("before".into()))).unwrap();
-        outbox.finish(Some(Reply::ok(Verb::Quit)));
+        outbox.finish(Some(Delivery::new(Reply::ok(Verb::Quit))));
         assert_eq!(
             outbox.send(Reply::Pong(Some("after".into()))),
             Err(OutboxFull)
@@ -807,7 +739,7 @@ mod tests {
 
     fn outbox_pair_with_finish_first() -> (Outbox, Writer) {
         let (outbox, writer) = outbox(1024);
-        outbox.finish(Some(Reply::ok(Verb::Quit)));
+        outbox.finish(Some(Delivery::new(Reply::ok(Verb::Quit))));
         assert_eq!(
             outbox.send(Reply::Pong(Some("after".into()))),
             Err(OutboxFull)
@@ -838,21 +770,10 @@ mod tests {
 
         let pong = Delivery::new(Reply::Pong(Some("1".into())));
         assert_eq!(pong.worded(Form::Line, |_| panic!("not an event")), None);
-        let end = Delivery::end(Some(Body::Lines(encode_line(&Reply::ok(Verb::Quit)))));
+        let end = Delivery::end(Some(Delivery::new(Reply::ok(Verb::Quit))));
         assert!(end.ends());
         assert!(matches!(end.content(), Content::Lines(line) if &line[..] == b"OK QUIT\n"));
         assert!(Delivery::end(None).ends());
-    }
-
-    #[test]
-    fn a_reply_kept_as_a_value_counts_what_its_line_would() {
-        let reply = Reply::Pong(Some("x".repeat(1000)));
-        let kept = Delivery::reply(reply.clone());
-        assert!(matches!(kept.content(), Content::Reply(kept) if *kept == reply));
-        assert_eq!(
-            kept.size(),
-            size_of::<KeptReply>() + 16 + format!("{reply}\n").len() + ENTRY_OVERHEAD
-        );
     }
 
     #[tokio::test]

@@ -1,16 +1,17 @@
 //! What the actors deliver to sessions: typed events, the same value for every recipient,
 //! which each front-end words its own way at its connections' writers (the line protocol in
-//! `cmd::wording`, IRC in `irc::translate`). No wire text is in them.
+//! `cmd::wording`, IRC in `irc::translate`). No wire text is in them. The server's parting
+//! notice to a connection it closes is one too, for that connection alone.
 //!
 //! A room's events also travel to the room's members on other nodes of a cluster, in the
-//! cluster's own encoding (serde), so they are serializable.
+//! cluster's own encoding (serde), so they are serializable; a parting never leaves its node.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use linechat_protocol::{Departure, Name};
+use linechat_protocol::{CloseReason, Departure, Name};
 
 use crate::server::storage::MessageId;
 
@@ -68,6 +69,14 @@ pub enum Event {
         by: Name,
         text: Option<String>,
     },
+    /// The server closes the connection, for this reason: the last thing its client is told,
+    /// and only that client (the connection's parting, never fanned out nor sent to another
+    /// node).
+    #[serde(skip)]
+    Closing(CloseReason),
+    /// The server is shutting down: the last thing each connection is told, as its parting.
+    #[serde(skip)]
+    ShuttingDown,
 }
 
 /// The conversation a recalled message is of.
@@ -149,7 +158,11 @@ impl Event {
             | Event::PrivateMessage { text: t, .. }
             | Event::GlobalMessage { text: t, .. } => text(t),
             Event::Topic { text: t, .. } => t.as_deref().map_or(0, text),
-            Event::Joined { .. } | Event::Left { .. } | Event::RoomCreated { .. } => 0,
+            Event::Joined { .. }
+            | Event::Left { .. }
+            | Event::RoomCreated { .. }
+            | Event::Closing(_)
+            | Event::ShuttingDown => 0,
             // The whole batch: a newcomer's tail keeps all of it alive.
             Event::Presence(batch) => {
                 16 + batch

@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 use linechat::connection::{Content, Delivery, Wording};
 use linechat::server::event::Event;
 use linechat::server::session::{End, Flow, FrontEnd, Refusal, Session};
-use linechat_protocol::{Name, Password, Reply};
+use linechat_protocol::{Name, Password};
 
 use crate::support::{Client, Server, TestServer};
 
@@ -166,7 +166,7 @@ impl FrontEnd for TestFrontEnd {
         self.send(format!("err dropped: {refusal:?}"));
     }
 
-    fn parting(&mut self, end: &End) -> Option<Reply> {
+    fn parting(&mut self, end: &End) -> Option<Arc<Delivery>> {
         if let End::Quit(_) = end {
             self.send("bye".into());
         }

@@ -128,7 +128,9 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    fn explanation(self) -> &'static str {
+    /// Why the connection is closed, in words for the user: the text after the code in
+    /// `NOTICE CLOSING <CODE> <explanation>`, which other protocols word their own way.
+    pub fn explanation(self) -> &'static str {
         strum::EnumMessage::get_message(&self).unwrap_or_default()
     }
 }

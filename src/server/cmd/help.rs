@@ -16,7 +16,7 @@ pub(super) async fn apply(session: &mut Session, verb: Option<Verb>) -> Step {
             .collect(),
     };
     for verb in verbs {
-        session.send(Reply::Help(verb));
+        super::send(session, Reply::Help(verb));
     }
     Reply::ok(Verb::Help).into()
 }

@@ -8,7 +8,8 @@
 use linechat_protocol::{Command, ErrorCode, Name, Reply};
 
 use super::room::{MAX_TOPIC_BYTES, RoomError};
-use super::session::Session;
+use super::session::{InFlight, Session};
+use crate::connection::Delivery;
 
 pub(super) mod wording;
 
@@ -55,19 +56,32 @@ pub(super) use list_room_users::members;
 pub(super) use list_rooms::summaries;
 pub use login::LoginError;
 pub(super) use login::{log_in, new_presence};
-pub(super) use msg::broadcast;
+pub(super) use msg::{broadcast, msg_answer};
 pub(super) use nick::guest;
-pub(super) use pm::{Straight, pm_answer, straight, through_directory};
+pub(super) use pm::{Straight, pm_answer, pm_sent, straight, through_directory};
 pub(super) use room_message::say;
 pub(super) use topic::{set_topic, topic};
 pub(super) use users::online;
 
-/// The answer to a command that needs a logged-in user, from a session without one.
+/// Sends `reply` now, after what was queued before it.
+pub(super) fn send(session: &Session, reply: Reply) {
+    // A full outbox closes the connection; the session loop sees that and ends.
+    let _ = session.outbox().send(reply);
+}
+
+/// Sends a final reply after those of the commands before it, without waiting for them.
+/// Not an `async fn`: that would keep the reply in the session's task beside the line
+/// encoded from it, in the state of every loop that awaits this.
+pub(super) fn reply_in_order(session: &mut Session, reply: Reply) -> impl Future<Output = ()> + '_ {
+    session.pipeline(InFlight::Ready(Delivery::new(reply)))
+}
+
 /// What a client is told when an actor it needed has gone away.
 pub(in crate::server) fn unavailable() -> Reply {
     Reply::err(ErrorCode::Internal, "the server is unavailable; try again")
 }
 
+/// The answer to a command that needs a logged-in user, from a session without one.
 pub(super) fn not_logged_in(session: &Session) -> Reply {
     let how = Reply::login_commands(session.settings().allow_guests);
     Reply::err(ErrorCode::NotLoggedIn, format!("log in first: {how}"))

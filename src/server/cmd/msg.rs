@@ -1,9 +1,14 @@
 //! `MSG <text>`: to everyone online, through the directory. Sent on without waiting: its
 //! `OK` follows in order (see `Session::pipeline`).
 
-use crate::server::mailbox::Answer;
+use std::sync::Arc;
+
+use linechat_protocol::{Reply, Verb};
+
+use crate::server::mailbox::{Answer, Gone};
 
 use super::{CommandError, Step, refused};
+use crate::connection::Delivery;
 use crate::server::session::{InFlight, Session};
 
 pub(super) async fn apply(session: &mut Session, text: String) -> Step {
@@ -25,4 +30,13 @@ pub(in crate::server) fn broadcast(
     };
     let users = &session.server().users;
     Ok(users.broadcast(presence.member().clone(), text))
+}
+
+/// The line protocol's answer to a global message, once the directory has sent it: `OK MSG`,
+/// or, if the directory is gone, that the server is unavailable.
+pub(in crate::server) fn msg_answer(sent: Result<(), Gone>) -> Arc<Delivery> {
+    Delivery::new(match sent {
+        Ok(()) => Reply::ok(Verb::Msg),
+        Err(Gone) => super::unavailable(),
+    })
 }

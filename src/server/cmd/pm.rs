@@ -125,12 +125,18 @@ pub(in crate::server) async fn straight(
 }
 
 /// The line protocol's answer to a private message the directory handled.
-pub(in crate::server) fn pm_answer(answer: &Private) -> Reply {
-    match answer {
+pub(in crate::server) fn pm_answer(answer: &Private) -> Arc<Delivery> {
+    Delivery::new(match answer {
         Ok(PmOutcome::Queued { to }) => Reply::ok_with(Verb::Pm, format!("{to} queued")),
         Ok(sent) => Reply::ok_with(Verb::Pm, sent.recipient()),
         Err(error) => pm_refused(error),
-    }
+    })
+}
+
+/// The line protocol's answer to a private message sent to `name`, `OK PM <name>`: encoded
+/// once when the session keeps their handle, and sent for each message sent straight to them.
+pub(in crate::server) fn pm_sent(name: &Name) -> Arc<Delivery> {
+    Delivery::new(Reply::ok_with(Verb::Pm, name))
 }
 
 fn pm_refused(error: &PmError) -> Reply {

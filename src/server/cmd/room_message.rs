@@ -3,7 +3,7 @@
 
 use linechat_protocol::{Name, Reply, Verb};
 
-use super::{CommandError, Step, refused};
+use super::{CommandError, Step, refused, reply_in_order};
 use crate::connection::Delivery;
 use crate::server::session::{InFlight, Session};
 
@@ -15,7 +15,7 @@ pub(super) async fn apply(session: &mut Session, room: Name, text: String) -> St
         }
         Err(error) => {
             let refusal = refused(session, error);
-            session.reply_in_order(refusal).await;
+            reply_in_order(session, refusal).await;
         }
     }
     Step::Done

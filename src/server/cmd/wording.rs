@@ -1,5 +1,6 @@
 //! The line protocol's wording of events: the lines its connections' writers write for what
-//! the actors deliver (`RM`, `PM`, `MSG`, `JR`, `LR` and the `NOTICE`s).
+//! the actors deliver (`RM`, `PM`, `MSG`, `JR`, `LR` and the `NOTICE`s) and for the parting
+//! notice (`NOTICE CLOSING`, `NOTICE SHUTDOWN`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,11 +20,12 @@ impl Wording for LineWording {
     fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
         match delivery.content() {
             Content::Lines(lines) => batch.extend_from_slice(lines),
-            Content::Reply(reply) => Delivery::encode_into(reply, batch),
-            // Held by this writer alone (a private message) and not worded yet: no other
-            // connection will ask for its wording, which is written straight into the batch.
+            // The parting, which is this connection's alone, or an event held by this writer
+            // alone (a private message) and not worded yet: no other connection will ask for
+            // its wording, which is written straight into the batch.
             Content::Event(event)
-                if Arc::strong_count(delivery) == 1 && !delivery.is_worded(Form::Line) =>
+                if delivery.ends()
+                    || (Arc::strong_count(delivery) == 1 && !delivery.is_worded(Form::Line)) =>
             {
                 use fmt::Write;
                 // Writing to a `BytesMut` grows it; it cannot fail.
@@ -95,6 +97,11 @@ impl fmt::Display for Lines<'_> {
                 }
                 Ok(())
             }
+            Event::Closing(reason) => {
+                let reason = *reason;
+                write!(f, "{}", Reply::Notice(Notice::Closing { reason }))
+            }
+            Event::ShuttingDown => write!(f, "{}", Reply::Notice(Notice::Shutdown)),
         }
     }
 }
@@ -103,7 +110,7 @@ impl fmt::Display for Lines<'_> {
 mod tests {
     use super::*;
     use crate::server::storage::MessageId;
-    use linechat_protocol::{Departure, Name};
+    use linechat_protocol::{CloseReason, Departure, Name};
     use std::time::SystemTime;
 
     fn name(name: &str) -> Name {
@@ -250,6 +257,22 @@ mod tests {
         assert_eq!(
             lines(Event::Presence(batch.into())),
             "NOTICE ONLINE alice\nNOTICE OFFLINE alice QUIT bye now\n"
+        );
+    }
+
+    #[test]
+    fn a_parting_is_the_closing_notice() {
+        for &reason in CloseReason::ALL {
+            let notice = Reply::Notice(Notice::Closing { reason });
+            assert_eq!(lines(Event::Closing(reason)), format!("{notice}\n"));
+        }
+        assert_eq!(
+            lines(Event::Closing(CloseReason::IdleTimeout)),
+            "NOTICE CLOSING IDLE_TIMEOUT no answer to PING in time\n"
+        );
+        assert_eq!(
+            lines(Event::ShuttingDown),
+            "NOTICE SHUTDOWN the server is going down\n"
         );
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tracing::info_span;
 
-use linechat_protocol::{Name, Reply};
+use linechat_protocol::Name;
 
 use super::session::{End, Flow, FrontEnd, Refusal, Session};
 use crate::connection::{Delivery, LineCodec};
@@ -52,9 +52,6 @@ impl FrontEnd for Irc {
     type Action = Message;
 
     fn new(session: Session) -> Self {
-        // The replies of the line-protocol commands the session runs reach the translator
-        // as values, which it words as IRC.
-        session.outbox().keep_replies();
         let server = session.settings().irc_server_name().into();
         Irc {
             session,
@@ -121,12 +118,12 @@ impl FrontEnd for Irc {
 
     /// A quit or a refusal is said in `ERROR`; the notices of the other ends are worded as
     /// `ERROR` by the translator.
-    fn parting(&mut self, end: &End) -> Option<Reply> {
+    fn parting(&mut self, end: &End) -> Option<Arc<Delivery>> {
         let text = match end {
             End::Quit(Some(reason)) => format!("Closing link: Quit: {reason}"),
             End::Quit(None) => "Closing link: Quit".to_owned(),
             End::Refused(why) => format!("Closing link: {why}"),
-            _ => return end.notice(),
+            _ => return end.notice().map(Delivery::event),
         };
         self.send(message::encode(None, "ERROR", &[], Some(&text)));
         None

@@ -17,15 +17,16 @@
 //! keep their order with the deliveries; they pass unchanged. What the translator must know
 //! of the connection (who the user is, whether they are in `#global`, whether they took
 //! `server-time`) the session tells it through the same outbox, in order with its lines
-//! ([`Control`]). The replies of line-protocol commands the session runs (history, errors,
-//! the parting notice) reach it as values ([`crate::connection::Outbox::keep_replies`]).
+//! ([`Control`]). When the server closes the connection, its notice of why comes last, as an
+//! event too ([`Event::Closing`], [`Event::ShuttingDown`]): the parting, written as
+//! `ERROR :Closing link: <why>` even before the welcome.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use linechat_protocol::{Departure, Name, Notice, Reply};
+use linechat_protocol::{Departure, Name};
 
 use super::message::{self, MAX_LINE};
 use crate::connection::{Content, Delivery, Form, Outbox, Wording};
@@ -85,7 +86,8 @@ enum Audience<'a> {
 }
 
 impl<'a> Audience<'a> {
-    /// The audience of an event; `None` for one whose IRC form depends on the recipient.
+    /// The audience of an event; `None` for one whose IRC form depends on the recipient, and
+    /// for a parting, which only its own connection gets.
     fn of(event: &'a Event) -> Option<Self> {
         match event {
             Event::RoomMessage { .. } | Event::Topic { .. } => Some(Self::Everyone),
@@ -94,7 +96,9 @@ impl<'a> Audience<'a> {
             Event::PrivateMessage { .. }
             | Event::Recalled { .. }
             | Event::RoomCreated { .. }
-            | Event::Presence(_) => None,
+            | Event::Presence(_)
+            | Event::Closing(_)
+            | Event::ShuttingDown => None,
         }
     }
 
@@ -129,15 +133,14 @@ impl Wording for Translator {
                     self.control(change.clone(), out);
                 }
             }
-            // The parting line is the last thing written: held for a welcome that cannot
-            // come, it would never be.
-            Content::Reply(reply) if delivery.ends() => self.reply(reply, out),
-            Content::Event(_) | Content::Reply(_) if self.me.is_none() => {
+            // The parting is the last thing written: held for a welcome that cannot come, it
+            // would never be.
+            Content::Event(event) if delivery.ends() => self.event(delivery, event, out),
+            Content::Event(_) if self.me.is_none() => {
                 self.held_bytes += delivery.size();
                 self.held.push(delivery.clone());
             }
             Content::Event(event) => self.event(delivery, event, out),
-            Content::Reply(reply) => self.reply(reply, out),
         }
     }
 
@@ -259,6 +262,8 @@ impl Translator {
                     }
                 }
             }
+            Event::Closing(reason) => closing_link(reason.explanation(), out),
+            Event::ShuttingDown => closing_link("the server is going down", out),
             event => {
                 if Audience::of(event).is_some_and(|audience| self.shows(audience)) {
                     put_shared(event, timed, out);
@@ -266,36 +271,12 @@ impl Translator {
             }
         }
     }
+}
 
-    /// The IRC form of a line-protocol reply of a command the session ran.
-    fn reply(&mut self, reply: &Reply, out: &mut BytesMut) {
-        let me = self.me.as_deref().unwrap_or("*");
-        match reply {
-            Reply::Notice(notice @ (Notice::Closing { .. } | Notice::Shutdown)) => {
-                let why = match notice {
-                    // `NOTICE CLOSING <CODE> <explanation>`: the explanation.
-                    Notice::Closing { reason } => {
-                        Reply::Notice(Notice::Closing { reason: *reason })
-                            .to_string()
-                            .splitn(4, ' ')
-                            .nth(3)
-                            .unwrap_or("closing")
-                            .to_owned()
-                    }
-                    _ => "the server is going down".to_owned(),
-                };
-                let line =
-                    message::encode(None, "ERROR", &[], Some(&format!("Closing link: {why}")));
-                out.put_slice(&line);
-            }
-            Reply::Err { message, .. } => {
-                let line = message::encode(Some(&self.server), "NOTICE", &[me], Some(message));
-                out.put_slice(&line);
-            }
-            // Final lines of commands the IRC session answers itself.
-            _ => {}
-        }
-    }
+/// Writes `ERROR :Closing link: <why>`, the last line of a connection the server closes.
+fn closing_link(why: &str, out: &mut BytesMut) {
+    let text = format!("Closing link: {why}");
+    out.put_slice(&message::encode(None, "ERROR", &[], Some(&text)));
 }
 
 /// The `server-time` tag of a message said at `at`, with its space, if the client took it.
@@ -356,7 +337,9 @@ fn put_shared(event: &Event, timed: bool, out: &mut BytesMut) {
         Event::PrivateMessage { .. }
         | Event::Recalled { .. }
         | Event::RoomCreated { .. }
-        | Event::Presence(_) => return,
+        | Event::Presence(_)
+        | Event::Closing(_)
+        | Event::ShuttingDown => return,
     };
     let line = message::encode(Some(&source_of(user.as_str())), verb, &[&channel], text);
     out.put_slice(&line);
@@ -436,6 +419,8 @@ mod tests {
     use crate::server::cmd::wording::LineWording;
 
     use crate::server::storage::MessageId;
+    use linechat_protocol::CloseReason;
+    use tokio::io::AsyncReadExt;
 
     fn name(name: &str) -> Name {
         Name::parse(name).unwrap()
@@ -758,13 +743,11 @@ mod tests {
     #[test]
     fn closing_notices_become_error_and_messages_carry_their_time() {
         let mut translator = welcomed();
-        let reply = |reply: Reply| Delivery::reply(reply);
-        let closing = Reply::Notice(Notice::Closing {
-            reason: linechat_protocol::CloseReason::Replaced,
-        });
+        let closing = Event::Closing(CloseReason::Replaced);
         assert_eq!(
-            put(&mut translator, &reply(closing)),
-            "ERROR :Closing link: you logged in on another connection\r\n"
+            translated(&mut translator, vec![closing, Event::ShuttingDown]),
+            "ERROR :Closing link: you logged in on another connection\r\n\
+             ERROR :Closing link: the server is going down\r\n"
         );
         let recalled = || {
             Delivery::event(Event::Recalled {
@@ -791,6 +774,39 @@ mod tests {
             ),
             "@time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG #lobby :new\r\n\
              @time=2026-11-25T16:40:00.123Z :alice!alice@linechat PRIVMSG bob :psst\r\n"
+        );
+    }
+
+    /// What a writer never welcomed writes of a private message, which waits for the
+    /// welcome, and then of the parting `end` queues.
+    async fn parting_before_the_welcome(end: impl FnOnce(&Outbox)) -> String {
+        let (outbox, writer) = crate::connection::outbox(1 << 16);
+        outbox.push(Delivery::event(pm("alice", "early"))).unwrap();
+        end(&outbox);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let translator = Translator::new("irc.test".into());
+        writer.run_worded(server, translator).await.unwrap();
+        let mut written = String::new();
+        client.read_to_string(&mut written).await.unwrap();
+        assert_eq!(outbox.queued_bytes(), 0);
+        written
+    }
+
+    #[tokio::test]
+    async fn a_closing_notice_is_written_before_the_welcome_and_what_waits_for_it_is_not() {
+        let closing =
+            |event: Event| move |outbox: &Outbox| outbox.finish(Some(Delivery::event(event)));
+        assert_eq!(
+            parting_before_the_welcome(closing(Event::Closing(CloseReason::LoginTimeout))).await,
+            "ERROR :Closing link: no login in time\r\n"
+        );
+        assert_eq!(
+            parting_before_the_welcome(closing(Event::ShuttingDown)).await,
+            "ERROR :Closing link: the server is going down\r\n"
+        );
+        assert_eq!(
+            parting_before_the_welcome(|outbox| outbox.replace(CloseReason::Replaced)).await,
+            "ERROR :Closing link: you logged in on another connection\r\n"
         );
     }
 

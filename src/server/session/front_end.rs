@@ -7,13 +7,13 @@
 //! [`crate::server::Server::serve_front_end`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use linechat_protocol::Reply;
 use tracing::info_span;
 
 use super::Session;
 use super::serve::End;
-use crate::connection::{LineCodec, Wording};
+use crate::connection::{Delivery, LineCodec, Wording};
 use crate::settings::Settings;
 
 /// A client protocol, one connection's worth: the [`Session`] it drives and what the protocol
@@ -65,13 +65,16 @@ pub trait FrontEnd: Send + Sized {
     /// Says that a line was dropped, and why, in order with the answers before it.
     fn refuse(&mut self, refusal: Refusal) -> impl Future<Output = ()> + Send + '_;
 
-    /// The parting line for a connection that ends so, if any: written last, after all that
-    /// was queued before it. A front-end may queue lines of its own before it. The line is a
-    /// line-protocol reply, which reaches the wording as a value ([`Content::Reply`]) if the
-    /// front-end asked for that ([`crate::connection::Outbox::keep_replies`]), else encoded.
+    /// The parting for a connection that ends so, if any: written last, after all that was
+    /// queued before it. A front-end may queue lines of its own before it. It is lines of the
+    /// front-end's own, or an event its wording words like any other: the server's notice of
+    /// why it closes the connection is one ([`Event::Closing`], [`Event::ShuttingDown`]). The
+    /// writer stops after it, so a wording writes it at once, even where it holds other
+    /// events back.
     ///
-    /// [`Content::Reply`]: crate::connection::Content::Reply
-    fn parting(&mut self, end: &End) -> Option<Reply>;
+    /// [`Event::Closing`]: crate::server::event::Event::Closing
+    /// [`Event::ShuttingDown`]: crate::server::event::Event::ShuttingDown
+    fn parting(&mut self, end: &End) -> Option<Arc<Delivery>>;
 }
 
 /// What comes after an action.

@@ -1,11 +1,14 @@
 //! The line protocol's front-end: `HELLO`, then each line a [`Command`] run by `cmd::apply`,
 //! answered in the protocol's own words.
 
+use std::sync::Arc;
+
 use linechat_protocol::{Command, ErrorCode, ParseError, Reply, Verb};
 
 use super::Session;
 use super::front_end::{Flow, FrontEnd, Refusal};
 use super::serve::End;
+use crate::connection::Delivery;
 use crate::server::cmd::wording::LineWording;
 use crate::server::cmd::{self, Step};
 
@@ -31,7 +34,7 @@ impl LineFrontEnd {
             session.context.server.store.room_for_history().await;
         }
         match cmd::apply(session, command).await {
-            Step::Reply(reply) => session.send(reply),
+            Step::Reply(reply) => cmd::send(session, reply),
             Step::Done => {}
             Step::Quit(reason) => return Flow::Quit(reason),
         }
@@ -53,7 +56,7 @@ impl FrontEnd for LineFrontEnd {
 
     fn greet(&mut self) {
         let guests = self.session.context.settings.allow_guests;
-        self.session.send(Reply::Hello { guests });
+        cmd::send(&self.session, Reply::Hello { guests });
     }
 
     fn session(&mut self) -> &mut Session {
@@ -73,16 +76,15 @@ impl FrontEnd for LineFrontEnd {
             Ok(command) => self.execute(command).await,
             Err(error) => {
                 let code = ErrorCode::from(&error);
-                self.session
-                    .reply_in_order(Reply::err(code, error.to_string()))
-                    .await;
+                let reply = Reply::err(code, error.to_string());
+                cmd::reply_in_order(&mut self.session, reply).await;
                 Flow::Continue
             }
         }
     }
 
     fn ping(&mut self) {
-        self.session.send(Reply::Ping("idle".into()));
+        cmd::send(&self.session, Reply::Ping("idle".into()));
     }
 
     fn refuse(&mut self, refusal: Refusal) -> impl Future<Output = ()> + Send + '_ {
@@ -105,14 +107,14 @@ impl FrontEnd for LineFrontEnd {
                 Reply::err(ErrorCode::BadUtf8, message)
             }
         };
-        self.session.reply_in_order(reply)
+        cmd::reply_in_order(&mut self.session, reply)
     }
 
-    fn parting(&mut self, end: &End) -> Option<Reply> {
+    fn parting(&mut self, end: &End) -> Option<Arc<Delivery>> {
         match end {
-            End::Quit(_) => Some(Reply::ok(Verb::Quit)),
+            End::Quit(_) => Some(Delivery::new(Reply::ok(Verb::Quit))),
             // The line protocol's commands answer a refusal and carry on: none ends this way.
-            _ => end.notice(),
+            _ => end.notice().map(Delivery::event),
         }
     }
 }

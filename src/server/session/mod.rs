@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use linechat_protocol::{Departure, Name, Password, Reply, Verb};
+use linechat_protocol::{Departure, Name, Password};
 
 use super::cmd::{self, CommandError, LoginError};
 use super::handle::ServerHandle;
@@ -179,8 +179,10 @@ pub(super) enum InFlight {
 
 /// What a command in flight came to.
 enum Answered {
+    /// Its final line.
     Line(Arc<Delivery>),
-    Reply(Reply),
+    /// The directory's answer to a private message: its final line, and the recipient's
+    /// handle to keep.
     Private(Private),
 }
 
@@ -188,10 +190,7 @@ impl InFlight {
     async fn answered(&mut self) -> Answered {
         match self {
             InFlight::Ready(line) => Answered::Line(line.clone()),
-            InFlight::Broadcast(answer) => Answered::Reply(match answer.await {
-                Ok(()) => Reply::ok(Verb::Msg),
-                Err(_) => cmd::unavailable(),
-            }),
+            InFlight::Broadcast(answer) => Answered::Line(cmd::msg_answer(answer.await)),
             InFlight::Private(answer) => {
                 Answered::Private(answer.await.unwrap_or(Err(PmError::Unavailable)))
             }
@@ -361,14 +360,13 @@ impl Session {
             Answered::Line(line) => {
                 let _ = self.outbox.push(line);
             }
-            Answered::Reply(reply) => self.send(reply),
             Answered::Private(answer) => {
                 self.privates_in_flight = self.privates_in_flight.saturating_sub(1);
-                let reply = cmd::pm_answer(&answer);
+                let line = cmd::pm_answer(&answer);
                 if let Ok(outcome) = answer {
                     self.keep_recipient(outcome);
                 }
-                self.send(reply);
+                let _ = self.outbox.push(line);
             }
         }
     }
@@ -389,7 +387,7 @@ impl Session {
                 self.recipients.clear();
             }
         }
-        let sent = Delivery::new(Reply::ok_with(Verb::Pm, &name));
+        let sent = cmd::pm_sent(&name);
         self.recipients.insert(name, Recipient { reach, sent });
     }
 
@@ -404,18 +402,6 @@ impl Session {
             let answered = oldest.answered().await;
             self.deliver(answered);
         }
-    }
-
-    /// Sends a final reply after those of the commands before it, without waiting for them.
-    /// Not an `async fn`: that would keep the reply in the session's task beside the line
-    /// encoded from it, in the state of every loop that awaits this.
-    pub(super) fn reply_in_order(&mut self, reply: Reply) -> impl Future<Output = ()> + '_ {
-        self.pipeline(InFlight::Ready(self.outbox.delivery(reply)))
-    }
-
-    pub(super) fn send(&self, reply: Reply) {
-        // A full outbox closes the connection; the session loop sees that and ends.
-        let _ = self.outbox.send(reply);
     }
 }
 

@@ -12,11 +12,12 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::FramedRead;
 use tracing::{Instrument, debug, info, warn};
 
-use linechat_protocol::{CloseReason, Departure, Notice, Reply};
+use linechat_protocol::{CloseReason, Departure};
 
 use super::front_end::{Flow, FrontEnd, Refusal};
 use super::{Session, SessionContext, next_answer};
 use crate::connection::{Frame, LineCodec, MIN_READ_BUFFER};
+use crate::server::event::Event;
 use crate::server::limits::{Admission, FloodGuard, IdleAction, IdleWatch};
 
 /// Serves one connection, given as its two halves, to its end, in the protocol of `F`. Never
@@ -99,16 +100,16 @@ pub enum End {
 
 impl End {
     /// The notice that tells the client why the server closed its connection, for the ends
-    /// that have one: a parting line every front-end words as its own.
-    pub(in crate::server) fn notice(&self) -> Option<Reply> {
+    /// that have one: a parting every front-end words as its own.
+    pub(in crate::server) fn notice(&self) -> Option<Event> {
         let reason = match self {
             End::LoginTimeout => CloseReason::LoginTimeout,
             End::IdleTimeout => CloseReason::IdleTimeout,
             End::Flood => CloseReason::Flood,
-            End::Shutdown => return Some(Reply::Notice(Notice::Shutdown)),
+            End::Shutdown => return Some(Event::ShuttingDown),
             _ => return None,
         };
-        Some(Reply::Notice(Notice::Closing { reason }))
+        Some(Event::Closing(reason))
     }
 }
 
