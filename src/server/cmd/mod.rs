@@ -59,7 +59,7 @@ pub(super) use login::{log_in, new_presence};
 pub(super) use msg::{broadcast, msg_answer};
 pub(super) use nick::guest;
 pub(super) use pm::{Straight, pm_answer, pm_sent, straight, through_directory};
-pub(super) use room_message::say;
+pub(super) use room_message::{room_message_sent, say};
 pub(super) use topic::{set_topic, topic};
 pub(super) use users::online;
 

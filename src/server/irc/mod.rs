@@ -116,8 +116,8 @@ impl FrontEnd for Irc {
         std::future::ready(())
     }
 
-    /// A quit or a refusal is said in `ERROR`; the notices of the other ends are worded as
-    /// `ERROR` by the translator.
+    /// A quit or a refusal is said in an `ERROR` line, the last one written; the server's
+    /// notices of the other ends are events, which the translator words as `ERROR`.
     fn parting(&mut self, end: &End) -> Option<Arc<Delivery>> {
         let text = match end {
             End::Quit(Some(reason)) => format!("Closing link: Quit: {reason}"),
@@ -125,8 +125,12 @@ impl FrontEnd for Irc {
             End::Refused(why) => format!("Closing link: {why}"),
             _ => return end.notice().map(Delivery::event),
         };
-        self.send(message::encode(None, "ERROR", &[], Some(&text)));
-        None
+        Some(Delivery::from_bytes(message::encode(
+            None,
+            "ERROR",
+            &[],
+            Some(&text),
+        )))
     }
 }
 

@@ -51,7 +51,7 @@ pub(super) struct Presence {
     /// Registered users' rooms are remembered across logins; guests' are not.
     registered: bool,
     /// The rooms the user is in, with the handles their messages go to.
-    rooms: BTreeMap<Name, Room>,
+    rooms: BTreeMap<Name, JoinedRoom>,
     /// What others are told; stays `Lost` if the session's task panics.
     how: Departure,
 }
@@ -85,6 +85,12 @@ impl Presence {
 
     /// The handle of `room`, if the user is in it.
     pub(super) fn room(&self, room: &Name) -> Option<&Room> {
+        self.rooms.get(room).map(|joined| &joined.handle)
+    }
+
+    /// The handle of `room` and the line protocol's answer to a message said there, if the
+    /// user is in it.
+    pub(super) fn joined(&self, room: &Name) -> Option<&JoinedRoom> {
         self.rooms.get(room)
     }
 
@@ -100,7 +106,9 @@ impl Presence {
 
     /// Keeps the handle of a room the user joined.
     pub(super) fn entered(&mut self, room: Room) {
-        self.rooms.insert(room.name().clone(), room);
+        let said = cmd::room_message_sent(room.name());
+        let name = room.name().clone();
+        self.rooms.insert(name, JoinedRoom { handle: room, said });
     }
 
     /// Drops the handle of a room the user left.
@@ -111,7 +119,8 @@ impl Presence {
     /// Hands over the handles of every room the user is in, leaving them none: for a rename,
     /// which leaves each under the old name and joins it under the new.
     pub(super) fn take_rooms(&mut self) -> BTreeMap<Name, Room> {
-        std::mem::take(&mut self.rooms)
+        let rooms = std::mem::take(&mut self.rooms).into_iter();
+        rooms.map(|(name, joined)| (name, joined.handle)).collect()
     }
 
     /// What the others are told when the user goes.
@@ -122,11 +131,30 @@ impl Presence {
 
 impl Drop for Presence {
     fn drop(&mut self) {
-        for room in std::mem::take(&mut self.rooms).into_values() {
-            room.leave_quietly(self.member.clone());
+        for joined in std::mem::take(&mut self.rooms).into_values() {
+            joined.handle.leave_quietly(self.member.clone());
         }
         let how = std::mem::replace(&mut self.how, Departure::Lost);
         self.users.logout(self.member.clone(), how);
+    }
+}
+
+/// A room the user is in.
+pub(super) struct JoinedRoom {
+    handle: Room,
+    /// `OK RM <room>`, encoded once: the answer to every message the user says there.
+    said: Arc<Delivery>,
+}
+
+impl JoinedRoom {
+    /// Where the user's messages to the room go.
+    pub(super) fn handle(&self) -> &Room {
+        &self.handle
+    }
+
+    /// The answer to a message the user said there, `OK RM <room>`.
+    pub(super) fn said(&self) -> &Arc<Delivery> {
+        &self.said
     }
 }
 
@@ -448,7 +476,7 @@ impl Session {
             return Err(CommandError::NotLoggedIn.into());
         };
         let server = &self.context.server;
-        let Some(handle) = presence.rooms.get(&room) else {
+        let Some(handle) = presence.room(&room) else {
             return Err(CommandError::from(server.rooms.not_member(room).await).into());
         };
         let conversation = Conversation::Room(handle.name().clone());
