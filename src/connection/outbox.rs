@@ -39,18 +39,21 @@ pub(super) const ENTRY_OVERHEAD: usize =
 /// The forms a front-end words an event in at its connections' writers: one slot each in a
 /// delivery of an event, filled by the first writer of that form and copied by the others,
 /// so that an event fanned out to many connections is worded once per form, not once per
-/// connection. IRC has two, with and without the `server-time` tag on messages.
+/// connection. Each protocol has two: the line protocol with and without stamps on messages,
+/// IRC with and without the `server-time` tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     /// The line protocol.
     Line,
+    /// The line protocol, message lines stamped with their id and time (`OPTION ids on`).
+    LineStamped,
     Irc,
     /// IRC for a client that took `server-time`.
     IrcTimed,
 }
 
 impl Form {
-    const COUNT: usize = 3;
+    const COUNT: usize = 4;
 }
 
 /// Something on its way to one or more clients, shared by all of them: every recipient's

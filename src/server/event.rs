@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use linechat_protocol::{CloseReason, Departure, Name};
+use linechat_protocol::{CloseReason, Departure, Name, Stamp};
 
 use crate::server::storage::MessageId;
 
@@ -143,6 +143,21 @@ impl From<PresenceBatch> for Vec<PresenceChange> {
 }
 
 impl Event {
+    /// A message's id and time, as a connection that asked for them sees them; `None` for
+    /// an event that is not a message.
+    pub fn stamp(&self) -> Option<Stamp> {
+        match self {
+            Event::RoomMessage { id, at, .. }
+            | Event::PrivateMessage { id, at, .. }
+            | Event::GlobalMessage { id, at, .. }
+            | Event::Recalled { id, at, .. } => Some(Stamp {
+                id: id.get(),
+                at: *at,
+            }),
+            _ => None,
+        }
+    }
+
     /// What the event holds on the heap, in bytes, beyond its own size: its texts. Its names
     /// are handles to the names the directory and the rooms hold (a name is shared, not
     /// copied), short (at most 32 bytes) where an event read from another node has its own.

@@ -97,7 +97,7 @@ pub async fn rooms_with(limits: RoomLimits) -> (Rooms, Store, tempfile::TempDir)
 pub fn member(raw_name: &str) -> (Member, Inbox) {
     let (outbox, writer) = outbox(1 << 20);
     let (client, server) = tokio::io::duplex(1 << 16);
-    tokio::spawn(writer.run_worded(server, crate::server::cmd::wording::LineWording));
+    tokio::spawn(writer.run_worded(server, crate::server::cmd::wording::LineWording::default()));
     let member = Member {
         name: name(raw_name),
         id: UserId::new_guest(),

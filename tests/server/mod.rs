@@ -16,6 +16,7 @@ mod room_creation;
 mod settings;
 mod shell_bot;
 mod smoke;
+mod stamps;
 mod storage;
 mod topics;
 mod user_timeout;

@@ -5,9 +5,13 @@
 pub mod command;
 pub mod name;
 pub mod reply;
+pub mod stamp;
 #[cfg(test)]
 mod strategies;
 
-pub use command::{Command, HistoryTarget, ParseError, Password, Verb, check_text, clean_text};
+pub use command::{
+    Command, ConnectionOption, HistoryTarget, ParseError, Password, Verb, check_text, clean_text,
+};
 pub use name::{Name, NameError};
 pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply, Topic};
+pub use stamp::Stamp;

@@ -88,7 +88,8 @@ impl From<&ParseError> for ErrorCode {
             ParseError::UnknownCommand(_) => ErrorCode::UnknownCommand,
             ParseError::MissingArgument(_)
             | ParseError::TooManyArguments(_)
-            | ParseError::BadCount { .. } => ErrorCode::BadArguments,
+            | ParseError::BadCount { .. }
+            | ParseError::BadOption(_) => ErrorCode::BadArguments,
             ParseError::BadName { .. } => ErrorCode::BadName,
             ParseError::ControlCharacter | ParseError::InvisibleCharacter(_) => ErrorCode::BadText,
         }
@@ -408,9 +409,14 @@ impl ReplyParseError {
 }
 
 impl Reply {
-    /// Parses one server line (without its line ending): the inverse of `Display`.
+    /// Parses one server line (without its line ending): the inverse of `Display`. A
+    /// message's stamp in front of it (`OPTION ids on`) is read past: [`crate::Stamp::split`]
+    /// reads it.
     pub fn parse(line: &str) -> Result<Reply, ReplyParseError> {
-        match reply_parser::reply(line) {
+        let Some((_, unstamped)) = crate::Stamp::split(line) else {
+            return Err(ReplyParseError::new(line, "a broken stamp"));
+        };
+        match reply_parser::reply(unstamped) {
             Ok(("", reply)) => Ok(reply),
             Ok(_) => Err(ReplyParseError::new(line, "unexpected text at the end")),
             Err(_) => Err(ReplyParseError::new(line, "unknown keyword or bad fields")),

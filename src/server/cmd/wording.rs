@@ -12,12 +12,25 @@ use crate::server::event::{Event, PresenceChange, Recalled};
 use linechat_protocol::{HistoryTarget, Notice, Reply};
 
 /// How a line-protocol connection's writer words its deliveries: the session's own lines as
-/// they are, events in the protocol's lines.
+/// they are, events in the protocol's lines, message lines stamped with their id and time
+/// once the client asked for that (`OPTION ids on`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(in crate::server) struct LineWording {
+    stamped: bool,
+}
+
+/// Turns the stamps of message lines on or off, for the lines written after it: queued in
+/// order with them, as the client's `OPTION` is answered in order.
 #[derive(Debug, Clone, Copy)]
-pub(in crate::server) struct LineWording;
+pub(in crate::server) struct Stamped(pub bool);
 
 impl Wording for LineWording {
     fn put(&mut self, delivery: &Arc<Delivery>, batch: &mut BytesMut) {
+        let form = if self.stamped {
+            Form::LineStamped
+        } else {
+            Form::Line
+        };
         match delivery.content() {
             Content::Lines(lines) => batch.extend_from_slice(lines),
             // The parting, which is this connection's alone, or an event held by this writer
@@ -25,31 +38,51 @@ impl Wording for LineWording {
             // its wording, which is written straight into the batch.
             Content::Event(event)
                 if delivery.ends()
-                    || (Arc::strong_count(delivery) == 1 && !delivery.is_worded(Form::Line)) =>
+                    || (Arc::strong_count(delivery) == 1 && !delivery.is_worded(form)) =>
             {
                 use fmt::Write;
                 // Writing to a `BytesMut` grows it; it cannot fail.
-                let _ = writeln!(batch, "{}", Lines(event));
+                let _ = writeln!(batch, "{}", self.lines(event));
             }
             Content::Event(_) => {
-                let lines =
-                    delivery.worded(Form::Line, |event| Some(encode_display(&Lines(event))));
+                let lines = delivery.worded(form, |event| Some(encode_display(&self.lines(event))));
                 if let Some(lines) = lines {
                     batch.extend_from_slice(lines);
                 }
             }
-            // No value of another front-end's reaches a line-protocol connection.
-            Content::Own(_) => {}
+            Content::Own(value) => {
+                if let Some(Stamped(on)) = value.downcast_ref::<Stamped>() {
+                    self.stamped = *on;
+                }
+            }
         }
     }
 }
 
-/// The lines of an event, `\n` between them (not after the last).
-pub(in crate::server) struct Lines<'a>(pub(in crate::server) &'a Event);
+impl LineWording {
+    fn lines<'a>(&self, event: &'a Event) -> Lines<'a> {
+        Lines {
+            event,
+            stamped: self.stamped,
+        }
+    }
+}
+
+/// The lines of an event, `\n` between them (not after the last); a message's line starts
+/// with its stamp if `stamped`.
+pub(in crate::server) struct Lines<'a> {
+    pub event: &'a Event,
+    pub stamped: bool,
+}
 
 impl fmt::Display for Lines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
+        if self.stamped
+            && let Some(stamp) = self.event.stamp()
+        {
+            write!(f, "{stamp} ")?;
+        }
+        match self.event {
             Event::RoomMessage {
                 room, from, text, ..
             } => write!(f, "RM {room} {from} {text}"),
@@ -120,7 +153,7 @@ mod tests {
     fn lines(event: Event) -> String {
         let delivery = Delivery::event(event);
         let mut batch = BytesMut::new();
-        LineWording.put(&delivery, &mut batch);
+        LineWording::default().put(&delivery, &mut batch);
         String::from_utf8(batch.to_vec()).unwrap()
     }
 

@@ -585,14 +585,14 @@ mod tests {
         let before = [Form::Line, Form::Irc, Form::IrcTimed].map(wordings);
         let mut written = BytesMut::new();
         for _ in 0..50 {
-            LineWording.put(&line, &mut written);
+            LineWording::default().put(&line, &mut written);
         }
         for translator in &mut irc {
             translator.put(&line, &mut written);
         }
         drop(outboxes);
         // The last writer, alone with it, copies the wording made already.
-        LineWording.put(&line, &mut written);
+        LineWording::default().put(&line, &mut written);
         let made = [Form::Line, Form::Irc, Form::IrcTimed].map(wordings);
         assert_eq!(
             [

@@ -51,7 +51,7 @@ impl FrontEnd for LineFrontEnd {
     }
 
     fn wording(&self) -> LineWording {
-        LineWording
+        LineWording::default()
     }
 
     fn greet(&mut self) {

@@ -188,6 +188,44 @@ impl Arg for HistoryTarget {
     }
 }
 
+/// A setting of one connection's own (`OPTION ids on`): it lasts as long as the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionOption {
+    /// Whether message lines (`MSG`, `PM`, `RM`, `HIST`) start with the message's id and time
+    /// ([`crate::Stamp`]).
+    Ids(bool),
+}
+
+impl fmt::Display for ConnectionOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionOption::Ids(on) => write!(f, "ids {}", if *on { "on" } else { "off" }),
+        }
+    }
+}
+
+/// An option's name and its value, the last two words; both read without regard to case.
+impl Arg for ConnectionOption {
+    fn take(args: &mut Args<'_>) -> Result<Self, ParseError> {
+        let (name, _) = args.word().ok_or_else(|| args.missing())?;
+        let value = args.last_word()?.ok_or_else(|| args.missing())?;
+        let on = match value.to_ascii_lowercase().as_str() {
+            "on" => true,
+            "off" => false,
+            _ => return Err(ParseError::BadOption(format!("{name} {value}"))),
+        };
+        if name.eq_ignore_ascii_case("ids") {
+            Ok(ConnectionOption::Ids(on))
+        } else {
+            Err(ParseError::BadOption(format!("{name} {value}")))
+        }
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, " {self}")
+    }
+}
+
 /// An optional count, the last argument: a whole number from 1.
 impl Arg for Option<u32> {
     fn take(args: &mut Args<'_>) -> Result<Self, ParseError> {

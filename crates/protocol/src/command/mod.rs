@@ -10,7 +10,7 @@ mod text;
 
 use std::fmt;
 
-pub use args::{HistoryTarget, Password};
+pub use args::{ConnectionOption, HistoryTarget, Password};
 pub use text::{check_text, clean_text, is_invisible};
 
 use crate::name::{Name, NameError};
@@ -60,6 +60,9 @@ macro_rules! command_table {
             History(history) "HISTORY" ["LOG", "BACKLOG", "HIST"] { target: HistoryTarget, count: Option<u32> }
                 usage "<*|room|user> [count]",
                 help "past messages: global, a room you are in, or your private talk with a user";
+            SetOption(set_option) "OPTION" [] { option: ConnectionOption }
+                usage "ids <on|off>",
+                help "this connection's options: ids on starts message lines with their id and time";
             Ping(ping) "PING" [] { token: Option<String> }
                 usage "[token]", help "the server answers PONG [token]";
             Pong(pong) "PONG" [] { token: Option<String> }
@@ -216,6 +219,8 @@ pub enum ParseError {
     InvisibleCharacter(char),
     #[error("{count:?} is not a count: use a whole number from 1; usage: {}", verb.usage())]
     BadCount { count: String, verb: Verb },
+    #[error("{:?} is not an option setting; usage: {}", .0, Verb::SetOption.usage())]
+    BadOption(String),
 }
 
 /// What to try after an unknown command.

@@ -50,6 +50,12 @@ fn parses_every_verb_with_its_arguments() {
         ),
         ("NICK bob", Command::Nick { name: name("bob") }),
         (
+            "OPTION ids off",
+            Command::SetOption {
+                option: ConnectionOption::Ids(false),
+            },
+        ),
+        (
             "MSG hello",
             Command::Msg {
                 text: "hello".into(),
@@ -157,6 +163,9 @@ fn every_verb_parses_as_its_usage_says() {
                     "[count]" => "7",
                     "[verb]" => "PM",
                     "<*|room|user>" => "lobby",
+                    "<on|off>" => "on",
+                    // A literal word of the usage stands for itself.
+                    "ids" => "ids",
                     optional if optional.starts_with('[') => "some words",
                     // Names fit every name rule; text is the last argument, so one word
                     // does for any other placeholder.
@@ -782,6 +791,9 @@ fn command_strategy() -> impl Strategy<Value = Command> {
         proptest::option::of(text_strategy()).prop_map(|token| Command::Ping { token }),
         proptest::option::of(text_strategy()).prop_map(|token| Command::Pong { token }),
         proptest::option::of(verb_strategy()).prop_map(|verb| Command::Help { verb }),
+        any::<bool>().prop_map(|on| Command::SetOption {
+            option: ConnectionOption::Ids(on)
+        }),
         proptest::option::of(text_strategy()).prop_map(|reason| Command::Quit { reason }),
         (
             proptest::option::of(name_strategy()),
