@@ -279,6 +279,10 @@ pub(super) struct Shared {
     /// Set when the parting line is queued: nothing pushed after it would be written, so a
     /// push fails at once, and a sender holding this handle learns that the session is over.
     finished: AtomicBool,
+    /// Set while every private message to the connection's user must pass the directory,
+    /// which answers the sender with something only it knows (the user is away, and why):
+    /// senders holding this handle then go through the directory rather than push here.
+    detoured: AtomicBool,
     closed: CancellationToken,
     /// Notified each time the writer has written a batch, for a streamed reply waiting for
     /// room. A stored permit, not a list of waiters: only the session waits, one at a time.
@@ -295,6 +299,7 @@ impl Shared {
             replaced: AtomicBool::new(false),
             is_closed: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            detoured: AtomicBool::new(false),
             closed: CancellationToken::new(),
             drained: Notify::new(),
             budget,
@@ -461,6 +466,17 @@ impl Outbox {
     /// What the lines queued for this client hold now, in bytes.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes()
+    }
+
+    /// Sends private messages to this connection's user through the directory, or lets
+    /// senders push them straight here again.
+    pub fn set_detoured(&self, detoured: bool) {
+        self.shared.detoured.store(detoured, Ordering::Release);
+    }
+
+    /// Whether private messages to this connection's user must go through the directory.
+    pub fn is_detoured(&self) -> bool {
+        self.shared.detoured.load(Ordering::Acquire)
     }
 
     /// Whether two handles lead to the same connection.

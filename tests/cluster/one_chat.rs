@@ -323,3 +323,40 @@ async fn an_account_logging_in_on_another_node_takes_its_session_over() {
     new.expect_unordered(&["NOTICE ONLINE dave", "PM alice found you"])
         .await;
 }
+
+/// An away message set on one node is told to senders on another, also to one whose session
+/// sends to the user straight; a message sent before the other node heard of it is answered
+/// as to someone present.
+#[tokio::test]
+async fn an_away_message_reaches_senders_on_other_nodes() {
+    let cluster = Nodes::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = super::guest(a, "alice").await;
+    let mut bob = guest_seen(b, "bob", &mut [&mut alice]).await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.check("PM bob hi", "OK PM bob").await;
+    bob.expect("PM alice hi").await;
+
+    bob.check("AWAY on the train", "OK AWAY").await;
+    let mut sent = 0;
+    eventually("alice is told bob is away", async || {
+        sent += 1;
+        let reply = alice.ask(&format!("PM bob try {sent}")).await;
+        bob.expect(&format!("PM alice try {sent}")).await;
+        (reply == "OK PM bob away: on the train").then_some(())
+    })
+    .await;
+    alice
+        .check("PM bob once more", "OK PM bob away: on the train")
+        .await;
+    bob.expect("PM alice once more").await;
+
+    bob.check("AWAY", "OK AWAY back").await;
+    eventually("alice is told bob is back", async || {
+        sent += 1;
+        let reply = alice.ask(&format!("PM bob try {sent}")).await;
+        bob.expect(&format!("PM alice try {sent}")).await;
+        (reply == "OK PM bob").then_some(())
+    })
+    .await;
+}

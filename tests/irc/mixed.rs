@@ -138,3 +138,34 @@ async fn a_guest_changes_nick_and_keeps_its_rooms() {
     ann.send("NICK bob").await;
     assert!(ann.line().await.starts_with(":irc.test 433 anna bob :"));
 }
+
+#[tokio::test]
+async fn an_away_message_reaches_senders_on_either_port() {
+    let server = server();
+    let mut bob = server.guest("bob").await;
+    let mut ann = Raw::guest(&server, "ann").await;
+    bob.expect("NOTICE ONLINE ann").await;
+
+    // Set on IRC, told to a line user.
+    ann.send("AWAY :out for a walk").await;
+    ann.expect(":irc.test 306 ann :You have been marked as being away")
+        .await;
+    bob.check("PM ann hi", "OK PM ann away: out for a walk")
+        .await;
+    ann.expect(":bob!bob@linechat PRIVMSG ann :hi").await;
+
+    // Set on the line port, told to an IRC user as 301; a NOTICE gets no answer.
+    bob.check("AWAY in a meeting", "OK AWAY").await;
+    ann.send("PRIVMSG bob :ping").await;
+    ann.expect(":irc.test 301 ann bob :in a meeting").await;
+    bob.expect("PM ann ping").await;
+    ann.send("NOTICE bob :fyi").await;
+    bob.expect("PM ann fyi").await;
+    assert!(ann.caught_up().await.is_empty());
+
+    ann.send("AWAY").await;
+    ann.expect(":irc.test 305 ann :You are no longer marked as being away")
+        .await;
+    bob.check("PM ann back?", "OK PM ann").await;
+    ann.expect(":bob!bob@linechat PRIVMSG ann :back?").await;
+}

@@ -1,6 +1,7 @@
 //! The server's integration tests, one module per area. Each module drives the server over
 //! real sockets on 127.0.0.1, in-process or as the real binary (`tests/support/`).
 
+mod away;
 mod budget_log;
 mod commands;
 mod durability;

@@ -356,6 +356,18 @@ impl ClusterActor {
                 self.users.remote(Remote::Msg { id, at, from, text })
             }
             Global::Registered { name, id } => self.users.remote(Remote::Registered { name, id }),
+            Global::Away {
+                node,
+                name,
+                message,
+            } => {
+                let node = self.alive(&node, None);
+                self.users.remote(Remote::Away {
+                    node,
+                    name,
+                    message,
+                });
+            }
             Global::RoomCreated { room, by } => {
                 self.rooms.remote(RemoteRooms::Created { room, by });
             }

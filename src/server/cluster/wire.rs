@@ -20,7 +20,7 @@ use linechat_protocol::{Departure, Name, Topic};
 
 /// The version of what this node writes, its first byte. A change that an older node could
 /// not read takes the next one.
-pub(crate) const VERSION: u8 = 2;
+pub(crate) const VERSION: u8 = 3;
 
 /// Why a message from another node was not read.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,12 @@ pub(crate) enum Global {
         text: Option<String>,
         at: u64,
     },
+    /// A user on `node` is away with `message` (`AWAY`), or back (`None`).
+    Away {
+        node: String,
+        name: Name,
+        message: Option<String>,
+    },
 }
 
 /// A private message to a user of another node. They travel on the recipient's node's own
@@ -189,6 +195,8 @@ pub(crate) struct UserState {
     #[serde(with = "user_key")]
     pub id: UserId,
     pub claim: u64,
+    /// Their away message, while they are away.
+    pub away: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use linechat_protocol::{Command, ErrorCode, Name, Reply};
 
 use super::room::{MAX_TOPIC_BYTES, RoomError};
 use super::session::{InFlight, Session};
+use super::user::MAX_AWAY_BYTES;
 use crate::connection::Delivery;
 
 pub(super) mod wording;
@@ -48,6 +49,7 @@ macro_rules! dispatch {
 
 linechat_protocol::command_table!(dispatch);
 
+pub(super) use away::set_away;
 pub(super) use create_room::create;
 pub(super) use history::recall;
 pub(super) use join_room::join;
@@ -104,6 +106,8 @@ pub enum CommandError {
     Flood { per_minute: u32 },
     #[error("a topic is at most {MAX_TOPIC_BYTES} bytes; this one is {0}")]
     TopicTooLong(usize),
+    #[error("an away message is at most {MAX_AWAY_BYTES} bytes; this one is {0}")]
+    AwayTooLong(usize),
     #[error(transparent)]
     Room(#[from] RoomError),
     /// A registered user's membership of `room` could not be stored (`doing`: joining or
@@ -140,7 +144,7 @@ pub(super) fn refused(session: &Session, error: CommandError) -> Reply {
         CommandError::NotLoggedIn => return not_logged_in(session),
         CommandError::NameTooLong { .. } => ErrorCode::BadName,
         CommandError::Flood { .. } => ErrorCode::Flood,
-        CommandError::TopicTooLong(_) => ErrorCode::BadArguments,
+        CommandError::TopicTooLong(_) | CommandError::AwayTooLong(_) => ErrorCode::BadArguments,
         CommandError::Room(error) => return room_refused(error),
         CommandError::Membership { .. } => ErrorCode::Storage,
         CommandError::Unavailable => return unavailable(),

@@ -92,12 +92,15 @@ pub(in crate::server) async fn straight(
     };
     let store = &session.server().store;
     let member = match recipient.reach() {
-        Reach::Here(member) if !member.outbox.is_closed() => member,
+        Reach::Here(member) if !member.outbox.is_closed() && !member.outbox.is_detoured() => {
+            member
+        }
         Reach::Elsewhere(remote) if remote.is_present() => {
             remote.send_waiting(store, from, text).await;
             return Straight::Sent(recipient.sent().clone());
         }
-        // Gone, or logged in again elsewhere: the directory knows where they are now.
+        // Gone, logged in again elsewhere, or away: the directory knows where they are now,
+        // and what to tell the sender.
         _ => {
             session.forget_recipient(to);
             return Straight::NoHandle(text);
@@ -128,7 +131,10 @@ pub(in crate::server) async fn straight(
 pub(in crate::server) fn pm_answer(answer: &Private) -> Arc<Delivery> {
     Delivery::new(match answer {
         Ok(PmOutcome::Queued { to }) => Reply::ok_with(Verb::Pm, format!("{to} queued")),
-        Ok(sent) => Reply::ok_with(Verb::Pm, sent.recipient()),
+        Ok(sent) => match sent.away() {
+            Some(away) => Reply::ok_with(Verb::Pm, format!("{} away: {away}", sent.recipient())),
+            None => Reply::ok_with(Verb::Pm, sent.recipient()),
+        },
         Err(error) => pm_refused(error),
     })
 }

@@ -76,7 +76,7 @@ async fn send(irc: &mut Irc, message: Message, answer: bool) -> Flow {
         let refusal = if target.starts_with('#') {
             to_channel(irc, target, text).await
         } else {
-            to_user(irc, target, text).await
+            to_user(irc, target, text, answer).await
         };
         if let (Some((code, why)), true) = (refusal, answer) {
             irc.numeric(code, &[target], &why);
@@ -111,14 +111,20 @@ async fn to_channel(irc: &mut Irc, target: &str, text: String) -> Option<(&'stat
 }
 
 /// Why a private message was not sent, as a numeric. One to an account that is offline is
-/// kept for it, and the sender told so.
+/// kept for it, and the sender told so; the sender of a `PRIVMSG` to someone away is told
+/// their away message (`301`).
 ///
 /// As on the line port (`cmd::pm`), a message to someone whose handle the session holds goes
 /// straight to their outbox, without a round trip: only the first message to someone (or
 /// the first after they logged in again) waits for the directory, whose answer hands their
 /// handle over. Every outcome is known before the next line is read, so numerics keep the
 /// order of the messages.
-async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static str, String)> {
+async fn to_user(
+    irc: &mut Irc,
+    target: &str,
+    text: String,
+    tell_away: bool,
+) -> Option<(&'static str, String)> {
     let Ok(to) = Name::parse(target) else {
         return Some(("401", "No such nick/channel".into()));
     };
@@ -134,6 +140,10 @@ async fn to_user(irc: &mut Irc, target: &str, text: String) -> Option<(&'static 
     };
     match answer {
         Ok(outcome @ (PmOutcome::Delivered { .. } | PmOutcome::Remote { .. })) => {
+            if let (Some(away), true) = (outcome.away(), tell_away) {
+                let name = outcome.recipient().to_string();
+                irc.numeric("301", &[&name], away);
+            }
             irc.session.keep_recipient(outcome);
             None
         }

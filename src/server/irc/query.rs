@@ -1,6 +1,6 @@
 //! Questions about users and modes: `WHO`, `WHOIS`, `USERHOST`, `ISON`, `AWAY`, `MODE`. The
-//! directory's list of who is online answers them; linechat has no modes, hosts or away
-//! state to share, so those are answered with what is always true here.
+//! directory's list of who is online answers them; linechat has no modes or hosts, so those
+//! are answered with what is always true here.
 
 use linechat_protocol::Name;
 
@@ -9,6 +9,7 @@ use super::message::Message;
 use super::translate::HOST;
 use super::{Flow, Irc, text};
 use crate::server::cmd;
+use crate::server::user::MAX_AWAY_BYTES;
 
 /// Who is online now.
 async fn online(irc: &Irc) -> Vec<Name> {
@@ -110,18 +111,22 @@ pub(super) async fn ison(irc: &mut Irc, message: Message) -> Flow {
     Flow::Continue
 }
 
-/// Only the user sees their away message: in `WHOIS` and `USERHOST` of themselves. It is a
-/// text like any other all the same: formatting removed, the text rules applied.
+/// The away message is the directory's, as the line port's `AWAY` sets it: whoever sends
+/// the user a private message, on either port, is told it (`301` here). It is a text like
+/// any other: formatting removed, the text rules applied, cut to the length allowed.
 pub(super) async fn away(irc: &mut Irc, message: Message) -> Flow {
     let raw = message.param(0);
     let plain = text::without_formatting(raw);
     match text::checked(&plain) {
         Ok("") => {
             irc.away = None;
+            let _ = cmd::set_away(&irc.session, None);
             irc.numeric("305", &[], "You are no longer marked as being away");
         }
         Ok(away) => {
-            irc.away = Some(super::message::cut(away, 200).to_owned());
+            let away = super::message::cut(away, MAX_AWAY_BYTES).to_owned();
+            let _ = cmd::set_away(&irc.session, Some(away.clone()));
+            irc.away = Some(away);
             irc.numeric("306", &[], "You have been marked as being away");
         }
         Err(error) => irc.server_notice(&format!("away message not set: {error}")),

@@ -189,7 +189,7 @@ impl Recipient {
     /// Whether messages sent this way still reach them.
     fn reachable(&self) -> bool {
         match &self.reach {
-            Reach::Here(member) => !member.outbox.is_closed(),
+            Reach::Here(member) => !member.outbox.is_closed() && !member.outbox.is_detoured(),
             Reach::Elsewhere(remote) => remote.is_present(),
         }
     }
@@ -401,13 +401,19 @@ impl Session {
 
     /// Keeps the handle to someone the directory sent a private message to (here or on
     /// another node), so that the next ones go straight to them.
+    /// Not for someone who is away: every message to them goes through the directory, which
+    /// says so.
     pub(super) fn keep_recipient(&mut self, outcome: PmOutcome) {
         let (name, reach) = match outcome {
-            PmOutcome::Delivered { recipient } => (recipient.name.clone(), Reach::Here(recipient)),
-            PmOutcome::Remote { recipient } => {
-                (recipient.name.clone(), Reach::Elsewhere(recipient))
-            }
-            PmOutcome::Queued { .. } => return,
+            PmOutcome::Delivered {
+                recipient,
+                away: None,
+            } => (recipient.name.clone(), Reach::Here(recipient)),
+            PmOutcome::Remote {
+                recipient,
+                away: None,
+            } => (recipient.name.clone(), Reach::Elsewhere(recipient)),
+            _ => return,
         };
         if self.recipients.len() >= MAX_RECIPIENTS {
             self.recipients.retain(|_, recipient| recipient.reachable());

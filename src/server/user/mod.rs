@@ -3,8 +3,9 @@
 //! accounts, and which are being registered. Names and their claims are in `claims.rs`, new
 //! accounts in `registration.rs`, private messages in `private.rs`; what it hears from the
 //! other nodes of a cluster is handled in `remote.rs`; its presence notices wait in
-//! `presence.rs`.
+//! `presence.rs`; away messages are in `away.rs`.
 
+mod away;
 mod claims;
 mod presence;
 mod private;
@@ -15,6 +16,7 @@ mod tests;
 mod users;
 mod users_actor;
 
+pub use away::MAX_AWAY_BYTES;
 pub use claims::NameRefusal;
 use claims::look_alike_key;
 pub use private::{PmError, PmOutcome, Private, RemoteRecipient};

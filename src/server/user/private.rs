@@ -7,7 +7,7 @@ use linechat_protocol::Name;
 use tokio::sync::oneshot;
 
 use super::users_actor::Continuation;
-use super::users_actor::UsersActor;
+use super::users_actor::{Online, UsersActor};
 use crate::server::cluster::Cluster;
 use crate::server::cluster::wire;
 use crate::server::member::{Member, UserId};
@@ -22,23 +22,41 @@ pub type Private = Result<PmOutcome, PmError>;
 #[derive(Debug, Clone)]
 pub enum PmOutcome {
     /// In the recipient's outbox, on this node. The sender's session keeps the handle and
-    /// sends them its next messages directly, for as long as their outbox takes lines.
-    Delivered { recipient: Member },
+    /// sends them its next messages directly, for as long as their outbox takes lines and
+    /// they are not away.
+    Delivered {
+        recipient: Member,
+        /// Their away message, if they are away.
+        away: Option<Arc<str>>,
+    },
     /// Stored for an account that is offline (`to`, its name as registered), which gets it
     /// on logging in.
     Queued { to: Name },
     /// Sent on to the node the recipient is on. The sender's session keeps the handle and
-    /// sends its next messages to that node directly, for as long as the recipient is there.
-    Remote { recipient: RemoteRecipient },
+    /// sends its next messages to that node directly, for as long as the recipient is there
+    /// and not away.
+    Remote {
+        recipient: RemoteRecipient,
+        /// Their away message, if they are away.
+        away: Option<Arc<str>>,
+    },
 }
 
 impl PmOutcome {
     /// The recipient's name, as they are online or registered.
     pub fn recipient(&self) -> &Name {
         match self {
-            Self::Delivered { recipient } => &recipient.name,
-            Self::Remote { recipient } => &recipient.name,
+            Self::Delivered { recipient, .. } => &recipient.name,
+            Self::Remote { recipient, .. } => &recipient.name,
             Self::Queued { to } => to,
+        }
+    }
+
+    /// The recipient's away message, if they are away.
+    pub fn away(&self) -> Option<&Arc<str>> {
+        match self {
+            Self::Delivered { away, .. } | Self::Remote { away, .. } => away.as_ref(),
+            Self::Queued { .. } => None,
         }
     }
 }
@@ -167,11 +185,12 @@ impl UsersActor {
                 present: remote.present.clone(),
             };
             recipient.send(&self.store, &from, text);
-            let _ = reply.send(Ok(PmOutcome::Remote { recipient }));
+            let away = remote.away.clone();
+            let _ = reply.send(Ok(PmOutcome::Remote { recipient, away }));
             return;
         }
         let (to, recipient, outbox) = match self.online.get_key_value(&to) {
-            Some((name, online)) => (name.clone(), online.id, Some(&online.outbox)),
+            Some((name, online)) => (name.clone(), online.id, Some(online)),
             None => match self.registered.get_key_value(&to) {
                 Some((name, id)) => (name.clone(), UserId::Account(*id), None),
                 None if may_look_up && self.store.is_shared() => {
@@ -192,7 +211,7 @@ impl UsersActor {
             from.name.clone(),
             text.clone(),
         );
-        let Some(outbox) = outbox else {
+        let Some(Online { outbox, away, .. }) = outbox else {
             // Sent to the writer now, so that queued messages keep their order.
             let stored = self.store.queue_private(record);
             tokio::spawn(async move {
@@ -226,6 +245,7 @@ impl UsersActor {
                 id: recipient,
                 outbox: outbox.clone(),
             },
+            away: away.clone(),
         }));
     }
 

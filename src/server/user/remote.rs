@@ -41,6 +41,12 @@ pub(crate) enum Remote {
         name: Name,
         id: i64,
     },
+    /// A user on `node` is away with `message`, or back (`None`).
+    Away {
+        node: Arc<str>,
+        name: Name,
+        message: Option<String>,
+    },
     /// Private messages from users of other nodes to users of this one, in the order sent.
     Pms(Vec<wire::Pm>),
     /// `node` is gone, with its users: it stopped answering (`Lost`), or said goodbye
@@ -88,6 +94,11 @@ impl UsersActor {
                 self.fan_out(&line, &from);
             }
             Remote::Registered { name, id } => self.learn(name, id),
+            Remote::Away {
+                node,
+                name,
+                message,
+            } => self.remote_away(&node, &name, message),
             Remote::Pms(pms) => {
                 self.flush_presence();
                 for pm in pms {
@@ -122,8 +133,15 @@ impl UsersActor {
                 for name in gone {
                     self.remote_gone(&name, Departure::Lost);
                 }
-                for UserState { name, id, claim } in users {
-                    self.remote_online(node.clone(), name, id, claim);
+                for UserState {
+                    name,
+                    id,
+                    claim,
+                    away,
+                } in users
+                {
+                    self.remote_online(node.clone(), name.clone(), id, claim);
+                    self.remote_away(&node, &name, away);
                 }
             }
             Remote::SendState => {
@@ -137,6 +155,7 @@ impl UsersActor {
                         name: name.clone(),
                         id: online.id,
                         claim: online.claim.unwrap_or_default(),
+                        away: online.away.as_deref().map(str::to_owned),
                     })
                     .collect();
                 // Published in this turn: in order with this node's `Online` and `Offline`.
@@ -273,6 +292,7 @@ impl UsersActor {
             node,
             id,
             claim,
+            away: None,
             present,
         };
         self.remote.insert(name, user);

@@ -2,6 +2,7 @@
 
 use crate::server::event::Event;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use linechat_protocol::{Departure, Name, Password};
 use tokio::sync::oneshot;
@@ -72,6 +73,11 @@ pub(super) enum UsersRequest {
     Notify {
         event: Event,
         except: Name,
+    },
+    /// The user of `member`'s connection is away with `message`, or back (`None`).
+    Away {
+        member: Member,
+        message: Option<Arc<str>>,
     },
 }
 
@@ -186,6 +192,12 @@ impl Users {
     /// Sends a global notice to everyone online but `except`.
     pub fn notify(&self, event: Event, except: Name) {
         self.mailbox.post(UsersRequest::Notify { event, except });
+    }
+
+    /// Marks the user of `member`'s connection away with `message` (those who send them a
+    /// private message are told it), or back with `None`. Never waits.
+    pub fn away(&self, member: Member, message: Option<Arc<str>>) {
+        self.mailbox.post(UsersRequest::Away { member, message });
     }
 
     /// Hands the directory what another node said.

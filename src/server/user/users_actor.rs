@@ -78,6 +78,8 @@ impl From<Continuation> for UsersRequest {
 pub(super) struct Online {
     pub(super) id: UserId,
     pub(super) outbox: Outbox,
+    /// Their away message, while they are away (`AWAY`).
+    pub(super) away: Option<Arc<str>>,
     /// The revision of the cluster's claim on the name, when clustered.
     pub(super) claim: Option<u64>,
 }
@@ -87,9 +89,12 @@ pub(super) struct RemoteUser {
     pub(super) node: Arc<str>,
     pub(super) id: UserId,
     pub(super) claim: u64,
+    /// Their away message, while they are away, as their node said.
+    pub(super) away: Option<Arc<str>>,
     /// Cancelled when the directory stops knowing them there (they left, moved, or their
-    /// node was lost): the handles sessions keep to them ([`super::RemoteRecipient`]) then
-    /// stop taking messages, and the sessions ask the directory again.
+    /// node was lost), or they go away or come back: the handles sessions keep to them
+    /// ([`super::RemoteRecipient`]) then stop taking messages, and the sessions ask the
+    /// directory again, which tells them what changed.
     pub(super) present: CancellationToken,
 }
 
@@ -286,6 +291,7 @@ impl UsersActor {
                 reply,
             } => self.private(from, to, text, reply),
             UsersRequest::Notify { event, except } => self.notify(event, except),
+            UsersRequest::Away { member, message } => self.set_away(member, message),
         }
     }
 
@@ -323,9 +329,14 @@ impl UsersActor {
             // takes it over. Nobody else notices; the old session's rooms pass to
             // this one as it rejoins them.
             Some(current) if current.id == member.id => {
+                // The user is back, on the new connection.
+                let was_away = current.away.take().is_some();
                 let old = std::mem::replace(&mut current.outbox, member.outbox.clone());
                 old.replace(CloseReason::Replaced);
                 info!(user = %member.name, "session taken over by a new login");
+                if was_away {
+                    self.publish_away(&member.name, None);
+                }
             }
             // Only a guest could hold an account's name, and the directory never lets
             // one; should it happen, the guest goes.
@@ -423,6 +434,7 @@ impl UsersActor {
         let online = Online {
             id: member.id,
             outbox: member.outbox.clone(),
+            away: None,
             claim,
         };
         self.online.insert(member.name.clone(), online);

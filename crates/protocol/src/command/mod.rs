@@ -41,6 +41,9 @@ macro_rules! command_table {
                 usage "<text>", help "message everyone online";
             Pm(pm) "PM" ["PRIVMSG", "QUERY", "WHISPER", "TELL", "DM"] { to: Name, text: String }
                 usage "<user> <text>", help "private message";
+            Away(away) "AWAY" [] { message: Option<String> }
+                usage "[message]",
+                help "mark yourself away (those who PM you see the message); without one, back";
             Users(users) "USERS" ["WHO", "ONLINE"] {}
                 help "list who is online";
             CreateRoom(create_room) "CR" ["CREATE", "NEW"] { room: Name }

@@ -50,6 +50,13 @@ fn parses_every_verb_with_its_arguments() {
         ),
         ("NICK bob", Command::Nick { name: name("bob") }),
         (
+            "AWAY at  lunch",
+            Command::Away {
+                message: Some("at  lunch".into()),
+            },
+        ),
+        ("AWAY", Command::Away { message: None }),
+        (
             "OPTION ids off",
             Command::SetOption {
                 option: ConnectionOption::Ids(false),
@@ -778,6 +785,7 @@ fn command_strategy() -> impl Strategy<Value = Command> {
         name_strategy().prop_map(|name| Command::Nick { name }),
         text_strategy().prop_map(|text| Command::Msg { text }),
         (name_strategy(), text_strategy()).prop_map(|(to, text)| Command::Pm { to, text }),
+        proptest::option::of(text_strategy()).prop_map(|message| Command::Away { message }),
         Just(Command::Users {}),
         name_strategy().prop_map(|room| Command::CreateRoom { room }),
         name_strategy().prop_map(|room| Command::JoinRoom { room }),
