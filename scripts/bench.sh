@@ -22,7 +22,8 @@
 # linechat-cluster-before come with --baseline, below). --quick runs one round
 # with smaller counts (to check the set-up, not to quote; a few minutes). --no-big skips the
 # runs of linechat alone at large sizes (19,000 idle connections, 10,000 members). The
-# default run takes about half an hour.
+# default run takes over an hour (about half an hour before the bursts were made five times
+# longer; a run of linechat against a baseline alone, five rounds, takes a quarter of one).
 # --baseline REV (a commit, tag or branch of this repository) measures a change against the
 # code before it: REV is checked out in a detached git worktree in the work directory and
 # built in release there, with a target directory of its own seeded with target/release's
