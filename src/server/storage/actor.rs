@@ -375,6 +375,11 @@ impl<D: Database> StoreActor<D> {
                 room,
                 reply,
             } => self.leave(account, room, reply).await,
+            StoreRequest::MarkRead { marker, reply } => {
+                let result = self.db.mark_read(&marker).await;
+                let stored = self.settle("saving a read marker", result).await;
+                let _ = reply.send(stored.map(MessageId::from_stored));
+            }
             StoreRequest::QueuePrivate(queued) => {
                 let (record, id, reply) = *queued;
                 self.queue_private(record, id, reply).await;

@@ -20,7 +20,7 @@ use tracing::warn;
 use super::actor::{Batch, Known, millis};
 use super::chunk::{self, ChunkWriter};
 use super::reader::{OpenChunk, Page, window_start};
-use super::{Conversation, Loaded, LoadedRoom, StoredMessage, key};
+use super::{Conversation, Loaded, LoadedRoom, ReadMarker, StoredMessage, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
@@ -78,6 +78,13 @@ pub(super) trait Database: Send + Sync + 'static {
         account: &Name,
         room: &Name,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Moves an account's read marker in a conversation forward to `marker.id` (a marker
+    /// further on is kept); the marker now.
+    fn mark_read(
+        &self,
+        marker: &ReadMarker,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
 
     /// Whether a registered user remembers `room`.
     fn is_remembered(&self, room: &Name) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
@@ -292,6 +299,33 @@ where
             .execute(pool)
             .await
             .map(drop)
+    }
+
+    /// See [`Database::mark_read`].
+    async fn mark_read(pool: &Pool<Self>, marker: &ReadMarker) -> Result<i64, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO read_markers (account, conversation, target, message_id) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account, conversation) DO UPDATE \
+             SET message_id = excluded.message_id, target = excluded.target \
+             WHERE excluded.message_id > read_markers.message_id",
+        )
+        .bind(marker.account)
+        .bind(marker.conversation.key())
+        .bind(marker.target.as_str())
+        .bind(marker.id.get())
+        .execute(&mut *tx)
+        .await?;
+        let (now,): (i64,) = sqlx::query_as(
+            "SELECT message_id FROM read_markers WHERE account = $1 AND conversation = $2",
+        )
+        .bind(marker.account)
+        .bind(marker.conversation.key())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(now)
     }
 
     /// See [`Database::delete_room`].
@@ -588,6 +622,53 @@ where
         }
         drop(chunks);
         Ok(page.finish(rows))
+    }
+
+    /// An account's read markers, with how many messages of each conversation come after
+    /// its marker there (`(conversation key, target, marker, count)`), in one snapshot.
+    async fn unread(
+        mut tx: Transaction<'static, Self>,
+        account: i64,
+    ) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+        let markers: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT conversation, target, message_id FROM read_markers WHERE account = $1 \
+             ORDER BY target",
+        )
+        .bind(account)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut unread = Vec::with_capacity(markers.len());
+        for (key, target, marker) in markers {
+            let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let count = match id {
+                Some((conversation,)) => {
+                    Self::count_from(&mut tx, conversation, marker + 1).await?
+                }
+                None => 0,
+            };
+            unread.push((key, target, marker, count));
+        }
+        tx.commit().await?;
+        Ok(unread)
+    }
+
+    /// An account's read marker in the conversation of key `conversation`, if it set one.
+    async fn read_marker(
+        pool: &Pool<Self>,
+        account: i64,
+        conversation: &str,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let marker: Option<(i64,)> = sqlx::query_as(
+            "SELECT message_id FROM read_markers WHERE account = $1 AND conversation = $2",
+        )
+        .bind(account)
+        .bind(conversation)
+        .fetch_optional(pool)
+        .await?;
+        Ok(marker.map(|(id,)| id))
     }
 
     /// The rooms `account` is in, by their names as created.

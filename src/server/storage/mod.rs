@@ -96,6 +96,29 @@ fn key(name: &Name) -> String {
     name.as_str().to_ascii_lowercase()
 }
 
+/// An account's read marker: how far it has read a conversation, which it named `target`.
+#[derive(Debug, Clone)]
+pub struct ReadMarker {
+    pub account: i64,
+    pub conversation: Conversation,
+    /// How the account named the conversation (`*`, a room or a user), for `UNREAD`.
+    pub target: String,
+    /// The id of the last message it read there.
+    pub id: MessageId,
+}
+
+/// A conversation an account has a read marker in, and what came after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    /// How the account named it.
+    pub target: String,
+    /// Whether it is a room's.
+    pub room: bool,
+    pub marker: MessageId,
+    /// Messages after the marker.
+    pub count: u64,
+}
+
 /// A message to keep, on its way to the writer (with its id: `StoreRequest::Record`). Kept
 /// small: during a burst of chat the writer, below chat's priority, waits for the core while
 /// hundreds of thousands of records pile up in its inbox, and every byte of them is memory
@@ -312,6 +335,10 @@ enum StoreRequest {
         room: Name,
         reply: oneshot::Sender<Result<(), StorageError>>,
     },
+    MarkRead {
+        marker: Box<ReadMarker>,
+        reply: oneshot::Sender<Result<MessageId, StorageError>>,
+    },
     /// Answered once every record sent before it is committed: at the next group commit, or
     /// at once when nothing is queued. It never forces a commit of its own.
     Barrier { done: oneshot::Sender<()> },
@@ -355,6 +382,9 @@ impl StoreRequest {
                 let _ = reply.send(away());
             }
             StoreRequest::CreateAccount { reply, .. } => {
+                let _ = reply.send(away());
+            }
+            StoreRequest::MarkRead { reply, .. } => {
                 let _ = reply.send(away());
             }
             StoreRequest::CreateRoom { reply, .. } => {
@@ -609,6 +639,33 @@ impl Store {
                 reply,
             })
             .await?
+    }
+
+    /// Moves `marker.account`'s read marker in `marker.conversation` forward to `marker.id`
+    /// (one further on stays); returns the marker, once it is on disk.
+    pub async fn mark_read(&self, marker: ReadMarker) -> Result<MessageId, StorageError> {
+        let marker = Box::new(marker);
+        self.mailbox
+            .ask(|reply| StoreRequest::MarkRead { marker, reply })
+            .await?
+    }
+
+    /// `account`'s read marker in `conversation`, if it set one.
+    pub async fn read_marker(
+        &self,
+        account: i64,
+        conversation: &Conversation,
+    ) -> Result<Option<MessageId>, StorageError> {
+        Ok(self.reader.read_marker(account, conversation).await?)
+    }
+
+    /// Every read marker of `account`, by target, with how many messages came after each.
+    /// Waits, as a history read does, for what was sent a moment before to be written.
+    pub async fn unread(&self, account: i64) -> Result<Vec<Unread>, StorageError> {
+        self.mailbox
+            .ask(|done| StoreRequest::Barrier { done })
+            .await?;
+        Ok(self.reader.unread(account).await?)
     }
 
     /// Forgets that `account` is in `room`; returns once that is on disk.

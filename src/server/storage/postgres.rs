@@ -31,7 +31,7 @@ use tracing::info;
 
 use super::actor::{Batch, Known, stored};
 use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
-use super::{Conversation, Loaded, StorageError, StoredMessage, chunk, key};
+use super::{Conversation, Loaded, ReadMarker, StorageError, StoredMessage, chunk, key};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
@@ -49,6 +49,7 @@ pub(super) fn migrator() -> Migrator {
         (1, "initial", "0001_initial.sql"),
         (2, "room topics", "0002_room_topics.sql"),
         (3, "message id blocks", "0003_message_id_blocks.sql"),
+        (4, "read markers", "0004_read_markers.sql"),
     )
 }
 
@@ -146,6 +147,10 @@ impl Database for Writer {
 
     async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
         Sql::leave(&self.pool, account, room).await
+    }
+
+    async fn mark_read(&self, marker: &ReadMarker) -> Result<i64, sqlx::Error> {
+        Sql::mark_read(&self.pool, marker).await
     }
 
     async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {

@@ -13,7 +13,10 @@ use tokio::sync::Semaphore;
 
 use super::actor::stored_message;
 use super::backend::Sql;
-use super::{Conversation, StorageError, StorageOptions, StoredMessage, chunk, postgres, sqlite};
+use super::{
+    Conversation, MessageId, StorageError, StorageOptions, StoredMessage, Unread, chunk, postgres,
+    sqlite,
+};
 use linechat_protocol::Name;
 
 #[derive(Debug, Clone)]
@@ -82,6 +85,39 @@ impl Reader {
             .into_iter()
             .filter_map(|(room,)| Name::parse(&room).ok())
             .collect())
+    }
+
+    /// See [`super::Store::unread`].
+    pub(super) async fn unread(&self, account: i64) -> Result<Vec<Unread>, sqlx::Error> {
+        let unread = match &self.pool {
+            Pool::Sqlite(pool) => Sql::unread(pool.begin().await?, account).await?,
+            Pool::Postgres(pool) => {
+                Sql::unread(pool.begin_with(postgres::SNAPSHOT).await?, account).await?
+            }
+        };
+        Ok(unread
+            .into_iter()
+            .map(|(key, target, marker, count)| Unread {
+                room: key.starts_with("room:"),
+                target,
+                marker: MessageId::from_stored(marker),
+                count: u64::try_from(count).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// See [`super::Store::read_marker`].
+    pub(super) async fn read_marker(
+        &self,
+        account: i64,
+        conversation: &Conversation,
+    ) -> Result<Option<MessageId>, sqlx::Error> {
+        let key = conversation.key();
+        let marker = match &self.pool {
+            Pool::Sqlite(pool) => Sql::read_marker(pool, account, &key).await?,
+            Pool::Postgres(pool) => Sql::read_marker(pool, account, &key).await?,
+        };
+        Ok(marker.map(MessageId::from_stored))
     }
 
     /// The account registered as `name` in any case: its id, name as registered, and

@@ -19,7 +19,10 @@ use tracing::info;
 
 use super::actor::{Batch, Known, stored};
 use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
-use super::{Conversation, Loaded, StorageError, StorageOptions, StoredMessage, chunk, files, key};
+use super::{
+    Conversation, Loaded, ReadMarker, StorageError, StorageOptions, StoredMessage, chunk, files,
+    key,
+};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
@@ -48,6 +51,7 @@ pub(super) fn migrator() -> Migrator {
         (4, "history chunks", "0004_history_chunks.sql"),
         (5, "room topics", "0005_room_topics.sql"),
         (6, "message id blocks", "0006_message_id_blocks.sql"),
+        (7, "read markers", "0007_read_markers.sql"),
     )
 }
 
@@ -134,6 +138,10 @@ impl Database for Writer {
 
     async fn leave(&self, account: &Name, room: &Name) -> Result<(), sqlx::Error> {
         Sql::leave(&self.pool, account, room).await
+    }
+
+    async fn mark_read(&self, marker: &ReadMarker) -> Result<i64, sqlx::Error> {
+        Sql::mark_read(&self.pool, marker).await
     }
 
     async fn is_remembered(&self, room: &Name) -> Result<bool, sqlx::Error> {

@@ -112,6 +112,7 @@ on_both!(
     the_id_a_message_is_given_is_the_one_history_shows_also_after_a_reopen,
     records_that_arrive_out_of_order_read_back_in_id_order,
     ids_are_not_given_twice_across_a_reopen_even_without_history,
+    read_markers_only_move_forward_and_count_what_came_after_them,
 );
 
 fn said(conversation: Conversation, from: &str, text: &str) -> Record {
@@ -1230,4 +1231,65 @@ async fn records_after_the_writer_stopped_do_not_hold_senders_up() {
     tokio::time::timeout(Duration::from_secs(5), store.room_for_history())
         .await
         .expect("nothing waits for a writer that has stopped");
+}
+
+async fn read_markers_only_move_forward_and_count_what_came_after_them(kind: Kind) {
+    let place = Place::new(kind);
+    let dev = Conversation::Room(name("dev"));
+    let marker = |conversation: &Conversation, target: &str, id: MessageId| ReadMarker {
+        account: 1,
+        conversation: conversation.clone(),
+        target: target.into(),
+        id,
+    };
+    {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        let ids: Vec<MessageId> = (0..5)
+            .map(|i| store.record(said(dev.clone(), "bob", &i.to_string())))
+            .collect();
+        let global = store.record(said(Conversation::Global, "bob", "hello"));
+        assert_eq!(store.read_marker(1, &dev).await.unwrap(), None);
+        assert_eq!(
+            store.mark_read(marker(&dev, "dev", ids[1])).await.unwrap(),
+            ids[1]
+        );
+        // Back is no way: the marker stays where it was.
+        assert_eq!(
+            store.mark_read(marker(&dev, "dev", ids[0])).await.unwrap(),
+            ids[1]
+        );
+        assert_eq!(store.read_marker(1, &dev).await.unwrap(), Some(ids[1]));
+        assert_eq!(
+            store
+                .mark_read(marker(&Conversation::Global, "*", global))
+                .await
+                .unwrap(),
+            global
+        );
+        // A conversation with nothing in it yet may be marked too.
+        let quiet = Conversation::Private(A, B);
+        let nobody = MessageId::from_stored(1);
+        store
+            .mark_read(marker(&quiet, "bob", nobody))
+            .await
+            .unwrap();
+        // Another account's markers are its own.
+        assert_eq!(store.read_marker(2, &dev).await.unwrap(), None);
+        assert!(store.unread(2).await.unwrap().is_empty());
+        store.close().await;
+        task.await.unwrap();
+    }
+    let (store, _, _task) = Store::open(place.options()).await.unwrap();
+    let unread = store.unread(1).await.unwrap();
+    let counts: Vec<(&str, bool, u64)> = unread
+        .iter()
+        .map(|unread| (unread.target.as_str(), unread.room, unread.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [("*", false, 0), ("bob", false, 0), ("dev", true, 3)]
+    );
+    store.record(said(Conversation::Global, "bob", "again"));
+    let unread = store.unread(1).await.unwrap();
+    assert_eq!(unread[0].count, 1, "{unread:?}");
 }
