@@ -10,7 +10,7 @@ mod text;
 
 use std::fmt;
 
-pub use args::{ConnectionOption, HistoryTarget, Password};
+pub use args::{Bound, ConnectionOption, HistoryPage, HistoryTarget, Password};
 pub use text::{check_text, clean_text, is_invisible};
 
 use crate::name::{Name, NameError};
@@ -221,6 +221,15 @@ pub enum ParseError {
     BadCount { count: String, verb: Verb },
     #[error("{:?} is not an option setting; usage: {}", .0, Verb::SetOption.usage())]
     BadOption(String),
+    #[error("{:?} is not LATEST, BEFORE, AFTER or BETWEEN; usage: {}", .0, Verb::History.usage())]
+    BadHistoryPage(String),
+    #[error(
+        "{:?} is not a message id (a whole number from 1) or a time in UTC \
+         (2026-12-08T10:15:00.123Z); usage: {}",
+        .0,
+        Verb::History.usage()
+    )]
+    BadBound(String),
 }
 
 /// What to try after an unknown command.
