@@ -28,9 +28,10 @@ const PAGE: u32 = 100;
 pub(super) async fn apply(
     session: &mut Session,
     target: HistoryTarget,
+    page: HistoryPage,
     count: Option<u32>,
 ) -> Step {
-    match Box::pin(recall(session, target, count)).await {
+    match Box::pin(recall_page(session, target, page, count)).await {
         Ok(sent) => Reply::ok_with(Verb::History, sent).into(),
         Err(refusal) => refusal.into(),
     }

@@ -57,9 +57,11 @@ macro_rules! command_table {
                 usage "<room> <text>", help "message a room you are in";
             Topic(topic) "TOPIC" [] { room: Name, text: Option<String> }
                 usage "<room> [text]", help "a room's topic; with text, set it (members only)";
-            History(history) "HISTORY" ["LOG", "BACKLOG", "HIST"] { target: HistoryTarget, count: Option<u32> }
-                usage "<*|room|user> [count]",
-                help "past messages: global, a room you are in, or your private talk with a user";
+            History(history) "HISTORY" ["LOG", "BACKLOG", "HIST"]
+                { target: HistoryTarget, page: HistoryPage, count: Option<u32> }
+                usage "<*|room|user> [LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>] [count]",
+                help "past messages: global, a room you are in, or your private talk with a user; \
+                      a bound is a message id or a time (2026-12-08T10:15:00.123Z)";
             SetOption(set_option) "OPTION" [] { option: ConnectionOption }
                 usage "ids <on|off>",
                 help "this connection's options: ids on starts message lines with their id and time";
