@@ -70,7 +70,8 @@ pub struct Settings {
     /// Messages `HISTORY` returns when no count is given; capped at `history_max_count`.
     #[arg(long, env = "LINECHAT_HISTORY_DEFAULT_COUNT", default_value_t = 50)]
     pub history_default_count: u32,
-    /// The most messages one `HISTORY` returns.
+    /// The most messages one `HISTORY` returns: a larger count is cut to it for the last
+    /// messages, and refused for a page before, after or between bounds.
     #[arg(long, env = "LINECHAT_HISTORY_MAX_COUNT", default_value_t = 1000)]
     pub history_max_count: u32,
     /// Messages kept per conversation (global, a room, a pair of users); 0 keeps all.

@@ -7,6 +7,7 @@ mod commands;
 mod durability;
 mod edge;
 pub(crate) mod front_end;
+mod history_pages;
 mod hops;
 mod identity;
 mod limits;

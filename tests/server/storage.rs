@@ -19,8 +19,10 @@ use linechat::settings::Settings;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const HISTORY_USAGE: &str = "HISTORY <*|room|user> [count] - past messages: global, a room \
-                             you are in, or your private talk with a user";
+const HISTORY_USAGE: &str = "HISTORY <*|room|user> \
+     [LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>] [count] - past messages: \
+     global, a room you are in, or your private talk with a user; a bound is a message id or \
+     a time (2026-12-08T10:15:00.123Z)";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -65,6 +65,14 @@ fn parse_error(error: &ParseError) -> String {
             "{count:?} is not a count: use a whole number from 1; usage: {}",
             usage(*verb)
         ),
+        ParseError::BadHistoryPage(word) => format!(
+            "{word:?} is not latest, before, after or between; usage: {}",
+            usage(Verb::History)
+        ),
+        ParseError::BadBound(bound) => format!(
+            "{bound:?} is not a message id or a time (2026-12-08T10:15:00Z); usage: {}",
+            usage(Verb::History)
+        ),
         // The others name no command.
         other => other.to_string(),
     }
@@ -227,9 +235,10 @@ pub const COMMANDS: &[Help] = &[
     help(Verb::ListRoomUsers, ":lru <room>", "list a room's members"),
     help(
         Verb::History,
-        ":history [<*|room|user> [count]]",
+        ":history [<*|room|user> [page] [count]]",
         "past messages: everyone's (*), a room you are in, or your private messages with \
-         user; alone: where a line without a command goes",
+         user; page: latest, before <bound>, after <bound> or between <bound> <bound>, a bound \
+         being a message id or a time; alone: where a line without a command goes",
     ),
     help(Verb::Ping, ":ping", "the round-trip time to the server"),
     help(
@@ -311,7 +320,7 @@ pub fn commands_help(mode: Mode) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::format::names_a_protocol_verb;
-    use linechat_protocol::{HistoryTarget, NameError};
+    use linechat_protocol::{Bound, HistoryPage, HistoryTarget, NameError};
 
     fn name(raw: &str) -> Name {
         Name::parse(raw).unwrap()
@@ -367,6 +376,7 @@ mod tests {
             send(":history * 5"),
             Command::History {
                 target: HistoryTarget::Global,
+                page: HistoryPage::Latest,
                 count: Some(5)
             }
         );
@@ -374,7 +384,16 @@ mod tests {
             send(":history bob"),
             Command::History {
                 target: HistoryTarget::Named(name("bob")),
+                page: HistoryPage::Latest,
                 count: None
+            }
+        );
+        assert_eq!(
+            send(":history bob after 2026-12-08T10:15:00Z 3"),
+            Command::History {
+                target: HistoryTarget::Named(name("bob")),
+                page: HistoryPage::After(Bound::parse("2026-12-08T10:15:00Z").unwrap()),
+                count: Some(3)
             }
         );
     }
@@ -512,7 +531,17 @@ mod tests {
             (
                 ":history * zero",
                 "\"zero\" is not a count: use a whole number from 1; usage: \
-                 :history [<*|room|user> [count]]",
+                 :history [<*|room|user> [page] [count]]",
+            ),
+            (
+                ":history dev befor 5 2",
+                "\"befor\" is not latest, before, after or between; usage: \
+                 :history [<*|room|user> [page] [count]]",
+            ),
+            (
+                ":history dev after soon",
+                "\"soon\" is not a message id or a time (2026-12-08T10:15:00Z); usage: \
+                 :history [<*|room|user> [page] [count]]",
             ),
             (
                 ":nick al",
@@ -546,6 +575,7 @@ mod tests {
                 "<room>" => "dev",
                 "<text>" => "hello there",
                 "[<*|room|user>" => "*",
+                "[page]" => "before 5",
                 "[count]]" => "5",
                 "[reason]" | "[command]" => "pm",
                 word => word,

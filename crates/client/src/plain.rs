@@ -23,7 +23,7 @@
 use std::io::Write;
 
 use chrono::Local;
-use linechat_protocol::{Command, Reply};
+use linechat_protocol::{Command, HistoryPage, Reply};
 use tokio::sync::mpsc;
 
 use crate::connection::{Line, LinkEvent};
@@ -177,6 +177,7 @@ fn handle_input(session: &mut Session, line: &str, quitting: &mut bool) -> Optio
         Ok(Input::Send(command)) => Ok(command),
         Ok(Input::History) => Ok(Command::History {
             target: Session::history_target(&session.default_target()),
+            page: HistoryPage::Latest,
             count: None,
         }),
         Ok(Input::Open(user)) => {

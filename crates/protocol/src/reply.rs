@@ -89,7 +89,9 @@ impl From<&ParseError> for ErrorCode {
             ParseError::MissingArgument(_)
             | ParseError::TooManyArguments(_)
             | ParseError::BadCount { .. }
-            | ParseError::BadOption(_) => ErrorCode::BadArguments,
+            | ParseError::BadOption(_)
+            | ParseError::BadHistoryPage(_)
+            | ParseError::BadBound(_) => ErrorCode::BadArguments,
             ParseError::BadName { .. } => ErrorCode::BadName,
             ParseError::ControlCharacter | ParseError::InvisibleCharacter(_) => ErrorCode::BadText,
         }

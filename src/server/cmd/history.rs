@@ -1,21 +1,26 @@
-//! `HISTORY <*|room|user> [count]`: one `HIST` line per message, oldest first, then
-//! `OK HISTORY <n>`. The lines are read a page at a time and queued only as the client takes
-//! them, so that however long the answer, a client that does not read pins little more than
-//! a page and a part of its outbox. One that takes nothing for `idle_timeout_secs` counts as
-//! not reading.
+//! `HISTORY <*|room|user> [LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>]
+//! [count]`: one `HIST` line per message, oldest first, then `OK HISTORY <n>`. The lines are
+//! read a page at a time and queued only as the client takes them, so that however long the
+//! answer, a client that does not read pins little more than a page and a part of its
+//! outbox. One that takes nothing for `idle_timeout_secs` counts as not reading.
+//!
+//! A page by bounds (`BEFORE`, `AFTER`, `BETWEEN`) is how a client walks a conversation, the
+//! id of one answer's last (or first) message bounding the next: its count is refused past
+//! `history_max_count` rather than cut, so that a client never takes a shorter answer for the
+//! end of the conversation.
 
 use std::time::Duration;
 
-use linechat_protocol::{ErrorCode, HistoryTarget, Reply, Verb};
+use linechat_protocol::{ErrorCode, HistoryPage, HistoryTarget, Reply, Verb};
 use tokio::time::timeout;
 use tracing::warn;
 
 use super::{Step, not_logged_in, room_refused};
-use crate::server::room::RoomError;
-use crate::server::session::{Presence, Session};
 use crate::connection::Delivery;
 use crate::server::event::{Event, Recalled};
-use crate::server::storage::Conversation;
+use crate::server::room::RoomError;
+use crate::server::session::{Presence, Session};
+use crate::server::storage::{Conversation, End, PageError, StorageError};
 
 /// Messages read from the store at a time.
 const PAGE: u32 = 100;
@@ -23,9 +28,10 @@ const PAGE: u32 = 100;
 pub(super) async fn apply(
     session: &mut Session,
     target: HistoryTarget,
+    page: HistoryPage,
     count: Option<u32>,
 ) -> Step {
-    match Box::pin(recall(session, target, count)).await {
+    match Box::pin(recall_page(session, target, page, count)).await {
         Ok(sent) => Reply::ok_with(Verb::History, sent).into(),
         Err(refusal) => refusal.into(),
     }
@@ -39,37 +45,56 @@ pub(in crate::server) async fn recall(
     target: HistoryTarget,
     count: Option<u32>,
 ) -> Result<u32, Reply> {
+    recall_page(session, target, HistoryPage::Latest, count).await
+}
+
+/// Queues the messages of `page` of `target`'s history, as [`recall`] does the last ones.
+async fn recall_page(
+    session: &Session,
+    target: HistoryTarget,
+    page: HistoryPage,
+    count: Option<u32>,
+) -> Result<u32, Reply> {
     let Some(presence) = session.presence() else {
         return Err(not_logged_in(session));
     };
     let settings = session.settings();
-    let count = count
-        .unwrap_or(settings.history_default_count)
-        .min(settings.history_max_count);
+    let max = settings.history_max_count;
+    let count = match (page, count) {
+        (HistoryPage::Latest, count) => count.unwrap_or(settings.history_default_count),
+        (_, Some(count)) if count > max => {
+            let message = format!("at most {max} messages a page");
+            return Err(Reply::err(ErrorCode::BadArguments, message));
+        }
+        (_, count) => count.unwrap_or(settings.history_default_count),
+    }
+    .min(max);
     let conversation = conversation(session, presence, &target).await?;
+    let store = &session.server().store;
+    let (mut range, mut from) = match store.resolve_page(&conversation, page).await {
+        Ok(Some(place)) => place,
+        Ok(None) => return Ok(0),
+        Err(PageError::NoSuchMessage(id)) => {
+            let message = format!("no message {id} in {target}");
+            return Err(Reply::err(ErrorCode::BadArguments, message));
+        }
+        Err(PageError::Storage(error)) => return Err(unavailable(&error)),
+    };
     let recalled = match target {
         HistoryTarget::Global => Recalled::Global,
         HistoryTarget::Named(name) => Recalled::Named(name),
     };
     let stalled_after = settings.idle_timeout().max(Duration::from_secs(1));
-    let store = &session.server().store;
     let outbox = session.outbox();
     let mut sent = 0;
-    let mut after = None;
     'pages: while sent < count {
-        let limit = (count - sent).min(PAGE);
+        let left = count - sent;
         let page = match store
-            .history_page(conversation.clone(), count, after, limit)
+            .history_range(&conversation, range, left, from, left.min(PAGE))
             .await
         {
             Ok(page) => page,
-            Err(error) => {
-                warn!(%error, "history unavailable");
-                return Err(Reply::err(
-                    ErrorCode::Internal,
-                    "history is unavailable; try again",
-                ));
-            }
+            Err(error) => return Err(unavailable(&error)),
         };
         if page.is_empty() {
             break;
@@ -99,10 +124,18 @@ pub(in crate::server) async fn recall(
                 break 'pages;
             }
             sent += 1;
-            after = Some(id);
+            // The rest of the answer is what follows the last line sent, up to the same end.
+            range.after = Some(id);
+            from = End::Oldest;
         }
     }
     Ok(sent)
+}
+
+/// The answer when history cannot be read (the database failed or is out of reach).
+fn unavailable(error: &StorageError) -> Reply {
+    warn!(%error, "history unavailable");
+    Reply::err(ErrorCode::Internal, "history is unavailable; try again")
 }
 
 /// Which conversation a target means: `*` the global one; a name a room the user is in,

@@ -486,10 +486,7 @@ impl Session {
             return Err(CommandError::from(server.rooms.not_member(room).await).into());
         };
         let conversation = Conversation::Room(handle.name().clone());
-        Ok(server
-            .store
-            .history_page(conversation, count, None, count)
-            .await?)
+        Ok(server.store.history(conversation, count).await?)
     }
 }
 

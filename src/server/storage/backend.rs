@@ -19,10 +19,12 @@ use tracing::warn;
 
 use super::actor::{Batch, Known, millis};
 use super::chunk::{self, ChunkWriter};
-use super::reader::{OpenChunk, Page, window_start};
-use super::{Conversation, Loaded, LoadedRoom, ReadMarker, StoredMessage, key};
+use super::reader::{OpenChunk, Page, Span, ceil_millis, floor_millis, window_start};
+use super::{
+    Conversation, End, Loaded, LoadedRoom, PageError, Range, ReadMarker, StoredMessage, key,
+};
 use crate::server::member::UserId;
-use linechat_protocol::{Name, Topic};
+use linechat_protocol::{Bound, HistoryPage, Name, Topic};
 
 /// A chunk that holds messages on both sides of a retention limit: `(id, first_id, body,
 /// skip)`, where `skip` is how many of its oldest messages are beyond it.
@@ -452,113 +454,170 @@ where
     // Reads (`reader.rs`)
     // -----------------------------------------------------------------------------------------
 
-    /// See [`super::Store::history_page`]: every query of a page reads the snapshot of `tx`,
-    /// which it ends.
-    async fn history_page(
-        mut tx: Transaction<'static, Self>,
+    /// The id `conversation` is filed under, if it has ever had a message.
+    async fn conversation_id(
+        connection: &mut Self::Connection,
         conversation: &Conversation,
-        window: u32,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+    ) -> Result<Option<i64>, sqlx::Error> {
         let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM conversations WHERE key = $1")
             .bind(conversation.key())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *connection)
             .await?;
-        let Some((conversation,)) = id else {
+        Ok(id.map(|(id,)| id))
+    }
+
+    /// See [`super::Store::history_range`]: every query of a page reads the snapshot of `tx`,
+    /// which it ends.
+    async fn history_range(
+        mut tx: Transaction<'static, Self>,
+        conversation: &Conversation,
+        range: Range,
+        count: u32,
+        from: End,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let Some(conversation) = Self::conversation_id(&mut tx, conversation).await? else {
             return Ok(Vec::new());
         };
-        let start = match after {
-            Some(after) => Some((after + 1, 0)),
-            None => {
-                let window = i64::from(window.max(1));
-                // Each row or chunk holds at least one message: `window` of each is enough.
-                let rows: Vec<(i64,)> = sqlx::query_as(
-                    "SELECT id FROM messages WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind(conversation)
-                .bind(window)
-                .fetch_all(&mut *tx)
-                .await?;
-                let chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
-                    "SELECT id, first_id, count FROM chunks WHERE conversation = $1 \
-                     ORDER BY id DESC LIMIT $2",
-                )
-                .bind(conversation)
-                .bind(window)
-                .fetch_all(&mut *tx)
-                .await?;
-                match window_start(rows, chunks, window) {
-                    Some(from) => {
-                        let from_on = Self::count_from(&mut tx, conversation, from).await?;
-                        Some((from, (from_on - window).max(0)))
-                    }
-                    None => None,
-                }
-            }
+        let span = Span::of(range);
+        let start = match from {
+            _ if span.is_empty() => None,
+            End::Oldest => Some((span.from, 0)),
+            End::Newest => Self::window(&mut tx, conversation, span, count).await?,
         };
         let page = match start {
-            Some((from, skip)) => Self::read_page(&mut tx, conversation, from, skip, limit).await?,
+            Some((from, skip)) => {
+                let span = Span { from, ..span };
+                Self::read_page(&mut tx, conversation, span, skip, limit).await?
+            }
             None => Vec::new(),
         };
         tx.commit().await?;
         Ok(page)
     }
 
-    /// How many messages of a conversation have ids from `from` on: its rows' and its
-    /// chunks' counts, and for a chunk that starts before `from` (only one whose ids
-    /// overlap another's, see `reader.rs`), its messages from there on, read from its body.
-    async fn count_from(
+    /// Where the last `window` messages of `span` start, and how many messages from there
+    /// on precede them: see `reader::window_start`; `None` if the span holds no message.
+    async fn window(
         connection: &mut Self::Connection,
         conversation: i64,
-        from: i64,
-    ) -> Result<i64, sqlx::Error> {
-        let (rows,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM messages WHERE conversation = $1 AND id >= $2")
-                .bind(conversation)
-                .bind(from)
-                .fetch_one(&mut *connection)
-                .await?;
-        // Chunks wholly from `from` on, counted from the index alone.
-        let (whole,): (i64,) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM chunks \
-             WHERE conversation = $1 AND id >= $2 AND first_id >= $2",
+        span: Span,
+        window: u32,
+    ) -> Result<Option<(i64, i64)>, sqlx::Error> {
+        let window = i64::from(window.max(1));
+        // Each row or chunk holds at least one message of the span: `window` of each is
+        // enough.
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM messages WHERE conversation = $1 AND id >= $2 AND id < $3 \
+             ORDER BY id DESC LIMIT $4",
         )
         .bind(conversation)
-        .bind(from)
+        .bind(span.from)
+        .bind(span.until)
+        .bind(window)
+        .fetch_all(&mut *connection)
+        .await?;
+        let mut chunks: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, first_id, count FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id < $3 \
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(conversation)
+        .bind(span.from)
+        .bind(span.until)
+        .bind(window)
+        .fetch_all(&mut *connection)
+        .await?;
+        // A chunk that runs past the span's end holds fewer of its messages than its count:
+        // counted from its body, so that the window is not taken to start later than it does.
+        // (One that starts before the span's start makes the window start there anyway.)
+        if chunks.iter().any(|&(id, _, _)| id >= span.until) {
+            let past_end: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, first_id, body FROM chunks \
+                 WHERE conversation = $1 AND id >= $2 AND first_id < $2",
+            )
+            .bind(conversation)
+            .bind(span.until)
+            .fetch_all(&mut *connection)
+            .await?;
+            for (id, first_id, body) in past_end {
+                if let Some(chunk) = chunks.iter_mut().find(|chunk| chunk.0 == id) {
+                    chunk.2 = span.count_in(first_id, &body);
+                }
+            }
+        }
+        let Some(start) = window_start(rows, chunks, window) else {
+            return Ok(None);
+        };
+        let start = start.max(span.from);
+        let from_on = Self::count_in(
+            connection,
+            conversation,
+            Span {
+                from: start,
+                ..span
+            },
+        )
+        .await?;
+        Ok(Some((start, (from_on - window).max(0))))
+    }
+
+    /// How many messages of a conversation `span` holds: its rows' and its chunks' counts,
+    /// and for a chunk that starts before the span or runs past its end (only one whose ids
+    /// overlap another's, see `reader.rs`, or one a bound falls in), its messages in the span,
+    /// read from its body.
+    async fn count_in(
+        connection: &mut Self::Connection,
+        conversation: i64,
+        span: Span,
+    ) -> Result<i64, sqlx::Error> {
+        let (rows,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM messages WHERE conversation = $1 AND id >= $2 AND id < $3",
+        )
+        .bind(conversation)
+        .bind(span.from)
+        .bind(span.until)
+        .fetch_one(&mut *connection)
+        .await?;
+        // Chunks wholly in the span, counted from the index alone.
+        let (whole,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id >= $2 AND id < $3",
+        )
+        .bind(conversation)
+        .bind(span.from)
+        .bind(span.until)
         .fetch_one(&mut *connection)
         .await?;
         let straddling: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT first_id, body FROM chunks \
-             WHERE conversation = $1 AND id >= $2 AND first_id < $2",
+             WHERE conversation = $1 AND id >= $2 AND first_id < $3 \
+             AND (first_id < $2 OR id >= $3)",
         )
         .bind(conversation)
-        .bind(from)
+        .bind(span.from)
+        .bind(span.until)
         .fetch_all(&mut *connection)
         .await?;
         let in_chunks = whole
             + straddling
                 .iter()
-                .map(|(first_id, body)| {
-                    chunk::entries(*first_id, body)
-                        .filter(|entry| entry.id >= from)
-                        .count() as i64
-                })
+                .map(|(first_id, body)| span.count_in(*first_id, body))
                 .sum::<i64>();
         Ok(rows + in_chunks)
     }
 
-    /// The `limit` messages of a conversation from id `from` on, after skipping the first
-    /// `skip` of them: rows and chunks' messages merged by id. Chunks are read one at a time,
-    /// in the order of their ids, and only until the page is full; only the messages
-    /// returned are copied out of them. As chunks may overlap (see `reader.rs`), a chunk's
-    /// message is taken only once every chunk that starts before it is open: their first
-    /// ids, listed from the index first, tell how far to read ahead (no further than the
-    /// next chunk when none overlap).
+    /// The `limit` messages of a conversation's `span`, after skipping the first `skip` of
+    /// them: rows and chunks' messages merged by id. Chunks are read one at a time, in the
+    /// order of their ids, and only until the page is full; only the messages returned are
+    /// copied out of them. As chunks may overlap (see `reader.rs`), a chunk's message is taken
+    /// only once every chunk that starts before it is open: their first ids, listed from the
+    /// index first, tell how far to read ahead (no further than the next chunk when none
+    /// overlap).
     async fn read_page(
         connection: &mut Self::Connection,
         conversation: i64,
-        from: i64,
+        span: Span,
         skip: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, sqlx::Error> {
@@ -568,19 +627,22 @@ where
         }
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT id, sender, body, sent_at FROM messages \
-             WHERE conversation = $1 AND id >= $2 ORDER BY id LIMIT $3",
+             WHERE conversation = $1 AND id >= $2 AND id < $3 ORDER BY id LIMIT $4",
         )
         .bind(conversation)
-        .bind(from)
+        .bind(span.from)
+        .bind(span.until)
         .bind(skip + i64::from(limit))
         .fetch_all(&mut *connection)
         .await?;
         let mut rows = rows.into_iter().peekable();
         let first_ids: Vec<(i64,)> = sqlx::query_as(
-            "SELECT first_id FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
+            "SELECT first_id FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id < $3 ORDER BY id",
         )
         .bind(conversation)
-        .bind(from)
+        .bind(span.from)
+        .bind(span.until)
         .fetch_all(&mut *connection)
         .await?;
         // `starts[k]`: the lowest first id of the chunks from the `k`th on.
@@ -589,10 +651,12 @@ where
             starts[k] = starts[k + 1].min(*first_id);
         }
         let mut chunks = sqlx::query(
-            "SELECT first_id, body FROM chunks WHERE conversation = $1 AND id >= $2 ORDER BY id",
+            "SELECT first_id, body FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id < $3 ORDER BY id",
         )
         .bind(conversation)
-        .bind(from)
+        .bind(span.from)
+        .bind(span.until)
         .fetch(&mut *connection);
         let mut open: Vec<OpenChunk> = Vec::new();
         let mut opened = 0;
@@ -606,7 +670,7 @@ where
                 let Some(chunk) = chunks.try_next().await? else {
                     break;
                 };
-                open.push(OpenChunk::new(chunk.try_get(0)?, chunk.try_get(1)?, from));
+                open.push(OpenChunk::new(chunk.try_get(0)?, chunk.try_get(1)?, span));
                 opened += 1;
                 continue;
             }
@@ -645,7 +709,11 @@ where
                 .await?;
             let count = match id {
                 Some((conversation,)) => {
-                    Self::count_from(&mut tx, conversation, marker + 1).await?
+                    let after = Span {
+                        from: marker.saturating_add(1),
+                        until: i64::MAX,
+                    };
+                    Self::count_in(&mut tx, conversation, after).await?
                 }
                 None => 0,
             };
@@ -669,6 +737,180 @@ where
         .fetch_optional(pool)
         .await?;
         Ok(marker.map(|(id,)| id))
+    }
+
+    /// See [`super::Store::resolve_page`]: the bounds are checked and placed in one snapshot,
+    /// that of `tx`, which it ends.
+    async fn resolve_page(
+        mut tx: Transaction<'static, Self>,
+        conversation: &Conversation,
+        page: HistoryPage,
+    ) -> Result<Option<(Range, End)>, PageError> {
+        let mut ids = match page {
+            HistoryPage::Latest => [None, None],
+            HistoryPage::Before(bound) | HistoryPage::After(bound) => [Some(bound), None],
+            HistoryPage::Between(first, second) => [Some(first), Some(second)],
+        }
+        .into_iter()
+        .filter_map(|bound| match bound {
+            Some(Bound::Id(id)) => Some(id),
+            _ => None,
+        });
+        let Some(conversation) = Self::conversation_id(&mut tx, conversation).await? else {
+            // Nothing was ever said there: no id is one of its messages, and no page holds
+            // anything.
+            return match ids.next() {
+                Some(id) => Err(PageError::NoSuchMessage(id)),
+                None => Ok(None),
+            };
+        };
+        for id in ids {
+            if !Self::holds(&mut tx, conversation, id).await? {
+                return Err(PageError::NoSuchMessage(id));
+            }
+        }
+        let place = match page {
+            HistoryPage::Latest => Some((Range::default(), End::Newest)),
+            HistoryPage::Before(bound) => {
+                let before = Self::before(&mut tx, conversation, bound).await?;
+                Some((Range::between(None, before), End::Newest))
+            }
+            HistoryPage::After(bound) => Self::after(&mut tx, conversation, bound)
+                .await?
+                .map(|after| (Range::between(Some(after), None), End::Oldest)),
+            HistoryPage::Between(first, second) => {
+                // A time is older than an id when the id is of the messages from that time
+                // on (`before` places the time in front of them).
+                let first_is_older = match (first, second) {
+                    (Bound::Id(a), Bound::Id(b)) => a < b,
+                    (Bound::Time(a), Bound::Time(b)) => a < b,
+                    (Bound::Id(id), time @ Bound::Time(_)) => {
+                        let time = Self::before(&mut tx, conversation, time).await?;
+                        time.is_none_or(|time| id < time)
+                    }
+                    (time @ Bound::Time(_), Bound::Id(id)) => {
+                        let time = Self::before(&mut tx, conversation, time).await?;
+                        time.is_some_and(|time| id >= time)
+                    }
+                };
+                let (older, newer, from) = if first_is_older {
+                    (first, second, End::Oldest)
+                } else {
+                    (second, first, End::Newest)
+                };
+                match Self::after(&mut tx, conversation, older).await? {
+                    Some(after) => {
+                        let before = Self::before(&mut tx, conversation, newer).await?;
+                        Some((Range::between(Some(after), before), from))
+                    }
+                    None => None,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(place)
+    }
+
+    /// The id a page after `bound` starts after: the bound's own, or for a time, the one
+    /// before the first message kept after it; `None` if no message was kept after it.
+    async fn after(
+        connection: &mut Self::Connection,
+        conversation: i64,
+        bound: Bound,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        match bound {
+            Bound::Id(id) => Ok(Some(id)),
+            Bound::Time(time) => {
+                let first = Self::first_from(connection, conversation, floor_millis(time) + 1);
+                Ok(first.await?.map(|id| id - 1))
+            }
+        }
+    }
+
+    /// The id a page before `bound` ends before: the bound's own, or for a time, that of
+    /// the first message kept at that time or after; `None` if none was, so that every
+    /// message is before it.
+    async fn before(
+        connection: &mut Self::Connection,
+        conversation: i64,
+        bound: Bound,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        match bound {
+            Bound::Id(id) => Ok(Some(id)),
+            Bound::Time(time) => {
+                Self::first_from(connection, conversation, ceil_millis(time)).await
+            }
+        }
+    }
+
+    /// The lowest id of a conversation's messages kept at `at` (Unix milliseconds) or after:
+    /// where the messages from that time on begin, in the conversation's order. Ids, not
+    /// times, order history, and the times of neighbouring messages need not grow (clocks
+    /// of several nodes, a message written a moment late), so the lowest such id is looked
+    /// for among every row and chunk that may hold one: rows by their time, a chunk wholly
+    /// from then on by its first id, and one whose time span straddles `at` from its body.
+    async fn first_from(
+        connection: &mut Self::Connection,
+        conversation: i64,
+        at: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let (row,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(id) FROM messages WHERE conversation = $1 AND sent_at >= $2",
+        )
+        .bind(conversation)
+        .bind(at)
+        .fetch_one(&mut *connection)
+        .await?;
+        let (whole,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MIN(first_id) FROM chunks WHERE conversation = $1 AND first_at >= $2",
+        )
+        .bind(conversation)
+        .bind(at)
+        .fetch_one(&mut *connection)
+        .await?;
+        let straddling: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT first_id, body FROM chunks \
+             WHERE conversation = $1 AND first_at < $2 AND last_at >= $2",
+        )
+        .bind(conversation)
+        .bind(at)
+        .fetch_all(&mut *connection)
+        .await?;
+        let in_straddling = straddling.iter().filter_map(|(first_id, body)| {
+            chunk::entries(*first_id, body)
+                .find(|entry| entry.at >= at)
+                .map(|entry| entry.id)
+        });
+        Ok(row.into_iter().chain(whole).chain(in_straddling).min())
+    }
+
+    /// Whether message `id` is one of the conversation's: a row of it, or in one of its
+    /// chunks (only a chunk whose ids span `id` may hold it).
+    async fn holds(
+        connection: &mut Self::Connection,
+        conversation: i64,
+        id: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let (rows,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM messages WHERE conversation = $1 AND id = $2")
+                .bind(conversation)
+                .bind(id)
+                .fetch_one(&mut *connection)
+                .await?;
+        if rows > 0 {
+            return Ok(true);
+        }
+        let spanning: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT first_id, body FROM chunks \
+             WHERE conversation = $1 AND id >= $2 AND first_id <= $2",
+        )
+        .bind(conversation)
+        .bind(id)
+        .fetch_all(&mut *connection)
+        .await?;
+        Ok(spanning
+            .iter()
+            .any(|(first_id, body)| chunk::entries(*first_id, body).any(|entry| entry.id == id)))
     }
 
     /// The rooms `account` is in, by their names as created.

@@ -45,7 +45,7 @@ use super::member::UserId;
 use super::priority::{self, Below};
 pub use ids::MessageId;
 use ids::MessageIds;
-use linechat_protocol::{Name, Topic};
+use linechat_protocol::{HistoryPage, Name, Topic};
 use queued::Queued;
 
 /// Where a message was said, as history is kept.
@@ -176,11 +176,52 @@ fn now_millis() -> i64 {
     actor::millis(SystemTime::now())
 }
 
+/// Which messages of a conversation a read of history covers: those whose ids are strictly
+/// between `after` and `before`; `None` leaves that side open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Range {
+    pub after: Option<MessageId>,
+    pub before: Option<MessageId>,
+}
+
+impl Range {
+    fn between(after: Option<i64>, before: Option<i64>) -> Self {
+        Self {
+            after: after.map(MessageId::from_stored),
+            before: before.map(MessageId::from_stored),
+        }
+    }
+}
+
+/// The end of a [`Range`] whose messages a read takes, when there are more than it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Oldest,
+    Newest,
+}
+
+/// Why a page of history cannot be read as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// A bound names a message id that is not one of the conversation's messages (anyone
+    /// else's, or none at all: the caller cannot tell which).
+    #[error("no message {0} in this conversation")]
+    NoSuchMessage(i64),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(error: sqlx::Error) -> Self {
+        PageError::Storage(error.into())
+    }
+}
+
 /// A message read back from history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     /// The id it was given when it was accepted ([`Store::record`]): ids order a
-    /// conversation, and one is the `after` of the next page in [`Store::history_page`].
+    /// conversation, and one bounds the next page of a read ([`Store::history_range`]).
     pub id: MessageId,
     pub from: Name,
     pub text: String,
@@ -624,10 +665,7 @@ impl Store {
     /// Returns once every record sent before is committed (at the next group commit).
     #[cfg(test)]
     pub async fn sync(&self) {
-        let _ = self
-            .mailbox
-            .ask(|done| StoreRequest::Barrier { done })
-            .await;
+        let _ = self.committed().await;
     }
 
     /// Remembers that registered user `account` is in `room`; returns once it is on disk.
@@ -698,42 +736,67 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// The last `count` messages of a conversation, oldest first, queued ones included. The
-    /// server streams them with [`Store::history_page`]; this is for tests.
-    #[cfg(test)]
+    /// The last `count` messages of a conversation, oldest first, queued ones included, once
+    /// every record queued before the call is committed. `HISTORY` streams its answer with
+    /// [`Store::resolve_page`] and [`Store::history_range`] instead.
     pub async fn history(
         &self,
         conversation: Conversation,
         count: u32,
     ) -> Result<Vec<StoredMessage>, StorageError> {
-        self.history_page(conversation, count, None, count).await
+        self.committed().await?;
+        self.history_range(&conversation, Range::default(), count, End::Newest, count)
+            .await
     }
 
-    /// One page of a conversation's last `window` messages, oldest first: without `after`,
-    /// the first `limit` of them; with it, the `limit` after the message with that id. A
-    /// long `HISTORY` reads page after page as its client takes the lines, instead of
-    /// holding all of them at once.
+    /// Where a `HISTORY` page of a conversation lies: the range of ids it covers, and the end
+    /// of it that its messages are taken from; `None` if it can hold nothing (after a time
+    /// after which no message was kept).
     ///
-    /// The first page (`after: None`) first waits for the writer to commit every record
-    /// queued before the call (at most one batch window, and no extra commit), so that it
-    /// includes messages sent a moment before. At most `read_connections` pages are read at
-    /// once server-wide; the others wait their turn, while writes go on.
-    pub async fn history_page(
+    /// It first waits for the writer to commit every record queued before the call (at most
+    /// one batch window, and no extra commit), so that a read includes messages sent a moment
+    /// before, and their ids are bounds. A message id as a bound must be one of the
+    /// conversation's ([`PageError::NoSuchMessage`] otherwise, whoever's message it is), so
+    /// that an id tells nothing of other conversations. A time becomes the place in the
+    /// conversation's order where its messages from then on begin (`Sql::first_from`).
+    pub async fn resolve_page(
         &self,
-        conversation: Conversation,
-        window: u32,
-        after: Option<MessageId>,
+        conversation: &Conversation,
+        page: HistoryPage,
+    ) -> Result<Option<(Range, End)>, PageError> {
+        self.committed().await?;
+        self.reader.resolve_page(conversation, page).await
+    }
+
+    /// One page of a read of history: of the `count` messages of `range` nearest its `from`
+    /// end, the first `limit`, oldest first. A long `HISTORY` reads page after page as its
+    /// client takes the lines, instead of holding all of them at once: the next page is
+    /// the rest of the range after the last message sent, from its oldest end.
+    ///
+    /// At most `read_connections` pages are read at once server-wide; the others wait their
+    /// turn, while writes go on. It does not wait for the writer: [`Store::resolve_page`],
+    /// which comes first, does.
+    pub async fn history_range(
+        &self,
+        conversation: &Conversation,
+        range: Range,
+        count: u32,
+        from: End,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StorageError> {
-        if after.is_none() {
-            self.mailbox
-                .ask(|done| StoreRequest::Barrier { done })
-                .await?;
-        }
         self.reader
-            .history_page(&conversation, window, after.map(MessageId::get), limit)
+            .history_range(conversation, range, count, from, limit)
             .await
             .map_err(StorageError::from)
+    }
+
+    /// Returns once every record sent before the call is committed, at the writer's next
+    /// group commit: a read that follows sees them.
+    async fn committed(&self) -> Result<(), StorageError> {
+        Ok(self
+            .mailbox
+            .ask(|done| StoreRequest::Barrier { done })
+            .await?)
     }
 
     /// Of `rooms`, those that no registered user remembers.

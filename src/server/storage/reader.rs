@@ -5,19 +5,20 @@
 //! merging of rows and chunks into pages is here.
 
 use std::iter::Peekable;
-use std::ops::Range;
+use std::ops;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{PgPool, SqlitePool};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::actor::stored_message;
 use super::backend::Sql;
 use super::{
-    Conversation, MessageId, StorageError, StorageOptions, StoredMessage, Unread, chunk, postgres,
-    sqlite,
+    Conversation, End, MessageId, PageError, Range, StorageError, StorageOptions, StoredMessage,
+    Unread, chunk, postgres, sqlite,
 };
-use linechat_protocol::Name;
+use linechat_protocol::{HistoryPage, Name};
 
 #[derive(Debug, Clone)]
 pub(super) struct Reader {
@@ -49,30 +50,54 @@ impl Reader {
         })
     }
 
-    /// See [`super::Store::history_page`]. History is in rows (`messages`) and chunks
+    /// See [`super::Store::history_range`]. History is in rows (`messages`) and chunks
     /// (`chunks`, see `chunk.rs`), merged by id; every query of a page reads one snapshot.
-    pub(super) async fn history_page(
+    pub(super) async fn history_range(
         &self,
         conversation: &Conversation,
-        window: u32,
-        after: Option<i64>,
+        range: Range,
+        count: u32,
+        from: End,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, sqlx::Error> {
-        let _slot = self
-            .history_slots
-            .acquire()
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let _slot = self.history_slot().await?;
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let tx = pool.begin().await?;
-                Sql::history_page(tx, conversation, window, after, limit).await
+                Sql::history_range(tx, conversation, range, count, from, limit).await
             }
             Pool::Postgres(pool) => {
                 let tx = pool.begin_with(postgres::SNAPSHOT).await?;
-                Sql::history_page(tx, conversation, window, after, limit).await
+                Sql::history_range(tx, conversation, range, count, from, limit).await
             }
         }
+    }
+
+    /// See [`super::Store::resolve_page`]: a read of history, so it takes a history slot.
+    pub(super) async fn resolve_page(
+        &self,
+        conversation: &Conversation,
+        page: HistoryPage,
+    ) -> Result<Option<(Range, End)>, PageError> {
+        let _slot = self.history_slot().await?;
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let tx = pool.begin().await?;
+                Sql::resolve_page(tx, conversation, page).await
+            }
+            Pool::Postgres(pool) => {
+                let tx = pool.begin_with(postgres::SNAPSHOT).await?;
+                Sql::resolve_page(tx, conversation, page).await
+            }
+        }
+    }
+
+    /// One of the `history_slots`, held while a read of history runs.
+    async fn history_slot(&self) -> Result<SemaphorePermit<'_>, sqlx::Error> {
+        self.history_slots
+            .acquire()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)
     }
 
     /// The rooms `account` is in, by their names as created.
@@ -153,12 +178,12 @@ impl Reader {
     }
 }
 
-/// Where a conversation's last `window` messages start, from the ids of its newest rows
-/// (`rows`) and its newest chunks (`chunks`: id, first id, count), each newest first and at
-/// least `window` of each if it has that many: an id from which on there are at least
-/// `window` messages, none of them before the window; `None` if the conversation has no
-/// messages. The reader then counts the messages from there on exactly (`Sql::count_from`)
-/// and skips those before the window.
+/// Where the last `window` messages of a span of a conversation start, from the ids of its
+/// newest rows (`rows`) and its newest chunks (`chunks`: id, first id, and how many of its
+/// messages are in the span), each newest first and at least `window` of each if it has that
+/// many: an id from which on there are at least `window` messages, none of them before the
+/// window; `None` if the span has no messages. The reader then counts the messages from
+/// there on exactly (`Sql::count_in`) and skips those before the window.
 ///
 /// Rows and chunks are taken newest first by their newest id until they hold `window`
 /// messages; the id is the lowest of theirs. Every message before it has at least `window`
@@ -198,26 +223,79 @@ pub(super) fn window_start(
     start
 }
 
+/// The ids a read covers: from `from` on, up to `until` (not included); a [`Range`] with its
+/// open ends made the lowest and highest ids there are, so that one query serves every read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub from: i64,
+    pub until: i64,
+}
+
+impl Span {
+    pub(super) fn of(range: Range) -> Self {
+        Self {
+            from: range
+                .after
+                .map_or(i64::MIN, |after| after.get().saturating_add(1)),
+            until: range.before.map_or(i64::MAX, MessageId::get),
+        }
+    }
+
+    pub(super) fn is_empty(self) -> bool {
+        self.from >= self.until
+    }
+
+    pub(super) fn contains(self, id: i64) -> bool {
+        (self.from..self.until).contains(&id)
+    }
+
+    /// How many of a chunk's messages it covers, read from the chunk's body.
+    pub(super) fn count_in(self, first_id: i64, body: &[u8]) -> i64 {
+        chunk::entries(first_id, body)
+            .filter(|entry| self.contains(entry.id))
+            .count() as i64
+    }
+}
+
+/// A time in whole Unix milliseconds, rounded down: the messages after it are those kept at
+/// the millisecond after this one or later.
+pub(super) fn floor_millis(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX - 1),
+        // Before every message kept.
+        Err(_) => i64::MIN / 2,
+    }
+}
+
+/// A time in whole Unix milliseconds, rounded up: the messages before it are those kept
+/// before this millisecond.
+pub(super) fn ceil_millis(time: SystemTime) -> i64 {
+    let finer = time
+        .duration_since(UNIX_EPOCH)
+        .is_ok_and(|since| since.subsec_nanos() % 1_000_000 != 0);
+    floor_millis(time) + i64::from(finer)
+}
+
 /// A row of history as read: id, sender, body, sent_at.
 pub(super) type MessageRow = (i64, String, String, i64);
 
-/// A chunk being merged into a page: its body, and where its messages from the page's first
-/// id on are in it (id, time, and the byte ranges of the sender and text), next first.
+/// A chunk being merged into a page: its body, and where its messages in the page's span
+/// are in it (id, time, and the byte ranges of the sender and text), next first.
 pub(super) struct OpenChunk {
     body: Vec<u8>,
-    entries: std::vec::IntoIter<(i64, i64, Range<usize>, Range<usize>)>,
-    next: Option<(i64, i64, Range<usize>, Range<usize>)>,
+    entries: std::vec::IntoIter<(i64, i64, ops::Range<usize>, ops::Range<usize>)>,
+    next: Option<(i64, i64, ops::Range<usize>, ops::Range<usize>)>,
 }
 
 impl OpenChunk {
-    pub(super) fn new(first_id: i64, body: Vec<u8>, from: i64) -> Self {
+    pub(super) fn new(first_id: i64, body: Vec<u8>, span: Span) -> Self {
         let base = body.as_ptr() as usize;
         let range = |text: &str| {
             let start = text.as_ptr() as usize - base;
             start..start + text.len()
         };
         let entries: Vec<_> = chunk::entries(first_id, &body)
-            .filter(|entry| entry.id >= from)
+            .filter(|entry| span.contains(entry.id))
             .map(|entry| (entry.id, entry.at, range(entry.from), range(entry.text)))
             .collect();
         let mut entries = entries.into_iter();
@@ -234,7 +312,7 @@ impl OpenChunk {
         self.next.as_ref().map(|next| next.0)
     }
 
-    fn text(&self, range: Range<usize>) -> &str {
+    fn text(&self, range: ops::Range<usize>) -> &str {
         std::str::from_utf8(&self.body[range]).unwrap_or_default()
     }
 }

@@ -2,6 +2,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::server::member::UserId;
+use linechat_protocol::Bound;
 
 /// The test PostgreSQL server (the integration tests' fixture).
 #[path = "../../../tests/support/postgres.rs"]
@@ -113,7 +114,38 @@ on_both!(
     records_that_arrive_out_of_order_read_back_in_id_order,
     ids_are_not_given_twice_across_a_reopen_even_without_history,
     read_markers_only_move_forward_and_count_what_came_after_them,
+    pages_by_ids_read_across_rows_and_chunks,
+    an_id_that_is_not_the_conversations_is_refused,
+    pages_by_times_read_across_rows_and_chunks,
 );
+
+/// A page of the last `window` messages of a conversation, as `HISTORY` without bounds
+/// reads them: without `after`, the first `limit` of them, once what was sent before is
+/// committed; with it, the `limit` after that message.
+async fn latest_page(
+    store: &Store,
+    conversation: Conversation,
+    window: u32,
+    after: Option<MessageId>,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, StorageError> {
+    let (range, from) = match after {
+        Some(after) => (
+            Range {
+                after: Some(after),
+                before: None,
+            },
+            End::Oldest,
+        ),
+        None => {
+            store.sync().await;
+            (Range::default(), End::Newest)
+        }
+    };
+    store
+        .history_range(&conversation, range, window, from, limit)
+        .await
+}
 
 fn said(conversation: Conversation, from: &str, text: &str) -> Record {
     Record::now(conversation, name(from), text)
@@ -249,8 +281,7 @@ async fn history_pages_walk_the_window_oldest_first(kind: Kind) {
     let mut pages = Vec::new();
     let mut after = None;
     loop {
-        let page = store
-            .history_page(Conversation::Global, 5, after, 2)
+        let page = latest_page(&store, Conversation::Global, 5, after, 2)
             .await
             .unwrap();
         if page.is_empty() {
@@ -603,7 +634,9 @@ async fn pages_cross_chunk_boundaries(kind: Kind) {
     let mut pages = Vec::new();
     let mut after = None;
     loop {
-        let page = store.history_page(dev.clone(), 12, after, 4).await.unwrap();
+        let page = latest_page(&store, dev.clone(), 12, after, 4)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -675,12 +708,10 @@ async fn retention_by_age_holds_to_the_message_across_chunks(kind: Kind) {
     assert_eq!(rows_and_chunks(&place).await, (0, 2));
     // The messages after the trimmed chunks still read in order, in pages.
     store.record(said(Conversation::Global, "bob", "new"));
-    let first = store
-        .history_page(Conversation::Global, 3, None, 1)
+    let first = latest_page(&store, Conversation::Global, 3, None, 1)
         .await
         .unwrap();
-    let rest = store
-        .history_page(Conversation::Global, 3, Some(first[0].id), 10)
+    let rest = latest_page(&store, Conversation::Global, 3, Some(first[0].id), 10)
         .await
         .unwrap();
     assert_eq!(texts(&first), ["bob young too"]);
@@ -743,14 +774,18 @@ async fn history_in_rows_reads_with_the_chunks_after_it() {
     assert_eq!(texts(&all), numbered(0..10));
     assert!(all[4].id.get() > 6, "new ids start after the old rows'");
     // A window that starts in the rows, read in pages across rows and chunks.
-    let first = store
-        .history_page(Conversation::Global, 8, None, 3)
+    let first = latest_page(&store, Conversation::Global, 8, None, 3)
         .await
         .unwrap();
-    let rest = store
-        .history_page(Conversation::Global, 8, first.last().map(|m| m.id), 100)
-        .await
-        .unwrap();
+    let rest = latest_page(
+        &store,
+        Conversation::Global,
+        8,
+        first.last().map(|m| m.id),
+        100,
+    )
+    .await
+    .unwrap();
     assert_eq!(texts(&first), numbered(2..5));
     assert_eq!(texts(&rest), numbered(5..10));
     assert_eq!(texts(&store.take_pending(B).await), ["alice waiting"]);
@@ -953,6 +988,8 @@ async fn records_that_arrive_out_of_order_read_back_in_id_order(kind: Kind) {
         all.iter().map(|m| m.text.clone()).collect::<Vec<_>>(),
         wanted_texts
     );
+    // Pages by bounds, among overlapping chunks.
+    check_every_page_by_ids(&store, &conversation, &all).await;
     // Windows that start among overlapping chunks, read in pages of every size.
     let total = wanted.len() as u32;
     for window in 1..=total {
@@ -960,8 +997,7 @@ async fn records_that_arrive_out_of_order_read_back_in_id_order(kind: Kind) {
             let mut read = Vec::new();
             let mut after = None;
             loop {
-                let page = store
-                    .history_page(conversation.clone(), window, after, limit)
+                let page = latest_page(&store, conversation.clone(), window, after, limit)
                     .await
                     .unwrap();
                 if page.is_empty() {
@@ -992,6 +1028,300 @@ async fn ids_are_not_given_twice_across_a_reopen_even_without_history(kind: Kind
     let (store, _, _task) = Store::open(options).await.unwrap();
     let second = store.record(said(Conversation::Global, "ann", "not kept either"));
     assert!(first.is_stored() && second > first, "{first} then {second}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages by bounds: before, after and between a message or a time.
+// ---------------------------------------------------------------------------------------------
+
+/// A page of `conversation` read whole, as `HISTORY` streams it: placed by
+/// [`Store::resolve_page`], then read `limit` messages at a time.
+async fn read_page(
+    store: &Store,
+    conversation: &Conversation,
+    page: HistoryPage,
+    count: u32,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, PageError> {
+    let Some((mut range, mut from)) = store.resolve_page(conversation, page).await? else {
+        return Ok(Vec::new());
+    };
+    let mut read: Vec<StoredMessage> = Vec::new();
+    while (read.len() as u32) < count {
+        let left = count - read.len() as u32;
+        let page = store
+            .history_range(conversation, range, left, from, left.min(limit))
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        range.after = page.last().map(|m| m.id);
+        from = End::Oldest;
+        read.extend(page);
+    }
+    Ok(read)
+}
+
+/// Reads a page that must be readable, the same in pages of every size, as texts.
+async fn page_texts(
+    store: &Store,
+    conversation: &Conversation,
+    page: HistoryPage,
+    count: u32,
+) -> Vec<String> {
+    let whole = read_page(store, conversation, page, count, count)
+        .await
+        .unwrap();
+    for limit in [1, 2, 3] {
+        let paged = read_page(store, conversation, page, count, limit)
+            .await
+            .unwrap();
+        assert_eq!(paged, whole, "{page:?} {count} in pages of {limit}");
+    }
+    texts(&whole)
+}
+
+fn id_of(message: &StoredMessage) -> Bound {
+    Bound::Id(message.id.get())
+}
+
+/// Checks every page by ids of a conversation whose history is `all`, oldest first: before,
+/// after and between each of its messages (and past both ends), for several counts,
+/// against what the ids say.
+async fn check_every_page_by_ids(
+    store: &Store,
+    conversation: &Conversation,
+    all: &[StoredMessage],
+) {
+    let n = all.len();
+    let ids: Vec<i64> = all.iter().map(|m| m.id.get()).collect();
+    let slice = |range: std::ops::Range<usize>| ids[range].to_vec();
+    let read_ids = async |page: HistoryPage, count: u32| -> Vec<i64> {
+        let read = read_page(store, conversation, page, count, 2)
+            .await
+            .unwrap();
+        read.iter().map(|m| m.id.get()).collect()
+    };
+    for count in [1u32, 3, 100] {
+        let c = count as usize;
+        for i in 0..n {
+            let after = read_ids(HistoryPage::After(id_of(&all[i])), count).await;
+            assert_eq!(
+                after,
+                slice(i + 1..(i + 1 + c).min(n)),
+                "AFTER #{i} {count}"
+            );
+            let before = read_ids(HistoryPage::Before(id_of(&all[i])), count).await;
+            assert_eq!(before, slice(i.saturating_sub(c)..i), "BEFORE #{i} {count}");
+            for j in 0..n {
+                let between = HistoryPage::Between(id_of(&all[i]), id_of(&all[j]));
+                let wanted = if i < j {
+                    slice(i + 1..(i + 1 + c).min(j))
+                } else if i > j {
+                    slice((j + 1).max(i.saturating_sub(c))..i)
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(
+                    read_ids(between, count).await,
+                    wanted,
+                    "BETWEEN #{i} #{j} {count}"
+                );
+            }
+        }
+        let latest = read_ids(HistoryPage::Latest, count).await;
+        assert_eq!(latest, slice(n.saturating_sub(c)..n), "LATEST {count}");
+    }
+}
+
+/// A private conversation whose history is chunks and rows, with other conversations'
+/// messages among its ids (inside its chunks' spans too).
+async fn chunks_and_rows(store: &Store) -> Conversation {
+    let between = Conversation::Private(A, B);
+    let elsewhere = |text: &str| said(Conversation::Global, "carol", text);
+    for i in 0..4 {
+        store.record(said(between.clone(), "bob", &i.to_string()));
+        store.record(elsewhere("inside a chunk's span"));
+    }
+    store.sync().await;
+    store
+        .queue_private(said(between.clone(), "bob", "4"))
+        .await
+        .unwrap();
+    store.record(elsewhere("between a row and a chunk"));
+    batch_of(store, &between, 5, 4).await;
+    for i in 9..11 {
+        store
+            .queue_private(said(between.clone(), "bob", &i.to_string()))
+            .await
+            .unwrap();
+    }
+    batch_of(store, &between, 11, 4).await;
+    between
+}
+
+async fn pages_by_ids_read_across_rows_and_chunks(kind: Kind) {
+    let (store, _task, place) = open(kind).await;
+    let between = chunks_and_rows(&store).await;
+    // Its 3 rows and 3 chunks, and the other conversation's 2 chunks.
+    assert_eq!(rows_and_chunks(&place).await, (3, 5));
+    let all = store.history(between.clone(), 100).await.unwrap();
+    assert_eq!(texts(&all), numbered(0..15));
+    use HistoryPage::*;
+    let at = |i: usize| id_of(&all[i]);
+    for (page, count, wanted) in [
+        // From inside a chunk, across a row, into the next chunk.
+        (After(at(2)), 5, 3..8),
+        // Before a chunk's message, across two rows, from the middle of a chunk.
+        (Before(at(12)), 5, 7..12),
+        (Before(at(3)), 10, 0..3),
+        (After(at(14)), 10, 15..15),
+        (Before(at(0)), 10, 0..0),
+        // Between: next to the first bound, whichever is older.
+        (Between(at(2), at(11)), 100, 3..11),
+        (Between(at(2), at(11)), 4, 3..7),
+        (Between(at(11), at(2)), 4, 7..11),
+        (Between(at(4), at(4)), 4, 4..4),
+        (Between(at(4), at(5)), 4, 5..5),
+        (Latest, 4, 11..15),
+    ] {
+        assert_eq!(
+            page_texts(&store, &between, page, count).await,
+            numbered(wanted.clone()),
+            "{page:?} {count}"
+        );
+    }
+    check_every_page_by_ids(&store, &between, &all).await;
+}
+
+async fn an_id_that_is_not_the_conversations_is_refused(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    let between = chunks_and_rows(&store).await;
+    let global = store.history(Conversation::Global, 100).await.unwrap();
+    let ours = store.history(between.clone(), 100).await.unwrap();
+    let (first, last) = (ours[0].id.get(), ours[14].id.get());
+    let inside = global[0].id.get();
+    assert!(first < inside && inside < last, "a foreign id among ours");
+    let refused = |result: Result<Vec<StoredMessage>, PageError>| match result {
+        Err(PageError::NoSuchMessage(id)) => id,
+        other => panic!("refused, not {other:?}"),
+    };
+    for foreign in [inside, global[4].id.get(), last + 1_000_000] {
+        for page in [
+            HistoryPage::After(Bound::Id(foreign)),
+            HistoryPage::Before(Bound::Id(foreign)),
+            HistoryPage::Between(Bound::Id(first), Bound::Id(foreign)),
+            HistoryPage::Between(Bound::Id(foreign), Bound::Time(SystemTime::now())),
+        ] {
+            let read = read_page(&store, &between, page, 10, 10).await;
+            assert_eq!(refused(read), foreign, "{page:?}");
+        }
+    }
+    // Nor from a conversation that never had a message; a time there is an empty page.
+    let nowhere = Conversation::Room(name("nowhere"));
+    let read = read_page(
+        &store,
+        &nowhere,
+        HistoryPage::After(Bound::Id(first)),
+        10,
+        10,
+    );
+    assert_eq!(refused(read.await), first);
+    for page in [
+        HistoryPage::Latest,
+        HistoryPage::Before(Bound::Time(SystemTime::now())),
+    ] {
+        assert!(
+            read_page(&store, &nowhere, page, 10, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+/// A time `ms` milliseconds (and `nanos` nanoseconds) after `base`.
+fn time_at(base: i64, ms: i64, nanos: u32) -> Bound {
+    let since = Duration::from_millis((base + ms) as u64) + Duration::from_nanos(nanos.into());
+    Bound::Time(std::time::UNIX_EPOCH + since)
+}
+
+async fn pages_by_times_read_across_rows_and_chunks(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    let between = Conversation::Private(A, B);
+    let base: i64 = 1_790_000_000_000;
+    let message = |i: usize, ms: i64| Record {
+        at: base + ms,
+        ..said(between.clone(), "bob", &i.to_string())
+    };
+    let elsewhere = |ms: i64| Record {
+        at: base + ms,
+        ..said(Conversation::Global, "carol", "elsewhere")
+    };
+    // One chunk, 0 to 40 ms.
+    for i in 0..5 {
+        store.record(message(i, 10 * i as i64));
+        store.record(elsewhere(10 * i as i64 + 5));
+    }
+    store.sync().await;
+    // A row at 50, a chunk from 60 to 90, and a chunk whose first message is older than the
+    // last one before it (a clock set back), 85, then 100.
+    store.queue_private(message(5, 50)).await.unwrap();
+    for i in 6..10 {
+        store.record(message(i, 10 * i as i64));
+    }
+    store.sync().await;
+    store.record(message(10, 85));
+    store.record(message(11, 100));
+    store.sync().await;
+    let all = store.history(between.clone(), 100).await.unwrap();
+    assert_eq!(texts(&all), numbered(0..12));
+    use HistoryPage::*;
+    let at = |ms: i64| time_at(base, ms, 0);
+    let at_nanos = |ms: i64, nanos: u32| time_at(base, ms, nanos);
+    let id = |i: usize| id_of(&all[i]);
+    for (page, count, wanted) in [
+        // A bound is exclusive: the message at 20 ms is neither after 20 nor before it; a
+        // chunk straddles each.
+        (After(at(20)), 3, 3..6),
+        (After(at_nanos(20, 500_000)), 3, 3..6),
+        (After(at_nanos(19, 500_000)), 3, 2..5),
+        (Before(at(20)), 10, 0..2),
+        (Before(at_nanos(19, 500_000)), 10, 0..2),
+        (Before(at_nanos(20, 500_000)), 10, 0..3),
+        // The row at 50.
+        (After(at(50)), 2, 6..8),
+        (After(at(49)), 2, 5..7),
+        (Before(at(51)), 2, 4..6),
+        // Ids order history: the message at 85, after one at 90, comes after it.
+        (Before(at(86)), 100, 0..9),
+        (After(at(86)), 100, 9..12),
+        (After(at(80)), 100, 9..12),
+        (After(at(79)), 100, 8..12),
+        // Past either end.
+        (After(at(100)), 10, 12..12),
+        (After(at(-1000)), 2, 0..2),
+        (Before(at(-1000)), 10, 0..0),
+        (Before(at(1000)), 2, 10..12),
+        // Between two times, a time and an id, either way round.
+        (Between(at(25), at(65)), 100, 3..7),
+        (Between(at(65), at(25)), 2, 5..7),
+        (Between(at(20), id(7)), 100, 3..7),
+        (Between(id(7), at(20)), 2, 5..7),
+        (Between(id(2), at(45)), 100, 3..5),
+        (Between(at(45), id(2)), 100, 3..5),
+        (Between(at(30), at(30)), 10, 3..3),
+        (Between(id(3), at(30)), 10, 3..3),
+        (Between(at(30), id(3)), 10, 3..3),
+        (Between(at(-1000), at(1000)), 3, 0..3),
+        (Between(at(1000), at(-1000)), 3, 9..12),
+    ] {
+        assert_eq!(
+            page_texts(&store, &between, page, count).await,
+            numbered(wanted.clone()),
+            "{page:?} {count}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

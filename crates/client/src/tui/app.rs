@@ -6,7 +6,9 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
-use linechat_protocol::{Command, ErrorCode, HistoryTarget, Name, Notice, Reply, Verb};
+use linechat_protocol::{
+    Command, ErrorCode, HistoryPage, HistoryTarget, Name, Notice, Reply, Verb,
+};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::editor::Editor;
@@ -217,6 +219,7 @@ impl App {
         if conversation.history == HistoryState::Unloaded {
             let command = Command::History {
                 target: Session::history_target(&target),
+                page: HistoryPage::Latest,
                 count: None,
             };
             if self.session.send(command, true).is_ok() {
@@ -564,6 +567,7 @@ impl App {
             Ok(Input::Send(command)) => Ok(command),
             Ok(Input::History) => Ok(Command::History {
                 target: Session::history_target(&target),
+                page: HistoryPage::Latest,
                 count: None,
             }),
             Err(error) => Err(error.to_string()),

@@ -5,6 +5,7 @@
 //! password) is the rest of the line, so it comes last; `Option` makes an argument optional.
 
 use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nom::IResult;
 use nom::Parser;
@@ -51,6 +52,105 @@ impl fmt::Display for HistoryTarget {
     }
 }
 
+/// Which messages of a conversation `HISTORY` reads: the last ones, or those on one side of a
+/// bound, or between two. Bounds are exclusive: the message a bound names is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// The last messages (`LATEST`, or no keyword at all).
+    Latest,
+    /// The messages just before the bound.
+    Before(Bound),
+    /// The messages just after the bound.
+    After(Bound),
+    /// The messages between the two bounds, taken next to the first: after it if it is the
+    /// older, before it if it is the newer.
+    Between(Bound, Bound),
+}
+
+/// The canonical form: nothing for [`HistoryPage::Latest`], which is what a `HISTORY` without
+/// a keyword reads, else the keyword and its bounds.
+impl fmt::Display for HistoryPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HistoryPage::Latest => Ok(()),
+            HistoryPage::Before(bound) => write!(f, "BEFORE {bound}"),
+            HistoryPage::After(bound) => write!(f, "AFTER {bound}"),
+            HistoryPage::Between(first, second) => write!(f, "BETWEEN {first} {second}"),
+        }
+    }
+}
+
+/// Where a page of history starts or ends: a message, by the id `OPTION ids on` shows, or a
+/// time, as `HIST` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// A message id: a whole number from 1.
+    Id(i64),
+    /// A time: RFC 3339 in UTC (`2026-12-08T10:15:00.123Z`), from 1970 on; the fraction of a
+    /// second is optional, and may be finer than the milliseconds history keeps.
+    Time(SystemTime),
+}
+
+impl Bound {
+    /// Reads a bound: all digits is an id, anything else must be a time.
+    pub fn parse(raw: &str) -> Option<Bound> {
+        if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+            return raw.parse().ok().filter(|&id| id > 0).map(Bound::Id);
+        }
+        is_utc_time(raw)
+            .then(|| humantime::parse_rfc3339(raw).ok())
+            .flatten()
+            .map(Bound::Time)
+    }
+}
+
+/// Whether `raw` has the shape `YYYY-MM-DDTHH:MM:SS[.f]Z`, with 1 to 9 digits of fraction:
+/// the form `HIST` writes, without the offsets and the fractions of any length that
+/// `humantime` also reads.
+fn is_utc_time(raw: &str) -> bool {
+    const SHAPE: &[u8; 19] = b"dddd-dd-ddTdd:dd:dd";
+    let bytes = raw.as_bytes();
+    let Some((head, tail)) = bytes.split_at_checked(SHAPE.len()) else {
+        return false;
+    };
+    let head_fits = head.iter().zip(SHAPE).all(|(&b, &shape)| match shape {
+        b'd' => b.is_ascii_digit(),
+        _ => b == shape,
+    });
+    let tail_fits = match tail {
+        [b'Z'] => true,
+        [b'.', fraction @ .., b'Z'] => {
+            (1..=9).contains(&fraction.len()) && fraction.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    };
+    head_fits && tail_fits
+}
+
+/// The canonical form: an id in decimal; a time to the second when it is a whole one, else
+/// to the millisecond when it is a whole one, else to the nanosecond, so that it reads back
+/// the same.
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Bound::Id(id) => write!(f, "{id}"),
+            Bound::Time(at) => {
+                let nanos = at
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or(Duration::ZERO)
+                    .subsec_nanos();
+                if nanos == 0 {
+                    write!(f, "{}", humantime::format_rfc3339_seconds(at))
+                } else if nanos % 1_000_000 == 0 {
+                    write!(f, "{}", humantime::format_rfc3339_millis(at))
+                } else {
+                    write!(f, "{}", humantime::format_rfc3339_nanos(at))
+                }
+            }
+        }
+    }
+}
+
 /// The arguments after a verb, read from left to right.
 pub(super) struct Args<'a> {
     verb: Verb,
@@ -84,6 +184,12 @@ impl<'a> Args<'a> {
     fn word(&mut self) -> Option<(&'a str, bool)> {
         let (rest, word) = word(self.rest).ok()?;
         self.rest = rest;
+        Some((word, rest.is_empty()))
+    }
+
+    /// The next word, if any, and whether it is the last one, without taking it.
+    fn peek(&self) -> Option<(&'a str, bool)> {
+        let (rest, word) = word(self.rest).ok()?;
         Some((word, rest.is_empty()))
     }
 
@@ -185,6 +291,50 @@ impl Arg for HistoryTarget {
 
     fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, " {self}")
+    }
+}
+
+/// An optional page keyword and its bounds, before the count: `LATEST`, `BEFORE <bound>`,
+/// `AFTER <bound>` or `BETWEEN <bound> <bound>`, without regard to case. No keyword is
+/// [`HistoryPage::Latest`]; the word that follows is then the count, unless it is neither
+/// a number nor the last word, which makes it a keyword misspelt.
+impl Arg for HistoryPage {
+    fn take(args: &mut Args<'_>) -> Result<Self, ParseError> {
+        let Some((keyword, last)) = args.peek() else {
+            return Ok(HistoryPage::Latest);
+        };
+        let bound = |args: &mut Args<'_>| {
+            let (raw, _) = args.word().ok_or_else(|| args.missing())?;
+            Bound::parse(raw).ok_or_else(|| ParseError::BadBound(raw.into()))
+        };
+        let page = match keyword.to_ascii_uppercase().as_str() {
+            "LATEST" => {
+                args.word();
+                HistoryPage::Latest
+            }
+            "BEFORE" => {
+                args.word();
+                HistoryPage::Before(bound(args)?)
+            }
+            "AFTER" => {
+                args.word();
+                HistoryPage::After(bound(args)?)
+            }
+            "BETWEEN" => {
+                args.word();
+                HistoryPage::Between(bound(args)?, bound(args)?)
+            }
+            _ if last || keyword.bytes().all(|b| b.is_ascii_digit()) => HistoryPage::Latest,
+            _ => return Err(ParseError::BadHistoryPage(keyword.into())),
+        };
+        Ok(page)
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HistoryPage::Latest => Ok(()),
+            page => write!(f, " {page}"),
+        }
     }
 }
 

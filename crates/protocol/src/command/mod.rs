@@ -10,7 +10,7 @@ mod text;
 
 use std::fmt;
 
-pub use args::{ConnectionOption, HistoryTarget, Password};
+pub use args::{Bound, ConnectionOption, HistoryPage, HistoryTarget, Password};
 pub use text::{check_text, clean_text, is_invisible};
 
 use crate::name::{Name, NameError};
@@ -60,9 +60,11 @@ macro_rules! command_table {
                 usage "<room> <text>", help "message a room you are in";
             Topic(topic) "TOPIC" [] { room: Name, text: Option<String> }
                 usage "<room> [text]", help "a room's topic; with text, set it (members only)";
-            History(history) "HISTORY" ["LOG", "BACKLOG", "HIST"] { target: HistoryTarget, count: Option<u32> }
-                usage "<*|room|user> [count]",
-                help "past messages: global, a room you are in, or your private talk with a user";
+            History(history) "HISTORY" ["LOG", "BACKLOG", "HIST"]
+                { target: HistoryTarget, page: HistoryPage, count: Option<u32> }
+                usage "<*|room|user> [LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>] [count]",
+                help "past messages: global, a room you are in, or your private talk with a user; \
+                      a bound is a message id or a time (2026-12-08T10:15:00.123Z)";
             SetOption(set_option) "OPTION" [] { option: ConnectionOption }
                 usage "ids <on|off>",
                 help "this connection's options: ids on starts message lines with their id and time";
@@ -224,6 +226,15 @@ pub enum ParseError {
     BadCount { count: String, verb: Verb },
     #[error("{:?} is not an option setting; usage: {}", .0, Verb::SetOption.usage())]
     BadOption(String),
+    #[error("{:?} is not LATEST, BEFORE, AFTER or BETWEEN; usage: {}", .0, Verb::History.usage())]
+    BadHistoryPage(String),
+    #[error(
+        "{:?} is not a message id (a whole number from 1) or a time in UTC \
+         (2026-12-08T10:15:00.123Z); usage: {}",
+        .0,
+        Verb::History.usage()
+    )]
+    BadBound(String),
 }
 
 /// What to try after an unknown command.

@@ -17,6 +17,10 @@ fn parse(line: &str) -> Command {
     }
 }
 
+fn time(raw: &str) -> std::time::SystemTime {
+    humantime::parse_rfc3339(raw).unwrap()
+}
+
 fn parse_err(line: &str) -> ParseError {
     match Command::parse(line) {
         Err(error) => error,
@@ -135,6 +139,7 @@ fn parses_every_verb_with_its_arguments() {
             "HISTORY *",
             Command::History {
                 target: HistoryTarget::Global,
+                page: HistoryPage::Latest,
                 count: None,
             },
         ),
@@ -142,7 +147,32 @@ fn parses_every_verb_with_its_arguments() {
             "HISTORY Dev 20",
             Command::History {
                 target: HistoryTarget::Named(Name::parse("Dev").unwrap()),
+                page: HistoryPage::Latest,
                 count: Some(20),
+            },
+        ),
+        (
+            "HISTORY dev BEFORE 1042 20",
+            Command::History {
+                target: HistoryTarget::Named(name("dev")),
+                page: HistoryPage::Before(Bound::Id(1042)),
+                count: Some(20),
+            },
+        ),
+        (
+            "HISTORY * AFTER 2026-12-08T10:15:00.123Z",
+            Command::History {
+                target: HistoryTarget::Global,
+                page: HistoryPage::After(Bound::Time(time("2026-12-08T10:15:00.123Z"))),
+                count: None,
+            },
+        ),
+        (
+            "HISTORY bob BETWEEN 2026-12-08T10:15:00Z 7 3",
+            Command::History {
+                target: HistoryTarget::Named(name("bob")),
+                page: HistoryPage::Between(Bound::Time(time("2026-12-08T10:15:00Z")), Bound::Id(7)),
+                count: Some(3),
             },
         ),
     ];
@@ -165,12 +195,15 @@ fn every_verb_parses_as_its_usage_says() {
             .expect("usage starts with the verb");
         let sample = |with_optional: bool| {
             let mut line = verb.as_str().to_owned();
-            for placeholder in arguments.split_whitespace() {
+            for placeholder in placeholders(arguments) {
                 let value = match placeholder {
                     "[count]" => "7",
                     "[verb]" => "PM",
                     "<*|room|user>" => "lobby",
                     "<on|off>" => "on",
+                    "[LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>]" => {
+                        "BETWEEN 12 2026-12-08T10:15:00.123Z"
+                    }
                     // A literal word of the usage stands for itself.
                     "ids" => "ids",
                     optional if optional.starts_with('[') => "some words",
@@ -191,6 +224,29 @@ fn every_verb_parses_as_its_usage_says() {
             assert_eq!(command.to_string(), line, "canonical form of {line:?}");
         }
     }
+}
+
+/// The placeholders of a usage line: its words, except that an optional group in brackets
+/// (`[LATEST|BEFORE <bound>|...]`) is one placeholder, spaces and all.
+fn placeholders(arguments: &str) -> Vec<&str> {
+    let mut placeholders = Vec::new();
+    let (mut depth, mut start) = (0, None);
+    for (at, c) in arguments.char_indices() {
+        match c {
+            ' ' if depth == 0 => {
+                if let Some(from) = start.take() {
+                    placeholders.push(&arguments[from..at]);
+                }
+                continue;
+            }
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            _ => {}
+        }
+        start.get_or_insert(at);
+    }
+    placeholders.extend(start.map(|from| &arguments[from..]));
+    placeholders
 }
 
 #[test]
@@ -805,12 +861,40 @@ fn command_strategy() -> impl Strategy<Value = Command> {
         proptest::option::of(text_strategy()).prop_map(|reason| Command::Quit { reason }),
         (
             proptest::option::of(name_strategy()),
+            history_page_strategy(),
             proptest::option::of(1u32..),
         )
-            .prop_map(|(name, count)| Command::History {
+            .prop_map(|(name, page, count)| Command::History {
                 target: name.map_or(HistoryTarget::Global, HistoryTarget::Named),
+                page,
                 count,
             }),
+    ]
+}
+
+/// Any bound: an id from 1, or a time from 1970 to 9999 to the nanosecond, often a whole
+/// second or millisecond (the forms people write).
+fn bound_strategy() -> impl Strategy<Value = Bound> {
+    const LAST_SECOND: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let nanos = prop_oneof![
+        Just(0u32),
+        (0..1000u32).prop_map(|ms| ms * 1_000_000),
+        0..1_000_000_000u32
+    ];
+    prop_oneof![
+        (1i64..).prop_map(Bound::Id),
+        (0..=LAST_SECOND, nanos).prop_map(|(seconds, nanos)| {
+            Bound::Time(std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos))
+        }),
+    ]
+}
+
+fn history_page_strategy() -> impl Strategy<Value = HistoryPage> {
+    prop_oneof![
+        Just(HistoryPage::Latest),
+        bound_strategy().prop_map(HistoryPage::Before),
+        bound_strategy().prop_map(HistoryPage::After),
+        (bound_strategy(), bound_strategy()).prop_map(|(a, b)| HistoryPage::Between(a, b)),
     ]
 }
 
@@ -839,6 +923,186 @@ fn history_takes_a_target_and_an_optional_positive_count() {
         Command::parse("HISTORY #dev"),
         Err(ParseError::BadName { .. })
     ));
+}
+
+fn history(target: &str, page: HistoryPage, count: Option<u32>) -> Command {
+    Command::History {
+        target: match target {
+            "*" => HistoryTarget::Global,
+            room => HistoryTarget::Named(name(room)),
+        },
+        page,
+        count,
+    }
+}
+
+#[test]
+fn history_reads_pages_before_after_and_between_bounds() {
+    use HistoryPage::*;
+    let at = |raw: &str| Bound::Time(time(raw));
+    for (line, command, canonical) in [
+        (
+            "HISTORY dev LATEST",
+            history("dev", Latest, None),
+            "HISTORY dev",
+        ),
+        (
+            "history dev latest 5",
+            history("dev", Latest, Some(5)),
+            "HISTORY dev 5",
+        ),
+        // The target comes first: a room may be called after a keyword.
+        (
+            "HISTORY latest",
+            history("latest", Latest, None),
+            "HISTORY latest",
+        ),
+        (
+            "HISTORY before Before 3",
+            history("before", Before(Bound::Id(3)), None),
+            "HISTORY before BEFORE 3",
+        ),
+        (
+            "HISTORY * before 9",
+            history("*", Before(Bound::Id(9)), None),
+            "HISTORY * BEFORE 9",
+        ),
+        (
+            "HISTORY * After 007 100",
+            history("*", After(Bound::Id(7)), Some(100)),
+            "HISTORY * AFTER 7 100",
+        ),
+        (
+            "HISTORY dev AFTER 2026-12-08T10:15:00Z",
+            history("dev", After(at("2026-12-08T10:15:00Z")), None),
+            "HISTORY dev AFTER 2026-12-08T10:15:00Z",
+        ),
+        (
+            "HISTORY dev AFTER 2026-12-08T10:15:00.1Z",
+            history("dev", After(at("2026-12-08T10:15:00.100Z")), None),
+            "HISTORY dev AFTER 2026-12-08T10:15:00.100Z",
+        ),
+        (
+            "HISTORY dev BEFORE 2026-12-08T10:15:00.123456Z 2",
+            history("dev", Before(at("2026-12-08T10:15:00.123456Z")), Some(2)),
+            "HISTORY dev BEFORE 2026-12-08T10:15:00.123456000Z 2",
+        ),
+        (
+            "HISTORY bob between 10 20",
+            history("bob", Between(Bound::Id(10), Bound::Id(20)), None),
+            "HISTORY bob BETWEEN 10 20",
+        ),
+        (
+            "HISTORY bob BETWEEN\t20  2026-12-08T10:15:00.123Z \t 4",
+            history(
+                "bob",
+                Between(Bound::Id(20), at("2026-12-08T10:15:00.123Z")),
+                Some(4),
+            ),
+            "HISTORY bob BETWEEN 20 2026-12-08T10:15:00.123Z 4",
+        ),
+        (
+            "HISTORY * AFTER 9223372036854775807",
+            history("*", After(Bound::Id(i64::MAX)), None),
+            "HISTORY * AFTER 9223372036854775807",
+        ),
+    ] {
+        assert_eq!(parse(line), command, "{line:?}");
+        assert_eq!(command.to_string(), canonical, "canonical form of {line:?}");
+        assert_eq!(parse(canonical), command, "{canonical:?}");
+    }
+}
+
+#[test]
+fn history_refuses_bad_keywords_bounds_and_counts() {
+    let bad_bound = |raw: &str| ParseError::BadBound(raw.into());
+    for (line, error) in [
+        (
+            "HISTORY dev BEFORE",
+            ParseError::MissingArgument(Verb::History),
+        ),
+        (
+            "HISTORY dev BETWEEN 1",
+            ParseError::MissingArgument(Verb::History),
+        ),
+        (
+            "HISTORY dev AFTER 1 2 3",
+            ParseError::TooManyArguments(Verb::History),
+        ),
+        (
+            "HISTORY dev LATEST 2 3",
+            ParseError::TooManyArguments(Verb::History),
+        ),
+        (
+            "HISTORY dev BEFOR 5",
+            ParseError::BadHistoryPage("BEFOR".into()),
+        ),
+        ("HISTORY dev -1 5", ParseError::BadHistoryPage("-1".into())),
+        ("HISTORY dev AFTER 0", bad_bound("0")),
+        ("HISTORY dev AFTER -3", bad_bound("-3")),
+        ("HISTORY dev AFTER +3", bad_bound("+3")),
+        (
+            "HISTORY dev AFTER 9223372036854775808",
+            bad_bound("9223372036854775808"),
+        ),
+        ("HISTORY dev AFTER yesterday", bad_bound("yesterday")),
+        ("HISTORY dev AFTER 2026-12-08", bad_bound("2026-12-08")),
+        (
+            "HISTORY dev AFTER 2026-12-08T10:15:00",
+            bad_bound("2026-12-08T10:15:00"),
+        ),
+        (
+            "HISTORY dev AFTER 2026-12-08T10:15:00+01:00",
+            bad_bound("2026-12-08T10:15:00+01:00"),
+        ),
+        (
+            "HISTORY dev AFTER 2026-12-08T10:15:00.Z",
+            bad_bound("2026-12-08T10:15:00.Z"),
+        ),
+        (
+            "HISTORY dev AFTER 2026-12-08T10:15:00.1234567890Z",
+            bad_bound("2026-12-08T10:15:00.1234567890Z"),
+        ),
+        (
+            "HISTORY dev AFTER 2026-13-08T10:15:00Z",
+            bad_bound("2026-13-08T10:15:00Z"),
+        ),
+        (
+            "HISTORY dev AFTER 2026-12-08t10:15:00z",
+            bad_bound("2026-12-08t10:15:00z"),
+        ),
+        (
+            "HISTORY dev AFTER 1969-12-31T23:59:59Z",
+            bad_bound("1969-12-31T23:59:59Z"),
+        ),
+        ("HISTORY dev BETWEEN 1 x", bad_bound("x")),
+        ("HISTORY dev BETWEEN x 1", bad_bound("x")),
+    ] {
+        assert_eq!(parse_err(line), error, "{line:?}");
+    }
+    for bad in [
+        "HISTORY dev AFTER 5 0",
+        "HISTORY dev BEFORE 5 ten",
+        "HISTORY dev LATEST x",
+    ] {
+        assert!(
+            matches!(parse_err(bad), ParseError::BadCount { .. }),
+            "{bad}"
+        );
+    }
+    // Each says what is wrong and how HISTORY is used.
+    let usage = Verb::History.usage();
+    assert_eq!(
+        ParseError::BadHistoryPage("BEFOR".into()).to_string(),
+        format!("\"BEFOR\" is not LATEST, BEFORE, AFTER or BETWEEN; usage: {usage}")
+    );
+    assert_eq!(
+        bad_bound("0").to_string(),
+        format!(
+            "\"0\" is not a message id (a whole number from 1) or a time in UTC \
+             (2026-12-08T10:15:00.123Z); usage: {usage}"
+        )
+    );
 }
 
 /// Lines that look like commands: a verb, maybe prefixed, then pieces that are likely to
