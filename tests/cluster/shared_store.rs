@@ -315,3 +315,53 @@ async fn a_room_expires_only_once_nobody_is_in_it_on_any_node() {
     )
     .await;
 }
+
+/// A read marker set on one node is the account's on every node: after logging in on another,
+/// `UNREAD` counts what came after it there too, messages said on either node.
+#[tokio::test]
+async fn read_markers_follow_an_account_to_another_node() {
+    let cluster = Nodes::start(2);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut alice = a.register("alice", "pw").await;
+    let mut bob = b.register("bob", "pw").await;
+    users_become(&mut alice, "USERS alice bob").await;
+    users_become(&mut bob, "USERS alice bob").await;
+    alice.create_room("dev", &mut [&mut bob]).await;
+    bob.join("dev", &mut [&mut alice]).await;
+    alice.check("OPTION ids on", "OK OPTION ids on").await;
+    bob.check("RM dev first", "OK RM dev").await;
+    let line = alice.line().await;
+    let (stamp, rest) = linechat_protocol::Stamp::split(&line).expect("a stamp");
+    assert_eq!(rest, "RM dev bob first");
+    let first = stamp.expect("a stamped line").id;
+    // Marked once the message is in the shared store, where the other node checks it.
+    eventually("the message is stored", async || {
+        let reply = answer(&mut alice, &format!("MARKREAD dev {first}")).await;
+        (reply == format!("OK MARKREAD dev {first}")).then_some(())
+    })
+    .await;
+    bob.check("RM dev second", "OK RM dev").await;
+    alice.skip_until("@").await;
+    alice.quit().await;
+    bob.expect("LR dev alice").await;
+
+    let mut alice = b
+        .login("alice", "pw", &["JR dev alice", "OK LOGIN alice"])
+        .await;
+    alice
+        .check("MARKREAD dev", &format!("OK MARKREAD dev {first}"))
+        .await;
+    eventually("UNREAD counts the second message", async || {
+        alice.send("UNREAD").await;
+        let mut lines = Vec::new();
+        loop {
+            let line = alice.line().await;
+            if line.starts_with("OK UNREAD") {
+                break;
+            }
+            lines.push(line);
+        }
+        (lines == [format!("UNREAD dev 1 {first}")]).then_some(())
+    })
+    .await;
+}

@@ -13,6 +13,7 @@ mod identity;
 mod limits;
 mod memory;
 mod postgres;
+mod read_markers;
 mod robustness;
 mod room_creation;
 mod settings;

@@ -69,9 +69,9 @@ fn parse_error(error: &ParseError) -> String {
             "{word:?} is not latest, before, after or between; usage: {}",
             usage(Verb::History)
         ),
-        ParseError::BadBound(bound) => format!(
+        ParseError::BadBound { bound, verb } => format!(
             "{bound:?} is not a message id or a time (2026-12-08T10:15:00Z); usage: {}",
-            usage(Verb::History)
+            usage(*verb)
         ),
         // The others name no command.
         other => other.to_string(),

@@ -73,6 +73,10 @@ pub fn describe(line: &Line, answered: Option<&Pending>, session: &Session) -> O
             session.conversation_of(target).label(),
             text(t)
         ),
+        Reply::Unread { target, count, .. } => format!(
+            "unread: {} {count}",
+            session.conversation_of(target).label()
+        ),
         Reply::Joined { room, user } => format!("{} #{room} {user} joined", now()),
         Reply::Left { room, user } => format!("{} #{room} {user} left", now()),
         Reply::Notice(notice) => format!("{} -- {}", now(), format::notice(notice)),

@@ -51,6 +51,8 @@ pub enum ErrorCode {
     /// A write the command needs could not be stored (e.g. the disk is full); nothing of
     /// the command took effect.
     Storage,
+    /// The command keeps something for an account (read markers), and a guest has none.
+    NotRegistered,
 }
 
 /// `ALL`, `as_str` and `lookup` for a keyword enum whose wire names strum derives.
@@ -91,7 +93,7 @@ impl From<&ParseError> for ErrorCode {
             | ParseError::BadCount { .. }
             | ParseError::BadOption(_)
             | ParseError::BadHistoryPage(_)
-            | ParseError::BadBound(_) => ErrorCode::BadArguments,
+            | ParseError::BadBound { .. } => ErrorCode::BadArguments,
             ParseError::BadName { .. } => ErrorCode::BadName,
             ParseError::ControlCharacter | ParseError::InvisibleCharacter(_) => ErrorCode::BadText,
         }
@@ -256,6 +258,13 @@ pub enum Reply {
         from: Name,
         text: String,
     },
+    /// One conversation of an `UNREAD` answer: `count` messages came after the read marker,
+    /// which is at the message `marker`.
+    Unread {
+        target: HistoryTarget,
+        count: u64,
+        marker: i64,
+    },
     Joined {
         room: Name,
         user: Name,
@@ -367,6 +376,11 @@ impl fmt::Display for Reply {
                 "HIST {target} {} {from} {text}",
                 humantime::format_rfc3339_millis(*at)
             ),
+            Reply::Unread {
+                target,
+                count,
+                marker,
+            } => write!(f, "UNREAD {target} {count} {marker}"),
             Reply::Joined { room, user } => write!(f, "JR {room} {user}"),
             Reply::Left { room, user } => write!(f, "LR {room} {user}"),
             Reply::Notice(notice) => match notice {
@@ -613,6 +627,19 @@ mod reply_parser {
                 },
             )
             .parse(input),
+            "UNREAD" => map(
+                (
+                    history_target,
+                    map_res(field, str::parse),
+                    map_res(field, str::parse),
+                ),
+                |(target, count, marker)| Reply::Unread {
+                    target,
+                    count,
+                    marker,
+                },
+            )
+            .parse(input),
             "MSG" => map((name, text), |(from, text)| Reply::Msg { from, text }).parse(input),
             "PM" => map((name, text), |(from, text)| Reply::Pm { from, text }).parse(input),
             "RM" => map((name, name, text), |(room, from, text)| Reply::Rm {
@@ -702,6 +729,11 @@ mod parse_tests {
                 at,
                 from: name("bob"),
                 text: "x".into(),
+            },
+            Reply::Unread {
+                target: HistoryTarget::Named(name("dev")),
+                count: 12,
+                marker: 4321,
             },
             Reply::Joined {
                 room: name("dev"),
@@ -921,6 +953,16 @@ mod parse_tests {
                     text
                 }
             ),
+            (
+                proptest::option::of(name_strategy()),
+                any::<u64>(),
+                any::<i64>()
+            )
+                .prop_map(|(name, count, marker)| Reply::Unread {
+                    target: name.map_or(HistoryTarget::Global, HistoryTarget::Named),
+                    count,
+                    marker,
+                }),
             (name_strategy(), name_strategy())
                 .prop_map(|(room, user)| Reply::Joined { room, user }),
             (name_strategy(), name_strategy()).prop_map(|(room, user)| Reply::Left { room, user }),
@@ -946,6 +988,7 @@ mod parse_tests {
             Reply::Pm { .. } => "PM",
             Reply::Rm { .. } => "RM",
             Reply::Hist { .. } => "HIST",
+            Reply::Unread { .. } => "UNREAD",
             Reply::Joined { .. } => "JR",
             Reply::Left { .. } => "LR",
             Reply::Notice(

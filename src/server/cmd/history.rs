@@ -133,7 +133,7 @@ async fn recall_page(
 }
 
 /// The answer when history cannot be read (the database failed or is out of reach).
-fn unavailable(error: &StorageError) -> Reply {
+pub(super) fn unavailable(error: &StorageError) -> Reply {
     warn!(%error, "history unavailable");
     Reply::err(ErrorCode::Internal, "history is unavailable; try again")
 }
@@ -143,7 +143,7 @@ fn unavailable(error: &StorageError) -> Reply {
 /// as their session, an account's as long as the account). A name that is neither is
 /// refused, saying why, rather than read as an empty conversation: `HISTORY lobby` from
 /// outside the room `lobby` is `NOT_IN_ROOM`.
-async fn conversation(
+pub(super) async fn conversation(
     session: &Session,
     presence: &Presence,
     target: &HistoryTarget,

@@ -378,6 +378,10 @@ impl App {
                 },
             }),
             Reply::Help(verb) => self.note(Body::Info(format::help(verb))),
+            Reply::Unread { target, count, .. } => {
+                let label = self.session.conversation_of(&target).label();
+                self.note(Body::Info(format!("unread: {label} {count}")));
+            }
             Reply::Notice(notice) => {
                 let text = format::notice(&notice);
                 match &notice {

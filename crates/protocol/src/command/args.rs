@@ -305,7 +305,10 @@ impl Arg for HistoryPage {
         };
         let bound = |args: &mut Args<'_>| {
             let (raw, _) = args.word().ok_or_else(|| args.missing())?;
-            Bound::parse(raw).ok_or_else(|| ParseError::BadBound(raw.into()))
+            Bound::parse(raw).ok_or_else(|| ParseError::BadBound {
+                bound: raw.into(),
+                verb: args.verb,
+            })
         };
         let page = match keyword.to_ascii_uppercase().as_str() {
             "LATEST" => {
@@ -334,6 +337,28 @@ impl Arg for HistoryPage {
         match self {
             HistoryPage::Latest => Ok(()),
             page => write!(f, " {page}"),
+        }
+    }
+}
+
+/// An optional bound, the last argument (where `MARKREAD` moves a read marker to).
+impl Arg for Option<Bound> {
+    fn take(args: &mut Args<'_>) -> Result<Self, ParseError> {
+        let Some(raw) = args.last_word()? else {
+            return Ok(None);
+        };
+        Bound::parse(raw)
+            .map(Some)
+            .ok_or_else(|| ParseError::BadBound {
+                bound: raw.into(),
+                verb: args.verb,
+            })
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Some(bound) => write!(f, " {bound}"),
+            None => Ok(()),
         }
     }
 }

@@ -65,6 +65,12 @@ macro_rules! command_table {
                 usage "<*|room|user> [LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>] [count]",
                 help "past messages: global, a room you are in, or your private talk with a user; \
                       a bound is a message id or a time (2026-12-08T10:15:00.123Z)";
+            MarkRead(mark_read) "MARKREAD" [] { target: HistoryTarget, up_to: Option<Bound> }
+                usage "<*|room|user> [id|time]",
+                help "your read marker in a conversation; with a message id or a time, move it \
+                      there (it only moves forward)";
+            Unread(unread) "UNREAD" [] {}
+                help "the conversations with messages after your read marker, and how many";
             SetOption(set_option) "OPTION" [] { option: ConnectionOption }
                 usage "ids <on|off>",
                 help "this connection's options: ids on starts message lines with their id and time";
@@ -229,12 +235,11 @@ pub enum ParseError {
     #[error("{:?} is not LATEST, BEFORE, AFTER or BETWEEN; usage: {}", .0, Verb::History.usage())]
     BadHistoryPage(String),
     #[error(
-        "{:?} is not a message id (a whole number from 1) or a time in UTC \
+        "{bound:?} is not a message id (a whole number from 1) or a time in UTC \
          (2026-12-08T10:15:00.123Z); usage: {}",
-        .0,
-        Verb::History.usage()
+        verb.usage()
     )]
-    BadBound(String),
+    BadBound { bound: String, verb: Verb },
 }
 
 /// What to try after an unknown command.

@@ -204,6 +204,7 @@ fn every_verb_parses_as_its_usage_says() {
                     "[LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>]" => {
                         "BETWEEN 12 2026-12-08T10:15:00.123Z"
                     }
+                    "[id|time]" => "2026-12-08T10:15:00.123Z",
                     // A literal word of the usage stands for itself.
                     "ids" => "ids",
                     optional if optional.starts_with('[') => "some words",
@@ -855,6 +856,15 @@ fn command_strategy() -> impl Strategy<Value = Command> {
         proptest::option::of(text_strategy()).prop_map(|token| Command::Ping { token }),
         proptest::option::of(text_strategy()).prop_map(|token| Command::Pong { token }),
         proptest::option::of(verb_strategy()).prop_map(|verb| Command::Help { verb }),
+        (
+            proptest::option::of(name_strategy()),
+            proptest::option::of(bound_strategy())
+        )
+            .prop_map(|(name, up_to)| Command::MarkRead {
+                target: name.map_or(HistoryTarget::Global, HistoryTarget::Named),
+                up_to,
+            }),
+        Just(Command::Unread {}),
         any::<bool>().prop_map(|on| Command::SetOption {
             option: ConnectionOption::Ids(on)
         }),
@@ -1015,7 +1025,10 @@ fn history_reads_pages_before_after_and_between_bounds() {
 
 #[test]
 fn history_refuses_bad_keywords_bounds_and_counts() {
-    let bad_bound = |raw: &str| ParseError::BadBound(raw.into());
+    let bad_bound = |raw: &str| ParseError::BadBound {
+        bound: raw.into(),
+        verb: Verb::History,
+    };
     for (line, error) in [
         (
             "HISTORY dev BEFORE",
