@@ -130,3 +130,90 @@ async fn markers_are_checked() {
     }
     alice.check("MARKREAD dev", "OK MARKREAD dev").await;
 }
+
+#[tokio::test]
+async fn mentions_are_the_messages_naming_you_since_your_marker_newest_first() {
+    let server = TestServer::start();
+    let mut alice = server.register("alice", "pw").await;
+    alice.check("OPTION ids on", "OK OPTION ids on").await;
+    alice.create_room("dev", &mut []).await;
+    alice.check("CR ops", "OK CR ops").await;
+    let mut bob = server.guest_seen("bob", &mut [&mut alice]).await;
+    bob.join("dev", &mut []).await;
+    bob.join("ops", &mut []).await;
+    alice.skip_until("JR ops bob").await;
+    let mut ids = Vec::new();
+    for (room, text) in [
+        ("dev", "hi alice"),
+        ("dev", "malice aforethought"),
+        ("ops", "@Alice: look at this"),
+        ("dev", "nothing here"),
+        ("dev", "ALICE, again"),
+    ] {
+        bob.check(&format!("RM {room} {text}"), &format!("OK RM {room}"))
+            .await;
+        ids.push(stamp_of(&mut alice).await.id);
+    }
+    alice.check("RM dev I am alice", "OK RM dev").await;
+    bob.expect("RM dev alice I am alice").await;
+
+    let hist = |line: &str| {
+        let (stamp, rest) = Stamp::split(line)
+            .and_then(|(stamp, rest)| Some((stamp?, rest)))
+            .unwrap_or_else(|| panic!("a stamped HIST, not {line:?}"));
+        let mut fields = rest.splitn(5, ' ');
+        let (room, text) = (fields.nth(1).unwrap(), fields.nth(2).unwrap());
+        (stamp.id, room.to_owned(), text.to_owned())
+    };
+    let mentions = async |alice: &mut Client, command: &str| {
+        alice.send(command).await;
+        let mut found = Vec::new();
+        loop {
+            let line = alice.line().await;
+            if let Some(n) = line.strip_prefix("OK MENTIONS ") {
+                assert_eq!(n, found.len().to_string());
+                return found;
+            }
+            found.push(hist(&line));
+        }
+    };
+    assert_eq!(
+        mentions(&mut alice, "MENTIONS").await,
+        [
+            (ids[4], "dev".to_owned(), "ALICE, again".to_owned()),
+            (ids[2], "ops".to_owned(), "@Alice: look at this".to_owned()),
+            (ids[0], "dev".to_owned(), "hi alice".to_owned()),
+        ]
+    );
+    assert_eq!(mentions(&mut alice, "MENTIONS 1").await.len(), 1);
+    // Read up to the second in dev: only what came after it there, and all of ops.
+    alice
+        .check(
+            &format!("MARKREAD dev {}", ids[1]),
+            &format!("OK MARKREAD dev {}", ids[1]),
+        )
+        .await;
+    let after_marker: Vec<i64> = mentions(&mut alice, "MENTIONS")
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(after_marker, [ids[4], ids[2]]);
+    // A room left is not looked through.
+    alice.check("LR ops", "OK LR ops").await;
+    bob.expect("LR ops alice").await;
+    let left: Vec<i64> = mentions(&mut alice, "MENTIONS")
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(left, [ids[4]]);
+    alice
+        .check(
+            "MENTIONS 0",
+            "ERR BAD_ARGUMENTS \"0\" is not a count: use a whole number from 1; usage: \
+             MENTIONS [count] - messages in your rooms that name you, since your read marker \
+             there, newest first",
+        )
+        .await;
+}

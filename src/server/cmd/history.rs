@@ -9,6 +9,7 @@
 //! `history_max_count` rather than cut, so that a client never takes a shorter answer for the
 //! end of the conversation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use linechat_protocol::{ErrorCode, HistoryPage, HistoryTarget, Reply, Verb};
@@ -84,8 +85,6 @@ async fn recall_page(
         HistoryTarget::Global => Recalled::Global,
         HistoryTarget::Named(name) => Recalled::Named(name),
     };
-    let stalled_after = settings.idle_timeout().max(Duration::from_secs(1));
-    let outbox = session.outbox();
     let mut sent = 0;
     'pages: while sent < count {
         let left = count - sent;
@@ -108,19 +107,8 @@ async fn recall_page(
                 from: message.from,
                 text: message.text,
             });
-            let room = timeout(stalled_after, outbox.wait_for_room(line.size()));
-            let ready = tokio::select! {
-                room = room => match room {
-                    Ok(room) => room.is_ok(),
-                    Err(_) => {
-                        outbox.close_not_reading();
-                        false
-                    }
-                },
-                // The lines sent so far are counted in the final line.
-                () = session.shutdown().cancelled() => false,
-            };
-            if !ready || outbox.push(line).is_err() {
+            // The lines sent so far are counted in the final line.
+            if !queue_when_room(session, line).await {
                 break 'pages;
             }
             sent += 1;
@@ -130,6 +118,26 @@ async fn recall_page(
         }
     }
     Ok(sent)
+}
+
+/// Queues one line of a long answer once the client has taken enough of those before it;
+/// false if it cannot be: the client took nothing for `idle_timeout_secs` (it counts as not
+/// reading, and is closed), the connection closed, or the server is shutting down.
+pub(super) async fn queue_when_room(session: &Session, line: Arc<Delivery>) -> bool {
+    let stalled_after = session.settings().idle_timeout().max(Duration::from_secs(1));
+    let outbox = session.outbox();
+    let room = timeout(stalled_after, outbox.wait_for_room(line.size()));
+    let ready = tokio::select! {
+        room = room => match room {
+            Ok(room) => room.is_ok(),
+            Err(_) => {
+                outbox.close_not_reading();
+                false
+            }
+        },
+        () = session.shutdown().cancelled() => false,
+    };
+    ready && outbox.push(line).is_ok()
 }
 
 /// The answer when history cannot be read (the database failed or is out of reach).

@@ -792,7 +792,7 @@ impl Store {
 
     /// Returns once every record sent before the call is committed, at the writer's next
     /// group commit: a read that follows sees them.
-    async fn committed(&self) -> Result<(), StorageError> {
+    pub async fn committed(&self) -> Result<(), StorageError> {
         Ok(self
             .mailbox
             .ask(|done| StoreRequest::Barrier { done })

@@ -69,6 +69,9 @@ macro_rules! command_table {
                 usage "<*|room|user> [id|time]",
                 help "your read marker in a conversation; with a message id or a time, move it \
                       there (it only moves forward)";
+            Mentions(mentions) "MENTIONS" [] { count: Option<u32> }
+                usage "[count]",
+                help "messages in your rooms that name you, since your read marker there, newest first";
             Unread(unread) "UNREAD" [] {}
                 help "the conversations with messages after your read marker, and how many";
             SetOption(set_option) "OPTION" [] { option: ConnectionOption }

@@ -865,6 +865,7 @@ fn command_strategy() -> impl Strategy<Value = Command> {
                 up_to,
             }),
         Just(Command::Unread {}),
+        proptest::option::of(1u32..).prop_map(|count| Command::Mentions { count }),
         any::<bool>().prop_map(|on| Command::SetOption {
             option: ConnectionOption::Ids(on)
         }),
