@@ -240,6 +240,26 @@ pub const COMMANDS: &[Help] = &[
          user; page: latest, before <bound>, after <bound> or between <bound> <bound>, a bound \
          being a message id or a time; alone: where a line without a command goes",
     ),
+    help(
+        Verb::Away,
+        ":away [message]",
+        "mark yourself away (whoever PMs you sees the message); alone: back",
+    ),
+    help(
+        Verb::MarkRead,
+        ":markread <*|room|user> [id|time]",
+        "your read marker in a conversation; with a message id or a time, move it there",
+    ),
+    help(
+        Verb::Unread,
+        ":unread",
+        "the conversations with messages after your read marker",
+    ),
+    help(
+        Verb::Mentions,
+        ":mentions [count]",
+        "messages in your rooms that name you, since your read marker there",
+    ),
     help(Verb::Ping, ":ping", "the round-trip time to the server"),
     help(
         Verb::Help,
@@ -578,6 +598,10 @@ mod tests {
                 "[page]" => "before 5",
                 "[count]]" => "5",
                 "[reason]" | "[command]" => "pm",
+                "<*|room|user>" => "dev",
+                "[id|time]" => "12",
+                "[message]" => "at lunch",
+                "[count]" => "5",
                 word => word,
             })
             .collect::<Vec<_>>()
