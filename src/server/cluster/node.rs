@@ -338,15 +338,13 @@ impl ClusterActor {
                 claim,
             } => {
                 let node = self.alive(&node, None);
-                if let Some(id) = wire::user_id(&id) {
-                    let online = Remote::Online {
-                        node,
-                        name,
-                        id,
-                        claim,
-                    };
-                    self.users.remote(online);
-                }
+                let online = Remote::Online {
+                    node,
+                    name,
+                    id,
+                    claim,
+                };
+                self.users.remote(online);
             }
             Global::Offline { node, name, how } => {
                 let node = self.alive(&node, None);

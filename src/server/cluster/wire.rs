@@ -92,7 +92,8 @@ pub(crate) enum Global {
     Online {
         node: String,
         name: Name,
-        id: String,
+        #[serde(with = "user_key")]
+        id: UserId,
         claim: u64,
     },
     /// A user on `node` went offline, as `how` says.
@@ -262,10 +263,6 @@ pub(crate) struct Claim {
 }
 
 /// A user identity that came over the wire.
-pub(crate) fn user_id(raw: &str) -> Option<UserId> {
-    UserId::from_key(raw)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,7 +224,7 @@ impl UsersActor {
                 cluster.global(&wire::Global::Online {
                     node: cluster.node().to_string(),
                     name: name.clone(),
-                    id: id.key(),
+                    id,
                     claim: revision,
                 });
             }

@@ -442,7 +442,7 @@ impl UsersActor {
             cluster.global(&wire::Global::Online {
                 node: cluster.node().to_string(),
                 name: member.name.clone(),
-                id: member.id.key(),
+                id: member.id,
                 claim,
             });
         }
