@@ -10,7 +10,8 @@ pub mod stamp;
 mod strategies;
 
 pub use command::{
-    Bound, Command, ConnectionOption, HistoryPage, HistoryTarget, ParseError, Password, Verb,
+    Bound, Command, ConnectionOption, HistoryPage, HistoryTarget, ParseError, Password,
+    SearchWords, Verb,
     check_text, clean_text,
 };
 pub use name::{Name, NameError};

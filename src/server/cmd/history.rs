@@ -9,6 +9,7 @@
 //! `history_max_count` rather than cut, so that a client never takes a shorter answer for the
 //! end of the conversation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use linechat_protocol::{ErrorCode, HistoryPage, HistoryTarget, Reply, Verb};
@@ -84,8 +85,7 @@ async fn recall_page(
         HistoryTarget::Global => Recalled::Global,
         HistoryTarget::Named(name) => Recalled::Named(name),
     };
-    let stalled_after = settings.idle_timeout().max(Duration::from_secs(1));
-    let outbox = session.outbox();
+    let stalled_after = stalled_after(session);
     let mut sent = 0;
     'pages: while sent < count {
         let left = count - sent;
@@ -108,19 +108,7 @@ async fn recall_page(
                 from: message.from,
                 text: message.text,
             });
-            let room = timeout(stalled_after, outbox.wait_for_room(line.size()));
-            let ready = tokio::select! {
-                room = room => match room {
-                    Ok(room) => room.is_ok(),
-                    Err(_) => {
-                        outbox.close_not_reading();
-                        false
-                    }
-                },
-                // The lines sent so far are counted in the final line.
-                () = session.shutdown().cancelled() => false,
-            };
-            if !ready || outbox.push(line).is_err() {
+            if !queue_line(session, stalled_after, line).await {
                 break 'pages;
             }
             sent += 1;
@@ -130,6 +118,35 @@ async fn recall_page(
         }
     }
     Ok(sent)
+}
+
+/// How long a client may take nothing of an answer before it counts as not reading.
+pub(super) fn stalled_after(session: &Session) -> Duration {
+    session.settings().idle_timeout().max(Duration::from_secs(1))
+}
+
+/// Queues one line of a long answer once the outbox has room for it, as the client takes
+/// the lines before; whether it was queued (not if the client stopped reading for
+/// `stalled_after`, which closes its connection, or the server is shutting down).
+pub(super) async fn queue_line(
+    session: &Session,
+    stalled_after: Duration,
+    line: Arc<Delivery>,
+) -> bool {
+    let outbox = session.outbox();
+    let room = timeout(stalled_after, outbox.wait_for_room(line.size()));
+    let ready = tokio::select! {
+        room = room => match room {
+            Ok(room) => room.is_ok(),
+            Err(_) => {
+                outbox.close_not_reading();
+                false
+            }
+        },
+        // The lines sent so far are counted in the final line.
+        () = session.shutdown().cancelled() => false,
+    };
+    ready && outbox.push(line).is_ok()
 }
 
 /// The answer when history cannot be read (the database failed or is out of reach).

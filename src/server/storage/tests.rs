@@ -91,6 +91,14 @@ macro_rules! on_both {
 }
 
 on_both!(
+    search_finds_words_phrases_and_prefixes_newest_first,
+    search_reads_only_the_conversation_asked,
+    search_stops_at_the_count,
+    search_finds_messages_in_rows_and_in_chunks,
+    retention_by_count_takes_messages_out_of_the_search_index,
+    retention_by_age_takes_messages_out_of_the_search_index,
+    a_deleted_room_takes_its_messages_out_of_the_search_index,
+    private_messages_delivered_without_history_leave_the_search_index,
     everything_survives_a_reopen,
     history_is_the_latest_messages_oldest_first,
     a_private_conversation_is_one_history_in_both_directions,
@@ -1622,4 +1630,233 @@ async fn read_markers_only_move_forward_and_count_what_came_after_them(kind: Kin
     store.record(said(Conversation::Global, "bob", "again"));
     let unread = store.unread(1).await.unwrap();
     assert_eq!(unread[0].count, 1, "{unread:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search
+// ---------------------------------------------------------------------------------------------
+
+async fn found(store: &Store, conversation: &Conversation, words: &str, limit: u32) -> Vec<String> {
+    let query = SearchQuery::parse(words).unwrap();
+    let found = store.search(conversation, &query, limit).await.unwrap();
+    found.iter().map(|m| m.text.clone()).collect()
+}
+
+/// How many entries the search index holds, read beside the store.
+async fn indexed(place: &Place) -> i64 {
+    const COUNT: &str = "SELECT COUNT(*) FROM message_search";
+    if let Some(url) = &place.url {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let (count,): (i64,) = sqlx::query_as(COUNT).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        return count;
+    }
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(place.dir.path().join(sqlite::DATABASE_FILE))
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    let (count,): (i64,) = sqlx::query_as(COUNT).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    count
+}
+
+#[tokio::test]
+async fn the_linked_sqlite_has_fts5() {
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    let (fts5,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used('ENABLE_FTS5')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(fts5, 1);
+}
+
+async fn search_finds_words_phrases_and_prefixes_newest_first(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    let global = Conversation::Global;
+    for text in [
+        "the quick brown fox",
+        "brown bread, quick!",
+        "a Quick-Brown dog",
+        "quickly now",
+        "nothing here",
+    ] {
+        store.record(said(global.clone(), "bob", text));
+    }
+    assert_eq!(
+        found(&store, &global, "quick brown", 10).await,
+        ["a Quick-Brown dog", "brown bread, quick!", "the quick brown fox"]
+    );
+    assert_eq!(
+        found(&store, &global, "\"quick brown\"", 10).await,
+        ["a Quick-Brown dog", "the quick brown fox"]
+    );
+    assert_eq!(
+        found(&store, &global, "quick*", 10).await,
+        [
+            "quickly now",
+            "a Quick-Brown dog",
+            "brown bread, quick!",
+            "the quick brown fox"
+        ]
+    );
+    assert_eq!(found(&store, &global, "BREAD quick", 10).await, ["brown bread, quick!"]);
+    assert!(found(&store, &global, "absent", 10).await.is_empty());
+    // What is syntax to the engines is only words here.
+    assert!(found(&store, &global, "fox OR nothing", 10).await.is_empty());
+    assert_eq!(found(&store, &global, "NEAR(fox)", 10).await, Vec::<String>::new());
+    assert_eq!(found(&store, &global, "fox:* '", 10).await, ["the quick brown fox"]);
+}
+
+async fn search_reads_only_the_conversation_asked(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    let dev = Conversation::Room(name("dev"));
+    let ab = Conversation::Private(A, B);
+    let ac = Conversation::Private(A, UserId::Account(3));
+    store.record(said(Conversation::Global, "bob", "secret global"));
+    store.record(said(dev.clone(), "bob", "secret dev"));
+    store.record(said(ab.clone(), "bob", "secret ab"));
+    store.record(said(ac.clone(), "bob", "secret ac"));
+    assert_eq!(found(&store, &dev, "secret", 10).await, ["secret dev"]);
+    assert_eq!(found(&store, &Conversation::Private(B, A), "secret", 10).await, ["secret ab"]);
+    assert_eq!(found(&store, &Conversation::Global, "secret", 10).await, ["secret global"]);
+    let never = Conversation::Room(name("never"));
+    assert!(found(&store, &never, "secret", 10).await.is_empty());
+}
+
+async fn search_stops_at_the_count(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    for i in 0..30 {
+        store.record(said(Conversation::Global, "bob", &format!("match {i}")));
+    }
+    let newest = found(&store, &Conversation::Global, "match", 3).await;
+    assert_eq!(newest, ["match 29", "match 28", "match 27"]);
+}
+
+async fn search_finds_messages_in_rows_and_in_chunks(kind: Kind) {
+    let (store, _task, place) = open(kind).await;
+    let between = chunks_and_rows(&store).await;
+    let (rows, chunks) = rows_and_chunks(&place).await;
+    assert!(rows > 0 && chunks > 0);
+    // "4", "9" and "10" are rows (queued), the others are in chunks.
+    assert_eq!(found(&store, &between, "4", 10).await, ["4"]);
+    assert_eq!(found(&store, &between, "3", 10).await, ["3"]);
+    assert_eq!(found(&store, &between, "1*", 10).await, ["14", "13", "12", "11", "10", "1"]);
+    assert_eq!(
+        found(&store, &Conversation::Global, "chunk", 10).await.len(),
+        5
+    );
+}
+
+async fn retention_by_count_takes_messages_out_of_the_search_index(kind: Kind) {
+    let place = Place::new(kind);
+    {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        for first in [0, 4, 8] {
+            for i in first..first + 4 {
+                store.record(said(Conversation::Global, "bob", &format!("word {i}")));
+            }
+            store.sync().await;
+        }
+        store.close().await;
+        task.await.unwrap();
+    }
+    assert_eq!(indexed(&place).await, 12);
+    let mut retention = place.options();
+    retention.keep_per_conversation = 5;
+    let (store, _, task) = Store::open(retention).await.unwrap();
+    let kept = found(&store, &Conversation::Global, "word", 100).await;
+    assert_eq!(kept, ["word 11", "word 10", "word 9", "word 8", "word 7"]);
+    store.close().await;
+    task.await.unwrap();
+    assert_eq!(indexed(&place).await, 5);
+}
+
+async fn retention_by_age_takes_messages_out_of_the_search_index(kind: Kind) {
+    let place = Place::new(kind);
+    let days_ago = |days: u64| SystemTime::now() - Duration::from_secs(days * 86_400);
+    let at = |days: u64, text: &str| Record {
+        at: actor::millis(days_ago(days)),
+        ..said(Conversation::Global, "bob", text)
+    };
+    {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        store.record(at(400, "word old"));
+        store.record(at(399, "word old too"));
+        store.sync().await;
+        store.record(at(400, "word old, before a young one"));
+        store.record(at(1, "word young"));
+        store.sync().await;
+        store.close().await;
+        task.await.unwrap();
+    }
+    assert_eq!(indexed(&place).await, 4);
+    let mut year = place.options();
+    year.keep_days = 365;
+    let (store, _, task) = Store::open(year).await.unwrap();
+    assert_eq!(found(&store, &Conversation::Global, "word", 10).await, ["word young"]);
+    store.close().await;
+    task.await.unwrap();
+    assert_eq!(indexed(&place).await, 1);
+}
+
+async fn a_deleted_room_takes_its_messages_out_of_the_search_index(kind: Kind) {
+    let (store, _task, place) = open(kind).await;
+    store.create_room(name("dev"), name("alice")).await.unwrap();
+    store.record(said(Conversation::Room(name("dev")), "alice", "gone soon"));
+    store.record(said(Conversation::Global, "alice", "kept soon"));
+    store.sync().await;
+    assert_eq!(indexed(&place).await, 2);
+    store.delete_rooms(vec![name("dev")]).await;
+    store.sync().await;
+    assert_eq!(indexed(&place).await, 1);
+    let dev = Conversation::Room(name("dev"));
+    assert!(found(&store, &dev, "soon", 10).await.is_empty());
+    assert_eq!(found(&store, &Conversation::Global, "soon", 10).await, ["kept soon"]);
+}
+
+async fn private_messages_delivered_without_history_leave_the_search_index(kind: Kind) {
+    let place = Place::new(kind);
+    let mut off = place.options();
+    off.history = false;
+    let (store, _, _task) = Store::open(off).await.unwrap();
+    let queued = said(Conversation::Private(A, B), "a", "while you were out");
+    store.queue_private(queued).await.unwrap();
+    assert_eq!(indexed(&place).await, 1);
+    assert_eq!(store.take_pending(B).await.len(), 1);
+    assert_eq!(indexed(&place).await, 0);
+}
+
+/// A database whose history was stored before the search index existed is indexed at the
+/// next start: its rows by the migration, its chunks by the writer.
+#[tokio::test]
+async fn history_stored_before_the_index_is_found_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        store.record(said(Conversation::Global, "bob", "older chunk"));
+        store.sync().await;
+        store
+            .queue_private(said(Conversation::Private(A, B), "bob", "older row"))
+            .await
+            .unwrap();
+        store.close().await;
+        task.await.unwrap();
+    }
+    // Back to the schema before the index, as if these had been written then.
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join(sqlite::DATABASE_FILE));
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE message_search; DROP TABLE search_backfill; \
+         DELETE FROM _sqlx_migrations WHERE version = 8;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    let global = found(&store, &Conversation::Global, "older", 10).await;
+    assert_eq!(global, ["older chunk"]);
+    let private = found(&store, &Conversation::Private(A, B), "older", 10).await;
+    assert_eq!(private, ["older row"]);
 }
