@@ -36,15 +36,19 @@ async fn search_reads_what_one_may_read_newest_first() {
     let [mut alice, mut bob, mut carol] = server.guests(["alice", "bob", "carol"]).await;
     alice.create_room("Dev", &mut [&mut bob, &mut carol]).await;
     bob.join("Dev", &mut [&mut alice]).await;
-    bob.check("RM dev deploy the rocket today", "OK RM Dev").await;
+    bob.check("RM dev deploy the rocket today", "OK RM Dev")
+        .await;
     alice.expect("RM Dev bob deploy the rocket today").await;
-    alice.check("RM dev Rocket-launch at noon", "OK RM Dev").await;
+    alice
+        .check("RM dev Rocket-launch at noon", "OK RM Dev")
+        .await;
     bob.expect("RM Dev alice Rocket-launch at noon").await;
     bob.check("MSG rocket for everyone", "OK MSG").await;
     alice.expect("MSG bob rocket for everyone").await;
     carol.expect("MSG bob rocket for everyone").await;
     alice.pm(&mut bob, "our rocket, privately").await;
-    bob.pm(&mut carol, "a rocket secret alice never reads").await;
+    bob.pm(&mut carol, "a rocket secret alice never reads")
+        .await;
 
     assert_eq!(
         results(&mut alice, "SEARCH dev rocket").await,
@@ -105,9 +109,13 @@ async fn search_reads_what_one_may_read_newest_first() {
         )
     );
     // A room one is not in (any more) is refused, as HISTORY refuses it.
-    carol.check("SEARCH dev rocket", "ERR NOT_IN_ROOM you are not in Dev").await;
+    carol
+        .check("SEARCH dev rocket", "ERR NOT_IN_ROOM you are not in Dev")
+        .await;
     alice.leave("Dev", &mut [&mut bob]).await;
-    alice.check("SEARCH dev rocket", "ERR NOT_IN_ROOM you are not in Dev").await;
+    alice
+        .check("SEARCH dev rocket", "ERR NOT_IN_ROOM you are not in Dev")
+        .await;
 }
 
 #[tokio::test]
@@ -117,10 +125,22 @@ async fn bad_searches_are_refused_with_the_usage() {
     let usage = usage();
     alice
         .check_all(&[
-            ("SEARCH", &format!("ERR BAD_ARGUMENTS missing argument; {usage}")),
-            ("SEARCH *", &format!("ERR BAD_ARGUMENTS missing argument; {usage}")),
-            ("SEARCH * LIMIT 5", &format!("ERR BAD_ARGUMENTS missing argument; {usage}")),
-            ("SEARCH * word LIMIT", &format!("ERR BAD_ARGUMENTS missing argument; {usage}")),
+            (
+                "SEARCH",
+                &format!("ERR BAD_ARGUMENTS missing argument; {usage}"),
+            ),
+            (
+                "SEARCH *",
+                &format!("ERR BAD_ARGUMENTS missing argument; {usage}"),
+            ),
+            (
+                "SEARCH * LIMIT 5",
+                &format!("ERR BAD_ARGUMENTS missing argument; {usage}"),
+            ),
+            (
+                "SEARCH * word LIMIT",
+                &format!("ERR BAD_ARGUMENTS missing argument; {usage}"),
+            ),
             (
                 "SEARCH * word LIMIT many",
                 &format!(
@@ -154,7 +174,9 @@ async fn bad_searches_are_refused_with_the_usage() {
         ])
         .await;
     // Words the engines would read as syntax are only words.
-    alice.check("SEARCH * a OR b NEAR(c) x:*", "OK SEARCH 0").await;
+    alice
+        .check("SEARCH * a OR b NEAR(c) x:*", "OK SEARCH 0")
+        .await;
 }
 
 #[tokio::test]

@@ -11,8 +11,7 @@ mod strategies;
 
 pub use command::{
     Bound, Command, ConnectionOption, HistoryPage, HistoryTarget, ParseError, Password,
-    SearchWords, Verb,
-    check_text, clean_text,
+    SearchWords, Verb, check_text, clean_text,
 };
 pub use name::{Name, NameError};
 pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply, Topic};

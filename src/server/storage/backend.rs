@@ -12,8 +12,8 @@ use std::time::SystemTime;
 
 use futures::TryStreamExt;
 use sqlx::{
-    Acquire, AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Row, SqlSafeStr,
-    Sqlite, Transaction, Type,
+    Acquire, AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres,
+    Row, SqlSafeStr, Sqlite, Transaction, Type,
 };
 use tracing::warn;
 

@@ -45,10 +45,10 @@ use tokio::sync::oneshot;
 use super::member::UserId;
 use super::priority::{self, Below};
 pub use ids::MessageId;
-pub use search::SearchQuery;
 use ids::MessageIds;
 use linechat_protocol::{HistoryPage, Name, Topic};
 use queued::Queued;
+pub use search::SearchQuery;
 
 /// Where a message was said, as history is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]

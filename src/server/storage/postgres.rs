@@ -24,16 +24,14 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::{PgPool, Postgres};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
 use tracing::info;
 
 use super::actor::{Batch, Known, stored};
 use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
-use super::{
-    Conversation, Loaded, ReadMarker, StorageError, StoredMessage, chunk, key, search,
-};
+use super::{Conversation, Loaded, ReadMarker, StorageError, StoredMessage, chunk, key, search};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
@@ -430,7 +428,9 @@ impl Writer {
         let mut indexed = 0;
         loop {
             let mut entries = Vec::new();
-            let last = <Postgres as Sql>::chunk_entries(&mut tx, after, BACKFILL_CHUNKS, &mut entries).await?;
+            let last =
+                <Postgres as Sql>::chunk_entries(&mut tx, after, BACKFILL_CHUNKS, &mut entries)
+                    .await?;
             indexed += entries.len();
             index_entries(&mut tx, &entries).await?;
             match last {

@@ -72,7 +72,9 @@ impl SearchQuery {
                 (_, 0) => {}
                 (true, 1) => terms.push(Term::Prefix(cut.remove(0))),
                 (true, _) => {
-                    return Err(format!("{word:?}*: a prefix must be letters and digits only"));
+                    return Err(format!(
+                        "{word:?}*: a prefix must be letters and digits only"
+                    ));
                 }
                 (false, _) => terms.push(Term::Phrase(cut)),
             }
@@ -161,7 +163,9 @@ mod tests {
 
     #[test]
     fn what_cannot_be_searched_is_refused() {
-        for bad in ["", "  ", "*", "!!", "\"open", "\"  \"", "a*b", "wo\"rd", "e-ma*"] {
+        for bad in [
+            "", "  ", "*", "!!", "\"open", "\"  \"", "a*b", "wo\"rd", "e-ma*",
+        ] {
             assert!(SearchQuery::parse(bad).is_err(), "{bad:?}");
         }
         let many = vec!["w"; MAX_TERMS + 1].join(" ");

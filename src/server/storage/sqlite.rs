@@ -393,7 +393,9 @@ impl Writer {
         let mut indexed = 0;
         loop {
             let mut entries = Vec::new();
-            let last = <Sqlite as Sql>::chunk_entries(&mut tx, after, BACKFILL_CHUNKS, &mut entries).await?;
+            let last =
+                <Sqlite as Sql>::chunk_entries(&mut tx, after, BACKFILL_CHUNKS, &mut entries)
+                    .await?;
             indexed += entries.len();
             insert_all(&mut tx, &self.search_inserts, entries, index_entry).await?;
             match last {

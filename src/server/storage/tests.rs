@@ -1684,7 +1684,11 @@ async fn search_finds_words_phrases_and_prefixes_newest_first(kind: Kind) {
     }
     assert_eq!(
         found(&store, &global, "quick brown", 10).await,
-        ["a Quick-Brown dog", "brown bread, quick!", "the quick brown fox"]
+        [
+            "a Quick-Brown dog",
+            "brown bread, quick!",
+            "the quick brown fox"
+        ]
     );
     assert_eq!(
         found(&store, &global, "\"quick brown\"", 10).await,
@@ -1699,12 +1703,25 @@ async fn search_finds_words_phrases_and_prefixes_newest_first(kind: Kind) {
             "the quick brown fox"
         ]
     );
-    assert_eq!(found(&store, &global, "BREAD quick", 10).await, ["brown bread, quick!"]);
+    assert_eq!(
+        found(&store, &global, "BREAD quick", 10).await,
+        ["brown bread, quick!"]
+    );
     assert!(found(&store, &global, "absent", 10).await.is_empty());
     // What is syntax to the engines is only words here.
-    assert!(found(&store, &global, "fox OR nothing", 10).await.is_empty());
-    assert_eq!(found(&store, &global, "NEAR(fox)", 10).await, Vec::<String>::new());
-    assert_eq!(found(&store, &global, "fox:* '", 10).await, ["the quick brown fox"]);
+    assert!(
+        found(&store, &global, "fox OR nothing", 10)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        found(&store, &global, "NEAR(fox)", 10).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(&store, &global, "fox:* '", 10).await,
+        ["the quick brown fox"]
+    );
 }
 
 async fn search_reads_only_the_conversation_asked(kind: Kind) {
@@ -1717,8 +1734,14 @@ async fn search_reads_only_the_conversation_asked(kind: Kind) {
     store.record(said(ab.clone(), "bob", "secret ab"));
     store.record(said(ac.clone(), "bob", "secret ac"));
     assert_eq!(found(&store, &dev, "secret", 10).await, ["secret dev"]);
-    assert_eq!(found(&store, &Conversation::Private(B, A), "secret", 10).await, ["secret ab"]);
-    assert_eq!(found(&store, &Conversation::Global, "secret", 10).await, ["secret global"]);
+    assert_eq!(
+        found(&store, &Conversation::Private(B, A), "secret", 10).await,
+        ["secret ab"]
+    );
+    assert_eq!(
+        found(&store, &Conversation::Global, "secret", 10).await,
+        ["secret global"]
+    );
     let never = Conversation::Room(name("never"));
     assert!(found(&store, &never, "secret", 10).await.is_empty());
 }
@@ -1740,9 +1763,14 @@ async fn search_finds_messages_in_rows_and_in_chunks(kind: Kind) {
     // "4", "9" and "10" are rows (queued), the others are in chunks.
     assert_eq!(found(&store, &between, "4", 10).await, ["4"]);
     assert_eq!(found(&store, &between, "3", 10).await, ["3"]);
-    assert_eq!(found(&store, &between, "1*", 10).await, ["14", "13", "12", "11", "10", "1"]);
     assert_eq!(
-        found(&store, &Conversation::Global, "chunk", 10).await.len(),
+        found(&store, &between, "1*", 10).await,
+        ["14", "13", "12", "11", "10", "1"]
+    );
+    assert_eq!(
+        found(&store, &Conversation::Global, "chunk", 10)
+            .await
+            .len(),
         5
     );
 }
@@ -1793,7 +1821,10 @@ async fn retention_by_age_takes_messages_out_of_the_search_index(kind: Kind) {
     let mut year = place.options();
     year.keep_days = 365;
     let (store, _, task) = Store::open(year).await.unwrap();
-    assert_eq!(found(&store, &Conversation::Global, "word", 10).await, ["word young"]);
+    assert_eq!(
+        found(&store, &Conversation::Global, "word", 10).await,
+        ["word young"]
+    );
     store.close().await;
     task.await.unwrap();
     assert_eq!(indexed(&place).await, 1);
@@ -1811,7 +1842,10 @@ async fn a_deleted_room_takes_its_messages_out_of_the_search_index(kind: Kind) {
     assert_eq!(indexed(&place).await, 1);
     let dev = Conversation::Room(name("dev"));
     assert!(found(&store, &dev, "soon", 10).await.is_empty());
-    assert_eq!(found(&store, &Conversation::Global, "soon", 10).await, ["kept soon"]);
+    assert_eq!(
+        found(&store, &Conversation::Global, "soon", 10).await,
+        ["kept soon"]
+    );
 }
 
 async fn private_messages_delivered_without_history_leave_the_search_index(kind: Kind) {
@@ -1843,8 +1877,8 @@ async fn history_stored_before_the_index_is_found_after_the_upgrade() {
         task.await.unwrap();
     }
     // Back to the schema before the index, as if these had been written then.
-    let connect = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.path().join(sqlite::DATABASE_FILE));
+    let connect =
+        sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join(sqlite::DATABASE_FILE));
     let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
     sqlx::raw_sql(
         "DROP TABLE message_search; DROP TABLE search_backfill; \
@@ -1859,4 +1893,100 @@ async fn history_stored_before_the_index_is_found_after_the_upgrade() {
     assert_eq!(global, ["older chunk"]);
     let private = found(&store, &Conversation::Private(A, B), "older", 10).await;
     assert_eq!(private, ["older row"]);
+}
+
+/// What `SEARCH` costs on a large store: fills one with 1,000,000 messages (a vocabulary of
+/// 2,000 words, 6 to 14 words a message; half of them global, the rest in 10 rooms), then
+/// times 20 queries of the global conversation (common and rare words, phrases, prefixes)
+/// and prints their median and p99 latency. A measurement, not a test; run it on a release
+/// build, as `scripts/search-bench.sh` does:
+/// `cargo test --release --lib storage::tests::search_latency -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark"]
+async fn search_latency() {
+    const MESSAGES: u64 = 1_000_000;
+    const WORDS: u64 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+    let sender = name("sender");
+    // A small deterministic generator, so that every run stores the same history.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let rooms: Vec<Conversation> = (0..10)
+        .map(|i| Conversation::Room(name(&format!("room{i}"))))
+        .collect();
+    let fill = std::time::Instant::now();
+    for i in 0..MESSAGES {
+        let length = 6 + next() % 9;
+        // Skewed towards the first words, as language is: the square of a uniform draw.
+        let text: Vec<String> = (0..length)
+            .map(|_| {
+                let draw = next() % WORDS;
+                format!("w{}", draw * draw / WORDS)
+            })
+            .collect();
+        let conversation = match i % 2 {
+            0 => Conversation::Global,
+            _ => rooms[(i / 2 % 10) as usize].clone(),
+        };
+        store.record(Record::now(conversation, sender.clone(), text.join(" ")));
+        if i % 100_000 == 99_999 {
+            store.sync().await;
+        }
+    }
+    store.sync().await;
+    let filled = fill.elapsed();
+    let queries = [
+        "w0",
+        "w1 w2",
+        "w5",
+        "w10 w20",
+        "w100",
+        "w500",
+        "w1999",
+        "w1500 w3",
+        "\"w0 w1\"",
+        "\"w7 w8\"",
+        "w1*",
+        "w19*",
+        "w99*",
+        "w0 w1 w2 w3",
+        "w1000 w0",
+        "w300 w301",
+        "\"w2 w2\"",
+        "w42*",
+        "w800",
+        "w1200 w1300",
+    ];
+    let mut latencies = Vec::new();
+    let mut total = 0;
+    for words in queries {
+        let query = SearchQuery::parse(words).unwrap();
+        let start = std::time::Instant::now();
+        let found = store
+            .search(&Conversation::Global, &query, 100)
+            .await
+            .unwrap();
+        latencies.push(start.elapsed());
+        total += found.len();
+    }
+    latencies.sort();
+    let median = (latencies[9] + latencies[10]) / 2;
+    // p99 of 20 is the slowest.
+    let p99 = latencies[19];
+    store.close().await;
+    task.await.unwrap();
+    println!(
+        "search: {MESSAGES} messages stored in {:.1} s; 20 queries of the global conversation \
+         ({total} results): median {:.2} ms, p99 {:.2} ms, fastest {:.2} ms",
+        filled.as_secs_f64(),
+        median.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        latencies[0].as_secs_f64() * 1e3,
+    );
 }

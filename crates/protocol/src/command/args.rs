@@ -378,7 +378,9 @@ pub struct SearchWords {
 impl Arg for SearchWords {
     fn take(args: &mut Args<'_>) -> Result<Self, ParseError> {
         let verb = args.verb;
-        let text = args.rest_of_line().ok_or(ParseError::MissingArgument(verb))?;
+        let text = args
+            .rest_of_line()
+            .ok_or(ParseError::MissingArgument(verb))?;
         let words: Vec<&str> = text.rsplitn(3, is_separator).collect();
         // `rsplitn` gives the last word first: [count, LIMIT, words before] when there are.
         let limit = match words.as_slice() {
