@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --quiet --lib storage::tests::search_latency -- --ignored --nocapture \
-    2>&1 | grep '^search:'
+    2>&1 | grep -E '^(search:|  )'

@@ -1972,7 +1972,13 @@ async fn search_latency() {
             .search(&Conversation::Global, &query, 100)
             .await
             .unwrap();
-        latencies.push(start.elapsed());
+        let took = start.elapsed();
+        println!(
+            "  {words:<14} {:>3} results in {:8.2} ms",
+            found.len(),
+            took.as_secs_f64() * 1e3
+        );
+        latencies.push(took);
         total += found.len();
     }
     latencies.sort();
