@@ -970,9 +970,10 @@ where
     /// Whether the search index still has to be filled from the chunks stored before it was
     /// made (its migration leaves a row in `search_backfill`: SQL cannot decode a chunk).
     async fn backfill_pending(pool: &Pool<Self>) -> Result<bool, sqlx::Error> {
-        let pending: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM search_backfill LIMIT 1")
-            .fetch_optional(pool)
-            .await?;
+        let pending: Option<(i64,)> =
+            sqlx::query_as("SELECT CAST(1 AS BIGINT) FROM search_backfill LIMIT 1")
+                .fetch_optional(pool)
+                .await?;
         Ok(pending.is_some())
     }
 

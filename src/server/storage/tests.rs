@@ -99,6 +99,7 @@ on_both!(
     retention_by_age_takes_messages_out_of_the_search_index,
     a_deleted_room_takes_its_messages_out_of_the_search_index,
     private_messages_delivered_without_history_leave_the_search_index,
+    history_stored_before_the_index_is_found_after_the_upgrade,
     everything_survives_a_reopen,
     history_is_the_latest_messages_oldest_first,
     a_private_conversation_is_one_history_in_both_directions,
@@ -1862,11 +1863,10 @@ async fn private_messages_delivered_without_history_leave_the_search_index(kind:
 
 /// A database whose history was stored before the search index existed is indexed at the
 /// next start: its rows by the migration, its chunks by the writer.
-#[tokio::test]
-async fn history_stored_before_the_index_is_found_after_the_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
+async fn history_stored_before_the_index_is_found_after_the_upgrade(kind: Kind) {
+    let place = Place::new(kind);
     {
-        let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
         store.record(said(Conversation::Global, "bob", "older chunk"));
         store.sync().await;
         store
@@ -1877,22 +1877,32 @@ async fn history_stored_before_the_index_is_found_after_the_upgrade() {
         task.await.unwrap();
     }
     // Back to the schema before the index, as if these had been written then.
-    let connect =
-        sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join(sqlite::DATABASE_FILE));
-    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
-    sqlx::raw_sql(
-        "DROP TABLE message_search; DROP TABLE search_backfill; \
-         DELETE FROM _sqlx_migrations WHERE version = 8;",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    let (store, _, _task) = Store::open(options(dir.path())).await.unwrap();
+    const DOWN: &str = "DROP TABLE message_search; DROP TABLE search_backfill; \
+                        DELETE FROM _sqlx_migrations WHERE version = ";
+    if let Some(url) = &place.url {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{DOWN}5")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let connect = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(place.dir.path().join(sqlite::DATABASE_FILE));
+        let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{DOWN}8")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let (store, _, _task) = Store::open(place.options()).await.unwrap();
     let global = found(&store, &Conversation::Global, "older", 10).await;
     assert_eq!(global, ["older chunk"]);
     let private = found(&store, &Conversation::Private(A, B), "older", 10).await;
     assert_eq!(private, ["older row"]);
+    // Once: the next start finds nothing left to fill.
+    assert_eq!(indexed(&place).await, 2);
 }
 
 /// What `SEARCH` costs on a large store: fills one with 1,000,000 messages (a vocabulary of
