@@ -74,6 +74,12 @@ pub struct Settings {
     /// messages, and refused for a page before, after or between bounds.
     #[arg(long, env = "LINECHAT_HISTORY_MAX_COUNT", default_value_t = 1000)]
     pub history_max_count: u32,
+    /// The most messages one `SEARCH` returns; a larger count is refused.
+    #[arg(long, env = "LINECHAT_SEARCH_MAX_RESULTS", default_value_t = 100)]
+    pub search_max_results: u32,
+    /// Milliseconds one `SEARCH` may take before it is given up (`ERR INTERNAL`).
+    #[arg(long, env = "LINECHAT_SEARCH_TIMEOUT_MS", default_value_t = 2000)]
+    pub search_timeout_ms: u64,
     /// Messages kept per conversation (global, a room, a pair of users); 0 keeps all.
     #[arg(
         long,
@@ -345,13 +351,15 @@ impl Settings {
     /// error, naming the setting, its value and the rule.
     pub fn validate(&self) -> Result<(), SettingsError> {
         // Counts and sizes for which 0 would mean nothing (or refuse everything).
-        let at_least_one: [(&'static str, u64); 16] = [
+        let at_least_one: [(&'static str, u64); 18] = [
             ("max_line_length", self.max_line_length as u64),
             ("login_timeout_secs", self.login_timeout_secs),
             ("outbox_limit_bytes", self.outbox_limit_bytes as u64),
             ("password_hash_workers", self.password_hash_workers as u64),
             ("history_default_count", self.history_default_count.into()),
             ("history_max_count", self.history_max_count.into()),
+            ("search_max_results", self.search_max_results.into()),
+            ("search_timeout_ms", self.search_timeout_ms),
             (
                 "storage_read_connections",
                 self.storage_read_connections as u64,
@@ -506,6 +514,10 @@ impl Settings {
             ));
         }
         warnings
+    }
+
+    pub fn search_timeout(&self) -> Duration {
+        Duration::from_millis(self.search_timeout_ms)
     }
 
     pub fn idle_timeout(&self) -> Duration {
@@ -800,6 +812,8 @@ mod tests {
             "password_hash_workers",
             "history_default_count",
             "history_max_count",
+            "search_max_results",
+            "search_timeout_ms",
             "storage_read_connections",
             "flood_burst",
             "flood_kick_after",

@@ -16,6 +16,7 @@ mod postgres;
 mod read_markers;
 mod robustness;
 mod room_creation;
+mod search;
 mod settings;
 mod shell_bot;
 mod smoke;

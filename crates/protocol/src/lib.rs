@@ -10,8 +10,8 @@ pub mod stamp;
 mod strategies;
 
 pub use command::{
-    Bound, Command, ConnectionOption, HistoryPage, HistoryTarget, ParseError, Password, Verb,
-    check_text, clean_text,
+    Bound, Command, ConnectionOption, HistoryPage, HistoryTarget, ParseError, Password,
+    SearchWords, Verb, check_text, clean_text,
 };
 pub use name::{Name, NameError};
 pub use reply::{CloseReason, Departure, ErrorCode, Notice, Reply, Topic};

@@ -85,6 +85,7 @@ async fn recall_page(
         HistoryTarget::Global => Recalled::Global,
         HistoryTarget::Named(name) => Recalled::Named(name),
     };
+    let stalled_after = stalled_after(session);
     let mut sent = 0;
     'pages: while sent < count {
         let left = count - sent;
@@ -107,8 +108,7 @@ async fn recall_page(
                 from: message.from,
                 text: message.text,
             });
-            // The lines sent so far are counted in the final line.
-            if !queue_when_room(session, line).await {
+            if !queue_line(session, stalled_after, line).await {
                 break 'pages;
             }
             sent += 1;
@@ -120,11 +120,19 @@ async fn recall_page(
     Ok(sent)
 }
 
-/// Queues one line of a long answer once the client has taken enough of those before it;
-/// false if it cannot be: the client took nothing for `idle_timeout_secs` (it counts as not
-/// reading, and is closed), the connection closed, or the server is shutting down.
-pub(super) async fn queue_when_room(session: &Session, line: Arc<Delivery>) -> bool {
-    let stalled_after = session.settings().idle_timeout().max(Duration::from_secs(1));
+/// How long a client may take nothing of an answer before it counts as not reading.
+pub(super) fn stalled_after(session: &Session) -> Duration {
+    session.settings().idle_timeout().max(Duration::from_secs(1))
+}
+
+/// Queues one line of a long answer once the outbox has room for it, as the client takes
+/// the lines before; whether it was queued (not if the client stopped reading for
+/// `stalled_after`, which closes its connection, or the server is shutting down).
+pub(super) async fn queue_line(
+    session: &Session,
+    stalled_after: Duration,
+    line: Arc<Delivery>,
+) -> bool {
     let outbox = session.outbox();
     let room = timeout(stalled_after, outbox.wait_for_room(line.size()));
     let ready = tokio::select! {
@@ -135,6 +143,7 @@ pub(super) async fn queue_when_room(session: &Session, line: Arc<Delivery>) -> b
                 false
             }
         },
+        // The lines sent so far are counted in the final line.
         () = session.shutdown().cancelled() => false,
     };
     ready && outbox.push(line).is_ok()

@@ -6,7 +6,7 @@
 
 use linechat_protocol::{Name, Reply, Verb};
 
-use super::history::{queue_when_room, unavailable};
+use super::history::{queue_line, stalled_after, unavailable};
 use super::{Step, not_logged_in};
 use crate::connection::Delivery;
 use crate::server::event::{Event, Recalled};
@@ -67,6 +67,7 @@ async fn mentions(session: &Session, count: Option<u32>) -> Result<u32, Reply> {
     // Newest first, across rooms: ids grow in the order messages were accepted.
     found.sort_by_key(|(_, message)| std::cmp::Reverse(message.id));
     found.truncate(count as usize);
+    let stalled_after = stalled_after(session);
     let mut sent = 0;
     for (room, message) in found {
         let line = Delivery::event(Event::Recalled {
@@ -76,7 +77,7 @@ async fn mentions(session: &Session, count: Option<u32>) -> Result<u32, Reply> {
             from: message.from,
             text: message.text,
         });
-        if !queue_when_room(session, line).await {
+        if !queue_line(session, stalled_after, line).await {
             break;
         }
         sent += 1;

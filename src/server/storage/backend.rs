@@ -12,8 +12,8 @@ use std::time::SystemTime;
 
 use futures::TryStreamExt;
 use sqlx::{
-    Acquire, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres, Row, SqlSafeStr,
-    Sqlite, Transaction, Type,
+    Acquire, AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Pool, Postgres,
+    Row, SqlSafeStr, Sqlite, Transaction, Type,
 };
 use tracing::warn;
 
@@ -189,6 +189,10 @@ where
     /// How many rows a statement changed (sqlx has it on each kind's result, not on a trait).
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
+    /// The column of `message_search` that holds a message's id: FTS5's `rowid` on SQLite,
+    /// an ordinary column on PostgreSQL.
+    const SEARCH_ID: &'static str;
+
     /// What the server keeps in memory: the accounts and the rooms.
     async fn load(pool: &Pool<Self>) -> Result<Loaded, sqlx::Error> {
         let mut loaded = Loaded::default();
@@ -343,6 +347,8 @@ where
         if Self::rows_affected(&deleted) > 0 {
             let conversation = Conversation::Room(room.clone()).key();
             for delete in [
+                "DELETE FROM message_search WHERE conversation IN \
+                 (SELECT id FROM conversations WHERE key = $1)",
                 "DELETE FROM messages WHERE conversation IN \
                  (SELECT id FROM conversations WHERE key = $1)",
                 "DELETE FROM chunks WHERE conversation IN \
@@ -388,6 +394,21 @@ where
     ) -> Result<(), sqlx::Error> {
         let mut tx = pool.begin().await?;
         for (id, kept) in chunks {
+            // What the chunk no longer holds leaves the search index: its oldest messages,
+            // up to what is kept of it (all of them if nothing is).
+            let kept_from = kept.as_ref().map_or(i64::MAX, |chunk| chunk.first_id);
+            let id_column = Self::SEARCH_ID;
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM message_search WHERE {id_column} IN ( \
+                   SELECT s.{id_column} FROM chunks c JOIN message_search s \
+                   ON s.{id_column} >= c.first_id AND s.{id_column} <= c.id \
+                   AND s.{id_column} < $2 AND s.conversation = c.conversation \
+                   WHERE c.id = $1)"
+            )))
+            .bind(id)
+            .bind(kept_from)
+            .execute(&mut *tx)
+            .await?;
             match kept {
                 Some(chunk) => {
                     sqlx::query(
@@ -914,6 +935,75 @@ where
     }
 
     /// The rooms `account` is in, by their names as created.
+    /// See [`super::Store::search`]: `select` (each kind's, see `search.rs`) finds the ids
+    /// of the matching messages of a conversation, newest first, binding the conversation's
+    /// id, the query and the count; each is then read back from history as `HISTORY` reads
+    /// it, in the same snapshot, so that the index answers only with what history holds.
+    async fn search(
+        mut tx: Transaction<'static, Self>,
+        conversation: &Conversation,
+        select: impl SqlSafeStr,
+        query: String,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let Some(conversation) = Self::conversation_id(&mut tx, conversation).await? else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<(i64,)> = sqlx::query_as(select)
+            .bind(conversation)
+            .bind(query)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            let span = Span {
+                from: id,
+                until: id.saturating_add(1),
+            };
+            found.extend(Self::read_page(&mut tx, conversation, span, 0, 1).await?);
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Whether the search index still has to be filled from the chunks stored before it was
+    /// made (its migration leaves a row in `search_backfill`: SQL cannot decode a chunk).
+    async fn backfill_pending(pool: &Pool<Self>) -> Result<bool, sqlx::Error> {
+        let pending: Option<(i64,)> =
+            sqlx::query_as("SELECT CAST(1 AS BIGINT) FROM search_backfill LIMIT 1")
+                .fetch_optional(pool)
+                .await?;
+        Ok(pending.is_some())
+    }
+
+    /// Up to `count` chunks with ids above `after`, in id order, decoded into the search
+    /// index's entries `(id, conversation, text)`; the last chunk's id, `None` when there are
+    /// no more.
+    async fn chunk_entries(
+        connection: &mut Self::Connection,
+        after: i64,
+        count: i64,
+        entries: &mut Vec<(i64, i64, String)>,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let chunks: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, conversation, first_id, body FROM chunks WHERE id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(count)
+        .fetch_all(&mut *connection)
+        .await?;
+        let last = chunks.last().map(|chunk| chunk.0);
+        for (_, conversation, first_id, body) in chunks {
+            entries.extend(
+                chunk::entries(first_id, &body)
+                    .map(|entry| (entry.id, conversation, entry.text.to_owned())),
+            );
+        }
+        Ok(last)
+    }
+
     async fn memberships(pool: &Pool<Self>, account: &Name) -> Result<Vec<(String,)>, sqlx::Error> {
         sqlx::query_as(
             "SELECT rooms.name FROM memberships \
@@ -946,12 +1036,16 @@ where
 }
 
 impl Sql for Sqlite {
+    const SEARCH_ID: &'static str = "rowid";
+
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
 }
 
 impl Sql for Postgres {
+    const SEARCH_ID: &'static str = "id";
+
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }

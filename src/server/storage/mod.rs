@@ -29,6 +29,7 @@ mod ids;
 mod postgres;
 mod queued;
 mod reader;
+mod search;
 mod sqlite;
 
 use std::hash::{Hash, Hasher};
@@ -47,6 +48,7 @@ pub use ids::MessageId;
 use ids::MessageIds;
 use linechat_protocol::{HistoryPage, Name, Topic};
 use queued::Queued;
+pub use search::SearchQuery;
 
 /// Where a message was said, as history is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -747,6 +749,19 @@ impl Store {
         self.committed().await?;
         self.history_range(&conversation, Range::default(), count, End::Newest, count)
             .await
+    }
+
+    /// The messages of a conversation that match `query`, newest first, at most `limit`,
+    /// once every record queued before the call is committed (as `HISTORY` reads). The
+    /// index finds their ids; the messages are read back from history.
+    pub async fn search(
+        &self,
+        conversation: &Conversation,
+        query: &SearchQuery,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        self.committed().await?;
+        Ok(self.reader.search(conversation, query, limit).await?)
     }
 
     /// Where a `HISTORY` page of a conversation lies: the range of ids it covers, and the end

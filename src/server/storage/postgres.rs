@@ -24,14 +24,14 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
 use tracing::info;
 
 use super::actor::{Batch, Known, stored};
 use super::backend::{Database, Sql, Straddling, Unwritten, embedded_migrator};
-use super::{Conversation, Loaded, ReadMarker, StorageError, StoredMessage, chunk, key};
+use super::{Conversation, Loaded, ReadMarker, StorageError, StoredMessage, chunk, key, search};
 use crate::server::member::UserId;
 use linechat_protocol::{Name, Topic};
 
@@ -50,6 +50,7 @@ pub(super) fn migrator() -> Migrator {
         (2, "room topics", "0002_room_topics.sql"),
         (3, "message id blocks", "0003_message_id_blocks.sql"),
         (4, "read markers", "0004_read_markers.sql"),
+        (5, "message search", "0005_message_search.sql"),
     )
 }
 
@@ -100,7 +101,45 @@ pub(super) async fn open(url: &str) -> Result<(Writer, Loaded), StorageError> {
     info!("PostgreSQL database open");
 
     let loaded = Sql::load(&pool).await?;
-    Ok((Writer { pool }, loaded))
+    let writer = Writer { pool };
+    writer.backfill_search().await?;
+    Ok((writer, loaded))
+}
+
+/// The ids of a conversation's messages that match a `to_tsquery` query, newest first
+/// (`Sql::search`): the GIN index finds the matches, which are then sorted by id.
+pub(super) const SEARCH: &str = "SELECT id FROM message_search \
+    WHERE conversation = $1 AND words @@ to_tsquery('simple', $2) ORDER BY id DESC LIMIT $3";
+
+/// Inserts search index entries `(id, conversation, text)`; the text is indexed as the
+/// server cuts it into tokens (`search::tokens`), the same way it cuts a query's words.
+const INDEX: &str = "INSERT INTO message_search (id, conversation, words) \
+    SELECT id, conversation, to_tsvector('simple', text) \
+    FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS entries (id, conversation, text) \
+    ON CONFLICT (id) DO NOTHING";
+
+/// Chunks decoded at a time when the search index is filled from those stored before it.
+const BACKFILL_CHUNKS: i64 = 256;
+
+async fn index_entries(
+    connection: &mut sqlx::PgConnection,
+    entries: &[(i64, i64, String)],
+) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(INDEX)
+        .bind(entries.iter().map(|e| e.0).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.1).collect::<Vec<_>>())
+        .bind(
+            entries
+                .iter()
+                .map(|e| search::tokens(&e.2).join(" "))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
 }
 
 /// Rows and chunks newest first per conversation, each with the count of messages newer
@@ -177,8 +216,10 @@ impl Database for Writer {
             "UPDATE messages SET pending = FALSE WHERE recipient_key = $1 AND pending \
              RETURNING id, sender, body, sent_at"
         } else {
-            "DELETE FROM messages WHERE recipient_key = $1 AND pending \
-             RETURNING id, sender, body, sent_at"
+            "WITH gone AS (DELETE FROM messages WHERE recipient_key = $1 AND pending \
+               RETURNING id, sender, body, sent_at), \
+             unindexed AS (DELETE FROM message_search WHERE id IN (SELECT id FROM gone)) \
+             SELECT id, sender, body, sent_at FROM gone"
         };
         let mut rows: Vec<(i64, String, String, i64)> = sqlx::query_as(delivered)
             .bind(account.key())
@@ -206,6 +247,14 @@ impl Database for Writer {
 
     async fn delete_older(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
         // An hourly scan needs no index on the time, which would cost every insert.
+        // The search index first: its entries are found through the rows and chunks.
+        let unindex = [
+            "DELETE FROM message_search WHERE id IN \
+             (SELECT id FROM messages WHERE NOT pending AND sent_at < $1)",
+            "DELETE FROM message_search s USING chunks c WHERE c.last_at < $1 \
+             AND s.conversation = c.conversation AND s.id >= c.first_id AND s.id <= c.id",
+        ];
+        Sql::delete_each(&self.pool, unindex, cutoff).await?;
         let deletes = [
             "DELETE FROM messages WHERE NOT pending AND sent_at < $1",
             "DELETE FROM chunks WHERE last_at < $1",
@@ -220,6 +269,19 @@ impl Database for Writer {
     }
 
     async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
+        let unindex = [
+            concat_ranked!(
+                "DELETE FROM message_search WHERE id IN ( \
+                   SELECT m.id FROM ranked r JOIN messages m ON m.id = r.id \
+                   WHERE r.kind = 'messages' AND NOT m.pending AND r.newer >= $1)"
+            ),
+            concat_ranked!(
+                "DELETE FROM message_search s USING ranked r, chunks c \
+                 WHERE r.kind = 'chunks' AND r.newer >= $1 AND c.id = r.id \
+                 AND s.conversation = c.conversation AND s.id >= c.first_id AND s.id <= c.id"
+            ),
+        ];
+        Sql::delete_each(&self.pool, unindex, keep).await?;
         let deletes = [
             concat_ranked!(
                 "DELETE FROM messages WHERE NOT pending AND id IN ( \
@@ -331,8 +393,54 @@ impl Writer {
             .execute(&mut *tx)
             .await?;
         }
+        let mut entries: Vec<(i64, i64, String)> = batch
+            .rows
+            .iter()
+            .zip(&row_conversations)
+            .map(|((id, record), &conversation)| (id.get(), conversation, record.text.to_string()))
+            .collect();
+        for (chunk, &conversation) in batch.chunks.iter().zip(&chunk_conversations) {
+            entries.extend(
+                chunk::entries(chunk.first_id, &chunk.body)
+                    .map(|entry| (entry.id, conversation, entry.text.to_owned())),
+            );
+        }
+        index_entries(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(filed)
+    }
+
+    /// Fills the search index from the chunks stored before it was made, once (see
+    /// `Sql::backfill_pending`), in one transaction; the row of `search_backfill` is locked
+    /// first, so that of nodes starting at once one fills it and the others find it done.
+    async fn backfill_search(&self) -> Result<(), sqlx::Error> {
+        if !Sql::backfill_pending(&self.pool).await? {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query("DELETE FROM search_backfill")
+            .execute(&mut *tx)
+            .await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(());
+        }
+        let mut after = i64::MIN;
+        let mut indexed = 0;
+        loop {
+            let mut entries = Vec::new();
+            let last =
+                <Postgres as Sql>::chunk_entries(&mut tx, after, BACKFILL_CHUNKS, &mut entries)
+                    .await?;
+            indexed += entries.len();
+            index_entries(&mut tx, &entries).await?;
+            match last {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        tx.commit().await?;
+        info!(indexed, "search index filled from stored history");
+        Ok(())
     }
 }
 

@@ -15,8 +15,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use super::actor::stored_message;
 use super::backend::Sql;
 use super::{
-    Conversation, End, MessageId, PageError, Range, StorageError, StorageOptions, StoredMessage,
-    Unread, chunk, postgres, sqlite,
+    Conversation, End, MessageId, PageError, Range, SearchQuery, StorageError, StorageOptions,
+    StoredMessage, Unread, chunk, postgres, sqlite,
 };
 use linechat_protocol::{HistoryPage, Name};
 
@@ -69,6 +69,26 @@ impl Reader {
             Pool::Postgres(pool) => {
                 let tx = pool.begin_with(postgres::SNAPSHOT).await?;
                 Sql::history_range(tx, conversation, range, count, from, limit).await
+            }
+        }
+    }
+
+    /// See [`super::Store::search`]: a read of history, so it takes a history slot.
+    pub(super) async fn search(
+        &self,
+        conversation: &Conversation,
+        query: &SearchQuery,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let _slot = self.history_slot().await?;
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let tx = pool.begin().await?;
+                Sql::search(tx, conversation, sqlite::SEARCH, query.fts5(), limit).await
+            }
+            Pool::Postgres(pool) => {
+                let tx = pool.begin_with(postgres::SNAPSHOT).await?;
+                Sql::search(tx, conversation, postgres::SEARCH, query.tsquery(), limit).await
             }
         }
     }

@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Arguments, AssertSqlSafe, SqliteConnection, SqlitePool};
+use sqlx::{Arguments, AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
 use tracing::info;
 
 use super::actor::{Batch, Known, stored};
@@ -34,6 +34,14 @@ const ROWS_PER_INSERT: usize = 1024;
 const MESSAGE_COLUMNS: &str =
     "messages (id, conversation, sender, recipient_key, body, sent_at, pending)";
 const CHUNK_COLUMNS: &str = "chunks (id, conversation, first_id, count, first_at, last_at, body)";
+/// The columns of a message's entry in the search index.
+const SEARCH_COLUMNS: &str = "message_search (rowid, conversation, text)";
+/// The ids of a conversation's messages that match an FTS5 query, newest first (`Sql::search`).
+/// FTS5 gives its matches in rowid order, so `ORDER BY rowid DESC LIMIT` stops at the count.
+pub(super) const SEARCH: &str = "SELECT rowid FROM message_search \
+    WHERE message_search MATCH $2 AND conversation = $1 ORDER BY rowid DESC LIMIT $3";
+/// Chunks decoded at a time when the search index is filled from those stored before it.
+const BACKFILL_CHUNKS: i64 = 256;
 pub(super) const DATABASE_FILE: &str = "linechat.db";
 /// The page size of a new database.
 const PAGE_SIZE: u32 = 16_384;
@@ -52,6 +60,7 @@ pub(super) fn migrator() -> Migrator {
         (5, "room topics", "0005_room_topics.sql"),
         (6, "message id blocks", "0006_message_id_blocks.sql"),
         (7, "read markers", "0007_read_markers.sql"),
+        (8, "message search", "0008_message_search.sql"),
     )
 }
 
@@ -62,6 +71,8 @@ pub(super) struct Writer {
     message_inserts: Vec<Arc<str>>,
     /// The same for chunks.
     chunk_inserts: Vec<Arc<str>>,
+    /// The same for the search index's entries.
+    search_inserts: Vec<Arc<str>>,
 }
 
 /// Opens the database, migrates it, and reads what is kept in memory.
@@ -101,7 +112,9 @@ pub(super) async fn open(options: &StorageOptions) -> Result<(Writer, Loaded), S
         pool,
         message_inserts: insert_statements(MESSAGE_COLUMNS),
         chunk_inserts: insert_statements(CHUNK_COLUMNS),
+        search_inserts: insert_statements(SEARCH_COLUMNS),
     };
+    writer.backfill_search().await?;
     Ok((writer, loaded))
 }
 
@@ -174,6 +187,13 @@ impl Database for Writer {
         let delivered = if keep_history {
             "UPDATE messages SET pending = 0 WHERE recipient_key = ? AND pending = 1"
         } else {
+            sqlx::query(
+                "DELETE FROM message_search WHERE rowid IN \
+                 (SELECT id FROM messages WHERE recipient_key = ? AND pending = 1)",
+            )
+            .bind(account.key())
+            .execute(&mut *tx)
+            .await?;
             "DELETE FROM messages WHERE recipient_key = ? AND pending = 1"
         };
         sqlx::query(delivered)
@@ -199,6 +219,15 @@ impl Database for Writer {
 
     async fn delete_older(&self, cutoff: i64) -> Result<u64, sqlx::Error> {
         // An hourly scan needs no index on the time, which would cost every insert.
+        // The search index first: its entries are found through the rows and chunks.
+        let unindex = [
+            "DELETE FROM message_search WHERE rowid IN \
+             (SELECT id FROM messages WHERE pending = 0 AND sent_at < $1)",
+            "DELETE FROM message_search WHERE rowid IN (SELECT s.rowid \
+             FROM chunks c JOIN message_search s ON s.rowid >= c.first_id AND s.rowid <= c.id \
+             AND s.conversation = c.conversation WHERE c.last_at < $1)",
+        ];
+        Sql::delete_each(&self.pool, unindex, cutoff).await?;
         let deletes = [
             "DELETE FROM messages WHERE pending = 0 AND sent_at < $1",
             "DELETE FROM chunks WHERE last_at < $1",
@@ -213,6 +242,17 @@ impl Database for Writer {
     }
 
     async fn delete_beyond(&self, keep: i64) -> Result<u64, sqlx::Error> {
+        let unindex = [AssertSqlSafe(format!(
+            "{RANKED} DELETE FROM message_search WHERE rowid IN ( \
+               SELECT m.id FROM ranked r JOIN messages m ON m.id = r.id \
+               WHERE r.kind = 'messages' AND m.pending = 0 AND r.newer >= $1 \
+               UNION ALL \
+               SELECT s.rowid FROM ranked r JOIN chunks c ON c.id = r.id \
+               JOIN message_search s ON s.rowid >= c.first_id AND s.rowid <= c.id \
+               AND s.conversation = c.conversation \
+               WHERE r.kind = 'chunks' AND r.newer >= $1)"
+        ))];
+        Sql::delete_each(&self.pool, unindex, keep).await?;
         let deletes = [("messages", "pending = 0 AND "), ("chunks", "")].map(|(table, which)| {
             AssertSqlSafe(format!(
                 "{RANKED} DELETE FROM {table} WHERE {which}id IN ( \
@@ -304,6 +344,16 @@ impl Writer {
             filed_rows.push((id.get(), conversation, record));
         }
         let rows = filed_rows;
+        let mut entries: Vec<(i64, i64, String)> = rows
+            .iter()
+            .map(|(id, conversation, record)| (*id, *conversation, record.text.to_string()))
+            .collect();
+        for chunk in &chunks {
+            entries.extend(
+                chunk::entries(chunk.first_id, &chunk.body)
+                    .map(|entry| (entry.id, chunk.conversation, entry.text.to_owned())),
+            );
+        }
         insert_all(&mut tx, &self.message_inserts, rows, |arguments, row| {
             let (id, conversation, record) = row;
             // Every row is a message queued for its recipient, found by this at their login.
@@ -327,9 +377,49 @@ impl Writer {
             arguments.add(chunk.body)
         })
         .await?;
+        insert_all(&mut tx, &self.search_inserts, entries, index_entry).await?;
         tx.commit().await?;
         Ok(filed)
     }
+
+    /// Fills the search index from the chunks stored before it was made, once (see
+    /// `Sql::backfill_pending`), in one transaction, so that a crash midway starts over.
+    async fn backfill_search(&self) -> Result<(), sqlx::Error> {
+        if !Sql::backfill_pending(&self.pool).await? {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut after = i64::MIN;
+        let mut indexed = 0;
+        loop {
+            let mut entries = Vec::new();
+            let last =
+                <Sqlite as Sql>::chunk_entries(&mut tx, after, BACKFILL_CHUNKS, &mut entries)
+                    .await?;
+            indexed += entries.len();
+            insert_all(&mut tx, &self.search_inserts, entries, index_entry).await?;
+            match last {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        sqlx::query("DELETE FROM search_backfill")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        info!(indexed, "search index filled from stored history");
+        Ok(())
+    }
+}
+
+/// Binds a search index entry: `(id, conversation, text)`.
+fn index_entry(
+    arguments: &mut SqliteArguments,
+    (id, conversation, text): (i64, i64, String),
+) -> Result<(), sqlx::error::BoxDynError> {
+    arguments.add(id)?;
+    arguments.add(conversation)?;
+    arguments.add(text)
 }
 
 /// `INSERT INTO <columns> VALUES (?, ...), ...` for 1, 2, 4, ... `ROWS_PER_INSERT` rows.

@@ -91,6 +91,15 @@ macro_rules! on_both {
 }
 
 on_both!(
+    search_finds_words_phrases_and_prefixes_newest_first,
+    search_reads_only_the_conversation_asked,
+    search_stops_at_the_count,
+    search_finds_messages_in_rows_and_in_chunks,
+    retention_by_count_takes_messages_out_of_the_search_index,
+    retention_by_age_takes_messages_out_of_the_search_index,
+    a_deleted_room_takes_its_messages_out_of_the_search_index,
+    private_messages_delivered_without_history_leave_the_search_index,
+    history_stored_before_the_index_is_found_after_the_upgrade,
     everything_survives_a_reopen,
     history_is_the_latest_messages_oldest_first,
     a_private_conversation_is_one_history_in_both_directions,
@@ -1622,4 +1631,378 @@ async fn read_markers_only_move_forward_and_count_what_came_after_them(kind: Kin
     store.record(said(Conversation::Global, "bob", "again"));
     let unread = store.unread(1).await.unwrap();
     assert_eq!(unread[0].count, 1, "{unread:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search
+// ---------------------------------------------------------------------------------------------
+
+async fn found(store: &Store, conversation: &Conversation, words: &str, limit: u32) -> Vec<String> {
+    let query = SearchQuery::parse(words).unwrap();
+    let found = store.search(conversation, &query, limit).await.unwrap();
+    found.iter().map(|m| m.text.clone()).collect()
+}
+
+/// How many entries the search index holds, read beside the store.
+async fn indexed(place: &Place) -> i64 {
+    const COUNT: &str = "SELECT COUNT(*) FROM message_search";
+    if let Some(url) = &place.url {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let (count,): (i64,) = sqlx::query_as(COUNT).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        return count;
+    }
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(place.dir.path().join(sqlite::DATABASE_FILE))
+        .read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    let (count,): (i64,) = sqlx::query_as(COUNT).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    count
+}
+
+#[tokio::test]
+async fn the_linked_sqlite_has_fts5() {
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    let (fts5,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used('ENABLE_FTS5')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(fts5, 1);
+}
+
+async fn search_finds_words_phrases_and_prefixes_newest_first(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    let global = Conversation::Global;
+    for text in [
+        "the quick brown fox",
+        "brown bread, quick!",
+        "a Quick-Brown dog",
+        "quickly now",
+        "nothing here",
+    ] {
+        store.record(said(global.clone(), "bob", text));
+    }
+    assert_eq!(
+        found(&store, &global, "quick brown", 10).await,
+        [
+            "a Quick-Brown dog",
+            "brown bread, quick!",
+            "the quick brown fox"
+        ]
+    );
+    assert_eq!(
+        found(&store, &global, "\"quick brown\"", 10).await,
+        ["a Quick-Brown dog", "the quick brown fox"]
+    );
+    assert_eq!(
+        found(&store, &global, "quick*", 10).await,
+        [
+            "quickly now",
+            "a Quick-Brown dog",
+            "brown bread, quick!",
+            "the quick brown fox"
+        ]
+    );
+    assert_eq!(
+        found(&store, &global, "BREAD quick", 10).await,
+        ["brown bread, quick!"]
+    );
+    assert!(found(&store, &global, "absent", 10).await.is_empty());
+    // What is syntax to the engines is only words here.
+    assert!(
+        found(&store, &global, "fox OR nothing", 10)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        found(&store, &global, "NEAR(fox)", 10).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(&store, &global, "fox:* '", 10).await,
+        ["the quick brown fox"]
+    );
+}
+
+async fn search_reads_only_the_conversation_asked(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    let dev = Conversation::Room(name("dev"));
+    let ab = Conversation::Private(A, B);
+    let ac = Conversation::Private(A, UserId::Account(3));
+    store.record(said(Conversation::Global, "bob", "secret global"));
+    store.record(said(dev.clone(), "bob", "secret dev"));
+    store.record(said(ab.clone(), "bob", "secret ab"));
+    store.record(said(ac.clone(), "bob", "secret ac"));
+    assert_eq!(found(&store, &dev, "secret", 10).await, ["secret dev"]);
+    assert_eq!(
+        found(&store, &Conversation::Private(B, A), "secret", 10).await,
+        ["secret ab"]
+    );
+    assert_eq!(
+        found(&store, &Conversation::Global, "secret", 10).await,
+        ["secret global"]
+    );
+    let never = Conversation::Room(name("never"));
+    assert!(found(&store, &never, "secret", 10).await.is_empty());
+}
+
+async fn search_stops_at_the_count(kind: Kind) {
+    let (store, _task, _place) = open(kind).await;
+    for i in 0..30 {
+        store.record(said(Conversation::Global, "bob", &format!("match {i}")));
+    }
+    let newest = found(&store, &Conversation::Global, "match", 3).await;
+    assert_eq!(newest, ["match 29", "match 28", "match 27"]);
+}
+
+async fn search_finds_messages_in_rows_and_in_chunks(kind: Kind) {
+    let (store, _task, place) = open(kind).await;
+    let between = chunks_and_rows(&store).await;
+    let (rows, chunks) = rows_and_chunks(&place).await;
+    assert!(rows > 0 && chunks > 0);
+    // "4", "9" and "10" are rows (queued), the others are in chunks.
+    assert_eq!(found(&store, &between, "4", 10).await, ["4"]);
+    assert_eq!(found(&store, &between, "3", 10).await, ["3"]);
+    assert_eq!(
+        found(&store, &between, "1*", 10).await,
+        ["14", "13", "12", "11", "10", "1"]
+    );
+    assert_eq!(
+        found(&store, &Conversation::Global, "chunk", 10)
+            .await
+            .len(),
+        5
+    );
+}
+
+async fn retention_by_count_takes_messages_out_of_the_search_index(kind: Kind) {
+    let place = Place::new(kind);
+    {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        for first in [0, 4, 8] {
+            for i in first..first + 4 {
+                store.record(said(Conversation::Global, "bob", &format!("word {i}")));
+            }
+            store.sync().await;
+        }
+        store.close().await;
+        task.await.unwrap();
+    }
+    assert_eq!(indexed(&place).await, 12);
+    let mut retention = place.options();
+    retention.keep_per_conversation = 5;
+    let (store, _, task) = Store::open(retention).await.unwrap();
+    let kept = found(&store, &Conversation::Global, "word", 100).await;
+    assert_eq!(kept, ["word 11", "word 10", "word 9", "word 8", "word 7"]);
+    store.close().await;
+    task.await.unwrap();
+    assert_eq!(indexed(&place).await, 5);
+}
+
+async fn retention_by_age_takes_messages_out_of_the_search_index(kind: Kind) {
+    let place = Place::new(kind);
+    let days_ago = |days: u64| SystemTime::now() - Duration::from_secs(days * 86_400);
+    let at = |days: u64, text: &str| Record {
+        at: actor::millis(days_ago(days)),
+        ..said(Conversation::Global, "bob", text)
+    };
+    {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        store.record(at(400, "word old"));
+        store.record(at(399, "word old too"));
+        store.sync().await;
+        store.record(at(400, "word old, before a young one"));
+        store.record(at(1, "word young"));
+        store.sync().await;
+        store.close().await;
+        task.await.unwrap();
+    }
+    assert_eq!(indexed(&place).await, 4);
+    let mut year = place.options();
+    year.keep_days = 365;
+    let (store, _, task) = Store::open(year).await.unwrap();
+    assert_eq!(
+        found(&store, &Conversation::Global, "word", 10).await,
+        ["word young"]
+    );
+    store.close().await;
+    task.await.unwrap();
+    assert_eq!(indexed(&place).await, 1);
+}
+
+async fn a_deleted_room_takes_its_messages_out_of_the_search_index(kind: Kind) {
+    let (store, _task, place) = open(kind).await;
+    store.create_room(name("dev"), name("alice")).await.unwrap();
+    store.record(said(Conversation::Room(name("dev")), "alice", "gone soon"));
+    store.record(said(Conversation::Global, "alice", "kept soon"));
+    store.sync().await;
+    assert_eq!(indexed(&place).await, 2);
+    store.delete_rooms(vec![name("dev")]).await;
+    store.sync().await;
+    assert_eq!(indexed(&place).await, 1);
+    let dev = Conversation::Room(name("dev"));
+    assert!(found(&store, &dev, "soon", 10).await.is_empty());
+    assert_eq!(
+        found(&store, &Conversation::Global, "soon", 10).await,
+        ["kept soon"]
+    );
+}
+
+async fn private_messages_delivered_without_history_leave_the_search_index(kind: Kind) {
+    let place = Place::new(kind);
+    let mut off = place.options();
+    off.history = false;
+    let (store, _, _task) = Store::open(off).await.unwrap();
+    let queued = said(Conversation::Private(A, B), "a", "while you were out");
+    store.queue_private(queued).await.unwrap();
+    assert_eq!(indexed(&place).await, 1);
+    assert_eq!(store.take_pending(B).await.len(), 1);
+    assert_eq!(indexed(&place).await, 0);
+}
+
+/// A database whose history was stored before the search index existed is indexed at the
+/// next start: its rows by the migration, its chunks by the writer.
+async fn history_stored_before_the_index_is_found_after_the_upgrade(kind: Kind) {
+    let place = Place::new(kind);
+    {
+        let (store, _, task) = Store::open(place.options()).await.unwrap();
+        store.record(said(Conversation::Global, "bob", "older chunk"));
+        store.sync().await;
+        store
+            .queue_private(said(Conversation::Private(A, B), "bob", "older row"))
+            .await
+            .unwrap();
+        store.close().await;
+        task.await.unwrap();
+    }
+    // Back to the schema before the index, as if these had been written then.
+    const DOWN: &str = "DROP TABLE message_search; DROP TABLE search_backfill; \
+                        DELETE FROM _sqlx_migrations WHERE version = ";
+    if let Some(url) = &place.url {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{DOWN}5")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let connect = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(place.dir.path().join(sqlite::DATABASE_FILE));
+        let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{DOWN}8")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let (store, _, _task) = Store::open(place.options()).await.unwrap();
+    let global = found(&store, &Conversation::Global, "older", 10).await;
+    assert_eq!(global, ["older chunk"]);
+    let private = found(&store, &Conversation::Private(A, B), "older", 10).await;
+    assert_eq!(private, ["older row"]);
+    // Once: the next start finds nothing left to fill.
+    assert_eq!(indexed(&place).await, 2);
+}
+
+/// What `SEARCH` costs on a large store: fills one with 1,000,000 messages (a vocabulary of
+/// 2,000 words, 6 to 14 words a message; half of them global, the rest in 10 rooms), then
+/// times 20 queries of the global conversation (common and rare words, phrases, prefixes)
+/// and prints their median and p99 latency. A measurement, not a test; run it on a release
+/// build, as `scripts/search-bench.sh` does:
+/// `cargo test --release --lib storage::tests::search_latency -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark"]
+async fn search_latency() {
+    const MESSAGES: u64 = 1_000_000;
+    const WORDS: u64 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, task) = Store::open(options(dir.path())).await.unwrap();
+    let sender = name("sender");
+    // A small deterministic generator, so that every run stores the same history.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let rooms: Vec<Conversation> = (0..10)
+        .map(|i| Conversation::Room(name(&format!("room{i}"))))
+        .collect();
+    let fill = std::time::Instant::now();
+    for i in 0..MESSAGES {
+        let length = 6 + next() % 9;
+        // Skewed towards the first words, as language is: the square of a uniform draw.
+        let text: Vec<String> = (0..length)
+            .map(|_| {
+                let draw = next() % WORDS;
+                format!("w{}", draw * draw / WORDS)
+            })
+            .collect();
+        let conversation = match i % 2 {
+            0 => Conversation::Global,
+            _ => rooms[(i / 2 % 10) as usize].clone(),
+        };
+        store.record(Record::now(conversation, sender.clone(), text.join(" ")));
+        if i % 100_000 == 99_999 {
+            store.sync().await;
+        }
+    }
+    store.sync().await;
+    let filled = fill.elapsed();
+    let queries = [
+        "w0",
+        "w1 w2",
+        "w5",
+        "w10 w20",
+        "w100",
+        "w500",
+        "w1999",
+        "w1500 w3",
+        "\"w0 w1\"",
+        "\"w7 w8\"",
+        "w1*",
+        "w19*",
+        "w99*",
+        "w0 w1 w2 w3",
+        "w1000 w0",
+        "w300 w301",
+        "\"w2 w2\"",
+        "w42*",
+        "w800",
+        "w1200 w1300",
+    ];
+    let mut latencies = Vec::new();
+    let mut total = 0;
+    for words in queries {
+        let query = SearchQuery::parse(words).unwrap();
+        let start = std::time::Instant::now();
+        let found = store
+            .search(&Conversation::Global, &query, 100)
+            .await
+            .unwrap();
+        let took = start.elapsed();
+        println!(
+            "  {words:<14} {:>3} results in {:8.2} ms",
+            found.len(),
+            took.as_secs_f64() * 1e3
+        );
+        latencies.push(took);
+        total += found.len();
+    }
+    latencies.sort();
+    let median = (latencies[9] + latencies[10]) / 2;
+    // p99 of 20 is the slowest.
+    let p99 = latencies[19];
+    store.close().await;
+    task.await.unwrap();
+    println!(
+        "search: {MESSAGES} messages stored in {:.1} s; 20 queries of the global conversation \
+         ({total} results): median {:.2} ms, p99 {:.2} ms, fastest {:.2} ms",
+        filled.as_secs_f64(),
+        median.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        latencies[0].as_secs_f64() * 1e3,
+    );
 }

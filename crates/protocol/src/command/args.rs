@@ -363,6 +363,62 @@ impl Arg for Option<Bound> {
     }
 }
 
+/// What `SEARCH` looks for: its words (the rest of the line, read by the server's query
+/// language), and the count of messages asked for, from a trailing `LIMIT <count>`. The
+/// words `limit` and a number at the end of a query are searched for by quoting them
+/// (`"limit 5"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchWords {
+    pub words: String,
+    pub limit: Option<u32>,
+}
+
+/// The rest of the line, less a trailing `LIMIT <count>` (the keyword in any case); words
+/// must be left before it.
+impl Arg for SearchWords {
+    fn take(args: &mut Args<'_>) -> Result<Self, ParseError> {
+        let verb = args.verb;
+        let text = args
+            .rest_of_line()
+            .ok_or(ParseError::MissingArgument(verb))?;
+        let words: Vec<&str> = text.rsplitn(3, is_separator).collect();
+        // `rsplitn` gives the last word first: [count, LIMIT, words before] when there are.
+        let limit = match words.as_slice() {
+            [count, keyword, ..] if keyword.eq_ignore_ascii_case("LIMIT") => {
+                match count.parse::<u32>() {
+                    Ok(count) if count > 0 => Some(count),
+                    _ => {
+                        return Err(ParseError::BadCount {
+                            count: (*count).into(),
+                            verb,
+                        });
+                    }
+                }
+            }
+            [count, ..] if count.eq_ignore_ascii_case("LIMIT") => {
+                return Err(ParseError::MissingArgument(verb));
+            }
+            _ => None,
+        };
+        let words = match limit {
+            Some(_) => trim(words.get(2).copied().unwrap_or_default()).to_owned(),
+            None => text.to_owned(),
+        };
+        if words.is_empty() {
+            return Err(ParseError::MissingArgument(verb));
+        }
+        Ok(SearchWords { words, limit })
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, " {}", self.words)?;
+        match self.limit {
+            Some(count) => write!(f, " LIMIT {count}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A setting of one connection's own (`OPTION ids on`): it lasts as long as the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionOption {

@@ -10,7 +10,7 @@ mod text;
 
 use std::fmt;
 
-pub use args::{Bound, ConnectionOption, HistoryPage, HistoryTarget, Password};
+pub use args::{Bound, ConnectionOption, HistoryPage, HistoryTarget, Password, SearchWords};
 pub use text::{check_text, clean_text, is_invisible};
 
 use crate::name::{Name, NameError};
@@ -65,6 +65,10 @@ macro_rules! command_table {
                 usage "<*|room|user> [LATEST|BEFORE <bound>|AFTER <bound>|BETWEEN <bound> <bound>] [count]",
                 help "past messages: global, a room you are in, or your private talk with a user; \
                       a bound is a message id or a time (2026-12-08T10:15:00.123Z)";
+            Search(search) "SEARCH" ["FIND", "GREP"] { target: HistoryTarget, query: SearchWords }
+                usage "<*|room|user> <words> [LIMIT <count>]",
+                help "the messages of a conversation with all these words, newest first: \
+                      a word, \"a phrase\" or prefix*";
             MarkRead(mark_read) "MARKREAD" [] { target: HistoryTarget, up_to: Option<Bound> }
                 usage "<*|room|user> [id|time]",
                 help "your read marker in a conversation; with a message id or a time, move it \

@@ -880,7 +880,71 @@ fn command_strategy() -> impl Strategy<Value = Command> {
                 page,
                 count,
             }),
+        (
+            proptest::option::of(name_strategy()),
+            search_words_strategy(),
+            proptest::option::of(1u32..),
+        )
+            .prop_map(|(name, words, limit)| Command::Search {
+                target: name.map_or(HistoryTarget::Global, HistoryTarget::Named),
+                query: SearchWords { words, limit },
+            }),
     ]
+}
+
+/// Words to search for: text that does not end in `LIMIT` and a word, which the canonical
+/// form could not tell from a count.
+fn search_words_strategy() -> impl Strategy<Value = String> {
+    text_strategy().prop_filter("no trailing LIMIT", |text| {
+        let words: Vec<&str> = text.split([' ', '\t']).rev().take(2).collect();
+        !words.iter().any(|word| word.eq_ignore_ascii_case("LIMIT"))
+    })
+}
+
+#[test]
+fn search_takes_a_trailing_limit_and_the_words_before_it() {
+    let parse = |line: &str| Command::parse(line).unwrap().unwrap();
+    assert_eq!(
+        parse("SEARCH dev \"big   deal\" tea*  LIMIT 7"),
+        Command::Search {
+            target: HistoryTarget::Named(Name::parse("dev").unwrap()),
+            query: SearchWords {
+                words: "\"big   deal\" tea*".into(),
+                limit: Some(7),
+            },
+        }
+    );
+    assert_eq!(
+        parse("search * limit the words"),
+        Command::Search {
+            target: HistoryTarget::Global,
+            query: SearchWords {
+                words: "limit the words".into(),
+                limit: None,
+            },
+        }
+    );
+    for (line, error) in [
+        ("SEARCH", ParseError::MissingArgument(Verb::Search)),
+        ("SEARCH *", ParseError::MissingArgument(Verb::Search)),
+        (
+            "SEARCH * LIMIT 3",
+            ParseError::MissingArgument(Verb::Search),
+        ),
+        (
+            "SEARCH * word limit",
+            ParseError::MissingArgument(Verb::Search),
+        ),
+        (
+            "SEARCH * word LIMIT 0",
+            ParseError::BadCount {
+                count: "0".into(),
+                verb: Verb::Search,
+            },
+        ),
+    ] {
+        assert_eq!(Command::parse(line), Err(error), "{line}");
+    }
 }
 
 /// Any bound: an id from 1, or a time from 1970 to 9999 to the nanosecond, often a whole
