@@ -103,9 +103,12 @@ pub fn ok(verb: Verb, detail: Option<&str>) -> String {
         Verb::LeaveRoom => format!("left #{detail}"),
         Verb::RoomMessage => format!("sent to #{detail}"),
         Verb::Msg => "sent to everyone".into(),
-        Verb::Pm => match detail.strip_suffix(" queued") {
-            Some(user) => format!("{user} is offline: the message waits for their next login"),
-            None => format!("sent to @{detail}"),
+        Verb::Pm => match (detail.strip_suffix(" queued"), detail.split_once(" away: ")) {
+            (Some(user), _) => format!("{user} is offline: the message waits for their next login"),
+            (None, Some((user, away))) => {
+                format!("sent to @{user}, who is away: {}", printable(away))
+            }
+            (None, None) => format!("sent to @{detail}"),
         },
         Verb::History => match detail {
             "1" => "end of history (1 message)".into(),
@@ -221,6 +224,10 @@ mod tests {
         assert_eq!(
             ok(Verb::Pm, Some("bob queued")),
             "bob is offline: the message waits for their next login"
+        );
+        assert_eq!(
+            ok(Verb::Pm, Some("bob away: at  lunch")),
+            "sent to @bob, who is away: at  lunch"
         );
         assert_eq!(ok(Verb::Nick, Some("bob")), "nick bob");
         assert_eq!(

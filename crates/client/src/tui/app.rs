@@ -443,8 +443,11 @@ impl App {
                         }
                     }
                     (Verb::Pm, _) => {
+                        // Said only when it is news: the recipient is offline, or away.
                         if let Some(Command::Pm { to, .. }) = command
-                            && detail.as_deref().is_some_and(|d| d.ends_with(" queued"))
+                            && detail
+                                .as_deref()
+                                .is_some_and(|d| d.ends_with(" queued") || d.contains(" away: "))
                         {
                             self.push_to(&Target::User(to), Body::Info(text));
                         }
@@ -848,6 +851,27 @@ pub(crate) mod tests {
         assert_eq!(sent(&mut commands), ["PM bob back at you"]);
         app.on_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
         assert_eq!(app.selected, 0);
+    }
+
+    #[test]
+    fn a_private_message_to_someone_away_says_so_in_the_conversation() {
+        let (mut app, mut commands) = app();
+        app.on_event(line("USERS me"));
+        app.on_event(line("OK HISTORY 0"));
+        type_line(&mut app, ":pm bob hi");
+        app.on_event(line("OK PM bob away: at lunch"));
+        type_line(&mut app, ":pm bob hi again");
+        app.on_event(line("OK PM bob"));
+        sent(&mut commands);
+        let bob = app.find(&Target::User(name("bob"))).unwrap();
+        assert_eq!(
+            texts(&app.conversations[bob]),
+            [
+                "<me> hi",
+                "-- sent to @bob, who is away: at lunch",
+                "<me> hi again"
+            ]
+        );
     }
 
     /// The help's claim: a line without a command goes to the selected conversation, not to
