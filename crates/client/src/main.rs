@@ -103,6 +103,7 @@ async fn run(cli: Cli, tui: bool) -> i32 {
         // A script should not hang for ever on a server that is gone; a person can quit.
         attempts: if tui { None } else { Some(10) },
     };
+    let has_account = credentials.password.is_some();
     let link = connection::spawn_link(
         cli.addr.clone(),
         credentials,
@@ -111,7 +112,8 @@ async fn run(cli: Cli, tui: bool) -> i32 {
         before,
         backoff,
     );
-    let session = Session::new(name);
+    let mut session = Session::new(name);
+    session.has_account = has_account;
     if tui {
         match tui::run(tui::App::new(session, cli.addr), link).await {
             Ok(()) => 0,

@@ -41,6 +41,8 @@ pub struct Session {
     outbox: Option<mpsc::UnboundedSender<Command>>,
     /// Rooms we were in when the connection dropped.
     rejoin: Vec<Name>,
+    /// Whether we log in to an account (not as a guest): it has read markers.
+    pub has_account: bool,
 }
 
 impl Session {
@@ -51,6 +53,7 @@ impl Session {
             pending: VecDeque::new(),
             outbox: None,
             rejoin: Vec::new(),
+            has_account: false,
         }
     }
 

@@ -279,6 +279,9 @@ impl App {
                     conversation.members = None;
                 }
                 let _ = self.session.send(Command::Users {}, true);
+                if self.session.has_account {
+                    let _ = self.session.send(Command::Unread {}, true);
+                }
                 if again {
                     self.note(Body::Info(format!(
                         "reconnected to {} as {}",
@@ -378,9 +381,14 @@ impl App {
                 },
             }),
             Reply::Help(verb) => self.note(Body::Info(format::help(verb))),
+            // What the account has not read, by its read markers, asked as the connection
+            // starts: the conversation's unread count, where it is not the one shown.
             Reply::Unread { target, count, .. } => {
-                let label = self.session.conversation_of(&target).label();
-                self.note(Body::Info(format!("unread: {label} {count}")));
+                let index = self.ensure(self.session.conversation_of(&target));
+                if index != self.selected {
+                    let count = usize::try_from(count).unwrap_or(usize::MAX);
+                    self.conversations[index].unread = count;
+                }
             }
             Reply::Notice(notice) => {
                 let text = format::notice(&notice);
@@ -483,7 +491,13 @@ impl App {
                             return;
                         }
                     }
-                    Some(Command::ListRoomUsers { .. }) | Some(Command::Users {}) if automatic => {
+                    // Without the server's unread counts (it could not read them), those of
+                    // the conversations as the client sees them stand.
+                    Some(Command::ListRoomUsers { .. })
+                    | Some(Command::Users {})
+                    | Some(Command::Unread {})
+                        if automatic =>
+                    {
                         return;
                     }
                     _ => {}
@@ -851,6 +865,30 @@ pub(crate) mod tests {
         assert_eq!(sent(&mut commands), ["PM bob back at you"]);
         app.on_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
         assert_eq!(app.selected, 0);
+    }
+
+    #[test]
+    fn an_account_starts_with_the_servers_unread_counts() {
+        let mut session = Session::new(name("me"));
+        session.has_account = true;
+        let mut app = App::new(session, "127.0.0.1:8080");
+        let (outbox, mut commands) = mpsc::unbounded_channel();
+        app.on_event(LinkEvent::Connected {
+            name: name("me"),
+            outbox,
+            again: false,
+        });
+        assert_eq!(sent(&mut commands), ["USERS", "UNREAD", "HISTORY *"]);
+        app.on_event(line("USERS me"));
+        app.on_event(line("UNREAD bob 3 41"));
+        app.on_event(line("UNREAD * 5 40"));
+        app.on_event(line("OK UNREAD 2"));
+        app.on_event(line("OK HISTORY 0"));
+        let bob = app.find(&Target::User(name("bob"))).unwrap();
+        assert_eq!(app.conversations[bob].unread, 3);
+        // The conversation shown is being read.
+        assert_eq!(app.selected, 0);
+        assert_eq!(app.conversations[0].unread, 0);
     }
 
     #[test]
