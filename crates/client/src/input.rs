@@ -256,6 +256,11 @@ pub const COMMANDS: &[Help] = &[
         "the conversations with messages after your read marker",
     ),
     help(
+        Verb::Search,
+        ":search <*|room|user> <words> [limit <count>]",
+        "find messages of a conversation holding all the words (\"a phrase\", prefix*)",
+    ),
+    help(
         Verb::Mentions,
         ":mentions [count]",
         "messages in your rooms that name you, since your read marker there",
