@@ -21,7 +21,7 @@ use crate::connection::Delivery;
 use crate::server::event::{Event, Recalled};
 use crate::server::room::RoomError;
 use crate::server::session::{Presence, Session};
-use crate::server::storage::{Conversation, End, PageError, StorageError};
+use crate::server::storage::{Conversation, End, PageError, StorageError, StoredMessage};
 
 /// Messages read from the store at a time.
 const PAGE: u32 = 100;
@@ -118,6 +118,31 @@ async fn recall_page(
         }
     }
     Ok(sent)
+}
+
+/// Queues messages found in history (by `SEARCH`, `MENTIONS`), each of the conversation
+/// given with it, as recalled events in the order given, as the client takes them; how many
+/// were queued.
+pub(super) async fn recall_found(
+    session: &Session,
+    found: impl IntoIterator<Item = (Recalled, StoredMessage)>,
+) -> u32 {
+    let stalled_after = stalled_after(session);
+    let mut sent = 0;
+    for (of, message) in found {
+        let line = Delivery::event(Event::Recalled {
+            of,
+            id: message.id,
+            at: message.at,
+            from: message.from,
+            text: message.text,
+        });
+        if !queue_line(session, stalled_after, line).await {
+            break;
+        }
+        sent += 1;
+    }
+    sent
 }
 
 /// How long a client may take nothing of an answer before it counts as not reading.

@@ -6,10 +6,9 @@
 
 use linechat_protocol::{Name, Reply, Verb};
 
-use super::history::{queue_line, stalled_after, unavailable};
+use super::history::{recall_found, unavailable};
 use super::{Step, not_logged_in};
-use crate::connection::Delivery;
-use crate::server::event::{Event, Recalled};
+use crate::server::event::Recalled;
 use crate::server::member::UserId;
 use crate::server::session::Session;
 use crate::server::storage::{Conversation, End, Range, StoredMessage};
@@ -67,22 +66,10 @@ async fn mentions(session: &Session, count: Option<u32>) -> Result<u32, Reply> {
     // Newest first, across rooms: ids grow in the order messages were accepted.
     found.sort_by_key(|(_, message)| std::cmp::Reverse(message.id));
     found.truncate(count as usize);
-    let stalled_after = stalled_after(session);
-    let mut sent = 0;
-    for (room, message) in found {
-        let line = Delivery::event(Event::Recalled {
-            of: Recalled::Named(room),
-            id: message.id,
-            at: message.at,
-            from: message.from,
-            text: message.text,
-        });
-        if !queue_line(session, stalled_after, line).await {
-            break;
-        }
-        sent += 1;
-    }
-    Ok(sent)
+    let found = found
+        .into_iter()
+        .map(|(room, message)| (Recalled::Named(room), message));
+    Ok(recall_found(session, found).await)
 }
 
 /// Whether `text` names `user` as a word: the name, in any case, with no character of a

@@ -8,10 +8,9 @@ use linechat_protocol::{ErrorCode, HistoryTarget, Reply, SearchWords, Verb};
 use tokio::time::timeout;
 use tracing::warn;
 
-use super::history::{conversation, queue_line, stalled_after, unavailable};
+use super::history::{conversation, recall_found, unavailable};
 use super::{Step, not_logged_in};
-use crate::connection::Delivery;
-use crate::server::event::{Event, Recalled};
+use crate::server::event::Recalled;
 use crate::server::session::Session;
 use crate::server::storage::SearchQuery;
 
@@ -59,22 +58,8 @@ async fn search(session: &Session, target: HistoryTarget, query: SearchWords) ->
         HistoryTarget::Global => Recalled::Global,
         HistoryTarget::Named(name) => Recalled::Named(name),
     };
-    let stalled_after = stalled_after(session);
-    let mut sent = 0;
-    for message in found {
-        let line = Delivery::event(Event::Recalled {
-            of: recalled.clone(),
-            id: message.id,
-            at: message.at,
-            from: message.from,
-            text: message.text,
-        });
-        if !queue_line(session, stalled_after, line).await {
-            break;
-        }
-        sent += 1;
-    }
-    Ok(sent)
+    let found = found.into_iter().map(|message| (recalled.clone(), message));
+    Ok(recall_found(session, found).await)
 }
 
 fn bad_arguments(why: impl std::fmt::Display) -> Reply {
